@@ -1,0 +1,319 @@
+"""A packing plan: what one packed DSP48E2 multiply computes, as plain data.
+
+A plan places several signed weights on one multiplier input and several
+unsigned activations on the other, so that the 45-bit product (accumulated in
+the 48-bit P register) holds several *fields*, each the sum of a few products.
+This module defines the plan's data, checks that a layout fits the DSP48E2's
+ports, and gives two numpy references that every core is tested against:
+
+- :func:`expected_fields` -- the plain arithmetic a plan promises
+  (``sum over multiplies of sum over a field's terms of w * a``);
+- :func:`emulate` -- the same result computed the way the hardware does it:
+  pack both words, multiply at the DSP48E2's widths, accumulate in 48 bits, add
+  the C-port constant, and slice the fields out of P with their correction.
+
+A plan is exact when both agree for every input; the planner only returns such
+plans and the tests check it exhaustively where the input space allows.
+
+Conventions (fixed here, used by planner and cores alike):
+
+- weights are signed narrow-range codes ``-(2**(w-1)-1) .. 2**(w-1)-1``;
+  activations are unsigned codes ``0 .. 2**a-1``;
+- ``weight_port == "AD"``: packed weights go to the 27-bit pre-adder/A input,
+  activations to the 18-bit B input; ``"B"``: the other way round;
+- the packed weight word is ``sum(w[i] << weight_offsets[i])``; the packed
+  activation word is ``sum(a[j] << act_offsets[j])`` (a plain concatenation,
+  since activations are unsigned and do not overlap);
+- ``fields`` are sorted by offset.  Without overlap, field ``f`` owns the P bits
+  ``[offset_f, offset_f + width_f)`` and ``offset_{f+1} == offset_f + width_f``
+  for every field but the top one; with ``overlap`` the fields share one bit
+  (``offset_{f+1} == offset_f + width_f - 1``): the low bit of every field is
+  its parity, known in fabric as the XOR of ``w & a & 1`` over its terms, and it
+  is removed from P before slicing;
+- ``correction == "borrow"``: a field is ``signed(slice) + borrow`` where the
+  borrow is the P bit just below the slice; ``"offset"``: the constant
+  ``sum(2**(top_f - 1))`` goes in once through the C port, so every slice is
+  offset-binary and the field is the slice with its top bit inverted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+
+__all__ = [
+    "AD_BITS", "B_BITS", "P_BITS", "PRODUCT_BITS",
+    "Field", "Plan", "weight_range", "act_range", "check", "max_depth", "expected_fields", "emulate",
+]
+
+#: Signed width of the pre-adder output and A:D multiplier input of a DSP48E2.
+AD_BITS = 27
+#: Signed width of the B multiplier input.
+B_BITS = 18
+#: Width of the P register / post-adder (wraps modulo 2**48).
+P_BITS = 48
+#: Width of the multiplier's product.
+PRODUCT_BITS = 45
+
+
+def weight_range(w_bits: int) -> tuple[int, int]:
+    """Narrow-range signed weight codes of ``w_bits`` bits: ``(-(2**(w-1)-1), 2**(w-1)-1)``."""
+    m = (1 << (w_bits - 1)) - 1
+    return -m, m
+
+
+def act_range(a_bits: int) -> tuple[int, int]:
+    """Unsigned activation codes of ``a_bits`` bits: ``(0, 2**a-1)``."""
+    return 0, (1 << a_bits) - 1
+
+
+@dataclass(frozen=True)
+class Field:
+    """One result field inside P: a sum of products at a fixed bit offset.
+
+    ``terms`` lists ``(weight slot, activation slot)`` pairs whose products add
+    into this field on every multiply; ``width`` is the signed width the
+    accumulated value may use (see the module docstring for how fields abut).
+    """
+
+    offset: int
+    width: int
+    terms: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A packed-multiply layout for (``w_bits``, ``a_bits``, kernel size ``k``).
+
+    ``kind`` says what the slots mean: ``"kernel"`` -- weight slot ``i`` is
+    output channel ``i`` and activation slot ``j`` is output pixel ``j``, every
+    field one product; ``"filter"`` -- weight slot ``i`` is tap ``i`` of a kernel
+    row, activation slot ``j`` is input pixel ``j`` of a row, a field sums the
+    taps that meet at one output pixel (a 1-D convolution per multiply); other
+    kinds may be added by the planner, with their meaning in ``note``.
+
+    ``depth`` is how many multiplies may accumulate into P (in time, or over a
+    cascade) before the fields must be extracted; ``macs_per_dsp`` is the number
+    of useful multiply-accumulates per DSP per cycle, the figure the cost model
+    and the density table use.
+    """
+
+    w_bits: int
+    a_bits: int
+    k: int
+    kind: str
+    weight_port: Literal["AD", "B"]
+    weight_offsets: tuple[int, ...]
+    act_offsets: tuple[int, ...]
+    fields: tuple[Field, ...]
+    overlap: bool
+    correction: Literal["borrow", "offset"]
+    depth: int
+    macs_per_dsp: float
+    note: str = ""
+
+    @property
+    def n_weights(self) -> int:
+        return len(self.weight_offsets)
+
+    @property
+    def n_acts(self) -> int:
+        return len(self.act_offsets)
+
+    @property
+    def weight_port_bits(self) -> int:
+        return AD_BITS if self.weight_port == "AD" else B_BITS
+
+    @property
+    def act_port_bits(self) -> int:
+        return B_BITS if self.weight_port == "AD" else AD_BITS
+
+    def offset_constant(self) -> int:
+        """The C-port constant of ``correction == "offset"``: one half-range bit per field."""
+        if self.correction != "offset":
+            return 0
+        return sum(1 << (_slice(self, f)[1] - 1) for f in range(len(self.fields)))
+
+    def with_depth(self, depth: int) -> "Plan":
+        """The same layout used with a shallower accumulation (e.g. one multiply)."""
+        if not 1 <= depth <= self.depth:
+            raise ValueError(f"depth {depth} outside 1..{self.depth} for plan w{self.w_bits}a{self.a_bits}k{self.k}")
+        return dataclasses.replace(self, depth=depth)
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (fields as lists)."""
+        d = dataclasses.asdict(self)
+        d["fields"] = [{"offset": f.offset, "width": f.width, "terms": [list(t) for t in f.terms]}
+                       for f in self.fields]
+        return d
+
+
+def _slice(plan: Plan, f: int) -> tuple[int, int]:
+    """P bit range ``[lo, hi)`` that field ``f`` is sliced from (after parity removal)."""
+    fld = plan.fields[f]
+    lo = fld.offset + (1 if plan.overlap else 0)
+    hi = fld.offset + fld.width
+    return lo, hi
+
+
+def _field_bound(plan: Plan, f: int, depth: int) -> int:
+    """Largest magnitude field ``f`` can reach after ``depth`` multiplies."""
+    lo_w, hi_w = weight_range(plan.w_bits)
+    _, hi_a = act_range(plan.a_bits)
+    return depth * len(plan.fields[f].terms) * max(-lo_w, hi_w) * hi_a
+
+
+def _slice_fits(plan: Plan, f: int, depth: int) -> bool:
+    """Whether field ``f``'s slice of P represents every value after ``depth`` multiplies.
+
+    The slice holds the field (its upper bits ``(v - parity) / 2`` with
+    overlap).  Borrow correction reads ``slice = g - borrow``, so ``g - 1``
+    must fit too; offset correction reads ``g + 2**(s-1)`` with no borrow.
+    """
+    bound = _field_bound(plan, f, depth)
+    lo, hi = _slice(plan, f)
+    s = hi - lo
+    g_min, g_max = (-((bound + 1) // 2), bound // 2) if plan.overlap else (-bound, bound)
+    if plan.correction == "borrow":
+        g_min -= 1
+    return -(1 << (s - 1)) <= g_min and g_max <= (1 << (s - 1)) - 1
+
+
+def max_depth(plan: Plan, limit: int = 1 << 20) -> int:
+    """The deepest accumulation every field of this layout holds (0 if not even one multiply)."""
+    if not plan.fields:
+        return 0
+    lo, hi = 0, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if all(_slice_fits(plan, f, mid) for f in range(len(plan.fields))):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def check(plan: Plan) -> None:
+    """Raise ``ValueError`` if the layout does not fit the DSP48E2 or a field can overflow.
+
+    Checks port widths (signed weight word, unsigned activation word), field
+    adjacency, that every field holds ``depth`` accumulated multiplies, that
+    every product of the two words lands in exactly one listed field (or above
+    the top field, where it cannot disturb them), and that P does not wrap
+    under a listed field.
+    """
+    name = f"plan w{plan.w_bits}a{plan.a_bits}k{plan.k}"
+    lo_w, hi_w = weight_range(plan.w_bits)
+    _, hi_a = act_range(plan.a_bits)
+    # Weight word: signed, must fit the port for every code combination.
+    wmax = sum(hi_w << o for o in plan.weight_offsets)
+    wmin = sum(lo_w << o for o in plan.weight_offsets)
+    pw = plan.weight_port_bits
+    if wmax > (1 << (pw - 1)) - 1 or wmin < -(1 << (pw - 1)):
+        raise ValueError(f"{name}: packed weights span [{wmin}, {wmax}], over the {pw}-bit signed port")
+    # Activation word: unsigned on a signed port, so the sign bit stays clear.
+    amax = sum(hi_a << o for o in plan.act_offsets)
+    pa = plan.act_port_bits
+    if amax > (1 << (pa - 1)) - 1:
+        raise ValueError(f"{name}: packed activations reach {amax}, over the {pa}-bit signed port")
+    occupied = sorted(plan.act_offsets)
+    for x, y in zip(occupied, occupied[1:]):
+        if y - x < plan.a_bits:
+            raise ValueError(f"{name}: activation slots at {x} and {y} overlap")
+    if plan.depth < 1:
+        raise ValueError(f"{name}: depth {plan.depth} < 1")
+    # Fields: sorted, abutting (or overlapping by one bit), wide enough, inside P.
+    step = 1 if plan.overlap else 0
+    for f, fld in enumerate(plan.fields):
+        lo, hi = _slice(plan, f)
+        if hi > P_BITS or lo >= hi:
+            raise ValueError(f"{name}: field {f} at bits [{lo}, {hi}) is outside P")
+        if f + 1 < len(plan.fields):
+            nxt = plan.fields[f + 1].offset
+            if nxt != fld.offset + fld.width - step:
+                raise ValueError(f"{name}: field {f + 1} at {nxt} does not follow field {f} "
+                                 f"(offset {fld.offset}, width {fld.width}, overlap {plan.overlap})")
+        if not _slice_fits(plan, f, plan.depth):
+            raise ValueError(f"{name}: field {f} may reach +-{_field_bound(plan, f, plan.depth)} after "
+                             f"{plan.depth} multiplies, over its {fld.width}-bit width "
+                             f"({plan.correction} correction, overlap {plan.overlap})")
+    # Every product lands where the plan says.
+    where: dict[tuple[int, int], int] = {}
+    for f, fld in enumerate(plan.fields):
+        for t in fld.terms:
+            if t in where:
+                raise ValueError(f"{name}: term {t} listed in fields {where[t]} and {f}")
+            where[t] = f
+    top_end = _slice(plan, len(plan.fields) - 1)[1] if plan.fields else 0
+    for i, ow in enumerate(plan.weight_offsets):
+        for j, oa in enumerate(plan.act_offsets):
+            pos = ow + oa
+            f = where.get((i, j))
+            if f is None:
+                if pos < top_end:
+                    raise ValueError(f"{name}: product (w{i}, a{j}) at bit {pos} lands in no listed field")
+            elif plan.fields[f].offset != pos:
+                raise ValueError(f"{name}: product (w{i}, a{j}) lands at bit {pos}, "
+                                 f"not at field {f}'s offset {plan.fields[f].offset}")
+
+
+def expected_fields(plan: Plan, weights: np.ndarray, acts: np.ndarray) -> np.ndarray:
+    """The arithmetic a plan promises, vectorised over a batch.
+
+    ``weights``: int array ``(..., depth, n_weights)``; ``acts``: ``(..., depth,
+    n_acts)``.  Returns ``(..., n_fields)``: for every field the sum over the
+    ``depth`` multiplies of the products listed in its terms.
+    """
+    w = np.asarray(weights, dtype=np.int64)
+    a = np.asarray(acts, dtype=np.int64)
+    out = []
+    for fld in plan.fields:
+        s = np.zeros(w.shape[:-2], dtype=np.int64)
+        for i, j in fld.terms:
+            s = s + (w[..., i] * a[..., j]).sum(axis=-1)
+        out.append(s)
+    return np.stack(out, axis=-1)
+
+
+def _wrap(x: int, bits: int) -> int:
+    x &= (1 << bits) - 1
+    return x - (1 << bits) if x >> (bits - 1) else x
+
+
+def emulate(plan: Plan, weights: Sequence[Sequence[int]], acts: Sequence[Sequence[int]]) -> list[int]:
+    """Compute the fields the way a DSP48E2 does, for one accumulation.
+
+    ``weights[d]`` / ``acts[d]`` are the slot values of multiply ``d``
+    (``len(weights) <= plan.depth``).  Packs both words, multiplies them at the
+    port widths, accumulates in 48 bits with the C-port constant added once,
+    removes the known field parities (overlap plans), and slices every field
+    with its correction.  Pure Python integers: slow, exact, the cores' model.
+    """
+    if not 1 <= len(weights) == len(acts) <= plan.depth:
+        raise ValueError(f"need 1..{plan.depth} multiplies, got {len(weights)} weight and {len(acts)} act rows")
+    p = plan.offset_constant()
+    parity = [0] * len(plan.fields)
+    for wrow, arow in zip(weights, acts):
+        wword = _wrap(sum(int(w) << o for w, o in zip(wrow, plan.weight_offsets)), plan.weight_port_bits)
+        aword = _wrap(sum(int(a) << o for a, o in zip(arow, plan.act_offsets)), plan.act_port_bits)
+        product = _wrap(wword * aword, PRODUCT_BITS)
+        p = _wrap(p + product, P_BITS)
+        for f, fld in enumerate(plan.fields):
+            for i, j in fld.terms:
+                parity[f] ^= int(wrow[i]) & int(arow[j]) & 1
+    if plan.overlap:
+        p = _wrap(p - sum(bit << fld.offset for bit, fld in zip(parity, plan.fields)), P_BITS)
+    u = p & ((1 << P_BITS) - 1)
+    out = []
+    for f, fld in enumerate(plan.fields):
+        lo, hi = _slice(plan, f)
+        raw = (u >> lo) & ((1 << (hi - lo)) - 1)
+        if plan.correction == "offset":
+            g = raw - (1 << (hi - lo - 1))
+        else:
+            g = _wrap(raw, hi - lo) + ((u >> (lo - 1)) & 1 if lo > 0 else 0)
+        out.append(2 * g + parity[f] if plan.overlap else g)
+    return out
