@@ -16,7 +16,7 @@ from typing import Any, Iterable, Mapping
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-__all__ = ["send", "receive", "to_python", "StreamRun", "run_streams", "SimulationTimeout"]
+__all__ = ["send", "receive", "to_python", "stream_port", "StreamRun", "run_streams", "SimulationTimeout"]
 
 
 class SimulationTimeout(RuntimeError):
@@ -33,6 +33,16 @@ def to_python(value: Any) -> Any:
             return {name: to_python(value[name]) for name, _ in layout}
         return int(value.as_value().value)
     return int(value)
+
+
+def stream_port(dut, name: str):
+    """The stream interface ``dut.<name>``, or a ValueError that lists the ports the design has."""
+    members = dut.signature.members
+    if name not in members or not members[name].is_signature or \
+            not {"valid", "ready", "payload"} <= set(members[name].signature.members.keys()):
+        ports = [n for n, m in members.items() if m.is_signature]
+        raise ValueError(f"{type(dut).__name__} has no stream port {name!r} (its interfaces: {', '.join(ports)})")
+    return getattr(dut, name)
 
 
 async def send(ctx, port, beats: Iterable[Any], *, stall: float = 0.0,
@@ -94,6 +104,8 @@ def run_streams(dut, inputs: Mapping[str, Iterable[Any]], outputs: Mapping[str, 
     :class:`SimulationTimeout` if the outputs are not all received within
     ``max_cycles``.
     """
+    for name in [*inputs, *outputs]:
+        stream_port(dut, name)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     received: dict[str, list[Any]] = {}
@@ -102,13 +114,13 @@ def run_streams(dut, inputs: Mapping[str, Iterable[Any]], outputs: Mapping[str, 
 
     def _sender(name: str, beats: list[Any], index: int):
         async def proc(ctx):
-            await send(ctx, getattr(dut, name), beats, stall=stall, rng=random.Random(seed * 1000 + index))
+            await send(ctx, stream_port(dut, name), beats, stall=stall, rng=random.Random(seed * 1000 + index))
         return proc
 
     def _receiver(name: str, count: int, index: int):
         async def proc(ctx):
             received[name] = await receive(
-                ctx, getattr(dut, name), count, stall=stall, rng=random.Random(seed * 1000 + 500 + index),
+                ctx, stream_port(dut, name), count, stall=stall, rng=random.Random(seed * 1000 + 500 + index),
                 on_beat=lambda _beat: beat_cycles[name].append(state["cycle"]))
             state["done"] += 1
         return proc
