@@ -1,1 +1,69 @@
+"""Board support: one module per board, each a platform, a resource budget and a Vivado flow.
 
+``get_board(name)`` is the only lookup the rest of mixq uses; adding a board is
+one new module plus one line in ``_KNOWN``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+__all__ = ["Budget", "Board", "get_board", "board_names"]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The programmable-logic resources a design may use (the folding budget)."""
+
+    dsp: int
+    lut: int
+    ff: int
+    bram36: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"dsp": self.dsp, "lut": self.lut, "ff": self.ff, "bram36": self.bram36}
+
+
+@dataclass(frozen=True)
+class Board:
+    """What mixq needs to know of a board: part, budget, clocks, and how to make its project."""
+
+    name: str
+    description: str
+    part: str
+    budget: Budget
+    default_clock_mhz: float
+    max_clock_mhz: float
+    #: ``platform()`` returns an Amaranth platform instance for the board
+    platform: Callable[[], object]
+    #: ``write_project(out_dir, verilog_path, top, clock_mhz, in_width, out_width) -> list[Path]``
+    write_project: Callable[..., list[Path]]
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+# board name -> module under boards/ that defines ``BOARD``
+_KNOWN = {
+    "ultra96": "ultra96",
+}
+
+
+def board_names() -> list[str]:
+    """Names accepted by ``--board``."""
+    return sorted(_KNOWN)
+
+
+def get_board(name: str) -> Board:
+    """The board called ``name``; a ValueError listing the known boards otherwise."""
+    key = name.lower().replace("-", "").replace("_", "")
+    for known, module in _KNOWN.items():
+        if key in (known, known.replace("_", "")) or key == f"{known}v2":
+            return importlib.import_module(f"boards.{module}").BOARD
+    raise ValueError(f"unknown board {name!r}; known boards: {', '.join(board_names())}")
+
+
+def template_dir() -> Path:
+    """Folder of the Tcl and driver templates shared by the boards."""
+    return Path(__file__).parent / "vivado"
