@@ -1,1 +1,23 @@
-"""DSP48E2 packing: the planner that lays several low-bit products into one DSP, and the cores that implement its plans."""
+"""DSP48E2 packing: the planner that lays several low-bit products into one DSP, and the cores that implement its plans.
+
+Public API (numpy only; the Amaranth cores live in :mod:`mixq_hw.packing.cores`):
+
+- :func:`plan` -- the exact layout with the most useful MACs per DSP48E2 per
+  multiply for (weight bits, activation bits, kernel size), cached;
+- :func:`plans` -- every exact candidate layout, best first (for folding);
+- :func:`macs_per_dsp` -- the density the search's cost model uses;
+- :func:`density_table` -- the whole (w, a, k) table as rows of dicts;
+- :func:`explain` -- a plan's bit maps and fields as text;
+- the plan contract from :mod:`.layout`: :class:`Plan`, :class:`Field`,
+  :func:`check`, :func:`max_depth`, :func:`expected_fields` (the promised
+  arithmetic), :func:`emulate` / :func:`emulate_batch` (the DSP48E2's arithmetic).
+
+``python -m mixq_hw.packing --help`` prints the table, explains a plan, or
+synthesises a core.
+"""
+
+from .layout import Field, Plan, check, emulate, emulate_batch, expected_fields, max_depth
+from .planner import density_table, explain, macs_per_dsp, plan, plans
+
+__all__ = ["plan", "plans", "macs_per_dsp", "density_table", "explain",
+           "Plan", "Field", "check", "max_depth", "expected_fields", "emulate", "emulate_batch"]

@@ -47,6 +47,7 @@ import numpy as np
 __all__ = [
     "AD_BITS", "B_BITS", "P_BITS", "PRODUCT_BITS",
     "Field", "Plan", "weight_range", "act_range", "check", "max_depth", "expected_fields", "emulate",
+    "emulate_batch",
 ]
 
 #: Signed width of the pre-adder output and A:D multiplier input of a DSP48E2.
@@ -317,3 +318,56 @@ def emulate(plan: Plan, weights: Sequence[Sequence[int]], acts: Sequence[Sequenc
             g = _wrap(raw, hi - lo) + ((u >> (lo - 1)) & 1 if lo > 0 else 0)
         out.append(2 * g + parity[f] if plan.overlap else g)
     return out
+
+
+def _wrap_array(x: np.ndarray, bits: int) -> np.ndarray:
+    """Two's-complement wrap of an int64 array to ``bits`` bits (signed result)."""
+    half = np.int64(1) << np.int64(bits - 1)
+    return ((x + half) & ((np.int64(1) << np.int64(bits)) - 1)) - half
+
+
+def emulate_batch(plan: Plan, weights: np.ndarray, acts: np.ndarray, *, repeat: int = 1) -> np.ndarray:
+    """:func:`emulate`, vectorised over a batch in int64 (48-bit P fits easily).
+
+    ``weights``: ``(..., depth, n_weights)``, ``acts``: ``(..., depth, n_acts)``
+    as for :func:`expected_fields`; returns ``(..., n_fields)``.  Every multiply
+    row is applied ``repeat`` times (``depth * repeat <= plan.depth``), so long
+    accumulations of the same codes need no long arrays; the result then equals
+    ``repeat * expected_fields(...)`` for an exact plan.
+    """
+    w = np.asarray(weights, dtype=np.int64)
+    a = np.asarray(acts, dtype=np.int64)
+    if w.ndim < 2 or a.ndim < 2 or w.shape[-1] != plan.n_weights or a.shape[-1] != plan.n_acts \
+            or w.shape[:-1] != a.shape[:-1]:
+        raise ValueError(f"need weights (..., depth, {plan.n_weights}) and acts (..., depth, {plan.n_acts}) "
+                         f"with equal leading shapes, got {w.shape} and {a.shape}")
+    depth = w.shape[-2] * repeat
+    if not 1 <= depth <= plan.depth or repeat < 1:
+        raise ValueError(f"need 1..{plan.depth} multiplies, got {w.shape[-2]} rows x repeat {repeat}")
+    wword = _wrap_array((w << np.asarray(plan.weight_offsets, dtype=np.int64)).sum(axis=-1), plan.weight_port_bits)
+    aword = _wrap_array((a << np.asarray(plan.act_offsets, dtype=np.int64)).sum(axis=-1), plan.act_port_bits)
+    product = _wrap_array(wword * aword, PRODUCT_BITS)
+    # (sum of products) * repeat modulo 2**48: uint64 arithmetic wraps modulo 2**64, a multiple of 2**48.
+    total = product.sum(axis=-1).astype(np.uint64) * np.uint64(repeat)
+    p = _wrap_array((total & np.uint64((1 << P_BITS) - 1)).astype(np.int64), P_BITS)
+    p = _wrap_array(p + np.int64(_wrap(plan.offset_constant(), P_BITS)), P_BITS)
+    parities = []
+    for fld in plan.fields:
+        bits = np.zeros(w.shape[:-1], dtype=np.int64)
+        for i, j in fld.terms:
+            bits = bits ^ (w[..., i] & a[..., j] & 1)
+        parities.append((bits.sum(axis=-1) * repeat) & 1)
+    if plan.overlap:
+        for bit, fld in zip(parities, plan.fields):
+            p = _wrap_array(p - (bit << np.int64(fld.offset)), P_BITS)
+    u = p & ((np.int64(1) << np.int64(P_BITS)) - 1)
+    out = []
+    for f, fld in enumerate(plan.fields):
+        lo, hi = _slice(plan, f)
+        raw = (u >> np.int64(lo)) & ((np.int64(1) << np.int64(hi - lo)) - 1)
+        if plan.correction == "offset":
+            g = raw - (np.int64(1) << np.int64(hi - lo - 1))
+        else:
+            g = _wrap_array(raw, hi - lo) + ((u >> np.int64(lo - 1)) & 1 if lo > 0 else 0)
+        out.append(2 * g + parities[f] if plan.overlap else g)
+    return np.stack(out, axis=-1)

@@ -1,0 +1,98 @@
+"""Command line of the packing planner: the density table, one plan's bit maps, or a core's synthesis figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from .planner import BIT_WIDTHS, KERNEL_SIZES, density_table, explain, plan
+
+_EPILOG = """\
+examples:
+  python -m mixq_hw.packing --table                 MACs per DSP48E2 per cycle, one grid per kernel size
+  python -m mixq_hw.packing --table --json --k 3    the same as JSON objects (w, a, k, macs_per_dsp, ...)
+  python -m mixq_hw.packing --plan 4 4 3            bit maps of both ports and of P for w4a4, 3x3 kernels
+  python -m mixq_hw.packing --synth 4 4 3 --json    DSP48E2/LUT/FF of the packed core (yosys, slow)
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mixq_hw.packing",
+        description="DSP48E2 packing planner: for weight bits W and activation bits A in 2..8 and kernel size "
+                    "K in {1, 3, 5}, the exact layout with the most useful multiply-accumulates per DSP per "
+                    "cycle (weights signed narrow-range, activations unsigned).",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--table", action="store_true", help="print the density table (one w x a grid per k)")
+    what.add_argument("--plan", nargs=3, type=int, metavar=("W", "A", "K"),
+                      help="explain the best plan: port and P bit maps, fields, depth, correction")
+    what.add_argument("--synth", nargs=3, type=int, metavar=("W", "A", "K"),
+                      help="synthesise the plan's packed core (mixq_hw.packing.synth) and print DSP48E2/LUT/FF")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--k", nargs="+", type=int, default=list(KERNEL_SIZES), metavar="K",
+                        help=f"kernel sizes for --table (default: {' '.join(map(str, KERNEL_SIZES))})")
+    return parser
+
+
+def _grid(rows: list[dict], k: int, title: str, cell, width: int) -> list[str]:
+    by = {(r["w"], r["a"]): r for r in rows if r["k"] == k}
+    out = [f"k={k}: {title} (rows: weight bits, columns: activation bits)",
+           "  w\\a " + "".join(f"{a:>{width}}" for a in BIT_WIDTHS)]
+    for w in BIT_WIDTHS:
+        out.append(f"  {w:>3} " + "".join(f"{cell(by[(w, a)]):>{width}}" for a in BIT_WIDTHS))
+    return out
+
+
+def _layout(r: dict) -> str:
+    return f"{r['kind'][0].upper()}{r['n_weights']}x{r['n_acts']}/{r['depth']}"
+
+
+def _table(ks: Sequence[int], as_json: bool) -> str:
+    rows = density_table(ks)
+    if as_json:
+        return json.dumps(rows, indent=1)
+    out: list[str] = []
+    for k in ks:
+        out += _grid(rows, k, "exact MACs per DSP48E2 per cycle", lambda r: f"{r['macs_per_dsp']:.3g}", 7)
+        out += _grid(rows, k, "layout: K(ernel)/F(ilter) weights x activations / accumulation depth", _layout, 11)
+        out.append("")
+    return "\n".join(out)
+
+
+def _synth(w: int, a: int, k: int, as_json: bool) -> str:
+    plan(w, a, k)                                     # validate the arguments before the slow part
+    from . import synth                               # written separately; imported only when asked for
+    result = synth.synth_core(w, a, k)
+    if as_json:
+        return json.dumps(result, indent=1)
+    return "\n".join(f"{key}: {value}" for key, value in result.items())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for bad arguments, with the reason on stderr)."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.table:
+            for k in args.k:
+                if k not in KERNEL_SIZES:
+                    raise ValueError(f"--k {k}: kernel size not in {KERNEL_SIZES}")
+            print(_table(args.k, args.json))
+        elif args.plan:
+            p = plan(*args.plan)
+            print(json.dumps(p.to_dict(), indent=1) if args.json else explain(p))
+        else:
+            print(_synth(*args.synth, args.json))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ImportError as err:
+        print(f"error: --synth needs mixq_hw.packing.synth ({err})", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
