@@ -1,0 +1,103 @@
+"""Single-object YOLO head: decode and IoU on hand cases, encode/decode round trip, the loss trains."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mixq_nn import models
+from mixq_nn.detection import ANCHORS, NUM_CHANNELS, DetectionLoss, decode, encode, iou
+
+torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """Small tensors: one intra-op thread (2 threads on a loaded 2-core machine stall for seconds)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_iou_hand_cases():
+    a = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.5, 0.5], [0.1, 0.1, 0.3, 0.3],
+                      [0.0, 0.0, 0.2, 0.2], [0.2, 0.2, 0.2, 0.6]])
+    b = torch.tensor([[0.5, 0.5, 1.5, 1.5], [0.0, 0.0, 0.5, 0.5], [0.2, 0.1, 0.4, 0.3],
+                      [0.5, 0.5, 0.9, 0.9], [0.2, 0.2, 0.2, 0.6]])
+    # 0.25 / 1.75; identical; 0.02 / 0.06; disjoint; both empty (zero area) -> 0
+    assert torch.allclose(iou(a, b), torch.tensor([1 / 7, 1.0, 1 / 3, 0.0, 0.0]))
+    assert torch.allclose(iou(np.asarray(a), b), iou(a, b))
+    with pytest.raises(ValueError, match=r"\(N, 4\)"):
+        iou(a[:, :3], b[:, :3])
+    with pytest.raises(ValueError, match="differ in shape"):
+        iou(a, b[:2])
+
+
+def test_decode_hand_case():
+    grid = (2, 4)
+    out = torch.full((1, NUM_CHANNELS, *grid), -5.0)
+    anchor, row, col = 2, 1, 3
+    base = anchor * 6
+    out[0, base + 4, row, col] = 3.0             # the most confident objectness
+    out[0, base + 0, row, col] = 0.0             # sigmoid 0.5: cell centre
+    out[0, base + 1, row, col] = math.log(3)     # sigmoid 0.75
+    out[0, base + 2, row, col] = math.log(0.5)   # half the anchor width
+    out[0, base + 3, row, col] = 0.0
+    out[0, 4, 0, 0] = 2.9                        # a weaker candidate elsewhere
+    aw, ah = ANCHORS[anchor]
+    cx, cy, w, h = (3 + 0.5) / 4, (1 + 0.75) / 2, aw * 0.5, ah
+    expected = torch.tensor([[cx - w / 2, cy - h / 2, min(cx + w / 2, 1.0), min(cy + h / 2, 1.0)]])
+    assert torch.allclose(decode(out), expected, atol=1e-6)
+    # boxes are clamped to the image
+    assert float(decode(out)[0, 3]) == 1.0 and cy + h / 2 > 1.0
+
+
+def test_encode_decode_round_trip_and_decode_of_numpy():
+    boxes = torch.tensor([[0.10, 0.20, 0.30, 0.50], [0.55, 0.05, 0.95, 0.45], [0.0, 0.0, 1.0, 1.0],
+                          [0.40, 0.40, 0.42, 0.43]])
+    out = encode(boxes, (5, 10))
+    assert out.shape == (4, NUM_CHANNELS, 5, 10)
+    assert torch.allclose(decode(out), boxes, atol=1e-5)
+    assert torch.allclose(decode(out.numpy()), boxes, atol=1e-5)
+    assert torch.allclose(iou(decode(out), boxes), torch.ones(4), atol=1e-4)
+
+
+def test_loss_is_low_at_the_encoding_and_training_the_output_finds_the_box():
+    boxes = torch.tensor([[0.2, 0.3, 0.4, 0.6], [0.6, 0.1, 0.9, 0.3]])
+    loss = DetectionLoss()
+    good, bad = encode(boxes, (4, 8)), encode(boxes.flip(0), (4, 8))
+    assert float(loss(good, boxes)) < 0.01 < float(loss(bad, boxes))
+    out = torch.zeros(2, NUM_CHANNELS, 4, 8, requires_grad=True)
+    opt = torch.optim.Adam([out], lr=0.1)
+    for _ in range(150):
+        opt.zero_grad()
+        loss(out, boxes).backward()
+        opt.step()
+    assert float(iou(decode(out.detach()), boxes).min()) > 0.9
+
+
+def test_loss_backpropagates_through_a_detection_net():
+    shape = (3, 32, 64)
+    model = models.build("UltraNet", "fixed", input_shape=shape)
+    out = model(torch.rand(2, *shape))
+    boxes = torch.tensor([[0.1, 0.1, 0.5, 0.6], [0.3, 0.2, 0.7, 0.9]])
+    value = DetectionLoss()(out, boxes)
+    value.backward()
+    assert math.isfinite(float(value.detach())) and model.head.weight.grad.abs().sum() > 0
+    assert decode(out.detach()).shape == (2, 4)
+
+
+def test_detection_errors():
+    loss = DetectionLoss()
+    with pytest.raises(ValueError, match=r"\(N, 36, H, W\)"):
+        decode(torch.zeros(1, 30, 2, 2))
+    with pytest.raises(ValueError, match="0 <= x1 < x2 <= 1"):
+        loss(torch.zeros(1, 36, 2, 2), torch.tensor([[0.5, 0.5, 0.4, 0.9]]))
+    with pytest.raises(ValueError, match="1 outputs but 2 target boxes"):
+        loss(torch.zeros(1, 36, 2, 2), torch.tensor([[0.1, 0.1, 0.2, 0.2]] * 2))
+    with pytest.raises(ValueError, match="anchors"):
+        decode(torch.zeros(1, 36, 2, 2), anchors=[(0.1, -0.2)] * 6)
