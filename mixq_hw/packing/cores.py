@@ -1,0 +1,304 @@
+"""The packed multiplier core: one DSP48E2 running a packing :class:`~mixq_hw.packing.layout.Plan`.
+
+:class:`PackedMAC` multiplies a packed weight word by a packed activation word,
+accumulates the products in a 48-bit P register and slices the plan's fields
+out of P, exactly (bit for bit what :func:`~mixq_hw.packing.layout.expected_fields`
+promises).  It is written behaviourally in the shape of a fully pipelined
+DSP48E2 so that synthesis maps the multiply onto exactly one DSP48E2 and Vivado
+can absorb every register into it:
+
+====== ======================================================================
+stage  registers (all held while ``en`` is low, like the DSP48E2's CE pins)
+====== ======================================================================
+1      input registers: A and D (weight sign bits / weight bits), B (acts)
+2      pre-adder register AD = (D - A) mod 2**27 (or the B-side equivalent)
+3      multiplier register M (27 x 18 signed -> 45 bits) and C register
+4      P register: ``P <- (first ? 0 : P) + M + C`` (48 bits, wraps)
+5      field register: every field sliced from P with its correction
+====== ======================================================================
+
+so :attr:`PackedMAC.latency` is 5: an accumulation's fields appear 5 enabled
+cycles after its ``i_last`` multiply.  The valid/first/last flags travel
+alongside the data.
+
+Weight packing.  Weights are signed, so the packed word ``sum w_i << o_i`` is
+not a plain concatenation.  Write ``w_i = u_i - s_i * 2**w_bits`` (``u_i`` its
+two's-complement bits, ``s_i`` its sign bit): the word is ``D - A`` with
+``D = sum u_i << o_i`` (a concatenation) and ``A = sum s_i << (o_i + w_bits)``
+(the sign bits just above every slot, another concatenation).  On the AD side
+the DSP48E2's pre-adder computes ``D - A``; the sum is kept to 27 bits, which is
+exact because :func:`~mixq_hw.packing.layout.check` guarantees the true word
+fits the 27-bit signed port.  On the B side (18 bits, no pre-adder) the same
+``D - A`` is an 18-bit subtractor in fabric (at most 18 LUTs and 3 CARRY8s:
+most bits of A are constant zero), registered where the DSP48E2's B1 register
+would be.
+
+Corrections.  Offset-correction plans add ``plan.offset_constant()`` on the
+first multiply of an accumulation through the C port (OPMODE W = C; the RND
+attribute could hold it as well), after which every field is offset-binary
+and extracting it costs only an inverter on its top bit.  Borrow-correction
+plans add the P bit below each slice (one small adder per field).  Overlap
+plans keep every field's parity (XOR of ``w & a & 1`` over its terms) in fabric,
+accumulated over the multiplies; the core removes it from P *inside* the
+accumulation: each multiply adds, through C, ``-2**o_f`` when field ``f``'s
+running parity goes 0 -> 1 and ``+2**o_f`` when it goes 1 -> 0, so after the
+last multiply P holds ``raw P - sum parity_f << o_f`` exactly as
+:func:`~mixq_hw.packing.layout.emulate` computes it, and the field register
+only slices (the parity becomes the field's low bit).  That keeps the 48-bit
+parity subtraction off the P -> field path, in the fabric stages before C.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Value
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .layout import AD_BITS, B_BITS, P_BITS, PRODUCT_BITS, Plan, _slice, check
+
+__all__ = ["PackedMAC", "FieldExtractor", "field_width", "extract_fields"]
+
+
+def field_width(plan: Plan) -> int:
+    """Signed width of :attr:`PackedMAC.fields` elements: the widest field of ``plan``."""
+    if not plan.fields:
+        raise ValueError(f"plan w{plan.w_bits}a{plan.a_bits}k{plan.k} has no fields")
+    return max(fld.width for fld in plan.fields)
+
+
+def _plan_name(plan: Plan) -> str:
+    return f"plan w{plan.w_bits}a{plan.a_bits}k{plan.k} ({plan.kind}, weights on {plan.weight_port})"
+
+
+def _scatter(pieces: list[tuple[int, Value]], width: int) -> Value:
+    """Concatenate ``(offset, bits)`` pieces at their offsets into a ``width``-bit word, zero elsewhere.
+
+    Pieces must not overlap; bits at or above ``width`` are dropped (the caller
+    relies on arithmetic modulo ``2**width``).
+    """
+    parts: list[Value] = []
+    pos = 0
+    for offset, bits in sorted(pieces, key=lambda p: p[0]):
+        if offset >= width:
+            break
+        if offset < pos:
+            raise AssertionError("overlapping pieces")  # callers check slot spacing first
+        if offset > pos:
+            parts.append(Const(0, offset - pos))
+        take = min(len(bits), width - offset)
+        parts.append(bits[:take])
+        pos = offset + take
+    if pos < width:
+        parts.append(Const(0, width - pos))
+    return Cat(*parts)
+
+
+def extract_fields(plan: Plan, p: Value, parity: Value) -> list[Value]:
+    """The fields of ``plan`` from a parity-free 48-bit accumulator ``p``: signed values of their plan widths.
+
+    ``parity`` holds one bit per field (overlap plans: the field's accumulated
+    parity, which becomes its low bit; ignored otherwise).  Offset correction
+    is an inverter on each slice's top bit; borrow correction one small adder
+    per field.  This is the whole of the fabric logic between P and the field
+    register (:class:`FieldExtractor`).
+    """
+    out = []
+    for f in range(len(plan.fields)):
+        lo, hi = _slice(plan, f)
+        s = hi - lo
+        raw = p[lo:hi]
+        if plan.correction == "offset":
+            g = Cat(raw[:s - 1], ~raw[s - 1]).as_signed()
+        elif lo > 0:
+            g = (raw.as_signed() + p[lo - 1])[:s].as_signed()
+        else:
+            g = raw.as_signed()
+        out.append(Cat(parity[f], g).as_signed() if plan.overlap else g)
+    return out
+
+
+class FieldExtractor(wiring.Component):
+    """Stage 5 of :class:`PackedMAC`: the fields of a parity-free P, corrected, into the field register.
+
+    Its own module (not inlined) so that synthesis reports what extraction
+    costs in fabric apart from the rest of the core
+    (:func:`mixq_hw.packing.synth.synth_core`'s ``extract_lut``).
+    """
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        n_fields = len(plan.fields)
+        super().__init__({
+            "en": In(1, init=1),
+            "p": In(P_BITS),
+            "parity": In(n_fields),
+            "fields": Out(data.ArrayLayout(signed(field_width(plan)), n_fields)),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        with m.If(self.en):
+            for f, value in enumerate(extract_fields(self.plan, self.p, self.parity)):
+                m.d.sync += self.fields[f].eq(value)
+        return m
+
+
+class PackedMAC(wiring.Component):
+    """One DSP48E2 running ``plan``: packed multiply, 48-bit accumulate, exact field extraction.
+
+    Ports: ``en`` (clock enable of the whole pipeline; low holds every
+    register, ``o_valid`` and ``fields`` included), ``i_valid`` (a multiply
+    enters this enabled cycle), ``i_first`` (it starts an accumulation),
+    ``i_last`` (it ends one), ``weights`` / ``acts`` (slot values), and
+    ``o_valid`` / ``fields``: ``o_valid`` is high for exactly one *enabled*
+    cycle per accumulation, :attr:`latency` enabled cycles after its ``i_last``
+    multiply, with ``fields[f]`` the exact sum of ``plan.fields[f].terms``
+    over the accumulation's multiplies.  A consumer takes the result in a
+    cycle where ``o_valid`` and ``en`` are both high (while ``en`` is low the
+    outputs simply hold).  The caller keeps accumulations to at most
+    :attr:`depth` multiplies and starts every accumulation with ``i_first``
+    (a multiply without it adds to whatever P holds).  ``i_first`` and
+    ``i_last`` are ignored on cycles without ``i_valid``, and every input is
+    ignored while ``en`` is low.
+    """
+
+    #: Enabled cycles from an accumulation's ``i_last`` multiply at the inputs to its ``o_valid``.
+    LATENCY = 5
+
+    def __init__(self, plan: Plan, *, depth: int | None = None):
+        check(plan)
+        name = _plan_name(plan)
+        if depth is None:
+            depth = plan.depth
+        if not isinstance(depth, int) or not 1 <= depth <= plan.depth:
+            raise ValueError(f"{name}: depth {depth!r} outside 1..{plan.depth} (the plan's accumulation depth)")
+        order = sorted(range(plan.n_weights), key=lambda i: plan.weight_offsets[i])
+        for lo_i, hi_i in zip(order, order[1:]):
+            gap = plan.weight_offsets[hi_i] - plan.weight_offsets[lo_i]
+            if gap < plan.w_bits:
+                raise ValueError(f"{name}: weight slots {lo_i} and {hi_i} are {gap} bits apart, less than "
+                                 f"the {plan.w_bits} weight bits the packing concatenates")
+        self.plan = plan
+        self.depth = depth
+        self.latency = self.LATENCY
+        self.field_width = field_width(plan)
+        super().__init__({
+            "en": In(1, init=1),
+            "i_valid": In(1),
+            "i_first": In(1),
+            "i_last": In(1),
+            "weights": In(data.ArrayLayout(signed(plan.w_bits), plan.n_weights)),
+            "acts": In(data.ArrayLayout(unsigned(plan.a_bits), plan.n_acts)),
+            "o_valid": Out(1),
+            "fields": Out(data.ArrayLayout(signed(self.field_width), len(plan.fields))),
+        })
+
+    # -- packing (combinational, in front of the input registers) -------------------------------
+
+    def _weight_bits(self, i: int) -> Value:
+        wb = self.plan.w_bits
+        return self.weights.as_value()[i * wb:(i + 1) * wb]
+
+    def _act_bits(self, j: int) -> Value:
+        ab = self.plan.a_bits
+        return self.acts.as_value()[j * ab:(j + 1) * ab]
+
+    def _term_parities(self) -> Value:
+        """Per field, the XOR of ``w & a & 1`` over its terms for the multiply at the inputs."""
+        bits = []
+        for fld in self.plan.fields:
+            p = Const(0, 1)
+            for i, j in fld.terms:
+                p = p ^ (self._weight_bits(i)[0] & self._act_bits(j)[0])
+            bits.append(p)
+        return Cat(*bits)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        plan = self.plan
+        n_fields = len(plan.fields)
+        wb = plan.w_bits
+        w_port = plan.weight_port_bits
+        a_port = plan.act_port_bits
+
+        # Stage 1: input registers (DSP48E2 A, D, B; parity bits and flags in fabric).
+        d1 = Signal(w_port)        # weight bits, concatenated
+        a1 = Signal(w_port)        # weight sign bits, one above every slot
+        act1 = Signal(a_port)      # activations, concatenated
+        par1 = Signal(n_fields)
+        v1, first1, last1 = Signal(), Signal(), Signal()
+        # Stage 2: pre-adder register (AD, or the fabric D - A in front of B) and the B2 register.
+        wword2 = Signal(signed(w_port))
+        act2 = Signal(signed(a_port))
+        v2, first2, last2 = Signal(), Signal(), Signal()
+        run_parity = Signal(n_fields)     # XOR of the accumulation's term parities so far
+        par_before2 = Signal(n_fields)    # running parity before this multiply
+        par_term2 = Signal(n_fields)      # this multiply's term parities
+        par_after2 = Signal(n_fields)
+        # Stage 3: multiplier register M and C register.
+        m3 = Signal(signed(PRODUCT_BITS))
+        c3 = Signal(P_BITS)
+        par3 = Signal(n_fields)
+        v3, first3, last3 = Signal(), Signal(), Signal()
+        # Stage 4: P register.
+        p4 = Signal(P_BITS)
+        par4 = Signal(n_fields)
+        v4, last4 = Signal(), Signal()
+
+        with m.If(self.en):
+            m.d.sync += [
+                d1.eq(_scatter([(o, self._weight_bits(i)) for i, o in enumerate(plan.weight_offsets)], w_port)),
+                a1.eq(_scatter([(o + wb, self._weight_bits(i)[wb - 1])
+                                for i, o in enumerate(plan.weight_offsets)], w_port)),
+                act1.eq(_scatter([(o, self._act_bits(j)) for j, o in enumerate(plan.act_offsets)], a_port)),
+                par1.eq(self._term_parities() if plan.overlap else 0),
+                v1.eq(self.i_valid), first1.eq(self.i_first), last1.eq(self.i_last),
+            ]
+
+            # (d - a) modulo 2**port: exact, since check() keeps the true word inside the signed port.
+            m.d.sync += [
+                wword2.eq((d1 - a1)[:w_port].as_signed()),
+                act2.eq(act1),
+                v2.eq(v1), first2.eq(first1), last2.eq(last1),
+            ]
+            if plan.overlap:
+                before = Mux(first1, 0, run_parity)
+                m.d.sync += [par_before2.eq(before), par_term2.eq(par1), par_after2.eq(before ^ par1)]
+                with m.If(v1):
+                    m.d.sync += run_parity.eq(before ^ par1)
+
+            ad, b = (wword2, act2) if plan.weight_port == "AD" else (act2, wword2)
+            assert len(ad) == AD_BITS and len(b) == B_BITS
+            offset = Const(plan.offset_constant(), P_BITS)
+            c_value: Value = Mux(first2, offset, 0)
+            if plan.overlap:
+                # Parity removal through C: -2**o_f when field f's parity turns on, +2**o_f when it turns
+                # off.  No parity is on before a first multiply, so "turns off" never meets the offset
+                # constant: one subtractor, (first ? offset : turned-off bits) - turned-on bits.
+                offsets = [fld.offset for fld in plan.fields]
+                turns_off = _scatter([(o, par_term2[f] & par_before2[f]) for f, o in enumerate(offsets)], P_BITS)
+                turns_on = _scatter([(o, par_term2[f] & ~par_before2[f]) for f, o in enumerate(offsets)], P_BITS)
+                c_value = Mux(first2, offset, turns_off) - turns_on
+            m.d.sync += [
+                m3.eq(ad * b),
+                c3.eq(c_value[:P_BITS]),
+                par3.eq(par_after2),
+                v3.eq(v2), first3.eq(first2), last3.eq(last2),
+            ]
+
+            with m.If(v3):
+                m.d.sync += [p4.eq((Mux(first3, 0, p4) + m3 + c3)[:P_BITS]), par4.eq(par3)]
+            m.d.sync += [v4.eq(v3), last4.eq(last3)]
+
+            m.d.sync += self.o_valid.eq(v4 & last4)
+
+        # Stage 5: the field register, in its own module.
+        m.submodules.extract = extract = FieldExtractor(plan)
+        m.d.comb += [
+            extract.en.eq(self.en),
+            extract.p.eq(p4),
+            extract.parity.eq(par4),
+            self.fields.eq(extract.fields),
+        ]
+        return m

