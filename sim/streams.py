@@ -13,6 +13,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+import gc
+
+from amaranth.hdl import ClockDomain, Elaboratable, Module
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
@@ -83,6 +86,19 @@ async def receive(ctx, port, count: int, *, stall: float = 0.0,
     return beats
 
 
+class _Clocked(Elaboratable):
+    """Gives the design under test a ``sync`` domain, so purely combinational designs simulate too."""
+
+    def __init__(self, dut):
+        self.dut = dut
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = ClockDomain()
+        m.submodules.dut = self.dut
+        return m
+
+
 @dataclass
 class StreamRun:
     """What :func:`run_streams` measured: the received beats per output port and the cycle counts."""
@@ -106,15 +122,16 @@ def run_streams(dut, inputs: Mapping[str, Iterable[Any]], outputs: Mapping[str, 
     """
     for name in [*inputs, *outputs]:
         stream_port(dut, name)
-    sim = Simulator(dut)
+    sim = Simulator(_Clocked(dut))
     sim.add_clock(1e-8)
     received: dict[str, list[Any]] = {}
     beat_cycles: dict[str, list[int]] = {name: [] for name in outputs}
-    state = {"cycle": 0, "done": 0}
+    state = {"cycle": 0, "done": 0, "sent": 0}
 
     def _sender(name: str, beats: list[Any], index: int):
         async def proc(ctx):
             await send(ctx, stream_port(dut, name), beats, stall=stall, rng=random.Random(seed * 1000 + index))
+            state["sent"] += 1
         return proc
 
     def _receiver(name: str, count: int, index: int):
@@ -126,23 +143,36 @@ def run_streams(dut, inputs: Mapping[str, Iterable[Any]], outputs: Mapping[str, 
         return proc
 
     async def watchdog(ctx):
-        while state["done"] < len(outputs):
+        # Done when every output arrived and every input beat was accepted: a design that leaves
+        # input unread (or a test that sends too much) times out instead of passing.
+        while state["done"] < len(outputs) or state["sent"] < len(inputs):
             await ctx.tick()
             state["cycle"] += 1
             if state["cycle"] > max_cycles:
                 got = {name: len(beat_cycles[name]) for name in outputs}
+                waiting = "" if state["sent"] == len(inputs) else ", some input beats never accepted"
                 raise SimulationTimeout(
                     f"{type(dut).__name__}: no completion after {max_cycles} cycles "
-                    f"(received {got} of {dict(outputs)})")
+                    f"(received {got} of {dict(outputs)}{waiting})")
 
     for index, (name, beats) in enumerate(inputs.items()):
-        sim.add_testbench(_sender(name, list(beats), index), background=True)
+        sim.add_testbench(_sender(name, list(beats), index))
     for index, (name, count) in enumerate(outputs.items()):
         sim.add_testbench(_receiver(name, count, index))
     sim.add_testbench(watchdog)
-    if vcd:
-        with sim.write_vcd(vcd):
+    try:
+        if vcd:
+            with sim.write_vcd(vcd):
+                sim.run()
+        else:
             sim.run()
+    except SimulationTimeout as exc:
+        timeout = exc
     else:
-        sim.run()
+        timeout = None
+    if timeout is not None:
+        # Finalise the abandoned testbench coroutines now, not at some later arbitrary point.
+        del sim
+        gc.collect()
+        raise timeout
     return StreamRun(outputs=received, cycles=state["cycle"], beat_cycles=beat_cycles)

@@ -1,0 +1,350 @@
+"""Sliding window (line buffer): a raster pixel stream -> the k x k windows a ConvEngine consumes.
+
+Output format (the contract of ``mixq_hw.layers``): for each output row ``y``,
+for each group ``g`` of ``pixels`` adjacent output columns, for ``ky``, ``kx``
+in ``0..k-1``, for each channel chunk, one beat with
+``beat[j][s] = x[chunk*lanes + s][y*stride + ky - pad][(g*pixels + j)*stride + kx - pad]``
+(zero outside the image): ``k*k*C/lanes`` beats per group.
+
+Storage: ``R = k + s'`` input rows (``s' = stride``, or 1 when ``k < stride``
+and whole rows are skipped) in ``B`` column-interleaved banks of
+``lib.memory`` (column ``c`` lives in bank ``c % B``), ``lanes*bits`` wide.
+``B = pixels`` when ``gcd(pixels, stride) == 1``, else ``pixels*stride``, so
+that the ``pixels`` columns ``c0 + j*stride`` of one beat always sit in
+distinct banks and are read in the same cycle: one beat per cycle, with
+re-reads of overlapping columns for free.  ``k`` rows are read for the current
+output row while the next ``s'`` rows are written, so input and output overlap
+fully.  Rows no output row needs (the bottom rows with ``pad=0``, the odd rows
+of a 1x1 stride-2 window) are accepted and dropped.
+
+Flow control is by whole rows: a counter ``filled`` of complete buffered rows;
+the writer may start a row while ``filled < R``; the reader starts an output
+row when the rows it needs are all complete, and releases the rows the next
+output row no longer needs when it finishes.  :meth:`SlidingWindow.cycles_per_frame`
+evaluates exactly this schedule row by row.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+
+from amaranth import *
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..estimate import Resources, memory_cost
+
+__all__ = ["SlidingWindow"]
+
+
+def _where(name: str) -> str:
+    return f"in layer {name!r}" if name else "in SlidingWindow"
+
+
+def _check_int(where: str, lo: int, **values: int) -> None:
+    for key, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < lo:
+            raise ValueError(f"{key} must be an integer >= {lo}, not {value!r} {where}")
+
+
+class SlidingWindow(wiring.Component):
+    """k x k windows of a (C, H, W) code stream, ``pixels`` output pixels per beat, zero padded.
+
+    Ports: ``i``: ``stream.Signature(ArrayLayout(unsigned(bits), lanes))`` (raster pixels);
+    ``o``: ``stream.Signature(ArrayLayout(ArrayLayout(unsigned(bits), lanes), pixels))``.
+    ``pad`` is an int (0 <= pad < k) or ``"same"`` (= k // 2).
+    """
+
+    def __init__(self, channels: int, height: int, width: int, k: int, stride: int = 1,
+                 pad: int | str = "same", lanes: int = 1, pixels: int = 1, bits: int = 8, *,
+                 name: str = ""):
+        where = _where(name)
+        _check_int(where, 1, channels=channels, height=height, width=width, k=k, stride=stride,
+                   lanes=lanes, pixels=pixels, bits=bits)
+        if stride not in (1, 2):
+            raise ValueError(f"stride must be 1 or 2, not {stride} {where}")
+        if pad == "same":
+            pad = k // 2
+        _check_int(where, 0, pad=pad)
+        if pad >= k:
+            raise ValueError(f"pad {pad} must be smaller than the kernel {k} {where}")
+        if channels % lanes:
+            raise ValueError(f"channels {channels} not divisible by lanes {lanes} {where}")
+        if height + 2 * pad < k or width + 2 * pad < k:
+            raise ValueError(f"input {height}x{width} with pad {pad} is smaller than the kernel {k} {where}")
+        self.channels, self.height, self.width = channels, height, width
+        self.k, self.stride, self.pad = k, stride, pad
+        self.lanes, self.pixels, self.bits, self.name = lanes, pixels, bits, name
+        self.out_height = (height + 2 * pad - k) // stride + 1
+        self.out_width = (width + 2 * pad - k) // stride + 1
+        if self.out_width % pixels:
+            raise ValueError(f"output width {self.out_width} not divisible by pixels {pixels} {where}")
+        self.chunks = channels // lanes
+        self.groups = self.out_width // pixels
+        #: row step between output rows in the space of stored rows (k < stride skips whole rows)
+        self.row_step = stride if k >= stride else 1
+        #: input rows the line buffer holds
+        self.rows = k + self.row_step
+        #: column-interleaved banks (column c in bank c % banks)
+        self.banks = pixels if math.gcd(pixels, stride) == 1 else pixels * stride
+        self.words_per_row = -(-width // self.banks) * self.chunks
+        self.bank_depth = self.rows * self.words_per_row
+        self.lane_layout = data.ArrayLayout(unsigned(bits), lanes)
+        self.out_layout = data.ArrayLayout(self.lane_layout, pixels)
+        super().__init__({"i": In(stream.Signature(self.lane_layout)),
+                          "o": Out(stream.Signature(self.out_layout))})
+
+    # -- schedule facts shared by the hardware and the cycle model -------------------------------
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        """(C, out_height, out_width) of the windowed tensor."""
+        return self.channels, self.out_height, self.out_width
+
+    @property
+    def in_beats(self) -> int:
+        """Input beats per frame."""
+        return self.height * self.width * self.chunks
+
+    @property
+    def out_beats(self) -> int:
+        """Output beats per frame: ``k*k*C/lanes`` per group of ``pixels`` output pixels."""
+        return self.out_height * self.groups * self.k * self.k * self.chunks
+
+    def _rows_of(self, y: int) -> tuple[int, int]:
+        """First and last real input row output row ``y`` reads."""
+        top = y * self.stride - self.pad
+        return max(top, 0), min(top + self.k - 1, self.height - 1)
+
+    def _need(self, y: int) -> int:
+        """Buffered rows output row ``y`` needs, counted from the oldest unreleased one."""
+        if self.k < self.stride:
+            return 1
+        lo, hi = self._rows_of(y)
+        return hi - lo + 1
+
+    def _release(self, y: int) -> int:
+        """Rows released when output row ``y`` ends."""
+        if y == self.out_height - 1:
+            return self._need(y)
+        if self.k < self.stride:
+            return 1
+        return self._rows_of(y + 1)[0] - self._rows_of(y)[0]
+
+    def _stored(self, r: int) -> bool:
+        """Whether input row ``r`` is kept (some output row reads it)."""
+        last = self._rows_of(self.out_height - 1)[1]
+        return r <= last and (self.k >= self.stride or r % self.stride == 0)
+
+    def cycles_per_frame(self) -> int:
+        """Steady-state cycles per frame with frames back to back and no stalls.
+
+        The row-level schedule: ``max(in_beats, out_beats)`` plus the waits the
+        row handshake adds (e.g. at frame boundaries with ``pad=0``).
+        """
+        ends = self._frame_ends(8)
+        return ends[-1] - ends[-2]
+
+    def _frame_ends(self, frames: int) -> list[int]:
+        """Cycle of the last output beat of each of ``frames`` back-to-back frames (row-level model)."""
+        row_in = self.width * self.chunks
+        row_out = self.groups * self.k * self.k * self.chunks
+        stored_flags = [self._stored(r) for r in range(self.height)]
+        ends_stored: list[int] = []     # cycle of the last accepted beat of each stored row
+        release_at: list[tuple[int, int]] = []   # (cumulative released, cycle of release issue)
+        writer = {"row": 0, "end": -1}
+
+        def released_by(count: int) -> int:
+            """Cycle at whose issue the cumulative release first reached ``count``."""
+            index = bisect.bisect_left(release_at, (count, -1))
+            if index == len(release_at):
+                raise AssertionError("window model: the writer waits on a release that never comes")
+            return release_at[index][1]
+
+        def write_until(index: int) -> None:
+            while len(ends_stored) <= index:
+                r = writer["row"] % self.height
+                start = writer["end"] + 1
+                if stored_flags[r]:
+                    n = len(ends_stored)
+                    if n - self.rows + 1 > 0:
+                        start = max(start, released_by(n - self.rows + 1) + 1)
+                    ends_stored.append(start + row_in - 1)
+                writer["end"] = start + row_in - 1
+                writer["row"] += 1
+
+        frame_ends: list[int] = []
+        cumrel, last = 0, -1
+        for _ in range(frames):
+            for y in range(self.out_height):
+                index = cumrel + self._need(y) - 1
+                write_until(index)
+                first = max(last + 1, ends_stored[index] + 1)
+                last = first + row_out - 1
+                cumrel += self._release(y)
+                release_at.append((cumrel, last))
+            frame_ends.append(last + 1)
+        return frame_ends
+
+    def estimate(self) -> Resources:
+        """Line-buffer banks (``memory_cost``) plus counters, address adders and the lane crossbar."""
+        mem = memory_cost(self.bank_depth, self.lanes * self.bits) * self.banks
+        addr = max(1, (self.bank_depth - 1).bit_length())
+        counters = sum(max(1, (n - 1).bit_length()) for n in (
+            self.height, self.width, self.chunks, self.out_height, self.groups, self.k, self.k,
+            self.chunks, self.rows + 1)) + 4 * addr
+        crossbar = self.pixels * self.lanes * self.bits * max(1, math.ceil(self.banks / 4))
+        control = 30    # row handshake: need/release arithmetic, filled counter and compares
+        lut = 2 * counters + self.banks * addr * 3 + crossbar + control
+        ff = counters + self.pixels * (max(1, (self.banks - 1).bit_length()) + 1) + 1 + control // 2
+        return mem + Resources(lut=lut, ff=ff)
+
+    # -- hardware --------------------------------------------------------------------------------
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        k, s, p, P, B = self.k, self.stride, self.pad, self.pixels, self.banks
+        H, W, CL, R = self.height, self.width, self.chunks, self.rows
+        rowdepth, depth = self.words_per_row, self.bank_depth
+        word = unsigned(self.lanes * self.bits)
+
+        ports = []
+        for b in range(B):
+            mem = memory.Memory(shape=word, depth=depth, init=[])
+            m.submodules[f"bank{b}"] = mem
+            ports.append((mem.write_port(), mem.read_port()))
+
+        filled = Signal(range(R + 1))
+        row_done = Signal()     # writer completes a stored row this cycle
+        release = Signal(range(R + 1))  # rows the reader releases this cycle
+
+        # ---- writer: raster beats into bank (col % B), word (col // B) of the current row slot
+        w_row = Signal(range(H))
+        w_col = Signal(range(W))
+        w_bank = Signal(range(B))
+        w_word = Signal(range(max(rowdepth, 1)))   # (col // B) * CL
+        w_chunk = Signal(range(CL))
+        w_slot = Signal(range(depth))              # slot * rowdepth
+        last_row = self._rows_of(self.out_height - 1)[1]
+        stored = Signal()
+        keep = w_row <= last_row
+        if self.k < s and H > 1:
+            keep &= w_row[0] == 0
+        m.d.comb += [stored.eq(keep), self.i.ready.eq(~stored | (filled < R))]
+        accept = self.i.valid & self.i.ready
+        w_end_col = w_chunk == CL - 1
+        w_end_row = w_end_col & (w_col == W - 1)
+        for b, (wp, _) in enumerate(ports):
+            m.d.comb += [wp.addr.eq(w_slot + w_word + w_chunk), wp.data.eq(self.i.payload.as_value()),
+                         wp.en.eq(accept & stored & (w_bank == b))]
+        m.d.comb += row_done.eq(accept & stored & w_end_row)
+        with m.If(accept):
+            m.d.sync += w_chunk.eq(Mux(w_end_col, 0, w_chunk + 1))
+            with m.If(w_end_row):
+                m.d.sync += [w_col.eq(0), w_bank.eq(0), w_word.eq(0),
+                             w_row.eq(Mux(w_row == H - 1, 0, w_row + 1))]
+                with m.If(stored):
+                    m.d.sync += w_slot.eq(Mux(w_slot >= depth - rowdepth, 0, w_slot + rowdepth))
+            with m.Elif(w_end_col):
+                m.d.sync += w_col.eq(w_col + 1)
+                with m.If(w_bank == B - 1):
+                    m.d.sync += [w_bank.eq(0), w_word.eq(w_word + CL)]
+                with m.Else():
+                    m.d.sync += w_bank.eq(w_bank + 1)
+
+        # ---- reader: counters over (y, g, ky, kx, chunk)
+        y = Signal(range(self.out_height))
+        top = Signal(range(-p, (self.out_height - 1) * s - p + 1), init=-p)   # y*s - p
+        g = Signal(range(self.groups))
+        g_col = Signal(range(self.groups * P * s))                   # g*P*s, first column of the group
+        gstep = P * s // B
+        g_word = Signal(range(self.groups * gstep * CL))             # g*gstep*CL
+        ky = Signal(range(k))
+        kx = Signal(range(k))
+        chunk = Signal(range(CL))
+        base_slot = Signal(range(depth))    # slot of the oldest unreleased row, * rowdepth
+        ky_slot = Signal(range(depth))      # slot of row top+ky, * rowdepth
+
+        need = Signal(range(R + 1))
+        step = Signal(range(R + 1))          # rows released at the end of a row (not the frame's last)
+        if self.k < s:
+            m.d.comb += [need.eq(1), step.eq(1)]
+        else:
+            lo = Mux(top < 0, 0, top)
+            hi = Mux(top + k - 1 > H - 1, H - 1, top + k - 1)
+            nxt = top + s
+            m.d.comb += [need.eq(hi - lo + 1), step.eq(Mux(nxt < 0, 0, nxt) - lo)]
+
+        o_valid = Signal()
+        advance = ~o_valid | self.o.ready
+        issue = advance & (filled >= need)
+        end_col_step = (chunk == CL - 1) & (kx == k - 1)
+        end_group = end_col_step & (ky == k - 1)
+        end_row = end_group & (g == self.groups - 1)
+        last_y = y == self.out_height - 1
+        m.d.comb += release.eq(Mux(issue & end_row, Mux(last_y, need, step), 0))
+        m.d.sync += filled.eq(filled + row_done - release)
+
+        # per-tap constants: lane j reads column g*P*s + kx - p + j*s = bank (q_j % B), word g*gstep + q_j // B
+        sel_next = [Signal(range(B), name=f"sel_next{j}") for j in range(P)]
+        col_ok = [Signal(name=f"col_ok{j}") for j in range(P)]
+        offsets = [(q // B) * CL for q in range(-p, k - p + (P - 1) * s)]
+        bank_off = [Signal(range(min(offsets), max(offsets) + 1), name=f"bank_off{b}") for b in range(B)]
+        with m.Switch(kx):
+            for tap in range(k):
+                with m.Case(tap):
+                    for j in range(P):
+                        q = tap - p + j * s
+                        m.d.comb += [sel_next[j].eq(q % B),
+                                     col_ok[j].eq((g_col >= -q) & (g_col < W - q))]
+                        m.d.comb += bank_off[q % B].eq((q // B) * CL)
+        row = top + ky
+        row_ok = (row >= 0) & (row < H)
+        for b, (_, rp) in enumerate(ports):
+            m.d.comb += [rp.en.eq(advance), rp.addr.eq(ky_slot + g_word + bank_off[b] + chunk)]
+
+        sel = [Signal(range(B), name=f"sel{j}") for j in range(P)]
+        mask = [Signal(name=f"mask{j}") for j in range(P)]
+        with m.If(advance):
+            m.d.sync += o_valid.eq(filled >= need)
+            for j in range(P):
+                m.d.sync += [sel[j].eq(sel_next[j]), mask[j].eq(row_ok & col_ok[j])]
+        bank_data = Array(rp.data for _, rp in ports)
+        m.d.comb += self.o.valid.eq(o_valid)
+        for j in range(P):
+            m.d.comb += self.o.payload[j].eq(Mux(mask[j], bank_data[sel[j]], 0))
+
+        def slot_plus(addr, rows):
+            total = addr + rows * rowdepth
+            return Mux(total >= depth, total - depth, total)
+
+        new_base = Signal.like(base_slot)
+        m.d.comb += new_base.eq(slot_plus(base_slot, 0))
+        with m.Switch(release):
+            for n in range(1, R + 1):
+                with m.Case(n):
+                    m.d.comb += new_base.eq(slot_plus(base_slot, n))
+        m.d.sync += base_slot.eq(new_base)
+
+        with m.If(issue):
+            m.d.sync += chunk.eq(Mux(chunk == CL - 1, 0, chunk + 1))
+            with m.If(chunk == CL - 1):
+                m.d.sync += kx.eq(Mux(kx == k - 1, 0, kx + 1))
+            with m.If(end_col_step):
+                m.d.sync += ky.eq(Mux(ky == k - 1, 0, ky + 1))
+                with m.If(ky == k - 1):
+                    m.d.sync += ky_slot.eq(new_base)
+                with m.Elif(row >= 0):
+                    m.d.sync += ky_slot.eq(slot_plus(ky_slot, 1))
+            with m.If(end_group):
+                with m.If(g == self.groups - 1):
+                    m.d.sync += [g.eq(0), g_col.eq(0), g_word.eq(0)]
+                with m.Else():
+                    m.d.sync += [g.eq(g + 1), g_col.eq(g_col + P * s), g_word.eq(g_word + gstep * CL)]
+            with m.If(end_row):
+                with m.If(last_y):
+                    m.d.sync += [y.eq(0), top.eq(-p)]
+                with m.Else():
+                    m.d.sync += [y.eq(y + 1), top.eq(top + s)]
+        return m

@@ -1,0 +1,90 @@
+# amaranth: UnusedElaboratable=no
+"""MaxPool2x2 against the Graph's maxpool2x2, exhaustive over small shapes, with random stalls."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from amaranth.back import rtlil
+
+from mixq_hw.graph.ops import maxpool2x2
+from mixq_hw.layers.pool import MaxPool2x2
+from sim.streams import run_streams
+from sim.tensors import beats_to_tensor, tensor_to_beats
+
+FRAMES = 3
+STALLS = (0.0, 0.3, 0.7)
+
+
+def random_codes(rng: np.random.Generator, shape: tuple[int, ...], bits: int) -> np.ndarray:
+    x = rng.integers(0, 2 ** bits, size=shape, dtype=np.int64)
+    x.flat[0], x.flat[-1] = 2 ** bits - 1, 0        # both extremes in every test
+    return x
+
+
+def run_pool(channels: int, height: int, width: int, lanes: int, bits: int, stall: float, seed: int):
+    dut = MaxPool2x2(channels, height, width, lanes, bits)
+    rng = np.random.default_rng(seed)
+    x = random_codes(rng, (FRAMES, channels, height, width), bits)
+    expected = maxpool2x2(x)
+    out_beats = expected.size // lanes
+    run = run_streams(dut, {"i": tensor_to_beats(x, lanes)}, {"o": out_beats}, stall=stall, seed=seed,
+                      max_cycles=200 + 20 * x.size)
+    got = beats_to_tensor(run.outputs["o"], expected.shape, lanes)
+    np.testing.assert_array_equal(got, expected)
+    return dut, run, out_beats // FRAMES
+
+
+@pytest.mark.parametrize("height,width", list(itertools.product((2, 4, 6), (2, 4, 6))))
+def test_pool_exhaustive_small_shapes(height: int, width: int) -> None:
+    for index, (lanes, bits) in enumerate(itertools.product((1, 2, 4), (1, 3))):
+        channels = lanes * (1 + index % 2)      # one or two beats per pixel
+        for stall in STALLS:
+            dut, run, per_frame = run_pool(channels, height, width, lanes, bits, stall,
+                                           seed=height * 1000 + width * 100 + index * 10 + int(10 * stall))
+            if stall == 0.0:
+                # Steady-state frame interval: last output beat of frame f+1 minus that of frame f.
+                ends = [run.beat_cycles["o"][(f + 1) * per_frame - 1] for f in range(FRAMES)]
+                intervals = np.diff(ends)
+                assert np.all(np.abs(intervals - dut.cycles_per_frame()) <= 0.05 * dut.cycles_per_frame()), \
+                    (intervals, dut.cycles_per_frame())
+
+
+def test_pool_wider_random() -> None:
+    run_pool(16, 4, 8, 4, 4, 0.3, seed=7)
+    run_pool(12, 6, 4, 3, 8, 0.5, seed=8)
+
+
+def test_pool_output_cadence_at_full_rate() -> None:
+    """At stall 0 the pool never back-pressures: one input beat per cycle for the whole frame."""
+    dut, run, per_frame = run_pool(4, 4, 4, 2, 3, 0.0, seed=3)
+    total_in = FRAMES * 4 * 4 * 2
+    # The last output leaves a couple of cycles after the last input beat entered.
+    assert run.beat_cycles["o"][-1] <= total_in + 3
+
+
+@pytest.mark.parametrize("channels,height,width,lanes,bits", [(4, 4, 6, 2, 3), (3, 2, 2, 1, 1), (64, 20, 40, 4, 4)])
+def test_pool_converts_to_rtlil(channels: int, height: int, width: int, lanes: int, bits: int) -> None:
+    text = rtlil.convert(MaxPool2x2(channels, height, width, lanes, bits))
+    assert "memory" in text or "$mem" in text
+
+
+def test_pool_estimate_uses_line_buffer() -> None:
+    small = MaxPool2x2(4, 4, 4, 2, 3).estimate()
+    big = MaxPool2x2(64, 40, 80, 4, 4).estimate()
+    assert small.bram36 == 0 and small.lut > 0 and small.ff > 0
+    assert big.bram36 >= 0.5          # 40 * 16 words of 16 bits = 10 Kb: one BRAM18
+    assert small.dsp == big.dsp == 0
+
+
+@pytest.mark.parametrize("args,message", [
+    ((6, 4, 4, 4, 3), "channels 6 not divisible by lanes 4 in layer 'p1'"),
+    ((4, 3, 4, 2, 3), "even height and width, got 3x4 in layer 'p1'"),
+    ((4, 4, 4, 0, 3), "lanes must be a positive integer"),
+    ((4, 4, 4, 2, 0), "bits must be a positive integer"),
+])
+def test_pool_rejects_bad_configuration(args, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        MaxPool2x2(*args, name="p1")

@@ -1,0 +1,84 @@
+# amaranth: UnusedElaboratable=no
+"""GroupToRaster: grouped [pixels][pe] beats back to the raster pixel stream, under stalls."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.back import rtlil
+
+from mixq_hw.layers.regroup import GroupToRaster
+from sim.streams import run_streams
+from sim.tensors import tensor_to_beats
+
+
+def grouped_frames(x: np.ndarray, pe: int, pixels: int) -> list:
+    """Grouped beats of (N, C, H, W) frames: per row, per group of pixels, per fold, [pixel][lane]."""
+    n, c, h, w = x.shape
+    return [[[int(x[i, f * pe + p, y, g * pixels + j]) for p in range(pe)] for j in range(pixels)]
+            for i in range(n) for y in range(h) for g in range(w // pixels) for f in range(c // pe)]
+
+
+# (channels, pe, pixels, lanes_out): pe above, equal to and below lanes_out; 1..4 pixels per group
+SHAPES = [(8, 2, 2, 4), (8, 4, 2, 1), (8, 8, 1, 2), (6, 1, 3, 3), (4, 4, 2, 4), (4, 1, 1, 4), (12, 6, 2, 2),
+          (8, 2, 4, 8), (2, 1, 1, 1)]
+
+
+@pytest.mark.parametrize("channels, pe, pixels, lanes_out", SHAPES)
+@pytest.mark.parametrize("stall", [0.0, 0.3, 0.7])
+def test_regroup_two_frames(channels, pe, pixels, lanes_out, stall):
+    h, w = 2, 2 * pixels
+    dut = GroupToRaster(channels, pe, pixels, lanes_out, 4, height=h, width=w)
+    x = np.random.default_rng(channels * 7 + pe + pixels).integers(0, 16, (2, channels, h, w))
+    expected = tensor_to_beats(x, lanes_out)
+    run = run_streams(dut, {"i": grouped_frames(x, pe, pixels)}, {"o": len(expected)}, stall=stall,
+                      seed=pe * 10 + pixels, max_cycles=40 * len(expected) + 200)
+    assert run.outputs["o"] == expected
+    if stall == 0.0:
+        per_frame = len(expected) // 2
+        interval = run.beat_cycles["o"][2 * per_frame - 1] - run.beat_cycles["o"][per_frame - 1]
+        assert abs(interval - dut.cycles_per_frame()) <= 0.05 * dut.cycles_per_frame()
+
+
+def test_regroup_signed_32bit_output_values():
+    """The last layer's raw int32 outputs pass through unchanged, signs included."""
+    dut = GroupToRaster(4, 2, 2, 2, 32, height=1, width=4, signed=True, name="head_regroup")
+    x = np.array([[[[-2 ** 31, 2 ** 31 - 1, -1, 0]] * 4]]).reshape(1, 4, 1, 4)
+    x[0, 1] *= -1
+    x = np.clip(x, -2 ** 31, 2 ** 31 - 1)
+    run = run_streams(dut, {"i": grouped_frames(x, 2, 2)}, {"o": 8}, stall=0.3)
+    assert run.outputs["o"] == tensor_to_beats(x, 2)
+
+
+def test_regroup_full_rate_when_groups_stream_in_continuously():
+    """Ping-pong buffers: with pixels*C/lanes_out == C/pe, one beat per cycle on both sides."""
+    dut = GroupToRaster(8, 4, 2, 4, 4, height=1, width=16)
+    assert dut.cycles_per_frame() == 8 * 4
+    x = np.random.default_rng(2).integers(0, 16, (1, 8, 1, 16))
+    run = run_streams(dut, {"i": grouped_frames(x, 4, 2)}, {"o": 32})
+    cycles = run.beat_cycles["o"]
+    assert cycles[-1] - cycles[0] == len(cycles) - 1       # no bubble between groups
+
+
+def test_regroup_estimate():
+    est = GroupToRaster(64, 8, 2, 8, 4, height=10, width=20).estimate()
+    assert est.dsp == 0 and est.lut > 0 and est.ff > 0 and est.bram36 == 0   # 2 x 2 x 64 x 4 bit in LUTRAM
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(pe=3), "channels 8 not divisible by pe 3 in layer 'rg'"),
+    (dict(lanes_out=3), "channels 8 not divisible by lanes_out 3"),
+    (dict(channels=12, pe=4, lanes_out=6), "pe 4 and lanes_out 6: one must divide the other"),
+    (dict(width=3), "width 3 not divisible by pixels 2"),
+    (dict(bits=0), "bits must be a positive integer"),
+])
+def test_regroup_errors(kwargs, message):
+    args = dict(channels=8, pe=2, pixels=2, lanes_out=4, bits=4, width=4)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        GroupToRaster(**args, name="rg")
+
+
+def test_regroup_converts_to_rtlil():
+    rtlil.convert(GroupToRaster(8, 2, 2, 4, 4))
+    rtlil.convert(GroupToRaster(8, 4, 2, 2, 4))
