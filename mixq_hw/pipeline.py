@@ -93,6 +93,7 @@ class _Value:
     grouped: bool = False      # True: ConvEngine accumulator groups, not a raster pixel stream
     pe: int = 1
     pixels: int = 1
+    cycles_per_beat: int = 1   # grouped streams: the engine's cycles between two beats
 
 
 @dataclass
@@ -225,7 +226,8 @@ class _Builder:
                             name=node.name)
         self.add(node.name, node.name, "conv", engine, [(window.name, "o")])
         self.values[node.name] = _Value(node.name, "o", (out_ch, *out_hw), f.pe, engine.acc_bits,
-                                        grouped=True, pe=f.pe, pixels=f.pixels)
+                                        grouped=True, pe=f.pe, pixels=f.pixels,
+                                        cycles_per_beat=engine.cycles_per_frame() // engine.out_beats_per_frame)
 
     def op_conv(self, node: Node) -> None:
         a = node.attrs
@@ -258,8 +260,13 @@ class _Builder:
         src = self.take(node.inputs[0])
         a = node.attrs
         c, h, w = src.shape
+        # Time-share the requant multipliers: the engine emits a beat of pe*pixels accumulators only
+        # every cycles_per_beat cycles, so that many values per multiplier keep up with it.
+        values = src.pe * src.pixels
+        lanes = min(d for d in range(1, values + 1) if values % d == 0 and values // d <= src.cycles_per_beat)
         req = Requant(node.tensors["inc"], node.tensors["bias"], shift=a["shift"], out_bits=a["out_bits"],
-                      acc_bits=src.bits, pe=src.pe, pixels=src.pixels, height=h, width=w, name=node.name)
+                      acc_bits=src.bits, pe=src.pe, pixels=src.pixels, lanes=lanes, height=h, width=w,
+                      name=node.name)
         self.add(node.name, node.name, "requant", req, [(src.stage, src.port)])
         self._regroup(node, node.name, src, a["out_bits"], src.pe)
 

@@ -1,0 +1,445 @@
+"""Export a fixed-precision mixq model to the integer Graph (fold BN, integerize requantization).
+
+The model is traced with ``torch.fx`` (quantised layers, quantisers and ``Reorg`` kept whole) and
+walked symbolically: a quantised layer's output is an exact integer accumulator ``acc`` whose real
+value is ``acc * s_w * s_in + b``; BatchNorm folds into that per-channel affine map; ReLU is absorbed
+by the next quantiser's clip at 0; max pool / reorg / concat / flatten commute with the next layer's
+(monotone, per-channel) quantiser.  So each accumulator becomes one ``requant`` node per distinct
+consumer quantiser, followed by the structural ops on codes, and the last layer becomes ``output``.
+
+    python -m mixq_nn.export weights.pt -o model.npz
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.fx
+import torch.nn.functional as F
+from torch import nn
+
+from mixq_hw.graph import DSP_B_BITS, DSP_P_BITS, Graph, GraphError, fan_in, inc_port_bits
+from mixq_hw.graph import ops as gops
+
+from .layers import QConv2d, QLinear, Reorg, trace
+from .quant import ActQuantizer, InputQuantizer
+
+__all__ = ["ExportError", "export", "choose_requant", "main"]
+
+#: Largest requant shift tried; 2**(T-1) must itself fit the 48-bit accumulator.
+MAX_SHIFT = DSP_P_BITS - 1
+
+
+class ExportError(ValueError):
+    """The model cannot be exported; the message names the layer and the op."""
+
+
+# ---- symbolic values of the traced graph -------------------------------------------------
+
+@dataclass(eq=False)
+class _Image:
+    """The float input image ``pixel / 256``."""
+
+
+@dataclass(eq=False)
+class _Affine:
+    """``real = acc * scale + offset`` per channel, ``acc`` an accumulator node of the Graph."""
+
+    acc: str
+    scale: np.ndarray
+    offset: np.ndarray
+    flat: bool          # a linear's (N, F) output rather than a conv's (N, C, H, W)
+    layer: str
+
+
+@dataclass(eq=False)
+class _Struct:
+    """A code-moving op (maxpool / reorg / concat / flatten / relu) over symbolic values."""
+
+    op: str
+    srcs: tuple
+    where: str
+
+
+@dataclass(frozen=True)
+class _Quant:
+    """What a consumer does to its input: the image's top bits or an activation step and bits."""
+
+    kind: str   # "input" | "act"
+    bits: int
+    step: float
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().to(torch.float64).numpy()
+
+
+def choose_requant(scale: np.ndarray, offset: np.ndarray, acc_bound: int, acc_bits: int,
+                   out_bits: int, where: str = "") -> tuple[np.ndarray, np.ndarray, int]:
+    """Integer ``(inc, bias, T)`` with ``(acc*inc + bias + 2**(T-1)) >> T ~= floor(acc*scale + offset + 1/2)``.
+
+    T is the largest shift keeping inc within the DSP48E2 port that acc leaves free (18 bits; 27 when
+    acc_bits <= 18, so acc goes on the 18-bit port) and ``acc*inc + bias + 2**(T-1)`` within 48 signed
+    bits for every acc of ``acc_bits`` bits.  inc's relative precision is what limits how often a code
+    differs from the float model's (about ``2**(out_bits - inc_bits)`` of the codes near a rounding tie).
+    A bias so large that the code saturates for every ``|acc| <= acc_bound`` is clamped to the saturating
+    value: the output is unchanged, exactly.
+    """
+    if not (np.all(np.isfinite(scale)) and np.all(np.isfinite(offset))):
+        raise ExportError(f"{where}: non-finite requantization multiplier or offset "
+                          f"(BatchNorm running_var <= -eps or a NaN parameter?)")
+    qmax = 2 ** out_bits - 1
+    inc_limit = 2 ** ((inc_port_bits(acc_bits) or DSP_B_BITS) - 1) - 1
+    for shift in range(MAX_SHIFT, 0, -1):
+        inc_f = np.floor(scale * 2.0 ** shift + 0.5)
+        if np.abs(inc_f).max() > inc_limit:
+            continue
+        inc = inc_f.astype(np.int64)
+        reach = acc_bound * np.abs(inc).astype(np.float64)
+        bias_f = np.clip(np.floor(offset * 2.0 ** shift + 0.5), -reach, reach + qmax * 2.0 ** shift)
+        bias = bias_f.astype(np.int64)
+        worst = 2 ** (acc_bits - 1) * int(np.abs(inc).max()) + int(np.abs(bias).max()) + 2 ** (shift - 1)
+        if worst <= 2 ** (DSP_P_BITS - 1) - 1:
+            return inc, bias, shift
+    raise ExportError(f"{where}: no requantization shift fits 48 bits (max multiplier "
+                      f"{float(np.abs(scale).max()):.3g}, max offset {float(np.abs(offset).max()):.3g})")
+
+
+class _Exporter:
+    """One export: walks the fx graph of ``model`` and builds the integer Graph."""
+
+    def __init__(self, model: nn.Module, input_shape: Sequence[int], name: str) -> None:
+        self.model = model
+        try:
+            self.graph = Graph(name, input_shape)
+        except GraphError as e:
+            raise ExportError(str(e)) from None
+        self.modules = dict(model.named_modules())
+        self.syms: dict[torch.fx.Node, object] = {}
+        self.cache: dict[tuple[int, _Quant], str] = {}
+        self.keep: list[object] = []      # keeps cached symbols alive so their ids stay unique
+        self.input_bits: int | None = None
+
+    # -- naming and graph building ------------------------------------------------------
+    def _unique(self, base: str) -> str:
+        name, i = base, 2
+        while name in self.graph:
+            name, i = f"{base}_{i}", i + 1
+        return name
+
+    def _add(self, where: str, fn, *args, **kwargs) -> str:
+        try:
+            return fn(*args, **kwargs)
+        except GraphError as e:
+            raise ExportError(f"{where}: {e}") from None
+
+    # -- materialising codes for a consumer ---------------------------------------------
+    def codes(self, sym: object, q: _Quant, consumer: str) -> str:
+        """Graph node holding ``sym`` quantised by ``q`` (built once per (value, quantiser))."""
+        key = (id(sym), q)
+        if key not in self.cache:
+            self.cache[key] = self._build_codes(sym, q, consumer)
+            self.keep.append(sym)
+        return self.cache[key]
+
+    def _build_codes(self, sym: object, q: _Quant, consumer: str) -> str:
+        if isinstance(sym, _Image):
+            if q.kind != "input":
+                raise ExportError(f"layer {consumer!r}: quantises the input image with an activation "
+                                  f"quantiser; the first layer needs an InputQuantizer (first=True)")
+            if self.input_bits is not None and self.input_bits != q.bits:
+                raise ExportError(f"layer {consumer!r}: quantises the image to {q.bits} bits but another "
+                                  f"layer uses {self.input_bits}; the graph has one input quantizer")
+            self.input_bits = q.bits
+            return self._add(f"layer {consumer!r}", self.graph.add_input, q.bits)
+        if q.kind == "input":
+            raise ExportError(f"layer {consumer!r}: has an InputQuantizer but its input is not the image")
+        if isinstance(sym, _Affine):
+            return self._requant(sym, q, consumer)
+        assert isinstance(sym, _Struct)
+        if sym.op in ("relu", "flatten"):
+            return self.codes(sym.srcs[0], q, consumer)
+        srcs = [self.codes(s, q, consumer) for s in sym.srcs]
+        name = self._unique(sym.where)
+        where = f"{sym.op} {sym.where!r}"
+        if sym.op == "maxpool":
+            return self._add(where, self.graph.add_maxpool, name, srcs[0])
+        if sym.op == "reorg":
+            return self._add(where, self.graph.add_reorg, name, srcs[0])
+        return self._add(where, self.graph.add_concat, name, srcs)
+
+    def _requant(self, sym: _Affine, q: _Quant, consumer: str) -> str:
+        acc_info = self.graph.value_info(sym.acc)
+        node = self.graph.node(sym.acc)
+        bound = gops.acc_bound(fan_in(node), node.attrs["w_bits"], node.attrs["a_bits"])
+        where = f"layer {sym.layer!r} -> {consumer!r}"
+        inc, bias, shift = choose_requant(sym.scale / q.step, sym.offset / q.step, bound,
+                                          acc_info.bits, q.bits, where)
+        name = self._unique(f"{sym.acc}.requant")
+        return self._add(where, self.graph.add_requant, name, sym.acc, inc, bias, shift=shift,
+                         out_bits=q.bits, out_step=q.step, source=sym.layer)
+
+    # -- the walk ------------------------------------------------------------------------
+    def run(self) -> Graph:
+        if self.model.training:
+            raise ExportError("model is in training mode; call model.eval() before export "
+                              "(BatchNorm is folded with its running statistics)")
+        try:
+            gm = trace(self.model)
+        except Exception as e:  # fx reports untraceable Python control flow in many ways
+            raise ExportError(f"cannot trace {type(self.model).__name__} with torch.fx: {e}") from None
+        for node in gm.graph.nodes:
+            if node.op == "placeholder":
+                if any(isinstance(s, _Image) for s in self.syms.values()):
+                    raise ExportError(f"input {node.name!r}: the model must take exactly one input")
+                self.syms[node] = _Image()
+            elif node.op == "call_module":
+                self.syms[node] = self._module(node)
+            elif node.op in ("call_function", "call_method"):
+                self.syms[node] = self._function(node)
+            elif node.op == "output":
+                self._output(node)
+            else:
+                raise ExportError(f"{node.op} {node.target!r}: not supported by export")
+        try:
+            self.graph.validate()
+        except GraphError as e:
+            raise ExportError(f"exported graph is invalid: {e}") from None
+        return self.graph
+
+    def _arg(self, node: torch.fx.Node, where: str, index: int = 0) -> object:
+        arg = node.args[index] if len(node.args) > index else None
+        if not isinstance(arg, torch.fx.Node) or arg not in self.syms:
+            raise ExportError(f"{where}: argument {index} is {arg!r}, not a tensor of the network")
+        return self.syms[arg]
+
+    def _module(self, node: torch.fx.Node) -> object:
+        mod = self.modules[node.target]
+        where = f"layer {node.target!r} ({type(mod).__name__})"
+        x = self._arg(node, where)
+        if isinstance(mod, (QConv2d, QLinear)):
+            return self._qlayer(node.target, mod, x)
+        if isinstance(mod, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            return self._batchnorm(mod, x, where)
+        if type(mod) is nn.ReLU:
+            return _Struct("relu", (x,), node.target)
+        if isinstance(mod, nn.MaxPool2d):
+            _check_pool(where, mod.kernel_size, mod.stride, mod.padding, mod.dilation, mod.ceil_mode)
+            return self._struct("maxpool", x, node.target, where)
+        if isinstance(mod, Reorg) or (isinstance(mod, nn.PixelUnshuffle) and mod.downscale_factor == 2):
+            return self._struct("reorg", x, node.target, where)
+        if isinstance(mod, nn.Flatten):
+            if mod.start_dim != 1 or mod.end_dim != -1:
+                raise ExportError(f"{where}: only flatten(start_dim=1) is supported")
+            return self._struct("flatten", x, node.target, where)
+        if isinstance(mod, (nn.Identity, nn.Dropout)):
+            return x
+        kind = "a supernet layer: export a fixed-precision model" if getattr(mod, "_mixq_leaf", False) \
+            else "not a quantised layer" if isinstance(mod, (nn.Conv2d, nn.Linear)) else "not supported"
+        raise ExportError(f"{where}: {kind}")
+
+    def _struct(self, op: str, x: object, name: str, where: str) -> _Struct:
+        if isinstance(x, _Affine) and x.flat or isinstance(x, _Struct) and x.op == "flatten":
+            if op != "flatten":
+                raise ExportError(f"{where}: {op} of a flattened (N, F) tensor")
+        return _Struct(op, (x,), name)
+
+    def _qlayer(self, name: str, mod: nn.Module, x: object) -> _Affine:
+        where = f"layer {name!r} ({type(mod).__name__})"
+        aq = mod.act_quant
+        if isinstance(aq, InputQuantizer):
+            q = _Quant("input", aq.bits, 2.0 ** -aq.bits)
+        elif isinstance(aq, ActQuantizer):
+            q = _Quant("act", aq.bits, float(_np(aq.step())))
+        else:
+            raise ExportError(f"{where}: unknown activation quantiser {type(aq).__name__}")
+        if q.step <= 0:
+            raise ExportError(f"{where}: activation step {q.step} is not positive")
+        w_codes = mod.weight_quant.codes(mod.weight).cpu().numpy().astype(np.int64)
+        s_w = float(_np(mod.weight_quant.step(mod.weight)))
+        out = mod.out_channels if isinstance(mod, QConv2d) else mod.out_features
+        offset = _np(mod.bias) if mod.bias is not None else np.zeros(out)
+        scale = np.full(out, s_w * q.step)
+        if isinstance(mod, QConv2d):
+            if _is_flat(x):
+                raise ExportError(f"{where}: a convolution of a flattened (N, F) tensor")
+            k, stride, pad = _conv_geometry(mod, where)
+            src = self.codes(x, q, name)
+            node = self._unique(name)  # a layer called twice (shared weights) becomes two nodes
+            self._add(where, self.graph.add_conv, node, src, w_codes, w_bits=mod.bitw, stride=stride,
+                      pad=pad, groups=mod.groups, source=name)
+            return _Affine(node, scale, offset, False, name)
+        if not _is_flat(x):
+            raise ExportError(f"{where}: its input must be flattened first (torch.flatten(x, 1))")
+        src = self.codes(x, q, name)
+        c, h, w = self.graph.value_info(src).shape
+        if w_codes.shape[1] != c * h * w:
+            raise ExportError(f"{where}: in_features={w_codes.shape[1]} but its input {src!r} is "
+                              f"{c}x{h}x{w} = {c * h * w} values")
+        # torch flattens (C, H, W); the hardware streams (H, W, C): permute the weight columns.
+        w_hwc = w_codes.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(w_codes.shape[0], -1)
+        node = self._unique(name)
+        self._add(where, self.graph.add_linear, node, src, w_hwc, w_bits=mod.bitw, source=name)
+        return _Affine(node, scale, offset, True, name)
+
+    def _batchnorm(self, mod: nn.Module, x: object, where: str) -> _Affine:
+        if not isinstance(x, _Affine):
+            raise ExportError(f"{where}: BatchNorm must directly follow a quantised conv/linear "
+                              f"(before ReLU, pooling or concatenation) to be folded")
+        if x.flat != isinstance(mod, nn.BatchNorm1d):
+            raise ExportError(f"{where}: BatchNorm{'1d' if x.flat else '2d'} expected after {x.layer!r}")
+        if mod.running_mean is None or mod.running_var is None:
+            raise ExportError(f"{where}: no running statistics (track_running_stats=False) to fold")
+        if mod.num_features != x.scale.size:
+            raise ExportError(f"{where}: {mod.num_features} features after {x.scale.size}-channel {x.layer!r}")
+        g = 1.0 / np.sqrt(_np(mod.running_var) + mod.eps)
+        beta = np.zeros_like(g)
+        if mod.affine:
+            g, beta = g * _np(mod.weight), _np(mod.bias)
+        # BN(acc*s + b) = acc*s*g + (b - mu)*g + beta
+        return _Affine(x.acc, x.scale * g, (x.offset - _np(mod.running_mean)) * g + beta, x.flat, x.layer)
+
+    def _function(self, node: torch.fx.Node) -> object:
+        fn = node.target
+        where = f"{node.op} {node.name!r} ({fn if isinstance(fn, str) else getattr(fn, '__name__', fn)})"
+        kw = dict(node.kwargs)
+        if fn in (torch.cat, torch.concat, getattr(torch, "concatenate", None)):
+            xs = node.args[0] if node.args else kw.get("tensors")
+            dim = node.args[1] if len(node.args) > 1 else kw.get("dim", 0)
+            if dim not in (1, -3) or not isinstance(xs, (list, tuple)):
+                raise ExportError(f"{where}: only channel concatenation torch.cat([...], dim=1) is supported")
+            syms = []
+            for a in xs:
+                if not isinstance(a, torch.fx.Node) or a not in self.syms or _is_flat(self.syms[a]):
+                    raise ExportError(f"{where}: concatenates {a!r}, not a 4-D tensor of the network")
+                syms.append(self.syms[a])
+            return _Struct("concat", tuple(syms), node.name)
+        x = self._arg(node, where)
+        rest, kw = list(node.args[1:]), kw
+        if fn in (F.relu, torch.relu, torch.relu_, "relu", "relu_"):
+            return _Struct("relu", (x,), node.name)
+        if fn in (torch.flatten, "flatten"):
+            start = rest[0] if rest else kw.get("start_dim", 0)
+            end = rest[1] if len(rest) > 1 else kw.get("end_dim", -1)
+            if start != 1 or end != -1:
+                raise ExportError(f"{where}: only flatten(x, 1) is supported")
+            return self._struct("flatten", x, node.name, where)
+        if fn is F.max_pool2d:
+            ks = rest[0] if rest else kw.get("kernel_size")
+            stride = rest[1] if len(rest) > 1 else kw.get("stride")
+            pad = rest[2] if len(rest) > 2 else kw.get("padding", 0)
+            dil = rest[3] if len(rest) > 3 else kw.get("dilation", 1)
+            ceil = rest[4] if len(rest) > 4 else kw.get("ceil_mode", False)
+            _check_pool(where, ks, stride if stride is not None else ks, pad, dil, ceil)
+            return self._struct("maxpool", x, node.name, where)
+        if fn in (F.pixel_unshuffle, torch.pixel_unshuffle):
+            if (rest[0] if rest else kw.get("downscale_factor")) != 2:
+                raise ExportError(f"{where}: only pixel_unshuffle by 2 is supported")
+            return self._struct("reorg", x, node.name, where)
+        if fn == "contiguous" or fn is F.dropout and not (rest[1] if len(rest) > 1 else kw.get("training", True)):
+            return x
+        hint = " (use torch.flatten(x, 1))" if fn in ("view", "reshape", torch.reshape) else ""
+        raise ExportError(f"{where}: op not supported by export{hint}")
+
+    def _output(self, node: torch.fx.Node) -> None:
+        arg = node.args[0]
+        if not isinstance(arg, torch.fx.Node):
+            raise ExportError(f"output: the model must return one tensor, got {type(arg).__name__}")
+        sym = self.syms[arg]
+        while isinstance(sym, _Struct) and sym.op == "flatten":
+            sym = sym.srcs[0]
+            if not (isinstance(sym, _Affine) and self.graph.value_info(sym.acc).shape[1:] == (1, 1)):
+                raise ExportError("output: flatten after the last layer is only supported for 1x1 maps")
+        if not isinstance(sym, _Affine):
+            what = sym.op if isinstance(sym, _Struct) else "the image"
+            raise ExportError(f"output: the network output must be the last quantised layer's output "
+                              f"(optionally BatchNorm), not a {what}")
+        where = f"layer {sym.layer!r} (output)"
+        if not (np.all(np.isfinite(sym.scale)) and np.all(np.isfinite(sym.offset))):
+            raise ExportError(f"{where}: non-finite output scale or bias (a NaN parameter?)")
+        if np.any(sym.scale == 0):
+            raise ExportError(f"{where}: a zero output scale (BatchNorm gamma 0) cannot be dequantised")
+        bias = np.floor(sym.offset / sym.scale + 0.5)
+        if np.abs(bias).max() > 2 ** 31 - 1:
+            raise ExportError(f"{where}: output bias {float(np.abs(bias).max()):.3g} LSBs exceeds int32")
+        self._add(where, self.graph.add_output, self._unique("output"), sym.acc, bias.astype(np.int64),
+                  sym.scale, source=sym.layer)
+
+
+def _is_flat(sym: object) -> bool:
+    while isinstance(sym, _Struct) and sym.op == "relu":
+        sym = sym.srcs[0]
+    return (isinstance(sym, _Affine) and sym.flat) or (isinstance(sym, _Struct) and sym.op == "flatten")
+
+
+def _pair(v: object) -> tuple:
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def _check_pool(where: str, kernel: object, stride: object, padding: object, dilation: object,
+                ceil_mode: object) -> None:
+    if (_pair(kernel) != (2, 2) or _pair(stride) != (2, 2) or _pair(padding) != (0, 0)
+            or _pair(dilation) != (1, 1) or ceil_mode):
+        raise ExportError(f"{where}: only 2x2 max pooling with stride 2 (no padding, dilation, ceil_mode) "
+                          f"is supported; got kernel {kernel}, stride {stride}, padding {padding}")
+
+
+def _conv_geometry(mod: nn.Conv2d, where: str) -> tuple[int, int, int]:
+    k, k2 = mod.kernel_size
+    s, s2 = mod.stride
+    if k != k2 or s != s2 or s not in (1, 2) or tuple(mod.dilation) != (1, 1):
+        raise ExportError(f"{where}: needs a square kernel, equal stride 1 or 2 and no dilation; got "
+                          f"kernel {mod.kernel_size}, stride {mod.stride}, dilation {mod.dilation}")
+    if mod.padding_mode != "zeros":
+        raise ExportError(f"{where}: padding_mode {mod.padding_mode!r}; only zero padding is supported")
+    pad = mod.padding
+    if pad == "same":
+        if s != 1 or k % 2 == 0:
+            raise ExportError(f"{where}: padding='same' needs stride 1 and an odd kernel")
+        pad = (k // 2, k // 2)
+    elif pad == "valid":
+        pad = (0, 0)
+    if pad[0] != pad[1] or not 0 <= pad[0] < k:
+        raise ExportError(f"{where}: padding {mod.padding} must be equal on both axes and below the kernel")
+    return k, s, pad[0]
+
+
+def export(model: nn.Module, input_shape: Sequence[int], *, name: str = "") -> Graph:
+    """Integer Graph of a fixed-precision mixq ``model`` (eval mode) for frames of ``input_shape`` (C, H, W)."""
+    return _Exporter(model, input_shape, name or getattr(model, "mixq_name", type(model).__name__)).run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """CLI: ``python -m mixq_nn.export weights.pt -o model.npz`` (prints the graph summary)."""
+    from .checkpoint import CheckpointError, load
+
+    p = argparse.ArgumentParser(prog="python -m mixq_nn.export", description=__doc__.split("\n")[0])
+    p.add_argument("checkpoint", help="fixed-precision mixq checkpoint (.pt)")
+    p.add_argument("-o", "--output", help="graph file to write (default: checkpoint name with .npz)")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not print the graph summary")
+    args = p.parse_args(argv)
+    out = Path(args.output) if args.output else Path(args.checkpoint).with_suffix(".npz")
+    try:
+        ckpt = load(args.checkpoint)
+        if ckpt.variant != "fixed":
+            raise ExportError(f"{args.checkpoint}: a {ckpt.variant!r} checkpoint; export needs a trained "
+                              f"fixed-precision model")
+        graph = export(ckpt.model, ckpt.input_shape, name=ckpt.name)
+        graph.save(out)
+    except (CheckpointError, ExportError, GraphError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(graph.summary())
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
