@@ -16,12 +16,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources
+from ._checks import layer_label
 
 __all__ = ["Concat"]
 
-
-def _where(name: str) -> str:
-    return f"in layer {name!r}" if name else "in Concat"
 
 
 class Concat(wiring.Component):
@@ -32,7 +30,7 @@ class Concat(wiring.Component):
 
     def __init__(self, channels0: int, channels1: int, height: int, width: int, lanes: int, bits: int, *,
                  name: str = ""):
-        where = _where(name)
+        where = layer_label(name, "Concat")
         for key, value in (("channels0", channels0), ("channels1", channels1), ("height", height),
                            ("width", width), ("lanes", lanes), ("bits", bits)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -23,12 +23,10 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost
+from ._checks import layer_label
 
 __all__ = ["StreamFIFO"]
 
-
-def _where(name: str) -> str:
-    return f"in layer {name!r}" if name else "in StreamFIFO"
 
 
 class StreamFIFO(wiring.Component):
@@ -40,7 +38,7 @@ class StreamFIFO(wiring.Component):
 
     def __init__(self, shape, depth: int, *, beats_per_frame: int = 0, name: str = "",
                  src_loc_at: int = 0):
-        where = _where(name)
+        where = layer_label(name, "StreamFIFO")
         if not isinstance(depth, int) or isinstance(depth, bool) or depth < 0:
             raise ValueError(f"depth must be a non-negative integer, not {depth!r} {where}")
         if not isinstance(beats_per_frame, int) or isinstance(beats_per_frame, bool) or beats_per_frame < 0:
@@ -60,7 +58,7 @@ class StreamFIFO(wiring.Component):
     def pixels(cls, channels: int, height: int, width: int, lanes: int, bits: int, depth: int, *,
                name: str = "") -> "StreamFIFO":
         """A FIFO for a (C, H, W) pixel stream at ``lanes`` codes of ``bits`` per beat."""
-        where = _where(name)
+        where = layer_label(name, "StreamFIFO")
         for key, value in (("channels", channels), ("height", height), ("width", width), ("lanes", lanes),
                            ("bits", bits)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -15,12 +15,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources
+from ._checks import layer_label
 
 __all__ = ["Fork"]
 
-
-def _where(name: str) -> str:
-    return f"in layer {name!r}" if name else "in Fork"
 
 
 class Fork(wiring.Component):
@@ -33,7 +31,7 @@ class Fork(wiring.Component):
 
     def __init__(self, shape, *, outputs: int = 2, beats_per_frame: int = 0, name: str = "",
                  src_loc_at: int = 0):
-        where = _where(name)
+        where = layer_label(name, "Fork")
         try:
             width = Shape.cast(shape).width
         except TypeError as exc:
@@ -54,7 +52,7 @@ class Fork(wiring.Component):
     def pixels(cls, channels: int, height: int, width: int, lanes: int, bits: int, *, outputs: int = 2,
                name: str = "") -> "Fork":
         """A fork of a (C, H, W) pixel stream at ``lanes`` codes of ``bits`` per beat."""
-        where = _where(name)
+        where = layer_label(name, "Fork")
         for key, value in (("channels", channels), ("height", height), ("width", width), ("lanes", lanes),
                            ("bits", bits)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -18,18 +18,11 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost
+from ._checks import layer_label, check_positive
 
 __all__ = ["MaxPool2x2"]
 
 
-def _where(name: str, kind: str) -> str:
-    return f"in layer {name!r}" if name else f"in {kind}"
-
-
-def _check_positive(where: str, **values: int) -> None:
-    for key, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{key} must be a positive integer, not {value!r} {where}")
 
 
 class MaxPool2x2(wiring.Component):
@@ -40,8 +33,8 @@ class MaxPool2x2(wiring.Component):
     """
 
     def __init__(self, channels: int, height: int, width: int, lanes: int, bits: int, *, name: str = ""):
-        where = _where(name, "MaxPool2x2")
-        _check_positive(where, channels=channels, height=height, width=width, lanes=lanes, bits=bits)
+        where = layer_label(name, "MaxPool2x2")
+        check_positive(where, channels=channels, height=height, width=width, lanes=lanes, bits=bits)
         if channels % lanes:
             raise ValueError(f"channels {channels} not divisible by lanes {lanes} {where}")
         if height % 2 or width % 2:

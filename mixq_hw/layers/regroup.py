@@ -23,12 +23,10 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost
+from ._checks import layer_label
 
 __all__ = ["GroupToRaster"]
 
-
-def _where(name: str) -> str:
-    return f"in layer {name!r}" if name else "in GroupToRaster"
 
 
 class GroupToRaster(wiring.Component):
@@ -42,7 +40,7 @@ class GroupToRaster(wiring.Component):
 
     def __init__(self, channels: int, pe: int, pixels: int, lanes_out: int, bits: int, *,
                  height: int = 1, width: int | None = None, signed: bool = False, name: str = ""):
-        where = _where(name)
+        where = layer_label(name, "GroupToRaster")
         width = pixels if width is None else width
         for key, value in dict(channels=channels, pe=pe, pixels=pixels, lanes_out=lanes_out, bits=bits,
                                height=height, width=width).items():

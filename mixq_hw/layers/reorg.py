@@ -29,18 +29,11 @@ from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost
 from .width import LaneConverter, lane_converter_cost
+from ._checks import layer_label, check_positive
 
 __all__ = ["Reorg"]
 
 
-def _where(name: str) -> str:
-    return f"in layer {name!r}" if name else "in Reorg"
-
-
-def _check_positive(where: str, **values: int) -> None:
-    for key, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{key} must be a positive integer, not {value!r} {where}")
 
 
 class Reorg(wiring.Component):
@@ -52,9 +45,9 @@ class Reorg(wiring.Component):
 
     def __init__(self, channels: int, height: int, width: int, lanes: int, bits: int, *,
                  lanes_out: int | None = None, name: str = ""):
-        where = _where(name)
+        where = layer_label(name, "Reorg")
         lanes_out = 4 * lanes if lanes_out is None else lanes_out
-        _check_positive(where, channels=channels, height=height, width=width, lanes=lanes, bits=bits,
+        check_positive(where, channels=channels, height=height, width=width, lanes=lanes, bits=bits,
                         lanes_out=lanes_out)
         if channels % lanes:
             raise ValueError(f"channels {channels} not divisible by lanes {lanes} {where}")

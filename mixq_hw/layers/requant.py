@@ -31,6 +31,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost
+from ._checks import layer_label
 
 __all__ = ["Requant", "AccBias", "OUTPUT_BITS"]
 
@@ -38,9 +39,6 @@ __all__ = ["Requant", "AccBias", "OUTPUT_BITS"]
 OUTPUT_BITS = 32
 _DSP_A, _DSP_B, _DSP_P = 27, 18, 48
 
-
-def _where(name: str, kind: str) -> str:
-    return f"in layer {name!r}" if name else f"in {kind}"
 
 
 def _signed_width(lo: int, hi: int) -> int:
@@ -62,7 +60,7 @@ class _GroupedChannels(wiring.Component):
 
     def _setup(self, channels: int, acc_bits: int, out_shape, pe: int, pixels: int, height: int,
                width: int | None, name: str) -> str:
-        where = _where(name, self.kind)
+        where = layer_label(name, self.kind)
         width = pixels if width is None else width
         for key, value in dict(acc_bits=acc_bits, pe=pe, pixels=pixels, height=height, width=width).items():
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -105,7 +103,7 @@ class Requant(_GroupedChannels):
 
     def __init__(self, inc, bias, shift: int, *, acc_bits: int, out_bits: int, pe: int, pixels: int = 1,
                  lanes: int | None = None, height: int = 1, width: int | None = None, name: str = ""):
-        where = _where(name, self.kind)
+        where = layer_label(name, self.kind)
         inc = _per_channel(inc, "inc", where)
         bias = _per_channel(bias, "bias", where)
         if len(bias) != len(inc):
@@ -254,7 +252,7 @@ class AccBias(_GroupedChannels):
 
     def __init__(self, bias, *, acc_bits: int, pe: int, pixels: int = 1, height: int = 1,
                  width: int | None = None, name: str = ""):
-        where = _where(name, self.kind)
+        where = layer_label(name, self.kind)
         bias = _per_channel(bias, "bias", where)
         if isinstance(acc_bits, int) and not isinstance(acc_bits, bool) and acc_bits >= 1:
             worst = 2 ** (acc_bits - 1) + max(abs(b) for b in bias)

@@ -20,18 +20,11 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources
+from ._checks import layer_label, check_positive
 
 __all__ = ["LaneConverter", "lane_converter_cost", "LanesToFlat", "FlatToLanes"]
 
 
-def _where(name: str, kind: str) -> str:
-    return f"in layer {name!r}" if name else f"in {kind}"
-
-
-def _check_positive(where: str, **values: int) -> None:
-    for key, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{key} must be a positive integer, not {value!r} {where}")
 
 
 def _element(bits: int, is_signed: bool) -> Shape:
@@ -64,8 +57,8 @@ class LaneConverter(wiring.Component):
 
     def __init__(self, channels: int, height: int, width: int, lanes_in: int, lanes_out: int, bits: int, *,
                  signed: bool = False, name: str = ""):
-        where = _where(name, "LaneConverter")
-        _check_positive(where, channels=channels, height=height, width=width, lanes_in=lanes_in,
+        where = layer_label(name, "LaneConverter")
+        check_positive(where, channels=channels, height=height, width=width, lanes_in=lanes_in,
                         lanes_out=lanes_out, bits=bits)
         for key, lanes in (("lanes_in", lanes_in), ("lanes_out", lanes_out)):
             if channels % lanes:
@@ -157,7 +150,7 @@ class LanesToFlat(wiring.Component):
     """
 
     def __init__(self, lanes: int, bits: int, *, signed: bool = False, name: str = ""):
-        _check_positive(_where(name, "LanesToFlat"), lanes=lanes, bits=bits)
+        check_positive(layer_label(name, "LanesToFlat"), lanes=lanes, bits=bits)
         self.lanes, self.bits, self.signed = lanes, bits, signed
         self.lane_width = 8 * _lane_bytes(bits)
         self.in_layout = data.ArrayLayout(_element(bits, signed), lanes)
@@ -185,7 +178,7 @@ class FlatToLanes(wiring.Component):
     """
 
     def __init__(self, lanes: int, bits: int, *, signed: bool = False, name: str = ""):
-        _check_positive(_where(name, "FlatToLanes"), lanes=lanes, bits=bits)
+        check_positive(layer_label(name, "FlatToLanes"), lanes=lanes, bits=bits)
         self.lanes, self.bits, self.signed = lanes, bits, signed
         self.lane_width = 8 * _lane_bytes(bits)
         self.out_layout = data.ArrayLayout(_element(bits, signed), lanes)

@@ -34,18 +34,11 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost
+from ._checks import layer_label, check_int
 
 __all__ = ["SlidingWindow"]
 
 
-def _where(name: str) -> str:
-    return f"in layer {name!r}" if name else "in SlidingWindow"
-
-
-def _check_int(where: str, lo: int, **values: int) -> None:
-    for key, value in values.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-            raise ValueError(f"{key} must be an integer >= {lo}, not {value!r} {where}")
 
 
 class SlidingWindow(wiring.Component):
@@ -59,14 +52,14 @@ class SlidingWindow(wiring.Component):
     def __init__(self, channels: int, height: int, width: int, k: int, stride: int = 1,
                  pad: int | str = "same", lanes: int = 1, pixels: int = 1, bits: int = 8, *,
                  name: str = ""):
-        where = _where(name)
-        _check_int(where, 1, channels=channels, height=height, width=width, k=k, stride=stride,
+        where = layer_label(name, "SlidingWindow")
+        check_int(where, 1, channels=channels, height=height, width=width, k=k, stride=stride,
                    lanes=lanes, pixels=pixels, bits=bits)
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, not {stride} {where}")
         if pad == "same":
             pad = k // 2
-        _check_int(where, 0, pad=pad)
+        check_int(where, 0, pad=pad)
         if pad >= k:
             raise ValueError(f"pad {pad} must be smaller than the kernel {k} {where}")
         if channels % lanes:
