@@ -1,9 +1,12 @@
 """Packing density benchmark: our exact MACs per DSP48E2 next to DeepBurning-MixQ's and FINN's, and planner speed.
 
 Writes ``benchmarks/results/packing.json`` and ``packing.md``.  ``--synth`` adds
-LUT/FF per packed core via ``mixq_hw.packing.synth.synth_core`` (slow).
+LUT/FF per packed core via ``mixq_hw.packing.synth.synth_core`` (slow);
+``--synth-sign`` synthesises the sign-bit plans of a few entries next to the
+best plan of the same entry without the sign bit (what the C-side correction
+costs in fabric).
 
-    python benchmarks/packing.py [--synth]
+    python benchmarks/packing.py [--synth] [--synth-sign]
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ import time
 from pathlib import Path
 
 from mixq_hw.packing import planner
-from mixq_hw.packing.planner import BIT_WIDTHS, KERNEL_SIZES, MIXQ_PUBLISHED, density_table, macs_per_dsp
+from mixq_hw.packing.planner import BIT_WIDTHS, KERNEL_SIZES, MIXQ_PUBLISHED, density_table, macs_per_dsp, plan, plans
+
+#: Entries whose sign-bit plan --synth-sign synthesises: one with weights on A:D (act word on B's sign bit),
+#: one with weights on B (act word on A:D's sign bit).
+SIGN_SYNTH_ENTRIES = ((3, 8, 3), (6, 5, 3))
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -48,6 +55,24 @@ def digit_split_macs(w: int, a: int, k: int) -> tuple[float, str] | None:
     return max(options) if options else None
 
 
+def sign_bit_synthesis(entries=SIGN_SYNTH_ENTRIES) -> list[dict]:
+    """Synthesise each entry's (sign-bit) table plan and the best plan of that entry without the sign bit."""
+    from mixq_hw.packing.synth import synth_core
+
+    out = []
+    for w, a, k in entries:
+        best = plan(w, a, k)
+        plain = next(p for p in plans(w, a, k) if not p.act_sign_bit)
+        for p in (best, plain):
+            result = synth_core(w, a, k, plan=p)
+            out.append({"w": w, "a": a, "k": k, "act_sign_bit": p.act_sign_bit, "macs_per_dsp": p.macs_per_dsp,
+                        "depth": p.depth, "layout": layout_cell(p.to_dict() | {"n_weights": p.n_weights,
+                                                                              "n_acts": p.n_acts}),
+                        "weight_port": p.weight_port,
+                        **{key: result[key] for key in ("dsp48e2", "lut", "ff", "carry", "extract_lut")}})
+    return out
+
+
 def timed_table() -> tuple[list[dict], float, float]:
     for cached in (planner._search, planner._checked, planner._checked_best, planner.macs_per_dsp):
         cached.cache_clear()
@@ -73,6 +98,33 @@ def fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:.3g}"
 
 
+def layout_cell(r: dict) -> str:
+    """``F 3x3 d1`` (kind, weights x activations, depth), with `` s`` when the act word uses the sign bit."""
+    return f"{r['kind'][0].upper()} {r['n_weights']}x{r['n_acts']} d{r['depth']}" + (" s" if r["act_sign_bit"] else "")
+
+
+def sign_bit_section(rows: list[dict], meta: dict) -> list[str]:
+    """Where the sign-bit correction raised the table, and (with --synth-sign) what it costs in fabric."""
+    used = [r for r in rows if r["act_sign_bit"]]
+    lines = ["", "## Activation word in the port's sign bit", "",
+             f"{len(used)} of {len(rows)} entries use it (each only where no layout without it is as dense; "
+             "the column 'without' is the best plan without it):", "",
+             "| entry | with sign bit | without | MixQ | layout |", "|---|---|---|---|---|"]
+    for r in used:
+        lines.append(f"| w{r['w']}a{r['a']} {r['k']}x{r['k']} | {fmt(r['macs_per_dsp'])} | {fmt(r['without_sign_bit'])} "
+                     f"| {fmt(r['mixq'])} | {layout_cell(r)} |")
+    if meta.get("sign_bit_synth"):
+        lines += ["", "Synthesis (yosys synth_xilinx -family xcup; LUT/FF upper bounds, see mixq_hw/packing/synth.py) "
+                  "of a sign-bit core next to the best core of the same entry without the sign bit:", "",
+                  "| entry | sign bit | MACs/DSP | layout | weights on | DSP48E2 | LUT | FF | CARRY | extract LUT |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in meta["sign_bit_synth"]:
+            lines.append(f"| w{r['w']}a{r['a']} {r['k']}x{r['k']} | {'yes' if r['act_sign_bit'] else 'no'} | "
+                         f"{fmt(r['macs_per_dsp'])} | {r['layout']} | {r['weight_port']} | {r['dsp48e2']} | "
+                         f"{r['lut']} | {r['ff']} | {r['carry']} | {r['extract_lut']} |")
+    return lines
+
+
 def markdown(rows: list[dict], meta: dict) -> str:
     compared = [r for r in rows if r["mixq"] is not None]
     above = [r for r in compared if r["macs_per_dsp"] > r["mixq"]]
@@ -88,8 +140,14 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "",
         "Every figure is exact: each plan passes `check` and its emulated DSP48E2 arithmetic equals the",
         "promised sums (tests/test_packing_planner.py: exhaustive where the codes allow, else random and",
-        "extreme codes, at depth 1 and at the plan's full accumulation depth).  Weights are signed",
-        "narrow-range codes, activations unsigned; an unsigned activation word keeps the port's sign bit clear.",
+        "extreme codes, at depth 1 and at the plan's full accumulation depth), and the PackedMAC core",
+        "reproduces it in simulation (tests/test_packing_cores.py).  Weights are signed narrow-range codes,",
+        "activations unsigned.  An activation word either keeps its port's sign bit clear, or (`act_sign_bit`,",
+        "marked `s` below) uses it: the DSP48E2 then multiplies by X - 2^n, and the C port adds W << n on",
+        "exactly those multiplies (W the signed packed weight word, n the port width), summed in fabric with",
+        "the offset constant and the overlap parity corrections before the C register.  P wraps modulo",
+        "2^48, so the fields come out as from an unsigned multiplier.  The planner uses the sign bit only",
+        "where no layout without it is as dense.",
         "",
         f"Against DeepBurning-MixQ's published lookup (1x1 and 3x3, 98 entries): above at {len(above)}, equal at "
         f"{len(equal)}, below at {len(below)}; mean ratio ours/MixQ {gain:.2f}.",
@@ -112,19 +170,21 @@ def markdown(rows: list[dict], meta: dict) -> str:
         reach = f"{fmt(split[0])} ({split[1]})" if split else "–"
         why = ("MixQ splits an operand into two digits (two multiplies per MAC); exact here too with a split, "
                "but a Plan is one layout per multiply" if split and split[0] >= r["mixq"] else
-               "MixQ's layout puts the unsigned activation word into the port's sign bit (or uses 4-bit digits "
-               "that cannot hold an 8-bit narrow-range weight): inexact on the signed 27x18 multiplier")
+               "MixQ splits the weight into two 4-bit digits (two multiplies per MAC); two narrow-range 4-bit "
+               "digits cannot hold an 8-bit narrow-range weight, and the 5-bit digits that can are less dense")
         lines.append(f"| w{r['w']}a{r['a']} {r['k']}x{r['k']} | {fmt(r['macs_per_dsp'])} | {fmt(r['mixq'])} | "
                      f"{reach} | {why} |")
     for k in KERNEL_SIZES:
         lines += ["", f"## {k}x{k} kernels: ours / MixQ / FINN (MACs per DSP48E2 per cycle)", ""]
         lines += grid(rows, k, lambda r: f"{fmt(r['macs_per_dsp'])} / {fmt(r['mixq'])} / {fmt(r['finn'])}")
-        lines += ["", f"Layout and accumulation depth (K = kernel, F = filter packing; depth in multiplies):", ""]
-        lines += grid(rows, k, lambda r: f"{r['kind'][0].upper()} {r['n_weights']}x{r['n_acts']} d{r['depth']}")
+        lines += ["", "Layout and accumulation depth (K = kernel, F = filter packing; depth in multiplies; "
+                  "s = activation word in the port's sign bit):", ""]
+        lines += grid(rows, k, layout_cell)
     for k in sorted({r["k"] for r in rows if "lut" in r}):
         lines += ["", f"## {k}x{k} packed core: DSP48E2 / LUT / FF (yosys synth_xilinx -family xcup; LUT and FF "
                   "are upper bounds)", ""]
         lines += grid(rows, k, lambda r: f"{r.get('dsp48e2', '?')} / {r.get('lut', '?')} / {r.get('ff', '?')}")
+    lines += sign_bit_section(rows, meta)
     lines += ["", "MixQ: DeepBurning-MixQ generator lookup; FINN: RTL MVU; both via shared/REFERENCE.md.", ""]
     return "\n".join(lines)
 
@@ -134,12 +194,17 @@ def main() -> None:
     parser.add_argument("--synth", action="store_true", help="also synthesise every core (slow: tens of s each)")
     parser.add_argument("--synth-k", nargs="+", type=int, default=[3], metavar="K",
                         help="kernel sizes whose cores --synth synthesises (default: 3)")
+    parser.add_argument("--synth-sign", action="store_true",
+                        help="synthesise the sign-bit cores of " + ", ".join(f"w{w}a{a}k{k}" for w, a, k in
+                                                                         SIGN_SYNTH_ENTRIES)
+                             + " and their best plans without the sign bit (about a minute)")
     args = parser.parse_args()
     rows, cold, warm = timed_table()
     for r in rows:
         r["mixq"] = MIXQ_PUBLISHED.get(r["k"], {}).get(r["w"], {}).get(r["a"])
         r["finn"] = finn_macs_per_dsp(r["w"], r["a"])
         r["digit_split"] = digit_split_macs(r["w"], r["a"], r["k"])
+        r["without_sign_bit"] = max(p.macs_per_dsp for p in plans(r["w"], r["a"], r["k"]) if not p.act_sign_bit)
     if args.synth:
         try:
             from mixq_hw.packing.synth import synth_core
@@ -153,6 +218,8 @@ def main() -> None:
             "machine": f"{platform.machine()} {platform.processor() or platform.system()}",
             "cpus": os.cpu_count(), "load": f"{os.getloadavg()[0]:.1f}",
             "planner_seconds": cold, "lookup_seconds": warm}
+    if args.synth_sign:
+        meta["sign_bit_synth"] = sign_bit_synthesis()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "packing.json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     (RESULTS / "packing.md").write_text(markdown(rows, meta))

@@ -8,8 +8,10 @@ and all-extreme accumulations at the plan's depth; then a phase with ``en``
 dropped at random, bubbles inside and between accumulations, and junk on the
 inputs whenever they must be ignored.  Plans come from small hand-made
 builders (kernel and filter packing, both ports, with and without overlap,
-both corrections) and from the planner (every plan of its w, a in 2..8,
-k in {1, 3} table).
+both corrections, with and without the activation word in the port's sign
+bit) and from the planner (every plan of its w, a in 2..8, k in {1, 3} table,
+and its sign-bit plans at k = 5 and when asked for deeper accumulations).
+Every run holds accumulations of one multiply and of the core's full depth.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from amaranth.sim import Simulator
 from mixq_hw.packing import plan as planner_plan
 from mixq_hw.packing.cores import PackedMAC, field_width
 from mixq_hw.packing.layout import (
-    Field, Plan, act_range, check, emulate, expected_fields, max_depth, weight_range,
+    AD_BITS, B_BITS, P_BITS, Field, Plan, act_range, check, emulate, expected_fields, max_depth, weight_range,
 )
 
 VARIANTS = list(itertools.product(("AD", "B"), (False, True), ("borrow", "offset")))
@@ -97,6 +99,49 @@ def hand_plan(w: int, a: int, k: int, port: str, overlap: bool, correction: str)
         if found is not None:
             return found
     raise AssertionError(f"no hand-made layout for w{w}a{a}k{k} {port} {overlap} {correction}")
+
+
+MAX_SIGN_DEPTH = 16
+
+
+@functools.lru_cache(maxsize=None)
+def sign_hand_plan(w: int, a: int, k: int, port: str, overlap: bool, correction: str) -> Plan:
+    """A hand-made ``act_sign_bit`` layout of this variant: the top activation slot ends at the port's top bit.
+
+    Activations sit ``spacing`` apart with ``(n_acts - 1) * spacing + a`` equal to the port width, so the
+    spacing follows from the slot count.  Preferred: a layout whose max_depth is 2..16 (all-extreme
+    accumulations then hit the guard bits' limit exactly), then filter before kernel, then the densest;
+    the plan's depth is its max_depth capped at 16.
+    """
+    n = B_BITS if port == "AD" else AD_BITS
+    shapes = [("filter", t, n_a) for t in range(2, k + 1) for n_a in range(2, 10)] + \
+        [("kernel", n_w, n_a) for n_w in range(1, 5) for n_a in range(2, 10)]
+    best = None
+    for kind, x, n_a in shapes:
+        spacing, rest = divmod(n - a, n_a - 1)
+        if rest or spacing < max(a, w):
+            continue
+        layout = (filter_layout(w, a, k, x, n_a, spacing, port, overlap, correction) if kind == "filter"
+                  else kernel_layout(w, a, x, n_a, spacing, port, overlap, correction))
+        top = layout.fields[-1]
+        if top.offset + 2 > P_BITS:
+            continue
+        layout = dataclasses.replace(layout, act_sign_bit=True, fields=layout.fields[:-1] + (
+            dataclasses.replace(top, width=min(top.width, P_BITS - top.offset)),))
+        depth = max_depth(layout, limit=1 << 12)
+        if depth < 1:
+            continue
+        candidate = dataclasses.replace(layout, depth=min(depth, MAX_SIGN_DEPTH))
+        try:
+            check(candidate)
+        except ValueError:
+            continue
+        key = (1 < depth <= MAX_SIGN_DEPTH, kind == "filter", candidate.macs_per_dsp, -depth)
+        if best is None or key > best[0]:
+            best = (key, candidate)
+    if best is None:
+        raise AssertionError(f"no hand-made sign-bit layout for w{w}a{a}k{k} {port} {overlap} {correction}")
+    return best[1]
 
 
 # -- stimulus -----------------------------------------------------------------------------------
@@ -291,6 +336,51 @@ def test_hand_plans_cover_every_feature():
                     ("deep", True)}
 
 
+@pytest.mark.parametrize("index", range(len(SMALL)))
+def test_sign_bit_hand_plans_small_exhaustive(index):
+    """The same grid with the activation word in the port's sign bit (C adds W << n where it is set)."""
+    w, a, k = SMALL[index]
+    for v in HALVES[(index // 2 + index // 6) % 2]:
+        port, overlap, correction = VARIANTS[v]
+        run_plan(sign_hand_plan(w, a, k, port, overlap, correction), seed=200 * index + v, exhaustive=True)
+
+
+def test_sign_bit_hand_plans_cover_every_feature():
+    """The sign-bit grid holds both ports, kernel/filter, overlap, both corrections, deep and tight plans."""
+    seen = set()
+    for index, (w, a, k) in enumerate(SMALL):
+        for v in HALVES[(index // 2 + index // 6) % 2]:
+            p = sign_hand_plan(w, a, k, *VARIANTS[v])
+            assert p.act_sign_bit and max(o + p.a_bits for o in p.act_offsets) == p.act_port_bits
+            seen.update({p.kind, p.weight_port, ("overlap", p.overlap), p.correction, ("deep", p.depth > 1),
+                         ("tight", 1 < p.depth == max_depth(p))})
+    assert seen >= {"kernel", "filter", "AD", "B", ("overlap", True), ("overlap", False), "borrow", "offset",
+                    ("deep", True), ("tight", True)}
+
+
+# Planner plans with the sign bit that test_planner_plans does not meet: the k = 5 table's, and the best
+# plans when a deeper accumulation is asked for (min_depth), where the sign bit buys depth.
+def planner_sign_bit_plans() -> list[Plan]:
+    found = [planner_plan(w, a, 5) for w in range(2, 9) for a in range(2, 9)]
+    for min_depth in (2, 3, 8):
+        for w in range(2, 9):
+            for a in range(2, 9):
+                for k in (1, 3):
+                    try:
+                        found.append(planner_plan(w, a, k, min_depth=min_depth))
+                    except ValueError:
+                        pass        # no layout that deep
+    return sorted({p for p in found if p.act_sign_bit}, key=lambda p: (p.k, p.w_bits, p.a_bits, p.depth))
+
+
+@pytest.mark.parametrize("part", range(2))
+def test_planner_sign_bit_plans(part):
+    found = planner_sign_bit_plans()
+    assert len(found) >= 30 and any(p.depth > 1 for p in found)
+    for n, p in enumerate(found[part::2]):
+        run_plan(p, seed=700 + 2 * n + part, exhaustive=max(p.w_bits, p.a_bits) <= 4)
+
+
 WIDE = [(w, a, k) for w in range(2, 9) for a in range(2, 9) for k in (1, 3) if max(w, a) > 4]
 
 
@@ -353,4 +443,6 @@ def test_rtlil_lint(variant):
     """Conversion to RTLIL (catches combinational loops and width errors) for every variant."""
     port, overlap, correction = VARIANTS[variant]
     text = rtlil.convert(PackedMAC(hand_plan(4, 3, 3, port, overlap, correction)))
+    assert "module" in text
+    text = rtlil.convert(PackedMAC(sign_hand_plan(4, 3, 3, port, overlap, correction)))
     assert "module" in text

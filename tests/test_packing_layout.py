@@ -150,3 +150,99 @@ def test_plan_to_dict_is_json():
     d = json.loads(json.dumps(TINY.to_dict()))
     assert d["fields"][1] == {"offset": 3, "width": 3, "terms": [[0, 1]]}
     assert d["weight_offsets"] == [0, 6] and d["depth"] == 1
+
+
+# --- activation words in the port's sign bit, corrected through C ------------------------------------
+
+def sign_plan(p: Plan) -> Plan:
+    """``p`` with ``act_sign_bit`` set, at its deepest exact accumulation."""
+    p = dataclasses.replace(p, act_sign_bit=True)
+    return dataclasses.replace(p, depth=max_depth(p))
+
+
+# The top activation slot ends at the port's top bit (B: bit 17; A:D: bit 26), one variant per port,
+# overlap and correction value.  Without the flag these words overflow the signed port.
+SIGN_VARIANTS = {
+    "AD borrow": sign_plan(kernel_plan(2, 2, (0, 4, 8, 12), (0, 16), 4)),
+    "AD overlap offset": sign_plan(kernel_plan(2, 2, (0, 4, 8, 12), (0, 16), 4, overlap=True, correction="offset")),
+    "B offset": sign_plan(kernel_plan(2, 3, (0, 8, 16), (0, 24), 8, weight_port="B", correction="offset")),
+    "B overlap borrow": sign_plan(kernel_plan(2, 3, (0, 8, 16), (0, 24), 8, weight_port="B", overlap=True,
+                                              top_width=8)),
+}
+
+
+def sign_bit_set(p: Plan, a: np.ndarray) -> np.ndarray:
+    """Per multiply row: whether the packed activation word has the port's top bit set."""
+    word = (a << np.asarray(p.act_offsets, dtype=np.int64)).sum(axis=-1)
+    return (word >> (p.act_port_bits - 1)) & 1 == 1
+
+
+@pytest.mark.parametrize("name", SIGN_VARIANTS)
+def test_sign_bit_plans_exact(name):
+    """Every code at depth 1; random, extreme and sign-bit-heavy accumulations at the full depth."""
+    p = SIGN_VARIANTS[name]
+    check(p)
+    assert p.depth > 1 and max(o + p.a_bits for o in p.act_offsets) == p.act_port_bits
+    w, a = all_codes(p, 1)
+    assert 0 < sign_bit_set(p, a).mean() < 1
+    np.testing.assert_array_equal(emulate_batch(p, w, a), expected_fields(p, w, a))
+    rng = np.random.default_rng(4)
+    lo, hi = weight_range(p.w_bits)
+    _, ha = act_range(p.a_bits)
+    for rows in range(1, p.depth + 1):
+        w, a = random_codes(p, rng, 2000, rows)
+        w[:500], a[:500] = np.where(w[:500] < 0, lo, hi), ha                 # extremes: every word's sign set
+        np.testing.assert_array_equal(emulate_batch(p, w, a), expected_fields(p, w, a))
+    ext_w = np.array([[[lo] * p.n_weights], [[hi] * p.n_weights], [[lo, hi] * (p.n_weights // 2) + [lo] *
+                                                                    (p.n_weights % 2)]])
+    ext_a = np.full((3, 1, p.n_acts), ha)
+    np.testing.assert_array_equal(emulate_batch(p, ext_w, ext_a, repeat=p.depth),
+                                  p.depth * expected_fields(p, ext_w, ext_a))
+
+
+@pytest.mark.parametrize("name", SIGN_VARIANTS)
+def test_sign_bit_correction_is_what_makes_it_exact(name):
+    """Without the flag check() rejects the layout, and its uncorrected arithmetic is wrong exactly on the
+    multiplies whose activation word has the top bit set (with a nonzero weight word)."""
+    p = SIGN_VARIANTS[name]
+    plain = dataclasses.replace(p, act_sign_bit=False, depth=1)
+    with pytest.raises(ValueError, match=r"packed activations reach .* \(set act_sign_bit"):
+        check(plain)
+    w, a = all_codes(p, 1)
+    wrong = (emulate_batch(plain, w, a) != expected_fields(plain, w, a)).any(axis=-1)
+    wword = (w[:, 0] << np.asarray(p.weight_offsets, dtype=np.int64)).sum(axis=-1)
+    np.testing.assert_array_equal(wrong, sign_bit_set(p, a)[:, 0] & (wword != 0))
+
+
+@pytest.mark.parametrize("name", SIGN_VARIANTS)
+def test_sign_bit_batch_matches_scalar_emulation(name):
+    p = SIGN_VARIANTS[name]
+    rng = np.random.default_rng(5)
+    w, a = random_codes(p, rng, 60, p.depth)
+    batch = emulate_batch(p, w, a)
+    for n in range(len(w)):
+        assert emulate(p, w[n].tolist(), a[n].tolist()) == batch[n].tolist()
+
+
+def test_sign_correction_value():
+    p = SIGN_VARIANTS["AD borrow"]
+    assert p.act_word_limit == (1 << 18) - 1
+    assert dataclasses.replace(p, act_sign_bit=False).act_word_limit == (1 << 17) - 1
+    assert p.sign_correction(-5, 1 << 17) == -5 << 18
+    assert p.sign_correction(-5, (1 << 17) - 1) == 0
+    assert dataclasses.replace(p, act_sign_bit=False).sign_correction(-5, 1 << 17) == 0
+    q = SIGN_VARIANTS["B offset"]
+    assert q.sign_correction(7, (1 << 27) - 1) == 7 << 27
+
+
+def test_check_rejects_misused_sign_bit():
+    with pytest.raises(ValueError, match="plan w2a2k1: act_sign_bit set, but the packed activations .* never"):
+        check(dataclasses.replace(TINY, act_sign_bit=True))
+    over = dataclasses.replace(SIGN_VARIANTS["AD borrow"], act_offsets=(0, 17))
+    with pytest.raises(ValueError, match="over the 18-bit port even with its sign bit"):
+        check(over)
+
+
+def test_sign_bit_plan_to_dict():
+    d = json.loads(json.dumps(SIGN_VARIANTS["B offset"].to_dict()))
+    assert d["act_sign_bit"] is True and TINY.to_dict()["act_sign_bit"] is False

@@ -14,7 +14,7 @@ from mixq_hw.packing.cores import field_width
 from mixq_hw.packing.synth import SynthesisError, count_cells, synth_core
 
 
-@pytest.mark.parametrize("w, a, k", [(2, 2, 3), (4, 4, 3), (8, 8, 1)])
+@pytest.mark.parametrize("w, a, k", [(2, 2, 3), (4, 4, 3), (8, 8, 1), (3, 8, 3)])  # (3, 8, 3): sign-bit plan
 def test_core_takes_one_dsp48e2(w, a, k):
     p = plan(w, a, k)
     result = synth_core(w, a, k)

@@ -10,7 +10,9 @@ Public API (numpy only; the Amaranth cores live in :mod:`mixq_hw.packing.cores`)
 - :func:`explain` -- a plan's bit maps and fields as text;
 - the plan contract from :mod:`.layout`: :class:`Plan`, :class:`Field`,
   :func:`check`, :func:`max_depth`, :func:`expected_fields` (the promised
-  arithmetic), :func:`emulate` / :func:`emulate_batch` (the DSP48E2's arithmetic).
+  arithmetic), :func:`emulate` / :func:`emulate_batch` (the DSP48E2's arithmetic,
+  including plans whose activation word uses its port's sign bit,
+  ``Plan.act_sign_bit``, corrected through the C port).
 
 ``python -m mixq_hw.packing --help`` prints the table, explains a plan, or
 synthesises a core.

@@ -47,7 +47,7 @@ def _grid(rows: list[dict], k: int, title: str, cell, width: int) -> list[str]:
 
 
 def _layout(r: dict) -> str:
-    return f"{r['kind'][0].upper()}{r['n_weights']}x{r['n_acts']}/{r['depth']}"
+    return f"{r['kind'][0].upper()}{r['n_weights']}x{r['n_acts']}/{r['depth']}" + ("s" if r["act_sign_bit"] else "")
 
 
 def _table(ks: Sequence[int], as_json: bool) -> str:
@@ -57,7 +57,8 @@ def _table(ks: Sequence[int], as_json: bool) -> str:
     out: list[str] = []
     for k in ks:
         out += _grid(rows, k, "exact MACs per DSP48E2 per cycle", lambda r: f"{r['macs_per_dsp']:.3g}", 7)
-        out += _grid(rows, k, "layout: K(ernel)/F(ilter) weights x activations / accumulation depth", _layout, 11)
+        out += _grid(rows, k, "layout: K(ernel)/F(ilter) weights x activations / accumulation depth "
+                              "(s: activation word in the port's sign bit, corrected through C)", _layout, 11)
         out.append("")
     return "\n".join(out)
 

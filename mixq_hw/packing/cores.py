@@ -46,6 +46,19 @@ last multiply P holds ``raw P - sum parity_f << o_f`` exactly as
 :func:`~mixq_hw.packing.layout.emulate` computes it, and the field register
 only slices (the parity becomes the field's low bit).  That keeps the 48-bit
 parity subtraction off the P -> field path, in the fabric stages before C.
+
+Activation sign bit.  Plans with ``act_sign_bit`` let the activation word
+``X`` fill its ``n``-bit port, top bit included; the DSP48E2 multiplies
+``X - 2**n`` when that bit is set, short by ``W * 2**n`` (``W`` the signed
+packed weight word).  The core adds ``W << n`` through C on exactly those
+multiplies: the same C sum as above gains a third term (``C = offset on the
+first multiply + parity corrections + sign correction``, one fabric adder in
+front of the C register).  P wraps modulo ``2**48``, so the fields come out as
+from an unsigned multiplier.  Fabric needs ``W`` two stages after the inputs:
+with weights on A:D its own copy (a 27-bit subtractor ``D - A`` gated by the
+sign bit, two 27-bit registers), so the DSP48E2's A, D and AD registers stay
+internal; with weights on B the fabric subtractor's register (``W`` already
+lives in fabric there) gated by a delayed copy of the sign bit.
 """
 
 from __future__ import annotations
@@ -245,13 +258,21 @@ class PackedMAC(wiring.Component):
         p4 = Signal(P_BITS)
         par4 = Signal(n_fields)
         v4, last4 = Signal(), Signal()
+        # Sign-bit correction (act_sign_bit plans): the weight word to add at C (times 2**a_port), in fabric.
+        sign_corr1 = Signal(signed(w_port))     # weights on A:D: gated copy of D - A, stage 1
+        sign_corr2 = Signal(signed(w_port))     # stage 2, next to the AD register
+        sign1, sign2 = Signal(), Signal()       # weights on B: the activation word's top bit, delayed
+
+        d_word = _scatter([(o, self._weight_bits(i)) for i, o in enumerate(plan.weight_offsets)], w_port)
+        a_word = _scatter([(o + wb, self._weight_bits(i)[wb - 1]) for i, o in enumerate(plan.weight_offsets)],
+                          w_port)
+        act_word = _scatter([(o, self._act_bits(j)) for j, o in enumerate(plan.act_offsets)], a_port)
 
         with m.If(self.en):
             m.d.sync += [
-                d1.eq(_scatter([(o, self._weight_bits(i)) for i, o in enumerate(plan.weight_offsets)], w_port)),
-                a1.eq(_scatter([(o + wb, self._weight_bits(i)[wb - 1])
-                                for i, o in enumerate(plan.weight_offsets)], w_port)),
-                act1.eq(_scatter([(o, self._act_bits(j)) for j, o in enumerate(plan.act_offsets)], a_port)),
+                d1.eq(d_word),
+                a1.eq(a_word),
+                act1.eq(act_word),
                 par1.eq(self._term_parities() if plan.overlap else 0),
                 v1.eq(self.i_valid), first1.eq(self.i_first), last1.eq(self.i_last),
             ]
@@ -262,6 +283,11 @@ class PackedMAC(wiring.Component):
                 act2.eq(act1),
                 v2.eq(v1), first2.eq(first1), last2.eq(last1),
             ]
+            if plan.act_sign_bit and plan.weight_port == "AD":
+                m.d.sync += [sign_corr1.eq(Mux(act_word[a_port - 1], (d_word - a_word)[:w_port].as_signed(), 0)),
+                             sign_corr2.eq(sign_corr1)]
+            elif plan.act_sign_bit:
+                m.d.sync += [sign1.eq(act_word[a_port - 1]), sign2.eq(sign1)]
             if plan.overlap:
                 before = Mux(first1, 0, run_parity)
                 m.d.sync += [par_before2.eq(before), par_term2.eq(par1), par_after2.eq(before ^ par1)]
@@ -280,6 +306,10 @@ class PackedMAC(wiring.Component):
                 turns_off = _scatter([(o, par_term2[f] & par_before2[f]) for f, o in enumerate(offsets)], P_BITS)
                 turns_on = _scatter([(o, par_term2[f] & ~par_before2[f]) for f, o in enumerate(offsets)], P_BITS)
                 c_value = Mux(first2, offset, turns_off) - turns_on
+            if plan.act_sign_bit:
+                # The DSP read the activation word's top bit as -2**a_port: add W << a_port back (45 bits).
+                weight_word = sign_corr2 if plan.weight_port == "AD" else Mux(sign2, wword2, 0)
+                c_value = c_value + weight_word.as_signed().shift_left(a_port)
             m.d.sync += [
                 m3.eq(ad * b),
                 c3.eq(c_value[:P_BITS]),

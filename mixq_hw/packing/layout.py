@@ -33,7 +33,13 @@ Conventions (fixed here, used by planner and cores alike):
 - ``correction == "borrow"``: a field is ``signed(slice) + borrow`` where the
   borrow is the P bit just below the slice; ``"offset"``: the constant
   ``sum(2**(top_f - 1))`` goes in once through the C port, so every slice is
-  offset-binary and the field is the slice with its top bit inverted.
+  offset-binary and the field is the slice with its top bit inverted;
+- ``act_sign_bit``: the activation word may use the top bit of its ``n``-bit
+  port (``n`` = :attr:`Plan.act_port_bits`), which the DSP48E2 reads as a sign.
+  A word ``X >= 2**(n-1)`` is multiplied as ``X - 2**n``, so the product is
+  short by ``W * 2**n`` (``W`` the signed packed weight word); the C port adds
+  ``W << n`` (a 45-bit value) on exactly those multiplies, and P, which wraps
+  modulo ``2**48``, then holds the same sum as an unsigned multiplier would.
 """
 
 from __future__ import annotations
@@ -99,7 +105,8 @@ class Plan:
     ``depth`` is how many multiplies may accumulate into P (in time, or over a
     cascade) before the fields must be extracted; ``macs_per_dsp`` is the number
     of useful multiply-accumulates per DSP per cycle, the figure the cost model
-    and the density table use.
+    and the density table use.  ``act_sign_bit`` lets the activation word use
+    its port's sign bit, corrected through C (see the module docstring).
     """
 
     w_bits: int
@@ -115,6 +122,7 @@ class Plan:
     depth: int
     macs_per_dsp: float
     note: str = ""
+    act_sign_bit: bool = False
 
     @property
     def n_weights(self) -> int:
@@ -131,6 +139,25 @@ class Plan:
     @property
     def act_port_bits(self) -> int:
         return B_BITS if self.weight_port == "AD" else AD_BITS
+
+    @property
+    def act_word_limit(self) -> int:
+        """Largest activation word the port takes: ``2**(n-1) - 1``, or ``2**n - 1`` with ``act_sign_bit``."""
+        n = self.act_port_bits
+        return (1 << n) - 1 if self.act_sign_bit else (1 << (n - 1)) - 1
+
+    def sign_correction(self, weight_word: int, act_word: int) -> int:
+        """What C adds for one multiply so that a signed DSP48E2 multiplies ``act_word`` as unsigned.
+
+        ``weight_word`` is the signed packed weight word, ``act_word`` the
+        unsigned packed activation word; the DSP reads the latter as
+        ``act_word - 2**n`` when its top bit is set, so C adds
+        ``weight_word << n`` then (0 otherwise, and always 0 without ``act_sign_bit``).
+        """
+        n = self.act_port_bits
+        if self.act_sign_bit and (act_word >> (n - 1)) & 1:
+            return weight_word << n
+        return 0
 
     def offset_constant(self) -> int:
         """The C-port constant of ``correction == "offset"``: one half-range bit per field."""
@@ -177,6 +204,8 @@ def _slice_fits(plan: Plan, f: int, depth: int) -> bool:
     bound = _field_bound(plan, f, depth)
     lo, hi = _slice(plan, f)
     s = hi - lo
+    if s < 1:
+        return False            # an empty slice holds nothing (check() names it; max_depth says 0)
     g_min, g_max = (-((bound + 1) // 2), bound // 2) if plan.overlap else (-bound, bound)
     if plan.correction == "borrow":
         g_min -= 1
@@ -200,7 +229,8 @@ def max_depth(plan: Plan, limit: int = 1 << 20) -> int:
 def check(plan: Plan) -> None:
     """Raise ``ValueError`` if the layout does not fit the DSP48E2 or a field can overflow.
 
-    Checks port widths (signed weight word, unsigned activation word), field
+    Checks port widths (signed weight word, unsigned activation word that
+    uses the port's sign bit only with ``act_sign_bit``, and then must), field
     adjacency, that every field holds ``depth`` accumulated multiplies, that
     every product of the two words lands in exactly one listed field (or above
     the top field, where it cannot disturb them), and that P does not wrap
@@ -215,11 +245,19 @@ def check(plan: Plan) -> None:
     pw = plan.weight_port_bits
     if wmax > (1 << (pw - 1)) - 1 or wmin < -(1 << (pw - 1)):
         raise ValueError(f"{name}: packed weights span [{wmin}, {wmax}], over the {pw}-bit signed port")
-    # Activation word: unsigned on a signed port, so the sign bit stays clear.
+    # Activation word: unsigned on a signed port, so the sign bit stays clear -- unless the plan
+    # corrects the signed reading of that bit through C (act_sign_bit).
     amax = sum(hi_a << o for o in plan.act_offsets)
     pa = plan.act_port_bits
-    if amax > (1 << (pa - 1)) - 1:
-        raise ValueError(f"{name}: packed activations reach {amax}, over the {pa}-bit signed port")
+    if amax > plan.act_word_limit:
+        if plan.act_sign_bit:
+            raise ValueError(f"{name}: packed activations reach {amax}, over the {pa}-bit port "
+                             f"even with its sign bit (act_sign_bit)")
+        raise ValueError(f"{name}: packed activations reach {amax}, over the {pa}-bit signed port "
+                         f"(set act_sign_bit to use its sign bit with a C-port correction)")
+    if plan.act_sign_bit and amax < 1 << (pa - 1):
+        raise ValueError(f"{name}: act_sign_bit set, but the packed activations (at most {amax}) never "
+                         f"reach the {pa}-bit port's sign bit; the C-port correction would be dead logic")
     occupied = sorted(plan.act_offsets)
     for x, y in zip(occupied, occupied[1:]):
         if y - x < plan.a_bits:
@@ -291,7 +329,9 @@ def emulate(plan: Plan, weights: Sequence[Sequence[int]], acts: Sequence[Sequenc
     (``len(weights) <= plan.depth``).  Packs both words, multiplies them at the
     port widths, accumulates in 48 bits with the C-port constant added once,
     removes the known field parities (overlap plans), and slices every field
-    with its correction.  Pure Python integers: slow, exact, the cores' model.
+    with its correction.  With ``act_sign_bit`` the activation word is read as
+    signed (as the DSP48E2 does) and C adds :meth:`Plan.sign_correction` on
+    every multiply.  Pure Python integers: slow, exact, the cores' model.
     """
     if not 1 <= len(weights) == len(acts) <= plan.depth:
         raise ValueError(f"need 1..{plan.depth} multiplies, got {len(weights)} weight and {len(acts)} act rows")
@@ -299,9 +339,10 @@ def emulate(plan: Plan, weights: Sequence[Sequence[int]], acts: Sequence[Sequenc
     parity = [0] * len(plan.fields)
     for wrow, arow in zip(weights, acts):
         wword = _wrap(sum(int(w) << o for w, o in zip(wrow, plan.weight_offsets)), plan.weight_port_bits)
-        aword = _wrap(sum(int(a) << o for a, o in zip(arow, plan.act_offsets)), plan.act_port_bits)
+        unsigned_aword = sum(int(a) << o for a, o in zip(arow, plan.act_offsets))
+        aword = _wrap(unsigned_aword, plan.act_port_bits)
         product = _wrap(wword * aword, PRODUCT_BITS)
-        p = _wrap(p + product, P_BITS)
+        p = _wrap(p + product + plan.sign_correction(wword, unsigned_aword), P_BITS)
         for f, fld in enumerate(plan.fields):
             for i, j in fld.terms:
                 parity[f] ^= int(wrow[i]) & int(arow[j]) & 1
@@ -347,6 +388,10 @@ def emulate_batch(plan: Plan, weights: np.ndarray, acts: np.ndarray, *, repeat: 
     wword = _wrap_array((w << np.asarray(plan.weight_offsets, dtype=np.int64)).sum(axis=-1), plan.weight_port_bits)
     aword = _wrap_array((a << np.asarray(plan.act_offsets, dtype=np.int64)).sum(axis=-1), plan.act_port_bits)
     product = _wrap_array(wword * aword, PRODUCT_BITS)
+    if plan.act_sign_bit:
+        # C adds W << n where the DSP read the word's top bit as a sign (aword < 0 after the wrap).
+        sign_c = np.where(aword < 0, wword << np.int64(plan.act_port_bits), np.int64(0))
+        product = _wrap_array(product + sign_c, P_BITS)
     # (sum of products) * repeat modulo 2**48: uint64 arithmetic wraps modulo 2**64, a multiple of 2**48.
     total = product.sum(axis=-1).astype(np.uint64) * np.uint64(repeat)
     p = _wrap_array((total & np.uint64((1 << P_BITS) - 1)).astype(np.int64), P_BITS)

@@ -22,11 +22,19 @@ keeps only layouts that :func:`~mixq_hw.packing.layout.check` accepts (so
   convolving the same ``N`` pixels into its own run of fields.
 
 A field needs room for its accumulated value: ``depth * terms * max|w| * max a``
-must fit its slice (see :func:`~mixq_hw.packing.layout.max_depth`).  Ranking:
-MACs per multiply, then accumulation depth (compared up to
-:data:`DEPTH_ENOUGH`), then fewer fields, then less fabric (no overlap before
-overlap, offset before borrow correction, weights on the pre-adder before B),
-then fewer activation slots.
+must fit its slice (see :func:`~mixq_hw.packing.layout.max_depth`).
+
+Every layout is also tried with its activation word in the port's sign bit
+(``act_sign_bit``, corrected through C, see :mod:`~mixq_hw.packing.layout`):
+that lets the activation word be one bit wider, so a geometry fits at a wider
+stride or at all.  It costs fabric (a C-side adder and mux, a copy of the
+weight word), so a layout only uses it where the same geometry has no exact
+layout without it, and it ranks after every layout without it of equal MACs.
+
+Ranking: MACs per multiply, then no sign-bit correction before it, then
+accumulation depth (compared up to :data:`DEPTH_ENOUGH`), then fewer fields,
+then less fabric (no overlap before overlap, offset before borrow correction,
+weights on the pre-adder before B), then fewer activation slots.
 """
 
 from __future__ import annotations
@@ -116,13 +124,16 @@ def _min_gap(positions: Sequence[int]) -> int:
     return min((y - x for x, y in zip(s, s[1:])), default=1 << 30)
 
 
-def _fits(geo: _Geometry, stride: int, w_bits: int, a_bits: int) -> bool:
-    """Whether both packed words fit their ports at this stride (monotone: fails for every larger one)."""
+def _fits(geo: _Geometry, stride: int, w_bits: int, a_bits: int, sign_bit: bool = False) -> bool:
+    """Whether both packed words fit their ports at this stride (monotone: fails for every larger one).
+
+    ``sign_bit``: the activation word may use its port's sign bit (one more bit).
+    """
     pw, pa = (AD_BITS, B_BITS) if geo.weight_port == "AD" else (B_BITS, AD_BITS)
     _, hi_w = weight_range(w_bits)
     _, hi_a = act_range(a_bits)
     return (_word_max(hi_w, geo.w_pos, stride) <= (1 << (pw - 1)) - 1
-            and _word_max(hi_a, geo.a_pos, stride) <= (1 << (pa - 1)) - 1
+            and _word_max(hi_a, geo.a_pos, stride) <= (1 << (pa if sign_bit else pa - 1)) - 1
             and geo.fields[-1][0] * stride < P_BITS)
 
 
@@ -177,29 +188,37 @@ def _filter_geometries(port: str, k: int, max_acts: int, limit: int, bank: bool)
 
 def _best_scheme(geo: _Geometry, first_stride: int, w_bits: int, a_bits: int, product_max: int,
                  min_depth: int) -> tuple | None:
-    """The geometry's best (stride, scheme) as ``(depth rank, -cost, -stride, depth, stride, scheme)``."""
+    """The geometry's best (stride, scheme) as
+    ``(no sign bit, depth rank, -cost, -stride, depth, stride, (overlap, correction, sign bit))``.
+
+    A stride at which the activation word fits without the sign bit never uses it (same depth,
+    more fabric); wider strides use it until the word overflows even the full port.
+    """
     best = None
     for stride in range(first_stride, P_BITS + 1):
-        if not _fits(geo, stride, w_bits, a_bits):
+        sign_bit = not _fits(geo, stride, w_bits, a_bits)
+        if sign_bit and not _fits(geo, stride, w_bits, a_bits, sign_bit=True):
             break       # the words only grow with the stride
         for cost, (overlap, correction) in enumerate(_SCHEMES):
             depth = _depth(geo, stride, overlap, correction, product_max)
             if depth >= min_depth:
-                key = (min(depth, DEPTH_ENOUGH), -cost, -stride, depth, stride, (overlap, correction))
+                key = (not sign_bit, min(depth, DEPTH_ENOUGH), -cost, -stride, depth, stride,
+                       (overlap, correction, sign_bit))
                 if best is None or key > best:
                     best = key
     return best
 
 
 def _rank(geo: _Geometry, local: tuple) -> tuple:
-    """Global order: MACs, depth (capped), fewer fields, cheaper scheme/port, fewer act then weight slots."""
-    depth_rank, neg_cost, neg_stride = local[:3]
+    """Global order: MACs, no sign bit, depth (capped), fewer fields, cheaper scheme/port, fewer act then
+    weight slots."""
+    no_sign_bit, depth_rank, neg_cost, neg_stride = local[:4]
     port_cost = 0 if geo.weight_port == "AD" else 0.5
-    return (geo.macs, depth_rank, -len(geo.fields), neg_cost - port_cost, -len(geo.a_pos), -len(geo.w_pos),
-            neg_stride)
+    return (geo.macs, no_sign_bit, depth_rank, -len(geo.fields), neg_cost - port_cost, -len(geo.a_pos),
+            -len(geo.w_pos), neg_stride)
 
 
-def _note(geo: _Geometry, stride: int) -> str:
+def _note(geo: _Geometry, stride: int, sign_bit: bool) -> str:
     if geo.weight_port == "AD":
         port = ("weights on the 27-bit A:D side, activations on B; the signed packed weight word is made by "
                 "the pre-adder with no fabric logic: D = the weight codes' two's-complement bits concatenated "
@@ -208,11 +227,17 @@ def _note(geo: _Geometry, stride: int) -> str:
         port = ("weights on the 18-bit B side, activations on A:D; B has no pre-adder, so the signed packed "
                 "weight word (sum w_i << o_i) is stored precomputed (weights are constants) or made by an "
                 "18-bit fabric subtractor D - A as on the A:D side")
-    return f"{geo.note}; field stride {stride} bits; {port}"
+    note = f"{geo.note}; field stride {stride} bits; {port}"
+    if sign_bit:
+        act_port = "B" if geo.weight_port == "AD" else "A:D"
+        n = B_BITS if geo.weight_port == "AD" else AD_BITS
+        note += (f"; the activation word uses {act_port}'s sign bit (bit {n - 1}): when it is set the DSP48E2 "
+                 f"multiplies by the word - 2**{n}, so C adds the weight word << {n} on that multiply")
+    return note
 
 
-def _build(geo: _Geometry, stride: int, overlap: bool, correction: str, w_bits: int, a_bits: int, k: int,
-           depth: int) -> Plan:
+def _build(geo: _Geometry, stride: int, overlap: bool, correction: str, sign_bit: bool, w_bits: int,
+           a_bits: int, k: int, depth: int) -> Plan:
     top = len(geo.fields) - 1
     fields = tuple(
         Field(pos * stride, (stride if f < top else min(stride, P_BITS - pos * stride - int(overlap))) + int(overlap),
@@ -221,7 +246,8 @@ def _build(geo: _Geometry, stride: int, overlap: bool, correction: str, w_bits: 
     return Plan(w_bits=w_bits, a_bits=a_bits, k=k, kind=geo.kind, weight_port=geo.weight_port,
                 weight_offsets=tuple(p * stride for p in geo.w_pos),
                 act_offsets=tuple(p * stride for p in geo.a_pos), fields=fields, overlap=overlap,
-                correction=correction, depth=depth, macs_per_dsp=geo.macs, note=_note(geo, stride))
+                correction=correction, depth=depth, macs_per_dsp=geo.macs, note=_note(geo, stride, sign_bit),
+                act_sign_bit=sign_bit)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -251,8 +277,8 @@ def _search(w_bits: int, a_bits: int, k: int, kinds: tuple[str, ...], max_acts: 
                 if local is not None:
                     found.append((_rank(geo, local), geo, local))
     found.sort(key=lambda item: item[0], reverse=True)
-    return tuple(_build(geo, stride, ov, corr, w_bits, a_bits, k, depth)
-                 for _, geo, (_, _, _, depth, stride, (ov, corr)) in found)
+    return tuple(_build(geo, stride, ov, corr, sign_bit, w_bits, a_bits, k, depth)
+                 for _, geo, (*_, depth, stride, (ov, corr, sign_bit)) in found)
 
 
 def _arguments(w_bits: int, a_bits: int, k: int, kinds: Sequence[str], max_acts: int | None,
@@ -334,7 +360,7 @@ def density_table(ks: Sequence[int] = KERNEL_SIZES) -> list[dict]:
                 rows.append({"w": w, "a": a, "k": k, "macs_per_dsp": p.macs_per_dsp, "kind": p.kind,
                              "depth": p.depth, "weight_port": p.weight_port, "overlap": p.overlap,
                              "correction": p.correction, "n_weights": p.n_weights, "n_acts": p.n_acts,
-                             "n_fields": len(p.fields)})
+                             "n_fields": len(p.fields), "act_sign_bit": p.act_sign_bit})
     return rows
 
 
@@ -395,8 +421,13 @@ def explain(p: Plan) -> str:
     # Activation port.
     a_port, a_bits = ("B", B_BITS) if p.weight_port == "AD" else ("A:D", AD_BITS)
     a_marks = {o + b: _char(j) for j, o in enumerate(p.act_offsets) for b in range(p.a_bits)}
-    a_marks[a_bits - 1] = "0"
-    lines += ["", f"activation port {a_port} ({a_bits}-bit signed, sign bit kept 0): {p.n_acts} slot(s), "
+    if p.act_sign_bit:
+        a_marks[a_bits - 1] = "S"
+        sign_use = "sign bit S used by the top slot, corrected through C"
+    else:
+        a_marks[a_bits - 1] = "0"
+        sign_use = "sign bit kept 0"
+    lines += ["", f"activation port {a_port} ({a_bits}-bit signed, {sign_use}): {p.n_acts} slot(s), "
               f"unsigned codes concatenated"]
     lines += _ruler(a_bits)
     lines.append(_bit_map(a_bits, a_marks, a_port))
@@ -428,4 +459,13 @@ def explain(p: Plan) -> str:
                      "slice is offset-binary: the field is the slice with its top bit inverted")
     else:
         lines.append("correction: borrow -- each field is its signed slice plus the P bit just below it")
+    if p.act_sign_bit:
+        lines.append(textwrap.fill(
+            f"activation sign bit: the top slot's code reaches bit {a_bits - 1} (S), which the DSP48E2 reads as "
+            f"a sign: a word X >= 2**{a_bits - 1} is multiplied as X - 2**{a_bits}, short by W * 2**{a_bits} "
+            f"(W = the signed packed weight word).  On exactly those multiplies C adds W << {a_bits} (45 bits), "
+            f"computed in fabric and summed with the other C terms before the C register "
+            f"(C = offset constant on the first multiply + parity corrections + sign correction); P wraps "
+            f"modulo 2**48, so it then holds what an unsigned multiplier would give", width=110,
+            subsequent_indent="  "))
     return "\n".join(lines)
