@@ -34,7 +34,6 @@ from .layers.regroup import GroupToRaster
 from .layers.reorg import Reorg
 from .layers.requant import AccBias, Requant
 from .layers.width import LaneConverter
-from .layers.window import SlidingWindow
 from .schedule import bypass_fifo_depth
 
 __all__ = ["LayerFold", "Stage", "PipelinePlan", "plan_stages", "Accelerator", "unit_folding", "OUTPUT_BITS"]
@@ -218,12 +217,12 @@ class _Builder:
         f = self.fold(node)
         a = node.attrs
         src = self.lanes(src, f.simd, node.name)
-        window = SlidingWindow(in_ch, in_hw[0], in_hw[1], k, stride, pad, lanes=f.simd, pixels=f.pixels,
-                               bits=src.bits, name=f"{node.name}.window")
-        self.add(window.name, node.name, "window", window, [(src.stage, src.port)])
+        # The engine picks kernel or filter packing; each needs its own window format.
         engine = ConvEngine(weight, w_bits=a["w_bits"], a_bits=a["a_bits"], in_ch=in_ch, out_ch=out_ch, k=k,
                             groups=groups, simd=f.simd, pe=f.pe, pixels=f.pixels, out_size=out_hw,
-                            name=node.name)
+                            stride=stride, windows=("taps", "rows"), name=node.name)
+        window = engine.make_window(in_hw[0], in_hw[1], pad, name=f"{node.name}.window")
+        self.add(window.name, node.name, "window", window, [(src.stage, src.port)])
         self.add(node.name, node.name, "conv", engine, [(window.name, "o")])
         self.values[node.name] = _Value(node.name, "o", (out_ch, *out_hw), f.pe, engine.acc_bits,
                                         grouped=True, pe=f.pe, pixels=f.pixels,
@@ -261,12 +260,19 @@ class _Builder:
         a = node.attrs
         c, h, w = src.shape
         # Time-share the requant multipliers: the engine emits a beat of pe*pixels accumulators only
-        # every cycles_per_beat cycles, so that many values per multiplier keep up with it.
+        # every cycles_per_beat cycles, so that many values per multiplier keep up with it.  A
+        # two-beat FIFO in front lets the engine hand over a beat while the requant is still busy
+        # (the engine would otherwise freeze for those cycles).
         values = src.pe * src.pixels
         lanes = min(d for d in range(1, values + 1) if values % d == 0 and values // d <= src.cycles_per_beat)
         req = Requant(node.tensors["inc"], node.tensors["bias"], shift=a["shift"], out_bits=a["out_bits"],
                       acc_bits=src.bits, pe=src.pe, pixels=src.pixels, lanes=lanes, height=h, width=w,
                       name=node.name)
+        if lanes < values:
+            skid = StreamFIFO(self.stage_port_layout(src.stage, src.port), 2, name=f"{node.name}.skid",
+                              beats_per_frame=self.beats_per_frame(src))
+            self.add(skid.name, node.name, "fifo", skid, [(src.stage, src.port)])
+            src = _Value(**{**src.__dict__, "stage": skid.name, "port": "o"})
         self.add(node.name, node.name, "requant", req, [(src.stage, src.port)])
         self._regroup(node, node.name, src, a["out_bits"], src.pe)
 

@@ -1,28 +1,39 @@
 """ConvEngine: the matrix-vector unit of a convolution, its multiplies on packed DSP48E2 cores.
 
-Input: the SlidingWindow beat format (per output group of ``pixels`` adjacent
-output columns, ``k*k*in_ch/simd`` beats ``[pixel][lane]`` of unsigned codes,
-in (tap, chunk) order).  Output: per group, ``out_ch/pe`` beats
-``[pixel][pe]`` of signed accumulators (``acc_bits`` wide), one per
-output-channel fold.  See ``mixq_hw/layers/__init__.py`` and the shared
-contracts for the exact formats.
+Input, one of two formats (:attr:`ConvEngine.window_kind`):
+
+- ``"taps"`` -- the SlidingWindow format: per output group of ``pixels``
+  adjacent output columns, ``k*k*in_ch/simd`` beats ``[pixel][lane]`` of
+  unsigned codes in (tap, chunk) order; used with kernel-packing plans;
+- ``"rows"`` -- the RowWindow format (stride 1): per group, ``k*in_ch/simd``
+  beats ``[pixel][lane]`` in (kernel row, chunk) order, each holding the
+  ``pixels + k - 1`` input pixels of one kernel row; used with filter-packing
+  plans (see :mod:`mixq_hw.layers.conv_weights` for the layout and why partial
+  fields are combined inside a group, not carried between groups).
+
+Output (both): per group, ``out_ch/pe`` beats ``[pixel][pe]`` of signed
+accumulators (``acc_bits`` wide), one per output-channel fold.  See
+``mixq_hw/layers/__init__.py`` and the shared contracts for the exact formats.
 
 Schedule (FINN-MVU-like):
 
-- the group's window beats are written into one half of a double-buffered
+- the group's input beats are written into one half of a double-buffered
   ``lib.memory`` while the other half (the previous group) is re-read once per
   output-channel fold, so the next group streams in during the computation;
-- the weights live in a ROM with one word per engine cycle, arranged per
-  (fold, tap, chunk) (see :func:`~mixq_hw.layers.conv_weights.weight_rom_words`);
-- every product is made by a :class:`~mixq_hw.packing.cores.PackedMAC` running a
-  kernel-packing plan: weight slots = ``n_weights`` output channels of the PE
-  lanes, activation slots = output pixels of the group.  One core per
-  (simd lane, group of ``n_weights`` PE lanes, group of ``n_acts`` pixels);
-  depthwise layers use one weight slot (a lane is one channel, ``pe == simd``);
-- a core accumulates in P over up to ``depth`` consecutive beats of a fold;
-  its fields are then summed over the simd lanes by a registered adder tree
-  and added into the fabric accumulators (one per output channel per pixel),
-  which emit one output beat when the fold ends.
+- the weights live in a ROM with one word per engine cycle of a fold
+  (see :func:`~mixq_hw.layers.conv_weights.weight_rom_words`);
+- every product is made by a :class:`~mixq_hw.packing.cores.PackedMAC`; which
+  slot reads what and which field feeds which accumulator is plain data
+  (:func:`~mixq_hw.layers.conv_weights.core_wiring`).  Kernel plans: weight
+  slots = output channels, act slots = output pixels (depthwise layers use one
+  weight slot).  Filter plans: one core per (lane, output channel, window
+  column); a kernel row needing ``sub`` multiplies takes ``sub`` cycles, sub-row
+  ``m`` reading the input beat shifted by ``m*Kp`` pixels;
+- a core accumulates in P over up to ``depth`` consecutive cycles of a fold;
+  its fields are then summed (over simd lanes, and for filter plans over the
+  cores that share an output pixel) by a registered adder tree and added into
+  the fabric accumulators (one per output channel per pixel), which emit one
+  output beat when the fold ends.
 
 Backpressure: one clock enable ``en = ~o.valid | o.ready`` freezes the whole
 compute pipeline (buffer read, weight ROM, cores via their ``en`` port, adder
@@ -41,15 +52,20 @@ layer (with ``lanes == simd``) feeds the engine directly, no window needed.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from mixq_hw.estimate import Resources, memory_cost
-from mixq_hw.layers.conv_weights import (ConvGeometry, check_conv_config, choose_plan, field_slots,
-                                         signed_bits, weight_rom_words)
+from mixq_hw.layers.conv_weights import (WINDOW_KINDS, ConvGeometry, CoreWiring, check_conv_config, choose_plan,
+                                         core_wiring, cores_for, field_slots, filter_positions,
+                                         geometry_for_plan, macs_per_cycle, plan_window_kind, signed_bits,
+                                         weight_rom_words)
+from mixq_hw.layers.row_window import RowWindow
+from mixq_hw.layers.window import SlidingWindow
 from mixq_hw.packing.cores import PackedMAC
 from mixq_hw.packing.layout import Plan, act_range, check, weight_range
 
@@ -63,42 +79,48 @@ class ConvEngine(wiring.Component):
     ``w_bits`` codes; ``a_bits``: input code width; ``groups``: 1 (dense) or
     ``in_ch`` (depthwise); ``simd`` input lanes, ``pe`` output lanes,
     ``pixels`` output pixels per group; ``out_size`` = (out_height, out_width)
-    of the output map (only used by :meth:`cycles_per_frame`); ``plan``: a
-    kernel-packing plan to use instead of the planner's choice.
+    of the output map (only used by :meth:`cycles_per_frame`); ``stride``: the
+    convolution's stride (filter plans need 1); ``windows``: the input formats
+    the caller can feed (``"taps"``: SlidingWindow, ``"rows"``: RowWindow) --
+    the default keeps the SlidingWindow format, ``("taps", "rows")`` lets
+    :func:`~mixq_hw.layers.conv_weights.choose_plan` pick filter packing where
+    it is denser; ``plan``: a kernel- or filter-packing plan to use instead of
+    the planner's choice.  :attr:`window_kind` says which format the engine
+    reads and :meth:`make_window` builds the matching window.
     """
 
     def __init__(self, weight: np.ndarray, *, w_bits: int, a_bits: int, in_ch: int, out_ch: int, k: int,
                  groups: int = 1, simd: int, pe: int, pixels: int, out_size: tuple[int, int],
-                 plan: Plan | None = None, name: str = "") -> None:
+                 plan: Plan | None = None, stride: int = 1, windows: Sequence[str] = ("taps",),
+                 name: str = "") -> None:
         self.name = name or "conv"
+        where = f"in layer '{self.name}'"
         geo = check_conv_config(weight, w_bits=w_bits, a_bits=a_bits, in_ch=in_ch, out_ch=out_ch, k=k,
                                 groups=groups, simd=simd, pe=pe, pixels=pixels, name=self.name)
         if (not isinstance(out_size, (tuple, list)) or len(out_size) != 2
                 or not all(isinstance(v, (int, np.integer)) for v in out_size)):
-            raise ValueError(f"out_size {out_size!r} must be (out_height, out_width) in layer '{self.name}'")
+            raise ValueError(f"out_size {out_size!r} must be (out_height, out_width) {where}")
         out_h, out_w = out_size
         if out_h < 1 or out_w < 1 or out_w % pixels:
             raise ValueError(f"out_size {tuple(out_size)}: width must be a positive multiple of pixels "
-                             f"{pixels} in layer '{self.name}'")
+                             f"{pixels} {where}")
+        if not isinstance(stride, (int, np.integer)) or stride < 1:
+            raise ValueError(f"stride {stride!r} must be a positive integer {where}")
+        windows = (windows,) if isinstance(windows, str) else tuple(windows)
+        if not windows or any(w not in WINDOW_KINDS for w in windows):
+            raise ValueError(f"windows {windows!r} must be a non-empty subset of {WINDOW_KINDS} {where}")
         if plan is None:
-            plan = choose_plan(geo, w_bits, a_bits, self.name)
+            plan = choose_plan(geo, w_bits, a_bits, self.name, stride=stride, windows=windows)
         else:
-            try:
-                check(plan)
-                field_slots(plan)
-            except ValueError as err:
-                raise ValueError(f"unusable plan in layer '{self.name}': {err}") from err
-            if (plan.w_bits, plan.a_bits) != (w_bits, a_bits):
-                raise ValueError(f"plan is for w{plan.w_bits}a{plan.a_bits}, layer '{self.name}' is "
-                                 f"w{w_bits}a{a_bits}")
-            if plan.n_acts > pixels:
-                raise ValueError(f"plan has {plan.n_acts} act slots, more than pixels {pixels} "
-                                 f"in layer '{self.name}'")
+            self._check_plan(plan, geo, w_bits, a_bits, stride, windows, where)
+        geo = geometry_for_plan(geo, plan)
         self.geometry: ConvGeometry = geo
         self.plan: Plan = plan
+        #: input format: "taps" (SlidingWindow beats) or "rows" (RowWindow beats)
+        self.window_kind: str = geo.window_kind
         self.w_bits, self.a_bits = w_bits, a_bits
         self.in_ch, self.out_ch, self.k, self.groups = in_ch, out_ch, k, groups
-        self.simd, self.pe, self.pixels = simd, pe, pixels
+        self.simd, self.pe, self.pixels, self.stride = simd, pe, pixels, int(stride)
         self.out_size = (int(out_h), int(out_w))
         self.weight = np.array(weight, dtype=np.int64)
 
@@ -108,32 +130,56 @@ class ConvEngine(wiring.Component):
         self.core_depth = min(plan.depth, geo.beats_per_fold)
         #: core accumulations per fold (added together in the fabric accumulators)
         self.segments = math.ceil(geo.beats_per_fold / self.core_depth)
-        self._field_bound = self.core_depth * w_max * a_max
         #: signed width of the accumulators and of the output payload
         self.acc_bits = signed_bits(geo.fan_in * w_max * a_max)
-
-        n_w = 1 if geo.depthwise else plan.n_weights
-        self._weight_groups = pe if geo.depthwise else math.ceil(pe / n_w)
-        self._core_lanes = 1 if geo.depthwise else simd
-        self._pixel_groups = math.ceil(pixels / plan.n_acts)
-        self._tree_leaves = 1 if geo.depthwise else simd
+        self._cores: list[CoreWiring] = core_wiring(geo, plan, w_bits, a_bits, self.core_depth)
+        assert len(self._cores) == cores_for(plan, geo)
 
         super().__init__({
-            "i": In(stream.Signature(data.ArrayLayout(data.ArrayLayout(unsigned(a_bits), simd), pixels))),
+            "i": In(stream.Signature(data.ArrayLayout(data.ArrayLayout(unsigned(a_bits), simd), geo.span))),
             "o": Out(stream.Signature(data.ArrayLayout(data.ArrayLayout(signed(self.acc_bits), pe), pixels))),
         })
+
+    def _check_plan(self, plan: Plan, geo: ConvGeometry, w_bits: int, a_bits: int, stride: int,
+                    windows: tuple[str, ...], where: str) -> None:
+        """ValueError unless the caller's ``plan`` fits this layer and one of the caller's windows."""
+        try:
+            check(plan)
+            kind = plan_window_kind(plan)
+            if kind == "taps" or "rows" not in windows:
+                field_slots(plan)   # names "one product per field" for a filter plan without the row window
+            else:
+                filter_positions(plan)
+        except ValueError as err:
+            hint = "" if "rows" in windows else " (filter plans need windows=('rows',) and a RowWindow)"
+            raise ValueError(f"unusable plan {where}: {err}{hint}") from err
+        if (plan.w_bits, plan.a_bits) != (w_bits, a_bits):
+            raise ValueError(f"plan is for w{plan.w_bits}a{plan.a_bits}, layer '{self.name}' is "
+                             f"w{w_bits}a{a_bits}")
+        if kind == "taps":
+            if "taps" not in windows:
+                raise ValueError(f"a kernel plan needs the SlidingWindow ('taps') format, not in windows "
+                                 f"{windows} {where}")
+            if plan.n_acts > geo.pixels:
+                raise ValueError(f"plan has {plan.n_acts} act slots, more than pixels {geo.pixels} {where}")
+            return
+        if stride != 1 or geo.k < 2:
+            raise ValueError(f"filter plans need stride 1 and k > 1, not stride {stride} k {geo.k} {where}")
+        if plan.n_weights > geo.k or plan.n_acts > geo.pixels + plan.n_weights - 1:
+            raise ValueError(f"filter plan with {plan.n_weights} taps x {plan.n_acts} act slots does not fit "
+                             f"k {geo.k} and pixels {geo.pixels} {where}")
 
     # ---- figures -------------------------------------------------------------------------------
 
     @property
     def n_dsps(self) -> int:
         """Packed multiplier cores, one DSP48E2 each."""
-        return self._core_lanes * self._weight_groups * self._pixel_groups
+        return len(self._cores)
 
     @property
-    def macs_per_cycle(self) -> int:
-        """Useful multiply-accumulates per engine cycle."""
-        return self.simd * self.pixels * (1 if self.geometry.depthwise else self.pe)
+    def macs_per_cycle(self) -> float:
+        """Useful multiply-accumulates per engine cycle (filter plans: ``k / sub_rows`` taps per multiply)."""
+        return macs_per_cycle(self.geometry)
 
     @property
     def macs_per_dsp(self) -> float:
@@ -147,7 +193,7 @@ class ConvEngine(wiring.Component):
 
     @property
     def in_beats_per_frame(self) -> int:
-        """Window beats consumed per frame."""
+        """Input (window or row) beats consumed per frame."""
         return self.groups_per_frame * self.geometry.beats_per_group
 
     @property
@@ -159,10 +205,11 @@ class ConvEngine(wiring.Component):
         """Initiation interval per frame at full throughput.
 
         Each group is computed in ``folds * beats_per_fold`` cycles (one buffer
-        read per cycle) while the next group (``k*k*in_ch/simd`` beats, never
-        more) streams into the other buffer half, so
+        read per cycle) while the next group (``beats_per_group`` beats, never
+        more) streams into the other buffer half.  Tap beats:
         ``out_h * out_w/pixels * (out_ch/pe) * k*k*in_ch/simd`` (dense) and
-        ``out_h * out_w/pixels * k*k*in_ch/simd`` (depthwise).
+        ``out_h * out_w/pixels * k*k*in_ch/simd`` (depthwise); row beats replace
+        ``k*k`` by ``k * sub_rows``.
         """
         geo = self.geometry
         return self.groups_per_frame * max(geo.folds * geo.beats_per_fold, geo.beats_per_group)
@@ -171,36 +218,57 @@ class ConvEngine(wiring.Component):
     def pipeline_latency(self) -> int:
         """Enabled cycles from a fold's last buffer read to its output beat (ROM/buffer read, cores,
         adder-tree levels, accumulator/output register)."""
-        return 1 + PackedMAC.LATENCY + len(self._tree_nodes()) + 1
+        return 1 + PackedMAC.LATENCY + self._tree_levels() + 1
 
-    def _slot_lane(self, weight_group: int, slot: int) -> int | None:
-        """The PE lane (output channel within the fold) weight ``slot`` of a core in ``weight_group``
-        feeds, or None for a padding slot.  Depthwise: core group ``g`` is lane/channel ``g``, slot 0 only."""
-        if self.geometry.depthwise:
-            return weight_group if slot == 0 else None
-        p = weight_group * self.plan.n_weights + slot
-        return p if p < self.pe else None
+    def make_window(self, height: int, width: int, pad: int | str = "same", *, name: str = "") -> wiring.Component:
+        """The window component that feeds this engine from a raster stream of ``(in_ch, height, width)`` codes.
 
-    def _tree_nodes(self) -> list[list[tuple[int, int]]]:
-        """Adder-tree nodes level by level (per output accumulator): (leaves covered, inputs 1 or 2)."""
-        levels = []
-        nodes = [1] * self._tree_leaves
-        while len(nodes) > 1:
-            level = [(sum(nodes[n:n + 2]), len(nodes[n:n + 2])) for n in range(0, len(nodes), 2)]
-            levels.append(level)
-            nodes = [c for c, _ in level]
-        return levels
+        A :class:`~mixq_hw.layers.window.SlidingWindow` for ``window_kind ==
+        "taps"``, a :class:`~mixq_hw.layers.row_window.RowWindow` for ``"rows"``,
+        with this engine's lanes, pixels, kernel, stride and code width.
+        ValueError if its output map is not ``out_size``.
+        """
+        name = name or f"{self.name}.window"
+        if self.window_kind == "rows":
+            window = RowWindow(self.in_ch, height, width, self.k, pad, lanes=self.simd, pixels=self.pixels,
+                               bits=self.a_bits, name=name)
+        else:
+            window = SlidingWindow(self.in_ch, height, width, self.k, self.stride, pad, lanes=self.simd,
+                                   pixels=self.pixels, bits=self.a_bits, name=name)
+        if window.out_shape[1:] != self.out_size:
+            window._MustUse__silence = True
+            raise ValueError(f"window {name!r} makes a {window.out_shape[1]}x{window.out_shape[2]} map, layer "
+                             f"'{self.name}' has out_size {self.out_size}")
+        return window
+
+    def _tree_inputs(self) -> dict[tuple[int, int], list[int]]:
+        """Field bounds summed into each accumulator (x, p): the adder tree's leaves."""
+        leaves: dict[tuple[int, int], list[int]] = {(x, p): [] for x in range(self.pixels) for p in range(self.pe)}
+        for core in self._cores:
+            for _, x, p, bound in core.outputs:
+                leaves[(x, p)].append(bound)
+        return leaves
+
+    def _tree_levels(self) -> int:
+        """Registered adder-tree levels: enough to sum the largest leaf set pairwise."""
+        most = max(len(v) for v in self._tree_inputs().values())
+        return max(0, math.ceil(math.log2(most))) if most > 1 else 0
 
     def estimate(self) -> Resources:
-        """DSPs = packed cores; LUT/FF from adder tree, accumulators, output register; memories by size."""
-        geo = self.geometry
+        """DSPs = packed cores; LUT/FF from adder tree, accumulators, output register, sub-row muxes;
+        memories by size."""
+        geo, plan = self.geometry, self.plan
         outs = self.pe * self.pixels
         lut = ff = 0
-        for level in self._tree_nodes():
-            widths = [(signed_bits(c * self._field_bound), inputs) for c, inputs in level]
-            ff += outs * sum(w for w, _ in widths) + 1
-            # a two-input node is one carry-chain adder (~1 LUT per bit); a pass-through is wiring
-            lut += outs * sum(w for w, inputs in widths if inputs == 2)
+        for bounds in self._tree_inputs().values():
+            items = list(bounds)
+            for _ in range(self._tree_levels()):
+                merged = [sum(items[n:n + 2]) for n in range(0, len(items), 2)]
+                ff += sum(signed_bits(b) for b in merged)
+                # a two-input node is one carry-chain adder (~1 LUT per bit); a pass-through is wiring
+                lut += sum(signed_bits(sum(items[n:n + 2])) for n in range(0, len(items) - 1, 2))
+                items = merged
+        ff += self._tree_levels()
         if self.segments > 1:
             lut += outs * self.acc_bits
             ff += outs * self.acc_bits
@@ -208,21 +276,23 @@ class ConvEngine(wiring.Component):
         # per core (see mixq_hw.packing.cores): the field register; a borrow adder per field (offset
         # correction needs only an inverter); parity tracking for overlap plans; the B-side weight
         # subtractor; flags.  Input/M/P registers are the DSP48E2's own and not counted.
-        plan = self.plan
         field_bits = sum(f.width for f in plan.fields)
         core_lut = ((field_bits if plan.correction == "borrow" else 0)
                     + (4 * len(plan.fields) if plan.overlap else 0)
                     + (18 if plan.weight_port == "B" else 0))
         core_ff = field_bits + (3 * len(plan.fields) if plan.overlap else 0) + 12
+        if geo.sub_rows > 1:
+            # the sub-row shift: a sub_rows-input mux per activation bit
+            core_lut += plan.n_acts * self.a_bits * math.ceil(geo.sub_rows / 4)
         lut += self.n_dsps * core_lut
         ff += self.n_dsps * core_ff
         counters = sum(max(1, (n - 1).bit_length()) for n in
                        (geo.beats_per_group, geo.folds, geo.beats_per_fold, self.core_depth,
-                        geo.folds * geo.beats_per_fold, self.segments))
+                        geo.folds * geo.beats_per_fold, self.segments, geo.sub_rows))
         lut += 3 * counters + 16
         ff += counters + 8
-        rom_width = self.w_bits * self.simd * (1 if geo.depthwise else self.pe)
-        mems = (memory_cost(2 * geo.beats_per_group, self.a_bits * self.simd * self.pixels)
+        rom_width = self.w_bits * self.simd * (1 if geo.depthwise else self.pe) * geo.row_taps
+        mems = (memory_cost(2 * geo.beats_per_group, self.a_bits * self.simd * geo.span)
                 + memory_cost(geo.folds * geo.beats_per_fold, rom_width))
         return Resources(dsp=self.n_dsps, lut=lut, ff=ff) + mems
 
@@ -234,12 +304,16 @@ class ConvEngine(wiring.Component):
         S, P, X = self.simd, self.pe, self.pixels
         T, L, F = geo.beats_per_group, geo.beats_per_fold, geo.folds
         D = self.core_depth
+        rows = geo.window_kind == "rows"
+        # a fold's cycles run over (row, sub-row m, inner chunk): row = tap (taps) or ky (rows)
+        sub = geo.sub_rows
+        inner = 1 if geo.depthwise else geo.chunks
 
         en = Signal()  # clock enable of the compute pipeline
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
 
         # ---- input double buffer: group g+1 is written while group g is re-read per fold
-        act_layout = data.ArrayLayout(data.ArrayLayout(unsigned(self.a_bits), S), X)
+        act_layout = data.ArrayLayout(data.ArrayLayout(unsigned(self.a_bits), S), geo.span)
         m.submodules.window_buffer = buf = memory.Memory(shape=unsigned(act_layout.size), depth=2 * T,
                                                          init=[])
         buf_w = buf.write_port()
@@ -264,24 +338,31 @@ class ConvEngine(wiring.Component):
             with m.Else():
                 m.d.sync += w_index.eq(w_index + 1)
 
-        # ---- weight ROM, one word per (fold, tap, chunk) engine cycle
+        # ---- weight ROM, one word per engine cycle of a fold
         rom_words = weight_rom_words(self.weight, geo, self.w_bits)
         w_elem = signed(self.w_bits)
+        if rows:
+            w_elem = data.ArrayLayout(w_elem, geo.row_taps)
         rom_layout = (data.ArrayLayout(w_elem, S) if geo.depthwise
                       else data.ArrayLayout(data.ArrayLayout(w_elem, S), P))
         m.submodules.weight_rom = rom = memory.Memory(shape=unsigned(rom_layout.size), depth=F * L,
                                                       init=rom_words)
         rom_r = rom.read_port(domain="sync")
 
-        # ---- stage 0: sequencer over (fold, beat of fold); addresses the buffer and the ROM
+        # ---- stage 0: sequencer over (fold, row, sub-row, inner chunk); addresses the buffer and the ROM
         r_bank = Signal()
         fold = Signal(range(F))
         beat = Signal(range(L))
+        sub_row = Signal(range(sub))
+        chunk = Signal(range(inner))
         seg_pos = Signal(range(D))
         buf_index = Signal(range(T))
         rom_index = Signal(range(F * L))
         busy = Signal()
         fold_end = Signal()
+        chunk_end = (chunk == inner - 1) if inner > 1 else Const(1)
+        sub_end = (sub_row == sub - 1) if sub > 1 else Const(1)
+        row_step = geo.chunks if geo.depthwise else 1   # buffer index step to the next row at the last chunk
         m.d.comb += [
             busy.eq(full.bit_select(r_bank, 1)),
             fold_end.eq(beat == L - 1),
@@ -291,17 +372,24 @@ class ConvEngine(wiring.Component):
             rom_r.en.eq(en),
         ]
         s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
+        s1_sub = Signal(range(sub))
         with m.If(en):
             m.d.sync += [
                 s1_valid.eq(busy),
                 s1_first.eq(seg_pos == 0),
                 s1_last.eq((seg_pos == D - 1) | fold_end),
+                s1_sub.eq(sub_row),
             ]
             with m.If(busy):
                 m.d.sync += [
                     seg_pos.eq(Mux((seg_pos == D - 1) | fold_end, 0, seg_pos + 1)),
                     rom_index.eq(Mux(rom_index == F * L - 1, 0, rom_index + 1)),
                 ]
+                if inner > 1:
+                    m.d.sync += chunk.eq(Mux(chunk_end, 0, chunk + 1))
+                if sub > 1:
+                    with m.If(chunk_end):
+                        m.d.sync += sub_row.eq(Mux(sub_end, 0, sub_row + 1))
                 with m.If(fold_end):
                     m.d.sync += beat.eq(0)
                     with m.If(fold == F - 1):
@@ -309,47 +397,55 @@ class ConvEngine(wiring.Component):
                         m.d.comb += clear_full.eq(Mux(r_bank, 0b10, 0b01))
                     with m.Else():
                         m.d.sync += fold.eq(fold + 1)
-                        # depthwise: fold f reads chunk f of every tap
+                        # depthwise: fold f reads chunk f of every row
                         m.d.sync += buf_index.eq(fold + 1 if geo.depthwise else 0)
                 with m.Else():
-                    m.d.sync += [beat.eq(beat + 1),
-                                 buf_index.eq(buf_index + (geo.chunks if geo.depthwise else 1))]
+                    m.d.sync += beat.eq(beat + 1)
+                    with m.If(~chunk_end):
+                        m.d.sync += buf_index.eq(buf_index + 1)
+                    with m.Elif(sub_end):
+                        m.d.sync += buf_index.eq(buf_index + row_step)
+                    with m.Else():      # the next sub-row re-reads this row's chunks
+                        m.d.sync += buf_index.eq(buf_index - (inner - 1))
 
         # ---- stage 1: buffer and ROM words reach the packed cores
         acts = data.View(act_layout, buf_r.data)
         weights = data.View(rom_layout, rom_r.data)
-        slots = field_slots(plan)
-        leaves: dict[tuple[int, int], list] = {(x, p): [] for x in range(X) for p in range(P)}
+        leaves: dict[tuple[int, int], list[tuple]] = {(x, p): [] for x in range(X) for p in range(P)}
         cores = []
-        for lane in range(self._core_lanes):
-            for wg in range(self._weight_groups):
-                for xg in range(self._pixel_groups):
-                    core = PackedMAC(plan, depth=D)
-                    m.submodules[f"mac_s{lane}_w{wg}_x{xg}"] = core
-                    cores.append(core)
-                    m.d.comb += [core.en.eq(en), core.i_valid.eq(s1_valid), core.i_first.eq(s1_first),
-                                 core.i_last.eq(s1_last)]
-                    for i in range(plan.n_weights):
-                        p = self._slot_lane(wg, i)
-                        if p is None:
-                            value = 0       # padding slot: its fields are never read
-                        else:
-                            value = weights[p] if geo.depthwise else weights[p][lane]
-                        m.d.comb += core.weights[i].eq(value)
-                        for j in range(plan.n_acts):
-                            x = xg * plan.n_acts + j
-                            if p is not None and x < X:
-                                leaves[(x, p)].append(core.fields[slots[(i, j)]])
-                    for j in range(plan.n_acts):
-                        x = xg * plan.n_acts + j
-                        src_lane = wg if geo.depthwise else lane
-                        m.d.comb += core.acts[j].eq(acts[x][src_lane] if x < X else 0)
+        for wiring_ in self._cores:
+            core = PackedMAC(plan, depth=D)
+            m.submodules[wiring_.name] = core
+            cores.append(core)
+            m.d.comb += [core.en.eq(en), core.i_valid.eq(s1_valid), core.i_first.eq(s1_first),
+                         core.i_last.eq(s1_last)]
+            for i, path in enumerate(wiring_.weights):
+                value = 0       # padding slot: its fields are never read
+                if path is not None:
+                    value = weights
+                    for index in path:
+                        value = value[index]
+                m.d.comb += core.weights[i].eq(value)
+            for j, src in enumerate(wiring_.acts):
+                if src is None:
+                    m.d.comb += core.acts[j].eq(0)
+                elif sub == 1:
+                    m.d.comb += core.acts[j].eq(acts[src[0]][src[1]])
+                else:
+                    # sub-row m reads the row beat shifted by m*Kp pixels (zero past its end: zero taps)
+                    with m.Switch(s1_sub):
+                        for shift in range(sub):
+                            u = src[0] + shift * geo.row_taps
+                            with m.Case(shift):
+                                m.d.comb += core.acts[j].eq(acts[u][src[1]] if u < geo.span else 0)
+            for f, x, p, bound in wiring_.outputs:
+                leaves[(x, p)].append((core.fields[f], bound))
         assert cores[0].latency == PackedMAC.LATENCY
 
-        # ---- adder tree over the simd lanes, one registered level per halving
+        # ---- adder tree over the leaves of each accumulator, one registered level per halving
         valid = cores[0].o_valid
-        sums = {key: [(v, 1) for v in vals] for key, vals in leaves.items()}
-        for level in range(len(self._tree_nodes())):
+        sums = dict(leaves)
+        for level in range(self._tree_levels()):
             next_valid = Signal(name=f"tree{level}_valid")
             with m.If(en):
                 m.d.sync += next_valid.eq(valid)
@@ -358,12 +454,11 @@ class ConvEngine(wiring.Component):
                 merged = []
                 for n in range(0, len(items), 2):
                     pair = items[n:n + 2]
-                    leaves_in = sum(c for _, c in pair)
-                    node = Signal(signed(signed_bits(leaves_in * self._field_bound)),
-                                  name=f"tree{level}_x{x}_p{p}_{n // 2}")
+                    bound = sum(b for _, b in pair)
+                    node = Signal(signed(signed_bits(bound)), name=f"tree{level}_x{x}_p{p}_{n // 2}")
                     with m.If(en):
                         m.d.sync += node.eq(sum(v for v, _ in pair))
-                    merged.append((node, leaves_in))
+                    merged.append((node, bound))
                 sums[(x, p)] = merged
 
         # ---- fabric accumulators over the segments of a fold, then the output register

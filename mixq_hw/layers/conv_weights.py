@@ -1,21 +1,59 @@
-"""Helpers of the convolution engine: configuration checks, packing-plan choice, weight ROM layout.
+"""Helpers of the convolution engine: configuration checks, packing-plan choice, weight ROM layout, core wiring.
 
 Kept apart from :mod:`mixq_hw.layers.conv` so the engine file holds only the
 hardware; everything here is plain Python/numpy.
+
+Two input formats, two plan families:
+
+- ``"taps"`` (the SlidingWindow format, kernel-packing plans): one beat per
+  (tap, chunk) of ``pixels`` window pixels; weight slots are output channels,
+  activation slots output pixels, every field one product.
+- ``"rows"`` (the RowWindow format, filter-packing plans, stride 1 only): one
+  beat per (kernel row ``ky``, chunk) holding the ``span = pixels + k - 1``
+  adjacent input pixels the group's ``pixels`` outputs read in that row.  A
+  filter plan with ``Kp`` taps and ``N`` activation slots convolves ``N``
+  adjacent pixels with ``Kp`` taps of a kernel row in one multiply (the taps
+  sit reversed in the weight slots, so field ``q`` sums ``w[t] * x[u]`` with
+  ``u + (Kp-1-t) == q``).  ``cx = ceil((pixels + Kp - 1) / N)`` cores tile the
+  window side by side; field ``q`` of core ``c`` belongs to output pixel
+  ``x = c*N + q - (Kp - 1)``.  The partial fields where two cores meet are
+  added together in the engine's adder tree, so only the ``Kp - 1`` partial
+  fields at the two ends of the group are wasted.  A kernel row that needs
+  ``sub = ceil(k / Kp)`` multiplies takes ``sub`` engine cycles, sub-row ``m``
+  reading the window shifted by ``m*Kp`` (taps past ``k`` are zero weights).
+
+Why partial fields are not carried from one pixel group to the next (the
+alternative that wastes nothing inside a row): the carry has to survive all
+``out_ch/pe`` folds of a group, so it needs a per-fold memory of
+``(k-1)*pe`` partial sums, and every output row needs one extra "prologue"
+group of ``k - 1`` pixels (output groups stay aligned to ``pixels``).  Its
+density, ``k*pixels*G / (ceil(pixels/N) * sub * (G + ceil((k-1)/pixels)))``
+with ``G`` groups per row, beats the group-local scheme only at small
+``pixels``; at the best ``pixels`` of each layer the group-local scheme is as
+dense or denser (``benchmarks/filter_conv.py`` prints both; best over pixels for
+64->64 3x3 on 10x20, simd = pe = 8: w2a2 15 vs 12 MACs/DSP, w3a3 12 vs 12,
+w4a4 5.45 vs 5.45; 5x5: w2a2 25 vs 20, w3a3 12.5 vs 10), and it keeps no
+state between groups.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from mixq_hw.packing import plans
-from mixq_hw.packing.layout import Plan, weight_range
+from mixq_hw.packing.layout import Plan, act_range, weight_range
 
-__all__ = ["ConvGeometry", "check_conv_config", "signed_bits", "choose_plan", "field_slots",
-           "weight_rom_words"]
+__all__ = ["ConvGeometry", "CoreWiring", "WINDOW_KINDS", "check_conv_config", "signed_bits", "choose_plan",
+           "field_slots", "filter_positions", "geometry_for_plan", "plan_window_kind", "cores_for",
+           "macs_per_cycle", "core_wiring", "weight_rom_words"]
+
+#: Input formats the engine reads: SlidingWindow tap beats, RowWindow row beats.
+WINDOW_KINDS = ("taps", "rows")
 
 
 def signed_bits(bound: int) -> int:
@@ -30,7 +68,11 @@ class ConvGeometry:
     ``chunks`` = input beats per pixel (``in_ch / simd``); ``beats_per_group`` =
     window beats per output group (``k*k*chunks``); ``folds`` = output beats per
     group; ``beats_per_fold`` = engine cycles per output beat (the accumulation
-    length: ``k*k*chunks`` dense, ``k*k`` depthwise).
+    length: ``k*k*chunks`` dense, ``k*k`` depthwise).  With a filter plan
+    (``window_kind == "rows"``, see :func:`geometry_for_plan`): ``row_taps``
+    taps per multiply, ``sub_rows`` multiplies per kernel row,
+    ``beats_per_group = k*chunks`` row beats and ``beats_per_fold =
+    k*sub_rows*chunks`` (dense) or ``k*sub_rows`` (depthwise).
     """
 
     in_ch: int
@@ -44,6 +86,14 @@ class ConvGeometry:
     beats_per_group: int
     folds: int
     beats_per_fold: int
+    window_kind: str = "taps"
+    row_taps: int = 1
+    sub_rows: int = 1
+
+    @property
+    def span(self) -> int:
+        """Pixels per input beat: ``pixels`` (tap beats) or ``pixels + k - 1`` (row beats)."""
+        return self.pixels + (self.k - 1 if self.window_kind == "rows" else 0)
 
     @property
     def fan_in(self) -> int:
@@ -96,8 +146,8 @@ def check_conv_config(weight: np.ndarray, *, w_bits: int, a_bits: int, in_ch: in
 def field_slots(plan: Plan) -> dict[tuple[int, int], int]:
     """Map ``(weight slot, act slot)`` to the index of the field holding that one product.
 
-    The engine uses kernel packing: every field must be a single product, and
-    every slot pair must have its own field.
+    The tap format uses kernel packing: every field must be a single product,
+    and every slot pair must have its own field.
     """
     slots: dict[tuple[int, int], int] = {}
     for f, fld in enumerate(plan.fields):
@@ -113,51 +163,215 @@ def field_slots(plan: Plan) -> dict[tuple[int, int], int]:
     return slots
 
 
-def _cores_for(plan: Plan, geo: ConvGeometry) -> int:
-    """Packed cores the engine needs with ``plan`` (slots beyond pe/pixels are padded with zeros)."""
+def filter_positions(plan: Plan) -> tuple[int, ...]:
+    """For a filter plan, the position ``q`` of every field: its terms ``(i, j)`` all have ``i + j == q``.
+
+    That is the 1-D convolution the rows format relies on (weight slot ``i``
+    meets activation slot ``j`` at output ``j + i - (Kp - 1)``); every slot pair
+    must land in exactly one field.  ValueError otherwise.
+    """
+    where = f"plan w{plan.w_bits}a{plan.a_bits}k{plan.k} ({plan.kind})"
+    if plan.kind != "filter":
+        raise ValueError(f"{where}: the row format needs a filter-packing plan")
+    positions, seen = [], set()
+    for f, fld in enumerate(plan.fields):
+        qs = {i + j for i, j in fld.terms}
+        if len(qs) != 1:
+            raise ValueError(f"{where}: field {f} sums products of different output pixels {sorted(qs)}")
+        positions.append(qs.pop())
+        seen.update(fld.terms)
+    missing = [(i, j) for i in range(plan.n_weights) for j in range(plan.n_acts) if (i, j) not in seen]
+    if missing:
+        raise ValueError(f"{where}: products {missing[:3]} of weight and act slots land in no field")
+    return tuple(positions)
+
+
+def plan_window_kind(plan: Plan) -> str:
+    """``"taps"`` for kernel-packing plans, ``"rows"`` for filter-packing plans; ValueError for other kinds."""
+    kinds = {"kernel": "taps", "filter": "rows"}
+    if plan.kind not in kinds:
+        raise ValueError(f"plan w{plan.w_bits}a{plan.a_bits}k{plan.k}: the conv engine runs kernel and filter "
+                         f"plans, not {plan.kind!r}")
+    return kinds[plan.kind]
+
+
+def geometry_for_plan(geo: ConvGeometry, plan: Plan) -> ConvGeometry:
+    """``geo`` with the input format and schedule counts of ``plan`` (unchanged for kernel plans)."""
+    if plan_window_kind(plan) == "taps":
+        return dataclasses.replace(geo, window_kind="taps", row_taps=1, sub_rows=1)
+    sub = math.ceil(geo.k / plan.n_weights)
+    per_row = sub * (1 if geo.depthwise else geo.chunks)
+    return dataclasses.replace(geo, window_kind="rows", row_taps=plan.n_weights, sub_rows=sub,
+                               beats_per_group=geo.k * geo.chunks, beats_per_fold=geo.k * per_row)
+
+
+def _filter_core_columns(plan: Plan, geo: ConvGeometry) -> int:
+    """Filter cores side by side over one multiply's window of ``pixels + Kp - 1`` input pixels."""
+    return math.ceil((geo.pixels + plan.n_weights - 1) / plan.n_acts)
+
+
+def cores_for(plan: Plan, geo: ConvGeometry) -> int:
+    """Packed cores (DSP48E2s) the engine needs with ``plan`` (slots beyond pe/pixels are padded with zeros)."""
+    if plan.kind == "filter":
+        return geo.simd * (1 if geo.depthwise else geo.pe) * _filter_core_columns(plan, geo)
     n_w = 1 if geo.depthwise else plan.n_weights
     weight_groups = geo.pe if geo.depthwise else math.ceil(geo.pe / n_w)
     lanes = 1 if geo.depthwise else geo.simd
     return lanes * weight_groups * math.ceil(geo.pixels / plan.n_acts)
 
 
-def choose_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str) -> Plan:
-    """The kernel-packing plan that gives this layer the most MACs per DSP (then the deepest).
+def macs_per_cycle(geo: ConvGeometry) -> float:
+    """Useful multiply-accumulates per engine cycle: a filter multiply covers ``k / sub_rows`` taps on average."""
+    base = geo.simd * geo.pixels * (1 if geo.depthwise else geo.pe)
+    if geo.window_kind == "rows":
+        return base * geo.k / geo.sub_rows
+    return float(base)
 
-    Candidates come from the planner (``plans(..., kinds=("kernel",), max_acts=pixels)``);
-    for depthwise layers only one weight slot is usable (a lane is one channel),
-    so one-weight plans are preferred and other plans use their slot 0 only.
-    """
+
+def _usable(plan: Plan, geo: ConvGeometry) -> bool:
     try:
-        candidates = plans(w_bits, a_bits, geo.k, kinds=("kernel",), max_acts=geo.pixels)
-    except ValueError as err:
-        raise ValueError(f"no packing plan for w{w_bits}a{a_bits} k{geo.k} in layer '{name}': {err}") from err
-    usable = []
-    for p in candidates:
+        if plan.kind == "kernel":
+            field_slots(plan)
+            return plan.n_acts <= geo.pixels
+        filter_positions(plan)
+    except ValueError:
+        return False
+    return plan.n_weights <= geo.k and plan.n_acts <= geo.pixels + plan.n_weights - 1
+
+
+def choose_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *, stride: int = 1,
+                windows: Sequence[str] = ("taps",)) -> Plan:
+    """The plan that gives this layer the most achieved MACs per DSP per cycle (then the deepest, fewest fields).
+
+    Candidates come from the planner: kernel-packing plans with at most
+    ``pixels`` act slots when ``"taps"`` is in ``windows``; filter-packing
+    plans with at most ``pixels + k - 1`` act slots when ``"rows"`` is in
+    ``windows``, ``stride == 1`` and ``k > 1``.  The figure compared is
+    :func:`macs_per_cycle` over :func:`cores_for` (slot padding, the wasted end
+    fields of a filter group and extra multiplies per kernel row included).
+    Depthwise layers use one weight slot of a kernel plan (a lane is one
+    channel) and whole filter plans (one filter per channel).  On a tie the
+    kernel plan wins (the older, cheaper format).
+    """
+    where = f"in layer '{name}'"
+    candidates: list[Plan] = []
+    errors: list[str] = []
+    searches = []
+    if "taps" in windows:
+        searches.append(("kernel", geo.pixels))
+    if "rows" in windows and stride == 1 and geo.k > 1:
+        searches.append(("filter", geo.pixels + geo.k - 1))
+    if not searches:
+        raise ValueError(f"no input format for k{geo.k} stride {stride} with windows {tuple(windows)} {where} "
+                         f"(the row window needs stride 1 and k > 1)")
+    for kind, max_acts in searches:
         try:
-            field_slots(p)
-        except ValueError:
+            found = plans(w_bits, a_bits, geo.k, kinds=(kind,), max_acts=max_acts)
+        except ValueError as err:
+            errors.append(str(err))
             continue
-        if p.n_acts <= geo.pixels:
-            usable.append(p)
-    if not usable:
-        raise ValueError(f"the planner has no kernel-packing plan with at most {geo.pixels} act slots "
-                         f"for w{w_bits}a{a_bits} k{geo.k} in layer '{name}'")
-    macs = geo.simd * geo.pixels * (1 if geo.depthwise else geo.pe)
-    return max(usable, key=lambda p: (macs / _cores_for(p, geo), min(p.depth, geo.beats_per_fold),
-                                      -len(p.fields)))
+        candidates += [p for p in found if _usable(p, geo)]
+    if not candidates:
+        detail = f" ({'; '.join(errors)})" if errors else ""
+        raise ValueError(f"no packing plan for w{w_bits}a{a_bits} k{geo.k} {where}: the planner has no "
+                         f"{' or '.join(k for k, _ in searches)}-packing plan that fits {geo.pixels} "
+                         f"pixels{detail}")
+
+    def key(p: Plan) -> tuple:
+        g = geometry_for_plan(geo, p)
+        return (macs_per_cycle(g) / cores_for(p, g), min(p.depth, g.beats_per_fold), -len(p.fields),
+                p.kind == "kernel")
+
+    return max(candidates, key=key)
+
+
+@dataclass(frozen=True)
+class CoreWiring:
+    """One packed core of the engine: where its slots read from and which accumulators its fields feed.
+
+    ``weights[i]``: index path of weight slot ``i`` into the ROM word view
+    (``[p][s]`` / ``[s]`` for kernel plans, ``[p][s][i]`` / ``[s][i]`` for
+    filter plans), or None for a constant-zero slot.  ``acts[j]``:
+    ``(pixel, lane)`` of activation slot ``j`` in the input beat -- for filter
+    plans the pixel before the sub-row shift ``m*Kp`` -- or None for zero.
+    ``outputs``: ``(field, output pixel, pe lane, bound)`` for every field the
+    engine adds into an accumulator, ``bound`` the field's largest magnitude.
+    """
+
+    name: str
+    weights: tuple[tuple[int, ...] | None, ...]
+    acts: tuple[tuple[int, int] | None, ...]
+    outputs: tuple[tuple[int, int, int, int], ...]
+
+
+def core_wiring(geo: ConvGeometry, plan: Plan, w_bits: int, a_bits: int, depth: int) -> list[CoreWiring]:
+    """Every packed core of the engine, as plain data (``depth``: multiplies per core accumulation)."""
+    w_max = max(-weight_range(w_bits)[0], weight_range(w_bits)[1])
+    product = w_max * act_range(a_bits)[1]
+    X, P = geo.pixels, geo.pe
+    cores: list[CoreWiring] = []
+    if plan.kind == "filter":
+        positions = filter_positions(plan)
+        kp, n = plan.n_weights, plan.n_acts
+        window = X + kp - 1
+        for lane in range(geo.simd):
+            for p in ([lane] if geo.depthwise else range(P)):
+                for c in range(_filter_core_columns(plan, geo)):
+                    path = (lane,) if geo.depthwise else (p, lane)
+                    acts = tuple((c * n + j, lane) if c * n + j < window else None for j in range(n))
+                    outputs = tuple((f, c * n + q - (kp - 1), p, depth * len(plan.fields[f].terms) * product)
+                                    for f, q in enumerate(positions) if 0 <= c * n + q - (kp - 1) < X)
+                    cores.append(CoreWiring(f"mac_s{lane}_p{p}_c{c}", tuple((*path, i) for i in range(kp)),
+                                            acts, outputs))
+        return cores
+    slots = field_slots(plan)
+    n_w, n_a = plan.n_weights, plan.n_acts
+    weight_groups = P if geo.depthwise else math.ceil(P / n_w)
+    for lane in range(1 if geo.depthwise else geo.simd):
+        for wg in range(weight_groups):
+            # PE lane of each weight slot (None: padding); depthwise: core group wg is channel lane wg, slot 0
+            lanes = [(wg if i == 0 else None) if geo.depthwise else
+                     (wg * n_w + i if wg * n_w + i < P else None) for i in range(n_w)]
+            for xg in range(math.ceil(X / n_a)):
+                weights = tuple(None if p is None else ((p,) if geo.depthwise else (p, lane)) for p in lanes)
+                acts = tuple((xg * n_a + j, wg if geo.depthwise else lane) if xg * n_a + j < X else None
+                             for j in range(n_a))
+                outputs = tuple((slots[(i, j)], xg * n_a + j, p, depth * product)
+                                for i, p in enumerate(lanes) for j in range(n_a)
+                                if p is not None and xg * n_a + j < X)
+                cores.append(CoreWiring(f"mac_s{lane}_w{wg}_x{xg}", weights, acts, outputs))
+    return cores
 
 
 def weight_rom_words(weight: np.ndarray, geo: ConvGeometry, w_bits: int) -> list[int]:
-    """The weight ROM's contents, one packed word per (fold, tap, chunk) engine cycle.
+    """The weight ROM's contents, one packed word per engine cycle of a fold, folds one after the other.
 
-    Dense: word ``f*T + (ky*k + kx)*chunks + c`` holds ``weight[f*pe + p, c*simd + s, ky, kx]``
-    as element ``[p][s]`` (bit offset ``(p*simd + s) * w_bits``, two's complement).
-    Depthwise: word ``f*k*k + ky*k + kx`` holds ``weight[f*simd + s, 0, ky, kx]`` as element ``[s]``.
+    Tap beats (kernel plans) -- dense: word ``f*T + (ky*k + kx)*chunks + c``
+    holds ``weight[f*pe + p, c*simd + s, ky, kx]`` as element ``[p][s]`` (bit
+    offset ``(p*simd + s) * w_bits``, two's complement); depthwise: word
+    ``f*k*k + ky*k + kx`` holds ``weight[f*simd + s, 0, ky, kx]`` as element ``[s]``.
+    Row beats (filter plans, ``Kp = row_taps``, ``sub = sub_rows``) -- dense: word
+    ``f*L + (ky*sub + m)*chunks + c`` holds, as element ``[p][s][i]``, tap
+    ``t = m*Kp + Kp-1-i`` of row ``ky`` of ``weight[f*pe + p, c*simd + s]`` (0
+    when ``t >= k``); depthwise: word ``f*L + ky*sub + m``, element ``[s][i]``.
     """
     w = np.asarray(weight, dtype=np.int64)
     k, s_, p_ = geo.k, geo.simd, geo.pe
-    if geo.depthwise:
+    if geo.window_kind == "rows":
+        kp, sub = geo.row_taps, geo.sub_rows
+        taps = np.zeros((*w.shape[:3], sub, kp), dtype=np.int64)   # (out, in/groups, ky, m, i)
+        for m in range(sub):
+            for i in range(kp):
+                t = m * kp + kp - 1 - i
+                if t < k:
+                    taps[..., m, i] = w[..., t]
+        if geo.depthwise:
+            # (folds, simd, k, sub, Kp) -> (folds, k, sub, simd, Kp)
+            arr = taps[:, 0].reshape(geo.folds, s_, k, sub, kp).transpose(0, 2, 3, 1, 4)
+        else:
+            # (folds, pe, chunks, simd, k, sub, Kp) -> (folds, k, sub, chunks, pe, simd, Kp)
+            arr = taps.reshape(geo.folds, p_, geo.chunks, s_, k, sub, kp).transpose(0, 4, 5, 2, 1, 3, 6)
+    elif geo.depthwise:
         # (folds, simd, k, k) -> (folds, k*k, simd): one word per (fold, tap), lanes = channels
         arr = w[:, 0].reshape(geo.folds, s_, k * k).transpose(0, 2, 1)
     else:
@@ -166,4 +380,3 @@ def weight_rom_words(weight: np.ndarray, geo: ConvGeometry, w_bits: int) -> list
     arr = arr.reshape(geo.folds * geo.beats_per_fold, -1) & ((1 << w_bits) - 1)
     shifts = [e * w_bits for e in range(arr.shape[1])]
     return [sum(int(v) << sh for v, sh in zip(row, shifts)) for row in arr]
-
