@@ -35,12 +35,9 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost
+from ._checks import check_int, layer_label
 
 __all__ = ["RowWindow"]
-
-
-def _where(name: str) -> str:
-    return f"in layer {name!r}" if name else "in RowWindow"
 
 
 class RowWindow(wiring.Component):
@@ -53,11 +50,9 @@ class RowWindow(wiring.Component):
 
     def __init__(self, channels: int, height: int, width: int, k: int, pad: int | str = "same",
                  lanes: int = 1, pixels: int = 1, bits: int = 8, *, name: str = ""):
-        where = _where(name)
-        for key, value in (("channels", channels), ("height", height), ("width", width), ("k", k),
-                           ("lanes", lanes), ("pixels", pixels), ("bits", bits)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{key} must be an integer >= 1, not {value!r} {where}")
+        where = layer_label(name, "RowWindow")
+        check_int(where, 1, channels=channels, height=height, width=width, k=k, lanes=lanes, pixels=pixels,
+                  bits=bits)
         if pad == "same":
             pad = k // 2
         if not isinstance(pad, int) or isinstance(pad, bool) or not 0 <= pad < k:
