@@ -24,7 +24,7 @@ from boards import board_names, get_board
 
 from .estimate import Resources
 from .graph import Graph, GraphError
-from .pipeline import Accelerator
+from .pipeline import Accelerator, plan_stages
 from .report import build_report, markdown, write_report
 
 __all__ = ["main", "build", "load_graph", "BuildError"]
@@ -149,15 +149,14 @@ def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = Non
     if fold:
         progress(f"folding from {fold}")
         folding = load_folding(fold, graph)
-        acc = Accelerator(graph, folding)
-        check_budget(acc.plan, budget, clock_mhz=clock)
+        plan = plan_stages(graph, folding)
+        check_budget(plan, budget, clock_mhz=clock)
     else:
         progress(f"folding under the {brd.name} budget ({budget.dsp} DSP, {budget.lut:,} LUT, "
                  f"{budget.bram36:g} BRAM36)")
         result = choose_folding(graph, budget, clock_mhz=clock, progress=progress)
-        folding = result.folding
-        acc = Accelerator(graph, folding, plan=result.plan)
-    plan = acc.plan
+        folding, plan = result.folding, result.plan
+    acc = Accelerator(graph, folding, plan=plan)
     progress(f"{plan.cycles_per_frame():,} cycles per frame, bottleneck {plan.bottleneck().name}, "
              f"{clock * 1e6 / plan.cycles_per_frame():,.1f} fps at {clock:g} MHz")
 

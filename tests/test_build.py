@@ -1,0 +1,113 @@
+"""The build command: a small graph end to end, and every error case the issue names."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mixq_hw.build import BuildError, build, main
+from mixq_hw.graph import Graph
+
+
+def small_graph() -> Graph:
+    """conv3x3 -> requant -> maxpool -> 1x1 conv -> output: small enough to build in seconds."""
+    rng = np.random.default_rng(0)
+    g = Graph("small", (3, 8, 8))
+    x = g.add_input(8)
+    c1 = g.add_conv("c1", x, rng.integers(-1, 2, (8, 3, 3, 3)), w_bits=2)
+    r1 = g.add_requant("r1", c1, rng.integers(1, 40, 8), rng.integers(-99, 99, 8), shift=8, out_bits=2)
+    p1 = g.add_maxpool("p1", r1)
+    c2 = g.add_conv("c2", p1, rng.integers(-7, 8, (4, 8, 1, 1)), w_bits=4)
+    g.add_output("out", c2, rng.integers(-9, 9, 4), np.full(4, 0.25))
+    return g
+
+
+@pytest.fixture(scope="module")
+def graph_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("graph") / "small.npz"
+    small_graph().save(path)
+    return path
+
+
+def test_small_graph_builds_and_verifies(graph_file, tmp_path):
+    report = build(graph_file, out=tmp_path, verify=2, backend="pysim", quiet=True)
+    for name in ("mixq_accel.v", "build_vivado.tcl", "mixq_ultra96.xdc", "mixq_driver.py", "mixq_meta.json",
+                 "report.json", "report.md", "report_layers.png", "folding.json"):
+        assert (tmp_path / name).exists(), name
+    on_disk = json.loads((tmp_path / "report.json").read_text())
+    for key in ("cycles_per_frame", "clock_mhz", "fps", "resources", "budget", "layers", "verify"):
+        assert key in on_disk, key
+    assert set(on_disk["resources"]) == set(on_disk["budget"]) == {"dsp", "lut", "ff", "bram36"}
+    assert on_disk["verify"]["images"] == on_disk["verify"]["bit_exact"] == 2
+    assert on_disk["verify"]["cycles_per_frame"] > 0
+    verilog = (tmp_path / "mixq_accel.v").read_text()
+    assert "module mixq_accel" in verilog and "s_axis_tdata" in verilog and "m_axis_tlast" in verilog
+    meta = json.loads((tmp_path / "mixq_meta.json").read_text())
+    assert meta["output_shape"] == [4, 4, 4] and len(meta["scale"]) == 4
+
+
+def test_hand_written_folding(graph_file, tmp_path):
+    fold = tmp_path / "fold.json"
+    fold.write_text(json.dumps({"c1": {"simd": 3, "pe": 2, "pixels": 2}, "c2": {"simd": 8, "pe": 4, "pixels": 1}}))
+    report = build(graph_file, out=tmp_path / "out", fold=fold, quiet=True)
+    rows = {row["name"]: row for row in report["layers"]}
+    assert rows["c1"]["folding"] == {"simd": 3, "pe": 2, "pixels": 2}
+
+
+def test_folding_that_does_not_divide(graph_file, tmp_path, capsys):
+    fold = tmp_path / "fold.json"
+    fold.write_text(json.dumps({"c1": {"simd": 2, "pe": 1, "pixels": 1}}))
+    assert main([str(graph_file), "--out", str(tmp_path / "o"), "--fold", str(fold), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "c1" in err and "simd" in err and "2" in err
+
+
+def test_design_over_budget(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    g = Graph("wide", (64, 8, 8))
+    x = g.add_input(8)
+    c1 = g.add_conv("c1", x, rng.integers(-127, 128, (64, 64, 3, 3)), w_bits=8)
+    g.add_output("out", c1, np.zeros(64, dtype=np.int64), np.ones(64))
+    path = tmp_path / "wide.npz"
+    g.save(path)
+    fold = tmp_path / "fold.json"
+    fold.write_text(json.dumps({"c1": {"simd": 64, "pe": 64, "pixels": 2}}))
+    assert main([str(path), "--out", str(tmp_path / "o"), "--fold", str(fold), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "dsp" in err.lower() and "c1" in err
+
+
+def test_truncated_checkpoint(tmp_path, capsys):
+    good = tmp_path / "ok.pt"
+    torch.save({"format": "mixq-checkpoint", "version": 1, "state": {"w": torch.zeros(1000)}}, good)
+    bad = tmp_path / "truncated.pt"
+    bad.write_bytes(good.read_bytes()[:200])
+    assert main([str(bad), "--out", str(tmp_path / "o"), "-q"]) == 2
+    assert "truncated.pt" in capsys.readouterr().err
+
+
+def test_foreign_checkpoint(tmp_path, capsys):
+    path = tmp_path / "plain_state_dict.pt"
+    torch.save(torch.nn.Linear(3, 2).state_dict(), path)
+    assert main([str(path), "--out", str(tmp_path / "o"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "plain_state_dict.pt" in err and "mixq" in err
+
+
+def test_unsupported_layer(tmp_path):
+    g = Graph("k7", (1, 8, 8))
+    x = g.add_input(8)
+    c = g.add_conv("big_kernel", x, np.ones((2, 1, 7, 7), dtype=np.int64), w_bits=2)
+    g.add_output("out", c, np.zeros(2, dtype=np.int64), np.ones(2))
+    path = tmp_path / "k7.npz"
+    g.save(path)
+    with pytest.raises(ValueError, match="big_kernel"):
+        build(path, out=tmp_path / "o", quiet=True)
+
+
+def test_missing_file_and_unknown_board(tmp_path, graph_file, capsys):
+    assert main([str(tmp_path / "nope.pt"), "-q"]) == 2
+    assert "nope.pt" in capsys.readouterr().err
+    assert main([str(graph_file), "--board", "zcu104", "-q", "--out", str(tmp_path / "o")]) == 2
+    assert "ultra96" in capsys.readouterr().err
