@@ -1,0 +1,248 @@
+"""Cost of one graph node's stages under a folding, without planning the whole network.
+
+A node's stages (lane converters, window, engine, requant, regroup, pool, forks of
+its output ...) depend only on the node's own fold (conv/linear) and on the stream
+formats of its inputs.  :class:`NodeCosts` runs the pipeline's own stage builder
+(:mod:`mixq_hw.pipeline`) on one node at a time, with stub input streams of the
+given formats, and caches the cycles and resources per (node, fold, input formats).
+So the folding search never duplicates a layer's cycle or resource formula, and
+summing the nodes of a folding gives exactly what ``plan_stages`` gives
+(tests/test_folding.py checks it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Mapping
+
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import Out
+
+from ..estimate import Resources
+from ..graph import Graph, Node
+from ..layers.conv_weights import check_conv_config, choose_plan, cores_for, geometry_for_plan, macs_per_cycle
+from ..pipeline import LayerFold, Stage, _Builder, _Value
+from .spec import check_folding, layer_candidates
+
+__all__ = ["StreamFormat", "StageCost", "NodeCost", "NodeCosts", "FoldingCost", "engine_figures", "WINDOW_OPTIONS"]
+
+#: The input-format sets a pipeline may let its ConvEngines choose from (see NodeCosts.engine_windows).
+WINDOW_OPTIONS = (("taps", "rows"), ("taps",))
+
+
+#: The fields of the pipeline's stream descriptor that describe a format (not where it comes from).
+_FORMAT_FIELDS = tuple(f.name for f in fields(_Value) if f.name not in ("stage", "port"))
+
+
+@dataclass(frozen=True)
+class StreamFormat:
+    """The format of a value's stream (every field of the pipeline's descriptor but its source, and the
+    payload layout): what a consumer's stages depend on.  ``fmt.lanes``, ``fmt.pe`` ... read the fields."""
+
+    items: tuple[tuple[str, object], ...]
+    payload: object
+
+    @classmethod
+    def of(cls, value: _Value, payload) -> "StreamFormat":
+        return cls(tuple((name, _frozen(getattr(value, name))) for name in _FORMAT_FIELDS), payload)
+
+    def __getattr__(self, name: str):
+        if name in ("items", "payload"):
+            raise AttributeError(name)
+        for key, value in self.items:
+            if key == name:
+                return value
+        raise AttributeError(name)
+
+    def value(self, stage: str, port: str) -> _Value:
+        """A pipeline stream descriptor of this format coming from ``stage``/``port``."""
+        return _Value(stage, port, **dict(self.items))
+
+
+class _StubSource:
+    """Stands for the stage that produces a node's input: only its output port's signature is real."""
+
+    def __init__(self, payload) -> None:
+        self.signature = wiring.Signature({"o": Out(stream.Signature(payload))})
+
+
+def _frozen(value: object) -> object:
+    return tuple(value) if isinstance(value, list) else value
+
+
+@dataclass(frozen=True)
+class StageCost:
+    """One stage's name, kind, cycles per frame and estimated resources."""
+
+    name: str
+    node: str
+    kind: str
+    cycles: int
+    resources: Resources
+
+
+@dataclass(frozen=True)
+class NodeCost:
+    """The stages of one node (including the forks of its output) and the format of its output stream."""
+
+    stages: tuple[StageCost, ...]
+    output: StreamFormat | None
+    cycles: int
+    resources: Resources
+
+
+@dataclass(frozen=True)
+class FoldingCost:
+    """A whole folding's cost from the node costs: the slowest stage and the summed resources."""
+
+    cycles: int
+    bottleneck: str
+    resources: Resources
+    nodes: dict[str, NodeCost]
+
+
+def _sum(items) -> Resources:
+    total = Resources()
+    for r in items:
+        total = total + r
+    return total
+
+
+class NodeCosts:
+    """Cached node-by-node cost model of ``graph`` for foldings (``out_lanes`` as in ``plan_stages``)."""
+
+    def __init__(self, graph: Graph, *, out_lanes: int | None = None) -> None:
+        graph.validate()
+        self.graph = graph
+        self.out_lanes = out_lanes
+        self._cache: dict[tuple, NodeCost | ValueError] = {}
+        #: nodes evaluated (cache misses): the search's unit of work
+        self.evaluations = 0
+        self._windows: tuple[str, ...] | None = None
+
+    def node(self, node: Node | str, fold: LayerFold | None, inputs: tuple[StreamFormat, ...]) -> NodeCost:
+        """Stages of ``node`` with ``fold`` (conv/linear only) fed by streams of the ``inputs`` formats.
+
+        A ValueError from a layer (e.g. no packing plan for this fold) propagates, naming the layer.
+        """
+        node = self.graph.node(node) if isinstance(node, str) else node
+        key = (node.name, fold, inputs)
+        cached = self._cache.get(key)
+        if cached is None:
+            try:
+                cached = self._build(node, fold, inputs)
+            except ValueError as err:       # e.g. no packing plan for this fold: remembered, not retried
+                cached = err
+            self._cache[key] = cached
+        if isinstance(cached, ValueError):
+            raise cached
+        return cached
+
+    def _build(self, node: Node, fold: LayerFold | None, inputs: tuple[StreamFormat, ...]) -> NodeCost:
+        self.evaluations += 1
+        folding = {node.name: fold} if fold is not None else {}
+        builder = _Builder(self.graph, folding, self.out_lanes)
+        if len(inputs) != len(node.inputs):
+            raise ValueError(f"node {node.name!r} has {len(node.inputs)} inputs, {len(inputs)} formats given")
+        stubs = set()
+        for src, fmt in zip(node.inputs, inputs):
+            stub = f"<{src}>"
+            builder.stages.append(Stage(stub, src, "stub", _StubSource(fmt.payload), [], []))
+            builder.values[src] = fmt.value(stub, "o")
+            builder.remaining[src] = 1
+            stubs.add(stub)
+        getattr(builder, f"op_{node.op}")(node)
+        value = builder.values.get(node.name)
+        output = None
+        if value is not None:
+            output = StreamFormat.of(value, builder.stage_port_layout(value.stage, value.port))
+        for _ in self.graph.consumers(node.name):
+            builder.take(node.name)      # the forks that share this output among its consumers
+        stages = tuple(StageCost(s.name, s.node, s.kind, s.cycles, s.resources) for s in builder.stages
+                       if s.name not in stubs)
+        return NodeCost(stages, output, max((s.cycles for s in stages), default=0),
+                        _sum(s.resources for s in stages))
+
+    def engine_windows(self) -> tuple[str, ...]:
+        """The input formats the pipeline lets its engines choose from, found by building one engine.
+
+        Among :data:`WINDOW_OPTIONS`, the one whose :func:`engine_figures` match the pipeline's engine
+        for the cheapest fold where the options disagree (the first option if they never do).
+        """
+        if self._windows is None:
+            self._windows = WINDOW_OPTIONS[0]
+            for node in self.graph:
+                if node.op not in ("conv", "linear"):
+                    continue
+                for fold in sorted(layer_candidates(self.graph, node), key=lambda f: f.simd * f.pe * f.pixels):
+                    figures = {}
+                    for option in WINDOW_OPTIONS:
+                        try:
+                            figures[option] = engine_figures(self.graph, node, fold, option)
+                        except ValueError:
+                            figures[option] = None
+                    if len(set(figures.values())) > 1:
+                        return self._calibrate(node, fold, figures)
+        return self._windows
+
+    def _calibrate(self, node: Node, fold: LayerFold, figures: dict) -> tuple[str, ...]:
+        formats: dict[str, StreamFormat] = {}
+        for other in self.graph:          # the unit folding's formats up to this node
+            if other.name == node.name:
+                break
+            cost = self.node(other, LayerFold() if other.op in ("conv", "linear") else None,
+                             tuple(formats[s] for s in other.inputs))
+            if cost.output is not None:
+                formats[other.name] = cost.output
+        try:
+            own = self.node(node, fold, tuple(formats[s] for s in node.inputs))
+        except ValueError:
+            real = None
+        else:
+            engine = next(s for s in own.stages if s.name == node.name)
+            real = (engine.cycles, engine.resources.dsp)
+        self._windows = next((option for option, f in figures.items() if f == real), WINDOW_OPTIONS[0])
+        return self._windows
+
+    def folding(self, folding: Mapping[str, LayerFold]) -> FoldingCost:
+        """The whole graph under ``folding`` (missing layers: unit fold), node by node; FoldingError for an
+        impossible folding."""
+        folding = check_folding(self.graph, folding)
+        formats: dict[str, StreamFormat] = {}
+        nodes: dict[str, NodeCost] = {}
+        for node in self.graph:
+            fold = folding.get(node.name, LayerFold()) if node.op in ("conv", "linear") else None
+            cost = self.node(node, fold, tuple(formats[s] for s in node.inputs))
+            nodes[node.name] = cost
+            if cost.output is not None:
+                formats[node.name] = cost.output
+        slowest = max((s for c in nodes.values() for s in c.stages), key=lambda s: s.cycles)
+        return FoldingCost(slowest.cycles, slowest.name, _sum(c.resources for c in nodes.values()), nodes)
+
+    def cycle_values(self) -> set[int]:
+        """Every node-level cycle count evaluated so far (candidate targets for the search)."""
+        return {c.cycles for c in self._cache.values() if isinstance(c, NodeCost)}
+
+
+def engine_figures(graph: Graph, node: Node, fold: LayerFold, windows: tuple[str, ...]) -> tuple[int, int]:
+    """``(cycles, DSPs)`` of the ConvEngine of conv/linear ``node`` under ``fold``, without building it.
+
+    From the engine's own plain-Python helpers (configuration check, packing-plan choice among the
+    ``windows`` input formats, ``macs_per_cycle``, ``cores_for``): cycles = MACs / MACs per cycle.
+    The search orders and bounds candidates with these; the stages it keeps are always built for
+    real.  ValueError (naming the layer) if the engine rejects the fold.
+    """
+    a = node.attrs
+    if node.op == "linear":
+        weight = node.tensors["weight"].reshape(a["out_features"], a["in_features"], 1, 1)
+        dims = dict(in_ch=a["in_features"], out_ch=a["out_features"], k=1, groups=1)
+        stride = 1
+    else:
+        weight = node.tensors["weight"]
+        dims = dict(in_ch=a["in_ch"], out_ch=a["out_ch"], k=a["k"], groups=a["groups"])
+        stride = a["stride"]
+    geo = check_conv_config(weight, w_bits=a["w_bits"], a_bits=a["a_bits"], simd=fold.simd, pe=fold.pe,
+                            pixels=fold.pixels, name=node.name, **dims)
+    plan = choose_plan(geo, a["w_bits"], a["a_bits"], node.name, stride=stride, windows=windows)
+    geo = geometry_for_plan(geo, plan)
+    return round(graph.node_macs(node.name) / macs_per_cycle(geo)), cores_for(plan, geo)

@@ -1,0 +1,347 @@
+"""The folding search: the highest frame rate whose design fits a resource budget.
+
+The pipeline's rate is set by its slowest stage, so the search balances it
+rather than growing layers greedily (FINN's resource-blind approach): it
+searches the target interval ``T`` (cycles per frame) and, for each ``T``,
+gives every conv/linear layer the cheapest fold whose stages (its own plus the
+requant/regroup/pool/fork stages downstream of it, which depend on its ``pe``
+and ``pixels``) all run within ``T``; if the sum fits the budget, ``T`` is
+feasible.  "Cheapest" weighs each resource by its share of the budget; when
+the sum overflows, the weights take multiplicative (Lagrangian) steps --
+overflowing resources dearer, ones with slack cheaper -- and the layers are
+chosen again, so a DSP-bound design trades DSPs for LUTs or BRAM and back.
+
+Targets: every fold's engine interval (:func:`~mixq_hw.folding.costs.engine_figures`,
+the engine's own plain-Python figures), later also every stage cycle count met.
+The search starts at the first target whose packed multipliers alone fit the
+DSP budget, gallops up by the last overflow until a target fits, then bisects.
+Per layer, the folds whose engine meets ``T`` (and is at most ``SPAN`` times
+faster) are visited by increasing engine DSPs, and the visit stops once the DSPs alone score more than the best fold
+found (a branch and bound); every fold kept is built for real through
+:class:`~mixq_hw.folding.costs.NodeCosts` (cached), and the result is planned
+with ``plan_stages`` and checked against the model.
+
+The result is a heuristic optimum: for each target the per-layer choice under
+one weighting is exact, and tests/test_folding.py checks the chosen interval
+against brute force on small graphs with DSP-, LUT- and FF-bound budgets; when
+two resources bind at once a fit that no weighting reaches can be missed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from ..estimate import Resources
+from ..graph import Graph, Node
+from ..pipeline import LayerFold, PipelinePlan, plan_stages
+from .budget import (KEYS, RESOURCE_NAMES, FoldingResult, OverBudgetError, as_resources, over_budget,
+                     over_budget_message)
+from .costs import NodeCost, NodeCosts, StreamFormat, engine_figures
+from .spec import fold_layers, layer_candidates
+
+__all__ = ["choose_folding", "check_budget", "SPAN"]
+
+#: Weight growth of an overflowing resource, and how often the layers are chosen again per target.
+_WEIGHT_STEP, _WEIGHT_ROUNDS = 8.0, 8
+#: First weights of the resources' budget shares in a fold's score: packed designs run out of DSPs
+#: first, and a low weight elsewhere lets the DSP bound prune; an overflowing resource's weight grows.
+_START_WEIGHTS = {"dsp": 1.0, "lut": 0.25, "ff": 0.25, "bram36": 0.25}
+#: For a target T a layer's folds are those whose engine interval lies in [min(T, slowest) / SPAN, T]:
+#: a fold more than SPAN times faster than needed has about SPAN times the parallelism and is not
+#: cheaper in practice, and leaving it out bounds the work when the DSP bound prunes little
+#: (BRAM- or LUT-bound budgets).
+SPAN = 4
+#: At most this many target intervals are tried.
+_MAX_TARGETS = 40
+
+
+@dataclass
+class _Choice:
+    fold: LayerFold
+    nodes: dict[str, NodeCost]          # the layer and its region
+    resources: Resources
+    cycles: int
+
+
+@dataclass
+class _Assignment:
+    folding: dict[str, LayerFold]
+    resources: Resources
+    cycles: int
+    failure: str = ""
+    #: how much larger the next target should be: the worst overflow ratio (1.1 when no fold met the target)
+    overflow: float = 1.1
+
+
+class _Search:
+    """State of one search: candidates, regions, caches."""
+
+    def __init__(self, graph: Graph, limit: Resources, out_lanes: int | None, progress):
+        self.graph, self.limit, self.progress = graph, limit, progress
+        self.costs = NodeCosts(graph, out_lanes=out_lanes)
+        self.layers = fold_layers(graph)
+        if not self.layers:
+            raise ValueError(f"graph {graph.name!r} has no conv/linear layer to fold")
+        names = {n.name for n in self.layers}
+        # region of a layer: the non-conv nodes fed only by it (through each other); they depend on its fold
+        self.owner: dict[str, str] = {}
+        for node in graph:
+            if node.name in names:
+                continue
+            owners = {src if src in names else self.owner.get(src) for src in node.inputs}
+            if len(owners) == 1 and None not in owners:
+                self.owner[node.name] = owners.pop()
+        self.region = {n.name: [m for m in graph if self.owner.get(m.name) == n.name] for n in self.layers}
+        #: per layer: (engine DSPs, -engine cycles, fold), cheapest first; folds the engine rejects are left out
+        self.candidates: dict[str, list[tuple[int, int, LayerFold]]] = {}
+        #: engine cycles per (layer, fold): the stage cycles of a fold are at least this
+        self.ideal: dict[tuple[str, LayerFold], int] = {}
+        windows = self.costs.engine_windows()
+        for node in self.layers:
+            rows, reason = [], ""
+            for fold in layer_candidates(graph, node):
+                try:
+                    cycles, dsps = engine_figures(graph, node, fold, windows)
+                except ValueError as err:
+                    reason = reason or str(err)
+                    continue
+                self.ideal[(node.name, fold)] = cycles
+                rows.append((dsps, -cycles, fold))
+            if not rows:
+                raise ValueError(f"layer {node.name!r}: the conv engine accepts none of its foldings "
+                                 f"(e.g. {LayerFold()}: {reason})")
+            self.candidates[node.name] = sorted(rows, key=lambda r: (r[0], r[1]))
+        #: the largest engine interval of each layer
+        self.slowest = {n.name: max(-c for _, c, _ in self.candidates[n.name]) for n in self.layers}
+        self._regions: dict[tuple[str, StreamFormat], tuple[dict[str, NodeCost], Resources, int] | None] = {}
+
+    def dsp_floor(self, target: int) -> int:
+        """A lower bound on the DSPs of any folding within ``target``: the packed multipliers alone
+        (more than the budget when some layer has no fold that fast)."""
+        total = 0
+        for name, rows in self.candidates.items():
+            total += min((d for d, c, _ in rows if -c <= target), default=self.limit.dsp + 1)
+        return total
+
+    # ---- costs ---------------------------------------------------------------------------------
+
+    def score(self, r: Resources, weights: dict[str, float]) -> float:
+        total = 0.0
+        for k in KEYS:
+            used, cap = getattr(r, k), getattr(self.limit, k)
+            if used:
+                total += weights[k] * (used / cap if cap else 1e9 * used)
+        return total
+
+    def region_cost(self, layer: str, fmt: StreamFormat):
+        """The layer's region fed by ``fmt``: (node costs, resources, slowest cycles), or None if it cannot be built."""
+        key = (layer, fmt)
+        if key not in self._regions:
+            formats = {layer: fmt}
+            nodes: dict[str, NodeCost] = {}
+            try:
+                for node in self.region[layer]:
+                    cost = self.costs.node(node, None, tuple(formats[s] for s in node.inputs))
+                    nodes[node.name] = cost
+                    if cost.output is not None:
+                        formats[node.name] = cost.output
+            except ValueError:
+                self._regions[key] = None
+            else:
+                total = Resources()
+                for c in nodes.values():
+                    total = total + c.resources
+                self._regions[key] = (nodes, total, max((c.cycles for c in nodes.values()), default=0))
+        return self._regions[key]
+
+    def cheapest(self, node: Node, inputs: tuple[StreamFormat, ...], target: int,
+                 weights: dict[str, float]) -> _Choice | None:
+        """The lowest-scoring fold of ``node`` whose stages and region all run within ``target`` cycles."""
+        best, best_score = None, math.inf
+        dsp_weight = weights["dsp"] / self.limit.dsp if self.limit.dsp else 1e9
+        floor = min(target, self.slowest[node.name]) / SPAN
+        for dsps, minus_cycles, fold in self.candidates[node.name]:
+            if not floor <= -minus_cycles <= target:
+                continue
+            if dsp_weight * dsps >= best_score:
+                break
+            try:
+                own = self.costs.node(node, fold, inputs)
+            except ValueError:
+                continue
+            if own.cycles > target or self.score(own.resources, weights) >= best_score:
+                continue
+            region = self.region_cost(node.name, own.output)
+            if region is None or region[2] > target:
+                continue
+            total = own.resources + region[1]
+            s = self.score(total, weights)
+            if s < best_score:
+                best_score = s
+                best = _Choice(fold, {node.name: own, **region[0]}, total, max(own.cycles, region[2]))
+        return best
+
+    def assign(self, target: int, weights: dict[str, float]) -> _Assignment:
+        """The cheapest fold of every layer within ``target``, walking the graph in order."""
+        formats: dict[str, StreamFormat] = {}
+        folding: dict[str, LayerFold] = {}
+        total, cycles = Resources(), 0
+        done: dict[str, NodeCost] = {}
+        for node in self.graph:
+            inputs = tuple(formats[s] for s in node.inputs)
+            if node.name in self.region:
+                choice = self.cheapest(node, inputs, target, weights)
+                if choice is None:
+                    return _Assignment(folding, total, cycles, f"no fold of layer {node.name!r} runs within "
+                                                               f"{target:,} cycles")
+                folding[node.name] = choice.fold
+                done.update(choice.nodes)
+                total, cycles = total + choice.resources, max(cycles, choice.cycles)
+            elif node.name not in done:
+                try:
+                    cost = self.costs.node(node, None, inputs)
+                except ValueError as err:
+                    return _Assignment(folding, total, cycles, f"node {node.name!r}: {err}")
+                if cost.cycles > target:
+                    return _Assignment(folding, total, cycles, f"node {node.name!r} needs {cost.cycles:,} cycles")
+                done[node.name] = cost
+                total, cycles = total + cost.resources, max(cycles, cost.cycles)
+            if done[node.name].output is not None:
+                formats[node.name] = done[node.name].output
+        return _Assignment(folding, total, cycles)
+
+    def feasible(self, target: int) -> _Assignment:
+        """The cheapest assignment within ``target`` that fits, re-weighting overflowing resources."""
+        weights = dict(_START_WEIGHTS)
+        floor = self.dsp_floor(target)
+        if floor > self.limit.dsp:
+            result = _Assignment({}, Resources(), target, f"needs at least {floor} DSPs for the multipliers alone")
+            if self.progress:
+                self.progress(f"T={target:,}: {result.failure}")
+            return result
+        closest = None             # the round that overflowed least
+        for _ in range(_WEIGHT_ROUNDS):
+            result = self.assign(target, weights)
+            if result.failure:
+                break
+            over = over_budget(result.resources, self.limit)
+            if not over:
+                break
+            result.failure = "over budget: " + ", ".join(f"{RESOURCE_NAMES[k]} {u:,g}/{b:,g}"
+                                                        for k, (u, b) in over.items())
+            result.overflow = min(2.0, max(1.01, *(u / b if b else 2.0 for u, b in over.values())))
+            if closest is None or result.overflow < closest.overflow:
+                closest = result
+            # a multiplicative (Lagrangian) step: overflowing resources cost more, ones with slack less
+            for k in KEYS:
+                used, cap = getattr(result.resources, k), getattr(self.limit, k)
+                share = used / cap if cap else (2.0 if used else 0.0)
+                weights[k] *= min(_WEIGHT_STEP, max(0.5, share ** 8))
+        if result.failure and closest is not None:
+            result = closest
+        if self.progress:
+            self.progress(f"T={target:,}: " + (result.failure or f"fits, {result.cycles:,} cycles, "
+                                                                 f"{result.resources.dsp} DSP"))
+        return result
+
+
+def choose_folding(graph: Graph, budget: Resources, *, clock_mhz: float = 300.0, utilization: float = 1.0,
+                   progress: Callable[[str], None] | None = None, out_lanes: int | None = None) -> FoldingResult:
+    """The folding with the most frames per second whose estimated DSP/LUT/FF/BRAM fit ``budget * utilization``.
+
+    ``budget``: a Resources (or anything with dsp/lut/ff/bram36, e.g. ``boards.Budget``); all four
+    are checked.  ``progress(message)`` is called once per target interval tried and at the end.
+    OverBudgetError (naming the resources the smallest folding overflows) if no folding found fits.
+    """
+    if not 0 < utilization <= 1:
+        raise ValueError(f"utilization {utilization!r} must be in (0, 1]")
+    if not clock_mhz > 0:
+        raise ValueError(f"clock_mhz {clock_mhz!r} must be positive")
+    start = time.perf_counter()
+    full = as_resources(budget)
+    limit = Resources(dsp=math.floor(full.dsp * utilization), lut=math.floor(full.lut * utilization),
+                      ff=math.floor(full.ff * utilization), bram36=math.floor(2 * full.bram36 * utilization) / 2)
+    search = _Search(graph, limit, out_lanes, progress)
+    tried: dict[int, _Assignment] = {}
+
+    def attempt(target: int) -> bool:
+        if target not in tried:
+            tried[target] = search.feasible(target)
+        return not tried[target].failure
+
+    unit = search.costs.folding({})
+    targets = sorted(set(search.ideal.values()) | {unit.cycles})
+    best: _Assignment | None = None
+    if unit.resources.fits(limit):
+        best = _Assignment({}, unit.resources, unit.cycles)
+    # Below the first target whose multipliers alone fit the DSP budget nothing fits.  Start there and
+    # gallop up (by how much the last try overflowed) until a target fits, then bisect; then bisect again
+    # over the stage cycle counts met on the way (a pool or window stage may set the real interval).
+    lo, hi = 0, len(targets) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if search.dsp_floor(targets[mid]) <= limit.dsp else (mid + 1, hi)
+    failed = targets[lo - 1] if lo else 0          # largest target known not to fit
+    guess, galloping = targets[lo], True
+    values = set(targets)
+    for _ in range(_MAX_TARGETS):
+        ceiling = best.cycles if best else math.inf
+        pool = sorted(v for v in values if failed < v < ceiling and v not in tried)
+        if not pool:
+            values |= search.costs.cycle_values()
+            pool = sorted(v for v in values if failed < v < ceiling and v not in tried)
+            if not pool:
+                break
+        target = next((v for v in pool if v >= guess), pool[-1]) if galloping else pool[len(pool) // 2]
+        if attempt(target):
+            galloping = False
+            if best is None or tried[target].cycles < best.cycles:
+                best = tried[target]
+        else:
+            failed = max(failed, target)
+            guess = target * tried[target].overflow
+    if best is None:
+        message, over, users = over_budget_message(f"graph {graph.name!r} with the smallest folding (one lane, "
+                                             f"one PE, one pixel per layer)", unit.resources, limit,
+                                             {n: c.resources for n, c in unit.nodes.items()})
+        raise OverBudgetError(message + f"; no folding found that fits ({len(tried)} target intervals tried)",
+                              over=over, users=users)
+    plan = plan_stages(graph, best.folding, out_lanes=out_lanes)
+    cycles, resources = plan.cycles_per_frame(), plan.resources()
+    if (cycles, resources) != (best.cycles, best.resources) or not resources.fits(limit):
+        raise RuntimeError(f"folding search: the node-cost model ({best.cycles} cycles, {best.resources}) "
+                           f"disagrees with plan_stages ({cycles} cycles, {resources})")
+    if progress:
+        progress(f"chose {cycles:,} cycles/frame ({clock_mhz * 1e6 / cycles:,.1f} fps at {clock_mhz:g} MHz), "
+                 f"{resources.dsp} DSP, {resources.lut:,} LUT, {resources.bram36:g} BRAM36")
+    return FoldingResult(folding=dict(plan.folding), plan=plan, cycles_per_frame=cycles, resources=resources,
+                         fps=clock_mhz * 1e6 / cycles, bottleneck=plan.bottleneck().name, budget=limit,
+                         clock_mhz=clock_mhz, search_seconds=time.perf_counter() - start,
+                         evaluations=search.costs.evaluations,
+                         targets=sorted((t, not a.failure) for t, a in tried.items()))
+
+
+def check_budget(plan: PipelinePlan, budget: Resources, *, clock_mhz: float = 300.0,
+                 suggest: bool = True) -> Resources:
+    """The plan's estimated resources if they fit ``budget``; else OverBudgetError naming each resource over,
+    by how much, the nodes using most of it, and (``suggest``) the best folding that fits and its fps."""
+    limit = as_resources(budget)
+    used = plan.resources()
+    if used.fits(limit):
+        return used
+    message, over, users = over_budget_message(f"the design of graph {plan.graph.name!r}", used, limit,
+                                         {n: e["resources"] for n, e in plan.per_node().items()})
+    best = None
+    if suggest:
+        try:
+            best = choose_folding(plan.graph, limit, clock_mhz=clock_mhz)
+        except OverBudgetError:
+            message += "; no folding found that fits"
+        else:
+            folds = ", ".join(f"{n} simd {f.simd} pe {f.pe} pixels {f.pixels}" for n, f in best.folding.items())
+            message += (f"; the best folding that fits runs at {best.fps:,.1f} fps ({best.cycles_per_frame:,} "
+                        f"cycles/frame at {clock_mhz:g} MHz): {folds}")
+    raise OverBudgetError(message, over=over, users=users, best=best)

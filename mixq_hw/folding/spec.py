@@ -1,0 +1,129 @@
+"""Foldings as data: which foldings a layer allows, checking a folding, and its JSON file.
+
+A folding maps every conv/linear layer of a Graph to a :class:`~mixq_hw.pipeline.LayerFold`
+(``simd`` input lanes, ``pe`` output lanes, ``pixels`` output pixels per group).  The
+constraints are the ConvEngine's (``mixq_hw.layers.conv_weights.check_conv_config``):
+``simd`` divides the input channels (``in_features`` for linear), ``pe`` the output
+channels, ``pixels`` the output width (1 for linear), and a depthwise layer has
+``pe == simd``.  Checking them here, before any hardware is built, gives one clear
+error naming the layer, the value and the rule.
+"""
+
+from __future__ import annotations
+
+import json
+from os import PathLike
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..graph import Graph, Node
+from ..pipeline import LayerFold
+
+__all__ = ["FoldingError", "check_folding", "load_folding", "save_folding", "layer_candidates",
+           "fold_layers", "FOLD_KEYS"]
+
+#: The keys of one layer's entry in a folding file.
+FOLD_KEYS = ("simd", "pe", "pixels")
+
+
+class FoldingError(ValueError):
+    """A folding that no hardware can implement: names the layer, the value and the constraint."""
+
+
+def fold_layers(graph: Graph) -> list[Node]:
+    """The conv/linear nodes of ``graph`` in order: the layers a folding assigns."""
+    return [n for n in graph if n.op in ("conv", "linear")]
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _limits(graph: Graph, node: Node) -> dict[str, Any]:
+    """What each lane count of ``node`` must divide, and whether it is depthwise."""
+    a = node.attrs
+    if node.op == "linear":
+        return {"simd": ("in_features", a["in_features"]), "pe": ("out_features", a["out_features"]),
+                "pixels": ("output width of a linear layer", 1), "depthwise": False}
+    out_w = graph.value_info(node.name).shape[2]
+    depthwise = a["groups"] == a["in_ch"] and a["in_ch"] > 1
+    return {"simd": ("in_ch", a["in_ch"]), "pe": ("out_ch", a["out_ch"]),
+            "pixels": ("output width", out_w), "depthwise": depthwise}
+
+
+def layer_candidates(graph: Graph, node: Node | str) -> list[LayerFold]:
+    """Every folding the ConvEngine accepts for one conv/linear layer (before packing-plan checks)."""
+    node = graph.node(node) if isinstance(node, str) else node
+    lim = _limits(graph, node)
+    simds, pes, pixels = (_divisors(lim[key][1]) for key in FOLD_KEYS)
+    if lim["depthwise"]:
+        return [LayerFold(s, s, x) for s in simds for x in pixels]
+    return [LayerFold(s, p, x) for s in simds for p in pes for x in pixels]
+
+
+def check_folding(graph: Graph, folding: Mapping[str, LayerFold], *, where: str = "") -> dict[str, LayerFold]:
+    """``folding`` completed with the unit fold for missing layers; FoldingError for any impossible entry.
+
+    ``where`` (e.g. a file name) prefixes the messages.
+    """
+    prefix = f"{where}: " if where else ""
+    layers = {n.name: n for n in fold_layers(graph)}
+    if not isinstance(folding, Mapping):
+        raise FoldingError(f"{prefix}a folding maps layer names to LayerFold, got {type(folding).__name__}")
+    for name, fold in folding.items():
+        if name not in layers:
+            if name in graph:
+                raise FoldingError(f"{prefix}layer {name!r} is a {graph.node(name).op} node, not a conv/linear "
+                                   f"layer of graph {graph.name!r}; folded layers: {', '.join(layers) or 'none'}")
+            raise FoldingError(f"{prefix}unknown layer {name!r}: graph {graph.name!r} has the conv/linear "
+                               f"layers {', '.join(layers) or 'none'}")
+        if not isinstance(fold, LayerFold):
+            raise FoldingError(f"{prefix}layer {name!r}: expected a LayerFold, got {fold!r}")
+        lim = _limits(graph, layers[name])
+        for key in FOLD_KEYS:
+            value = getattr(fold, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise FoldingError(f"{prefix}layer {name!r}: {key} {value!r} must be a positive integer")
+            what, total = lim[key]
+            if total % value:
+                raise FoldingError(f"{prefix}layer {name!r}: {key} {value} does not divide the {what} {total} "
+                                   f"({key} must divide it; options: {_divisors(total)})")
+        if lim["depthwise"] and fold.pe != fold.simd:
+            raise FoldingError(f"{prefix}layer {name!r} is depthwise: pe {fold.pe} must equal simd {fold.simd} "
+                               f"(a lane is one channel)")
+    return {name: folding.get(name, LayerFold()) for name in layers}
+
+
+def load_folding(path: str | PathLike, graph: Graph) -> dict[str, LayerFold]:
+    """Read a folding file (JSON ``{"layer": {"simd": 8, "pe": 16, "pixels": 2}}``) and check it against ``graph``.
+
+    Missing keys of an entry default to 1; layers not in the file get the unit fold.
+    """
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FoldingError(f"{path}: folding file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise FoldingError(f"{path}: not a JSON folding file ({err})") from None
+    if not isinstance(raw, dict):
+        raise FoldingError(f"{path}: a folding file holds a JSON object {{layer: {{simd, pe, pixels}}}}, "
+                           f"got {type(raw).__name__}")
+    folding: dict[str, LayerFold] = {}
+    for name, entry in raw.items():
+        if not isinstance(entry, dict):
+            raise FoldingError(f"{path}: layer {name!r}: entry must be an object like "
+                               f'{{"simd": 8, "pe": 16, "pixels": 2}}, got {entry!r}')
+        unknown = sorted(set(entry) - set(FOLD_KEYS))
+        if unknown:
+            raise FoldingError(f"{path}: layer {name!r}: unknown key(s) {unknown}; allowed: {', '.join(FOLD_KEYS)}")
+        for key, value in entry.items():
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise FoldingError(f"{path}: layer {name!r}: {key} {value!r} must be a positive integer")
+        folding[name] = LayerFold(**entry)
+    return check_folding(graph, folding, where=str(path))
+
+
+def save_folding(path: str | PathLike, folding: Mapping[str, LayerFold]) -> None:
+    """Write ``folding`` as the JSON file :func:`load_folding` reads."""
+    Path(path).write_text(json.dumps({name: fold.to_dict() for name, fold in folding.items()}, indent=2) + "\n")
