@@ -1,0 +1,184 @@
+"""``python -m sim weights.pt --images N --backend cxxrtl --stall 0.3``: a whole network in simulation.
+
+Reads a mixq checkpoint (exported to the integer graph here) or an exported
+``.npz`` graph, builds the accelerator for a folding (``--fold FILE``, a DSP
+budget with ``--dsp N``, or one lane per layer), runs N images through it and
+reports how many are bit-exact against the graph's reference, the cycles per
+frame (measured and analytic) and the simulation speed.  Exit status: 0 when
+every image is bit-exact, 3 when some are not, 1 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from mixq_hw.graph import Graph, GraphError
+from mixq_hw.pipeline import LayerFold
+
+from .cxxrtl import CompileError
+from .network import BACKENDS, simulate
+from .streams import SimulationTimeout
+
+__all__ = ["main", "load_source", "pick_images", "CliError"]
+
+EXIT_OK, EXIT_ERROR, EXIT_MISMATCH = 0, 1, 3
+
+
+class CliError(ValueError):
+    """Bad input on the command line: the message names the file or option and what is wrong."""
+
+
+def load_source(path: str | Path) -> tuple[Graph, dict[str, Any]]:
+    """The integer graph of a checkpoint (``.pt``, exported now) or a graph file (``.npz``), plus what is
+    known about its data: ``dataset``, ``data_root``, ``seed``, ``task`` (None when unknown)."""
+    path = Path(path)
+    if not path.exists():
+        raise CliError(f"{path}: no such file")
+    if path.is_dir():
+        raise CliError(f"{path}: is a directory, not a checkpoint (.pt) or graph (.npz)")
+    if path.suffix == ".npz":
+        try:
+            graph = Graph.load(path)
+        except GraphError as exc:
+            raise CliError(str(exc)) from None
+        _, h, w = graph.value_info(graph.output_node.name).shape
+        return graph, {"dataset": None, "data_root": None, "seed": 0,
+                       "task": "classify" if (h, w) == (1, 1) else "detect"}
+    if path.suffix not in (".pt", ".pth"):
+        raise CliError(f"{path}: expected a mixq checkpoint (.pt) or an exported graph (.npz)")
+    from mixq_nn.checkpoint import CheckpointError, load
+    from mixq_nn.export import ExportError, export
+
+    try:
+        ckpt = load(path)
+    except CheckpointError as exc:
+        raise CliError(str(exc)) from None
+    if ckpt.variant != "fixed":
+        raise CliError(f"{path}: a {ckpt.variant!r} checkpoint; simulation needs a trained fixed-precision "
+                       f"model (python -m mixq_nn.train)")
+    try:
+        graph = export(ckpt.model, ckpt.input_shape, name=ckpt.name)
+    except (ExportError, GraphError) as exc:
+        raise CliError(f"{path}: {exc}") from None
+    data = ckpt.meta.get("extra", {}).get("data", {}) or {}
+    return graph, {"dataset": data.get("dataset"), "data_root": data.get("data_root"),
+                   "seed": int(data.get("seed", 0) or 0), "task": ckpt.task}
+
+
+def pick_images(graph: Graph, info: dict[str, Any], count: int, *, random_pixels: bool = False,
+                dataset: str | None = None, data_root: str | None = None, seed: int = 0) -> tuple[np.ndarray, str]:
+    """``count`` test images for ``graph`` (uint8 (N, C, H, W)) and where they came from.
+
+    The checkpoint's data set (``dataset`` overrides it; digits when neither says), or seeded random
+    pixels with ``random_pixels``.
+    """
+    if count < 1:
+        raise CliError(f"--images must be at least 1, got {count}")
+    shape = graph.input_shape
+    if random_pixels:
+        return np.random.default_rng(seed).integers(0, 256, (count, *shape)).astype(np.uint8), f"random (seed {seed})"
+    from mixq_nn.data import DataError, get_images_uint8
+
+    name = dataset or info.get("dataset") or "digits"
+    try:
+        images = get_images_uint8(name, "test", shape, data_root or info.get("data_root"), count=count,
+                                  task=info.get("task") or "classify", seed=info.get("seed", 0))
+    except DataError as exc:
+        raise CliError(f"images from data set {name!r}: {exc} (or use --random)") from None
+    if len(images) < count:
+        raise CliError(f"data set {name!r} has only {len(images)} test images, asked for {count}")
+    return images, f"{name} test split"
+
+
+def _folding(args: argparse.Namespace, graph: Graph) -> tuple[dict[str, LayerFold] | None, str]:
+    if args.fold and args.dsp:
+        raise CliError("give either --fold or --dsp, not both")
+    if args.fold:
+        from mixq_hw.folding import FoldingError, load_folding
+
+        try:
+            return load_folding(args.fold, graph), f"from {args.fold}"
+        except FoldingError as exc:
+            raise CliError(str(exc)) from None
+    if args.dsp:
+        from mixq_hw.estimate import Resources
+        from mixq_hw.folding import OverBudgetError, choose_folding
+
+        unlimited = 10 ** 9
+        try:
+            result = choose_folding(graph, Resources(dsp=args.dsp, lut=unlimited, ff=unlimited, bram36=unlimited))
+        except OverBudgetError as exc:
+            raise CliError(f"--dsp {args.dsp}: {exc}") from None
+        return result.folding, f"balanced under {args.dsp} DSPs"
+    return None, "unit (one lane per layer)"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m sim", description=__doc__.split("\n\n")[1].replace("\n", " "),
+        epilog="Folding JSON: {\"layer\": {\"simd\": 8, \"pe\": 16, \"pixels\": 2}}; layers not named get one lane. "
+               "The compiled backend caches libraries in $MIXQ_CACHE (default ~/.cache/mixq).")
+    p.add_argument("source", help="mixq checkpoint (.pt) or exported integer graph (.npz)")
+    p.add_argument("--images", type=int, default=2, metavar="N", help="images to simulate (default 2)")
+    p.add_argument("--backend", choices=BACKENDS, default="cxxrtl",
+                   help="cxxrtl: compiled, fast after a compile; pysim: Amaranth's simulator (default cxxrtl)")
+    p.add_argument("--stall", type=float, default=0.0, metavar="P",
+                   help="probability per cycle that the input withholds valid / the output drops ready")
+    p.add_argument("--seed", type=int, default=0, help="seed of the stall patterns and of --random pixels")
+    p.add_argument("--fold", type=Path, default=None, metavar="FILE", help="folding JSON file")
+    p.add_argument("--dsp", type=int, default=None, metavar="N",
+                   help="fold for the most fps under N DSPs (mixq_hw.folding; LUT/BRAM not limited)")
+    p.add_argument("--random", action="store_true", help="random pixels instead of data set images")
+    p.add_argument("--dataset", default=None, help="data set for the images (default: the checkpoint's, else digits)")
+    p.add_argument("--data-root", default=None, help="folder of the data set, if it needs one")
+    p.add_argument("--vcd", default=None, metavar="FILE", help="write a waveform (pysim only; large)")
+    p.add_argument("--opt", default="-O1", help="g++ optimisation flag for cxxrtl (default -O1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.dsp is not None and args.dsp < 1:
+            raise CliError(f"--dsp must be a positive number of DSPs, got {args.dsp}")
+        if args.vcd and args.backend != "pysim":
+            raise CliError("--vcd needs --backend pysim")
+        graph, info = load_source(args.source)
+        images, origin = pick_images(graph, info, args.images, random_pixels=args.random, dataset=args.dataset,
+                                     data_root=args.data_root, seed=args.seed)
+        folding, fold_origin = _folding(args, graph)
+        run = simulate(graph, images, folding=folding, backend=args.backend, stall=args.stall, seed=args.seed,
+                       vcd=args.vcd, progress=not args.quiet, opt=args.opt)
+    except (CliError, GraphError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (ValueError, CompileError, SimulationTimeout) as exc:
+        print(f"error: {args.source}: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    report = {**run.to_dict(), "graph": graph.name, "source": str(args.source), "input_shape": list(graph.input_shape),
+              "images_from": origin, "folding_from": fold_origin, "macs_per_frame": int(graph.macs())}
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{graph.name} {graph.input_shape}: {run.bit_exact}/{run.images} images bit-exact ({origin})")
+        print(f"  cycles per frame: {run.cycles_per_frame:,} measured, {run.analytic_cycles_per_frame:,} analytic "
+              f"(bottleneck {run.bottleneck}); latency {run.latency:,}; folding {fold_origin}")
+        print(f"  simulation: {run.cycles_total:,} cycles in {run.sim_seconds:.2f} s = "
+              f"{run.cycles_per_second:,.0f} cycles/s ({run.backend}, stall {run.stall:g}); "
+              f"build/compile {run.compile_seconds:.1f} s")
+        if not run.all_exact:
+            print(f"  first mismatch: {run.first_mismatch()}")
+    return EXIT_OK if run.all_exact else EXIT_MISMATCH
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,391 @@
+"""Whole networks in simulation: an integer Graph's Accelerator run on images, checked against Graph.reference.
+
+:func:`simulate` is the one harness every whole-network check goes through (the
+``python -m sim`` CLI, ``mixq_hw.build --verify``, the zoo tests, the
+benchmarks): it elaborates the :class:`~mixq_hw.pipeline.Accelerator` for a
+folding, streams the images in (one pixel per beat, raster order) under random
+valid/ready stalls, collects the raw int32 outputs, and reports how many
+images are bit-exact and how many cycles a frame takes.  Two backends, same
+stimulus rules: Amaranth's Python simulator (``"pysim"``, a few hundred to a
+few thousand cycles/s, can write a VCD) and CXXRTL + g++ (``"cxxrtl"``, tens of
+thousands of cycles/s on whole networks once compiled; run in a child process
+so that a CXXRTL assertion becomes a :class:`SimulationCrash`, not the end of
+the Python process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import json
+import os
+import random
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+import numpy as np
+from amaranth.sim import Simulator
+
+from mixq_hw.graph import Graph
+from mixq_hw.pipeline import Accelerator, LayerFold
+
+from . import cxxrtl as _cxxrtl
+from .cxxrtl import CompileError
+from .streams import SimulationTimeout, receive, send
+from .tensors import beats_to_tensor
+
+__all__ = ["BACKENDS", "NetworkRun", "SimulationCrash", "simulate", "image_beats", "check_images",
+           "default_max_cycles"]
+
+BACKENDS = ("pysim", "cxxrtl")
+#: Progress lines: the first after this many seconds of a run, then at most one per PROGRESS_EVERY seconds.
+PROGRESS_FIRST = 2.0
+PROGRESS_EVERY = 10.0
+
+
+@dataclass
+class NetworkRun:
+    """What :func:`simulate` measured.  Cycle counts are clock cycles of the accelerator."""
+
+    #: the accelerator's outputs, (N, C, H, W) int64 raw ``acc + bias`` values
+    outputs: np.ndarray
+    #: ``graph.reference(images)``, the golden model's outputs
+    reference: np.ndarray
+    #: number of images whose whole output equals the reference
+    bit_exact: int
+    #: indices of the images that are not bit-exact
+    mismatched: list[int]
+    #: steady-state interval: mean gap between consecutive frames' last output beats (frames 2..N);
+    #: with one image, the latency
+    cycles_per_frame: int
+    #: cycle of the first frame's last output beat
+    latency: int
+    #: cycles the whole batch took
+    cycles_total: int
+    #: simulated cycles per second of wall time, simulation only (elaboration and compile excluded)
+    cycles_per_second: float
+    #: wall time of the simulation itself
+    sim_seconds: float
+    #: elaboration + compile (pysim: building the simulator; cxxrtl: CXXRTL conversion and g++, or cache lookup)
+    compile_seconds: float
+    #: the plan's initiation interval (its slowest stage)
+    analytic_cycles_per_frame: int
+    #: name of the slowest stage in the plan
+    bottleneck: str
+    backend: str
+    stall: float
+    #: cycle of each frame's last output beat
+    frame_end_cycles: list[int] = field(default_factory=list)
+
+    @property
+    def images(self) -> int:
+        return int(self.outputs.shape[0])
+
+    @property
+    def all_exact(self) -> bool:
+        return self.bit_exact == self.images
+
+    def first_mismatch(self) -> str:
+        """A one-line description of the first differing output value ('' if everything matches)."""
+        diff = np.argwhere(self.outputs != self.reference)
+        if not len(diff):
+            return ""
+        n, c, y, x = (int(v) for v in diff[0])
+        return (f"image {n}, channel {c}, row {y}, column {x}: hardware {int(self.outputs[n, c, y, x])}, "
+                f"reference {int(self.reference[n, c, y, x])} ({len(diff)} values differ in "
+                f"{len(self.mismatched)} of {self.images} images)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The figures as plain JSON-able values (no tensors)."""
+        return {
+            "images": self.images, "bit_exact": self.bit_exact, "mismatched": list(self.mismatched),
+            "cycles_per_frame": self.cycles_per_frame, "analytic_cycles_per_frame": self.analytic_cycles_per_frame,
+            "latency": self.latency, "cycles_total": self.cycles_total,
+            "cycles_per_second": self.cycles_per_second, "sim_seconds": self.sim_seconds,
+            "compile_seconds": self.compile_seconds, "bottleneck": self.bottleneck, "backend": self.backend,
+            "stall": self.stall, "frame_end_cycles": list(self.frame_end_cycles),
+        }
+
+
+class SimulationCrash(RuntimeError):
+    """The compiled simulation died: an RTL contract violation that CXXRTL asserts on (an out-of-range
+    memory access), or a crash in the compiled code.  The message carries the end of its stderr."""
+
+
+# ---- inputs -------------------------------------------------------------------------------------
+
+def check_images(graph: Graph, images: Any) -> np.ndarray:
+    """``images`` as a uint8 (N, C, H, W) array matching ``graph.input_shape``, or a ValueError saying why not."""
+    x = np.asarray(images)
+    if x.dtype == np.bool_ or not np.issubdtype(x.dtype, np.integer):
+        raise ValueError(f"graph {graph.name!r}: images must be 8-bit pixels (uint8), got dtype {x.dtype}")
+    if x.ndim != 4 or x.shape[1:] != graph.input_shape:
+        c, h, w = graph.input_shape
+        raise ValueError(f"graph {graph.name!r}: images must have shape (N, {c}, {h}, {w}), got {x.shape}")
+    if x.shape[0] < 1:
+        raise ValueError(f"graph {graph.name!r}: no images to simulate")
+    if x.size and (x.min() < 0 or x.max() > 255):
+        raise ValueError(f"graph {graph.name!r}: pixel values must be 0..255, got {x.min()}..{x.max()}")
+    return x.astype(np.uint8)
+
+
+def image_beats(images: np.ndarray) -> list[list[int]]:
+    """The accelerator's input beats for (N, C, H, W) images: one pixel (all C channels) per beat, raster order."""
+    n, c, h, w = images.shape
+    return np.ascontiguousarray(images.transpose(0, 2, 3, 1)).reshape(-1, c).astype(np.int64).tolist()
+
+
+def default_max_cycles(acc: Accelerator, images: int, stall: float) -> int:
+    """A generous cycle budget: pipeline fill (the sum of all stage intervals) plus one interval per frame,
+    slowed down by the stalls on both ends, times two."""
+    plan = acc.plan
+    fill = sum(s.cycles for s in plan.stages)
+    slow = 1.0 / max(1e-3, 1.0 - stall) ** 2
+    return int(2 * slow * (fill + (images + 1) * plan.cycles_per_frame())) + 100_000
+
+
+# ---- progress -----------------------------------------------------------------------------------
+
+class _Progress:
+    """Progress lines on stderr (see :data:`PROGRESS_FIRST`, :data:`PROGRESS_EVERY`)."""
+
+    def __init__(self, enabled: bool, label: str):
+        self.enabled, self.label = enabled, label
+        self.started = time.perf_counter()
+        self.next = self.started + PROGRESS_FIRST
+        self.every = PROGRESS_EVERY
+        self.printed = False
+
+    def due(self) -> bool:
+        return self.enabled and time.perf_counter() >= self.next
+
+    def say(self, message: str) -> None:
+        now = time.perf_counter()
+        print(f"[sim {self.label}] {now - self.started:7.1f}s {message}", file=sys.stderr, flush=True)
+        self.next = now + self.every
+        self.printed = True
+
+
+@contextlib.contextmanager
+def _heartbeat(progress: _Progress, message: Callable[[], str]) -> Iterator[None]:
+    """Print ``message()`` periodically from a thread while the body runs (a call that cannot report itself)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(0.2):
+            if progress.due():
+                progress.say(message())
+
+    thread = threading.Thread(target=beat, daemon=True)
+    if progress.enabled:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if progress.enabled:
+            thread.join()
+
+
+# ---- backends -----------------------------------------------------------------------------------
+
+def _run_pysim(acc: Accelerator, beats: list[list[int]], n_out: int, per_frame: int, *, stall: float,
+               seed: int, max_cycles: int, vcd: str | None, progress: _Progress) -> tuple[list, list[int], float, float]:
+    """Amaranth's simulator with the stream drivers of :mod:`sim.streams` (the same per-stream seeds as
+    :func:`~sim.streams.run_streams`), plus progress reports.  Returns (beats, beat cycles, compile s, sim s)."""
+    started = time.perf_counter()
+    sim = Simulator(acc)
+    sim.add_clock(1e-8)
+    compile_seconds = time.perf_counter() - started
+    state = {"cycle": 0, "done": False}
+    received: list[Any] = []
+    beat_cycles: list[int] = []
+
+    async def sender(ctx):
+        await send(ctx, acc.i, beats, stall=stall, rng=random.Random(seed * 1000))
+
+    async def receiver(ctx):
+        received.extend(await receive(ctx, acc.o, n_out, stall=stall, rng=random.Random(seed * 1000 + 500),
+                                      on_beat=lambda _beat: beat_cycles.append(state["cycle"])))
+        state["done"] = True
+
+    async def watchdog(ctx):
+        while not state["done"]:
+            await ctx.tick()
+            state["cycle"] += 1
+            if state["cycle"] > max_cycles:
+                raise SimulationTimeout(
+                    f"{acc.plan.graph.name!r}: no completion after {max_cycles:,} cycles (pysim; received "
+                    f"{len(beat_cycles):,} of {n_out:,} output beats): a deadlock, a lost beat, or too small "
+                    f"a max_cycles")
+            if not state["cycle"] & 0x3F and progress.due():
+                progress.say(f"{state['cycle']:,} cycles, {len(beat_cycles) // per_frame} of "
+                             f"{n_out // per_frame} frames out")
+
+    sim.add_testbench(sender, background=True)
+    sim.add_testbench(receiver)
+    sim.add_testbench(watchdog)
+    started = time.perf_counter()
+    if vcd:
+        with sim.write_vcd(str(vcd)):
+            sim.run()
+    else:
+        sim.run()
+    return received, beat_cycles, compile_seconds, time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def _reuse_library(lib: Path) -> Iterator[None]:
+    """Make :func:`sim.cxxrtl.run_streams_compiled` use the library just built instead of converting the
+    design a second time (a conversion costs as much as seconds to minutes on a whole network, and would
+    otherwise count as simulation time).  Harmless if the backend stops looking the library up this way."""
+    original = _cxxrtl.compile_design
+    _cxxrtl.compile_design = lambda dut, **_kw: lib
+    try:
+        yield
+    finally:
+        _cxxrtl.compile_design = original
+
+
+_CHILD_ERRORS = {"SimulationTimeout": SimulationTimeout, "ValueError": ValueError, "CompileError": CompileError}
+
+
+def _in_child(work: Callable[[], dict], what: str) -> dict:
+    """Run ``work`` in a forked child process and return its (JSON-able) result.
+
+    A CXXRTL assertion calls abort(): in this process it would kill Python -- the test runner, the CLI --
+    with no Python error at all.  In a child it becomes a :class:`SimulationCrash` naming the cause.
+    Exceptions raised by ``work`` come back as the same class (or RuntimeError).  No fork: runs inline.
+    """
+    if not hasattr(os, "fork"):
+        return work()
+    read_end, write_end = os.pipe()
+    with tempfile.TemporaryFile() as stderr:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the caller's code
+            try:
+                os.close(read_end)
+                os.dup2(stderr.fileno(), 2)
+                faulthandler.disable()  # a crash here is reported by the parent, not dumped
+                try:
+                    payload = {"ok": work()}
+                except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+                    payload = {"error": str(exc), "kind": type(exc).__name__}
+                with os.fdopen(write_end, "wb") as pipe:
+                    pipe.write(json.dumps(payload).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if not data:
+            stderr.seek(0)
+            tail = stderr.read().decode(errors="replace").strip().splitlines()[-5:]
+            how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+                   else f"exit status {os.WEXITSTATUS(status)}")
+            raise SimulationCrash(f"{what}: the compiled simulation died ({how})"
+                                  + (": " + " | ".join(tail) if tail else ""))
+    payload = json.loads(data)
+    if "error" in payload:
+        raise _CHILD_ERRORS.get(payload["kind"], RuntimeError)(payload["error"])
+    return payload["ok"]
+
+
+def _run_cxxrtl(acc: Accelerator, beats: list[list[int]], n_out: int, frames: int, *, stall: float, seed: int,
+                max_cycles: int, opt: str, progress: _Progress) -> tuple[list, list[int], float, float]:
+    """CXXRTL + g++ (library cached by source hash); returns (beats, beat cycles, compile s, sim s)."""
+    started = time.perf_counter()
+    with _heartbeat(progress, lambda: "converting the design to C++ and compiling it"):
+        lib = _cxxrtl.compile_design(acc, opt=opt, verbose=progress.enabled)
+    compile_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    with _heartbeat(progress, lambda: f"simulating {frames} frames "
+                                      f"(~{acc.plan.cycles_per_frame():,} cycles each, compiled)"):
+        def work() -> dict:
+            with _reuse_library(lib):
+                run = _cxxrtl.run_streams_compiled(acc, {"i": beats}, {"o": n_out}, stall=stall, seed=seed,
+                                                   max_cycles=max_cycles, opt=opt)
+            return {"beats": run.outputs["o"], "cycles": run.beat_cycles["o"]}
+
+        result = _in_child(work, f"graph {acc.plan.graph.name!r}")
+    return result["beats"], result["cycles"], compile_seconds, time.perf_counter() - started
+
+
+# ---- the harness --------------------------------------------------------------------------------
+
+def simulate(graph: Graph, images: Any, *, folding: Mapping[str, LayerFold] | None = None,
+             backend: str = "pysim", stall: float = 0.0, seed: int = 0, vcd: str | Path | None = None,
+             progress: bool = True, accelerator: Accelerator | None = None, max_cycles: int | None = None,
+             opt: str = "-O1") -> NetworkRun:
+    """Run ``images`` (uint8 (N, C, H, W)) through the accelerator of ``graph`` under ``folding``.
+
+    ``backend``: ``"pysim"`` (Amaranth's simulator; ``vcd`` writes a waveform)
+    or ``"cxxrtl"`` (compiled; ``opt`` is g++'s optimisation flag).  ``stall``:
+    probability per cycle that the input withholds valid / the output drops
+    ready.  ``accelerator``: an already elaborated-for design of this graph
+    (then ``folding`` must be None).  Long runs report progress on stderr.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown simulation backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if not 0.0 <= stall < 1.0:
+        raise ValueError(f"stall must be a probability in [0, 1), got {stall!r}")
+    if vcd and backend != "pysim":
+        raise ValueError(f"a VCD waveform needs the pysim backend, not {backend!r}")
+    pixels = check_images(graph, images)
+    if accelerator is not None:
+        if folding is not None:
+            raise ValueError("pass either a folding or an accelerator, not both")
+        if accelerator.plan.graph is not graph:
+            raise ValueError(f"the accelerator was built for graph {accelerator.plan.graph.name!r}, "
+                             f"not for this graph {graph.name!r}")
+        acc = accelerator
+    else:
+        acc = Accelerator(graph, folding or {})
+    n = len(pixels)
+    c, h, w = acc.plan.out_shape
+    lanes = acc.plan.out_lanes
+    per_frame = c * h * w // lanes
+    n_out = per_frame * n
+    budget = max_cycles or default_max_cycles(acc, n, stall)
+    beats = image_beats(pixels)
+    reporter = _Progress(progress, backend)
+    if backend == "pysim":
+        out_beats, beat_cycles, compile_s, sim_s = _run_pysim(
+            acc, beats, n_out, per_frame, stall=stall, seed=seed, max_cycles=budget, vcd=vcd, progress=reporter)
+    else:
+        out_beats, beat_cycles, compile_s, sim_s = _run_cxxrtl(
+            acc, beats, n_out, n, stall=stall, seed=seed, max_cycles=budget, opt=opt, progress=reporter)
+    outputs = beats_to_tensor(out_beats, (n, c, h, w), lanes)
+    reference = graph.reference(pixels)
+    if reference.shape != outputs.shape:  # the plan and the graph disagree: a pipeline bug, say so plainly
+        raise ValueError(f"graph {graph.name!r}: the accelerator produced {outputs.shape}, the reference "
+                         f"{reference.shape}")
+    same = np.all((outputs == reference).reshape(n, -1), axis=1)
+    ends = [beat_cycles[(k + 1) * per_frame - 1] for k in range(n)]
+    # Frame 1 -> 2 still fills the pipeline behind the first frame; the mean gap after it is the steady state.
+    if n >= 3:
+        interval = round((ends[-1] - ends[1]) / (n - 2))
+    elif n == 2:
+        interval = ends[1] - ends[0]
+    else:
+        interval = ends[0]
+    cycles_total = ends[-1] + 1
+    run = NetworkRun(
+        outputs=outputs, reference=reference, bit_exact=int(same.sum()),
+        mismatched=[int(k) for k in np.flatnonzero(~same)], cycles_per_frame=int(interval),
+        latency=int(ends[0]), cycles_total=int(cycles_total),
+        cycles_per_second=cycles_total / sim_s if sim_s > 0 else float("inf"), sim_seconds=sim_s,
+        compile_seconds=compile_s, analytic_cycles_per_frame=int(acc.plan.cycles_per_frame()),
+        bottleneck=acc.plan.bottleneck().name, backend=backend, stall=float(stall), frame_end_cycles=ends)
+    if reporter.printed:
+        reporter.say(f"done: {run.bit_exact}/{n} bit-exact, {cycles_total:,} cycles, "
+                     f"{run.cycles_per_second:,.0f} cycles/s")
+    return run

@@ -1,0 +1,109 @@
+"""Every zoo model through the whole flow: random weights, BN calibrated, exported, folded, simulated
+(compiled backend, random stalls), bit-exact against Graph.reference, at the analytic frame interval.
+
+The models keep their published channel counts (the builders have no width option) at the smallest
+input their pooling allows, so each design is a few MB of C++: the compile dominates these tests.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mixq_hw.graph import Graph
+from mixq_hw.pipeline import LayerFold, plan_stages
+from mixq_nn import models
+from mixq_nn.export import export
+from sim.network import simulate
+from test_pipeline import bypass_net
+
+F = LayerFold
+
+#: model -> (input shape, folding).  Each folding balances the heavy layers at one interval
+#: (VGG-tiny 73,728 cycles, UltraNets 36,864, SkyNets 24,576) with a few DSPs per layer.
+ZOO = {
+    "VGGtiny": ((3, 8, 8), {
+        "features.0.0": F(3, 1, 1), "features.1.0": F(8, 4, 1), "features.3.0": F(8, 2, 1),
+        "features.4.0": F(8, 4, 1), "features.6.0": F(8, 2, 1), "features.7.0": F(8, 4, 1)}),
+    "UltraNet": ((3, 16, 32), {
+        "conv0.0": F(3, 2, 1), "conv1.0": F(4, 4, 1), "conv2.0": F(4, 4, 1), "conv3.0": F(4, 2, 1),
+        "conv4.0": F(4, 4, 1), "conv5.0": F(4, 4, 1), "conv6.0": F(4, 4, 1), "conv7.0": F(4, 4, 1)}),
+    "UltraNetBypass": ((3, 16, 32), {
+        "conv0.0": F(3, 2, 1), "conv1.0": F(4, 4, 1), "conv2.0": F(4, 4, 1), "conv3.0": F(4, 2, 1),
+        "conv4.0": F(4, 4, 1), "conv5.0": F(4, 4, 1), "conv6.0": F(4, 4, 1), "conv7.0": F(4, 4, 1)}),
+    "SkyNet": ((3, 8, 16), {
+        "bundles.4.0": F(2, 3, 1), "bundles.7.0": F(2, 3, 1), "bundles.10.0": F(2, 3, 1),
+        "bundles.12.0": F(4, 4, 1), "bundles.14.0": F(2, 2, 1)}),
+    "SkyNetk5": ((3, 8, 16), {
+        "bundles.3.0": F(2, 2, 1), "bundles.4.0": F(2, 3, 1), "bundles.7.0": F(2, 3, 1),
+        "bundles.10.0": F(2, 3, 1), "bundles.12.0": F(4, 4, 1), "bundles.13.0": F(2, 2, 1),
+        "bundles.14.0": F(2, 2, 1)}),
+}
+
+
+def calibrated(name: str, shape: tuple[int, int, int], seed: int = 0) -> nn.Module:
+    """Zoo model ``name`` with random weights, random BN affine parameters and BN statistics from a few
+    train-mode passes on random 8-bit images (so that every requant sees realistic ranges)."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = models.build(name, input_shape=shape)
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            m.momentum = None   # cumulative average: the statistics of exactly the batches below
+            with torch.no_grad():
+                m.weight.uniform_(0.5, 1.5, generator=gen)
+                m.bias.uniform_(-0.3, 0.3, generator=gen)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randint(0, 256, (8, *shape), generator=gen).float() / 256)
+    return model.eval()
+
+
+def test_every_zoo_model_is_covered():
+    assert set(ZOO) == set(models.MODELS), "add the new model (input shape, folding) to ZOO"
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_zoo_model_bit_exact_at_the_analytic_interval(name):
+    shape, folding = ZOO[name]
+    started = time.perf_counter()
+    graph = export(calibrated(name, shape), shape)
+    exported = time.perf_counter()
+    plan = plan_stages(graph, folding)
+    assert any(f != LayerFold() for f in plan.folding.values())
+    # The codes must not be degenerate, or bit-exactness would prove little.
+    images = np.random.default_rng(7).integers(0, 256, (3, *shape)).astype(np.uint8)
+    reference = graph.reference(images)
+    assert len(np.unique(reference)) > 10, f"{name}: near-constant outputs make the comparison vacuous"
+
+    run = simulate(graph, images, folding=folding, backend="cxxrtl", stall=0.3, seed=11, progress=False)
+    print(f"{name} {shape}: export {exported - started:.1f}s, compile {run.compile_seconds:.1f}s, "
+          f"simulate {run.sim_seconds:.1f}s ({run.cycles_total:,} cycles, {run.cycles_per_second:,.0f}/s); "
+          f"interval {run.cycles_per_frame:,} vs analytic {run.analytic_cycles_per_frame:,} "
+          f"({run.bottleneck}), {plan.resources().dsp} DSPs")
+    assert run.bit_exact == 3, f"{name}: {run.first_mismatch()}"
+    np.testing.assert_array_equal(run.outputs, reference)
+    # Frames 2 -> 3 leave one bottleneck interval apart, even with 30 % stalls on both ends.
+    assert run.analytic_cycles_per_frame == plan.cycles_per_frame()
+    assert abs(run.cycles_per_frame - run.analytic_cycles_per_frame) <= 0.05 * run.analytic_cycles_per_frame, \
+        (name, run.cycles_per_frame, run.analytic_cycles_per_frame, run.bottleneck)
+
+
+def test_pysim_and_cxxrtl_agree_cycle_for_cycle():
+    """One small network (conv, pool, reorg bypass, concat) on both backends without stalls: the same
+    outputs and the same cycle for every frame's last beat."""
+    rng = np.random.default_rng(3)
+    graph: Graph = bypass_net(rng)
+    folding = {"c1": F(2, 2, 2), "c4": F(4, 5, 1)}
+    images = rng.integers(0, 256, (3, *graph.input_shape)).astype(np.uint8)
+    py = simulate(graph, images, folding=folding, backend="pysim", progress=False)
+    cc = simulate(graph, images, folding=folding, backend="cxxrtl", progress=False)
+    assert py.bit_exact == cc.bit_exact == 3, (py.first_mismatch(), cc.first_mismatch())
+    np.testing.assert_array_equal(py.outputs, cc.outputs)
+    assert py.frame_end_cycles == cc.frame_end_cycles
+    assert py.cycles_total == cc.cycles_total
