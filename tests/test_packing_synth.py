@@ -37,8 +37,8 @@ def test_plan_must_match_arguments():
 
 def test_count_cells_sums_families():
     counts = count_cells({"DSP48E2": 2, "LUT1": 1, "LUT6": 5, "INV": 2, "FDRE": 7, "FDSE": 1, "CARRY8": 3,
-                          "CARRY4": 1, "MUXF7": 4, "IBUF": 9})
-    assert counts == {"dsp48e2": 2, "lut": 8, "ff": 8, "carry": 4, "muxf": 4}
+                          "CARRY4": 1, "MUXF7": 4, "IBUF": 9, "RAMB36E2": 2, "RAMB18E2": 3})
+    assert counts == {"dsp48e2": 2, "lut": 8, "ff": 8, "carry": 4, "muxf": 4, "bram36": 3.5}
 
 
 def test_yosys_failure_is_reported(monkeypatch):

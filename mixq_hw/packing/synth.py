@@ -80,8 +80,9 @@ def _run_yosys(component: wiring.Component, top: str) -> dict:
     return _synth_text(verilog.convert(component, name=top), top)
 
 
-def _synth_text(text: str, top: str, timeout: float = TIMEOUT) -> dict:
+def _synth_text(text: str, top: str, timeout: float | None = None) -> dict:
     """Synthesise Verilog ``text`` (module ``top``) for xcup; yosys' ``stat -json`` report."""
+    timeout = TIMEOUT if timeout is None else timeout
     with tempfile.TemporaryDirectory(prefix="mixq-synth-") as tmp:
         work = Path(tmp)
         (work / "core.v").write_text(text)
@@ -142,9 +143,9 @@ def synth_core(w_bits: int, a_bits: int, k: int, *, plan: Plan | None = None) ->
             "extract_carry": extract_counts["carry"], "macs_per_dsp": chosen.macs_per_dsp, "cells": cells}
 
 
-def synth_verilog(path: str | Path, top: str, *, timeout: float = 4 * TIMEOUT) -> dict:
+def synth_verilog(path: str | Path, top: str, *, timeout: float | None = None) -> dict:
     """Synthesise an emitted Verilog file (a whole accelerator) for xcup: ``dsp48e2``, ``lut``, ``ff``,
     ``carry``, ``muxf``, ``bram36`` and ``cells``.  Minutes for a whole network under wasm."""
-    report = _synth_text(Path(path).read_text(), top, timeout)
+    report = _synth_text(Path(path).read_text(), top, 4 * TIMEOUT if timeout is None else timeout)
     cells = _total_cells(report, top)
     return {**count_cells(cells), "cells": cells}
