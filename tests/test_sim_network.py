@@ -137,6 +137,14 @@ def test_cli_json_on_a_graph_file(graph_file, tmp_path, capsys):
     assert out["folding_from"] == f"from {fold}" and out["images_from"] == "random (seed 0)"
 
 
+def test_cli_folds_under_a_dsp_budget(graph_file, capsys):
+    graph, path = graph_file
+    assert main([str(path), "--random", "--images", "1", "--backend", "pysim", "--dsp", "4", "--json", "-q"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["folding_from"] == "balanced under 4 DSPs" and out["bit_exact"] == 1
+    assert out["analytic_cycles_per_frame"] < plan_stages(graph, {}).cycles_per_frame()
+
+
 def test_cli_text_report(graph_file, capsys):
     _, path = graph_file
     assert main([str(path), "--random", "--images", "1", "--backend", "pysim", "-q"]) == 0

@@ -2,7 +2,10 @@
 (compiled backend, random stalls), bit-exact against Graph.reference, at the analytic frame interval.
 
 The models keep their published channel counts (the builders have no width option) at the smallest
-input their pooling allows, so each design is a few MB of C++: the compile dominates these tests.
+input their pooling allows (16x32 for the UltraNets; 8x16 / 8x8 for SkyNet / VGG-tiny), so each design
+is 2-4 MB of C++ and g++ dominates these tests (30-170 s per model on a loaded 2-core machine with
+hierarchical CXXRTL output; several times that with the flattened output).  Simulation itself takes
+4-17 s per model.
 """
 
 from __future__ import annotations
