@@ -12,6 +12,8 @@ both backends and compare.
 from __future__ import annotations
 
 import ctypes
+import faulthandler
+import json
 import hashlib
 import os
 import shutil
@@ -20,7 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from amaranth.back import cxxrtl
 from amaranth.hdl import Shape
@@ -28,13 +30,66 @@ from amaranth.lib import data
 
 from .streams import SimulationTimeout, StreamRun, stream_port, to_python
 
-__all__ = ["CompileError", "runtime_include_dir", "compile_design", "run_streams_compiled"]
+__all__ = ["CompileError", "SimulationCrash", "runtime_include_dir", "compile_design", "run_streams_compiled",
+           "run_isolated"]
 
 _DRIVER = Path(__file__).with_name("cxxrtl_driver.cc")
 
 
 class CompileError(RuntimeError):
     """g++ is missing or failed on the generated C++."""
+
+
+class SimulationCrash(RuntimeError):
+    """The compiled simulation died: an RTL contract violation that CXXRTL asserts on (an out-of-range
+    memory access), or a crash in the compiled code.  The message carries the end of its stderr."""
+
+
+_CHILD_ERRORS = {"SimulationTimeout": SimulationTimeout, "ValueError": ValueError, "CompileError": CompileError}
+
+
+def run_isolated(work: Callable[[], dict], what: str) -> dict:
+    """Run ``work`` in a forked child process and return its (JSON-able) result.
+
+    A CXXRTL assertion calls abort(): in this process it would kill Python -- the test runner, the CLI --
+    with no Python error at all.  In a child it becomes a :class:`SimulationCrash` naming the cause.
+    Exceptions raised by ``work`` come back as the same class (or RuntimeError).  No fork: runs inline.
+    """
+    if not hasattr(os, "fork"):
+        return work()
+    read_end, write_end = os.pipe()
+    with tempfile.TemporaryFile() as stderr:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the caller's code
+            try:
+                os.close(read_end)
+                os.dup2(stderr.fileno(), 2)
+                faulthandler.disable()  # a crash here is reported by the parent, not dumped
+                try:
+                    payload = {"ok": work()}
+                except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+                    payload = {"error": str(exc), "kind": type(exc).__name__}
+                with os.fdopen(write_end, "wb") as pipe:
+                    pipe.write(json.dumps(payload).encode())
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        if not data:
+            stderr.seek(0)
+            tail = stderr.read().decode(errors="replace").strip().splitlines()[-5:]
+            how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+                   else f"exit status {os.WEXITSTATUS(status)}")
+            raise SimulationCrash(f"{what}: the compiled simulation died ({how})"
+                                  + (": " + " | ".join(tail) if tail else ""))
+    payload = json.loads(data)
+    if "error" in payload:
+        raise _CHILD_ERRORS.get(payload["kind"], RuntimeError)(payload["error"])
+    return payload["ok"]
 
 
 def runtime_include_dir() -> Path:
@@ -57,7 +112,8 @@ def _cache_dir() -> Path:
 
 def compile_design(dut, *, opt: str = "-O1", verbose: bool = False) -> Path:
     """Convert ``dut`` to C++ and build it with the stream driver; returns the shared library's path."""
-    source = cxxrtl.convert(dut)
+    # not the default name "top": a top-level signal called "top" would clash with the C++ class p_top
+    source = cxxrtl.convert(dut, name="mixq_design")
     driver = _DRIVER.read_text()
     key = hashlib.sha256((source + driver + opt).encode()).hexdigest()[:24]
     lib = _cache_dir() / f"design_{key}.so"
@@ -128,11 +184,32 @@ def _words(width: int) -> int:
 
 def run_streams_compiled(dut, inputs: Mapping[str, Iterable[Any]], outputs: Mapping[str, int], *,
                          stall: float = 0.0, seed: int = 0, max_cycles: int = 100_000_000,
-                         opt: str = "-O1", verbose: bool = False) -> StreamRun:
-    """Like :func:`sim.streams.run_streams`, on the CXXRTL-compiled design (stall patterns differ, results don't)."""
+                         opt: str = "-O1", verbose: bool = False, isolated: bool = True) -> StreamRun:
+    """Like :func:`sim.streams.run_streams`, on the CXXRTL-compiled design (stall patterns differ, results don't).
+
+    ``isolated`` runs the simulation in a forked child, so that a CXXRTL assertion (an out-of-bounds
+    memory access in the design) raises :class:`SimulationCrash` instead of killing this process.
+    """
     for port in [*inputs, *outputs]:
         stream_port(dut, port)
-    lib = ctypes.CDLL(str(compile_design(dut, opt=opt, verbose=verbose)))
+    if isolated:
+        lib = compile_design(dut, opt=opt, verbose=verbose)
+        inputs = {port: list(beats) for port, beats in inputs.items()}
+
+        def work() -> dict:
+            run = _run_compiled(dut, lib, inputs, outputs, stall, seed, max_cycles)
+            return {"outputs": run.outputs, "cycles": run.cycles, "beat_cycles": run.beat_cycles}
+
+        result = run_isolated(work, type(dut).__name__)
+        return StreamRun(outputs=result["outputs"], cycles=result["cycles"], beat_cycles=result["beat_cycles"])
+    return _run_compiled(dut, compile_design(dut, opt=opt, verbose=verbose), inputs, outputs, stall, seed,
+                         max_cycles)
+
+
+def _run_compiled(dut, library: Path, inputs: Mapping[str, Iterable[Any]], outputs: Mapping[str, int],
+                  stall: float, seed: int, max_cycles: int) -> StreamRun:
+    """One run of the compiled ``library`` of ``dut`` in this process."""
+    lib = ctypes.CDLL(str(library))
     fn = lib.mixq_run
     fn.restype = ctypes.c_long
 

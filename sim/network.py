@@ -16,12 +16,8 @@ the Python process).
 from __future__ import annotations
 
 import contextlib
-import faulthandler
-import json
-import os
 import random
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,7 +31,7 @@ from mixq_hw.graph import Graph
 from mixq_hw.pipeline import Accelerator, LayerFold
 
 from . import cxxrtl as _cxxrtl
-from .cxxrtl import CompileError
+from .cxxrtl import SimulationCrash, run_isolated
 from .streams import SimulationTimeout, receive, send
 from .tensors import beats_to_tensor
 
@@ -110,11 +106,6 @@ class NetworkRun:
             "compile_seconds": self.compile_seconds, "bottleneck": self.bottleneck, "backend": self.backend,
             "stall": self.stall, "frame_end_cycles": list(self.frame_end_cycles),
         }
-
-
-class SimulationCrash(RuntimeError):
-    """The compiled simulation died: an RTL contract violation that CXXRTL asserts on (an out-of-range
-    memory access), or a crash in the compiled code.  The message carries the end of its stderr."""
 
 
 # ---- inputs -------------------------------------------------------------------------------------
@@ -252,53 +243,6 @@ def _reuse_library(lib: Path) -> Iterator[None]:
         _cxxrtl.compile_design = original
 
 
-_CHILD_ERRORS = {"SimulationTimeout": SimulationTimeout, "ValueError": ValueError, "CompileError": CompileError}
-
-
-def _in_child(work: Callable[[], dict], what: str) -> dict:
-    """Run ``work`` in a forked child process and return its (JSON-able) result.
-
-    A CXXRTL assertion calls abort(): in this process it would kill Python -- the test runner, the CLI --
-    with no Python error at all.  In a child it becomes a :class:`SimulationCrash` naming the cause.
-    Exceptions raised by ``work`` come back as the same class (or RuntimeError).  No fork: runs inline.
-    """
-    if not hasattr(os, "fork"):
-        return work()
-    read_end, write_end = os.pipe()
-    with tempfile.TemporaryFile() as stderr:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the child: never returns into the caller's code
-            try:
-                os.close(read_end)
-                os.dup2(stderr.fileno(), 2)
-                faulthandler.disable()  # a crash here is reported by the parent, not dumped
-                try:
-                    payload = {"ok": work()}
-                except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
-                    payload = {"error": str(exc), "kind": type(exc).__name__}
-                with os.fdopen(write_end, "wb") as pipe:
-                    pipe.write(json.dumps(payload).encode())
-            finally:
-                os._exit(0)
-        os.close(write_end)
-        with os.fdopen(read_end, "rb") as pipe:
-            data = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        if not data:
-            stderr.seek(0)
-            tail = stderr.read().decode(errors="replace").strip().splitlines()[-5:]
-            how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
-                   else f"exit status {os.WEXITSTATUS(status)}")
-            raise SimulationCrash(f"{what}: the compiled simulation died ({how})"
-                                  + (": " + " | ".join(tail) if tail else ""))
-    payload = json.loads(data)
-    if "error" in payload:
-        raise _CHILD_ERRORS.get(payload["kind"], RuntimeError)(payload["error"])
-    return payload["ok"]
-
-
 def _run_cxxrtl(acc: Accelerator, beats: list[list[int]], n_out: int, frames: int, *, stall: float, seed: int,
                 max_cycles: int, opt: str, progress: _Progress) -> tuple[list, list[int], float, float]:
     """CXXRTL + g++ (library cached by source hash); returns (beats, beat cycles, compile s, sim s)."""
@@ -312,10 +256,10 @@ def _run_cxxrtl(acc: Accelerator, beats: list[list[int]], n_out: int, frames: in
         def work() -> dict:
             with _reuse_library(lib):
                 run = _cxxrtl.run_streams_compiled(acc, {"i": beats}, {"o": n_out}, stall=stall, seed=seed,
-                                                   max_cycles=max_cycles, opt=opt)
+                                                   max_cycles=max_cycles, opt=opt, isolated=False)
             return {"beats": run.outputs["o"], "cycles": run.beat_cycles["o"]}
 
-        result = _in_child(work, f"graph {acc.plan.graph.name!r}")
+        result = run_isolated(work, f"graph {acc.plan.graph.name!r}")
     return result["beats"], result["cycles"], compile_seconds, time.perf_counter() - started
 
 

@@ -1,5 +1,6 @@
 """The compiled (CXXRTL) backend gives the same beats as Amaranth's simulator, under stalls."""
 
+import os
 import random
 
 import pytest
@@ -7,7 +8,7 @@ from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sim.cxxrtl import run_streams_compiled
+from sim.cxxrtl import SimulationCrash, run_isolated, run_streams_compiled
 from sim.streams import SimulationTimeout, run_streams
 
 
@@ -56,3 +57,46 @@ def test_compiled_timeout_is_reported():
 def test_unknown_port_is_reported():
     with pytest.raises(ValueError, match="no stream port 'x'"):
         run_streams_compiled(SkewAdd(), {"x": [[0, 0, 0]]}, {"o": 1})
+
+
+class OutOfRange(wiring.Component):
+    """Reads a 3-word memory at a counter that reaches 3: out of bounds on the fourth beat."""
+
+    i: In(stream.Signature(unsigned(2)))
+    o: Out(stream.Signature(unsigned(4)))
+
+    def elaborate(self, platform):
+        from amaranth.lib import memory
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(shape=unsigned(4), depth=3, init=[5, 6, 7])
+        rp = mem.read_port()
+        advance = self.o.ready | ~self.o.valid
+        m.d.comb += [rp.addr.eq(self.i.payload), rp.en.eq(advance), self.o.payload.eq(rp.data),
+                     self.i.ready.eq(advance)]
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(self.i.valid)
+        return m
+
+
+def test_an_out_of_bounds_read_is_an_error_not_the_end_of_python():
+    """CXXRTL aborts on an out-of-bounds memory read: the run (in a child) raises SimulationCrash naming it."""
+    assert run_streams_compiled(OutOfRange(), {"i": [0, 2, 1]}, {"o": 3}).outputs["o"] == [5, 7, 6]
+    with pytest.raises(SimulationCrash, match=r"OutOfRange.*signal 6.*out of bounds read"):
+        run_streams_compiled(OutOfRange(), {"i": [0, 3]}, {"o": 2})
+
+
+def test_run_isolated_returns_results_and_errors():
+    """Results and Python errors cross the process boundary as they are; a hard crash names its cause."""
+    def abort():
+        os.write(2, b"design.cc:42: Assertion `tmp.valid && \"out of bounds read\"' failed.\n")
+        os.abort()
+
+    with pytest.raises(SimulationCrash, match=r"graph 'g'.*signal 6.*out of bounds read"):
+        run_isolated(abort, "graph 'g'")
+
+    def timeout():
+        raise SimulationTimeout("no completion after 9 cycles")
+
+    with pytest.raises(SimulationTimeout, match="after 9 cycles"):
+        run_isolated(timeout, "graph 'g'")
+    assert run_isolated(lambda: {"beats": [[1, -2]], "cycles": [7]}, "g") == {"beats": [[1, -2]], "cycles": [7]}

@@ -295,7 +295,10 @@ class SlidingWindow(wiring.Component):
         row = top + ky
         row_ok = (row >= 0) & (row < H)
         for b, (_, rp) in enumerate(ports):
-            m.d.comb += [rp.en.eq(advance), rp.addr.eq(ky_slot + g_word + bank_off[b] + chunk)]
+            # taps in the padding reach past the row (even below word 0); their data is masked, but the
+            # address must stay inside the bank (a simulator asserts on an out-of-bounds read)
+            addr = ky_slot + g_word + bank_off[b] + chunk
+            m.d.comb += [rp.en.eq(advance), rp.addr.eq(Mux((addr >= 0) & (addr < depth), addr, 0))]
 
         sel = [Signal(range(B), name=f"sel{j}") for j in range(P)]
         mask = [Signal(name=f"mask{j}") for j in range(P)]
