@@ -1,12 +1,16 @@
 """Packing density benchmark: our exact MACs per DSP48E2 next to DeepBurning-MixQ's and FINN's, and planner speed.
 
-Writes ``benchmarks/results/packing.json`` and ``packing.md``.  ``--synth`` adds
-LUT/FF per packed core via ``mixq_hw.packing.synth.synth_core`` (slow);
-``--synth-sign`` synthesises the sign-bit plans of a few entries next to the
-best plan of the same entry without the sign bit (what the C-side correction
-costs in fabric).
+Writes ``benchmarks/results/packing.json`` and ``packing.md``.  The table is
+``best_plan``'s: a digit-split plan (two DSP48E2s, one per digit of the split
+operand) where it beats every single layout, else ``plan``'s layout.
+``--synth`` adds LUT/FF per single-layout core via
+``mixq_hw.packing.synth.synth_core`` (slow); ``--synth-sign`` synthesises the
+sign-bit plans of a few entries next to the best plan of the same entry without
+the sign bit (what the C-side correction costs in fabric); ``--synth-split``
+synthesises a few split cores (SplitMAC) next to the single core of the same
+entry.
 
-    python benchmarks/packing.py [--synth] [--synth-sign]
+    python benchmarks/packing.py [--synth] [--synth-sign] [--synth-split]
 """
 
 from __future__ import annotations
@@ -14,18 +18,20 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
 import time
 from pathlib import Path
 
 from mixq_hw.packing import planner
-from mixq_hw.packing.planner import BIT_WIDTHS, KERNEL_SIZES, MIXQ_PUBLISHED, density_table, macs_per_dsp, plan, plans
+from mixq_hw.packing.planner import BIT_WIDTHS, KERNEL_SIZES, MIXQ_PUBLISHED, best_plan, density_table, plan, plans
 
 #: Entries whose sign-bit plan --synth-sign synthesises: one with weights on A:D (act word on B's sign bit),
 #: one with weights on B (act word on A:D's sign bit).
 SIGN_SYNTH_ENTRIES = ((3, 8, 3), (6, 5, 3))
+#: Entries whose split core --synth-split synthesises: activation digits, weight digits rounded to nearest
+#: (magnitude-capped 5-bit digits), weight digits truncated toward zero.
+SPLIT_SYNTH_ENTRIES = ((4, 4, 3), (8, 7, 3), (7, 2, 3))
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -38,21 +44,26 @@ def finn_macs_per_dsp(w: int, a: int) -> float | None:
     return 4.0 if w <= 4 and a <= 4 else 2.0
 
 
-def digit_split_macs(w: int, a: int, k: int) -> tuple[float, str] | None:
-    """Density if one operand were split into two digits run through one of our plans (two multiplies per MAC).
+def split_synthesis(entries=SPLIT_SYNTH_ENTRIES) -> list[dict]:
+    """Synthesise each entry's split core (SplitMAC) and its single-layout core (PackedMAC)."""
+    from mixq_hw.packing.synth import synth_core
 
-    Not something the planner returns (a Plan is one layout per multiply); shown to explain the published
-    entries that rely on it.  Activation a = 2**h * hi + lo with h = ceil(a/2) (both h-bit codes); weight
-    w = 2**(v-1) * hi + lo with both digits v-bit narrow-range codes, v = ceil((w+1)/2).
-    """
-    options = []
-    h = math.ceil(a / 2)
-    if 2 <= h < a:
-        options.append((macs_per_dsp(w, h, k) / 2, f"activation digits w{w}a{h} x2"))
-    v = math.ceil((w + 1) / 2)
-    if 2 <= v < w:
-        options.append((macs_per_dsp(v, a, k) / 2, f"weight digits w{v}a{a} x2"))
-    return max(options) if options else None
+    out = []
+    for w, a, k in entries:
+        for p in (best_plan(w, a, k), plan(w, a, k)):
+            is_split = not hasattr(p, "weight_offsets")
+            result = synth_core(w, a, k, plan=p)
+            out.append({"w": w, "a": a, "k": k, "split": p.operand if is_split else None,
+                        "rounding": p.rounding if is_split else None, "macs_per_dsp": p.macs_per_dsp,
+                        "depth": p.depth, "layout": layout_cell(p.to_dict() | {"n_weights": p.n_weights,
+                                                                              "n_acts": p.n_acts,
+                                                                              "act_sign_bit": p.act_sign_bit,
+                                                                              "kind": p.kind,
+                                                                              "split": p.operand if is_split
+                                                                              else None}),
+                        **{key: result.get(key) for key in ("dsp48e2", "lut", "ff", "carry", "extract_lut",
+                                                            "recombine_lut")}})
+    return out
 
 
 def sign_bit_synthesis(entries=SIGN_SYNTH_ENTRIES) -> list[dict]:
@@ -74,14 +85,14 @@ def sign_bit_synthesis(entries=SIGN_SYNTH_ENTRIES) -> list[dict]:
 
 
 def timed_table() -> tuple[list[dict], float, float]:
-    for cached in (planner._search, planner._checked, planner._checked_best, planner.macs_per_dsp):
+    for cached in (planner._search, planner._checked, planner._checked_best, planner.macs_per_dsp, planner._best):
         cached.cache_clear()
     start = time.perf_counter()
     rows = density_table(KERNEL_SIZES)
     cold = time.perf_counter() - start
     start = time.perf_counter()
     for r in rows:
-        macs_per_dsp(r["w"], r["a"], r["k"])
+        best_plan(r["w"], r["a"], r["k"])
     warm = time.perf_counter() - start
     return rows, cold, warm
 
@@ -99,20 +110,24 @@ def fmt(x: float | None) -> str:
 
 
 def layout_cell(r: dict) -> str:
-    """``F 3x3 d1`` (kind, weights x activations, depth), with `` s`` when the act word uses the sign bit."""
-    return f"{r['kind'][0].upper()} {r['n_weights']}x{r['n_acts']} d{r['depth']}" + (" s" if r["act_sign_bit"] else "")
+    """``F 3x3 d1`` (kind, weights x activations, depth), `` s`` when the act word uses the sign bit, and a
+    ``w:`` / ``a:`` prefix for a weight / activation digit split (2 DSPs)."""
+    split = f"{r['split'][0]}: " if r.get("split") else ""
+    return (f"{split}{r['kind'][0].upper()} {r['n_weights']}x{r['n_acts']} d{r['depth']}"
+            + (" s" if r["act_sign_bit"] else ""))
 
 
 def sign_bit_section(rows: list[dict], meta: dict) -> list[str]:
     """Where the sign-bit correction raised the table, and (with --synth-sign) what it costs in fabric."""
-    used = [r for r in rows if r["act_sign_bit"]]
+    used = [r for r in rows if r["single_act_sign_bit"]]
     lines = ["", "## Activation word in the port's sign bit", "",
-             f"{len(used)} of {len(rows)} entries use it (each only where no layout without it is as dense; "
-             "the column 'without' is the best plan without it):", "",
+             f"{len(used)} of {len(rows)} single-layout entries use it (each only where no layout without it is "
+             "as dense; the column 'without' is the best plan without it; a digit split's layout may use it too, "
+             "marked s in the grids):", "",
              "| entry | with sign bit | without | MixQ | layout |", "|---|---|---|---|---|"]
     for r in used:
-        lines.append(f"| w{r['w']}a{r['a']} {r['k']}x{r['k']} | {fmt(r['macs_per_dsp'])} | {fmt(r['without_sign_bit'])} "
-                     f"| {fmt(r['mixq'])} | {layout_cell(r)} |")
+        lines.append(f"| w{r['w']}a{r['a']} {r['k']}x{r['k']} | {fmt(r['single_macs_per_dsp'])} | "
+                     f"{fmt(r['without_sign_bit'])} | {fmt(r['mixq'])} | {r['single_layout']} |")
     if meta.get("sign_bit_synth"):
         lines += ["", "Synthesis (yosys synth_xilinx -family xcup; LUT/FF upper bounds, see mixq_hw/packing/synth.py) "
                   "of a sign-bit core next to the best core of the same entry without the sign bit:", "",
@@ -125,66 +140,120 @@ def sign_bit_section(rows: list[dict], meta: dict) -> list[str]:
     return lines
 
 
+def split_section(rows: list[dict], meta: dict) -> list[str]:
+    """The digit-split entries: what they reach over the single layout, and (with --synth-split) their cost."""
+    used = [r for r in rows if r["split"]]
+    lines = ["", "## Digit-split plans", "",
+             f"{len(used)} of {len(rows)} entries are denser split (the table above uses them): one operand is cut",
+             "into two digits, each digit's products run through the same packed layout on its own DSP48E2",
+             "(a SplitMAC: two PackedMACs, PackedMAC's ports and latency), and every field is recombined as",
+             "(hi << shift) + lo after extraction.  Activation digits are bit slices; weight digits are",
+             "signed: floor (bit slices), trunc (toward zero) or round (to nearest), chosen so both digits",
+             "stay inside the digit plan's range (an 8-bit weight, round at shift 4: digits of magnitude <= 8 in",
+             "5-bit slots whose fields need room for 8 * max a per product only).  Exact like every plan",
+             "(tests/test_packing_split.py: numpy exhaustive where the codes allow, the core in simulation with",
+             "every code pair in every slot at w, a <= 4, extreme and digit-extreme codes at full depth).", "",
+             "| entry | MACs/DSP split | single layout | MixQ | operand | digits | digit layout |",
+             "|---|---|---|---|---|---|---|"]
+    for r in used:
+        digits = (f"a = (hi << {r['shift']}) + lo, {r['digit_bits']}-bit digits" if r["split"] == "act" else
+                  f"w = (hi << {r['shift']}) + lo ({r['rounding']}), {r['digit_bits']}-bit digits")
+        lines.append(f"| w{r['w']}a{r['a']} {r['k']}x{r['k']} | {fmt(r['macs_per_dsp'])} | "
+                     f"{fmt(r['single_macs_per_dsp'])} | {fmt(r['mixq'])} | {r['split']} | {digits} | "
+                     f"{layout_cell(r | {'split': None})} |")
+    if meta.get("split_synth"):
+        lines += ["", "Synthesis (yosys synth_xilinx -family xcup; LUT/FF upper bounds, see mixq_hw/packing/synth.py) "
+                  "of split cores next to the single core of the same entry:", "",
+                  "| entry | core | MACs/DSP | layout | DSP48E2 | LUT | FF | CARRY | extract LUT | recombine LUT |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in meta["split_synth"]:
+            core = f"split ({r['split']}{', ' + r['rounding'] if r['split'] == 'weight' else ''})" if r["split"] \
+                else "single"
+            lines.append(f"| w{r['w']}a{r['a']} {r['k']}x{r['k']} | {core} | {fmt(r['macs_per_dsp'])} | "
+                         f"{r['layout']} | {r['dsp48e2']} | {r['lut']} | {r['ff']} | {r['carry']} | "
+                         f"{r['extract_lut']} | {r['recombine_lut'] if r['recombine_lut'] is not None else '–'} |")
+    return lines
+
+
+W8A2_WHY = (
+    "MixQ's 6 is its w4a2 figure (12) over two DSPs: it cuts the 8-bit weight into two 4-bit digits. "
+    "Exact digits of the 255 narrow codes -127..127 cannot both be 4-bit narrow codes: two sets of at most 15 "
+    "values (magnitude <= 7) make at most 15 x 15 = 225 sums hi * R + lo, at any radix R; every split of an "
+    "8-bit weight therefore has a digit of magnitude 8 (our best: round at shift 4, hi in [-8, 8], lo in [-8, 7]). "
+    "A 3x3 filter field then sums three products up to 8 * 3 = 24: 72 > 63, the most a 6-bit field stride holds "
+    "(the stride of the 15-MAC w4a2 layout), so fields need a 7-bit stride; the planner's exhaustive search over kernel, filter and filter-bank layouts "
+    "finds 9 MACs per multiply for such digits (4.5 per DSP after the split), 9 even if a +-8 digit fitted a "
+    "4-bit slot, and MixQ's 12 would need e.g. 3 taps x 4 pixels, whose 4 activation slots at a 7-bit stride "
+    "overflow B (23 > 18 bits) and whose 3 weight slots on B overflow it for a -8 digit (8 * (1 + 2^7 + 2^14) = "
+    "132,104 > 2^17). Activation digits (1-bit) reach 6 per multiply, 3 per DSP. The single layout's 4.5 stays.")
+
+
 def markdown(rows: list[dict], meta: dict) -> str:
     compared = [r for r in rows if r["mixq"] is not None]
     above = [r for r in compared if r["macs_per_dsp"] > r["mixq"]]
     equal = [r for r in compared if r["macs_per_dsp"] == r["mixq"]]
     below = [r for r in compared if r["macs_per_dsp"] < r["mixq"]]
+    single_below = [r for r in compared if r["single_macs_per_dsp"] < r["mixq"]]
     gain = sum(r["macs_per_dsp"] / r["mixq"] for r in compared) / len(compared)
     lines = [
         "# DSP48E2 packing density",
         "",
         f"Measured {meta['date']} on {meta['machine']} ({meta['cpus']} CPUs, load average {meta['load']}).",
-        f"Planner: whole {len(rows)}-entry table (w, a in 2..8, k in 1, 3, 5) in {meta['planner_seconds']:.2f} s "
-        f"cold, {meta['lookup_seconds'] * 1e3:.2f} ms for all {len(rows)} `macs_per_dsp` look-ups once cached.",
+        f"Planner: whole {len(rows)}-entry table (w, a in 2..8, k in 1, 3, 5; single layouts and digit splits) in "
+        f"{meta['planner_seconds']:.2f} s cold, {meta['lookup_seconds'] * 1e3:.2f} ms for all {len(rows)} "
+        "`best_plan` look-ups once cached.",
         "",
         "Every figure is exact: each plan passes `check` and its emulated DSP48E2 arithmetic equals the",
         "promised sums (tests/test_packing_planner.py: exhaustive where the codes allow, else random and",
         "extreme codes, at depth 1 and at the plan's full accumulation depth), and the PackedMAC core",
-        "reproduces it in simulation (tests/test_packing_cores.py).  Weights are signed narrow-range codes,",
-        "activations unsigned.  An activation word either keeps its port's sign bit clear, or (`act_sign_bit`,",
+        "reproduces it in simulation (tests/test_packing_cores.py); digit-split plans likewise",
+        "(tests/test_packing_split.py, SplitMAC).  Weights are signed narrow-range codes, activations",
+        "unsigned.  An activation word either keeps its port's sign bit clear, or (`act_sign_bit`,",
         "marked `s` below) uses it: the DSP48E2 then multiplies by X - 2^n, and the C port adds W << n on",
         "exactly those multiplies (W the signed packed weight word, n the port width), summed in fabric with",
         "the offset constant and the overlap parity corrections before the C register.  P wraps modulo",
         "2^48, so the fields come out as from an unsigned multiplier.  The planner uses the sign bit only",
-        "where no layout without it is as dense.",
+        "where no layout without it is as dense.  Entries marked `w:` / `a:` are digit splits (2 DSPs per",
+        "core, MACs per DSP counted over both; see the section below); `plan()` and the conv engine use",
+        "single layouts, `best_plan()` and this table either.",
         "",
         f"Against DeepBurning-MixQ's published lookup (1x1 and 3x3, 98 entries): above at {len(above)}, equal at "
-        f"{len(equal)}, below at {len(below)}; mean ratio ours/MixQ {gain:.2f}.",
+        f"{len(equal)}, below at {len(below)}; mean ratio ours/MixQ {gain:.2f} (single layouts alone: below at "
+        f"{len(single_below)}).",
         "",
         "Where we exceed it: " + ", ".join(f"w{r['w']}a{r['a']} {r['k']}x{r['k']} {fmt(r['macs_per_dsp'])} vs "
-                                         f"{fmt(r['mixq'])}" for r in above) + ".",
+                                         f"{fmt(r['mixq'])}{' (split)' if r['split'] else ''}" for r in above) + ".",
         "The gains come from sizing every field by its exact range, `depth * terms * max|w| * max a` with",
         "narrow-range weights, instead of w + a + guard bits (a 2-bit weight is +-1, so its products need only",
-        "a bits; a 3-term sum of w2a2 products fits 4 bits with the one-bit overlap, not 2 + 2 + 1), and from",
+        "a bits; a 3-term sum of w2a2 products fits 4 bits with the one-bit overlap, not 2 + 2 + 1), from",
         "trying every slot nest with both port assignments (w4a4 1x1: three weights on B x two activations",
-        "on A:D = 6 MACs).",
+        "on A:D = 6 MACs), and for splits from those denser digit layouts.",
         "",
-        "Where we are below, no exact single-layout plan reaches the published figure:",
+        "Where we are below, no exact plan reaches the published figure:",
         "",
-        "| entry | ours | MixQ | with a digit split (two multiplies per MAC) | why MixQ gets more |",
-        "|---|---|---|---|---|",
+        "| entry | ours | MixQ | why |",
+        "|---|---|---|---|",
     ]
     for r in below:
-        split = r["digit_split"]
-        reach = f"{fmt(split[0])} ({split[1]})" if split else "–"
-        why = ("MixQ splits an operand into two digits (two multiplies per MAC); exact here too with a split, "
-               "but a Plan is one layout per multiply" if split and split[0] >= r["mixq"] else
-               "MixQ splits the weight into two 4-bit digits (two multiplies per MAC); two narrow-range 4-bit "
-               "digits cannot hold an 8-bit narrow-range weight, and the 5-bit digits that can are less dense")
-        lines.append(f"| w{r['w']}a{r['a']} {r['k']}x{r['k']} | {fmt(r['macs_per_dsp'])} | {fmt(r['mixq'])} | "
-                     f"{reach} | {why} |")
+        why = W8A2_WHY if (r["w"], r["a"], r["k"]) == (8, 2, 3) else "not analysed"
+        lines.append(f"| w{r['w']}a{r['a']} {r['k']}x{r['k']} | {fmt(r['macs_per_dsp'])} | {fmt(r['mixq'])} | {why} |")
     for k in KERNEL_SIZES:
         lines += ["", f"## {k}x{k} kernels: ours / MixQ / FINN (MACs per DSP48E2 per cycle)", ""]
-        lines += grid(rows, k, lambda r: f"{fmt(r['macs_per_dsp'])} / {fmt(r['mixq'])} / {fmt(r['finn'])}")
-        lines += ["", "Layout and accumulation depth (K = kernel, F = filter packing; depth in multiplies; "
-                  "s = activation word in the port's sign bit):", ""]
+        lines += grid(rows, k, lambda r: f"{fmt(r['macs_per_dsp'])}{'*' if r['split'] else ''} / {fmt(r['mixq'])} / "
+                                         f"{fmt(r['finn'])}")
+        lines += ["", "(* digit split, 2 DSP48E2s per core.)  Layout and accumulation depth (K = kernel, F = filter "
+                  "packing; depth in multiplies; s = activation word in the port's sign bit; w: / a: = weight / "
+                  "activation digit split, the digit layout shown):", ""]
         lines += grid(rows, k, layout_cell)
     for k in sorted({r["k"] for r in rows if "lut" in r}):
-        lines += ["", f"## {k}x{k} packed core: DSP48E2 / LUT / FF (yosys synth_xilinx -family xcup; LUT and FF "
-                  "are upper bounds)", ""]
+        lines += ["", f"## {k}x{k} single-layout packed core: DSP48E2 / LUT / FF (yosys synth_xilinx -family xcup; "
+                  "LUT and FF are upper bounds)", ""]
         lines += grid(rows, k, lambda r: f"{r.get('dsp48e2', '?')} / {r.get('lut', '?')} / {r.get('ff', '?')}")
+    lines += split_section(rows, meta)
     lines += sign_bit_section(rows, meta)
+    lines += ["", "## README rows", "", "3x3 kernels, exact MACs per DSP48E2 per cycle, ours / DeepBurning-MixQ "
+              "(* = digit split on 2 DSP48E2s):", ""]
+    lines += grid(rows, 3, lambda r: f"{fmt(r['macs_per_dsp'])}{'*' if r['split'] else ''} / {fmt(r['mixq'])}")
     lines += ["", "MixQ: DeepBurning-MixQ generator lookup; FINN: RTL MVU; both via shared/REFERENCE.md.", ""]
     return "\n".join(lines)
 
@@ -198,12 +267,18 @@ def main() -> None:
                         help="synthesise the sign-bit cores of " + ", ".join(f"w{w}a{a}k{k}" for w, a, k in
                                                                          SIGN_SYNTH_ENTRIES)
                              + " and their best plans without the sign bit (about a minute)")
+    parser.add_argument("--synth-split", action="store_true",
+                        help="synthesise the split cores of " + ", ".join(f"w{w}a{a}k{k}" for w, a, k in
+                                                                          SPLIT_SYNTH_ENTRIES)
+                             + " and their single-layout cores (a few minutes)")
     args = parser.parse_args()
     rows, cold, warm = timed_table()
     for r in rows:
         r["mixq"] = MIXQ_PUBLISHED.get(r["k"], {}).get(r["w"], {}).get(r["a"])
         r["finn"] = finn_macs_per_dsp(r["w"], r["a"])
-        r["digit_split"] = digit_split_macs(r["w"], r["a"], r["k"])
+        single = plan(r["w"], r["a"], r["k"])
+        r["single_act_sign_bit"] = single.act_sign_bit
+        r["single_layout"] = layout_cell(single.to_dict() | {"n_weights": single.n_weights, "n_acts": single.n_acts})
         r["without_sign_bit"] = max(p.macs_per_dsp for p in plans(r["w"], r["a"], r["k"]) if not p.act_sign_bit)
     if args.synth:
         try:
@@ -220,6 +295,8 @@ def main() -> None:
             "planner_seconds": cold, "lookup_seconds": warm}
     if args.synth_sign:
         meta["sign_bit_synth"] = sign_bit_synthesis()
+    if args.synth_split:
+        meta["split_synth"] = split_synthesis()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "packing.json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     (RESULTS / "packing.md").write_text(markdown(rows, meta))

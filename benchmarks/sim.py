@@ -4,13 +4,10 @@ For full-size UltraNet and SkyNet (3x160x320, random weights, BN calibrated on
 random images, exported, folded by ``mixq_hw.folding.choose_folding`` under a
 modest DSP budget): export and folding time, time to elaborate the AXI top and
 emit its Verilog, Amaranth's Python simulator speed (cycles/s over a short
-run), CXXRTL conversion and g++ compile time, and the compiled backend run on
-real frames, bit-exact against ``Graph.reference``, with its cycles/s and the
-measured frame interval next to the analytic one.
-
-``--cxxrtl-options "-noflatten -g2"`` additionally measures the conversion and
-compile proposed for ``sim/cxxrtl.py`` (hierarchical C++, ``-DCXXRTL_NDEBUG``)
-on the same design, and runs the frames on it too.
+run), and the compiled (CXXRTL) backend: RTLIL emission, ``write_cxxrtl`` and
+g++ time, C++ size, then real frames, bit-exact against ``Graph.reference``,
+with cycles/s (wall and per CPU-second: the machine is shared), eval() calls
+per cycle and the measured frame interval next to the analytic one.
 
     python benchmarks/sim.py [--models UltraNet,SkyNet] [--dsp 96,192] [--frames 2,1] [--opt -O1]
 
@@ -21,24 +18,22 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import hashlib
 import json
 import os
 import platform
-import random
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-# This script is called sim.py like the package it measures: keep its own folder off the import path.
+# This script is called sim.py like the package it measures: keep its own folder off the import path, and
+# measure the checkout it lives in (not whichever copy of mixq happens to be installed).
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from amaranth.back import cxxrtl, rtlil  # noqa: E402
 from amaranth.sim import Simulator  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -48,9 +43,7 @@ from mixq_hw.pipeline import Accelerator  # noqa: E402
 from mixq_hw.top import AxiStreamTop, emit_verilog  # noqa: E402
 from mixq_nn import models  # noqa: E402
 from mixq_nn.export import export  # noqa: E402
-from sim import cxxrtl as compiled  # noqa: E402
 from sim.network import image_beats, simulate  # noqa: E402
-from sim.streams import send  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHAPE = (3, 160, 320)
@@ -85,8 +78,14 @@ def pysim_speed(acc: Accelerator, images: np.ndarray, cycles: int) -> dict:
     sim.add_clock(1e-8)
     built = time.perf_counter() - started
 
-    async def feed(ctx):   # no more beats than cycles: the feeder ends before the run does
-        await send(ctx, acc.i, image_beats(images)[:cycles // 2], rng=random.Random(0))
+    async def feed(ctx):   # offers pixels for exactly ``cycles`` cycles (no stalls), then stops
+        beats = image_beats(images)
+        sent = 0
+        for _ in range(cycles):
+            ctx.set(acc.i.payload, beats[sent % len(beats)])
+            ctx.set(acc.i.valid, 1)
+            _, _, ready = await ctx.tick().sample(acc.i.ready)
+            sent += bool(ready)
 
     async def run_for(ctx):
         ctx.set(acc.o.ready, 1)
@@ -99,33 +98,6 @@ def pysim_speed(acc: Accelerator, images: np.ndarray, cycles: int) -> dict:
     sim.run()
     seconds = time.perf_counter() - started
     return {"build_seconds": built, "cycles": cycles, "seconds": seconds, "cycles_per_second": cycles / seconds}
-
-
-def _hierarchical_library(acc: Accelerator, options: str, opt: str) -> tuple[Path, dict]:
-    """The proposed sim/cxxrtl.py conversion: ``write_cxxrtl <options>``, g++ ``-DCXXRTL_NDEBUG``.  Built into
-    the cache slot ``run_streams_compiled`` would look up for key ``opt + options``."""
-    started = time.perf_counter()
-    text = rtlil.convert(acc)
-    from amaranth._toolchain.yosys import find_yosys
-
-    source = find_yosys(lambda ver: ver >= (0, 10)).run(
-        ["-q", "-"], f"read_rtlil <<rtlil\n{text}\nrtlil\nwrite_cxxrtl {options}")
-    convert_s = time.perf_counter() - started
-    key = hashlib.sha256((source + compiled._DRIVER.read_text() + opt + options).encode()).hexdigest()[:24]
-    lib = compiled._cache_dir() / f"design_{key}_h.so"
-    gxx_s = 0.0
-    if not lib.exists():
-        with tempfile.TemporaryDirectory() as tmp:
-            cc = Path(tmp) / "design.cc"
-            cc.write_text(source)
-            started = time.perf_counter()
-            subprocess.run([shutil.which("g++"), "-std=c++14", opt, "-DCXXRTL_NDEBUG", "-shared", "-fPIC", "-w",
-                            f"-I{compiled.runtime_include_dir()}", "-DCXXRTL_INCLUDE_CAPI_IMPL", str(cc),
-                            str(compiled._DRIVER), "-o", str(Path(tmp) / "d.so")], check=True)
-            gxx_s = time.perf_counter() - started
-            shutil.move(str(Path(tmp) / "d.so"), lib)
-    return lib, {"options": options, "cxx_kib": len(source) // 1024, "convert_seconds": convert_s,
-                 "gxx_seconds": gxx_s}
 
 
 def bench_model(name: str, dsp: int, frames: int, args, entry: dict, save) -> dict:
@@ -164,30 +136,16 @@ def bench_model(name: str, dsp: int, frames: int, args, entry: dict, save) -> di
             f"{entry['pysim']['cycles_per_second']:,.0f} cycles/s")
 
     acc = Accelerator(graph, fold.folding)
-    started = time.perf_counter()
-    source = cxxrtl.convert(acc)
-    entry["cxxrtl_convert"] = {"seconds": time.perf_counter() - started, "cxx_kib": len(source) // 1024}
-    log(f"{name}: CXXRTL conversion {entry['cxxrtl_convert']['seconds']:.1f} s, {len(source) // 1024:,} KiB of C++")
-    del source
-    save()
-    if args.cxxrtl_options:
-        lib, info = _hierarchical_library(acc, args.cxxrtl_options, args.opt)
-        original = compiled.compile_design
-        compiled.compile_design = lambda dut, **_kw: lib
-        try:
-            run = simulate(graph, images, accelerator=acc, backend="cxxrtl", opt=args.opt, progress=True)
-        finally:
-            compiled.compile_design = original
-        entry["cxxrtl_proposed"] = {**info, "opt": args.opt, **run.to_dict()}
-        log(f"{name}: proposed ({args.cxxrtl_options}): convert {info['convert_seconds']:.1f} s, g++ "
-            f"{info['gxx_seconds']:.1f} s, {run.bit_exact}/{frames} bit-exact, {run.cycles_per_second:,.0f} cycles/s")
-        save()
-    if not args.skip_flat:
-        run = simulate(graph, images, accelerator=acc, backend="cxxrtl", opt=args.opt, progress=True)
-        entry["cxxrtl"] = {"opt": args.opt, **run.to_dict(),
-                           "gxx_seconds_approx": run.compile_seconds - entry["cxxrtl_convert"]["seconds"]}
-        log(f"{name}: cxxrtl {args.opt}: compile {run.compile_seconds:.1f} s, {run.bit_exact}/{frames} bit-exact, "
-            f"{run.cycles_per_second:,.0f} cycles/s, interval {run.cycles_per_frame:,}")
+    flatten = {"auto": None, "yes": True, "no": False}[args.flatten]
+    run = simulate(graph, images, accelerator=acc, backend="cxxrtl", opt=args.opt, flatten=flatten, progress=True)
+    entry["cxxrtl"] = {"opt": args.opt, **run.to_dict()}
+    b = run.build
+    log(f"{name}: cxxrtl {args.opt}: {b.get('cxx_bytes', 0) // 1024:,} KiB of C++ "
+        f"({'flattened' if b.get('flatten') else 'hierarchical'}), RTLIL {b.get('rtlil_seconds', 0):.1f} s, "
+        f"write_cxxrtl {b.get('convert_seconds', 0):.1f} s, g++ {b.get('gxx_seconds', 0):.1f} s "
+        f"({b.get('gxx_cpu_seconds', 0):.0f} CPU-s); {run.bit_exact}/{frames} bit-exact, "
+        f"{run.cycles_per_second:,.0f} cycles/s ({run.cycles_total / max(run.sim_cpu_seconds, 1e-9):,.0f} per "
+        f"CPU-s, {run.evals_per_cycle:.2f} evals/cycle), interval {run.cycles_per_frame:,}")
     return entry
 
 
@@ -203,36 +161,46 @@ def machine() -> dict:
             "gxx": gxx[0] if gxx else "missing"}
 
 
+def _row(e: dict) -> str | None:
+    """One table row for a model entry (None while it is still being measured, or in an older format)."""
+    c = e.get("cxxrtl")
+    if c is None or "estimated" not in e or "build" not in c:
+        return None
+    b = c["build"]
+    verilog = f"{e['verilog']['seconds']:.1f}" if "verilog" in e else "-"
+    pysim = e.get("pysim", {}).get("cycles_per_second")
+    per_cpu = c["cycles_total"] / c["sim_cpu_seconds"] if c.get("sim_cpu_seconds") else 0.0
+    speedup = f"{c['cycles_per_second'] / pysim:,.0f}x" if pysim else "-"
+    return (f"| {e['model']} | {e['estimated']['dsp']} | {e['analytic_cycles_per_frame']:,} | "
+            f"{e['export_seconds']:.1f} | {e['folding_seconds']:.1f} | {verilog} | "
+            f"{f'{pysim:,.0f}' if pysim else '-'} | {'flat' if b.get('flatten') else 'hier'} {c['opt']} | "
+            f"{b.get('cxx_bytes', 0) // 1024:,} | {b.get('rtlil_seconds', 0):.1f} | {b.get('convert_seconds', 0):.1f} | "
+            f"{b.get('gxx_seconds', 0):.1f} ({b.get('gxx_cpu_seconds', 0):.0f}) | {c['evals_per_cycle']:.2f} | "
+            f"{c['cycles_per_second']:,.0f} ({per_cpu:,.0f}) | {speedup} | {c['bit_exact']}/{c['images']} | "
+            f"{c['cycles_per_frame']:,} |")
+
+
 def markdown(result: dict) -> str:
+    """The report as a markdown page."""
     m = result["machine"]
     lines = ["# Simulation speed", "",
              f"Measured {m['date']} on {m['cpu']} ({m['cpus']} CPUs, load average {m['load_average_at_start'][0]:.1f} "
-             f"at start: a shared machine, so times are upper bounds), {m['gxx']}, Amaranth {m['amaranth']}.", "",
-             "| model | flow | DSPs | analytic cycles/frame | export s | fold s | Verilog s | pysim cycles/s | "
-             "C++ KiB | convert s | g++ s | compiled cycles/s | frames bit-exact | measured cycles/frame |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for e in result.get("earlier", []) + result["models"]:
-        if "estimated" not in e or "cxxrtl_convert" not in e:
-            continue                                    # a model still being measured
-        verilog = f"{e['verilog']['seconds']:.1f}" if "verilog" in e else "-"
-        pysim = f"{e['pysim']['cycles_per_second']:,.0f}" if "pysim" in e else "-"
-        for flow, key in (("current", "cxxrtl"), ("proposed", "cxxrtl_proposed")):
-            c = e.get(key)
-            if c is None:
-                continue
-            if key == "cxxrtl":
-                kib, conv, gxx = e["cxxrtl_convert"]["cxx_kib"], e["cxxrtl_convert"]["seconds"], c["gxx_seconds_approx"]
-            else:
-                kib, conv, gxx = c["cxx_kib"], c["convert_seconds"], c["gxx_seconds"]
-            lines.append(f"| {e['model']} | {flow} {c['opt']} | {e['estimated']['dsp']} | "
-                         f"{e['analytic_cycles_per_frame']:,} | {e['export_seconds']:.1f} | {e['folding_seconds']:.1f} | "
-                         f"{verilog} | {pysim} | {kib:,} | {conv:.1f} | {gxx:.1f} | {c['cycles_per_second']:,.0f} | "
-                         f"{c['bit_exact']}/{c['images']} | {c['cycles_per_frame']:,} |")
-    if result.get("earlier"):
-        lines += ["", f"Rows of {', '.join(e['model'] for e in result['earlier'])} come from an earlier run "
-                      f"({(result.get('earlier_machine') or {}).get('date', 'date unknown')}, same machine)."]
-    lines += ["", "With one frame, 'measured cycles/frame' is that frame's latency.  'g++ s' of the current flow is "
-              "its compile time minus one conversion (compile_design converts the design itself).", ""]
+             f"at start: a shared machine, so wall times are upper bounds; CPU seconds in parentheses), {m['gxx']}, "
+             f"Amaranth {m['amaranth']}.", "",
+             "| model | DSPs | analytic cycles/frame | export s | fold s | Verilog s | pysim cycles/s | build | "
+             "C++ KiB | RTLIL s | write_cxxrtl s | g++ s (CPU s) | evals/cycle | compiled cycles/s (per CPU-s) | "
+             "vs pysim | frames bit-exact | measured cycles/frame |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [row for row in map(_row, result.get("earlier", []) + result["models"]) if row]
+    if any(_row(e) for e in result.get("earlier", [])):
+        lines += ["", f"Rows of {', '.join(e['model'] for e in result['earlier'] if _row(e))} come from an earlier "
+                      f"run ({(result.get('earlier_machine') or {}).get('date', 'date unknown')}, same machine)."]
+    if result.get("notes"):
+        lines += [""] + [f"- {note}" for note in result["notes"]]
+    lines += ["", "'Verilog s': elaborating the AXI top and emitting its Verilog.  'RTLIL s': Amaranth's RTLIL "
+              "emission for the CXXRTL build (elaboration included).  'measured cycles/frame': the interval between "
+              "the last two frames' last output beats (with one frame, its latency).  'vs pysim': wall-clock "
+              "cycles/s of the compiled backend over pysim's.", ""]
     return "\n".join(lines)
 
 
@@ -244,9 +212,10 @@ def main() -> int:
     p.add_argument("--opt", default="-O1", help="g++ optimisation flag")
     p.add_argument("--verilog", default="UltraNet", help="models whose AXI top is emitted as Verilog")
     p.add_argument("--pysim-cycles", type=int, default=2000, help="cycles of the pysim speed run (0: skip)")
-    p.add_argument("--skip-flat", action="store_true", help="skip the current (flattened) CXXRTL flow")
-    p.add_argument("--cxxrtl-options", default="", help='also measure e.g. "-noflatten -g2" (proposed flow)')
+    p.add_argument("--flatten", choices=("auto", "yes", "no"), default="auto",
+                   help="CXXRTL build: flattened, hierarchical, or by size (sim.cxxrtl.FLATTEN_LIMIT)")
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--note", action="append", default=[], help="a remark for the report (repeatable)")
     p.add_argument("--merge", action="store_true",
                    help="keep the other models' entries of an existing sim.json (replace those measured now)")
     args = p.parse_args()
@@ -261,6 +230,8 @@ def main() -> int:
         old = json.loads((args.out / "sim.json").read_text())
         result["earlier"] = [e for e in old.get("models", []) if e.get("model") not in names] + old.get("earlier", [])
         result["earlier_machine"] = old.get("machine")
+        args.note = old.get("notes", []) + args.note
+    result["notes"] = args.note
     def save() -> None:     # after every phase: a crash or a kill keeps what was measured
         (args.out / "sim.json").write_text(json.dumps(result, indent=2) + "\n")
         (args.out / "sim.md").write_text(markdown(result))

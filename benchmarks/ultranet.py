@@ -6,7 +6,10 @@ DSPs / packing density, the search's time and the targets it tried, and what sta
 and the published targets (packing-density and DSP lower bounds at the target, requant DSPs, the
 granularity of the folds).  Writes ``benchmarks/results/ultranet.json``, ``ultranet.md`` and ``ultranet.png``.
 
-    python benchmarks/ultranet.py [--clock 300] [--presets bjut,mixq]
+    python benchmarks/ultranet.py [--clock 300] [--presets bjut,mixq] [--multipliers dsp,lut]
+
+Layers may run on packed DSP48E2s or on LUT multiplier cores (``--multipliers``); the search moves layers
+to LUTs where DSPs run out and LUTs are left.
 """
 
 from __future__ import annotations
@@ -102,10 +105,11 @@ def layer_rows(graph: Graph, result) -> list[dict]:
             "layer": node.name, "w_bits": a["w_bits"], "a_bits": a["a_bits"], "macs": macs,
             "fold": result.folding[node.name].to_dict(),
             "plan": {"kind": comp.plan.kind, "window": comp.window_kind, "n_weights": comp.plan.n_weights,
-                     "n_acts": comp.plan.n_acts, "depth": comp.core_depth,
+                     "n_acts": comp.plan.n_acts, "lanes": getattr(comp.plan, "lanes", 1), "depth": comp.core_depth,
                      "plan_macs_per_dsp": comp.plan.macs_per_dsp},
-            "engine_cycles": engine.cycles, "engine_dsp": engine.resources.dsp,
-            "macs_per_dsp": macs / (engine.cycles * engine.resources.dsp),
+            "multiplier": comp.multiplier, "engine_cycles": engine.cycles, "engine_dsp": engine.resources.dsp,
+            "engine_lut": engine.resources.lut,
+            "macs_per_dsp": macs / (engine.cycles * engine.resources.dsp) if engine.resources.dsp else 0.0,
             "best_macs_per_dsp": best_density(a["w_bits"], a["a_bits"], a.get("k", 1)),
             "layer_cycles": slowest.cycles, "slowest_stage": slowest.name, "requant_dsp": requant_dsp,
             "resources": total.to_dict(),
@@ -125,7 +129,7 @@ def limits(graph: Graph, target: int, budget: Resources) -> dict:
             best = None
             for fold in layer_candidates(graph, node):
                 try:
-                    cycles, dsps = engine_figures(graph, node, fold, windows)
+                    cycles, dsps, _ = engine_figures(graph, node, fold, windows)
                 except ValueError:
                     continue
                 if cycles <= target and (best is None or dsps < best):
@@ -143,7 +147,7 @@ def limits(graph: Graph, target: int, budget: Resources) -> dict:
             "dsp_budget": budget.dsp, "balanced_packing_bound_cycles": math.ceil(dsp_cycles / budget.dsp)}
 
 
-def run_preset(key: str, budget: Resources, clock_mhz: float) -> dict:
+def run_preset(key: str, budget: Resources, clock_mhz: float, multipliers: tuple[str, ...]) -> dict:
     bitw, bita, target, source = PRESETS[key]
     print(f"== {key}: bitw {bitw} bita {bita}", flush=True)
     wall, cpu = time.perf_counter(), time.process_time()
@@ -156,12 +160,13 @@ def run_preset(key: str, budget: Resources, clock_mhz: float) -> dict:
         print(f"  [{time.perf_counter() - wall:6.1f} s] {message}", flush=True)
 
     search_wall, search_cpu = time.perf_counter(), time.process_time()
-    result = choose_folding(graph, budget, clock_mhz=clock_mhz, progress=progress)
+    result = choose_folding(graph, budget, clock_mhz=clock_mhz, progress=progress, multipliers=multipliers)
     search_s, search_cpu_s = time.perf_counter() - search_wall, time.process_time() - search_cpu
     rows = layer_rows(graph, result)
     total_requant = sum(r["requant_dsp"] for r in rows)
     return {
         "preset": key, "bitw": bitw, "bita": bita, "target_cycles": target, "target_source": source,
+        "multipliers": list(multipliers), "lut_layers": [r["layer"] for r in rows if r["multiplier"] == "lut"],
         "macs_per_frame": graph.macs(), "cycles_per_frame": result.cycles_per_frame, "fps": result.fps,
         "clock_mhz": clock_mhz, "meets_target": result.cycles_per_frame <= target,
         "bottleneck": result.bottleneck, "resources": result.resources.to_dict(), "budget": budget.to_dict(),
@@ -200,18 +205,27 @@ def plot(runs: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def _slots(p: dict) -> str:
+    """A plan's slots: weights x acts, or for a LUT dot plan fields (pe x pixels) over its lanes."""
+    lanes = p.get("lanes", 1)
+    if lanes > 1:
+        return f"{p['n_weights'] // lanes}x{p['n_acts'] // lanes} dot over {lanes} lanes"
+    return f"{p['n_weights']}x{p['n_acts']}"
+
+
 def markdown(report: dict) -> str:
     lines = ["# UltraNet on the Ultra96-V2: folding under the board's budget", "",
              f"Measured {report['date']} on {report['machine']} (load average {report['load']}); "
              f"clock {report['clock_mhz']:g} MHz; budget {report['budget']}.  "
              "Resources are the layers' estimates (`estimate()`), not Vivado's.  Random weights with "
              "calibrated BN, exported with `mixq_nn.export`; full 3x160x320 input.", "",
-             "| preset | bitw / bita | cycles/frame | fps | target | met | DSP (MAC + requant) | LUT | FF | BRAM36 "
-             "| bottleneck | search (wall / CPU) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| preset | bitw / bita | multipliers | cycles/frame | fps | target | met | DSP (MAC + requant) | LUT | FF "
+             "| BRAM36 | bottleneck | search (wall / CPU) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["runs"]:
         res = r["resources"]
-        lines.append(f"| {r['preset']} | {r['bitw']} / {r['bita']} | {r['cycles_per_frame']:,} | {r['fps']:,.0f} | "
+        mults = "+".join(r["multipliers"]) + (f" ({len(r['lut_layers'])} on LUTs)" if r["lut_layers"] else "")
+        lines.append(f"| {r['preset']} | {r['bitw']} / {r['bita']} | {mults} | {r['cycles_per_frame']:,} | {r['fps']:,.0f} | "
                      f"{r['target_cycles']:,} | {'yes' if r['meets_target'] else 'no'} | {res['dsp']} "
                      f"({r['engine_dsp']} + {r['requant_dsp']}) | {res['lut']:,} | {res['ff']:,} | {res['bram36']:g} | "
                      f"{r['bottleneck']} | {r['search_seconds']:.0f} s / {r['search_cpu_seconds']:.0f} s |")
@@ -220,17 +234,20 @@ def markdown(report: dict) -> str:
         lines += ["", f"## {r['preset']}: w {r['bitw']}, a {r['bita']}", "",
                   f"Target {r['target_cycles']:,} cycles/frame: {r['target_source']}.  Targets tried: " +
                   ", ".join(f"{t['cycles']:,} ({'fits' if t['fits'] else 'no'})" for t in r["targets_tried"]) + ".",
-                  "", "| layer | w/a | fold simd/pe/pixels | plan (window, slots, depth) | engine cycles | slowest "
-                  "stage | DSP MAC + requant | MACs/DSP (best plan) | LUT | BRAM36 |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "", "| layer | w/a | fold simd/pe/pixels | multiplier | plan (window, slots, depth) | engine "
+                  "cycles | slowest stage | DSP MAC + requant | MACs/DSP (best plan) | LUT (engine) | BRAM36 |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in r["layers"]:
             f, p = row["fold"], row["plan"]
+            dens = (f"{row['macs_per_dsp']:.2f}" if row["engine_dsp"] else "-") + f" ({row['best_macs_per_dsp']:g})"
             lines.append(f"| {row['layer']} | w{row['w_bits']}a{row['a_bits']} | {f['simd']}/{f['pe']}/{f['pixels']} | "
-                         f"{p['window']}, {p['n_weights']}x{p['n_acts']}, d{p['depth']} | {row['engine_cycles']:,} | "
+                         f"{row.get('multiplier', 'dsp')} | "
+                         f"{p['window']}, {_slots(p)}, d{p['depth']} | {row['engine_cycles']:,} | "
                          f"{row['layer_cycles']:,} ({row['slowest_stage']}) | {row['engine_dsp']} + {row['requant_dsp']} | "
-                         f"{row['macs_per_dsp']:.2f} ({row['best_macs_per_dsp']:g}) | {row['resources']['lut']:,} | "
+                         f"{dens} | {row['resources']['lut']:,} ({row.get('engine_lut', 0):,}) | "
                          f"{row['resources']['bram36']:g} |")
-        lines += ["", "What limits it (lower bounds, this planner and engine):", "",
+        lines += ["", "What limits a design on DSP multipliers only (lower bounds, this planner and engine; layers on "
+                  "LUT multipliers, where the search puts them, need no DSP):", "",
                   f"- at the target {lim['target']:,}: the packed multipliers alone need at least "
                   f"{lim['engine_dsp_floor_total']} DSPs (best fold of each layer meeting the target), the requant "
                   f"multipliers at least {lim['requant_dsp_floor_total']} (values per frame / target): "
@@ -255,6 +272,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clock", type=float, default=300.0, help="clock in MHz (default 300)")
     parser.add_argument("--presets", default="bjut,mixq", help="comma-separated subset of " + ",".join(PRESETS))
+    parser.add_argument("--multipliers", default="dsp,lut",
+                        help="multiplier kinds a layer may use: dsp (packed DSP48E2), lut (LUT cores); default both")
     args = parser.parse_args()
     board = get_board("ultra96")
     budget = Resources(**board.budget.to_dict())
@@ -263,7 +282,8 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown preset(s) {unknown}; known: {', '.join(PRESETS)}")
     torch.set_num_threads(1)
-    runs = [run_preset(k, budget, args.clock) for k in keys]
+    multipliers = tuple(m.strip() for m in args.multipliers.split(",") if m.strip())
+    runs = [run_preset(k, budget, args.clock, multipliers) for k in keys]
     report = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
               "machine": f"{platform.machine()} {platform.system()} ({os.cpu_count()} CPUs)",
               "load": f"{os.getloadavg()[0]:.1f}", "clock_mhz": args.clock, "board": board.name,

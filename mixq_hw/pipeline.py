@@ -44,14 +44,20 @@ OUTPUT_BITS = 32
 
 @dataclass(frozen=True)
 class LayerFold:
-    """Parallelism of one conv/linear layer: input lanes, output lanes, output pixels per group."""
+    """Parallelism of one conv/linear layer: input lanes, output lanes, output pixels per group, and
+    whether its multipliers are packed DSP48E2s (``"dsp"``) or shift-and-add LUT cores (``"lut"``)."""
 
     simd: int = 1
     pe: int = 1
     pixels: int = 1
+    multiplier: str = "dsp"
 
-    def to_dict(self) -> dict[str, int]:
-        return {"simd": self.simd, "pe": self.pe, "pixels": self.pixels}
+    def to_dict(self) -> dict[str, int | str]:
+        """JSON-ready form; ``multiplier`` only when it is not the default ``"dsp"`` (old files stay the same)."""
+        d: dict[str, int | str] = {"simd": self.simd, "pe": self.pe, "pixels": self.pixels}
+        if self.multiplier != "dsp":
+            d["multiplier"] = self.multiplier
+        return d
 
 
 def unit_folding(graph: Graph) -> dict[str, LayerFold]:
@@ -78,6 +84,12 @@ class Stage:
     @property
     def resources(self) -> Resources:
         return self.component.estimate()
+
+
+def _padded(width: int, pixels: int) -> int:
+    """A grouped stream's row width: ``ceil(width / pixels)`` whole groups (a ragged last group carries
+    slots past the real columns, which the GroupToRaster after the requant drops)."""
+    return -(-width // pixels) * pixels
 
 
 @dataclass
@@ -183,7 +195,7 @@ class _Builder:
     def beats_per_frame(self, value: _Value) -> int:
         c, h, w = value.shape
         if value.grouped:
-            return h * (w // value.pixels) * (c // value.pe)
+            return h * _padded(w, value.pixels) // value.pixels * (c // value.pe)
         return h * w * c // value.lanes
 
     def stage_port_layout(self, stage: str, port: str):
@@ -220,7 +232,8 @@ class _Builder:
         # The engine picks kernel or filter packing; each needs its own window format.
         engine = ConvEngine(weight, w_bits=a["w_bits"], a_bits=a["a_bits"], in_ch=in_ch, out_ch=out_ch, k=k,
                             groups=groups, simd=f.simd, pe=f.pe, pixels=f.pixels, out_size=out_hw,
-                            stride=stride, windows=("taps", "rows"), name=node.name)
+                            stride=stride, windows=("taps", "rows"), multiplier=f.multiplier, name=node.name)
+        engine._MustUse__silence = True     # a window that rejects the fold leaves it unused: no warning then
         window = engine.make_window(in_hw[0], in_hw[1], pad, name=f"{node.name}.window")
         self.add(window.name, node.name, "window", window, [(src.stage, src.port)])
         self.add(node.name, node.name, "conv", engine, [(window.name, "o")])
@@ -266,8 +279,8 @@ class _Builder:
         values = src.pe * src.pixels
         lanes = min(d for d in range(1, values + 1) if values % d == 0 and values // d <= src.cycles_per_beat)
         req = Requant(node.tensors["inc"], node.tensors["bias"], shift=a["shift"], out_bits=a["out_bits"],
-                      acc_bits=src.bits, pe=src.pe, pixels=src.pixels, lanes=lanes, height=h, width=w,
-                      name=node.name)
+                      acc_bits=src.bits, pe=src.pe, pixels=src.pixels, lanes=lanes, height=h,
+                      width=_padded(w, src.pixels), name=node.name)
         if lanes < values:
             skid = StreamFIFO(self.stage_port_layout(src.stage, src.port), 2, name=f"{node.name}.skid",
                               beats_per_frame=self.beats_per_frame(src))
@@ -279,8 +292,8 @@ class _Builder:
     def op_output(self, node: Node) -> None:
         src = self.take(node.inputs[0])
         c, h, w = src.shape
-        raw = AccBias(node.tensors["bias"], acc_bits=src.bits, pe=src.pe, pixels=src.pixels, height=h, width=w,
-                      name=node.name)
+        raw = AccBias(node.tensors["bias"], acc_bits=src.bits, pe=src.pe, pixels=src.pixels, height=h,
+                      width=_padded(w, src.pixels), name=node.name)
         self.add(node.name, node.name, "output", raw, [(src.stage, src.port)])
         lanes = self.out_lanes or src.pe
         if c % lanes:

@@ -41,7 +41,8 @@ def _layer_rows(plan: PipelinePlan) -> list[dict]:
                 "kernel": a.get("k", 1), "stride": a.get("stride", 1),
                 "depthwise": a.get("groups", 1) > 1,
                 "folding": fold.to_dict() if fold else None,
-                "packing": {"kind": engine.plan.kind, "plan_macs_per_dsp": engine.plan.macs_per_dsp,
+                "packing": {"kind": engine.plan.kind, "multiplier": engine.multiplier,
+                            "plan_macs_per_dsp": engine.plan.macs_per_dsp,
                             "macs_per_dsp": round(float(engine.macs_per_dsp), 3), "dsps": engine.n_dsps},
             })
         elif node.op == "requant":
@@ -93,18 +94,21 @@ def markdown(report: dict) -> str:
         v = report["verify"]
         lines += ["", f"Verified in simulation: {v['bit_exact']}/{v['images']} images bit-exact, "
                       f"{v['cycles_per_frame']:,} cycles per frame measured."]
-    lines += ["", "| layer | op | w/a bits | kernel | simd/pe/pixels | MACs/DSP | cycles/frame | DSP | LUT | BRAM36 |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| layer | op | w/a bits | kernel | simd/pe/pixels | multiplier | MACs/DSP | cycles/frame | DSP | LUT "
+                  "| BRAM36 |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in report["layers"]:
         bits = f"{row['w_bits']}/{row['a_bits']}" if "w_bits" in row else ""
         kernel = (f"{row['kernel']}x{row['kernel']}/{row['stride']}" + (" dw" if row.get("depthwise") else "")
                   if "kernel" in row else "")
         fold = row.get("folding")
         fold_s = f"{fold['simd']}/{fold['pe']}/{fold['pixels']}" if fold else ""
-        dens = f"{row['packing']['macs_per_dsp']:g}" if "packing" in row else ""
+        packing = row.get("packing", {})
+        mult = packing.get("multiplier", "dsp") if packing else ""
+        dens = (f"{packing['macs_per_dsp']:g}" if mult == "dsp" else "-") if packing else ""
         name = f"**{row['name']}** (bottleneck)" if row["bottleneck"] else row["name"]
         r = row["resources"]
-        lines.append(f"| {name} | {row['op']} | {bits} | {kernel} | {fold_s} | {dens} | "
+        lines.append(f"| {name} | {row['op']} | {bits} | {kernel} | {fold_s} | {mult} | {dens} | "
                      f"{row['cycles_per_frame']:,} | {r['dsp']} | {r['lut']:,} | {r['bram36']:g} |")
     return "\n".join(lines) + "\n"
 

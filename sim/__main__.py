@@ -139,6 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="folder of the data set, if it needs one")
     p.add_argument("--vcd", default=None, metavar="FILE", help="write a waveform (pysim only; large)")
     p.add_argument("--opt", default="-O1", help="g++ optimisation flag for cxxrtl (default -O1)")
+    p.add_argument("--flatten", choices=("auto", "yes", "no"), default="auto",
+                   help="cxxrtl: flatten the design (one eval() per cycle, but g++ time grows faster than "
+                        "linearly) or keep its hierarchy; auto: flatten small designs (default)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return p
@@ -157,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      data_root=args.data_root, seed=args.seed)
         folding, fold_origin = _folding(args, graph)
         run = simulate(graph, images, folding=folding, backend=args.backend, stall=args.stall, seed=args.seed,
-                       vcd=args.vcd, progress=not args.quiet, opt=args.opt)
+                       vcd=args.vcd, progress=not args.quiet, opt=args.opt,
+                       flatten={"auto": None, "yes": True, "no": False}[args.flatten])
     except (CliError, GraphError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -7,10 +7,10 @@ folding, streams the images in (one pixel per beat, raster order) under random
 valid/ready stalls, collects the raw int32 outputs, and reports how many
 images are bit-exact and how many cycles a frame takes.  Two backends, same
 stimulus rules: Amaranth's Python simulator (``"pysim"``, a few hundred to a
-few thousand cycles/s, can write a VCD) and CXXRTL + g++ (``"cxxrtl"``, tens of
-thousands of cycles/s on whole networks once compiled; run in a child process
-so that a CXXRTL assertion becomes a :class:`SimulationCrash`, not the end of
-the Python process).
+few thousand cycles/s, can write a VCD) and CXXRTL + g++ (``"cxxrtl"``, some
+ten to a hundred times faster once compiled -- see :mod:`sim.cxxrtl` for why
+not more; run in a child process so that a CXXRTL assertion becomes a
+:class:`SimulationCrash`, not the end of the Python process).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from mixq_hw.graph import Graph
 from mixq_hw.pipeline import Accelerator, LayerFold
 
 from . import cxxrtl as _cxxrtl
-from .cxxrtl import SimulationCrash, run_isolated
+from .cxxrtl import SimulationCrash
 from .streams import SimulationTimeout, receive, send
 from .tensors import beats_to_tensor
 
@@ -77,6 +77,12 @@ class NetworkRun:
     stall: float
     #: cycle of each frame's last output beat
     frame_end_cycles: list[int] = field(default_factory=list)
+    #: CPU seconds of the simulation (cxxrtl: of the child process that ran it), for a loaded machine
+    sim_cpu_seconds: float = 0.0
+    #: cxxrtl: eval() calls per simulated cycle (1 when flattened, about 3 with hierarchy); 0 for pysim
+    evals_per_cycle: float = 0.0
+    #: cxxrtl: how the library was built (:func:`sim.cxxrtl.build_info`: C++ size, conversion and g++ times)
+    build: dict = field(default_factory=dict)
 
     @property
     def images(self) -> int:
@@ -105,6 +111,8 @@ class NetworkRun:
             "cycles_per_second": self.cycles_per_second, "sim_seconds": self.sim_seconds,
             "compile_seconds": self.compile_seconds, "bottleneck": self.bottleneck, "backend": self.backend,
             "stall": self.stall, "frame_end_cycles": list(self.frame_end_cycles),
+            "sim_cpu_seconds": self.sim_cpu_seconds, "evals_per_cycle": self.evals_per_cycle,
+            "build": dict(self.build),
         }
 
 
@@ -230,37 +238,33 @@ def _run_pysim(acc: Accelerator, beats: list[list[int]], n_out: int, per_frame: 
     return received, beat_cycles, compile_seconds, time.perf_counter() - started
 
 
-@contextlib.contextmanager
-def _reuse_library(lib: Path) -> Iterator[None]:
-    """Make :func:`sim.cxxrtl.run_streams_compiled` use the library just built instead of converting the
-    design a second time (a conversion costs as much as seconds to minutes on a whole network, and would
-    otherwise count as simulation time).  Harmless if the backend stops looking the library up this way."""
-    original = _cxxrtl.compile_design
-    _cxxrtl.compile_design = lambda dut, **_kw: lib
-    try:
-        yield
-    finally:
-        _cxxrtl.compile_design = original
-
-
-def _run_cxxrtl(acc: Accelerator, beats: list[list[int]], n_out: int, frames: int, *, stall: float, seed: int,
-                max_cycles: int, opt: str, progress: _Progress) -> tuple[list, list[int], float, float]:
-    """CXXRTL + g++ (library cached by source hash); returns (beats, beat cycles, compile s, sim s)."""
+def _run_cxxrtl(acc: Accelerator, beats: list[list[int]], n_out: int, frames: int, per_frame: int, *,
+                stall: float, seed: int, max_cycles: int, opt: str, flatten: bool | None,
+                progress: _Progress) -> tuple[list, list[int], float, float, dict]:
+    """CXXRTL + g++ (library cached by RTLIL hash), run in a child process; returns (beats, beat cycles,
+    compile s, sim s, stats of the run)."""
     started = time.perf_counter()
     with _heartbeat(progress, lambda: "converting the design to C++ and compiling it"):
-        lib = _cxxrtl.compile_design(acc, opt=opt, verbose=progress.enabled)
+        lib = _cxxrtl.compile_design(acc, opt=opt, verbose=progress.enabled, flatten=flatten)
     compile_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    with _heartbeat(progress, lambda: f"simulating {frames} frames "
-                                      f"(~{acc.plan.cycles_per_frame():,} cycles each, compiled)"):
-        def work() -> dict:
-            with _reuse_library(lib):
-                run = _cxxrtl.run_streams_compiled(acc, {"i": beats}, {"o": n_out}, stall=stall, seed=seed,
-                                                   max_cycles=max_cycles, opt=opt, isolated=False)
-            return {"beats": run.outputs["o"], "cycles": run.beat_cycles["o"]}
+    shared = _cxxrtl.shared_progress()
+    stats: dict = {}
 
-        result = run_isolated(work, f"graph {acc.plan.graph.name!r}")
-    return result["beats"], result["cycles"], compile_seconds, time.perf_counter() - started
+    def report() -> str:
+        cycle, out, _ = _cxxrtl.read_progress(shared)
+        rate = cycle / max(1e-9, time.perf_counter() - started)
+        return (f"{cycle:,} cycles ({rate:,.0f}/s), {out // per_frame} of {frames} frames out "
+                f"(~{acc.plan.cycles_per_frame():,} cycles each, compiled)")
+
+    started = time.perf_counter()
+    with _heartbeat(progress, report):
+        run = _cxxrtl.run_streams_compiled(acc, {"i": beats}, {"o": n_out}, stall=stall, seed=seed,
+                                           max_cycles=max_cycles, library=lib, stats=stats, progress=shared,
+                                           isolated=True)
+    sim_seconds = time.perf_counter() - started
+    shared.close()
+    stats["build"] = _cxxrtl.build_info(lib)
+    return run.outputs["o"], run.beat_cycles["o"], compile_seconds, sim_seconds, stats
 
 
 # ---- the harness --------------------------------------------------------------------------------
@@ -268,11 +272,12 @@ def _run_cxxrtl(acc: Accelerator, beats: list[list[int]], n_out: int, frames: in
 def simulate(graph: Graph, images: Any, *, folding: Mapping[str, LayerFold] | None = None,
              backend: str = "pysim", stall: float = 0.0, seed: int = 0, vcd: str | Path | None = None,
              progress: bool = True, accelerator: Accelerator | None = None, max_cycles: int | None = None,
-             opt: str = "-O1") -> NetworkRun:
+             opt: str = "-O1", flatten: bool | None = None) -> NetworkRun:
     """Run ``images`` (uint8 (N, C, H, W)) through the accelerator of ``graph`` under ``folding``.
 
     ``backend``: ``"pysim"`` (Amaranth's simulator; ``vcd`` writes a waveform)
-    or ``"cxxrtl"`` (compiled; ``opt`` is g++'s optimisation flag).  ``stall``:
+    or ``"cxxrtl"`` (compiled; ``opt`` is g++'s optimisation flag, ``flatten``
+    see :func:`sim.cxxrtl.compile_design`).  ``stall``:
     probability per cycle that the input withholds valid / the output drops
     ready.  ``accelerator``: an already elaborated-for design of this graph
     (then ``folding`` must be None).  Long runs report progress on stderr.
@@ -301,12 +306,16 @@ def simulate(graph: Graph, images: Any, *, folding: Mapping[str, LayerFold] | No
     budget = max_cycles or default_max_cycles(acc, n, stall)
     beats = image_beats(pixels)
     reporter = _Progress(progress, backend)
+    stats: dict = {}
     if backend == "pysim":
+        cpu = time.process_time()
         out_beats, beat_cycles, compile_s, sim_s = _run_pysim(
             acc, beats, n_out, per_frame, stall=stall, seed=seed, max_cycles=budget, vcd=vcd, progress=reporter)
+        stats["cpu_seconds"] = time.process_time() - cpu   # includes building the simulator (small)
     else:
-        out_beats, beat_cycles, compile_s, sim_s = _run_cxxrtl(
-            acc, beats, n_out, n, stall=stall, seed=seed, max_cycles=budget, opt=opt, progress=reporter)
+        out_beats, beat_cycles, compile_s, sim_s, stats = _run_cxxrtl(
+            acc, beats, n_out, n, per_frame, stall=stall, seed=seed, max_cycles=budget, opt=opt, flatten=flatten,
+            progress=reporter)
     outputs = beats_to_tensor(out_beats, (n, c, h, w), lanes)
     reference = graph.reference(pixels)
     if reference.shape != outputs.shape:  # the plan and the graph disagree: a pipeline bug, say so plainly
@@ -328,7 +337,10 @@ def simulate(graph: Graph, images: Any, *, folding: Mapping[str, LayerFold] | No
         latency=int(ends[0]), cycles_total=int(cycles_total),
         cycles_per_second=cycles_total / sim_s if sim_s > 0 else float("inf"), sim_seconds=sim_s,
         compile_seconds=compile_s, analytic_cycles_per_frame=int(acc.plan.cycles_per_frame()),
-        bottleneck=acc.plan.bottleneck().name, backend=backend, stall=float(stall), frame_end_cycles=ends)
+        bottleneck=acc.plan.bottleneck().name, backend=backend, stall=float(stall), frame_end_cycles=ends,
+        sim_cpu_seconds=float(stats.get("cpu_seconds", 0.0)),
+        evals_per_cycle=stats["evals"] / cycles_total if stats.get("evals") else 0.0,
+        build=stats.get("build", {}))
     if reporter.printed:
         reporter.say(f"done: {run.bit_exact}/{n} bit-exact, {cycles_total:,} cycles, "
                      f"{run.cycles_per_second:,.0f} cycles/s")

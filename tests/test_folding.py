@@ -16,6 +16,7 @@ from mixq_hw.estimate import Resources
 from mixq_hw.folding import (FoldingError, NodeCosts, OverBudgetError, check_budget, check_folding, choose_folding,
                              layer_candidates, load_folding, save_folding)
 from mixq_hw.folding.costs import engine_figures
+from mixq_hw.folding.spec import MULTIPLIERS
 from mixq_hw.graph import Graph
 from mixq_hw.pipeline import LayerFold, plan_stages
 
@@ -111,7 +112,7 @@ def random_folding(graph: Graph, rng: random.Random, max_par: int = 64) -> dict[
     out = {}
     for node in graph:
         if node.op in ("conv", "linear"):
-            options = [f for f in layer_candidates(graph, node) if f.simd * f.pe * f.pixels <= max_par]
+            options = [f for f in layer_candidates(graph, node, MULTIPLIERS) if f.simd * f.pe * f.pixels <= max_par]
             out[node.name] = rng.choice(options)
     return out
 
@@ -123,8 +124,8 @@ def random_folding(graph: Graph, rng: random.Random, max_par: int = 64) -> dict[
     ({"r1": LayerFold()}, r"layer 'r1' is a requant node, not a conv/linear"),
     ({"c1": LayerFold(2, 1, 1)}, r"'c1': simd 2 does not divide the in_ch 3"),
     ({"c2": LayerFold(1, 4, 1)}, r"'c2': pe 4 does not divide the out_ch 6"),
-    ({"c1": LayerFold(1, 1, 3)}, r"'c1': pixels 3 does not divide the output width 8"),
-    ({"c2": LayerFold(1, 1, 8)}, r"'c2': pixels 8 does not divide the output width 2"),
+    ({"c1": LayerFold(1, 1, 9)}, r"'c1': pixels 9 exceeds the output width 8 \(pixels may be 1..8; it need not"),
+    ({"c2": LayerFold(1, 1, 8)}, r"'c2': pixels 8 exceeds the output width 2"),
     ({"d3": LayerFold(2, 1, 1)}, r"'d3' is depthwise: pe 1 must equal simd 2"),
     ({"c4": LayerFold(0, 1, 1)}, r"'c4': simd 0 must be a positive integer"),
     ({"c4": LayerFold(True, 1, 1)}, r"'c4': simd True must be a positive integer"),
@@ -139,7 +140,7 @@ def test_check_folding_names_layer_value_and_rule(folding, match):
 
 def test_check_folding_linear_and_completion():
     graph = linear_net()
-    with pytest.raises(FoldingError, match=r"'fc': pixels 2 does not divide the output width of a linear"):
+    with pytest.raises(FoldingError, match=r"'fc': pixels 2 exceeds the output width of a linear layer 1"):
         check_folding(graph, {"fc": LayerFold(1, 1, 2)})
     with pytest.raises(FoldingError, match=r"'fc': simd 3 does not divide the in_features 16"):
         check_folding(graph, {"fc": LayerFold(3, 1, 1)})
@@ -157,7 +158,42 @@ def test_every_candidate_passes_the_check():
     graph = plain_net()
     assert {f.pe for f in layer_candidates(graph, "d3")} == {1, 2, 3, 6}
     assert all(f.pe == f.simd for f in layer_candidates(graph, "d3"))
-    assert len(layer_candidates(graph, "c1")) == 2 * 3 * 4   # simd | 3, pe | 4, pixels | 8
+    # simd | 3, pe | 4, pixels 1, 2, 3, 4, 8 (3: ragged groups 3+3+2; 5..7 give 2 groups, as 4 does)
+    assert len(layer_candidates(graph, "c1")) == 2 * 3 * 5
+    assert check_folding(graph, {"c1": LayerFold(1, 1, 3)})["c1"] == LayerFold(1, 1, 3)
+    both = layer_candidates(graph, "c1", MULTIPLIERS)
+    assert len(both) == 2 * len(layer_candidates(graph, "c1")) and {f.multiplier for f in both} == {"dsp", "lut"}
+    with pytest.raises(ValueError, match="multipliers \\['fpga'\\]"):
+        layer_candidates(graph, "c1", ("fpga",))
+
+
+def test_ragged_pixel_candidates_and_costs():
+    """Pixels that do not divide the output width: the smallest pixels of each group count up to the cap, plus
+    the divisors; the node-cost model and the engine figures equal plan_stages for a ragged folding."""
+    from mixq_hw.folding.spec import MAX_RAGGED_PIXELS, _pixel_options
+    for width in (1, 5, 8, 20, 320):
+        options = _pixel_options(width)
+        groups = [-(-width // p) for p in options]
+        assert options[0] == 1 and all(width % p == 0 or p <= MAX_RAGGED_PIXELS for p in options)
+        assert groups == sorted(set(groups), reverse=True)           # every option a new group count
+        # no pixels up to the cap is missing: each has an option with as few groups and no more pixels
+        for p in range(1, min(width, MAX_RAGGED_PIXELS) + 1):
+            assert any(q <= p and -(-width // q) == -(-width // p) for q in options)
+    assert 6 in _pixel_options(320) and 21 not in _pixel_options(320)   # 54 groups; 21 has 16 groups, as 20
+    graph = bypass_net()
+    folding = {"c1": LayerFold(2, 2, 3), "c2": LayerFold(2, 2, 3), "c4": LayerFold(4, 5, 3)}
+    # c1 (8 wide) offers pixels 3; c2 and c4 (4 wide) do not (2 groups, as pixels 2) but accept it
+    assert folding["c1"] in layer_candidates(graph, "c1") and folding["c2"] not in layer_candidates(graph, "c2")
+    assert check_folding(graph, folding)["c4"] == folding["c4"]
+    plan = plan_stages(graph, folding)
+    costs = NodeCosts(graph)
+    model = costs.folding(folding)
+    assert (model.cycles, model.resources) == (plan.cycles_per_frame(), plan.resources())
+    for name, fold in folding.items():
+        cycles, dsps, _ = engine_figures(graph, graph.node(name), fold, costs.engine_windows())
+        assert (cycles, dsps) == (plan.stage(name).cycles, plan.stage(name).resources.dsp)
+    # 8 columns in groups of 3: 3 groups per row, 8 rows
+    assert plan.stage("c1").component.groups_per_frame == 8 * 3
 
 
 def test_folding_file_round_trip_and_errors(tmp_path):
@@ -170,12 +206,21 @@ def test_folding_file_round_trip_and_errors(tmp_path):
     assert loaded == {"c1": LayerFold(3, 2, 4), "c2": LayerFold(), "d3": LayerFold(2, 2, 1), "c4": LayerFold()}
     path.write_text(json.dumps({"c4": {"pe": 2}}))
     assert load_folding(path, graph)["c4"] == LayerFold(1, 2, 1)
+    # the multiplier kind: written only when not the default "dsp", read back either way
+    save_folding(path, {"c1": LayerFold(3, 2, 4, "lut"), "c2": LayerFold(1, 2, 1, "dsp")})
+    assert json.loads(path.read_text()) == {"c1": {"simd": 3, "pe": 2, "pixels": 4, "multiplier": "lut"},
+                                            "c2": {"simd": 1, "pe": 2, "pixels": 1}}
+    loaded = load_folding(path, graph)
+    assert loaded["c1"] == LayerFold(3, 2, 4, "lut") and loaded["c2"].multiplier == "dsp"
+    with pytest.raises(FoldingError, match="layer 'c1': multiplier 'fpga' must be one of dsp, lut"):
+        check_folding(graph, {"c1": LayerFold(1, 1, 1, "fpga")})
 
     bad = {
         "{not json": r"not a JSON folding file",
         "[1, 2]": r"holds a JSON object",
         '{"c1": 3}': r"layer 'c1': entry must be an object",
         '{"c1": {"simd": 3, "lanes": 2}}': r"layer 'c1': unknown key\(s\) \['lanes'\]",
+        '{"c1": {"multiplier": "fpga"}}': r"layer 'c1': multiplier 'fpga' must be one of 'dsp', 'lut'",
         '{"c1": {"simd": "3"}}': r"layer 'c1': simd '3' must be a positive integer",
         '{"c1": {"simd": 2}}': r"layer 'c1': simd 2 does not divide the in_ch 3",
         '{"zz": {"simd": 1}}': r"unknown layer 'zz'",
@@ -207,8 +252,9 @@ def test_node_costs_equal_plan_stages(make):
             (plan.cycles_per_frame(), plan.resources(), plan.bottleneck().name)
         for name, fold in folding.items():   # the engine figures the search orders candidates by
             engine = plan.stage(name)
-            assert engine_figures(graph, graph.node(name), fold, costs.engine_windows()) == \
-                (engine.cycles, engine.resources.dsp)
+            cycles, dsps, luts = engine_figures(graph, graph.node(name), fold, costs.engine_windows())
+            assert (cycles, dsps) == (engine.cycles, engine.resources.dsp)
+            assert (luts > 0) == (fold.multiplier == "lut") == (dsps == 0) and luts <= engine.resources.lut
 
 
 # ---- the search --------------------------------------------------------------------------------
@@ -222,6 +268,29 @@ def tiny_space():
     space = [costs.folding(dict(zip(layers, combo)))
              for combo in itertools.product(*(layer_candidates(graph, name) for name in layers))]
     return graph, [(m.cycles, m.resources) for m in space]
+
+
+def micro_net(seed=0) -> Graph:
+    """A 3x3 conv and a 1x1 head: small enough to try every folding on DSP and LUT multipliers."""
+    rng = np.random.default_rng(seed)
+    g = Graph("micro", (2, 4, 4))
+    x = g.add_input(4)
+    c1 = g.add_conv("c1", x, rng.integers(-7, 8, (4, 2, 3, 3)), w_bits=4)
+    head = g.add_conv("head", _requant(g, "r1", c1, 4, rng, out_bits=4), rng.integers(-7, 8, (2, 4, 1, 1)),
+                      w_bits=4)
+    g.add_output("out", head, rng.integers(-9, 9, 2), np.ones(2))
+    return g
+
+
+@pytest.fixture(scope="module")
+def micro_space():
+    """micro_net and the (cycles, resources, uses LUT multipliers) of every folding, layers on DSPs or LUTs."""
+    graph = micro_net()
+    costs = NodeCosts(graph)
+    layers = [n.name for n in graph if n.op in ("conv", "linear")]
+    space = [(costs.folding(dict(zip(layers, combo))), any(f.multiplier == "lut" for f in combo))
+             for combo in itertools.product(*(layer_candidates(graph, name, MULTIPLIERS) for name in layers))]
+    return graph, [(m.cycles, m.resources, lut) for m, lut in space]
 
 
 @pytest.mark.parametrize("budget", [
@@ -239,7 +308,7 @@ def test_search_finds_the_brute_force_optimum(tiny_space, budget):
     optimum = min(cycles for cycles, used in space if used.fits(budget))
     assert optimum < max(cycles for cycles, _ in space)       # the budget binds
     messages = []
-    result = choose_folding(graph, budget, progress=messages.append)
+    result = choose_folding(graph, budget, progress=messages.append, multipliers=("dsp",))
     assert result.resources.fits(budget)
     assert result.cycles_per_frame == optimum
     assert any(m.startswith("T=") for m in messages) and messages[-1].startswith("chose")
@@ -250,14 +319,54 @@ def test_search_finds_the_brute_force_optimum(tiny_space, budget):
     assert result.fps == pytest.approx(300e6 / result.cycles_per_frame)
 
 
+@pytest.mark.parametrize("budget", [
+    Resources(dsp=1, lut=1_500, ff=10_000, bram36=20),
+    Resources(dsp=2, lut=3_000, ff=10_000, bram36=20),
+    Resources(dsp=4, lut=1_000, ff=10_000, bram36=20),
+    Resources(dsp=8, lut=1_000, ff=10_000, bram36=20),
+], ids=["dsp1", "dsp2", "dsp4_lut1000", "dsp8_lut1000"])
+def test_search_with_lut_layers_finds_the_brute_force_optimum(micro_space, budget):
+    """Layers on DSP or LUT multipliers (every combination tried): the search reaches the brute-force optimum,
+    which needs LUT-multiplier layers when DSPs run out; restricted to DSPs it finds the DSP-only optimum."""
+    graph, space = micro_space
+    fits = [(c, lut) for c, used, lut in space if used.fits(budget)]
+    optimum = min(c for c, _ in fits)
+    dsp_only = min((c for c, lut in fits if not lut), default=None)
+    assert optimum < max(c for c, _, _ in space)
+    result = choose_folding(graph, budget)
+    assert result.resources.fits(budget) and result.cycles_per_frame == optimum
+    plan = plan_stages(graph, result.folding)
+    assert (result.cycles_per_frame, result.resources) == (plan.cycles_per_frame(), plan.resources())
+    if dsp_only is None or dsp_only > optimum:
+        assert any(f.multiplier == "lut" for f in result.folding.values())
+    if budget.dsp == 1:      # the requant's multiplier: every conv on LUTs
+        assert {f.multiplier for f in result.folding.values()} == {"lut"}
+    if dsp_only is None:
+        with pytest.raises(OverBudgetError):
+            choose_folding(graph, budget, multipliers=("dsp",))
+    else:
+        assert choose_folding(graph, budget, multipliers=("dsp",)).cycles_per_frame == dsp_only
+
+
+def test_lut_layers_reach_below_the_dsp_only_optimum(micro_space):
+    """The budgets above include one where LUT layers beat every DSP-only folding (the feature is used)."""
+    graph, space = micro_space
+    budget = Resources(dsp=4, lut=1_000, ff=10_000, bram36=20)
+    fits = [(c, lut) for c, used, lut in space if used.fits(budget)]
+    assert min(c for c, _ in fits) < min(c for c, lut in fits if not lut)
+    with pytest.raises(ValueError, match="multipliers"):
+        choose_folding(graph, budget, multipliers=("fpga",))
+
+
 def test_smaller_budget_lower_fps_and_utilization():
+    """Smaller DSP and LUT budgets (LUT multipliers stand in for DSPs where LUTs are left) cost fps."""
     graph = bypass_net()
     big = choose_folding(graph, Resources(dsp=60, lut=20_000, ff=40_000, bram36=40))
-    small = choose_folding(graph, Resources(dsp=10, lut=20_000, ff=40_000, bram36=40))
+    small = choose_folding(graph, Resources(dsp=10, lut=2_500, ff=40_000, bram36=40))
     unit = plan_stages(graph, {})
     assert small.resources.dsp <= 10 and big.resources.dsp <= 60
     assert unit.cycles_per_frame() > small.cycles_per_frame > big.cycles_per_frame
-    half = choose_folding(graph, Resources(dsp=20, lut=20_000, ff=40_000, bram36=40), utilization=0.5)
+    half = choose_folding(graph, Resources(dsp=20, lut=5_000, ff=40_000, bram36=40), utilization=0.5)
     assert half.budget.dsp == 10 and half.cycles_per_frame == small.cycles_per_frame
     assert choose_folding(graph, Resources(dsp=60, lut=20_000, ff=40_000, bram36=40), clock_mhz=150).fps == \
         pytest.approx(big.fps / 2)
@@ -314,3 +423,26 @@ def test_zoo_graph_folds_within_the_ultra96_budget(name, shape, opts):
     half = choose_folding(graph, ULTRA96, utilization=0.5)
     assert half.resources.fits(half.budget) and half.budget.dsp == 180
     assert half.fps < full.fps
+
+
+def test_lut_layers_run_bit_exact_and_report():
+    """A folding with LUT-multiplier layers (dense, depthwise, 1x1) next to DSP ones: the accelerator is
+    bit-exact under stalls, its DSPs drop by those layers' cores, and the report names each layer's kind."""
+    from mixq_hw.report import build_report, markdown
+    from test_pipeline import _run, plain_net as pipeline_plain_net
+
+    rng = np.random.default_rng(11)
+    graph = pipeline_plain_net(rng)
+    dsp = {"c1": LayerFold(3, 2, 2), "c2": LayerFold(2, 3, 2), "d3": LayerFold(2, 2, 1), "c4": LayerFold(6, 2, 2)}
+    lut = {**dsp, "c1": LayerFold(3, 2, 2, "lut"), "d3": LayerFold(2, 2, 1, "lut"), "c4": LayerFold(6, 2, 2, "lut")}
+    images = rng.integers(0, 256, (2, *graph.input_shape)).astype(np.uint8)
+    acc, out, _, _ = _run(graph, lut, images, stall=0.3, seed=5)
+    np.testing.assert_array_equal(out, graph.reference(images))
+    on_dsp = plan_stages(graph, dsp)
+    saved = sum(on_dsp.stage(n).component.n_dsps for n in ("c1", "d3", "c4"))
+    assert acc.plan.resources().dsp == on_dsp.resources().dsp - saved and saved > 0
+    assert acc.plan.cycles_per_frame() == on_dsp.cycles_per_frame()
+    report = build_report(acc.plan, clock_mhz=300, budget=ULTRA96)
+    kinds = {row["name"]: row["packing"]["multiplier"] for row in report["layers"] if "packing" in row}
+    assert kinds == {"c1": "lut", "c2": "dsp", "d3": "lut", "c4": "lut"}
+    assert "| multiplier |" in markdown(report) and "| lut |" in markdown(report)

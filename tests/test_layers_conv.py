@@ -22,6 +22,7 @@ from mixq_hw.layers.conv_weights import check_conv_config, weight_rom_words
 from mixq_hw.layers.window import SlidingWindow
 from mixq_hw.packing.layout import act_range, weight_range
 from mixq_hw.packing import plans
+from mixq_hw.packing.split import SplitPlan, split_plans
 from sim.streams import run_streams
 from sim.tensors import tensor_to_beats
 
@@ -33,32 +34,39 @@ def conv_reference(x: np.ndarray, w: np.ndarray, stride: int, pad: int, groups: 
 
 
 def window_beats(x: np.ndarray, k: int, stride: int, pad: int, lanes: int, pixels: int) -> list:
-    """The SlidingWindow output for one image: per (row, group, ky, kx, chunk) a beat [pixel][lane]."""
+    """The SlidingWindow output for one image: per (row, group, ky, kx, chunk) a beat [pixel][lane]
+    (``ceil(ow / pixels)`` groups per row, zeros past the last output column)."""
     c, h, w = x.shape
-    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad + stride * pixels)))
     oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
     beats = []
     for y in range(oh):
-        for g in range(ow // pixels):
+        for g in range(-(-ow // pixels)):
             for ky in range(k):
                 for kx in range(k):
                     for chunk in range(c // lanes):
                         beats.append([[int(xp[chunk * lanes + s, y * stride + ky, (g * pixels + j) * stride + kx])
+                                       if g * pixels + j < ow else 0
                                        for s in range(lanes)] for j in range(pixels)])
     return beats
 
 
 def group_beats_to_tensor(beats: list, out_ch: int, oh: int, ow: int, pe: int, pixels: int) -> np.ndarray:
-    """Invert the engine's output order: per (row, group, fold) a beat [pixel][pe]."""
+    """Invert the engine's output order: per (row, group, fold) a beat [pixel][pe]; the slots of a ragged
+    last group past ``ow`` must be zero (they were fed zeros)."""
     out = np.zeros((out_ch, oh, ow), dtype=np.int64)
     it = iter(beats)
     for y in range(oh):
-        for g in range(ow // pixels):
+        for g in range(-(-ow // pixels)):
             for f in range(out_ch // pe):
                 beat = next(it)
                 for j in range(pixels):
                     for p in range(pe):
-                        out[f * pe + p, y, g * pixels + j] = beat[j][p]
+                        if g * pixels + j < ow:
+                            out[f * pe + p, y, g * pixels + j] = beat[j][p]
+                        else:
+                            assert beat[j][p] == 0, f"ragged slot {j} of row {y} is {beat[j][p]}, not 0"
+    assert next(it, None) is None, "more beats than groups"
     return out
 
 
@@ -71,7 +79,7 @@ def random_layer(rng, *, in_ch, out_ch, k, groups, w_bits, extreme=False):
 
 
 def run_conv(*, in_ch, out_ch, hw, k, stride, pad, groups, w_bits, a_bits, simd, pe, pixels,
-             stall, frames=2, seed=0, extreme=False, plan=None):
+             stall, frames=2, seed=0, extreme=False, plan=None, multiplier="dsp"):
     """Build the engine, stream `frames` random images through it, check every output exactly."""
     rng = np.random.default_rng(seed)
     weight = random_layer(rng, in_ch=in_ch, out_ch=out_ch, k=k, groups=groups, w_bits=w_bits,
@@ -82,7 +90,8 @@ def run_conv(*, in_ch, out_ch, hw, k, stride, pad, groups, w_bits, a_bits, simd,
     images = [np.full((in_ch, h, w), amax) if extreme else rng.integers(0, amax + 1, size=(in_ch, h, w))
               for _ in range(frames)]
     dut = ConvEngine(weight, w_bits=w_bits, a_bits=a_bits, in_ch=in_ch, out_ch=out_ch, k=k, groups=groups,
-                     simd=simd, pe=pe, pixels=pixels, out_size=(oh, ow), plan=plan, name="t")
+                     simd=simd, pe=pe, pixels=pixels, out_size=(oh, ow), plan=plan, multiplier=multiplier,
+                     name="t")
     beats = [b for img in images for b in window_beats(img, k, stride, pad, simd, pixels)]
     assert len(beats) == frames * dut.in_beats_per_frame
     run = run_streams(dut, {"i": beats}, {"o": frames * dut.out_beats_per_frame}, stall=stall, seed=seed,
@@ -106,6 +115,8 @@ CASES = {
     "depthwise3x3_w2a2_p4": (2, 2, (4, 4), 3, 1, 1, 2, 2, 2, 2, 2, 4),
     "dense3x3_nopad_w5a3_pix4": (3, 2, (5, 6), 3, 1, 0, 1, 5, 3, 3, 2, 4),
     "dense1x1_one_beat_per_group": (2, 2, (2, 2), 1, 1, 0, 1, 4, 4, 2, 2, 2),
+    "dense3x3_s2_ragged_pix3": (2, 4, (4, 9), 3, 2, 1, 1, 4, 4, 1, 2, 3),   # 5 columns: groups of 3 and 2
+    "depthwise3x3_ragged_pix4": (2, 2, (3, 5), 3, 1, 1, 2, 3, 3, 2, 2, 4),  # 5 columns: groups of 4 and 1
 }
 
 
@@ -170,7 +181,8 @@ def test_shallow_core_depth_segments(depth):
     assert dut.segments == -(-dut.geometry.beats_per_fold // depth)
 
 
-@pytest.mark.parametrize("case", ["dense3x3_s1_w4a4", "depthwise3x3_w4a4", "dense1x1_w8a8_pe3"])
+@pytest.mark.parametrize("case", ["dense3x3_s1_w4a4", "depthwise3x3_w4a4", "dense1x1_w8a8_pe3",
+                                  "dense3x3_s2_ragged_pix3"])
 def test_cycles_per_frame_matches_simulation(case):
     """Steady-state interval between frame ends, unstalled, within 5 % of the analytic figure."""
     c, oc, hw, k, stride, pad, groups, wb, ab, simd, pe, pixels = CASES[case]
@@ -180,6 +192,19 @@ def test_cycles_per_frame_matches_simulation(case):
     ends = run.beat_cycles["o"][per - 1::per]
     measured = (ends[2] - ends[0]) / 2
     assert abs(measured - dut.cycles_per_frame()) <= 0.05 * dut.cycles_per_frame(), (measured, dut.cycles_per_frame())
+
+
+def test_ragged_figures():
+    """UltraNet's first layer at 6 pixels: ceil(320/6) = 54 groups per row set the cycles, and the average
+    useful MACs per cycle leave out the 4 empty slots of each row's last group."""
+    weight = np.zeros((16, 3, 3, 3), dtype=np.int64)
+    dut = ConvEngine(weight, w_bits=4, a_bits=8, in_ch=3, out_ch=16, k=3, simd=3, pe=16, pixels=6,
+                     out_size=(160, 320), name="conv0")
+    dut._MustUse__silence = True
+    assert dut.groups_per_frame == 160 * 54
+    assert dut.cycles_per_frame() == 160 * 54 * 9
+    assert dut.cycles_per_frame() * dut.macs_per_cycle == pytest.approx(160 * 320 * 16 * 3 * 9)
+    assert dut.in_beats_per_frame == 160 * 54 * 9 and dut.out_beats_per_frame == 160 * 54
 
 
 def test_figures_estimate_and_lint():
@@ -212,7 +237,7 @@ def test_padded_slots(depthwise):
     (dict(out_ch=5, pe=2), "out_ch 5 not divisible by pe 2"),
     (dict(groups=2), "groups 2 must be 1"),
     (dict(w_bits=9), "w_bits 9 outside"),
-    (dict(out_size=(2, 3)), "multiple of pixels 2"),
+    (dict(out_size=(2, 1)), "the width must be at least pixels 2"),
     (dict(groups=4, pe=1), "depthwise pe 1 must equal simd 2"),
     (dict(weight_scale=8), "weight code 8 outside the 4-bit narrow range"),
     (dict(weight_shape=(4, 4, 1, 1)), "weight shape (4, 4, 1, 1)"),
@@ -305,3 +330,132 @@ def test_weight_rom_word_layout(groups):
                     word = words[f * k * k + ky * k + kx]
                     for s in range(simd):
                         assert element(word, s) == weight[f * simd + s, 0, ky, kx]
+
+
+# ---- LUT multipliers (multiplier="lut": LutMAC cores, no DSP48E2) ------------------------------------
+
+LUT_CASES = ["dense3x3_s1_w4a4", "dense3x3_s2_w2a2", "dense1x1_w8a8_pe3", "depthwise3x3_w4a4",
+             "dense3x3_nopad_w5a3_pix4", "dense5x5_w3a5_scalar", "dense3x3_s2_ragged_pix3"]
+
+
+@pytest.mark.parametrize("case", LUT_CASES)
+def test_lut_engine_matches_reference(case):
+    """The engine on LUT cores: bit-exact under stalls, same cycles as on DSPs, 0 DSPs, one core per lane."""
+    c, oc, hw, k, stride, pad, groups, wb, ab, simd, pe, pixels = CASES[case]
+    dut, _ = run_conv(in_ch=c, out_ch=oc, hw=hw, k=k, stride=stride, pad=pad, groups=groups, w_bits=wb,
+                      a_bits=ab, simd=simd, pe=pe, pixels=pixels, stall=0.3, seed=hash(case) % 1000,
+                      multiplier="lut")
+    assert dut.multiplier == "lut" and dut.plan.multiplier == "lut"
+    assert dut.n_dsps == 0 and dut.estimate().dsp == 0 and dut.macs_per_dsp == 0.0
+    # dense: one core of pe x pixels dot products over the simd lanes; depthwise: one core per channel lane
+    assert dut.n_cores == (simd if groups > 1 else 1)
+    assert dut.plan.kind == ("dot" if groups == 1 and simd > 1 else "kernel") and dut._tree_levels() == 0
+    assert dut.segments == 1                                 # a core accumulates a whole fold
+    weight = np.zeros((oc, c // groups, k, k), dtype=np.int64)
+    oh, ow = (hw[0] + 2 * pad - k) // stride + 1, (hw[1] + 2 * pad - k) // stride + 1
+    dsp = ConvEngine(weight, w_bits=wb, a_bits=ab, in_ch=c, out_ch=oc, k=k, groups=groups, simd=simd, pe=pe,
+                     pixels=pixels, out_size=(oh, ow), name="dsp")
+    dsp._MustUse__silence = True     # only its figures are compared
+    assert dsp.cycles_per_frame() == dut.cycles_per_frame() and dsp.n_dsps > 0
+
+
+@pytest.mark.parametrize("wb,ab", [(2, 2), (4, 8), (8, 8)])
+def test_lut_engine_extreme_codes(wb, ab):
+    """All-extreme codes through LUT cores: the accumulators' widest sums, exact."""
+    for sign_seed in (1, 2):
+        run_conv(in_ch=4, out_ch=2, hw=(3, 4), k=3, stride=1, pad=1, groups=1, w_bits=wb, a_bits=ab,
+                 simd=2, pe=2, pixels=2, stall=0.3, seed=sign_seed, extreme=True, frames=1, multiplier="lut")
+
+
+def test_lut_engine_cycles_match_simulation_and_lint():
+    """Unstalled steady state within 5 % of cycles_per_frame; rtlil finds no combinational loop."""
+    c, oc, hw, k, stride, pad, groups, wb, ab, simd, pe, pixels = CASES["dense3x3_s1_w4a4"]
+    dut, run = run_conv(in_ch=c, out_ch=oc, hw=hw, k=k, stride=stride, pad=pad, groups=groups, w_bits=wb,
+                        a_bits=ab, simd=simd, pe=pe, pixels=pixels, stall=0.0, frames=3, multiplier="lut")
+    per = dut.out_beats_per_frame
+    ends = run.beat_cycles["o"][per - 1::per]
+    assert abs((ends[2] - ends[0]) / 2 - dut.cycles_per_frame()) <= 0.05 * dut.cycles_per_frame()
+    assert "module" in rtlil.convert(dut)
+
+
+@pytest.mark.filterwarnings("ignore::amaranth._unused.UnusedMustUse")
+def test_lut_engine_bad_multiplier_names_layer():
+    weight = np.ones((4, 4, 3, 3), dtype=np.int64)
+    args = dict(w_bits=4, a_bits=4, in_ch=4, out_ch=4, k=3, simd=2, pe=2, pixels=2, out_size=(2, 2))
+    with pytest.raises(ValueError, match="multiplier 'fpga' is not one of .* in layer 'conv9'"):
+        ConvEngine(weight, multiplier="fpga", name="conv9", **args)
+    with pytest.raises(ValueError, match="runs on 'dsp' multipliers, layer 'conv9' asks for 'lut'"):
+        ConvEngine(weight, plan=plans(4, 4, 3, kinds=("kernel",), max_acts=2)[0], multiplier="lut", name="conv9",
+                   **args)
+    gc.collect()
+
+
+# ---- digit-split plans (SplitMAC cores: two DSP48E2s each, full-width codes in) -----------------------
+
+def split_plan(wb, ab, k, kind, operand, rounding, n_weights, n_acts):
+    """The planner's digit split of (wb, ab, k) with this operand, rounding and slot counts."""
+    return next(s for s in split_plans(wb, ab, k, kinds=(kind,)) if (s.operand, s.rounding, s.n_weights, s.n_acts)
+                == (operand, rounding, n_weights, n_acts))
+
+
+# name: (in_ch, out_ch, (h, w), k, stride, pad, groups, w_bits, a_bits, simd, pe, pixels), (operand, rounding,
+# weight slots, act slots) of the kernel split
+SPLIT_CASES = {
+    "w4a4_act_digits_2x4": ((4, 4, (3, 4), 3, 1, 1, 1, 4, 4, 2, 2, 4), ("act", "floor", 2, 4)),
+    "w4a4_round_digits_4x2_pe3_padded": ((2, 3, (3, 4), 3, 1, 1, 1, 4, 4, 1, 3, 2), ("weight", "round", 4, 2)),
+    "w3a3_trunc_digits_3x4_ragged": ((2, 3, (3, 5), 3, 1, 1, 1, 3, 3, 2, 3, 4), ("weight", "trunc", 3, 4)),
+    "w8a4_round_sign_bit_2x3_s2": ((2, 2, (5, 6), 3, 2, 1, 1, 8, 4, 1, 2, 3), ("weight", "round", 2, 3)),
+    "w8a5_1x1_round_depth8_segments": ((16, 2, (2, 2), 1, 1, 0, 1, 8, 5, 1, 2, 2), ("weight", "round", 2, 2)),
+    "depthwise_w4a4_act_digits": ((2, 2, (3, 4), 3, 1, 1, 2, 4, 4, 2, 2, 4), ("act", "floor", 2, 4)),
+}
+
+
+@pytest.mark.parametrize("case", list(SPLIT_CASES))
+def test_split_kernel_plan_matches_reference(case):
+    """Kernel digit splits (activation digits, floor/round/trunc weight digits, a sign-bit digit layout, a
+    depth-8 split over two segments, depthwise) bit-exact under stalls; two DSPs per core."""
+    (c, oc, hw, k, stride, pad, groups, wb, ab, simd, pe, pixels), how = SPLIT_CASES[case]
+    split = split_plan(wb, ab, k, "kernel", *how)
+    for stall, seed in ((0.3, 1), (0.7, 2)):
+        dut, _ = run_conv(in_ch=c, out_ch=oc, hw=hw, k=k, stride=stride, pad=pad, groups=groups, w_bits=wb,
+                          a_bits=ab, simd=simd, pe=pe, pixels=pixels, stall=stall, seed=seed, plan=split)
+    assert dut.plan is split and dut.n_dsps == 2 * dut.n_cores == dut.estimate().dsp
+    assert dut.n_dsps * dut.macs_per_dsp == pytest.approx(dut.macs_per_cycle)
+    if "segments" in case:
+        assert dut.core_depth == split.depth == 8 and dut.segments == 2
+
+
+@pytest.mark.parametrize("case", ["w4a4_act_digits_2x4", "w8a5_1x1_round_depth8_segments",
+                                  "w3a3_trunc_digits_3x4_ragged"])
+def test_split_kernel_plan_extreme_codes(case):
+    """All weights at +-max (both digits at their extremes), all acts at max: the recombined fields' bounds."""
+    (c, oc, hw, k, stride, pad, groups, wb, ab, simd, pe, pixels), how = SPLIT_CASES[case]
+    split = split_plan(wb, ab, k, "kernel", *how)
+    for seed in (1, 2):
+        run_conv(in_ch=c, out_ch=oc, hw=hw, k=k, stride=stride, pad=pad, groups=groups, w_bits=wb, a_bits=ab,
+                 simd=simd, pe=pe, pixels=pixels, stall=0.3, seed=seed, extreme=True, frames=1, plan=split)
+
+
+def test_split_kernel_figures_and_lint():
+    """A split engine's DSPs are twice its cores, its cycles are the fold's (as with the single plan the engine
+    picks), its estimate counts the DSPs and fabric; rtlil finds no combinational loop."""
+    weight = np.zeros((4, 4, 3, 3), dtype=np.int64)
+    args = dict(w_bits=4, a_bits=4, in_ch=4, out_ch=4, k=3, simd=2, pe=2, pixels=4, out_size=(4, 4))
+    split = ConvEngine(weight, plan=split_plan(4, 4, 3, "kernel", "act", "floor", 2, 4), name="split", **args)
+    single = ConvEngine(weight, name="single", **args)
+    single._MustUse__silence = True
+    assert isinstance(split.plan, SplitPlan) and not isinstance(single.plan, SplitPlan)
+    assert split.n_dsps == 2 * split.n_cores == 2 * 2 and split.cycles_per_frame() == single.cycles_per_frame()
+    assert split.macs_per_dsp == pytest.approx(4 * 2 * 2 / 4)
+    est = split.estimate()
+    assert est.dsp == split.n_dsps and est.lut > 0 and est.ff > 0
+    assert "module" in rtlil.convert(split)
+
+
+def test_taps_choice_takes_no_split_that_is_not_denser():
+    """w4a4 kernel splits (4 MACs/DSP) never beat the 6-MAC single layout: the tap format keeps a Plan."""
+    for out_ch, pe, pixels in ((8, 2, 4), (8, 4, 4), (8, 8, 2), (6, 6, 6)):
+        dut = ConvEngine(np.zeros((out_ch, 8, 3, 3), dtype=np.int64), w_bits=4, a_bits=4, in_ch=8, out_ch=out_ch,
+                         k=3, simd=2, pe=pe, pixels=pixels, out_size=(4, 12), name="taps")
+        dut._MustUse__silence = True
+        assert not isinstance(dut.plan, SplitPlan) and dut.n_dsps == dut.n_cores

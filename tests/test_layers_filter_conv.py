@@ -26,6 +26,7 @@ from mixq_hw.layers.row_window import RowWindow
 from mixq_hw.layers.window import SlidingWindow
 from mixq_hw.packing import plans
 from mixq_hw.packing.layout import act_range, weight_range
+from mixq_hw.packing.split import SplitPlan, split_plans
 from sim.streams import run_streams
 from sim.tensors import tensor_to_beats
 
@@ -38,13 +39,14 @@ def stable_seed(*key) -> int:
 
 
 def row_beats(x: np.ndarray, k: int, pad: int, lanes: int, pixels: int) -> list:
-    """The row format of one (C, H, W) image: per (y, group, ky, chunk) the pixels+k-1 input pixels [pixel][lane]."""
+    """The row format of one (C, H, W) image: per (y, group, ky, chunk) the pixels+k-1 input pixels [pixel][lane]
+    (``ceil(ow / pixels)`` groups per row; positions past the right padding are zero)."""
     c, h, w = x.shape
-    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad + pixels)))
     oh, ow = h + 2 * pad - k + 1, w + 2 * pad - k + 1
     beats = []
     for y in range(oh):
-        for g in range(ow // pixels):
+        for g in range(-(-ow // pixels)):
             for ky in range(k):
                 for chunk in range(c // lanes):
                     beats.append([[int(xp[chunk * lanes + s, y + ky, g * pixels + j]) for s in range(lanes)]
@@ -53,16 +55,17 @@ def row_beats(x: np.ndarray, k: int, pad: int, lanes: int, pixels: int) -> list:
 
 
 def group_beats_to_tensor(beats: list, out_ch: int, oh: int, ow: int, pe: int, pixels: int) -> np.ndarray:
-    """Invert the engine's output order: per (row, group, fold) a beat [pixel][pe]."""
+    """Invert the engine's output order: per (row, group, fold) a beat [pixel][pe] (slots past ``ow`` dropped)."""
     out = np.zeros((out_ch, oh, ow), dtype=np.int64)
     it = iter(beats)
     for y in range(oh):
-        for g in range(ow // pixels):
+        for g in range(-(-ow // pixels)):
             for f in range(out_ch // pe):
                 beat = next(it)
-                for j in range(pixels):
+                for j in range(min(pixels, ow - g * pixels)):
                     for p in range(pe):
                         out[f * pe + p, y, g * pixels + j] = beat[j][p]
+    assert next(it, None) is None, "more beats than groups"
     return out
 
 
@@ -98,6 +101,9 @@ WINDOW_CASES = {
     "k5_same_p3_l3": (3, 4, 6, 5, 2, 3, 3),
     "k5_pad1_p1_l1": (1, 5, 5, 5, 1, 1, 1),
     "k3_short_image_p1": (2, 2, 3, 3, 1, 2, 1),    # fewer rows than the kernel: top and bottom padding meet
+    "k3_same_ragged_p4": (2, 3, 6, 3, 1, 1, 4),    # 6 columns in groups of 4: the last group holds 2
+    "k3_nopad_ragged_p3": (2, 4, 7, 3, 0, 2, 3),   # 5 columns in groups of 3
+    "k5_same_ragged_p3": (1, 3, 7, 5, 2, 1, 3),    # 7 columns in groups of 3: the last group holds 1
 }
 
 
@@ -115,7 +121,7 @@ def test_row_window_matches_model(case, stall):
     assert run.outputs["o"] == expect
 
 
-@pytest.mark.parametrize("case", ["k3_same_p2_l2", "k3_nopad_p4_l1", "k5_same_p3_l3"])
+@pytest.mark.parametrize("case", ["k3_same_p2_l2", "k3_nopad_p4_l1", "k5_same_p3_l3", "k3_nopad_ragged_p3"])
 def test_row_window_cycles_per_frame(case):
     c, h, w, k, pad, lanes, pixels = WINDOW_CASES[case]
     dut = RowWindow(c, h, w, k, pad, lanes=lanes, pixels=pixels, bits=3, name="rw")
@@ -135,7 +141,7 @@ def test_row_window_estimate_and_lint():
 
 @pytest.mark.parametrize("args,message", [
     (dict(channels=3, lanes=2), "channels 3 not divisible by lanes 2"),
-    (dict(pixels=4), "output width 6 not divisible by pixels 4"),
+    (dict(pixels=7), "pixels 7 exceeds the output width 6 (pixels may be 1..6)"),
     (dict(pad=3), "pad must be an integer 0..2"),
     (dict(height=0), "height must be an integer >= 1"),
     (dict(width=1, pad=0), "smaller than the kernel"),
@@ -165,6 +171,8 @@ CONV_CASES = {
     "dense5x5_w4a2_subrows_x4": (2, 3, (2, 4), 5, 2, 1, 4, 2, 1, 3, 4),
     "depthwise5x5_w2a3_x1": (2, 2, (3, 3), 5, 2, 2, 2, 3, 2, 2, 1),
     "depthwise5x5_w4a2_subrows": (3, 3, (3, 4), 5, 2, 3, 4, 2, 3, 3, 2),
+    "dense3x3_w2a2_ragged_x3": (2, 2, (3, 5), 3, 1, 1, 2, 2, 1, 2, 3),        # 5 columns in groups of 3
+    "depthwise3x3_w3a3_ragged_x4": (4, 4, (3, 7), 3, 0, 4, 3, 3, 2, 2, 4),   # 5 columns: groups of 4 and 1
 }
 #: Cases run with a given (taps, act slots) plan instead of the engine's choice, so that a group's window
 #: spans two or more cores and the partial fields where cores meet must be added (dense, depthwise, 5x5,
@@ -252,7 +260,8 @@ def test_extreme_codes_at_full_core_depth(wb, ab, k, taps, acts, in_ch, pixels):
         assert engine.core_depth == plan.depth < engine.geometry.beats_per_fold   # full depth, then more segments
 
 
-@pytest.mark.parametrize("case", ["dense3x3_w3a3_s2p2x2", "depthwise3x3_w2a2_x4", "dense5x5_w4a2_subrows_x4"])
+@pytest.mark.parametrize("case", ["dense3x3_w3a3_s2p2x2", "depthwise3x3_w2a2_x4", "dense5x5_w4a2_subrows_x4",
+                                  "dense3x3_w2a2_ragged_x3"])
 def test_engine_cycles_per_frame(case):
     """Engine alone, fed numpy row beats unstalled: steady interval within 5 % of cycles_per_frame()."""
     c, oc, (h, w), k, pad, groups, wb, ab, simd, pe, pixels = CONV_CASES[case]
@@ -403,3 +412,66 @@ def test_make_window_size_mismatch():
     with pytest.raises(ValueError, match="conv5.*out_size"):
         engine.make_window(4, 8, 1)
     gc.collect()
+
+
+# ---- digit-split filter plans (SplitMAC cores: two DSP48E2s each) --------------------------------------
+
+def _split_filter_plan(wb, ab, k, operand, rounding, taps, acts):
+    return next(s for s in split_plans(wb, ab, k, kinds=("filter",))
+                if (s.operand, s.rounding, s.n_weights, s.n_acts) == (operand, rounding, taps, acts))
+
+
+# name: (in_ch, out_ch, (h, w), k, pad, groups, w_bits, a_bits, simd, pe, pixels), forced split or None (the
+# engine's own choice, which must be a split there)
+SPLIT_CASES = {
+    "w4a4_choice_x3": ((2, 2, (3, 5), 3, 1, 1, 4, 4, 2, 2, 3), None),       # window 5 = 1 core: 4.5 vs 4 MACs/DSP
+    "w4a4_act_x8_two_cores": ((2, 2, (3, 8), 3, 1, 1, 4, 4, 1, 2, 8), ("act", "floor", 3, 5)),
+    "w5a3_trunc_sign_bit_x6": ((2, 2, (3, 6), 3, 1, 1, 5, 3, 2, 1, 6), ("weight", "trunc", 3, 5)),
+    "w7a2_trunc_ragged_x4": ((2, 2, (3, 7), 3, 0, 1, 7, 2, 1, 2, 4), ("weight", "trunc", 3, 5)),
+    "depthwise_w4a4_act_x4": ((4, 4, (3, 4), 3, 1, 4, 4, 4, 2, 2, 4), ("act", "floor", 3, 5)),
+    "k5_w4a4_act_subrows_x4": ((2, 2, (3, 4), 5, 2, 1, 4, 4, 1, 2, 4), ("act", "floor", 3, 5)),
+}
+
+
+@pytest.mark.parametrize("case", list(SPLIT_CASES))
+def test_split_filter_plan_matches_reference(case):
+    """RowWindow -> engine on digit-split filter plans (activation digits, trunc weight digits with a sign-bit
+    digit layout, windows over two cores, ragged groups, depthwise, 5x5 sub-rows): bit-exact under stalls."""
+    (c, oc, hw, k, pad, groups, wb, ab, simd, pe, pixels), how = SPLIT_CASES[case]
+    plan = None if how is None else _split_filter_plan(wb, ab, k, *how)
+    for stall in (0.3, 0.7):
+        engine, _ = run_chain(in_ch=c, out_ch=oc, hw=hw, k=k, pad=pad, groups=groups, w_bits=wb, a_bits=ab,
+                              simd=simd, pe=pe, pixels=pixels, stall=stall, seed=stable_seed(case, stall),
+                              plan=plan)
+    assert isinstance(engine.plan, SplitPlan) and engine.n_dsps == 2 * engine.n_cores == engine.estimate().dsp
+    if "two_cores" in case or "subrows" in case or "depthwise" in case:
+        assert len(engine._cores) == 2 * engine.simd * (1 if groups > 1 else engine.pe)
+    if "subrows" in case:
+        assert engine.geometry.sub_rows == 2
+
+
+@pytest.mark.parametrize("wb,ab,operand,rounding", [(4, 4, "act", "floor"), (7, 2, "weight", "trunc")])
+def test_split_filter_extreme_codes(wb, ab, operand, rounding):
+    """Weights all +max, all -max and random +-max, acts all max: the recombined fields at their bounds."""
+    plan = _split_filter_plan(wb, ab, 3, operand, rounding, 3, 5)
+    rng = np.random.default_rng(wb * 10 + ab)
+    lo, hi = weight_range(wb)
+    shape = (2, 2, 3, 3)
+    image = np.full((1, 2, 3, 10), act_range(ab)[1])
+    for weight in (np.full(shape, hi), np.full(shape, lo), random_weight(rng, shape, wb, extreme=True)):
+        run_chain(in_ch=2, out_ch=2, hw=(3, 10), k=3, pad=0, groups=1, w_bits=wb, a_bits=ab, simd=1, pe=2,
+                  pixels=8, stall=0.3, plan=plan, weight=weight, images=image)
+
+
+def test_split_filter_choice_at_ultranet_width():
+    """64->64 3x3 w4a4 on a 10x20 map, 20 pixels: the split (act digits, 5 act slots per digit core) gives
+    60 MACs on 10 DSPs per lane pair, the single filter layout 60 on 11, the kernel layout 160 on 30."""
+    split = _engine(("taps", "rows"), w_bits=4, a_bits=4, pixels=20)
+    rows_single = _engine(("rows",), w_bits=4, a_bits=4, pixels=20,
+                          plan=_filter_plan(4, 4, 3, taps=3, acts=2))
+    taps = _engine(("taps",), w_bits=4, a_bits=4, pixels=20)
+    assert isinstance(split.plan, SplitPlan) and split.window_kind == "rows"
+    assert split.macs_per_dsp == pytest.approx(6.0) and split.n_dsps == 8 * 8 * 5 * 2
+    assert split.macs_per_dsp > max(rows_single.macs_per_dsp, taps.macs_per_dsp)
+    assert split.cycles_per_frame() == rows_single.cycles_per_frame()
+

@@ -12,11 +12,13 @@ from sim.streams import run_streams
 from sim.tensors import tensor_to_beats
 
 
-def grouped_frames(x: np.ndarray, pe: int, pixels: int) -> list:
-    """Grouped beats of (N, C, H, W) frames: per row, per group of pixels, per fold, [pixel][lane]."""
+def grouped_frames(x: np.ndarray, pe: int, pixels: int, filler: int = 0) -> list:
+    """Grouped beats of (N, C, H, W) frames: per row, per group of pixels, per fold, [pixel][lane]; the slots
+    of a ragged last group past the width hold ``filler`` (to be dropped)."""
     n, c, h, w = x.shape
-    return [[[int(x[i, f * pe + p, y, g * pixels + j]) for p in range(pe)] for j in range(pixels)]
-            for i in range(n) for y in range(h) for g in range(w // pixels) for f in range(c // pe)]
+    return [[[int(x[i, f * pe + p, y, g * pixels + j]) if g * pixels + j < w else filler for p in range(pe)]
+             for j in range(pixels)]
+            for i in range(n) for y in range(h) for g in range(-(-w // pixels)) for f in range(c // pe)]
 
 
 # (channels, pe, pixels, lanes_out): pe above, equal to and below lanes_out; 1..4 pixels per group
@@ -33,6 +35,29 @@ def test_regroup_two_frames(channels, pe, pixels, lanes_out, stall):
     expected = tensor_to_beats(x, lanes_out)
     run = run_streams(dut, {"i": grouped_frames(x, pe, pixels)}, {"o": len(expected)}, stall=stall,
                       seed=pe * 10 + pixels, max_cycles=40 * len(expected) + 200)
+    assert run.outputs["o"] == expected
+    if stall == 0.0:
+        per_frame = len(expected) // 2
+        interval = run.beat_cycles["o"][2 * per_frame - 1] - run.beat_cycles["o"][per_frame - 1]
+        assert abs(interval - dut.cycles_per_frame()) <= 0.05 * dut.cycles_per_frame()
+
+
+# (channels, pe, pixels, lanes_out, width): the last group of a row holds fewer than pixels real pixels
+RAGGED = [(8, 2, 3, 4, 4), (8, 4, 2, 1, 5), (4, 4, 4, 2, 5), (6, 1, 3, 3, 7), (8, 8, 5, 2, 7), (4, 2, 2, 4, 3)]
+
+
+@pytest.mark.parametrize("channels, pe, pixels, lanes_out, width", RAGGED)
+@pytest.mark.parametrize("stall", [0.0, 0.5])
+def test_regroup_drops_the_ragged_slots(channels, pe, pixels, lanes_out, width, stall):
+    """``pixels`` not dividing the width: the slots past the last column (filled with a marker) never reach
+    the raster output; two frames exact, and the unstalled interval within 5 % of the model."""
+    h = 2
+    dut = GroupToRaster(channels, pe, pixels, lanes_out, 4, height=h, width=width)
+    assert dut.groups == -(-width // pixels) and dut.last_pixels < pixels
+    x = np.random.default_rng(channels + 3 * pixels + width).integers(0, 15, (2, channels, h, width))
+    expected = tensor_to_beats(x, lanes_out)
+    run = run_streams(dut, {"i": grouped_frames(x, pe, pixels, filler=15)}, {"o": len(expected)}, stall=stall,
+                      seed=pixels + width, max_cycles=40 * len(expected) + 200)
     assert run.outputs["o"] == expected
     if stall == 0.0:
         per_frame = len(expected) // 2
@@ -69,7 +94,7 @@ def test_regroup_estimate():
     (dict(pe=3), "channels 8 not divisible by pe 3 in layer 'rg'"),
     (dict(lanes_out=3), "channels 8 not divisible by lanes_out 3"),
     (dict(channels=12, pe=4, lanes_out=6), "pe 4 and lanes_out 6: one must divide the other"),
-    (dict(width=3), "width 3 not divisible by pixels 2"),
+    (dict(width=1), "pixels 2 exceeds the width 1 .pixels may be 1..1."),
     (dict(bits=0), "bits must be a positive integer"),
 ])
 def test_regroup_errors(kwargs, message):

@@ -18,17 +18,19 @@ from sim.tensors import tensor_to_beats
 
 
 def window_beats(x: np.ndarray, k: int, stride: int, pad: int, pixels: int, lanes: int) -> list:
-    """The contract's window beats of one (C, H, W) frame, built straight from the format definition."""
+    """The contract's window beats of one (C, H, W) frame, built straight from the format definition
+    (``ceil(out_w / pixels)`` groups per row; slots past the last output column are zero)."""
     c, h, w = x.shape
-    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad + stride * pixels)))   # room for the ragged slots
     out_h, out_w = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
     beats = []
     for y in range(out_h):
-        for g in range(out_w // pixels):
+        for g in range(-(-out_w // pixels)):
             for ky in range(k):
                 for kx in range(k):
                     for chunk in range(c // lanes):
                         beats.append([[int(xp[chunk * lanes + s, y * stride + ky, (g * pixels + j) * stride + kx])
+                                       if g * pixels + j < out_w else 0
                                        for s in range(lanes)] for j in range(pixels)])
     return beats
 
@@ -48,11 +50,12 @@ def test_window_beats_reference_matches_graph_conv():
         np.testing.assert_array_equal(conv, ops.conv2d_int(x[None], weight, stride, pad)[0])
 
 
-def _shape_for(k: int, stride: int, pad: int, pixels: int) -> tuple[int, int]:
-    """The first tiny non-square image giving an output width divisible by ``pixels``."""
-    for h, w in [(4, 5), (5, 4), (5, 6), (6, 5), (6, 6), (5, 7)]:
+def _shape_for(k: int, stride: int, pad: int, pixels: int, ragged: bool = False) -> tuple[int, int]:
+    """The first tiny non-square image giving an output width divisible by ``pixels`` (``ragged``: an output
+    width of at least ``pixels`` that ``pixels`` does not divide)."""
+    for h, w in [(4, 5), (5, 4), (5, 6), (6, 5), (6, 6), (5, 7), (4, 8), (5, 9), (4, 10), (5, 11)]:
         out_h, out_w = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
-        if out_h >= 1 and out_w >= 1 and out_w % pixels == 0:
+        if out_h >= 1 and out_w >= pixels and (out_w % pixels != 0) == ragged:
             return h, w
     raise AssertionError("no tiny shape")
 
@@ -85,6 +88,35 @@ def test_window_exhaustive_configs(k, stride, pad, pixels, lanes):
         f"measured {interval} cycles/frame, model {dut.cycles_per_frame()}"
     stall = (0.3, 0.7)[index % 2]
     _run(dut, rng.integers(0, 8, (2, 2, h, w)), stall, 100 + index)
+
+
+RAGGED = [cfg for cfg in itertools.product([1, 3, 5], [1, 2], [0, "same"], [2, 3])]
+
+
+@pytest.mark.parametrize("k, stride, pad, pixels", RAGGED)
+def test_window_ragged_groups(k, stride, pad, pixels):
+    """``pixels`` not dividing the output width: the last group of a row carries zeros past the last
+    column; exact for 2 frames unstalled (interval within 5 % of the model) and under stalls."""
+    index = RAGGED.index((k, stride, pad, pixels))
+    h, w = _shape_for(k, stride, k // 2 if pad == "same" else 0, pixels, ragged=True)
+    lanes = 1 + index % 2
+    dut = SlidingWindow(2, h, w, k, stride, pad, lanes, pixels, bits=3)
+    assert dut.out_width % pixels and dut.groups == -(-dut.out_width // pixels)
+    rng = np.random.default_rng(200 + index)
+    frames = rng.integers(1, 8, (2, 2, h, w))   # no zero codes: a leaked column would show
+    run = _run(dut, frames, 0.0, index)
+    per_frame = dut.out_beats
+    interval = run.beat_cycles["o"][2 * per_frame - 1] - run.beat_cycles["o"][per_frame - 1]
+    assert abs(interval - dut.cycles_per_frame()) <= 0.05 * dut.cycles_per_frame(), \
+        f"measured {interval} cycles/frame, model {dut.cycles_per_frame()}"
+    _run(dut, rng.integers(1, 8, (2, 2, h, w)), (0.3, 0.7)[index % 2], 300 + index)
+
+
+def test_window_ragged_cycles():
+    """The cycle model counts ceil(out_w / pixels) groups per row: UltraNet's first layer at 6 pixels."""
+    dut = SlidingWindow(3, 160, 320, 3, 1, "same", lanes=3, pixels=6, bits=8)
+    assert (dut.groups, dut.last_pixels) == (54, 2)
+    assert dut.out_beats == 160 * 54 * 9 == dut.cycles_per_frame()
 
 
 def test_window_wide_random():
@@ -133,7 +165,7 @@ def test_window_estimate():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(channels=6, lanes=4), "channels 6 not divisible by lanes 4 in layer 'convX'"),
-    (dict(width=5, pixels=2), "output width 5 not divisible by pixels 2"),
+    (dict(width=5, pixels=6), "pixels 6 exceeds the output width 5 .pixels may be 1..5."),
     (dict(k=3, pad=3), "pad 3 must be smaller than the kernel 3"),
     (dict(stride=3), "stride must be 1 or 2"),
     (dict(k=5, pad=0, height=4), "smaller than the kernel 5"),
@@ -154,11 +186,13 @@ def test_window_converts_to_rtlil(k, stride, pixels):
     assert "memory" in text or "$mem" in text
 
 
-@pytest.mark.parametrize("k, stride, pixels", [(3, 1, 2), (5, 2, 1), (5, 1, 3)])
-def test_window_padded_taps_stay_inside_the_banks(k, stride, pixels):
-    """Compiled (CXXRTL asserts on an out-of-bounds memory read): padded taps at the left and right edges
-    must not address past a bank, though their data is masked; the beats are exact under stalls."""
-    h, w = _shape_for(k, stride, k // 2, pixels)
+@pytest.mark.parametrize("k, stride, pixels, ragged", [(3, 1, 2, False), (5, 2, 1, False), (5, 1, 3, False),
+                                                      (3, 2, 3, True), (5, 1, 4, True)])
+def test_window_padded_taps_stay_inside_the_banks(k, stride, pixels, ragged):
+    """Compiled (CXXRTL asserts on an out-of-bounds memory read): padded taps at the left and right edges,
+    and the slots of a ragged last group past the last column, must not address past a bank, though their
+    data is masked; the beats are exact under stalls."""
+    h, w = _shape_for(k, stride, k // 2, pixels, ragged)
     dut = SlidingWindow(2, h, w, k, stride, "same", 1, pixels, bits=3)
     frames = np.random.default_rng(k * 10 + pixels).integers(0, 8, (2, 2, h, w))
     expected = [b for x in frames for b in window_beats(x, k, stride, k // 2, pixels, 1)]

@@ -16,7 +16,7 @@ from mixq_hw.packing import (Field, Plan, check, density_table, emulate_batch, e
                              max_depth, plan, plans)
 from mixq_hw.packing.__main__ import main
 from mixq_hw.packing.layout import act_range, weight_range
-from mixq_hw.packing.planner import BIT_WIDTHS, KERNEL_SIZES, MIXQ_PUBLISHED
+from mixq_hw.packing.planner import BIT_WIDTHS, KERNEL_SIZES, MIXQ_PUBLISHED, best_plan
 
 EXHAUSTIVE_MAX = 200_000
 ENTRIES = [(w, a, k) for k in KERNEL_SIZES for w in BIT_WIDTHS for a in BIT_WIDTHS]
@@ -139,10 +139,13 @@ def test_bad_arguments_raise_value_error_naming_the_value(call, message):
 # Why some published figures are out of reach of any exact one-layout plan (see the report in
 # benchmarks/results/packing.md).  MixQ's shipped lookup for these entries:
 SPLIT = ("MixQ splits the weight or activation into two digits and runs two multiplies per MAC (its w_sep/a_sep); "
-         "a Plan is one layout per multiply, so digit splitting is outside this planner")
+         "a Plan is one layout per multiply: best_plan's digit-split plans reach it (tests/test_packing_split.py)")
+OUT_OF_REACH = ("MixQ splits the 8-bit weight into two 4-bit digits; exact digits of the 255 narrow codes need a "
+                "digit of magnitude 8, whose layouts reach 9 MACs per multiply at a2 3x3, not 12 "
+                "(tests/test_packing_split.py::test_w8a2_3x3_is_out_of_exact_reach)")
 UNREACHED = {
     (3, 4, 3): SPLIT, (4, 3, 3): SPLIT, (6, 2, 3): SPLIT, (6, 7, 3): SPLIT, (6, 8, 3): SPLIT, (7, 6, 3): SPLIT,
-    (7, 7, 3): SPLIT, (7, 8, 3): SPLIT, (8, 2, 3): SPLIT, (8, 6, 3): SPLIT, (8, 7, 3): SPLIT,
+    (7, 7, 3): SPLIT, (7, 8, 3): SPLIT, (8, 2, 3): OUT_OF_REACH, (8, 6, 3): SPLIT, (8, 7, 3): SPLIT,
 }
 # Entries that reach MixQ's figure only with the activation word in the port's sign bit, corrected through C
 # (act_sign_bit); before that correction they were below it.  (8, 5, 3) was a digit-split entry: its
@@ -255,11 +258,19 @@ def geometry(p: Plan) -> tuple:
 def test_density_table_rows():
     rows = density_table((1, 3))
     assert len(rows) == 98
-    keys = {"w", "a", "k", "macs_per_dsp", "kind", "depth", "weight_port", "overlap", "correction", "act_sign_bit"}
+    keys = {"w", "a", "k", "macs_per_dsp", "kind", "depth", "weight_port", "overlap", "correction", "act_sign_bit",
+            "split", "dsps", "single_macs_per_dsp"}
     assert all(keys <= set(r) for r in rows)
-    r = next(r for r in rows if (r["w"], r["a"], r["k"]) == (4, 4, 3))
-    p = plan(4, 4, 3)
-    assert (r["macs_per_dsp"], r["depth"], r["kind"], r["overlap"]) == (p.macs_per_dsp, p.depth, p.kind, p.overlap)
+    by = {(r["w"], r["a"], r["k"]): r for r in rows}
+    for entry, r in by.items():      # the table's density is best_plan's; single plans ride along
+        best = best_plan(*entry)
+        assert (r["macs_per_dsp"], r["depth"], r["kind"], r["overlap"]) == (best.macs_per_dsp, best.depth, best.kind,
+                                                                             best.overlap)
+        assert r["single_macs_per_dsp"] == macs_per_dsp(*entry)
+        assert (r["dsps"] == 2) == (r["split"] is not None) == (r["macs_per_dsp"] > r["single_macs_per_dsp"])
+    assert by[(4, 4, 3)]["split"] == "act" and by[(8, 7, 3)]["split"] == "weight" and by[(2, 2, 3)]["split"] is None
+    single = {(r["w"], r["a"], r["k"]): r for r in density_table((3,), split=False)}
+    assert all(r["split"] is None and r["macs_per_dsp"] == macs_per_dsp(*e) for e, r in single.items())
 
 
 def test_package_api():
@@ -273,7 +284,10 @@ def test_cli_table_json(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 98
     assert all({"w", "a", "k", "macs_per_dsp"} <= set(r) for r in rows)
-    assert {(r["w"], r["a"], r["k"]): r["macs_per_dsp"] for r in rows}[(4, 4, 1)] == macs_per_dsp(4, 4, 1)
+    got = {(r["w"], r["a"], r["k"]): r for r in rows}
+    assert got[(4, 4, 1)]["macs_per_dsp"] == macs_per_dsp(4, 4, 1)
+    assert got[(8, 7, 3)]["macs_per_dsp"] == best_plan(8, 7, 3).macs_per_dsp == 3
+    assert got[(8, 7, 3)]["single_macs_per_dsp"] == macs_per_dsp(8, 7, 3) == 2
 
 
 def test_cli_table_text(capsys):
@@ -282,11 +296,16 @@ def test_cli_table_text(capsys):
     for k in KERNEL_SIZES:
         assert f"k={k}: exact MACs per DSP48E2 per cycle" in out
     row_w2 = next(line for line in out.splitlines() if line.strip().startswith("2 "))
-    assert row_w2.split()[1:] == [f"{macs_per_dsp(2, a, 1):.3g}" for a in BIT_WIDTHS]
+    assert row_w2.split()[1:] == [f"{best_plan(2, a, 1).macs_per_dsp:.3g}" for a in BIT_WIDTHS]
+    assert " a:K5x2/1 " in out                      # w2a7 1x1: activation digits, 2 DSPs
+    assert main(["--table", "--single", "--k", "1"]) == 0
+    out = capsys.readouterr().out
+    row_w2 = next(line for line in out.splitlines() if line.strip().startswith("2 "))
+    assert row_w2.split()[1:] == [f"{macs_per_dsp(2, a, 1):.3g}" for a in BIT_WIDTHS] and " a:" not in out
 
 
 def test_cli_plan_explains_bit_maps(capsys):
-    assert main(["--plan", "4", "4", "3"]) == 0
+    assert main(["--plan", "4", "4", "3", "--single"]) == 0
     out = capsys.readouterr().out
     p = plan(4, 4, 3)
     maps = {line.split()[0]: line.split()[1] for line in out.splitlines()
@@ -314,12 +333,30 @@ def test_cli_errors_and_help(capsys):
 def test_cli_synth_delegates(capsys, monkeypatch):
     fake = types.ModuleType("mixq_hw.packing.synth")
     calls = []
-    fake.synth_core = lambda w, a, k: calls.append((w, a, k)) or {"dsp48e2": 1, "lut": 123, "ff": 456}
+    fake.synth_core = lambda w, a, k, **kw: calls.append((w, a, k, kw)) or {"dsp48e2": 1, "lut": 123, "ff": 456}
     monkeypatch.setitem(sys.modules, "mixq_hw.packing.synth", fake)
     monkeypatch.setattr(packing, "synth", fake, raising=False)
-    assert main(["--synth", "4", "4", "3", "--json"]) == 0
+    assert main(["--synth", "2", "2", "3", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"dsp48e2": 1, "lut": 123, "ff": 456}
-    assert calls == [(4, 4, 3)]
+    assert main(["--synth", "4", "4", "3", "--single"]) == 0
+    assert "lut: 123" in capsys.readouterr().out
+    assert main(["--synth", "4", "4", "3"]) == 0     # best_plan is a digit split: its SplitMAC
+    assert calls == [(2, 2, 3, {}), (4, 4, 3, {}), (4, 4, 3, {"plan": best_plan(4, 4, 3)})]
+
+
+def test_cli_plan_explains_a_split(capsys):
+    sp = best_plan(8, 7, 3)
+    assert main(["--plan", "8", "7", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("plan w8a7 k=3: weight digit split of filter packing on 2 DSP48E2s, 3 useful MACs")
+    words = " ".join(out.split())
+    assert "hi = w / 2**4 rounded to nearest" in words and "hi in [-8, 8], lo in [-8, 7]" in words
+    for f, fld in enumerate(sp.fields):
+        assert f"field {f} = (hi field {f} << 4) + lo field {f}: signed {fld.width} bits" in out
+    assert "plan w5a7 k=3: filter packing" in out           # the digit layout's own bit maps follow
+    assert main(["--plan", "8", "7", "3", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert (d["operand"], d["shift"], d["rounding"], d["dsps"], d["hi"]["w_max"]) == ("weight", 4, "round", 2, 8)
 
 
 def test_explain_every_kind_and_correction():

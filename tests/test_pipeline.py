@@ -79,6 +79,10 @@ CASES = {
                                  "c4": LayerFold(6, 2, 2)}),
     "bypass": (bypass_net, {"c1": LayerFold(2, 2, 2), "c4": LayerFold(4, 5, 1)}),
     "linear": (linear_net, {"fc": LayerFold(4, 3, 1)}),
+    # pixels not dividing the output width (8 = 3+3+2, 4 = 3+1): ragged groups through requant, pool,
+    # reorg, the bypass FIFO and the raw output
+    "bypass-ragged": (bypass_net, {"c1": LayerFold(2, 2, 3), "c2": LayerFold(2, 2, 3), "c3": LayerFold(1, 4, 3),
+                                   "c4": LayerFold(4, 5, 3)}),
 }
 
 
@@ -105,6 +109,19 @@ def test_frame_interval_matches_analytic_model(case):
     measured = ends[2] - ends[1]
     analytic = acc.plan.cycles_per_frame()
     assert abs(measured - analytic) <= 0.05 * analytic, (measured, analytic, acc.plan.bottleneck().name)
+
+
+def test_ragged_case_covers_both_windows():
+    """The ragged case has ragged groups in front of a SlidingWindow engine and of RowWindow engines, and
+    its requant/output stages stream whole groups (padded rows) while the raster values keep the real width."""
+    graph = bypass_net(np.random.default_rng(0))
+    plan = plan_stages(graph, CASES["bypass-ragged"][1])
+    ragged = {plan.stage(n).component.window_kind for n in ("c1", "c2", "c3", "c4")}
+    assert ragged == {"taps", "rows"}
+    assert plan.stage("c1.window").component.groups == 3          # 8 columns in groups of 3
+    assert plan.stage("r1a").component.width == 9 and plan.stage("r1a.regroup").component.width == 8
+    assert plan.stage("out.regroup").component.last_pixels == 1    # 4 columns in groups of 3
+    assert plan.out_shape == (5, 4, 4)
 
 
 def test_bypass_fifo_is_sized_from_the_schedule():

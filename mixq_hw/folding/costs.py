@@ -20,7 +20,9 @@ from amaranth.lib.wiring import Out
 
 from ..estimate import Resources
 from ..graph import Graph, Node
-from ..layers.conv_weights import check_conv_config, choose_plan, cores_for, geometry_for_plan, macs_per_cycle
+from ..layers.conv_weights import (check_conv_config, choose_plan, cores_for, dsps_per_core, frame_cycles,
+                                   geometry_for_plan)
+from ..packing.lut_core import lut_core_estimate
 from ..pipeline import LayerFold, Stage, _Builder, _Value
 from .spec import check_folding, layer_candidates
 
@@ -201,7 +203,8 @@ class NodeCosts:
         else:
             engine = next(s for s in own.stages if s.name == node.name)
             real = (engine.cycles, engine.resources.dsp)
-        self._windows = next((option for option, f in figures.items() if f == real), WINDOW_OPTIONS[0])
+        self._windows = next((option for option, f in figures.items() if f is not None and f[:2] == real),
+                             WINDOW_OPTIONS[0])
         return self._windows
 
     def folding(self, folding: Mapping[str, LayerFold]) -> FoldingCost:
@@ -224,13 +227,16 @@ class NodeCosts:
         return {c.cycles for c in self._cache.values() if isinstance(c, NodeCost)}
 
 
-def engine_figures(graph: Graph, node: Node, fold: LayerFold, windows: tuple[str, ...]) -> tuple[int, int]:
-    """``(cycles, DSPs)`` of the ConvEngine of conv/linear ``node`` under ``fold``, without building it.
+def engine_figures(graph: Graph, node: Node, fold: LayerFold, windows: tuple[str, ...]) -> tuple[int, int, int]:
+    """``(cycles, DSPs, core LUTs)`` of the ConvEngine of conv/linear ``node`` under ``fold``, without building it.
 
     From the engine's own plain-Python helpers (configuration check, packing-plan choice among the
-    ``windows`` input formats, ``macs_per_cycle``, ``cores_for``): cycles = MACs / MACs per cycle.
-    The search orders and bounds candidates with these; the stages it keeps are always built for
-    real.  ValueError (naming the layer) if the engine rejects the fold.
+    ``windows`` input formats, ``frame_cycles``, ``cores_for``): cycles = MACs / MACs per cycle when
+    ``pixels`` divides the output width, more with ragged groups.
+    With LUT multipliers (``fold.multiplier == "lut"``) DSPs are 0 and core LUTs the LUT cores'
+    estimate (a lower bound on the engine's LUTs); with DSPs core LUTs are 0.  The search orders and
+    bounds candidates with these; the stages it keeps are always built for real.  ValueError
+    (naming the layer) if the engine rejects the fold.
     """
     a = node.attrs
     if node.op == "linear":
@@ -243,6 +249,11 @@ def engine_figures(graph: Graph, node: Node, fold: LayerFold, windows: tuple[str
         stride = a["stride"]
     geo = check_conv_config(weight, w_bits=a["w_bits"], a_bits=a["a_bits"], simd=fold.simd, pe=fold.pe,
                             pixels=fold.pixels, name=node.name, **dims)
-    plan = choose_plan(geo, a["w_bits"], a["a_bits"], node.name, stride=stride, windows=windows)
+    plan = choose_plan(geo, a["w_bits"], a["a_bits"], node.name, stride=stride, windows=windows,
+                       multiplier=fold.multiplier)
     geo = geometry_for_plan(geo, plan)
-    return round(graph.node_macs(node.name) / macs_per_cycle(geo)), cores_for(plan, geo)
+    out_size = (1, 1) if node.op == "linear" else graph.value_info(node.name).shape[1:]
+    cycles, cores = frame_cycles(geo, out_size), cores_for(plan, geo)
+    if plan.multiplier == "lut":
+        return cycles, 0, cores * lut_core_estimate(plan, min(plan.depth, geo.beats_per_fold))[0]
+    return cycles, cores * dsps_per_core(plan), 0      # a digit-split core (SplitMAC) is 2 DSP48E2s

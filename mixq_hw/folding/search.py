@@ -13,11 +13,13 @@ chosen again, so a DSP-bound design trades DSPs for LUTs or BRAM and back.
 
 Targets: every fold's engine interval (:func:`~mixq_hw.folding.costs.engine_figures`,
 the engine's own plain-Python figures), later also every stage cycle count met.
-The search starts at the first target whose packed multipliers alone fit the
-DSP budget, gallops up by the last overflow until a target fits, then bisects.
-Per layer, the folds whose engine meets ``T`` (and is at most ``SPAN`` times
-faster) are visited by increasing engine DSPs, and the visit stops once the DSPs alone score more than the best fold
-found (a branch and bound); every fold kept is built for real through
+The search starts at the first target whose multipliers alone can fit the
+DSP and LUT budgets (:meth:`_Search.floor_failure`), gallops up by the last
+overflow until a target fits, then bisects.  Per layer, the folds whose engine
+meets ``T`` (and is at most ``SPAN`` times faster) are visited by the score of
+their multipliers alone (engine DSPs, or the LUT cores' LUTs of a fold on LUT
+multipliers, ``LayerFold.multiplier == "lut"``), and the visit stops once that
+bound scores more than the best fold found (a branch and bound); every fold kept is built for real through
 :class:`~mixq_hw.folding.costs.NodeCosts` (cached), and the result is planned
 with ``plan_stages`` and checked against the model.
 
@@ -32,7 +34,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 from ..estimate import Resources
 from ..graph import Graph, Node
@@ -40,7 +42,7 @@ from ..pipeline import LayerFold, PipelinePlan, plan_stages
 from .budget import (KEYS, RESOURCE_NAMES, FoldingResult, OverBudgetError, as_resources, over_budget,
                      over_budget_message)
 from .costs import NodeCost, NodeCosts, StreamFormat, engine_figures
-from .spec import fold_layers, layer_candidates
+from .spec import MULTIPLIERS, fold_layers, layer_candidates
 
 __all__ = ["choose_folding", "check_budget", "SPAN"]
 
@@ -56,6 +58,21 @@ _START_WEIGHTS = {"dsp": 1.0, "lut": 0.25, "ff": 0.25, "bram36": 0.25}
 SPAN = 4
 #: At most this many target intervals are tried.
 _MAX_TARGETS = 40
+#: LUT-multiplier folds a layer keeps: those that fewer than this many others beat on both engine cycles
+#: and LUT-core LUTs.  A LUT fold's other stages (window, requant ...) are the same as a DSP fold's of
+#: its simd/pe/pixels, so its cores decide; without the cut every LUT fold within a target would be
+#: built (their multipliers' bound prunes far less than DSP counts do).
+LUT_FRONT = 3
+
+
+def _front(rows: list[tuple[int, int, int, LayerFold]], keep: int) -> list[tuple[int, int, int, LayerFold]]:
+    """The rows ``(dsps, luts, -cycles, fold)`` that fewer than ``keep`` kept rows dominate (fewer or
+    equal LUTs and cycles), visiting by LUTs then cycles."""
+    kept: list[tuple[int, int, int, LayerFold]] = []
+    for row in sorted(rows, key=lambda r: (r[1], -r[2])):
+        if sum(1 for k in kept if -k[2] <= -row[2]) < keep:
+            kept.append(row)
+    return kept
 
 
 @dataclass
@@ -79,7 +96,8 @@ class _Assignment:
 class _Search:
     """State of one search: candidates, regions, caches."""
 
-    def __init__(self, graph: Graph, limit: Resources, out_lanes: int | None, progress):
+    def __init__(self, graph: Graph, limit: Resources, out_lanes: int | None, progress,
+                 multipliers: tuple[str, ...] = ("dsp",)):
         self.graph, self.limit, self.progress = graph, limit, progress
         self.costs = NodeCosts(graph, out_lanes=out_lanes)
         self.layers = fold_layers(graph)
@@ -95,36 +113,62 @@ class _Search:
             if len(owners) == 1 and None not in owners:
                 self.owner[node.name] = owners.pop()
         self.region = {n.name: [m for m in graph if self.owner.get(m.name) == n.name] for n in self.layers}
-        #: per layer: (engine DSPs, -engine cycles, fold), cheapest first; folds the engine rejects are left out
-        self.candidates: dict[str, list[tuple[int, int, LayerFold]]] = {}
+        #: per layer: (engine DSPs, LUT-core LUTs, -engine cycles, fold), fewest DSPs first; folds the engine
+        #: rejects are left out
+        self.candidates: dict[str, list[tuple[int, int, int, LayerFold]]] = {}
         #: engine cycles per (layer, fold): the stage cycles of a fold are at least this
         self.ideal: dict[tuple[str, LayerFold], int] = {}
         windows = self.costs.engine_windows()
         for node in self.layers:
             rows, reason = [], ""
-            for fold in layer_candidates(graph, node):
+            for fold in layer_candidates(graph, node, multipliers):
                 try:
-                    cycles, dsps = engine_figures(graph, node, fold, windows)
+                    cycles, dsps, luts = engine_figures(graph, node, fold, windows)
                 except ValueError as err:
                     reason = reason or str(err)
                     continue
                 self.ideal[(node.name, fold)] = cycles
-                rows.append((dsps, -cycles, fold))
+                rows.append((dsps, luts, -cycles, fold))
             if not rows:
                 raise ValueError(f"layer {node.name!r}: the conv engine accepts none of its foldings "
                                  f"(e.g. {LayerFold()}: {reason})")
-            self.candidates[node.name] = sorted(rows, key=lambda r: (r[0], r[1]))
+            rows = [r for r in rows if r[3].multiplier != "lut"] + \
+                _front([r for r in rows if r[3].multiplier == "lut"], LUT_FRONT)
+            self.candidates[node.name] = sorted(rows, key=lambda r: (r[0], r[1], r[2]))
         #: the largest engine interval of each layer
-        self.slowest = {n.name: max(-c for _, c, _ in self.candidates[n.name]) for n in self.layers}
+        self.slowest = {n.name: max(-c for _, _, c, _ in self.candidates[n.name]) for n in self.layers}
         self._regions: dict[tuple[str, StreamFormat], tuple[dict[str, NodeCost], Resources, int] | None] = {}
 
     def dsp_floor(self, target: int) -> int:
         """A lower bound on the DSPs of any folding within ``target``: the packed multipliers alone
-        (more than the budget when some layer has no fold that fast)."""
+        (more than the budget when some layer has no fold that fast; 0 when LUT folds are allowed)."""
         total = 0
         for name, rows in self.candidates.items():
-            total += min((d for d, c, _ in rows if -c <= target), default=self.limit.dsp + 1)
+            total += min((d for d, _, c, _ in rows if -c <= target), default=self.limit.dsp + 1)
         return total
+
+    #: Mixes of the DSP and LUT budget shares that :meth:`floor_failure` tries.
+    _MIXES = (1.0, 0.75, 0.5, 0.25, 0.0)
+
+    def floor_failure(self, target: int) -> str:
+        """Why no folding within ``target`` can fit from the multipliers alone ("" when it may fit).
+
+        For each mix ``m``, every fold costs at least ``m * DSPs / DSP budget + (1 - m) * LUT-core LUTs /
+        LUT budget``; if the cheapest fold of every layer sums to more than 1, DSPs or LUTs overflow
+        (a Lagrangian lower bound; with DSP folds only it is the DSP floor).
+        """
+        dsp_cap, lut_cap = max(self.limit.dsp, 1e-9), max(self.limit.lut, 1e-9)
+        for mix in self._MIXES:
+            total = 0.0
+            for rows in self.candidates.values():
+                total += min((mix * d / dsp_cap + (1 - mix) * lut / lut_cap for d, lut, c, _ in rows
+                              if -c <= target), default=math.inf)
+            if total > 1 + 1e-12:
+                if mix == 1.0:
+                    return f"needs at least {self.dsp_floor(target)} DSPs for the multipliers alone"
+                return (f"the multipliers alone need more than the DSP and LUT budgets allow ({mix:g} x DSP "
+                        f"share + {1 - mix:g} x LUT share >= {total:.2f})")
+        return ""
 
     # ---- costs ---------------------------------------------------------------------------------
 
@@ -162,11 +206,14 @@ class _Search:
         """The lowest-scoring fold of ``node`` whose stages and region all run within ``target`` cycles."""
         best, best_score = None, math.inf
         dsp_weight = weights["dsp"] / self.limit.dsp if self.limit.dsp else 1e9
+        lut_weight = weights["lut"] / self.limit.lut if self.limit.lut else 1e9
         floor = min(target, self.slowest[node.name]) / SPAN
-        for dsps, minus_cycles, fold in self.candidates[node.name]:
-            if not floor <= -minus_cycles <= target:
-                continue
-            if dsp_weight * dsps >= best_score:
+        # a fold's score is at least its multipliers' share: visit folds by that bound, stop past the best
+        bounded = sorted(((dsp_weight * dsps + lut_weight * luts, minus_cycles, fold)
+                          for dsps, luts, minus_cycles, fold in self.candidates[node.name]
+                          if floor <= -minus_cycles <= target), key=lambda r: r[:2])
+        for bound, _, fold in bounded:
+            if bound >= best_score:
                 break
             try:
                 own = self.costs.node(node, fold, inputs)
@@ -216,13 +263,14 @@ class _Search:
     def feasible(self, target: int) -> _Assignment:
         """The cheapest assignment within ``target`` that fits, re-weighting overflowing resources."""
         weights = dict(_START_WEIGHTS)
-        floor = self.dsp_floor(target)
-        if floor > self.limit.dsp:
-            result = _Assignment({}, Resources(), target, f"needs at least {floor} DSPs for the multipliers alone")
+        floor = self.floor_failure(target)
+        if floor:
+            result = _Assignment({}, Resources(), target, floor)
             if self.progress:
                 self.progress(f"T={target:,}: {result.failure}")
             return result
         closest = None             # the round that overflowed least
+        damping, last_over = 1.0, None
         for _ in range(_WEIGHT_ROUNDS):
             result = self.assign(target, weights)
             if result.failure:
@@ -235,11 +283,16 @@ class _Search:
             result.overflow = min(2.0, max(1.01, *(u / b if b else 2.0 for u, b in over.values())))
             if closest is None or result.overflow < closest.overflow:
                 closest = result
-            # a multiplicative (Lagrangian) step: overflowing resources cost more, ones with slack less
+            # a multiplicative (Lagrangian) step: overflowing resources cost more, ones with slack less.
+            # When the overflow moves to other resources (e.g. all layers flip from DSPs to LUT multipliers
+            # and back) the steps halve, bisecting the weights' ratio towards a mixed choice.
+            if last_over is not None and set(over) != last_over:
+                damping /= 2
+            last_over = set(over)
             for k in KEYS:
                 used, cap = getattr(result.resources, k), getattr(self.limit, k)
                 share = used / cap if cap else (2.0 if used else 0.0)
-                weights[k] *= min(_WEIGHT_STEP, max(0.5, share ** 8))
+                weights[k] *= min(_WEIGHT_STEP, max(0.5, share ** 8)) ** damping
         if result.failure and closest is not None:
             result = closest
         if self.progress:
@@ -249,11 +302,14 @@ class _Search:
 
 
 def choose_folding(graph: Graph, budget: Resources, *, clock_mhz: float = 300.0, utilization: float = 1.0,
-                   progress: Callable[[str], None] | None = None, out_lanes: int | None = None) -> FoldingResult:
+                   progress: Callable[[str], None] | None = None, out_lanes: int | None = None,
+                   multipliers: Sequence[str] = MULTIPLIERS) -> FoldingResult:
     """The folding with the most frames per second whose estimated DSP/LUT/FF/BRAM fit ``budget * utilization``.
 
     ``budget``: a Resources (or anything with dsp/lut/ff/bram36, e.g. ``boards.Budget``); all four
-    are checked.  ``progress(message)`` is called once per target interval tried and at the end.
+    are checked.  ``multipliers``: the kinds a layer may use (``"dsp"`` packed DSP48E2s, ``"lut"``
+    shift-and-add LUT cores); with both, layers move to LUTs where DSPs run out and LUTs are left.
+    ``progress(message)`` is called once per target interval tried and at the end.
     OverBudgetError (naming the resources the smallest folding overflows) if no folding found fits.
     """
     if not 0 < utilization <= 1:
@@ -264,7 +320,10 @@ def choose_folding(graph: Graph, budget: Resources, *, clock_mhz: float = 300.0,
     full = as_resources(budget)
     limit = Resources(dsp=math.floor(full.dsp * utilization), lut=math.floor(full.lut * utilization),
                       ff=math.floor(full.ff * utilization), bram36=math.floor(2 * full.bram36 * utilization) / 2)
-    search = _Search(graph, limit, out_lanes, progress)
+    multipliers = tuple(multipliers)
+    if not multipliers or any(m not in MULTIPLIERS for m in multipliers):
+        raise ValueError(f"multipliers {multipliers!r} must be a non-empty subset of {MULTIPLIERS}")
+    search = _Search(graph, limit, out_lanes, progress, multipliers)
     tried: dict[int, _Assignment] = {}
 
     def attempt(target: int) -> bool:
@@ -283,7 +342,7 @@ def choose_folding(graph: Graph, budget: Resources, *, clock_mhz: float = 300.0,
     lo, hi = 0, len(targets) - 1
     while lo < hi:
         mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if search.dsp_floor(targets[mid]) <= limit.dsp else (mid + 1, hi)
+        lo, hi = (lo, mid) if not search.floor_failure(targets[mid]) else (mid + 1, hi)
     failed = targets[lo - 1] if lo else 0          # largest target known not to fit
     guess, galloping = targets[lo], True
     values = set(targets)

@@ -4,7 +4,8 @@ A folding maps every conv/linear layer of a Graph to a :class:`~mixq_hw.pipeline
 (``simd`` input lanes, ``pe`` output lanes, ``pixels`` output pixels per group).  The
 constraints are the ConvEngine's (``mixq_hw.layers.conv_weights.check_conv_config``):
 ``simd`` divides the input channels (``in_features`` for linear), ``pe`` the output
-channels, ``pixels`` the output width (1 for linear), and a depthwise layer has
+channels, ``pixels`` is at most the output width (1 for linear; it need not divide
+the width: the last pixel group of a row may be ragged), and a depthwise layer has
 ``pe == simd``.  Checking them here, before any hardware is built, gives one clear
 error naming the layer, the value and the rule.
 """
@@ -20,10 +21,12 @@ from ..graph import Graph, Node
 from ..pipeline import LayerFold
 
 __all__ = ["FoldingError", "check_folding", "load_folding", "save_folding", "layer_candidates",
-           "fold_layers", "FOLD_KEYS"]
+           "fold_layers", "FOLD_KEYS", "MULTIPLIERS"]
 
-#: The keys of one layer's entry in a folding file.
+#: The integer keys of one layer's entry in a folding file.
 FOLD_KEYS = ("simd", "pe", "pixels")
+#: A layer's multiplier kinds (the optional ``"multiplier"`` key of an entry, default ``"dsp"``).
+MULTIPLIERS = ("dsp", "lut")
 
 
 class FoldingError(ValueError):
@@ -39,6 +42,19 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
+#: The largest ``pixels`` the candidates offer that does not divide the output width (ragged groups);
+#: it keeps the candidate list small: a 320-wide layer gets 31 pixel values, not 320.
+MAX_RAGGED_PIXELS = 32
+
+
+def _pixel_options(width: int) -> list[int]:
+    """Candidate ``pixels`` for an output ``width``: its divisors, and up to MAX_RAGGED_PIXELS the smallest
+    ``pixels`` of every group count ``ceil(width / pixels)`` (a larger one has the same cycles, more lanes)."""
+    ragged = {p for p in range(1, min(width, MAX_RAGGED_PIXELS) + 1)
+              if p == 1 or -(-width // p) < -(-width // (p - 1))}
+    return sorted(ragged | set(_divisors(width)))
+
+
 def _limits(graph: Graph, node: Node) -> dict[str, Any]:
     """What each lane count of ``node`` must divide, and whether it is depthwise."""
     a = node.attrs
@@ -51,14 +67,19 @@ def _limits(graph: Graph, node: Node) -> dict[str, Any]:
             "pixels": ("output width", out_w), "depthwise": depthwise}
 
 
-def layer_candidates(graph: Graph, node: Node | str) -> list[LayerFold]:
-    """Every folding the ConvEngine accepts for one conv/linear layer (before packing-plan checks)."""
+def layer_candidates(graph: Graph, node: Node | str, multipliers: tuple[str, ...] = ("dsp",)) -> list[LayerFold]:
+    """Every folding the ConvEngine accepts for one conv/linear layer (before packing-plan checks), for each
+    of the ``multipliers`` kinds (``"dsp"``, ``"lut"``)."""
     node = graph.node(node) if isinstance(node, str) else node
+    bad = [m for m in multipliers if m not in MULTIPLIERS]
+    if bad:
+        raise ValueError(f"multipliers {bad} are not among {MULTIPLIERS}")
     lim = _limits(graph, node)
-    simds, pes, pixels = (_divisors(lim[key][1]) for key in FOLD_KEYS)
+    simds, pes = _divisors(lim["simd"][1]), _divisors(lim["pe"][1])
+    pixels = _pixel_options(lim["pixels"][1])
     if lim["depthwise"]:
-        return [LayerFold(s, s, x) for s in simds for x in pixels]
-    return [LayerFold(s, p, x) for s in simds for p in pes for x in pixels]
+        return [LayerFold(s, s, x, m) for m in multipliers for s in simds for x in pixels]
+    return [LayerFold(s, p, x, m) for m in multipliers for s in simds for p in pes for x in pixels]
 
 
 def check_folding(graph: Graph, folding: Mapping[str, LayerFold], *, where: str = "") -> dict[str, LayerFold]:
@@ -85,9 +106,16 @@ def check_folding(graph: Graph, folding: Mapping[str, LayerFold], *, where: str 
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise FoldingError(f"{prefix}layer {name!r}: {key} {value!r} must be a positive integer")
             what, total = lim[key]
-            if total % value:
+            if key == "pixels":
+                if value > total:
+                    raise FoldingError(f"{prefix}layer {name!r}: pixels {value} exceeds the {what} {total} "
+                                       f"(pixels may be 1..{total}; it need not divide it)")
+            elif total % value:
                 raise FoldingError(f"{prefix}layer {name!r}: {key} {value} does not divide the {what} {total} "
                                    f"({key} must divide it; options: {_divisors(total)})")
+        if fold.multiplier not in MULTIPLIERS:
+            raise FoldingError(f"{prefix}layer {name!r}: multiplier {fold.multiplier!r} must be one of "
+                               f"{', '.join(MULTIPLIERS)}")
         if lim["depthwise"] and fold.pe != fold.simd:
             raise FoldingError(f"{prefix}layer {name!r} is depthwise: pe {fold.pe} must equal simd {fold.simd} "
                                f"(a lane is one channel)")
@@ -97,7 +125,8 @@ def check_folding(graph: Graph, folding: Mapping[str, LayerFold], *, where: str 
 def load_folding(path: str | PathLike, graph: Graph) -> dict[str, LayerFold]:
     """Read a folding file (JSON ``{"layer": {"simd": 8, "pe": 16, "pixels": 2}}``) and check it against ``graph``.
 
-    Missing keys of an entry default to 1; layers not in the file get the unit fold.
+    Missing keys of an entry default to 1 (``"multiplier"``, ``"dsp"`` or ``"lut"``, to ``"dsp"``); layers
+    not in the file get the unit fold.
     """
     path = Path(path)
     try:
@@ -114,11 +143,16 @@ def load_folding(path: str | PathLike, graph: Graph) -> dict[str, LayerFold]:
         if not isinstance(entry, dict):
             raise FoldingError(f"{path}: layer {name!r}: entry must be an object like "
                                f'{{"simd": 8, "pe": 16, "pixels": 2}}, got {entry!r}')
-        unknown = sorted(set(entry) - set(FOLD_KEYS))
+        unknown = sorted(set(entry) - set(FOLD_KEYS) - {"multiplier"})
         if unknown:
-            raise FoldingError(f"{path}: layer {name!r}: unknown key(s) {unknown}; allowed: {', '.join(FOLD_KEYS)}")
+            raise FoldingError(f"{path}: layer {name!r}: unknown key(s) {unknown}; allowed: {', '.join(FOLD_KEYS)}, "
+                               f"multiplier")
         for key, value in entry.items():
-            if not isinstance(value, int) or isinstance(value, bool):
+            if key == "multiplier":
+                if value not in MULTIPLIERS:
+                    raise FoldingError(f"{path}: layer {name!r}: multiplier {value!r} must be one of "
+                                       f"{', '.join(repr(m) for m in MULTIPLIERS)}")
+            elif not isinstance(value, int) or isinstance(value, bool):
                 raise FoldingError(f"{path}: layer {name!r}: {key} {value!r} must be a positive integer")
         folding[name] = LayerFold(**entry)
     return check_folding(graph, folding, where=str(path))

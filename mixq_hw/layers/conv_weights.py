@@ -39,6 +39,7 @@ state between groups.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -46,11 +47,13 @@ from typing import Sequence
 import numpy as np
 
 from mixq_hw.packing import plans
-from mixq_hw.packing.layout import Plan, act_range, weight_range
+from mixq_hw.packing.layout import MULTIPLIERS, Plan, act_range, lut_plan, weight_range
+from mixq_hw.packing.split import SplitPlan, split_plans
 
 __all__ = ["ConvGeometry", "CoreWiring", "WINDOW_KINDS", "check_conv_config", "signed_bits", "choose_plan",
            "field_slots", "filter_positions", "geometry_for_plan", "plan_window_kind", "cores_for",
-           "macs_per_cycle", "core_wiring", "weight_rom_words"]
+           "macs_per_cycle", "core_wiring", "weight_rom_words", "lut_layer_plan", "dot_wiring", "groups_per_frame",
+           "frame_cycles", "dsps_per_core"]
 
 #: Input formats the engine reads: SlidingWindow tap beats, RowWindow row beats.
 WINDOW_KINDS = ("taps", "rows")
@@ -143,6 +146,17 @@ def check_conv_config(weight: np.ndarray, *, w_bits: int, a_bits: int, in_ch: in
                         beats_per_fold=k * k if depthwise else beats_per_group)
 
 
+def groups_per_frame(out_size: tuple[int, int], pixels: int) -> int:
+    """Pixel groups per frame: ``ceil(out_w / pixels)`` per output row (the last group may be ragged)."""
+    out_h, out_w = out_size
+    return int(out_h) * -(-int(out_w) // pixels)
+
+
+def frame_cycles(geo: ConvGeometry, out_size: tuple[int, int]) -> int:
+    """The engine's cycles per frame: per group ``folds * beats_per_fold`` reads, or the group's input beats."""
+    return groups_per_frame(out_size, geo.pixels) * max(geo.folds * geo.beats_per_fold, geo.beats_per_group)
+
+
 def field_slots(plan: Plan) -> dict[tuple[int, int], int]:
     """Map ``(weight slot, act slot)`` to the index of the field holding that one product.
 
@@ -187,8 +201,8 @@ def filter_positions(plan: Plan) -> tuple[int, ...]:
 
 
 def plan_window_kind(plan: Plan) -> str:
-    """``"taps"`` for kernel-packing plans, ``"rows"`` for filter-packing plans; ValueError for other kinds."""
-    kinds = {"kernel": "taps", "filter": "rows"}
+    """``"taps"`` for kernel-packing (and LUT dot) plans, ``"rows"`` for filter-packing plans; ValueError else."""
+    kinds = {"kernel": "taps", "filter": "rows", "dot": "taps"}
     if plan.kind not in kinds:
         raise ValueError(f"plan w{plan.w_bits}a{plan.a_bits}k{plan.k}: the conv engine runs kernel and filter "
                          f"plans, not {plan.kind!r}")
@@ -210,10 +224,20 @@ def _filter_core_columns(plan: Plan, geo: ConvGeometry) -> int:
     return math.ceil((geo.pixels + plan.n_weights - 1) / plan.n_acts)
 
 
-def cores_for(plan: Plan, geo: ConvGeometry) -> int:
-    """Packed cores (DSP48E2s) the engine needs with ``plan`` (slots beyond pe/pixels are padded with zeros)."""
+def dsps_per_core(plan: Plan | SplitPlan) -> int:
+    """DSP48E2s of one core running ``plan``: 1 (PackedMAC), ``plan.dsps`` (SplitMAC: 2), 0 (LutMAC)."""
+    if plan.multiplier != "dsp":
+        return 0
+    return plan.dsps if isinstance(plan, SplitPlan) else 1
+
+
+def cores_for(plan: Plan | SplitPlan, geo: ConvGeometry) -> int:
+    """Packed cores the engine needs with ``plan`` (slots beyond pe/pixels are padded with zeros); each takes
+    :func:`dsps_per_core` DSP48E2s."""
     if plan.kind == "filter":
         return geo.simd * (1 if geo.depthwise else geo.pe) * _filter_core_columns(plan, geo)
+    if plan.kind == "dot":      # LUT dot plans: every core takes all simd lanes
+        return math.ceil(geo.pe * geo.simd / plan.n_weights) * math.ceil(geo.pixels * geo.simd / plan.n_acts)
     n_w = 1 if geo.depthwise else plan.n_weights
     weight_groups = geo.pe if geo.depthwise else math.ceil(geo.pe / n_w)
     lanes = 1 if geo.depthwise else geo.simd
@@ -240,8 +264,10 @@ def _usable(plan: Plan, geo: ConvGeometry) -> bool:
 
 
 def choose_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *, stride: int = 1,
-                windows: Sequence[str] = ("taps",)) -> Plan:
+                windows: Sequence[str] = ("taps",), multiplier: str = "dsp") -> Plan | SplitPlan:
     """The plan that gives this layer the most achieved MACs per DSP per cycle (then the deepest, fewest fields).
+
+    ``multiplier="lut"``: instead, :func:`lut_layer_plan` (shift-and-add LUT cores, tap format only).
 
     Candidates come from the planner: kernel-packing plans with at most
     ``pixels`` act slots when ``"taps"`` is in ``windows``; filter-packing
@@ -252,9 +278,17 @@ def choose_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *, strid
     Depthwise layers use one weight slot of a kernel plan (a lane is one
     channel) and whole filter plans (one filter per channel).  On a tie the
     kernel plan wins (the older, cheaper format).
+
+    Digit splits (:func:`~mixq_hw.packing.split.split_plans`, a
+    :class:`~mixq_hw.packing.split.SplitPlan` on two DSP48E2s per core) of
+    either kind compete on the same figure with their DSPs counted
+    (:func:`dsps_per_core`); their act/weight slot counts are their digit
+    layout's.  A split wins only where strictly denser (it costs more fabric).
     """
     where = f"in layer '{name}'"
-    candidates: list[Plan] = []
+    if multiplier != "dsp":
+        return lut_layer_plan(geo, w_bits, a_bits, name, windows=windows, multiplier=multiplier)
+    candidates: list[Plan | SplitPlan] = []
     errors: list[str] = []
     searches = []
     if "taps" in windows:
@@ -265,6 +299,7 @@ def choose_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *, strid
         raise ValueError(f"no input format for k{geo.k} stride {stride} with windows {tuple(windows)} {where} "
                          f"(the row window needs stride 1 and k > 1)")
     for kind, max_acts in searches:
+        candidates += [p for p in _split_candidates(w_bits, a_bits, geo.k, kind, max_acts) if _usable(p, geo)]
         try:
             found = plans(w_bits, a_bits, geo.k, kinds=(kind,), max_acts=max_acts)
         except ValueError as err:
@@ -277,12 +312,39 @@ def choose_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *, strid
                          f"{' or '.join(k for k, _ in searches)}-packing plan that fits {geo.pixels} "
                          f"pixels{detail}")
 
-    def key(p: Plan) -> tuple:
+    def key(p: Plan | SplitPlan) -> tuple:
         g = geometry_for_plan(geo, p)
-        return (macs_per_cycle(g) / cores_for(p, g), min(p.depth, g.beats_per_fold), -len(p.fields),
-                p.kind == "kernel")
+        # a digit split (2 DSPs per core, more fabric) only where it is strictly denser
+        return (macs_per_cycle(g) / (cores_for(p, g) * dsps_per_core(p)), not isinstance(p, SplitPlan),
+                min(p.depth, g.beats_per_fold), -len(p.fields), p.kind == "kernel")
 
     return max(candidates, key=key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _split_candidates(w_bits: int, a_bits: int, k: int, kind: str, max_acts: int) -> tuple[SplitPlan, ...]:
+    """The planner's digit splits of one kind with at most ``max_acts`` act slots (cached: folding asks often)."""
+    try:
+        return tuple(split_plans(w_bits, a_bits, k, kinds=(kind,), max_acts=max_acts))
+    except ValueError:
+        return ()
+
+
+def lut_layer_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *,
+                   windows: Sequence[str] = ("taps",), multiplier: str = "lut") -> Plan:
+    """The LUT plan of a layer, accumulating a whole fold (``beats_per_fold`` multiplies) in its cores so no
+    fabric accumulator follows them: dense, one ``"dot"`` core of ``pe x pixels`` fields over the ``simd``
+    lanes (a kernel core when ``simd == 1``); depthwise, one kernel core of ``pixels`` products per lane."""
+    where = f"in layer '{name}'"
+    if multiplier not in MULTIPLIERS:
+        raise ValueError(f"multiplier {multiplier!r} is not one of {MULTIPLIERS} {where}")
+    if "taps" not in windows:
+        raise ValueError(f"LUT multipliers read the SlidingWindow ('taps') format, not in windows "
+                         f"{tuple(windows)} {where}")
+    taps = geometry_for_plan(geo, lut_plan(w_bits, a_bits, 1, 1, 1, k=geo.k))
+    if geo.depthwise:
+        return lut_plan(w_bits, a_bits, 1, geo.pixels, taps.beats_per_fold, k=geo.k)
+    return lut_plan(w_bits, a_bits, geo.pe, geo.pixels, taps.beats_per_fold, lanes=geo.simd, k=geo.k)
 
 
 @dataclass(frozen=True)
@@ -304,12 +366,26 @@ class CoreWiring:
     outputs: tuple[tuple[int, int, int, int], ...]
 
 
+def dot_wiring(geo: ConvGeometry, plan: Plan, bound: int) -> CoreWiring:
+    """The one core of a LUT dot plan: weight slot ``p * simd + s`` reads ROM element ``[p][s]``, act slot
+    ``x * simd + s`` reads pixel ``x`` lane ``s``, field ``p * pixels + x`` is output ``(x, p)``."""
+    S, P, X = geo.simd, geo.pe, geo.pixels
+    if (plan.lanes, plan.n_weights, plan.n_acts) != (S, P * S, X * S) or geo.depthwise:
+        raise ValueError(f"dot plan of {plan.n_weights // plan.lanes} x {plan.n_acts // plan.lanes} fields over "
+                         f"{plan.lanes} lanes does not match a dense layer's pe {P} x pixels {X} over simd {S}")
+    return CoreWiring("mac_dot", tuple((p, s) for p in range(P) for s in range(S)),
+                      tuple((x, s) for x in range(X) for s in range(S)),
+                      tuple((p * X + x, x, p, bound) for p in range(P) for x in range(X)))
+
+
 def core_wiring(geo: ConvGeometry, plan: Plan, w_bits: int, a_bits: int, depth: int) -> list[CoreWiring]:
     """Every packed core of the engine, as plain data (``depth``: multiplies per core accumulation)."""
     w_max = max(-weight_range(w_bits)[0], weight_range(w_bits)[1])
     product = w_max * act_range(a_bits)[1]
     X, P = geo.pixels, geo.pe
     cores: list[CoreWiring] = []
+    if plan.kind == "dot":
+        return [dot_wiring(geo, plan, depth * plan.lanes * product)]
     if plan.kind == "filter":
         positions = filter_positions(plan)
         kp, n = plan.n_weights, plan.n_acts

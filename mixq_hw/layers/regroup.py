@@ -14,6 +14,12 @@ values wide, with ``nb = max(pe, lanes_out) / u`` (one of ``pe`` and
 ``lanes_out/u`` banks of one pixel, each bank at most once.  One group is
 written while the other is read, so the layer runs at
 ``max(C/pe, pixels*C/lanes_out)`` cycles per group.
+
+Ragged groups: when ``pixels`` does not divide the map's ``width``, each row
+has ``ceil(width / pixels)`` groups and the last one holds only
+``width - (groups - 1) * pixels`` real pixels; the slots past them are
+written like the others but never read, so the output is exactly the raster
+of the ``width`` real columns.
 """
 
 from __future__ import annotations
@@ -52,8 +58,8 @@ class GroupToRaster(wiring.Component):
             raise ValueError(f"channels {channels} not divisible by lanes_out {lanes_out} {where}")
         if pe % lanes_out and lanes_out % pe:
             raise ValueError(f"pe {pe} and lanes_out {lanes_out}: one must divide the other {where}")
-        if width % pixels:
-            raise ValueError(f"width {width} not divisible by pixels {pixels} {where}")
+        if pixels > width:
+            raise ValueError(f"pixels {pixels} exceeds the width {width} (pixels may be 1..{width}) {where}")
         self.channels, self.pe, self.pixels, self.lanes_out, self.bits = channels, pe, pixels, lanes_out, bits
         self.height, self.width, self.signed, self.name = height, width, bool(signed), name
         self.unit = min(pe, lanes_out)
@@ -62,6 +68,9 @@ class GroupToRaster(wiring.Component):
         self.half = channels // max(pe, lanes_out)
         self.folds = channels // pe
         self.chunks = channels // lanes_out
+        #: groups per row; the last one holds ``last_pixels`` real pixels
+        self.groups = -(-width // pixels)
+        self.last_pixels = width - (self.groups - 1) * pixels
         value = Shape(bits, self.signed)
         self.in_layout = data.ArrayLayout(data.ArrayLayout(value, pe), pixels)
         self.out_layout = data.ArrayLayout(value, lanes_out)
@@ -69,9 +78,10 @@ class GroupToRaster(wiring.Component):
                           "o": Out(stream.Signature(self.out_layout))})
 
     def cycles_per_frame(self) -> int:
-        """``max(C/pe, pixels*C/lanes_out)`` cycles per group, ``H*W/pixels`` groups per frame."""
-        groups = self.height * self.width // self.pixels
-        return groups * max(self.folds, self.pixels * self.chunks)
+        """``max(C/pe, pixels*C/lanes_out)`` cycles per group, ``ceil(W/pixels)`` groups per row (the last
+        one reads only its real pixels), ``H`` rows per frame."""
+        full = (self.groups - 1) * max(self.folds, self.pixels * self.chunks)
+        return self.height * (full + max(self.folds, self.last_pixels * self.chunks))
 
     def estimate(self) -> Resources:
         """Ping-pong bank memories plus the output multiplexer and counters.
@@ -81,6 +91,8 @@ class GroupToRaster(wiring.Component):
         nbanks = self.pixels * self.banks_per_pixel
         bank = memory_cost(2 * self.half, self.unit * self.bits)
         counters = sum(max(1, (n - 1).bit_length()) for n in (self.folds, self.pixels, self.chunks)) + 4
+        if self.last_pixels < self.pixels:     # the reader's group counter and short last group
+            counters += max(1, (self.groups - 1).bit_length()) + 2
         mux = self.lanes_out * self.bits * max(1, -(-nbanks // 4))
         read_regs = 0 if bank.bram36 else nbanks * self.unit * self.bits
         return bank * nbanks + Resources(lut=mux + 2 * counters,
@@ -144,11 +156,19 @@ class GroupToRaster(wiring.Component):
         advance = ~o_valid | self.o.ready
         issue = advance & full.bit_select(r_buf, 1)
         last_chunk = chunk == self.chunks - 1
+        if self.last_pixels < P:
+            # the last group of a row: only its real pixels are read, the rest of the buffer is dropped
+            r_group = Signal(range(self.groups))
+            last_pixel = Mux(r_group == self.groups - 1, pixel == self.last_pixels - 1, pixel == P - 1)
+            with m.If(issue & last_chunk & last_pixel):
+                m.d.sync += r_group.eq(Mux(r_group == self.groups - 1, 0, r_group + 1))
+        else:
+            last_pixel = pixel == P - 1
         with m.If(issue):
             m.d.sync += chunk.eq(Mux(last_chunk, 0, chunk + 1))
             with m.If(last_chunk):
-                m.d.sync += pixel.eq(Mux(pixel == P - 1, 0, pixel + 1))
-                with m.If(pixel == P - 1):
+                m.d.sync += pixel.eq(Mux(last_pixel, 0, pixel + 1))
+                with m.If(last_pixel):
                     m.d.sync += r_buf.eq(~r_buf)
                     m.d.comb += clear_full.bit_select(r_buf, 1).eq(1)
         with m.If(advance):

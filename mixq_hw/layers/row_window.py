@@ -6,7 +6,11 @@ chunk, one beat of ``span = pixels + k - 1`` pixels with
 ``beat[j][s] = x[chunk*lanes + s][y + ky - pad][g*pixels + j - pad]`` (zero
 outside the image): the input pixels that the group's outputs read in kernel
 row ``ky``.  ``k*C/lanes`` beats per group (a SlidingWindow sends
-``k*k*C/lanes`` beats of ``pixels`` pixels for the same group).
+``k*k*C/lanes`` beats of ``pixels`` pixels for the same group).  ``pixels``
+need not divide the output width: a row has ``ceil(out_w / pixels)`` groups;
+the beat positions of the last group that no real output reads lie past the
+right padding and are zero (the engine's outputs for the columns past
+``out_w`` are computed but dropped downstream, see GroupToRaster).
 
 Storage: ``R = k + 1`` input rows (``k`` read for the current output row while
 the next one is written) in ``B = pixels * ceil(span / pixels)``
@@ -66,10 +70,12 @@ class RowWindow(wiring.Component):
         self.lanes, self.pixels, self.bits, self.name = lanes, pixels, bits, name
         self.out_height = height + 2 * pad - k + 1
         self.out_width = width + 2 * pad - k + 1
-        if self.out_width % pixels:
-            raise ValueError(f"output width {self.out_width} not divisible by pixels {pixels} {where}")
+        if pixels > self.out_width:
+            raise ValueError(f"pixels {pixels} exceeds the output width {self.out_width} (pixels may be "
+                             f"1..{self.out_width}) {where}")
         self.chunks = channels // lanes
-        self.groups = self.out_width // pixels
+        #: pixel groups per output row (the last one may hold fewer than ``pixels`` real columns)
+        self.groups = -(-self.out_width // pixels)
         #: input pixels per output beat
         self.span = pixels + k - 1
         #: input rows the line buffer holds

@@ -4,7 +4,10 @@ Output format (the contract of ``mixq_hw.layers``): for each output row ``y``,
 for each group ``g`` of ``pixels`` adjacent output columns, for ``ky``, ``kx``
 in ``0..k-1``, for each channel chunk, one beat with
 ``beat[j][s] = x[chunk*lanes + s][y*stride + ky - pad][(g*pixels + j)*stride + kx - pad]``
-(zero outside the image): ``k*k*C/lanes`` beats per group.
+(zero outside the image): ``k*k*C/lanes`` beats per group.  ``pixels`` need not
+divide the output width: a row has ``ceil(out_w / pixels)`` groups, and the
+slots of the last group past the last output column (``g*pixels + j >= out_w``)
+are zero, masked like the padding (their read addresses stay inside the banks).
 
 Storage: ``R = k + s'`` input rows (``s' = stride``, or 1 when ``k < stride``
 and whole rows are skipped) in ``B`` column-interleaved banks of
@@ -71,10 +74,13 @@ class SlidingWindow(wiring.Component):
         self.lanes, self.pixels, self.bits, self.name = lanes, pixels, bits, name
         self.out_height = (height + 2 * pad - k) // stride + 1
         self.out_width = (width + 2 * pad - k) // stride + 1
-        if self.out_width % pixels:
-            raise ValueError(f"output width {self.out_width} not divisible by pixels {pixels} {where}")
+        if pixels > self.out_width:
+            raise ValueError(f"pixels {pixels} exceeds the output width {self.out_width} (pixels may be "
+                             f"1..{self.out_width}) {where}")
         self.chunks = channels // lanes
-        self.groups = self.out_width // pixels
+        #: pixel groups per output row; the last one holds ``last_pixels`` real output columns
+        self.groups = -(-self.out_width // pixels)
+        self.last_pixels = self.out_width - (self.groups - 1) * pixels
         #: row step between output rows in the space of stored rows (k < stride skips whole rows)
         self.row_step = stride if k >= stride else 1
         #: input rows the line buffer holds
@@ -102,7 +108,8 @@ class SlidingWindow(wiring.Component):
 
     @property
     def out_beats(self) -> int:
-        """Output beats per frame: ``k*k*C/lanes`` per group of ``pixels`` output pixels."""
+        """Output beats per frame: ``k*k*C/lanes`` per group of ``pixels`` output pixels (``ceil(out_w/pixels)``
+        groups per row)."""
         return self.out_height * self.groups * self.k * self.k * self.chunks
 
     def _rows_of(self, y: int) -> tuple[int, int]:
@@ -302,10 +309,13 @@ class SlidingWindow(wiring.Component):
 
         sel = [Signal(range(B), name=f"sel{j}") for j in range(P)]
         mask = [Signal(name=f"mask{j}") for j in range(P)]
+        last_group = g == self.groups - 1
         with m.If(advance):
             m.d.sync += o_valid.eq(filled >= need)
             for j in range(P):
-                m.d.sync += [sel[j].eq(sel_next[j]), mask[j].eq(row_ok & col_ok[j])]
+                # slots past the last output column (ragged last group) are zero, like the padding
+                real = 1 if j < self.last_pixels else ~last_group
+                m.d.sync += [sel[j].eq(sel_next[j]), mask[j].eq(row_ok & col_ok[j] & real)]
         bank_data = Array(rp.data for _, rp in ports)
         m.d.comb += self.o.valid.eq(o_valid)
         for j in range(P):

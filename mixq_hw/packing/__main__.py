@@ -7,14 +7,19 @@ import json
 import sys
 from typing import Sequence
 
-from .planner import BIT_WIDTHS, KERNEL_SIZES, density_table, explain, plan
+from .layout import Plan
+from .planner import BIT_WIDTHS, KERNEL_SIZES, best_plan, density_table, explain, plan
 
 _EPILOG = """\
 examples:
   python -m mixq_hw.packing --table                 MACs per DSP48E2 per cycle, one grid per kernel size
   python -m mixq_hw.packing --table --json --k 3    the same as JSON objects (w, a, k, macs_per_dsp, ...)
   python -m mixq_hw.packing --plan 4 4 3            bit maps of both ports and of P for w4a4, 3x3 kernels
+  python -m mixq_hw.packing --plan 4 4 3 --single   the same for the best one-multiply layout (plan())
   python -m mixq_hw.packing --synth 4 4 3 --json    DSP48E2/LUT/FF of the packed core (yosys, slow)
+
+Entries marked w: / a: in the layout grid are digit splits: the weight / activation cut into two digits,
+each digit's products on its own DSP48E2 (2 per core), the fields recombined as (hi << shift) + lo.
 """
 
 
@@ -32,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     what.add_argument("--synth", nargs=3, type=int, metavar=("W", "A", "K"),
                       help="synthesise the plan's packed core (mixq_hw.packing.synth) and print DSP48E2/LUT/FF")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--single", action="store_true",
+                        help="only one-multiply layouts (plan(), what the conv engine builds), no digit splits")
     parser.add_argument("--k", nargs="+", type=int, default=list(KERNEL_SIZES), metavar="K",
                         help=f"kernel sizes for --table (default: {' '.join(map(str, KERNEL_SIZES))})")
     return parser
@@ -47,26 +54,29 @@ def _grid(rows: list[dict], k: int, title: str, cell, width: int) -> list[str]:
 
 
 def _layout(r: dict) -> str:
-    return f"{r['kind'][0].upper()}{r['n_weights']}x{r['n_acts']}/{r['depth']}" + ("s" if r["act_sign_bit"] else "")
+    split = f"{r['split'][0]}:" if r.get("split") else ""
+    return (f"{split}{r['kind'][0].upper()}{r['n_weights']}x{r['n_acts']}/{r['depth']}"
+            + ("s" if r["act_sign_bit"] else ""))
 
 
-def _table(ks: Sequence[int], as_json: bool) -> str:
-    rows = density_table(ks)
+def _table(ks: Sequence[int], as_json: bool, single: bool = False) -> str:
+    rows = density_table(ks, split=not single)
     if as_json:
         return json.dumps(rows, indent=1)
     out: list[str] = []
     for k in ks:
         out += _grid(rows, k, "exact MACs per DSP48E2 per cycle", lambda r: f"{r['macs_per_dsp']:.3g}", 7)
         out += _grid(rows, k, "layout: K(ernel)/F(ilter) weights x activations / accumulation depth "
-                              "(s: activation word in the port's sign bit, corrected through C)", _layout, 11)
+                              "(s: activation word in the port's sign bit, corrected through C; w:/a: weight/"
+                              "activation digit split on 2 DSPs)", _layout, 12)
         out.append("")
     return "\n".join(out)
 
 
-def _synth(w: int, a: int, k: int, as_json: bool) -> str:
-    plan(w, a, k)                                     # validate the arguments before the slow part
+def _synth(w: int, a: int, k: int, as_json: bool, single: bool = False) -> str:
+    chosen = plan(w, a, k) if single else best_plan(w, a, k)   # validate the arguments before the slow part
     from . import synth                               # written separately; imported only when asked for
-    result = synth.synth_core(w, a, k)
+    result = synth.synth_core(w, a, k) if isinstance(chosen, Plan) else synth.synth_core(w, a, k, plan=chosen)
     if as_json:
         return json.dumps(result, indent=1)
     return "\n".join(f"{key}: {value}" for key, value in result.items())
@@ -80,12 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for k in args.k:
                 if k not in KERNEL_SIZES:
                     raise ValueError(f"--k {k}: kernel size not in {KERNEL_SIZES}")
-            print(_table(args.k, args.json))
+            print(_table(args.k, args.json, args.single))
         elif args.plan:
-            p = plan(*args.plan)
+            p = plan(*args.plan) if args.single else best_plan(*args.plan)
             print(json.dumps(p.to_dict(), indent=1) if args.json else explain(p))
         else:
-            print(_synth(*args.synth, args.json))
+            print(_synth(*args.synth, args.json, args.single))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -182,6 +182,8 @@ class PackedMAC(wiring.Component):
     def __init__(self, plan: Plan, *, depth: int | None = None):
         check(plan)
         name = _plan_name(plan)
+        if plan.multiplier != "dsp":
+            raise ValueError(f"{name}: a {plan.multiplier!r} plan runs on lut_core.LutMAC, not on a DSP48E2")
         if depth is None:
             depth = plan.depth
         if not isinstance(depth, int) or not 1 <= depth <= plan.depth:

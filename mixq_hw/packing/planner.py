@@ -35,6 +35,12 @@ Ranking: MACs per multiply, then no sign-bit correction before it, then
 accumulation depth (compared up to :data:`DEPTH_ENOUGH`), then fewer fields,
 then less fabric (no overlap before overlap, offset before borrow correction,
 weights on the pre-adder before B), then fewer activation slots.
+
+:func:`plan` returns one layout per multiply (what the conv engine builds).
+:func:`best_plan` also weighs digit-split plans (:mod:`~mixq_hw.packing.split`:
+one operand in two digits, each on its own DSP48E2, recombined by a shift-add)
+and returns one where it has strictly more MACs per DSP; :func:`density_table`
+and the command line report it.
 """
 
 from __future__ import annotations
@@ -43,12 +49,15 @@ import functools
 import math
 import textwrap
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from .layout import AD_BITS, B_BITS, P_BITS, Field, Plan, act_range, check, max_depth, weight_range
 
+if TYPE_CHECKING:
+    from .split import SplitPlan
+
 __all__ = ["KINDS", "KERNEL_SIZES", "BIT_WIDTHS", "DEPTH_ENOUGH", "MIXQ_PUBLISHED",
-           "plan", "plans", "macs_per_dsp", "density_table", "explain"]
+           "plan", "plans", "best_plan", "macs_per_dsp", "density_table", "explain"]
 
 #: Layout families the planner knows (see the module docstring).
 KINDS = ("kernel", "filter", "filter_bank")
@@ -124,13 +133,14 @@ def _min_gap(positions: Sequence[int]) -> int:
     return min((y - x for x, y in zip(s, s[1:])), default=1 << 30)
 
 
-def _fits(geo: _Geometry, stride: int, w_bits: int, a_bits: int, sign_bit: bool = False) -> bool:
+def _fits(geo: _Geometry, stride: int, w_bits: int, a_bits: int, sign_bit: bool = False, w_max: int = 0) -> bool:
     """Whether both packed words fit their ports at this stride (monotone: fails for every larger one).
 
-    ``sign_bit``: the activation word may use its port's sign bit (one more bit).
+    ``sign_bit``: the activation word may use its port's sign bit (one more bit); ``w_max``: the weight
+    magnitude (0: the narrow range of ``w_bits``).
     """
     pw, pa = (AD_BITS, B_BITS) if geo.weight_port == "AD" else (B_BITS, AD_BITS)
-    _, hi_w = weight_range(w_bits)
+    hi_w = w_max or weight_range(w_bits)[1]
     _, hi_a = act_range(a_bits)
     return (_word_max(hi_w, geo.w_pos, stride) <= (1 << (pw - 1)) - 1
             and _word_max(hi_a, geo.a_pos, stride) <= (1 << (pa if sign_bit else pa - 1)) - 1
@@ -187,7 +197,7 @@ def _filter_geometries(port: str, k: int, max_acts: int, limit: int, bank: bool)
 
 
 def _best_scheme(geo: _Geometry, first_stride: int, w_bits: int, a_bits: int, product_max: int,
-                 min_depth: int) -> tuple | None:
+                 min_depth: int, w_max: int = 0) -> tuple | None:
     """The geometry's best (stride, scheme) as
     ``(no sign bit, depth rank, -cost, -stride, depth, stride, (overlap, correction, sign bit))``.
 
@@ -196,8 +206,8 @@ def _best_scheme(geo: _Geometry, first_stride: int, w_bits: int, a_bits: int, pr
     """
     best = None
     for stride in range(first_stride, P_BITS + 1):
-        sign_bit = not _fits(geo, stride, w_bits, a_bits)
-        if sign_bit and not _fits(geo, stride, w_bits, a_bits, sign_bit=True):
+        sign_bit = not _fits(geo, stride, w_bits, a_bits, w_max=w_max)
+        if sign_bit and not _fits(geo, stride, w_bits, a_bits, sign_bit=True, w_max=w_max):
             break       # the words only grow with the stride
         for cost, (overlap, correction) in enumerate(_SCHEMES):
             depth = _depth(geo, stride, overlap, correction, product_max)
@@ -237,7 +247,7 @@ def _note(geo: _Geometry, stride: int, sign_bit: bool) -> str:
 
 
 def _build(geo: _Geometry, stride: int, overlap: bool, correction: str, sign_bit: bool, w_bits: int,
-           a_bits: int, k: int, depth: int) -> Plan:
+           a_bits: int, k: int, depth: int, w_max: int = 0) -> Plan:
     top = len(geo.fields) - 1
     fields = tuple(
         Field(pos * stride, (stride if f < top else min(stride, P_BITS - pos * stride - int(overlap))) + int(overlap),
@@ -247,14 +257,17 @@ def _build(geo: _Geometry, stride: int, overlap: bool, correction: str, sign_bit
                 weight_offsets=tuple(p * stride for p in geo.w_pos),
                 act_offsets=tuple(p * stride for p in geo.a_pos), fields=fields, overlap=overlap,
                 correction=correction, depth=depth, macs_per_dsp=geo.macs, note=_note(geo, stride, sign_bit),
-                act_sign_bit=sign_bit)
+                act_sign_bit=sign_bit, w_max=w_max)
 
 
 @functools.lru_cache(maxsize=4096)
-def _search(w_bits: int, a_bits: int, k: int, kinds: tuple[str, ...], max_acts: int, min_depth: int
-            ) -> tuple[Plan, ...]:
-    """Every geometry's best exact layout, best first (uncached callers should use :func:`plans`)."""
-    _, hi_w = weight_range(w_bits)
+def _search(w_bits: int, a_bits: int, k: int, kinds: tuple[str, ...], max_acts: int, min_depth: int,
+            w_max: int = 0) -> tuple[Plan, ...]:
+    """Every geometry's best exact layout, best first (uncached callers should use :func:`plans`).
+
+    ``w_max`` caps the weight magnitude below the narrow range (digit plans of :mod:`.split`); 0: no cap.
+    """
+    hi_w = w_max or weight_range(w_bits)[1]
     _, hi_a = act_range(a_bits)
     product_max = hi_w * hi_a
     # No field is narrower than one product needs, even with overlap: that bounds the field count.
@@ -273,11 +286,12 @@ def _search(w_bits: int, a_bits: int, k: int, kinds: tuple[str, ...], max_acts: 
             for geo in family:
                 # Slots must not overlap: the cores concatenate codes (the pre-adder's D word).
                 slot_stride = max(-(-w_bits // _min_gap(geo.w_pos)), -(-a_bits // _min_gap(geo.a_pos)))
-                local = _best_scheme(geo, max(min_stride, slot_stride), w_bits, a_bits, product_max, min_depth)
+                local = _best_scheme(geo, max(min_stride, slot_stride), w_bits, a_bits, product_max, min_depth,
+                                     w_max)
                 if local is not None:
                     found.append((_rank(geo, local), geo, local))
     found.sort(key=lambda item: item[0], reverse=True)
-    return tuple(_build(geo, stride, ov, corr, sign_bit, w_bits, a_bits, k, depth)
+    return tuple(_build(geo, stride, ov, corr, sign_bit, w_bits, a_bits, k, depth, w_max)
                  for _, geo, (*_, depth, stride, (ov, corr, sign_bit)) in found)
 
 
@@ -350,17 +364,57 @@ def macs_per_dsp(w_bits: int, a_bits: int, k: int) -> float:
     return plan(w_bits, a_bits, k).macs_per_dsp
 
 
-def density_table(ks: Sequence[int] = KERNEL_SIZES) -> list[dict]:
-    """One row per (w, a, k): MACs per DSP per cycle and how the best layout gets there."""
+@functools.lru_cache(maxsize=4096)
+def _best(w_bits: int, a_bits: int, k: int, kinds: tuple[str, ...], max_acts: int | None, min_depth: int
+          ) -> "Plan | SplitPlan":
+    from .split import split_plans      # split imports this module (and amaranth): only when asked for
+
+    try:
+        single = plan(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth)
+    except ValueError:
+        single = None                   # no single layout that deep; a split may still have one
+    splits = split_plans(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth)
+    if splits and (single is None or splits[0].macs_per_dsp > single.macs_per_dsp):
+        return splits[0]
+    if single is None:
+        plan(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth)   # raises its ValueError
+    return single
+
+
+def best_plan(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
+              max_acts: int | None = None, min_depth: int = 1) -> "Plan | SplitPlan":
+    """The densest exact plan: :func:`plan`'s layout, or a digit-split plan (2 DSP48E2s) with more MACs per DSP.
+
+    Options as for :func:`plan` (for a split they apply to its digit layout
+    and its depth).  A :class:`~mixq_hw.packing.split.SplitPlan` runs on
+    :class:`~mixq_hw.packing.split.SplitMAC`, a Plan on PackedMAC.
+    """
+    kinds_t = tuple(kinds) if not isinstance(kinds, str) else (kinds,)
+    return _best(w_bits, a_bits, k, kinds_t, max_acts, min_depth)
+
+
+def density_table(ks: Sequence[int] = KERNEL_SIZES, *, split: bool = True) -> list[dict]:
+    """One row per (w, a, k): MACs per DSP per cycle and how the best layout gets there.
+
+    With ``split`` (default) the row is :func:`best_plan`'s (``split`` names the
+    split operand, ``dsps`` is 2, the layout keys describe the digit layout);
+    ``single_macs_per_dsp`` is :func:`plan`'s density either way.
+    """
     rows = []
     for k in ks:
         for w in BIT_WIDTHS:
             for a in BIT_WIDTHS:
-                p = plan(w, a, k)
+                single = plan(w, a, k)
+                p = best_plan(w, a, k) if split else single
+                is_split = not isinstance(p, Plan)
                 rows.append({"w": w, "a": a, "k": k, "macs_per_dsp": p.macs_per_dsp, "kind": p.kind,
                              "depth": p.depth, "weight_port": p.weight_port, "overlap": p.overlap,
                              "correction": p.correction, "n_weights": p.n_weights, "n_acts": p.n_acts,
-                             "n_fields": len(p.fields), "act_sign_bit": p.act_sign_bit})
+                             "n_fields": len(p.fields), "act_sign_bit": p.act_sign_bit,
+                             "split": p.operand if is_split else None, "dsps": 2 if is_split else 1,
+                             "shift": p.shift if is_split else None, "rounding": p.rounding if is_split else None,
+                             "digit_bits": p.digit_bits if is_split else None,
+                             "single_macs_per_dsp": single.macs_per_dsp})
     return rows
 
 
@@ -394,9 +448,29 @@ def _weight_slot_meaning(p: Plan, i: int) -> str:
     return f"filter {i // taps} tap {i % taps}"
 
 
-def explain(p: Plan) -> str:
-    """A readable account of a plan: bit maps of both ports and of P, fields and their terms, depth, correction."""
+def _explain_split(sp: "SplitPlan") -> str:
+    digit = "weight" if sp.operand == "weight" else "activation"
+    lines = [f"plan w{sp.w_bits}a{sp.a_bits} k={sp.k}: {digit} digit split of {sp.kind} packing on 2 DSP48E2s, "
+             f"{sp.macs_per_dsp:g} useful MACs per DSP48E2 per cycle, accumulation depth {sp.depth} multiplies "
+             f"before extraction",
+             textwrap.fill(sp.note, width=110, initial_indent="  ", subsequent_indent="  "), ""]
+    for f, fld in enumerate(sp.fields):
+        lines.append(f"  field {_char(f)} = (hi field {_char(f)} << {sp.shift}) + lo field {_char(f)}: signed "
+                     f"{fld.width} bits, " + " + ".join(f"w{i}*a{j}" for i, j in fld.terms))
+    caps = (f"hi digits of magnitude <= {sp.hi.weight_max} (depth {sp.hi.depth}), lo digits <= "
+            f"{sp.lo.weight_max} (depth {sp.lo.depth})" if sp.operand == "weight" else
+            f"hi digits a >> {sp.shift}, lo digits a mod 2**{sp.shift}")
+    lines += ["", f"both digits run through this layout ({caps}):", "", explain(sp.hi)]
+    return "\n".join(lines)
+
+
+def explain(p: "Plan | SplitPlan") -> str:
+    """A readable account of a plan: bit maps of both ports and of P, fields and their terms, depth, correction
+    (for a split plan: its digits and recombination, then its digit layout's account)."""
     from .layout import _slice   # the slice convention lives with the layout
+
+    if not isinstance(p, Plan):
+        return _explain_split(p)
 
     a_meaning = "pixel" if p.kind == "kernel" else "input pixel"
     lines = [f"plan w{p.w_bits}a{p.a_bits} k={p.k}: {p.kind} packing, {p.macs_per_dsp:g} useful MACs per DSP48E2 "
@@ -442,7 +516,7 @@ def explain(p: Plan) -> str:
               + (", * = bit shared by two fields (overlap)" if p.overlap else "") + ", . = unused"]
     lines += _ruler(P_BITS)
     lines.append(_bit_map(P_BITS, p_marks, "P"))
-    _, hi_w = weight_range(p.w_bits)
+    hi_w = p.weight_max
     _, hi_a = act_range(p.a_bits)
     for f, fld in enumerate(p.fields):
         lo, hi = _slice(p, f)

@@ -2,7 +2,8 @@
 
 :func:`synth_core` emits a :class:`~mixq_hw.packing.cores.PackedMAC` as Verilog
 and counts the UltraScale+ cells yosys maps it to; the figure that matters is
-``dsp48e2``: one packed multiplier must take exactly one DSP48E2.  yosys does
+``dsp48e2``: one packed multiplier must take exactly one DSP48E2 (a digit-split
+plan's :class:`~mixq_hw.packing.split.SplitMAC` exactly two).  yosys does
 not absorb registers, the pre-adder or the accumulator into the DSP48E2 for
 UltraScale+ (it does only for 7-series), so ``lut``/``ff``/``carry`` are upper
 bounds on what Vivado would use; the DSP count is exact.  The core's field
@@ -23,6 +24,7 @@ library, and resumes at ``finalize``.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -114,7 +116,7 @@ def _total_cells(report: dict, module: str) -> dict[str, int]:
     return total
 
 
-def _resolve(w_bits: int, a_bits: int, k: int, plan: Plan | None) -> Plan:
+def _resolve(w_bits: int, a_bits: int, k: int, plan):
     if plan is None:
         from . import plan as best_plan     # the planner; imported here so this module stays light
         return best_plan(w_bits, a_bits, k)
@@ -123,24 +125,42 @@ def _resolve(w_bits: int, a_bits: int, k: int, plan: Plan | None) -> Plan:
     return plan
 
 
-def synth_core(w_bits: int, a_bits: int, k: int, *, plan: Plan | None = None) -> dict:
+def synth_core(w_bits: int, a_bits: int, k: int, *, plan=None) -> dict:
     """Synthesise the packed core of (w, a, k) (the planner's plan unless ``plan`` is given) for xcup.
 
+    ``plan`` may be a :class:`~mixq_hw.packing.split.SplitPlan`: its
+    :class:`~mixq_hw.packing.split.SplitMAC` (two PackedMACs) is synthesised.
     Returns ``dsp48e2``, ``lut`` (LUT1..6 and INV), ``ff``, ``carry`` and ``muxf``
     for the whole core (LUT/FF/carry are upper bounds, see the module
     docstring); ``extract_lut`` / ``extract_ff`` / ``extract_carry`` for its
-    field extraction alone; ``cells`` (every cell type's count) and the plan's
-    ``macs_per_dsp``.  Takes tens of seconds (yosys under wasm).
+    field extraction alone (both digit cores' for a split); ``recombine_lut``
+    for a split's shift-add recombination; ``cells`` (every cell type's count)
+    and the plan's ``macs_per_dsp``.  Takes tens of seconds (yosys under wasm).
     """
     chosen = _resolve(w_bits, a_bits, k, plan)
-    top = f"packed_mac_w{w_bits}a{a_bits}k{k}"
-    report = _run_yosys(PackedMAC(chosen), top)
-    if f"\\{top}.extract" not in report["modules"]:
-        raise SynthesisError(f"{top}: no '{top}.extract' module in yosys' report: {sorted(report['modules'])}")
+    if isinstance(chosen, Plan):
+        top = f"packed_mac_w{w_bits}a{a_bits}k{k}"
+        core, extracts, extra = PackedMAC(chosen), [f"{top}.extract"], {}
+    else:
+        from .split import SplitMAC     # imported only for split plans
+        top = f"split_mac_w{w_bits}a{a_bits}k{k}"
+        core, extracts, extra = SplitMAC(chosen), [f"{top}.hi.extract", f"{top}.lo.extract"], {}
+    report = _run_yosys(core, top)
+    # Amaranth may suffix a submodule's name (``top.hi$28``) when it elaborates differently from a namesake.
+    names = [name.lstrip("\\") for name in report["modules"]]
+    found = {want: [n for n in names if re.fullmatch(re.escape(want).replace(r"\.extract", r"(\$\d+)?\.extract")
+                                                     + r"(\$\d+)?", n)] for want in extracts}
+    missing = [want for want, hits in found.items() if len(hits) != 1]
+    if missing:
+        raise SynthesisError(f"{top}: no single {missing} module in yosys' report: {sorted(report['modules'])}")
     cells = _total_cells(report, top)
-    extract_counts = count_cells(_total_cells(report, f"{top}.extract"))
-    return {**count_cells(cells), "extract_lut": extract_counts["lut"], "extract_ff": extract_counts["ff"],
-            "extract_carry": extract_counts["carry"], "macs_per_dsp": chosen.macs_per_dsp, "cells": cells}
+    extract_counts = [count_cells(_total_cells(report, hits[0])) for hits in found.values()]
+    if not isinstance(chosen, Plan):
+        recombine = [n for n in names if re.fullmatch(re.escape(f"{top}.recombine") + r"(\$\d+)?", n)]
+        extra["recombine_lut"] = count_cells(_total_cells(report, recombine[0]))["lut"] if recombine else 0
+    return {**count_cells(cells), **{f"extract_{key}": sum(c[key] for c in extract_counts)
+                                     for key in ("lut", "ff", "carry")},
+            **extra, "macs_per_dsp": chosen.macs_per_dsp, "cells": cells}
 
 
 def synth_verilog(path: str | Path, top: str, *, timeout: float | None = None) -> dict:

