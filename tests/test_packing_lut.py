@@ -15,8 +15,9 @@ from amaranth.back import rtlil, verilog
 
 from mixq_hw.packing import plan as planner_plan
 from mixq_hw.packing.cores import PackedMAC, field_width
-from mixq_hw.packing.layout import (Field, act_range, check, emulate, emulate_batch, expected_fields, lut_plan,
+from mixq_hw.packing.layout import (Field, act_range, check, emulate, emulate_batch, expected_fields,
                                     max_depth, weight_range)
+from mixq_hw.packing.lut_layout import lut_plan
 from mixq_hw.packing.lut_core import LutMAC, lut_core_estimate, make_core
 from test_packing_cores import exhaustive_pairs, extreme_accumulations, random_accumulation, simulate
 

@@ -18,8 +18,9 @@ DSP and LUT budgets (:meth:`_Search.floor_failure`), gallops up by the last
 overflow until a target fits, then bisects.  Per layer, the folds whose engine
 meets ``T`` (and is at most ``SPAN`` times faster) are visited by the score of
 their multipliers alone (engine DSPs, or the LUT cores' LUTs of a fold on LUT
-multipliers, ``LayerFold.multiplier == "lut"``), and the visit stops once that
-bound scores more than the best fold found (a branch and bound); every fold kept is built for real through
+multipliers, ``LayerFold.multiplier == "lut"``; of those only the few that
+:data:`LUT_FRONT` keeps), and the visit stops once that bound scores more than
+the best fold found (a branch and bound); every fold kept is built for real through
 :class:`~mixq_hw.folding.costs.NodeCosts` (cached), and the result is planned
 with ``plan_stages`` and checked against the model.
 

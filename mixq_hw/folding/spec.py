@@ -6,7 +6,9 @@ constraints are the ConvEngine's (``mixq_hw.layers.conv_weights.check_conv_confi
 ``simd`` divides the input channels (``in_features`` for linear), ``pe`` the output
 channels, ``pixels`` is at most the output width (1 for linear; it need not divide
 the width: the last pixel group of a row may be ragged), and a depthwise layer has
-``pe == simd``.  Checking them here, before any hardware is built, gives one clear
+``pe == simd``.  A fold's ``multiplier`` is ``"dsp"`` (packed DSP48E2 cores, the
+default) or ``"lut"`` (shift-and-add LUT cores); a folding file writes it only when
+it is ``"lut"``.  Checking them here, before any hardware is built, gives one clear
 error naming the layer, the value and the rule.
 """
 

@@ -47,7 +47,8 @@ from typing import Sequence
 import numpy as np
 
 from mixq_hw.packing import plans
-from mixq_hw.packing.layout import MULTIPLIERS, Plan, act_range, lut_plan, weight_range
+from mixq_hw.packing.layout import MULTIPLIERS, Plan, act_range, weight_range
+from mixq_hw.packing.lut_layout import lut_plan
 from mixq_hw.packing.split import SplitPlan, split_plans
 
 __all__ = ["ConvGeometry", "CoreWiring", "WINDOW_KINDS", "check_conv_config", "signed_bits", "choose_plan",

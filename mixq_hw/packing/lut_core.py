@@ -3,7 +3,7 @@
 :class:`LutMAC` has exactly :class:`~mixq_hw.packing.cores.PackedMAC`'s ports,
 signature and latency, so an engine swaps one for the other per layer
 (:func:`make_core`).  It runs a plan built by
-:func:`~mixq_hw.packing.layout.lut_plan` (``plan.multiplier == "lut"``): every
+:func:`~mixq_hw.packing.lut_layout.lut_plan` (``plan.multiplier == "lut"``): every
 field is the sum of its terms' products ``w_i * a_j`` accumulated over up to
 ``depth`` multiplies, exactly what :func:`~mixq_hw.packing.layout.expected_fields`
 promises.  A kernel plan's field is one product; a ``"dot"`` plan's field sums
@@ -46,8 +46,9 @@ from amaranth.lib.wiring import In, Out
 
 from .cores import PackedMAC, field_width
 from .layout import Plan, act_range, check, weight_range
+from .lut_layout import lut_plan
 
-__all__ = ["LutMAC", "make_core", "lut_core_estimate"]
+__all__ = ["LutMAC", "make_core", "lut_core_estimate", "lut_plan"]
 
 #: Registered adder-tree stages between the input registers and the accumulator.
 _TREE_STAGES = 3
@@ -190,7 +191,7 @@ class LutMAC(wiring.Component):
         check(plan)
         name = f"plan w{plan.w_bits}a{plan.a_bits}k{plan.k} ({plan.kind}, {plan.multiplier})"
         if plan.multiplier != "lut":
-            raise ValueError(f"{name}: LutMAC runs LUT plans (layout.lut_plan); a DSP plan runs on PackedMAC")
+            raise ValueError(f"{name}: LutMAC runs LUT plans (lut_layout.lut_plan); a DSP plan runs on PackedMAC")
         if depth is None:
             depth = plan.depth
         if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= plan.depth:
