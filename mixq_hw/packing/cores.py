@@ -70,7 +70,7 @@ from amaranth.lib.wiring import In, Out
 
 from .layout import AD_BITS, B_BITS, P_BITS, PRODUCT_BITS, Plan, _slice, check
 
-__all__ = ["PackedMAC", "FieldExtractor", "field_width", "extract_fields"]
+__all__ = ["PackedMAC", "FieldExtractor", "field_width", "extract_fields", "mac_signature"]
 
 
 def field_width(plan: Plan) -> int:
@@ -157,6 +157,24 @@ class FieldExtractor(wiring.Component):
         return m
 
 
+def mac_signature(plan, field_width: int) -> wiring.Signature:
+    """The port contract every multiply core shares (PackedMAC, SplitMAC, LutMAC), so the engine can use any.
+
+    ``weights``/``acts``: one code per slot; ``i_first``/``i_last`` bound an accumulation; ``fields``: the
+    plan's fields, valid with ``o_valid`` :attr:`PackedMAC.LATENCY` enabled cycles after ``i_last``.
+    """
+    return wiring.Signature({
+        "en": In(1, init=1),
+        "i_valid": In(1),
+        "i_first": In(1),
+        "i_last": In(1),
+        "weights": In(data.ArrayLayout(signed(plan.w_bits), plan.n_weights)),
+        "acts": In(data.ArrayLayout(unsigned(plan.a_bits), plan.n_acts)),
+        "o_valid": Out(1),
+        "fields": Out(data.ArrayLayout(signed(field_width), len(plan.fields))),
+    })
+
+
 class PackedMAC(wiring.Component):
     """One DSP48E2 running ``plan``: packed multiply, 48-bit accumulate, exact field extraction.
 
@@ -198,16 +216,7 @@ class PackedMAC(wiring.Component):
         self.depth = depth
         self.latency = self.LATENCY
         self.field_width = field_width(plan)
-        super().__init__({
-            "en": In(1, init=1),
-            "i_valid": In(1),
-            "i_first": In(1),
-            "i_last": In(1),
-            "weights": In(data.ArrayLayout(signed(plan.w_bits), plan.n_weights)),
-            "acts": In(data.ArrayLayout(unsigned(plan.a_bits), plan.n_acts)),
-            "o_valid": Out(1),
-            "fields": Out(data.ArrayLayout(signed(self.field_width), len(plan.fields))),
-        })
+        super().__init__(mac_signature(plan, self.field_width))
 
     # -- packing (combinational, in front of the input registers) -------------------------------
 

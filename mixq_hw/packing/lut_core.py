@@ -42,9 +42,8 @@ import math
 from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.hdl import Value
 from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
 
-from .cores import PackedMAC, field_width
+from .cores import PackedMAC, field_width, mac_signature
 from .layout import Plan, act_range, check, weight_range
 from .lut_layout import lut_plan
 
@@ -200,16 +199,7 @@ class LutMAC(wiring.Component):
         self.depth = depth
         self.latency = self.LATENCY
         self.field_width = field_width(plan)
-        super().__init__({
-            "en": In(1, init=1),
-            "i_valid": In(1),
-            "i_first": In(1),
-            "i_last": In(1),
-            "weights": In(data.ArrayLayout(signed(plan.w_bits), plan.n_weights)),
-            "acts": In(data.ArrayLayout(unsigned(plan.a_bits), plan.n_acts)),
-            "o_valid": Out(1),
-            "fields": Out(data.ArrayLayout(signed(self.field_width), len(plan.fields))),
-        })
+        super().__init__(mac_signature(plan, self.field_width))
 
     def estimate(self) -> tuple[int, int]:
         """``(LUTs, FFs)``: :func:`lut_core_estimate` of this core."""

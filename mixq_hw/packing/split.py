@@ -54,12 +54,12 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal, Sequence
 
 import numpy as np
-from amaranth import Module, Mux, signed, unsigned
+from amaranth import Module, Mux, signed
 from amaranth.hdl import Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .cores import PackedMAC
+from .cores import PackedMAC, mac_signature
 from .layout import P_BITS, Field, Plan, act_range, check, max_depth, weight_range
 from .layout import emulate as _emulate
 from .layout import emulate_batch as _emulate_batch
@@ -467,16 +467,7 @@ class SplitMAC(wiring.Component):
         self.depth = depth
         self.latency = self.LATENCY
         self.field_width = max(f.width for f in split.fields)
-        super().__init__({
-            "en": In(1, init=1),
-            "i_valid": In(1),
-            "i_first": In(1),
-            "i_last": In(1),
-            "weights": In(data.ArrayLayout(signed(split.w_bits), split.n_weights)),
-            "acts": In(data.ArrayLayout(unsigned(split.a_bits), split.n_acts)),
-            "o_valid": Out(1),
-            "fields": Out(data.ArrayLayout(signed(self.field_width), len(split.fields))),
-        })
+        super().__init__(mac_signature(split, self.field_width))
 
     def elaborate(self, platform) -> Module:
         m = Module()
