@@ -2,7 +2,9 @@
 
 Writes ``benchmarks/results/packing.json`` and ``packing.md``.  The table is
 ``best_plan``'s: a digit-split plan (two DSP48E2s, one per digit of the split
-operand) where it beats every single layout, else ``plan``'s layout.
+operand) or a mixed-rate weight split (``mixq_hw.packing.mixed``: signed high
+digit on several DSP48E2s, unsigned low digit on one) where it beats every
+single layout, else ``plan``'s layout.
 ``--synth`` adds LUT/FF per single-layout core via
 ``mixq_hw.packing.synth.synth_core`` (slow); ``--synth-sign`` synthesises the
 sign-bit plans of a few entries next to the best plan of the same entry without
@@ -31,7 +33,8 @@ from mixq_hw.packing.planner import BIT_WIDTHS, KERNEL_SIZES, MIXQ_PUBLISHED, be
 SIGN_SYNTH_ENTRIES = ((3, 8, 3), (6, 5, 3))
 #: Entries whose split core --synth-split synthesises: activation digits, weight digits rounded to nearest
 #: (magnitude-capped 5-bit digits), weight digits truncated toward zero.
-SPLIT_SYNTH_ENTRIES = ((4, 4, 3), (8, 7, 3), (7, 2, 3))
+#: w8a2: the mixed-rate split (3 DSP48E2s).
+SPLIT_SYNTH_ENTRIES = ((4, 4, 3), (8, 7, 3), (7, 2, 3), (8, 2, 3))
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -53,14 +56,16 @@ def split_synthesis(entries=SPLIT_SYNTH_ENTRIES) -> list[dict]:
         for p in (best_plan(w, a, k), plan(w, a, k)):
             is_split = not hasattr(p, "weight_offsets")
             result = synth_core(w, a, k, plan=p)
+            mixed = hasattr(p, "copies")
             out.append({"w": w, "a": a, "k": k, "split": p.operand if is_split else None,
                         "rounding": p.rounding if is_split else None, "macs_per_dsp": p.macs_per_dsp,
+                        "mixed": mixed, "dsps": p.dsps if is_split else 1,
                         "depth": p.depth, "layout": layout_cell(p.to_dict() | {"n_weights": p.n_weights,
                                                                               "n_acts": p.n_acts,
                                                                               "act_sign_bit": p.act_sign_bit,
                                                                               "kind": p.kind,
                                                                               "split": p.operand if is_split
-                                                                              else None}),
+                                                                              else None, "mixed": mixed}),
                         **{key: result.get(key) for key in ("dsp48e2", "lut", "ff", "carry", "extract_lut",
                                                             "recombine_lut")}})
     return out
@@ -105,14 +110,20 @@ def grid(rows: list[dict], k: int, cell) -> list[str]:
     return out
 
 
+def mark(r: dict) -> str:
+    """``†`` for a mixed-rate weight split, ``*`` for a same-layout digit split, else nothing."""
+    return "†" if r.get("mixed") else "*" if r["split"] else ""
+
+
 def fmt(x: float | None) -> str:
     return "–" if x is None else f"{x:.3g}"
 
 
 def layout_cell(r: dict) -> str:
     """``F 3x3 d1`` (kind, weights x activations, depth), `` s`` when the act word uses the sign bit, and a
-    ``w:`` / ``a:`` prefix for a weight / activation digit split (2 DSPs)."""
-    split = f"{r['split'][0]}: " if r.get("split") else ""
+    ``w:`` / ``a:`` prefix for a weight / activation digit split (2 DSPs), ``m:`` for a mixed-rate weight split
+    (its low-digit layout)."""
+    split = "m: " if r.get("mixed") else f"{r['split'][0]}: " if r.get("split") else ""
     return (f"{split}{r['kind'][0].upper()} {r['n_weights']}x{r['n_acts']} d{r['depth']}"
             + (" s" if r["act_sign_bit"] else ""))
 
@@ -142,7 +153,7 @@ def sign_bit_section(rows: list[dict], meta: dict) -> list[str]:
 
 def split_section(rows: list[dict], meta: dict) -> list[str]:
     """The digit-split entries: what they reach over the single layout, and (with --synth-split) their cost."""
-    used = [r for r in rows if r["split"]]
+    used = [r for r in rows if r["split"] and not r["mixed"]]
     lines = ["", "## Digit-split plans", "",
              f"{len(used)} of {len(rows)} entries are denser split (the table above uses them): one operand is cut",
              "into two digits, each digit's products run through the same packed layout on its own DSP48E2",
@@ -167,11 +178,42 @@ def split_section(rows: list[dict], meta: dict) -> list[str]:
                   "| entry | core | MACs/DSP | layout | DSP48E2 | LUT | FF | CARRY | extract LUT | recombine LUT |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for r in meta["split_synth"]:
-            core = f"split ({r['split']}{', ' + r['rounding'] if r['split'] == 'weight' else ''})" if r["split"] \
-                else "single"
+            core = (f"mixed split ({r['dsps']} DSPs)" if r.get("mixed") else
+                    f"split ({r['split']}{', ' + r['rounding'] if r['split'] == 'weight' else ''})" if r["split"]
+                    else "single")
             lines.append(f"| w{r['w']}a{r['a']} {r['k']}x{r['k']} | {core} | {fmt(r['macs_per_dsp'])} | "
                          f"{r['layout']} | {r['dsp48e2']} | {r['lut']} | {r['ff']} | {r['carry']} | "
                          f"{r['extract_lut']} | {r['recombine_lut'] if r['recombine_lut'] is not None else '–'} |")
+    return lines + mixed_section(rows)
+
+
+def mixed_section(rows: list[dict]) -> list[str]:
+    """The mixed-rate weight splits: a signed high digit on several DSPs, an unsigned low digit on one."""
+    used = [r for r in rows if r["mixed"]]
+    lines = ["", "## Mixed-rate weight splits", "",
+             f"{len(used)} of {len(rows)} entries are densest as a mixed-rate weight split (marked † in the density",
+             "grids, m: in the layout grids; mixq_hw/packing/mixed.py, MixedSplitMAC).  The weight is cut with",
+             "floor at `shift`: hi = w >> shift is signed and takes the whole two's-complement range of its",
+             "w - shift bits (w8, shift 3: -16..15; -16 fits the 5-bit slot and the pre-adder's D - A, fields are",
+             "sized for magnitude 16), lo = w & (2^shift - 1) is unsigned.  Unsigned low digits times unsigned",
+             "activations make only non-negative fields: no sign room, no borrow or offset, a raw slice of P",
+             "(`Plan.w_unsigned`, correction `none`), so the low digit's layout packs about twice as many pixels",
+             "as the high digit's.  The low layout runs once on all pixels; `copies` DSPs run the high layout on",
+             "consecutive pixel groups with the same weights; fields of neighbouring high copies that meet in",
+             "one output field (a filter layout's partial end fields) add, and every field is",
+             "(hi << shift) + lo.  MACs per DSP = low layout's MACs per multiply / (copies + 1).  Exact: the low",
+             "and high digit layouts exhaustively, the split for all 255 weight codes in every slot, the core in",
+             "simulation with en/valid gaps (tests/test_packing_unsigned.py).  The conv engine is not offered",
+             "these plans yet (`split_plans(mixed=False)`, the default); `best_plan` and this table are.", "",
+             "| entry | MACs/DSP | single layout | MixQ | DSPs | digits | hi layout (per copy) | lo layout |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in used:
+        p = best_plan(r["w"], r["a"], r["k"])
+        hi, lo = (layout_cell(d.to_dict() | {"n_weights": d.n_weights, "n_acts": d.n_acts}) for d in (p.hi, p.lo))
+        lines.append(f"| w{r['w']}a{r['a']} {r['k']}x{r['k']} | {fmt(r['macs_per_dsp'])} | "
+                     f"{fmt(r['single_macs_per_dsp'])} | {fmt(r['mixq'])} | {p.copies} + 1 | "
+                     f"hi = w >> {p.shift} in [{-p.hi.weight_max}, {p.hi.weight_max - 1}], lo = w & "
+                     f"{(1 << p.shift) - 1} | {hi} x {p.copies} | {lo} unsigned, no correction |")
     return lines
 
 
@@ -182,10 +224,14 @@ W8A2_WHY = (
     "8-bit weight therefore has a digit of magnitude 8 (our best: round at shift 4, hi in [-8, 8], lo in [-8, 7]). "
     "A 3x3 filter field then sums three products up to 8 * 3 = 24: 72 > 63, the most a 6-bit field stride holds "
     "(the stride of the 15-MAC w4a2 layout), so fields need a 7-bit stride; the planner's exhaustive search over kernel, filter and filter-bank layouts "
-    "finds 9 MACs per multiply for such digits (4.5 per DSP after the split), 9 even if a +-8 digit fitted a "
-    "4-bit slot, and MixQ's 12 would need e.g. 3 taps x 4 pixels, whose 4 activation slots at a 7-bit stride "
+    "finds 9 MACs per multiply for such digits (4.5 per DSP after the split), 9 in 4-bit slots holding "
+    "-8..7 too, and MixQ's 12 would need e.g. 3 taps x 4 pixels, whose 4 activation slots at a 7-bit stride "
     "overflow B (23 > 18 bits) and whose 3 weight slots on B overflow it for a -8 digit (8 * (1 + 2^7 + 2^14) = "
-    "132,104 > 2^17). Activation digits (1-bit) reach 6 per multiply, 3 per DSP. The single layout's 4.5 stays.")
+    "132,104 > 2^17). Activation digits (1-bit) reach 6 per multiply, 3 per DSP. The mixed-rate split gets "
+    "around the bound because its low digit is unsigned: codes 0..7 times 0..3 need no sign room, so 3-tap sums "
+    "<= 63 fit 5-bit strides with the parity overlap (3 taps x 6 pixels = 18 MACs per multiply), while its "
+    "5-bit high digit (-16..15; 3-tap sums <= 144 in 8-bit strides) takes 9 per multiply on each of 2 DSPs: "
+    "18 MACs on 3 DSPs = 6.")
 
 
 def markdown(rows: list[dict], meta: dict) -> str:
@@ -214,8 +260,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "the offset constant and the overlap parity corrections before the C register.  P wraps modulo",
         "2^48, so the fields come out as from an unsigned multiplier.  The planner uses the sign bit only",
         "where no layout without it is as dense.  Entries marked `w:` / `a:` are digit splits (2 DSPs per",
-        "core, MACs per DSP counted over both; see the section below); `plan()` and the conv engine use",
-        "single layouts, `best_plan()` and this table either.",
+        "core, MACs per DSP counted over both), `m:` mixed-rate weight splits (3 DSPs per core; see the",
+        "sections below); `plan()` uses single layouts, the conv engine single layouts and `w:`/`a:` splits,",
+        "`best_plan()` and this table all three.",
         "",
         f"Against DeepBurning-MixQ's published lookup (1x1 and 3x3, 98 entries): above at {len(above)}, equal at "
         f"{len(equal)}, below at {len(below)}; mean ratio ours/MixQ {gain:.2f} (single layouts alone: below at "
@@ -229,21 +276,24 @@ def markdown(rows: list[dict], meta: dict) -> str:
         "trying every slot nest with both port assignments (w4a4 1x1: three weights on B x two activations",
         "on A:D = 6 MACs), and for splits from those denser digit layouts.",
         "",
-        "Where we are below, no exact plan reaches the published figure:",
-        "",
-        "| entry | ours | MixQ | why |",
-        "|---|---|---|---|",
     ]
+    if below:
+        lines += ["Where we are below, no exact plan reaches the published figure:", "", "| entry | ours | MixQ | why |",
+                  "|---|---|---|---|"]
+    else:
+        lines += ["We are below at no entry.  The last one, w8a2 3x3 (MixQ 6), is reached by a mixed-rate weight",
+                  "split (section below); no same-layout split gets there: " + W8A2_WHY]
     for r in below:
         why = W8A2_WHY if (r["w"], r["a"], r["k"]) == (8, 2, 3) else "not analysed"
         lines.append(f"| w{r['w']}a{r['a']} {r['k']}x{r['k']} | {fmt(r['macs_per_dsp'])} | {fmt(r['mixq'])} | {why} |")
     for k in KERNEL_SIZES:
         lines += ["", f"## {k}x{k} kernels: ours / MixQ / FINN (MACs per DSP48E2 per cycle)", ""]
-        lines += grid(rows, k, lambda r: f"{fmt(r['macs_per_dsp'])}{'*' if r['split'] else ''} / {fmt(r['mixq'])} / "
+        lines += grid(rows, k, lambda r: f"{fmt(r['macs_per_dsp'])}{mark(r)} / {fmt(r['mixq'])} / "
                                          f"{fmt(r['finn'])}")
-        lines += ["", "(* digit split, 2 DSP48E2s per core.)  Layout and accumulation depth (K = kernel, F = filter "
-                  "packing; depth in multiplies; s = activation word in the port's sign bit; w: / a: = weight / "
-                  "activation digit split, the digit layout shown):", ""]
+        lines += ["", "(* digit split, 2 DSP48E2s per core; † mixed-rate weight split, 3.)  Layout and accumulation "
+                  "depth (K = kernel, F = filter packing; depth in multiplies; s = activation word in the port's sign "
+                  "bit; w: / a: = weight / activation digit split, the digit layout shown; m: = mixed-rate weight "
+                  "split, its low-digit layout shown):", ""]
         lines += grid(rows, k, layout_cell)
     for k in sorted({r["k"] for r in rows if "lut" in r}):
         lines += ["", f"## {k}x{k} single-layout packed core: DSP48E2 / LUT / FF (yosys synth_xilinx -family xcup; "
@@ -252,8 +302,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
     lines += split_section(rows, meta)
     lines += sign_bit_section(rows, meta)
     lines += ["", "## README rows", "", "3x3 kernels, exact MACs per DSP48E2 per cycle, ours / DeepBurning-MixQ "
-              "(* = digit split on 2 DSP48E2s):", ""]
-    lines += grid(rows, 3, lambda r: f"{fmt(r['macs_per_dsp'])}{'*' if r['split'] else ''} / {fmt(r['mixq'])}")
+              "(* = digit split on 2 DSP48E2s, † = mixed-rate weight split on 3):", ""]
+    lines += grid(rows, 3, lambda r: f"{fmt(r['macs_per_dsp'])}{mark(r)} / {fmt(r['mixq'])}")
     lines += ["", "MixQ: DeepBurning-MixQ generator lookup; FINN: RTL MVU; both via shared/REFERENCE.md.", ""]
     return "\n".join(lines)
 

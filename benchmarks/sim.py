@@ -2,7 +2,7 @@
 
 For full-size UltraNet and SkyNet (3x160x320, random weights, BN calibrated on
 random images, exported, folded by ``mixq_hw.folding.choose_folding`` under a
-modest DSP budget): export and folding time, time to elaborate the AXI top and
+modest DSP budget, packed DSP48E2s only): export and folding time, time to elaborate the AXI top and
 emit its Verilog, Amaranth's Python simulator speed (cycles/s over a short
 run), and the compiled (CXXRTL) backend: RTLIL emission, ``write_cxxrtl`` and
 g++ time, C++ size, then real frames, bit-exact against ``Graph.reference``,
@@ -17,11 +17,7 @@ Writes ``benchmarks/results/sim.json`` and ``sim.md``.  Takes tens of minutes.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,42 +29,22 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from amaranth.sim import Simulator  # noqa: E402
-from torch import nn  # noqa: E402
 
 from mixq_hw.estimate import Resources  # noqa: E402
 from mixq_hw.folding import choose_folding  # noqa: E402
 from mixq_hw.pipeline import Accelerator  # noqa: E402
 from mixq_hw.top import AxiStreamTop, emit_verilog  # noqa: E402
-from mixq_nn import models  # noqa: E402
-from mixq_nn.export import export  # noqa: E402
 from sim.network import image_beats, simulate  # noqa: E402
 
+from benchmarks.common import FULL_SHAPE, calibrated_graph, machine  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
-SHAPE = (3, 160, 320)
+SHAPE = FULL_SHAPE
 
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def calibrated(name: str, seed: int = 0) -> nn.Module:
-    """Random weights, random BN affine parameters, BN statistics from a few random 8-bit batches."""
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = models.build(name, input_shape=SHAPE)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.momentum = None
-            with torch.no_grad():
-                m.weight.uniform_(0.5, 1.5, generator=gen)
-                m.bias.uniform_(-0.3, 0.3, generator=gen)
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            model(torch.randint(0, 256, (4, *SHAPE), generator=gen).float() / 256)
-    return model.eval()
 
 
 def pysim_speed(acc: Accelerator, images: np.ndarray, cycles: int) -> dict:
@@ -104,14 +80,15 @@ def bench_model(name: str, dsp: int, frames: int, args, entry: dict, save) -> di
     """Measure one model into ``entry`` (``save()`` after every phase)."""
     entry.update({"model": name, "input_shape": list(SHAPE), "dsp_budget": dsp, "frames": frames})
     started = time.perf_counter()
-    graph = export(calibrated(name), SHAPE)
+    graph = calibrated_graph(name, shape=SHAPE)
     entry["export_seconds"] = time.perf_counter() - started
     entry["macs_per_frame"] = int(graph.macs())
     log(f"{name}: exported in {entry['export_seconds']:.1f} s, {entry['macs_per_frame']:,} MACs/frame")
 
     started = time.perf_counter()
     unlimited = 10 ** 9
-    fold = choose_folding(graph, Resources(dsp=dsp, lut=unlimited, ff=unlimited, bram36=unlimited))
+    fold = choose_folding(graph, Resources(dsp=dsp, lut=unlimited, ff=unlimited, bram36=unlimited),
+                          multipliers=("dsp",))   # packed DSPs only: with unlimited LUTs the search would go LUT-wide
     entry["folding_seconds"] = time.perf_counter() - started
     entry["folding"] = {k: v.to_dict() for k, v in fold.folding.items()}
     entry["analytic_cycles_per_frame"] = int(fold.cycles_per_frame)
@@ -147,18 +124,6 @@ def bench_model(name: str, dsp: int, frames: int, args, entry: dict, save) -> di
         f"{run.cycles_per_second:,.0f} cycles/s ({run.cycles_total / max(run.sim_cpu_seconds, 1e-9):,.0f} per "
         f"CPU-s, {run.evals_per_cycle:.2f} evals/cycle), interval {run.cycles_per_frame:,}")
     return entry
-
-
-def machine() -> dict:
-    gxx = subprocess.run(["g++", "--version"], capture_output=True, text=True).stdout.splitlines()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    import amaranth
-
-    return {"date": datetime.datetime.now().isoformat(timespec="seconds"), "platform": platform.platform(),
-            "cpu": cpu, "cpus": os.cpu_count(), "load_average_at_start": list(os.getloadavg()),
-            "python": platform.python_version(), "amaranth": amaranth.__version__, "torch": torch.__version__,
-            "gxx": gxx[0] if gxx else "missing"}
 
 
 def _row(e: dict) -> str | None:

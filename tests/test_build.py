@@ -111,3 +111,14 @@ def test_missing_file_and_unknown_board(tmp_path, graph_file, capsys):
     assert "nope.pt" in capsys.readouterr().err
     assert main([str(graph_file), "--board", "zcu104", "-q", "--out", str(tmp_path / "o")]) == 2
     assert "ultra96" in capsys.readouterr().err
+
+
+def test_multipliers_option(graph_file, tmp_path, capsys):
+    """--multipliers restricts what the folding search may use; an unknown kind is a clear error."""
+    assert main([str(graph_file), "--out", str(tmp_path / "dsp"), "--multipliers", "dsp", "-q", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    folds = json.loads((tmp_path / "dsp" / "folding.json").read_text())
+    assert all(f.get("multiplier", "dsp") == "dsp" for f in folds.values()) and report["resources"]["dsp"] > 0
+    assert main([str(graph_file), "--out", str(tmp_path / "x"), "--multipliers", "dsp,fpga", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "multipliers" in err and "fpga" in err

@@ -10,6 +10,7 @@ from torch import nn
 
 from mixq_hw.graph import Graph, inc_port_bits
 from mixq_nn import models
+from mixq_nn.calibrate import calibrate_random
 from mixq_nn.detection import decode
 from mixq_nn.export import ExportError, choose_requant, export, main
 from mixq_nn.layers import QConv2d, QLinear, Reorg
@@ -19,18 +20,7 @@ from mixq_nn.layers import QConv2d, QLinear, Reorg
 
 def calibrate(model: nn.Module, shape, seed: int = 0, batches: int = 2, batch: int = 12) -> nn.Module:
     """Random BN affine params, then BN statistics from a few train-mode passes on random 8-bit images."""
-    gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
-            m.momentum = None  # cumulative average: converged statistics after a few batches
-            with torch.no_grad():
-                m.weight.uniform_(0.5, 1.5, generator=gen)
-                m.bias.uniform_(-0.3, 0.3, generator=gen)
-    model.train()
-    with torch.no_grad():
-        for _ in range(batches):
-            model(torch.randint(0, 256, (batch, *shape), generator=gen).float() / 256)
-    return model.eval()
+    return calibrate_random(model, shape, seed=seed, passes=batches, batch=batch)
 
 
 def run_model(model: nn.Module, pixels: np.ndarray):

@@ -10,13 +10,12 @@ import random
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from mixq_hw.estimate import Resources
 from mixq_hw.folding import (FoldingError, NodeCosts, OverBudgetError, check_budget, check_folding, choose_folding,
                              layer_candidates, load_folding, save_folding)
 from mixq_hw.folding.costs import engine_figures
-from mixq_hw.folding.spec import MULTIPLIERS
+from mixq_hw.folding.spec import MULTIPLIERS, fold_layers
 from mixq_hw.graph import Graph
 from mixq_hw.pipeline import LayerFold, plan_stages
 
@@ -90,22 +89,12 @@ def tiny_net(seed=0) -> Graph:
 def calibrated_export(name: str, shape, seed: int = 0, **opts) -> Graph:
     """A zoo model with random weights, BN statistics from a few train-mode passes, exported."""
     from mixq_nn import models
+    from mixq_nn.calibrate import calibrate_random
     from mixq_nn.export import export
 
     torch.manual_seed(seed)
     model = models.build(name, input_shape=shape, **opts)
-    gen = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
-            m.momentum = None
-            with torch.no_grad():
-                m.weight.uniform_(0.5, 1.5, generator=gen)
-                m.bias.uniform_(-0.3, 0.3, generator=gen)
-    model.train()
-    with torch.no_grad():
-        for _ in range(2):
-            model(torch.randint(0, 256, (4, *shape), generator=gen).float() / 256)
-    return export(model.eval(), shape)
+    return export(calibrate_random(model, shape, seed=seed), shape)
 
 
 def random_folding(graph: Graph, rng: random.Random, max_par: int = 64) -> dict[str, LayerFold]:
@@ -312,6 +301,7 @@ def test_search_finds_the_brute_force_optimum(tiny_space, budget):
     assert result.resources.fits(budget)
     assert result.cycles_per_frame == optimum
     assert any(m.startswith("T=") for m in messages) and messages[-1].startswith("chose")
+    assert sum(m.startswith("layer ") and "foldings costed" in m for m in messages) == len(fold_layers(graph))
     # the result is the plan of its folding, and its figures are the plan's
     plan = plan_stages(graph, result.folding)
     assert (result.cycles_per_frame, result.resources) == (plan.cycles_per_frame(), plan.resources())

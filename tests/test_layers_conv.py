@@ -390,6 +390,23 @@ def test_lut_engine_bad_multiplier_names_layer():
     gc.collect()
 
 
+@pytest.mark.parametrize("wb,ab", [(2, 2), (4, 4), (4, 8), (8, 3), (5, 7)])
+@pytest.mark.parametrize("in_ch,out_ch,k,groups,simd,pe,pixels", [
+    (8, 16, 3, 1, 4, 8, 5), (8, 16, 1, 1, 1, 16, 3), (12, 12, 3, 12, 3, 3, 4), (6, 4, 5, 1, 6, 2, 1)])
+def test_lut_layer_figures_match_the_built_plan(wb, ab, in_ch, out_ch, k, groups, simd, pe, pixels):
+    """The folding search's shape-only LUT costing equals the plan the engine builds: cores and LUTs."""
+    from mixq_hw.layers.conv_weights import cores_for, lut_layer_figures, lut_layer_plan
+    from mixq_hw.packing.lut_core import lut_core_estimate
+
+    weight = np.zeros((out_ch, in_ch // groups, k, k), dtype=np.int64)
+    geo = check_conv_config(weight, w_bits=wb, a_bits=ab, in_ch=in_ch, out_ch=out_ch, k=k, groups=groups,
+                            simd=simd, pe=pe, pixels=pixels, name="conv3")
+    taps, cores, core_luts = lut_layer_figures(geo, wb, ab, "conv3")
+    plan = lut_layer_plan(geo, wb, ab, "conv3")
+    assert taps.window_kind == "taps" and cores == cores_for(plan, taps)
+    assert core_luts == lut_core_estimate(plan, plan.depth)[0]
+
+
 # ---- digit-split plans (SplitMAC cores: two DSP48E2s each, full-width codes in) -----------------------
 
 def split_plan(wb, ab, k, kind, operand, rounding, n_weights, n_acts):

@@ -267,8 +267,11 @@ def test_density_table_rows():
         assert (r["macs_per_dsp"], r["depth"], r["kind"], r["overlap"]) == (best.macs_per_dsp, best.depth, best.kind,
                                                                              best.overlap)
         assert r["single_macs_per_dsp"] == macs_per_dsp(*entry)
-        assert (r["dsps"] == 2) == (r["split"] is not None) == (r["macs_per_dsp"] > r["single_macs_per_dsp"])
+        assert (r["dsps"] > 1) == (r["split"] is not None) == (r["macs_per_dsp"] > r["single_macs_per_dsp"])
+        assert r["dsps"] == (best.dsps if r["split"] else 1) and r["mixed"] == (r["copies"] is not None)
+        assert r["dsps"] == (r["copies"] + 1 if r["mixed"] else 2 if r["split"] else 1)
     assert by[(4, 4, 3)]["split"] == "act" and by[(8, 7, 3)]["split"] == "weight" and by[(2, 2, 3)]["split"] is None
+    assert (by[(8, 2, 3)]["mixed"], by[(8, 2, 3)]["dsps"], by[(8, 2, 3)]["macs_per_dsp"]) == (True, 3, 6)
     single = {(r["w"], r["a"], r["k"]): r for r in density_table((3,), split=False)}
     assert all(r["split"] is None and r["macs_per_dsp"] == macs_per_dsp(*e) for e, r in single.items())
 

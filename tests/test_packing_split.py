@@ -15,6 +15,7 @@ from amaranth.sim import Simulator
 
 from mixq_hw.packing import planner
 from mixq_hw.packing.layout import Plan, act_range, weight_range
+from mixq_hw.packing.mixed import MixedSplitPlan
 from mixq_hw.packing.planner import BIT_WIDTHS, KERNEL_SIZES, MIXQ_PUBLISHED, best_plan, macs_per_dsp, plan
 from mixq_hw.packing.split import (ROUNDINGS, SplitMAC, SplitPlan, check_split, digits, emulate, emulate_batch,
                                    expected_fields, make_split, split_acts, split_plans, split_weights,
@@ -159,7 +160,7 @@ def test_digit_caps_and_depth():
 
 
 def test_best_plan_and_plan():
-    """plan() keeps returning one layout; best_plan is a split only where strictly denser."""
+    """plan() keeps returning one layout; best_plan is a split (or a mixed-rate split) only where strictly denser."""
     seen = 0
     for w, a, k in ENTRIES:
         single, best = plan(w, a, k), best_plan(w, a, k)
@@ -167,6 +168,8 @@ def test_best_plan_and_plan():
         if isinstance(best, SplitPlan):
             seen += 1
             assert best.macs_per_dsp > single.macs_per_dsp
+        elif isinstance(best, MixedSplitPlan):     # tests/test_packing_unsigned.py checks these
+            assert best.macs_per_dsp > max([single.macs_per_dsp] + [sp.macs_per_dsp for sp in split_plans(w, a, k)])
         else:
             assert best == single
             assert all(sp.macs_per_dsp <= single.macs_per_dsp for sp in split_plans(w, a, k))
@@ -178,15 +181,16 @@ def test_best_plan_and_plan():
 def test_density_at_least_mixq_published_with_splits():
     below = [(w, a, k, best_plan(w, a, k).macs_per_dsp, pub) for k, t in MIXQ_PUBLISHED.items()
              for w, row in t.items() for a, pub in row.items() if best_plan(w, a, k).macs_per_dsp < pub]
-    assert below == [(8, 2, 3, 4.5, 6)], below
+    assert below == [], below
 
 
-def test_w8a2_3x3_is_out_of_exact_reach(monkeypatch):
+def test_w8a2_3x3_is_out_of_reach_of_same_layout_splits():
     """MixQ's 6 is its w4a2 12 over two DSPs: an 8-bit weight in two 4-bit digits.  Exact digits of the 255
     narrow codes cannot both be 4-bit narrow (two sets of <= 15 values make <= 225 sums, at any radix), so some
     digit reaches magnitude 8 (the planner's splits: exactly 8 at best); no layout of such digits at a2 3x3
-    reaches 12 MACs per multiply (9 in 5-bit slots, 9 even if a +-8 digit fit 4-bit slots), 1-bit activation
-    digits reach 6, narrow 4-bit digits would reach 15.  A single layout gets 4.5."""
+    reaches 12 MACs per multiply (9 in 5-bit slots, 9 in 4-bit slots holding -8..7), 1-bit activation
+    digits reach 6, narrow 4-bit digits would reach 15.  A single layout gets 4.5; only the mixed-rate split
+    (tests/test_packing_unsigned.py: unsigned low digit, its layout twice as dense) reaches 6."""
     digit = np.arange(-7, 8)
     for radix in range(1, 256):
         assert len(set((digit[:, None] * radix + digit).ravel().tolist()) & set(range(-127, 128))) < 255
@@ -200,14 +204,9 @@ def test_w8a2_3x3_is_out_of_exact_reach(monkeypatch):
     assert planner._search(5, 2, 3, kinds, 27, 1, 8)[0].macs_per_dsp == 9
     assert planner._search(4, 2, 3, kinds, 27, 1)[0].macs_per_dsp == 15     # narrow 4-bit digits (impossible)
     assert planner._search(8, 1, 3, kinds, 27, 1)[0].macs_per_dsp == 6      # activation bits as digits
-    planner._search.cache_clear()
-    monkeypatch.setattr(planner, "weight_range", lambda bits: (-8, 8) if bits == 4 else weight_range(bits))
-    try:
-        assert planner._search(4, 2, 3, kinds, 27, 1)[0].macs_per_dsp == 9
-    finally:
-        planner._search.cache_clear()
-    monkeypatch.undo()
-    assert best_plan(8, 2, 3).macs_per_dsp == plan(8, 2, 3).macs_per_dsp == 4.5
+    assert planner._search(4, 2, 3, kinds, 27, 1, 8)[0].macs_per_dsp == 9   # 4-bit slots, -8 included
+    assert max(sp.macs_per_dsp for sp in split_plans(8, 2, 3)) <= plan(8, 2, 3).macs_per_dsp == 4.5
+    assert isinstance(best_plan(8, 2, 3), MixedSplitPlan) and best_plan(8, 2, 3).macs_per_dsp == 6
 
 
 # -- bad input ---------------------------------------------------------------------------------------

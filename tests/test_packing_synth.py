@@ -51,3 +51,17 @@ def test_yosys_timeout_is_reported(monkeypatch):
     monkeypatch.setattr(synth, "TIMEOUT", 0.01)
     with pytest.raises(SynthesisError, match="did not finish within 0.01 s"):
         synth_core(2, 2, 1)
+
+
+def test_dsp_core_cells_counts_the_modules_holding_dsps():
+    """The whole-design breakdown: modules that hold DSP48E2 cells, their submodules included, times their
+    instances; the rest of the design is left out."""
+    report = {"modules": {
+        "\\top": {"num_cells_by_type": {"engine": 2, "LUT6": 3}},
+        "\\engine": {"num_cells_by_type": {"core": 3, "FDRE": 9}},
+        "\\core": {"num_cells_by_type": {"DSP48E2": 1, "LUT6": 5, "extract": 1}},
+        "\\extract": {"num_cells_by_type": {"FDRE": 4, "LUT2": 1}},
+    }}
+    cells, count = synth._dsp_core_cells(report, "top")
+    assert count == 6
+    assert count_cells(cells) == {"dsp48e2": 6, "lut": 36, "ff": 24, "carry": 0, "muxf": 0, "bram36": 0}

@@ -20,6 +20,7 @@ from torch import nn
 from mixq_hw.graph import Graph
 from mixq_hw.pipeline import LayerFold, plan_stages
 from mixq_nn import models
+from mixq_nn.calibrate import calibrate_random
 from mixq_nn.export import export
 from sim.network import simulate
 from test_pipeline import bypass_net
@@ -52,19 +53,8 @@ def calibrated(name: str, shape: tuple[int, int, int], seed: int = 0) -> nn.Modu
     """Zoo model ``name`` with random weights, random BN affine parameters and BN statistics from a few
     train-mode passes on random 8-bit images (so that every requant sees realistic ranges)."""
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
     model = models.build(name, input_shape=shape)
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
-            m.momentum = None   # cumulative average: the statistics of exactly the batches below
-            with torch.no_grad():
-                m.weight.uniform_(0.5, 1.5, generator=gen)
-                m.bias.uniform_(-0.3, 0.3, generator=gen)
-    model.train()
-    with torch.no_grad():
-        for _ in range(3):
-            model(torch.randint(0, 256, (8, *shape), generator=gen).float() / 256)
-    return model.eval()
+    return calibrate_random(model, shape, seed=seed, passes=3, batch=8)
 
 
 def test_every_zoo_model_is_covered():

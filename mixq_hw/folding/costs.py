@@ -21,8 +21,7 @@ from amaranth.lib.wiring import Out
 from ..estimate import Resources
 from ..graph import Graph, Node
 from ..layers.conv_weights import (check_conv_config, choose_plan, cores_for, dsps_per_core, frame_cycles,
-                                   geometry_for_plan)
-from ..packing.lut_core import lut_core_estimate
+                                   geometry_for_plan, lut_layer_figures)
 from ..pipeline import LayerFold, Stage, _Builder, _Value
 from .spec import check_folding, layer_candidates
 
@@ -249,11 +248,13 @@ def engine_figures(graph: Graph, node: Node, fold: LayerFold, windows: tuple[str
         stride = a["stride"]
     geo = check_conv_config(weight, w_bits=a["w_bits"], a_bits=a["a_bits"], simd=fold.simd, pe=fold.pe,
                             pixels=fold.pixels, name=node.name, **dims)
+    out_size = (1, 1) if node.op == "linear" else graph.value_info(node.name).shape[1:]
+    if fold.multiplier == "lut":
+        geo, cores, core_luts = lut_layer_figures(geo, a["w_bits"], a["a_bits"], node.name, windows=windows,
+                                                  multiplier=fold.multiplier)
+        return frame_cycles(geo, out_size), 0, cores * core_luts
     plan = choose_plan(geo, a["w_bits"], a["a_bits"], node.name, stride=stride, windows=windows,
                        multiplier=fold.multiplier)
     geo = geometry_for_plan(geo, plan)
-    out_size = (1, 1) if node.op == "linear" else graph.value_info(node.name).shape[1:]
     cycles, cores = frame_cycles(geo, out_size), cores_for(plan, geo)
-    if plan.multiplier == "lut":
-        return cycles, 0, cores * lut_core_estimate(plan, min(plan.depth, geo.beats_per_fold))[0]
     return cycles, cores * dsps_per_core(plan), 0      # a digit-split core (SplitMAC) is 2 DSP48E2s

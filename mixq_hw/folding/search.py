@@ -120,7 +120,8 @@ class _Search:
         #: engine cycles per (layer, fold): the stage cycles of a fold are at least this
         self.ideal: dict[tuple[str, LayerFold], int] = {}
         windows = self.costs.engine_windows()
-        for node in self.layers:
+        for index, node in enumerate(self.layers):
+            started = time.perf_counter()
             rows, reason = [], ""
             for fold in layer_candidates(graph, node, multipliers):
                 try:
@@ -136,6 +137,9 @@ class _Search:
             rows = [r for r in rows if r[3].multiplier != "lut"] + \
                 _front([r for r in rows if r[3].multiplier == "lut"], LUT_FRONT)
             self.candidates[node.name] = sorted(rows, key=lambda r: (r[0], r[1], r[2]))
+            if progress:
+                progress(f"layer {index + 1}/{len(self.layers)} {node.name}: {len(rows)} foldings costed "
+                         f"({time.perf_counter() - started:.1f} s)")
         #: the largest engine interval of each layer
         self.slowest = {n.name: max(-c for _, _, c, _ in self.candidates[n.name]) for n in self.layers}
         self._regions: dict[tuple[str, StreamFormat], tuple[dict[str, NodeCost], Resources, int] | None] = {}
@@ -310,7 +314,7 @@ def choose_folding(graph: Graph, budget: Resources, *, clock_mhz: float = 300.0,
     ``budget``: a Resources (or anything with dsp/lut/ff/bram36, e.g. ``boards.Budget``); all four
     are checked.  ``multipliers``: the kinds a layer may use (``"dsp"`` packed DSP48E2s, ``"lut"``
     shift-and-add LUT cores); with both, layers move to LUTs where DSPs run out and LUTs are left.
-    ``progress(message)`` is called once per target interval tried and at the end.
+    ``progress(message)`` is called once per layer costed, once per target interval tried and at the end.
     OverBudgetError (naming the resources the smallest folding overflows) if no folding found fits.
     """
     if not 0 < utilization <= 1:

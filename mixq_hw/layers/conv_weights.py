@@ -48,12 +48,13 @@ import numpy as np
 
 from mixq_hw.packing import plans
 from mixq_hw.packing.layout import MULTIPLIERS, Plan, act_range, weight_range
+from mixq_hw.packing.lut_core import lut_shape_estimate
 from mixq_hw.packing.lut_layout import lut_plan
 from mixq_hw.packing.split import SplitPlan, split_plans
 
 __all__ = ["ConvGeometry", "CoreWiring", "WINDOW_KINDS", "check_conv_config", "signed_bits", "choose_plan",
            "field_slots", "filter_positions", "geometry_for_plan", "plan_window_kind", "cores_for",
-           "macs_per_cycle", "core_wiring", "weight_rom_words", "lut_layer_plan", "dot_wiring", "groups_per_frame",
+           "macs_per_cycle", "core_wiring", "weight_rom_words", "lut_layer_plan", "lut_layer_shape", "lut_layer_figures", "dot_wiring", "groups_per_frame",
            "frame_cycles", "dsps_per_core"]
 
 #: Input formats the engine reads: SlidingWindow tap beats, RowWindow row beats.
@@ -331,11 +332,10 @@ def _split_candidates(w_bits: int, a_bits: int, k: int, kind: str, max_acts: int
         return ()
 
 
-def lut_layer_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *,
-                   windows: Sequence[str] = ("taps",), multiplier: str = "lut") -> Plan:
-    """The LUT plan of a layer, accumulating a whole fold (``beats_per_fold`` multiplies) in its cores so no
-    fabric accumulator follows them: dense, one ``"dot"`` core of ``pe x pixels`` fields over the ``simd``
-    lanes (a kernel core when ``simd == 1``); depthwise, one kernel core of ``pixels`` products per lane."""
+def lut_layer_shape(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *,
+                    windows: Sequence[str] = ("taps",), multiplier: str = "lut") -> tuple[ConvGeometry, dict]:
+    """The layer's tap-format geometry and the :func:`~mixq_hw.packing.lut_layout.lut_plan` arguments of its
+    LUT plan (``n_weights``, ``n_acts``, ``depth``, ``lanes``): the plan's shape, without its fields."""
     where = f"in layer '{name}'"
     if multiplier not in MULTIPLIERS:
         raise ValueError(f"multiplier {multiplier!r} is not one of {MULTIPLIERS} {where}")
@@ -344,8 +344,31 @@ def lut_layer_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *,
                          f"{tuple(windows)} {where}")
     taps = geometry_for_plan(geo, lut_plan(w_bits, a_bits, 1, 1, 1, k=geo.k))
     if geo.depthwise:
-        return lut_plan(w_bits, a_bits, 1, geo.pixels, taps.beats_per_fold, k=geo.k)
-    return lut_plan(w_bits, a_bits, geo.pe, geo.pixels, taps.beats_per_fold, lanes=geo.simd, k=geo.k)
+        return taps, dict(n_weights=1, n_acts=geo.pixels, depth=taps.beats_per_fold, lanes=1)
+    return taps, dict(n_weights=geo.pe, n_acts=geo.pixels, depth=taps.beats_per_fold, lanes=geo.simd)
+
+
+def lut_layer_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *,
+                   windows: Sequence[str] = ("taps",), multiplier: str = "lut") -> Plan:
+    """The LUT plan of a layer, accumulating a whole fold (``beats_per_fold`` multiplies) in its cores so no
+    fabric accumulator follows them: dense, one ``"dot"`` core of ``pe x pixels`` fields over the ``simd``
+    lanes (a kernel core when ``simd == 1``); depthwise, one kernel core of ``pixels`` products per lane."""
+    _, shape = lut_layer_shape(geo, w_bits, a_bits, name, windows=windows, multiplier=multiplier)
+    return lut_plan(w_bits, a_bits, shape["n_weights"], shape["n_acts"], shape["depth"], lanes=shape["lanes"],
+                    k=geo.k)
+
+
+def lut_layer_figures(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *,
+                      windows: Sequence[str] = ("taps",), multiplier: str = "lut") -> tuple[ConvGeometry, int, int]:
+    """``(geometry, cores, LUTs per core)`` of the layer on LUT cores, from the plan's shape alone: what
+    :func:`cores_for` and :func:`~mixq_hw.packing.lut_core.lut_core_estimate` give for
+    :func:`lut_layer_plan`, at a cost independent of the layer's size (the folding search asks thousands
+    of times)."""
+    taps, shape = lut_layer_shape(geo, w_bits, a_bits, name, windows=windows, multiplier=multiplier)
+    cores = taps.pe if taps.depthwise else 1      # one dot (or kernel) core per layer; depthwise one per lane
+    luts, _ = lut_shape_estimate(w_bits, a_bits, shape["n_weights"], shape["n_acts"], shape["depth"],
+                                 lanes=shape["lanes"])
+    return taps, cores, luts
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ examples:
 
 Entries marked w: / a: in the layout grid are digit splits: the weight / activation cut into two digits,
 each digit's products on its own DSP48E2 (2 per core), the fields recombined as (hi << shift) + lo.
+Entries marked m: are mixed-rate weight splits: the signed high digit w >> shift on several DSP48E2s, the
+unsigned low digit on one, denser layout (the one shown); see mixq_hw/packing/mixed.py.
 """
 
 
@@ -54,7 +56,7 @@ def _grid(rows: list[dict], k: int, title: str, cell, width: int) -> list[str]:
 
 
 def _layout(r: dict) -> str:
-    split = f"{r['split'][0]}:" if r.get("split") else ""
+    split = "m:" if r.get("mixed") else f"{r['split'][0]}:" if r.get("split") else ""
     return (f"{split}{r['kind'][0].upper()}{r['n_weights']}x{r['n_acts']}/{r['depth']}"
             + ("s" if r["act_sign_bit"] else ""))
 
@@ -68,7 +70,7 @@ def _table(ks: Sequence[int], as_json: bool, single: bool = False) -> str:
         out += _grid(rows, k, "exact MACs per DSP48E2 per cycle", lambda r: f"{r['macs_per_dsp']:.3g}", 7)
         out += _grid(rows, k, "layout: K(ernel)/F(ilter) weights x activations / accumulation depth "
                               "(s: activation word in the port's sign bit, corrected through C; w:/a: weight/"
-                              "activation digit split on 2 DSPs)", _layout, 12)
+                              "activation digit split on 2 DSPs; m: mixed-rate weight split, low-digit layout)", _layout, 12)
         out.append("")
     return "\n".join(out)
 

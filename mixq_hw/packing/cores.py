@@ -74,10 +74,11 @@ __all__ = ["PackedMAC", "FieldExtractor", "field_width", "extract_fields", "mac_
 
 
 def field_width(plan: Plan) -> int:
-    """Signed width of :attr:`PackedMAC.fields` elements: the widest field of ``plan``."""
+    """Signed width of :attr:`PackedMAC.fields` elements: the widest field of ``plan`` (one bit more with
+    ``correction == "none"``, whose fields are unsigned ``width``-bit values)."""
     if not plan.fields:
         raise ValueError(f"plan w{plan.w_bits}a{plan.a_bits}k{plan.k} has no fields")
-    return max(fld.width for fld in plan.fields)
+    return max(fld.width for fld in plan.fields) + (plan.correction == "none")
 
 
 def _plan_name(plan: Plan) -> str:
@@ -113,7 +114,7 @@ def extract_fields(plan: Plan, p: Value, parity: Value) -> list[Value]:
     ``parity`` holds one bit per field (overlap plans: the field's accumulated
     parity, which becomes its low bit; ignored otherwise).  Offset correction
     is an inverter on each slice's top bit; borrow correction one small adder
-    per field.  This is the whole of the fabric logic between P and the field
+    per field; ``"none"`` (unsigned weights) the raw slice.  This is the whole of the fabric logic between P and the field
     register (:class:`FieldExtractor`).
     """
     out = []
@@ -123,6 +124,8 @@ def extract_fields(plan: Plan, p: Value, parity: Value) -> list[Value]:
         raw = p[lo:hi]
         if plan.correction == "offset":
             g = Cat(raw[:s - 1], ~raw[s - 1]).as_signed()
+        elif plan.correction == "none":
+            g = Cat(raw, Const(0, 1)).as_signed()          # unsigned: a zero sign bit above the slice
         elif lo > 0:
             g = (raw.as_signed() + p[lo - 1])[:s].as_signed()
         else:
@@ -160,7 +163,7 @@ class FieldExtractor(wiring.Component):
 def mac_signature(plan, field_width: int) -> wiring.Signature:
     """The port contract every multiply core shares (PackedMAC, SplitMAC, LutMAC), so the engine can use any.
 
-    ``weights``/``acts``: one code per slot; ``i_first``/``i_last`` bound an accumulation; ``fields``: the
+    ``weights``/``acts``: one code per slot (weights signed, unsigned for a ``w_unsigned`` plan); ``i_first``/``i_last`` bound an accumulation; ``fields``: the
     plan's fields, valid with ``o_valid`` :attr:`PackedMAC.LATENCY` enabled cycles after ``i_last``.
     """
     return wiring.Signature({
@@ -168,7 +171,8 @@ def mac_signature(plan, field_width: int) -> wiring.Signature:
         "i_valid": In(1),
         "i_first": In(1),
         "i_last": In(1),
-        "weights": In(data.ArrayLayout(signed(plan.w_bits), plan.n_weights)),
+        "weights": In(data.ArrayLayout((unsigned if getattr(plan, "w_unsigned", False) else signed)(plan.w_bits),
+                                       plan.n_weights)),
         "acts": In(data.ArrayLayout(unsigned(plan.a_bits), plan.n_acts)),
         "o_valid": Out(1),
         "fields": Out(data.ArrayLayout(signed(field_width), len(plan.fields))),
@@ -275,8 +279,10 @@ class PackedMAC(wiring.Component):
         sign1, sign2 = Signal(), Signal()       # weights on B: the activation word's top bit, delayed
 
         d_word = _scatter([(o, self._weight_bits(i)) for i, o in enumerate(plan.weight_offsets)], w_port)
-        a_word = _scatter([(o + wb, self._weight_bits(i)[wb - 1]) for i, o in enumerate(plan.weight_offsets)],
-                          w_port)
+        # Unsigned weights (w_unsigned) have no sign bits: A stays 0 and D alone is the packed word.
+        a_word = (Const(0, w_port) if plan.w_unsigned else
+                  _scatter([(o + wb, self._weight_bits(i)[wb - 1]) for i, o in enumerate(plan.weight_offsets)],
+                           w_port))
         act_word = _scatter([(o, self._act_bits(j)) for j, o in enumerate(plan.act_offsets)], a_port)
 
         with m.If(self.en):

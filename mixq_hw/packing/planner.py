@@ -39,21 +39,25 @@ weights on the pre-adder before B), then fewer activation slots.
 :func:`plan` returns one layout per multiply (what the conv engine builds).
 :func:`best_plan` also weighs digit-split plans (:mod:`~mixq_hw.packing.split`:
 one operand in two digits, each on its own DSP48E2, recombined by a shift-add)
-and returns one where it has strictly more MACs per DSP; :func:`density_table`
-and the command line report it.
+and mixed-rate weight splits (:mod:`~mixq_hw.packing.mixed`: a signed high
+digit on several DSP48E2s, an unsigned low digit on one, whose layouts
+``_search(..., w_unsigned=True)`` finds with raw unsigned field slices) and
+returns one where it has strictly more MACs per DSP; :func:`density_table`
+and the command line report it.  The bit-map account :func:`explain` lives in
+:mod:`.explain`.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import textwrap
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from .layout import AD_BITS, B_BITS, P_BITS, Field, Plan, act_range, check, max_depth, weight_range
+from .layout import AD_BITS, B_BITS, P_BITS, Field, Plan, _code_max, act_range, check, max_depth
 
 if TYPE_CHECKING:
+    from .mixed import MixedSplitPlan
     from .split import SplitPlan
 
 __all__ = ["KINDS", "KERNEL_SIZES", "BIT_WIDTHS", "DEPTH_ENOUGH", "MIXQ_PUBLISHED",
@@ -87,6 +91,8 @@ MIXQ_PUBLISHED: dict[int, dict[int, dict[int, float]]] = {
 # (overlap, correction) in order of fabric cost: no overlap is free, an offset costs a C-port
 # constant, a borrow an incrementer per field, overlap a parity tracker per field.
 _SCHEMES = ((False, "offset"), (False, "borrow"), (True, "offset"), (True, "borrow"))
+# Unsigned weights (w_unsigned digit plans): every field is >= 0, a raw slice needs no correction at all.
+_UNSIGNED_SCHEMES = ((False, "none"), (True, "none"))
 
 
 @dataclass(frozen=True)
@@ -119,6 +125,8 @@ def _capacity(slice_bits: int, overlap: bool, correction: str) -> int:
     """Largest accumulated magnitude a field slice of ``slice_bits`` holds (mirrors layout._slice_fits)."""
     if slice_bits < 1:
         return -1
+    if correction == "none":        # unsigned fields: (v - parity) / 2 or v itself in an unsigned slice
+        return (1 << (slice_bits + overlap)) - 1
     if not overlap:
         return (1 << (slice_bits - 1)) - 1
     return (1 << slice_bits) - (1 if correction == "offset" else 2)
@@ -133,14 +141,15 @@ def _min_gap(positions: Sequence[int]) -> int:
     return min((y - x for x, y in zip(s, s[1:])), default=1 << 30)
 
 
-def _fits(geo: _Geometry, stride: int, w_bits: int, a_bits: int, sign_bit: bool = False, w_max: int = 0) -> bool:
+def _fits(geo: _Geometry, stride: int, w_bits: int, a_bits: int, sign_bit: bool = False, w_max: int = 0,
+          w_unsigned: bool = False) -> bool:
     """Whether both packed words fit their ports at this stride (monotone: fails for every larger one).
 
     ``sign_bit``: the activation word may use its port's sign bit (one more bit); ``w_max``: the weight
-    magnitude (0: the narrow range of ``w_bits``).
+    magnitude (0: the narrow range of ``w_bits``, or every unsigned code with ``w_unsigned``).
     """
     pw, pa = (AD_BITS, B_BITS) if geo.weight_port == "AD" else (B_BITS, AD_BITS)
-    hi_w = w_max or weight_range(w_bits)[1]
+    hi_w = w_max or _code_max(w_bits, w_unsigned)
     _, hi_a = act_range(a_bits)
     return (_word_max(hi_w, geo.w_pos, stride) <= (1 << (pw - 1)) - 1
             and _word_max(hi_a, geo.a_pos, stride) <= (1 << (pa if sign_bit else pa - 1)) - 1
@@ -197,7 +206,7 @@ def _filter_geometries(port: str, k: int, max_acts: int, limit: int, bank: bool)
 
 
 def _best_scheme(geo: _Geometry, first_stride: int, w_bits: int, a_bits: int, product_max: int,
-                 min_depth: int, w_max: int = 0) -> tuple | None:
+                 min_depth: int, w_max: int = 0, w_unsigned: bool = False) -> tuple | None:
     """The geometry's best (stride, scheme) as
     ``(no sign bit, depth rank, -cost, -stride, depth, stride, (overlap, correction, sign bit))``.
 
@@ -206,10 +215,10 @@ def _best_scheme(geo: _Geometry, first_stride: int, w_bits: int, a_bits: int, pr
     """
     best = None
     for stride in range(first_stride, P_BITS + 1):
-        sign_bit = not _fits(geo, stride, w_bits, a_bits, w_max=w_max)
-        if sign_bit and not _fits(geo, stride, w_bits, a_bits, sign_bit=True, w_max=w_max):
+        sign_bit = not _fits(geo, stride, w_bits, a_bits, w_max=w_max, w_unsigned=w_unsigned)
+        if sign_bit and not _fits(geo, stride, w_bits, a_bits, sign_bit=True, w_max=w_max, w_unsigned=w_unsigned):
             break       # the words only grow with the stride
-        for cost, (overlap, correction) in enumerate(_SCHEMES):
+        for cost, (overlap, correction) in enumerate(_UNSIGNED_SCHEMES if w_unsigned else _SCHEMES):
             depth = _depth(geo, stride, overlap, correction, product_max)
             if depth >= min_depth:
                 key = (not sign_bit, min(depth, DEPTH_ENOUGH), -cost, -stride, depth, stride,
@@ -228,8 +237,12 @@ def _rank(geo: _Geometry, local: tuple) -> tuple:
             -len(geo.w_pos), neg_stride)
 
 
-def _note(geo: _Geometry, stride: int, sign_bit: bool) -> str:
-    if geo.weight_port == "AD":
+def _note(geo: _Geometry, stride: int, sign_bit: bool, w_unsigned: bool = False) -> str:
+    if w_unsigned:
+        side = "A:D side (D alone, A = 0)" if geo.weight_port == "AD" else "18-bit B side"
+        port = (f"unsigned weight codes concatenated on the {side}, activations on the other port; every "
+                f"field is >= 0, so it is its raw unsigned slice (no borrow, no offset)")
+    elif geo.weight_port == "AD":
         port = ("weights on the 27-bit A:D side, activations on B; the signed packed weight word is made by "
                 "the pre-adder with no fabric logic: D = the weight codes' two's-complement bits concatenated "
                 "at their offsets, A = each weight's sign bit at (its offset + w_bits), D - A = sum w_i << o_i")
@@ -247,7 +260,7 @@ def _note(geo: _Geometry, stride: int, sign_bit: bool) -> str:
 
 
 def _build(geo: _Geometry, stride: int, overlap: bool, correction: str, sign_bit: bool, w_bits: int,
-           a_bits: int, k: int, depth: int, w_max: int = 0) -> Plan:
+           a_bits: int, k: int, depth: int, w_max: int = 0, w_unsigned: bool = False) -> Plan:
     top = len(geo.fields) - 1
     fields = tuple(
         Field(pos * stride, (stride if f < top else min(stride, P_BITS - pos * stride - int(overlap))) + int(overlap),
@@ -256,22 +269,25 @@ def _build(geo: _Geometry, stride: int, overlap: bool, correction: str, sign_bit
     return Plan(w_bits=w_bits, a_bits=a_bits, k=k, kind=geo.kind, weight_port=geo.weight_port,
                 weight_offsets=tuple(p * stride for p in geo.w_pos),
                 act_offsets=tuple(p * stride for p in geo.a_pos), fields=fields, overlap=overlap,
-                correction=correction, depth=depth, macs_per_dsp=geo.macs, note=_note(geo, stride, sign_bit),
-                act_sign_bit=sign_bit, w_max=w_max)
+                correction=correction, depth=depth, macs_per_dsp=geo.macs,
+                note=_note(geo, stride, sign_bit, w_unsigned), act_sign_bit=sign_bit, w_max=w_max,
+                w_unsigned=w_unsigned)
 
 
 @functools.lru_cache(maxsize=4096)
 def _search(w_bits: int, a_bits: int, k: int, kinds: tuple[str, ...], max_acts: int, min_depth: int,
-            w_max: int = 0) -> tuple[Plan, ...]:
+            w_max: int = 0, *, w_unsigned: bool = False) -> tuple[Plan, ...]:
     """Every geometry's best exact layout, best first (uncached callers should use :func:`plans`).
 
-    ``w_max`` caps the weight magnitude below the narrow range (digit plans of :mod:`.split`); 0: no cap.
+    ``w_max`` caps the weight magnitude (digit plans of :mod:`.split`; up to ``2**(w_bits-1)``, the whole
+    two's-complement range); 0: no cap.  ``w_unsigned``: unsigned weight codes ``0 .. w_max`` (or
+    ``2**w_bits - 1``), laid out with raw unsigned field slices (:mod:`.mixed`'s low digits).
     """
-    hi_w = w_max or weight_range(w_bits)[1]
+    hi_w = w_max or _code_max(w_bits, w_unsigned)
     _, hi_a = act_range(a_bits)
     product_max = hi_w * hi_a
     # No field is narrower than one product needs, even with overlap: that bounds the field count.
-    min_stride = max(1, math.ceil(math.log2(product_max * min_depth + 1)))
+    min_stride = max(1, math.ceil(math.log2(product_max * min_depth + 1)) - w_unsigned)   # unsigned: +1 bit
     limit = P_BITS // min_stride + 1
     found: list[tuple[tuple, _Geometry, tuple]] = []
     for port in ("AD", "B"):
@@ -287,11 +303,11 @@ def _search(w_bits: int, a_bits: int, k: int, kinds: tuple[str, ...], max_acts: 
                 # Slots must not overlap: the cores concatenate codes (the pre-adder's D word).
                 slot_stride = max(-(-w_bits // _min_gap(geo.w_pos)), -(-a_bits // _min_gap(geo.a_pos)))
                 local = _best_scheme(geo, max(min_stride, slot_stride), w_bits, a_bits, product_max, min_depth,
-                                     w_max)
+                                     w_max, w_unsigned)
                 if local is not None:
                     found.append((_rank(geo, local), geo, local))
     found.sort(key=lambda item: item[0], reverse=True)
-    return tuple(_build(geo, stride, ov, corr, sign_bit, w_bits, a_bits, k, depth, w_max)
+    return tuple(_build(geo, stride, ov, corr, sign_bit, w_bits, a_bits, k, depth, w_max, w_unsigned)
                  for _, geo, (*_, depth, stride, (ov, corr, sign_bit)) in found)
 
 
@@ -366,14 +382,14 @@ def macs_per_dsp(w_bits: int, a_bits: int, k: int) -> float:
 
 @functools.lru_cache(maxsize=4096)
 def _best(w_bits: int, a_bits: int, k: int, kinds: tuple[str, ...], max_acts: int | None, min_depth: int
-          ) -> "Plan | SplitPlan":
+          ) -> "Plan | SplitPlan | MixedSplitPlan":
     from .split import split_plans      # split imports this module (and amaranth): only when asked for
 
     try:
         single = plan(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth)
     except ValueError:
         single = None                   # no single layout that deep; a split may still have one
-    splits = split_plans(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth)
+    splits = split_plans(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth, mixed=True)
     if splits and (single is None or splits[0].macs_per_dsp > single.macs_per_dsp):
         return splits[0]
     if single is None:
@@ -382,12 +398,14 @@ def _best(w_bits: int, a_bits: int, k: int, kinds: tuple[str, ...], max_acts: in
 
 
 def best_plan(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
-              max_acts: int | None = None, min_depth: int = 1) -> "Plan | SplitPlan":
-    """The densest exact plan: :func:`plan`'s layout, or a digit-split plan (2 DSP48E2s) with more MACs per DSP.
+              max_acts: int | None = None, min_depth: int = 1) -> "Plan | SplitPlan | MixedSplitPlan":
+    """The densest exact plan: :func:`plan`'s layout, or a digit-split plan (2 DSP48E2s, or a mixed-rate split on
+    ``copies + 1``) with more MACs per DSP.
 
-    Options as for :func:`plan` (for a split they apply to its digit layout
+    Options as for :func:`plan` (for a split they apply to its digit layouts
     and its depth).  A :class:`~mixq_hw.packing.split.SplitPlan` runs on
-    :class:`~mixq_hw.packing.split.SplitMAC`, a Plan on PackedMAC.
+    :class:`~mixq_hw.packing.split.SplitMAC`, a :class:`~mixq_hw.packing.mixed.MixedSplitPlan` on
+    :class:`~mixq_hw.packing.mixed.MixedSplitMAC`, a Plan on PackedMAC.
     """
     kinds_t = tuple(kinds) if not isinstance(kinds, str) else (kinds,)
     return _best(w_bits, a_bits, k, kinds_t, max_acts, min_depth)
@@ -397,8 +415,9 @@ def density_table(ks: Sequence[int] = KERNEL_SIZES, *, split: bool = True) -> li
     """One row per (w, a, k): MACs per DSP per cycle and how the best layout gets there.
 
     With ``split`` (default) the row is :func:`best_plan`'s (``split`` names the
-    split operand, ``dsps`` is 2, the layout keys describe the digit layout);
-    ``single_macs_per_dsp`` is :func:`plan`'s density either way.
+    split operand, ``dsps`` its DSP48E2s per core, the layout keys describe the
+    digit layout -- a mixed split's (``mixed``) low-digit layout, its high digit on
+    ``copies`` DSPs); ``single_macs_per_dsp`` is :func:`plan`'s density either way.
     """
     rows = []
     for k in ks:
@@ -411,135 +430,12 @@ def density_table(ks: Sequence[int] = KERNEL_SIZES, *, split: bool = True) -> li
                              "depth": p.depth, "weight_port": p.weight_port, "overlap": p.overlap,
                              "correction": p.correction, "n_weights": p.n_weights, "n_acts": p.n_acts,
                              "n_fields": len(p.fields), "act_sign_bit": p.act_sign_bit,
-                             "split": p.operand if is_split else None, "dsps": 2 if is_split else 1,
+                             "split": p.operand if is_split else None, "dsps": p.dsps if is_split else 1,
+                             "mixed": hasattr(p, "copies"), "copies": getattr(p, "copies", None),
                              "shift": p.shift if is_split else None, "rounding": p.rounding if is_split else None,
                              "digit_bits": p.digit_bits if is_split else None,
                              "single_macs_per_dsp": single.macs_per_dsp})
     return rows
 
 
-_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
-
-
-def _char(i: int) -> str:
-    return _CHARS[i] if i < len(_CHARS) else "#"
-
-
-def _bit_map(width: int, marks: dict[int, str], label: str) -> str:
-    """One port or register as a row of characters, bit ``width-1`` on the left."""
-    return f"  {label:<6}" + "".join(marks.get(b, ".") for b in range(width - 1, -1, -1))
-
-
-def _ruler(width: int) -> list[str]:
-    tens = "".join(str(b // 10) if b >= 10 else " " for b in range(width - 1, -1, -1))
-    units = "".join(str(b % 10) for b in range(width - 1, -1, -1))
-    return [f"  {'bit':<6}{tens}", f"  {'':<6}{units}"]
-
-
-def _weight_slot_meaning(p: Plan, i: int) -> str:
-    if p.kind == "kernel":
-        return f"output channel (or depthwise tap) {i}"
-    if p.kind == "filter":
-        return f"kernel-row tap {i}"
-    # filter_bank: taps of one filter are one field stride apart, filters further
-    stride = p.fields[1].offset - p.fields[0].offset
-    gaps = [y - x for x, y in zip(p.weight_offsets, p.weight_offsets[1:])]
-    taps = next((n + 1 for n, g in enumerate(gaps) if g != stride), p.n_weights)
-    return f"filter {i // taps} tap {i % taps}"
-
-
-def _explain_split(sp: "SplitPlan") -> str:
-    digit = "weight" if sp.operand == "weight" else "activation"
-    lines = [f"plan w{sp.w_bits}a{sp.a_bits} k={sp.k}: {digit} digit split of {sp.kind} packing on 2 DSP48E2s, "
-             f"{sp.macs_per_dsp:g} useful MACs per DSP48E2 per cycle, accumulation depth {sp.depth} multiplies "
-             f"before extraction",
-             textwrap.fill(sp.note, width=110, initial_indent="  ", subsequent_indent="  "), ""]
-    for f, fld in enumerate(sp.fields):
-        lines.append(f"  field {_char(f)} = (hi field {_char(f)} << {sp.shift}) + lo field {_char(f)}: signed "
-                     f"{fld.width} bits, " + " + ".join(f"w{i}*a{j}" for i, j in fld.terms))
-    caps = (f"hi digits of magnitude <= {sp.hi.weight_max} (depth {sp.hi.depth}), lo digits <= "
-            f"{sp.lo.weight_max} (depth {sp.lo.depth})" if sp.operand == "weight" else
-            f"hi digits a >> {sp.shift}, lo digits a mod 2**{sp.shift}")
-    lines += ["", f"both digits run through this layout ({caps}):", "", explain(sp.hi)]
-    return "\n".join(lines)
-
-
-def explain(p: "Plan | SplitPlan") -> str:
-    """A readable account of a plan: bit maps of both ports and of P, fields and their terms, depth, correction
-    (for a split plan: its digits and recombination, then its digit layout's account)."""
-    from .layout import _slice   # the slice convention lives with the layout
-
-    if not isinstance(p, Plan):
-        return _explain_split(p)
-
-    a_meaning = "pixel" if p.kind == "kernel" else "input pixel"
-    lines = [f"plan w{p.w_bits}a{p.a_bits} k={p.k}: {p.kind} packing, {p.macs_per_dsp:g} useful MACs per DSP48E2 "
-             f"per multiply, accumulation depth {p.depth} multiplies before extraction",
-             textwrap.fill(p.note, width=110, initial_indent="  ", subsequent_indent="  "), ""]
-    # Weight port.
-    w_marks = {o + b: _char(i) for i, o in enumerate(p.weight_offsets) for b in range(p.w_bits)}
-    if p.weight_port == "AD":
-        lines += [f"weight port A:D (27-bit pre-adder, D - A): {p.n_weights} weight slot(s), digit = slot"]
-        lines += _ruler(AD_BITS)
-        lines.append(_bit_map(AD_BITS, w_marks, "D"))
-        signs = {o + p.w_bits: "s" for o in p.weight_offsets if o + p.w_bits < AD_BITS}
-        lines.append(_bit_map(AD_BITS, signs, "A"))
-        lines.append("  D = two's-complement weight codes concatenated; A = each weight's sign bit (s) at "
-                     "offset + w_bits (a sign at bit 27 is implicit: D's own sign); D - A = the packed word")
-    else:
-        lines += [f"weight port B (18-bit signed, packed word precomputed): {p.n_weights} weight slot(s)"]
-        lines += _ruler(B_BITS)
-        lines.append(_bit_map(B_BITS, w_marks, "B"))
-    for i, o in enumerate(p.weight_offsets):
-        lines.append(f"    slot {_char(i)}: {_weight_slot_meaning(p, i)}, signed {p.w_bits}-bit code at bit {o}")
-    # Activation port.
-    a_port, a_bits = ("B", B_BITS) if p.weight_port == "AD" else ("A:D", AD_BITS)
-    a_marks = {o + b: _char(j) for j, o in enumerate(p.act_offsets) for b in range(p.a_bits)}
-    if p.act_sign_bit:
-        a_marks[a_bits - 1] = "S"
-        sign_use = "sign bit S used by the top slot, corrected through C"
-    else:
-        a_marks[a_bits - 1] = "0"
-        sign_use = "sign bit kept 0"
-    lines += ["", f"activation port {a_port} ({a_bits}-bit signed, {sign_use}): {p.n_acts} slot(s), "
-              f"unsigned codes concatenated"]
-    lines += _ruler(a_bits)
-    lines.append(_bit_map(a_bits, a_marks, a_port))
-    for j, o in enumerate(p.act_offsets):
-        lines.append(f"    slot {_char(j)}: {a_meaning} {j}, unsigned {p.a_bits}-bit code at bit {o}")
-    # P register.
-    p_marks: dict[int, str] = {}
-    for f, fld in enumerate(p.fields):
-        for b in range(fld.offset, fld.offset + fld.width):
-            p_marks[b] = "*" if b in p_marks else _char(f)
-    lines += ["", f"P (48 bits): {len(p.fields)} field(s), digit = field"
-              + (", * = bit shared by two fields (overlap)" if p.overlap else "") + ", . = unused"]
-    lines += _ruler(P_BITS)
-    lines.append(_bit_map(P_BITS, p_marks, "P"))
-    hi_w = p.weight_max
-    _, hi_a = act_range(p.a_bits)
-    for f, fld in enumerate(p.fields):
-        lo, hi = _slice(p, f)
-        terms = " + ".join(f"w{i}*a{j}" for i, j in fld.terms)
-        bound = p.depth * len(fld.terms) * hi_w * hi_a
-        lines.append(f"    field {_char(f)}: bits [{fld.offset}, {fld.offset + fld.width}), slice [{lo}, {hi}), "
-                     f"|value| <= {bound} at depth {p.depth}: {terms}")
-    lines.append("")
-    if p.overlap:
-        lines.append("overlap: neighbouring fields share one bit; each field's low bit is its parity, the XOR of "
-                     "w & a & 1 over its terms and multiplies, kept in fabric and removed from P before slicing")
-    if p.correction == "offset":
-        lines.append(f"correction: offset -- C adds {p.offset_constant():#x} once per accumulation, so every "
-                     "slice is offset-binary: the field is the slice with its top bit inverted")
-    else:
-        lines.append("correction: borrow -- each field is its signed slice plus the P bit just below it")
-    if p.act_sign_bit:
-        lines.append(textwrap.fill(
-            f"activation sign bit: the top slot's code reaches bit {a_bits - 1} (S), which the DSP48E2 reads as "
-            f"a sign: a word X >= 2**{a_bits - 1} is multiplied as X - 2**{a_bits}, short by W * 2**{a_bits} "
-            f"(W = the signed packed weight word).  On exactly those multiplies C adds W << {a_bits} (45 bits), "
-            f"computed in fabric and summed with the other C terms before the C register "
-            f"(C = offset constant on the first multiply + parity corrections + sign correction); P wraps "
-            f"modulo 2**48, so it then holds what an unsigned multiplier would give", width=110,
-            subsequent_indent="  "))
-    return "\n".join(lines)
+from .explain import explain  # noqa: E402  (the bit-map account lives in its own module; public here too)

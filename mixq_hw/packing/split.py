@@ -379,7 +379,7 @@ def _rank(split: SplitPlan) -> tuple:
 
 
 def split_plans(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
-                max_acts: int | None = None, min_depth: int = 1) -> list[SplitPlan]:
+                max_acts: int | None = None, min_depth: int = 1, mixed: bool = False) -> list:
     """Every digit split of (w, a, k), each with its digit layout's best exact plan, best first.
 
     Weight splits at every shift and rounding whose digits are narrower (or
@@ -387,7 +387,10 @@ def split_plans(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("ke
     with digits of at least 2 bits.  The options mean what they mean for
     :func:`~mixq_hw.packing.planner.plan` (``min_depth`` applies to the split).
     Ranking: MACs per DSP, no sign-bit correction, depth, fabric (bit slices
-    before adders), fewer fields.
+    before adders), fewer fields.  ``mixed``: also the mixed-rate weight splits
+    of :mod:`.mixed` (:class:`~mixq_hw.packing.mixed.MixedSplitPlan`, its own
+    core and DSP count; ranked after same-layout splits of equal density);
+    off by default, so the conv engine is only offered :class:`SplitPlan`.
     """
     from . import planner
 
@@ -400,6 +403,10 @@ def split_plans(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("ke
         split = make_split(w_bits, a_bits, k, operand, shift, rounding, planner._checked(layouts[0]))
         if split.depth >= min_depth:
             found[split] = _rank(split)
+    if mixed:
+        from .mixed import mixed_split_plans, rank
+        found.update({m: rank(m) for m in mixed_split_plans(w_bits, a_bits, k, kinds=kinds_t, max_acts=max_acts,
+                                                              min_depth=min_depth)})
     return sorted(found, key=found.__getitem__, reverse=True)
 
 

@@ -3,7 +3,8 @@
 :func:`synth_core` emits a :class:`~mixq_hw.packing.cores.PackedMAC` as Verilog
 and counts the UltraScale+ cells yosys maps it to; the figure that matters is
 ``dsp48e2``: one packed multiplier must take exactly one DSP48E2 (a digit-split
-plan's :class:`~mixq_hw.packing.split.SplitMAC` exactly two).  yosys does
+plan's :class:`~mixq_hw.packing.split.SplitMAC` exactly two, a mixed-rate split's
+:class:`~mixq_hw.packing.mixed.MixedSplitMAC` ``copies + 1``).  yosys does
 not absorb registers, the pre-adder or the accumulator into the DSP48E2 for
 UltraScale+ (it does only for 7-series), so ``lut``/``ff``/``carry`` are upper
 bounds on what Vivado would use; the DSP count is exact.  The core's field
@@ -129,7 +130,9 @@ def synth_core(w_bits: int, a_bits: int, k: int, *, plan=None) -> dict:
     """Synthesise the packed core of (w, a, k) (the planner's plan unless ``plan`` is given) for xcup.
 
     ``plan`` may be a :class:`~mixq_hw.packing.split.SplitPlan`: its
-    :class:`~mixq_hw.packing.split.SplitMAC` (two PackedMACs) is synthesised.
+    :class:`~mixq_hw.packing.split.SplitMAC` (two PackedMACs) is synthesised; or a
+    :class:`~mixq_hw.packing.mixed.MixedSplitPlan`: its :class:`~mixq_hw.packing.mixed.MixedSplitMAC`
+    (``copies + 1`` PackedMACs).
     Returns ``dsp48e2``, ``lut`` (LUT1..6 and INV), ``ff``, ``carry`` and ``muxf``
     for the whole core (LUT/FF/carry are upper bounds, see the module
     docstring); ``extract_lut`` / ``extract_ff`` / ``extract_carry`` for its
@@ -141,6 +144,11 @@ def synth_core(w_bits: int, a_bits: int, k: int, *, plan=None) -> dict:
     if isinstance(chosen, Plan):
         top = f"packed_mac_w{w_bits}a{a_bits}k{k}"
         core, extracts, extra = PackedMAC(chosen), [f"{top}.extract"], {}
+    elif hasattr(chosen, "copies"):
+        from .mixed import MixedSplitMAC    # imported only for mixed-rate splits
+        top = f"mixed_mac_w{w_bits}a{a_bits}k{k}"
+        core, extra = MixedSplitMAC(chosen), {}
+        extracts = [f"{top}.hi{c}.extract" for c in range(chosen.copies)] + [f"{top}.lo.extract"]
     else:
         from .split import SplitMAC     # imported only for split plans
         top = f"split_mac_w{w_bits}a{a_bits}k{k}"
@@ -163,9 +171,30 @@ def synth_core(w_bits: int, a_bits: int, k: int, *, plan=None) -> dict:
             **extra, "macs_per_dsp": chosen.macs_per_dsp, "cells": cells}
 
 
+def _dsp_core_cells(report: dict, module: str) -> tuple[dict[str, int], int]:
+    """Cells (submodules included) of the modules under ``module`` that hold DSP48E2 cells themselves (the
+    packed cores, :class:`~mixq_hw.packing.cores.PackedMAC`), and how many such module instances there are."""
+    modules = {name.lstrip("\\"): mod["num_cells_by_type"] for name, mod in report["modules"].items()}
+    if "DSP48E2" in modules[module]:
+        return _total_cells(report, module), 1
+    total: dict[str, int] = {}
+    count = 0
+    for cell, n in modules[module].items():
+        if cell in modules:
+            inner, k = _dsp_core_cells(report, cell)
+            count += n * k
+            for name, m in inner.items():
+                total[name] = total.get(name, 0) + n * m
+    return total, count
+
+
 def synth_verilog(path: str | Path, top: str, *, timeout: float | None = None) -> dict:
     """Synthesise an emitted Verilog file (a whole accelerator) for xcup: ``dsp48e2``, ``lut``, ``ff``,
-    ``carry``, ``muxf``, ``bram36`` and ``cells``.  Minutes for a whole network under wasm."""
+    ``carry``, ``muxf``, ``bram36`` and ``cells``, plus ``dsp_cores``: the same counts for the packed cores
+    alone (the modules holding the DSP48E2s, with ``count`` of them) -- where yosys keeps in fabric what a
+    DSP48E2 holds itself (pre-adder, C-port adder and accumulator, pipeline registers), see the module
+    docstring.  Minutes for a whole network under wasm."""
     report = _synth_text(Path(path).read_text(), top, 4 * TIMEOUT if timeout is None else timeout)
     cells = _total_cells(report, top)
-    return {**count_cells(cells), "cells": cells}
+    core_cells, cores = _dsp_core_cells(report, top)
+    return {**count_cells(cells), "cells": cells, "dsp_cores": {**count_cells(core_cells), "count": cores}}

