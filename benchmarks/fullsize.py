@@ -191,6 +191,8 @@ def markdown() -> str:
             ff_cell = f"{mods['ff']:,}" if "ff" in mods else "-"
             lines.append(f"| {e['network']} | {syn['lut']:,} | {in_cell} | {out_cell} | {est['lut']:,} | "
                          f"{syn['ff']:,} | {ff_cell} | {est['ff']:,} |")
+        notes = [f"- {e['network']}: {e['synth']['how']}" for e in synthesised if e["synth"].get("how")]
+        lines += [""] + notes if notes else []
     dates = sorted({e.get("machine", {}).get("date", "?") for e in entries})
     cpus = sorted({f"{e['machine']['cpu']} ({e['machine']['cpus']} CPUs)" for e in entries if "machine" in e})
     lines += ["", f"Measured {', '.join(dates)} on {', '.join(cpus)}; wall times on a shared machine, with "
