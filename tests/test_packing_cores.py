@@ -208,9 +208,10 @@ def _unpack_signed(word: int, bits: int, count: int) -> list[int]:
     return out
 
 
-def simulate(core: PackedMAC, phases: list[tuple[list[Accumulation], float, float]], seed: int
+def simulate(core, phases: list[tuple[list[Accumulation], float, float]], seed: int
              ) -> tuple[list[list[int]], list[int]]:
-    """Run the phases ``(accumulations, p(en low), p(bubble))``; return the fields and their lags.
+    """Run the phases ``(accumulations, p(en low), p(bubble))`` through any core with the shared port
+    contract (``mac_signature``: PackedMAC, SplitMAC, MixedSplitMAC, LutMAC); return the fields and their lags.
 
     A lag is the number of enabled cycles from an accumulation's ``i_last`` multiply to the enabled
     cycle in which its ``o_valid`` is seen; after the last result the core runs on empty to make sure

@@ -11,7 +11,8 @@ import random
 import numpy as np
 import pytest
 from amaranth.back import rtlil
-from amaranth.sim import Simulator
+
+from test_packing_cores import Accumulation, simulate
 
 from mixq_hw.packing import planner
 from mixq_hw.packing.layout import Plan, act_range, weight_range
@@ -241,22 +242,7 @@ def test_bad_codes_and_plans_raise_value_error():
         best_plan(8, 8, 3, kinds=("filter",), min_depth=1 << 20)
 
 
-# -- the core in simulation --------------------------------------------------------------------------
-
-Accumulation = tuple[np.ndarray, np.ndarray]
-
-
-def _pack(values, bits: int) -> int:
-    return sum((int(v) & ((1 << bits) - 1)) << (n * bits) for n, v in enumerate(values))
-
-
-def _unpack(word: int, bits: int, count: int) -> list[int]:
-    out = []
-    for n in range(count):
-        v = (word >> (n * bits)) & ((1 << bits) - 1)
-        out.append(v - (1 << bits) if v >> (bits - 1) else v)
-    return out
-
+# -- the core in simulation (the shared driver: test_packing_cores.simulate) -------------------------
 
 def pair_cover(sp: SplitPlan, rng: random.Random) -> list[Accumulation]:
     """Depth-1 multiplies in which every (weight code, act code) pair meets in every (weight, act) slot pair:
@@ -291,71 +277,6 @@ def stimulus(sp: SplitPlan, seed: int, exhaustive: bool) -> tuple[list[Accumulat
               for n in (rng.randint(1, min(sp.depth, 8)) for _ in range(6))] + extremes[:3]
     rng.shuffle(second)
     return first, second
-
-
-def simulate(core: SplitMAC, phases: list[tuple[list[Accumulation], float, float]], seed: int
-             ) -> tuple[list[list[int]], list[int]]:
-    """Run ``(accumulations, p(en low), p(bubble))`` phases with junk on ignored inputs; fields and lags."""
-    sp = core.plan
-    rng = random.Random(seed)
-    total = sum(len(accs) for accs, _, _ in phases)
-    results: list[list[int]] = []
-    lags: list[int] = []
-
-    async def bench(ctx):
-        en_cycles, cycles, last_at = 0, 0, []
-        budget = 50 + 8 * sum(len(w) for accs, _, _ in phases for w, _ in accs)
-
-        def junk(valid: int):
-            ctx.set(core.weights.as_value(), rng.getrandbits(sp.w_bits * sp.n_weights))
-            ctx.set(core.acts.as_value(), rng.getrandbits(sp.a_bits * sp.n_acts))
-            ctx.set(core.i_first, rng.getrandbits(1))
-            ctx.set(core.i_last, rng.getrandbits(1))
-            ctx.set(core.i_valid, valid)
-
-        async def step(en: int):
-            nonlocal en_cycles, cycles
-            ctx.set(core.en, en)
-            _, _, valid, fields = await ctx.tick().sample(core.o_valid, core.fields.as_value())
-            cycles += 1
-            assert cycles <= budget, f"simulation of {sp.name} ran past {budget} cycles"
-            if en:
-                if valid:
-                    assert len(results) < total, "o_valid without an accumulation"
-                    results.append(_unpack(fields, core.field_width, len(sp.fields)))
-                    lags.append(en_cycles - last_at[len(results) - 1])
-                en_cycles += 1
-
-        for accs, p_off, p_bubble in phases:
-            for wts, acts in accs:
-                for d in range(len(wts)):
-                    while True:
-                        if rng.random() < p_off:
-                            junk(rng.getrandbits(1))
-                            await step(0)
-                        elif rng.random() < p_bubble:
-                            junk(0)
-                            await step(1)
-                        else:
-                            break
-                    ctx.set(core.weights.as_value(), _pack(wts[d], sp.w_bits))
-                    ctx.set(core.acts.as_value(), _pack(acts[d], sp.a_bits))
-                    ctx.set(core.i_valid, 1)
-                    ctx.set(core.i_first, d == 0)
-                    ctx.set(core.i_last, d == len(wts) - 1)
-                    if d == len(wts) - 1:
-                        last_at.append(en_cycles)
-                    await step(1)
-        for _ in range(core.latency + 3):
-            junk(0)
-            await step(1)
-
-    sim = Simulator(core)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    assert len(results) == total, f"{len(results)} results for {total} accumulations"
-    return results, lags
 
 
 def run_split(sp: SplitPlan, seed: int, *, exhaustive: bool) -> None:

@@ -13,7 +13,7 @@ import pytest
 from amaranth import signed, unsigned
 from amaranth.back import rtlil
 from amaranth.lib import data
-from test_packing_split import simulate
+from test_packing_cores import simulate
 
 from mixq_hw.packing import planner
 from mixq_hw.packing.cores import PackedMAC, field_width

@@ -137,8 +137,12 @@ def _field_tree(items: list[_Term], register, adders: list[int]) -> _Term:
 
 def _acc_bits(plan: Plan, depth: int, f: int) -> int:
     """Width of field ``f``'s accumulator: ``depth`` multiplies of narrow-range codes (the plan's contract)."""
-    w_max = max(-weight_range(plan.w_bits)[0], weight_range(plan.w_bits)[1])
-    bound = depth * len(plan.fields[f].terms) * w_max * act_range(plan.a_bits)[1]
+    return _acc_width(plan.w_bits, plan.a_bits, depth, len(plan.fields[f].terms))
+
+
+def _acc_width(w_bits: int, a_bits: int, depth: int, n_terms: int) -> int:
+    """Accumulator width of a field summing ``n_terms`` products per multiply, ``depth`` multiplies deep."""
+    bound = depth * n_terms * weight_range(w_bits)[1] * act_range(a_bits)[1]
     return _bits_for(-bound, bound)
 
 
@@ -182,11 +186,9 @@ def _estimate(w_bits: int, a_bits: int, weight_slots: int, act_slots: int,
     """The estimate from the plan's shape: ``field_terms`` lists (terms per field, fields with that many)."""
     ff = weight_slots * w_bits + act_slots * a_bits + 3 * 4 + 1   # inputs, flags, o_valid
     adder_bits = 0
-    w_max = max(-weight_range(w_bits)[0], weight_range(w_bits)[1])
     for n_terms, count in field_terms:
         reg_bits, tree_bits = _tree_cost(w_bits, a_bits, n_terms)
-        bound = depth * n_terms * w_max * act_range(a_bits)[1]
-        acc = _bits_for(-bound, bound)
+        acc = _acc_width(w_bits, a_bits, depth, n_terms)
         ff += count * (reg_bits + acc)
         adder_bits += count * (tree_bits + acc)
     if a_bits <= w_bits:
