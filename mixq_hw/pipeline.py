@@ -7,6 +7,12 @@ stages as data (component, inputs, analytic cycles and resources) so that
 folding and the report can reason about a design without elaborating it;
 :class:`Accelerator` elaborates them.
 
+Buffers between stages are computed, not found by simulation: bypass branches
+get FIFOs from the row schedules (:mod:`mixq_hw.schedule`), and a pool or reorg
+whose rows go on to a converter to fewer lanes gets one row of FIFO in front of
+it (:meth:`_Builder.burst_fifo`), so that every stage's cycles_per_frame is
+also what it achieves inside the pipeline.
+
 Ports of the Accelerator: ``i`` takes one input pixel per beat, raw 8-bit
 channels (``ArrayLayout(unsigned(8), C)``), in raster order; ``o`` gives the
 output tensor in raster order, ``out_lanes`` signed 32-bit values per beat.
@@ -105,6 +111,9 @@ class _Value:
     pe: int = 1
     pixels: int = 1
     cycles_per_beat: int = 1   # grouped streams: the engine's cycles between two beats
+    #: raster streams that arrive in row bursts (a 2x2 pool or reorg emits only while it reads the second
+    #: row of each pair, at up to one beat per cycle, then nothing for a row)
+    bursty: bool = False
 
 
 @dataclass
@@ -209,6 +218,8 @@ class _Builder:
         if value.lanes == lanes:
             return value
         c, h, w = value.shape
+        if value.bursty and lanes < value.lanes:
+            value = self.burst_fifo(value, node)
         steps = [lanes] if (value.lanes % lanes == 0 or lanes % value.lanes == 0) else \
             [math.gcd(value.lanes, lanes), lanes]
         for target in steps:
@@ -216,6 +227,23 @@ class _Builder:
             name = self.add(conv.name, node, "lanes", conv, [(value.stage, value.port)])
             value = _Value(name, "o", value.shape, target, value.bits)
         return value
+
+    def burst_fifo(self, value: _Value, node: str) -> _Value:
+        """A FIFO of one output row in front of a narrowing lane converter on a bursty stream.
+
+        A pool (or reorg) emits a row's beats while it reads the second input row of the pair, at up
+        to one beat per cycle, and nothing during the first; a converter to ``1/r`` the lanes takes
+        ``r`` cycles per beat, so without a buffer it throttles the pool -- and everything upstream
+        -- during every second row (full-size UltraNet, MixQ preset: +14 % cycles per frame).  One
+        row of buffer lets the converter spread the row over both input rows, its average rate.
+        """
+        c, h, w = value.shape
+        depth = w * c // value.lanes
+        fifo = StreamFIFO(data.ArrayLayout(unsigned(value.bits), value.lanes), depth, name=f"{node}.burst",
+                          beats_per_frame=self.beats_per_frame(value))
+        self.add(fifo.name, node, "fifo", fifo, [(value.stage, value.port)])
+        self.fifo_depths[fifo.name] = depth
+        return _Value(**{**value.__dict__, "stage": fifo.name, "port": "o", "bursty": False})
 
     # ---- one method per op ------------------------------------------------------------------
     def op_input(self, node: Node) -> None:
@@ -305,14 +333,15 @@ class _Builder:
         c, h, w = src.shape
         pool = MaxPool2x2(c, h, w, src.lanes, src.bits, name=node.name)
         self.add(node.name, node.name, "maxpool", pool, [(src.stage, src.port)])
-        self.values[node.name] = _Value(node.name, "o", (c, h // 2, w // 2), src.lanes, src.bits)
+        self.values[node.name] = _Value(node.name, "o", (c, h // 2, w // 2), src.lanes, src.bits, bursty=True)
 
     def op_reorg(self, node: Node) -> None:
         src = self.take(node.inputs[0])
         c, h, w = src.shape
         reorg = Reorg(c, h, w, src.lanes, src.bits, name=node.name)
         self.add(node.name, node.name, "reorg", reorg, [(src.stage, src.port)])
-        self.values[node.name] = _Value(node.name, "o", (4 * c, h // 2, w // 2), reorg.lanes_out, src.bits)
+        self.values[node.name] = _Value(node.name, "o", (4 * c, h // 2, w // 2), reorg.lanes_out, src.bits,
+                                        bursty=True)
 
     def op_concat(self, node: Node) -> None:
         if len(node.inputs) != 2:

@@ -73,12 +73,27 @@ def linear_net(rng) -> Graph:
     return g
 
 
+def pool_narrowing_net(rng) -> Graph:
+    """conv3x3 (8 output lanes) -> requant -> maxpool -> conv3x3 at 2 input lanes: the pool's rows arrive in
+    bursts (only while it reads every second input row) at a lane converter that takes 4 cycles a beat."""
+    g = Graph("pool-narrowing", (3, 8, 16))
+    x = g.add_input(8)
+    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (8, 3, 3, 3)), w_bits=3)
+    p1 = g.add_maxpool("p1", _requant(g, "r1", c1, 8, rng))
+    c2 = g.add_conv("c2", p1, rng.integers(-3, 4, (4, 8, 3, 3)), w_bits=3)
+    g.add_output("out", c2, rng.integers(-9, 9, 4), np.ones(4))
+    return g
+
+
 CASES = {
     "plain-unit": (plain_net, {}),
     "plain-folded": (plain_net, {"c1": LayerFold(3, 2, 2), "c2": LayerFold(2, 3, 2), "d3": LayerFold(2, 2, 1),
                                  "c4": LayerFold(6, 2, 2)}),
     "bypass": (bypass_net, {"c1": LayerFold(2, 2, 2), "c4": LayerFold(4, 5, 1)}),
     "linear": (linear_net, {"fc": LayerFold(4, 3, 1)}),
+    # c1 makes a row in 18 cycles; the pool's 8 outputs of every second row need 32 at the 8 -> 2 lane
+    # converter: without a row of buffer between them c1 stalls every second row (184 cycles, not 144)
+    "pool-narrowing": (pool_narrowing_net, {"c1": LayerFold(3, 8, 8), "c2": LayerFold(2, 4, 8)}),
     # pixels not dividing the output width (8 = 3+3+2, 4 = 3+1): ragged groups through requant, pool,
     # reorg, the bypass FIFO and the raw output
     "bypass-ragged": (bypass_net, {"c1": LayerFold(2, 2, 3), "c2": LayerFold(2, 2, 3), "c3": LayerFold(1, 4, 3),
@@ -131,7 +146,26 @@ def test_bypass_fifo_is_sized_from_the_schedule():
     # row y+2, which needs c1 row 2y+5: a lead of 4 c1 rows = 2 concat rows, plus 2 rows of margin,
     # at 4 pixels x 16 channels per concat row, one lane (the main path's c3 has pe 1).
     assert plan.stage("cat").component.lanes == 1
-    assert plan.fifo_depths == {"cat.fifo0": (2 + 2) * 4 * 16}
+    assert plan.fifo_depths["cat.fifo0"] == (2 + 2) * 4 * 16
+    # plus one row of buffer behind each bursty stream that is narrowed: the pool (4 pixels x 4 channels,
+    # 2 lanes -> 1) and the reorg (4 pixels x 16 channels, 8 lanes -> 1)
+    assert plan.fifo_depths["c2.burst"] == 4 * 4 // 2 and plan.fifo_depths["cat.burst"] == 4 * 16 // 8
+
+
+def test_bursty_pool_gets_a_row_of_buffer_before_a_narrowing_converter():
+    """A pool (or reorg) feeding a converter to fewer lanes gets a FIFO of exactly one output row in front of
+    it; widening converters and unchanged lanes take the pool's bursts at full rate and get none."""
+    graph = pool_narrowing_net(np.random.default_rng(0))
+    plan = plan_stages(graph, CASES["pool-narrowing"][1])
+    names = [s.name for s in plan.stages]
+    assert names.index("p1") < names.index("c2.burst") < names.index("c2.lanes2")
+    assert plan.fifo_depths == {"c2.burst": 8}                     # 8 pooled pixels x 8 channels / 8 lanes
+    assert plan_stages(graph, {"c1": LayerFold(3, 2, 8), "c2": LayerFold(4, 4, 8)}).fifo_depths == {}
+    # the bypass network's reorg narrows to the concat's lanes: its burst FIFO sits before the converter
+    bypass = plan_stages(bypass_net(np.random.default_rng(0)), {"c1": LayerFold(2, 2, 2), "c2": LayerFold(2)})
+    names = [s.name for s in bypass.stages]
+    assert names.index("reorg") < names.index("cat.burst") < names.index("cat.lanes1") < names.index("cat")
+    assert set(bypass.fifo_depths) == {"cat.fifo0", "cat.burst"}       # c2 reads the pool at its 2 lanes
 
 
 def test_folding_errors_name_the_layer():
