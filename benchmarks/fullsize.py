@@ -87,6 +87,9 @@ def run_network(tag: str, stages: set[str], frames: int, work: Path) -> dict:
         (RESULTS / "fullsize.md").write_text(markdown())
 
     if "build" in stages:
+        if "synth" in entry and "synth" not in stages and "of_build" not in entry["synth"]:
+            # the yosys figures stay, but say which build they are of
+            entry["synth"]["of_build"] = entry.get("machine", {}).get("date", "an earlier build")
         entry["machine"] = machine()
         proc, started = _start(_command(graph_path, folder / "build"), folder / "build.log")
         report, seconds = _finish(proc, started, folder / "build", folder / "build.log")
@@ -192,6 +195,9 @@ def markdown() -> str:
             lines.append(f"| {e['network']} | {syn['lut']:,} | {in_cell} | {out_cell} | {est['lut']:,} | "
                          f"{syn['ff']:,} | {ff_cell} | {est['ff']:,} |")
         notes = [f"- {e['network']}: {e['synth']['how']}" for e in synthesised if e["synth"].get("how")]
+        notes += [f"- {e['network']}: yosys synthesised the build of {e['synth']['of_build']}, not the newer one "
+                  f"the other columns are of" + (f" ({e['synth']['differs']})" if e["synth"].get("differs") else "")
+                  for e in synthesised if e["synth"].get("of_build")]
         lines += [""] + notes if notes else []
     dates = sorted({e.get("machine", {}).get("date", "?") for e in entries})
     cpus = sorted({f"{e['machine']['cpu']} ({e['machine']['cpus']} CPUs)" for e in entries if "machine" in e})

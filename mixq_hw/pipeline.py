@@ -282,6 +282,8 @@ class _Builder:
         # C*H*W channels, so a linear layer is a 1x1 convolution of that image.
         a = node.attrs
         src = self.take(node.inputs[0])
+        if src.bursty and self.fold(node).simd < src.lanes:
+            src = self.burst_fifo(src, node.name)      # one row of the un-flattened map, as for a conv
         c, h, w = src.shape
         flat = _Value(src.stage, src.port, (c * h * w, 1, 1), src.lanes, src.bits)
         weight = node.tensors["weight"].reshape(a["out_features"], a["in_features"], 1, 1)

@@ -166,6 +166,9 @@ def test_bursty_pool_gets_a_row_of_buffer_before_a_narrowing_converter():
     names = [s.name for s in bypass.stages]
     assert names.index("reorg") < names.index("cat.burst") < names.index("cat.lanes1") < names.index("cat")
     assert set(bypass.fifo_depths) == {"cat.fifo0", "cat.burst"}       # c2 reads the pool at its 2 lanes
+    # a linear layer after a pool: one row of the map (2 pixels x 4 channels / 4 lanes), before flattening
+    linear = plan_stages(linear_net(np.random.default_rng(0)), {"c1": LayerFold(1, 4, 1), "fc": LayerFold(2, 3, 1)})
+    assert linear.fifo_depths == {"fc.burst": 2}
 
 
 def test_folding_errors_name_the_layer():
