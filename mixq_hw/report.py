@@ -94,9 +94,10 @@ def markdown(report: dict) -> str:
         v = report["verify"]
         lines += ["", f"Verified in simulation: {v['bit_exact']}/{v['images']} images bit-exact, "
                       f"{v['cycles_per_frame']:,} cycles per frame measured."]
+    per_layer = report.get("synth", {}).get("layers", {})
     lines += ["", "| layer | op | w/a bits | kernel | simd/pe/pixels | multiplier | MACs/DSP | cycles/frame | DSP | LUT "
-                  "| BRAM36 |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "| BRAM36 |" + (" LUT (yosys) |" if per_layer else ""),
+              "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|" if per_layer else "")]
     for row in report["layers"]:
         bits = f"{row['w_bits']}/{row['a_bits']}" if "w_bits" in row else ""
         kernel = (f"{row['kernel']}x{row['kernel']}/{row['stride']}" + (" dw" if row.get("depthwise") else "")
@@ -108,8 +109,12 @@ def markdown(report: dict) -> str:
         dens = (f"{packing['macs_per_dsp']:g}" if mult == "dsp" else "-") if packing else ""
         name = f"**{row['name']}** (bottleneck)" if row["bottleneck"] else row["name"]
         r = row["resources"]
+        synth_lut = (f" {per_layer[row['name']]['lut']:,} |" if row["name"] in per_layer else " - |") if per_layer else ""
         lines.append(f"| {name} | {row['op']} | {bits} | {kernel} | {fold_s} | {mult} | {dens} | "
-                     f"{row['cycles_per_frame']:,} | {r['dsp']} | {r['lut']:,} | {r['bram36']:g} |")
+                     f"{row['cycles_per_frame']:,} | {r['dsp']} | {r['lut']:,} | {r['bram36']:g} |" + synth_lut)
+    if per_layer.get(""):
+        lines += ["", f"yosys counts {per_layer['']['lut']:,} LUTs outside every layer's stages (the accelerator's "
+                      "wiring and the AXI-Stream top)."]
     return "\n".join(lines) + "\n"
 
 

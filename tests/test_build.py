@@ -55,6 +55,23 @@ def test_hand_written_folding(graph_file, tmp_path):
     assert rows["c1"]["folding"] == {"simd": 3, "pe": 2, "pixels": 2}
 
 
+def test_synth_counts_per_layer(graph_file, tmp_path):
+    """--synth: yosys' DSP count equals the estimate, in total and per layer; the per-layer counts plus what
+    sits outside every stage add up to the totals, and report.md sets yosys' LUTs next to each estimate."""
+    fold = tmp_path / "fold.json"
+    fold.write_text(json.dumps({"c1": {"simd": 3, "pe": 2, "pixels": 2}, "c2": {"simd": 8, "pe": 4, "pixels": 1}}))
+    report = build(graph_file, out=tmp_path / "out", fold=fold, synth=True, quiet=True)
+    synth, layers = report["synth"], report["synth"]["layers"]
+    assert synth["dsp"] == report["resources"]["dsp"] > 0
+    assert set(layers) == {row["name"] for row in report["layers"]} | {""}
+    for row in report["layers"]:
+        assert layers[row["name"]]["dsp"] == row["resources"]["dsp"], row["name"]
+    for key in ("dsp", "lut", "ff", "bram36"):
+        assert sum(entry[key] for entry in layers.values()) == synth[key], key
+    assert layers["c1"]["lut"] > 0 and layers["p1"]["lut"] > 0
+    assert "LUT (yosys)" in (tmp_path / "out" / "report.md").read_text()
+
+
 def test_folding_that_does_not_divide(graph_file, tmp_path, capsys):
     fold = tmp_path / "fold.json"
     fold.write_text(json.dumps({"c1": {"simd": 2, "pe": 1, "pixels": 1}}))

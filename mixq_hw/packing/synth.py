@@ -37,7 +37,7 @@ from amaranth.lib import wiring
 from .cores import PackedMAC
 from .layout import Plan
 
-__all__ = ["synth_core", "synth_verilog", "SynthesisError", "count_cells"]
+__all__ = ["synth_core", "synth_verilog", "submodule_counts", "SynthesisError", "count_cells"]
 
 #: Seconds one yosys run may take before it is treated as hung (wasm yosys on a loaded machine).
 TIMEOUT = 900
@@ -188,13 +188,35 @@ def _dsp_core_cells(report: dict, module: str) -> tuple[dict[str, int], int]:
     return total, count
 
 
-def synth_verilog(path: str | Path, top: str, *, timeout: float | None = None) -> dict:
+def submodule_counts(report: dict, module: str) -> dict[str, dict[str, int]]:
+    """:func:`count_cells` of every submodule instantiated in ``module`` (its own submodules included), by
+    module name; what ``module`` holds itself outside them is under ``""``."""
+    modules = {name.lstrip("\\"): mod["num_cells_by_type"] for name, mod in report["modules"].items()}
+    if module not in modules:
+        raise SynthesisError(f"no module {module!r} in yosys' report (it has {len(modules)} modules)")
+    out: dict[str, dict[str, int]] = {}
+    own: dict[str, int] = {}
+    for cell, n in modules[module].items():
+        if cell in modules:
+            out[cell] = {k: n * v for k, v in count_cells(_total_cells(report, cell)).items()}
+        else:
+            own[cell] = n
+    out[""] = count_cells(own)
+    return out
+
+
+def synth_verilog(path: str | Path, top: str, *, timeout: float | None = None,
+                  breakdown: str | None = None) -> dict:
     """Synthesise an emitted Verilog file (a whole accelerator) for xcup: ``dsp48e2``, ``lut``, ``ff``,
     ``carry``, ``muxf``, ``bram36`` and ``cells``, plus ``dsp_cores``: the same counts for the packed cores
     alone (the modules holding the DSP48E2s, with ``count`` of them) -- where yosys keeps in fabric what a
     DSP48E2 holds itself (pre-adder, C-port adder and accumulator, pipeline registers), see the module
-    docstring.  Minutes for a whole network under wasm."""
+    docstring.  ``breakdown``: a module whose submodules' counts come back as ``submodules``
+    (:func:`submodule_counts`), e.g. the accelerator's stages.  Minutes for a whole network under wasm."""
     report = _synth_text(Path(path).read_text(), top, 4 * TIMEOUT if timeout is None else timeout)
     cells = _total_cells(report, top)
     core_cells, cores = _dsp_core_cells(report, top)
-    return {**count_cells(cells), "cells": cells, "dsp_cores": {**count_cells(core_cells), "count": cores}}
+    out = {**count_cells(cells), "cells": cells, "dsp_cores": {**count_cells(core_cells), "count": cores}}
+    if breakdown is not None:
+        out["submodules"] = submodule_counts(report, breakdown)
+    return out
