@@ -194,6 +194,23 @@ def markdown() -> str:
             ff_cell = f"{mods['ff']:,}" if "ff" in mods else "-"
             lines.append(f"| {e['network']} | {syn['lut']:,} | {in_cell} | {out_cell} | {est['lut']:,} | "
                          f"{syn['ff']:,} | {ff_cell} | {est['ff']:,} |")
+        for e in synthesised:
+            per_layer = e["synth"].get("layers")
+            if not per_layer:
+                continue
+            lines += ["", f"{e['network']}, per layer (estimate / yosys; a conv layer's stages are its window, "
+                          "engine and lane converters):", "",
+                      "| layer | op | DSP | LUT | FF | BRAM36 |", "|---|---|---|---|---|---|"]
+            for layer in e["build"].get("layers", []):
+                got = per_layer.get(layer["name"])
+                if got is None:
+                    continue
+                est = layer["resources"]
+                lines.append(f"| {layer['name']} | {layer['op']} | " + " | ".join(
+                    f"{est[k]:,g} / {got[k]:,g}" for k in ("dsp", "lut", "ff", "bram36")) + " |")
+            if "" in per_layer:
+                lines.append("| (wiring, AXI top) | | " + " | ".join(f"- / {per_layer[''][k]:,g}"
+                                                                   for k in ("dsp", "lut", "ff", "bram36")) + " |")
         notes = [f"- {e['network']}: {e['synth']['how']}" for e in synthesised if e["synth"].get("how")]
         notes += [f"- {e['network']}: yosys synthesised the build of {e['synth']['of_build']}, not the newer one "
                   f"the other columns are of" + (f" ({e['synth']['differs']})" if e["synth"].get("differs") else "")
