@@ -127,10 +127,10 @@ def synth_per_layer(plan, submodules: dict[str, dict[str, int]], prefix: str,
                     totals: dict[str, float]) -> dict[str, dict[str, float]]:
     """yosys' counts per graph node (summed over the node's stages), to set next to each layer's estimate;
     ``""`` holds the rest of ``totals`` (the accelerator's own wiring and the AXI-Stream top)."""
-    by_module = {re.sub(r"\$\d+$", "", name): c for name, c in submodules.items() if name}
+    by_module = {re.sub(r"\$\d+$", "", name): c for name, c in submodules.items()}
     layers: dict[str, dict[str, float]] = {}
     for stage in plan.stages:
-        found = by_module.pop(f"{prefix}.{stage.name.replace('.', '_')}", None)
+        found = by_module.get(f"{prefix}.{stage.name.replace('.', '_')}")
         if found is None:
             continue
         entry = layers.setdefault(stage.node, {"dsp": 0, "lut": 0, "ff": 0, "bram36": 0.0})

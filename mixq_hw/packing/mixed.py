@@ -49,11 +49,12 @@ from amaranth import Module, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .cores import PackedMAC, mac_signature
+from .cores import PackedMAC
 from .layout import P_BITS, Field, Plan, act_range, check, max_depth, w_max_limit, weight_range
 from .layout import emulate as _emulate
 from .layout import emulate_batch as _emulate_batch
 from .layout import expected_fields as _expected_fields
+from .split import MultiCoreMAC, checked_codes
 
 __all__ = ["MixedSplitPlan", "mixed_digits", "combination", "make_mixed", "check_mixed", "digits",
            "expected_fields", "emulate", "emulate_batch", "mixed_split_plans", "MixedSplitMAC", "MixedRecombine"]
@@ -287,24 +288,10 @@ def check_mixed(plan: MixedSplitPlan) -> None:
         raise ValueError(f"{name}: macs_per_dsp {plan.macs_per_dsp} != {lo.macs_per_dsp} / {plan.dsps}")
 
 
-def _codes(plan: MixedSplitPlan, weights, acts) -> tuple[np.ndarray, np.ndarray]:
-    w = np.asarray(weights, dtype=np.int64)
-    a = np.asarray(acts, dtype=np.int64)
-    if w.ndim < 2 or a.ndim < 2 or w.shape[-1] != plan.n_weights or a.shape[-1] != plan.n_acts \
-            or w.shape[:-1] != a.shape[:-1]:
-        raise ValueError(f"{plan.name}: need weights (..., depth, {plan.n_weights}) and acts "
-                         f"(..., depth, {plan.n_acts}) with equal leading shapes, got {w.shape} and {a.shape}")
-    for label, x, (lo, hi) in (("weight", w, weight_range(plan.w_bits)), ("activation", a, act_range(plan.a_bits))):
-        if x.size and (x.min() < lo or x.max() > hi):
-            bad = int(x.min()) if x.min() < lo else int(x.max())
-            raise ValueError(f"{plan.name}: {label} code {bad} outside [{lo}, {hi}]")
-    return w, a
-
-
 def digits(plan: MixedSplitPlan, weights, acts) -> tuple[list[tuple[np.ndarray, np.ndarray]],
                                                           tuple[np.ndarray, np.ndarray]]:
     """``([(hi weights, copy c's acts) per copy], (lo weights, acts))``: what each DSP48E2 multiplies."""
-    w, a = _codes(plan, weights, acts)
+    w, a = checked_codes(plan, weights, acts)
     w_hi, w_lo = mixed_digits(w, plan.shift)
     n = plan.hi.n_acts
     return [(w_hi, a[..., c * n:(c + 1) * n]) for c in range(plan.copies)], (w_lo, a)
@@ -312,7 +299,7 @@ def digits(plan: MixedSplitPlan, weights, acts) -> tuple[list[tuple[np.ndarray, 
 
 def expected_fields(plan: MixedSplitPlan, weights, acts) -> np.ndarray:
     """The arithmetic a mixed split promises: the unsplit sums of its fields' terms (as for a Plan)."""
-    w, a = _codes(plan, weights, acts)
+    w, a = checked_codes(plan, weights, acts)
     return _expected_fields(plan, w, a)      # reads only the fields' terms
 
 
@@ -419,7 +406,7 @@ class MixedRecombine(wiring.Component):
         return m
 
 
-class MixedSplitMAC(wiring.Component):
+class MixedSplitMAC(MultiCoreMAC):
     """A :class:`MixedSplitPlan` on ``copies + 1`` DSP48E2s: :class:`~mixq_hw.packing.cores.PackedMAC`'s ports and
     latency.
 
@@ -433,21 +420,9 @@ class MixedSplitMAC(wiring.Component):
     ``fields`` and :attr:`LATENCY` mean exactly what they mean for PackedMAC.
     """
 
-    #: Enabled cycles from an accumulation's ``i_last`` multiply to its ``o_valid`` (PackedMAC's).
-    LATENCY = PackedMAC.LATENCY
-
     def __init__(self, plan: MixedSplitPlan, *, depth: int | None = None):
         check_mixed(plan)
-        if depth is None:
-            depth = plan.depth
-        if not isinstance(depth, int) or not 1 <= depth <= plan.depth:
-            raise ValueError(f"{plan.name}: depth {depth!r} outside 1..{plan.depth} (the split's accumulation "
-                             f"depth)")
-        self.plan = plan
-        self.depth = depth
-        self.latency = self.LATENCY
-        self.field_width = max(f.width for f in plan.fields)
-        super().__init__(mac_signature(plan, self.field_width))
+        super().__init__(plan, depth)
 
     def elaborate(self, platform) -> Module:
         m = Module()

@@ -66,7 +66,7 @@ from .layout import emulate_batch as _emulate_batch
 from .layout import expected_fields as _expected_fields
 
 __all__ = ["OPERANDS", "ROUNDINGS", "SplitPlan", "split_weights", "split_acts", "weight_digit_ranges",
-           "make_split", "check_split", "digits", "expected_fields", "emulate", "emulate_batch", "split_plans",
+           "make_split", "check_split", "checked_codes", "MultiCoreMAC", "digits", "expected_fields", "emulate", "emulate_batch", "split_plans",
            "SplitMAC", "Recombine"]
 
 #: Which operand a split plan cuts into two digits.
@@ -301,23 +301,26 @@ def check_split(split: SplitPlan) -> None:
         raise ValueError(f"{name}: macs_per_dsp {split.macs_per_dsp} != {split.hi.macs_per_dsp} / {split.dsps}")
 
 
-def _codes(split: SplitPlan, weights, acts) -> tuple[np.ndarray, np.ndarray]:
+def checked_codes(plan, weights, acts) -> tuple[np.ndarray, np.ndarray]:
+    """``weights`` / ``acts`` as int64 arrays ``(..., depth, n_weights)`` / ``(..., depth, n_acts)`` of a digit
+    or mixed-rate split ``plan`` (anything with ``name``, ``n_weights``, ``n_acts``, ``w_bits``, ``a_bits``),
+    or a ValueError naming the plan and the bad shape or code."""
     w = np.asarray(weights, dtype=np.int64)
     a = np.asarray(acts, dtype=np.int64)
-    if w.ndim < 2 or a.ndim < 2 or w.shape[-1] != split.n_weights or a.shape[-1] != split.n_acts \
+    if w.ndim < 2 or a.ndim < 2 or w.shape[-1] != plan.n_weights or a.shape[-1] != plan.n_acts \
             or w.shape[:-1] != a.shape[:-1]:
-        raise ValueError(f"{split.name}: need weights (..., depth, {split.n_weights}) and acts "
-                         f"(..., depth, {split.n_acts}) with equal leading shapes, got {w.shape} and {a.shape}")
-    for label, x, (lo, hi) in (("weight", w, weight_range(split.w_bits)), ("activation", a, act_range(split.a_bits))):
+        raise ValueError(f"{plan.name}: need weights (..., depth, {plan.n_weights}) and acts "
+                         f"(..., depth, {plan.n_acts}) with equal leading shapes, got {w.shape} and {a.shape}")
+    for label, x, (lo, hi) in (("weight", w, weight_range(plan.w_bits)), ("activation", a, act_range(plan.a_bits))):
         if x.size and (x.min() < lo or x.max() > hi):
             bad = int(x.min()) if x.min() < lo else int(x.max())
-            raise ValueError(f"{split.name}: {label} code {bad} outside [{lo}, {hi}]")
+            raise ValueError(f"{plan.name}: {label} code {bad} outside [{lo}, {hi}]")
     return w, a
 
 
 def digits(split: SplitPlan, weights, acts) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """``((hi weights, hi acts), (lo weights, lo acts))``: what each digit plan multiplies."""
-    w, a = _codes(split, weights, acts)
+    w, a = checked_codes(split, weights, acts)
     if split.operand == "weight":
         w_hi, w_lo = split_weights(w, split.shift, split.rounding)
         return (w_hi, a), (w_lo, a)
@@ -327,7 +330,7 @@ def digits(split: SplitPlan, weights, acts) -> tuple[tuple[np.ndarray, np.ndarra
 
 def expected_fields(split: SplitPlan, weights, acts) -> np.ndarray:
     """The arithmetic a split plan promises: the unsplit sums of its fields' terms (as for a Plan)."""
-    w, a = _codes(split, weights, acts)
+    w, a = checked_codes(split, weights, acts)
     return _expected_fields(split, w, a)      # reads only the fields' terms
 
 
@@ -445,7 +448,27 @@ class Recombine(wiring.Component):
         return m
 
 
-class SplitMAC(wiring.Component):
+class MultiCoreMAC(wiring.Component):
+    """What every core made of several PackedMACs shares: PackedMAC's latency, ``mac_signature`` ports, and an
+    accumulation ``depth`` within the plan's (``plan.fields`` give the output field widths)."""
+
+    #: Enabled cycles from an accumulation's ``i_last`` multiply to its ``o_valid`` (PackedMAC's).
+    LATENCY = PackedMAC.LATENCY
+
+    def __init__(self, plan, depth: int | None = None):
+        if depth is None:
+            depth = plan.depth
+        if not isinstance(depth, int) or not 1 <= depth <= plan.depth:
+            raise ValueError(f"{plan.name}: depth {depth!r} outside 1..{plan.depth} (the split's accumulation "
+                             f"depth)")
+        self.plan = plan
+        self.depth = depth
+        self.latency = self.LATENCY
+        self.field_width = max(f.width for f in plan.fields)
+        super().__init__(mac_signature(plan, self.field_width))
+
+
+class SplitMAC(MultiCoreMAC):
     """A :class:`SplitPlan` on two DSP48E2s: :class:`~mixq_hw.packing.cores.PackedMAC`'s ports and latency.
 
     ``weights`` / ``acts`` take full-width codes (``w_bits`` signed,
@@ -460,21 +483,9 @@ class SplitMAC(wiring.Component):
     accumulation, at most :attr:`depth` multiplies.
     """
 
-    #: Enabled cycles from an accumulation's ``i_last`` multiply to its ``o_valid`` (PackedMAC's).
-    LATENCY = PackedMAC.LATENCY
-
     def __init__(self, split: SplitPlan, *, depth: int | None = None):
         check_split(split)
-        if depth is None:
-            depth = split.depth
-        if not isinstance(depth, int) or not 1 <= depth <= split.depth:
-            raise ValueError(f"{split.name}: depth {depth!r} outside 1..{split.depth} (the split's accumulation "
-                             f"depth)")
-        self.plan = split
-        self.depth = depth
-        self.latency = self.LATENCY
-        self.field_width = max(f.width for f in split.fields)
-        super().__init__(mac_signature(split, self.field_width))
+        super().__init__(split, depth)
 
     def elaborate(self, platform) -> Module:
         m = Module()

@@ -190,19 +190,12 @@ def _dsp_core_cells(report: dict, module: str) -> tuple[dict[str, int], int]:
 
 def submodule_counts(report: dict, module: str) -> dict[str, dict[str, int]]:
     """:func:`count_cells` of every submodule instantiated in ``module`` (its own submodules included), by
-    module name; what ``module`` holds itself outside them is under ``""``."""
+    module name."""
     modules = {name.lstrip("\\"): mod["num_cells_by_type"] for name, mod in report["modules"].items()}
     if module not in modules:
         raise SynthesisError(f"no module {module!r} in yosys' report (it has {len(modules)} modules)")
-    out: dict[str, dict[str, int]] = {}
-    own: dict[str, int] = {}
-    for cell, n in modules[module].items():
-        if cell in modules:
-            out[cell] = {k: n * v for k, v in count_cells(_total_cells(report, cell)).items()}
-        else:
-            own[cell] = n
-    out[""] = count_cells(own)
-    return out
+    return {cell: {k: n * v for k, v in count_cells(_total_cells(report, cell)).items()}
+            for cell, n in modules[module].items() if cell in modules}
 
 
 def synth_verilog(path: str | Path, top: str, *, timeout: float | None = None,
