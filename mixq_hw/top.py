@@ -112,14 +112,18 @@ class AxiStreamTop(wiring.Component):
         return m
 
 
-def emit_verilog(top: AxiStreamTop, path: str | PathLike, name: str = "mixq_accel") -> Path:
-    """Write ``top`` as a Verilog module called ``name`` to ``path`` (its ports: :data:`PORT_NAMES`)."""
+def emit_verilog(top: AxiStreamTop, path: str | PathLike, name: str = "mixq_accel", platform=None) -> Path:
+    """Write ``top`` as a Verilog module called ``name`` to ``path`` (its ports: :data:`PORT_NAMES`).
+
+    ``platform``: the target the design is elaborated for; an UltraScale(+) platform (the board's) makes
+    every packed core a DSP48E2 primitive instance (:mod:`mixq_hw.packing.dsp48e2`), ``None`` the
+    behavioural model that the simulators run."""
     if not isinstance(top, AxiStreamTop):
         raise ValueError(f"emit_verilog writes an AxiStreamTop, got {type(top).__name__}")
     if not name.isidentifier():
         top._MustUse__silence = True
         raise ValueError(f"Verilog module name {name!r} is not an identifier")
-    text = verilog.convert(top, name=name, emit_src=False)
+    text = verilog.convert(top, name=name, emit_src=False, platform=platform)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

@@ -69,6 +69,14 @@ def test_synth_counts_per_layer(graph_file, tmp_path):
     for key in ("dsp", "lut", "ff", "bram36"):
         assert sum(entry[key] for entry in layers.values()) == synth[key], key
     assert layers["c1"]["lut"] > 0 and layers["p1"]["lut"] > 0
+    # the estimates bound yosys' LUTs and BRAMs, layer by layer (the packed cores are DSP48E2 primitives and
+    # every memory carries the ram_style the estimate assumed)
+    for row in report["layers"]:
+        assert layers[row["name"]]["lut"] <= row["resources"]["lut"], (row["name"], layers[row["name"]])
+        assert layers[row["name"]]["bram36"] <= row["resources"]["bram36"], (row["name"], layers[row["name"]])
+    verilog = (tmp_path / "out" / "mixq_accel.v").read_text()
+    assert verilog.count("DSP48E2 #(") == sum(row["resources"]["dsp"] for row in report["layers"]
+                                              if row["op"] == "conv")
     assert "LUT (yosys)" in (tmp_path / "out" / "report.md").read_text()
 
 

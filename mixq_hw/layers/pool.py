@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 
 from amaranth import *
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..estimate import Resources, memory_cost
+from ..estimate import Resources, memory_cost, styled_memory
 from ._checks import layer_label, check_positive
 
 __all__ = ["MaxPool2x2"]
@@ -71,7 +71,7 @@ class MaxPool2x2(wiring.Component):
         chunks, half = self.chunks, self.width // 2
         depth = half * chunks
 
-        m.submodules.line = line = memory.Memory(shape=self.layout, depth=depth, init=[])
+        m.submodules.line = line = styled_memory(shape=self.layout, depth=depth, init=[])
         wr = line.write_port()
         # A beat reads its partial in the cycle the beat ahead of it writes; the address can only be
         # the same (write-first forwarding needed) when a pixel is a single beat.

@@ -25,10 +25,10 @@ of the ``width`` real columns.
 from __future__ import annotations
 
 from amaranth import *
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..estimate import Resources, memory_cost
+from ..estimate import Resources, memory_cost, styled_memory
 from ._checks import layer_label
 
 __all__ = ["GroupToRaster"]
@@ -105,7 +105,7 @@ class GroupToRaster(wiring.Component):
         banks = [[None] * nb for _ in range(P)]
         for j in range(P):
             for b in range(nb):
-                mem = memory.Memory(shape=word, depth=2 * half, init=[])
+                mem = styled_memory(shape=word, depth=2 * half, init=[])
                 m.submodules[f"bank{j}_{b}"] = mem
                 banks[j][b] = (mem.write_port(), mem.read_port())
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 import math
 
 from amaranth import *
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..estimate import Resources, memory_cost
+from ..estimate import Resources, memory_cost, styled_memory
 from .width import LaneConverter, lane_converter_cost
 from ._checks import layer_label, check_positive
 
@@ -111,9 +111,9 @@ class Reorg(wiring.Component):
         chunks, half = self.chunks, self.width // 2
         half_row = half * chunks
 
-        m.submodules.even_left = even_left = memory.Memory(shape=self.in_layout, depth=half_row, init=[])
-        m.submodules.even_right = even_right = memory.Memory(shape=self.in_layout, depth=half_row, init=[])
-        m.submodules.odd_left = odd_left = memory.Memory(shape=self.in_layout, depth=chunks, init=[])
+        m.submodules.even_left = even_left = styled_memory(shape=self.in_layout, depth=half_row, init=[])
+        m.submodules.even_right = even_right = styled_memory(shape=self.in_layout, depth=half_row, init=[])
+        m.submodules.odd_left = odd_left = styled_memory(shape=self.in_layout, depth=chunks, init=[])
         buffers = (even_left, even_right, odd_left)
         writes = [buf.write_port() for buf in buffers]
         reads = [buf.read_port() for buf in buffers]

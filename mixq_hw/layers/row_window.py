@@ -35,10 +35,10 @@ from __future__ import annotations
 import math
 
 from amaranth import Array, Module, Mux, Signal, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..estimate import Resources, memory_cost
+from ..estimate import Resources, memory_cost, styled_memory
 from ._checks import check_int, layer_label
 
 __all__ = ["RowWindow"]
@@ -197,7 +197,7 @@ class RowWindow(wiring.Component):
 
         ports = []
         for b in range(B):
-            mem = memory.Memory(shape=word, depth=depth, init=[])
+            mem = styled_memory(shape=word, depth=depth, init=[])
             m.submodules[f"bank{b}"] = mem
             ports.append((mem.write_port(), mem.read_port()))
 

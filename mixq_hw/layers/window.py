@@ -33,10 +33,10 @@ import bisect
 import math
 
 from amaranth import *
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..estimate import Resources, memory_cost
+from ..estimate import Resources, memory_cost, styled_memory
 from ._checks import layer_label, check_int
 
 __all__ = ["SlidingWindow"]
@@ -211,7 +211,7 @@ class SlidingWindow(wiring.Component):
 
         ports = []
         for b in range(B):
-            mem = memory.Memory(shape=word, depth=depth, init=[])
+            mem = styled_memory(shape=word, depth=depth, init=[])
             m.submodules[f"bank{b}"] = mem
             ports.append((mem.write_port(), mem.read_port()))
 

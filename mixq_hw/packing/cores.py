@@ -3,17 +3,20 @@
 :class:`PackedMAC` multiplies a packed weight word by a packed activation word,
 accumulates the products in a 48-bit P register and slices the plan's fields
 out of P, exactly (bit for bit what :func:`~mixq_hw.packing.layout.expected_fields`
-promises).  It is written behaviourally in the shape of a fully pipelined
-DSP48E2 so that synthesis maps the multiply onto exactly one DSP48E2 and Vivado
-can absorb every register into it:
+promises).  Stages 1-4 are one :class:`~mixq_hw.packing.dsp48e2.DSP48E2`: the
+primitive itself when the design is elaborated for an UltraScale+ part (the
+Verilog the build writes), its behavioural model in simulation; the flags,
+parities and C-port sum run beside it in fabric:
 
 ====== ======================================================================
-stage  registers (all held while ``en`` is low, like the DSP48E2's CE pins)
+stage  registers (all held while ``en`` is low: the DSP48E2's CE pins)
 ====== ======================================================================
-1      input registers: A and D (weight sign bits / weight bits), B (acts)
-2      pre-adder register AD = (D - A) mod 2**27 (or the B-side equivalent)
-3      multiplier register M (27 x 18 signed -> 45 bits) and C register
-4      P register: ``P <- (first ? 0 : P) + M + C`` (48 bits, wraps)
+1      input registers: A and D (weight sign bits / weight bits), B1 (acts)
+2      pre-adder register AD = (D - A) mod 2**27, B2 (weights on B: A1, A2
+       for the acts, the fabric's D - A into B2)
+3      multiplier register M (27 x 18 signed -> 45 bits), C and OPMODE
+4      P register: ``P <- (first ? 0 : P) + M + C`` (48 bits, wraps; OPMODE
+       Z = 0 or P, W = C), enabled only for valid multiplies (CEP)
 5      field register: every field sliced from P with its correction
 ====== ======================================================================
 
@@ -30,8 +33,8 @@ the DSP48E2's pre-adder computes ``D - A``; the sum is kept to 27 bits, which is
 exact because :func:`~mixq_hw.packing.layout.check` guarantees the true word
 fits the 27-bit signed port.  On the B side (18 bits, no pre-adder) the same
 ``D - A`` is an 18-bit subtractor in fabric (at most 18 LUTs and 3 CARRY8s:
-most bits of A are constant zero), registered where the DSP48E2's B1 register
-would be.
+most bits of A are constant zero) between fabric copies of D and A (stage 1)
+and the slice's B2 register.
 
 Corrections.  Offset-correction plans add ``plan.offset_constant()`` on the
 first multiply of an accumulation through the C port (OPMODE W = C; the RND
@@ -68,7 +71,8 @@ from amaranth.hdl import Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layout import AD_BITS, B_BITS, P_BITS, PRODUCT_BITS, Plan, _slice, check
+from .dsp48e2 import DSP48E2, INMODE_A, INMODE_D_MINUS_A, opmode
+from .layout import AD_BITS, B_BITS, P_BITS, Plan, _slice, check
 
 __all__ = ["PackedMAC", "FieldExtractor", "field_width", "extract_fields", "mac_signature"]
 
@@ -250,27 +254,34 @@ class PackedMAC(wiring.Component):
         w_port = plan.weight_port_bits
         a_port = plan.act_port_bits
 
-        # Stage 1: input registers (DSP48E2 A, D, B; parity bits and flags in fabric).
-        d1 = Signal(w_port)        # weight bits, concatenated
-        a1 = Signal(w_port)        # weight sign bits, one above every slot
-        act1 = Signal(a_port)      # activations, concatenated
+        # The DSP48E2 holds stages 1-4 of the data path (see the module docstring); fabric carries the
+        # flags, the overlap parities, the C-port sum and (weights on B) the weight subtractor.
+        first_op = opmode(w="C", xy="M", z="0")      # P <- M + C: a new accumulation
+        acc_op = opmode(w="C", xy="M", z="P")        # P <- P + M + C
+        on_ad = plan.weight_port == "AD"
+        if on_ad:   # weights D - A through the pre-adder, activations on B (B1, B2)
+            dsp = DSP48E2(areg=1, dreg=1, adreg=1, breg=2, creg=1, amultsel="AD", inmode=INMODE_D_MINUS_A,
+                          opmodes=(first_op, acc_op))
+        else:       # activations on A (A1, A2), the fabric's D - A on B (B2)
+            dsp = DSP48E2(areg=2, breg=1, creg=1, amultsel="A", inmode=INMODE_A, opmodes=(first_op, acc_op))
+        m.submodules.dsp = dsp
+
+        # Stage 1 (DSP48E2 A/D/B1 registers): flags and parity bits in fabric.
         par1 = Signal(n_fields)
         v1, first1, last1 = Signal(), Signal(), Signal()
-        # Stage 2: pre-adder register (AD, or the fabric D - A in front of B) and the B2 register.
-        wword2 = Signal(signed(w_port))
-        act2 = Signal(signed(a_port))
+        d1 = Signal(w_port)        # weights on B: the fabric's copies of the weight bits and sign bits
+        a1 = Signal(w_port)
+        # Stage 2 (AD / A2 / B2 registers).
+        wword2 = Signal(signed(w_port))   # weights on B with act_sign_bit: fabric copy of the B2 word
         v2, first2, last2 = Signal(), Signal(), Signal()
         run_parity = Signal(n_fields)     # XOR of the accumulation's term parities so far
         par_before2 = Signal(n_fields)    # running parity before this multiply
         par_term2 = Signal(n_fields)      # this multiply's term parities
         par_after2 = Signal(n_fields)
-        # Stage 3: multiplier register M and C register.
-        m3 = Signal(signed(PRODUCT_BITS))
-        c3 = Signal(P_BITS)
+        # Stage 3 (M, C and OPMODE registers).
         par3 = Signal(n_fields)
-        v3, first3, last3 = Signal(), Signal(), Signal()
-        # Stage 4: P register.
-        p4 = Signal(P_BITS)
+        v3, last3 = Signal(), Signal()
+        # Stage 4 (P register).
         par4 = Signal(n_fields)
         v4, last4 = Signal(), Signal()
         # Sign-bit correction (act_sign_bit plans): the weight word to add at C (times 2**a_port), in fabric.
@@ -285,34 +296,35 @@ class PackedMAC(wiring.Component):
                            w_port))
         act_word = _scatter([(o, self._act_bits(j)) for j, o in enumerate(plan.act_offsets)], a_port)
 
+        # (d - a) modulo 2**port: exact, since check() keeps the true word inside the signed port.
+        if on_ad:
+            assert w_port == AD_BITS and a_port == B_BITS
+            m.d.comb += [dsp.d.eq(d_word), dsp.a.eq(a_word), dsp.b.eq(act_word)]
+        else:
+            assert w_port == B_BITS and a_port == AD_BITS
+            m.d.comb += [dsp.a.eq(act_word), dsp.b.eq((d1 - a1)[:w_port])]
+        m.d.comb += [dsp.ce.eq(self.en), dsp.ce_p.eq(self.en & v3)]
+
         with m.If(self.en):
             m.d.sync += [
-                d1.eq(d_word),
-                a1.eq(a_word),
-                act1.eq(act_word),
                 par1.eq(self._term_parities() if plan.overlap else 0),
                 v1.eq(self.i_valid), first1.eq(self.i_first), last1.eq(self.i_last),
-            ]
-
-            # (d - a) modulo 2**port: exact, since check() keeps the true word inside the signed port.
-            m.d.sync += [
-                wword2.eq((d1 - a1)[:w_port].as_signed()),
-                act2.eq(act1),
                 v2.eq(v1), first2.eq(first1), last2.eq(last1),
             ]
-            if plan.act_sign_bit and plan.weight_port == "AD":
+            if not on_ad:
+                m.d.sync += [d1.eq(d_word), a1.eq(a_word)]
+            if plan.act_sign_bit and on_ad:
                 m.d.sync += [sign_corr1.eq(Mux(act_word[a_port - 1], (d_word - a_word)[:w_port].as_signed(), 0)),
                              sign_corr2.eq(sign_corr1)]
             elif plan.act_sign_bit:
-                m.d.sync += [sign1.eq(act_word[a_port - 1]), sign2.eq(sign1)]
+                m.d.sync += [sign1.eq(act_word[a_port - 1]), sign2.eq(sign1),
+                             wword2.eq((d1 - a1)[:w_port].as_signed())]
             if plan.overlap:
                 before = Mux(first1, 0, run_parity)
                 m.d.sync += [par_before2.eq(before), par_term2.eq(par1), par_after2.eq(before ^ par1)]
                 with m.If(v1):
                     m.d.sync += run_parity.eq(before ^ par1)
 
-            ad, b = (wword2, act2) if plan.weight_port == "AD" else (act2, wword2)
-            assert len(ad) == AD_BITS and len(b) == B_BITS
             offset = Const(plan.offset_constant(), P_BITS)
             c_value: Value = Mux(first2, offset, 0)
             if plan.overlap:
@@ -325,20 +337,17 @@ class PackedMAC(wiring.Component):
                 c_value = Mux(first2, offset, turns_off) - turns_on
             if plan.act_sign_bit:
                 # The DSP read the activation word's top bit as -2**a_port: add W << a_port back (45 bits).
-                weight_word = sign_corr2 if plan.weight_port == "AD" else Mux(sign2, wword2, 0)
+                weight_word = sign_corr2 if on_ad else Mux(sign2, wword2, 0)
                 c_value = c_value + weight_word.as_signed().shift_left(a_port)
-            m.d.sync += [
-                m3.eq(ad * b),
-                c3.eq(c_value[:P_BITS]),
-                par3.eq(par_after2),
-                v3.eq(v2), first3.eq(first2), last3.eq(last2),
-            ]
-
+            m.d.sync += [par3.eq(par_after2), v3.eq(v2), last3.eq(last2)]
             with m.If(v3):
-                m.d.sync += [p4.eq((Mux(first3, 0, p4) + m3 + c3)[:P_BITS]), par4.eq(par3)]
+                m.d.sync += par4.eq(par3)
             m.d.sync += [v4.eq(v3), last4.eq(last3)]
 
             m.d.sync += self.o_valid.eq(v4 & last4)
+        # C and OPMODE enter the slice's C / OPMODE registers (stage 3) from stage-2 fabric values.
+        m.d.comb += [dsp.c.eq(c_value[:P_BITS]), dsp.opmode.eq(Mux(first2, first_op, acc_op))]
+        p4 = dsp.p
 
         # Stage 5: the field register, in its own module.
         m.submodules.extract = extract = FieldExtractor(plan)

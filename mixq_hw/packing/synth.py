@@ -4,10 +4,13 @@
 and counts the UltraScale+ cells yosys maps it to; the figure that matters is
 ``dsp48e2``: one packed multiplier must take exactly one DSP48E2 (a digit-split
 plan's :class:`~mixq_hw.packing.split.SplitMAC` exactly two, a mixed-rate split's
-:class:`~mixq_hw.packing.mixed.MixedSplitMAC` ``copies + 1``).  yosys does
-not absorb registers, the pre-adder or the accumulator into the DSP48E2 for
-UltraScale+ (it does only for 7-series), so ``lut``/``ff``/``carry`` are upper
-bounds on what Vivado would use; the DSP count is exact.  The core's field
+:class:`~mixq_hw.packing.mixed.MixedSplitMAC` ``copies + 1``).  The Verilog is
+elaborated for an UltraScale+ part, so every core's slice is a DSP48E2
+primitive instance (:mod:`mixq_hw.packing.dsp48e2`) holding its own A/B/C/D/AD/
+M/P registers, pre-adder and accumulator; what yosys counts besides it is the
+core's fabric.  (Multiplies left to inference, such as the DSP requantizers',
+keep their registers and adders in fabric: yosys' xcup flow packs none of them
+into the DSP48E2, so there its counts are upper bounds.)  The core's field
 extraction is its own module (:class:`~mixq_hw.packing.cores.FieldExtractor`),
 and synthesis keeps the hierarchy, so its cost is reported apart
 (``extract_lut``, ``extract_ff``): that part is fabric in any flow.  yosys'
@@ -35,6 +38,7 @@ from amaranth.back import verilog
 from amaranth.lib import wiring
 
 from .cores import PackedMAC
+from .dsp48e2 import UltraScalePlus
 from .layout import Plan
 
 __all__ = ["synth_core", "synth_verilog", "submodule_counts", "SynthesisError", "count_cells"]
@@ -79,8 +83,9 @@ def count_cells(cells: dict[str, int]) -> dict[str, int]:
 
 
 def _run_yosys(component: wiring.Component, top: str) -> dict:
-    """Emit ``component`` as Verilog, synthesise it for xcup and return yosys' ``stat -json`` report."""
-    return _synth_text(verilog.convert(component, name=top), top)
+    """Emit ``component`` as Verilog for an UltraScale+ part (DSP48E2 primitives), synthesise it for xcup and
+    return yosys' ``stat -json`` report."""
+    return _synth_text(verilog.convert(component, name=top, platform=UltraScalePlus()), top)
 
 
 def _synth_text(text: str, top: str, timeout: float | None = None) -> dict:
@@ -134,8 +139,8 @@ def synth_core(w_bits: int, a_bits: int, k: int, *, plan=None) -> dict:
     :class:`~mixq_hw.packing.mixed.MixedSplitPlan`: its :class:`~mixq_hw.packing.mixed.MixedSplitMAC`
     (``copies + 1`` PackedMACs).
     Returns ``dsp48e2``, ``lut`` (LUT1..6 and INV), ``ff``, ``carry`` and ``muxf``
-    for the whole core (LUT/FF/carry are upper bounds, see the module
-    docstring); ``extract_lut`` / ``extract_ff`` / ``extract_carry`` for its
+    for the whole core (its fabric: the DSP48E2 is a primitive, see the
+    module docstring); ``extract_lut`` / ``extract_ff`` / ``extract_carry`` for its
     field extraction alone (both digit cores' for a split); ``recombine_lut``
     for a split's shift-add recombination; ``cells`` (every cell type's count)
     and the plan's ``macs_per_dsp``.  Takes tens of seconds (yosys under wasm).
@@ -172,10 +177,13 @@ def synth_core(w_bits: int, a_bits: int, k: int, *, plan=None) -> dict:
 
 
 def _dsp_core_cells(report: dict, module: str) -> tuple[dict[str, int], int]:
-    """Cells (submodules included) of the modules under ``module`` that hold DSP48E2 cells themselves (the
-    packed cores, :class:`~mixq_hw.packing.cores.PackedMAC`), and how many such module instances there are."""
+    """Cells (submodules included) of the modules under ``module`` that hold DSP48E2 cells, themselves or as
+    a primitive wrapper (a submodule of nothing but the DSP48E2: the packed cores,
+    :class:`~mixq_hw.packing.cores.PackedMAC`, and the inferred requantizer multipliers), and how many such
+    module instances there are."""
     modules = {name.lstrip("\\"): mod["num_cells_by_type"] for name, mod in report["modules"].items()}
-    if "DSP48E2" in modules[module]:
+    wrappers = {name for name, cells in modules.items() if set(cells) == {"DSP48E2"}}
+    if "DSP48E2" in modules[module] or wrappers & set(modules[module]):
         return _total_cells(report, module), 1
     total: dict[str, int] = {}
     count = 0
@@ -202,10 +210,8 @@ def synth_verilog(path: str | Path, top: str, *, timeout: float | None = None,
                   breakdown: str | None = None) -> dict:
     """Synthesise an emitted Verilog file (a whole accelerator) for xcup: ``dsp48e2``, ``lut``, ``ff``,
     ``carry``, ``muxf``, ``bram36`` and ``cells``, plus ``dsp_cores``: the same counts for the packed cores
-    alone (the modules holding the DSP48E2s, with ``count`` of them) -- where yosys keeps in fabric what a
-    DSP48E2 holds itself (pre-adder, C-port adder and accumulator, pipeline registers), see the module
-    docstring.  ``breakdown``: a module whose submodules' counts come back as ``submodules``
-    (:func:`submodule_counts`), e.g. the accelerator's stages.  Minutes for a whole network under wasm."""
+    alone (the modules holding the DSP48E2s, with ``count`` of them).  ``breakdown``: a module whose
+    submodules' counts come back as ``submodules`` (:func:`submodule_counts`), e.g. the accelerator's stages.  Minutes for a whole network under wasm."""
     report = _synth_text(Path(path).read_text(), top, 4 * TIMEOUT if timeout is None else timeout)
     cells = _total_cells(report, top)
     core_cells, cores = _dsp_core_cells(report, top)
