@@ -140,7 +140,7 @@ def sign_bit_section(rows: list[dict], meta: dict) -> list[str]:
         lines.append(f"| w{r['w']}a{r['a']} {r['k']}x{r['k']} | {fmt(r['single_macs_per_dsp'])} | "
                      f"{fmt(r['without_sign_bit'])} | {fmt(r['mixq'])} | {r['single_layout']} |")
     if meta.get("sign_bit_synth"):
-        lines += ["", "Synthesis (yosys synth_xilinx -family xcup; LUT/FF upper bounds, see mixq_hw/packing/synth.py) "
+        lines += ["", "Synthesis (yosys synth_xilinx -family xcup, DSP48E2 primitives; LUT/FF: the fabric beside the slices, see mixq_hw/packing/synth.py) "
                   "of a sign-bit core next to the best core of the same entry without the sign bit:", "",
                   "| entry | sign bit | MACs/DSP | layout | weights on | DSP48E2 | LUT | FF | CARRY | extract LUT |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
@@ -173,7 +173,7 @@ def split_section(rows: list[dict], meta: dict) -> list[str]:
                      f"{fmt(r['single_macs_per_dsp'])} | {fmt(r['mixq'])} | {r['split']} | {digits} | "
                      f"{layout_cell(r | {'split': None})} |")
     if meta.get("split_synth"):
-        lines += ["", "Synthesis (yosys synth_xilinx -family xcup; LUT/FF upper bounds, see mixq_hw/packing/synth.py) "
+        lines += ["", "Synthesis (yosys synth_xilinx -family xcup, DSP48E2 primitives; LUT/FF: the fabric beside the slices, see mixq_hw/packing/synth.py) "
                   "of split cores next to the single core of the same entry:", "",
                   "| entry | core | MACs/DSP | layout | DSP48E2 | LUT | FF | CARRY | extract LUT | recombine LUT |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
@@ -297,7 +297,7 @@ def markdown(rows: list[dict], meta: dict) -> str:
         lines += grid(rows, k, layout_cell)
     for k in sorted({r["k"] for r in rows if "lut" in r}):
         lines += ["", f"## {k}x{k} single-layout packed core: DSP48E2 / LUT / FF (yosys synth_xilinx -family xcup; "
-                  "LUT and FF are upper bounds)", ""]
+                  "DSP48E2 primitives, LUT and FF the fabric beside the slice)", ""]
         lines += grid(rows, k, lambda r: f"{r.get('dsp48e2', '?')} / {r.get('lut', '?')} / {r.get('ff', '?')}")
     lines += split_section(rows, meta)
     lines += sign_bit_section(rows, meta)
