@@ -87,9 +87,10 @@ def run_network(tag: str, stages: set[str], frames: int, work: Path) -> dict:
         (RESULTS / "fullsize.md").write_text(markdown())
 
     if "build" in stages:
-        if "synth" in entry and "synth" not in stages and "of_build" not in entry["synth"]:
-            # the yosys figures stay, but say which build they are of
-            entry["synth"]["of_build"] = entry.get("machine", {}).get("date", "an earlier build")
+        for stage in ("synth", "verify"):
+            if stage in entry and stage not in stages and "of_build" not in entry[stage]:
+                # the yosys / simulation figures stay, but say which build they are of
+                entry[stage]["of_build"] = entry.get("machine", {}).get("date", "an earlier build")
         entry["machine"] = machine()
         proc, started = _start(_command(graph_path, folder / "build"), folder / "build.log")
         report, seconds = _finish(proc, started, folder / "build", folder / "build.log")
@@ -138,6 +139,8 @@ def _measured(entry: dict) -> str:
     analytic = entry.get("build", {}).get("cycles_per_frame")
     if measured is None:
         return "-"
+    if entry["verify"].get("of_build"):
+        return f"{measured:,} (of the build of {entry['verify']['of_build']})"
     if entry["verify"].get("images", 0) < 2 or not analytic:
         return f"{measured:,} (latency)"
     return f"{measured:,} ({100 * (measured / analytic - 1):+.1f} %)"

@@ -198,3 +198,38 @@ def test_window_padded_taps_stay_inside_the_banks(k, stride, pixels, ragged):
     expected = [b for x in frames for b in window_beats(x, k, stride, k // 2, pixels, 1)]
     run = run_streams_compiled(dut, {"i": tensor_to_beats(frames, 1)}, {"o": len(expected)}, stall=0.3, seed=k)
     assert run.outputs["o"] == expected
+
+
+def test_memories_go_where_the_estimate_counts_them():
+    """A memory that memory_cost puts in block RAM carries ram_style/rom_style "block", and yosys then maps a
+    ROM of that size to BRAM instead of building it out of LUTs; a small one carries no attribute."""
+    from amaranth import Module, unsigned
+    from amaranth.back import verilog
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+
+    from mixq_hw.estimate import memory_cost, styled_memory
+    from mixq_hw.packing.synth import _synth_text, _total_cells, count_cells
+
+    small = styled_memory(shape=unsigned(4), depth=16)
+    small._MustUse__silence = True          # only its attributes are looked at
+    assert small.attrs == {}
+    assert memory_cost(1024, 36).bram36 == 1 and memory_cost(1024, 36).lut == 0
+
+    class Rom(wiring.Component):
+        def __init__(self):
+            super().__init__({"addr": In(10), "data": Out(36)})
+
+        def elaborate(self, platform):
+            m = Module()
+            rng = np.random.default_rng(3)
+            m.submodules.rom = rom = styled_memory(shape=unsigned(36), depth=1024,
+                                                   init=[int(x) for x in rng.integers(0, 2**36, 1024)])
+            assert rom.attrs == {"ram_style": "block", "rom_style": "block"}
+            port = rom.read_port()
+            m.d.comb += [port.addr.eq(self.addr), self.data.eq(port.data)]
+            return m
+
+    report = _synth_text(verilog.convert(Rom(), name="rom_top"), "rom_top")
+    counts = count_cells(_total_cells(report, "rom_top"))
+    assert counts["bram36"] == 1 and counts["lut"] <= 8, counts
