@@ -325,26 +325,28 @@ class PackedMAC(wiring.Component):
                 with m.If(v1):
                     m.d.sync += run_parity.eq(before ^ par1)
 
-            offset = Const(plan.offset_constant(), P_BITS)
-            c_value: Value = Mux(first2, offset, 0)
-            if plan.overlap:
-                # Parity removal through C: -2**o_f when field f's parity turns on, +2**o_f when it turns
-                # off.  No parity is on before a first multiply, so "turns off" never meets the offset
-                # constant: one subtractor, (first ? offset : turned-off bits) - turned-on bits.
-                offsets = [fld.offset for fld in plan.fields]
-                turns_off = _scatter([(o, par_term2[f] & par_before2[f]) for f, o in enumerate(offsets)], P_BITS)
-                turns_on = _scatter([(o, par_term2[f] & ~par_before2[f]) for f, o in enumerate(offsets)], P_BITS)
-                c_value = Mux(first2, offset, turns_off) - turns_on
-            if plan.act_sign_bit:
-                # The DSP read the activation word's top bit as -2**a_port: add W << a_port back (45 bits).
-                weight_word = sign_corr2 if on_ad else Mux(sign2, wword2, 0)
-                c_value = c_value + weight_word.as_signed().shift_left(a_port)
             m.d.sync += [par3.eq(par_after2), v3.eq(v2), last3.eq(last2)]
             with m.If(v3):
                 m.d.sync += par4.eq(par3)
             m.d.sync += [v4.eq(v3), last4.eq(last3)]
 
             m.d.sync += self.o_valid.eq(v4 & last4)
+
+        # The C-port sum, from stage-2 fabric values.
+        offset = Const(plan.offset_constant(), P_BITS)
+        c_value: Value = Mux(first2, offset, 0)
+        if plan.overlap:
+            # Parity removal through C: -2**o_f when field f's parity turns on, +2**o_f when it turns
+            # off.  No parity is on before a first multiply, so "turns off" never meets the offset
+            # constant: one subtractor, (first ? offset : turned-off bits) - turned-on bits.
+            offsets = [fld.offset for fld in plan.fields]
+            turns_off = _scatter([(o, par_term2[f] & par_before2[f]) for f, o in enumerate(offsets)], P_BITS)
+            turns_on = _scatter([(o, par_term2[f] & ~par_before2[f]) for f, o in enumerate(offsets)], P_BITS)
+            c_value = Mux(first2, offset, turns_off) - turns_on
+        if plan.act_sign_bit:
+            # The DSP read the activation word's top bit as -2**a_port: add W << a_port back (45 bits).
+            weight_word = sign_corr2 if on_ad else Mux(sign2, wword2, 0)
+            c_value = c_value + weight_word.as_signed().shift_left(a_port)
         # C and OPMODE enter the slice's C / OPMODE registers (stage 3) from stage-2 fabric values.
         m.d.comb += [dsp.c.eq(c_value[:P_BITS]), dsp.opmode.eq(Mux(first2, first_op, acc_op))]
         p4 = dsp.p

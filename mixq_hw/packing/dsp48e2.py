@@ -53,8 +53,8 @@ _FAMILIES = {"ultrascale", "ultrascaleplus"}
 
 
 def opmode(*, w: str = "0", xy: str = "M", z: str = "0") -> int:
-    """The 9-bit OPMODE ``{W[8:7], Z[6:4], Y[3:2], X[1:0]}`` for the named multiplexer inputs
-    (``w``: ``"0"``/``"C"``; ``xy``: ``"0"``/``"M"``, the product needs both X and Y; ``z``: ``"0"``/``"P"``/``"C"``)."""
+    """The 9-bit OPMODE ``{W[8:7], Z[6:4], Y[3:2], X[1:0]}`` for the named multiplexer inputs (``w``:
+    ``"0"``/``"C"``; ``xy``: ``"0"``/``"M"``, the product needs both X and Y; ``z``: ``"0"``/``"P"``/``"C"``)."""
     try:
         return (_W[w] << 7) | (_Z[z] << 4) | _XY[xy]
     except KeyError as err:
