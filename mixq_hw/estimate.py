@@ -70,6 +70,6 @@ def styled_memory(*, shape, depth: int, init=()) -> memory.Memory:
     estimate puts in LUTs carry no attribute: the tools' own choice for a few words is LUTRAM or logic.
     Every read port must be synchronous (block RAM has no other).
     """
-    width = Shape.cast(shape).width if not hasattr(shape, "size") else shape.size
-    attrs = {} if depth * width <= LUTRAM_MAX_BITS else {"ram_style": "block", "rom_style": "block"}
+    in_bram = memory_cost(depth, Shape.cast(shape).width).bram36 > 0
+    attrs = {"ram_style": "block", "rom_style": "block"} if in_bram else {}
     return memory.Memory(shape=shape, depth=depth, init=init, attrs=attrs)

@@ -109,7 +109,9 @@ def markdown(report: dict) -> str:
         dens = (f"{packing['macs_per_dsp']:g}" if mult == "dsp" else "-") if packing else ""
         name = f"**{row['name']}** (bottleneck)" if row["bottleneck"] else row["name"]
         r = row["resources"]
-        synth_lut = (f" {per_layer[row['name']]['lut']:,} |" if row["name"] in per_layer else " - |") if per_layer else ""
+        synth_lut = ""
+        if per_layer:
+            synth_lut = f" {per_layer[row['name']]['lut']:,} |" if row["name"] in per_layer else " - |"
         lines.append(f"| {name} | {row['op']} | {bits} | {kernel} | {fold_s} | {mult} | {dens} | "
                      f"{row['cycles_per_frame']:,} | {r['dsp']} | {r['lut']:,} | {r['bram36']:g} |" + synth_lut)
     if per_layer.get(""):

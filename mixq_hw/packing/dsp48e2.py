@@ -121,7 +121,8 @@ class DSP48E2(wiring.Component):
             raise ValueError(f"DSP48E2 INMODE {inmode:#07b} sets pre-adder bits but amultsel='A' bypasses it")
         if not opmodes:
             raise ValueError("DSP48E2 needs at least one OPMODE value")
-        self.decoded = tuple(_decode(value) for value in opmodes)
+        for value in opmodes:
+            _decode(value)                  # refuses what the model does not cover
         self._MustUse__silence = False
         self.areg, self.breg, self.creg, self.dreg, self.adreg = areg, breg, creg, dreg, adreg
         self.amultsel, self.inmode, self.opmodes = amultsel, inmode, tuple(opmodes)

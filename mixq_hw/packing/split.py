@@ -66,8 +66,8 @@ from .layout import emulate_batch as _emulate_batch
 from .layout import expected_fields as _expected_fields
 
 __all__ = ["OPERANDS", "ROUNDINGS", "SplitPlan", "split_weights", "split_acts", "weight_digit_ranges",
-           "make_split", "check_split", "checked_codes", "MultiCoreMAC", "digits", "expected_fields", "emulate", "emulate_batch", "split_plans",
-           "SplitMAC", "Recombine"]
+           "make_split", "check_split", "checked_codes", "MultiCoreMAC", "digits", "expected_fields", "emulate",
+           "emulate_batch", "split_plans", "SplitMAC", "Recombine"]
 
 #: Which operand a split plan cuts into two digits.
 OPERANDS = ("weight", "act")

@@ -111,9 +111,14 @@ def _synth_text(text: str, top: str, timeout: float | None = None) -> dict:
         return json.loads(stat.read_text())
 
 
+def _modules(report: dict) -> dict[str, dict[str, int]]:
+    """yosys' ``stat -json`` report as {module name: {cell type (or submodule name): count}}."""
+    return {name.lstrip("\\"): mod["num_cells_by_type"] for name, mod in report["modules"].items()}
+
+
 def _total_cells(report: dict, module: str) -> dict[str, int]:
     """Primitive cell counts of ``module`` including its submodules (yosys' own design total omits some)."""
-    modules = {name.lstrip("\\"): mod["num_cells_by_type"] for name, mod in report["modules"].items()}
+    modules = _modules(report)
     total: dict[str, int] = {}
     for cell, n in modules[module].items():
         inner = _total_cells(report, cell) if cell in modules else {cell: 1}
@@ -181,7 +186,7 @@ def _dsp_core_cells(report: dict, module: str) -> tuple[dict[str, int], int]:
     a primitive wrapper (a submodule of nothing but the DSP48E2: the packed cores,
     :class:`~mixq_hw.packing.cores.PackedMAC`, and the inferred requantizer multipliers), and how many such
     module instances there are."""
-    modules = {name.lstrip("\\"): mod["num_cells_by_type"] for name, mod in report["modules"].items()}
+    modules = _modules(report)
     wrappers = {name for name, cells in modules.items() if set(cells) == {"DSP48E2"}}
     if "DSP48E2" in modules[module] or wrappers & set(modules[module]):
         return _total_cells(report, module), 1
@@ -199,7 +204,7 @@ def _dsp_core_cells(report: dict, module: str) -> tuple[dict[str, int], int]:
 def submodule_counts(report: dict, module: str) -> dict[str, dict[str, int]]:
     """:func:`count_cells` of every submodule instantiated in ``module`` (its own submodules included), by
     module name."""
-    modules = {name.lstrip("\\"): mod["num_cells_by_type"] for name, mod in report["modules"].items()}
+    modules = _modules(report)
     if module not in modules:
         raise SynthesisError(f"no module {module!r} in yosys' report (it has {len(modules)} modules)")
     return {cell: {k: n * v for k, v in count_cells(_total_cells(report, cell)).items()}
@@ -211,7 +216,8 @@ def synth_verilog(path: str | Path, top: str, *, timeout: float | None = None,
     """Synthesise an emitted Verilog file (a whole accelerator) for xcup: ``dsp48e2``, ``lut``, ``ff``,
     ``carry``, ``muxf``, ``bram36`` and ``cells``, plus ``dsp_cores``: the same counts for the packed cores
     alone (the modules holding the DSP48E2s, with ``count`` of them).  ``breakdown``: a module whose
-    submodules' counts come back as ``submodules`` (:func:`submodule_counts`), e.g. the accelerator's stages.  Minutes for a whole network under wasm."""
+    submodules' counts come back as ``submodules`` (:func:`submodule_counts`), e.g. the accelerator's
+    stages.  Minutes for a whole network under wasm."""
     report = _synth_text(Path(path).read_text(), top, 4 * TIMEOUT if timeout is None else timeout)
     cells = _total_cells(report, top)
     core_cells, cores = _dsp_core_cells(report, top)
