@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 from amaranth.hdl import Shape
 from amaranth.lib import memory
 
-__all__ = ["Resources", "memory_cost", "styled_memory"]
+__all__ = ["Resources", "memory_cost", "rom_logic_cost", "styled_memory"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,15 @@ def memory_cost(depth: int, width: int) -> Resources:
         return Resources(lut=math.ceil(bits / 64))
     best = min(math.ceil(depth / d) * math.ceil(width / w) for d, w in _BRAM18_SHAPES)
     return Resources(bram36=best / 2)
+
+
+def rom_logic_cost(depth: int, width: int) -> Resources:
+    """Cost of a ``depth`` x ``width``-bit ROM read combinationally: synthesis builds it from logic (block RAM
+    reads only synchronously), a LUT6 per bit per 64 words, and past 256 words (where the slice's F7/F8
+    muxes end) a LUT mux per bit per 256 words."""
+    if depth <= 0 or width <= 0:
+        return Resources()
+    return Resources(lut=width * (math.ceil(depth / 64) + (math.ceil(depth / 256) if depth > 256 else 0)))
 
 
 def styled_memory(*, shape, depth: int, init=()) -> memory.Memory:

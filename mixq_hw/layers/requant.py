@@ -30,7 +30,7 @@ from amaranth import *
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..estimate import Resources, memory_cost
+from ..estimate import Resources, rom_logic_cost
 from ._checks import layer_label
 
 __all__ = ["Requant", "AccBias", "OUTPUT_BITS"]
@@ -165,9 +165,10 @@ class Requant(_GroupedChannels):
         return super().cycles_per_frame() * self.steps
 
     def estimate(self) -> Resources:
-        """DSPs for the products; LUTs for shift/clip and the constant ROM; FFs for the fabric stages."""
+        """DSPs for the products; LUTs for shift/clip and the constant ROM (read combinationally: logic, not
+        RAM); FFs for the fabric stages."""
         lanes = self.lanes
-        rom = memory_cost(self.folds, self.pe * (self.inc_bits + self.bias_bits))
+        rom = rom_logic_cost(self.folds, self.pe * (self.inc_bits + self.bias_bits))
         clip = lanes * (self.sum_bits - self.shift + self.out_bits)
         counter = max(1, (self.folds - 1).bit_length()) + 2 * max(1, (self.steps - 1).bit_length())
         # operand selection when one multiplier serves several values of a beat
@@ -276,9 +277,9 @@ class AccBias(_GroupedChannels):
                    width=width, name=node.name)
 
     def estimate(self) -> Resources:
-        """An adder of ``sum_bits`` and its input/output registers per lane, the bias ROM, no DSP."""
+        """An adder of ``sum_bits`` and its input/output registers per lane, the bias ROM (logic), no DSP."""
         lanes = self.pixels * self.pe
-        rom = memory_cost(self.folds, self.pe * self.bias_bits)
+        rom = rom_logic_cost(self.folds, self.pe * self.bias_bits)
         counter = max(1, (self.folds - 1).bit_length())
         return rom + Resources(lut=lanes * self.sum_bits + 2 * counter + 2,
                                ff=lanes * (self.acc_bits + self.sum_bits) + self.pe * self.bias_bits
