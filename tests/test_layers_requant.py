@@ -158,3 +158,18 @@ def test_requant_and_accbias_convert_to_rtlil():
     rtlil.convert(Requant(np.array([3, -1]), np.array([5, 5]), 2, acc_bits=10, out_bits=4, pe=2, pixels=2,
                           lanes=2))
     rtlil.convert(AccBias(np.array([3, -1]), acc_bits=10, pe=1, pixels=2))
+
+
+def test_constant_rom_is_counted_as_logic():
+    """The per-channel ROMs are read combinationally, so synthesis builds them from LUTs whatever their
+    size: the estimates count LUTs (a LUT6 per bit per 64 words), never block RAM."""
+    channels, pe = 512, 4
+    inc, bias = np.arange(1, channels + 1), np.arange(channels) - 256
+    small = Requant(inc[:pe], bias[:pe], 4, acc_bits=20, out_bits=4, pe=pe)
+    big = Requant(inc, bias, 4, acc_bits=20, out_bits=4, pe=pe)
+    rom_bits = pe * (big.inc_bits + big.bias_bits)
+    assert big.estimate().bram36 == 0 and small.estimate().bram36 == 0
+    # 128 words: two LUT6 per ROM bit (F7 muxes join them)
+    assert big.estimate().lut - small.estimate().lut >= rom_bits * 2 - pe * (small.inc_bits + small.bias_bits)
+    raw = AccBias(bias, acc_bits=20, pe=pe)
+    assert raw.estimate().bram36 == 0
