@@ -21,6 +21,7 @@ Takes hours on two cores (yosys under WebAssembly synthesises a whole network in
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
@@ -67,6 +68,12 @@ def _finish(proc: subprocess.Popen, started: float, out: Path, log_path: Path) -
     return json.loads(report.read_text()), seconds
 
 
+def _digest(out: Path) -> str | None:
+    """SHA-256 of the accelerator Verilog a stage wrote (None if it wrote none)."""
+    verilog = out / "mixq_accel.v"
+    return hashlib.sha256(verilog.read_bytes()).hexdigest() if verilog.exists() else None
+
+
 def run_network(tag: str, stages: set[str], frames: int, work: Path) -> dict:
     """Run the selected stages of one network; returns what they measured (merged into earlier results)."""
     path = RESULTS / "fullsize" / f"{tag}.json"
@@ -87,16 +94,19 @@ def run_network(tag: str, stages: set[str], frames: int, work: Path) -> dict:
         (RESULTS / "fullsize.md").write_text(markdown())
 
     if "build" in stages:
-        for stage in ("synth", "verify"):
-            if stage in entry and stage not in stages and "of_build" not in entry[stage]:
-                # the yosys / simulation figures stay, but say which build they are of
-                entry[stage]["of_build"] = entry.get("machine", {}).get("date", "an earlier build")
+        earlier = entry.get("machine", {}).get("date", "an earlier build")
         entry["machine"] = machine()
         proc, started = _start(_command(graph_path, folder / "build"), folder / "build.log")
         report, seconds = _finish(proc, started, folder / "build", folder / "build.log")
         entry["build"] = {"seconds": seconds, **({k: report.get(k) for k in (
             "cycles_per_frame", "clock_mhz", "fps", "gops", "resources", "budget", "bottleneck", "failed")
-            if k in report} if report else {"failed": "no report"})}
+            if k in report} if report else {"failed": "no report"}), "verilog_sha256": _digest(folder / "build")}
+        for stage in ("synth", "verify"):
+            same = entry.get(stage, {}).get("verilog_sha256") == entry["build"]["verilog_sha256"]
+            if stage in entry and stage not in stages and "of_build" not in entry[stage] and not same:
+                # the yosys / simulation figures stay, but say which build they are of (unless the
+                # Verilog they ran is byte for byte this build's: only the estimates changed)
+                entry[stage]["of_build"] = earlier
         if report and "layers" in report:
             entry["build"]["layers"] = [{k: layer.get(k) for k in ("name", "op", "w_bits", "a_bits", "kernel",
                                                                    "folding", "packing", "cycles_per_frame",
@@ -122,7 +132,7 @@ def run_network(tag: str, stages: set[str], frames: int, work: Path) -> dict:
         elif "failed" in report:
             entry[stage] = {"seconds": seconds, **report}
         else:
-            entry[stage] = {"seconds": seconds, **report.get(stage, {})}
+            entry[stage] = {"seconds": seconds, **report.get(stage, {}), "verilog_sha256": _digest(out)}
         log(f"{tag} {stage}: {entry[stage]}")
         save()
     return entry

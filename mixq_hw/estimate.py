@@ -9,10 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+import numpy as np
 from amaranth.hdl import Shape
 from amaranth.lib import memory
 
-__all__ = ["Resources", "memory_cost", "rom_logic_cost", "styled_memory"]
+__all__ = ["Resources", "memory_cost", "rom_logic_cost", "constant_rom_cost", "signed_bit_columns", "mux_luts",
+           "styled_memory"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,43 @@ def rom_logic_cost(depth: int, width: int) -> Resources:
     if depth <= 0 or width <= 0:
         return Resources()
     return Resources(lut=width * (math.ceil(depth / 64) + (math.ceil(depth / 256) if depth > 256 else 0)))
+
+
+def constant_rom_cost(columns: np.ndarray) -> Resources:
+    """:func:`rom_logic_cost` of a combinationally read ROM whose contents are known, ``columns[word, bit]``
+    (0/1): only its distinct output bits that are neither constant nor a copy (or complement) of one address
+    bit need logic; synthesis shares equal bits and wires the others straight from the address."""
+    bits = np.asarray(columns, dtype=np.uint8)
+    depth = bits.shape[0]
+    if depth == 0 or bits.size == 0:
+        return Resources()
+    distinct = np.unique(bits, axis=1)
+    address = np.arange(depth)
+    free = [np.zeros(depth, np.uint8), np.ones(depth, np.uint8)]
+    for n in range(max(1, (depth - 1).bit_length())):
+        bit = ((address >> n) & 1).astype(np.uint8)
+        free += [bit, 1 - bit]
+    free_set = {column.tobytes() for column in free}
+    needed = sum(distinct[:, j].tobytes() not in free_set for j in range(distinct.shape[1]))
+    return rom_logic_cost(depth, needed)
+
+
+def signed_bit_columns(values: np.ndarray, bits: int) -> np.ndarray:
+    """``values[word, field]`` (integers) as two's-complement bit columns ``[word, field * bits + bit]``."""
+    values = np.asarray(values, dtype=np.int64)
+    unsigned = values & ((1 << bits) - 1)
+    shifted = (unsigned[..., None] >> np.arange(bits)) & 1
+    return shifted.reshape(values.shape[0], -1).astype(np.uint8)
+
+
+def mux_luts(inputs: int) -> int:
+    """LUT6s per bit of an ``inputs``:1 multiplexer with a binary select: a tree of 4:1 muxes (one LUT6 each,
+    ignoring the F7/F8 muxes synthesis may use instead); 0 when there is nothing to select."""
+    luts = 0
+    while inputs > 1:
+        inputs = math.ceil(inputs / 4)
+        luts += inputs
+    return luts
 
 
 def styled_memory(*, shape, depth: int, init=()) -> memory.Memory:

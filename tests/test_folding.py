@@ -15,6 +15,7 @@ from mixq_hw.estimate import Resources
 from mixq_hw.folding import (FoldingError, NodeCosts, OverBudgetError, check_budget, check_folding, choose_folding,
                              layer_candidates, load_folding, save_folding)
 from mixq_hw.folding.costs import engine_figures
+from mixq_hw.folding.search import _START_WEIGHTS, _Search
 from mixq_hw.folding.spec import MULTIPLIERS, fold_layers
 from mixq_hw.graph import Graph
 from mixq_hw.pipeline import LayerFold, plan_stages
@@ -436,3 +437,27 @@ def test_lut_layers_run_bit_exact_and_report():
     kinds = {row["name"]: row["packing"]["multiplier"] for row in report["layers"] if "packing" in row}
     assert kinds == {"c1": "lut", "c2": "dsp", "d3": "lut", "c4": "lut"}
     assert "| multiplier |" in markdown(report) and "| lut |" in markdown(report)
+
+
+@pytest.mark.parametrize("dsps", [1, 2, 4, 8])
+def test_knapsack_is_near_the_fewest_lut_folding_within_the_dsps(micro_space, dsps):
+    """The fallback (DSP counts by dynamic programming over each layer's (DSP, LUT) front): for every target,
+    a folding within it and the DSP budget, its LUTs within 5 % of the fewest any folding reaches (all
+    combinations tried; not always equal, since a layer's input format is taken from a reference)."""
+    graph, space = micro_space
+    limit = Resources(dsp=dsps, lut=10 ** 6, ff=10 ** 6, bram36=100)
+    search = _Search(graph, limit, None, None, MULTIPLIERS)
+    checked = exact = 0
+    for target in sorted({c for c, _, _ in space}):
+        fewest = min((used.lut for c, used, _ in space if c <= target and used.dsp <= dsps), default=None)
+        reference = search.assign(target, dict(_START_WEIGHTS))
+        if fewest is None or reference.failure:
+            continue
+        found = search.knapsack(target, reference)
+        assert not found.failure and found.cycles <= target and found.resources.dsp <= dsps
+        assert fewest <= found.resources.lut <= 1.05 * fewest, target
+        plan = plan_stages(graph, found.folding)
+        assert (plan.cycles_per_frame(), plan.resources()) == (found.cycles, found.resources)
+        checked += 1
+        exact += found.resources.lut == fewest
+    assert checked > 3 and exact >= checked // 2

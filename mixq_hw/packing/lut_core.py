@@ -70,7 +70,13 @@ _TREE_STAGES = 3
 #: estimate bounds yosys' count rather than averaging it.
 #: 0 DSP48E2 in every case; yosys' FFs were 0-8 % below the count of :func:`lut_core_estimate` (it drops
 #: constant register bits).
-LUT_PER_ADDER_BIT = {"a": 1.4, "a_wide": 1.35, "w": 1.2, "w_narrow": 1.5}
+#: The "a" points split by tree depth: up to two adder levels per registered stage (at most 64 rows, every
+#: listed point but the two whole-layer ones, and full-size BJUT conv5.0 at simd 8: 10 fields of 8 terms,
+#: 2,600 yosys LUTs for 2,600 adder bits) stay within 1.06 (1.15 for the 13-bit 2x2 core), so "a_shallow"
+#: is 1.1; three levels in a stage (32 terms of 4 rows, both whole-layer points, and BJUT conv3.0 at simd
+#: 32: 13,650 for 10,260, 1.33) take "a".  (yosys merges a stage's chained adders into one multi-operand
+#: sum and maps it with carry-save rows, dearer than the pairwise carry chains.)
+LUT_PER_ADDER_BIT = {"a": 1.4, "a_shallow": 1.1, "a_wide": 1.35, "w": 1.2, "w_narrow": 1.5}
 LUT_PER_CORE = 2
 
 
@@ -189,17 +195,19 @@ def _estimate(w_bits: int, a_bits: int, weight_slots: int, act_slots: int,
               field_terms: tuple[tuple[int, int], ...], depth: int) -> tuple[int, int]:
     """The estimate from the plan's shape: ``field_terms`` lists (terms per field, fields with that many)."""
     ff = weight_slots * w_bits + act_slots * a_bits + 3 * 4 + 1   # inputs, flags, o_valid
-    adder_bits = 0
+    luts = 0.0
+    rows_per_product = len(_rows(w_bits, a_bits, None, None))
     for n_terms, count in field_terms:
         reg_bits, tree_bits = _tree_cost(w_bits, a_bits, n_terms)
         acc = _acc_width(w_bits, a_bits, depth, n_terms)
         ff += count * (reg_bits + acc)
-        adder_bits += count * (tree_bits + acc)
-    if a_bits <= w_bits:
-        factor = LUT_PER_ADDER_BIT["a" if w_bits <= 4 else "a_wide"]
-    else:
-        factor = LUT_PER_ADDER_BIT["w" if w_bits > 2 else "w_narrow"]
-    return math.ceil(factor * adder_bits) + LUT_PER_CORE, ff
+        if a_bits <= w_bits:
+            shallow = n_terms * rows_per_product <= 4 ** _TREE_STAGES      # <= 2 adder levels per stage
+            kind = "a_wide" if w_bits > 4 else "a_shallow" if shallow else "a"
+        else:
+            kind = "w" if w_bits > 2 else "w_narrow"
+        luts += LUT_PER_ADDER_BIT[kind] * count * (tree_bits + acc)
+    return math.ceil(luts) + LUT_PER_CORE, ff
 
 
 class LutMAC(wiring.Component):
