@@ -40,12 +40,10 @@ from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost, styled_memory
 from ._checks import check_int, layer_label
+from .window import LOGIC_MARGIN
 
 __all__ = ["RowWindow"]
 
-
-#: the window's fabric logic over its LUT model (see ``estimate``)
-LOGIC_MARGIN = 1.1
 
 class RowWindow(wiring.Component):
     """Kernel-row beats of a (C, H, W) code stream for ``pixels`` output pixels per group, stride 1, zero padded.
@@ -187,7 +185,7 @@ class RowWindow(wiring.Component):
         control = 30    # row handshake: need/release arithmetic, filled counter and compares
         # a bank's read address is the row word or the next one, by which of the B/pixels blocks it sits in
         # against the rotation: one address adder per block, shared by its banks
-        # x1.1: yosys' mapping of the counters, compares and muxes, up to 7 % above the model (2026-11-21)
+        # x LOGIC_MARGIN, as the SlidingWindow's
         lut = math.ceil(LOGIC_MARGIN * (2 * counters + min(self.banks, choices + 1) * (addr + 1) * 2
                                         + crossbar + control))
         ff = counters + self.span + 2 * max(1, (choices - 1).bit_length()) + control // 2

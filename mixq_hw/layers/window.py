@@ -48,8 +48,10 @@ __all__ = ["SlidingWindow"]
 
 
 
-#: the window's fabric logic over its LUT model (see ``estimate``)
+#: the windows' (SlidingWindow, RowWindow) fabric logic over their LUT models: yosys' mapping of the counters,
+#: compares and multiplexers came out up to 7 % above the models (full-size UltraNet windows, 2026-11-21)
 LOGIC_MARGIN = 1.1
+
 
 class SlidingWindow(wiring.Component):
     """k x k windows of a (C, H, W) code stream, ``pixels`` output pixels per beat, zero padded.
@@ -204,7 +206,6 @@ class SlidingWindow(wiring.Component):
         # per output pixel a k:1 multiplexer over the banks its taps read, the padding mask in the same LUT
         crossbar = self.pixels * self.lanes * self.bits * max(1, mux_luts(self.k + 1))
         control = 30    # row handshake: need/release arithmetic, filled counter and compares
-        # x1.1: yosys' mapping of the counters, compares and muxes, up to 7 % above the model (2026-11-21)
         lut = math.ceil(LOGIC_MARGIN * (2 * counters + self.banks * addr * 3 + crossbar + control))
         ff = counters + self.pixels + max(1, (self.k - 1).bit_length()) + 1 + control // 2
         return mem + Resources(lut=lut, ff=ff)
