@@ -44,6 +44,11 @@ class Board:
     notes: tuple[str, ...] = field(default_factory=tuple)
     #: ``check_streams(in_width, out_width)`` raises ValueError when the board's DMA cannot carry the streams
     check_streams: Callable[[int, int], object] | None = None
+    #: the Vivado release the board's script was written for, and the PYNQ image the driver runs on
+    vivado_version: str = ""
+    pynq_image: str = ""
+    #: data width in bits of the PS port the DMA reaches memory through (its bandwidth bound)
+    memory_port_bits: int = 0
 
 
 # board name -> module under boards/ that defines ``BOARD``

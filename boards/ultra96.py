@@ -147,6 +147,9 @@ BOARD = Board(
     platform=Ultra96V2Part,
     write_project=write_project,
     check_streams=dma_memory_widths,
+    vivado_version=VIVADO_VERSION,
+    pynq_image=PYNQ_VERSION,
+    memory_port_bits=HP_PORT_BITS,
     notes=("PL clocks come from the PS (pl_clk0); PYNQ sets the frequency from the .hwh.",
            "Ultra96 v1 boards use the -1-e grade of the same die."),
 )
