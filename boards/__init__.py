@@ -42,7 +42,8 @@ class Board:
     #: ``write_project(out_dir, verilog_path, top, clock_mhz, in_width, out_width) -> list[Path]``
     write_project: Callable[..., list[Path]]
     notes: tuple[str, ...] = field(default_factory=tuple)
-    #: ``check_streams(in_width, out_width)`` raises ValueError when the board's DMA cannot carry the streams
+    #: ``check_streams(in_width, out_width) -> (mm2s, s2mm)``: the DMA's memory-map widths for these stream
+    #: widths; a ValueError naming the stream when the board's DMA cannot carry it
     check_streams: Callable[[int, int], object] | None = None
     #: the Vivado release the board's script was written for, and the PYNQ image the driver runs on
     vivado_version: str = ""

@@ -178,3 +178,23 @@ def test_stream_wider_than_the_dma(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "output stream (m_axis) is 2048 bits wide" in err and "1024 bits" in err
     assert not (tmp_path / "o" / "mixq_accel.v").exists()
+
+
+def test_hostile_out_name_end_to_end(graph_file, tmp_path):
+    """A build into a folder whose name is Tcl code: the generated script, run under tclsh against the Vivado
+    stubs after the folder has moved, executes none of it and finds every file."""
+    import shutil
+
+    from test_boards import _run_script
+
+    fold = tmp_path / "fold.json"
+    fold.write_text(json.dumps({"c1": {"simd": 3, "pe": 2, "pixels": 2}, "c2": {"simd": 8, "pe": 4, "pixels": 1}}))
+    name = "x}; exec touch PWNED; #[exec touch PWNED2]$x"
+    assert main([str(graph_file), "--out", str(tmp_path / name), "--fold", str(fold), "-q"]) == 0
+    moved = tmp_path / "moved" / name
+    moved.parent.mkdir()
+    shutil.move(str(tmp_path / name), str(moved))
+    proc = _run_script(tmp_path, moved / "build_vivado.tcl")
+    assert proc.returncode == 0, proc.stderr
+    assert not list(tmp_path.rglob("PWNED*"))
+    assert (moved / "deploy" / "mixq.bit").exists() and (moved / "deploy" / "mixq_driver.py").exists()
