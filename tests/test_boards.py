@@ -84,7 +84,7 @@ def _fake_vivado_outputs(folder: Path) -> Path:
     return impl
 
 
-def _run_script(tmp_path: Path, script: Path, *, wns: str = "0.125", whs: str = "0.010", board_parts: str = "",
+def run_vivado_script(tmp_path: Path, script: Path, *, wns: str = "0.125", whs: str = "0.010", board_parts: str = "",
                 cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Source ``script`` in tclsh after the stubs; every path reaches Tcl through argv, never as code."""
     tclsh = shutil.which("tclsh")
@@ -108,7 +108,7 @@ def _project(folder: Path, in_width: int = 32, out_width: int = 64) -> Path:
 def test_vivado_script_runs_against_stubs(tmp_path):
     build = tmp_path / "build"
     script = _project(build)
-    proc = _run_script(tmp_path, script)
+    proc = run_vivado_script(tmp_path, script)
     assert proc.returncode == 0, proc.stderr
     log = proc.stdout
     assert "create_project mixq_project" in log and "xczu3eg-sbva484-1-i" in log
@@ -133,7 +133,7 @@ def test_vivado_script_runs_against_stubs(tmp_path):
 
 
 def test_board_files_used_when_installed(tmp_path):
-    proc = _run_script(tmp_path, _project(tmp_path / "b"), board_parts="avnet.com:ultra96v2:part0:1.2")
+    proc = run_vivado_script(tmp_path, _project(tmp_path / "b"), board_parts="avnet.com:ultra96v2:part0:1.2")
     assert proc.returncode == 0, proc.stderr
     assert "set_property board_part avnet.com:ultra96v2:part0:1.2" in proc.stdout
     assert "WARNING" not in proc.stdout
@@ -147,7 +147,7 @@ def test_vivado_script_after_the_folder_moved(tmp_path):
     shutil.move(str(script.parent), str(moved))
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
-    proc = _run_script(tmp_path, moved / "build_vivado.tcl", cwd=elsewhere)
+    proc = run_vivado_script(tmp_path, moved / "build_vivado.tcl", cwd=elsewhere)
     assert proc.returncode == 0, proc.stderr
     assert str(tmp_path / "made_here") not in proc.stdout
     assert f"create_project mixq_project {{{moved / 'vivado'}}}" in proc.stdout    # a list element
@@ -157,7 +157,7 @@ def test_vivado_script_after_the_folder_moved(tmp_path):
 def test_hostile_folder_name_cannot_inject_tcl(tmp_path):
     name = "x}; exec touch PWNED1; #[exec touch PWNED2] $env(HOME) \"q\\ {y"
     script = _project(tmp_path / name)
-    proc = _run_script(tmp_path, script)
+    proc = run_vivado_script(tmp_path, script)
     assert proc.returncode == 0, proc.stderr
     assert not list(tmp_path.rglob("PWNED*"))
     assert proc.stdout.count("add_files ") == 3        # the stub checked that each file exists
@@ -184,12 +184,12 @@ def test_tcl_word_round_trips(tmp_path):
 
 def test_negative_slack_fails_without_a_bitstream(tmp_path):
     script = _project(tmp_path / "slow")
-    proc = _run_script(tmp_path, script, wns="-0.412")
+    proc = run_vivado_script(tmp_path, script, wns="-0.412")
     assert proc.returncode != 0
     assert "timing NOT met at 250 MHz: worst setup slack -0.412 ns" in proc.stderr
     assert "about 226.7 MHz" in proc.stderr and "--clock 226" in proc.stderr     # 1000 / (4 + 0.412)
     assert not (tmp_path / "slow" / "mixq.bit").exists()
-    proc = _run_script(tmp_path, _project(tmp_path / "hold"), whs="-0.02")
+    proc = run_vivado_script(tmp_path, _project(tmp_path / "hold"), whs="-0.02")
     assert proc.returncode != 0 and "hold timing NOT met" in proc.stderr
 
 
@@ -197,7 +197,7 @@ def test_wide_output_stream_gets_a_wide_memory_map(tmp_path):
     """PG021: the stream may not be wider than the DMA's memory map; a 256-bit head gets a 256-bit one."""
     from boards.ultra96 import dma_memory_widths
 
-    proc = _run_script(tmp_path, _project(tmp_path / "wide", out_width=256))
+    proc = run_vivado_script(tmp_path, _project(tmp_path / "wide", out_width=256))
     assert proc.returncode == 0, proc.stderr
     assert "CONFIG.c_m_axi_s2mm_data_width 256" in proc.stdout and "CONFIG.c_s2mm_burst_size 64" in proc.stdout
     assert dma_memory_widths(8, 1024) == (128, 1024)

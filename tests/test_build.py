@@ -185,7 +185,7 @@ def test_hostile_out_name_end_to_end(graph_file, tmp_path):
     stubs after the folder has moved, executes none of it and finds every file."""
     import shutil
 
-    from test_boards import _run_script
+    from test_boards import run_vivado_script
 
     fold = tmp_path / "fold.json"
     fold.write_text(json.dumps({"c1": {"simd": 3, "pe": 2, "pixels": 2}, "c2": {"simd": 8, "pe": 4, "pixels": 1}}))
@@ -194,7 +194,7 @@ def test_hostile_out_name_end_to_end(graph_file, tmp_path):
     moved = tmp_path / "moved" / name
     moved.parent.mkdir()
     shutil.move(str(tmp_path / name), str(moved))
-    proc = _run_script(tmp_path, moved / "build_vivado.tcl")
+    proc = run_vivado_script(tmp_path, moved / "build_vivado.tcl")
     assert proc.returncode == 0, proc.stderr
     assert not list(tmp_path.rglob("PWNED*"))
     assert (moved / "deploy" / "mixq.bit").exists() and (moved / "deploy" / "mixq_driver.py").exists()

@@ -176,7 +176,10 @@ def board(tmp_path, monkeypatch):
 
     def allocate(shape, dtype):
         state["allocations"] += 1
-        return np.zeros(shape, dtype).view(FakeBuffer)
+        buf = np.zeros(shape, dtype).view(FakeBuffer)
+        buf.freed = False
+        state.setdefault("buffers", []).append(buf)
+        return buf
 
     fake = types.ModuleType("pynq")
     fake.Overlay = lambda path: types.SimpleNamespace(dma=state["dma"])
@@ -221,7 +224,12 @@ def test_buffers_reused_per_batch_size(board):
     acc.infer(images(3))
     assert board["allocations"] == 4
     acc.close()
-    assert not acc._buffers
+    assert all(buf.freed for buf in board["buffers"])
+    acc.infer(images(7))                 # freed: allocated again
+    assert board["allocations"] == 6
+    for n in (1, 2, 4, 5):               # a fifth batch size frees the least recently used (7)
+        acc.infer(images(n))
+    assert [buf.freed for buf in board["buffers"][4:]] == [True, True] + [False] * 8
 
 
 def test_short_frame_is_a_clear_error(board):
