@@ -122,6 +122,11 @@ def build_report(plan: PipelinePlan, *, clock_mhz: float, budget: Resources, boa
         "streams": stream_figures(plan, clock_mhz=clock_mhz, memory_port_bits=memory_port_bits,
                                   dma_mm_widths=dma_mm_widths),
         "layers": _layer_rows(plan),
+        "stages": [{"name": st.name, "node": st.node, "kind": st.kind, "cycles_per_frame": st.cycles,
+                    "sources": [src for src, _ in st.sources],
+                    **({"fifo_depth": plan.fifo_depths[st.name]} if st.name in plan.fifo_depths else {}),
+                    **({"output": True} if st.name == plan.out_stage[0] else {})}
+                   for st in plan.stages],
     }
     report.update(extra or {})
     report["latency"] = _latency(report)
@@ -191,6 +196,7 @@ def markdown(report: dict) -> str:
     if per_layer.get(""):
         lines += ["", f"yosys counts {per_layer['']['lut']:,} LUTs outside every layer's stages (the accelerator's "
                       "wiring and the AXI-Stream top)."]
+    lines += _dataflow_lines(report)
     return "\n".join(lines) + "\n"
 
 
@@ -209,6 +215,31 @@ def _stream_lines(report: dict) -> list[str]:
     if lat:
         lines.append(f"- first-frame latency: {lat['cycles']:,} cycles = {lat['us']:,.1f} us ({lat['source']})"
                      if lat.get("cycles") else f"- first-frame latency: {lat['source']}")
+    return lines
+
+
+def _dataflow_lines(report: dict) -> list[str]:
+    """The stages as a Mermaid flowchart: each with its cycles per frame (FIFOs with their depth), the
+    bottleneck in red."""
+    stages = report.get("stages")
+    if not stages:
+        return []
+    ids = {st["name"]: f"s{i}" for i, st in enumerate(stages)}
+    slowest = max(st["cycles_per_frame"] for st in stages)
+    lines = ["", "## Dataflow", "", "Stages with their cycles per frame (FIFOs with their depth in beats); "
+             "the bottleneck in red.", "", "```mermaid", "flowchart LR", '    top_in(["s_axis"])']
+    for st in stages:
+        label = f"{st['name']}<br/>{st['kind']}, {st['cycles_per_frame']:,} cyc"
+        if "fifo_depth" in st:
+            label += f"<br/>depth {st['fifo_depth']}"
+        label = label.replace('"', "#quot;").replace("`", "#96;")
+        lines.append(f'    {ids[st["name"]]}["{label}"]')
+        if st["cycles_per_frame"] == slowest:
+            lines.append(f"    style {ids[st['name']]} stroke:#d62728,stroke-width:3px")
+        for src in st["sources"]:
+            lines.append(f"    {ids.get(src, 'top_in')} --> {ids[st['name']]}")
+    last = next((st for st in stages if st.get("output")), stages[-1])
+    lines += [f'    {ids[last["name"]]} --> top_out(["m_axis"])', "```"]
     return lines
 
 

@@ -206,3 +206,15 @@ def test_plot_kinds_include_requantizers():
     kinds = {row["name"]: layer_kind(row) for row in report["layers"]}
     assert kinds["r1"] == "requantizer" and kinds["c1"] == "DSP-packed conv/linear"
     assert layer_kind({"op": "conv", "packing": {"multiplier": "lut"}}) == "LUT-multiplier conv/linear"
+
+
+def test_dataflow_stages():
+    """report.json lists every stage with its rate and sources; report.md draws them, the bottleneck marked."""
+    plan = small_plan()
+    report = build_report(plan, clock_mhz=250, budget=BUDGET)
+    assert [st["name"] for st in report["stages"]] == [st.name for st in plan.stages]
+    assert [st["name"] for st in report["stages"] if st.get("output")] == [plan.out_stage[0]]
+    md = markdown(report)
+    slow = [i for i, st in enumerate(plan.stages) if st.cycles == plan.cycles_per_frame()]
+    assert "```mermaid" in md and f"style s{slow[0]} stroke:#d62728" in md
+    assert f'["c1<br/>conv, {plan.stage("c1").cycles:,} cyc"]' in md and 'top_out(["m_axis"])' in md
