@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["MixqAccelerator", "DriverError", "pack_images", "unpack_outputs", "decode_boxes", "frame_bytes",
+           "load_images", "load_vectors",
            "main"]
 
 #: Receive buffers start at multiples of this many bytes: the AXI DMA without its realignment engine needs
@@ -288,6 +289,20 @@ def load_vectors(path: Path, meta: dict) -> tuple[np.ndarray, np.ndarray]:
     return images, expected.astype(np.int64)
 
 
+def load_images(path: Path) -> np.ndarray:
+    """The ``images`` array of an .npz file; a DriverError naming the file otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise DriverError(f"--images {path}: no such file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if "images" not in getattr(data, "files", ()):
+                raise DriverError(f"--images {path}: no 'images' array (an .npz with images (N, C, H, W) uint8)")
+            return data["images"]
+    except (OSError, ValueError) as exc:
+        raise DriverError(f"--images {path}: not an .npz file ({exc})") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line: validate, run images, or measure throughput."""
     parser = argparse.ArgumentParser(prog="python3 mixq_driver.py", description="Run a mixq accelerator on PYNQ.")
@@ -311,10 +326,7 @@ def main(argv: list[str] | None = None) -> int:
                   + (f"; first difference at {result['first_mismatch']}" if not result["ok"] else ""))
             status = 0 if result["ok"] else 1
         if args.images is not None:
-            with np.load(args.images, allow_pickle=False) as data:
-                if "images" not in data.files:
-                    raise DriverError(f"{args.images}: no 'images' array")
-                images = data["images"]
+            images = load_images(args.images)
             out = np.concatenate([acc.infer(images[i:i + args.batch]) for i in range(0, len(images), args.batch)])
             task = acc.meta.get("task")
             if task == "classify":

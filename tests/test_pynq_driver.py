@@ -288,3 +288,15 @@ def test_throughput_fields(board):
     assert set(stats) == {"batch", "images_per_s", "latency_ms", "dma_mb_per_s", "pl_clock_mhz", "pack_ms",
                           "unpack_ms", "analytic_images_per_s"}
     assert stats["images_per_s"] > 0 and stats["pl_clock_mhz"] == pytest.approx(299.997)
+
+
+def test_command_line_bad_images_file(board, tmp_path):
+    bit = str(board["setup"]())
+    with pytest.raises(drv.DriverError, match="--images .*nope.npz: no such file"):
+        drv.main(["--bit", bit, "--images", str(tmp_path / "nope.npz")])
+    (tmp_path / "junk.npz").write_text("not a zip")
+    with pytest.raises(drv.DriverError, match="junk.npz: not an .npz file"):
+        drv.main(["--bit", bit, "--images", str(tmp_path / "junk.npz")])
+    np.savez(tmp_path / "other.npz", pixels=images(1))
+    with pytest.raises(drv.DriverError, match="other.npz: no 'images' array"):
+        drv.main(["--bit", bit, "--images", str(tmp_path / "other.npz")])
