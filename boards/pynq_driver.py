@@ -32,8 +32,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["MixqAccelerator", "DriverError", "pack_images", "unpack_outputs", "decode_boxes", "frame_bytes",
-           "load_images", "load_vectors",
-           "main"]
+           "load_images", "load_vectors", "main"]
 
 #: Receive buffers start at multiples of this many bytes: the AXI DMA without its realignment engine needs
 #: addresses aligned to the memory-map data width, at most 1024 bits.
