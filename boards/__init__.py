@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["Budget", "Board", "get_board", "board_names"]
+__all__ = ["Budget", "Board", "get_board", "board_names", "tcl_word"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,14 @@ class Board:
     #: ``write_project(out_dir, verilog_path, top, clock_mhz, in_width, out_width) -> list[Path]``
     write_project: Callable[..., list[Path]]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: ``check_streams(in_width, out_width) -> (mm2s, s2mm)``: the DMA's memory-map widths for these stream
+    #: widths; a ValueError naming the stream when the board's DMA cannot carry it
+    check_streams: Callable[[int, int], object] | None = None
+    #: the Vivado release the board's script was written for, and the PYNQ image the driver runs on
+    vivado_version: str = ""
+    pynq_image: str = ""
+    #: data width in bits of the PS port the DMA reaches memory through (its bandwidth bound)
+    memory_port_bits: int = 0
 
 
 # board name -> module under boards/ that defines ``BOARD``
@@ -62,6 +70,21 @@ def get_board(name: str) -> Board:
         if key in (known, known.replace("_", "")) or key == f"{known}v2":
             return importlib.import_module(f"boards.{module}").BOARD
     raise ValueError(f"unknown board {name!r}; known boards: {', '.join(board_names())}")
+
+
+def tcl_word(value: object) -> str:
+    """``value`` as one Tcl word that reads back verbatim: no substitution ($, [ ]) or word break can happen.
+
+    Every character but letters, digits and ``_ . / : - +`` is backslash-escaped (a backslash before
+    punctuation is always that character in Tcl); control characters have no safe escape here and are refused.
+    """
+    text = str(value)
+    bad = [c for c in text if ord(c) < 32 or ord(c) == 127]
+    if bad:
+        raise ValueError(f"{text!r}: control character {bad[0]!r} cannot be written into a Tcl script")
+    if not text:
+        return "{}"
+    return "".join(c if c.isascii() and (c.isalnum() or c in "_./:-+") else "\\" + c for c in text)
 
 
 def template_dir() -> Path:

@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from boards import board_names, get_board
+from boards.deploy import write_deploy
 
 from .estimate import Resources
 from .graph import Graph, GraphError
@@ -101,6 +102,7 @@ def _host_files(out: Path, graph: Graph, plan, meta: dict, in_width: int, out_wi
         "in_width": in_width, "out_width": out_width, "out_lanes": plan.out_lanes,
         "scale": [float(s) for s in out_node.tensors["scale"]], "task": task,
         "anchors": [list(a) for a in ANCHORS] if task == "detect" else None,
+        "cycles_per_frame": plan.cycles_per_frame(),
     }
     driver = out / "mixq_driver.py"
     shutil.copyfile(Path(__file__).resolve().parent.parent / "boards" / "pynq_driver.py", driver)
@@ -149,7 +151,7 @@ def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = Non
 
     ``multipliers``: what the folding search may put a layer on (packed DSP48E2s, LUT multiplier cores)."""
     from .folding import check_budget, choose_folding, load_folding
-    from .top import AxiStreamTop, emit_verilog
+    from .top import AxiStreamTop, emit_verilog, stream_width
 
     progress = _Progress(quiet)
     try:
@@ -178,6 +180,12 @@ def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = Non
                  f"{budget.bram36:g} BRAM36)")
         result = choose_folding(graph, budget, clock_mhz=clock, progress=progress, multipliers=multipliers)
         folding, plan = result.folding, result.plan
+    dma_widths = None
+    if brd.check_streams:
+        try:
+            dma_widths = brd.check_streams(stream_width(8 * plan.in_channels), stream_width(32 * plan.out_lanes))
+        except ValueError as exc:
+            raise BuildError(f"{brd.name}: {exc}") from None
     acc = Accelerator(graph, folding, plan=plan)
     progress(f"{plan.cycles_per_frame():,} cycles per frame, bottleneck {plan.bottleneck().name}, "
              f"{clock * 1e6 / plan.cycles_per_frame():,.1f} fps at {clock:g} MHz")
@@ -203,7 +211,7 @@ def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = Non
         run = simulate(graph, images, folding=folding, backend=backend, progress=not quiet)
         extra["verify"] = {"images": int(len(images)), "bit_exact": int(run.bit_exact),
                            "cycles_per_frame": int(run.cycles_per_frame), "backend": backend,
-                           "cycles_per_second": float(run.cycles_per_second)}
+                           "cycles_per_second": float(run.cycles_per_second), "latency": int(run.latency)}
         progress(f"verified: {run.bit_exact}/{len(images)} bit-exact, {run.cycles_per_frame:,} cycles per frame")
     if synth:
         from .packing.synth import synth_verilog
@@ -217,8 +225,10 @@ def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = Non
                           "dsp_modules": {"count": cores["count"], "lut": cores["lut"], "ff": cores["ff"]}}
         extra["synth"]["layers"] = synth_per_layer(plan, counts["submodules"], "mixq_accel.accel",
                                                    extra["synth"])
-    report = build_report(plan, clock_mhz=clock, budget=budget, board=brd.name, extra=extra)
+    report = build_report(plan, clock_mhz=clock, budget=budget, board=brd.name, extra=extra,
+                          memory_port_bits=brd.memory_port_bits or 128, dma_mm_widths=dma_widths)
     paths = write_report(report, out)
+    paths += write_deploy(out, brd, report)
     progress(f"wrote {', '.join(p.name for p in paths)} and {len(files)} project files to {out}")
     if "verify" in report and report["verify"]["bit_exact"] != report["verify"]["images"]:
         raise BuildError(f"verification failed: only {report['verify']['bit_exact']} of "

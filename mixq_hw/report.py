@@ -2,19 +2,28 @@
 
 ``build_report`` turns a :class:`~mixq_hw.pipeline.PipelinePlan` into a JSON-ready
 dict; ``write_report`` writes ``report.json``, a readable ``report.md`` and a
-plot of per-layer cycles and resources.  Resource figures here are the layers'
-estimates (labelled so); synthesis counts, when asked for, sit next to them.
+plot of per-layer cycles and resources (:mod:`mixq_hw.report_plot`).  Resource
+figures here are the layers' estimates (labelled so); synthesis counts, when
+asked for, and Vivado's figures (``python -m mixq_hw.report --vivado DIR``)
+sit next to them.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import sys
+import tempfile
 from pathlib import Path
+from typing import Sequence
 
 from .estimate import Resources
-from .pipeline import PipelinePlan
+from .pipeline import OUTPUT_BITS, PipelinePlan
+from .report_plot import plot_png
+from .vivado_reports import VivadoReportError, read_vivado_dir
 
-__all__ = ["build_report", "write_report", "markdown"]
+__all__ = ["build_report", "write_report", "markdown", "stream_figures", "fold_vivado", "main"]
 
 
 def _layer_rows(plan: PipelinePlan) -> list[dict]:
@@ -51,8 +60,52 @@ def _layer_rows(plan: PipelinePlan) -> list[dict]:
     return rows
 
 
+def _stream_bits(bits: int) -> int:
+    width = 8
+    while width < bits:
+        width *= 2
+    return width
+
+
+def stream_figures(plan: PipelinePlan, *, clock_mhz: float, memory_port_bits: int = 128,
+                   dma_mm_widths: tuple[int, int] | None = None) -> dict:
+    """Stream widths, bytes per frame each way, and the DMA bandwidth the analytic frame rate needs against
+    what the memory port moves (``memory_port_bits`` x clock per direction: AXI reads and writes are separate
+    channels)."""
+    _, h, w = plan.graph.input_shape
+    c, oh, ow = plan.out_shape
+    in_width = _stream_bits(8 * plan.in_channels)
+    out_width = _stream_bits(OUTPUT_BITS * plan.out_lanes)
+    in_bytes = h * w * in_width // 8
+    out_bytes = oh * ow * (c // plan.out_lanes) * out_width // 8
+    fps = clock_mhz * 1e6 / plan.cycles_per_frame()
+    port = memory_port_bits / 8 * clock_mhz  # MB/s
+    figures = {
+        "in_width": in_width, "out_width": out_width, "out_lanes": plan.out_lanes,
+        "in_bytes_per_frame": in_bytes, "out_bytes_per_frame": out_bytes,
+        "dma_in_mb_s": round(in_bytes * fps / 1e6, 2), "dma_out_mb_s": round(out_bytes * fps / 1e6, 2),
+        "memory_port_bits": memory_port_bits, "memory_port_mb_s": round(port, 1),
+    }
+    if dma_mm_widths:
+        figures["dma_mm_in"], figures["dma_mm_out"] = dma_mm_widths
+    figures["dma_share"] = round(max(figures["dma_in_mb_s"], figures["dma_out_mb_s"]) / port, 4) if port else None
+    return figures
+
+
+def _latency(report: dict) -> dict:
+    """First-frame latency: measured in simulation when the build verified, else unknown (the plan gives only
+    the initiation interval)."""
+    measured = report.get("verify", {}).get("latency")
+    if not measured:
+        return {"cycles": None, "us": None, "source": "not measured (build with --verify N)"}
+    return {"cycles": int(measured), "us": round(measured / report["clock_mhz"], 2),
+            "source": f"measured in simulation ({report['verify'].get('backend', '')}): cycle of the first "
+                      "frame's last output beat"}
+
+
 def build_report(plan: PipelinePlan, *, clock_mhz: float, budget: Resources, board: str = "",
-                 extra: dict | None = None) -> dict:
+                 extra: dict | None = None, memory_port_bits: int = 128,
+                 dma_mm_widths: tuple[int, int] | None = None) -> dict:
     """Everything the user wants to know about a design, as a JSON-ready dict."""
     cycles = plan.cycles_per_frame()
     fps = clock_mhz * 1e6 / cycles
@@ -66,30 +119,56 @@ def build_report(plan: PipelinePlan, *, clock_mhz: float, budget: Resources, boa
         "utilization": {k: round(v / budget.to_dict()[k], 4) if budget.to_dict()[k] else None
                         for k, v in res.to_dict().items()},
         "fifo_depths": plan.fifo_depths,
+        "streams": stream_figures(plan, clock_mhz=clock_mhz, memory_port_bits=memory_port_bits,
+                                  dma_mm_widths=dma_mm_widths),
         "layers": _layer_rows(plan),
+        "stages": [{"name": st.name, "node": st.node, "kind": st.kind, "cycles_per_frame": st.cycles,
+                    "sources": [src for src, _ in st.sources],
+                    **({"fifo_depth": plan.fifo_depths[st.name]} if st.name in plan.fifo_depths else {}),
+                    **({"output": True} if st.name == plan.out_stage[0] else {})}
+                   for st in plan.stages],
     }
     report.update(extra or {})
+    report["latency"] = _latency(report)
     return report
+
+
+def fold_vivado(report: dict, folder: Path) -> dict:
+    """``report`` with Vivado's utilization, timing and power from ``folder`` under ``"vivado"``."""
+    vivado = read_vivado_dir(folder)
+    timing = vivado.get("timing")
+    if timing and timing.get("fmax_mhz"):
+        vivado["fps_at_fmax"] = round(min(timing["fmax_mhz"], report["clock_mhz"]) * 1e6
+                                      / report["cycles_per_frame"], 2)
+    return {**report, "vivado": vivado}
 
 
 def markdown(report: dict) -> str:
     """A readable summary of a report dict."""
+    vivado = report.get("vivado", {})
+    used_v = vivado.get("utilization", {}).get("used", {})
     lines = [
         f"# mixq build report: {report['network'] or 'network'} on {report['board'] or 'board'}",
         "",
         f"- **{report['cycles_per_frame']:,} cycles per frame** (bottleneck `{report['bottleneck']}`), "
         f"**{report['fps']:,.1f} fps** and {report['gops']:,.1f} GOPS at {report['clock_mhz']:g} MHz",
         f"- {report['macs_per_frame']:,} MACs per frame",
+        *_stream_lines(report),
         "",
-        "| resource | used (estimate) | budget | % |" + (" synthesis |" if "synth" in report else ""),
-        "|---|---|---|---|" + ("---|" if "synth" in report else ""),
+        "| resource | used (estimate) | budget | % |" + (" synthesis |" if "synth" in report else "")
+        + (" Vivado (with the shell) | % |" if used_v else ""),
+        "|---|---|---|---|" + ("---|" if "synth" in report else "") + ("---|---|" if used_v else ""),
     ]
     for key in ("dsp", "lut", "ff", "bram36"):
         used, cap = report["resources"][key], report["budget"][key]
         row = f"| {key} | {used:,.1f} | {cap:,} | {100 * used / cap:.1f} |" if cap else f"| {key} | {used} | - | - |"
         if "synth" in report:
             row += f" {report['synth'].get(key, '-')} |"
+        if used_v:
+            got = used_v.get(key)
+            row += (f" {got:,g} | {100 * got / cap:.1f} |" if got is not None and cap else " - | - |")
         lines.append(row)
+    lines += _vivado_lines(vivado, report)
     if "verify" in report:
         v = report["verify"]
         lines += ["", f"Verified in simulation: {v['bit_exact']}/{v['images']} images bit-exact, "
@@ -117,29 +196,66 @@ def markdown(report: dict) -> str:
     if per_layer.get(""):
         lines += ["", f"yosys counts {per_layer['']['lut']:,} LUTs outside every layer's stages (the accelerator's "
                       "wiring and the AXI-Stream top)."]
+    lines += _dataflow_lines(report)
     return "\n".join(lines) + "\n"
 
 
-def _plot(report: dict, path: Path) -> None:
-    import matplotlib
+def _stream_lines(report: dict) -> list[str]:
+    lines = []
+    st = report.get("streams")
+    if st:
+        mm = (f" (AXI DMA memory maps {st['dma_mm_in']}/{st['dma_mm_out']} bits, at most 1024)"
+              if "dma_mm_in" in st else "")
+        lines.append(f"- streams: input {st['in_width']} bits, output {st['out_width']} bits "
+                     f"({st['out_lanes']} lanes){mm}")
+        lines.append(f"- DMA at the analytic frame rate: {st['dma_in_mb_s']:,.1f} MB/s in, {st['dma_out_mb_s']:,.1f} "
+                     f"MB/s out, against {st['memory_port_mb_s']:,.0f} MB/s each way on the {st['memory_port_bits']}-bit "
+                     f"memory port ({100 * (st['dma_share'] or 0):.1f} % of it)")
+    lat = report.get("latency")
+    if lat:
+        lines.append(f"- first-frame latency: {lat['cycles']:,} cycles = {lat['us']:,.1f} us ({lat['source']})"
+                     if lat.get("cycles") else f"- first-frame latency: {lat['source']}")
+    return lines
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    rows = [r for r in report["layers"] if r["op"] in ("conv", "linear")]
-    names = [r["name"] for r in rows]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(6, 0.6 * len(rows) + 2), 6), sharex=True)
-    colors = ["tab:red" if r["bottleneck"] else "tab:blue" for r in rows]
-    ax1.bar(names, [r["cycles_per_frame"] for r in rows], color=colors)
-    ax1.set_ylabel("cycles / frame")
-    ax1.set_title(f"{report['network']}: {report['cycles_per_frame']:,} cycles/frame, "
-                  f"{report['fps']:,.0f} fps at {report['clock_mhz']:g} MHz")
-    ax2.bar(names, [r["resources"]["dsp"] for r in rows], color="tab:green")
-    ax2.set_ylabel("DSP48E2 (estimate)")
-    ax2.tick_params(axis="x", rotation=45)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def _dataflow_lines(report: dict) -> list[str]:
+    """The stages as a Mermaid flowchart: each with its cycles per frame (FIFOs with their depth), the
+    bottleneck in red."""
+    stages = report.get("stages")
+    if not stages:
+        return []
+    ids = {st["name"]: f"s{i}" for i, st in enumerate(stages)}
+    slowest = max(st["cycles_per_frame"] for st in stages)
+    lines = ["", "## Dataflow", "", "Stages with their cycles per frame (FIFOs with their depth in beats); "
+             "the bottleneck in red.", "", "```mermaid", "flowchart LR", '    top_in(["s_axis"])']
+    for st in stages:
+        label = f"{st['name']}<br/>{st['kind']}, {st['cycles_per_frame']:,} cyc"
+        if "fifo_depth" in st:
+            label += f"<br/>depth {st['fifo_depth']}"
+        label = label.replace('"', "#quot;").replace("`", "#96;")
+        lines.append(f'    {ids[st["name"]]}["{label}"]')
+        if st["cycles_per_frame"] == slowest:
+            lines.append(f"    style {ids[st['name']]} stroke:#d62728,stroke-width:3px")
+        for src in st["sources"]:
+            lines.append(f"    {ids.get(src, 'top_in')} --> {ids[st['name']]}")
+    last = next((st for st in stages if st.get("output")), stages[-1])
+    lines += [f'    {ids[last["name"]]} --> top_out(["m_axis"])', "```"]
+    return lines
+
+
+def _vivado_lines(vivado: dict, report: dict) -> list[str]:
+    lines = []
+    timing, power = vivado.get("timing"), vivado.get("power")
+    if timing:
+        clocks = ", ".join(f"{n} {c['mhz']:g} MHz" for n, c in timing.get("clocks", {}).items())
+        fmax = f"; Fmax about {timing['fmax_mhz']:g} MHz" if timing.get("fmax_mhz") else ""
+        at = f", {vivado['fps_at_fmax']:,.1f} fps there" if vivado.get("fps_at_fmax") else ""
+        lines += ["", f"Vivado timing: WNS {timing['wns_ns']} ns, WHS {timing['whs_ns']} ns "
+                      f"({'met' if timing['met'] else '**NOT met**'}; {clocks}){fmax}{at}."]
+    if power:
+        lines += ["", f"Vivado power: {power['total_w']} W on chip ({power.get('dynamic_w')} W dynamic, "
+                      f"{power.get('static_w')} W static; confidence {power.get('confidence', '-')})."]
+    return lines
 
 
 def write_report(report: dict, out_dir: Path) -> list[Path]:
@@ -147,7 +263,49 @@ def write_report(report: dict, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "report.json", out_dir / "report.md", out_dir / "report_layers.png"]
-    paths[0].write_text(json.dumps(report, indent=2) + "\n")
-    paths[1].write_text(markdown(report))
-    _plot(report, paths[2])
+    _write_atomic(paths[0], (json.dumps(report, indent=2) + "\n").encode())
+    _write_atomic(paths[1], markdown(report).encode())
+    _write_atomic(paths[2], plot_png(report))
     return paths
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mixq_hw.report --vivado DIR``: fold Vivado's reports in DIR into DIR's report.json/.md/.png."""
+    parser = argparse.ArgumentParser(prog="python -m mixq_hw.report",
+                                     description="Fold Vivado's utilization, timing and power reports into a "
+                                                 "build's report.json and report.md, next to the estimates.")
+    parser.add_argument("--vivado", type=Path, required=True, metavar="DIR",
+                        help="folder holding vivado_utilization.txt, vivado_timing_summary.txt, vivado_power.txt")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="the build's report.json (default: DIR/report.json); rewritten in place")
+    args = parser.parse_args(argv)
+    path = args.report or args.vivado / "report.json"
+    try:
+        if not path.exists():
+            raise VivadoReportError(f"{path}: no such file (the build writes report.json)")
+        try:
+            report = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise VivadoReportError(f"{path}: not JSON ({exc})") from None
+        report = fold_vivado(report, args.vivado)
+    except VivadoReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    write_report(report, path.parent)
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

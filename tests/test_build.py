@@ -45,6 +45,21 @@ def test_small_graph_builds_and_verifies(graph_file, tmp_path):
     assert "module mixq_accel" in verilog and "s_axis_tdata" in verilog and "m_axis_tlast" in verilog
     meta = json.loads((tmp_path / "mixq_meta.json").read_text())
     assert meta["output_shape"] == [4, 4, 4] and len(meta["scale"]) == 4
+    # the folder explains itself (README.md) and holds deploy/ with what goes to the board
+    readme = (tmp_path / "README.md").read_text()
+    for text in ("vivado -mode batch -source build_vivado.tcl", "Vivado 2022.1", "PYNQ 3.0.1",
+                 "python3 mixq_driver.py --validate", "--throughput", "scp -r deploy",
+                 "python -m mixq_hw.report --vivado .", "`mixq.hwh`", "`vectors/test_vectors.npz`"):
+        assert text in readme, text
+    assert (tmp_path / "deploy" / "mixq_driver.py").read_bytes() == (tmp_path / "mixq_driver.py").read_bytes()
+    assert json.loads((tmp_path / "deploy" / "mixq_meta.json").read_text())["cycles_per_frame"] == \
+        report["cycles_per_frame"]
+    # stream widths, the DMA's memory maps and bandwidth, the measured first-frame latency
+    streams = report["streams"]
+    assert (streams["in_width"], streams["out_width"]) == (report["in_width"], report["out_width"])
+    assert (streams["dma_mm_in"], streams["dma_mm_out"]) == (128, 128) and streams["memory_port_bits"] == 128
+    assert report["latency"]["cycles"] == report["verify"]["latency"] > 0
+    assert "first-frame latency" in (tmp_path / "report.md").read_text()
 
 
 def test_hand_written_folding(graph_file, tmp_path):
@@ -147,3 +162,39 @@ def test_multipliers_option(graph_file, tmp_path, capsys):
     assert main([str(graph_file), "--out", str(tmp_path / "x"), "--multipliers", "dsp,fpga", "-q"]) == 2
     err = capsys.readouterr().err
     assert "multipliers" in err and "fpga" in err
+
+
+def test_stream_wider_than_the_dma(tmp_path, capsys):
+    """An output of 64 lanes is a 2048-bit stream: no AXI DMA takes it; the build says so before elaborating."""
+    g = Graph("widehead", (8, 2, 2))
+    x = g.add_input(8)
+    fc = g.add_conv("head", x, np.ones((64, 8, 1, 1), dtype=np.int64), w_bits=2)
+    g.add_output("out", fc, np.zeros(64, dtype=np.int64), np.ones(64))
+    path = tmp_path / "wide.npz"
+    g.save(path)
+    fold = tmp_path / "fold.json"
+    fold.write_text(json.dumps({"head": {"simd": 8, "pe": 64, "pixels": 1}}))
+    assert main([str(path), "--out", str(tmp_path / "o"), "--fold", str(fold), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "output stream (m_axis) is 2048 bits wide" in err and "1024 bits" in err
+    assert not (tmp_path / "o" / "mixq_accel.v").exists()
+
+
+def test_hostile_out_name_end_to_end(graph_file, tmp_path):
+    """A build into a folder whose name is Tcl code: the generated script, run under tclsh against the Vivado
+    stubs after the folder has moved, executes none of it and finds every file."""
+    import shutil
+
+    from test_boards import run_vivado_script
+
+    fold = tmp_path / "fold.json"
+    fold.write_text(json.dumps({"c1": {"simd": 3, "pe": 2, "pixels": 2}, "c2": {"simd": 8, "pe": 4, "pixels": 1}}))
+    name = "x}; exec touch PWNED; #[exec touch PWNED2]$x"
+    assert main([str(graph_file), "--out", str(tmp_path / name), "--fold", str(fold), "-q"]) == 0
+    moved = tmp_path / "moved" / name
+    moved.parent.mkdir()
+    shutil.move(str(tmp_path / name), str(moved))
+    proc = run_vivado_script(tmp_path, moved / "build_vivado.tcl")
+    assert proc.returncode == 0, proc.stderr
+    assert not list(tmp_path.rglob("PWNED*"))
+    assert (moved / "deploy" / "mixq.bit").exists() and (moved / "deploy" / "mixq_driver.py").exists()
