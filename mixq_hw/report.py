@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .estimate import Resources
 from .pipeline import PipelinePlan
 
-__all__ = ["build_report", "write_report", "markdown"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["build_report", "write_report", "markdown", "plot_layers"]
 
 
 def _layer_rows(plan: PipelinePlan) -> list[dict]:
@@ -120,15 +124,17 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(report: dict, path: Path) -> None:
-    import matplotlib
+def plot_layers(report: dict) -> Figure:
+    """Per-layer cycles (the bottleneck in red) and DSP48E2s of a report, as a matplotlib Figure.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    The Figure has no pyplot state behind it: it shows in a notebook and saves with ``savefig``
+    under any backend."""
+    from matplotlib.figure import Figure
 
     rows = [r for r in report["layers"] if r["op"] in ("conv", "linear")]
     names = [r["name"] for r in rows]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(6, 0.6 * len(rows) + 2), 6), sharex=True)
+    fig = Figure(figsize=(max(6, 0.6 * len(rows) + 2), 6))
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
     colors = ["tab:red" if r["bottleneck"] else "tab:blue" for r in rows]
     ax1.bar(names, [r["cycles_per_frame"] for r in rows], color=colors)
     ax1.set_ylabel("cycles / frame")
@@ -138,8 +144,7 @@ def _plot(report: dict, path: Path) -> None:
     ax2.set_ylabel("DSP48E2 (estimate)")
     ax2.tick_params(axis="x", rotation=45)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
 
 
 def write_report(report: dict, out_dir: Path) -> list[Path]:
@@ -149,5 +154,5 @@ def write_report(report: dict, out_dir: Path) -> list[Path]:
     paths = [out_dir / "report.json", out_dir / "report.md", out_dir / "report_layers.png"]
     paths[0].write_text(json.dumps(report, indent=2) + "\n")
     paths[1].write_text(markdown(report))
-    _plot(report, paths[2])
+    plot_layers(report).savefig(paths[2], dpi=100)
     return paths

@@ -28,7 +28,7 @@ from torch import nn
 from . import checkpoint, loops
 from .loops import CommandError
 
-__all__ = ["main", "build_parser", "COST_UNIT", "plot_architecture"]
+__all__ = ["main", "cli", "build_parser", "COST_UNIT", "plot_architecture"]
 
 #: The DSP term is counted in thousands of DSP48E2-cycles per frame, so that cd ~ 1e-5 .. 1e-4
 #: weighs it against a cross-entropy of order 1 for networks of ~10^8 MACs.
@@ -228,5 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cli() -> int:
+    """The console script: :func:`main` with bad input reported as one line (exit status 2)."""
+    return loops.run_command(main)
+
+
 if __name__ == "__main__":
-    raise SystemExit(loops.run_command(main))
+    raise SystemExit(cli())

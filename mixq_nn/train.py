@@ -21,7 +21,7 @@ import torch
 from . import checkpoint, loops
 from .loops import CommandError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "cli", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -185,5 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cli() -> int:
+    """The console script: :func:`main` with bad input reported as one line (exit status 2)."""
+    return loops.run_command(main)
+
+
 if __name__ == "__main__":
-    raise SystemExit(loops.run_command(main))
+    raise SystemExit(cli())
