@@ -17,6 +17,8 @@ not a terminal (CI logs, pipes) a bar prints plain lines at most every
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -50,6 +52,8 @@ class _State:
     lock = threading.Lock()
     last_line = time.perf_counter()
     ticker_drawn = False
+    #: ticker processes running; each hears about every line (one byte on its stdin)
+    children: list[subprocess.Popen] = []
 
 
 def line(text: str, *, quiet: bool = False) -> None:
@@ -58,12 +62,18 @@ def line(text: str, *, quiet: bool = False) -> None:
     if quiet:
         return
     with _State.lock:
-        if _State.ticker_drawn:
+        if _State.ticker_drawn or (_State.children and is_interactive()):
             sys.stderr.write("\r\x1b[K")
             _State.ticker_drawn = False
         sys.stderr.write(text + "\n")
         sys.stderr.flush()
         _State.last_line = time.perf_counter()
+        for child in _State.children:
+            try:
+                child.stdin.write(b"\n")
+                child.stdin.flush()
+            except (BrokenPipeError, OSError, ValueError):
+                pass
 
 
 class _PlainLines:
@@ -93,15 +103,45 @@ def bar(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: 
     return tqdm(iterable, total=total, desc=desc, unit=unit, **options)
 
 
+#: The ticker process: prints ``message ... N s`` whenever ``every`` seconds pass with no byte on its stdin
+#: (the parent sends one per progress line), or redraws ``message  N s`` on a terminal; stops at EOF.
+_TICKER_CHILD = r"""
+import os, select, sys, time
+message, every, interactive = sys.argv[1], float(sys.argv[2]), sys.argv[3] == "1"
+start = last = time.monotonic()
+fd = sys.stdin.fileno()
+while True:
+    wait = 0.5 if interactive else max(0.0, last + every - time.monotonic())
+    if select.select([fd], [], [], wait)[0]:
+        if not os.read(fd, 4096):
+            break
+        last = time.monotonic()
+        continue
+    now = time.monotonic()
+    sys.stderr.write(f"\r{message} {now - start:5.0f} s" if interactive else f"{message} ... {now - start:.0f} s\n")
+    sys.stderr.flush()
+    last = now
+"""
+
+
+def _stderr_fd() -> int | None:
+    """The OS file descriptor behind sys.stderr, if it has one (not in some notebooks and test captures)."""
+    try:
+        return sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 @contextlib.contextmanager
 def ticker(message: str, *, quiet: bool = False, every: float | None = None) -> Iterator[None]:
     """Show ``message`` with the elapsed seconds while the ``with`` body runs (work with no count).
 
-    A background thread redraws ``message  N s`` on a terminal (every :data:`TICK_EVERY` s),
-    or otherwise prints ``message ... N s`` whenever no progress line (:func:`line`) went out
-    for ``every`` (default :data:`PLAIN_EVERY`) seconds; the body's own lines pass through.
-    At the end one line with the total time.  The body runs in the calling thread, so
-    exceptions pass through.
+    On a terminal ``message  N s`` is redrawn every :data:`TICK_EVERY` s; otherwise ``message ... N s``
+    is printed whenever no progress line (:func:`line`) went out for ``every`` (default
+    :data:`PLAIN_EVERY`) seconds.  A small child process does the printing where stderr is a file
+    descriptor (POSIX), so a body that holds the interpreter (a long C call, a big garbage collection)
+    cannot silence it; elsewhere a thread does.  At the end one line with the total time.  The body
+    runs in the calling thread, so exceptions pass through.
     """
     if quiet:
         yield
@@ -109,29 +149,48 @@ def ticker(message: str, *, quiet: bool = False, every: float | None = None) -> 
     interactive = is_interactive()
     every = every if every is not None else PLAIN_EVERY
     start = time.perf_counter()
+    fd = _stderr_fd() if os.name == "posix" else None
+    child: subprocess.Popen | None = None
+    thread: threading.Thread | None = None
     stop = threading.Event()
+    if fd is not None:
+        sys.stderr.flush()
+        child = subprocess.Popen([sys.executable, "-c", _TICKER_CHILD, message, str(every), str(int(interactive))],
+                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=fd, close_fds=True)
+        with _State.lock:
+            _State.children.append(child)
+    else:
+        def run() -> None:
+            while not stop.wait(TICK_EVERY if interactive else 0.25):
+                now = time.perf_counter()
+                with _State.lock:
+                    if interactive:
+                        sys.stderr.write(f"\r{message} {now - start:5.0f} s")
+                        _State.ticker_drawn = True
+                    elif now - _State.last_line >= every:
+                        sys.stderr.write(f"{message} ... {now - start:.0f} s\n")
+                        _State.last_line = now
+                    else:
+                        continue
+                    sys.stderr.flush()
 
-    def run() -> None:
-        while not stop.wait(TICK_EVERY if interactive else 0.25):
-            now = time.perf_counter()
-            with _State.lock:
-                if interactive:
-                    sys.stderr.write(f"\r{message} {now - start:5.0f} s")
-                    _State.ticker_drawn = True
-                elif now - _State.last_line >= every:
-                    sys.stderr.write(f"{message} ... {now - start:.0f} s\n")
-                    _State.last_line = now
-                else:
-                    continue
-                sys.stderr.flush()
-
-    thread = threading.Thread(target=run, name="mixq-ticker", daemon=True)
-    thread.start()
+        thread = threading.Thread(target=run, name="mixq-ticker", daemon=True)
+        thread.start()
     ok = False
     try:
         yield
         ok = True
     finally:
         stop.set()
-        thread.join()
+        if thread is not None:
+            thread.join()
+        if child is not None:
+            with _State.lock:
+                _State.children.remove(child)
+            child.stdin.close()          # EOF: the child stops
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
         line(f"{message} {'done' if ok else 'stopped'} in {time.perf_counter() - start:.1f} s")
