@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("mixq_hw", "mixq_nn", "sim", "boards")
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 #: a source copy leaves these out: caches, build products, and what is not part of the packages
-SKIP = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "benchmarks",
-                              "tests", "docs", "site")
+SKIP = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache",
+                              "benchmarks", "tests", "docs", "site")
 
 
 def package_data_files() -> list[str]:
@@ -67,6 +67,30 @@ def test_wheel_holds_package_data_license_and_scripts(wheel):
     scripts = zipfile.ZipFile(wheel).read(f"{dist}/entry_points.txt").decode()
     for name in PYPROJECT["project"]["scripts"]:
         assert f"{name} = " in scripts, name
+
+
+def test_installed_wheel_works_outside_the_tree(wheel, tmp_path):
+    """A fresh venv (sharing this interpreter's site-packages for torch and amaranth) with the wheel
+    installed: from a folder outside the tree, the version, ``mixq-build --help`` and the packaged default
+    checkpoint all come from the installed copy (the full build from the wheel is measured by hand)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True,
+                   capture_output=True)
+    away = tmp_path / "elsewhere"
+    away.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    where = subprocess.run(
+        [str(python), "-c", "import mixq_hw, sim, boards, mixq_hw.build as b; "
+         "print(mixq_hw.__version__); print(mixq_hw.__file__); print(b.DEFAULT_CHECKPOINT)"],
+        cwd=away, env=env, check=True, capture_output=True, text=True).stdout.split("\n")
+    assert where[0] == PYPROJECT["project"]["version"]
+    site = str(venv / "lib")
+    assert where[1].startswith(site) and where[2].startswith(site) and where[2].endswith("vggtiny_digits.pt")
+    usage = subprocess.run([str(venv / "bin" / "mixq-build"), "--help"], cwd=away, env=env, check=True,
+                           capture_output=True, text=True).stdout
+    assert "usage:" in usage and "--board" in usage
 
 
 def test_license_file_matches_pyproject():
