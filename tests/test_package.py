@@ -141,9 +141,12 @@ def test_public_names_resolve():
     assert export_module.export is mixq_nn.export_graph
 
 
-def test_build_accelerator_from_a_graph(tmp_path):
+def test_build_accelerator_from_a_graph(tmp_path, capfd):
     graph = small_graph()
-    result = mixq_hw.build_accelerator(graph, out=tmp_path, quiet=True)
+    result = mixq_hw.build_accelerator(graph, out=tmp_path)
+    err = capfd.readouterr().err        # progress: the folding's T lines, timed stages, the next steps
+    assert "T=" in err and "folding search done in" in err and "elaborating and emitting Verilog done in" in err
+    assert err.rstrip().splitlines()[-3:][0].startswith("  check it bit-exact") and f"cd {tmp_path}" in err
     assert result.graph is graph and result.out == tmp_path
     assert result.report == json.loads(result.to_json()) == json.loads((tmp_path / "report.json").read_text())
     assert result.to_markdown() == (tmp_path / "report.md").read_text()
