@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["Budget", "Board", "get_board", "board_names", "tcl_word"]
+from mixq_hw.version import __version__
+
+__all__ = ["__version__", "Budget", "Board", "get_board", "board_names", "tcl_word"]
 
 
 @dataclass(frozen=True)

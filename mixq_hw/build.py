@@ -27,12 +27,14 @@ from boards.deploy import write_deploy
 from .estimate import Resources
 from .graph import Graph, GraphError
 from .pipeline import Accelerator, plan_stages
+from .progress import line, ticker
 from .report import build_report, markdown, write_report
+from .resources import DEFAULT_CHECKPOINT_NAME, default_checkpoint
 
 __all__ = ["main", "build", "load_graph", "BuildError"]
 
-#: The embedded default: a VGG-tiny trained on the scikit-learn digits, shipped in examples/.
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "examples" / "vggtiny_digits.pt"
+#: The embedded default: a VGG-tiny trained on the scikit-learn digits (package data, mixq_hw/default/).
+DEFAULT_CHECKPOINT = default_checkpoint()
 
 
 class BuildError(ValueError):
@@ -50,7 +52,7 @@ class _Progress:
     def __call__(self, message: str) -> None:
         now = time.perf_counter()
         if not self.quiet:
-            print(f"[build {now - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
+            line(f"[build {now - self.started:6.1f}s] {message}")
         self.stage_start = now
 
 
@@ -144,10 +146,11 @@ def synth_per_layer(plan, submodules: dict[str, dict[str, int]], prefix: str,
     return layers
 
 
-def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = None, out: Path | None = None,
+def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | None = None, out: Path | None = None,
           fold: Path | None = None, verify: int = 0, synth: bool = False, backend: str = "cxxrtl",
           quiet: bool = False, multipliers: Sequence[str] = ("dsp", "lut")) -> dict:
-    """Run the whole flow; returns the report dict (also written to ``out/report.json``).
+    """Run the whole flow on a checkpoint, an exported ``.npz`` or a Graph; returns the report dict
+    (also written to ``out/report.json``).
 
     ``multipliers``: what the folding search may put a layer on (packed DSP48E2s, LUT multiplier cores)."""
     from .folding import check_budget, choose_folding, load_folding
@@ -163,11 +166,15 @@ def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = Non
         print(f"[build] warning: {clock:g} MHz is above the {brd.max_clock_mhz:g} MHz demonstrated on "
               f"{brd.name}", file=sys.stderr)
     budget = Resources(**brd.budget.to_dict())
-    out = Path(out or Path("build") / Path(source).stem)
+    name = source.name if isinstance(source, Graph) else Path(source).stem
+    out = Path(out or Path("build") / name)
     out.mkdir(parents=True, exist_ok=True)
 
-    progress(f"reading {source}")
-    graph, meta = load_graph(Path(source), progress)
+    if isinstance(source, Graph):
+        graph, meta, source = source, {"source": "graph", "dataset": None}, f"graph {source.name!r}"
+    else:
+        progress(f"reading {source}")
+        graph, meta = load_graph(Path(source), progress)
     progress(f"graph {graph.name!r}: {len(graph.nodes)} nodes, {graph.macs():,} MACs per frame")
 
     if fold:
@@ -178,7 +185,8 @@ def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = Non
     else:
         progress(f"folding under the {brd.name} budget ({budget.dsp} DSP, {budget.lut:,} LUT, "
                  f"{budget.bram36:g} BRAM36)")
-        result = choose_folding(graph, budget, clock_mhz=clock, progress=progress, multipliers=multipliers)
+        with ticker("  folding search", quiet=quiet):
+            result = choose_folding(graph, budget, clock_mhz=clock, progress=progress, multipliers=multipliers)
         folding, plan = result.folding, result.plan
     dma_widths = None
     if brd.check_streams:
@@ -191,9 +199,10 @@ def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = Non
              f"{clock * 1e6 / plan.cycles_per_frame():,.1f} fps at {clock:g} MHz")
 
     progress("elaborating the accelerator and emitting Verilog")
-    top = AxiStreamTop(acc)
     verilog = out / "mixq_accel.v"
-    emit_verilog(top, verilog, name="mixq_accel", platform=brd.platform())
+    with ticker("  elaborating and emitting Verilog", quiet=quiet):
+        top = AxiStreamTop(acc)
+        emit_verilog(top, verilog, name="mixq_accel", platform=brd.platform())
     in_width, out_width = top.in_width, top.out_width
 
     progress(f"writing the {brd.name} Vivado project and host driver")
@@ -233,7 +242,19 @@ def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = Non
     if "verify" in report and report["verify"]["bit_exact"] != report["verify"]["images"]:
         raise BuildError(f"verification failed: only {report['verify']['bit_exact']} of "
                          f"{report['verify']['images']} images bit-exact (see {out / 'report.json'})")
+    if not quiet:
+        line(next_steps(out, verified="verify" in report))
     return report
+
+
+def next_steps(out: Path, *, verified: bool) -> str:
+    """What to do with a finished build folder: verify it (when not done), then run Vivado."""
+    steps = ["next:"]
+    if not verified:
+        steps.append("  check it bit-exact in simulation: the same command with --verify 4")
+    steps.append(f"  make the bitstream: cd {out} && vivado -mode batch -source build_vivado.tcl")
+    steps.append(f"  run it on the board: copy {out} to the board and use mixq_driver.py (see its docstring)")
+    return "\n".join(steps)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -243,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "folding under the board's budget, Verilog, Vivado project, host driver and report.")
     parser.add_argument("source", nargs="?", default=str(DEFAULT_CHECKPOINT),
                         help="checkpoint (.pt) or exported graph (.npz); default: the shipped VGG-tiny "
-                             "trained on digits (examples/vggtiny_digits.pt)")
+                             f"trained on digits (package data, mixq_hw/default/{DEFAULT_CHECKPOINT_NAME})")
     parser.add_argument("--board", default="ultra96", help=f"target board: {', '.join(board_names())}")
     parser.add_argument("--clock", type=float, default=None, help="PL clock in MHz (default: the board's, 300)")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: build/<name>)")

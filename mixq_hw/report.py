@@ -20,10 +20,11 @@ from typing import Sequence
 
 from .estimate import Resources
 from .pipeline import OUTPUT_BITS, PipelinePlan
-from .report_plot import plot_png
+from .report_plot import plot_layers, plot_png
 from .vivado_reports import VivadoReportError, read_vivado_dir
 
-__all__ = ["build_report", "write_report", "markdown", "stream_figures", "fold_vivado", "main"]
+__all__ = ["build_report", "write_report", "markdown", "stream_figures", "fold_vivado", "main",
+           "plot_layers"]
 
 
 def _layer_rows(plan: PipelinePlan) -> list[dict]:

@@ -9,8 +9,12 @@ against the budget at 100 %.
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
-__all__ = ["plot_png", "layer_kind", "KIND_COLORS"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["plot_layers", "plot_png", "layer_kind", "KIND_COLORS"]
 
 #: what carries a layer's work -> bar colour
 KIND_COLORS = {"DSP-packed conv/linear": "tab:blue", "LUT-multiplier conv/linear": "tab:orange",
@@ -26,20 +30,18 @@ def layer_kind(row: dict) -> str:
     return "requantizer" if row["op"] == "requant" else "other (pool, window, concat, ...)"
 
 
-def plot_png(report: dict) -> bytes:
-    """The plot as PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def plot_layers(report: dict) -> Figure:
+    """The plot as a matplotlib Figure with no pyplot state behind it: it shows in a notebook and saves with
+    ``savefig`` under any backend."""
+    from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
     rows = report["layers"]
     names = [r["name"] for r in rows]
     colors = [KIND_COLORS[layer_kind(r)] for r in rows]
     edges = ["red" if r["bottleneck"] else "none" for r in rows]
-    fig, axes = plt.subplots(5, 1, figsize=(max(7, 0.45 * len(rows) + 3), 13),
-                             gridspec_kw={"height_ratios": [1.2, 1, 1, 1, 1.1]})
+    fig = Figure(figsize=(max(7, 0.45 * len(rows) + 3), 13))
+    axes = fig.subplots(5, 1, gridspec_kw={"height_ratios": [1.2, 1, 1, 1, 1.1]})
     ax = axes[0]
     ax.bar(names, [r["cycles_per_frame"] for r in rows], color=colors, edgecolor=edges, linewidth=1.5)
     ax.axhline(report["cycles_per_frame"], color="red", linestyle="--", linewidth=1)
@@ -62,9 +64,13 @@ def plot_png(report: dict) -> bytes:
         ax.tick_params(axis="x", rotation=60, labelsize=7)
     _totals_panel(axes[4], report)
     fig.tight_layout()
+    return fig
+
+
+def plot_png(report: dict) -> bytes:
+    """:func:`plot_layers` as PNG bytes."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
+    plot_layers(report).savefig(buf, format="png", dpi=90)
     return buf.getvalue()
 
 

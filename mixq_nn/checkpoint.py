@@ -70,13 +70,10 @@ class Checkpoint:
 
 
 def mixq_version() -> str:
-    """The installed mixq version (from the package metadata)."""
-    from importlib.metadata import PackageNotFoundError, version
+    """The installed mixq version (:data:`mixq_hw.version.__version__`)."""
+    from mixq_hw.version import __version__
 
-    try:
-        return version("mixq")
-    except PackageNotFoundError:
-        return "unknown"
+    return __version__
 
 
 def _plain(value: Any, what: str) -> Any:

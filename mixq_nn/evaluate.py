@@ -22,7 +22,7 @@ from . import checkpoint, loops
 from .data import DATASETS, get_dataset
 from .loops import CommandError
 
-__all__ = ["main", "build_parser", "evaluate_checkpoint", "integer_outputs"]
+__all__ = ["main", "cli", "build_parser", "evaluate_checkpoint", "integer_outputs"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _cli() -> int:
+def cli() -> int:
+    """The console script: :func:`main` with bad input reported as one line (exit status 2)."""
     from .export import ExportError
 
     try:
@@ -145,4 +146,4 @@ def _cli() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(_cli())
+    raise SystemExit(cli())

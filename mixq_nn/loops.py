@@ -20,8 +20,11 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
+
+from mixq_hw.progress import bar
 
 from .data import DATASETS, ImageDataset, get_dataset
 
@@ -29,7 +32,7 @@ __all__ = [
     "DEFAULT_MODEL", "CommandError", "Distributed", "distributed", "wrap", "unwrap", "seed_everything",
     "configure_threads", "model_info", "parse_bits", "parse_shape", "add_data_args", "load_data",
     "make_loader", "set_epoch", "task_loss", "metric_name", "batch_metric_sum", "evaluate_metric",
-    "EpochStats", "train_epoch", "calibrate_batchnorm", "run_command",
+    "EpochStats", "train_epoch", "epoch_bar", "calibrate_batchnorm", "run_command",
 ]
 
 
@@ -59,9 +62,10 @@ class Distributed:
         return self.rank == 0
 
     def log(self, message: str) -> None:
-        """Print (flushed) on rank 0 only."""
+        """Print (flushed) on rank 0 only, above any progress bar."""
         if self.is_main:
-            print(message, flush=True)
+            tqdm.write(message, file=sys.stdout)
+            sys.stdout.flush()
 
     def sum(self, values: Sequence[float]) -> list[float]:
         """Element-wise sum over all ranks (identity when not distributed)."""
@@ -257,10 +261,11 @@ class EpochStats:
 def train_epoch(model: nn.Module, loader: DataLoader, optimizers: Iterable[torch.optim.Optimizer],
                 criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], task: str,
                 ctx: Distributed, *, extra_loss: Callable[[], torch.Tensor] | None = None,
-                schedulers: Iterable = ()) -> EpochStats:
+                schedulers: Iterable = (), progress: tqdm | None = None) -> EpochStats:
     """One pass over ``loader``: loss = criterion (+ ``extra_loss()``), a step of every optimizer.
 
-    Per-batch ``schedulers`` (e.g. cosine over all steps) step after the optimizers.
+    Per-batch ``schedulers`` (e.g. cosine over all steps) step after the optimizers; ``progress``
+    (an :func:`epoch_bar`) advances by one per batch.
     """
     optimizers, schedulers = list(optimizers), list(schedulers)
     model.train()
@@ -284,9 +289,17 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizers: Iterable[torch
             loss_sum += float(loss) * len(images)
             metric_sum += batch_metric_sum(output.detach(), target, task)
             count += len(images)
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix_str(f"loss {loss_sum / count:.4f}", refresh=False)
     loss_sum, metric_sum, count = ctx.sum([loss_sum, metric_sum, count])
     return EpochStats(loss_sum / max(count, 1), metric_sum / max(count, 1), int(count),
                       time.perf_counter() - start)
+
+
+def epoch_bar(what: str, epochs: int, loader: DataLoader, ctx: Distributed, *, quiet: bool = False) -> tqdm:
+    """A progress bar on stderr over every batch of ``epochs`` epochs (rank 0 only), with the ETA of the run."""
+    return bar(total=epochs * len(loader), desc=what, unit="batch", quiet=quiet or not ctx.is_main)
 
 
 @torch.no_grad()

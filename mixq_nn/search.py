@@ -28,7 +28,7 @@ from torch import nn
 from . import checkpoint, loops
 from .loops import CommandError
 
-__all__ = ["main", "build_parser", "COST_UNIT", "plot_architecture"]
+__all__ = ["main", "cli", "build_parser", "COST_UNIT", "plot_architecture"]
 
 #: The DSP term is counted in thousands of DSP48E2-cycles per frame, so that cd ~ 1e-5 .. 1e-4
 #: weighs it against a cross-entropy of order 1 for networks of ~10^8 MACs.
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="test the supernet every N epochs (0: only after the last)")
     parser.add_argument("--out", default=None, help="checkpoint path (default search_<model>.pt)")
     parser.add_argument("--plot", default=None, help="PNG of the architecture weights (default: next to --out)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar (epoch lines still print)")
     return parser
 
 
@@ -176,10 +177,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"candidates w {wbits} a {abits}")
         history: list[dict[str, Any]] = []
         test_value = float("nan")
+        progress = loops.epoch_bar("search", args.epochs, train_loader, ctx, quiet=args.quiet)
         for epoch in range(1, args.epochs + 1):
             loops.set_epoch(train_loader, epoch)
+            progress.set_description(f"search epoch {epoch}/{args.epochs}")
             stats = loops.train_epoch(ddp_model, train_loader, [w_opt, a_opt], criterion, info.task, ctx,
-                                      extra_loss=cost if args.cd > 0 else None, schedulers=[sched])
+                                      extra_loss=cost if args.cd > 0 else None, schedulers=[sched],
+                                      progress=progress)
             tested = epoch == args.epochs or bool(args.eval_every and epoch % args.eval_every == 0)
             if tested:
                 test_value, _ = loops.evaluate_metric(ddp_model, test_loader, info.task, ctx)
@@ -199,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"(chosen {chosen_dsp / 1e6:.3f}M)  E[BitOps] {e_bitops / 1e9:.2f}G  "
                     f"loss {stats.loss:.4f}  train {metric} {stats.metric:.2f}  "
                     + (f"test {metric} {test_value:.2f}  " if tested else "") + f"{stats.seconds:.0f}s")
+        progress.close()
         bitw, bita = chosen_bits(model)
         if ctx.is_main:
             final = history[-1]
@@ -223,5 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cli() -> int:
+    """The console script: :func:`main` with bad input reported as one line (exit status 2)."""
+    return loops.run_command(main)
+
+
 if __name__ == "__main__":
-    raise SystemExit(loops.run_command(main))
+    raise SystemExit(cli())

@@ -21,7 +21,7 @@ import torch
 from . import checkpoint, loops
 from .loops import CommandError
 
-__all__ = ["main", "build_parser"]
+__all__ = ["main", "cli", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="round conv/linear weights to float16 before the final test and store them "
                              "so (half the file size; the file holds exactly the model measured)")
     parser.add_argument("--out", default="weights.pt", help="checkpoint to write (default weights.pt)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar (epoch lines still print)")
     return parser
 
 
@@ -150,15 +151,18 @@ def main(argv: list[str] | None = None) -> int:
             steps = max(1, args.epochs * len(train_loader))
             sched = torch.optim.lr_scheduler.LambdaLR(
                 opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+            progress = loops.epoch_bar("train", args.epochs, train_loader, ctx, quiet=args.quiet)
             for epoch in range(1, args.epochs + 1):
                 loops.set_epoch(train_loader, epoch)
+                progress.set_description(f"train epoch {epoch}/{args.epochs}")
                 stats = loops.train_epoch(ddp_model, train_loader, [opt], criterion, info.task, ctx,
-                                          schedulers=[sched])
+                                          schedulers=[sched], progress=progress)
                 test_value, _ = loops.evaluate_metric(ddp_model, test_loader, info.task, ctx)
                 history.append({"epoch": epoch, "loss": stats.loss, f"train_{metric}": stats.metric,
                                 f"test_{metric}": test_value, "seconds": round(stats.seconds, 1)})
                 ctx.log(f"epoch {epoch}/{args.epochs}  loss {stats.loss:.4f}  train {metric} "
                         f"{stats.metric:.2f}  test {metric} {test_value:.2f}  {stats.seconds:.0f}s")
+            progress.close()
         model.eval()
         if args.half_weights:
             checkpoint.round_weights_to_half(model)
@@ -181,5 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def cli() -> int:
+    """The console script: :func:`main` with bad input reported as one line (exit status 2)."""
+    return loops.run_command(main)
+
+
 if __name__ == "__main__":
-    raise SystemExit(loops.run_command(main))
+    raise SystemExit(cli())

@@ -343,10 +343,7 @@ class _Search:
         weights = dict(_START_WEIGHTS)
         floor = self.floor_failure(target)
         if floor:
-            result = _Assignment({}, Resources(), target, floor)
-            if self.progress:
-                self.progress(f"T={target:,}: {result.failure}")
-            return result
+            return _Assignment({}, Resources(), target, floor)
         closest = None             # the round that overflowed least
         damping, last_over = 1.0, None
         for _ in range(_WEIGHT_ROUNDS):
@@ -374,9 +371,6 @@ class _Search:
         if result.failure and closest is not None:
             exact = self.knapsack(target, closest, ({"lut": 1.0}, weights))
             result = closest if exact.failure else exact
-        if self.progress:
-            self.progress(f"T={target:,}: " + (result.failure or f"fits, {result.cycles:,} cycles, "
-                                                                 f"{result.resources.dsp} DSP"))
         return result
 
 
@@ -407,7 +401,11 @@ def choose_folding(graph: Graph, budget: Resources, *, clock_mhz: float = 300.0,
 
     def attempt(target: int) -> bool:
         if target not in tried:
-            tried[target] = search.feasible(target)
+            tried[target] = result = search.feasible(target)
+            if progress:
+                window = f"{failed:,}..{best.cycles:,}" if best else f"above {failed:,}"
+                progress(f"T={target:,} (window {window}): " + (result.failure or f"fits, {result.cycles:,} "
+                                                                f"cycles, {result.resources.dsp} DSP"))
         return not tried[target].failure
 
     unit = search.costs.folding({})
@@ -424,6 +422,9 @@ def choose_folding(graph: Graph, budget: Resources, *, clock_mhz: float = 300.0,
         lo, hi = (lo, mid) if not search.floor_failure(targets[mid]) else (mid + 1, hi)
     failed = targets[lo - 1] if lo else 0          # largest target known not to fit
     guess, galloping = targets[lo], True
+    if progress:
+        progress(f"trying target intervals T (cycles per frame each stage must meet): up from T={guess:,} "
+                 f"until one fits, then bisecting the window (largest T that failed..fastest fit)")
     values = set(targets)
     for _ in range(_MAX_TARGETS):
         ceiling = best.cycles if best else math.inf

@@ -205,8 +205,9 @@ class Graph:
     def reference(self, images: object, *, keep: bool = False) -> np.ndarray | dict[str, np.ndarray]:
         """Run the graph in int64 on uint8 pixels (N, C, H, W): the golden integer model.
 
-        Returns the output node's (N, C, H, W) int64 tensor, or with ``keep=True``
-        a dict node name -> tensor for every node.
+        Returns the output node's (N, C, H, W) int64 tensor (what hls4ml calls ``predict``), or
+        with ``keep=True`` a dict node name -> tensor for every node, in graph order (hls4ml's
+        ``trace``: the values a layer-by-layer hardware check compares against).
         """
         self.validate()
         x = np.asarray(images)
