@@ -34,8 +34,17 @@ class Ultra96V2Platform(XilinxPlatform):
     connectors = []
 
 
-def _tcl_list(paths: list[Path]) -> str:
-    return " ".join("{" + str(p) + "}" for p in paths)
+def _tcl_word(name: str) -> str:
+    """A file name as one braced Tcl word; names that braces cannot quote safely are refused."""
+    if any(c in name for c in "{}\\\n\r\0") or not name.isprintable():
+        raise ValueError(f"file name {name!r} cannot be written into the Vivado Tcl script")
+    return "{" + name + "}"
+
+
+def _tcl_list(out_dir: Path, paths: list[Path]) -> str:
+    """Paths inside ``out_dir`` as Tcl words relative to the script's folder (the folder can move)."""
+    return " ".join(f"[file join $mixq_out_dir {_tcl_word(Path(p).relative_to(out_dir).as_posix())}]"
+                    for p in paths)
 
 
 def write_project(out_dir: Path, verilog: Path, top: str, clock_mhz: float, in_width: int,
@@ -69,12 +78,12 @@ def write_project(out_dir: Path, verilog: Path, top: str, clock_mhz: float, in_w
         "# Run: vivado -mode batch -source build_vivado.tcl   (from this folder)\n"
         f"set mixq_part {{{part}}}\n"
         f"set mixq_top {{{top}}}\n"
-        f"set mixq_verilog [list {_tcl_list([Path(verilog).resolve()])}]\n"
-        f"set mixq_xdc {{{xdc.resolve()}}}\n"
+        "set mixq_out_dir [file normalize [file dirname [info script]]]\n"
+        f"set mixq_verilog [list {_tcl_list(out_dir, [Path(verilog)])}]\n"
+        f"set mixq_xdc [file join $mixq_out_dir {_tcl_word(xdc.name)}]\n"
         f"set mixq_clock_mhz {clock_mhz:g}\n"
         f"set mixq_in_width {in_width}\n"
         f"set mixq_out_width {out_width}\n"
-        "set mixq_out_dir [file normalize [file dirname [info script]]]\n"
         "set mixq_board_part {avnet.com:ultra96v2:part0:1.2}\n"
         + body)
     return [script, xdc]
