@@ -98,15 +98,28 @@ def _search_summary(path: str | None, search: Any) -> dict[str, Any] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; bad options or inputs: ``error: ...`` on stderr and status 2, before any work."""
+    return loops.run_command(_run, argv)
+
+
+def _run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from mixq_hw import validate
+
     from . import models
 
-    if args.epochs < 0:
-        raise CommandError(f"--epochs must be >= 0, got {args.epochs}")
+    validate.integer(args.epochs, "--epochs", lo=0, hi=100_000)
+    validate.integer(args.calibration_batches, "--calibration-batches", lo=1, hi=100_000)
+    loops.check_data_args(args)
+    loops.check_rates(args, "lr", "weight_decay")
+    if args.scratch and not args.from_search:
+        validate.unused_options({"--scratch": True}, "without --from-search")
+    if args.from_search:
+        validate.input_file(args.from_search, "--from-search", suffixes=(".pt", ".pth"))
+    out = validate.output_file(args.out, "--out")
     name, bitw, bita, modes, search = _resolve(args)
     info = loops.model_info(name)
     input_shape = tuple(args.input_shape or (search.input_shape if search else info.input_shape))
-    out = Path(args.out)
 
     ctx = loops.distributed()
     try:
@@ -182,4 +195,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(loops.run_command(main))
+    raise SystemExit(main())
