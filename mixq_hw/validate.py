@@ -5,7 +5,8 @@ finite, output files and folders that can be written, input files that exist and
 archives whose uncompressed size is bounded (read from the zip headers, before anything is inflated),
 shapes within bounds, and names safe to write into Verilog, C++, Tcl or Python.  Every failure is an
 :class:`InputError` whose message names the option or file and the value; :func:`run_cli` turns it
-(and the other user-error types a command names) into ``error: ...`` on stderr and exit status 2.
+(and the other user-error types a command names) into ``error: ...`` on stderr and exit status 2
+(130 after Ctrl-C, with no traceback).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["InputError", "LIMITS", "EXIT_BAD_INPUT", "number", "integer", "output_file", "output_dir",
+__all__ = ["InputError", "LIMITS", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "number", "integer", "output_file", "output_dir",
            "input_file", "npz_size", "shape", "identifier", "is_identifier", "run_cli", "unused_options"]
 
-#: Exit status of every command for bad input.
+#: Exit status of every command for bad input, and after an interrupt (128 + SIGINT).
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 #: Sane limits, the same for every command.  ``graph_bytes``: total uncompressed size of a graph
 #: archive's members; ``side``: input height and width; ``channels``: channels or features of any
@@ -53,11 +55,12 @@ def number(value: float | int | None, option: str, *, lo: float | None = None, h
         raise InputError(f"{option} is required")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise InputError(f"{option} {value!r}: expected a finite number")
+    shown = str(value) if isinstance(value, int) else f"{value:g}"
     if lo is not None and (value <= lo if lo_open else value < lo):
-        raise InputError(f"{option} {value:g}: must be {'above' if lo_open else 'at least'} {lo:g}"
+        raise InputError(f"{option} {shown}: must be {'above' if lo_open else 'at least'} {lo:g}"
                          + (f" (and at most {hi:g})" if hi is not None else ""))
     if hi is not None and value > hi:
-        raise InputError(f"{option} {value:g}: must be at most {hi:g}")
+        raise InputError(f"{option} {shown}: must be at most {hi:g}")
     return value
 
 
@@ -86,8 +89,9 @@ def _writable_parent(path: Path, option: str) -> None:
 
 def _path(path: str | os.PathLike, option: str) -> Path:
     text = os.fspath(path)
-    if not text or "\0" in text:
-        raise InputError(f"{option} {text!r}: not a usable path")
+    if not text or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise InputError(f"{option} {text!r}: not a usable path (empty, or control characters such as a "
+                         f"newline or NUL)")
     return Path(text)
 
 
@@ -187,3 +191,6 @@ def run_cli(body: Callable[[], int], errors: tuple[type[BaseException], ...] = (
     except (InputError, *errors) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted; earlier outputs are unchanged", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
