@@ -2,8 +2,6 @@
 the previous complete folder byte-identical and nothing complete-looking behind; hostile ``--out`` names
 reach no script; the manifest says what made every file; other outputs are replaced only when complete."""
 
-from __future__ import annotations
-
 import json
 import os
 import shutil
@@ -185,3 +183,37 @@ def test_train_out_is_written_atomically(tmp_path, monkeypatch):
         checkpoint.save(path, model, name="VGGtiny", bitw=[2] * 6, bita=[8] + [2] * 5, input_shape=(3, 32, 32))
     assert path.read_bytes() == b"old checkpoint"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["weights.pt"]
+
+
+def test_truncated_simulator_cache_entry_is_rebuilt(tmp_path, monkeypatch):
+    """A compiled-simulator cache entry cut short (a crash while it was copied) is detected by its sha256,
+    removed and rebuilt, instead of crashing every later run with SIGBUS."""
+    from amaranth import Module, Signal, unsigned
+    from amaranth.lib import stream, wiring
+    from amaranth.lib.wiring import In, Out
+
+    from sim.cxxrtl import compile_design, run_streams_compiled
+
+    class Inc(wiring.Component):
+        i: In(stream.Signature(unsigned(8)))
+        o: Out(stream.Signature(unsigned(9)))
+
+        def elaborate(self, platform):
+            m = Module()
+            m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready),
+                         self.o.payload.eq(self.i.payload + 1)]
+            count = Signal(8)  # some state, so that the design has a clock
+            m.d.sync += count.eq(count + 1)
+            return m
+
+    monkeypatch.setenv("MIXQ_CACHE", str(tmp_path))
+    lib = compile_design(Inc())
+    whole = lib.read_bytes()
+    lib.write_bytes(whole[: len(whole) // 3])
+    again = compile_design(Inc())
+    from mixq_hw.manifest import sha256_file
+
+    assert again == lib and len(lib.read_bytes()) > len(whole) // 3  # rebuilt (g++ output is not byte-stable)
+    assert json.loads(lib.with_suffix(".json").read_text())["sha256"] == sha256_file(lib)
+    run = run_streams_compiled(Inc(), {"i": [1, 2, 3]}, {"o": 3})
+    assert run.outputs["o"] == [2, 3, 4]
