@@ -472,3 +472,17 @@ def test_limits_are_stated_in_one_place():
     assert validate.LIMITS["side"] == 4096 and validate.LIMITS["channels"] == 65_536
     with pytest.raises(validate.InputError, match=r"--x \(3, 0, 4\)"):
         validate.shape((3, 0, 4), "--x")
+
+
+@pytest.mark.parametrize("name", ["c 1", "c1;", "c1\n", "c1\x00", "'c1'", "1c", "c\u00e91", "c1.", ".c1", "c..1",
+                                  "c1-2", "x" * 129])
+def test_graph_api_refuses_unsafe_layer_names(name):
+    """Names reach Verilog, C++ and Python: the Graph itself refuses unsafe ones, naming the layer."""
+    from mixq_hw.graph import GraphError
+
+    g = Graph("g", (1, 4, 4))
+    g.add_input(8)
+    with pytest.raises(GraphError, match="not a safe name") as info:
+        g.add_conv(name, "input", np.ones((1, 1, 1, 1), dtype=np.int64), w_bits=2)
+    assert repr(name)[:60] in str(info.value) or repr(name)[1:40] in str(info.value)
+    assert [n.name for n in g.nodes] == ["input"]
