@@ -19,8 +19,8 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["InputError", "LIMITS", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "number", "integer", "output_file", "output_dir",
-           "input_file", "npz_size", "shape", "identifier", "is_identifier", "run_cli", "unused_options"]
+__all__ = ["InputError", "LIMITS", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "number", "integer", "output_file",
+           "output_dir", "input_file", "npz_size", "shape", "identifier", "is_identifier", "run_cli", "unused_options"]
 
 #: Exit status of every command for bad input, and after an interrupt (128 + SIGINT).
 EXIT_BAD_INPUT = 2

@@ -105,8 +105,6 @@ def pick_images(graph: Graph, info: dict[str, Any], count: int, *, random_pixels
 
 
 def _folding(args: argparse.Namespace, graph: Graph) -> tuple[dict[str, LayerFold] | None, str]:
-    if args.fold and args.dsp:
-        raise CliError("give either --fold or --dsp, not both")
     if args.fold:
         from mixq_hw.folding import FoldingError, load_folding
 

@@ -132,8 +132,8 @@ def files(tmp_path_factory):
     f["randnpz"] = d / "random.npz"
     f["randnpz"].write_bytes(f["random"].read_bytes())
     f["bomb"] = zip_bomb_header(d / "bomb.npz")
-    f["hugeshape"] = rewrite_graph(f["graph"], d / "huge.npz", lambda m: m.__setitem__("input_shape", [3, 100000, 100000]))
-    f["wideshape"] = rewrite_graph(f["graph"], d / "wide.npz", lambda m: m.__setitem__("input_shape", [100000, 8, 8]))
+    f["hugeshape"] = rewrite_graph(f["graph"], d / "huge.npz", lambda m: m.__setitem__("input_shape", [3, 10**5, 10**5]))
+    f["wideshape"] = rewrite_graph(f["graph"], d / "wide.npz", lambda m: m.__setitem__("input_shape", [10**5, 8, 8]))
     f["classes"] = edited_checkpoint(d / "classes.pt", num_classes=10 ** 9)
     f["ckshape"] = edited_checkpoint(d / "ckshape.pt", input_shape=[3, 100000, 100000])
     f["supernet"] = edited_checkpoint(d / "supernet.pt", variant="supernet")
@@ -243,7 +243,8 @@ def test_build_refuses(case, files, previous_build, tmp_path, capsys):
         argv += ["--fold", str(files["fold"])]
     status, err = _run_main(main, argv + ["--out", str(out), "-q"], capsys)
     check_refused(status, err, expect, before, out, files)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["build"] + (["build.lock"] if (tmp_path / "build.lock").exists() else [])
+    # nothing new next to the folder but, at most, its lock file
+    assert {p.name for p in tmp_path.iterdir()} <= {"build", "build.lock"}
 
 
 OUT_CASES = [

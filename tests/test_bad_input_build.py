@@ -16,7 +16,7 @@ import pytest
 
 from mixq_hw.build import main as build_main
 from mixq_hw.manifest import check_manifest
-from test_bad_input import FOLD, files, previous_build, snapshot, tiny_graph  # noqa: F401 (fixtures)
+from test_bad_input import files, previous_build, snapshot, tiny_graph  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parent.parent
 
