@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "staged_dir", "folder_lock",
-           "LockedError", "exchange"]
+           "LockedError", "exchange", "remove_stale_staging"]
 
 _RENAME_EXCHANGE = 2
 
@@ -127,6 +127,20 @@ def staged_dir(final: str | os.PathLike, *, drop: Iterable[str] = ()) -> Iterato
                 os.rename(staging / name, final / name)
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def remove_stale_staging(final: str | os.PathLike) -> list[Path]:
+    """Remove staging and swapped-out folders a killed writer left next to ``final`` (call it only while
+    holding :func:`folder_lock` of ``final``); returns what was removed."""
+    final = Path(final)
+    if not final.parent.is_dir():
+        return []
+    stale = [p for p in final.parent.iterdir()
+             if p.name.startswith((f".{final.name}.staging-", f".{final.name}.old-")) and p.is_dir()
+             and not p.is_symlink()]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
 
 
 @contextlib.contextmanager

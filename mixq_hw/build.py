@@ -28,7 +28,7 @@ import numpy as np
 from boards import board_names, get_board
 
 from . import validate
-from .atomic import LockedError, folder_lock, staged_dir
+from .atomic import LockedError, folder_lock, remove_stale_staging, staged_dir
 from .estimate import Resources
 from .graph import Graph, GraphError
 from .manifest import MANIFEST, is_build_folder, read_outputs, write_manifest
@@ -204,17 +204,23 @@ def _staged(body):
         dest = check_options(Path(a["source"]), board=a["board"], clock_mhz=a["clock_mhz"], out=a["out"],
                              fold=a["fold"], verify=a["verify"], backend=a["backend"],
                              multipliers=a["multipliers"])
-        with folder_lock(dest), staged_dir(dest, drop=read_outputs(dest)) as staging:
-            try:
-                return body(**{**a, "out": staging})
-            except VerificationFailed as exc:
-                failed = dest.with_name(dest.name + ".failed-verify")
-                shutil.rmtree(failed, ignore_errors=True)
-                os.rename(staging, failed)
-                raise BuildError(f"{exc}; {dest} is unchanged, this build is in {failed} (see its "
-                                 f"report.json)") from None
+        with folder_lock(dest):
+            remove_stale_staging(dest)  # what a killed build left behind
+            with staged_dir(dest, drop=read_outputs(dest)) as staging:
+                return _in_staging(body, a, dest, staging)
 
     return run
+
+
+def _in_staging(body, arguments: dict, dest: Path, staging: Path) -> dict:
+    """``body`` writing into ``staging``; a build that verified wrong is kept as ``<dest>.failed-verify``."""
+    try:
+        return body(**{**arguments, "out": staging})
+    except VerificationFailed as exc:
+        failed = dest.with_name(dest.name + ".failed-verify")
+        shutil.rmtree(failed, ignore_errors=True)
+        os.rename(staging, failed)
+        raise BuildError(f"{exc}; {dest} is unchanged, this build is in {failed} (see its report.json)") from None
 
 
 @_staged

@@ -217,3 +217,47 @@ def test_truncated_simulator_cache_entry_is_rebuilt(tmp_path, monkeypatch):
     assert json.loads(lib.with_suffix(".json").read_text())["sha256"] == sha256_file(lib)
     run = run_streams_compiled(Inc(), {"i": [1, 2, 3]}, {"o": 3})
     assert run.outputs["o"] == [2, 3, 4]
+
+
+def test_killed_build_leaves_only_a_temporary_folder_that_the_next_build_removes(files, previous_build, tmp_path):
+    """SIGKILL gives no chance to clean up: the previous folder is still byte-identical, what is left is a
+    hidden ``.<name>.staging-*`` folder, and the next build into the folder removes it."""
+    out = tmp_path / "build"
+    shutil.copytree(previous_build, out)
+    before = snapshot(out)
+    proc = _start_build(files["graph"], out, "--fold", str(files["fold"]), "--verify", "3", "--backend", "pysim")
+    try:
+        _wait_for_staging(proc, tmp_path)
+        proc.kill()
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert snapshot(out) == before
+    left = _leftovers(tmp_path)
+    assert left and all(name.startswith(".build.staging-") for name in left)
+    assert build_main([str(files["graph"]), "--fold", str(files["fold"]), "--out", str(out), "-q"]) == 0
+    assert _leftovers(tmp_path) == [] and check_manifest(out) == []
+
+
+def test_build_that_verifies_wrong_is_kept_aside(files, previous_build, tmp_path, monkeypatch, capsys):
+    """A build whose simulation is not bit-exact does not replace the previous folder; it is kept as
+    ``<out>.failed-verify`` with its report, and the message says so."""
+    import sim.network
+    from types import SimpleNamespace
+
+    def wrong(graph, images, **kwargs):
+        return SimpleNamespace(bit_exact=len(images) - 1, cycles_per_frame=1, cycles_per_second=1.0)
+
+    monkeypatch.setattr(sim.network, "simulate", wrong)
+    out = tmp_path / "build"
+    shutil.copytree(previous_build, out)
+    before = snapshot(out)
+    status = build_main([str(files["graph"]), "--fold", str(files["fold"]), "--out", str(out), "--verify", "2",
+                         "--backend", "pysim", "-q"])
+    err = capsys.readouterr().err
+    assert status == 2 and "only 1 of 2 images bit-exact" in err and "build.failed-verify" in err
+    assert snapshot(out) == before
+    report = json.loads((tmp_path / "build.failed-verify" / "report.json").read_text())
+    assert report["verify"] == {**report["verify"], "images": 2, "bit_exact": 1}
+    assert _leftovers(tmp_path) == []
