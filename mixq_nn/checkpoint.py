@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime
 import os
 import pickle
+import re
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,34 +172,49 @@ def save(path: str | Path, model: nn.Module, *, name: str, bitw: Sequence[int], 
         "half_weights": bool(half_weights),
         "state_dict": state,
     }
+    from mixq_hw.atomic import atomic_path
+
     path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(content, partial)
-    os.replace(partial, path)
+    with atomic_path(path) as tmp:
+        torch.save(content, tmp)
     return path
 
 
+def _unpickler_reason(message: str) -> str:
+    """What torch's weights-only unpickler objected to, without torch's advice to load unsafely."""
+    match = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\s*\n|$)", message, re.S)
+    reason = (match.group(1) if match else "").strip().splitlines()
+    return reason[0][:200] if reason else "an object that is not a tensor or a plain type"
+
+
 def _read(path: Path) -> dict[str, Any]:
-    """torch.load with weights_only=True, every failure turned into a CheckpointError."""
+    """torch.load with weights_only=True, every failure turned into a CheckpointError of our own wording."""
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: not a file")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file (an interrupted write?)")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        raise CheckpointError(f"{path}: not a checkpoint: neither a torch zip archive nor a pickle stream "
+                              f"(first bytes {head!r})")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"{path}: refused: it holds Python objects beyond tensors and plain types "
-            f"(a pickled model or optimizer?), and mixq loads only with weights_only=True ({first})"
+            f"{path}: refused: it holds something other than tensors and plain types (a pickled model, "
+            f"optimizer or other object: {_unpickler_reason(str(exc))}); mixq reads only tensors and plain "
+            f"types and never runs code from a checkpoint"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError,
-            IndexError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            IndexError, AttributeError, TypeError, MemoryError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in first:
+            first = "its contents cannot be read with the safe loader"
         raise CheckpointError(f"{path}: truncated or corrupt, torch cannot read it "
                               f"({type(exc).__name__}: {first})") from None
 
@@ -235,6 +252,21 @@ def _validate(path: Path, content: Any) -> None:
     bad = [k for k, v in content["state_dict"].items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise CheckpointError(f"{path}: state_dict entries that are not tensors: {', '.join(bad[:5])}")
+
+
+def _check_sizes(path: Path, content: dict[str, Any]) -> None:
+    """Input shape and every integer model option within ``validate.LIMITS`` before the model is built."""
+    from mixq_hw.validate import LIMITS, InputError, shape
+
+    try:
+        shape(content["input_shape"], f"{path}: input_shape")
+    except InputError as exc:
+        raise CheckpointError(str(exc)) from None
+    for key, value in content["model_args"].items():
+        limit = LIMITS["classes"] if key == "num_classes" else LIMITS["channels"]
+        if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= limit:
+            raise CheckpointError(f"{path}: model option {key}={value} is outside 0..{limit:,} "
+                                  f"(refused before building the model)")
 
 
 def _load_state(path: Path, model: nn.Module, state: dict[str, torch.Tensor], label: str) -> None:
@@ -280,6 +312,7 @@ def load(path: str | Path, *, build: bool = True) -> Checkpoint:
         if content["variant"] != "float" and (len(bitw) != info.num_qlayers or len(bita) != info.num_qlayers):
             raise CheckpointError(f"{path}: {name} has {info.num_qlayers} quantised layers, the file gives "
                                   f"{len(bitw)} weight and {len(bita)} activation bit widths")
+        _check_sizes(path, content)
         kwargs = dict(content["model_args"])
         kwargs["input_shape"] = input_shape
         if content["variant"] == "fixed":

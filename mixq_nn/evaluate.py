@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -110,9 +110,22 @@ def evaluate_checkpoint(path: str, *, dataset: str | None = None, data_root: str
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; bad options or inputs: ``error: ...`` on stderr and status 2, before any work."""
+    return loops.run_command(_run, argv)
+
+
+def _run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.limit is not None and args.limit < 1:
-        raise CommandError(f"--limit must be at least 1, got {args.limit}")
+    from mixq_hw import validate
+
+    validate.input_file(args.checkpoint, "checkpoint", suffixes=(".pt", ".pth"))
+    validate.integer(args.limit, "--limit", lo=1, allow_none=True)
+    validate.integer(args.batch_size, "--batch-size", lo=1, hi=65_536)
+    validate.integer(args.seed, "--seed", lo=0, allow_none=True)
+    if args.data_root is not None and not Path(args.data_root).is_dir():
+        raise CommandError(f"--data-root {args.data_root}: no such folder")
+    if args.save_graph:
+        validate.output_file(args.save_graph, "--save-graph")
     result = evaluate_checkpoint(args.checkpoint, dataset=args.dataset, data_root=args.data_root,
                                  split=args.split, limit=args.limit, seed=args.seed,
                                  batch_size=args.batch_size, save_graph=args.save_graph)
@@ -134,16 +147,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def cli() -> int:
-    """The console script: :func:`main` with bad input reported as one line (exit status 2)."""
-    from .export import ExportError
-
-    try:
-        return loops.run_command(main)
-    except ExportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
 if __name__ == "__main__":
-    raise SystemExit(cli())
+    raise SystemExit(main())

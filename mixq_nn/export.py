@@ -24,6 +24,7 @@ import torch.fx
 import torch.nn.functional as F
 from torch import nn
 
+from mixq_hw import validate
 from mixq_hw.graph import DSP_B_BITS, DSP_P_BITS, Graph, GraphError, fan_in, inc_port_bits
 from mixq_hw.graph import ops as gops
 
@@ -416,7 +417,8 @@ def export(model: nn.Module, input_shape: Sequence[int], *, name: str = "") -> G
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: ``python -m mixq_nn.export weights.pt -o model.npz`` (prints the graph summary)."""
+    """CLI: ``python -m mixq_nn.export weights.pt -o model.npz`` (prints the graph summary); bad input:
+    ``error: ...`` on stderr and status 2, and an existing output file is replaced only once complete."""
     from .checkpoint import CheckpointError, load
 
     p = argparse.ArgumentParser(prog="python -m mixq_nn.export", description=__doc__.split("\n")[0])
@@ -424,16 +426,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("-o", "--output", help="graph file to write (default: checkpoint name with .npz)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the graph summary")
     args = p.parse_args(argv)
-    out = Path(args.output) if args.output else Path(args.checkpoint).with_suffix(".npz")
+    out = args.output
     try:
+        validate.input_file(args.checkpoint, "checkpoint", suffixes=(".pt", ".pth"))
+        out = validate.output_file(args.output if args.output else Path(args.checkpoint).with_suffix(".npz"),
+                                   "-o/--output")
         ckpt = load(args.checkpoint)
         if ckpt.variant != "fixed":
             raise ExportError(f"{args.checkpoint}: a {ckpt.variant!r} checkpoint; export needs a trained "
                               f"fixed-precision model")
         graph = export(ckpt.model, ckpt.input_shape, name=ckpt.name)
         graph.save(out)
-    except (CheckpointError, ExportError, GraphError, OSError) as e:
+    except (validate.InputError, CheckpointError, ExportError, GraphError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return validate.EXIT_BAD_INPUT
+    except OSError as e:
+        print(f"error: writing {out}: {e}", file=sys.stderr)
         return 1
     if not args.quiet:
         print(graph.summary())

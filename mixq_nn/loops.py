@@ -24,7 +24,9 @@ from tqdm import tqdm
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
+from mixq_hw import validate
 from mixq_hw.progress import bar
+from mixq_hw.validate import InputError
 
 from .data import DATASETS, ImageDataset, get_dataset
 
@@ -32,14 +34,15 @@ __all__ = [
     "DEFAULT_MODEL", "CommandError", "Distributed", "distributed", "wrap", "unwrap", "seed_everything",
     "configure_threads", "model_info", "parse_bits", "parse_shape", "add_data_args", "load_data",
     "make_loader", "set_epoch", "task_loss", "metric_name", "batch_metric_sum", "evaluate_metric",
-    "EpochStats", "train_epoch", "epoch_bar", "calibrate_batchnorm", "run_command",
+    "EpochStats", "train_epoch", "epoch_bar", "calibrate_batchnorm", "run_command", "check_data_args",
+    "check_rates",
 ]
 
 
 DEFAULT_MODEL = "VGGtiny"
 
 
-class CommandError(ValueError):
+class CommandError(InputError):
     """Bad command-line input: printed as one line, exit status 2."""
 
 
@@ -173,6 +176,29 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64, help="per process (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="seed for data splits, init and order")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
+
+
+def check_data_args(args: argparse.Namespace) -> None:
+    """The shared data options in range: --limit, --batch-size, --threads, --seed, --data-root."""
+    validate.integer(args.limit, "--limit", lo=1, allow_none=True)
+    validate.integer(args.batch_size, "--batch-size", lo=1, hi=65_536)
+    validate.integer(args.threads, "--threads", lo=1, hi=1024, allow_none=True)
+    validate.integer(args.seed, "--seed", lo=0, hi=2**63 - 1)
+    if args.input_shape is not None:
+        validate.shape(args.input_shape, "--input-shape")
+    if args.data_root is not None and not os.path.isdir(args.data_root):
+        raise CommandError(f"--data-root {args.data_root}: no such folder")
+
+
+def check_rates(args: argparse.Namespace, *names: str) -> None:
+    """Learning rates and similar options finite; ``--lr``-like options above 0, decays at least 0."""
+    for name in names:
+        value = getattr(args, name)
+        option = "--" + name.replace("_", "-")
+        if name in ("lr", "arch_lr"):
+            validate.number(value, option, lo=0, lo_open=True, hi=100, allow_none=True)
+        else:
+            validate.number(value, option, lo=0, hi=100, allow_none=True)
 
 
 def load_data(args: argparse.Namespace, input_shape: tuple[int, int, int],
@@ -336,11 +362,14 @@ def configure_threads(threads: int | None) -> None:
 
 def run_command(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Run a command's ``main``; turn user errors into one line on stderr and exit status 2."""
+    from mixq_hw.graph import GraphError
+
     from .checkpoint import CheckpointError
     from .data import DataError
+    from .export import ExportError
 
     try:
         return main(argv)
-    except (CommandError, CheckpointError, DataError) as exc:
+    except (InputError, CheckpointError, DataError, ExportError, GraphError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 2

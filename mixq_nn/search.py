@@ -115,14 +115,23 @@ def plot_architecture(history: Sequence[dict[str, Any]], wbits: Sequence[int],
             ax.legend(fontsize=6, loc="upper left")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    from mixq_hw.atomic import atomic_path
+
     path = Path(path)
-    fig.savefig(path, dpi=90)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=90, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; bad options or inputs: ``error: ...`` on stderr and status 2, before any work."""
+    return loops.run_command(_run, argv)
+
+
+def _run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from mixq_hw import validate
     from . import models
     from .cost import dsp_cost, expected_bitops, expected_dsps
     from .supernet import arch_parameters, chosen_bits, mixq_layers, weight_parameters
@@ -130,18 +139,19 @@ def main(argv: list[str] | None = None) -> int:
     args.model = args.model or loops.DEFAULT_MODEL
     info = loops.model_info(args.model)
     input_shape = args.input_shape or info.input_shape
-    if args.epochs < 1:
-        raise CommandError(f"--epochs must be at least 1 for a search, got {args.epochs}")
-    if args.cd < 0:
-        raise CommandError(f"--cd must be >= 0, got {args.cd}")
+    validate.integer(args.epochs, "--epochs", lo=1, hi=100_000)
+    validate.number(args.cd, "--cd", lo=0)
+    validate.integer(args.eval_every, "--eval-every", lo=0)
+    loops.check_data_args(args)
+    loops.check_rates(args, "lr", "arch_lr", "weight_decay")
     if not 1 <= args.input_bits <= 8:
         raise CommandError(f"--input-bits must be 1..8, got {args.input_bits}")
     wbits = _candidates(args.wbits, "--wbits", 2)
     abits = _candidates(args.abits, "--abits", 2)
     model_args: dict[str, Any] = {"wbits": list(wbits), "abits": list(abits), "input_bits": args.input_bits,
                                   "weight_mode": args.weight_mode, "act_mode": args.act_mode}
-    out = Path(args.out or f"search_{args.model}.pt")
-    plot = Path(args.plot) if args.plot else out.with_suffix(".png")
+    out = validate.output_file(args.out or f"search_{args.model}.pt", "--out")
+    plot = validate.output_file(args.plot if args.plot else out.with_suffix(".png"), "--plot")
 
     ctx = loops.distributed()
     try:
@@ -228,10 +238,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def cli() -> int:
-    """The console script: :func:`main` with bad input reported as one line (exit status 2)."""
-    return loops.run_command(main)
-
-
 if __name__ == "__main__":
-    raise SystemExit(cli())
+    raise SystemExit(main())

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -48,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="weight quantiser (default std, or the search checkpoint's)")
     parser.add_argument("--act-mode", choices=("hwgq", "lsq", "pact"), default=None,
                         help="activation quantiser (default hwgq, or the search checkpoint's)")
-    parser.add_argument("--calibration-batches", type=int, default=4,
+    parser.add_argument("--calibration-batches", type=int, default=None,
                         help="batches that set the BN statistics when --epochs 0 (default 4)")
     parser.add_argument("--half-weights", action="store_true",
                         help="round conv/linear weights to float16 before the final test and store them "
@@ -99,15 +98,32 @@ def _search_summary(path: str | None, search: Any) -> dict[str, Any] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; bad options or inputs: ``error: ...`` on stderr and status 2, before any work."""
+    return loops.run_command(_run, argv)
+
+
+def _run(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from mixq_hw import validate
+
     from . import models
 
-    if args.epochs < 0:
-        raise CommandError(f"--epochs must be >= 0, got {args.epochs}")
+    validate.integer(args.epochs, "--epochs", lo=0, hi=100_000)
+    if args.epochs and args.calibration_batches is not None:
+        validate.unused_options({"--calibration-batches": True}, "when training (--epochs > 0); BN statistics "
+                                "come from the training itself")
+    args.calibration_batches = validate.integer(4 if args.calibration_batches is None else args.calibration_batches,
+                                                "--calibration-batches", lo=1, hi=100_000)
+    loops.check_data_args(args)
+    loops.check_rates(args, "lr", "weight_decay")
+    if args.scratch and not args.from_search:
+        validate.unused_options({"--scratch": True}, "without --from-search")
+    if args.from_search:
+        validate.input_file(args.from_search, "--from-search", suffixes=(".pt", ".pth"))
+    out = validate.output_file(args.out, "--out")
     name, bitw, bita, modes, search = _resolve(args)
     info = loops.model_info(name)
     input_shape = tuple(args.input_shape or (search.input_shape if search else info.input_shape))
-    out = Path(args.out)
 
     ctx = loops.distributed()
     try:
@@ -185,10 +201,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def cli() -> int:
-    """The console script: :func:`main` with bad input reported as one line (exit status 2)."""
-    return loops.run_command(main)
-
-
 if __name__ == "__main__":
-    raise SystemExit(cli())
+    raise SystemExit(main())

@@ -5,7 +5,8 @@ Reads a mixq checkpoint (exported to the integer graph here) or an exported
 budget with ``--dsp N``, or one lane per layer), runs N images through it and
 reports how many are bit-exact against the graph's reference, the cycles per
 frame (measured and analytic) and the simulation speed.  Exit status: 0 when
-every image is bit-exact, 3 when some are not, 1 on bad input.
+every image is bit-exact, 3 when some are not, 2 on bad input (checked before any
+work), 1 when the simulator itself fails.
 """
 
 from __future__ import annotations
@@ -18,19 +19,23 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from mixq_hw import validate
 from mixq_hw.graph import Graph, GraphError
+from mixq_hw.validate import InputError
 from mixq_hw.pipeline import LayerFold
 
 from .cxxrtl import CompileError
 from .network import BACKENDS, simulate
 from .streams import SimulationTimeout
 
-__all__ = ["main", "load_source", "pick_images", "CliError"]
+__all__ = ["main", "load_source", "pick_images", "CliError", "OPT_FLAGS"]
 
-EXIT_OK, EXIT_ERROR, EXIT_MISMATCH = 0, 1, 3
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_MISMATCH = 0, 1, 2, 3
+#: g++ optimisation flags ``--opt`` accepts (the value reaches the compiler's command line).
+OPT_FLAGS = ("-O0", "-O1", "-O2", "-O3", "-Os", "-Og")
 
 
-class CliError(ValueError):
+class CliError(InputError):
     """Bad input on the command line: the message names the file or option and what is wrong."""
 
 
@@ -81,6 +86,9 @@ def pick_images(graph: Graph, info: dict[str, Any], count: int, *, random_pixels
     if count < 1:
         raise CliError(f"--images must be at least 1, got {count}")
     shape = graph.input_shape
+    if count * int(np.prod(shape)) > validate.LIMITS["image_bytes"]:
+        raise CliError(f"--images {count}: {count} images of {'x'.join(map(str, shape))} pixels exceed the "
+                       f"{validate.LIMITS['image_bytes']:,}-byte limit for images held at once")
     if random_pixels:
         return np.random.default_rng(seed).integers(0, 256, (count, *shape)).astype(np.uint8), f"random (seed {seed})"
     from mixq_nn.data import DataError, get_images_uint8
@@ -97,8 +105,6 @@ def pick_images(graph: Graph, info: dict[str, Any], count: int, *, random_pixels
 
 
 def _folding(args: argparse.Namespace, graph: Graph) -> tuple[dict[str, LayerFold] | None, str]:
-    if args.fold and args.dsp:
-        raise CliError("give either --fold or --dsp, not both")
     if args.fold:
         from mixq_hw.folding import FoldingError, load_folding
 
@@ -138,8 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default=None, help="data set for the images (default: the checkpoint's, else digits)")
     p.add_argument("--data-root", default=None, help="folder of the data set, if it needs one")
     p.add_argument("--vcd", default=None, metavar="FILE", help="write a waveform (pysim only; large)")
-    p.add_argument("--opt", default="-O1", help="g++ optimisation flag for cxxrtl (default -O1)")
-    p.add_argument("--flatten", choices=("auto", "yes", "no"), default="auto",
+    p.add_argument("--opt", default=None, help=f"g++ optimisation flag for cxxrtl, one of {', '.join(OPT_FLAGS)} "
+                                             f"(default -O1)")
+    p.add_argument("--flatten", choices=("auto", "yes", "no"), default=None,
                    help="cxxrtl: flatten the design (one eval() per cycle, but g++ time grows faster than "
                         "linearly) or keep its hierarchy; auto: flatten small designs (default)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -147,14 +154,41 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_options(args: argparse.Namespace) -> None:
+    """Every option in range and every file usable, before the source is read."""
+    if args.dsp is not None and args.dsp < 1:
+        raise CliError(f"--dsp must be a positive number of DSPs, got {args.dsp}")
+    if args.fold and args.dsp:
+        raise CliError("give either --fold or --dsp, not both")
+    if args.vcd and args.backend != "pysim":
+        raise CliError("--vcd needs --backend pysim")
+    validate.integer(args.images, "--images", lo=1, hi=100_000)
+    validate.number(args.stall, "--stall", lo=0.0, hi=0.99)
+    validate.integer(args.seed, "--seed", lo=0, hi=2**63 - 1)
+    if args.backend == "pysim":
+        validate.unused_options({"--opt": args.opt is not None, "--flatten": args.flatten is not None},
+                                "to --backend pysim (they set up the compiled backend)")
+    args.opt = args.opt or "-O1"
+    args.flatten = args.flatten or "auto"
+    if args.opt not in OPT_FLAGS:
+        raise CliError(f"--opt {args.opt!r}: expected one of {', '.join(OPT_FLAGS)}")
+    validate.input_file(args.source, "source", suffixes=(".pt", ".pth", ".npz"))
+    if args.fold:
+        validate.input_file(args.fold, "--fold", suffixes=(".json",))
+    if args.vcd:
+        validate.output_file(args.vcd, "--vcd")
+    if args.random:
+        validate.unused_options({"--dataset": args.dataset is not None, "--data-root": args.data_root is not None},
+                                "with --random")
+    if args.data_root is not None and not Path(args.data_root).is_dir():
+        raise CliError(f"--data-root {args.data_root}: no such folder")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        if args.dsp is not None and args.dsp < 1:
-            raise CliError(f"--dsp must be a positive number of DSPs, got {args.dsp}")
-        if args.vcd and args.backend != "pysim":
-            raise CliError("--vcd needs --backend pysim")
+        _check_options(args)
         graph, info = load_source(args.source)
         images, origin = pick_images(graph, info, args.images, random_pixels=args.random, dataset=args.dataset,
                                      data_root=args.data_root, seed=args.seed)
@@ -162,9 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         run = simulate(graph, images, folding=folding, backend=args.backend, stall=args.stall, seed=args.seed,
                        vcd=args.vcd, progress=not args.quiet, opt=args.opt,
                        flatten={"auto": None, "yes": True, "no": False}[args.flatten])
-    except (CliError, GraphError) as exc:
+    except (InputError, GraphError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_BAD_INPUT
     except (ValueError, CompileError, SimulationTimeout) as exc:
         print(f"error: {args.source}: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -53,6 +53,9 @@ from amaranth.back import rtlil
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
+from mixq_hw.atomic import atomic_path, atomic_write_text
+from mixq_hw.manifest import sha256_file
+
 from .streams import SimulationTimeout, StreamRun, stream_port, to_python
 
 __all__ = ["CompileError", "SimulationCrash", "runtime_include_dir", "compile_design", "build_info",
@@ -177,7 +180,7 @@ def compile_design(dut, *, opt: str = "-O1", verbose: bool = False, flatten: boo
                                     str(_BUILD_VERSION)]).encode()).hexdigest()[:24]
     lib = _cache_dir() / f"design_{key}.so"
     _remember(dut, options, lib)
-    if lib.exists():
+    if lib.exists() and _cache_entry_ok(lib):
         return lib
     gxx = shutil.which(os.environ.get("CXX", "g++"))
     if gxx is None:
@@ -235,11 +238,25 @@ def compile_design(dut, *, opt: str = "-O1", verbose: bool = False, flatten: boo
                 "units": len(jobs_list) - 1, "jobs": jobs, "rtlil_seconds": rtlil_seconds,
             "convert_seconds": convert_seconds, "convert_cpu_seconds": convert_cpu, "gxx_seconds": gxx_seconds,
             "gxx_cpu_seconds": gxx_cpu}
-        lib.with_suffix(".json").write_text(json.dumps(info, indent=1) + "\n")
-        shutil.move(str(out), lib)
+        info["sha256"] = sha256_file(out)
+        with atomic_path(lib) as tmp_lib:  # a cache entry is whole or absent, never truncated
+            shutil.copyfile(out, tmp_lib)
+        atomic_write_text(lib.with_suffix(".json"), json.dumps(info, indent=1) + "\n")
     if verbose:
         print(f"[sim] {what}: compiled in {gxx_seconds:.1f} s", file=sys.stderr, flush=True)
     return lib
+
+
+def _cache_entry_ok(lib: Path) -> bool:
+    """True when ``lib`` matches the sha256 its sidecar JSON records; a broken entry is removed."""
+    try:
+        ok = json.loads(lib.with_suffix(".json").read_text()).get("sha256") == sha256_file(lib)
+    except (OSError, ValueError, AttributeError):
+        ok = False
+    if not ok:
+        for path in (lib, lib.with_suffix(".json")):
+            path.unlink(missing_ok=True)
+    return ok
 
 
 #: design object -> {(opt, flatten): library}: a second compile of the same object skips its conversion

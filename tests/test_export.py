@@ -373,11 +373,11 @@ def test_cli_exports_a_checkpoint(tmp_path, capsys):
     np.testing.assert_array_equal(g.reference(pixels), export(model, shape).reference(pixels))
     assert g.name == "UltraNet"
 
-    assert main([str(tmp_path / "missing.pt"), "-o", str(tmp_path / "x.npz")]) == 1
+    assert main([str(tmp_path / "missing.pt"), "-o", str(tmp_path / "x.npz")]) == 2
     assert "missing.pt" in capsys.readouterr().err
     sup = models.build("UltraNet", variant="supernet", input_shape=shape)
     path = checkpoint.save(tmp_path / "s.pt", sup, name="UltraNet", bitw=[4] * 9, bita=[8] + [4] * 8,
                            input_shape=shape, variant="supernet")
-    assert main([str(path), "-q"]) == 1
+    assert main([str(path), "-q"]) == 2
     assert "'supernet' checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "s.npz").exists()

@@ -105,7 +105,7 @@ def test_missing_empty_truncated_and_garbage_files(tmp_path):
             checkpoint.load(bad)
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"this is not a checkpoint at all" * 10)
-    with pytest.raises(CheckpointError, match="garbage.pt: truncated or corrupt"):
+    with pytest.raises(CheckpointError, match="garbage.pt: not a checkpoint: neither a torch zip"):
         checkpoint.load(garbage)
 
 
@@ -118,8 +118,9 @@ def test_foreign_files(tmp_path):
         checkpoint.load(plain)
     pickled = tmp_path / "pickled.pt"
     torch.save(model, pickled)  # a whole pickled module: weights_only refuses to unpickle it
-    with pytest.raises(CheckpointError, match="pickled.pt: refused.*weights_only=True"):
+    with pytest.raises(CheckpointError, match="pickled.pt: refused.*never runs code") as info:
         checkpoint.load(pickled)
+    assert "weights_only" not in str(info.value)  # no advice pointing at the unsafe load
     raw_pickle = tmp_path / "raw.pt"
     raw_pickle.write_bytes(pickle.dumps({"a": 1}))
     with pytest.raises(CheckpointError, match="raw.pt"):

@@ -167,7 +167,7 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     status, _, err = _run(train.main, ["--input-shape", "3,12,12", "--epochs", "0"], capsys)
     assert status == 2 and "multiples of 8" in err
     status, _, err = _run(evaluate.main, [str(tmp_path / "missing.pt")], capsys)
-    assert status == 2 and "missing.pt: no such checkpoint file" in err
+    assert status == 2 and "missing.pt: no such file" in err
     status, _, err = _run(search.main, ["--wbits", "1,2"], capsys)
     assert status == 2 and "--wbits" in err
     assert all(len(e.strip().splitlines()) == 1 for e in [err])

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..validate import LIMITS
 from . import ops
 
 __all__ = ["GraphError", "ValueInfo", "Node", "OPS", "infer", "requant_fits_dsp48", "inc_port_bits",
@@ -127,12 +128,12 @@ def _infer_conv(node: Node, ins: list[ValueInfo], input_shape) -> ValueInfo:
     x = ins[0]
     _codes_input(node, x)
     c, h, w = x.shape
-    in_ch = _int_attr(node, "in_ch", 1)
-    out_ch = _int_attr(node, "out_ch", 1)
-    k = _int_attr(node, "k", 1)
+    in_ch = _int_attr(node, "in_ch", 1, LIMITS["channels"])
+    out_ch = _int_attr(node, "out_ch", 1, LIMITS["channels"])
+    k = _int_attr(node, "k", 1, 15)
     stride = _int_attr(node, "stride", 1, 2)
     pad = _int_attr(node, "pad", 0, k - 1)
-    groups = _int_attr(node, "groups", 1)
+    groups = _int_attr(node, "groups", 1, LIMITS["channels"])
     w_bits = _int_attr(node, "w_bits", 2, 16)
     a_bits = _int_attr(node, "a_bits", 1, 16)
     if in_ch != c:
@@ -154,7 +155,7 @@ def _infer_linear(node: Node, ins: list[ValueInfo], input_shape) -> ValueInfo:
     x = ins[0]
     _codes_input(node, x)
     in_f = _int_attr(node, "in_features", 1)
-    out_f = _int_attr(node, "out_features", 1)
+    out_f = _int_attr(node, "out_features", 1, LIMITS["channels"])
     w_bits = _int_attr(node, "w_bits", 2, 16)
     a_bits = _int_attr(node, "a_bits", 1, 16)
     if in_f != math.prod(x.shape):

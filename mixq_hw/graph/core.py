@@ -14,6 +14,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from ..validate import LIMITS, is_identifier
 from . import ops
 from .checks import ACC_OPS, GraphError, Node, ValueInfo, infer, requant_fits_dsp48
 
@@ -34,9 +35,16 @@ class Graph:
                  nodes: Sequence[Node] = ()) -> None:
         self.name = str(name)
         self.input_shape = tuple(int(v) for v in input_shape)
+        if self.name and not is_identifier(self.name.replace("-", "_")):
+            raise GraphError(f"graph name {self.name!r} is not a safe name: use ASCII letters, digits, '_' "
+                             f"and '-' in parts joined by '.', starting with a letter or '_'")
         if len(self.input_shape) != 3 or min(self.input_shape) < 1:
             raise GraphError(f"graph {self.name!r}: input_shape must be three positive ints (C, H, W), "
                              f"got {tuple(input_shape)}")
+        c, h, w = self.input_shape
+        if c > LIMITS["channels"] or h > LIMITS["side"] or w > LIMITS["side"]:
+            raise GraphError(f"graph {self.name!r}: input_shape {c}x{h}x{w} is above the limits (channels up "
+                             f"to {LIMITS['channels']:,}, height and width up to {LIMITS['side']:,})")
         self.nodes: list[Node] = list(nodes)
 
     # ---- access -------------------------------------------------------------------------
@@ -83,8 +91,7 @@ class Graph:
     def add(self, op: str, name: str, inputs: Sequence[str] = (), attrs: dict | None = None,
             tensors: dict | None = None) -> str:
         """Append a node after checking it against the nodes before it; returns its name."""
-        if not isinstance(name, str) or not name:
-            raise GraphError(f"graph {self.name!r}: node names must be non-empty strings, got {name!r}")
+        _check_name(self.name, name)
         if name in self:
             raise GraphError(f"graph {self.name!r}: duplicate node name {name!r}")
         node = Node(name, op, list(inputs), dict(attrs or {}), dict(tensors or {}))
@@ -157,9 +164,7 @@ class Graph:
     def _infer(self, upto: str | None = None) -> dict[str, ValueInfo]:
         infos: dict[str, ValueInfo] = {}
         for node in self.nodes:
-            if not isinstance(node.name, str) or not node.name:
-                raise GraphError(f"graph {self.name!r}: node names must be non-empty strings, "
-                                 f"got {node.name!r}")
+            _check_name(self.name, node.name)
             if node.name in infos:
                 raise GraphError(f"graph {self.name!r}: duplicate node name {node.name!r}")
             infos[node.name] = infer(node, infos, self.input_shape)
@@ -284,6 +289,16 @@ class Graph:
         """Read a graph written by ``save``; GraphError naming the file if missing/corrupt/foreign."""
         from .fileio import load_graph
         return load_graph(path)
+
+
+def _check_name(graph: str, name: object) -> None:
+    """Node names reach Verilog, C++ and Python: only safe identifiers (``features.0.0``) pass."""
+    if not isinstance(name, str) or not name:
+        raise GraphError(f"graph {graph!r}: node names must be non-empty strings, got {name!r}")
+    if not is_identifier(name):
+        raise GraphError(f"graph {graph!r}: layer name {name!r} is not a safe name: use ASCII letters, "
+                         f"digits and '_' in parts joined by '.', starting with a letter or '_', at most "
+                         f"{LIMITS['name_chars']} characters")
 
 
 def _details(node: Node) -> str:

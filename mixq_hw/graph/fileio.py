@@ -15,6 +15,8 @@ from os import PathLike
 
 import numpy as np
 
+from ..atomic import atomic_path
+from ..validate import InputError, npz_size
 from .checks import GraphError, Node
 
 __all__ = ["FORMAT", "VERSION", "META_KEY", "save_graph", "load_graph"]
@@ -25,7 +27,7 @@ META_KEY = "__graph__"
 
 
 def save_graph(graph, path: str | PathLike) -> None:
-    """Validate ``graph`` and write it to ``path`` (the name is used as given, no suffix added)."""
+    """Validate ``graph`` and write it to ``path`` atomically (the name is used as given, no suffix added)."""
     graph.validate()
     arrays: dict[str, np.ndarray] = {}
     nodes = []
@@ -40,7 +42,7 @@ def save_graph(graph, path: str | PathLike) -> None:
     meta = {"format": FORMAT, "version": VERSION, "name": graph.name,
             "input_shape": list(graph.input_shape), "nodes": nodes}
     arrays[META_KEY] = np.frombuffer(json.dumps(meta, allow_nan=False).encode("utf-8"), dtype=np.uint8)
-    with open(path, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
 
 
@@ -49,13 +51,21 @@ def _corrupt(path, what: str) -> GraphError:
 
 
 def load_graph(path: str | PathLike):
-    """Read and validate a graph file; every failure is a GraphError naming ``path``."""
+    """Read and validate a graph file; every failure is a GraphError naming ``path``.
+
+    The archive's uncompressed size is read from its zip headers and refused above
+    ``validate.LIMITS["graph_bytes"]`` before any member is inflated."""
     from .core import Graph
 
     if not os.path.exists(path):
         raise _corrupt(path, "does not exist")
     if os.path.isdir(path):
         raise _corrupt(path, "is a directory, not a graph file")
+    try:
+        if zipfile.is_zipfile(path):  # other files get np.load's own diagnosis below
+            npz_size(path)
+    except InputError as e:
+        raise GraphError(str(e)) from None
     try:
         archive = np.load(path, allow_pickle=False)
         if isinstance(archive, np.ndarray):

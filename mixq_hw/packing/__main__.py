@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Sequence
 
+from .. import validate
 from .layout import Plan
 from .planner import BIT_WIDTHS, KERNEL_SIZES, best_plan, density_table, explain, plan
 
@@ -41,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--single", action="store_true",
                         help="only one-multiply layouts (plan(), what the conv engine builds), no digit splits")
-    parser.add_argument("--k", nargs="+", type=int, default=list(KERNEL_SIZES), metavar="K",
+    parser.add_argument("--k", nargs="+", type=int, default=None, metavar="K",
                         help=f"kernel sizes for --table (default: {' '.join(map(str, KERNEL_SIZES))})")
     return parser
 
@@ -88,11 +89,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad arguments, with the reason on stderr)."""
     args = _parser().parse_args(argv)
     try:
+        if not args.table:
+            validate.unused_options({"--k": args.k is not None},
+                                    f"to {'--plan' if args.plan else '--synth'} (its third number is the kernel size)")
         if args.table:
-            for k in args.k:
+            ks = list(KERNEL_SIZES) if args.k is None else args.k
+            for k in ks:
                 if k not in KERNEL_SIZES:
                     raise ValueError(f"--k {k}: kernel size not in {KERNEL_SIZES}")
-            print(_table(args.k, args.json, args.single))
+            print(_table(ks, args.json, args.single))
         elif args.plan:
             p = plan(*args.plan) if args.single else best_plan(*args.plan)
             print(json.dumps(p.to_dict(), indent=1) if args.json else explain(p))
