@@ -344,7 +344,8 @@ def test_cli_synth_delegates(capsys, monkeypatch):
     assert main(["--synth", "4", "4", "3", "--single"]) == 0
     assert "lut: 123" in capsys.readouterr().out
     assert main(["--synth", "4", "4", "3"]) == 0     # best_plan is a digit split: its SplitMAC
-    assert calls == [(2, 2, 3, {}), (4, 4, 3, {}), (4, 4, 3, {"plan": best_plan(4, 4, 3)})]
+    assert calls == [(2, 2, 3, {"plan": best_plan(2, 2, 3)}), (4, 4, 3, {"plan": plan(4, 4, 3)}),
+                     (4, 4, 3, {"plan": best_plan(4, 4, 3)})]
 
 
 def test_cli_plan_explains_a_split(capsys):

@@ -1,12 +1,17 @@
 """DSP48E2 packing: the planner that lays several low-bit products into one DSP, and the cores that implement its plans.
 
-Public API (numpy only; the Amaranth cores live in :mod:`mixq_hw.packing.cores`):
+Public API (every plan kind implements :class:`PackingPlan`; its ``make_core`` builds the Amaranth core):
+
+- :class:`Planner` -- the planner for one :class:`DspGeometry` (:data:`PLANNER`: the DSP48E2's), which
+  owns the layout search, the split searches and their caches; the functions below use :data:`PLANNER`;
 
 - :func:`plan` -- the exact layout with the most useful MACs per DSP48E2 per
   multiply for (weight bits, activation bits, kernel size), cached;
 - :func:`plans` -- every exact candidate layout, best first (for folding);
 - :func:`macs_per_dsp` -- the density the search's cost model uses;
-- :func:`density_table` -- the whole (w, a, k) table as rows of dicts;
+- :func:`best_plan` -- the densest plan of any kind (a digit or mixed-rate split where denser);
+- :func:`density_table` -- the whole (w, a, k) table as rows of dicts; :func:`cost_table` -- per (w, a, k),
+  the figure the search's cost model uses next to what the conv engine builds;
 - :func:`explain` -- a plan's bit maps and fields as text;
 - the plan contract from :mod:`.layout`: :class:`Plan`, :class:`Field`,
   :func:`check`, :func:`max_depth`, :func:`expected_fields` (the promised
@@ -18,8 +23,11 @@ Public API (numpy only; the Amaranth cores live in :mod:`mixq_hw.packing.cores`)
 synthesises a core.
 """
 
+from .geometry import DSP48E2_GEOMETRY, DspGeometry
 from .layout import Field, Plan, check, emulate, emulate_batch, expected_fields, max_depth
-from .planner import density_table, explain, macs_per_dsp, plan, plans
+from .plan import PackingPlan, plan_from_dict
+from .planner import PLANNER, Planner, best_plan, cost_table, density_table, explain, macs_per_dsp, plan, plans
 
-__all__ = ["plan", "plans", "macs_per_dsp", "density_table", "explain",
+__all__ = ["plan", "plans", "best_plan", "macs_per_dsp", "density_table", "cost_table", "explain",
+           "Planner", "PLANNER", "PackingPlan", "plan_from_dict", "DspGeometry", "DSP48E2_GEOMETRY",
            "Plan", "Field", "check", "max_depth", "expected_fields", "emulate", "emulate_batch"]

@@ -7,7 +7,6 @@ import json
 import sys
 from typing import Sequence
 
-from .layout import Plan
 from .planner import BIT_WIDTHS, KERNEL_SIZES, best_plan, density_table, explain, plan
 
 _EPILOG = """\
@@ -78,7 +77,7 @@ def _table(ks: Sequence[int], as_json: bool, single: bool = False) -> str:
 def _synth(w: int, a: int, k: int, as_json: bool, single: bool = False) -> str:
     chosen = plan(w, a, k) if single else best_plan(w, a, k)   # validate the arguments before the slow part
     from . import synth                               # written separately; imported only when asked for
-    result = synth.synth_core(w, a, k) if isinstance(chosen, Plan) else synth.synth_core(w, a, k, plan=chosen)
+    result = synth.synth_core(w, a, k, plan=chosen)
     if as_json:
         return json.dumps(result, indent=1)
     return "\n".join(f"{key}: {value}" for key, value in result.items())
