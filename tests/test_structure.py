@@ -5,7 +5,7 @@
   each other); only imports under ``if TYPE_CHECKING:`` are left out (never executed);
 - no ``from x import _private`` across modules in ``mixq_hw``, ``mixq_nn``, ``sim`` and ``boards``;
 - no ``isinstance`` on a packing-plan type outside the plan classes' own modules (callers use the
-  :class:`~mixq_hw.packing.plan.PackingPlan` contract);
+  :class:`~mixq_hw.packing.protocol.PackingPlan` contract);
 - the packing table and the search's cost model agree on what they report for every (w, a, k).
 """
 
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("mixq_hw", "mixq_nn", "sim")
 PRIVATE_CHECKED = ("mixq_hw", "mixq_nn", "sim", "boards")
 PLAN_TYPES = ("Plan", "SplitPlan", "MixedSplitPlan", "PackingPlan")
-PLAN_MODULES = {"mixq_hw/packing/plan.py", "mixq_hw/packing/layout.py", "mixq_hw/packing/split.py",
+PLAN_MODULES = {"mixq_hw/packing/protocol.py", "mixq_hw/packing/layout.py", "mixq_hw/packing/split.py",
                 "mixq_hw/packing/mixed.py"}
 
 #: Cross-module private imports that predate this test, outside the packing planner; each names the
@@ -201,3 +201,23 @@ def test_table_and_cost_model_say_what_each_prices():
                 assert (r["best_plan"] == "mixed") == (r["best_macs_per_dsp"] > r["engine_macs_per_dsp"])
     w3a4 = rows[(3, 4, 3)]          # the issue's example: priced at 6.0, built as a 9.0 activation split
     assert (w3a4["cost_macs_per_dsp"], w3a4["engine_macs_per_dsp"], w3a4["engine_plan"]) == (6.0, 9.0, "split")
+
+
+def test_bit_width_rules_have_one_answer():
+    """The quantizers' step tables, the graph's validation and the conv engine accept the same widths
+    (mixq_hw.packing.bits), and the graph refuses a width the hardware cannot build, naming the layer."""
+    pytest.importorskip("torch")
+    import numpy as np
+
+    from mixq_hw.graph import Graph, GraphError
+    from mixq_hw.packing.bits import ACT_BITS, PACKED_BITS, WEIGHT_BITS
+    from mixq_hw.packing.planner import BIT_WIDTHS
+    from mixq_nn.cost import TABLE_BITS
+    from mixq_nn.quant import GAUSS_WEIGHT_STEP, HALF_GAUSS_ACT_STEP
+
+    assert tuple(GAUSS_WEIGHT_STEP) == tuple(WEIGHT_BITS) and tuple(HALF_GAUSS_ACT_STEP) == tuple(ACT_BITS)
+    assert tuple(TABLE_BITS) == tuple(BIT_WIDTHS) == tuple(PACKED_BITS)
+    g = Graph("w9", (3, 8, 8))
+    x = g.add_input(5)
+    with pytest.raises(GraphError, match=r"'c1'.*w_bits=9 out of range 2\.\.8"):
+        g.add_conv("c1", x, np.ones((4, 3, 3, 3), dtype=np.int64), w_bits=9)

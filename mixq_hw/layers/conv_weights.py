@@ -47,10 +47,11 @@ from typing import Sequence
 import numpy as np
 
 from mixq_hw.packing import plans
+from mixq_hw.packing.bits import ACT_BITS, WEIGHT_BITS, signed_bits
 from mixq_hw.packing.layout import MULTIPLIERS, Plan, act_range, weight_range
 from mixq_hw.packing.lut_core import lut_shape_estimate
 from mixq_hw.packing.lut_layout import lut_plan
-from mixq_hw.packing.plan import PackingPlan
+from mixq_hw.packing.protocol import PackingPlan
 from mixq_hw.packing.split import SplitPlan, split_plans
 
 __all__ = ["ConvGeometry", "CoreWiring", "WINDOW_KINDS", "check_conv_config", "signed_bits", "choose_plan",
@@ -62,9 +63,6 @@ __all__ = ["ConvGeometry", "CoreWiring", "WINDOW_KINDS", "check_conv_config", "s
 WINDOW_KINDS = ("taps", "rows")
 
 
-def signed_bits(bound: int) -> int:
-    """Bits of a signed value that holds every integer in ``-bound .. bound``."""
-    return max(int(bound), 0).bit_length() + 1
 
 
 @dataclass(frozen=True)
@@ -115,10 +113,10 @@ def check_conv_config(weight: np.ndarray, *, w_bits: int, a_bits: int, in_ch: in
                          ("pixels", pixels)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{label} {value!r} must be a positive integer {where}")
-    if not 2 <= w_bits <= 8:
-        raise ValueError(f"w_bits {w_bits} outside 2..8 {where}")
-    if not 1 <= a_bits <= 8:
-        raise ValueError(f"a_bits {a_bits} outside 1..8 {where}")
+    if w_bits not in WEIGHT_BITS:
+        raise ValueError(f"w_bits {w_bits} outside {WEIGHT_BITS.start}..{WEIGHT_BITS.stop - 1} {where}")
+    if a_bits not in ACT_BITS:
+        raise ValueError(f"a_bits {a_bits} outside {ACT_BITS.start}..{ACT_BITS.stop - 1} {where}")
     if groups not in (1, in_ch):
         raise ValueError(f"groups {groups} must be 1 (dense) or in_ch {in_ch} (depthwise) {where}")
     depthwise = groups == in_ch and in_ch > 1

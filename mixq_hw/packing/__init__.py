@@ -23,11 +23,30 @@ Public API (every plan kind implements :class:`PackingPlan`; its ``make_core`` b
 synthesises a core.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .explain import explain
 from .geometry import DSP48E2_GEOMETRY, DspGeometry
 from .layout import Field, Plan, check, emulate, emulate_batch, expected_fields, max_depth
-from .plan import PackingPlan, plan_from_dict
-from .planner import PLANNER, Planner, best_plan, cost_table, density_table, explain, macs_per_dsp, plan, plans
+from .protocol import PackingPlan, plan_from_dict
+
+#: Names the planner provides, loaded on first use: the planner's digit-split searches build on the
+#: Amaranth cores, while the plan data above (and :mod:`.bits`, which ``mixq_nn`` and the graph import)
+#: need only numpy.
+_PLANNER_NAMES = ("plan", "plans", "best_plan", "macs_per_dsp", "density_table", "cost_table", "Planner",
+                  "PLANNER")
 
 __all__ = ["plan", "plans", "best_plan", "macs_per_dsp", "density_table", "cost_table", "explain",
            "Planner", "PLANNER", "PackingPlan", "plan_from_dict", "DspGeometry", "DSP48E2_GEOMETRY",
            "Plan", "Field", "check", "max_depth", "expected_fields", "emulate", "emulate_batch"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PLANNER_NAMES:
+        value = getattr(importlib.import_module(".planner", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

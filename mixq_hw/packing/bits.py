@@ -6,9 +6,11 @@ planner, layers), so the widths a network may use and the codes a width holds ha
 - weights are signed narrow-range codes ``-(2**(w-1)-1) .. 2**(w-1)-1`` (:func:`weight_range`);
 - activations are unsigned codes ``0 .. 2**a-1`` (:func:`act_range`), or signed two's-complement
   codes ``-2**(a-1) .. 2**(a-1)-1`` after a LeakyReLU or a residual add (:func:`signed_act_range`);
-- the packing planner plans DSP layouts for :data:`PACKED_BITS` weights and activations, so that is
-  what a quantized conv/linear layer's ``w_bits``/``a_bits`` may be (:data:`WEIGHT_BITS`,
-  :data:`ACT_BITS`); LUT multipliers take up to :data:`LUT_MAX_BITS`;
+- a conv/linear layer's ``w_bits`` / ``a_bits`` may be :data:`WEIGHT_BITS` / :data:`ACT_BITS`: what the
+  conv engine builds, and what the quantizers have step tables for; the graph validates the same ranges,
+  so a width the hardware cannot build is refused where the layer is defined.  The DSP packing planner
+  plans :data:`PACKED_BITS` weights and activations (a 1-bit activation runs on LUT multipliers only);
+  :func:`~mixq_hw.packing.lut_layout.lut_plan` takes up to :data:`LUT_MAX_BITS`;
 - the accelerator emits the last layer's ``acc + bias`` as :data:`OUTPUT_BITS`-bit signed integers.
 """
 
@@ -20,10 +22,10 @@ __all__ = ["PACKED_BITS", "WEIGHT_BITS", "ACT_BITS", "INPUT_BITS", "LUT_MAX_BITS
 
 #: Weight and activation widths the packing planner plans DSP layouts for (its table's rows and columns).
 PACKED_BITS = range(2, 9)
-#: Legal weight widths of a quantized conv/linear layer (what the planner builds).
-WEIGHT_BITS = PACKED_BITS
-#: Legal activation widths of a quantized layer's input (what the planner builds).
-ACT_BITS = PACKED_BITS
+#: Legal weight widths of a conv/linear layer (the conv engine's; the graph validates them).
+WEIGHT_BITS = range(2, 9)
+#: Legal input activation widths of a conv/linear layer (the conv engine's; 1 bit only on LUT multipliers).
+ACT_BITS = range(1, 9)
 #: Legal widths of the input quantizer (the top bits of an 8-bit pixel).
 INPUT_BITS = range(1, 9)
 #: Widest weight or activation code a LUT multiplier takes.

@@ -1,6 +1,6 @@
 """A readable account of a packing plan: bit maps of both ports and of P, fields, depth, correction.
 
-Each plan kind's :meth:`~mixq_hw.packing.plan.PackingPlan.explain` calls its function here:
+Each plan kind's :meth:`~mixq_hw.packing.protocol.PackingPlan.explain` calls its function here:
 :func:`explain_layout` (:class:`~mixq_hw.packing.layout.Plan`), :func:`explain_split`
 (:class:`~mixq_hw.packing.split.SplitPlan`), :func:`explain_mixed`
 (:class:`~mixq_hw.packing.mixed.MixedSplitPlan`); :func:`explain` is any plan's account
@@ -19,7 +19,7 @@ from .geometry import DSP48E2_GEOMETRY
 if TYPE_CHECKING:
     from .layout import Plan
     from .mixed import MixedSplitPlan
-    from .plan import PackingPlan
+    from .protocol import PackingPlan
     from .split import SplitPlan
 
 __all__ = ["explain", "explain_layout", "explain_split", "explain_mixed"]

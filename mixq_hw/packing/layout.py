@@ -67,7 +67,7 @@ import numpy as np
 from .bits import act_range, weight_range
 from .explain import explain_layout
 from .geometry import DEPTH_LIMIT, DSP48E2_GEOMETRY
-from .plan import Field, PackingPlan, fields_from_list, fields_to_list
+from .protocol import Field, PackingPlan, fields_from_list, fields_to_list
 
 __all__ = [
     "AD_BITS", "B_BITS", "P_BITS", "PRODUCT_BITS",

@@ -56,7 +56,7 @@ from .layout import emulate_batch as layout_emulate_batch
 from .layout import expected_fields as layout_expected_fields
 from .explain import explain_mixed
 from .geometry import DEPTH_LIMIT
-from .plan import PackingPlan, fields_from_list, fields_to_list
+from .protocol import PackingPlan, fields_from_list, fields_to_list
 from .search import DEFAULT_SEARCH, DEPTH_ENOUGH, LayoutSearch
 from .split import MultiCoreMAC, checked_codes
 

@@ -58,7 +58,7 @@ from .geometry import DEPTH_LIMIT, DSP48E2_GEOMETRY, DspGeometry
 from .layout import Plan
 from .mixed import mixed_split_plans
 from .mixed import rank as mixed_rank
-from .plan import PackingPlan
+from .protocol import PackingPlan
 from .search import DEFAULT_SEARCH, DEPTH_ENOUGH, KERNEL_SIZES, KINDS, LayoutSearch
 from .split import split_plans
 from .split import split_rank
@@ -259,7 +259,7 @@ def best_plan(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kern
 
     A :class:`~mixq_hw.packing.split.SplitPlan` runs on :class:`~mixq_hw.packing.split.SplitMAC`, a
     :class:`~mixq_hw.packing.mixed.MixedSplitPlan` on :class:`~mixq_hw.packing.mixed.MixedSplitMAC`, a
-    Plan on PackedMAC (each plan's :meth:`~mixq_hw.packing.plan.PackingPlan.make_core`).
+    Plan on PackedMAC (each plan's :meth:`~mixq_hw.packing.protocol.PackingPlan.make_core`).
     """
     return PLANNER.best_plan(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth)
 

@@ -66,7 +66,7 @@ from .layout import P_BITS, Field, Plan, act_range, check, max_depth, weight_ran
 from .layout import emulate as layout_emulate
 from .layout import emulate_batch as layout_emulate_batch
 from .layout import expected_fields as layout_expected_fields
-from .plan import PackingPlan, fields_from_list, fields_to_list
+from .protocol import PackingPlan, fields_from_list, fields_to_list
 from .search import DEFAULT_SEARCH, DEPTH_ENOUGH, LayoutSearch
 
 __all__ = ["OPERANDS", "ROUNDINGS", "SplitPlan", "split_weights", "split_acts", "weight_digit_ranges",
