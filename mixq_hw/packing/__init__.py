@@ -4,7 +4,6 @@ Public API (every plan kind implements :class:`PackingPlan`; its ``make_core`` b
 
 - :class:`Planner` -- the planner for one :class:`DspGeometry` (:data:`PLANNER`: the DSP48E2's), which
   owns the layout search, the split searches and their caches; the functions below use :data:`PLANNER`;
-
 - :func:`plan` -- the exact layout with the most useful MACs per DSP48E2 per
   multiply for (weight bits, activation bits, kernel size), cached;
 - :func:`plans` -- every exact candidate layout, best first (for folding);
@@ -13,7 +12,10 @@ Public API (every plan kind implements :class:`PackingPlan`; its ``make_core`` b
 - :func:`density_table` -- the whole (w, a, k) table as rows of dicts; :func:`cost_table` -- per (w, a, k),
   the figure the search's cost model uses next to what the conv engine builds;
 - :func:`explain` -- a plan's bit maps and fields as text;
-- the plan contract from :mod:`.layout`: :class:`Plan`, :class:`Field`,
+- :func:`plan_from_dict` -- any plan kind from its ``to_dict()`` (a folding can record and pin a plan);
+- bit-width rules and code ranges in :mod:`.bits` (dependency-free; ``mixq_nn`` and the graph import it),
+  the DSP port widths in :mod:`.geometry`;
+- the single-layout plan from :mod:`.layout`: :class:`Plan`, :class:`Field`,
   :func:`check`, :func:`max_depth`, :func:`expected_fields` (the promised
   arithmetic), :func:`emulate` / :func:`emulate_batch` (the DSP48E2's arithmetic,
   including plans whose activation word uses its port's sign bit,

@@ -34,7 +34,7 @@ arithmetic), :func:`emulate_batch` / :func:`emulate` (each digit through its
 plan's DSP48E2 emulation, the copies combined, then recombined), :func:`digits`.
 :class:`MixedSplitMAC` is the core with :class:`~mixq_hw.packing.cores.PackedMAC`'s
 ports, signature and latency.  :func:`mixed_split_plans` is the search;
-:func:`~mixq_hw.packing.split.split_plans` includes it with ``mixed=True``
+:meth:`~mixq_hw.packing.planner.Planner.splits` includes it with ``mixed=True``
 (as :func:`~mixq_hw.packing.planner.best_plan` asks; the conv engine does not).
 """
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -157,8 +157,8 @@ class PackingPlan(ABC):
 
     def split_figures(self) -> dict:
         """The density table's split columns: ``split`` (the split operand), ``dsps``, ``mixed``, ``copies``,
-        ``shift``, ``rounding``, ``digit_bits`` (None / 1 / False for a plan that splits nothing)."""
-        return {"split": None, "dsps": 1, "mixed": False, "copies": None, "shift": None, "rounding": None,
+        ``shift``, ``rounding``, ``digit_bits`` (None / :attr:`dsps` / False for a plan that splits nothing)."""
+        return {"split": None, "dsps": self.dsps, "mixed": False, "copies": None, "shift": None, "rounding": None,
                 "digit_bits": None}
 
 

@@ -85,8 +85,8 @@ def _min_gap(positions: Sequence[int]) -> int:
     return min((y - x for x, y in zip(s, s[1:])), default=1 << 30)
 
 
-def _fits(dsp: DspGeometry, geo: _Geometry, stride: int, w_bits: int, a_bits: int, sign_bit: bool = False, w_max: int = 0,
-          w_unsigned: bool = False) -> bool:
+def _fits(dsp: DspGeometry, geo: _Geometry, stride: int, w_bits: int, a_bits: int, sign_bit: bool = False,
+          w_max: int = 0, w_unsigned: bool = False) -> bool:
     """Whether both packed words fit their ports at this stride (monotone: fails for every larger one).
 
     ``sign_bit``: the activation word may use its port's sign bit (one more bit); ``w_max``: the weight
@@ -207,8 +207,8 @@ def _build(dsp: DspGeometry, geo: _Geometry, stride: int, overlap: bool, correct
            a_bits: int, k: int, depth: int, w_max: int = 0, w_unsigned: bool = False) -> Plan:
     top = len(geo.fields) - 1
     fields = tuple(
-        Field(pos * stride, (stride if f < top else min(stride, dsp.p_bits - pos * stride - int(overlap))) + int(overlap),
-              terms)
+        Field(pos * stride,
+              (stride if f < top else min(stride, dsp.p_bits - pos * stride - int(overlap))) + int(overlap), terms)
         for f, (pos, terms) in enumerate(geo.fields))
     return Plan(w_bits=w_bits, a_bits=a_bits, k=k, kind=geo.kind, weight_port=geo.weight_port,
                 weight_offsets=tuple(p * stride for p in geo.w_pos),
@@ -218,8 +218,8 @@ def _build(dsp: DspGeometry, geo: _Geometry, stride: int, overlap: bool, correct
                 w_unsigned=w_unsigned)
 
 
-def search_layouts(dsp: DspGeometry, w_bits: int, a_bits: int, k: int, kinds: tuple[str, ...], max_acts: int, min_depth: int,
-            w_max: int = 0, *, w_unsigned: bool = False) -> tuple[Plan, ...]:
+def search_layouts(dsp: DspGeometry, w_bits: int, a_bits: int, k: int, kinds: tuple[str, ...], max_acts: int,
+                   min_depth: int, w_max: int = 0, *, w_unsigned: bool = False) -> tuple[Plan, ...]:
     """Every geometry's best exact layout for ``dsp``, best first (unchecked and uncached: use
     :meth:`LayoutSearch.layouts`).
 
