@@ -90,8 +90,7 @@ def sign_bit_synthesis(entries=SIGN_SYNTH_ENTRIES) -> list[dict]:
 
 
 def timed_table() -> tuple[list[dict], float, float]:
-    for cached in (planner._search, planner._checked, planner._checked_best, planner.macs_per_dsp, planner._best):
-        cached.cache_clear()
+    planner.PLANNER.cache_clear()
     start = time.perf_counter()
     rows = density_table(KERNEL_SIZES)
     cold = time.perf_counter() - start

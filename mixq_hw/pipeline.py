@@ -39,13 +39,11 @@ from .layers.pool import MaxPool2x2
 from .layers.regroup import GroupToRaster
 from .layers.reorg import Reorg
 from .layers.requant import AccBias, Requant
+from .packing.bits import OUTPUT_BITS
 from .layers.width import LaneConverter
 from .schedule import bypass_fifo_depth
 
 __all__ = ["LayerFold", "Stage", "PipelinePlan", "plan_stages", "Accelerator", "unit_folding", "OUTPUT_BITS"]
-
-#: Width of the raw last-layer values (``acc + bias``) on the output stream.
-OUTPUT_BITS = 32
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from mixq_hw.packing.bits import PACKED_BITS
+
 from .layers import QConv2d, QLinear
 from .supernet import _unwrap, is_mixq
 
@@ -30,7 +32,7 @@ __all__ = [
 ]
 
 #: Bit widths the packing table covers (rows: weights, columns: activations).
-TABLE_BITS = tuple(range(2, 9))
+TABLE_BITS = tuple(PACKED_BITS)
 _KERNELS = (1, 3, 5)
 
 

@@ -19,6 +19,8 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from mixq_hw.packing.bits import INPUT_BITS, act_range, weight_range
+
 __all__ = [
     "GAUSS_WEIGHT_STEP", "HALF_GAUSS_ACT_STEP", "WEIGHT_MODES", "ACT_MODES",
     "weight_code_range", "act_code_range", "round_half_up", "std_weight_steps",
@@ -49,15 +51,10 @@ ACT_MODES = ("hwgq", "lsq", "pact")
 _MIN_STEP = 1e-8
 
 
-def weight_code_range(bits: int) -> tuple[int, int]:
-    """Signed narrow-range weight codes of ``bits`` bits: ``(-(2**(bits-1)-1), 2**(bits-1)-1)``."""
-    m = (1 << (bits - 1)) - 1
-    return -m, m
-
-
-def act_code_range(bits: int) -> tuple[int, int]:
-    """Unsigned activation codes of ``bits`` bits: ``(0, 2**bits - 1)``."""
-    return 0, (1 << bits) - 1
+#: Signed narrow-range weight codes of ``bits`` bits (:func:`mixq_hw.packing.bits.weight_range`).
+weight_code_range = weight_range
+#: Unsigned activation codes of ``bits`` bits (:func:`mixq_hw.packing.bits.act_range`).
+act_code_range = act_range
 
 
 def round_half_up(v: Tensor) -> Tensor:
@@ -262,7 +259,7 @@ class InputQuantizer(nn.Module):
 
     def __init__(self, bits: int = 8) -> None:
         super().__init__()
-        self.bits = _check_bits("input", bits, range(1, 9))
+        self.bits = _check_bits("input", bits, INPUT_BITS)
         self.hi = (1 << self.bits) - 1
         self.register_buffer("fixed_step", torch.tensor(2.0 ** -self.bits), persistent=False)
 

@@ -252,10 +252,10 @@ def test_value_info_macs_summary():
 def test_requant_dsp_fit_flag():
     g = small_graph()
     assert g.node("r1").attrs["fits_dsp48"] is True
-    g2 = Graph("wide", (1, 4, 4))
+    g2 = Graph("wide", (256, 4, 4))
     x = g2.add_input(8)
-    big = np.full((2, 1, 4, 4), 2 ** 15 - 1)  # 16 * 32767 * 255 needs 28 bits
-    c = g2.add_conv("c", x, big, w_bits=16, pad=0)
+    big = np.full((2, 256, 4, 4), 127)  # 4096 * 127 * 255 needs 28 bits
+    c = g2.add_conv("c", x, big, w_bits=8, pad=0)
     r = g2.add_requant("r", c, [3, 1], [0, 0], shift=20, out_bits=8)
     assert g2.node("r").attrs["acc_bits"] == 28 and g2.node("r").attrs["fits_dsp48"] is False
     assert g2.node("r").attrs["inc_bits"] == 3

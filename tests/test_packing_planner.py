@@ -344,7 +344,8 @@ def test_cli_synth_delegates(capsys, monkeypatch):
     assert main(["--synth", "4", "4", "3", "--single"]) == 0
     assert "lut: 123" in capsys.readouterr().out
     assert main(["--synth", "4", "4", "3"]) == 0     # best_plan is a digit split: its SplitMAC
-    assert calls == [(2, 2, 3, {}), (4, 4, 3, {}), (4, 4, 3, {"plan": best_plan(4, 4, 3)})]
+    assert calls == [(2, 2, 3, {"plan": best_plan(2, 2, 3)}), (4, 4, 3, {"plan": plan(4, 4, 3)}),
+                     (4, 4, 3, {"plan": best_plan(4, 4, 3)})]
 
 
 def test_cli_plan_explains_a_split(capsys):
@@ -382,3 +383,47 @@ def test_explain_sign_bit_plan(capsys):
     act_map = next(line.split()[1] for line in out.splitlines() if line.startswith("  A:D "))
     assert len(act_map) == 27 and act_map[0] == "S"
     assert "sign bit S used by the top slot" in out and "C adds W << 27" in out
+
+
+def test_every_plan_kind_answers_the_contract_and_round_trips():
+    """Every plan kind implements PackingPlan: its figures, check, references, core, cost, account, and
+    to_dict -> plan_from_dict gives back an equal plan."""
+    from mixq_hw.packing import PackingPlan, plan_from_dict
+    from mixq_hw.packing.lut_layout import lut_plan
+
+    kinds = {"layout": plan(4, 4, 3), "split": best_plan(3, 4, 3), "mixed": best_plan(8, 2, 3),
+             "lut": lut_plan(5, 3, 2, 2, 9)}
+    rng = np.random.default_rng(3)
+    for kind, p in kinds.items():
+        assert isinstance(p, PackingPlan) and p.plan_type == kind
+        p.check()
+        d = json.loads(json.dumps(p.to_dict()))
+        assert d["plan_type"] == kind and plan_from_dict(d) == p
+        w = rng.integers(-(2 ** (p.w_bits - 1) - 1), 2 ** (p.w_bits - 1), (2, 1, p.n_weights))
+        a = rng.integers(0, 2 ** p.a_bits, (2, 1, p.n_acts))
+        np.testing.assert_array_equal(p.emulate_batch(w, a), p.expected_fields(w, a))
+        assert p.emulate(w[0].tolist(), a[0].tolist()) == p.expected_fields(w[0], a[0]).tolist()
+        core = p.make_core(1)
+        assert core.plan == p and len(core.fields) == len(p.fields)
+        lut, ff = p.fabric_cost(1)
+        assert lut > 0 and ff > 0
+        assert p.explain().startswith(f"plan w{p.w_bits}a{p.a_bits}")
+        copies = p.split_figures()["copies"]
+        assert p.dsps == p.split_figures()["dsps"] == {"layout": 1, "split": 2, "lut": 0}.get(kind, (copies or 0) + 1)
+    with pytest.raises(ValueError, match="plan_type 'nope'"):
+        plan_from_dict({"plan_type": "nope"})
+    bad = kinds["split"].to_dict()
+    bad["shift"] = 9
+    with pytest.raises(ValueError, match="shift 9"):
+        plan_from_dict(bad)
+
+
+def test_cli_cost_table_marks_what_the_engine_builds(capsys):
+    assert main(["--table", "--cost", "--k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "cost model uses" in out and "s9*" in out        # w3a4: priced 6, built as a 9-MAC split
+    assert main(["--table", "--cost", "--json", "--k", "1"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 49 and {"cost_macs_per_dsp", "engine_macs_per_dsp", "best_macs_per_dsp"} <= set(rows[0])
+    assert main(["--plan", "4", "4", "3", "--cost"]) == 2
+    assert "--cost goes with --table" in capsys.readouterr().err

@@ -202,10 +202,10 @@ def test_w8a2_3x3_is_out_of_reach_of_same_layout_splits():
             caps.append(max(-h0, h1, -l0, l1))
     assert min(caps) == 8
     kinds = ("kernel", "filter", "filter_bank")
-    assert planner._search(5, 2, 3, kinds, 27, 1, 8)[0].macs_per_dsp == 9
-    assert planner._search(4, 2, 3, kinds, 27, 1)[0].macs_per_dsp == 15     # narrow 4-bit digits (impossible)
-    assert planner._search(8, 1, 3, kinds, 27, 1)[0].macs_per_dsp == 6      # activation bits as digits
-    assert planner._search(4, 2, 3, kinds, 27, 1, 8)[0].macs_per_dsp == 9   # 4-bit slots, -8 included
+    assert planner.PLANNER.search.layouts(5, 2, 3, kinds, 27, 1, 8)[0].macs_per_dsp == 9
+    assert planner.PLANNER.search.layouts(4, 2, 3, kinds, 27, 1)[0].macs_per_dsp == 15     # narrow 4-bit digits (impossible)
+    assert planner.PLANNER.search.layouts(8, 1, 3, kinds, 27, 1)[0].macs_per_dsp == 6      # activation bits as digits
+    assert planner.PLANNER.search.layouts(4, 2, 3, kinds, 27, 1, 8)[0].macs_per_dsp == 9   # 4-bit slots, -8 included
     assert max(sp.macs_per_dsp for sp in split_plans(8, 2, 3)) <= plan(8, 2, 3).macs_per_dsp == 4.5
     assert isinstance(best_plan(8, 2, 3), MixedSplitPlan) and best_plan(8, 2, 3).macs_per_dsp == 6
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-from mixq_hw.layers.conv import _packed_core_cost
 from mixq_hw.packing import plan
 from mixq_hw.packing import synth
 from mixq_hw.packing.cores import field_width
@@ -27,7 +26,7 @@ def test_core_takes_one_dsp48e2(w, a, k):
     assert result["macs_per_dsp"] == p.macs_per_dsp
     # The slice is a DSP48E2 primitive holding its own A/B/C/D/AD/M/P registers, so the fabric is the field
     # register, flags, parities and corrections -- what the folding's estimate counts, which must bound it.
-    lut, ff = _packed_core_cost(p)
+    lut, ff = p.fabric_cost(p.depth)
     assert sum(f.width for f in p.fields) <= result["ff"] <= ff, (result, ff)
     assert 0 < result["lut"] <= lut <= 1.5 * result["lut"] + 8, (result, lut)
     # Field extraction alone: the field register, and with offset correction one inverter per field.

@@ -15,7 +15,8 @@ from amaranth.back import rtlil
 from amaranth.lib import data
 from test_packing_cores import simulate
 
-from mixq_hw.packing import planner
+from mixq_hw.packing import planner, search
+from mixq_hw.packing.geometry import DSP48E2_GEOMETRY
 from mixq_hw.packing.cores import PackedMAC, field_width
 from mixq_hw.packing.layout import Plan, check, emulate, emulate_batch, expected_fields, max_depth, weight_range
 from mixq_hw.packing.mixed import (MixedSplitMAC, MixedSplitPlan, check_mixed, combination, digits, make_mixed,
@@ -89,18 +90,18 @@ def test_unsigned_layouts_exact(k):
     rng = np.random.default_rng(k)
     for w in range(1, 5):
         for a in range(2, 5):
-            found = planner._search(w, a, k, KINDS, 27, 1, w_unsigned=True)
+            found = planner.PLANNER.search.layouts(w, a, k, KINDS, 27, 1, w_unsigned=True)
             assert found and all(p.w_unsigned and p.correction == "none" for p in found)
             for p in found[:3]:
-                planner._checked(p)
+                planner.PLANNER.search.checked(p)
                 assert_plan_exact(p, rng)
 
 
 def test_unsigned_fields_pack_denser_than_signed():
     """Non-negative fields need no sign room: 3-bit unsigned w x a2 at 3x3 takes 18 MACs, where signed 4-bit
     codes (which hold 0..7 too) take 15 -- and the 3-term sums (<= 63) sit in 5-bit strides with the overlap."""
-    lo = planner._search(3, 2, 3, KINDS, 27, 1, w_unsigned=True)[0]
-    assert lo.macs_per_dsp == 18 > planner._search(4, 2, 3, KINDS, 27, 1)[0].macs_per_dsp == 15
+    lo = planner.PLANNER.search.layouts(3, 2, 3, KINDS, 27, 1, w_unsigned=True)[0]
+    assert lo.macs_per_dsp == 18 > planner.PLANNER.search.layouts(4, 2, 3, KINDS, 27, 1)[0].macs_per_dsp == 15
     assert lo.fields[1].offset - lo.fields[0].offset == 5 and lo.overlap and lo.offset_constant() == 0
 
 
@@ -117,7 +118,7 @@ def test_check_guards_unsigned_and_full_range_codes():
     with pytest.raises(ValueError, match="correction 'odd'"):
         check(dataclasses.replace(lo, correction="odd"))
     # One bit narrower really overflows: a 4-bit stride holds sums up to 31 only (2 * 15 + parity).
-    narrow = planner._build(planner._Geometry("filter", lo.weight_port, (0, 1, 2), tuple(range(6)),
+    narrow = search._build(DSP48E2_GEOMETRY, search._Geometry("filter", lo.weight_port, (0, 1, 2), tuple(range(6)),
                                               tuple((p, tuple((i, p - i) for i in range(3) if 0 <= p - i < 6))
                                                     for p in range(8)), 18.0, ""),
                             4, True, "none", False, 3, 2, 3, 1, w_unsigned=True)
@@ -198,10 +199,10 @@ def test_other_mixed_splits_exact():
 
 
 def test_best_plan_offers_mixed_splits_engine_does_not_get_them():
-    """best_plan / split_plans(mixed=True) include mixed splits where denser; split_plans' default (what the conv
+    """best_plan / all_splits(mixed=True) include mixed splits where denser; split_plans' default (what the conv
     engine asks for) keeps offering SplitPlans only."""
     assert all(isinstance(sp, SplitPlan) for sp in split_plans(8, 2, 3))
-    with_mixed = split_plans(8, 2, 3, mixed=True)
+    with_mixed = planner.all_splits(8, 2, 3, mixed=True)
     assert isinstance(with_mixed[0], MixedSplitPlan) and with_mixed[0] == w8a2()
     for k in KERNEL_SIZES:
         for w in BIT_WIDTHS:
@@ -232,8 +233,8 @@ def test_bad_mixed_plans_raise_value_error():
     with pytest.raises(ValueError, match="recombined field 2 .11 bits. must hold"):
         check_mixed(dataclasses.replace(mp, fields=tuple(dataclasses.replace(f, width=11) for f in mp.fields)))
     with pytest.raises(ValueError, match="no multiple"):
-        make_mixed(8, 2, 3, 3, planner._search(5, 2, 3, KINDS, 27, 1, 16)[0],
-                   planner._search(3, 2, 3, KINDS, 27, 1, w_unsigned=True)[1])      # 5 lo slots, 3 hi slots
+        make_mixed(8, 2, 3, 3, planner.PLANNER.search.layouts(5, 2, 3, KINDS, 27, 1, 16)[0],
+                   planner.PLANNER.search.layouts(3, 2, 3, KINDS, 27, 1, w_unsigned=True)[1])      # 5 lo slots, 3 hi slots
     assert combination(mp.hi, mp.lo, 3) is None
     with pytest.raises(ValueError, match="weight code -128 outside"):
         digits(mp, np.full((1, 1, 3), -128), np.zeros((1, 1, 6), dtype=np.int64))

@@ -14,6 +14,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..packing.bits import ACT_BITS, INPUT_BITS, OUTPUT_BITS, WEIGHT_BITS, act_range, signed_act_range
+from ..packing.geometry import DSP48E2_GEOMETRY
 from ..validate import LIMITS
 from . import ops
 
@@ -21,8 +23,7 @@ __all__ = ["GraphError", "ValueInfo", "Node", "OPS", "infer", "requant_fits_dsp4
            "DSP_A_BITS", "DSP_B_BITS", "DSP_P_BITS"]
 
 # DSP48E2 port widths: 27-bit A/D operand, 18-bit B operand, 48-bit accumulator.
-DSP_A_BITS, DSP_B_BITS, DSP_P_BITS = 27, 18, 48
-OUTPUT_BITS = 32
+DSP_A_BITS, DSP_B_BITS, DSP_P_BITS = DSP48E2_GEOMETRY.ad_bits, DSP48E2_GEOMETRY.b_bits, DSP48E2_GEOMETRY.p_bits
 
 
 class GraphError(ValueError):
@@ -40,12 +41,12 @@ class ValueInfo:
     @property
     def lo(self) -> int:
         """Smallest representable value."""
-        return -(2 ** (self.bits - 1)) if self.signed else 0
+        return (signed_act_range if self.signed else act_range)(self.bits)[0]
 
     @property
     def hi(self) -> int:
         """Largest representable value."""
-        return 2 ** (self.bits - 1) - 1 if self.signed else 2 ** self.bits - 1
+        return (signed_act_range if self.signed else act_range)(self.bits)[1]
 
     def __str__(self) -> str:
         c, h, w = self.shape
@@ -120,7 +121,7 @@ def _arity(node: Node, n: int | None) -> None:
 
 def _infer_input(node: Node, ins: list[ValueInfo], input_shape) -> ValueInfo:
     _arity(node, 0)
-    return ValueInfo(tuple(input_shape), _int_attr(node, "bits", 1, 8), False)
+    return ValueInfo(tuple(input_shape), _int_attr(node, "bits", INPUT_BITS.start, INPUT_BITS.stop - 1), False)
 
 
 def _infer_conv(node: Node, ins: list[ValueInfo], input_shape) -> ValueInfo:
@@ -134,8 +135,8 @@ def _infer_conv(node: Node, ins: list[ValueInfo], input_shape) -> ValueInfo:
     stride = _int_attr(node, "stride", 1, 2)
     pad = _int_attr(node, "pad", 0, k - 1)
     groups = _int_attr(node, "groups", 1, LIMITS["channels"])
-    w_bits = _int_attr(node, "w_bits", 2, 16)
-    a_bits = _int_attr(node, "a_bits", 1, 16)
+    w_bits = _int_attr(node, "w_bits", WEIGHT_BITS.start, WEIGHT_BITS.stop - 1)
+    a_bits = _int_attr(node, "a_bits", ACT_BITS.start, ACT_BITS.stop - 1)
     if in_ch != c:
         raise _fail(node, f"in_ch={in_ch} but input {node.inputs[0]!r} has {c} channels")
     if a_bits != x.bits:
@@ -156,8 +157,8 @@ def _infer_linear(node: Node, ins: list[ValueInfo], input_shape) -> ValueInfo:
     _codes_input(node, x)
     in_f = _int_attr(node, "in_features", 1)
     out_f = _int_attr(node, "out_features", 1, LIMITS["channels"])
-    w_bits = _int_attr(node, "w_bits", 2, 16)
-    a_bits = _int_attr(node, "a_bits", 1, 16)
+    w_bits = _int_attr(node, "w_bits", WEIGHT_BITS.start, WEIGHT_BITS.stop - 1)
+    a_bits = _int_attr(node, "a_bits", ACT_BITS.start, ACT_BITS.stop - 1)
     if in_f != math.prod(x.shape):
         raise _fail(node, f"in_features={in_f} but input {node.inputs[0]!r} is {x.shape} "
                           f"({math.prod(x.shape)} values)")

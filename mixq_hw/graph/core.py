@@ -17,6 +17,7 @@ import numpy as np
 from ..validate import LIMITS, is_identifier
 from . import ops
 from .checks import ACC_OPS, GraphError, Node, ValueInfo, infer, requant_fits_dsp48
+from .fileio import load_graph, save_graph
 
 __all__ = ["Graph"]
 
@@ -281,14 +282,12 @@ class Graph:
     # ---- files --------------------------------------------------------------------------
     def save(self, path: str | PathLike) -> None:
         """Write the graph as ``.npz``: its arrays plus one JSON metadata entry (no pickle)."""
-        from .fileio import save_graph
         save_graph(self, path)
 
     @classmethod
     def load(cls, path: str | PathLike) -> "Graph":
         """Read a graph written by ``save``; GraphError naming the file if missing/corrupt/foreign."""
-        from .fileio import load_graph
-        return load_graph(path)
+        return load_graph(path, cls)
 
 
 def _check_name(graph: str, name: object) -> None:

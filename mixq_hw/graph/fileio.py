@@ -12,6 +12,7 @@ import os
 import zipfile
 import zlib
 from os import PathLike
+from typing import Any, Callable
 
 import numpy as np
 
@@ -50,13 +51,12 @@ def _corrupt(path, what: str) -> GraphError:
     return GraphError(f"graph file {os.fspath(path)!r}: {what}")
 
 
-def load_graph(path: str | PathLike):
-    """Read and validate a graph file; every failure is a GraphError naming ``path``.
+def load_graph(path: str | PathLike, graph_type: Callable[..., Any]):
+    """Read and validate a graph file as ``graph_type(name, input_shape, nodes)`` (``Graph.load`` passes
+    ``Graph``: this module does not import the Graph); every failure is a GraphError naming ``path``.
 
     The archive's uncompressed size is read from its zip headers and refused above
     ``validate.LIMITS["graph_bytes"]`` before any member is inflated."""
-    from .core import Graph
-
     if not os.path.exists(path):
         raise _corrupt(path, "does not exist")
     if os.path.isdir(path):
@@ -91,7 +91,7 @@ def load_graph(path: str | PathLike):
             zlib.error, UnicodeDecodeError) as e:
         raise _corrupt(path, f"corrupt or not a mixq graph file ({type(e).__name__}: {e})") from None
     try:
-        graph = Graph(meta["name"], meta["input_shape"], nodes)
+        graph = graph_type(meta["name"], meta["input_shape"], nodes)
         graph.validate()
     except GraphError as e:
         raise _corrupt(path, f"invalid graph: {e}") from None

@@ -10,6 +10,8 @@ naming the offending argument rather than computing something silently wrong.
 from __future__ import annotations
 
 import numpy as np
+
+from ..packing.bits import INPUT_BITS, signed_width, weight_max
 from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
@@ -40,17 +42,8 @@ def _max_abs(arr: np.ndarray) -> int:
     return int(np.abs(arr).max()) if arr.size else 0
 
 
-def signed_width(lo: int, hi: int) -> int:
-    """Smallest two's-complement width holding every integer in [lo, hi] (at least 1)."""
-    lo, hi = int(lo), int(hi)
-    if lo > hi:
-        raise ValueError(f"signed_width: empty range [{lo}, {hi}]")
-    return max(1, hi.bit_length() + 1 if hi > 0 else 1, (-lo - 1).bit_length() + 1 if lo < 0 else 1)
-
-
-def weight_limit(w_bits: int) -> int:
-    """Largest weight magnitude of the narrow signed range: ``2**(w_bits-1) - 1``."""
-    return 2 ** (int(w_bits) - 1) - 1
+#: Largest weight magnitude of the narrow signed range: ``2**(w_bits-1) - 1`` (:mod:`mixq_hw.packing.bits`).
+weight_limit = weight_max
 
 
 def acc_bound(fan_in: int, w_bits: int, a_bits: int) -> int:
@@ -66,8 +59,8 @@ def acc_width(fan_in: int, w_bits: int, a_bits: int) -> int:
 
 def input_codes(pixels: object, bits: int) -> np.ndarray:
     """Keep the top ``bits`` bits of 8-bit pixels: ``pixel >> (8 - bits)`` (the input quantizer)."""
-    if not 1 <= int(bits) <= 8:
-        raise ValueError(f"input_codes: bits must be 1..8, got {bits}")
+    if int(bits) not in INPUT_BITS:
+        raise ValueError(f"input_codes: bits must be {INPUT_BITS.start}..{INPUT_BITS.stop - 1}, got {bits}")
     px = _int_array(pixels, "input_codes: pixels")
     if px.size and (px.min() < 0 or px.max() > 255):
         raise ValueError(f"input_codes: pixels must be 0..255, got range "

