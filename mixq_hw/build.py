@@ -212,7 +212,9 @@ def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = Non
     files += _test_files(out, graph, meta, acc, top, max(verify, test_images))
     (out / "folding.json").write_text(json.dumps({k: v.to_dict() for k, v in folding.items()}, indent=2) + "\n")
 
+    from .testbench import testbench_summary
     extra: dict = {"source": str(source), "files": sorted(str(p.relative_to(out)) for p in files),
+                   "testbench": testbench_summary(max(verify, test_images)),
                    "in_width": in_width, "out_width": out_width, **{k: v for k, v in meta.items() if v}}
     if verify:
         from sim.network import simulate

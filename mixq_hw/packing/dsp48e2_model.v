@@ -11,7 +11,7 @@
 // ALUMODE 0000 (P = Z + W + X + Y, modulo 2**48), every register on its own clock enable, powered up 0.
 // Anything else fails loudly: an attribute value outside the subset instantiates a module whose name
 // states the problem (an elaboration error in every simulator), and a port driven outside the subset
-// (ALUMODE, CARRYIN, CARRYINSEL, resets, INMODE taps, an unmodelled OPMODE) stops the simulation.
+// (ALUMODE, CARRYIN, CARRYINSEL, resets, INMODE taps, an unmodelled OPMODE) stops the simulation ($fatal).
 `timescale 1ns / 1ps
 module DSP48E2 #(
   parameter A_INPUT = "DIRECT",
@@ -114,9 +114,10 @@ module DSP48E2 #(
   wire op_known = (^op === 1'b0) || (^op === 1'b1);
   wire op_ok = (op[8:7] == 2'b00 || op[8:7] == 2'b11) && (op[3:0] == 4'b0000 || op[3:0] == 4'b0101)
                && (op[6:4] == 3'b000 || op[6:4] == 3'b010 || op[6:4] == 3'b011);
-  wire ctrl_bad = (ALUMODE !== 4'd0) || (CARRYIN !== 1'b0) || (CARRYINSEL !== 3'd0) || (INMODE[0] !== 1'b0)
-                  || (INMODE[4] !== 1'b0) || (AMULTSEL == "A" && INMODE[3:1] !== 3'd0)
-                  || ({RSTA, RSTB, RSTC, RSTD, RSTM, RSTP, RSTCTRL, RSTALLCARRYIN, RSTALUMODE, RSTINMODE} !== 10'd0);
+  // a control bit counts when it is a known 1 (an unconnected pin floats Z, as Vivado ties it to 0)
+  wire ctrl_bad = ((|ALUMODE) === 1'b1) || (CARRYIN === 1'b1) || ((|CARRYINSEL) === 1'b1)
+                  || (INMODE[0] === 1'b1) || (INMODE[4] === 1'b1) || (AMULTSEL == "A" && (|INMODE[3:1]) === 1'b1)
+                  || ((|{RSTA, RSTB, RSTC, RSTD, RSTM, RSTP, RSTCTRL, RSTALLCARRYIN, RSTALUMODE, RSTINMODE}) === 1'b1);
   always @(posedge CLK) begin
     if (ctrl_bad) begin
       $fatal(1, "DSP48E2 model (%m): ALUMODE=%b CARRYIN=%b CARRYINSEL=%b INMODE=%b or a reset pin is outside the modelled subset (ALUMODE 0, no carry, INMODE taps A2/B2, resets low)",
