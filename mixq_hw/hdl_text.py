@@ -9,9 +9,10 @@ whose inputs never change keeps X, and that X circulates through enables and
 valid registers.  :func:`convert` lowers every process to cells before
 ``write_verilog`` (yosys ``proc`` with its multiplexer pass): the text holds
 only continuous assignments (``assign``), clocked blocks
-(``always @(posedge ...)``) and register initial values, which every
-simulator evaluates the same way at time 0.  Synthesis sees the same netlist:
-``synth_xilinx`` runs the same ``proc`` first.
+(``always @(posedge ...)``), register initial values and ``initial`` blocks
+filling memories, which every simulator evaluates the same way at time 0.
+The logic is the same; yosys' ``synth_xilinx`` maps the lowered multiplexers
+to within a few LUTs of what it maps from the process text.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from amaranth.back import rtlil
 
 __all__ = ["convert", "VerilogError", "SCRIPT"]
 
-#: The yosys script: every process becomes multiplexers and flip-flops (no ``always @*``), memories are
-#: collected into one cell each (written as a ``reg`` array), and names are kept.
+#: The yosys script: every process becomes multiplexers and flip-flops (the lowering ``synth_xilinx``
+#: starts with; a switch over constants stays a multiplexer, as Amaranth writes it); ``$pmux`` cells, which
+#: ``write_verilog`` prints as functions named after the cell, get plain names (Icarus reads a call to
+#: ``\$procmux...`` as a system function); memories are collected into one cell each (a ``reg`` array) and
+#: names are kept (``-norename``).
 SCRIPT = """\
 read_rtlil design.il
 proc -norom
