@@ -23,12 +23,12 @@ from amaranth.sim import Simulator
 from boards.ultra96 import Ultra96V2Platform
 from mixq_hw.hdl_text import convert
 from mixq_hw.packing.dsp48e2 import DSP48E2, VERILOG_MODEL, UltraScalePlus
-from mixq_hw.pipeline import Accelerator
+from mixq_hw.pipeline import Accelerator, LayerFold
 from mixq_hw.top import AxiStreamTop, emit_verilog
 from mixq_hw.vectors import VECTORS_FILE, read_test_vectors, write_test_vectors
-from sim.hdl import HdlSimError, simulate_verilog
+from sim.hdl import simulate_verilog
 from test_packing_dsp48e2 import ACC, CONFIGS, FIRST, OTHER
-from test_pipeline import plain_net
+from test_pipeline import linear_net, plain_net
 from test_top import PLAIN_FOLD
 
 # the configurations the cores and requantizers instantiate, plus the rest of the modelled space
@@ -290,9 +290,6 @@ def test_lowered_verilog_is_equivalent_to_amaranths(tmp_path):
     """yosys proves the emitted text (processes lowered) equivalent to Amaranth's own verilog.convert text,
     on a small board design with DSP48E2 instances (a blackbox here): the fix changes no logic."""
     from amaranth.back import verilog
-
-    from test_pipeline import linear_net
-    from mixq_hw.pipeline import LayerFold
 
     graph = linear_net(np.random.default_rng(6))
     top = AxiStreamTop(Accelerator(graph, {"fc": LayerFold(4, 3, 1)}))
