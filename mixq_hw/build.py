@@ -149,6 +149,19 @@ def _verify_images(graph: Graph, meta: dict, count: int) -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (count, c, h, w)).astype(np.uint8)
 
 
+def _test_files(out: Path, graph: Graph, meta: dict, acc, top, count: int) -> list[Path]:
+    """The test vectors (images and golden outputs) and the cocotb testbench that checks the Verilog on them."""
+    from sim.network import default_max_cycles
+
+    from .testbench import write_cocotb_testbench
+    from .vectors import VECTORS_FILE, write_test_vectors
+
+    vectors = write_test_vectors(out / VECTORS_FILE, graph, _verify_images(graph, meta, count))
+    return [vectors, *write_cocotb_testbench(out / "tb", in_width=top.in_width, out_width=top.out_width,
+                                             out_lanes=top.out_lanes, out_beats_per_frame=top.out_beats_per_frame,
+                                             max_cycles=default_max_cycles(acc, count, 0.3))]
+
+
 def synth_per_layer(plan, submodules: dict[str, dict[str, int]], prefix: str,
                     totals: dict[str, float]) -> dict[str, dict[str, float]]:
     """yosys' counts per graph node (summed over the node's stages), to set next to each layer's estimate;
@@ -237,18 +250,23 @@ def _in_staging(body, arguments: dict, dest: Path, staging: Path) -> dict:
 @_staged
 def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | None = None, out: Path | None = None,
           fold: Path | None = None, verify: int = 0, synth: bool = False, backend: str = "cxxrtl",
-          quiet: bool = False, multipliers: Sequence[str] = ("dsp", "lut")) -> dict:
+          quiet: bool = False, multipliers: Sequence[str] = ("dsp", "lut"), test_images: int = 4) -> dict:
     """Run the whole flow on a checkpoint, an exported ``.npz`` or a Graph; returns the report dict
     (also written to ``out/report.json``).
 
     Every option and input is checked first; the build holds the lock ``<out>.lock`` and writes into a
     staging folder (``out`` in this body) that replaces ``out`` only when complete, with ``manifest.json``.
 
+    ``test_images``: how many images (at least ``verify``) go into ``vectors/test_vectors.npz`` for the
+    cocotb testbench in ``tb/``.
+
     ``multipliers``: what the folding search may put a layer on (packed DSP48E2s, LUT multiplier cores)."""
     from .folding import check_budget, choose_folding, load_folding
     from .top import AxiStreamTop, emit_verilog, stream_width
 
     progress = _Progress(quiet)
+    if isinstance(test_images, bool) or not isinstance(test_images, int) or test_images < 1:
+        raise BuildError(f"test_images {test_images!r}: the build needs at least one test image")
     try:
         brd = get_board(board)
     except ValueError as exc:
@@ -302,9 +320,12 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
     progress(f"writing the {brd.name} Vivado project and host driver")
     files = brd.write_project(out, verilog, "mixq_accel", clock, in_width, out_width)
     files += _host_files(out, graph, plan, meta, in_width, out_width)
+    files += _test_files(out, graph, meta, acc, top, max(verify, test_images))
     (out / "folding.json").write_text(json.dumps({k: v.to_dict() for k, v in folding.items()}, indent=2) + "\n")
 
+    from .testbench import testbench_summary
     extra: dict = {"source": str(source), "files": sorted(str(p.relative_to(out)) for p in files),
+                   "testbench": testbench_summary(max(verify, test_images)),
                    "in_width": in_width, "out_width": out_width, **{k: v for k, v in meta.items() if v}}
     if verify:
         from sim.network import simulate

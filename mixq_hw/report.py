@@ -174,6 +174,12 @@ def markdown(report: dict) -> str:
         v = report["verify"]
         lines += ["", f"Verified in simulation: {v['bit_exact']}/{v['images']} images bit-exact, "
                       f"{v['cycles_per_frame']:,} cycles per frame measured."]
+    if "testbench" in report:
+        tb = report["testbench"]
+        lines += ["", f"Test vectors: {tb['images']} images and their golden outputs in `{tb['vectors']}`; "
+                      f"a cocotb testbench in `{tb['cocotb']}` streams them through the AXI-Stream ports under "
+                      f"random stalls (`{tb['run']}`, or `SIM=verilator`; the board Verilog runs with `tb/dsp48e2_model.v`). "
+                      f"mixq's tests run the emitted Verilog bit-exact in: {', '.join(tb['tested_simulators'])}."]
     per_layer = report.get("synth", {}).get("layers", {})
     lines += ["", "| layer | op | w/a bits | kernel | simd/pe/pixels | multiplier | MACs/DSP | cycles/frame | DSP | LUT "
                   "| BRAM36 |" + (" LUT (yosys) |" if per_layer else ""),

@@ -7,7 +7,8 @@ directly.  Input: one pixel per beat, its C 8-bit channels in the low bytes of
 ``tdata`` (padding bytes ignored).  Output: ``out_lanes`` int32 values per beat,
 lane 0 in the low 32 bits, padding bits zero; ``m_axis_tlast`` marks the last
 beat of every output frame (the DMA ends a transfer there).  :func:`emit_verilog`
-writes the Verilog with Amaranth's built-in Yosys.
+writes the Verilog through yosys with every process lowered to cells (:mod:`mixq_hw.hdl_text`), so it
+simulates the same under Verilog-2005 and SystemVerilog semantics.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from os import PathLike
 from pathlib import Path
 
 from amaranth import ClockDomain, Module, Mux, Signal
-from amaranth.back import verilog
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from . import hdl_text
 from .pipeline import OUTPUT_BITS, Accelerator
 
 __all__ = ["AxiStreamTop", "emit_verilog", "PORT_NAMES", "stream_width"]
@@ -123,7 +124,7 @@ def emit_verilog(top: AxiStreamTop, path: str | PathLike, name: str = "mixq_acce
     if not name.isidentifier():
         top._MustUse__silence = True
         raise ValueError(f"Verilog module name {name!r} is not an identifier")
-    text = verilog.convert(top, name=name, emit_src=False, platform=platform)
+    text = hdl_text.convert(top, name, platform)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

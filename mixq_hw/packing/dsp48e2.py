@@ -28,9 +28,13 @@ low; they start at 0 (the primitive's power-on state).  No vendor simulation
 model of the DSP48E2 is available to this project (yosys ships only the
 primitive's ports, ``cells_xtra.v``), so the model is checked against the
 documented behaviour (tests/test_packing_dsp48e2.py), not against Xilinx's.
+:data:`VERILOG_MODEL` is the same subset in Verilog, checked cycle by cycle
+against this model (tests/test_sim_hdl.py).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from amaranth import ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.hdl import Value
@@ -39,7 +43,11 @@ from amaranth.lib.wiring import In, Out
 
 from .geometry import DSP48E2_GEOMETRY
 
-__all__ = ["DSP48E2", "opmode", "INMODE_D_MINUS_A", "INMODE_A", "uses_primitive", "UltraScalePlus"]
+__all__ = ["DSP48E2", "opmode", "INMODE_D_MINUS_A", "INMODE_A", "uses_primitive", "UltraScalePlus", "VERILOG_MODEL"]
+
+#: A behavioural Verilog model of the same subset for third-party simulators of the board Verilog (Icarus,
+#: Verilator, cocotb): ``module DSP48E2``, refusing any attribute or control value outside the subset.
+VERILOG_MODEL = Path(__file__).resolve().parent / "dsp48e2_model.v"
 
 _G = DSP48E2_GEOMETRY
 _A_PORT, _AD, _B, _P = _G.a_port_bits, _G.ad_bits, _G.b_bits, _G.p_bits

