@@ -222,9 +222,12 @@ def _staged(body):
         bound.apply_defaults()
         a = bound.arguments
         source = a["source"] if isinstance(a["source"], Graph) else Path(a["source"])
-        dest = check_options(source, board=a["board"], clock_mhz=a["clock_mhz"], out=a["out"],
-                             fold=a["fold"], verify=a["verify"], backend=a["backend"],
-                             multipliers=a["multipliers"])
+        try:
+            dest = check_options(source, board=a["board"], clock_mhz=a["clock_mhz"], out=a["out"],
+                                 fold=a["fold"], verify=a["verify"], backend=a["backend"],
+                                 multipliers=a["multipliers"])
+        except validate.InputError as exc:  # one error type for every bad input of build()
+            raise BuildError(str(exc)) from None
         with folder_lock(dest):
             remove_stale_staging(dest)  # what a killed build left behind
             with staged_dir(dest, drop=read_outputs(dest)) as staging:

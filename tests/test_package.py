@@ -154,7 +154,8 @@ def test_build_accelerator_from_a_graph(tmp_path, capfd):
     assert {"mixq_accel.v", "build_vivado.tcl", "report.json", "folding.json"} <= set(result.paths)
     assert result.verilog == result.paths["mixq_accel.v"]
     fig = result.plot()
-    assert [ax.get_ylabel() for ax in fig.axes] == ["cycles / frame", "DSP48E2 (estimate)"]
+    assert [ax.get_ylabel() for ax in fig.axes] == ["cycles / frame", "DSP48E2 (estimate)", "LUT (estimate)",
+                                                    "BRAM36 (estimate)", "% of the board"]
     pixels = np.random.default_rng(1).integers(0, 256, (2, *graph.input_shape), dtype=np.uint8)
     run = result.simulate(pixels, backend="pysim", progress=False)
     assert run.all_exact and np.array_equal(run.reference, graph.reference(pixels))
