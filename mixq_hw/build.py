@@ -144,8 +144,11 @@ def synth_per_layer(plan, submodules: dict[str, dict[str, int]], prefix: str,
 
 def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = None, out: Path | None = None,
           fold: Path | None = None, verify: int = 0, synth: bool = False, backend: str = "cxxrtl",
-          quiet: bool = False, multipliers: Sequence[str] = ("dsp", "lut")) -> dict:
+          quiet: bool = False, multipliers: Sequence[str] = ("dsp", "lut"), verify_mode: str = "both") -> dict:
     """Run the whole flow; returns the report dict (also written to ``out/report.json``).
+
+    ``verify_mode``: ``layers`` (every stage alone on the N images), ``whole`` (the stitched accelerator
+    on them) or ``both`` (layers, then the whole accelerator on min(N, 2) frames); see :mod:`sim.verify`.
 
     ``multipliers``: what the folding search may put a layer on (packed DSP48E2s, LUT multiplier cores)."""
     from .folding import check_budget, choose_folding, load_folding
@@ -196,15 +199,14 @@ def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = Non
     extra: dict = {"source": str(source), "files": sorted(str(p.relative_to(out)) for p in files),
                    "in_width": in_width, "out_width": out_width, **{k: v for k, v in meta.items() if v}}
     if verify:
-        from sim.network import simulate
+        from sim.verify import verify_accelerator
 
-        progress(f"verifying {verify} images in simulation ({backend})")
+        progress(f"verifying {verify} images in simulation ({backend}, {verify_mode})")
         images = _verify_images(graph, meta, verify)
-        run = simulate(graph, images, folding=folding, backend=backend, progress=not quiet)
-        extra["verify"] = {"images": int(len(images)), "bit_exact": int(run.bit_exact),
-                           "cycles_per_frame": int(run.cycles_per_frame), "backend": backend,
-                           "cycles_per_second": float(run.cycles_per_second)}
-        progress(f"verified: {run.bit_exact}/{len(images)} bit-exact, {run.cycles_per_frame:,} cycles per frame")
+        extra["verify"] = v = verify_accelerator(graph, images, acc, mode=verify_mode, backend=backend,
+                                                 progress=not quiet)
+        progress(f"verified: {v['bit_exact']}/{v['images']} bit-exact, {v['cycles_per_frame']:,} cycles per frame"
+                 + (f" ({v['message']})" if v["message"] else ""))
     if synth:
         from .packing.synth import synth_verilog
 
@@ -241,6 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help='hand-written folding JSON {"layer": {"simd": 8, "pe": 16, "pixels": 2}}')
     parser.add_argument("--verify", type=int, default=0, metavar="N",
                         help="simulate N images and compare with the integer graph (bit-exact count)")
+    parser.add_argument("--verify-mode", choices=("layers", "whole", "both"), default="both",
+                        help="layers: every stage alone on N images; whole: the stitched accelerator on N; "
+                             "both (default): layers, then the whole accelerator on min(N, 2) frames")
     parser.add_argument("--backend", choices=("cxxrtl", "pysim"), default="cxxrtl",
                         help="simulator for --verify (default: cxxrtl, compiled)")
     parser.add_argument("--synth", action="store_true",
@@ -254,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = build(Path(args.source), board=args.board, clock_mhz=args.clock, out=args.out, fold=args.fold,
                        verify=args.verify, synth=args.synth, backend=args.backend, quiet=args.quiet,
+                       verify_mode=args.verify_mode,
                        multipliers=tuple(m.strip() for m in args.multipliers.split(",") if m.strip()))
     except (BuildError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -94,6 +94,12 @@ def markdown(report: dict) -> str:
         v = report["verify"]
         lines += ["", f"Verified in simulation: {v['bit_exact']}/{v['images']} images bit-exact, "
                       f"{v['cycles_per_frame']:,} cycles per frame measured."]
+        if v.get("message"):
+            lines += ["", f"First failure: {v['message']}"]
+        if v.get("layers", {}).get("table"):
+            lay = v["layers"]
+            lines += ["", f"Layer by layer ({lay['images']} images, {lay['backend']}, stalls {lay['stall']:g} on "
+                          f"every port; cycles and latency from a stall-free run):", "", lay["table"].rstrip()]
     per_layer = report.get("synth", {}).get("layers", {})
     lines += ["", "| layer | op | w/a bits | kernel | simd/pe/pixels | multiplier | MACs/DSP | cycles/frame | DSP | LUT "
                   "| BRAM36 |" + (" LUT (yosys) |" if per_layer else ""),

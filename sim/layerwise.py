@@ -25,6 +25,8 @@ from typing import Any, Mapping
 
 import numpy as np
 from amaranth.back import rtlil
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
 
 from mixq_hw.graph import Graph
 from mixq_hw.pipeline import PipelinePlan
@@ -33,7 +35,7 @@ from .formats import locate
 from .stage_streams import IMAGE, StageStreams, stage_streams, stream_tensor
 from .streams import StreamRun
 
-__all__ = ["StageCheck", "LayerwiseRun", "verify_layers", "run_stage_streams", "STAGE_BACKENDS"]
+__all__ = ["StageCheck", "LayerwiseRun", "StageHarness", "verify_layers", "run_stage_streams", "STAGE_BACKENDS"]
 
 STAGE_BACKENDS = ("pysim", "cxxrtl")
 
@@ -139,6 +141,27 @@ class LayerwiseRun:
         return "\n".join(lines + [s.row() for s in self.stages]) + "\n"
 
 
+class StageHarness(wiring.Component):
+    """A stage with the same ports, plus one register so that the design has a clock even when the stage
+    is purely combinational (a compiled backend drives the streams from the clock)."""
+
+    def __init__(self, stage_component: wiring.Component):
+        self.stage = stage_component
+        super().__init__(stage_component.signature)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.stage = self.stage
+        for name, member in self.signature.members.items():
+            if member.flow == wiring.In:
+                wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(self.stage, name))
+            else:
+                wiring.connect(m, getattr(self.stage, name), wiring.flipped(getattr(self, name)))
+        tick = Signal()
+        m.d.sync += tick.eq(~tick)
+        return m
+
+
 # ---- one stage ------------------------------------------------------------------------------------
 
 #: What the workers read (set before the pool forks, so nothing big is pickled).
@@ -211,11 +234,12 @@ def _check_stage(index: int, design: str) -> dict:
               "analytic_cycles_per_frame": int(stage.cycles), "backend": backend, "design": design,
               "cycles_per_frame": 0, "latency": 0}
     try:
-        run = run_stage_streams(stage.component, inputs, counts, backend=backend, stall=stall,
+        dut = StageHarness(stage.component)
+        run = run_stage_streams(dut, inputs, counts, backend=backend, stall=stall,
                                 seed=job["seed"] + index, max_cycles=budget)
         first, differing, images = _compare(stage.name, streams, expected, run.outputs, shapes, frames)
         if stall > 0 and job["timing"]:
-            run = run_stage_streams(stage.component, inputs, counts, backend=backend, stall=0.0, seed=0,
+            run = run_stage_streams(dut, inputs, counts, backend=backend, stall=0.0, seed=0,
                                     max_cycles=budget)
             first2, differing2, images2 = _compare(stage.name, streams, expected, run.outputs, shapes, frames)
             first, differing, images = first or first2, max(differing, differing2), images | images2
@@ -231,8 +255,8 @@ def _check_stage(index: int, design: str) -> dict:
 
 def _design_key(index: int) -> str:
     """A short hash of stage ``index``'s RTLIL: equal for stages that elaborate to the same design."""
-    comp = _JOB["plan"].stages[index].component
-    return hashlib.sha256(rtlil.convert(comp, name="stage").encode()).hexdigest()[:12]
+    dut = StageHarness(_JOB["plan"].stages[index].component)
+    return hashlib.sha256(rtlil.convert(dut, name="stage").encode()).hexdigest()[:12]
 
 
 def _check_group(indices: list[int], design: str) -> list[dict]:
