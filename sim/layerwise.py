@@ -168,7 +168,7 @@ class StageHarness(wiring.Component):
 _JOB: dict[str, Any] = {}
 
 
-def _compare(check_name: str, streams: StageStreams, expected: dict, got: Mapping[str, list],
+def _compare(streams: StageStreams, expected: dict, got: Mapping[str, list],
              shapes: dict, frames: int) -> tuple[str, int, set[int]]:
     """(first mismatch sentence, differing values, images with a difference) over all output ports."""
     first, count, images = "", 0, set()
@@ -237,11 +237,11 @@ def _check_stage(index: int, design: str) -> dict:
         dut = StageHarness(stage.component)
         run = run_stage_streams(dut, inputs, counts, backend=backend, stall=stall,
                                 seed=job["seed"] + index, max_cycles=budget)
-        first, differing, images = _compare(stage.name, streams, expected, run.outputs, shapes, frames)
+        first, differing, images = _compare(streams, expected, run.outputs, shapes, frames)
         if stall > 0 and job["timing"]:
             run = run_stage_streams(dut, inputs, counts, backend=backend, stall=0.0, seed=0,
                                     max_cycles=budget)
-            first2, differing2, images2 = _compare(stage.name, streams, expected, run.outputs, shapes, frames)
+            first2, differing2, images2 = _compare(streams, expected, run.outputs, shapes, frames)
             first, differing, images = first or first2, max(differing, differing2), images | images2
         port = next(iter(counts))
         result["cycles_per_frame"], result["latency"] = _frame_timing(run.beat_cycles[port],
