@@ -253,7 +253,8 @@ def _in_staging(body, arguments: dict, dest: Path, staging: Path) -> dict:
 @_staged
 def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | None = None, out: Path | None = None,
           fold: Path | None = None, verify: int = 0, synth: bool = False, backend: str = "cxxrtl",
-          quiet: bool = False, multipliers: Sequence[str] = ("dsp", "lut"), test_images: int = 4) -> dict:
+          quiet: bool = False, multipliers: Sequence[str] = ("dsp", "lut"), test_images: int = 4,
+          verify_mode: str = "both") -> dict:
     """Run the whole flow on a checkpoint, an exported ``.npz`` or a Graph; returns the report dict
     (also written to ``out/report.json``).
 
@@ -262,6 +263,9 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
 
     ``test_images``: how many images (at least ``verify``) go into ``vectors/test_vectors.npz`` for the
     cocotb testbench in ``tb/``.
+
+    ``verify_mode``: ``layers`` (every stage alone on the N images), ``whole`` (the stitched accelerator
+    on them) or ``both`` (layers, then the whole accelerator on min(N, 2) frames); see :mod:`sim.verify`.
 
     ``multipliers``: what the folding search may put a layer on (packed DSP48E2s, LUT multiplier cores)."""
     from .folding import check_budget, choose_folding, load_folding
@@ -331,15 +335,14 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
                    "testbench": testbench_summary(max(verify, test_images)),
                    "in_width": in_width, "out_width": out_width, **{k: v for k, v in meta.items() if v}}
     if verify:
-        from sim.network import simulate
+        from sim.verify import verify_accelerator
 
-        progress(f"verifying {verify} images in simulation ({backend})")
+        progress(f"verifying {verify} images in simulation ({backend}, {verify_mode})")
         images = _verify_images(graph, meta, verify)
-        run = simulate(graph, images, folding=folding, backend=backend, progress=not quiet)
-        extra["verify"] = {"images": int(len(images)), "bit_exact": int(run.bit_exact),
-                           "cycles_per_frame": int(run.cycles_per_frame), "backend": backend,
-                           "cycles_per_second": float(run.cycles_per_second), "latency": int(run.latency)}
-        progress(f"verified: {run.bit_exact}/{len(images)} bit-exact, {run.cycles_per_frame:,} cycles per frame")
+        extra["verify"] = v = verify_accelerator(graph, images, acc, mode=verify_mode, backend=backend,
+                                                 progress=not quiet)
+        progress(f"verified: {v['bit_exact']}/{v['images']} bit-exact, {v['cycles_per_frame']:,} cycles per frame"
+                 + (f" ({v['message']})" if v["message"] else ""))
     if synth:
         from .packing.synth import synth_verilog
 
@@ -391,6 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help='hand-written folding JSON {"layer": {"simd": 8, "pe": 16, "pixels": 2}}')
     parser.add_argument("--verify", type=int, default=0, metavar="N",
                         help="simulate N images and compare with the integer graph (bit-exact count)")
+    parser.add_argument("--verify-mode", choices=("layers", "whole", "both"), default="both",
+                        help="layers: every stage alone on N images; whole: the stitched accelerator on N; "
+                             "both (default): layers, then the whole accelerator on min(N, 2) frames")
     parser.add_argument("--backend", choices=("cxxrtl", "pysim"), default=None,
                         help="simulator for --verify (default: cxxrtl, compiled)")
     parser.add_argument("--synth", action="store_true",
@@ -410,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         multipliers = tuple(m.strip() for m in (args.multipliers or "dsp,lut").split(",") if m.strip())
         report = build(Path(args.source), board=args.board, clock_mhz=args.clock, out=args.out, fold=args.fold,
                        verify=args.verify, synth=args.synth, backend=args.backend or "cxxrtl", quiet=args.quiet,
-                       multipliers=multipliers)
+                       verify_mode=args.verify_mode, multipliers=multipliers)
         print(json.dumps(report, indent=2) if args.json else markdown(report))
         return 0
 

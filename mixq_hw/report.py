@@ -174,6 +174,12 @@ def markdown(report: dict) -> str:
         v = report["verify"]
         lines += ["", f"Verified in simulation: {v['bit_exact']}/{v['images']} images bit-exact, "
                       f"{v['cycles_per_frame']:,} cycles per frame measured."]
+        if v.get("message"):
+            lines += ["", f"First failure: {v['message']}"]
+        if v.get("layers", {}).get("table"):
+            lay = v["layers"]
+            lines += ["", f"Layer by layer ({lay['images']} images, {lay['backend']}, stalls {lay['stall']:g} on "
+                          f"every port; cycles and latency from a stall-free run):", "", lay["table"].rstrip()]
     if "testbench" in report:
         tb = report["testbench"]
         lines += ["", f"Test vectors: {tb['images']} images and their golden outputs in `{tb['vectors']}`; "

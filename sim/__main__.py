@@ -149,6 +149,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--flatten", choices=("auto", "yes", "no"), default=None,
                    help="cxxrtl: flatten the design (one eval() per cycle, but g++ time grows faster than "
                         "linearly) or keep its hierarchy; auto: flatten small designs (default)")
+    p.add_argument("--layers", action="store_true",
+                   help="layer by layer: every pipeline stage simulated alone on its reference beats, under "
+                        "--stall on all its ports (sim.layerwise), instead of the whole network")
+    p.add_argument("--workers", type=int, default=2, help="--layers: parallel processes (default 2)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return p
@@ -193,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         images, origin = pick_images(graph, info, args.images, random_pixels=args.random, dataset=args.dataset,
                                      data_root=args.data_root, seed=args.seed)
         folding, fold_origin = _folding(args, graph)
+        if args.layers:
+            return _layers(args, graph, images, origin, folding, fold_origin)
         run = simulate(graph, images, folding=folding, backend=args.backend, stall=args.stall, seed=args.seed,
                        vcd=args.vcd, progress=not args.quiet, opt=args.opt,
                        flatten={"auto": None, "yes": True, "no": False}[args.flatten])
@@ -215,6 +221,30 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"build/compile {run.compile_seconds:.1f} s")
         if not run.all_exact:
             print(f"  first mismatch: {run.first_mismatch()}")
+    return EXIT_OK if run.all_exact else EXIT_MISMATCH
+
+
+def _layers(args: argparse.Namespace, graph: Graph, images: np.ndarray, origin: str,
+            folding: dict[str, LayerFold] | None, fold_origin: str) -> int:
+    """``--layers``: :func:`sim.layerwise.verify_layers`, printed as a table (or JSON)."""
+    from mixq_hw.pipeline import plan_stages
+
+    from .layerwise import verify_layers
+
+    if args.backend not in ("pysim", "cxxrtl"):
+        raise CliError(f"--layers does not support --backend {args.backend}")
+    run = verify_layers(graph, images, plan_stages(graph, folding), backend=args.backend, stall=args.stall,
+                        seed=args.seed, workers=args.workers, progress=not args.quiet)
+    if args.json:
+        print(json.dumps({**run.to_dict(), "graph": graph.name, "source": str(args.source),
+                          "images_from": origin, "folding_from": fold_origin}, indent=2))
+    else:
+        print(f"{graph.name} {graph.input_shape}: {len(run.stages) - len(run.failed)}/{len(run.stages)} stages "
+              f"bit-exact on {run.images} images ({origin}; folding {fold_origin}; {run.backend}, stall "
+              f"{run.stall:g}, {run.designs} distinct designs, {run.seconds:.1f} s)")
+        print(run.markdown(), end="")
+        if not run.all_exact:
+            print(f"first mismatch: {run.message()}")
     return EXIT_OK if run.all_exact else EXIT_MISMATCH
 
 

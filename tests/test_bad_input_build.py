@@ -242,14 +242,14 @@ def test_killed_build_leaves_only_a_temporary_folder_that_the_next_build_removes
 def test_build_that_verifies_wrong_is_kept_aside(files, previous_build, tmp_path, monkeypatch, capsys):
     """A build whose simulation is not bit-exact does not replace the previous folder; it is kept as
     ``<out>.failed-verify`` with its report, and the message says so."""
-    import sim.network
-    from types import SimpleNamespace
+    import sim.verify
 
-    def wrong(graph, images, **kwargs):
-        return SimpleNamespace(bit_exact=len(images) - 1, cycles_per_frame=1, cycles_per_second=1.0,
-                               latency=1)
+    def wrong(graph, images, accelerator, **kwargs):
+        n = len(images)
+        return {"mode": "whole", "images": n, "bit_exact": n - 1, "cycles_per_frame": 1, "latency": 1,
+                "cycles_per_second": 1.0, "backend": "pysim", "message": f"whole network: image {n - 1} differs"}
 
-    monkeypatch.setattr(sim.network, "simulate", wrong)
+    monkeypatch.setattr(sim.verify, "verify_accelerator", wrong)
     out = tmp_path / "build"
     shutil.copytree(previous_build, out)
     before = snapshot(out)

@@ -41,6 +41,9 @@ def test_small_graph_builds_and_verifies(graph_file, tmp_path):
     assert set(on_disk["resources"]) == set(on_disk["budget"]) == {"dsp", "lut", "ff", "bram36"}
     assert on_disk["verify"]["images"] == on_disk["verify"]["bit_exact"] == 2
     assert on_disk["verify"]["cycles_per_frame"] > 0
+    # layer by layer on both images, then the whole accelerator on min(2, 2) frames
+    assert on_disk["verify"]["layers"]["all_exact"] and on_disk["verify"]["whole"]["images"] == 2
+    assert "Layer by layer (2 images" in (tmp_path / "report.md").read_text()
     verilog = (tmp_path / "mixq_accel.v").read_text()
     assert "module mixq_accel" in verilog and "s_axis_tdata" in verilog and "m_axis_tlast" in verilog
     meta = json.loads((tmp_path / "mixq_meta.json").read_text())

@@ -24,6 +24,7 @@ from mixq_hw.layers.window import SlidingWindow
 from mixq_hw.packing.layout import act_range, weight_range
 from mixq_hw.packing import plans
 from mixq_hw.packing.split import SplitPlan, split_plans
+from sim.formats import taps
 from sim.streams import run_streams, send, to_python
 from sim.tensors import tensor_to_beats
 
@@ -35,21 +36,9 @@ def conv_reference(x: np.ndarray, w: np.ndarray, stride: int, pad: int, groups: 
 
 
 def window_beats(x: np.ndarray, k: int, stride: int, pad: int, lanes: int, pixels: int) -> list:
-    """The SlidingWindow output for one image: per (row, group, ky, kx, chunk) a beat [pixel][lane]
-    (``ceil(ow / pixels)`` groups per row, zeros past the last output column)."""
-    c, h, w = x.shape
-    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad + stride * pixels)))
-    oh, ow = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
-    beats = []
-    for y in range(oh):
-        for g in range(-(-ow // pixels)):
-            for ky in range(k):
-                for kx in range(k):
-                    for chunk in range(c // lanes):
-                        beats.append([[int(xp[chunk * lanes + s, y * stride + ky, (g * pixels + j) * stride + kx])
-                                       if g * pixels + j < ow else 0
-                                       for s in range(lanes)] for j in range(pixels)])
-    return beats
+    """The SlidingWindow output for one image (:func:`sim.formats.taps`): per (row, group, ky, kx, chunk) a
+    beat [pixel][lane] (``ceil(ow / pixels)`` groups per row, zeros past the last output column)."""
+    return taps(k, stride, pad, pixels, lanes).beats(x)
 
 
 def group_beats_to_tensor(beats: list, out_ch: int, oh: int, ow: int, pe: int, pixels: int) -> np.ndarray:

@@ -27,6 +27,7 @@ from mixq_hw.layers.window import SlidingWindow
 from mixq_hw.packing import plans
 from mixq_hw.packing.layout import act_range, weight_range
 from mixq_hw.packing.split import SplitPlan, split_plans
+from sim.formats import rows
 from sim.streams import run_streams
 from sim.tensors import tensor_to_beats
 
@@ -39,19 +40,10 @@ def stable_seed(*key) -> int:
 
 
 def row_beats(x: np.ndarray, k: int, pad: int, lanes: int, pixels: int) -> list:
-    """The row format of one (C, H, W) image: per (y, group, ky, chunk) the pixels+k-1 input pixels [pixel][lane]
-    (``ceil(ow / pixels)`` groups per row; positions past the right padding are zero)."""
-    c, h, w = x.shape
-    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad + pixels)))
-    oh, ow = h + 2 * pad - k + 1, w + 2 * pad - k + 1
-    beats = []
-    for y in range(oh):
-        for g in range(-(-ow // pixels)):
-            for ky in range(k):
-                for chunk in range(c // lanes):
-                    beats.append([[int(xp[chunk * lanes + s, y + ky, g * pixels + j]) for s in range(lanes)]
-                                  for j in range(pixels + k - 1)])
-    return beats
+    """The row format of one (C, H, W) image (:func:`sim.formats.rows`): per (y, group, ky, chunk) the
+    pixels+k-1 input pixels [pixel][lane] (``ceil(ow / pixels)`` groups per row; positions past the right
+    padding are zero)."""
+    return rows(k, pad, pixels, lanes).beats(x)
 
 
 def group_beats_to_tensor(beats: list, out_ch: int, oh: int, ow: int, pe: int, pixels: int) -> np.ndarray:

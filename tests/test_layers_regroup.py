@@ -8,17 +8,18 @@ import pytest
 from amaranth.back import rtlil
 
 from mixq_hw.layers.regroup import GroupToRaster
+from sim.formats import ANY, grouped
 from sim.streams import run_streams
 from sim.tensors import tensor_to_beats
 
 
 def grouped_frames(x: np.ndarray, pe: int, pixels: int, filler: int = 0) -> list:
-    """Grouped beats of (N, C, H, W) frames: per row, per group of pixels, per fold, [pixel][lane]; the slots
-    of a ragged last group past the width hold ``filler`` (to be dropped)."""
-    n, c, h, w = x.shape
-    return [[[int(x[i, f * pe + p, y, g * pixels + j]) if g * pixels + j < w else filler for p in range(pe)]
-             for j in range(pixels)]
-            for i in range(n) for y in range(h) for g in range(-(-w // pixels)) for f in range(c // pe)]
+    """Grouped beats of (N, C, H, W) frames (:func:`sim.formats.grouped`): per row, per group of pixels, per
+    fold, [pixel][lane]; the slots of a ragged last group past the width hold ``filler`` (to be dropped)."""
+    fmt = grouped(pe, pixels)
+    beats = fmt.to_array(x)
+    beats[fmt.batch_index(x.shape[1:], x.shape[0]) == ANY] = filler
+    return beats.tolist()
 
 
 # (channels, pe, pixels, lanes_out): pe above, equal to and below lanes_out; 1..4 pixels per group

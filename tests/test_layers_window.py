@@ -13,26 +13,15 @@ from mixq_hw.estimate import Resources
 from mixq_hw.graph import ops
 from mixq_hw.layers.window import SlidingWindow
 from sim.cxxrtl import run_streams_compiled
+from sim.formats import taps
 from sim.streams import run_streams
 from sim.tensors import tensor_to_beats
 
 
 def window_beats(x: np.ndarray, k: int, stride: int, pad: int, pixels: int, lanes: int) -> list:
-    """The contract's window beats of one (C, H, W) frame, built straight from the format definition
-    (``ceil(out_w / pixels)`` groups per row; slots past the last output column are zero)."""
-    c, h, w = x.shape
-    xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad + stride * pixels)))   # room for the ragged slots
-    out_h, out_w = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
-    beats = []
-    for y in range(out_h):
-        for g in range(-(-out_w // pixels)):
-            for ky in range(k):
-                for kx in range(k):
-                    for chunk in range(c // lanes):
-                        beats.append([[int(xp[chunk * lanes + s, y * stride + ky, (g * pixels + j) * stride + kx])
-                                       if g * pixels + j < out_w else 0
-                                       for s in range(lanes)] for j in range(pixels)])
-    return beats
+    """The contract's window beats of one (C, H, W) frame (``ceil(out_w / pixels)`` groups per row; slots
+    past the last output column are zero): :func:`sim.formats.taps`."""
+    return taps(k, stride, pad, pixels, lanes).beats(x)
 
 
 def test_window_beats_reference_matches_graph_conv():

@@ -1,0 +1,335 @@
+"""Layer-by-layer verification (FINN's node-by-node rtlsim): every pipeline stage simulated on its own.
+
+Each stage of an accelerator's :class:`~mixq_hw.pipeline.PipelinePlan` is fed
+the input beats derived from ``Graph.reference(images, keep=True)`` (see
+:mod:`sim.stage_streams`), under random valid/ready stalls on all its ports,
+and its output beats are compared with the expected ones.  A second, stall-free
+run measures the stage's cycles per frame (against its analytic
+``cycles_per_frame``) and its latency (first output beat).  Stages are
+independent, so they run in parallel worker processes; stages with the same
+elaborated design (same RTLIL) run one after the other in one worker, so a
+compiled backend builds that design once.  A mismatch names the stage, its
+graph node, the image, the position (channel, row, column, or beat and lane)
+and both values.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import multiprocessing
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+from amaranth.back import rtlil
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+
+from mixq_hw.graph import Graph
+from mixq_hw.pipeline import PipelinePlan
+
+from .formats import locate
+from .stage_streams import IMAGE, StageStreams, stage_streams, stream_tensor
+from .streams import StreamRun
+
+__all__ = ["StageCheck", "LayerwiseRun", "StageHarness", "verify_layers", "run_stage_streams", "STAGE_BACKENDS"]
+
+STAGE_BACKENDS = ("pysim", "cxxrtl")
+
+
+def run_stage_streams(dut, inputs: Mapping[str, list], outputs: Mapping[str, int], *, backend: str,
+                      stall: float, seed: int, max_cycles: int) -> StreamRun:
+    """One stream simulation of ``dut`` on ``backend`` (same arguments and result as
+    :func:`sim.streams.run_streams`)."""
+    if backend == "pysim":
+        from .streams import run_streams
+        return run_streams(dut, inputs, outputs, stall=stall, seed=seed, max_cycles=max_cycles)
+    if backend == "cxxrtl":
+        from .cxxrtl import run_streams_compiled
+        return run_streams_compiled(dut, inputs, outputs, stall=stall, seed=seed, max_cycles=max_cycles)
+    raise ValueError(f"unknown simulation backend {backend!r}; choose one of {', '.join(STAGE_BACKENDS)}")
+
+
+@dataclass
+class StageCheck:
+    """One stage's verdict: bit-exactness of its output beats and its measured timing."""
+
+    stage: str
+    node: str
+    kind: str
+    bit_exact: bool
+    #: output beats compared (all ports)
+    beats: int
+    #: measured (stall-free run): mean gap between frames' last output beats (frames 2..N); one frame: its end
+    cycles_per_frame: int
+    analytic_cycles_per_frame: int
+    #: cycle of the first output beat (stall-free run)
+    latency: int
+    backend: str
+    #: wall seconds of this stage's simulations (including its compile)
+    seconds: float
+    #: the first differing value, as a sentence ('' when exact)
+    mismatch: str = ""
+    #: differing values (all ports, stalled run), and the images they are in
+    differing: int = 0
+    images: list[int] = field(default_factory=list)
+    #: a short hash of the elaborated design: stages with the same one are the same hardware
+    design: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def row(self) -> str:
+        """This stage as a row of :meth:`LayerwiseRun.markdown`'s table."""
+        ratio = (f"{self.cycles_per_frame / self.analytic_cycles_per_frame:.3f}"
+                 if self.analytic_cycles_per_frame else "-")
+        verdict = "yes" if self.bit_exact else f"**NO**: {self.mismatch}"
+        return (f"| {self.stage} | {self.node} | {self.kind} | {verdict} | {self.cycles_per_frame:,} | "
+                f"{self.analytic_cycles_per_frame:,} | {ratio} | {self.latency:,} | {self.backend} | "
+                f"{self.seconds:.1f} |")
+
+
+@dataclass
+class LayerwiseRun:
+    """Every stage's :class:`StageCheck`, in pipeline order, and how the run went."""
+
+    stages: list[StageCheck]
+    images: int
+    backend: str
+    stall: float
+    workers: int
+    #: distinct elaborated designs among the stages
+    designs: int
+    seconds: float
+
+    @property
+    def all_exact(self) -> bool:
+        return all(s.bit_exact for s in self.stages)
+
+    @property
+    def failed(self) -> list[StageCheck]:
+        return [s for s in self.stages if not s.bit_exact]
+
+    def exact_images(self) -> int:
+        """Images whose every stage output is bit-exact."""
+        bad = {i for s in self.stages for i in s.images}
+        if any(not s.bit_exact and not s.images for s in self.stages):   # a stage that never finished
+            return 0
+        return self.images - len(bad)
+
+    def message(self) -> str:
+        """'' when every stage is exact, else a sentence naming the first failing stage and value."""
+        failed = self.failed
+        if not failed:
+            return ""
+        first = failed[0]
+        more = f" ({len(failed) - 1} more stages differ)" if len(failed) > 1 else ""
+        return f"layer {first.node!r}, stage {first.stage!r} ({first.kind}): {first.mismatch}{more}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"images": self.images, "backend": self.backend, "stall": self.stall, "workers": self.workers,
+                "designs": self.designs, "seconds": self.seconds, "all_exact": self.all_exact,
+                "exact_images": self.exact_images(), "stages": [s.to_dict() for s in self.stages]}
+
+    def markdown(self) -> str:
+        """The per-stage table."""
+        lines = ["| stage | layer | kind | bit-exact | cycles/frame | analytic | ratio | latency | backend | s |",
+                 "|---|---|---|---|---|---|---|---|---|---|"]
+        return "\n".join(lines + [s.row() for s in self.stages]) + "\n"
+
+
+class StageHarness(wiring.Component):
+    """A stage with the same ports, plus one register so that the design has a clock even when the stage
+    is purely combinational (a compiled backend drives the streams from the clock)."""
+
+    def __init__(self, stage_component: wiring.Component):
+        self.stage = stage_component
+        super().__init__(stage_component.signature)
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.stage = self.stage
+        for name, member in self.signature.members.items():
+            if member.flow == wiring.In:
+                wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(self.stage, name))
+            else:
+                wiring.connect(m, getattr(self.stage, name), wiring.flipped(getattr(self, name)))
+        tick = Signal()
+        m.d.sync += tick.eq(~tick)
+        return m
+
+
+# ---- one stage ------------------------------------------------------------------------------------
+
+#: What the workers read (set before the pool forks, so nothing big is pickled).
+_JOB: dict[str, Any] = {}
+
+
+def _compare(streams: StageStreams, expected: dict, got: Mapping[str, list],
+             shapes: dict, frames: int) -> tuple[str, int, set[int]]:
+    """(first mismatch sentence, differing values, images with a difference) over all output ports."""
+    first, count, images = "", 0, set()
+    for port, (values, index) in expected.items():
+        actual = np.array(got[port], dtype=np.int64).reshape(values.shape)
+        diff = (actual != values) & (index != -1)
+        if not diff.any():
+            continue
+        count += int(diff.sum())
+        spec = streams.outputs[port]
+        per_frame = values.shape[0] // frames
+        beats = np.flatnonzero(diff.reshape(values.shape[0], -1).any(axis=1))
+        images.update(int(b) // per_frame for b in beats)
+        if not first:
+            pos = tuple(int(v) for v in np.argwhere(diff)[0])
+            beat, lane = pos[0], pos[1:]
+            where = f"port {port!r} beat {beat} of {values.shape[0]} lane {list(lane)}"
+            at = int(index[pos])
+            if at >= 0:
+                n, c, y, x = locate(at, shapes[port])
+                tensor = spec.tensor if spec.tensor != IMAGE else "the input image"
+                where = f"image {n}, channel {c}, row {y}, column {x} of {tensor} ({where})"
+            else:
+                where = f"image {beat // per_frame}, a padding value ({where})"
+            first = f"{where}: expected {int(values[pos])}, got {int(actual[pos])}"
+    return first, count, images
+
+
+def _frame_timing(beat_cycles: list[int], per_frame: int, frames: int) -> tuple[int, int]:
+    """(cycles per frame, latency) from the cycles of one port's output beats."""
+    if not beat_cycles:
+        return 0, 0
+    ends = [beat_cycles[(k + 1) * per_frame - 1] for k in range(frames)]
+    if frames >= 3:
+        interval = round((ends[-1] - ends[1]) / (frames - 2))
+    elif frames == 2:
+        interval = ends[1] - ends[0]
+    else:
+        interval = ends[0]
+    return int(interval), int(beat_cycles[0])
+
+
+def _check_stage(index: int, design: str) -> dict:
+    """Simulate stage ``index`` of the job's plan alone; returns a :class:`StageCheck` as a dict."""
+    job = _JOB
+    plan: PipelinePlan = job["plan"]
+    stage = plan.stages[index]
+    streams: StageStreams = job["streams"][stage.name]
+    frames = job["frames"]
+    started = time.perf_counter()
+    inputs = {port: spec.fmt.beats(stream_tensor(spec, job["values"], job["images"]))
+              for port, spec in streams.inputs.items()}
+    expected, shapes = {}, {}
+    for port, spec in streams.outputs.items():
+        tensor = stream_tensor(spec, job["values"], job["images"])
+        shapes[port] = tensor.shape[1:]
+        expected[port] = (spec.fmt.to_array(tensor), spec.fmt.batch_index(tensor.shape[1:], frames))
+    counts = {port: int(values.shape[0]) for port, (values, _) in expected.items()}
+    stall, backend = job["stall"], job["backend"]
+    beats = max([*counts.values(), *(len(b) for b in inputs.values())])
+    budget = int(4 * (frames + 2) * max(stage.cycles, beats // frames) / (1.0 - stall) ** 2) + 20_000
+    result = {"stage": stage.name, "node": stage.node, "kind": stage.kind, "beats": sum(counts.values()),
+              "analytic_cycles_per_frame": int(stage.cycles), "backend": backend, "design": design,
+              "cycles_per_frame": 0, "latency": 0}
+    try:
+        dut = StageHarness(stage.component)
+        run = run_stage_streams(dut, inputs, counts, backend=backend, stall=stall,
+                                seed=job["seed"] + index, max_cycles=budget)
+        first, differing, images = _compare(streams, expected, run.outputs, shapes, frames)
+        if stall > 0 and job["timing"]:
+            run = run_stage_streams(dut, inputs, counts, backend=backend, stall=0.0, seed=0,
+                                    max_cycles=budget)
+            first2, differing2, images2 = _compare(streams, expected, run.outputs, shapes, frames)
+            first, differing, images = first or first2, max(differing, differing2), images | images2
+        port = next(iter(counts))
+        result["cycles_per_frame"], result["latency"] = _frame_timing(run.beat_cycles[port],
+                                                                      counts[port] // frames, frames)
+    except Exception as exc:   # noqa: BLE001 - a stage that hangs or crashes is a failed stage, not a crash
+        first, differing, images = f"the simulation failed: {type(exc).__name__}: {exc}", 0, set()
+    result.update(bit_exact=not first, mismatch=first, differing=differing, images=sorted(images),
+                  seconds=time.perf_counter() - started)
+    return result
+
+
+def _design_key(index: int) -> str:
+    """A short hash of stage ``index``'s RTLIL: equal for stages that elaborate to the same design."""
+    dut = StageHarness(_JOB["plan"].stages[index].component)
+    return hashlib.sha256(rtlil.convert(dut, name="stage").encode()).hexdigest()[:12]
+
+
+def _check_group(indices: list[int], design: str) -> list[dict]:
+    return [_check_stage(i, design) for i in indices]
+
+
+# ---- the harness ----------------------------------------------------------------------------------
+
+def verify_layers(graph: Graph, images: Any, plan: PipelinePlan, *, backend: str = "cxxrtl",
+                  stall: float = 0.3, seed: int = 0, workers: int = 2, timing: bool = True,
+                  progress: bool = False) -> LayerwiseRun:
+    """Simulate every stage of ``plan`` alone on ``images`` (uint8 (N, C, H, W)) against ``graph``'s reference.
+
+    ``graph`` is the golden model: normally ``plan.graph``, but any graph with the same node names and
+    shapes (a test builds the hardware from a copy with one weight changed).  ``stall``: probability per
+    cycle that an input withholds valid / an output drops ready, on every port; ``timing``: also run
+    stall-free to measure cycles per frame and latency (with ``stall`` 0 the one run measures them).
+    ``workers``: parallel processes (1: in this process).
+    """
+    from .network import check_images
+
+    if backend not in STAGE_BACKENDS:
+        raise ValueError(f"unknown simulation backend {backend!r}; choose one of {', '.join(STAGE_BACKENDS)}")
+    if not 0.0 <= stall < 1.0:
+        raise ValueError(f"stall must be a probability in [0, 1), got {stall!r}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers!r}")
+    pixels = check_images(graph, images)
+    missing = sorted({s.node for s in plan.stages} - {n.name for n in graph})
+    if missing:
+        raise ValueError(f"graph {graph.name!r} has no node {missing[0]!r}, which the hardware was built for")
+    started = time.perf_counter()
+    values = graph.reference(pixels, keep=True)
+    for name, value in values.items():   # same names, same shapes: else the formats would not fit
+        ours = plan.graph.value_info(name).shape if name in plan.graph else None
+        if ours is not None and tuple(ours) != tuple(value.shape[1:]):
+            raise ValueError(f"node {name!r}: the reference gives shape {value.shape[1:]}, the hardware's "
+                             f"graph {tuple(ours)}")
+    _JOB.clear()
+    _JOB.update(plan=plan, streams=stage_streams(plan), values=values, images=pixels, frames=len(pixels),
+                stall=float(stall), seed=int(seed), backend=backend, timing=timing)
+    count = len(plan.stages)
+    pool = None
+    if workers > 1:
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+    try:
+        if backend == "pysim":   # nothing to compile: every stage on its own
+            keys = [f"stage {i}" for i in range(count)]
+        else:
+            keys = list(pool.map(_design_key, range(count))) if pool else [_design_key(i) for i in range(count)]
+        groups: dict[str, list[int]] = {}
+        for index, key in enumerate(keys):
+            groups.setdefault(key, []).append(index)
+        # Longest first, so that the last worker to finish is not the one that started the biggest stage.
+        order = sorted(groups.items(), key=lambda item: -sum(plan.stages[i].cycles for i in item[1]))
+        if pool is not None:
+            futures = [pool.submit(_check_group, idx, key) for key, idx in order]
+            results: list[dict] = []
+            for future in concurrent.futures.as_completed(futures):
+                done = future.result()
+                results += done
+                if progress:
+                    for r in done:
+                        print(f"[layers] {r['stage']}: {'exact' if r['bit_exact'] else 'MISMATCH'}, "
+                              f"{r['cycles_per_frame']:,} cycles/frame ({r['seconds']:.1f} s)",
+                              file=sys.stderr, flush=True)
+        else:
+            results = [r for key, idx in order for r in _check_group(idx, key)]
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        _JOB.clear()
+    position = {s.name: i for i, s in enumerate(plan.stages)}
+    checks = sorted((StageCheck(**r) for r in results), key=lambda c: position[c.stage])
+    return LayerwiseRun(stages=checks, images=len(pixels), backend=backend, stall=float(stall), workers=workers,
+                        designs=len(groups), seconds=time.perf_counter() - started)

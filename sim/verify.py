@@ -1,0 +1,84 @@
+"""An accelerator verified against its integer graph: layer by layer on N images, then whole on fewer.
+
+:func:`verify_accelerator` is what ``python -m mixq_hw.build --verify N`` calls:
+every stage alone on all N images (:func:`sim.layerwise.verify_layers`: bit-exact,
+cycles per frame and latency per stage, the first failing layer named), then the
+whole stitched accelerator on ``min(N, 2)`` frames (:func:`sim.network.simulate`:
+end-to-end bit-exactness, measured interval and latency).  The result is a plain
+dict for ``report.json``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import numpy as np
+
+from mixq_hw.graph import Graph
+from mixq_hw.pipeline import Accelerator
+
+from .layerwise import verify_layers
+
+__all__ = ["VERIFY_MODES", "verify_accelerator", "whole_network"]
+
+VERIFY_MODES = ("layers", "whole", "both")
+
+
+def whole_network(graph: Graph, images: np.ndarray, accelerator: Accelerator, *, backend: str = "cxxrtl",
+                  stall: float = 0.0, progress: bool = False) -> dict[str, Any]:
+    """The whole accelerator on ``images``, compared with ``graph``'s reference (which may be another graph
+    than the one the hardware was built from, e.g. a test's unbroken original)."""
+    from .network import simulate
+
+    hw_graph = accelerator.plan.graph
+    run = simulate(hw_graph, images, accelerator=accelerator, backend=backend, stall=stall, progress=progress)
+    if hw_graph is not graph:
+        run.reference = graph.reference(np.asarray(images))
+        same = np.all((run.outputs == run.reference).reshape(run.images, -1), axis=1)
+        run.bit_exact, run.mismatched = int(same.sum()), [int(k) for k in np.flatnonzero(~same)]
+    result = run.to_dict()
+    result["mismatch"] = run.first_mismatch()
+    return result
+
+
+def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerator, *, mode: str = "both",
+                       backend: str = "cxxrtl", layer_stall: float = 0.3, whole_frames: int = 2,
+                       workers: int = 2, progress: bool = True) -> dict[str, Any]:
+    """Verify ``accelerator`` on ``images`` (uint8 (N, C, H, W)) against ``graph``; returns the report's
+    ``verify`` entry: ``images``, ``bit_exact`` (images that passed every check run on them),
+    ``cycles_per_frame`` (the whole network's measured interval, or with ``mode="layers"`` the slowest
+    stage's), ``message`` ('' or the first failure), and ``layers`` / ``whole`` with the details."""
+    if mode not in VERIFY_MODES:
+        raise ValueError(f"unknown verification mode {mode!r}; choose one of {', '.join(VERIFY_MODES)}")
+    images = np.asarray(images)
+    n = int(len(images))
+    result: dict[str, Any] = {"mode": mode, "images": n, "backend": backend}
+    bad: set[int] = set()
+    messages: list[str] = []
+    if mode in ("layers", "both"):
+        layers = verify_layers(graph, images, accelerator.plan, backend=backend, stall=layer_stall,
+                               workers=workers, progress=progress)
+        result["layers"] = {**layers.to_dict(), "table": layers.markdown()}
+        result["cycles_per_frame"] = max(s.cycles_per_frame for s in layers.stages)
+        for stage in layers.stages:
+            bad.update(stage.images if stage.images or stage.bit_exact else range(n))
+        if not layers.all_exact:
+            messages.append(f"layer by layer: {layers.message()}")
+        if progress:
+            print(f"[verify] layer by layer: {len(layers.stages) - len(layers.failed)}/{len(layers.stages)} "
+                  f"stages bit-exact on {n} images ({layers.designs} distinct designs, {layers.seconds:.1f} s)",
+                  file=sys.stderr, flush=True)
+    if mode in ("whole", "both"):
+        frames = n if mode == "whole" else min(n, whole_frames)
+        whole = whole_network(graph, images[:frames], accelerator, backend=backend, progress=progress)
+        result["whole"] = whole
+        result["cycles_per_frame"] = whole["cycles_per_frame"]
+        result["latency"] = whole["latency"]
+        result["cycles_per_second"] = whole["cycles_per_second"]
+        bad.update(whole["mismatched"])
+        if whole["mismatch"]:
+            messages.append(f"whole network: {whole['mismatch']}")
+    result["bit_exact"] = n - len(bad)
+    result["message"] = "; ".join(messages)
+    return result
