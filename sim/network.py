@@ -16,7 +16,6 @@ not more; run in a child process so that a CXXRTL assertion becomes a
 from __future__ import annotations
 
 import contextlib
-import random
 import sys
 import threading
 import time
@@ -32,6 +31,7 @@ from mixq_hw.pipeline import Accelerator, LayerFold
 
 from . import cxxrtl as _cxxrtl
 from .cxxrtl import SimulationCrash
+from .stall_rng import StallRng, input_seed, output_seed
 from .streams import SimulationTimeout, receive, send
 from .tensors import beats_to_tensor
 
@@ -206,10 +206,10 @@ def _run_pysim(acc: Accelerator, beats: list[list[int]], n_out: int, per_frame: 
     beat_cycles: list[int] = []
 
     async def sender(ctx):
-        await send(ctx, acc.i, beats, stall=stall, rng=random.Random(seed * 1000))
+        await send(ctx, acc.i, beats, stall=stall, rng=StallRng(input_seed(seed, 0)))
 
     async def receiver(ctx):
-        received.extend(await receive(ctx, acc.o, n_out, stall=stall, rng=random.Random(seed * 1000 + 500),
+        received.extend(await receive(ctx, acc.o, n_out, stall=stall, rng=StallRng(output_seed(seed, 0)),
                                       on_beat=lambda _beat: beat_cycles.append(state["cycle"])))
         state["done"] = True
 
