@@ -60,7 +60,7 @@ def load_graph(path: Path, progress=None) -> tuple[Graph, dict]:
         raise BuildError(f"{path}: no such file")
     if path.suffix == ".npz":
         try:
-            return Graph.load(path), {"source": "graph", "dataset": None, "data": None}
+            return Graph.load(path), {"source_kind": "graph", "dataset": None, "data": None}
         except GraphError as exc:
             raise BuildError(str(exc)) from None
     from mixq_nn.checkpoint import CheckpointError, load
@@ -77,7 +77,7 @@ def load_graph(path: Path, progress=None) -> tuple[Graph, dict]:
         graph = export(ckpt.model, ckpt.input_shape, name=ckpt.name)
     except (ExportError, GraphError) as exc:
         raise BuildError(f"{path}: {exc}") from None
-    meta = {"source": "checkpoint", "model": ckpt.name, "bitw": list(ckpt.bitw), "bita": list(ckpt.bita),
+    meta = {"source_kind": "checkpoint", "model": ckpt.name, "bitw": list(ckpt.bitw), "bita": list(ckpt.bita),
             "dataset": ckpt.data.get("dataset"), "task": ckpt.task, "data": ckpt.data}
     return graph, meta
 

@@ -31,7 +31,7 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX: builders of one key may both build (still atomic)
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["CacheEntry", "cache_root", "cache_key", "fetch", "lookup", "entry_paths"]
+__all__ = ["CacheEntry", "cache_root", "cache_key", "design_text_key", "fetch", "lookup", "entry_paths"]
 
 #: Bump when the manifest format changes.
 MANIFEST_VERSION = 1
@@ -62,6 +62,17 @@ def cache_key(*parts: str | bytes) -> str:
         digest.update(len(raw).to_bytes(8, "little"))
         digest.update(raw)
     return digest.hexdigest()[:32]
+
+
+_SRC_VERILOG = re.compile(r'\(\* src = "(?:[^"\\]|\\.)*" \*\)')
+_SRC_RTLIL = re.compile(r'^[ \t]*attribute \\src "(?:[^"\\]|\\.)*"\n', re.MULTILINE)
+
+
+def design_text_key(text: str) -> str:
+    """Verilog or RTLIL text without its source-location attributes (``src``: the Python file and line that
+    made each signal, which differ between two constructions of the same design and change no behaviour),
+    for a cache key."""
+    return _SRC_RTLIL.sub("", _SRC_VERILOG.sub("", text))
 
 
 def entry_paths(kind: str, key: str, suffix: str) -> tuple[Path, Path]:

@@ -169,7 +169,7 @@ def compile_design(dut, *, opt: str = "-O1", verbose: bool = False, flatten: boo
     flat = len(text) < FLATTEN_LIMIT if flatten is None else bool(flatten)
     yosys = find_yosys(lambda ver: ver >= (0, 10))
     headers = runtime_include_dir()
-    key = cache.cache_key(text, _DRIVER.read_text(), _LOOP.read_text(), opt, str(flat), str(yosys.version()),
+    key = cache.cache_key(cache.design_text_key(text), _DRIVER.read_text(), _LOOP.read_text(), opt, str(flat), str(yosys.version()),
                           str(headers), str(_BUILD_VERSION))
     entry = cache.fetch("cxxrtl", key, ".so",
                         lambda tmp: _build(text, tmp, what=type(dut).__name__, opt=opt, flat=flat, yosys=yosys,

@@ -274,7 +274,7 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
     text = verilog.convert(dut, name=_TOP)
     verilog_seconds = time.perf_counter() - started
     ports = _ports_header(dut, text)
-    key = cache.cache_key(text, ports, " ".join(flags), cflags, verilator_version(), _TB.read_text(),
+    key = cache.cache_key(cache.design_text_key(text), ports, " ".join(flags), cflags, verilator_version(), _TB.read_text(),
                           _LOOP.read_text(), str(_BUILD_VERSION))
     what = type(dut).__name__
     jobs = max(1, jobs or int(os.environ.get("MIXQ_CXX_JOBS", "0")) or os.cpu_count() or 1)
