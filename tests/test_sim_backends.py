@@ -8,7 +8,6 @@ import random
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from sim import cache
