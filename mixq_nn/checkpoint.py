@@ -67,6 +67,13 @@ class Checkpoint:
         return self.meta.get("metrics", {})
 
     @property
+    def data(self) -> dict[str, Any]:
+        """The data set it was trained on, as training recorded it: ``dataset``, ``data_root``, ``seed``
+        (an empty dict if none was recorded), plus ``task``."""
+        recorded = (self.meta.get("extra") or {}).get("data") or {}
+        return {**(recorded if isinstance(recorded, dict) else {}), "task": self.task}
+
+    @property
     def model_args(self) -> dict[str, Any]:
         return self.meta.get("model_args", {})
 

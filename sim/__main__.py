@@ -1,8 +1,10 @@
-"""``python -m sim weights.pt --images N --backend cxxrtl --stall 0.3``: a whole network in simulation.
+"""``python -m sim build/vggtiny_digits --images N --stall 0.3``: a whole network in simulation.
 
-Reads a mixq checkpoint (exported to the integer graph here) or an exported
-``.npz`` graph, builds the accelerator for a folding (``--fold FILE``, a DSP
-budget with ``--dsp N``, or one lane per layer), runs N images through it and
+Reads a build folder (``python -m mixq_hw.build``'s output: its checkpoint and
+its folding), a mixq checkpoint (exported to the integer graph here) or an
+exported ``.npz`` graph, builds the accelerator for a folding (the build's,
+``--fold FILE``, a DSP budget with ``--dsp N``, or one lane per layer, which it
+says), runs N images through it on the fastest simulator here (``--backend``) and
 reports how many are bit-exact against the graph's reference, the cycles per
 frame (measured and analytic) and the simulation speed.  Exit status: 0 when
 every image is bit-exact, 3 when some are not, 2 on bad input (checked before any
@@ -24,8 +26,9 @@ from mixq_hw.graph import Graph, GraphError
 from mixq_hw.validate import InputError
 from mixq_hw.pipeline import LayerFold
 
-from .cxxrtl import CompileError
-from .network import BACKENDS, simulate
+from .backends import CHOICES, resolve_backend
+from .cxxrtl import CompileError, SimulationCrash
+from .network import simulate
 from .streams import SimulationTimeout
 
 __all__ = ["main", "load_source", "pick_images", "CliError", "OPT_FLAGS"]
@@ -104,6 +107,24 @@ def pick_images(graph: Graph, info: dict[str, Any], count: int, *, random_pixels
     return images, f"{name} test split"
 
 
+def build_folder(path: Path) -> tuple[Path, Path]:
+    """(source, folding.json) of a ``mixq_hw.build`` output folder, or a CliError naming what is missing."""
+    report, folding = path / "report.json", path / "folding.json"
+    for needed in (report, folding):
+        if not needed.is_file():
+            raise CliError(f"{path}: a folder, but not a build folder (no {needed.name}; "
+                           f"python -m mixq_hw.build --out {path} writes one)")
+    try:
+        source = json.loads(report.read_text()).get("source")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise CliError(f"{report}: not a build report ({exc})") from None
+    if not isinstance(source, str) or not source:
+        raise CliError(f"{report}: names no source checkpoint or graph")
+    if not Path(source).exists():
+        raise CliError(f"{report}: its source {source} does not exist (from here: {Path.cwd()})")
+    return Path(source), folding
+
+
 def _folding(args: argparse.Namespace, graph: Graph) -> tuple[dict[str, LayerFold] | None, str]:
     if args.fold:
         from mixq_hw.folding import FoldingError, load_folding
@@ -130,10 +151,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m sim", description=__doc__.split("\n\n")[1].replace("\n", " "),
         epilog="Folding JSON: {\"layer\": {\"simd\": 8, \"pe\": 16, \"pixels\": 2}}; layers not named get one lane. "
                "The compiled backend caches libraries in $MIXQ_CACHE (default ~/.cache/mixq).")
-    p.add_argument("source", help="mixq checkpoint (.pt) or exported integer graph (.npz)")
+    p.add_argument("source", help="build folder (python -m mixq_hw.build --out DIR: its source and folding), "
+                                  "mixq checkpoint (.pt) or exported integer graph (.npz)")
     p.add_argument("--images", type=int, default=2, metavar="N", help="images to simulate (default 2)")
-    p.add_argument("--backend", choices=BACKENDS, default="cxxrtl",
-                   help="cxxrtl: compiled, fast after a compile; pysim: Amaranth's simulator (default cxxrtl)")
+    p.add_argument("--backend", choices=CHOICES, default="auto",
+                   help="verilator: compiled, the fastest; cxxrtl: compiled with Yosys' CXXRTL; pysim: Amaranth's "
+                        "simulator; auto (default): the first of these that is installed (printed)")
     p.add_argument("--stall", type=float, default=0.0, metavar="P",
                    help="probability per cycle that the input withholds valid / the output drops ready")
     p.add_argument("--seed", type=int, default=0, help="seed of the stall patterns and of --random pixels")
@@ -164,7 +187,7 @@ def _check_options(args: argparse.Namespace) -> None:
         raise CliError(f"--dsp must be a positive number of DSPs, got {args.dsp}")
     if args.fold and args.dsp:
         raise CliError("give either --fold or --dsp, not both")
-    if args.vcd and args.backend != "pysim":
+    if args.vcd and args.backend not in ("pysim", "auto"):
         raise CliError("--vcd needs --backend pysim")
     validate.integer(args.images, "--images", lo=1, hi=100_000)
     validate.number(args.stall, "--stall", lo=0.0, hi=0.99)
@@ -176,7 +199,12 @@ def _check_options(args: argparse.Namespace) -> None:
     args.flatten = args.flatten or "auto"
     if args.opt not in OPT_FLAGS:
         raise CliError(f"--opt {args.opt!r}: expected one of {', '.join(OPT_FLAGS)}")
-    validate.input_file(args.source, "source", suffixes=(".pt", ".pth", ".npz"))
+    if Path(args.source).is_dir():
+        if args.fold or args.dsp:
+            raise CliError(f"{args.source}: a build folder brings its folding; drop --fold/--dsp, or give the "
+                           "checkpoint instead")
+    else:
+        validate.input_file(args.source, "source", suffixes=(".pt", ".pth", ".npz"))
     if args.fold:
         validate.input_file(args.fold, "--fold", suffixes=(".json",))
     if args.vcd:
@@ -193,19 +221,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         _check_options(args)
-        graph, info = load_source(args.source)
+        source = Path(args.source)
+        if source.is_dir():
+            source, args.fold = build_folder(source)
+        graph, info = load_source(source)
         images, origin = pick_images(graph, info, args.images, random_pixels=args.random, dataset=args.dataset,
                                      data_root=args.data_root, seed=args.seed)
         folding, fold_origin = _folding(args, graph)
+        if args.fold and Path(args.source).is_dir():
+            fold_origin = f"the build's ({args.fold})"
+        backend = "pysim" if args.vcd else resolve_backend(args.backend)
+        if not args.quiet:
+            if folding is None:
+                from mixq_hw.pipeline import plan_stages
+
+                print(f"note: no folding given (a build folder, --fold or --dsp): simulating a one-lane folding, "
+                      f"{plan_stages(graph, {}).cycles_per_frame():,} cycles per frame", file=sys.stderr)
+            print(f"[sim] backend {backend}" + (" (auto)" if args.backend == "auto" else ""), file=sys.stderr)
         if args.layers:
-            return _layers(args, graph, images, origin, folding, fold_origin)
-        run = simulate(graph, images, folding=folding, backend=args.backend, stall=args.stall, seed=args.seed,
+            return _layers(args, graph, images, origin, folding, fold_origin, backend)
+        run = simulate(graph, images, folding=folding, backend=backend, stall=args.stall, seed=args.seed,
                        vcd=args.vcd, progress=not args.quiet, opt=args.opt,
                        flatten={"auto": None, "yes": True, "no": False}[args.flatten])
     except (InputError, GraphError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (ValueError, CompileError, SimulationTimeout) as exc:
+    except (ValueError, CompileError, SimulationTimeout, SimulationCrash) as exc:
         print(f"error: {args.source}: {exc}", file=sys.stderr)
         return EXIT_ERROR
     report = {**run.to_dict(), "graph": graph.name, "source": str(args.source), "input_shape": list(graph.input_shape),
@@ -225,15 +266,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _layers(args: argparse.Namespace, graph: Graph, images: np.ndarray, origin: str,
-            folding: dict[str, LayerFold] | None, fold_origin: str) -> int:
+            folding: dict[str, LayerFold] | None, fold_origin: str, backend: str) -> int:
     """``--layers``: :func:`sim.layerwise.verify_layers`, printed as a table (or JSON)."""
     from mixq_hw.pipeline import plan_stages
 
     from .layerwise import verify_layers
 
-    if args.backend not in ("pysim", "cxxrtl"):
-        raise CliError(f"--layers does not support --backend {args.backend}")
-    run = verify_layers(graph, images, plan_stages(graph, folding), backend=args.backend, stall=args.stall,
+    run = verify_layers(graph, images, plan_stages(graph, folding), backend=backend, stall=args.stall,
                         seed=args.seed, workers=args.workers, progress=not args.quiet)
     if args.json:
         print(json.dumps({**run.to_dict(), "graph": graph.name, "source": str(args.source),

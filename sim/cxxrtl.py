@@ -32,7 +32,6 @@ from __future__ import annotations
 import concurrent.futures
 import ctypes
 import faulthandler
-import hashlib
 import json
 import mmap
 import os
@@ -50,24 +49,22 @@ from typing import Any, Callable, Iterable, Mapping
 
 from amaranth._toolchain.yosys import find_yosys
 from amaranth.back import rtlil
-from amaranth.hdl import Shape
-from amaranth.lib import data
 
-from mixq_hw.atomic import atomic_path, atomic_write_text
-from mixq_hw.manifest import sha256_file
-
-from .streams import SimulationTimeout, StreamRun, stream_port, to_python
+from . import cache
+from .beats import payload_shape, payload_width, unpack_beat, words_of, pack_beat
+from .streams import SimulationTimeout, StreamRun, stream_port
 
 __all__ = ["CompileError", "SimulationCrash", "runtime_include_dir", "compile_design", "build_info",
            "run_streams_compiled", "run_isolated", "shared_progress", "read_progress", "FLATTEN_LIMIT"]
 
 _DRIVER = Path(__file__).with_name("cxxrtl_driver.cc")
+_LOOP = Path(__file__).with_name("stream_loop.h")
 #: Designs with less RTLIL text than this are flattened (one eval() per cycle); bigger ones keep their hierarchy.
 FLATTEN_LIMIT = 1_000_000
 #: eval()/reset() code per compilation unit (characters of C++) when the source is split for g++.
 UNIT_CHARS = 1_500_000
 #: Bump when the way a library is built changes (part of the cache key).
-_BUILD_VERSION = 2
+_BUILD_VERSION = 3
 _TOP = "mixq_design"   # not the default "top": a top-level signal called "top" would clash with the class p_top
 
 
@@ -147,12 +144,6 @@ def runtime_include_dir() -> Path:
     return path
 
 
-def _cache_dir() -> Path:
-    root = Path(os.environ.get("MIXQ_CACHE", Path.home() / ".cache" / "mixq")) / "cxxrtl"
-    root.mkdir(parents=True, exist_ok=True)
-    return root
-
-
 def compile_design(dut, *, opt: str = "-O1", verbose: bool = False, flatten: bool | None = None,
                    jobs: int | None = None) -> Path:
     """Convert ``dut`` to C++ and build it with the stream driver; returns the shared library's path.
@@ -165,27 +156,35 @@ def compile_design(dut, *, opt: str = "-O1", verbose: bool = False, flatten: boo
     """
     options = (opt, flatten)
     try:
-        built = _BUILT.get(dut, {}).get(options)
+        known = _BUILT.get(dut, {}).get(options)
     except TypeError:   # not weakly referenceable
-        built = None
-    if built is not None and built.exists():   # this very object, built before: skip the conversion
-        return built
+        known = None
+    if known is not None:   # this very object, built before: skip the conversion if its entry is sound
+        entry = cache.lookup("cxxrtl", known, ".so")
+        if entry is not None:
+            return entry.path
     started = time.perf_counter()
     text = rtlil.convert(dut, name=_TOP)
     rtlil_seconds = time.perf_counter() - started
     flat = len(text) < FLATTEN_LIMIT if flatten is None else bool(flatten)
     yosys = find_yosys(lambda ver: ver >= (0, 10))
     headers = runtime_include_dir()
-    key = hashlib.sha256("\0".join([text, _DRIVER.read_text(), opt, str(flat), str(yosys.version()), str(headers),
-                                    str(_BUILD_VERSION)]).encode()).hexdigest()[:24]
-    lib = _cache_dir() / f"design_{key}.so"
-    _remember(dut, options, lib)
-    if lib.exists() and _cache_entry_ok(lib):
-        return lib
+    key = cache.cache_key(cache.design_text_key(text), _DRIVER.read_text(), _LOOP.read_text(), opt, str(flat), str(yosys.version()),
+                          str(headers), str(_BUILD_VERSION))
+    entry = cache.fetch("cxxrtl", key, ".so",
+                        lambda tmp: _build(text, tmp, what=type(dut).__name__, opt=opt, flat=flat, yosys=yosys,
+                                           headers=headers, jobs=jobs, verbose=verbose, rtlil_seconds=rtlil_seconds))
+    del text
+    _remember(dut, options, key)
+    return entry.path
+
+
+def _build(text: str, tmpdir: Path, *, what: str, opt: str, flat: bool, yosys, headers: Path, jobs: int | None,
+           verbose: bool, rtlil_seconds: float) -> tuple[Path, dict]:
+    """write_cxxrtl + g++ in ``tmpdir``: the shared library's path and what building it cost."""
     gxx = shutil.which(os.environ.get("CXX", "g++"))
     if gxx is None:
         raise CompileError("the compiled simulator needs g++ (apt-get install g++)")
-    what = type(dut).__name__
     if verbose:
         print(f"[sim] {what}: {len(text) // 1024:,} KiB of RTLIL in {rtlil_seconds:.1f} s; write_cxxrtl "
               f"({'flattened' if flat else 'hierarchical'}) ...", file=sys.stderr, flush=True)
@@ -193,7 +192,6 @@ def compile_design(dut, *, opt: str = "-O1", verbose: bool = False, flatten: boo
     source = yosys.run(["-q", "-"], f"read_rtlil <<rtlil\n{text}\nrtlil\n"
                                     f"write_cxxrtl -g2{'' if flat else ' -noflatten'}", ignore_warnings=True)
     convert_seconds, convert_cpu = time.perf_counter() - started, _children_cpu() - cpu
-    del text
     # One eval() per cycle needs an eval() that always converges (no feedback wires) and a clock whose
     # edge is recorded at commit() (see the driver); otherwise, settle + edge.
     one_eval = flat and "converged = false" not in source and (
@@ -205,67 +203,49 @@ def compile_design(dut, *, opt: str = "-O1", verbose: bool = False, flatten: boo
         print(f"[sim] {what}: {len(source) // 1024:,} KiB of C++ in {convert_seconds:.1f} s; g++ {opt} on "
               f"{len(units)} units, {jobs} at a time ...", file=sys.stderr, flush=True)
     started, cpu = time.perf_counter(), _children_cpu()
-    with tempfile.TemporaryDirectory() as tmp:
-        tmpdir = Path(tmp)
-        base = [gxx, "-std=c++14", "-fPIC", "-w", "-fvisibility=hidden", "-fvisibility-inlines-hidden",
-                f"-I{headers}", f"-I{tmpdir}"]
-        (tmpdir / "design.h").write_text(units.pop("design.h", ""))
-        jobs_list = [([*shlex.split(opt), f"-DMIXQ_ONE_EVAL={int(one_eval)}"], str(_DRIVER), tmpdir / "driver.o")]
-        for name, code in units.items():
-            (tmpdir / name).write_text(code)
-            flags = ["-O0"] if name.startswith("debug") else shlex.split(opt)
-            jobs_list.append((flags, str(tmpdir / name), tmpdir / (name + ".o")))
-        del source, units
+    base = [gxx, "-std=c++14", "-fPIC", "-w", "-fvisibility=hidden", "-fvisibility-inlines-hidden",
+            f"-I{headers}", f"-I{tmpdir}"]
+    (tmpdir / "design.h").write_text(units.pop("design.h", ""))
+    jobs_list = [([*shlex.split(opt), f"-DMIXQ_ONE_EVAL={int(one_eval)}"], str(_DRIVER), tmpdir / "driver.o")]
+    for name, code in units.items():
+        (tmpdir / name).write_text(code)
+        flags = ["-O0"] if name.startswith("debug") else shlex.split(opt)
+        jobs_list.append((flags, str(tmpdir / name), tmpdir / (name + ".o")))
+    del source, units
 
-        def build(job) -> subprocess.CompletedProcess:
-            flags, src, obj = job
-            return subprocess.run([*base, *flags, "-c", src, "-o", str(obj)], capture_output=True, text=True,
-                                  check=False)
+    def build(job) -> subprocess.CompletedProcess:
+        flags, src, obj = job
+        return subprocess.run([*base, *flags, "-c", src, "-o", str(obj)], capture_output=True, text=True,
+                              check=False)
 
-        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-            results = list(pool.map(build, jobs_list))
-        for proc in results:
-            if proc.returncode != 0:
-                raise CompileError(f"g++ failed on the CXXRTL output of {what}:\n{proc.stderr[-4000:]}")
-        out = tmpdir / "design.so"
-        # link order: optimised objects first, so that their copies of shared inline functions are kept
-        proc = subprocess.run([gxx, "-shared", "-o", str(out), *[str(obj) for _, _, obj in jobs_list]],
-                              capture_output=True, text=True, check=False)
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        results = list(pool.map(build, jobs_list))
+    for proc in results:
         if proc.returncode != 0:
-            raise CompileError(f"linking the CXXRTL output of {what} failed:\n{proc.stderr[-4000:]}")
-        gxx_seconds, gxx_cpu = time.perf_counter() - started, _children_cpu() - cpu
-        info = {"flatten": flat, "one_eval": one_eval, "opt": opt, "cxx_bytes": cxx_bytes,
-                "units": len(jobs_list) - 1, "jobs": jobs, "rtlil_seconds": rtlil_seconds,
+            raise CompileError(f"g++ failed on the CXXRTL output of {what}:\n{proc.stderr[-4000:]}")
+    out = tmpdir / "design.so"
+    # link order: optimised objects first, so that their copies of shared inline functions are kept
+    proc = subprocess.run([gxx, "-shared", "-o", str(out), *[str(obj) for _, _, obj in jobs_list]],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise CompileError(f"linking the CXXRTL output of {what} failed:\n{proc.stderr[-4000:]}")
+    gxx_seconds, gxx_cpu = time.perf_counter() - started, _children_cpu() - cpu
+    info = {"flatten": flat, "one_eval": one_eval, "opt": opt, "cxx_bytes": cxx_bytes,
+            "units": len(jobs_list) - 1, "jobs": jobs, "rtlil_seconds": rtlil_seconds,
             "convert_seconds": convert_seconds, "convert_cpu_seconds": convert_cpu, "gxx_seconds": gxx_seconds,
             "gxx_cpu_seconds": gxx_cpu}
-        info["sha256"] = sha256_file(out)
-        with atomic_path(lib) as tmp_lib:  # a cache entry is whole or absent, never truncated
-            shutil.copyfile(out, tmp_lib)
-        atomic_write_text(lib.with_suffix(".json"), json.dumps(info, indent=1) + "\n")
     if verbose:
         print(f"[sim] {what}: compiled in {gxx_seconds:.1f} s", file=sys.stderr, flush=True)
-    return lib
+    return out, info
 
 
-def _cache_entry_ok(lib: Path) -> bool:
-    """True when ``lib`` matches the sha256 its sidecar JSON records; a broken entry is removed."""
-    try:
-        ok = json.loads(lib.with_suffix(".json").read_text()).get("sha256") == sha256_file(lib)
-    except (OSError, ValueError, AttributeError):
-        ok = False
-    if not ok:
-        for path in (lib, lib.with_suffix(".json")):
-            path.unlink(missing_ok=True)
-    return ok
-
-
-#: design object -> {(opt, flatten): library}: a second compile of the same object skips its conversion
+#: design object -> {(opt, flatten): cache key}: a second compile of the same object skips its conversion
 _BUILT: weakref.WeakKeyDictionary[Any, dict] = weakref.WeakKeyDictionary()
 
 
-def _remember(dut, options: tuple, lib: Path) -> None:
+def _remember(dut, options: tuple, key: str) -> None:
     try:
-        _BUILT.setdefault(dut, {})[options] = lib
+        _BUILT.setdefault(dut, {})[options] = key
     except TypeError:   # not weakly referenceable: no memo
         pass
 
@@ -277,9 +257,13 @@ def _children_cpu() -> float:
 
 def build_info(library: Path) -> dict:
     """What building ``library`` cost (C++ size; wall and CPU seconds of RTLIL emission, write_cxxrtl, g++)
-    and how it clocks the design; empty if unknown (a library built before this was recorded)."""
-    path = Path(library).with_suffix(".json")
-    return json.loads(path.read_text()) if path.exists() else {}
+    and how it clocks the design, as its cache manifest records it; empty if unknown."""
+    path = Path(library)
+    try:
+        record = json.loads(path.with_name(path.stem + ".manifest.json").read_text())
+        return dict(record.get("info", {}))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
 
 
 _FUNCTION = re.compile(r"^(?:CXXRTL_EXTREMELY_COLD\n)?(?:bool|void) p_\w+::(\w+)\(.*?^}\n", re.MULTILINE | re.DOTALL)
@@ -317,54 +301,13 @@ def _split(source: str) -> dict[str, str]:
     return units
 
 
-def _payload_shape(dut, port: str):
-    member = dut.signature.members[port]
-    return member.signature.members["payload"].shape
-
-
-def _pack(shape, beat: Any) -> int:
-    """A beat as the raw integer the payload's bits hold (arrays fast, other layouts through Amaranth)."""
-    if isinstance(shape, data.ArrayLayout):
-        step = _width(shape.elem_shape)
-        raw = 0
-        for i, v in enumerate(beat):
-            raw |= _pack(shape.elem_shape, v) << (i * step)
-        return raw
-    if isinstance(shape, data.Layout):
-        return shape.const(beat).as_value().value & ((1 << shape.size) - 1)
-    return int(beat) & ((1 << _width(shape)) - 1)
-
-
-def _unpack(shape, raw: int) -> Any:
-    """The inverse of :func:`_pack`: plain ints, lists for arrays."""
-    if isinstance(shape, data.ArrayLayout):
-        step = _width(shape.elem_shape)
-        mask = (1 << step) - 1
-        return [_unpack(shape.elem_shape, (raw >> (i * step)) & mask) for i in range(shape.length)]
-    if isinstance(shape, data.Layout):
-        return to_python(shape.from_bits(raw))
-    width = _width(shape)
-    if Shape.cast(shape).signed and raw >> (width - 1):
-        return raw - (1 << width)
-    return raw
-
-
-def _width(shape) -> int:
-    if isinstance(shape, data.Layout):
-        return shape.size
-    return Shape.cast(shape).width
-
-
-def _words(width: int) -> int:
-    return max(1, (width + 31) // 32)
-
-
 def run_streams_compiled(dut, inputs: Mapping[str, Iterable[Any]], outputs: Mapping[str, int], *,
                          stall: float = 0.0, seed: int = 0, max_cycles: int = 100_000_000,
                          opt: str = "-O1", verbose: bool = False, isolated: bool = True,
                          flatten: bool | None = None, library: Path | None = None, stats: dict | None = None,
                          progress: Any = None) -> StreamRun:
-    """Like :func:`sim.streams.run_streams`, on the CXXRTL-compiled design (stall patterns differ, results don't).
+    """Like :func:`sim.streams.run_streams`, on the CXXRTL-compiled design (the stall pattern of
+    ``stream_loop.h``, the same as the Verilator backend's).
 
     ``isolated`` runs the simulation in a forked child, so that a CXXRTL assertion (an out-of-bounds
     memory access in the design) raises :class:`SimulationCrash` instead of killing this process.
@@ -433,12 +376,12 @@ def _run_compiled(dut, library: Path, inputs: Mapping[str, Iterable[Any]], outpu
     in_names = [names(p) for p in inputs]
     in_bufs, in_counts, in_words = [], [], []
     for port, beats in inputs.items():
-        shape = _payload_shape(dut, port)
-        nw = _words(_width(shape))
+        shape = payload_shape(dut, port)
+        nw = words_of(payload_width(shape))
         beats = list(beats)
         buf = (ctypes.c_uint32 * max(1, len(beats) * nw))()
         for b, beat in enumerate(beats):
-            raw = _pack(shape, beat)
+            raw = pack_beat(shape, beat)
             for w in range(nw):
                 buf[b * nw + w] = (raw >> (32 * w)) & 0xFFFFFFFF
         keep.append(buf)
@@ -448,8 +391,8 @@ def _run_compiled(dut, library: Path, inputs: Mapping[str, Iterable[Any]], outpu
     out_names = [names(p) for p in outputs]
     out_bufs, out_cycle_bufs, out_counts, out_words, out_shapes = [], [], [], [], []
     for port, count in outputs.items():
-        shape = _payload_shape(dut, port)
-        nw = _words(_width(shape))
+        shape = payload_shape(dut, port)
+        nw = words_of(payload_width(shape))
         buf = (ctypes.c_uint32 * max(1, count * nw))()
         cyc = (ctypes.c_long * max(1, count))()
         keep += [buf, cyc]
@@ -490,7 +433,7 @@ def _run_compiled(dut, library: Path, inputs: Mapping[str, Iterable[Any]], outpu
             raw = 0
             for w in range(nw):
                 raw |= buf[b * nw + w] << (32 * w)
-            beats.append(_unpack(shape, raw))
+            beats.append(unpack_beat(shape, raw))
         received[port] = beats
         beat_cycles[port] = [out_cycle_bufs[k][b] for b in range(out_counts[k])]
     return StreamRun(outputs=received, cycles=int(cycles), beat_cycles=beat_cycles)

@@ -31,26 +31,11 @@ from amaranth.lib import wiring
 from mixq_hw.graph import Graph
 from mixq_hw.pipeline import PipelinePlan
 
+from .backends import resolve_backend, run_streams
 from .formats import locate
 from .stage_streams import IMAGE, StageStreams, stage_streams, stream_tensor
-from .streams import StreamRun
 
-__all__ = ["StageCheck", "LayerwiseRun", "StageHarness", "verify_layers", "run_stage_streams", "STAGE_BACKENDS"]
-
-STAGE_BACKENDS = ("pysim", "cxxrtl")
-
-
-def run_stage_streams(dut, inputs: Mapping[str, list], outputs: Mapping[str, int], *, backend: str,
-                      stall: float, seed: int, max_cycles: int) -> StreamRun:
-    """One stream simulation of ``dut`` on ``backend`` (same arguments and result as
-    :func:`sim.streams.run_streams`)."""
-    if backend == "pysim":
-        from .streams import run_streams
-        return run_streams(dut, inputs, outputs, stall=stall, seed=seed, max_cycles=max_cycles)
-    if backend == "cxxrtl":
-        from .cxxrtl import run_streams_compiled
-        return run_streams_compiled(dut, inputs, outputs, stall=stall, seed=seed, max_cycles=max_cycles)
-    raise ValueError(f"unknown simulation backend {backend!r}; choose one of {', '.join(STAGE_BACKENDS)}")
+__all__ = ["StageCheck", "LayerwiseRun", "StageHarness", "verify_layers"]
 
 
 @dataclass
@@ -235,11 +220,11 @@ def _check_stage(index: int, design: str) -> dict:
               "cycles_per_frame": 0, "latency": 0}
     try:
         dut = StageHarness(stage.component)
-        run = run_stage_streams(dut, inputs, counts, backend=backend, stall=stall,
+        run = run_streams(dut, inputs, counts, backend=backend, stall=stall,
                                 seed=job["seed"] + index, max_cycles=budget)
         first, differing, images = _compare(streams, expected, run.outputs, shapes, frames)
         if stall > 0 and job["timing"]:
-            run = run_stage_streams(dut, inputs, counts, backend=backend, stall=0.0, seed=0,
+            run = run_streams(dut, inputs, counts, backend=backend, stall=0.0, seed=0,
                                     max_cycles=budget)
             first2, differing2, images2 = _compare(streams, expected, run.outputs, shapes, frames)
             first, differing, images = first or first2, max(differing, differing2), images | images2
@@ -278,8 +263,7 @@ def verify_layers(graph: Graph, images: Any, plan: PipelinePlan, *, backend: str
     """
     from .network import check_images
 
-    if backend not in STAGE_BACKENDS:
-        raise ValueError(f"unknown simulation backend {backend!r}; choose one of {', '.join(STAGE_BACKENDS)}")
+    backend = resolve_backend(backend)
     if not 0.0 <= stall < 1.0:
         raise ValueError(f"stall must be a probability in [0, 1), got {stall!r}")
     if workers < 1:

@@ -5,18 +5,17 @@
 benchmarks): it elaborates the :class:`~mixq_hw.pipeline.Accelerator` for a
 folding, streams the images in (one pixel per beat, raster order) under random
 valid/ready stalls, collects the raw int32 outputs, and reports how many
-images are bit-exact and how many cycles a frame takes.  Two backends, same
-stimulus rules: Amaranth's Python simulator (``"pysim"``, a few hundred to a
-few thousand cycles/s, can write a VCD) and CXXRTL + g++ (``"cxxrtl"``, some
-ten to a hundred times faster once compiled -- see :mod:`sim.cxxrtl` for why
-not more; run in a child process so that a CXXRTL assertion becomes a
-:class:`SimulationCrash`, not the end of the Python process).
+images are bit-exact and how many cycles a frame takes.  Three backends, same
+stimulus rules and stall generators, same results cycle for cycle
+(:mod:`sim.backends`): Amaranth's Python simulator (``"pysim"``, a few hundred
+to a few thousand cycles/s, can write a VCD), CXXRTL + g++ (``"cxxrtl"``, run in
+a child process so that a CXXRTL assertion becomes a :class:`SimulationCrash`)
+and Verilator (``"verilator"``, the fastest; a program of its own).
 """
 
 from __future__ import annotations
 
 import contextlib
-import random
 import sys
 import threading
 import time
@@ -31,14 +30,17 @@ from mixq_hw.graph import Graph
 from mixq_hw.pipeline import Accelerator, LayerFold
 
 from . import cxxrtl as _cxxrtl
+from . import verilator as _verilator
+from .backends import resolve_backend
 from .cxxrtl import SimulationCrash
+from .stall_rng import StallRng, input_seed, output_seed
 from .streams import SimulationTimeout, receive, send
 from .tensors import beats_to_tensor
 
 __all__ = ["BACKENDS", "NetworkRun", "SimulationCrash", "simulate", "image_beats", "check_images",
            "default_max_cycles"]
 
-BACKENDS = ("pysim", "cxxrtl")
+BACKENDS = ("pysim", "cxxrtl", "verilator")
 #: Progress lines: the first after this many seconds of a run, then at most one per PROGRESS_EVERY seconds.
 PROGRESS_FIRST = 2.0
 PROGRESS_EVERY = 10.0
@@ -206,10 +208,10 @@ def _run_pysim(acc: Accelerator, beats: list[list[int]], n_out: int, per_frame: 
     beat_cycles: list[int] = []
 
     async def sender(ctx):
-        await send(ctx, acc.i, beats, stall=stall, rng=random.Random(seed * 1000))
+        await send(ctx, acc.i, beats, stall=stall, rng=StallRng(input_seed(seed, 0)))
 
     async def receiver(ctx):
-        received.extend(await receive(ctx, acc.o, n_out, stall=stall, rng=random.Random(seed * 1000 + 500),
+        received.extend(await receive(ctx, acc.o, n_out, stall=stall, rng=StallRng(output_seed(seed, 0)),
                                       on_beat=lambda _beat: beat_cycles.append(state["cycle"])))
         state["done"] = True
 
@@ -267,23 +269,56 @@ def _run_cxxrtl(acc: Accelerator, beats: list[list[int]], n_out: int, frames: in
     return run.outputs["o"], run.beat_cycles["o"], compile_seconds, sim_seconds, stats
 
 
+def _run_verilator(acc: Accelerator, beats: list[list[int]], n_out: int, frames: int, per_frame: int, *,
+                   stall: float, seed: int, max_cycles: int, progress: _Progress,
+                   threads: int | None) -> tuple[list, list[int], float, float, dict]:
+    """Verilator (program cached by a hash of the Verilog); returns (beats, beat cycles, compile s, sim s,
+    stats of the run)."""
+    options = {} if threads is None else {"threads": threads}
+    started = time.perf_counter()
+    with _heartbeat(progress, lambda: "emitting Verilog, verilating and compiling"):
+        program = _verilator.compile_verilator(acc, verbose=progress.enabled, **options)
+    compile_seconds = time.perf_counter() - started
+    shared = _verilator.progress_file()
+    stats: dict = {}
+
+    def report() -> str:
+        cycle, out, _ = shared.read()
+        rate = cycle / max(1e-9, time.perf_counter() - started)
+        return (f"{cycle:,} cycles ({rate:,.0f}/s), {out // per_frame} of {frames} frames out "
+                f"(~{acc.plan.cycles_per_frame():,} cycles each, Verilator)")
+
+    started = time.perf_counter()
+    try:
+        with _heartbeat(progress, report):
+            run = _verilator.run_streams_verilator(acc, {"i": beats}, {"o": n_out}, stall=stall, seed=seed,
+                                                   max_cycles=max_cycles, program=program, stats=stats,
+                                                   progress=shared)
+    finally:
+        shared.close()
+    sim_seconds = time.perf_counter() - started
+    stats["build"] = _verilator.verilator_build_info(program)
+    return run.outputs["o"], run.beat_cycles["o"], compile_seconds, sim_seconds, stats
+
+
 # ---- the harness --------------------------------------------------------------------------------
 
 def simulate(graph: Graph, images: Any, *, folding: Mapping[str, LayerFold] | None = None,
              backend: str = "pysim", stall: float = 0.0, seed: int = 0, vcd: str | Path | None = None,
              progress: bool = True, accelerator: Accelerator | None = None, max_cycles: int | None = None,
-             opt: str = "-O1", flatten: bool | None = None) -> NetworkRun:
+             opt: str = "-O1", flatten: bool | None = None, threads: int | None = None) -> NetworkRun:
     """Run ``images`` (uint8 (N, C, H, W)) through the accelerator of ``graph`` under ``folding``.
 
-    ``backend``: ``"pysim"`` (Amaranth's simulator; ``vcd`` writes a waveform)
-    or ``"cxxrtl"`` (compiled; ``opt`` is g++'s optimisation flag, ``flatten``
-    see :func:`sim.cxxrtl.compile_design`).  ``stall``:
+    ``backend``: ``"pysim"`` (Amaranth's simulator; ``vcd`` writes a waveform),
+    ``"cxxrtl"`` (compiled; ``opt`` is g++'s optimisation flag, ``flatten``
+    see :func:`sim.cxxrtl.compile_design`), ``"verilator"`` (compiled; ``threads``
+    see :func:`sim.verilator.compile_verilator`) or ``"auto"``
+    (:func:`sim.backends.default_backend`; the run's ``backend`` names the one used).  ``stall``:
     probability per cycle that the input withholds valid / the output drops
     ready.  ``accelerator``: an already elaborated-for design of this graph
     (then ``folding`` must be None).  Long runs report progress on stderr.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown simulation backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    backend = resolve_backend(backend)
     if not 0.0 <= stall < 1.0:
         raise ValueError(f"stall must be a probability in [0, 1), got {stall!r}")
     if vcd and backend != "pysim":
@@ -312,6 +347,10 @@ def simulate(graph: Graph, images: Any, *, folding: Mapping[str, LayerFold] | No
         out_beats, beat_cycles, compile_s, sim_s = _run_pysim(
             acc, beats, n_out, per_frame, stall=stall, seed=seed, max_cycles=budget, vcd=vcd, progress=reporter)
         stats["cpu_seconds"] = time.process_time() - cpu   # includes building the simulator (small)
+    elif backend == "verilator":
+        out_beats, beat_cycles, compile_s, sim_s, stats = _run_verilator(
+            acc, beats, n_out, n, per_frame, stall=stall, seed=seed, max_cycles=budget, progress=reporter,
+            threads=threads)
     else:
         out_beats, beat_cycles, compile_s, sim_s, stats = _run_cxxrtl(
             acc, beats, n_out, n, per_frame, stall=stall, seed=seed, max_cycles=budget, opt=opt, flatten=flatten,

@@ -19,6 +19,8 @@ from amaranth.hdl import ClockDomain, Elaboratable, Module
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
+from .stall_rng import StallRng, input_seed, output_seed
+
 __all__ = ["send", "receive", "to_python", "stream_port", "StreamRun", "run_streams", "SimulationTimeout"]
 
 
@@ -49,13 +51,14 @@ def stream_port(dut, name: str):
 
 
 async def send(ctx, port, beats: Iterable[Any], *, stall: float = 0.0,
-               rng: random.Random | None = None) -> None:
+               rng: random.Random | StallRng | None = None) -> None:
     """Drive ``beats`` into a stream ``port`` (valid/ready/payload), one per accepted transfer.
 
     Before each beat, valid stays low for a random number of cycles (each
     cycle with probability ``stall``).  Payload and valid are held until ready.
+    ``rng``: anything with ``random()`` (default: the stall generator of input stream 0, seed 0).
     """
-    rng = rng or random.Random(0)
+    rng = rng or StallRng(input_seed(0, 0))
     for beat in beats:
         while stall and rng.random() < stall:
             ctx.set(port.valid, 0)
@@ -67,12 +70,13 @@ async def send(ctx, port, beats: Iterable[Any], *, stall: float = 0.0,
 
 
 async def receive(ctx, port, count: int, *, stall: float = 0.0,
-                  rng: random.Random | None = None, on_beat=None) -> list[Any]:
+                  rng: random.Random | StallRng | None = None, on_beat=None) -> list[Any]:
     """Collect ``count`` beats from a stream ``port``; ready drops with probability ``stall`` each cycle.
 
     ``on_beat(beat)``, if given, is called as each beat is accepted (e.g. to time it).
+    ``rng``: anything with ``random()`` (default: the stall generator of output stream 0, seed 0).
     """
-    rng = rng or random.Random(1)
+    rng = rng or StallRng(output_seed(0, 0))
     beats: list[Any] = []
     while len(beats) < count:
         ready = not (stall and rng.random() < stall)
@@ -115,8 +119,10 @@ def run_streams(dut, inputs: Mapping[str, Iterable[Any]], outputs: Mapping[str, 
     """Simulate ``dut`` with its input streams fed and output streams drained under random stalls.
 
     ``inputs`` maps a port name to the beats to send; ``outputs`` maps a port
-    name to how many beats to collect.  Every stream gets its own random
-    generator (seeded from ``seed``), so runs are repeatable.  Raises
+    name to how many beats to collect.  Every stream gets its own stall
+    generator (:mod:`sim.stall_rng`, seeded from ``seed`` and the stream's
+    place), the same as the compiled backends', so runs are repeatable and
+    agree with them cycle for cycle.  Raises
     :class:`SimulationTimeout` if the outputs are not all received within
     ``max_cycles``.
     """
@@ -130,14 +136,14 @@ def run_streams(dut, inputs: Mapping[str, Iterable[Any]], outputs: Mapping[str, 
 
     def _sender(name: str, beats: list[Any], index: int):
         async def proc(ctx):
-            await send(ctx, stream_port(dut, name), beats, stall=stall, rng=random.Random(seed * 1000 + index))
+            await send(ctx, stream_port(dut, name), beats, stall=stall, rng=StallRng(input_seed(seed, index)))
             state["sent"] += 1
         return proc
 
     def _receiver(name: str, count: int, index: int):
         async def proc(ctx):
             received[name] = await receive(
-                ctx, stream_port(dut, name), count, stall=stall, rng=random.Random(seed * 1000 + 500 + index),
+                ctx, stream_port(dut, name), count, stall=stall, rng=StallRng(output_seed(seed, index)),
                 on_beat=lambda _beat: beat_cycles[name].append(state["cycle"]))
             state["done"] += 1
         return proc

