@@ -25,7 +25,7 @@ __all__ = ["VERIFY_MODES", "verify_accelerator", "whole_network"]
 VERIFY_MODES = ("layers", "whole", "both")
 
 
-def whole_network(graph: Graph, images: np.ndarray, accelerator: Accelerator, *, backend: str = "cxxrtl",
+def whole_network(graph: Graph, images: np.ndarray, accelerator: Accelerator, *, backend: str = "auto",
                   stall: float = 0.0, progress: bool = False) -> dict[str, Any]:
     """The whole accelerator on ``images``, compared with ``graph``'s reference (which may be another graph
     than the one the hardware was built from, e.g. a test's unbroken original)."""
@@ -43,7 +43,7 @@ def whole_network(graph: Graph, images: np.ndarray, accelerator: Accelerator, *,
 
 
 def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerator, *, mode: str = "both",
-                       backend: str = "cxxrtl", layer_stall: float = 0.3, whole_frames: int = 2,
+                       backend: str = "auto", layer_stall: float = 0.3, whole_frames: int = 2,
                        workers: int = 2, progress: bool = True) -> dict[str, Any]:
     """Verify ``accelerator`` on ``images`` (uint8 (N, C, H, W)) against ``graph``; returns the report's
     ``verify`` entry: ``images``, ``bit_exact`` (images that passed every check run on them),
