@@ -7,10 +7,10 @@ bitstream and the ``.hwh`` once implementation has met timing.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from mixq_hw.atomic import atomic_write_text
 
 from . import Board
 
@@ -27,17 +27,6 @@ DEPLOY_FILES = {
 }
 #: written by the build and copied into deploy/ when present
 _FROM_BUILD = ("mixq_driver.py", "mixq_meta.json", "vectors/test_vectors.npz")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
 
 
 def readme_text(board: Board, report: dict) -> str:
@@ -115,5 +104,5 @@ def write_deploy(out: Path, board: Board, report: dict) -> list[Path]:
             written.append(dst)
     report = {**report, "deploy": [str(p.relative_to(deploy)) for p in written]}
     readme = out / "README.md"
-    _write_atomic(readme, readme_text(board, report))
+    atomic_write_text(readme, readme_text(board, report))
     return [readme, *written]

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
+from .atomic import atomic_write_bytes, atomic_write_text
 from .estimate import Resources
 from .pipeline import OUTPUT_BITS, PipelinePlan
 from .report_plot import plot_layers, plot_png
@@ -278,21 +277,10 @@ def write_report(report: dict, out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "report.json", out_dir / "report.md", out_dir / "report_layers.png"]
-    _write_atomic(paths[0], (json.dumps(report, indent=2) + "\n").encode())
-    _write_atomic(paths[1], markdown(report).encode())
-    _write_atomic(paths[2], plot_png(report))
+    atomic_write_text(paths[0], json.dumps(report, indent=2) + "\n")
+    atomic_write_text(paths[1], markdown(report))
+    atomic_write_bytes(paths[2], plot_png(report))
     return paths
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:

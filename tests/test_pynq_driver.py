@@ -18,6 +18,7 @@ import pytest
 from boards import pynq_driver as drv
 from mixq_hw.graph import Graph
 from sim.tensors import tensor_to_beats
+from test_build import small_graph
 
 CAPACITY = 2            # output frames the accelerator and the stream can hold before input stops
 MM_ALIGN = 16           # a 128-bit memory map: receive and send addresses aligned to 16 bytes
@@ -25,18 +26,6 @@ MM_ALIGN = 16           # a 128-bit memory map: receive and send addresses align
 
 class Hang(RuntimeError):
     """The real DMA would wait forever here."""
-
-
-def small_graph() -> Graph:
-    rng = np.random.default_rng(0)
-    g = Graph("small", (3, 8, 8))
-    x = g.add_input(8)
-    c1 = g.add_conv("c1", x, rng.integers(-1, 2, (8, 3, 3, 3)), w_bits=2)
-    r1 = g.add_requant("r1", c1, rng.integers(1, 40, 8), rng.integers(-99, 99, 8), shift=8, out_bits=2)
-    p1 = g.add_maxpool("p1", r1)
-    c2 = g.add_conv("c2", p1, rng.integers(-7, 8, (4, 8, 1, 1)), w_bits=4)
-    g.add_output("out", c2, rng.integers(-9, 9, 4), np.full(4, 0.25))
-    return g
 
 
 class FakeBuffer(np.ndarray):

@@ -9,14 +9,13 @@ import json
 import numpy as np
 import pytest
 
-
-from mixq_hw.graph import Graph
 from mixq_hw.pipeline import LayerFold, plan_stages
 from mixq_hw.report import build_report, fold_vivado, main, markdown, stream_figures, write_report
 from mixq_hw.estimate import Resources
 from mixq_hw.report_plot import layer_kind
 from mixq_hw.vivado_reports import (VivadoReportError, parse_power, parse_timing_summary, parse_utilization,
                                     read_vivado_dir)
+from test_build import small_graph
 
 UTILIZATION = """\
 Copyright 1986-2022 Xilinx, Inc. All Rights Reserved.
@@ -138,14 +137,7 @@ def test_parse_power():
 
 
 def small_plan():
-    rng = np.random.default_rng(0)
-    g = Graph("small", (3, 8, 8))
-    x = g.add_input(8)
-    c1 = g.add_conv("c1", x, rng.integers(-1, 2, (8, 3, 3, 3)), w_bits=2)
-    r1 = g.add_requant("r1", c1, rng.integers(1, 40, 8), rng.integers(-99, 99, 8), shift=8, out_bits=2)
-    p1 = g.add_maxpool("p1", r1)
-    c2 = g.add_conv("c2", p1, rng.integers(-7, 8, (4, 8, 1, 1)), w_bits=4)
-    g.add_output("out", c2, rng.integers(-9, 9, 4), np.full(4, 0.25))
+    g = small_graph()
     return plan_stages(g, {"c1": LayerFold(3, 2, 1), "c2": LayerFold(8, 2, 1)})
 
 
