@@ -85,7 +85,7 @@ def network_section() -> list[str]:
         ver = rep.get("verify", {})
         lines.append(f"| VGG-tiny (digits, 3x32x32), the main job | {rep['cycles_per_frame']:,} / "
                      f"{ver.get('cycles_per_frame', 0):,} | {ver.get('bit_exact', 0)}/{ver.get('images', 0)} "
-                     f"{ver.get('images_source', '')} | {rep['fps']:,.0f} | {rep['resources']['dsp']} | "
+                     f"({ver.get('images_from', {}).get('text', '')}) | {rep['fps']:,.0f} | {rep['resources']['dsp']} | "
                      f"{rep['resources']['lut']:,} | {_fmt(rep['resources']['bram36'])} | "
                      f"{_date(main.get('machine'))}, `benchmarks/mainjob.py` |")
     for stem, label in FULLSIZE.items():
@@ -111,15 +111,25 @@ def verification_section() -> list[str]:
     main = _load("mainjob.json")
     if main is None:
         return []
-    t = main["seconds"]
+    t, ver = main["seconds"], main["report"].get("verify", {})
+    stages = {"folding": t.get("trying target", 0) + sum(v for k, v in t.items() if k.startswith(("layer ", "T="))),
+              "elaboration and Verilog": t.get("elaborating the", 0), "verification": t.get("verifying " +
+                                                                                           str(ver.get("images", "")), 0)}
+    layers, whole = ver.get("layers", {}), ver.get("whole", {})
     lines = ["### Verification speed", "",
-             f"The main job, cold compile cache, on {main['machine'].get('cpus', '?')} cores "
-             f"({main['machine'].get('cpu', '')}, load {main['machine'].get('load_average_at_start', ['?'])[0]:.1f} "
-             f"at start, {_date(main['machine'])}): **{t['total']:.0f} s wall** "
-             + ", ".join(f"{k} {v:.0f} s" for k, v in t.items() if k != "total") + "."]
-    ver = _load("verilator.json")
-    if ver is not None and ver.get("summary"):
-        lines += ["", ver["summary"] + " ([`verilator.md`](benchmarks/results/verilator.md))"]
+             f"The main job (`{main['command']}`), cold compile cache, {main['machine'].get('cpus', '?')} cores "
+             f"({main['machine'].get('cpu', '')}, load {main['machine']['load_average_at_start'][0]:.1f} at start, "
+             f"{_date(main['machine'])}): **{t['total']:.0f} s wall**, {main['cpu_seconds']:.0f} CPU-s; "
+             + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items()) + ". "
+             f"Verification ({ver.get('backend', '?')}, mode {ver.get('mode', '?')}): "
+             f"{len(layers.get('stages', []))} stages alone on {layers.get('images', 0)} images in "
+             f"{layers.get('seconds', 0):.0f} s ({layers.get('designs', 0)} designs compiled), then the whole "
+             f"accelerator on {whole.get('images', 0)} frames ({whole.get('compile_seconds', 0):.0f} s to compile, "
+             f"{whole.get('cycles_per_second', 0):,.0f} cycles/s)."]
+    ver_bench = _load("verilator.json")
+    if ver_bench is not None:
+        lines += ["", "Simulators compared on one design (compile and run, threads, -O levels): "
+                      "[`verilator.md`](benchmarks/results/verilator.md)."]
     return lines
 
 
