@@ -129,7 +129,14 @@ def verification_section() -> list[str]:
     ver_bench = _load("verilator.json")
     if ver_bench is not None:
         lines += ["", "Simulators compared on one design (compile and run, threads, -O levels): "
-                      "[`verilator.md`](benchmarks/results/verilator.md)."]
+                      "[`verilator.md`](benchmarks/results/verilator.md) (`benchmarks/sim_backends.py`)."]
+    lint = _load("verilator_lint.json")
+    if lint is not None:
+        classes = lint["classes"]
+        lines += ["", f"`verilator --lint-only -Wall` on the main job's Verilog: {lint['errors']} errors, "
+                      f"{sum(c['count'] for c in classes):,} warnings in {len(classes)} classes, each explained "
+                      "in [`verilator_lint.md`](benchmarks/results/verilator_lint.md) (none is a width or logic "
+                      "bug; `benchmarks/verilator_lint.py`)."]
     return lines
 
 

