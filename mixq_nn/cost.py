@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from mixq_hw.packing.bits import PACKED_BITS
 
 from .layers import QConv2d, QLinear
-from .supernet import _unwrap, is_mixq
+from .supernet import unwrap, is_mixq
 
 __all__ = [
     "TABLE_BITS", "LayerShape", "layer_shapes", "total_macs", "quantized_layer_shapes",
@@ -74,7 +74,7 @@ def layer_shapes(model: nn.Module, input_shape: Sequence[int]) -> list[LayerShap
     Runs one forward pass on a zero image in eval mode under ``no_grad`` (training flags restored,
     BN statistics untouched) and caches the result per model and input shape.
     """
-    model = _unwrap(model)
+    model = unwrap(model)
     shape = _input_shape(input_shape)
     per_model = _shape_cache.setdefault(model, {})
     if shape in per_model:
@@ -126,7 +126,7 @@ def quantized_layer_shapes(model: nn.Module, input_shape: Sequence[int]) -> list
     """The quantised layers' entries of :func:`layer_shapes`; ValueError if there are none."""
     shapes = [s for s in layer_shapes(model, input_shape) if _is_quantized(s.module)]
     if not shapes:
-        raise ValueError(f"{type(_unwrap(model)).__name__} has no quantised layers to cost "
+        raise ValueError(f"{type(unwrap(model)).__name__} has no quantised layers to cost "
                          "(a float model has no bit widths)")
     return shapes
 

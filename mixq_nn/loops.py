@@ -29,6 +29,7 @@ from mixq_hw.progress import bar
 from mixq_hw.validate import InputError
 
 from .data import DATASETS, ImageDataset, get_dataset
+from .supernet import unwrap
 
 __all__ = [
     "DEFAULT_MODEL", "CommandError", "Distributed", "distributed", "wrap", "unwrap", "seed_everything",
@@ -95,11 +96,6 @@ def distributed() -> Distributed:
     if not dist.is_initialized():
         dist.init_process_group(backend="gloo")
     return Distributed(rank=dist.get_rank(), world_size=dist.get_world_size())
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a DistributedDataParallel wrapper (or the model itself)."""
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def wrap(model: nn.Module, ctx: Distributed) -> nn.Module:

@@ -23,7 +23,7 @@ from .quant import (HALF_GAUSS_ACT_STEP, ActQuantizer, InputQuantizer, WeightQua
 
 __all__ = [
     "DEFAULT_CANDIDATES", "MixQConv2d", "MixQLinear", "is_mixq", "mixq_layers",
-    "arch_parameters", "weight_parameters", "chosen_bits",
+    "arch_parameters", "weight_parameters", "chosen_bits", "unwrap",
 ]
 
 #: Candidate bit widths searched by default, for weights and for activations.
@@ -175,15 +175,16 @@ def is_mixq(module: nn.Module) -> bool:
     return isinstance(module, _MixQMixin)
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    # DistributedDataParallel / DataParallel keep the real model in .module.
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel / DataParallel wrapper (which keeps it in ``.module``),
+    or ``model`` itself."""
     inner = getattr(model, "module", None)
     return inner if isinstance(inner, nn.Module) and type(model).__name__.endswith("DataParallel") else model
 
 
 def mixq_layers(model: nn.Module) -> list[nn.Module]:
     """The supernet layers of ``model`` in registration (= forward, for the zoo) order."""
-    return [m for m in _unwrap(model).modules() if is_mixq(m)]
+    return [m for m in unwrap(model).modules() if is_mixq(m)]
 
 
 def arch_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -202,6 +203,6 @@ def chosen_bits(model: nn.Module) -> tuple[list[int], list[int]]:
     ``mixq_nn.models.build(..., variant="fixed")`` takes."""
     layers = mixq_layers(model)
     if not layers:
-        raise ValueError(f"{type(_unwrap(model)).__name__} has no supernet (MixQ) layers")
+        raise ValueError(f"{type(unwrap(model)).__name__} has no supernet (MixQ) layers")
     pairs = [m.chosen() for m in layers]
     return [w for w, _ in pairs], [a for _, a in pairs]

@@ -8,9 +8,9 @@ command line.  Names are loaded on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from mixq_hw.lazy import lazy_exports
 from mixq_hw.version import __version__
 
 if TYPE_CHECKING:
@@ -21,14 +21,4 @@ _EXPORTS = {"simulate": ".network", "NetworkRun": ".network", "BACKENDS": ".netw
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

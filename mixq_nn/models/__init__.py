@@ -15,7 +15,7 @@ from torch import nn
 
 from ..cost import total_macs
 from ..layers import QConv2d, QLinear
-from ..supernet import _unwrap, chosen_bits, is_mixq
+from ..supernet import unwrap, chosen_bits, is_mixq
 from . import skynet, ultranet, vgg
 from .common import VARIANTS, LayerFactory
 
@@ -116,17 +116,17 @@ def build(name: str, variant: str = "fixed", bitw: Sequence[int] | None = None,
 def quantized_layers(model: nn.Module, include_fixed: bool = False) -> list[nn.Module]:
     """Quantised layers (QConv2d/QLinear/MixQ*) in forward order, one per ``bitw`` entry; with
     ``include_fixed`` also the layers whose bits are fixed by the model (VGG-tiny's classifier)."""
-    return [m for m in _unwrap(model).modules()
+    return [m for m in unwrap(model).modules()
             if is_mixq(m) or (isinstance(m, (QConv2d, QLinear)) and (include_fixed or not m.bits_fixed))]
 
 
 def model_bits(model: nn.Module) -> tuple[list[int], list[int]]:
     """``(bitw, bita)`` of a fixed model (a supernet: its argmax choice), in ``build``'s convention."""
-    if any(is_mixq(m) for m in _unwrap(model).modules()):
+    if any(is_mixq(m) for m in unwrap(model).modules()):
         return chosen_bits(model)
     layers = quantized_layers(model)
     if not layers:
-        raise ValueError(f"{type(_unwrap(model)).__name__} has no quantised layers")
+        raise ValueError(f"{type(unwrap(model)).__name__} has no quantised layers")
     return [m.bitw for m in layers], [m.bita for m in layers]
 
 
@@ -138,8 +138,8 @@ def macs(model: nn.Module, input_shape: Sequence[int]) -> int:
 def transfer_weights(src: nn.Module, dst: nn.Module) -> list[str]:
     """Copy every state entry of ``src`` whose name and shape exist in ``dst`` (conv/linear weights,
     biases, BN parameters and statistics; e.g. supernet -> fixed model).  Returns the copied names."""
-    src_state = _unwrap(src).state_dict()
-    dst = _unwrap(dst)
+    src_state = unwrap(src).state_dict()
+    dst = unwrap(dst)
     dst_state = dst.state_dict()
     copied = [k for k, v in src_state.items() if k in dst_state and dst_state[k].shape == v.shape]
     dst.load_state_dict({**dst_state, **{k: src_state[k] for k in copied}})
