@@ -102,7 +102,10 @@ def network_section() -> list[str]:
                      f"{ver.get('bit_exact', 0)}/{ver.get('images', 0)} | {build['fps']:,.0f} | {dsp} | {lut} | "
                      f"{_fmt(res['bram36'])} | {_date(data.get('machine'))}, `benchmarks/fullsize.py` |")
     lines += ["", "Resources are the folding's estimates unless marked yosys (`synth_xilinx -family xcup` on the "
-                  "emitted Verilog); per-layer figures in [`fullsize.md`](benchmarks/results/fullsize.md)."]
+                  "emitted Verilog); per-layer figures in [`fullsize.md`](benchmarks/results/fullsize.md). Each "
+                  "row's last column is the date it was measured: the full-size rows predate this release's "
+                  "Verilog writer (proven equivalent, see CHANGELOG.md) and its Verilator backend, and are "
+                  "re-measured with `python benchmarks/fullsize.py`."]
     return lines
 
 
