@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth import *
+from amaranth.hdl import Module, Mux, Shape
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from amaranth import *
+from amaranth.hdl import C, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -67,10 +67,9 @@ def elaborate_window_pool(m: Module, i, o, *, chunks: int, height: int, width: i
     x = Signal(range(width))
     y = Signal(range(height))
     col_base = Signal(range(depth))       # (index of the window column) * chunks
-    # Position inside the window, where the window is neither 2 wide nor the whole axis.
-    counted = {axis: (k not in (1, 2) and k != size) for axis, k, size in (("x", kw, width), ("y", kh, height))}
-    xr = Signal(range(kw), name="x_in_window") if counted["x"] else None
-    yr = Signal(range(kh), name="y_in_window") if counted["y"] else None
+    # Position inside the window, counted where the window is over 2 wide and not the whole axis.
+    xr = Signal(range(kw), name="x_in_window") if 2 < kw < width else None
+    yr = Signal(range(kh), name="y_in_window") if 2 < kh < height else None
     first_col, last_col = _edges(x, xr, width, kw, pad)
     first_row, last_row = _edges(y, yr, height, kh, pad)
 

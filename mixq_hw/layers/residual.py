@@ -13,7 +13,7 @@ logic, no DSP.
 
 from __future__ import annotations
 
-from amaranth import *
+from amaranth.hdl import Module, Mux, Shape, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth import *
+from amaranth.hdl import C, Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
