@@ -10,7 +10,7 @@ import pytest
 from amaranth.back import rtlil
 
 from mixq_hw.layers.reference import residual_add, residual_bounds
-from mixq_hw.layers.residual import Residual, code_range, residual_sum_bits
+from mixq_hw.layers.residual import Residual, code_range, csd_digits, residual_sum_bits
 from stream_cases import STALLS, codes, frame_intervals, run_tensors
 
 FRAMES = 2
@@ -73,7 +73,7 @@ def test_sum_width_is_exact_and_least() -> None:
 def test_residual_estimate_and_rtlil() -> None:
     dut = Residual(64, 8, 8, 8, bits_a=4, bits_b=4, out_bits=4, m0=3, m1=5, shift=2)
     assert dut.estimate().dsp == 0 and dut.estimate().lut > 0 and dut.sum_bits == 8      # 3*15 + 5*15 + 2 = 122
-    rtlil.convert(dut)
+    assert "$mul" not in rtlil.convert(dut)         # shifts and adds: synthesis has no multiply to put in a DSP
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -86,3 +86,12 @@ def test_residual_rejects_bad_configuration(kwargs, message: str) -> None:
     args = dict(channels=4, height=2, width=2, lanes=2, bits_a=3, bits_b=3, out_bits=3, m0=1, m1=1, shift=0)
     with pytest.raises(ValueError, match=message):
         Residual(**(args | kwargs), name="add")
+
+
+def test_csd_digits() -> None:
+    for value in range(-300, 301):
+        digits = csd_digits(value)
+        assert sum(sign << shift for shift, sign in digits) == value
+        shifts = [shift for shift, _ in digits]
+        assert all(b - a >= 2 for a, b in zip(shifts, shifts[1:]))         # non-adjacent: the canonical form
+    assert csd_digits(7) == [(0, -1), (3, 1)] and csd_digits(0) == []
