@@ -37,14 +37,18 @@ def sum_pool_cycles(channels: int, height: int, width: int, lanes: int) -> int:
 
 def sum_pool_cost(channels: int, height: int, width: int, lanes: int, bits: int, kernel: tuple[int, int],
                   signed: bool = False) -> Resources:
-    """Line buffer of W/kw * C/lanes partial sums, one adder and select per partial bit, counters (estimate)."""
+    """Line buffer of W/kw * C/lanes partial sums, one adder and select per partial bit, the stage register (and
+    the read register of a LUT-RAM buffer; block RAM has its own), counters (estimate; an upper bound of yosys
+    ``synth_xilinx -family xcup`` in ``benchmarks/stream_ops.py``)."""
     out_bits = sum_bits(bits, kernel[0] * kernel[1], signed)
     word = lanes * out_bits
     chunks = channels // lanes
     depth = (width // kernel[1]) * chunks
     counters = sum(max(1, math.ceil(math.log2(n + 1))) for n in (chunks, width, height, depth, *kernel))
-    logic = Resources(lut=2 * word + 2 * counters, ff=lanes * bits + 2 * counters + 4)
-    return logic + memory_cost(depth, word)
+    buffer = memory_cost(depth, word)
+    read_register = word if buffer.bram36 == 0 else 0
+    logic = Resources(lut=2 * word + 2 * counters, ff=lanes * bits + read_register + 2 * counters + 4)
+    return logic + buffer
 
 
 class SumPool(wiring.Component):
