@@ -49,7 +49,7 @@ MODELS: dict[str, ModelInfo] = {m.name: m for m in [
               (8, 3, 3, 3, 6, 3),
               "VGG-tiny (CIFAR-10): 3x3 convs 64-64-M-128-128-M-256-256-M, linear 4096->10 at w8a8; "
               "preset = MixQ's search at cd 3e-5", 152_805_376, vgg.POOL_FACTOR,
-              lambda f, s, **o: vgg.VGGTiny(f, s, **o), ("num_classes",)),
+              lambda f, s, **o: vgg.VGGTiny(f, s, **o), ("num_classes", "channels")),
     ModelInfo("UltraNet", (3, 160, 320), "detect", ultranet.HEAD_CHANNELS, ultranet.NUM_QLAYERS,
               (4,) * 9, (8,) + (4,) * 8,
               "UltraNet (DAC-SDC 2020): 3x3 convs 16-32-64-64 with pools, four 64->64 at 10x20, 1x1 head; W4A4",
@@ -93,18 +93,19 @@ MODELS: dict[str, ModelInfo] = {m.name: m for m in [
     ModelInfo(f"CNV{preset}", (3, 32, 32), "classify", 10, cnv.NUM_QLAYERS, bits[0], bits[1],
               f"FINN CNV (BNN-PYNQ): unpadded 3x3 convs 64-64-M-128-128-M-256-256, FC 256-512-512-10; "
               f"{preset.upper()}", 59_461_376, cnv.POOL_FACTOR,
-              lambda f, s, **o: cnv.CNV(f, s, **o), ("num_classes",))
+              lambda f, s, **o: cnv.CNV(f, s, **o), ("num_classes", "channels"))
     for preset, bits in cnv.PRESETS.items()
 ] + [
     ModelInfo("ResNet8", (3, 32, 32), "classify", 10, resnet.NUM_QLAYERS, (8,) + (4,) * 8 + (8,),
               (8,) + (4,) * 9,
               "ResNet-8 (MLPerf Tiny): conv 16, residual stages 16/32/64, global pool, FC 10; W4A4 "
               "(first conv and FC 8-bit weights), 8-bit residual adds", 12_501_632, resnet.POOL_FACTOR,
-              lambda f, s, **o: resnet.ResNet8(f, s, **o), ("num_classes",)),
+              lambda f, s, **o: resnet.ResNet8(f, s, **o), ("num_classes", "channels")),
     ModelInfo("ResNet8Leaky", (3, 32, 32), "classify", 10, resnet.NUM_QLAYERS, (8,) + (4,) * 8 + (8,),
               (8,) + (4,) * 9,
               "ResNet-8 with LeakyReLU (slope 1/8, signed activations) instead of ReLU", 12_501_632,
-              resnet.POOL_FACTOR, lambda f, s, **o: resnet.ResNet8(f, s, leaky=True, **o), ("num_classes",)),
+              resnet.POOL_FACTOR, lambda f, s, **o: resnet.ResNet8(f, s, leaky=True, **o),
+              ("num_classes", "channels")),
 ]}
 
 _FACTORY_OPTS = ("wbits", "abits", "input_bits", "weight_mode", "act_mode")
@@ -134,7 +135,8 @@ def build(name: str, variant: str = "fixed", bitw: Sequence[int] | None = None,
     Fixed: ``bitw``/``bita`` (default: the registry preset).  Options: ``input_shape=(C, H, W)``,
     ``weight_mode`` ("std" | "lsq"), ``act_mode`` ("hwgq" | "lsq" | "pact") (default: the registry's
     ``default_modes``; TinyYOLOv3 is LSQ); supernet: ``wbits``/``abits``
-    candidate tuples (default 2..8) and ``input_bits`` (default 8); VGGtiny: ``num_classes``.
+    candidate tuples (default 2..8) and ``input_bits`` (default 8); VGGtiny, CNV, ResNet8: ``num_classes``
+    and ``channels`` (the conv/linear output widths but the last layer's, e.g. of a pruned network).
     """
     info = _info(name)
     allowed = ("input_shape",) + _FACTORY_OPTS + info.family_opts

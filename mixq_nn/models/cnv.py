@@ -12,7 +12,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from .common import LayerFactory, check_input_shape
+from .common import LayerFactory, check_channels, check_input_shape
 
 NUM_QLAYERS = 9
 #: H and W must be multiples of 4 and at least 32 (each unpadded conv takes 2, each pool halves).
@@ -20,6 +20,8 @@ POOL_FACTOR = 4
 MIN_SIZE = 32
 CONV_CHANNELS = (64, 64, "M", 128, 128, "M", 256, 256)
 FC_FEATURES = (512, 512)
+#: The ``channels`` option's default: output widths of the six convs and the two hidden FC layers.
+WIDTHS = tuple(c for c in CONV_CHANNELS if c != "M") + FC_FEATURES
 #: (bitw, bita) presets by name.
 PRESETS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     f"w{b}a{b}": ((b,) * NUM_QLAYERS, (8,) + (b,) * (NUM_QLAYERS - 1)) for b in (2, 4, 8)}
@@ -35,9 +37,11 @@ def _side(size: int) -> int:
 class CNV(nn.Module):
     """CNV for (C, H, W) inputs, H and W multiples of 4 and >= 32 (published: 3x32x32, 10 classes)."""
 
-    def __init__(self, f: LayerFactory, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10) -> None:
+    def __init__(self, f: LayerFactory, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10,
+                 channels: Sequence[int] | None = None) -> None:
         super().__init__()
         c, h, w = check_input_shape("CNV", input_shape, POOL_FACTOR)
+        widths = list(check_channels("CNV", channels, WIDTHS))
         if h < MIN_SIZE or w < MIN_SIZE:
             raise ValueError(f"CNV: input height and width must be at least {MIN_SIZE} (six unpadded convs "
                              f"and two pools), got input_shape {(c, h, w)}")
@@ -50,12 +54,13 @@ class CNV(nn.Module):
             if spec == "M":
                 layers.append(nn.MaxPool2d(2, 2))
             else:
-                layers.append(nn.Sequential(f.conv(ch, spec, 3, padding=0), nn.BatchNorm2d(spec), nn.ReLU()))
-                ch = spec
+                out = widths.pop(0)
+                layers.append(nn.Sequential(f.conv(ch, out, 3, padding=0), nn.BatchNorm2d(out), nn.ReLU()))
+                ch = out
         self.features = nn.Sequential(*layers)
         fc: list[nn.Module] = []
         width = ch * _side(h) * _side(w)
-        for out in FC_FEATURES:
+        for out in widths:
             fc.append(nn.Sequential(f.linear(width, out, bias=False), nn.BatchNorm1d(out), nn.ReLU()))
             width = out
         fc.append(f.linear(width, num_classes))

@@ -15,7 +15,7 @@ from ..layers import QConv2d, QLinear
 from ..quant import ACT_MODES, WEIGHT_MODES
 from ..supernet import DEFAULT_CANDIDATES, MixQConv2d, MixQLinear
 
-__all__ = ["VARIANTS", "LayerFactory", "conv_bn_relu", "check_input_shape"]
+__all__ = ["VARIANTS", "LayerFactory", "conv_bn_relu", "check_input_shape", "check_channels"]
 
 VARIANTS = ("float", "supernet", "fixed")
 
@@ -30,6 +30,18 @@ def check_input_shape(model: str, input_shape: Sequence[int], multiple: int) -> 
         raise ValueError(f"{model}: input height and width must be multiples of {multiple} "
                          f"(its pooling factor), got input_shape {shape}")
     return c, h, w
+
+
+def check_channels(model: str, channels: object, default: Sequence[int]) -> tuple[int, ...]:
+    """A family's ``channels`` option (output widths of its conv/linear layers in creation order, the
+    last layer excluded; a pruned network sets them): ``default`` when None, else as many positive ints."""
+    if channels is None:
+        return tuple(default)
+    if isinstance(channels, (str, bytes)) or not isinstance(channels, Sequence) or len(channels) != len(default) \
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in channels):
+        raise ValueError(f"{model}: channels must be {len(default)} positive ints (output widths of its "
+                         f"conv/linear layers but the last, published {list(default)}), got {channels!r}")
+    return tuple(channels)
 
 
 def _check_list(model: str, what: str, bits: object, count: int) -> list[int]:

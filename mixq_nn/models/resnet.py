@@ -16,7 +16,7 @@ from typing import Sequence
 from torch import Tensor, nn
 
 from ..ops_layers import LeakyReLU, QAdd, QGlobalAvgPool
-from .common import LayerFactory, check_input_shape
+from .common import LayerFactory, check_channels, check_input_shape
 
 NUM_QLAYERS = 10
 POOL_FACTOR = 4
@@ -25,6 +25,8 @@ STAGES = (16, 32, 64)
 ADD_BITS = 8
 POOL_BITS = 8
 LEAKY_SHIFT = 3
+#: The ``channels`` option's default: stem, then per block conv1, conv2 (and the shortcut conv).
+WIDTHS = (16, 16, 16, 32, 32, 32, 64, 64, 64)
 
 
 def _act(leaky: bool) -> nn.Module:
@@ -34,15 +36,18 @@ def _act(leaky: bool) -> nn.Module:
 class ResidualBlock(nn.Module):
     """conv3x3(stride) - BN - act - conv3x3 - BN, plus the input (or its 1x1 stride conv), add, act."""
 
-    def __init__(self, f: LayerFactory, in_ch: int, out_ch: int, stride: int, leaky: bool) -> None:
+    def __init__(self, f: LayerFactory, in_ch: int, out_ch: int, stride: int, leaky: bool, mid_ch: int | None = None) -> None:
         super().__init__()
-        self.conv1 = f.conv(in_ch, out_ch, 3, stride=stride, signed_input=leaky)
-        self.bn1 = nn.BatchNorm2d(out_ch)
+        mid_ch = out_ch if mid_ch is None else mid_ch
+        self.conv1 = f.conv(in_ch, mid_ch, 3, stride=stride, signed_input=leaky)
+        self.bn1 = nn.BatchNorm2d(mid_ch)
         self.act1 = _act(leaky)
-        self.conv2 = f.conv(out_ch, out_ch, 3, signed_input=leaky)
+        self.conv2 = f.conv(mid_ch, out_ch, 3, signed_input=leaky)
         self.bn2 = nn.BatchNorm2d(out_ch)
         self.shortcut = (f.conv(in_ch, out_ch, 1, stride=stride, signed_input=leaky)
-                         if stride != 1 or in_ch != out_ch else None)
+                         if stride != 1 else None)
+        if self.shortcut is None and in_ch != out_ch:
+            raise ValueError(f"ResNet8: an identity shortcut needs equal widths, got {in_ch} -> {out_ch}")
         # branch 1 (conv + BN) is signed; the shortcut is signed after a LeakyReLU or a conv
         self.add = QAdd(f.aux_bits(ADD_BITS), (True, leaky or self.shortcut is not None), act_mode=_aux_mode(f))
         self.act2 = _act(leaky)
@@ -62,19 +67,25 @@ class ResNet8(nn.Module):
     """ResNet-8 for (C, H, W) inputs with H, W multiples of 4 (published: 3x32x32, 10 classes)."""
 
     def __init__(self, f: LayerFactory, input_shape: Sequence[int] = (3, 32, 32), num_classes: int = 10,
-                 leaky: bool = False) -> None:
+                 leaky: bool = False, channels: Sequence[int] | None = None) -> None:
         super().__init__()
         name = "ResNet8Leaky" if leaky else "ResNet8"
         c, h, w = check_input_shape(name, input_shape, POOL_FACTOR)
+        widths = check_channels(name, channels, WIDTHS)
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"{name}: num_classes must be a positive int, got {num_classes!r}")
         self.input_shape = (c, h, w)
         self.leaky = bool(leaky)
-        self.stem = nn.Sequential(f.conv(c, STAGES[0], 3), nn.BatchNorm2d(STAGES[0]), _act(leaky))
+        stem, (mid1, out1), (mid2, out2, short2), (mid3, out3, short3) = (
+            widths[0], widths[1:3], widths[3:6], widths[6:9])
+        if out1 != stem or out2 != short2 or out3 != short3:
+            raise ValueError(f"{name}: channels {list(widths)}: a residual add needs equal widths on both "
+                             "branches (stem = stage 1's conv2, conv2 = shortcut in stages 2 and 3)")
+        self.stem = nn.Sequential(f.conv(c, stem, 3), nn.BatchNorm2d(stem), _act(leaky))
         blocks = []
-        ch = STAGES[0]
-        for i, out in enumerate(STAGES):
-            blocks.append(ResidualBlock(f, ch, out, 1 if i == 0 else 2, leaky))
+        ch = stem
+        for i, (mid, out) in enumerate(((mid1, out1), (mid2, out2), (mid3, out3))):
+            blocks.append(ResidualBlock(f, ch, out, 1 if i == 0 else 2, leaky, mid))
             ch = out
         self.blocks = nn.Sequential(*blocks)
         self.pool = QGlobalAvgPool(f.aux_bits(POOL_BITS), signed=leaky, act_mode=_aux_mode(f))
