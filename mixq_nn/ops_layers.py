@@ -40,7 +40,7 @@ def _check_4d(name: str, x: Tensor) -> None:
 
 def shift_reference(x: Tensor) -> Tensor:
     """:class:`Shift` written pixel by pixel from its definition (slow; for tests)."""
-    n, c, h, w = x.shape
+    _, c, h, w = x.shape
     out = torch.zeros_like(x)
     for ch in range(c):
         dy, dx = SHIFT_OFFSETS[ch % 5]

@@ -48,7 +48,7 @@ def test_keep_is_the_largest_l1_norm():
     model = _trained_like("CNVw2a2", (1, 32, 32))
     plan = prune.plan_pruning(model, (1, 32, 32), 0.5, 8)
     conv = models.quantized_layers(model)[0]
-    gid = plan.out_channels[[n for n, m in model.named_modules() if m is conv][0]][0][0]
+    gid = plan.out_channels[next(n for n, m in model.named_modules() if m is conv)][0][0]
     norms = conv.weight.detach().abs().sum(dim=(1, 2, 3))
     kept = plan.keep[gid]
     dropped = [i for i in range(64) if i not in kept]
