@@ -91,7 +91,8 @@ class Reorg(nn.Module):
 
 
 def is_leaf(module: nn.Module) -> bool:
-    """True for the modules export treats as opaque: quantised layers, quantisers, ``Reorg``."""
+    """True for the modules export treats as opaque: quantised layers, quantisers, ``Reorg`` and the
+    operators of :mod:`mixq_nn.ops_layers` (every class with ``_mixq_leaf = True``)."""
     from . import quant
 
     return bool(getattr(type(module), "_mixq_leaf", False)) or isinstance(
