@@ -12,8 +12,8 @@ What a notebook needs, importable from here (loaded on first use):
 - :func:`dsp_cost` -- DSP48E2-cycles per frame of a model's bit widths;
 - :func:`calibrate_random` -- realistic BN ranges for a random-weight model (hardware work without data).
 
-The commands (``python -m mixq_nn.search``, ``.train``, ``.evaluate``, ``.export``, ``.models``)
-are the same functions behind argparse.
+The commands (``python -m mixq_nn.search``, ``.train``, ``.evaluate``, ``.export``, ``.models``,
+``.prune``) are the same functions behind argparse.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """YOLO-style single-object detection head of the DAC-SDC networks: decode, loss, IoU.
 
-The network's last layer emits 36 channels per grid cell: 6 anchors x (tx, ty, tw, th, obj, cls),
-channel ``anchor * 6 + field``.  DAC-SDC images hold one object, so decoding keeps the single
+The network's last layer emits, per grid cell, A anchors x F fields, channel ``anchor * F + field``,
+fields (tx, ty, tw, th, obj, class scores...).  Two head layouts (:data:`HEADS`, chosen by the channel
+count unless ``anchors`` are given): 36 = 6 anchors x (tx, ty, tw, th, obj, cls) (UltraNet, SkyNet) and
+51 = 3 anchors x (5 + 12 classes) (the reduced Tiny-YOLOv3).  DAC-SDC images hold one object, so decoding keeps the single
 (anchor, cell) with the largest objectness; the ``cls`` channel is unused.  Boxes are
 ``(x1, y1, x2, y2)`` normalised to the image (0..1); the DAC-SDC metric is the mean IoU.
 
@@ -17,14 +19,28 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ANCHORS", "FIELDS", "NUM_CHANNELS", "decode", "encode", "iou", "DetectionLoss"]
+__all__ = ["ANCHORS", "TINY_YOLO_ANCHORS", "HEADS", "FIELDS", "NUM_CHANNELS", "head_anchors", "decode", "encode",
+           "iou", "DetectionLoss"]
 
 #: Default anchors (width, height) as fractions of the image: a ladder over small to large objects,
 #: both orientations (mixq's own choice; pass ``anchors=`` to change them).
 ANCHORS: tuple[tuple[float, float], ...] = (
     (0.05, 0.08), (0.10, 0.15), (0.16, 0.28), (0.25, 0.18), (0.35, 0.45), (0.60, 0.60))
+#: The reduced Tiny-YOLOv3's anchors (its cfg's mask 0, 1, 2: 10x14, 23x27, 37x58 pixels at 416x416).
+TINY_YOLO_ANCHORS: tuple[tuple[float, float], ...] = tuple(
+    (w / 416, h / 416) for w, h in ((10, 14), (23, 27), (37, 58)))
 FIELDS = ("tx", "ty", "tw", "th", "obj", "cls")
 NUM_CHANNELS = len(ANCHORS) * len(FIELDS)
+#: Head layouts by output channel count: the default anchors of each.
+HEADS: dict[int, tuple[tuple[float, float], ...]] = {NUM_CHANNELS: ANCHORS, 3 * (5 + 12): TINY_YOLO_ANCHORS}
+
+
+def head_anchors(channels: int) -> tuple[tuple[float, float], ...]:
+    """The default anchors of a detection head with ``channels`` output channels (:data:`HEADS`)."""
+    if channels not in HEADS:
+        raise ValueError(f"no default anchors for a {channels}-channel detection head (known: "
+                         f"{', '.join(map(str, HEADS))}); pass anchors=")
+    return HEADS[channels]
 _MAX_LOG_SCALE = 8.0   # exp() clamp: keeps an untrained head from producing inf boxes
 
 
@@ -35,22 +51,25 @@ def _anchors(anchors: Sequence[Sequence[float]], like: Tensor) -> Tensor:
     return t
 
 
-def _split(output: Tensor, anchors: Sequence[Sequence[float]]) -> tuple[Tensor, Tensor]:
+def _split(output: Tensor, anchors: Sequence[Sequence[float]] | None) -> tuple[Tensor, Tensor]:
     output = torch.as_tensor(output)
     if not output.is_floating_point():
         output = output.float()
-    a = _anchors(anchors, output)
-    expected = a.shape[0] * len(FIELDS)
-    if output.dim() != 4 or output.shape[1] != expected:
-        raise ValueError(f"detection output must be (N, {expected}, H, W) = {a.shape[0]} anchors x "
-                         f"{FIELDS}, got shape {tuple(output.shape)}")
+    if output.dim() != 4:
+        raise ValueError(f"detection output must be (N, anchors x fields, H, W), got shape {tuple(output.shape)}")
+    a = _anchors(head_anchors(output.shape[1]) if anchors is None else anchors, output)
+    fields = output.shape[1] // a.shape[0]
+    if output.shape[1] != a.shape[0] * fields or fields < 5:
+        raise ValueError(f"detection output must be (N, {a.shape[0]} anchors x F fields (F >= 5: tx, ty, tw, "
+                         f"th, obj, ...), H, W), got shape {tuple(output.shape)}")
     n, _, h, w = output.shape
-    return output.reshape(n, a.shape[0], len(FIELDS), h, w), a
+    return output.reshape(n, a.shape[0], fields, h, w), a
 
 
-def decode(output: Tensor, anchors: Sequence[Sequence[float]] = ANCHORS) -> Tensor:
-    """(N, 36, H, W) head output -> (N, 4) boxes (x1, y1, x2, y2) in [0, 1] of the most confident
-    (anchor, cell); ties go to the first in (anchor, row, col) order."""
+def decode(output: Tensor, anchors: Sequence[Sequence[float]] | None = None) -> Tensor:
+    """(N, A * F, H, W) head output -> (N, 4) boxes (x1, y1, x2, y2) in [0, 1] of the most confident
+    (anchor, cell); ties go to the first in (anchor, row, col) order.  ``anchors``: default by the
+    channel count (:func:`head_anchors`)."""
     out, a = _split(output, anchors)
     n, num_anchors, _, h, w = out.shape
     best = out[:, :, 4].reshape(n, -1).argmax(dim=1)
@@ -127,12 +146,13 @@ def iou(pred_boxes: Tensor, true_boxes: Tensor) -> Tensor:
 class DetectionLoss(nn.Module):
     """Single-object YOLO loss: squared error on the responsible anchor's (sigmoid tx, sigmoid ty, tw,
     th), binary cross-entropy on objectness (1 at the responsible anchor and cell, 0 elsewhere; the
-    negatives averaged and weighted by ``noobj_weight``).  Mean over the batch."""
+    negatives averaged and weighted by ``noobj_weight``).  Mean over the batch.  ``anchors``: default
+    by the head's channel count (:func:`head_anchors`)."""
 
-    def __init__(self, anchors: Sequence[Sequence[float]] = ANCHORS, coord_weight: float = 1.0,
+    def __init__(self, anchors: Sequence[Sequence[float]] | None = None, coord_weight: float = 1.0,
                  noobj_weight: float = 1.0) -> None:
         super().__init__()
-        self.anchors = tuple(tuple(float(v) for v in pair) for pair in anchors)
+        self.anchors = None if anchors is None else tuple(tuple(float(v) for v in pair) for pair in anchors)
         self.coord_weight = coord_weight
         self.noobj_weight = noobj_weight
 

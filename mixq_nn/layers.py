@@ -25,15 +25,16 @@ def check_bits(kind: str, bits: object, lo: int, hi: int, where: str = "") -> in
     return bits
 
 
-def _make_act_quant(bita: int, first: bool, act_mode: str) -> nn.Module:
-    return InputQuantizer(bita) if first else ActQuantizer(bita, act_mode)
+def _make_act_quant(bita: int, first: bool, act_mode: str, signed: bool) -> nn.Module:
+    return InputQuantizer(bita) if first else ActQuantizer(bita, act_mode, signed=signed)
 
 
 class QConv2d(nn.Conv2d):
     """Conv2d (dense, depthwise via ``groups``, 1x1) with fixed weight bits ``bitw`` and input bits ``bita``.
 
     ``first=True`` quantises the input image with :class:`InputQuantizer` (top ``bita`` bits of 8-bit
-    pixels) instead of an activation quantiser.
+    pixels) instead of an activation quantiser; ``act_signed=True`` takes signed input codes (after a
+    LeakyReLU).
     """
 
     _mixq_leaf = True
@@ -42,13 +43,13 @@ class QConv2d(nn.Conv2d):
 
     def __init__(self, in_ch: int, out_ch: int, k: int, stride: int = 1, padding: int = 0,
                  groups: int = 1, bias: bool = False, *, bitw: int, bita: int, first: bool = False,
-                 weight_mode: str = "std", act_mode: str = "hwgq") -> None:
+                 weight_mode: str = "std", act_mode: str = "hwgq", act_signed: bool = False) -> None:
         super().__init__(in_ch, out_ch, k, stride=stride, padding=padding, groups=groups, bias=bias)
         self.bitw = bitw
         self.bita = bita
         self.first = first
         self.weight_quant = WeightQuantizer(bitw, weight_mode)
-        self.act_quant = _make_act_quant(bita, first, act_mode)
+        self.act_quant = _make_act_quant(bita, first, act_mode, act_signed)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", bitw={self.bitw}, bita={self.bita}, first={self.first}"
@@ -64,13 +65,14 @@ class QLinear(nn.Linear):
     bits_fixed = False
 
     def __init__(self, in_f: int, out_f: int, bias: bool = True, *, bitw: int, bita: int,
-                 first: bool = False, weight_mode: str = "std", act_mode: str = "hwgq") -> None:
+                 first: bool = False, weight_mode: str = "std", act_mode: str = "hwgq",
+                 act_signed: bool = False) -> None:
         super().__init__(in_f, out_f, bias=bias)
         self.bitw = bitw
         self.bita = bita
         self.first = first
         self.weight_quant = WeightQuantizer(bitw, weight_mode)
-        self.act_quant = _make_act_quant(bita, first, act_mode)
+        self.act_quant = _make_act_quant(bita, first, act_mode, act_signed)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", bitw={self.bitw}, bita={self.bita}, first={self.first}"
@@ -89,7 +91,8 @@ class Reorg(nn.Module):
 
 
 def is_leaf(module: nn.Module) -> bool:
-    """True for the modules export treats as opaque: quantised layers, quantisers, ``Reorg``."""
+    """True for the modules export treats as opaque: quantised layers, quantisers, ``Reorg`` and the
+    operators of :mod:`mixq_nn.ops_layers` (every class with ``_mixq_leaf = True``)."""
     from . import quant
 
     return bool(getattr(type(module), "_mixq_leaf", False)) or isinstance(

@@ -160,7 +160,7 @@ def parse_shape(text: str) -> tuple[int, int, int]:
 def add_data_args(parser: argparse.ArgumentParser) -> None:
     """The model / data / optimisation options search and train share."""
     parser.add_argument("--model", default=None,
-                        help="VGGtiny, UltraNet, UltraNetBypass, SkyNet or SkyNetk5 (default VGGtiny)")
+                        help="a zoo model (python -m mixq_nn.models lists them; default VGGtiny)")
     parser.add_argument("--dataset", default="digits", choices=DATASETS,
                         help="digits (built in, default), cifar10 / dacsdc (local folder, --data-root) "
                              "or synthetic")

@@ -3,7 +3,8 @@
 Every quantiser maps a float tensor to ``code * step`` where ``code`` is the integer the hardware sees:
 
 - weights: signed narrow range ``-(2**(w-1)-1) .. 2**(w-1)-1``, per-tensor step;
-- activations: unsigned ``0 .. 2**a-1``;
+- activations: unsigned ``0 .. 2**a-1``, or signed ``-2**(a-1) .. 2**(a-1)-1`` (``signed=True``: the
+  input of a layer that follows a LeakyReLU, or a residual add's branches);
 - the input image (``x = pixel / 256``): the top ``a0`` bits of each 8-bit pixel.
 
 Rounding is half UP everywhere (``floor(v + 0.5)``), the same as the hardware's
@@ -19,11 +20,11 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from mixq_hw.packing.bits import INPUT_BITS, act_range, weight_range
+from mixq_hw.packing.bits import INPUT_BITS, act_range, signed_act_range, weight_range
 
 __all__ = [
     "GAUSS_WEIGHT_STEP", "HALF_GAUSS_ACT_STEP", "WEIGHT_MODES", "ACT_MODES",
-    "weight_code_range", "act_code_range", "round_half_up", "std_weight_steps",
+    "weight_code_range", "act_code_range", "signed_act_step", "round_half_up", "std_weight_steps",
     "WeightQuantizer", "ActQuantizer", "InputQuantizer",
 ]
 
@@ -55,6 +56,15 @@ _MIN_STEP = 1e-8
 weight_code_range = weight_range
 #: Unsigned activation codes of ``bits`` bits (:func:`mixq_hw.packing.bits.act_range`).
 act_code_range = act_range
+
+
+def signed_act_step(bits: int) -> float:
+    """Initial (HWGQ-style fixed) step of a signed ``bits``-bit activation: the positive half of a signed
+    code holds ``2**(bits-1) - 1`` levels, as many as an unsigned ``bits - 1``-bit code, so it takes the
+    half-Gaussian step of ``bits - 1`` bits (LeakyReLU's negative side is small)."""
+    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 8:
+        raise ValueError(f"signed activation bit width must be an int in 2..8, got {bits!r}")
+    return HALF_GAUSS_ACT_STEP[bits - 1]
 
 
 def round_half_up(v: Tensor) -> Tensor:
@@ -197,19 +207,25 @@ class WeightQuantizer(nn.Module):
 
 
 class ActQuantizer(nn.Module):
-    """Unsigned activation quantiser: clip to ``[0, (2**a-1) * step]`` then round half up.
+    """Activation quantiser: clip to ``[lo * step, hi * step]`` then round half up.
 
-    ``mode="hwgq"``: fixed step ``HALF_GAUSS_ACT_STEP[bits]``; ``"lsq"``: learned step (initialised
-    to the HWGQ step); ``"pact"``: learned clip ``alpha`` (initialised to the HWGQ clip), step =
-    ``alpha / (2**a - 1)``.
+    Codes are unsigned ``0 .. 2**a-1``, or with ``signed=True`` two's-complement
+    ``-2**(a-1) .. 2**(a-1)-1`` (:func:`mixq_hw.packing.bits.signed_act_range`; ``a >= 2``).
+    ``mode="hwgq"``: fixed step ``HALF_GAUSS_ACT_STEP[bits]`` (signed: :func:`signed_act_step`);
+    ``"lsq"``: learned step (initialised to the fixed one); ``"pact"`` (unsigned only): learned clip
+    ``alpha`` (initialised to the HWGQ clip), step = ``alpha / (2**a - 1)``.
     """
 
-    def __init__(self, bits: int, mode: str = "hwgq") -> None:
+    def __init__(self, bits: int, mode: str = "hwgq", signed: bool = False) -> None:
         super().__init__()
         self.bits = _check_bits("activation", bits, HALF_GAUSS_ACT_STEP)
         self.mode = _check_mode("activation", mode, ACT_MODES)
-        self.hi = act_code_range(self.bits)[1]
-        hwgq_step = HALF_GAUSS_ACT_STEP[self.bits]
+        self.signed = bool(signed)
+        if self.signed and self.mode == "pact":
+            raise ValueError("activation quantiser mode 'pact' clips at 0 and cannot be signed; "
+                             "use 'hwgq' or 'lsq' for signed activations")
+        self.lo, self.hi = signed_act_range(self.bits) if self.signed else act_code_range(self.bits)
+        hwgq_step = signed_act_step(self.bits) if self.signed else HALF_GAUSS_ACT_STEP[self.bits]
         if self.mode == "lsq":
             self.step_param = nn.Parameter(torch.tensor(hwgq_step))
         elif self.mode == "pact":
@@ -218,7 +234,7 @@ class ActQuantizer(nn.Module):
             self.register_buffer("fixed_step", torch.tensor(hwgq_step), persistent=False)
 
     def extra_repr(self) -> str:
-        return f"bits={self.bits}, mode={self.mode!r}"
+        return f"bits={self.bits}, mode={self.mode!r}" + (", signed=True" if self.signed else "")
 
     def _alpha(self) -> Tensor:
         return self.alpha.abs().clamp_min(_MIN_STEP * self.hi)
@@ -240,16 +256,16 @@ class ActQuantizer(nn.Module):
         if self.mode == "lsq":
             per_sample = x[0].numel() if x.dim() > 1 else x.numel()
             grad_scale = 1.0 / (per_sample * self.hi) ** 0.5
-            return _LearnedStep.apply(x, self._step(), 0, self.hi, grad_scale)
-        return _FixedStepSTE.apply(x, self.fixed_step.to(x.dtype), 0, self.hi)
+            return _LearnedStep.apply(x, self._step(), self.lo, self.hi, grad_scale)
+        return _FixedStepSTE.apply(x, self.fixed_step.to(x.dtype), self.lo, self.hi)
 
     @torch.no_grad()
     def codes(self, x: Tensor) -> Tensor:
-        """Integer codes ``0 .. 2**a - 1`` of ``x`` (int64)."""
+        """Integer codes ``lo .. hi`` of ``x`` (int64)."""
         step = self.step()
         if self.mode == "hwgq":
             step = step.to(x.dtype)
-        code, _ = _quantize(x.detach(), step, 0, self.hi)
+        code, _ = _quantize(x.detach(), step, self.lo, self.hi)
         return code.to(torch.int64)
 
 

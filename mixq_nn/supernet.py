@@ -18,8 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mixq_hw.packing.bits import signed_act_range
+
 from .quant import (HALF_GAUSS_ACT_STEP, ActQuantizer, InputQuantizer, WeightQuantizer, act_code_range,
-                    std_weight_steps, weight_code_range)
+                    signed_act_step, std_weight_steps, weight_code_range)
 
 __all__ = [
     "DEFAULT_CANDIDATES", "MixQConv2d", "MixQLinear", "is_mixq", "mixq_layers",
@@ -77,21 +79,25 @@ class _MixQMixin:
     abits: tuple[int, ...]
 
     def _init_mixq(self, wbits: Iterable[int], abits: Iterable[int], first: bool,
-                   weight_mode: str, act_mode: str) -> None:
+                   weight_mode: str, act_mode: str, act_signed: bool = False) -> None:
         self.first = first
+        self.act_signed = act_signed and not first
         self.wbits = _candidates("weight", wbits, 2, 8)
         self.abits = (_candidates("input", abits, 1, 8) if first
                       else _candidates("activation", abits, 2, 8))
         self.weight_quants = nn.ModuleList(WeightQuantizer(b, weight_mode) for b in self.wbits)
         self.act_quants = nn.ModuleList(
-            InputQuantizer(b) if first else ActQuantizer(b, act_mode) for b in self.abits)
+            InputQuantizer(b) if first else ActQuantizer(b, act_mode, signed=self.act_signed)
+            for b in self.abits)
         # Constant-step candidates are mixed by one fused function (see _MixedFixedSteps).
         self._fused_weights = weight_mode == "std" and len(self.wbits) > 1
         self._fused_acts = not first and act_mode == "hwgq" and len(self.abits) > 1
         self._w_bounds = tuple(weight_code_range(b) for b in self.wbits)
-        self._a_bounds = tuple(act_code_range(b) for b in self.abits)
+        a_range, a_step = ((signed_act_range, signed_act_step) if self.act_signed
+                           else (act_code_range, HALF_GAUSS_ACT_STEP.__getitem__))
+        self._a_bounds = tuple(a_range(b) for b in self.abits)
         self.register_buffer("_act_steps", torch.tensor(
-            [HALF_GAUSS_ACT_STEP[b] for b in self.abits] if not first else [0.0] * len(self.abits)),
+            [a_step(b) for b in self.abits] if not first else [0.0] * len(self.abits)),
             persistent=False)
         # Zero init = uniform softmax: no width preferred before the search starts.
         self.alpha_w = nn.Parameter(torch.zeros(len(self.wbits)))
@@ -142,10 +148,10 @@ class MixQConv2d(_MixQMixin, nn.Conv2d):
     def __init__(self, in_ch: int, out_ch: int, k: int, stride: int = 1, padding: int = 0,
                  groups: int = 1, bias: bool = False, *, wbits: Sequence[int] = DEFAULT_CANDIDATES,
                  abits: Sequence[int] = DEFAULT_CANDIDATES, first: bool = False,
-                 weight_mode: str = "std", act_mode: str = "hwgq") -> None:
+                 weight_mode: str = "std", act_mode: str = "hwgq", act_signed: bool = False) -> None:
         nn.Conv2d.__init__(self, in_ch, out_ch, k, stride=stride, padding=padding, groups=groups,
                            bias=bias)
-        self._init_mixq(wbits, abits, first, weight_mode, act_mode)
+        self._init_mixq(wbits, abits, first, weight_mode, act_mode, act_signed)
 
     def extra_repr(self) -> str:
         return nn.Conv2d.extra_repr(self) + ", " + self.mixq_repr()
@@ -159,9 +165,10 @@ class MixQLinear(_MixQMixin, nn.Linear):
 
     def __init__(self, in_f: int, out_f: int, bias: bool = True, *,
                  wbits: Sequence[int] = DEFAULT_CANDIDATES, abits: Sequence[int] = DEFAULT_CANDIDATES,
-                 first: bool = False, weight_mode: str = "std", act_mode: str = "hwgq") -> None:
+                 first: bool = False, weight_mode: str = "std", act_mode: str = "hwgq",
+                 act_signed: bool = False) -> None:
         nn.Linear.__init__(self, in_f, out_f, bias=bias)
-        self._init_mixq(wbits, abits, first, weight_mode, act_mode)
+        self._init_mixq(wbits, abits, first, weight_mode, act_mode, act_signed)
 
     def extra_repr(self) -> str:
         return nn.Linear.extra_repr(self) + ", " + self.mixq_repr()

@@ -44,9 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="adam", help="default adam")
     parser.add_argument("--weight-decay", type=float, default=1e-4, help="default 1e-4")
     parser.add_argument("--weight-mode", choices=("std", "lsq"), default=None,
-                        help="weight quantiser (default std, or the search checkpoint's)")
+                        help="weight quantiser (default: the model's, std except TinyYOLOv3's lsq; or the "
+                             "search checkpoint's)")
     parser.add_argument("--act-mode", choices=("hwgq", "lsq", "pact"), default=None,
-                        help="activation quantiser (default hwgq, or the search checkpoint's)")
+                        help="activation quantiser (default: the model's, hwgq except TinyYOLOv3's lsq; or "
+                             "the search checkpoint's)")
     parser.add_argument("--calibration-batches", type=int, default=None,
                         help="batches that set the BN statistics when --epochs 0 (default 4)")
     parser.add_argument("--half-weights", action="store_true",
@@ -60,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _resolve(args: argparse.Namespace) -> tuple[str, list[int], list[int], dict[str, Any], Any]:
     """Model name, bit widths, build options and the search checkpoint (or None) the options ask for."""
     search = None
-    modes = {"weight_mode": "std", "act_mode": "hwgq"}
     name = args.model or loops.DEFAULT_MODEL
+    modes = dict(loops.model_info(name).default_modes)
     if args.from_search:
         search = checkpoint.load(args.from_search, build=not args.scratch)
         if search.variant != "supernet":
@@ -71,6 +73,7 @@ def _resolve(args: argparse.Namespace) -> tuple[str, list[int], list[int], dict[
             raise CommandError(f"--model {args.model} but --from-search {args.from_search} searched "
                                f"{search.name}")
         name = search.name
+        modes = dict(loops.model_info(name).default_modes)
         for key in modes:
             modes[key] = search.model_args.get(key, modes[key])
     for key in modes:

@@ -93,11 +93,34 @@ def test_loss_backpropagates_through_a_detection_net():
 
 def test_detection_errors():
     loss = DetectionLoss()
-    with pytest.raises(ValueError, match=r"\(N, 36, H, W\)"):
+    with pytest.raises(ValueError, match="no default anchors for a 30-channel detection head"):
         decode(torch.zeros(1, 30, 2, 2))
+    with pytest.raises(ValueError, match=r"6 anchors x F fields"):
+        decode(torch.zeros(1, 51, 2, 2), anchors=[(0.1, 0.2)] * 6)
     with pytest.raises(ValueError, match="0 <= x1 < x2 <= 1"):
         loss(torch.zeros(1, 36, 2, 2), torch.tensor([[0.5, 0.5, 0.4, 0.9]]))
     with pytest.raises(ValueError, match="1 outputs but 2 target boxes"):
         loss(torch.zeros(1, 36, 2, 2), torch.tensor([[0.1, 0.1, 0.2, 0.2]] * 2))
     with pytest.raises(ValueError, match="anchors"):
         decode(torch.zeros(1, 36, 2, 2), anchors=[(0.1, -0.2)] * 6)
+
+
+def test_tiny_yolo_head_layout_decodes_and_trains():
+    """51 channels = 3 anchors x (5 + 12 classes): the default anchors follow the channel count, and a
+    head encoding a box at one anchor and cell decodes to that box."""
+    from mixq_nn.detection import TINY_YOLO_ANCHORS, head_anchors
+
+    assert head_anchors(51) == TINY_YOLO_ANCHORS and len(TINY_YOLO_ANCHORS) == 3
+    out = torch.full((1, 51, 4, 4), -5.0)
+    a = 1                                           # anchor 1, fields at channels 17..33
+    out[0, a * 17 + 4, 2, 3] = 5.0                  # objectness at row 2, col 3
+    out[0, a * 17 + 0:a * 17 + 4, 2, 3] = 0.0       # centre of the cell, anchor-sized box
+    cx, cy = (3 + 0.5) / 4, (2 + 0.5) / 4
+    w, h = TINY_YOLO_ANCHORS[a]
+    expected = torch.tensor([[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]])
+    assert torch.allclose(decode(out), expected)
+    target = expected.clamp(0, 1)
+    logits = out.clone().requires_grad_(True)
+    value = DetectionLoss()(logits, target)
+    value.backward()
+    assert math.isfinite(float(value.detach())) and logits.grad.abs().sum() > 0

@@ -13,7 +13,7 @@ from torch import nn
 from mixq_nn import models
 from mixq_nn.layers import QConv2d, QLinear, Reorg, is_leaf, trace
 from mixq_nn.quant import InputQuantizer
-from mixq_nn.supernet import MixQConv2d
+from mixq_nn.supernet import MixQConv2d, MixQLinear
 
 torch.manual_seed(0)
 
@@ -26,11 +26,85 @@ def _single_thread():
     yield
     torch.set_num_threads(before)
 SMALL = {"VGGtiny": (3, 16, 16), "UltraNet": (3, 32, 64), "UltraNetBypass": (3, 32, 64),
-         "SkyNet": (3, 16, 32), "SkyNetk5": (3, 16, 32)}
+         "SkyNet": (3, 16, 32), "SkyNetk5": (3, 16, 32), "DiracDeltaNet": (3, 64, 64),
+         "DiracDeltaNetSmall": (1, 64, 32), "TinyYOLOv3": (3, 32, 64), "CNVw2a2": (3, 32, 32),
+         "CNVw4a4": (3, 32, 36), "CNVw8a8": (1, 36, 32), "ResNet8": (3, 16, 16), "ResNet8Leaky": (3, 16, 8)}
+#: Output stride of each detector's head.
+HEAD_STRIDE = {"UltraNet": 16, "UltraNetBypass": 16, "SkyNet": 8, "SkyNetk5": 8, "TinyYOLOv3": 16}
+
+
+def _dirac_macs(shape, stem, stages, head, classes):
+    c, h, w = shape
+    total = h * w * stem[0] * c
+    h, w = h // 2 + 1, w // 2 + 1                       # 2x2 pool, stride 2, pad 1
+    total += h * w * stem[1] * stem[0]
+    h, w = h // 2 + 1, w // 2 + 1
+    c = stem[1]
+    for s, (count, out) in enumerate(zip((4, 8, 4), stages)):
+        half, mid = out // 2, out                       # branches of out/2, expansion 2
+        for b in range(count):
+            if b == 0:
+                fan_in = c // 2 if s == 0 else c
+                h2, w2 = h // 2, w // 2
+                total += h2 * w2 * half * fan_in        # branch 1: pool, 1x1
+                total += h * w * mid * fan_in           # branch 2: 1x1, pool, shift, 1x1
+                total += h2 * w2 * half * mid
+                h, w = h2, w2
+            else:
+                total += 2 * h * w * mid * half
+        c = out
+    return total + h * w * head * c + head * classes
+
+
+def _cnv_macs(shape):
+    c, h, w = shape
+    total = 0
+    for spec in (64, 64, "M", 128, 128, "M", 256, 256):
+        if spec == "M":
+            h, w = h // 2, w // 2
+        else:
+            h, w = h - 2, w - 2
+            total += h * w * spec * c * 9
+            c = spec
+    return total + c * h * w * 512 + 512 * 512 + 512 * 10
+
+
+def _resnet8_macs(shape):
+    c, h, w = shape
+    total = h * w * 16 * c * 9
+    c = 16
+    for i, out in enumerate((16, 32, 64)):
+        if i:
+            h, w = h // 2, w // 2
+            total += h * w * out * c                    # 1x1 stride-2 shortcut
+        total += h * w * out * c * 9 + h * w * out * out * 9
+        c = out
+    return total + 64 * 10
+
+
+def _tiny_yolo_macs(shape):
+    c, h, w = shape
+    total = 0
+    for out in (16, 32, 64, 128, 128):
+        total += h * w * out * c * 9
+        c, h, w = out, h // 2, w // 2
+    total += h * w * 192 * 128 * 9 + h * w * 256 * 192 + h * w * 128 * 256
+    h, w = 2 * h, 2 * w                                 # concat (128 + 128), upsample
+    return total + h * w * 192 * 256 * 9 + h * w * 51 * 192
 
 
 def _hand_macs(name: str, shape: tuple[int, int, int]) -> int:
     """MACs per frame from the architecture descriptions in shared/REFERENCE.md, layer by layer."""
+    if name == "DiracDeltaNet":
+        return _dirac_macs(shape, (32, 64), (116, 232, 464), 1024, 1000)
+    if name == "DiracDeltaNetSmall":
+        return _dirac_macs(shape, (16, 32), (32, 64, 128), 256, 10)
+    if name.startswith("CNV"):
+        return _cnv_macs(shape)
+    if name.startswith("ResNet8"):
+        return _resnet8_macs(shape)
+    if name == "TinyYOLOv3":
+        return _tiny_yolo_macs(shape)
     c, h, w = shape
     total = 0
     if name == "VGGtiny":
@@ -69,8 +143,10 @@ def test_macs_match_the_published_architecture(name):
 
 
 def test_published_mac_figures():
-    # shared/REFERENCE.md: VGG-tiny ~152.8 M, UltraNet ~199.5 M, SkyNet ~401 M MACs per frame
-    for name, published in [("VGGtiny", 152.8e6), ("UltraNet", 199.5e6), ("SkyNet", 401e6)]:
+    # shared/REFERENCE.md: VGG-tiny ~152.8 M, UltraNet ~199.5 M, SkyNet ~401 M, CNV ~59.46 M,
+    # ResNet-8 ~12.5 M MACs per frame
+    for name, published in [("VGGtiny", 152.8e6), ("UltraNet", 199.5e6), ("SkyNet", 401e6),
+                            ("CNVw2a2", 59.46e6), ("ResNet8", 12.5e6)]:
         assert models.MODELS[name].reference_macs == pytest.approx(published, rel=0.01), name
 
 
@@ -85,7 +161,7 @@ def test_builds_trains_and_traces(name, variant):
     if info.task == "classify":
         assert out.shape == (2, info.num_outputs)
     else:
-        pool = 16 if name.startswith("UltraNet") else 8
+        pool = HEAD_STRIDE[name]
         assert out.shape == (2, info.num_outputs, shape[1] // pool, shape[2] // pool)
     out.square().mean().backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
@@ -97,7 +173,7 @@ def test_builds_trains_and_traces(name, variant):
     called = [n.target for n in gm.graph.nodes if n.op == "call_module"]
     layers = models.quantized_layers(model, include_fixed=True)
     by_name = dict(model.named_modules())
-    assert [by_name[t] for t in called if isinstance(by_name[t], (QConv2d, QLinear, MixQConv2d))] == layers
+    assert [by_name[t] for t in called if isinstance(by_name[t], (QConv2d, QLinear, MixQConv2d, MixQLinear))] == layers
     assert not any("quant" in t for t in called)
     assert len(models.quantized_layers(model)) == (0 if variant == "float" else info.num_qlayers)
 
@@ -116,7 +192,7 @@ def test_fixed_variant_bits_and_forward_order(name):
     assert not any(m.first for m in layers[1:])
     order = []
     hooks = [m.register_forward_hook(lambda m, i, o: order.append(m)) for m in layers]
-    model(torch.rand(1, *shape))
+    model(torch.rand(2, *shape))   # two images: BN in training mode at a 1x1 map (CNV) needs them
     for h in hooks:
         h.remove()
     assert order == layers

@@ -2,7 +2,7 @@
 (the fastest compiled backend here, random stalls), bit-exact against Graph.reference, at the analytic frame
 interval; two of them also on CXXRTL, which must agree with Verilator output for output and cycle for cycle.
 
-The models keep their published channel counts (the builders have no width option) at the smallest
+The models keep their published channel counts at the smallest
 input their pooling allows (16x32 for the UltraNets; 8x16 / 8x8 for SkyNet / VGG-tiny), so each design
 is 2-4 MB of C++ and g++ dominates these tests (30-170 s per model on a loaded 2-core machine with
 hierarchical CXXRTL output; several times that with the flattened output).  Simulation itself takes
@@ -59,12 +59,19 @@ def calibrated(name: str, shape: tuple[int, int, int], seed: int = 0) -> nn.Modu
     return calibrate_random(model, shape, seed=seed, passes=3, batch=8)
 
 
+#: Zoo models whose operators reach the hardware with the op registry of issue 15 (residual add, shift,
+#: channel split / shuffle, nearest upsample, padded max pool, signed activations, unpadded convs and the
+#: FC chain): each moves into ZOO, with its input shape and folding, when its ops land.
+AWAITING_OPS = {"DiracDeltaNet", "DiracDeltaNetSmall", "TinyYOLOv3", "CNVw2a2", "CNVw4a4", "CNVw8a8", "ResNet8",
+                "ResNet8Leaky"}
+
 #: zoo models also simulated on CXXRTL when the default backend is Verilator, to compare the two
 CROSS_CHECKED = ("VGGtiny", "SkyNet")
 
 
 def test_every_zoo_model_is_covered():
-    assert set(ZOO) == set(models.MODELS), "add the new model (input shape, folding) to ZOO"
+    assert set(ZOO) | AWAITING_OPS == set(models.MODELS), "add the new model (input shape, folding) to ZOO"
+    assert not set(ZOO) & AWAITING_OPS
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))

@@ -1,5 +1,6 @@
-"""The model zoo: VGG-tiny, UltraNet, UltraNet-Bypass, SkyNet, SkyNet-k5, each as float, supernet or
-fixed-precision network (``build(name, variant=...)``), plus helpers shared by search, train and export.
+"""The model zoo: VGG-tiny, UltraNet, UltraNet-Bypass, SkyNet, SkyNet-k5, DiracDeltaNet (and its
+width-scaled small variant), the reduced Tiny-YOLOv3, FINN's CNV (W2A2 / W4A4 / W8A8 presets) and
+MLPerf Tiny's ResNet-8 (and its LeakyReLU variant), each as float, supernet or fixed-precision network (``build(name, variant=...)``), plus helpers shared by search, train and export.
 
 Bit-width lists (``bitw``, ``bita``) have one entry per *searchable* quantised layer in forward order;
 ``bita[0]`` is the input image's bits.  VGG-tiny's classifier is quantised at a fixed w8a8 and takes
@@ -16,7 +17,7 @@ from torch import nn
 from ..cost import total_macs
 from ..layers import QConv2d, QLinear
 from ..supernet import unwrap, chosen_bits, is_mixq
-from . import skynet, ultranet, vgg
+from . import cnv, diracdeltanet, resnet, skynet, tinyyolo, ultranet, vgg
 from .common import VARIANTS, LayerFactory
 
 __all__ = ["ModelInfo", "MODELS", "VARIANTS", "build", "quantized_layers", "macs", "model_bits",
@@ -40,6 +41,7 @@ class ModelInfo:
     pool_factor: int                       # H and W of an input_shape override must be multiples of it
     factory: Callable[..., nn.Module]      # factory(layer_factory, input_shape, **family_opts)
     family_opts: tuple[str, ...] = ()      # extra build() options the family accepts
+    default_modes: tuple[tuple[str, str], ...] = (("weight_mode", "std"), ("act_mode", "hwgq"))
 
 
 MODELS: dict[str, ModelInfo] = {m.name: m for m in [
@@ -47,7 +49,7 @@ MODELS: dict[str, ModelInfo] = {m.name: m for m in [
               (8, 3, 3, 3, 6, 3),
               "VGG-tiny (CIFAR-10): 3x3 convs 64-64-M-128-128-M-256-256-M, linear 4096->10 at w8a8; "
               "preset = MixQ's search at cd 3e-5", 152_805_376, vgg.POOL_FACTOR,
-              lambda f, s, **o: vgg.VGGTiny(f, s, **o), ("num_classes",)),
+              lambda f, s, **o: vgg.VGGTiny(f, s, **o), ("num_classes", "channels")),
     ModelInfo("UltraNet", (3, 160, 320), "detect", ultranet.HEAD_CHANNELS, ultranet.NUM_QLAYERS,
               (4,) * 9, (8,) + (4,) * 8,
               "UltraNet (DAC-SDC 2020): 3x3 convs 16-32-64-64 with pools, four 64->64 at 10x20, 1x1 head; W4A4",
@@ -66,6 +68,44 @@ MODELS: dict[str, ModelInfo] = {m.name: m for m in [
               (5,) * 13, (8,) * 13,
               "SkyNet-k5: SkyNet with 5x5 depthwise kernels; preset W5A8", 432_332_800,
               skynet.POOL_FACTOR, lambda f, s: skynet.SkyNet(f, s, k=5)),
+    ModelInfo("DiracDeltaNet", (3, 224, 224), "classify", 1000, diracdeltanet.NUM_QLAYERS,
+              (8,) + (4,) * (diracdeltanet.NUM_QLAYERS - 2) + (8,),
+              (8,) + (4,) * (diracdeltanet.NUM_QLAYERS - 2) + (8,),
+              "DiracDeltaNet (Synetgy, FPGA 2019): 1x1 convs + shifts, ShuffleNet-V2 stages 4/8/4 at "
+              "116/232/464, 1x1 464->1024, global pool, FC 1000; W4A4 (first conv and FC 8-bit)",
+              269_229_440, diracdeltanet.POOL_FACTOR,
+              lambda f, s: diracdeltanet.DiracDeltaNet(f, s)),
+    ModelInfo("DiracDeltaNetSmall", (1, 32, 32), "classify", 10, diracdeltanet.NUM_QLAYERS,
+              (8,) + (4,) * (diracdeltanet.NUM_QLAYERS - 2) + (8,),
+              (8,) + (4,) * (diracdeltanet.NUM_QLAYERS - 2) + (8,),
+              "DiracDeltaNet width-scaled for digits: same depth, stem 16/32, stages 32/64/128, head 256, "
+              "10 classes; W4A4", 556_544, diracdeltanet.POOL_FACTOR,
+              lambda f, s: diracdeltanet.DiracDeltaNet(f, s, name="DiracDeltaNetSmall",
+                                                       **diracdeltanet.SMALL)),
+    ModelInfo("TinyYOLOv3", (3, 416, 416), "detect", tinyyolo.HEAD_CHANNELS, tinyyolo.NUM_QLAYERS,
+              (3,) * tinyyolo.NUM_QLAYERS, (8,) + (3,) * (tinyyolo.NUM_QLAYERS - 2) + (tinyyolo.HEAD_ACT_BITS,),
+              "reduced Tiny-YOLOv3 (Tiny-YOLO-LSQ, DAC 2020): 3x3 convs 16-32-64-128-128 with pools, "
+              "3x3 192, 1x1 256, 1x1 128, concat + upsample, 3x3 192, 1x1 head 51; LSQ W3A3 (head input "
+              "8-bit: published 9)", 1_129_406_720, tinyyolo.POOL_FACTOR,
+              lambda f, s, **o: tinyyolo.TinyYOLOv3(f, s, **o), ("leaky",),
+              (("weight_mode", "lsq"), ("act_mode", "lsq"))),
+] + [
+    ModelInfo(f"CNV{preset}", (3, 32, 32), "classify", 10, cnv.NUM_QLAYERS, bits[0], bits[1],
+              f"FINN CNV (BNN-PYNQ): unpadded 3x3 convs 64-64-M-128-128-M-256-256, FC 256-512-512-10; "
+              f"{preset.upper()}", 59_461_376, cnv.POOL_FACTOR,
+              lambda f, s, **o: cnv.CNV(f, s, **o), ("num_classes", "channels"))
+    for preset, bits in cnv.PRESETS.items()
+] + [
+    ModelInfo("ResNet8", (3, 32, 32), "classify", 10, resnet.NUM_QLAYERS, (8,) + (4,) * 8 + (8,),
+              (8,) + (4,) * 9,
+              "ResNet-8 (MLPerf Tiny): conv 16, residual stages 16/32/64, global pool, FC 10; W4A4 "
+              "(first conv and FC 8-bit weights), 8-bit residual adds", 12_501_632, resnet.POOL_FACTOR,
+              lambda f, s, **o: resnet.ResNet8(f, s, **o), ("num_classes", "channels")),
+    ModelInfo("ResNet8Leaky", (3, 32, 32), "classify", 10, resnet.NUM_QLAYERS, (8,) + (4,) * 8 + (8,),
+              (8,) + (4,) * 9,
+              "ResNet-8 with LeakyReLU (slope 1/8, signed activations) instead of ReLU", 12_501_632,
+              resnet.POOL_FACTOR, lambda f, s, **o: resnet.ResNet8(f, s, leaky=True, **o),
+              ("num_classes", "channels")),
 ]}
 
 _FACTORY_OPTS = ("wbits", "abits", "input_bits", "weight_mode", "act_mode")
@@ -93,8 +133,10 @@ def build(name: str, variant: str = "fixed", bitw: Sequence[int] | None = None,
     """Build zoo model ``name`` as ``variant`` "float" | "supernet" | "fixed".
 
     Fixed: ``bitw``/``bita`` (default: the registry preset).  Options: ``input_shape=(C, H, W)``,
-    ``weight_mode`` ("std" | "lsq"), ``act_mode`` ("hwgq" | "lsq" | "pact"); supernet: ``wbits``/``abits``
-    candidate tuples (default 2..8) and ``input_bits`` (default 8); VGGtiny: ``num_classes``.
+    ``weight_mode`` ("std" | "lsq"), ``act_mode`` ("hwgq" | "lsq" | "pact") (default: the registry's
+    ``default_modes``; TinyYOLOv3 is LSQ); supernet: ``wbits``/``abits``
+    candidate tuples (default 2..8) and ``input_bits`` (default 8); VGGtiny, CNV, ResNet8: ``num_classes``
+    and ``channels`` (the conv/linear output widths but the last layer's, e.g. of a pruned network).
     """
     info = _info(name)
     allowed = ("input_shape",) + _FACTORY_OPTS + info.family_opts
@@ -104,8 +146,8 @@ def build(name: str, variant: str = "fixed", bitw: Sequence[int] | None = None,
     if variant == "fixed":
         bitw = list(info.default_bitw) if bitw is None else parse_bits(bitw)
         bita = list(info.default_bita) if bita is None else parse_bits(bita)
-    factory = LayerFactory(name, variant, info.num_qlayers, bitw=bitw, bita=bita,
-                           **{k: opts[k] for k in _FACTORY_OPTS if k in opts})
+    factory_opts = {**dict(info.default_modes), **{k: opts[k] for k in _FACTORY_OPTS if k in opts}}
+    factory = LayerFactory(name, variant, info.num_qlayers, bitw=bitw, bita=bita, **factory_opts)
     family = {k: opts[k] for k in info.family_opts if k in opts}
     model = info.factory(factory, tuple(opts.get("input_shape", info.input_shape)), **family)
     model.mixq_name = name

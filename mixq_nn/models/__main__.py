@@ -41,12 +41,13 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(rows, sys.stdout, indent=2)
         print()
         return 0
-    header = f"{'model':<16}{'task':<10}{'input (C,H,W)':<16}{'params':>11}{'MACs/frame':>15}  {'qlayers':>7}  preset bitw/bita"
+    width = max(16, 2 + max(len(r["name"]) for r in rows))
+    header = f"{'model':<{width}}{'task':<10}{'input (C,H,W)':<16}{'params':>11}{'MACs/frame':>15}  {'qlayers':>7}  preset bitw/bita"
     print(header)
     print("-" * len(header))
     for r in rows:
         shape = "x".join(map(str, r["input_shape"]))
-        print(f"{r['name']:<16}{r['task']:<10}{shape:<16}{r['params']:>11,}{r['macs']:>15,}  "
+        print(f"{r['name']:<{width}}{r['task']:<10}{shape:<16}{r['params']:>11,}{r['macs']:>15,}  "
               f"{r['num_qlayers']:>7}  {r['default_bitw']}/{r['default_bita']}")
     return 0
 

@@ -15,7 +15,7 @@ from ..layers import QConv2d, QLinear
 from ..quant import ACT_MODES, WEIGHT_MODES
 from ..supernet import DEFAULT_CANDIDATES, MixQConv2d, MixQLinear
 
-__all__ = ["VARIANTS", "LayerFactory", "conv_bn_relu", "check_input_shape"]
+__all__ = ["VARIANTS", "LayerFactory", "conv_bn_relu", "check_input_shape", "check_channels"]
 
 VARIANTS = ("float", "supernet", "fixed")
 
@@ -30,6 +30,18 @@ def check_input_shape(model: str, input_shape: Sequence[int], multiple: int) -> 
         raise ValueError(f"{model}: input height and width must be multiples of {multiple} "
                          f"(its pooling factor), got input_shape {shape}")
     return c, h, w
+
+
+def check_channels(model: str, channels: object, default: Sequence[int]) -> tuple[int, ...]:
+    """A family's ``channels`` option (output widths of its conv/linear layers in creation order, the
+    last layer excluded; a pruned network sets them): ``default`` when None, else as many positive ints."""
+    if channels is None:
+        return tuple(default)
+    if isinstance(channels, (str, bytes)) or not isinstance(channels, Sequence) or len(channels) != len(default) \
+            or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in channels):
+        raise ValueError(f"{model}: channels must be {len(default)} positive ints (output widths of its "
+                         f"conv/linear layers but the last, published {list(default)}), got {channels!r}")
+    return tuple(channels)
 
 
 def _check_list(model: str, what: str, bits: object, count: int) -> list[int]:
@@ -83,10 +95,12 @@ class LayerFactory:
                              "variant takes none (supernet candidates: wbits=, abits=, input_bits=)")
         self.index = 0
 
-    def _next(self, fixed_bits: tuple[int, int] | None) -> dict:
+    def _next(self, fixed_bits: tuple[int, int] | None, signed_input: bool = False) -> dict:
         """Keyword arguments of the next quantised layer."""
         first = self.index == 0 and fixed_bits is None
         common = {"first": first, "weight_mode": self.weight_mode, "act_mode": self.act_mode}
+        if signed_input and not first:
+            common["act_signed"] = True
         if fixed_bits is not None:
             return {**common, "bitw": fixed_bits[0], "bita": fixed_bits[1]}
         i = self.index
@@ -99,13 +113,16 @@ class LayerFactory:
         return {**common, "bitw": self.bitw[i], "bita": self.bita[i]}
 
     def conv(self, in_ch: int, out_ch: int, k: int, *, stride: int = 1, groups: int = 1,
-             bias: bool = False, fixed_bits: tuple[int, int] | None = None) -> nn.Conv2d:
-        """A k x k conv with "same" zero padding (k // 2)."""
-        args = (in_ch, out_ch, k, stride, k // 2, groups, bias)   # QConv2d / MixQConv2d order
+             bias: bool = False, fixed_bits: tuple[int, int] | None = None, padding: int | None = None,
+             signed_input: bool = False) -> nn.Conv2d:
+        """A k x k conv with "same" zero padding (k // 2) unless ``padding`` is given;
+        ``signed_input``: its input codes are signed (it follows a LeakyReLU)."""
+        pad = k // 2 if padding is None else padding
+        args = (in_ch, out_ch, k, stride, pad, groups, bias)   # QConv2d / MixQConv2d order
         if self.variant == "float":
             self.index += fixed_bits is None
-            return nn.Conv2d(in_ch, out_ch, k, stride=stride, padding=k // 2, groups=groups, bias=bias)
-        kwargs = self._next(fixed_bits)
+            return nn.Conv2d(in_ch, out_ch, k, stride=stride, padding=pad, groups=groups, bias=bias)
+        kwargs = self._next(fixed_bits, signed_input)
         if self.variant == "supernet" and fixed_bits is None:
             return MixQConv2d(*args, **kwargs)
         layer = QConv2d(*args, **kwargs)
@@ -113,17 +130,22 @@ class LayerFactory:
         return layer
 
     def linear(self, in_f: int, out_f: int, *, bias: bool = True,
-               fixed_bits: tuple[int, int] | None = None) -> nn.Linear:
-        """A fully connected layer."""
+               fixed_bits: tuple[int, int] | None = None, signed_input: bool = False) -> nn.Linear:
+        """A fully connected layer (``signed_input``: its input codes are signed)."""
         if self.variant == "float":
             self.index += fixed_bits is None
             return nn.Linear(in_f, out_f, bias=bias)
-        kwargs = self._next(fixed_bits)
+        kwargs = self._next(fixed_bits, signed_input)
         if self.variant == "supernet" and fixed_bits is None:
             return MixQLinear(in_f, out_f, bias, **kwargs)
         layer = QLinear(in_f, out_f, bias, **kwargs)
         layer.bits_fixed = fixed_bits is not None
         return layer
+
+    def aux_bits(self, bits: int) -> int | None:
+        """Bits of a quantiser outside a conv/linear layer (residual add, average pool) whose width the
+        family fixes: ``bits``, or None (no quantisation) in the float variant."""
+        return None if self.variant == "float" else bits
 
     def finish(self) -> None:
         """Check the family used exactly ``num_qlayers`` searchable layers (a programming error otherwise)."""
