@@ -64,7 +64,7 @@ class PackingPlan(ABC):
     meaning: ``"kernel"``, ``"filter"``, ``"filter_bank"``, ``"dot"``), ``depth`` (multiplies per
     accumulation), ``macs_per_dsp`` (useful MACs per DSP per cycle; 0 for LUT plans), ``fields``,
     ``n_weights`` / ``n_acts`` (slots of one core), ``multiplier`` (``"dsp"`` or ``"lut"``), ``name``,
-    :attr:`plan_type`, :attr:`dsps` (DSPs one core takes), :attr:`lanes`, :attr:`w_unsigned`.
+    :attr:`plan_type`, :attr:`dsps` (DSPs one core takes), :attr:`lanes`, :attr:`w_unsigned`, :attr:`signed_act`.
     """
 
     w_bits: int
@@ -77,6 +77,8 @@ class PackingPlan(ABC):
     multiplier: str
     #: Unsigned weight codes at the core's ports (only a mixed split's low digit layout); False otherwise.
     w_unsigned: bool = False
+    #: Signed two's-complement activation codes at the core's ports (``bits.signed_act_range``); False: unsigned.
+    signed_act: bool = False
 
     @property
     @abstractmethod

@@ -62,7 +62,8 @@ from amaranth.lib.wiring import In, Out
 from .cores import PackedMAC, mac_signature
 from .explain import explain_split
 from .geometry import DEPTH_LIMIT
-from .layout import P_BITS, Field, Plan, act_range, check, max_depth, weight_range
+from .bits import act_codes, act_magnitude
+from .layout import P_BITS, Field, Plan, check, max_depth, weight_range
 from .layout import emulate as layout_emulate
 from .layout import emulate_batch as layout_emulate_batch
 from .layout import expected_fields as layout_expected_fields
@@ -139,7 +140,8 @@ class SplitPlan(PackingPlan):
 
     @property
     def name(self) -> str:
-        return f"split plan w{self.w_bits}a{self.a_bits}k{self.k} ({self.operand} digits)"
+        return (f"split plan w{self.w_bits}a{self.a_bits}k{self.k}{' signed-act' if self.signed_act else ''} "
+                f"({self.operand} digits)")
 
     @property
     def kind(self) -> str:
@@ -168,6 +170,11 @@ class SplitPlan(PackingPlan):
     @property
     def act_sign_bit(self) -> bool:
         return self.hi.act_sign_bit
+
+    @property
+    def signed_act(self) -> bool:
+        """Signed activation codes (the digit plans'; only weight digits are split then)."""
+        return self.hi.signed_act
 
     @property
     def digit_bits(self) -> int:
@@ -241,19 +248,20 @@ class SplitPlan(PackingPlan):
                 "rounding": self.rounding, "digit_bits": self.digit_bits}
 
 
-def _bound(w_bits: int, a_bits: int, terms: int, depth: int) -> int:
+def _bound(w_bits: int, a_bits: int, terms: int, depth: int, signed_act: bool = False) -> int:
     """Largest magnitude a field of ``terms`` full-code products reaches after ``depth`` multiplies."""
-    return depth * terms * weight_range(w_bits)[1] * act_range(a_bits)[1]
+    return depth * terms * weight_range(w_bits)[1] * act_magnitude(a_bits, signed_act)
 
 
 def _recombined(layout: Plan, w_bits: int, a_bits: int, depth: int) -> tuple[Field, ...]:
-    return tuple(Field(f.offset, _bound(w_bits, a_bits, len(f.terms), depth).bit_length() + 1, f.terms)
+    return tuple(Field(f.offset, _bound(w_bits, a_bits, len(f.terms), depth, layout.signed_act).bit_length() + 1,
+                       f.terms)
                  for f in layout.fields)
 
 
 def _recombined_depth(layout: Plan, w_bits: int, a_bits: int) -> int:
     """Deepest accumulation whose recombined fields all fit ``P_BITS`` signed bits."""
-    per_multiply = _bound(w_bits, a_bits, max(len(f.terms) for f in layout.fields), 1)
+    per_multiply = _bound(w_bits, a_bits, max(len(f.terms) for f in layout.fields), 1, layout.signed_act)
     return ((1 << (P_BITS - 1)) - 1) // per_multiply
 
 
@@ -321,6 +329,9 @@ def check_split(split: SplitPlan) -> None:
             raise ValueError(f"{name}: {digit} digit plan: {err}") from err
         if p.k != split.k or p.multiplier != "dsp":
             raise ValueError(f"{name}: {digit} digit plan is for k={p.k} on {p.multiplier!r}, not k={split.k} on dsp")
+    if split.operand == "act" and split.signed_act:
+        raise ValueError(f"{name}: signed activations are not cut into digits (their high digit is signed, the "
+                         f"low one unsigned: two layouts); split the weight")
     if dataclasses.replace(split.hi, w_max=0, depth=1) != dataclasses.replace(split.lo, w_max=0, depth=1):
         raise ValueError(f"{name}: the hi and lo digit plans are different layouts")
     if split.operand == "weight":
@@ -344,7 +355,7 @@ def check_split(split: SplitPlan) -> None:
     if len(split.fields) != len(split.hi.fields):
         raise ValueError(f"{name}: {len(split.fields)} fields, the digit layout has {len(split.hi.fields)}")
     for f, (fld, digit_fld) in enumerate(zip(split.fields, split.hi.fields)):
-        bound = _bound(split.w_bits, split.a_bits, len(fld.terms), split.depth)
+        bound = _bound(split.w_bits, split.a_bits, len(fld.terms), split.depth, split.signed_act)
         if fld.terms != digit_fld.terms:
             raise ValueError(f"{name}: field {f} terms {fld.terms} differ from the digit layout's {digit_fld.terms}")
         if not bound < 1 << (fld.width - 1) or fld.width > P_BITS:
@@ -364,7 +375,8 @@ def checked_codes(plan, weights, acts) -> tuple[np.ndarray, np.ndarray]:
             or w.shape[:-1] != a.shape[:-1]:
         raise ValueError(f"{plan.name}: need weights (..., depth, {plan.n_weights}) and acts "
                          f"(..., depth, {plan.n_acts}) with equal leading shapes, got {w.shape} and {a.shape}")
-    for label, x, (lo, hi) in (("weight", w, weight_range(plan.w_bits)), ("activation", a, act_range(plan.a_bits))):
+    for label, x, (lo, hi) in (("weight", w, weight_range(plan.w_bits)),
+                               ("activation", a, act_codes(plan.a_bits, plan.signed_act))):
         if x.size and (x.min() < lo or x.max() > hi):
             bad = int(x.min()) if x.min() < lo else int(x.max())
             raise ValueError(f"{plan.name}: {label} code {bad} outside [{lo}, {hi}]")
@@ -411,8 +423,9 @@ def emulate(split: SplitPlan, weights: Sequence[Sequence[int]], acts: Sequence[S
 
 # -- the search ------------------------------------------------------------------------------------
 
-def _candidates(w_bits: int, a_bits: int) -> list[tuple[str, int, str, int, int, int]]:
-    """``(operand, shift, rounding, digit w_bits, digit a_bits, w_max)`` of every split worth a search."""
+def _candidates(w_bits: int, a_bits: int, signed_act: bool = False) -> list[tuple[str, int, str, int, int, int]]:
+    """``(operand, shift, rounding, digit w_bits, digit a_bits, w_max)`` of every split worth a search (weight
+    splits only for signed activations)."""
     out = []
     for shift in range(1, w_bits):
         for rounding in ROUNDINGS:
@@ -421,7 +434,7 @@ def _candidates(w_bits: int, a_bits: int) -> list[tuple[str, int, str, int, int,
             narrow = weight_range(b)[1]
             if 2 <= b <= w_bits and (b < w_bits or cap < narrow):
                 out.append(("weight", shift, rounding, b, a_bits, 0 if cap == narrow else cap))
-    for shift in range(1, a_bits):
+    for shift in range(1, a_bits if not signed_act else 1):
         d = max(shift, a_bits - shift)
         if 2 <= d < a_bits:
             out.append(("act", shift, "floor", w_bits, d, 0))
@@ -437,7 +450,7 @@ def split_rank(split: SplitPlan) -> tuple:
 
 def split_plans(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
                 max_acts: int | None = None, min_depth: int = 1,
-                search: LayoutSearch = DEFAULT_SEARCH) -> list[SplitPlan]:
+                search: LayoutSearch = DEFAULT_SEARCH, signed_act: bool = False) -> list[SplitPlan]:
     """Every digit split of (w, a, k), each with its digit layout's best exact plan, best first.
 
     Weight splits at every shift and rounding whose digits are narrower (or
@@ -447,12 +460,13 @@ def split_plans(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("ke
     ``search`` is the layout search the digit layouts come from.  Ranking:
     :func:`split_rank`.  Only :class:`SplitPlan`: the planner's
     :meth:`~mixq_hw.packing.planner.Planner.splits` adds the mixed-rate splits
-    of :mod:`.mixed` (which the conv engine does not build).
+    of :mod:`.mixed` (which the conv engine does not build).  ``signed_act``: signed activation codes (weight
+    splits only).
     """
     kinds_t, acts = search.arguments(w_bits, a_bits, k, kinds, max_acts, min_depth)
     found = {}
-    for operand, shift, rounding, d_w, d_a, w_max in _candidates(w_bits, a_bits):
-        layouts = search.layouts(d_w, d_a, k, kinds_t, acts, min_depth, w_max)
+    for operand, shift, rounding, d_w, d_a, w_max in _candidates(w_bits, a_bits, signed_act):
+        layouts = search.layouts(d_w, d_a, k, kinds_t, acts, min_depth, w_max, signed_act=signed_act)
         if not layouts:
             continue
         split = make_split(w_bits, a_bits, k, operand, shift, rounding, search.checked(layouts[0]))
@@ -520,7 +534,7 @@ class SplitMAC(MultiCoreMAC):
     """A :class:`SplitPlan` on two DSP48E2s: :class:`~mixq_hw.packing.cores.PackedMAC`'s ports and latency.
 
     ``weights`` / ``acts`` take full-width codes (``w_bits`` signed,
-    ``a_bits`` unsigned); the digits are cut in front of the two cores' input
+    ``a_bits`` unsigned, or signed with ``signed_act``); the digits are cut in front of the two cores' input
     registers (bit slices, or for ``trunc`` / ``round`` weight digits an adder
     and a subtractor of ``w_bits + 1`` bits per weight slot); both PackedMACs run in lock step on ``en``,
     ``i_valid``, ``i_first``, ``i_last``, and every field comes out as
