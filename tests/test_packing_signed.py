@@ -32,7 +32,7 @@ from mixq_hw.packing.lut_core import LutMAC, lut_core_estimate
 from mixq_hw.packing.lut_layout import lut_plan
 from mixq_hw.packing.mixed import MixedSplitMAC, mixed_split_plans
 from mixq_hw.packing.protocol import plan_from_dict
-from mixq_hw.packing.split import SplitMAC, SplitPlan, make_split, split_plans
+from mixq_hw.packing.split import SplitMAC, SplitPlan, check_split, make_split, split_plans
 
 EXHAUSTIVE_MAX = 400_000
 SMALL = [(w, a, k) for w in range(2, 5) for a in range(2, 5) for k in (1, 3)]
@@ -139,13 +139,22 @@ def test_signed_plan_records():
         planner.plan(3, 3, 3, signed_act=1)
 
 
-def test_signed_splits_cut_weights_only():
-    assert all(sp.operand == "weight" and sp.signed_act for sp in split_plans(4, 4, 3, signed_act=True))
-    act_split = split_plans(4, 4, 3)[0]
-    assert act_split.operand == "act"
-    layout = dataclasses.replace(act_split.hi, signed_act=True)
-    with pytest.raises(ValueError, match="signed activations are not cut into digits"):
-        make_split(4, 4, 3, "act", act_split.shift, "floor", layout)
+def test_signed_activation_splits():
+    """A signed activation a = (a >> s) * 2**s + (a mod 2**s): the high digit signed, the low one unsigned, on one
+    unsigned layout (the high digit's copy with signed_act); every code of every slot exact, and check() refuses
+    a signed low digit."""
+    found = [sp for sp in split_plans(4, 4, 3, signed_act=True) if sp.operand == "act"]
+    assert found and all(sp.hi.signed_act and not sp.lo.signed_act and not sp.lo.act_sign_bit for sp in found)
+    sp = found[0]
+    assert sp.signed_act and planner.best_plan(4, 4, 3, signed_act=True) == sp and sp.macs_per_dsp == 7.5
+    assert_exact(sp, np.random.default_rng(2), exhaustive=False)
+    a = np.arange(-8, 8)[:, None, None].repeat(sp.n_acts, axis=2)       # every code in every slot, both digits
+    w = np.random.default_rng(3).integers(-7, 8, (len(a), 1, sp.n_weights))
+    np.testing.assert_array_equal(sp.emulate_batch(w, a), sp.expected_fields(w, a))
+    with pytest.raises(ValueError, match="the low digit of a signed activation .* is unsigned"):
+        check_split(dataclasses.replace(sp, lo=dataclasses.replace(sp.lo, signed_act=True)))
+    with pytest.raises(ValueError, match="a signed activation split runs its unsigned low digit"):
+        make_split(4, 4, 3, "act", sp.shift, "floor", sp.hi, signed_act=True)
 
 
 def test_signed_mixed_splits_exact():
@@ -170,11 +179,11 @@ def test_signed_density_table_and_command_line(capsys):
     assert len(rows) == 2 * 49 and all(r["signed_act"] for r in rows)
     assert all("signed_act" not in r for r in planner.density_table((1,)))
     by = {(r["w"], r["a"], r["k"]): r["macs_per_dsp"] for r in rows}
-    assert by[(2, 2, 3)] == 27 and by[(4, 4, 3)] == 6
+    assert by[(2, 2, 3)] == 27 and by[(4, 4, 3)] == 7.5
     assert packing_main(["--table", "--signed", "--k", "1"]) == 0
     out = capsys.readouterr().out
     assert "signed activation codes" in out and "k=1" in out
-    assert packing_main(["--plan", "4", "4", "3", "--signed", "--json"]) == 0
+    assert packing_main(["--plan", "4", "4", "3", "--signed", "--single", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["signed_act"] is True
     assert packing_main(["--plan", "4", "4", "3", "--signed"]) == 0
     assert "signed" in capsys.readouterr().out
@@ -251,8 +260,9 @@ def run_multi(core, seed: int) -> None:
     assert set(lags) == {core.latency}
 
 
-@pytest.mark.parametrize("entry", [(8, 2, 3), (7, 6, 3)])
+@pytest.mark.parametrize("entry", [(8, 2, 3), (7, 6, 3), (4, 4, 3), (2, 8, 5)])
 def test_signed_split_mac(entry):
+    """Weight splits (w8a2, w7a6) and activation splits (w4a4, w2a8) of signed codes."""
     sp = planner.best_plan(*entry, signed_act=True)
     assert isinstance(sp, SplitPlan) and sp.signed_act
     core = SplitMAC(sp)
@@ -301,3 +311,14 @@ def test_unsigned_plans_emulate_as_before():
     assert not p.signed_act and p.act_min == 0 and p.act_max == 15
     assert emulate(p, [[1] * p.n_weights], [[15] * p.n_acts]) == \
         expected_fields(p, [[[1] * p.n_weights]], [[[15] * p.n_acts]])[0].tolist()
+
+
+def test_signed_activation_split_with_a_narrow_high_digit():
+    """a4 at shift 3: the signed high digit a >> 3 is one bit (-1 or 0) on a 3-bit slot, so the core must
+    sign-extend it; numpy and SplitMAC against the plain sums."""
+    layout = next(p for p in planner.PLANNER.search.layouts(3, 3, 3, ("kernel", "filter"), 27, 1)
+                  if not p.act_sign_bit)
+    sp = make_split(3, 4, 3, "act", 3, "floor", planner.PLANNER.search.checked(layout), signed_act=True)
+    assert sp.signed_act and sp.hi.a_bits == 3
+    assert_exact(sp, np.random.default_rng(4), exhaustive=True)
+    run_multi(SplitMAC(sp), seed=12)

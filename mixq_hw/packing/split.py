@@ -173,7 +173,8 @@ class SplitPlan(PackingPlan):
 
     @property
     def signed_act(self) -> bool:
-        """Signed activation codes (the digit plans'; only weight digits are split then)."""
+        """Signed activation codes: both digit plans' for a weight split; for an activation split the high
+        digit's (``a >> shift``, signed), the low digit ``a mod 2**shift`` being unsigned."""
         return self.hi.signed_act
 
     @property
@@ -185,7 +186,8 @@ class SplitPlan(PackingPlan):
         """The same split with a shallower accumulation (narrower recombined fields)."""
         if not 1 <= depth <= self.depth:
             raise ValueError(f"{self.name}: depth {depth} outside 1..{self.depth}")
-        return dataclasses.replace(self, depth=depth, fields=_recombined(self.hi, self.w_bits, self.a_bits, depth))
+        return dataclasses.replace(self, depth=depth, fields=_recombined(self.hi, self.w_bits, self.a_bits, depth,
+                                                                         self.signed_act))
 
     def to_dict(self) -> dict:
         """JSON-ready form (digit plans nested, fields as lists, ``plan_type`` first)."""
@@ -253,15 +255,14 @@ def _bound(w_bits: int, a_bits: int, terms: int, depth: int, signed_act: bool = 
     return depth * terms * weight_range(w_bits)[1] * act_magnitude(a_bits, signed_act)
 
 
-def _recombined(layout: Plan, w_bits: int, a_bits: int, depth: int) -> tuple[Field, ...]:
-    return tuple(Field(f.offset, _bound(w_bits, a_bits, len(f.terms), depth, layout.signed_act).bit_length() + 1,
-                       f.terms)
+def _recombined(layout: Plan, w_bits: int, a_bits: int, depth: int, signed_act: bool) -> tuple[Field, ...]:
+    return tuple(Field(f.offset, _bound(w_bits, a_bits, len(f.terms), depth, signed_act).bit_length() + 1, f.terms)
                  for f in layout.fields)
 
 
-def _recombined_depth(layout: Plan, w_bits: int, a_bits: int) -> int:
+def _recombined_depth(layout: Plan, w_bits: int, a_bits: int, signed_act: bool) -> int:
     """Deepest accumulation whose recombined fields all fit ``P_BITS`` signed bits."""
-    per_multiply = _bound(w_bits, a_bits, max(len(f.terms) for f in layout.fields), 1, layout.signed_act)
+    per_multiply = _bound(w_bits, a_bits, max(len(f.terms) for f in layout.fields), 1, signed_act)
     return ((1 << (P_BITS - 1)) - 1) // per_multiply
 
 
@@ -271,15 +272,27 @@ def _digit_caps(w_bits: int, shift: int, rounding: str) -> tuple[int, int]:
 
 
 def make_split(w_bits: int, a_bits: int, k: int, operand: str, shift: int, rounding: str, layout: Plan,
-               *, depth: int | None = None) -> SplitPlan:
+               *, depth: int | None = None, signed_act: bool = False) -> SplitPlan:
     """The split plan that runs both digits of ``operand`` through ``layout`` (checked).
 
     ``layout`` is a digit plan: its ``w_bits`` / ``a_bits`` are the digits'
     (a weight digit plan's ``w_max`` at least both digits' magnitudes).  The
     ``hi`` / ``lo`` plans are ``layout`` with each digit's own ``w_max`` and the
     depth that allows; ``depth`` defaults to the deepest all three allow.
+    ``signed_act`` with ``operand == "act"``: the codes are signed, so the high digit ``a >> shift`` is
+    signed (``hi`` is ``layout`` with ``signed_act``) and the low digit unsigned (``layout``, which takes
+    unsigned codes); a weight split takes the codes' signedness from ``layout``.
     """
     hi = lo = layout
+    signed = layout.signed_act
+    if operand == "act" and signed_act:
+        if layout.signed_act or layout.act_sign_bit:
+            raise ValueError(f"split plan w{w_bits}a{a_bits}k{k}: a signed activation split runs its unsigned low "
+                             f"digit on an unsigned layout without act_sign_bit, and its signed high digit on "
+                             f"the same layout with signed_act")
+        hi = dataclasses.replace(layout, signed_act=True, depth=1)
+        hi = dataclasses.replace(hi, depth=max_depth(hi, DEPTH_LIMIT))
+        signed = True
     if operand == "weight":
         narrow = weight_range(layout.w_bits)[1]
         caps = _digit_caps(w_bits, shift, rounding)
@@ -289,16 +302,21 @@ def make_split(w_bits: int, a_bits: int, k: int, operand: str, shift: int, round
         hi, lo = (dataclasses.replace(layout, w_max=0 if cap == narrow else max(cap, 1), depth=1) for cap in caps)
         hi, lo = (dataclasses.replace(p, depth=max_depth(p, DEPTH_LIMIT)) for p in (hi, lo))
     if depth is None:
-        depth = min(hi.depth, lo.depth, _recombined_depth(layout, w_bits, a_bits))
+        depth = min(hi.depth, lo.depth, _recombined_depth(layout, w_bits, a_bits, signed))
     split = SplitPlan(w_bits, a_bits, k, operand, shift, rounding, hi, lo, depth,
-                      _recombined(layout, w_bits, a_bits, depth) if depth >= 1 else (), layout.macs_per_dsp / 2,
-                      _note(w_bits, a_bits, operand, shift, rounding, layout))
+                      _recombined(layout, w_bits, a_bits, depth, signed) if depth >= 1 else (),
+                      layout.macs_per_dsp / 2, _note(w_bits, a_bits, operand, shift, rounding, layout, signed))
     check_split(split)
     return split
 
 
-def _note(w_bits: int, a_bits: int, operand: str, shift: int, rounding: str, layout: Plan) -> str:
-    if operand == "act":
+def _note(w_bits: int, a_bits: int, operand: str, shift: int, rounding: str, layout: Plan,
+          signed_act: bool = False) -> str:
+    if operand == "act" and signed_act:
+        what = (f"signed activation a = hi * 2**{shift} + lo: lo = a[0:{shift}] (an unsigned bit slice), "
+                f"hi = a[{shift}:{a_bits}] (a signed bit slice, a >> {shift}), through the same "
+                f"w{layout.w_bits}a{layout.a_bits} layout, the hi digit's with signed activation codes")
+    elif operand == "act":
         what = (f"activation a = hi * 2**{shift} + lo: lo = a[0:{shift}], hi = a[{shift}:{a_bits}] "
                 f"(unsigned bit slices), both through w{layout.w_bits}a{layout.a_bits} layouts")
     else:
@@ -329,10 +347,12 @@ def check_split(split: SplitPlan) -> None:
             raise ValueError(f"{name}: {digit} digit plan: {err}") from err
         if p.k != split.k or p.multiplier != "dsp":
             raise ValueError(f"{name}: {digit} digit plan is for k={p.k} on {p.multiplier!r}, not k={split.k} on dsp")
-    if split.operand == "act" and split.signed_act:
-        raise ValueError(f"{name}: signed activations are not cut into digits (their high digit is signed, the "
-                         f"low one unsigned: two layouts); split the weight")
-    if dataclasses.replace(split.hi, w_max=0, depth=1) != dataclasses.replace(split.lo, w_max=0, depth=1):
+    act_signs = split.operand == "act" and split.hi.signed_act
+    if act_signs and split.lo.signed_act:
+        raise ValueError(f"{name}: the low digit of a signed activation (a mod 2**{split.shift}) is unsigned, "
+                         f"but the lo digit plan takes signed activations")
+    if dataclasses.replace(split.hi, w_max=0, depth=1, signed_act=split.lo.signed_act if act_signs else
+                           split.hi.signed_act) != dataclasses.replace(split.lo, w_max=0, depth=1):
         raise ValueError(f"{name}: the hi and lo digit plans are different layouts")
     if split.operand == "weight":
         if split.hi.a_bits != split.a_bits:
@@ -423,9 +443,8 @@ def emulate(split: SplitPlan, weights: Sequence[Sequence[int]], acts: Sequence[S
 
 # -- the search ------------------------------------------------------------------------------------
 
-def _candidates(w_bits: int, a_bits: int, signed_act: bool = False) -> list[tuple[str, int, str, int, int, int]]:
-    """``(operand, shift, rounding, digit w_bits, digit a_bits, w_max)`` of every split worth a search (weight
-    splits only for signed activations)."""
+def _candidates(w_bits: int, a_bits: int) -> list[tuple[str, int, str, int, int, int]]:
+    """``(operand, shift, rounding, digit w_bits, digit a_bits, w_max)`` of every split worth a search."""
     out = []
     for shift in range(1, w_bits):
         for rounding in ROUNDINGS:
@@ -434,7 +453,7 @@ def _candidates(w_bits: int, a_bits: int, signed_act: bool = False) -> list[tupl
             narrow = weight_range(b)[1]
             if 2 <= b <= w_bits and (b < w_bits or cap < narrow):
                 out.append(("weight", shift, rounding, b, a_bits, 0 if cap == narrow else cap))
-    for shift in range(1, a_bits if not signed_act else 1):
+    for shift in range(1, a_bits):
         d = max(shift, a_bits - shift)
         if 2 <= d < a_bits:
             out.append(("act", shift, "floor", w_bits, d, 0))
@@ -461,15 +480,20 @@ def split_plans(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("ke
     :func:`split_rank`.  Only :class:`SplitPlan`: the planner's
     :meth:`~mixq_hw.packing.planner.Planner.splits` adds the mixed-rate splits
     of :mod:`.mixed` (which the conv engine does not build).  ``signed_act``: signed activation codes (weight
-    splits only).
+    digits through signed-activation layouts; activation digits through an unsigned layout without the sign-bit
+    trick, whose copy with ``signed_act`` takes the signed high digit).
     """
     kinds_t, acts = search.arguments(w_bits, a_bits, k, kinds, max_acts, min_depth)
     found = {}
-    for operand, shift, rounding, d_w, d_a, w_max in _candidates(w_bits, a_bits, signed_act):
-        layouts = search.layouts(d_w, d_a, k, kinds_t, acts, min_depth, w_max, signed_act=signed_act)
+    for operand, shift, rounding, d_w, d_a, w_max in _candidates(w_bits, a_bits):
+        layouts = search.layouts(d_w, d_a, k, kinds_t, acts, min_depth, w_max,
+                                 signed_act=signed_act and operand == "weight")
+        if signed_act and operand == "act":
+            layouts = tuple(p for p in layouts if not p.act_sign_bit)
         if not layouts:
             continue
-        split = make_split(w_bits, a_bits, k, operand, shift, rounding, search.checked(layouts[0]))
+        split = make_split(w_bits, a_bits, k, operand, shift, rounding, search.checked(layouts[0]),
+                           signed_act=signed_act)
         if split.depth >= min_depth:
             found[split] = split_rank(split)
     return sorted(found, key=found.__getitem__, reverse=True)
@@ -567,7 +591,8 @@ class SplitMAC(MultiCoreMAC):
         else:
             for j in range(split.n_acts):
                 code = self.acts.as_value()[j * ab:(j + 1) * ab]
-                m.d.comb += [hi.acts[j].eq(code[split.shift:]), lo.acts[j].eq(code[:split.shift])]
+                hi_digit = code[split.shift:].as_signed() if split.signed_act else code[split.shift:]
+                m.d.comb += [hi.acts[j].eq(hi_digit), lo.acts[j].eq(code[:split.shift])]
             m.d.comb += [hi.weights.as_value().eq(self.weights.as_value()),
                          lo.weights.as_value().eq(self.weights.as_value())]
         m.submodules.recombine = recombine = Recombine(split, hi.field_width, self.field_width)
