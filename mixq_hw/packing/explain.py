@@ -69,7 +69,9 @@ def explain_split(sp: "SplitPlan") -> str:
                      f"{fld.width} bits, " + " + ".join(f"w{i}*a{j}" for i, j in fld.terms))
     caps = (f"hi digits of magnitude <= {sp.hi.weight_max} (depth {sp.hi.depth}), lo digits <= "
             f"{sp.lo.weight_max} (depth {sp.lo.depth})" if sp.operand == "weight" else
-            f"hi digits a >> {sp.shift}, lo digits a mod 2**{sp.shift}")
+            f"hi digits a >> {sp.shift}, lo digits a mod 2**{sp.shift}"
+            + (" unsigned; the signed hi digits through its copy with signed codes, shown" if sp.signed_act and
+               sp.operand == "act" else ""))
     lines += ["", f"both digits run through this layout ({caps}):", "", sp.hi.explain()]
     return "\n".join(lines)
 

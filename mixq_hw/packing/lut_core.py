@@ -39,7 +39,7 @@ from __future__ import annotations
 import collections
 import functools
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.hdl import Value
@@ -129,6 +129,8 @@ def _signed_rows(wb: int, ab: int, w: Value | None, a: Value | None) -> list[_Te
     a_lo, a_hi = act_codes(ab, True)
     build = w is not None
     rows = []
+    x: Any
+    bits: Any
     if ab <= wb:        # rows over the activation bits, each a copy of w
         x, bits, x_lo, x_hi, n = w, a, w_lo, w_hi, ab
     else:               # rows over the weight bits, each a copy of a

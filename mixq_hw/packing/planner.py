@@ -174,16 +174,17 @@ class Planner:
 
     def _best_uncached(self, w_bits: int, a_bits: int, k: int, kinds: tuple[str, ...], max_acts: int | None,
                        min_depth: int, signed_act: bool = False) -> PackingPlan:
-        opts = dict(kinds=kinds, max_acts=max_acts, min_depth=min_depth, signed_act=signed_act)
         try:
-            single = self.plan(w_bits, a_bits, k, **opts)
+            single = self.plan(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth,
+                               signed_act=signed_act)
         except ValueError:
             single = None                   # no single layout that deep; a split may still have one
-        splits = self.splits(w_bits, a_bits, k, mixed=True, **opts)
+        splits = self.splits(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth, mixed=True,
+                             signed_act=signed_act)
         if splits and (single is None or splits[0].macs_per_dsp > single.macs_per_dsp):
             return splits[0]
-        if single is None:
-            self.plan(w_bits, a_bits, k, **opts)   # raises its error
+        if single is None:                  # raises its error
+            self.plan(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth, signed_act=signed_act)
         return single
 
     def best_plan(self, w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),

@@ -77,8 +77,6 @@ class PackingPlan(ABC):
     multiplier: str
     #: Unsigned weight codes at the core's ports (only a mixed split's low digit layout); False otherwise.
     w_unsigned: bool = False
-    #: Signed two's-complement activation codes at the core's ports (``bits.signed_act_range``); False: unsigned.
-    signed_act: bool = False
 
     @property
     @abstractmethod
@@ -104,6 +102,12 @@ class PackingPlan(ABC):
     @abstractmethod
     def n_acts(self) -> int:
         """Activation slots of one core."""
+
+    @property
+    def signed_act(self) -> bool:
+        """Signed two's-complement activation codes at the core's ports (``bits.signed_act_range``); False:
+        unsigned (a layout's dataclass field; a split's, its digit plans')."""
+        return False
 
     @property
     def lanes(self) -> int:
