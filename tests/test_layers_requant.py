@@ -205,3 +205,102 @@ def test_requant_synthesises_within_its_estimate():
     assert counts["lut"] <= estimate.lut
     # the sum is in the slices: carry chains only for the clip compares and counters, not sum_bits per lane
     assert counts["carry"] * 4 < dut.lanes * dut.sum_bits // 2
+
+
+# -- signed codes and LeakyReLU ----------------------------------------------------------------------
+
+def leaky_reference(acc: int, inc: int, bias: int, shift: int, out_bits: int, k: int | None) -> int:
+    """One value in plain Python integers: the rounded requant, LeakyReLU as floor(x / 2**k) for x < 0
+    (Python's // floors), clipped to the signed range."""
+    x = (acc * inc + bias + 2 ** (shift - 1)) // 2 ** shift
+    if k is not None and x < 0:
+        x = x // 2 ** k
+    return min(max(x, -2 ** (out_bits - 1)), 2 ** (out_bits - 1) - 1)
+
+
+@pytest.mark.parametrize("k", [None, 1, 2, 3, 5])
+def test_leaky_output_function_exhaustive(k):
+    """ops.requant's signed output over every 10-bit accumulator, several constants: equal to the plain
+    definition (Python integers), every signed code reached; leaky_shift is the floor and monotone."""
+    acc = np.arange(-512, 512).reshape(1, 1, -1, 1).repeat(4, axis=1)
+    inc, bias, shift, out_bits = np.array([1, 3, -2, 7]), np.array([0, -40, 17, 300]), 2, 5
+    got = ops.requant(acc, inc, bias, shift, out_bits, neg_shift=k, signed_out=True)
+    for c in range(4):
+        want = [leaky_reference(int(a), int(inc[c]), int(bias[c]), shift, out_bits, k) for a in range(-512, 512)]
+        assert got[0, c, :, 0].tolist() == want
+    assert set(got.ravel().tolist()) == set(range(-16, 16))
+    x = np.arange(-100, 100)
+    np.testing.assert_array_equal(ops.leaky_shift(x, 2), np.where(x >= 0, x, np.floor(x / 4).astype(np.int64)))
+    y = ops.leaky_shift(x, 3)
+    assert (np.diff(y) >= 0).all() and ops.leaky_shift(np.array([-1, -8, -9]), 3).tolist() == [-1, -1, -2]
+
+
+def test_requant_default_is_unchanged_relu():
+    acc = every_acc(4, 1, 9)[None]
+    inc, bias = np.array([3, -5, 0, 7]), np.array([-20, 13, 100, 0])
+    relu = ops.requant(acc, inc, bias, 3, 4)
+    assert relu.min() == 0 and relu.max() == 15
+    np.testing.assert_array_equal(relu, np.clip((acc * inc.reshape(1, 4, 1, 1) + bias.reshape(1, 4, 1, 1) + 4) >> 3,
+                                                0, 15))
+    with pytest.raises(ValueError, match="neg_shift 2 .LeakyReLU. needs signed_out"):
+        ops.requant(acc, inc, bias, 3, 4, neg_shift=2)
+    with pytest.raises(ValueError, match="neg_shift must be an integer 1..31"):
+        ops.requant(acc, inc, bias, 3, 4, neg_shift=0, signed_out=True)
+    with pytest.raises(ValueError, match="signed_out must be True or False"):
+        ops.requant(acc, inc, bias, 3, 4, signed_out="yes")
+
+
+@pytest.mark.parametrize("k", [None, 1, 3])
+@pytest.mark.parametrize("pe, pixels, lanes, stall", [(1, 1, None, 0.3), (2, 2, 1, 0.7), (4, 1, 2, 0.0)])
+def test_requant_signed_exhaustive_small_acc(k, pe, pixels, lanes, stall):
+    """Every 6-bit accumulator on every channel and pixel to signed codes (LeakyReLU 2**-k, or none), under
+    random stalls; the constants make codes on both sides of zero and clip at both ends."""
+    inc, bias, shift, out_bits = np.array([3, -5, 1, 9]), np.array([-20, 13, 0, 40]), 2, 4
+    dut = Requant(inc, bias, shift, acc_bits=6, out_bits=out_bits, pe=pe, pixels=pixels, lanes=lanes,
+                  neg_shift=k, signed_out=True)
+    assert dut.out_layout.elem_shape.elem_shape.signed
+    acc = every_acc(4, pixels, 6)
+    expected = ops.requant(acc[None], inc, bias, shift, out_bits, neg_shift=k, signed_out=True)[0]
+    assert expected.min() == -8 and expected.max() == 7 and len(np.unique(expected)) > 10
+    check(dut, acc, expected, stall=stall, seed=(k or 0) + pe)
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.5])
+def test_requant_leaky_wide_random(stall):
+    """24-bit accumulators times 18-bit inc on one DSP48E2 each, LeakyReLU 2**-3 to signed 8-bit codes."""
+    rng = np.random.default_rng(7)
+    channels, pe, pixels, acc_bits, shift = 4, 2, 2, 24, 30
+    inc = rng.integers(-2 ** 17, 2 ** 17, channels)
+    inc[0], inc[1] = 2 ** 17 - 1, -2 ** 17
+    bias = rng.integers(-2 ** 40, 2 ** 40, channels)
+    dut = Requant(inc, bias, shift, acc_bits=acc_bits, out_bits=8, pe=pe, pixels=pixels, neg_shift=3,
+                  signed_out=True)
+    assert dut.fits_dsp48
+    acc = rng.integers(-2 ** 23, 2 ** 23, (channels, 16, pixels))
+    acc[:, 0, :], acc[:, 1, :] = -2 ** 23, 2 ** 23 - 1
+    acc[:, 2:10, :] //= 2 ** 14
+    expected = ops.requant(acc[None], inc, bias, shift, 8, neg_shift=3, signed_out=True)[0]
+    assert -128 in expected and 127 in expected and ((expected < 0) & (expected > -128)).any()
+    check(dut, acc, expected, stall, seed=4)
+
+
+def test_requant_leaky_from_graph_node_and_errors():
+    node = Node("rq_leaky", "requant", ["conv3"], {"out_bits": 4, "shift": 3, "acc_bits": 7, "inc_bits": 6,
+                                                   "neg_shift": 2, "signed_out": True},
+                {"inc": np.array([20, -3]), "bias": np.array([-40, 9])})
+    dut = Requant.from_node(node, pe=1, pixels=1)
+    assert (dut.neg_shift, dut.signed_out) == (2, True)
+    acc = every_acc(2, 1, 7)
+    check(dut, acc, ops.requant(acc[None], [20, -3], [-40, 9], 3, 4, neg_shift=2, signed_out=True)[0], 0.3)
+    args = dict(acc_bits=8, out_bits=4, pe=1, name="rq")
+    with pytest.raises(ValueError, match="neg_shift 2 .LeakyReLU. needs signed_out: .* in layer 'rq'"):
+        Requant(np.array([1]), np.array([0]), 2, neg_shift=2, **args)
+    with pytest.raises(ValueError, match="neg_shift .* must be an integer 1..31, not 32"):
+        Requant(np.array([1]), np.array([0]), 2, neg_shift=32, signed_out=True, **args)
+    with pytest.raises(ValueError, match="signed_out must be True or False, not 1"):
+        Requant(np.array([1]), np.array([0]), 2, signed_out=1, **args)
+    leaky = Requant(np.array([3, -1]), np.array([5, 5]), 2, acc_bits=10, out_bits=4, pe=2, neg_shift=1,
+                    signed_out=True)
+    plain = Requant(np.array([3, -1]), np.array([5, 5]), 2, acc_bits=10, out_bits=4, pe=2)
+    assert leaky.estimate().lut > plain.estimate().lut and leaky.estimate().dsp == plain.estimate().dsp
+    rtlil.convert(leaky)

@@ -27,9 +27,10 @@ from amaranth.back import rtlil
 from amaranth.sim import Simulator
 
 from mixq_hw.packing import plan as planner_plan
+from mixq_hw.packing.bits import act_codes
 from mixq_hw.packing.cores import PackedMAC, field_width
 from mixq_hw.packing.layout import (
-    AD_BITS, B_BITS, P_BITS, Field, Plan, act_range, check, emulate, expected_fields, max_depth, weight_range,
+    AD_BITS, B_BITS, P_BITS, Field, Plan, check, emulate, expected_fields, max_depth, weight_range,
 )
 
 VARIANTS = list(itertools.product(("AD", "B"), (False, True), ("borrow", "offset")))
@@ -156,31 +157,32 @@ def exhaustive_pairs(plan: Plan, rng: random.Random) -> list[Accumulation]:
     random rotations, so for any (i, j) the ``nW * nA`` multiplies hit every code pair once.
     """
     lo_w, hi_w = weight_range(plan.w_bits)
-    _, hi_a = act_range(plan.a_bits)
-    n_wc, n_ac = hi_w - lo_w + 1, hi_a + 1
+    lo_a, hi_a = act_codes(plan.a_bits, plan.signed_act)
+    n_wc, n_ac = hi_w - lo_w + 1, hi_a - lo_a + 1
     rot_w = [rng.randrange(n_wc) for _ in range(plan.n_weights)]
     rot_a = [rng.randrange(n_ac) for _ in range(plan.n_acts)]
     out = []
     for m in range(n_wc * n_ac):
         wrow = [lo_w + (m + r) % n_wc for r in rot_w]
-        arow = [(m // n_wc + t) % n_ac for t in rot_a]
+        arow = [lo_a + (m // n_wc + t) % n_ac for t in rot_a]
         out.append((np.array([wrow]), np.array([arow])))
     return out
 
 
 def random_accumulation(plan: Plan, length: int, rng: np.random.Generator) -> Accumulation:
     lo_w, hi_w = weight_range(plan.w_bits)
-    _, hi_a = act_range(plan.a_bits)
+    lo_a, hi_a = act_codes(plan.a_bits, plan.signed_act)
     return (rng.integers(lo_w, hi_w + 1, (length, plan.n_weights)),
-            rng.integers(0, hi_a + 1, (length, plan.n_acts)))
+            rng.integers(lo_a, hi_a + 1, (length, plan.n_acts)))
 
 
 def extreme_accumulations(plan: Plan, depth: int) -> list[Accumulation]:
-    """All-max weights x all-max acts and all-min weights x all-max acts, ``depth`` multiplies each."""
+    """All-max weights x all-max acts and all-min weights x all-max acts, ``depth`` multiplies each (signed
+    activations: also both with all-min acts, the largest magnitudes)."""
     lo_w, hi_w = weight_range(plan.w_bits)
-    _, hi_a = act_range(plan.a_bits)
-    acts = np.full((depth, plan.n_acts), hi_a)
-    return [(np.full((depth, plan.n_weights), wv), acts) for wv in (hi_w, lo_w)]
+    lo_a, hi_a = act_codes(plan.a_bits, plan.signed_act)
+    return [(np.full((depth, plan.n_weights), wv), np.full((depth, plan.n_acts), av))
+            for av in ((hi_a, lo_a) if plan.signed_act else (hi_a,)) for wv in (hi_w, lo_w)]
 
 
 def reference(plan: Plan, accs: list[Accumulation]) -> list[list[int]]:

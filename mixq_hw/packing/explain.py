@@ -13,7 +13,7 @@ from __future__ import annotations
 import textwrap
 from typing import TYPE_CHECKING
 
-from .bits import act_range
+from .bits import act_magnitude
 from .geometry import DSP48E2_GEOMETRY
 
 if TYPE_CHECKING:
@@ -69,7 +69,9 @@ def explain_split(sp: "SplitPlan") -> str:
                      f"{fld.width} bits, " + " + ".join(f"w{i}*a{j}" for i, j in fld.terms))
     caps = (f"hi digits of magnitude <= {sp.hi.weight_max} (depth {sp.hi.depth}), lo digits <= "
             f"{sp.lo.weight_max} (depth {sp.lo.depth})" if sp.operand == "weight" else
-            f"hi digits a >> {sp.shift}, lo digits a mod 2**{sp.shift}")
+            f"hi digits a >> {sp.shift}, lo digits a mod 2**{sp.shift}"
+            + (" unsigned; the signed hi digits through its copy with signed codes, shown" if sp.signed_act and
+               sp.operand == "act" else ""))
     lines += ["", f"both digits run through this layout ({caps}):", "", sp.hi.explain()]
     return "\n".join(lines)
 
@@ -100,7 +102,8 @@ def explain(p: "PackingPlan") -> str:
 def explain_layout(p: "Plan") -> str:
     """A single layout's account: bit maps of both ports and of P, fields and their terms, depth, correction."""
     a_meaning = "pixel" if p.kind == "kernel" else "input pixel"
-    lines = [f"plan w{p.w_bits}a{p.a_bits} k={p.k}: {p.kind} packing, {p.macs_per_dsp:g} useful MACs per DSP48E2 "
+    lines = [f"plan w{p.w_bits}a{p.a_bits} k={p.k}{' (signed activations)' if p.signed_act else ''}: {p.kind} "
+             f"packing, {p.macs_per_dsp:g} useful MACs per DSP48E2 "
              f"per multiply, accumulation depth {p.depth} multiplies before extraction",
              textwrap.fill(p.note, width=110, initial_indent="  ", subsequent_indent="  "), ""]
     # Weight port.
@@ -124,18 +127,22 @@ def explain_layout(p: "Plan") -> str:
     # Activation port.
     a_port, a_bits = ("B", B_BITS) if p.weight_port == "AD" else ("A:D", AD_BITS)
     a_marks = {o + b: _char(j) for j, o in enumerate(p.act_offsets) for b in range(p.a_bits)}
-    if p.act_sign_bit:
+    if p.signed_act:
+        sign_use = "a signed packed word"
+    elif p.act_sign_bit:
         a_marks[a_bits - 1] = "S"
         sign_use = "sign bit S used by the top slot, corrected through C"
     else:
         a_marks[a_bits - 1] = "0"
         sign_use = "sign bit kept 0"
     lines += ["", f"activation port {a_port} ({a_bits}-bit signed, {sign_use}): {p.n_acts} slot(s), "
-              f"unsigned codes concatenated"]
+              + ("two's-complement codes: D - A in fabric (D = the codes concatenated, A = each code's sign bit "
+                 "at offset + a_bits)" if p.signed_act else "unsigned codes concatenated")]
     lines += _ruler(a_bits)
     lines.append(_bit_map(a_bits, a_marks, a_port))
     for j, o in enumerate(p.act_offsets):
-        lines.append(f"    slot {_char(j)}: {a_meaning} {j}, unsigned {p.a_bits}-bit code at bit {o}")
+        lines.append(f"    slot {_char(j)}: {a_meaning} {j}, {'signed' if p.signed_act else 'unsigned'} "
+                     f"{p.a_bits}-bit code at bit {o}")
     # P register.
     p_marks: dict[int, str] = {}
     for f, fld in enumerate(p.fields):
@@ -146,7 +153,7 @@ def explain_layout(p: "Plan") -> str:
     lines += _ruler(P_BITS)
     lines.append(_bit_map(P_BITS, p_marks, "P"))
     hi_w = p.weight_max
-    _, hi_a = act_range(p.a_bits)
+    hi_a = act_magnitude(p.a_bits, p.signed_act)
     for f, fld in enumerate(p.fields):
         lo, hi = p.field_slice(f)
         terms = " + ".join(f"w{i}*a{j}" for i, j in fld.terms)

@@ -19,12 +19,15 @@ Conventions (fixed here, used by planner and cores alike):
 
 - weights are signed narrow-range codes ``-(2**(w-1)-1) .. 2**(w-1)-1`` (a
   digit plan may cap them with ``w_max``, or take unsigned codes, ``w_unsigned``);
-  activations are unsigned codes ``0 .. 2**a-1``;
+  activations are unsigned codes ``0 .. 2**a-1``, or with ``signed_act``
+  two's-complement codes ``-2**(a-1) .. 2**(a-1)-1`` (after a LeakyReLU or a
+  residual add);
 - ``weight_port == "AD"``: packed weights go to the 27-bit pre-adder/A input,
   activations to the 18-bit B input; ``"B"``: the other way round;
 - the packed weight word is ``sum(w[i] << weight_offsets[i])``; the packed
-  activation word is ``sum(a[j] << act_offsets[j])`` (a plain concatenation,
-  since activations are unsigned and do not overlap);
+  activation word is ``sum(a[j] << act_offsets[j])`` (a plain concatenation
+  of unsigned codes; with ``signed_act`` a signed word, made like the weight
+  word from two concatenations, ``D - A``, and it must fit its signed port);
 - ``fields`` are sorted by offset.  Without overlap, field ``f`` owns the P bits
   ``[offset_f, offset_f + width_f)`` and ``offset_{f+1} == offset_f + width_f``
   for every field but the top one; with ``overlap`` the fields share one bit
@@ -46,6 +49,9 @@ Conventions (fixed here, used by planner and cores alike):
   short by ``W * 2**n`` (``W`` the signed packed weight word); the C port adds
   ``W << n`` (a 45-bit value) on exactly those multiplies, and P, which wraps
   modulo ``2**48``, then holds the same sum as an unsigned multiplier would.
+  Signed activation words (``signed_act``) never use it: they are signed
+  values already, whose products are symmetric, ``|w * a| <= max|w| * 2**(a-1)``,
+  so their fields need room for about half the unsigned magnitude.
 
 LUT plans (``multiplier == "lut"``, built by :func:`~mixq_hw.packing.lut_layout.lut_plan`): either the same
 kernel-packing layout in an ideal multiplier of unbounded width, fields
@@ -64,7 +70,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from .bits import act_range, weight_range
+from .bits import act_codes, act_magnitude, act_range, weight_range
 from .explain import explain_layout
 from .geometry import DEPTH_LIMIT, DSP48E2_GEOMETRY
 from .protocol import Field, PackingPlan, fields_from_list, fields_to_list
@@ -73,7 +79,7 @@ __all__ = [
     "AD_BITS", "B_BITS", "P_BITS", "PRODUCT_BITS",
     "Field", "Plan", "weight_range", "act_range", "check", "max_depth", "expected_fields", "emulate",
     "emulate_batch", "MULTIPLIERS", "w_max_limit", "weight_code_max", "field_slice", "field_bound", "slice_fits",
-    "check_lut", "lut_layout",
+    "check_lut", "lut_layout", "plan_name",
 ]
 
 #: Multiplier kinds a plan runs on: packed DSP48E2 products, or shift-and-add products in LUTs.
@@ -143,6 +149,9 @@ class Plan(PackingPlan):
     #: Unsigned weight codes ``0 .. weight_max`` (``weight_max`` up to ``2**w_bits - 1``): every field is then
     #: non-negative and may use ``correction == "none"`` (a raw unsigned slice).
     w_unsigned: bool = False
+    #: Signed two's-complement activation codes ``-2**(a_bits-1) .. 2**(a_bits-1)-1`` (``bits.signed_act_range``)
+    #: instead of unsigned ones: the activation word is a signed packed word (no ``act_sign_bit``).
+    signed_act: bool = False
 
     @property
     def weight_max(self) -> int:
@@ -154,6 +163,16 @@ class Plan(PackingPlan):
     def weight_min(self) -> int:
         """Smallest weight code the plan must hold: ``-weight_max``, or 0 for unsigned weights."""
         return 0 if self.w_unsigned else -self.weight_max
+
+    @property
+    def act_min(self) -> int:
+        """Smallest activation code the plan holds: 0, or ``-2**(a_bits-1)`` with ``signed_act``."""
+        return act_codes(self.a_bits, self.signed_act)[0]
+
+    @property
+    def act_max(self) -> int:
+        """Largest activation code the plan holds: ``2**a_bits - 1``, or ``2**(a_bits-1) - 1`` with ``signed_act``."""
+        return act_codes(self.a_bits, self.signed_act)[1]
 
     @property
     def n_weights(self) -> int:
@@ -208,9 +227,12 @@ class Plan(PackingPlan):
         return dataclasses.replace(self, depth=depth)
 
     def to_dict(self) -> dict:
-        """JSON-ready form (fields as lists, ``plan_type`` first)."""
+        """JSON-ready form (fields as lists, ``plan_type`` first; ``signed_act`` only when set, so the record of
+        an unsigned-activation plan reads as before the flag existed)."""
         d = {"plan_type": self.plan_type, **dataclasses.asdict(self)}
         d["fields"] = fields_to_list(self.fields)
+        if not self.signed_act:
+            del d["signed_act"]
         return d
 
     @classmethod
@@ -235,7 +257,7 @@ class Plan(PackingPlan):
 
     @property
     def name(self) -> str:
-        return f"plan w{self.w_bits}a{self.a_bits}k{self.k}"
+        return plan_name(self)
 
     @property
     def dsps(self) -> int:
@@ -276,6 +298,11 @@ class Plan(PackingPlan):
         return field_slice(self, f)
 
 
+def plan_name(plan: Plan) -> str:
+    """``plan w4a4k3`` (``plan w4a4k3 signed-act`` for signed activations): how messages name a layout."""
+    return f"plan w{plan.w_bits}a{plan.a_bits}k{plan.k}" + (" signed-act" if plan.signed_act else "")
+
+
 def field_slice(plan: Plan, f: int) -> tuple[int, int]:
     """P bit range ``[lo, hi)`` that field ``f`` is sliced from (after parity removal)."""
     fld = plan.fields[f]
@@ -286,8 +313,7 @@ def field_slice(plan: Plan, f: int) -> tuple[int, int]:
 
 def field_bound(plan: Plan, f: int, depth: int) -> int:
     """Largest magnitude field ``f`` can reach after ``depth`` multiplies."""
-    _, hi_a = act_range(plan.a_bits)
-    return depth * len(plan.fields[f].terms) * plan.weight_max * hi_a
+    return depth * len(plan.fields[f].terms) * plan.weight_max * act_magnitude(plan.a_bits, plan.signed_act)
 
 
 def slice_fits(plan: Plan, f: int, depth: int) -> bool:
@@ -335,7 +361,7 @@ def check(plan: Plan) -> None:
     the top field, where it cannot disturb them), and that P does not wrap
     under a listed field.
     """
-    name = f"plan w{plan.w_bits}a{plan.a_bits}k{plan.k}"
+    name = plan_name(plan)
     if plan.multiplier not in MULTIPLIERS:
         raise ValueError(f"{name}: multiplier {plan.multiplier!r} is not one of {MULTIPLIERS}")
     if plan.multiplier == "lut":
@@ -347,11 +373,14 @@ def check(plan: Plan) -> None:
                          f"(0 = every {'unsigned' if plan.w_unsigned else 'narrow signed'} {plan.w_bits}-bit code)")
     if plan.correction not in ("borrow", "offset", "none"):
         raise ValueError(f"{name}: correction {plan.correction!r} is not borrow, offset or none")
-    if plan.correction == "none" and not plan.w_unsigned:
-        raise ValueError(f"{name}: correction 'none' (raw unsigned slices) needs unsigned weights (w_unsigned): "
-                         f"signed products make negative fields that borrow from the next")
+    if plan.correction == "none" and (not plan.w_unsigned or plan.signed_act):
+        raise ValueError(f"{name}: correction 'none' (raw unsigned slices) needs unsigned weights (w_unsigned) and "
+                         f"unsigned activations: signed products make negative fields that borrow from the next")
+    if plan.signed_act and plan.act_sign_bit:
+        raise ValueError(f"{name}: act_sign_bit corrects an unsigned activation word read as signed; a signed "
+                         f"activation word (signed_act) must fit its signed port")
     lo_w, hi_w = plan.weight_min, plan.weight_max
-    _, hi_a = act_range(plan.a_bits)
+    lo_a, hi_a = plan.act_min, plan.act_max
     # Weight word: signed, must fit the port for every code combination.
     wmax = sum(hi_w << o for o in plan.weight_offsets)
     wmin = sum(lo_w << o for o in plan.weight_offsets)
@@ -362,6 +391,9 @@ def check(plan: Plan) -> None:
     # corrects the signed reading of that bit through C (act_sign_bit).
     amax = sum(hi_a << o for o in plan.act_offsets)
     pa = plan.act_port_bits
+    amin = sum(lo_a << o for o in plan.act_offsets)
+    if plan.signed_act and (amin < -(1 << (pa - 1)) or amax > (1 << (pa - 1)) - 1):
+        raise ValueError(f"{name}: packed signed activations span [{amin}, {amax}], over the {pa}-bit signed port")
     if amax > plan.act_word_limit:
         if plan.act_sign_bit:
             raise ValueError(f"{name}: packed activations reach {amax}, over the {pa}-bit port "

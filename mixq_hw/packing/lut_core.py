@@ -39,14 +39,14 @@ from __future__ import annotations
 import collections
 import functools
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.hdl import Value
 from amaranth.lib import data, wiring
 
 from .cores import PackedMAC, field_width, mac_signature
-from .bits import act_range, signed_width, weight_range
+from .bits import act_codes, act_magnitude, act_range, signed_width, weight_range
 
 if TYPE_CHECKING:
     from .layout import Plan
@@ -98,13 +98,15 @@ class _Term:
         return _Term(value, self.lo + other.lo, self.hi + other.hi)
 
 
-def _rows(wb: int, ab: int, w: Value | None, a: Value | None) -> list[_Term]:
-    """Partial-product rows of ``w * a`` (signed ``wb``-bit ``w``, unsigned ``ab``-bit ``a``) over the narrower
-    operand's bits.
+def _rows(wb: int, ab: int, w: Value | None, a: Value | None, signed_act: bool = False) -> list[_Term]:
+    """Partial-product rows of ``w * a`` (signed ``wb``-bit ``w``, unsigned ``ab``-bit ``a``, signed with
+    ``signed_act``) over the narrower operand's bits.
 
     Ranges cover every value the ports carry (the full signed weight range).
     With ``w``/``a`` None only the ranges are built (for :func:`lut_core_estimate`).
     """
+    if signed_act:
+        return _signed_rows(wb, ab, w, a)
     w_lo, w_hi = -(1 << (wb - 1)), (1 << (wb - 1)) - 1
     a_hi = act_range(ab)[1]
     build = w is not None
@@ -117,6 +119,27 @@ def _rows(wb: int, ab: int, w: Value | None, a: Value | None) -> list[_Term]:
             rows.append(_Term(Mux(w[b], a, 0).shift_left(b) if build else None, 0, a_hi << b))
         top = wb - 1      # the sign bit's row counts -2**top
         rows.append(_Term(-Mux(w[top], a, 0).shift_left(top) if build else None, -(a_hi << top), 0))
+    return rows
+
+
+def _signed_rows(wb: int, ab: int, w: Value | None, a: Value | None) -> list[_Term]:
+    """:func:`_rows` of a signed activation: both operands two's complement, so the row of the sign bit of
+    whichever operand the rows run over counts ``-2**top`` (it is subtracted)."""
+    w_lo, w_hi = -(1 << (wb - 1)), (1 << (wb - 1)) - 1
+    a_lo, a_hi = act_codes(ab, True)
+    build = w is not None
+    rows = []
+    x: Any
+    bits: Any
+    if ab <= wb:        # rows over the activation bits, each a copy of w
+        x, bits, x_lo, x_hi, n = w, a, w_lo, w_hi, ab
+    else:               # rows over the weight bits, each a copy of a
+        x, bits, x_lo, x_hi, n = a, w, a_lo, a_hi, wb
+    for b in range(n - 1):
+        rows.append(_Term(Mux(bits[b], x, 0).shift_left(b) if build else None, min(0, x_lo << b), max(0, x_hi << b)))
+    top = n - 1
+    rows.append(_Term(-Mux(bits[top], x, 0).shift_left(top) if build else None, min(0, -(x_hi << top)),
+                      max(0, -(x_lo << top))))
     return rows
 
 
@@ -149,17 +172,17 @@ def _field_tree(items: list[_Term], register, adders: list[int]) -> _Term:
 
 def _acc_bits(plan: Plan, depth: int, f: int) -> int:
     """Width of field ``f``'s accumulator: ``depth`` multiplies of narrow-range codes (the plan's contract)."""
-    return _acc_width(plan.w_bits, plan.a_bits, depth, len(plan.fields[f].terms))
+    return _acc_width(plan.w_bits, plan.a_bits, depth, len(plan.fields[f].terms), plan.signed_act)
 
 
-def _acc_width(w_bits: int, a_bits: int, depth: int, n_terms: int) -> int:
+def _acc_width(w_bits: int, a_bits: int, depth: int, n_terms: int, signed_act: bool = False) -> int:
     """Accumulator width of a field summing ``n_terms`` products per multiply, ``depth`` multiplies deep."""
-    bound = depth * n_terms * weight_range(w_bits)[1] * act_range(a_bits)[1]
+    bound = depth * n_terms * weight_range(w_bits)[1] * act_magnitude(a_bits, signed_act)
     return _bits_for(-bound, bound)
 
 
 @functools.lru_cache(maxsize=None)
-def _tree_cost(w_bits: int, a_bits: int, n_terms: int) -> tuple[int, int]:
+def _tree_cost(w_bits: int, a_bits: int, n_terms: int, signed_act: bool = False) -> tuple[int, int]:
     """``(register bits, adder result bits)`` of one field's product tree summing ``n_terms`` products
     (cached: the folding search sizes thousands of cores whose fields repeat a handful of shapes)."""
     regs: list[int] = []
@@ -168,7 +191,7 @@ def _tree_cost(w_bits: int, a_bits: int, n_terms: int) -> tuple[int, int]:
     def register(t: _Term, stage: int, n: int) -> _Term:
         regs.append(_bits_for(t.lo, t.hi))
         return t
-    _field_tree([r for _ in range(n_terms) for r in _rows(w_bits, a_bits, None, None)], register, adders)
+    _field_tree([r for _ in range(n_terms) for r in _rows(w_bits, a_bits, None, None, signed_act)], register, adders)
     return sum(regs), sum(adders)
 
 
@@ -181,27 +204,34 @@ def lut_core_estimate(plan: Plan, depth: int) -> tuple[int, int]:
     :data:`LUT_PER_ADDER_BIT`).
     """
     terms = collections.Counter(len(fld.terms) for fld in plan.fields)
+    if plan.signed_act:
+        return _estimate(plan.w_bits, plan.a_bits, plan.n_weights, plan.n_acts, tuple(sorted(terms.items())), depth,
+                         True)
     return _estimate(plan.w_bits, plan.a_bits, plan.n_weights, plan.n_acts, tuple(sorted(terms.items())), depth)
 
 
 def lut_shape_estimate(w_bits: int, a_bits: int, n_weights: int, n_acts: int, depth: int, *,
-                       lanes: int = 1) -> tuple[int, int]:
-    """:func:`lut_core_estimate` of ``lut_plan(w_bits, a_bits, n_weights, n_acts, depth, lanes=lanes)``
-    without building that plan (a dense layer's dot plan has ``pe * pixels`` fields of ``simd`` terms each:
-    millions of terms for the folding search to allocate and drop)."""
+                       lanes: int = 1, signed_act: bool = False) -> tuple[int, int]:
+    """:func:`lut_core_estimate` of ``lut_plan(w_bits, a_bits, n_weights, n_acts, depth, lanes=lanes,
+    signed_act=signed_act)`` without building that plan (a dense layer's dot plan has ``pe * pixels`` fields of
+    ``simd`` terms each: millions of terms for the folding search to allocate and drop)."""
+    if signed_act:
+        return _estimate(w_bits, a_bits, n_weights * lanes, n_acts * lanes, ((lanes, n_weights * n_acts),), depth,
+                         True)
     return _estimate(w_bits, a_bits, n_weights * lanes, n_acts * lanes, ((lanes, n_weights * n_acts),), depth)
 
 
 @functools.lru_cache(maxsize=1 << 16)
 def _estimate(w_bits: int, a_bits: int, weight_slots: int, act_slots: int,
-              field_terms: tuple[tuple[int, int], ...], depth: int) -> tuple[int, int]:
-    """The estimate from the plan's shape: ``field_terms`` lists (terms per field, fields with that many)."""
+              field_terms: tuple[tuple[int, int], ...], depth: int, signed_act: bool = False) -> tuple[int, int]:
+    """The estimate from the plan's shape: ``field_terms`` lists (terms per field, fields with that many).
+    Signed activations use the unsigned calibration (their rows are as many and as wide, one subtracted)."""
     ff = weight_slots * w_bits + act_slots * a_bits + 3 * 4 + 1   # inputs, flags, o_valid
     luts = 0.0
-    rows_per_product = len(_rows(w_bits, a_bits, None, None))
+    rows_per_product = len(_rows(w_bits, a_bits, None, None, signed_act))
     for n_terms, count in field_terms:
-        reg_bits, tree_bits = _tree_cost(w_bits, a_bits, n_terms)
-        acc = _acc_width(w_bits, a_bits, depth, n_terms)
+        reg_bits, tree_bits = _tree_cost(w_bits, a_bits, n_terms, signed_act)
+        acc = _acc_width(w_bits, a_bits, depth, n_terms, signed_act)
         ff += count * (reg_bits + acc)
         if a_bits <= w_bits:
             shallow = n_terms * rows_per_product <= 4 ** _TREE_STAGES      # <= 2 adder levels per stage
@@ -252,7 +282,7 @@ class LutMAC(wiring.Component):
         plan = self.plan
 
         w1 = Signal(data.ArrayLayout(signed(plan.w_bits), plan.n_weights))
-        a1 = Signal(data.ArrayLayout(unsigned(plan.a_bits), plan.n_acts))
+        a1 = Signal(data.ArrayLayout((signed if plan.signed_act else unsigned)(plan.a_bits), plan.n_acts))
         flags = [Signal(3, name=f"flags{s}") for s in range(1, 5)]   # (valid, first, last) after stage s
         with m.If(self.en):
             m.d.sync += [w1.eq(self.weights), a1.eq(self.acts),
@@ -268,7 +298,7 @@ class LutMAC(wiring.Component):
                 with m.If(self.en):
                     m.d.sync += reg.eq(t.value)
                 return _Term(reg, t.lo, t.hi)
-            rows = [r for i, j in fld.terms for r in _rows(plan.w_bits, plan.a_bits, w1[i], a1[j])]
+            rows = [r for i, j in fld.terms for r in _rows(plan.w_bits, plan.a_bits, w1[i], a1[j], plan.signed_act)]
             products.append(_field_tree(rows, register, []).value)
 
         # Stage 5: the accumulators, which are the fields.

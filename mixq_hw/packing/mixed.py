@@ -49,8 +49,9 @@ from amaranth import Module, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .bits import act_magnitude
 from .cores import PackedMAC
-from .layout import P_BITS, Field, Plan, act_range, check, max_depth, w_max_limit, weight_range
+from .layout import P_BITS, Field, Plan, check, max_depth, w_max_limit, weight_range
 from .layout import emulate as layout_emulate
 from .layout import emulate_batch as layout_emulate_batch
 from .layout import expected_fields as layout_expected_fields
@@ -107,7 +108,13 @@ class MixedSplitPlan(PackingPlan):
 
     @property
     def name(self) -> str:
-        return f"mixed split plan w{self.w_bits}a{self.a_bits}k{self.k} (weight digits at shift {self.shift})"
+        return (f"mixed split plan w{self.w_bits}a{self.a_bits}k{self.k}{' signed-act' if self.signed_act else ''} "
+                f"(weight digits at shift {self.shift})")
+
+    @property
+    def signed_act(self) -> bool:
+        """Signed activation codes (both digit plans')."""
+        return self.lo.signed_act
 
     @property
     def dsps(self) -> int:
@@ -214,12 +221,13 @@ class MixedSplitPlan(PackingPlan):
                 "shift": self.shift, "rounding": self.rounding, "digit_bits": self.digit_bits}
 
 
-def _bound(w_bits: int, a_bits: int, terms: int, depth: int) -> int:
-    return depth * terms * weight_range(w_bits)[1] * act_range(a_bits)[1]
+def _bound(w_bits: int, a_bits: int, terms: int, depth: int, signed_act: bool = False) -> int:
+    return depth * terms * weight_range(w_bits)[1] * act_magnitude(a_bits, signed_act)
 
 
 def _recombined(lo: Plan, w_bits: int, a_bits: int, depth: int) -> tuple[Field, ...]:
-    return tuple(Field(f.offset, _bound(w_bits, a_bits, len(f.terms), depth).bit_length() + 1, f.terms)
+    return tuple(Field(f.offset, _bound(w_bits, a_bits, len(f.terms), depth, lo.signed_act).bit_length() + 1,
+                       f.terms)
                  for f in lo.fields)
 
 
@@ -265,7 +273,7 @@ def make_mixed(w_bits: int, a_bits: int, k: int, shift: int, hi: Plan, lo: Plan,
     lo = dataclasses.replace(lo, depth=max(max_depth(lo, DEPTH_LIMIT), 1))
     combine = combination(hi, lo, copies) or ()
     if depth is None:
-        per_multiply = _bound(w_bits, a_bits, max(len(f.terms) for f in lo.fields), 1)
+        per_multiply = _bound(w_bits, a_bits, max(len(f.terms) for f in lo.fields), 1, lo.signed_act)
         depth = min(hi.depth, lo.depth, ((1 << (P_BITS - 1)) - 1) // per_multiply)
     plan = MixedSplitPlan(w_bits, a_bits, k, shift, hi, lo, copies, depth,
                           _recombined(lo, w_bits, a_bits, depth), combine, lo.macs_per_dsp / (copies + 1),
@@ -306,6 +314,9 @@ def check_mixed(plan: MixedSplitPlan) -> None:
     (h0, h1), (l0, l1) = ((int(x.min()), int(x.max())) for x in mixed_digits(np.arange(*_span(plan.w_bits)),
                                                                               plan.shift))
     hi, lo = plan.hi, plan.lo
+    if hi.signed_act != lo.signed_act:
+        raise ValueError(f"{name}: the hi digit plan takes {'signed' if hi.signed_act else 'unsigned'} activations, "
+                         f"the lo one {'signed' if lo.signed_act else 'unsigned'}")
     if hi.w_unsigned or hi.w_bits != plan.w_bits - plan.shift or max(-h0, h1) > hi.weight_max:
         raise ValueError(f"{name}: hi digits span [{h0}, {h1}] ({plan.w_bits - plan.shift}-bit signed codes), "
                          f"outside the hi digit plan's w{hi.w_bits} codes of magnitude {hi.weight_max}"
@@ -330,7 +341,7 @@ def check_mixed(plan: MixedSplitPlan) -> None:
     if len(plan.fields) != len(lo.fields):
         raise ValueError(f"{name}: {len(plan.fields)} fields, the lo layout has {len(lo.fields)}")
     for f, (fld, lo_fld) in enumerate(zip(plan.fields, lo.fields)):
-        bound = _bound(plan.w_bits, plan.a_bits, len(fld.terms), plan.depth)
+        bound = _bound(plan.w_bits, plan.a_bits, len(fld.terms), plan.depth, plan.signed_act)
         if fld.terms != lo_fld.terms:
             raise ValueError(f"{name}: field {f} terms {fld.terms} differ from the lo layout's {lo_fld.terms}")
         if not bound < 1 << (fld.width - 1) or fld.width > P_BITS:
@@ -398,9 +409,10 @@ def rank(plan: MixedSplitPlan) -> tuple:
 
 def mixed_split_plans(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
                       max_acts: int | None = None, min_depth: int = 1,
-                      search: LayoutSearch = DEFAULT_SEARCH) -> list[MixedSplitPlan]:
+                      search: LayoutSearch = DEFAULT_SEARCH, signed_act: bool = False) -> list[MixedSplitPlan]:
     """Every shift's best mixed split of (w, a, k), best first (options as for ``planner.plan``; ``search``:
-    the layout search the digit layouts come from).
+    the layout search the digit layouts come from).  With ``signed_act`` the low digit's fields are signed too
+    (unsigned weights times signed activations): borrow or offset correction, no raw slices.
 
     For each shift (high digit of 2 bits or more) and each unsigned low-digit
     layout, the high-digit layout of the same kind and weight slots with the
@@ -410,8 +422,9 @@ def mixed_split_plans(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] 
     kinds_t, acts = search.arguments(w_bits, a_bits, k, kinds, max_acts, min_depth)
     found: dict[MixedSplitPlan, tuple] = {}
     for shift in range(1, w_bits - 1):
-        his = search.layouts(w_bits - shift, a_bits, k, kinds_t, acts, min_depth, w_max_limit(w_bits - shift))
-        los = search.layouts(shift, a_bits, k, kinds_t, acts, min_depth, w_unsigned=True)
+        his = search.layouts(w_bits - shift, a_bits, k, kinds_t, acts, min_depth, w_max_limit(w_bits - shift),
+                             signed_act=signed_act)
+        los = search.layouts(shift, a_bits, k, kinds_t, acts, min_depth, w_unsigned=True, signed_act=signed_act)
         by_shape: dict[tuple, list[Plan]] = {}
         for h in his:
             by_shape.setdefault((h.kind, h.n_weights, h.n_acts), []).append(h)
@@ -463,7 +476,7 @@ class MixedSplitMAC(MultiCoreMAC):
     latency.
 
     ``weights`` / ``acts`` take full codes (``w_bits`` signed, ``a_bits``
-    unsigned).  The digits are bit slices: ``hi = w[shift:]`` (signed) to
+    unsigned, or signed with ``signed_act``).  The digits are bit slices: ``hi = w[shift:]`` (signed) to
     every high copy, ``lo = w[:shift]`` (unsigned) to the low core; high copy
     ``c`` takes activation slots ``c * hi.n_acts ..``, the low core all of them.
     All PackedMACs run in lock step on ``en``, ``i_valid``, ``i_first``,

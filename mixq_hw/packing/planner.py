@@ -106,105 +106,121 @@ class Planner:
             cached.cache_clear()
 
     def plans(self, w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
-              max_acts: int | None = None, min_depth: int = 1) -> list[Plan]:
+              max_acts: int | None = None, min_depth: int = 1, signed_act: bool = False) -> list[Plan]:
         """All exact candidate layouts (each layout shape at its best stride and scheme), best first.
 
         For folding: the conv engine picks among them (e.g. by how the activation
         slots divide a row).  ValueError names a bad argument, or says that no
         layout meets ``min_depth`` / ``kinds``.
         """
-        return [self.search.checked(p) for p in self._candidates(w_bits, a_bits, k, kinds, max_acts, min_depth)]
+        return [self.search.checked(p)
+                for p in self._candidates(w_bits, a_bits, k, kinds, max_acts, min_depth, signed_act)]
 
     def _candidates(self, w_bits: int, a_bits: int, k: int, kinds: Sequence[str], max_acts: int | None,
-                    min_depth: int) -> tuple[Plan, ...]:
+                    min_depth: int, signed_act: bool = False) -> tuple[Plan, ...]:
         kinds_t, acts = self.search.arguments(w_bits, a_bits, k, kinds, max_acts, min_depth)
-        found = self.search.layouts(w_bits, a_bits, k, kinds_t, acts, min_depth)
+        found = self.search.layouts(w_bits, a_bits, k, kinds_t, acts, min_depth, signed_act=_flag(signed_act))
         if not found:
-            raise ValueError(f"no exact layout for w{w_bits}a{a_bits} k={k} with kinds={kinds_t}, "
+            what = " (signed activations)" if signed_act else ""
+            raise ValueError(f"no exact layout for w{w_bits}a{a_bits} k={k}{what} with kinds={kinds_t}, "
                              f"max_acts={max_acts}, min_depth={min_depth}"
                              + (" (filter packing needs k > 1)" if k == 1 and "kernel" not in kinds_t else ""))
         return found
 
     def _best_layout_uncached(self, w_bits: int, a_bits: int, k: int, kinds: tuple[str, ...], max_acts: int | None,
-                              min_depth: int) -> Plan:
-        return self.search.checked(self._candidates(w_bits, a_bits, k, kinds, max_acts, min_depth)[0])
+                              min_depth: int, signed_act: bool = False) -> Plan:
+        return self.search.checked(self._candidates(w_bits, a_bits, k, kinds, max_acts, min_depth, signed_act)[0])
 
     def plan(self, w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
-             max_acts: int | None = None, min_depth: int = 1) -> Plan:
+             max_acts: int | None = None, min_depth: int = 1, signed_act: bool = False) -> Plan:
         """The exact layout with the most useful MACs per DSP multiply for ``w_bits``/``a_bits``/``k`` (cached).
 
         ``kinds`` restricts the layout families (:data:`KINDS`); ``max_acts`` caps
         the activation slots (pixel lanes); ``min_depth`` asks for at least that
-        many accumulated multiplies before extraction.
+        many accumulated multiplies before extraction; ``signed_act``: two's-complement
+        activation codes (:func:`~mixq_hw.packing.bits.signed_act_range`) instead of unsigned ones.
         """
         kinds_t = tuple(kinds) if not isinstance(kinds, str) else (kinds,)
+        if _flag(signed_act):
+            return self._best_layout(w_bits, a_bits, k, kinds_t, max_acts, min_depth, True)
         return self._best_layout(w_bits, a_bits, k, kinds_t, max_acts, min_depth)
 
-    def _macs_uncached(self, w_bits: int, a_bits: int, k: int) -> float:
-        return self.plan(w_bits, a_bits, k).macs_per_dsp
+    def _macs_uncached(self, w_bits: int, a_bits: int, k: int, signed_act: bool = False) -> float:
+        return self.plan(w_bits, a_bits, k, signed_act=signed_act).macs_per_dsp
 
-    def macs_per_dsp(self, w_bits: int, a_bits: int, k: int) -> float:
+    def macs_per_dsp(self, w_bits: int, a_bits: int, k: int, *, signed_act: bool = False) -> float:
         """Useful MACs per DSP per cycle of the best single layout (what ``mixq_nn.cost`` prices a layer
         with; see :meth:`cost_table` for how it relates to what the conv engine builds)."""
-        return self._macs(w_bits, a_bits, k)
+        return self._macs(w_bits, a_bits, k, True) if _flag(signed_act) else self._macs(w_bits, a_bits, k)
 
     def splits(self, w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
-               max_acts: int | None = None, min_depth: int = 1, mixed: bool = False) -> list[PackingPlan]:
+               max_acts: int | None = None, min_depth: int = 1, mixed: bool = False,
+               signed_act: bool = False) -> list[PackingPlan]:
         """Every digit split of (w, a, k) (:func:`~mixq_hw.packing.split.split_plans`), best first; ``mixed``:
         also the mixed-rate weight splits (:func:`~mixq_hw.packing.mixed.mixed_split_plans`), ranked among
-        them (after same-layout splits of equal density).  The conv engine builds only the digit splits."""
+        them (after same-layout splits of equal density).  The conv engine builds only the digit splits.
+        With ``signed_act`` only weights are split (a signed activation's digits are of two kinds)."""
         kinds_t, _ = self.search.arguments(w_bits, a_bits, k, kinds, max_acts, min_depth)
+        signed_act = _flag(signed_act)
         found = {s: split_rank(s) for s in split_plans(w_bits, a_bits, k, kinds=kinds_t, max_acts=max_acts,
-                                                         min_depth=min_depth, search=self.search)}
+                                                         min_depth=min_depth, search=self.search,
+                                                         signed_act=signed_act)}
         if mixed:
             found.update({m: mixed_rank(m) for m in mixed_split_plans(w_bits, a_bits, k, kinds=kinds_t,
                                                                       max_acts=max_acts, min_depth=min_depth,
-                                                                      search=self.search)})
+                                                                      search=self.search,
+                                                                      signed_act=signed_act)})
         return sorted(found, key=found.__getitem__, reverse=True)
 
     def _best_uncached(self, w_bits: int, a_bits: int, k: int, kinds: tuple[str, ...], max_acts: int | None,
-                       min_depth: int) -> PackingPlan:
+                       min_depth: int, signed_act: bool = False) -> PackingPlan:
         try:
-            single = self.plan(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth)
+            single = self.plan(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth,
+                               signed_act=signed_act)
         except ValueError:
             single = None                   # no single layout that deep; a split may still have one
-        splits = self.splits(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth, mixed=True)
+        splits = self.splits(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth, mixed=True,
+                             signed_act=signed_act)
         if splits and (single is None or splits[0].macs_per_dsp > single.macs_per_dsp):
             return splits[0]
-        if single is None:
-            self.plan(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth)   # raises its error
+        if single is None:                  # raises its error
+            self.plan(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth, signed_act=signed_act)
         return single
 
     def best_plan(self, w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
-                  max_acts: int | None = None, min_depth: int = 1) -> PackingPlan:
+                  max_acts: int | None = None, min_depth: int = 1, signed_act: bool = False) -> PackingPlan:
         """The densest exact plan: :meth:`plan`'s layout, or a digit-split plan (2 DSPs, or a mixed-rate split
         on ``copies + 1``) with strictly more MACs per DSP.  Options as for :meth:`plan` (for a split they
         apply to its digit layouts and its depth)."""
         kinds_t = tuple(kinds) if not isinstance(kinds, str) else (kinds,)
+        if _flag(signed_act):
+            return self._best(w_bits, a_bits, k, kinds_t, max_acts, min_depth, True)
         return self._best(w_bits, a_bits, k, kinds_t, max_acts, min_depth)
 
-    def engine_plan(self, w_bits: int, a_bits: int, k: int) -> PackingPlan:
+    def engine_plan(self, w_bits: int, a_bits: int, k: int, *, signed_act: bool = False) -> PackingPlan:
         """The densest plan of a kind the conv engine builds: :meth:`plan`'s layout, or a digit split
         (never a mixed-rate split) with strictly more MACs per DSP.  What a layer gets when its folding
         leaves the engine free to choose (its pixels and windows may restrict it further)."""
-        single = self.plan(w_bits, a_bits, k)
-        splits = self.splits(w_bits, a_bits, k)
+        single = self.plan(w_bits, a_bits, k, signed_act=signed_act)
+        splits = self.splits(w_bits, a_bits, k, signed_act=signed_act)
         return splits[0] if splits and splits[0].macs_per_dsp > single.macs_per_dsp else single
 
-    def density_table(self, ks: Sequence[int] = KERNEL_SIZES, *, split: bool = True) -> list[dict]:
+    def density_table(self, ks: Sequence[int] = KERNEL_SIZES, *, split: bool = True,
+                      signed_act: bool = False) -> list[dict]:
         """One row per (w, a, k): MACs per DSP per cycle and how the best plan gets there.
 
         With ``split`` (default) the row is :meth:`best_plan`'s (``split`` names the
         split operand, ``dsps`` its DSP48E2s per core, the layout keys describe the
         digit layout -- a mixed split's (``mixed``) low-digit layout, its high digit on
         ``copies`` DSPs); ``single_macs_per_dsp`` is :meth:`plan`'s density either way.
+        ``signed_act``: the table for signed activation codes (every row then also says ``"signed_act": True``).
         """
         rows = []
         for k in ks:
             for w in BIT_WIDTHS:
                 for a in BIT_WIDTHS:
-                    single = self.plan(w, a, k)
-                    p = self.best_plan(w, a, k) if split else single
+                    single = self.plan(w, a, k, signed_act=signed_act)
+                    p = self.best_plan(w, a, k, signed_act=signed_act) if split else single
                     row = {"w": w, "a": a, "k": k, "macs_per_dsp": p.macs_per_dsp, "kind": p.kind,
                            "depth": p.depth, "weight_port": p.weight_port, "overlap": p.overlap,
                            "correction": p.correction, "n_weights": p.n_weights, "n_acts": p.n_acts,
@@ -213,23 +229,35 @@ class Planner:
                     row.update({key: figures[key] for key in ("split", "dsps", "mixed", "copies", "shift",
                                                               "rounding", "digit_bits")})
                     row["single_macs_per_dsp"] = single.macs_per_dsp
+                    if signed_act:
+                        row["signed_act"] = True
                     rows.append(row)
         return rows
 
-    def cost_table(self, ks: Sequence[int] = KERNEL_SIZES) -> list[dict]:
+    def cost_table(self, ks: Sequence[int] = KERNEL_SIZES, *, signed_act: bool = False) -> list[dict]:
         """One row per (w, a, k): what each part of mixq uses.  ``cost_macs_per_dsp``: the figure
         ``mixq_nn.cost`` prices a layer with (:meth:`macs_per_dsp`, a single layout); ``engine_macs_per_dsp``
         and ``engine_plan``: :meth:`engine_plan`'s (what the conv engine builds at best); ``best_macs_per_dsp``
-        and ``best_plan``: :meth:`best_plan`'s (the density table's, a mixed-rate split included)."""
+        and ``best_plan``: :meth:`best_plan`'s (the density table's, a mixed-rate split included).
+        ``signed_act``: for signed activation codes."""
         rows = []
         for k in ks:
             for w in BIT_WIDTHS:
                 for a in BIT_WIDTHS:
-                    engine, best = self.engine_plan(w, a, k), self.best_plan(w, a, k)
-                    rows.append({"w": w, "a": a, "k": k, "cost_macs_per_dsp": self.macs_per_dsp(w, a, k),
+                    engine = self.engine_plan(w, a, k, signed_act=signed_act)
+                    best = self.best_plan(w, a, k, signed_act=signed_act)
+                    rows.append({"w": w, "a": a, "k": k,
+                                 "cost_macs_per_dsp": self.macs_per_dsp(w, a, k, signed_act=signed_act),
                                  "engine_macs_per_dsp": engine.macs_per_dsp, "engine_plan": engine.plan_type,
                                  "best_macs_per_dsp": best.macs_per_dsp, "best_plan": best.plan_type})
         return rows
+
+
+def _flag(signed_act: object) -> bool:
+    """``signed_act`` as a bool, or a ValueError naming it (a cache key must not tell 1 from True)."""
+    if not isinstance(signed_act, bool):
+        raise ValueError(f"signed_act={signed_act!r} must be True or False")
+    return signed_act
 
 
 #: The DSP48E2's planner (the module functions below use it).
@@ -237,44 +265,49 @@ PLANNER = Planner(DSP48E2_GEOMETRY)
 
 
 def plans(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
-          max_acts: int | None = None, min_depth: int = 1) -> list[Plan]:
+          max_acts: int | None = None, min_depth: int = 1, signed_act: bool = False) -> list[Plan]:
     """:meth:`Planner.plans` of :data:`PLANNER`."""
-    return PLANNER.plans(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth)
+    return PLANNER.plans(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth,
+                         signed_act=signed_act)
 
 
 def plan(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
-         max_acts: int | None = None, min_depth: int = 1) -> Plan:
+         max_acts: int | None = None, min_depth: int = 1, signed_act: bool = False) -> Plan:
     """:meth:`Planner.plan` of :data:`PLANNER`: the best single DSP48E2 layout (cached)."""
-    return PLANNER.plan(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth)
+    return PLANNER.plan(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth,
+                        signed_act=signed_act)
 
 
-def macs_per_dsp(w_bits: int, a_bits: int, k: int) -> float:
+def macs_per_dsp(w_bits: int, a_bits: int, k: int, *, signed_act: bool = False) -> float:
     """:meth:`Planner.macs_per_dsp` of :data:`PLANNER` (the search's cost model uses this)."""
-    return PLANNER.macs_per_dsp(w_bits, a_bits, k)
+    return PLANNER.macs_per_dsp(w_bits, a_bits, k, signed_act=signed_act)
 
 
 def best_plan(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
-              max_acts: int | None = None, min_depth: int = 1) -> PackingPlan:
+              max_acts: int | None = None, min_depth: int = 1, signed_act: bool = False) -> PackingPlan:
     """:meth:`Planner.best_plan` of :data:`PLANNER`.
 
     A :class:`~mixq_hw.packing.split.SplitPlan` runs on :class:`~mixq_hw.packing.split.SplitMAC`, a
     :class:`~mixq_hw.packing.mixed.MixedSplitPlan` on :class:`~mixq_hw.packing.mixed.MixedSplitMAC`, a
     Plan on PackedMAC (each plan's :meth:`~mixq_hw.packing.protocol.PackingPlan.make_core`).
     """
-    return PLANNER.best_plan(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth)
+    return PLANNER.best_plan(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth,
+                             signed_act=signed_act)
 
 
 def all_splits(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
-               max_acts: int | None = None, min_depth: int = 1, mixed: bool = False) -> list[PackingPlan]:
+               max_acts: int | None = None, min_depth: int = 1, mixed: bool = False,
+               signed_act: bool = False) -> list[PackingPlan]:
     """:meth:`Planner.splits` of :data:`PLANNER`."""
-    return PLANNER.splits(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth, mixed=mixed)
+    return PLANNER.splits(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth, mixed=mixed,
+                          signed_act=signed_act)
 
 
-def density_table(ks: Sequence[int] = KERNEL_SIZES, *, split: bool = True) -> list[dict]:
+def density_table(ks: Sequence[int] = KERNEL_SIZES, *, split: bool = True, signed_act: bool = False) -> list[dict]:
     """:meth:`Planner.density_table` of :data:`PLANNER`."""
-    return PLANNER.density_table(ks, split=split)
+    return PLANNER.density_table(ks, split=split, signed_act=signed_act)
 
 
-def cost_table(ks: Sequence[int] = KERNEL_SIZES) -> list[dict]:
+def cost_table(ks: Sequence[int] = KERNEL_SIZES, *, signed_act: bool = False) -> list[dict]:
     """:meth:`Planner.cost_table` of :data:`PLANNER`."""
-    return PLANNER.cost_table(ks)
+    return PLANNER.cost_table(ks, signed_act=signed_act)

@@ -64,7 +64,7 @@ class PackingPlan(ABC):
     meaning: ``"kernel"``, ``"filter"``, ``"filter_bank"``, ``"dot"``), ``depth`` (multiplies per
     accumulation), ``macs_per_dsp`` (useful MACs per DSP per cycle; 0 for LUT plans), ``fields``,
     ``n_weights`` / ``n_acts`` (slots of one core), ``multiplier`` (``"dsp"`` or ``"lut"``), ``name``,
-    :attr:`plan_type`, :attr:`dsps` (DSPs one core takes), :attr:`lanes`, :attr:`w_unsigned`.
+    :attr:`plan_type`, :attr:`dsps` (DSPs one core takes), :attr:`lanes`, :attr:`w_unsigned`, :attr:`signed_act`.
     """
 
     w_bits: int
@@ -102,6 +102,12 @@ class PackingPlan(ABC):
     @abstractmethod
     def n_acts(self) -> int:
         """Activation slots of one core."""
+
+    @property
+    def signed_act(self) -> bool:
+        """Signed two's-complement activation codes at the core's ports (``bits.signed_act_range``); False:
+        unsigned (a layout's dataclass field; a split's, its digit plans')."""
+        return False
 
     @property
     def lanes(self) -> int:

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from .bits import PACKED_BITS, act_range
+from .bits import PACKED_BITS, act_magnitude, act_range
 from .geometry import DEPTH_LIMIT, DSP48E2_GEOMETRY, DspGeometry
 from .layout import Field, Plan, check, max_depth, weight_code_max
 
@@ -86,17 +86,21 @@ def _min_gap(positions: Sequence[int]) -> int:
 
 
 def _fits(dsp: DspGeometry, geo: _Geometry, stride: int, w_bits: int, a_bits: int, sign_bit: bool = False,
-          w_max: int = 0, w_unsigned: bool = False) -> bool:
+          w_max: int = 0, w_unsigned: bool = False, signed_act: bool = False) -> bool:
     """Whether both packed words fit their ports at this stride (monotone: fails for every larger one).
 
     ``sign_bit``: the activation word may use its port's sign bit (one more bit); ``w_max``: the weight
-    magnitude (0: the narrow range of ``w_bits``, or every unsigned code with ``w_unsigned``).
+    magnitude (0: the narrow range of ``w_bits``, or every unsigned code with ``w_unsigned``); ``signed_act``:
+    signed activation codes, whose most negative word ``-sum 2**(a-1) << o`` bounds the port (the most positive
+    one is then in range too).
     """
     pw, pa = (dsp.ad_bits, dsp.b_bits) if geo.weight_port == "AD" else (dsp.b_bits, dsp.ad_bits)
     hi_w = w_max or weight_code_max(w_bits, w_unsigned)
-    _, hi_a = act_range(a_bits)
-    return (_word_max(hi_w, geo.w_pos, stride) <= (1 << (pw - 1)) - 1
-            and _word_max(hi_a, geo.a_pos, stride) <= (1 << (pa if sign_bit else pa - 1)) - 1
+    if signed_act:
+        act_fits = _word_max(act_magnitude(a_bits, True), geo.a_pos, stride) <= 1 << (pa - 1)
+    else:
+        act_fits = _word_max(act_range(a_bits)[1], geo.a_pos, stride) <= (1 << (pa if sign_bit else pa - 1)) - 1
+    return (_word_max(hi_w, geo.w_pos, stride) <= (1 << (pw - 1)) - 1 and act_fits
             and geo.fields[-1][0] * stride < dsp.p_bits)
 
 
@@ -150,19 +154,23 @@ def _filter_geometries(port: str, k: int, max_acts: int, limit: int, bank: bool)
 
 
 def _best_scheme(dsp: DspGeometry, geo: _Geometry, first_stride: int, w_bits: int, a_bits: int, product_max: int,
-                 min_depth: int, w_max: int = 0, w_unsigned: bool = False) -> tuple | None:
+                 min_depth: int, w_max: int = 0, w_unsigned: bool = False, signed_act: bool = False) -> tuple | None:
     """The geometry's best (stride, scheme) as
     ``(no sign bit, depth rank, -cost, -stride, depth, stride, (overlap, correction, sign bit))``.
 
     A stride at which the activation word fits without the sign bit never uses it (same depth,
-    more fabric); wider strides use it until the word overflows even the full port.
+    more fabric); wider strides use it until the word overflows even the full port.  Signed activation
+    words (``signed_act``) never use it.
     """
     best = None
+    schemes = _UNSIGNED_SCHEMES if w_unsigned and not signed_act else _SCHEMES
     for stride in range(first_stride, dsp.p_bits + 1):
-        sign_bit = not _fits(dsp, geo, stride, w_bits, a_bits, w_max=w_max, w_unsigned=w_unsigned)
-        if sign_bit and not _fits(dsp, geo, stride, w_bits, a_bits, sign_bit=True, w_max=w_max, w_unsigned=w_unsigned):
+        sign_bit = not _fits(dsp, geo, stride, w_bits, a_bits, w_max=w_max, w_unsigned=w_unsigned,
+                             signed_act=signed_act)
+        if sign_bit and (signed_act or not _fits(dsp, geo, stride, w_bits, a_bits, sign_bit=True, w_max=w_max,
+                                                 w_unsigned=w_unsigned)):
             break       # the words only grow with the stride
-        for cost, (overlap, correction) in enumerate(_UNSIGNED_SCHEMES if w_unsigned else _SCHEMES):
+        for cost, (overlap, correction) in enumerate(schemes):
             depth = _depth(dsp, geo, stride, overlap, correction, product_max)
             if depth >= min_depth:
                 key = (not sign_bit, min(depth, DEPTH_ENOUGH), -cost, -stride, depth, stride,
@@ -181,7 +189,8 @@ def _rank(geo: _Geometry, local: tuple) -> tuple:
             -len(geo.w_pos), neg_stride)
 
 
-def _note(dsp: DspGeometry, geo: _Geometry, stride: int, sign_bit: bool, w_unsigned: bool = False) -> str:
+def _note(dsp: DspGeometry, geo: _Geometry, stride: int, sign_bit: bool, w_unsigned: bool = False,
+          signed_act: bool = False) -> str:
     if w_unsigned:
         side = "A:D side (D alone, A = 0)" if geo.weight_port == "AD" else "18-bit B side"
         port = (f"unsigned weight codes concatenated on the {side}, activations on the other port; every "
@@ -195,6 +204,10 @@ def _note(dsp: DspGeometry, geo: _Geometry, stride: int, sign_bit: bool, w_unsig
                 "weight word (sum w_i << o_i) is stored precomputed (weights are constants) or made by an "
                 "18-bit fabric subtractor D - A as on the A:D side")
     note = f"{geo.note}; field stride {stride} bits; {port}"
+    if signed_act:
+        note += ("; signed activation codes: the signed packed activation word (sum a_j << o_j) is made in fabric "
+                 "as D - A (the codes' two's-complement bits concatenated, minus each code's sign bit at its offset "
+                 "+ a_bits) into the activation port's second register")
     if sign_bit:
         act_port = "B" if geo.weight_port == "AD" else "A:D"
         n = dsp.b_bits if geo.weight_port == "AD" else dsp.ad_bits
@@ -204,7 +217,7 @@ def _note(dsp: DspGeometry, geo: _Geometry, stride: int, sign_bit: bool, w_unsig
 
 
 def _build(dsp: DspGeometry, geo: _Geometry, stride: int, overlap: bool, correction: str, sign_bit: bool, w_bits: int,
-           a_bits: int, k: int, depth: int, w_max: int = 0, w_unsigned: bool = False) -> Plan:
+           a_bits: int, k: int, depth: int, w_max: int = 0, w_unsigned: bool = False, signed_act: bool = False) -> Plan:
     top = len(geo.fields) - 1
     fields = tuple(
         Field(pos * stride,
@@ -214,24 +227,26 @@ def _build(dsp: DspGeometry, geo: _Geometry, stride: int, overlap: bool, correct
                 weight_offsets=tuple(p * stride for p in geo.w_pos),
                 act_offsets=tuple(p * stride for p in geo.a_pos), fields=fields, overlap=overlap,
                 correction=correction, depth=depth, macs_per_dsp=geo.macs,
-                note=_note(dsp, geo, stride, sign_bit, w_unsigned), act_sign_bit=sign_bit, w_max=w_max,
-                w_unsigned=w_unsigned)
+                note=_note(dsp, geo, stride, sign_bit, w_unsigned, signed_act), act_sign_bit=sign_bit, w_max=w_max,
+                w_unsigned=w_unsigned, signed_act=signed_act)
 
 
 def search_layouts(dsp: DspGeometry, w_bits: int, a_bits: int, k: int, kinds: tuple[str, ...], max_acts: int,
-                   min_depth: int, w_max: int = 0, *, w_unsigned: bool = False) -> tuple[Plan, ...]:
+                   min_depth: int, w_max: int = 0, *, w_unsigned: bool = False,
+                   signed_act: bool = False) -> tuple[Plan, ...]:
     """Every geometry's best exact layout for ``dsp``, best first (unchecked and uncached: use
     :meth:`LayoutSearch.layouts`).
 
     ``w_max`` caps the weight magnitude (digit plans of :mod:`.split`; up to ``2**(w_bits-1)``, the whole
     two's-complement range); 0: no cap.  ``w_unsigned``: unsigned weight codes ``0 .. w_max`` (or
-    ``2**w_bits - 1``), laid out with raw unsigned field slices (:mod:`.mixed`'s low digits).
+    ``2**w_bits - 1``), laid out with raw unsigned field slices (:mod:`.mixed`'s low digits).  ``signed_act``:
+    signed two's-complement activation codes (products of either sign; no sign-bit trick, no raw slices).
     """
     hi_w = w_max or weight_code_max(w_bits, w_unsigned)
-    _, hi_a = act_range(a_bits)
-    product_max = hi_w * hi_a
+    product_max = hi_w * act_magnitude(a_bits, signed_act)
+    raw = w_unsigned and not signed_act          # non-negative fields: raw unsigned slices, one bit more
     # No field is narrower than one product needs, even with overlap: that bounds the field count.
-    min_stride = max(1, math.ceil(math.log2(product_max * min_depth + 1)) - w_unsigned)   # unsigned: +1 bit
+    min_stride = max(1, math.ceil(math.log2(product_max * min_depth + 1)) - raw)
     limit = dsp.p_bits // min_stride + 1
     found: list[tuple[tuple, _Geometry, tuple]] = []
     for port in ("AD", "B"):
@@ -247,11 +262,11 @@ def search_layouts(dsp: DspGeometry, w_bits: int, a_bits: int, k: int, kinds: tu
                 # Slots must not overlap: the cores concatenate codes (the pre-adder's D word).
                 slot_stride = max(-(-w_bits // _min_gap(geo.w_pos)), -(-a_bits // _min_gap(geo.a_pos)))
                 local = _best_scheme(dsp, geo, max(min_stride, slot_stride), w_bits, a_bits, product_max, min_depth,
-                                     w_max, w_unsigned)
+                                     w_max, w_unsigned, signed_act)
                 if local is not None:
                     found.append((_rank(geo, local), geo, local))
     found.sort(key=lambda item: item[0], reverse=True)
-    return tuple(_build(dsp, geo, stride, ov, corr, sign_bit, w_bits, a_bits, k, depth, w_max, w_unsigned)
+    return tuple(_build(dsp, geo, stride, ov, corr, sign_bit, w_bits, a_bits, k, depth, w_max, w_unsigned, signed_act)
                  for _, geo, (*_, depth, stride, (ov, corr, sign_bit)) in found)
 
 
@@ -283,12 +298,15 @@ class LayoutSearch:
         self._checked = functools.lru_cache(maxsize=1 << 16)(self._check)
 
     def _search(self, w_bits: int, a_bits: int, k: int, kinds: tuple[str, ...], max_acts: int, min_depth: int,
-                w_max: int = 0, w_unsigned: bool = False) -> tuple[Plan, ...]:
-        return search_layouts(self.dsp, w_bits, a_bits, k, kinds, max_acts, min_depth, w_max, w_unsigned=w_unsigned)
+                w_max: int = 0, w_unsigned: bool = False, signed_act: bool = False) -> tuple[Plan, ...]:
+        return search_layouts(self.dsp, w_bits, a_bits, k, kinds, max_acts, min_depth, w_max, w_unsigned=w_unsigned,
+                              signed_act=signed_act)
 
     def layouts(self, w_bits: int, a_bits: int, k: int, kinds: tuple[str, ...], max_acts: int, min_depth: int,
-                w_max: int = 0, *, w_unsigned: bool = False) -> tuple[Plan, ...]:
+                w_max: int = 0, *, w_unsigned: bool = False, signed_act: bool = False) -> tuple[Plan, ...]:
         """:func:`search_layouts` (cached; arguments as :meth:`arguments` returns them, not validated)."""
+        if signed_act:
+            return self._layouts(w_bits, a_bits, k, kinds, max_acts, min_depth, w_max, w_unsigned, True)
         return self._layouts(w_bits, a_bits, k, kinds, max_acts, min_depth, w_max, w_unsigned)
 
     def arguments(self, w_bits: int, a_bits: int, k: int, kinds: Sequence[str], max_acts: int | None,

@@ -62,7 +62,8 @@ from amaranth.lib.wiring import In, Out
 from .cores import PackedMAC, mac_signature
 from .explain import explain_split
 from .geometry import DEPTH_LIMIT
-from .layout import P_BITS, Field, Plan, act_range, check, max_depth, weight_range
+from .bits import act_codes, act_magnitude
+from .layout import P_BITS, Field, Plan, check, max_depth, weight_range
 from .layout import emulate as layout_emulate
 from .layout import emulate_batch as layout_emulate_batch
 from .layout import expected_fields as layout_expected_fields
@@ -139,7 +140,8 @@ class SplitPlan(PackingPlan):
 
     @property
     def name(self) -> str:
-        return f"split plan w{self.w_bits}a{self.a_bits}k{self.k} ({self.operand} digits)"
+        return (f"split plan w{self.w_bits}a{self.a_bits}k{self.k}{' signed-act' if self.signed_act else ''} "
+                f"({self.operand} digits)")
 
     @property
     def kind(self) -> str:
@@ -170,6 +172,12 @@ class SplitPlan(PackingPlan):
         return self.hi.act_sign_bit
 
     @property
+    def signed_act(self) -> bool:
+        """Signed activation codes: both digit plans' for a weight split; for an activation split the high
+        digit's (``a >> shift``, signed), the low digit ``a mod 2**shift`` being unsigned."""
+        return self.hi.signed_act
+
+    @property
     def digit_bits(self) -> int:
         """Bits of the split operand's digit codes (the digit plans' ``w_bits`` or ``a_bits``)."""
         return self.hi.w_bits if self.operand == "weight" else self.hi.a_bits
@@ -178,7 +186,8 @@ class SplitPlan(PackingPlan):
         """The same split with a shallower accumulation (narrower recombined fields)."""
         if not 1 <= depth <= self.depth:
             raise ValueError(f"{self.name}: depth {depth} outside 1..{self.depth}")
-        return dataclasses.replace(self, depth=depth, fields=_recombined(self.hi, self.w_bits, self.a_bits, depth))
+        return dataclasses.replace(self, depth=depth, fields=_recombined(self.hi, self.w_bits, self.a_bits, depth,
+                                                                         self.signed_act))
 
     def to_dict(self) -> dict:
         """JSON-ready form (digit plans nested, fields as lists, ``plan_type`` first)."""
@@ -241,19 +250,19 @@ class SplitPlan(PackingPlan):
                 "rounding": self.rounding, "digit_bits": self.digit_bits}
 
 
-def _bound(w_bits: int, a_bits: int, terms: int, depth: int) -> int:
+def _bound(w_bits: int, a_bits: int, terms: int, depth: int, signed_act: bool = False) -> int:
     """Largest magnitude a field of ``terms`` full-code products reaches after ``depth`` multiplies."""
-    return depth * terms * weight_range(w_bits)[1] * act_range(a_bits)[1]
+    return depth * terms * weight_range(w_bits)[1] * act_magnitude(a_bits, signed_act)
 
 
-def _recombined(layout: Plan, w_bits: int, a_bits: int, depth: int) -> tuple[Field, ...]:
-    return tuple(Field(f.offset, _bound(w_bits, a_bits, len(f.terms), depth).bit_length() + 1, f.terms)
+def _recombined(layout: Plan, w_bits: int, a_bits: int, depth: int, signed_act: bool) -> tuple[Field, ...]:
+    return tuple(Field(f.offset, _bound(w_bits, a_bits, len(f.terms), depth, signed_act).bit_length() + 1, f.terms)
                  for f in layout.fields)
 
 
-def _recombined_depth(layout: Plan, w_bits: int, a_bits: int) -> int:
+def _recombined_depth(layout: Plan, w_bits: int, a_bits: int, signed_act: bool) -> int:
     """Deepest accumulation whose recombined fields all fit ``P_BITS`` signed bits."""
-    per_multiply = _bound(w_bits, a_bits, max(len(f.terms) for f in layout.fields), 1)
+    per_multiply = _bound(w_bits, a_bits, max(len(f.terms) for f in layout.fields), 1, signed_act)
     return ((1 << (P_BITS - 1)) - 1) // per_multiply
 
 
@@ -263,15 +272,27 @@ def _digit_caps(w_bits: int, shift: int, rounding: str) -> tuple[int, int]:
 
 
 def make_split(w_bits: int, a_bits: int, k: int, operand: str, shift: int, rounding: str, layout: Plan,
-               *, depth: int | None = None) -> SplitPlan:
+               *, depth: int | None = None, signed_act: bool = False) -> SplitPlan:
     """The split plan that runs both digits of ``operand`` through ``layout`` (checked).
 
     ``layout`` is a digit plan: its ``w_bits`` / ``a_bits`` are the digits'
     (a weight digit plan's ``w_max`` at least both digits' magnitudes).  The
     ``hi`` / ``lo`` plans are ``layout`` with each digit's own ``w_max`` and the
     depth that allows; ``depth`` defaults to the deepest all three allow.
+    ``signed_act`` with ``operand == "act"``: the codes are signed, so the high digit ``a >> shift`` is
+    signed (``hi`` is ``layout`` with ``signed_act``) and the low digit unsigned (``layout``, which takes
+    unsigned codes); a weight split takes the codes' signedness from ``layout``.
     """
     hi = lo = layout
+    signed = layout.signed_act
+    if operand == "act" and signed_act:
+        if layout.signed_act or layout.act_sign_bit:
+            raise ValueError(f"split plan w{w_bits}a{a_bits}k{k}: a signed activation split runs its unsigned low "
+                             f"digit on an unsigned layout without act_sign_bit, and its signed high digit on "
+                             f"the same layout with signed_act")
+        hi = dataclasses.replace(layout, signed_act=True, depth=1)
+        hi = dataclasses.replace(hi, depth=max_depth(hi, DEPTH_LIMIT))
+        signed = True
     if operand == "weight":
         narrow = weight_range(layout.w_bits)[1]
         caps = _digit_caps(w_bits, shift, rounding)
@@ -281,16 +302,21 @@ def make_split(w_bits: int, a_bits: int, k: int, operand: str, shift: int, round
         hi, lo = (dataclasses.replace(layout, w_max=0 if cap == narrow else max(cap, 1), depth=1) for cap in caps)
         hi, lo = (dataclasses.replace(p, depth=max_depth(p, DEPTH_LIMIT)) for p in (hi, lo))
     if depth is None:
-        depth = min(hi.depth, lo.depth, _recombined_depth(layout, w_bits, a_bits))
+        depth = min(hi.depth, lo.depth, _recombined_depth(layout, w_bits, a_bits, signed))
     split = SplitPlan(w_bits, a_bits, k, operand, shift, rounding, hi, lo, depth,
-                      _recombined(layout, w_bits, a_bits, depth) if depth >= 1 else (), layout.macs_per_dsp / 2,
-                      _note(w_bits, a_bits, operand, shift, rounding, layout))
+                      _recombined(layout, w_bits, a_bits, depth, signed) if depth >= 1 else (),
+                      layout.macs_per_dsp / 2, _note(w_bits, a_bits, operand, shift, rounding, layout, signed))
     check_split(split)
     return split
 
 
-def _note(w_bits: int, a_bits: int, operand: str, shift: int, rounding: str, layout: Plan) -> str:
-    if operand == "act":
+def _note(w_bits: int, a_bits: int, operand: str, shift: int, rounding: str, layout: Plan,
+          signed_act: bool = False) -> str:
+    if operand == "act" and signed_act:
+        what = (f"signed activation a = hi * 2**{shift} + lo: lo = a[0:{shift}] (an unsigned bit slice), "
+                f"hi = a[{shift}:{a_bits}] (a signed bit slice, a >> {shift}), through the same "
+                f"w{layout.w_bits}a{layout.a_bits} layout, the hi digit's with signed activation codes")
+    elif operand == "act":
         what = (f"activation a = hi * 2**{shift} + lo: lo = a[0:{shift}], hi = a[{shift}:{a_bits}] "
                 f"(unsigned bit slices), both through w{layout.w_bits}a{layout.a_bits} layouts")
     else:
@@ -321,7 +347,12 @@ def check_split(split: SplitPlan) -> None:
             raise ValueError(f"{name}: {digit} digit plan: {err}") from err
         if p.k != split.k or p.multiplier != "dsp":
             raise ValueError(f"{name}: {digit} digit plan is for k={p.k} on {p.multiplier!r}, not k={split.k} on dsp")
-    if dataclasses.replace(split.hi, w_max=0, depth=1) != dataclasses.replace(split.lo, w_max=0, depth=1):
+    act_signs = split.operand == "act" and split.hi.signed_act
+    if act_signs and split.lo.signed_act:
+        raise ValueError(f"{name}: the low digit of a signed activation (a mod 2**{split.shift}) is unsigned, "
+                         f"but the lo digit plan takes signed activations")
+    if dataclasses.replace(split.hi, w_max=0, depth=1, signed_act=split.lo.signed_act if act_signs else
+                           split.hi.signed_act) != dataclasses.replace(split.lo, w_max=0, depth=1):
         raise ValueError(f"{name}: the hi and lo digit plans are different layouts")
     if split.operand == "weight":
         if split.hi.a_bits != split.a_bits:
@@ -344,7 +375,7 @@ def check_split(split: SplitPlan) -> None:
     if len(split.fields) != len(split.hi.fields):
         raise ValueError(f"{name}: {len(split.fields)} fields, the digit layout has {len(split.hi.fields)}")
     for f, (fld, digit_fld) in enumerate(zip(split.fields, split.hi.fields)):
-        bound = _bound(split.w_bits, split.a_bits, len(fld.terms), split.depth)
+        bound = _bound(split.w_bits, split.a_bits, len(fld.terms), split.depth, split.signed_act)
         if fld.terms != digit_fld.terms:
             raise ValueError(f"{name}: field {f} terms {fld.terms} differ from the digit layout's {digit_fld.terms}")
         if not bound < 1 << (fld.width - 1) or fld.width > P_BITS:
@@ -364,7 +395,8 @@ def checked_codes(plan, weights, acts) -> tuple[np.ndarray, np.ndarray]:
             or w.shape[:-1] != a.shape[:-1]:
         raise ValueError(f"{plan.name}: need weights (..., depth, {plan.n_weights}) and acts "
                          f"(..., depth, {plan.n_acts}) with equal leading shapes, got {w.shape} and {a.shape}")
-    for label, x, (lo, hi) in (("weight", w, weight_range(plan.w_bits)), ("activation", a, act_range(plan.a_bits))):
+    for label, x, (lo, hi) in (("weight", w, weight_range(plan.w_bits)),
+                               ("activation", a, act_codes(plan.a_bits, plan.signed_act))):
         if x.size and (x.min() < lo or x.max() > hi):
             bad = int(x.min()) if x.min() < lo else int(x.max())
             raise ValueError(f"{plan.name}: {label} code {bad} outside [{lo}, {hi}]")
@@ -437,7 +469,7 @@ def split_rank(split: SplitPlan) -> tuple:
 
 def split_plans(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
                 max_acts: int | None = None, min_depth: int = 1,
-                search: LayoutSearch = DEFAULT_SEARCH) -> list[SplitPlan]:
+                search: LayoutSearch = DEFAULT_SEARCH, signed_act: bool = False) -> list[SplitPlan]:
     """Every digit split of (w, a, k), each with its digit layout's best exact plan, best first.
 
     Weight splits at every shift and rounding whose digits are narrower (or
@@ -447,15 +479,21 @@ def split_plans(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("ke
     ``search`` is the layout search the digit layouts come from.  Ranking:
     :func:`split_rank`.  Only :class:`SplitPlan`: the planner's
     :meth:`~mixq_hw.packing.planner.Planner.splits` adds the mixed-rate splits
-    of :mod:`.mixed` (which the conv engine does not build).
+    of :mod:`.mixed` (which the conv engine does not build).  ``signed_act``: signed activation codes (weight
+    digits through signed-activation layouts; activation digits through an unsigned layout without the sign-bit
+    trick, whose copy with ``signed_act`` takes the signed high digit).
     """
     kinds_t, acts = search.arguments(w_bits, a_bits, k, kinds, max_acts, min_depth)
     found = {}
     for operand, shift, rounding, d_w, d_a, w_max in _candidates(w_bits, a_bits):
-        layouts = search.layouts(d_w, d_a, k, kinds_t, acts, min_depth, w_max)
+        layouts = search.layouts(d_w, d_a, k, kinds_t, acts, min_depth, w_max,
+                                 signed_act=signed_act and operand == "weight")
+        if signed_act and operand == "act":
+            layouts = tuple(p for p in layouts if not p.act_sign_bit)
         if not layouts:
             continue
-        split = make_split(w_bits, a_bits, k, operand, shift, rounding, search.checked(layouts[0]))
+        split = make_split(w_bits, a_bits, k, operand, shift, rounding, search.checked(layouts[0]),
+                           signed_act=signed_act)
         if split.depth >= min_depth:
             found[split] = split_rank(split)
     return sorted(found, key=found.__getitem__, reverse=True)
@@ -520,7 +558,7 @@ class SplitMAC(MultiCoreMAC):
     """A :class:`SplitPlan` on two DSP48E2s: :class:`~mixq_hw.packing.cores.PackedMAC`'s ports and latency.
 
     ``weights`` / ``acts`` take full-width codes (``w_bits`` signed,
-    ``a_bits`` unsigned); the digits are cut in front of the two cores' input
+    ``a_bits`` unsigned, or signed with ``signed_act``); the digits are cut in front of the two cores' input
     registers (bit slices, or for ``trunc`` / ``round`` weight digits an adder
     and a subtractor of ``w_bits + 1`` bits per weight slot); both PackedMACs run in lock step on ``en``,
     ``i_valid``, ``i_first``, ``i_last``, and every field comes out as
@@ -553,7 +591,8 @@ class SplitMAC(MultiCoreMAC):
         else:
             for j in range(split.n_acts):
                 code = self.acts.as_value()[j * ab:(j + 1) * ab]
-                m.d.comb += [hi.acts[j].eq(code[split.shift:]), lo.acts[j].eq(code[:split.shift])]
+                hi_digit = code[split.shift:].as_signed() if split.signed_act else code[split.shift:]
+                m.d.comb += [hi.acts[j].eq(hi_digit), lo.acts[j].eq(code[:split.shift])]
             m.d.comb += [hi.weights.as_value().eq(self.weights.as_value()),
                          lo.weights.as_value().eq(self.weights.as_value())]
         m.submodules.recombine = recombine = Recombine(split, hi.field_width, self.field_width)
