@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..graph import Graph, Node
+from ..ops import op_def
 from ..pipeline import LayerFold
 
 __all__ = ["FoldingError", "check_folding", "load_folding", "save_folding", "layer_candidates",
@@ -37,7 +38,7 @@ class FoldingError(ValueError):
 
 def fold_layers(graph: Graph) -> list[Node]:
     """The conv/linear nodes of ``graph`` in order: the layers a folding assigns."""
-    return [n for n in graph if n.op in ("conv", "linear")]
+    return [n for n in graph if op_def(n.op).folded]
 
 
 def _divisors(n: int) -> list[int]:
@@ -59,14 +60,8 @@ def _pixel_options(width: int) -> list[int]:
 
 def _limits(graph: Graph, node: Node) -> dict[str, Any]:
     """What each lane count of ``node`` must divide, and whether it is depthwise."""
-    a = node.attrs
-    if node.op == "linear":
-        return {"simd": ("in_features", a["in_features"]), "pe": ("out_features", a["out_features"]),
-                "pixels": ("output width of a linear layer", 1), "depthwise": False}
-    out_w = graph.value_info(node.name).shape[2]
-    depthwise = a["groups"] == a["in_ch"] and a["in_ch"] > 1
-    return {"simd": ("in_ch", a["in_ch"]), "pe": ("out_ch", a["out_ch"]),
-            "pixels": ("output width", out_w), "depthwise": depthwise}
+    view = op_def(node.op).engine_args(node, graph)
+    return {**view["widths"], "depthwise": view["depthwise"]}
 
 
 def layer_candidates(graph: Graph, node: Node | str, multipliers: tuple[str, ...] = ("dsp",)) -> list[LayerFold]:
