@@ -73,7 +73,8 @@ def figures(graph, *, verilog: bool) -> dict:
         "stages": [[s.name, s.kind, s.cycles, s.resources.to_dict()] for s in plan.stages],
         "fifo_depths": dict(plan.fifo_depths),
     }
-    plans = {name: fold.plan for name, fold in result.folding.items() if getattr(fold, "plan", None) is not None}
+    plans = {name: fold.plan.to_dict() for name, fold in result.folding.items()
+             if getattr(fold, "plan", None) is not None}
     if plans:
         entry["plans"] = plans          # recorded by the refactored folding only: not compared
     if verilog:

@@ -75,7 +75,7 @@ def layer_rows(graph: Graph, result) -> list[dict]:
         if node.op not in ("conv", "linear"):
             continue
         engine = plan.stage(node.name)
-        comp = engine.component
+        comp = engine.spec
         stages = [s for s in plan.stages if own.get(s.node) == node.name]
         total = Resources()
         for s in stages:

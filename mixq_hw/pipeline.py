@@ -3,9 +3,10 @@
 One engine per layer, all layers running concurrently (as in FINN and
 DeepBurning-MixQ): every Graph node becomes one or more stages from
 :mod:`mixq_hw.layers`, connected by streams.  :func:`plan_stages` produces the
-stages as data (component, inputs, analytic cycles and resources) so that
-folding and the report can reason about a design without elaborating it;
-:class:`Accelerator` elaborates them.
+stages as data (a layer spec per stage: its inputs, cycles and resources, see
+:mod:`mixq_hw.layers.spec`) so that folding and the report reason about a design
+without creating any hardware; :class:`Accelerator` builds each spec's Component
+and elaborates it.
 
 Buffers between stages are computed, not found by simulation: bypass branches
 get FIFOs from the row schedules (:mod:`mixq_hw.schedule`), and a pool or reorg
@@ -21,7 +22,7 @@ output tensor in raster order, ``out_lanes`` signed 32-bit values per beat.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 from amaranth import Module, signed, unsigned
@@ -30,11 +31,13 @@ from amaranth.lib.wiring import In, Out
 
 from .estimate import Resources
 from .graph import Graph, GraphError, Node
-from .layers.fifo import StreamFIFO
-from .layers.fork import Fork
-from .layers.width import LaneConverter
+from .layers.fifo import StreamFIFOSpec
+from .layers.fork import ForkSpec
+from .layers.spec import LayerSpec
+from .layers.width import LaneConverterSpec
 from .ops import op_def
 from .packing.bits import OUTPUT_BITS
+from .packing.protocol import PackingPlan
 from .streams import Stream, StreamFormat
 
 __all__ = ["LayerFold", "Stage", "PipelinePlan", "Lowering", "plan_stages", "Accelerator", "unit_folding",
@@ -43,20 +46,30 @@ __all__ = ["LayerFold", "Stage", "PipelinePlan", "Lowering", "plan_stages", "Acc
 
 @dataclass(frozen=True)
 class LayerFold:
-    """Parallelism of one conv/linear layer: input lanes, output lanes, output pixels per group, and
-    whether its multipliers are packed DSP48E2s (``"dsp"``) or shift-and-add LUT cores (``"lut"``)."""
+    """Parallelism of one conv/linear layer: input lanes, output lanes, output pixels per group, whether its
+    multipliers are packed DSP48E2s (``"dsp"``) or shift-and-add LUT cores (``"lut"``), and its packing
+    ``plan`` (None: the planner chooses; a folding from ``plan_stages`` or the search records the choice,
+    and a given plan is used as it is, or refused naming the layer when it does not fit)."""
 
     simd: int = 1
     pe: int = 1
     pixels: int = 1
     multiplier: str = "dsp"
+    plan: PackingPlan | None = None
 
-    def to_dict(self) -> dict[str, int | str]:
-        """JSON-ready form; ``multiplier`` only when it is not the default ``"dsp"`` (old files stay the same)."""
-        d: dict[str, int | str] = {"simd": self.simd, "pe": self.pe, "pixels": self.pixels}
+    def to_dict(self) -> dict:
+        """JSON-ready form; ``multiplier`` only when it is not the default ``"dsp"``, ``plan`` (its
+        ``to_dict()``) only when there is one."""
+        d: dict = {"simd": self.simd, "pe": self.pe, "pixels": self.pixels}
         if self.multiplier != "dsp":
             d["multiplier"] = self.multiplier
+        if self.plan is not None:
+            d["plan"] = self.plan.to_dict()
         return d
+
+    def unpinned(self) -> "LayerFold":
+        """The same parallelism with the plan left to the planner."""
+        return replace(self, plan=None)
 
 
 def unit_folding(graph: Graph) -> dict[str, LayerFold]:
@@ -66,23 +79,30 @@ def unit_folding(graph: Graph) -> dict[str, LayerFold]:
 
 @dataclass
 class Stage:
-    """One hardware block: its component, where its inputs come from, and what it costs."""
+    """One hardware block: its spec (figures, ports, and the Component it builds), where its inputs come
+    from, and what it costs."""
 
     name: str
     node: str
     kind: str
-    component: wiring.Component
+    spec: LayerSpec
     #: (stage name, output port) feeding this stage's input ports, in port order
     sources: list[tuple[str, str]]
     in_ports: list[str]
 
     @property
     def cycles(self) -> int:
-        return int(self.component.cycles_per_frame())
+        """Cycles per frame (the spec's)."""
+        return int(self.spec.cycles_per_frame())
 
     @property
     def resources(self) -> Resources:
-        return self.component.estimate()
+        """Estimated resources (the spec's)."""
+        return self.spec.resources()
+
+    def build(self) -> wiring.Component:
+        """A new Component of this stage, to be elaborated."""
+        return self.spec.build()
 
 
 @dataclass
@@ -150,12 +170,10 @@ class Lowering:
         op_def(node.op).lower(node, self)
 
     # ---- what the ops' lowerings use ---------------------------------------------------------
-    def add(self, name: str, node: str, kind: str, component, sources: list[tuple[str, str]],
+    def add(self, name: str, node: str, kind: str, spec: LayerSpec, sources: list[tuple[str, str]],
             in_ports: list[str] | None = None) -> str:
         """Append stage ``name`` of graph node ``node`` fed by ``sources`` ((stage, port) per input port)."""
-        # A plan is also used without elaborating it (folding, reports): no "never used" warnings.
-        component._MustUse__silence = True
-        self.stages.append(Stage(name, node, kind, component, sources, in_ports or ["i"]))
+        self.stages.append(Stage(name, node, kind, spec, sources, in_ports or ["i"]))
         return name
 
     def produce(self, value: str, stage: str, port: str, shape: tuple[int, int, int], lanes: int, bits: int,
@@ -180,15 +198,14 @@ class Lowering:
             return value
         # A chain of two-way forks: o0 goes to this consumer, o1 on to the next ones.
         payload = self.stage_port_layout(value.stage, value.port)
-        fork = Fork(payload, name=f"{src}.fork{remaining}", beats_per_frame=value.beats_per_frame())
+        fork = ForkSpec(payload, name=f"{src}.fork{remaining}", beats_per_frame=value.beats_per_frame())
         name = self.add(fork.name, src, "fork", fork, [(value.stage, value.port)])
         self.values[src] = value.moved(name, "o1")
         return value.moved(name, "o0")
 
     def stage_port_layout(self, stage: str, port: str):
         """The payload layout of output ``port`` of ``stage``."""
-        comp = next(s.component for s in self.stages if s.name == stage)
-        return comp.signature.members[port].signature.members["payload"].shape
+        return next(s.spec for s in self.stages if s.name == stage).payload_shape(port)
 
     def lanes(self, value: Stream, lanes: int, node: str) -> Stream:
         """``value`` re-laned to ``lanes`` codes per beat (one or two LaneConverters)."""
@@ -202,7 +219,7 @@ class Lowering:
         steps = [lanes] if (value.lanes % lanes == 0 or lanes % value.lanes == 0) else \
             [math.gcd(value.lanes, lanes), lanes]
         for target in steps:
-            conv = LaneConverter(c, h, w, value.lanes, target, value.bits, name=f"{node}.lanes{target}")
+            conv = LaneConverterSpec(c, h, w, value.lanes, target, value.bits, name=f"{node}.lanes{target}")
             name = self.add(conv.name, node, "lanes", conv, [(value.stage, value.port)])
             value = Stream(name, "o", StreamFormat(value.shape, target, value.bits,
                                                    payload=self.stage_port_layout(name, "o")))
@@ -219,7 +236,7 @@ class Lowering:
         """
         c, h, w = value.shape
         depth = w * c // value.lanes
-        fifo = StreamFIFO(data.ArrayLayout(unsigned(value.bits), value.lanes), depth, name=f"{node}.burst",
+        fifo = StreamFIFOSpec(data.ArrayLayout(unsigned(value.bits), value.lanes), depth, name=f"{node}.burst",
                           beats_per_frame=value.beats_per_frame())
         self.add(fifo.name, node, "fifo", fifo, [(value.stage, value.port)])
         self.fifo_depths[fifo.name] = depth
@@ -235,10 +252,16 @@ def plan_stages(graph: Graph, folding: Mapping[str, LayerFold] | None = None, *,
         builder.lower(node)
     out_node = graph.output_node
     out_value = builder.values[out_node.name]
-    return PipelinePlan(graph=graph, folding={n: builder.fold(graph.node(n)) for n in unit_folding(graph)},
+    # the folding as built: every layer's fold with the packing plan its engine uses
+    folding = {n: replace(builder.fold(graph.node(n)), plan=_stage_plan(builder.stages, n)) for n in unit_folding(graph)}
+    return PipelinePlan(graph=graph, folding=folding,
                         stages=builder.stages, out_stage=(out_value.stage, out_value.port),
                         in_channels=graph.input_shape[0], out_lanes=out_value.lanes, out_shape=out_value.shape,
                         fifo_depths=builder.fifo_depths)
+
+
+def _stage_plan(stages: list[Stage], name: str) -> PackingPlan:
+    return next(s.spec.plan for s in stages if s.name == name)
 
 
 class Accelerator(wiring.Component):
@@ -262,11 +285,10 @@ class Accelerator(wiring.Component):
         m = Module()
         comps = {}
         for s in self.plan.stages:
-            m.submodules[s.name.replace(".", "_")] = s.component
-            comps[s.name] = s.component
+            comps[s.name] = m.submodules[s.name.replace(".", "_")] = s.build()
         for s in self.plan.stages:
             for port, (src, src_port) in zip(s.in_ports, s.sources):
-                sink = getattr(s.component, port)
+                sink = getattr(comps[s.name], port)
                 source = self.i if src == "<top>" else getattr(comps[src], src_port)
                 if src == "<top>":
                     wiring.connect(m, wiring.flipped(source), sink)

@@ -44,7 +44,7 @@ def _layer_rows(plan: PipelinePlan) -> list[dict]:
             **op_def(node.op).report_fields(node),
         }
         if op_def(node.op).folded:
-            engine = plan.stage(node.name).component
+            engine = plan.stage(node.name).spec
             fold = plan.folding.get(node.name)
             row.update({
                 "folding": fold.to_dict() if fold else None,

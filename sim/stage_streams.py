@@ -44,7 +44,7 @@ class StageStreams:
 
 
 def _payload(stage: Stage, port: str):
-    return stage.component.signature.members[port].signature.members["payload"].shape
+    return stage.spec.payload_shape(port)
 
 
 def _raster_lanes(stage: Stage, port: str) -> int:
@@ -62,7 +62,7 @@ def _grouped(stage: Stage, port: str) -> StreamFormat:
 
 
 def _window(stage: Stage) -> StreamFormat:
-    comp = stage.component
+    comp = stage.spec
     if hasattr(comp, "span"):   # RowWindow: kernel rows of pixels + k - 1 input pixels
         return rows(comp.k, comp.pad, comp.pixels, comp.lanes)
     return taps(comp.k, comp.stride, comp.pad, comp.pixels, comp.lanes)
@@ -89,7 +89,7 @@ def stage_streams(plan: PipelinePlan) -> dict[str, StageStreams]:
         elif kind in ("regroup", "lanes"):
             outs = {"o": StreamSpec(first.tensor, raster(_raster_lanes(stage, "o")), first.flat)}
         elif kind in ("fork", "fifo"):
-            ports = [name for name, member in stage.component.signature.members.items()
+            ports = [name for name, member in stage.spec.ports().members.items()
                      if member.is_signature and name not in stage.in_ports]
             outs = {port: first for port in ports}
         else:

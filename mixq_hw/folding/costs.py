@@ -15,9 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import Out
-
 from ..estimate import Resources
 from ..graph import Graph, Node
 from ..layers.conv_weights import (check_conv_config, choose_plan, cores_for, dsps_per_core, frame_cycles,
@@ -34,10 +31,13 @@ WINDOW_OPTIONS = (("taps", "rows"), ("taps",))
 
 
 class _StubSource:
-    """Stands for the stage that produces a node's input: only its output port's signature is real."""
+    """Stands for the stage that produces a node's input: only its output port's payload is known."""
 
     def __init__(self, payload) -> None:
-        self.signature = wiring.Signature({"o": Out(stream.Signature(payload))})
+        self.payload = payload
+
+    def payload_shape(self, port: str):
+        return self.payload
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from typing import Any, Mapping
 
 from ..graph import Graph, Node
 from ..ops import op_def
+from ..ops.conv import engine_spec
+from ..packing.protocol import plan_from_dict
 from ..pipeline import LayerFold
 
 __all__ = ["FoldingError", "check_folding", "load_folding", "save_folding", "layer_candidates",
@@ -116,14 +118,22 @@ def check_folding(graph: Graph, folding: Mapping[str, LayerFold], *, where: str 
         if lim["depthwise"] and fold.pe != fold.simd:
             raise FoldingError(f"{prefix}layer {name!r} is depthwise: pe {fold.pe} must equal simd {fold.simd} "
                                f"(a lane is one channel)")
+        if fold.plan is not None:
+            node = layers[name]
+            try:
+                engine_spec(node, op_def(node.op).engine_args(node, graph), fold)
+            except (ValueError, AttributeError) as err:
+                raise FoldingError(f"{prefix}layer {name!r}: its packing plan does not fit the layer: {err}") \
+                    from None
     return {name: folding.get(name, LayerFold()) for name in layers}
 
 
 def load_folding(path: str | PathLike, graph: Graph) -> dict[str, LayerFold]:
     """Read a folding file (JSON ``{"layer": {"simd": 8, "pe": 16, "pixels": 2}}``) and check it against ``graph``.
 
-    Missing keys of an entry default to 1 (``"multiplier"``, ``"dsp"`` or ``"lut"``, to ``"dsp"``); layers
-    not in the file get the unit fold.
+    Missing keys of an entry default to 1 (``"multiplier"``, ``"dsp"`` or ``"lut"``, to ``"dsp"``; ``"plan"``, a
+    packing plan's ``to_dict()`` that pins the layer's plan, to the planner's choice); layers not in the file
+    get the unit fold.  A pinned plan that does not fit its layer is refused naming the layer.
     """
     path = Path(path)
     try:
@@ -140,11 +150,19 @@ def load_folding(path: str | PathLike, graph: Graph) -> dict[str, LayerFold]:
         if not isinstance(entry, dict):
             raise FoldingError(f"{path}: layer {name!r}: entry must be an object like "
                                f'{{"simd": 8, "pe": 16, "pixels": 2}}, got {entry!r}')
-        unknown = sorted(set(entry) - set(FOLD_KEYS) - {"multiplier"})
+        unknown = sorted(set(entry) - set(FOLD_KEYS) - {"multiplier", "plan"})
         if unknown:
             raise FoldingError(f"{path}: layer {name!r}: unknown key(s) {unknown}; allowed: {', '.join(FOLD_KEYS)}, "
-                               f"multiplier")
+                               f"multiplier, plan")
+        entry = dict(entry)
+        if "plan" in entry:
+            try:
+                entry["plan"] = plan_from_dict(entry["plan"])
+            except (ValueError, TypeError, KeyError) as err:
+                raise FoldingError(f"{path}: layer {name!r}: plan is not a packing plan record: {err}") from None
         for key, value in entry.items():
+            if key == "plan":
+                continue
             if key == "multiplier":
                 if value not in MULTIPLIERS:
                     raise FoldingError(f"{path}: layer {name!r}: multiplier {value!r} must be one of "

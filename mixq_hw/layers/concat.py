@@ -17,12 +17,13 @@ from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources
 from ._checks import layer_label
+from .spec import LayerSpec
 
-__all__ = ["Concat"]
+__all__ = ["Concat", "ConcatSpec"]
 
 
 
-class Concat(wiring.Component):
+class ConcatSpec(LayerSpec):
     """Concatenates a (C0, H, W) and a (C1, H, W) stream along channels into (C0 + C1, H, W), same lanes.
 
     Ports: ``i0``, ``i1`` and ``o``, all ``stream.Signature(ArrayLayout(unsigned(bits), lanes))``.
@@ -42,7 +43,7 @@ class Concat(wiring.Component):
         self.channels, self.height, self.width = channels, height, width
         self.lanes, self.bits, self.name = lanes, bits, name
         self.layout = data.ArrayLayout(unsigned(bits), lanes)
-        super().__init__({"i0": In(stream.Signature(self.layout)), "i1": In(stream.Signature(self.layout)),
+        self.declare_ports({"i0": In(stream.Signature(self.layout)), "i1": In(stream.Signature(self.layout)),
                           "o": Out(stream.Signature(self.layout))})
 
     @property
@@ -65,6 +66,14 @@ class Concat(wiring.Component):
         counter = max(1, math.ceil(math.log2(max(self.channels) // self.lanes + 1)))
         return Resources(lut=word + 2 * counter + 3, ff=counter + 1)
 
+
+class Concat(ConcatSpec, wiring.Component):
+    """The hardware of :class:`ConcatSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        ConcatSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
+
     def elaborate(self, platform) -> Module:
         m = Module()
         counts = [c // self.lanes for c in self.channels]
@@ -86,3 +95,6 @@ class Concat(wiring.Component):
                         with m.Else():
                             m.d.sync += beat.eq(beat + 1)
         return m
+
+
+ConcatSpec.component_class = Concat

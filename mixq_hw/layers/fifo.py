@@ -24,12 +24,13 @@ from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost
 from ._checks import layer_label
+from .spec import LayerSpec
 
-__all__ = ["StreamFIFO"]
+__all__ = ["StreamFIFO", "StreamFIFOSpec"]
 
 
 
-class StreamFIFO(wiring.Component):
+class StreamFIFOSpec(LayerSpec):
     """FIFO of ``depth`` beats of ``shape`` between stream ports ``i`` and ``o``.
 
     ``beats_per_frame`` (beats per frame) only feeds :meth:`cycles_per_frame`; :meth:`pixels`
@@ -51,8 +52,7 @@ class StreamFIFO(wiring.Component):
             raise ValueError(f"shape {shape!r} has no bits {where}")
         self.shape, self.depth, self.beats_per_frame, self.name = shape, depth, beats_per_frame, name
         self.payload_width = width
-        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))},
-                         src_loc_at=src_loc_at)
+        self.declare_ports({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
 
     @classmethod
     def pixels(cls, channels: int, height: int, width: int, lanes: int, bits: int, depth: int, *,
@@ -81,6 +81,14 @@ class StreamFIFO(wiring.Component):
             return Resources(lut=w * (self.depth - 1) + 3, ff=w * self.depth + self.depth)
         counter = max(1, math.ceil(math.log2(self.depth)))
         return memory_cost(self.depth - 1, w) + Resources(lut=4 * counter + 6, ff=w + 3 * counter + 2)
+
+
+class StreamFIFO(StreamFIFOSpec, wiring.Component):
+    """The hardware of :class:`StreamFIFOSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        StreamFIFOSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports(), src_loc_at=kwargs.get("src_loc_at", 0))
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -121,3 +129,6 @@ class StreamFIFO(wiring.Component):
                 m.d.sync += [o.payload.eq(i.payload), o.valid.eq(i.valid)]
         with m.Elif(i.valid & ~spare_full):
             m.d.sync += [spare.eq(i.payload), spare_full.eq(1)]
+
+
+StreamFIFOSpec.component_class = StreamFIFO

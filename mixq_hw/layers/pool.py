@@ -19,13 +19,14 @@ from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost, styled_memory
 from ._checks import layer_label, check_positive
+from .spec import LayerSpec
 
-__all__ = ["MaxPool2x2"]
+__all__ = ["MaxPool2x2", "MaxPool2x2Spec"]
 
 
 
 
-class MaxPool2x2(wiring.Component):
+class MaxPool2x2Spec(LayerSpec):
     """Lane-wise 2x2/2 max pooling of a (C, H, W) stream into (C, H//2, W//2), same lanes and bits.
 
     Ports: ``i`` and ``o``, ``stream.Signature(ArrayLayout(unsigned(bits), lanes))``.
@@ -42,7 +43,7 @@ class MaxPool2x2(wiring.Component):
         self.channels, self.height, self.width = channels, height, width
         self.lanes, self.bits, self.name = lanes, bits, name
         self.layout = data.ArrayLayout(unsigned(bits), lanes)
-        super().__init__({"i": In(stream.Signature(self.layout)), "o": Out(stream.Signature(self.layout))})
+        self.declare_ports({"i": In(stream.Signature(self.layout)), "o": Out(stream.Signature(self.layout))})
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
@@ -67,6 +68,14 @@ class MaxPool2x2(wiring.Component):
         # synth_xilinx -family xcup on the full-size UltraNets' pools (2.4-3.8 LUTs per bit there)
         logic = Resources(lut=3 * word + 2 * counters, ff=word + 2 * counters + 4)
         return logic + memory_cost(depth, word)
+
+
+class MaxPool2x2(MaxPool2x2Spec, wiring.Component):
+    """The hardware of :class:`MaxPool2x2Spec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        MaxPool2x2Spec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -137,3 +146,6 @@ class MaxPool2x2(wiring.Component):
         with m.Elif(s1_fire):
             m.d.sync += s1_valid.eq(0)
         return m
+
+
+MaxPool2x2Spec.component_class = MaxPool2x2

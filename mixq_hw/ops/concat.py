@@ -10,8 +10,8 @@ from amaranth.lib import data
 
 from ..graph import ops as ref
 from ..graph.checks import GraphError, Node, ValueInfo, codes_input, fail
-from ..layers.concat import Concat
-from ..layers.fifo import StreamFIFO
+from ..layers.concat import ConcatSpec
+from ..layers.fifo import StreamFIFOSpec
 from .. import schedule
 from .registry import ExportMatch, OpDef, register
 
@@ -57,7 +57,7 @@ class ConcatOp(OpDef):
         fed: list[tuple[str, str]] = []
         for index, (s, depth) in enumerate(zip(srcs, depths)):
             if depth:
-                fifo = StreamFIFO(data.ArrayLayout(unsigned(s.bits), lanes), depth,
+                fifo = StreamFIFOSpec(data.ArrayLayout(unsigned(s.bits), lanes), depth,
                                   name=f"{node.name}.fifo{index}", beats_per_frame=s.beats_per_frame())
                 lowering.add(fifo.name, node.name, "fifo", fifo, [(s.stage, s.port)])
                 lowering.fifo_depths[fifo.name] = depth
@@ -65,7 +65,7 @@ class ConcatOp(OpDef):
             else:
                 fed.append((s.stage, s.port))
         (c0, h, w), (c1, _, _) = srcs[0].shape, srcs[1].shape
-        cat = Concat(c0, c1, h, w, lanes, srcs[0].bits, name=node.name)
+        cat = ConcatSpec(c0, c1, h, w, lanes, srcs[0].bits, name=node.name)
         lowering.add(node.name, node.name, "concat", cat, fed, ["i0", "i1"])
         lowering.produce(node.name, node.name, "o", (c0 + c1, h, w), lanes, srcs[0].bits)
 

@@ -6,12 +6,22 @@ import numpy as np
 
 from ..graph import ops as ref
 from ..graph.checks import Node, ValueInfo, arity, check_weight, codes_input, fail, int_attr, tensor_attr
-from ..layers.conv import ConvEngine
+from ..layers.conv import ConvEngineSpec
 from ..packing.bits import ACT_BITS, WEIGHT_BITS
 from ..validate import LIMITS
 from .registry import OpDef, register
 
-__all__ = ["ConvOp", "lower_engine"]
+__all__ = ["ConvOp", "lower_engine", "engine_spec", "conv_geometry"]
+
+
+def engine_spec(node: Node, view: dict, fold) -> ConvEngineSpec:
+    """The ConvEngine spec of a folded layer under ``fold`` (a LayerFold), from its op's ``engine_args``
+    ``view``; ValueError naming the layer if the engine refuses the fold or its pinned plan."""
+    a = node.attrs
+    return ConvEngineSpec(view["weight"], w_bits=a["w_bits"], a_bits=a["a_bits"], in_ch=view["in_ch"],
+                          out_ch=view["out_ch"], k=view["k"], groups=view["groups"], simd=fold.simd, pe=fold.pe,
+                          pixels=fold.pixels, out_size=view["out_hw"], stride=view["stride"],
+                          windows=("taps", "rows"), multiplier=fold.multiplier, plan=fold.plan, name=node.name)
 
 
 def lower_engine(node: Node, lowering, src, view: dict) -> None:
@@ -19,21 +29,15 @@ def lower_engine(node: Node, lowering, src, view: dict) -> None:
     ``view``: lanes to the fold's simd, the window its packing plan reads, the ConvEngine; its value is
     the engine's accumulator groups."""
     f = lowering.fold(node)
-    in_ch, out_ch, k, groups = view["in_ch"], view["out_ch"], view["k"], view["groups"]
-    stride, pad, out_hw, weight = view["stride"], view["pad"], view["out_hw"], view["weight"]
-    in_hw = src.shape[1:]
-    a = node.attrs
     src = lowering.lanes(src, f.simd, node.name)
     # The engine picks kernel or filter packing; each needs its own window format.
-    engine = ConvEngine(weight, w_bits=a["w_bits"], a_bits=a["a_bits"], in_ch=in_ch, out_ch=out_ch, k=k,
-                        groups=groups, simd=f.simd, pe=f.pe, pixels=f.pixels, out_size=out_hw,
-                        stride=stride, windows=("taps", "rows"), multiplier=f.multiplier, name=node.name)
-    engine._MustUse__silence = True     # a window that rejects the fold leaves it unused: no warning then
-    window = engine.make_window(in_hw[0], in_hw[1], pad, name=f"{node.name}.window")
+    engine = engine_spec(node, view, f)
+    in_hw = src.shape[1:]
+    window = engine.window_spec(in_hw[0], in_hw[1], view["pad"], name=f"{node.name}.window")
     lowering.add(window.name, node.name, "window", window, [(src.stage, src.port)])
     lowering.add(node.name, node.name, "conv", engine, [(window.name, "o")])
-    lowering.produce(node.name, node.name, "o", (out_ch, *out_hw), f.pe, engine.acc_bits, grouped=True,
-                     pe=f.pe, pixels=f.pixels,
+    lowering.produce(node.name, node.name, "o", (view["out_ch"], *view["out_hw"]), f.pe, engine.acc_bits,
+                     grouped=True, pe=f.pe, pixels=f.pixels,
                      cycles_per_beat=engine.cycles_per_frame() // engine.out_beats_per_frame)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..graph import ops as ref
 from ..graph.checks import Node, ValueInfo, arity, fail, int_attr
-from ..layers.io import InputCodes
+from ..layers.io import InputCodesSpec
 from ..packing.bits import INPUT_BITS
 from .registry import OpDef, register
 
@@ -36,7 +36,7 @@ class InputOp(OpDef):
 
     def lower(self, node: Node, lowering) -> None:
         c, h, w = lowering.graph.input_shape
-        comp = InputCodes(c, h, w, node.attrs["bits"], name=node.name)
+        comp = InputCodesSpec(c, h, w, node.attrs["bits"], name=node.name)
         lowering.add(node.name, node.name, "input", comp, [("<top>", "i")])
         lowering.produce(node.name, node.name, "o", (c, h, w), c, node.attrs["bits"])
 

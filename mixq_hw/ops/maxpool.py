@@ -6,7 +6,7 @@ import numpy as np
 
 from ..graph import ops as ref
 from ..graph.checks import Node, ValueInfo, arity, codes_input, fail
-from ..layers.pool import MaxPool2x2
+from ..layers.pool import MaxPool2x2Spec
 from .registry import ExportMatch, OpDef, register
 
 __all__ = ["MaxPoolOp", "spatial_halved"]
@@ -55,7 +55,7 @@ class MaxPoolOp(OpDef):
     def lower(self, node: Node, lowering) -> None:
         src = lowering.take(node.inputs[0])
         c, h, w = src.shape
-        pool = MaxPool2x2(c, h, w, src.lanes, src.bits, name=node.name)
+        pool = MaxPool2x2Spec(c, h, w, src.lanes, src.bits, name=node.name)
         lowering.add(node.name, node.name, "maxpool", pool, [(src.stage, src.port)])
         lowering.produce(node.name, node.name, "o", (c, h // 2, w // 2), src.lanes, src.bits, bursty=True)
 

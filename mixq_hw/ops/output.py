@@ -6,7 +6,7 @@ import numpy as np
 
 from ..graph import ops as ref
 from ..graph.checks import Node, ValueInfo, acc_input, arity, fail, tensor_attr
-from ..layers.requant import AccBias
+from ..layers.requant import AccBiasSpec
 from ..packing.bits import OUTPUT_BITS
 from .registry import OpDef, register
 from .requant import lower_regroup, padded
@@ -45,7 +45,7 @@ class OutputOp(OpDef):
     def lower(self, node: Node, lowering) -> None:
         src = lowering.take(node.inputs[0])
         c, h, w = src.shape
-        raw = AccBias(node.tensors["bias"], acc_bits=src.bits, pe=src.pe, pixels=src.pixels, height=h,
+        raw = AccBiasSpec(node.tensors["bias"], acc_bits=src.bits, pe=src.pe, pixels=src.pixels, height=h,
                       width=padded(w, src.pixels), name=node.name)
         lowering.add(node.name, node.name, "output", raw, [(src.stage, src.port)])
         lanes = lowering.out_lanes or src.pe

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..graph import ops as ref
 from ..graph.checks import Node, ValueInfo
-from ..layers.reorg import Reorg
+from ..layers.reorg import ReorgSpec
 from .maxpool import spatial_halved
 from .registry import ExportMatch, OpDef, register
 
@@ -32,7 +32,7 @@ class ReorgOp(OpDef):
     def lower(self, node: Node, lowering) -> None:
         src = lowering.take(node.inputs[0])
         c, h, w = src.shape
-        reorg = Reorg(c, h, w, src.lanes, src.bits, name=node.name)
+        reorg = ReorgSpec(c, h, w, src.lanes, src.bits, name=node.name)
         lowering.add(node.name, node.name, "reorg", reorg, [(src.stage, src.port)])
         lowering.produce(node.name, node.name, "o", (4 * c, h // 2, w // 2), reorg.lanes_out, src.bits,
                          bursty=True)

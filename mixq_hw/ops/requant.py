@@ -7,8 +7,8 @@ import numpy as np
 from ..graph import ops as ref
 from ..graph.checks import (Node, ValueInfo, acc_input, arity, bool_attr, fail, int_attr, requant_fits_dsp48,
                             tensor_attr)
-from ..layers.regroup import GroupToRaster
-from ..layers.requant import Requant
+from ..layers.regroup import GroupToRasterSpec
+from ..layers.requant import RequantSpec
 from .registry import OpDef, register
 
 __all__ = ["RequantOp", "lower_regroup", "padded"]
@@ -25,7 +25,7 @@ def lower_regroup(node: Node, lowering, src_stage: str, value, bits: int, lanes:
     """The GroupToRaster after a per-channel stage on accumulator groups (requant, output): the node's
     value becomes a raster stream of ``lanes`` values of ``bits`` bits."""
     c, h, w = value.shape
-    regroup = GroupToRaster(c, value.pe, value.pixels, lanes, bits, signed=is_signed, width=w,
+    regroup = GroupToRasterSpec(c, value.pe, value.pixels, lanes, bits, signed=is_signed, width=w,
                             height=h, name=f"{node.name}.regroup")
     lowering.add(regroup.name, node.name, "regroup", regroup, [(src_stage, "o")])
     lowering.produce(node.name, regroup.name, "o", value.shape, lanes, bits)
@@ -92,7 +92,7 @@ class RequantOp(OpDef):
         # its next beat is ready before the requant is done (see ConvEngine), so no FIFO is needed.
         values = src.pe * src.pixels
         lanes = min(d for d in range(1, values + 1) if values % d == 0 and values // d <= src.cycles_per_beat)
-        req = Requant(node.tensors["inc"], node.tensors["bias"], shift=a["shift"], out_bits=a["out_bits"],
+        req = RequantSpec(node.tensors["inc"], node.tensors["bias"], shift=a["shift"], out_bits=a["out_bits"],
                       acc_bits=src.bits, pe=src.pe, pixels=src.pixels, lanes=lanes, height=h,
                       width=padded(w, src.pixels), name=node.name)
         lowering.add(node.name, node.name, "requant", req, [(src.stage, src.port)])
