@@ -103,6 +103,23 @@ def compare(base: dict, branch: dict) -> list[str]:
     return diffs
 
 
+def _save(out: Path, label: str, context: dict, networks: dict) -> dict:
+    """Merge this run's networks into ``out`` under ``label`` (atomically) and compare base and branch."""
+    results = json.loads(out.read_text()) if out.exists() else {}
+    entry = results.setdefault(label, {"networks": {}})
+    entry.update(machine=context, commit=os.popen("git rev-parse HEAD").read().strip())
+    entry["networks"].update(networks)
+    if "base" in results and "branch" in results:
+        diffs = compare(results["base"]["networks"], results["branch"]["networks"])
+        results["equal"], results["differences"] = not diffs, diffs
+        log("base and branch " + ("agree" if not diffs else "differ: " + "; ".join(diffs)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=1) + "\n")
+    tmp.replace(out)
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--label", required=True, choices=("base", "branch"))
@@ -114,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"mixq_hw from {Path(mixq_hw.__file__).parent}")
     context = machine()
     networks: dict = {}
+    results: dict = {}
     for tag in args.networks.split(","):
         log(f"{tag}: exporting")
         if tag == "vggtiny":
@@ -129,17 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             parser.error(f"--networks: unknown network {tag!r}")
         log(f"{tag}: {networks[tag]['cycles_per_frame']:,} cycles/frame, {networks[tag]['resources']}")
-    results = json.loads(args.out.read_text()) if args.out.exists() else {}
-    results[args.label] = {"machine": context, "commit": os.popen("git rev-parse HEAD").read().strip(),
-                           "networks": networks}
-    if "base" in results and "branch" in results:
-        diffs = compare(results["base"]["networks"], results["branch"]["networks"])
-        results["equal"], results["differences"] = not diffs, diffs
-        log("base and branch " + ("agree" if not diffs else "differ: " + "; ".join(diffs)))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
-    tmp.replace(args.out)
+        results = _save(args.out, args.label, context, networks)      # after every network: a cut-short run keeps its figures
     return 0 if results.get("equal", True) else 1
 
 

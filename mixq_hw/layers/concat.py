@@ -47,11 +47,6 @@ class ConcatSpec(LayerSpec):
                           "o": Out(stream.Signature(self.layout))})
 
     @property
-    def inputs(self) -> list:
-        """The input ports, in channel order."""
-        return [getattr(self, f"i{k}") for k in range(len(self.channels))]
-
-    @property
     def out_shape(self) -> tuple[int, int, int]:
         """(C, H, W) of the output tensor."""
         return sum(self.channels), self.height, self.width
@@ -73,6 +68,11 @@ class Concat(ConcatSpec, wiring.Component):
     def __init__(self, *args, **kwargs) -> None:
         ConcatSpec.__init__(self, *args, **kwargs)
         wiring.Component.__init__(self, self.ports())
+
+    @property
+    def inputs(self) -> list:
+        """The input ports, in channel order."""
+        return [getattr(self, f"i{k}") for k in range(len(self.channels))]
 
     def elaborate(self, platform) -> Module:
         m = Module()

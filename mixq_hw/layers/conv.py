@@ -295,6 +295,11 @@ class ConvEngineSpec(LayerSpec):
                              f"'{self.name}' has out_size {self.out_size}")
         return window
 
+    def build(self) -> wiring.Component:
+        """The ConvEngine of this spec, with the packing plan the spec chose (not chosen again)."""
+        args, kwargs = self._spec_arguments
+        return self.component_class(*args, **{**kwargs, "plan": self.plan})
+
     def make_window(self, height: int, width: int, pad: int | str = "same", *, name: str = "") -> wiring.Component:
         """The window Component of :meth:`window_spec` (to be elaborated)."""
         return self.window_spec(height, width, pad, name=name).build()

@@ -63,11 +63,6 @@ class ForkSpec(LayerSpec):
         return cls(data.ArrayLayout(unsigned(bits), lanes), outputs=outputs,
                    beats_per_frame=height * width * channels // lanes, name=name, src_loc_at=1)
 
-    @property
-    def outputs(self) -> list:
-        """The output ports."""
-        return [getattr(self, f"o{k}") for k in range(self.n_outputs)]
-
     def cycles_per_frame(self) -> int:
         """One beat per cycle: the frame's beat count (0 if not given)."""
         return self.beats_per_frame
@@ -83,6 +78,11 @@ class Fork(ForkSpec, wiring.Component):
     def __init__(self, *args, **kwargs) -> None:
         ForkSpec.__init__(self, *args, **kwargs)
         wiring.Component.__init__(self, self.ports(), src_loc_at=kwargs.get("src_loc_at", 0))
+
+    @property
+    def outputs(self) -> list:
+        """The output ports."""
+        return [getattr(self, f"o{k}") for k in range(self.n_outputs)]
 
     def elaborate(self, platform) -> Module:
         m = Module()
