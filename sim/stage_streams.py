@@ -15,6 +15,7 @@ from typing import Mapping
 import numpy as np
 from amaranth.lib import data
 
+from mixq_hw.ops import op_def
 from mixq_hw.pipeline import PipelinePlan, Stage
 
 from .formats import StreamFormat, grouped, raster, rows, taps
@@ -83,7 +84,7 @@ def stage_streams(plan: PipelinePlan) -> dict[str, StageStreams]:
         if kind in ("input", "maxpool", "reorg", "concat"):
             outs = {"o": StreamSpec(stage.node, raster(_raster_lanes(stage, "o")))}
         elif kind == "window":
-            outs = {"o": StreamSpec(first.tensor, _window(stage), flat=graph.node(stage.node).op == "linear")}
+            outs = {"o": StreamSpec(first.tensor, _window(stage), flat=op_def(graph.node(stage.node).op).flattens_input)}
         elif kind in ("conv", "requant", "output"):
             outs = {"o": StreamSpec(stage.node, _grouped(stage, "o"))}
         elif kind in ("regroup", "lanes"):

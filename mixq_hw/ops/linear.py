@@ -24,6 +24,7 @@ class LinearOp(OpDef):
     export_note = "made from a quantised QLinear by the exporter, through export_layer"
     folded = True
     accumulates = True
+    flattens_input = True
 
     def infer(self, node: Node, ins: list[ValueInfo], input_shape: tuple[int, int, int]) -> ValueInfo:
         arity(node, 1)

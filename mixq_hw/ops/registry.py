@@ -50,6 +50,8 @@ class OpDef:
     accumulates: ClassVar[bool] = False
     reads_accumulator: ClassVar[bool] = False
     moves_codes: ClassVar[bool] = False
+    #: the op reads its input as the HWC flattening of the map (linear)
+    flattens_input: ClassVar[bool] = False
 
     # ---- the Graph --------------------------------------------------------------------------------
     def infer(self, node: Node, ins: list[ValueInfo], input_shape: tuple[int, int, int]) -> ValueInfo:
