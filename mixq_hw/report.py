@@ -47,7 +47,7 @@ def _layer_rows(plan: PipelinePlan) -> list[dict]:
             engine = plan.stage(node.name).spec
             fold = plan.folding.get(node.name)
             row.update({
-                "folding": fold.to_dict() if fold else None,
+                "folding": fold.unpinned().to_dict() if fold else None,   # the plan: "packing"
                 "packing": {"kind": engine.plan.kind, "multiplier": engine.multiplier,
                             "plan_macs_per_dsp": engine.plan.macs_per_dsp,
                             "macs_per_dsp": round(float(engine.macs_per_dsp), 3), "dsps": engine.n_dsps},
