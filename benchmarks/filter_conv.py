@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mixq_hw.layers.conv import ConvEngine
+from mixq_hw.layers.conv import ConvEngineSpec
 from mixq_hw.packing import plans
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -57,11 +57,9 @@ def carried_density(w: int, a: int, k: int, pixels: int, width: int) -> float:
 
 def engine_row(label, in_ch, out_ch, k, groups, out_hw, simd, pe, w, a, pixels, windows) -> dict:
     weight = np.zeros((out_ch, in_ch // groups, k, k), dtype=np.int64)
-    e = ConvEngine(weight, w_bits=w, a_bits=a, in_ch=in_ch, out_ch=out_ch, k=k, groups=groups, simd=simd, pe=pe,
-                   pixels=pixels, out_size=out_hw, windows=windows, name="bench")
-    e._MustUse__silence = True
-    window = e.make_window(*out_hw, k // 2)
-    window._MustUse__silence = True
+    e = ConvEngineSpec(weight, w_bits=w, a_bits=a, in_ch=in_ch, out_ch=out_ch, k=k, groups=groups, simd=simd,
+                       pe=pe, pixels=pixels, out_size=out_hw, windows=windows, name="bench")
+    window = e.window_spec(*out_hw, k // 2)
     res = e.estimate() + window.estimate()
     return {"kind": e.plan.kind, "window": e.window_kind, "macs_per_dsp": round(e.macs_per_dsp, 3),
             "plan_macs_per_dsp": e.plan.macs_per_dsp, "taps": e.plan.n_weights, "act_slots": e.plan.n_acts,

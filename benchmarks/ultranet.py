@@ -35,6 +35,7 @@ from mixq_hw.estimate import Resources  # noqa: E402
 from mixq_hw.folding import NodeCosts, choose_folding, layer_candidates  # noqa: E402
 from mixq_hw.folding.costs import engine_figures  # noqa: E402
 from mixq_hw.graph import Graph  # noqa: E402
+from mixq_hw.ops import op_def  # noqa: E402
 from mixq_hw.packing import plans  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -53,7 +54,7 @@ def owners(graph: Graph) -> dict[str, str]:
     """Graph node -> the conv layer whose fold it depends on (its requant, pool ...; the layer itself)."""
     out: dict[str, str] = {}
     for node in graph:
-        if node.op in ("conv", "linear"):
+        if op_def(node.op).folded:
             out[node.name] = node.name
         else:
             srcs = {out.get(s) for s in node.inputs}
@@ -72,10 +73,10 @@ def layer_rows(graph: Graph, result) -> list[dict]:
     plan, own = result.plan, owners(graph)
     rows = []
     for node in graph:
-        if node.op not in ("conv", "linear"):
+        if not op_def(node.op).folded:
             continue
         engine = plan.stage(node.name)
-        comp = engine.component
+        comp = engine.spec
         stages = [s for s in plan.stages if own.get(s.node) == node.name]
         total = Resources()
         for s in stages:
@@ -108,7 +109,7 @@ def limits(graph: Graph, target: int, budget: Resources) -> dict:
     windows = costs.engine_windows()
     engine_floor = {}
     for node in graph:
-        if node.op in ("conv", "linear"):
+        if op_def(node.op).folded:
             best = None
             for fold in layer_candidates(graph, node):
                 try:
@@ -120,11 +121,11 @@ def limits(graph: Graph, target: int, budget: Resources) -> dict:
             engine_floor[node.name] = best
     ideal = {n.name: graph.node_macs(n.name) / target /
              best_density(n.attrs["w_bits"], n.attrs["a_bits"], n.attrs.get("k", 1))
-             for n in graph if n.op in ("conv", "linear")}
+             for n in graph if op_def(n.op).folded}
     requant_floor = {n.name: math.ceil(math.prod(graph.value_info(n.name).shape) / target)
                      for n in graph if n.op == "requant"}
     dsp_cycles = sum(graph.node_macs(n.name) / best_density(n.attrs["w_bits"], n.attrs["a_bits"], n.attrs.get("k", 1))
-                     for n in graph if n.op in ("conv", "linear"))
+                     for n in graph if op_def(n.op).folded)
     return {"target": target, "engine_dsp_floor": engine_floor, "engine_dsp_ideal": ideal, "engine_dsp_floor_total": sum(engine_floor.values()),
             "requant_dsp_floor": requant_floor, "requant_dsp_floor_total": sum(requant_floor.values()),
             "dsp_budget": budget.dsp, "balanced_packing_bound_cycles": math.ceil(dsp_cycles / budget.dsp)}

@@ -321,7 +321,7 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
     files = brd.write_project(out, verilog, "mixq_accel", clock, in_width, out_width)
     files += _host_files(out, graph, plan, meta, in_width, out_width)
     files += _test_files(out, graph, meta, acc, top, max(verify, test_images))
-    (out / "folding.json").write_text(json.dumps({k: v.to_dict() for k, v in folding.items()}, indent=2) + "\n")
+    (out / "folding.json").write_text(json.dumps({k: v.to_dict() for k, v in plan.folding.items()}, indent=2) + "\n")
 
     from .testbench import testbench_summary
     extra: dict = {"source": str(source), "files": sorted(str(p.relative_to(out)) for p in files),

@@ -18,6 +18,7 @@ from typing import Sequence
 
 from .atomic import atomic_write_bytes, atomic_write_text
 from .estimate import Resources
+from .ops import op_def
 from .pipeline import OUTPUT_BITS, PipelinePlan
 from .report_plot import plot_layers, plot_png
 from .vivado_reports import VivadoReportError, read_vivado_dir
@@ -39,23 +40,18 @@ def _layer_rows(plan: PipelinePlan) -> list[dict]:
         row = {
             "name": node.name, "op": node.op, "cycles_per_frame": entry["cycles"],
             "resources": res.to_dict(), "bottleneck": node.name == bottleneck,
-            "stages": entry["stages"], "macs": graph.node_macs(node.name) if node.op in ("conv", "linear") else 0,
+            "stages": entry["stages"], "macs": graph.node_macs(node.name),
+            **op_def(node.op).report_fields(node),
         }
-        a = node.attrs
-        if node.op in ("conv", "linear"):
-            engine = plan.stage(node.name).component
+        if op_def(node.op).folded:
+            engine = plan.stage(node.name).spec
             fold = plan.folding.get(node.name)
             row.update({
-                "w_bits": a["w_bits"], "a_bits": a["a_bits"],
-                "kernel": a.get("k", 1), "stride": a.get("stride", 1),
-                "depthwise": a.get("groups", 1) > 1,
-                "folding": fold.to_dict() if fold else None,
+                "folding": fold.unpinned().to_dict() if fold else None,   # the plan: "packing"
                 "packing": {"kind": engine.plan.kind, "multiplier": engine.multiplier,
                             "plan_macs_per_dsp": engine.plan.macs_per_dsp,
                             "macs_per_dsp": round(float(engine.macs_per_dsp), 3), "dsps": engine.n_dsps},
             })
-        elif node.op == "requant":
-            row.update({"out_bits": a["out_bits"], "shift": a["shift"]})
         rows.append(row)
     return rows
 

@@ -12,8 +12,13 @@ computed from the graph, not found by simulating a huge FIFO.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from .graph import Graph, GraphError, Node
+from .graph.checks import GraphError, Node
+from .ops.registry import op_def
+
+if TYPE_CHECKING:
+    from .graph import Graph
 
 __all__ = ["row_map", "ancestor_maps", "bypass_fifo_depth", "ROW_MARGIN"]
 
@@ -24,17 +29,14 @@ ROW_MARGIN = 2
 
 def row_map(node: Node) -> tuple[int, int]:
     """``(a, b)``: output row ``y`` of ``node`` needs its input rows up to ``a*y + b``."""
-    if node.op == "conv":
-        return node.attrs["stride"], node.attrs["k"] - 1 - node.attrs["pad"]
-    if node.op in ("maxpool", "reorg"):
-        return 2, 1
-    if node.op in ("requant", "output", "concat", "input"):
-        return 1, 0
-    raise GraphError(f"node {node.name!r}: op {node.op!r} cannot sit on a branch that meets a concat "
-                     "(it reads its whole input before producing a row)")
+    found = op_def(node.op).row_map(node)
+    if found is None:
+        raise GraphError(f"node {node.name!r}: op {node.op!r} cannot sit on a branch that meets a concat "
+                         "(it reads its whole input before producing a row)")
+    return found
 
 
-def ancestor_maps(graph: Graph, name: str) -> dict[str, tuple[int, int]]:
+def ancestor_maps(graph: "Graph", name: str) -> dict[str, tuple[int, int]]:
     """For every ancestor of ``name``: the map from ``name``'s rows to the last ancestor row they need."""
     maps: dict[str, tuple[int, int]] = {name: (1, 0)}
     order = [n.name for n in graph]
@@ -43,7 +45,7 @@ def ancestor_maps(graph: Graph, name: str) -> dict[str, tuple[int, int]]:
             continue
         a, b = maps[node_name]
         node = graph.node(node_name)
-        if node.op == "input":
+        if not node.inputs:
             continue
         na, nb = row_map(node)
         for src in node.inputs:
@@ -58,7 +60,7 @@ def ancestor_maps(graph: Graph, name: str) -> dict[str, tuple[int, int]]:
     return maps
 
 
-def bypass_fifo_depth(graph: Graph, concat: Node, beats_per_row: list[int]) -> list[int]:
+def bypass_fifo_depth(graph: "Graph", concat: Node, beats_per_row: list[int]) -> list[int]:
     """FIFO depth (beats) for each input of ``concat``; 0 for the branch that arrives last.
 
     ``beats_per_row[i]``: how many stream beats one row of input ``i`` is at the concat.

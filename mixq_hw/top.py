@@ -48,6 +48,15 @@ def _check_width(what: str, width: int | None, needed: int) -> int:
     return width
 
 
+def _top_widths(accelerator: Accelerator, in_width: int | None, out_width: int | None) -> tuple[int, int]:
+    """The input and output tdata widths of a top level around ``accelerator``; ValueError for a refused one."""
+    if not isinstance(accelerator, Accelerator):
+        raise ValueError(f"AxiStreamTop wraps an Accelerator, got {type(accelerator).__name__}")
+    plan = accelerator.plan
+    return (_check_width("input tdata width", in_width, 8 * plan.in_channels),
+            _check_width("output tdata width", out_width, OUTPUT_BITS * plan.out_lanes))
+
+
 class AxiStreamTop(wiring.Component):
     """``accelerator`` behind flat AXI-Stream ports, clocked by ``aclk`` and reset by ``aresetn`` (active low).
 
@@ -56,21 +65,18 @@ class AxiStreamTop(wiring.Component):
     ``s_axis_tlast`` is accepted and ignored (frames are counted, not marked).
     """
 
+    def __new__(cls, accelerator: Accelerator, *, in_width: int | None = None,
+                out_width: int | None = None) -> "AxiStreamTop":
+        # the arguments are checked before the design exists: a refused configuration leaves no unused design
+        _top_widths(accelerator, in_width, out_width)
+        return super().__new__(cls, src_loc_at=1)
+
     def __init__(self, accelerator: Accelerator, *, in_width: int | None = None, out_width: int | None = None):
-        if not isinstance(accelerator, Accelerator):
-            self._MustUse__silence = True
-            raise ValueError(f"AxiStreamTop wraps an Accelerator, got {type(accelerator).__name__}")
         plan = accelerator.plan
         self.accelerator = accelerator
         self.in_channels = plan.in_channels
         self.out_lanes = plan.out_lanes
-        try:
-            self.in_width = _check_width("input tdata width", in_width, 8 * self.in_channels)
-            self.out_width = _check_width("output tdata width", out_width, OUTPUT_BITS * self.out_lanes)
-        except ValueError:
-            self._MustUse__silence = True          # a refused configuration is not an unused design
-            accelerator._MustUse__silence = True
-            raise
+        self.in_width, self.out_width = _top_widths(accelerator, in_width, out_width)
         c, h, w = plan.out_shape
         #: output beats per frame; m_axis_tlast is high on the last of them
         self.out_beats_per_frame = c * h * w // self.out_lanes
@@ -122,7 +128,6 @@ def emit_verilog(top: AxiStreamTop, path: str | PathLike, name: str = "mixq_acce
     if not isinstance(top, AxiStreamTop):
         raise ValueError(f"emit_verilog writes an AxiStreamTop, got {type(top).__name__}")
     if not name.isidentifier():
-        top._MustUse__silence = True
         raise ValueError(f"Verilog module name {name!r} is not an identifier")
     text = hdl_text.convert(top, name, platform)
     path = Path(path)

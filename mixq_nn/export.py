@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -27,8 +27,10 @@ from torch import nn
 from mixq_hw import validate
 from mixq_hw.graph import DSP_B_BITS, DSP_P_BITS, Graph, GraphError, fan_in, inc_port_bits
 from mixq_hw.graph import ops as gops
+from mixq_hw.ops import op_def, registered
 
-from .layers import QConv2d, QLinear, Reorg, trace
+from . import layers as mixq_layers
+from .layers import QConv2d, QLinear, trace
 from .quant import ActQuantizer, InputQuantizer
 
 __all__ = ["ExportError", "export", "choose_requant", "main"]
@@ -61,11 +63,20 @@ class _Affine:
 
 @dataclass(eq=False)
 class _Struct:
-    """A code-moving op (maxpool / reorg / concat / flatten / relu) over symbolic values."""
+    """A code-moving op (a registered op with ``moves_codes``, or flatten / relu) over symbolic values."""
 
     op: str
     srcs: tuple
     where: str
+    attrs: dict = field(default_factory=dict)
+
+
+class _HookContext:
+    """What the ops' export hooks get (:meth:`mixq_hw.ops.OpDef.export_module`): torch and mixq's layers,
+    so that mixq_hw never imports torch."""
+
+    torch = torch
+    layers = mixq_layers
 
 
 @dataclass(frozen=True)
@@ -169,11 +180,7 @@ class _Exporter:
         srcs = [self.codes(s, q, consumer) for s in sym.srcs]
         name = self._unique(sym.where)
         where = f"{sym.op} {sym.where!r}"
-        if sym.op == "maxpool":
-            return self._add(where, self.graph.add_maxpool, name, srcs[0])
-        if sym.op == "reorg":
-            return self._add(where, self.graph.add_reorg, name, srcs[0])
-        return self._add(where, self.graph.add_concat, name, srcs)
+        return self._add(where, self.graph.add, sym.op, name, srcs, sym.attrs)
 
     def _requant(self, sym: _Affine, q: _Quant, consumer: str) -> str:
         acc_info = self.graph.value_info(sym.acc)
@@ -230,11 +237,14 @@ class _Exporter:
             return self._batchnorm(mod, x, where)
         if type(mod) is nn.ReLU:
             return _Struct("relu", (x,), node.target)
-        if isinstance(mod, nn.MaxPool2d):
-            _check_pool(where, mod.kernel_size, mod.stride, mod.padding, mod.dilation, mod.ceil_mode)
-            return self._struct("maxpool", x, node.target, where)
-        if isinstance(mod, Reorg) or (isinstance(mod, nn.PixelUnshuffle) and mod.downscale_factor == 2):
-            return self._struct("reorg", x, node.target, where)
+        for record in registered().values():
+            if record.exports:
+                try:
+                    match = record.export_module(_HookContext, mod, where)
+                except ValueError as e:
+                    raise ExportError(str(e)) from None
+                if match is not None:
+                    return self._struct(record.name, x, node.target, where, match.attrs)
         if isinstance(mod, nn.Flatten):
             if mod.start_dim != 1 or mod.end_dim != -1:
                 raise ExportError(f"{where}: only flatten(start_dim=1) is supported")
@@ -245,11 +255,11 @@ class _Exporter:
             else "not a quantised layer" if isinstance(mod, (nn.Conv2d, nn.Linear)) else "not supported"
         raise ExportError(f"{where}: {kind}")
 
-    def _struct(self, op: str, x: object, name: str, where: str) -> _Struct:
+    def _struct(self, op: str, x: object, name: str, where: str, attrs: dict | None = None) -> _Struct:
         if isinstance(x, _Affine) and x.flat or isinstance(x, _Struct) and x.op == "flatten":
             if op != "flatten":
                 raise ExportError(f"{where}: {op} of a flattened (N, F) tensor")
-        return _Struct(op, (x,), name)
+        return _Struct(op, (x,), name, dict(attrs or {}))
 
     def _qlayer(self, name: str, mod: nn.Module, x: object) -> _Affine:
         where = f"layer {name!r} ({type(mod).__name__})"
@@ -270,24 +280,27 @@ class _Exporter:
         if isinstance(mod, QConv2d):
             if _is_flat(x):
                 raise ExportError(f"{where}: a convolution of a flattened (N, F) tensor")
-            k, stride, pad = _conv_geometry(mod, where)
             src = self.codes(x, q, name)
             node = self._unique(name)  # a layer called twice (shared weights) becomes two nodes
-            self._add(where, self.graph.add_conv, node, src, w_codes, w_bits=mod.bitw, stride=stride,
-                      pad=pad, groups=mod.groups, source=name)
+            self._layer("conv", where, node, src, mod, w_codes, name)
             return _Affine(node, scale, offset, False, name)
         if not _is_flat(x):
             raise ExportError(f"{where}: its input must be flattened first (torch.flatten(x, 1))")
         src = self.codes(x, q, name)
-        c, h, w = self.graph.value_info(src).shape
-        if w_codes.shape[1] != c * h * w:
-            raise ExportError(f"{where}: in_features={w_codes.shape[1]} but its input {src!r} is "
-                              f"{c}x{h}x{w} = {c * h * w} values")
-        # torch flattens (C, H, W); the hardware streams (H, W, C): permute the weight columns.
-        w_hwc = w_codes.reshape(-1, c, h, w).transpose(0, 2, 3, 1).reshape(w_codes.shape[0], -1)
         node = self._unique(name)
-        self._add(where, self.graph.add_linear, node, src, w_hwc, w_bits=mod.bitw, source=name)
+        self._layer("linear", where, node, src, mod, w_codes, name)
         return _Affine(node, scale, offset, True, name)
+
+    def _layer(self, op: str, where: str, node: str, src: str, mod: nn.Module, w_codes: np.ndarray,
+               source: str) -> str:
+        """The node of a quantised layer, made by its op's export hook."""
+        try:
+            return op_def(op).export_layer(self.graph, node, src, mod, w_codes, w_bits=mod.bitw, where=where,
+                                           source=source)
+        except GraphError as e:
+            raise ExportError(f"{where}: {e}") from None
+        except ValueError as e:
+            raise ExportError(str(e)) from None
 
     def _batchnorm(self, mod: nn.Module, x: object, where: str) -> _Affine:
         if not isinstance(x, _Affine):
@@ -310,17 +323,23 @@ class _Exporter:
         fn = node.target
         where = f"{node.op} {node.name!r} ({fn if isinstance(fn, str) else getattr(fn, '__name__', fn)})"
         kw = dict(node.kwargs)
-        if fn in (torch.cat, torch.concat, getattr(torch, "concatenate", None)):
-            xs = node.args[0] if node.args else kw.get("tensors")
-            dim = node.args[1] if len(node.args) > 1 else kw.get("dim", 0)
-            if dim not in (1, -3) or not isinstance(xs, (list, tuple)):
-                raise ExportError(f"{where}: only channel concatenation torch.cat([...], dim=1) is supported")
+        for record in registered().values():
+            if not record.exports:
+                continue
+            try:
+                match = record.export_function(_HookContext, fn, tuple(node.args), kw, where)
+            except ValueError as e:
+                raise ExportError(str(e)) from None
+            if match is None:
+                continue
             syms = []
-            for a in xs:
-                if not isinstance(a, torch.fx.Node) or a not in self.syms or _is_flat(self.syms[a]):
-                    raise ExportError(f"{where}: concatenates {a!r}, not a 4-D tensor of the network")
+            for a in match.inputs:
+                if not isinstance(a, torch.fx.Node) or a not in self.syms:
+                    raise ExportError(f"{where}: {record.name} of {a!r}, not a tensor of the network")
+                if _is_flat(self.syms[a]):
+                    raise ExportError(f"{where}: {record.name} of a flattened (N, F) tensor")
                 syms.append(self.syms[a])
-            return _Struct("concat", tuple(syms), node.name)
+            return _Struct(record.name, tuple(syms), node.name, match.attrs)
         x = self._arg(node, where)
         rest, kw = list(node.args[1:]), kw
         if fn in (F.relu, torch.relu, torch.relu_, "relu", "relu_"):
@@ -331,18 +350,6 @@ class _Exporter:
             if start != 1 or end != -1:
                 raise ExportError(f"{where}: only flatten(x, 1) is supported")
             return self._struct("flatten", x, node.name, where)
-        if fn is F.max_pool2d:
-            ks = rest[0] if rest else kw.get("kernel_size")
-            stride = rest[1] if len(rest) > 1 else kw.get("stride")
-            pad = rest[2] if len(rest) > 2 else kw.get("padding", 0)
-            dil = rest[3] if len(rest) > 3 else kw.get("dilation", 1)
-            ceil = rest[4] if len(rest) > 4 else kw.get("ceil_mode", False)
-            _check_pool(where, ks, stride if stride is not None else ks, pad, dil, ceil)
-            return self._struct("maxpool", x, node.name, where)
-        if fn in (F.pixel_unshuffle, torch.pixel_unshuffle):
-            if (rest[0] if rest else kw.get("downscale_factor")) != 2:
-                raise ExportError(f"{where}: only pixel_unshuffle by 2 is supported")
-            return self._struct("reorg", x, node.name, where)
         if fn == "contiguous" or fn is F.dropout and not (rest[1] if len(rest) > 1 else kw.get("training", True)):
             return x
         hint = " (use torch.flatten(x, 1))" if fn in ("view", "reshape", torch.reshape) else ""
@@ -377,38 +384,6 @@ def _is_flat(sym: object) -> bool:
     while isinstance(sym, _Struct) and sym.op == "relu":
         sym = sym.srcs[0]
     return (isinstance(sym, _Affine) and sym.flat) or (isinstance(sym, _Struct) and sym.op == "flatten")
-
-
-def _pair(v: object) -> tuple:
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
-
-
-def _check_pool(where: str, kernel: object, stride: object, padding: object, dilation: object,
-                ceil_mode: object) -> None:
-    if (_pair(kernel) != (2, 2) or _pair(stride) != (2, 2) or _pair(padding) != (0, 0)
-            or _pair(dilation) != (1, 1) or ceil_mode):
-        raise ExportError(f"{where}: only 2x2 max pooling with stride 2 (no padding, dilation, ceil_mode) "
-                          f"is supported; got kernel {kernel}, stride {stride}, padding {padding}")
-
-
-def _conv_geometry(mod: nn.Conv2d, where: str) -> tuple[int, int, int]:
-    k, k2 = mod.kernel_size
-    s, s2 = mod.stride
-    if k != k2 or s != s2 or s not in (1, 2) or tuple(mod.dilation) != (1, 1):
-        raise ExportError(f"{where}: needs a square kernel, equal stride 1 or 2 and no dilation; got "
-                          f"kernel {mod.kernel_size}, stride {mod.stride}, dilation {mod.dilation}")
-    if mod.padding_mode != "zeros":
-        raise ExportError(f"{where}: padding_mode {mod.padding_mode!r}; only zero padding is supported")
-    pad = mod.padding
-    if pad == "same":
-        if s != 1 or k % 2 == 0:
-            raise ExportError(f"{where}: padding='same' needs stride 1 and an odd kernel")
-        pad = (k // 2, k // 2)
-    elif pad == "valid":
-        pad = (0, 0)
-    if pad[0] != pad[1] or not 0 <= pad[0] < k:
-        raise ExportError(f"{where}: padding {mod.padding} must be equal on both axes and below the kernel")
-    return k, s, pad[0]
 
 
 def export(model: nn.Module, input_shape: Sequence[int], *, name: str = "") -> Graph:

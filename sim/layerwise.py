@@ -219,7 +219,7 @@ def _check_stage(index: int, design: str) -> dict:
               "analytic_cycles_per_frame": int(stage.cycles), "backend": backend, "design": design,
               "cycles_per_frame": 0, "latency": 0}
     try:
-        dut = StageHarness(stage.component)
+        dut = StageHarness(stage.build())
         run = run_streams(dut, inputs, counts, backend=backend, stall=stall,
                                 seed=job["seed"] + index, max_cycles=budget)
         first, differing, images = _compare(streams, expected, run.outputs, shapes, frames)
@@ -240,7 +240,7 @@ def _check_stage(index: int, design: str) -> dict:
 
 def _design_key(index: int) -> str:
     """A short hash of stage ``index``'s RTLIL: equal for stages that elaborate to the same design."""
-    dut = StageHarness(_JOB["plan"].stages[index].component)
+    dut = StageHarness(_JOB["plan"].stages[index].build())
     return hashlib.sha256(rtlil.convert(dut, name="stage").encode()).hexdigest()[:12]
 
 

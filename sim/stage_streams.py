@@ -15,6 +15,7 @@ from typing import Mapping
 import numpy as np
 from amaranth.lib import data
 
+from mixq_hw.ops import op_def
 from mixq_hw.pipeline import PipelinePlan, Stage
 
 from .formats import StreamFormat, grouped, raster, rows, taps
@@ -44,7 +45,7 @@ class StageStreams:
 
 
 def _payload(stage: Stage, port: str):
-    return stage.component.signature.members[port].signature.members["payload"].shape
+    return stage.spec.payload_shape(port)
 
 
 def _raster_lanes(stage: Stage, port: str) -> int:
@@ -62,7 +63,7 @@ def _grouped(stage: Stage, port: str) -> StreamFormat:
 
 
 def _window(stage: Stage) -> StreamFormat:
-    comp = stage.component
+    comp = stage.spec
     if hasattr(comp, "span"):   # RowWindow: kernel rows of pixels + k - 1 input pixels
         return rows(comp.k, comp.pad, comp.pixels, comp.lanes)
     return taps(comp.k, comp.stride, comp.pad, comp.pixels, comp.lanes)
@@ -83,13 +84,13 @@ def stage_streams(plan: PipelinePlan) -> dict[str, StageStreams]:
         if kind in ("input", "maxpool", "reorg", "concat"):
             outs = {"o": StreamSpec(stage.node, raster(_raster_lanes(stage, "o")))}
         elif kind == "window":
-            outs = {"o": StreamSpec(first.tensor, _window(stage), flat=graph.node(stage.node).op == "linear")}
+            outs = {"o": StreamSpec(first.tensor, _window(stage), flat=op_def(graph.node(stage.node).op).flattens_input)}
         elif kind in ("conv", "requant", "output"):
             outs = {"o": StreamSpec(stage.node, _grouped(stage, "o"))}
         elif kind in ("regroup", "lanes"):
             outs = {"o": StreamSpec(first.tensor, raster(_raster_lanes(stage, "o")), first.flat)}
         elif kind in ("fork", "fifo"):
-            ports = [name for name, member in stage.component.signature.members.items()
+            ports = [name for name, member in stage.spec.ports().members.items()
                      if member.is_signature and name not in stage.in_ports]
             outs = {port: first for port in ports}
         else:

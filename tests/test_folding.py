@@ -18,7 +18,7 @@ from mixq_hw.folding.costs import engine_figures
 from mixq_hw.folding.search import _START_WEIGHTS, _Search
 from mixq_hw.folding.spec import MULTIPLIERS, fold_layers
 from mixq_hw.graph import Graph
-from mixq_hw.pipeline import LayerFold, plan_stages
+from mixq_hw.pipeline import LayerFold, plan_stages, unit_folding
 
 ULTRA96 = Resources(dsp=360, lut=70_560, ff=141_120, bram36=216)
 
@@ -183,7 +183,7 @@ def test_ragged_pixel_candidates_and_costs():
         cycles, dsps, _ = engine_figures(graph, graph.node(name), fold, costs.engine_windows())
         assert (cycles, dsps) == (plan.stage(name).cycles, plan.stage(name).resources.dsp)
     # 8 columns in groups of 3: 3 groups per row, 8 rows
-    assert plan.stage("c1").component.groups_per_frame == 8 * 3
+    assert plan.stage("c1").spec.groups_per_frame == 8 * 3
 
 
 def test_folding_file_round_trip_and_errors(tmp_path):
@@ -430,7 +430,7 @@ def test_lut_layers_run_bit_exact_and_report():
     acc, out, _, _ = _run(graph, lut, images, stall=0.3, seed=5)
     np.testing.assert_array_equal(out, graph.reference(images))
     on_dsp = plan_stages(graph, dsp)
-    saved = sum(on_dsp.stage(n).component.n_dsps for n in ("c1", "d3", "c4"))
+    saved = sum(on_dsp.stage(n).spec.n_dsps for n in ("c1", "d3", "c4"))
     assert acc.plan.resources().dsp == on_dsp.resources().dsp - saved and saved > 0
     assert acc.plan.cycles_per_frame() == on_dsp.cycles_per_frame()
     report = build_report(acc.plan, clock_mhz=300, budget=ULTRA96)
@@ -461,3 +461,31 @@ def test_knapsack_is_near_the_fewest_lut_folding_within_the_dsps(micro_space, ds
         checked += 1
         exact += found.resources.lut == fewest
     assert checked > 3 and exact >= checked // 2
+
+
+def test_the_chosen_plan_is_recorded_and_can_be_pinned(tmp_path):
+    """plan_stages records each layer's packing plan in its folding; the folding file keeps it; a pinned plan
+    builds the same design, and one that does not fit its layer is refused naming the layer."""
+    graph = plain_net()
+    plan = plan_stages(graph, {"c1": LayerFold(3, 2, 4)})
+    folding = plan.folding
+    assert all(folding[n].plan == plan.stage(n).spec.plan for n in folding)
+    path = tmp_path / "fold.json"
+    save_folding(path, folding)
+    assert json.loads(path.read_text())["c1"]["plan"] == json.loads(json.dumps(folding["c1"].plan.to_dict()))
+    loaded = load_folding(path, graph)
+    assert loaded == folding
+    again = plan_stages(graph, loaded)
+    assert [(s.name, s.cycles, s.resources) for s in again.stages] == \
+        [(s.name, s.cycles, s.resources) for s in plan.stages]
+    assert {n: f.unpinned() for n, f in folding.items()} == {**unit_folding(graph), "c1": LayerFold(3, 2, 4)}
+    # c2's plan (w4) in c1 (w3): refused, naming the layer, from a folding and from a file
+    wrong = {"c1": LayerFold(1, 1, 1, plan=folding["c2"].plan)}
+    with pytest.raises(FoldingError, match="layer 'c1': its packing plan does not fit the layer"):
+        check_folding(graph, wrong)
+    save_folding(path, wrong)
+    with pytest.raises(FoldingError, match="fold.json: layer 'c1': its packing plan does not fit"):
+        load_folding(path, graph)
+    path.write_text(json.dumps({"c1": {"plan": {"plan_type": "nope"}}}))
+    with pytest.raises(FoldingError, match="layer 'c1': plan is not a packing plan record"):
+        load_folding(path, graph)

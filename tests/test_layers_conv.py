@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from mixq_hw.graph.ops import conv2d_int, linear_int
-from mixq_hw.layers.conv import ConvEngine
+from mixq_hw.layers.conv import ConvEngine, ConvEngineSpec
 from mixq_hw.layers.conv_weights import check_conv_config, weight_rom_words
 from mixq_hw.layers.window import SlidingWindow
 from mixq_hw.packing.layout import act_range, weight_range
@@ -240,9 +240,8 @@ def test_ragged_figures():
     """UltraNet's first layer at 6 pixels: ceil(320/6) = 54 groups per row set the cycles, and the average
     useful MACs per cycle leave out the 4 empty slots of each row's last group."""
     weight = np.zeros((16, 3, 3, 3), dtype=np.int64)
-    dut = ConvEngine(weight, w_bits=4, a_bits=8, in_ch=3, out_ch=16, k=3, simd=3, pe=16, pixels=6,
-                     out_size=(160, 320), name="conv0")
-    dut._MustUse__silence = True
+    dut = ConvEngineSpec(weight, w_bits=4, a_bits=8, in_ch=3, out_ch=16, k=3, simd=3, pe=16, pixels=6,
+                         out_size=(160, 320), name="conv0")
     assert dut.groups_per_frame == 160 * 54
     assert dut.cycles_per_frame() == 160 * 54 * 9
     assert dut.cycles_per_frame() * dut.macs_per_cycle == pytest.approx(160 * 320 * 16 * 3 * 9)
@@ -395,9 +394,8 @@ def test_lut_engine_matches_reference(case):
     assert dut.segments == 1                                 # a core accumulates a whole fold
     weight = np.zeros((oc, c // groups, k, k), dtype=np.int64)
     oh, ow = (hw[0] + 2 * pad - k) // stride + 1, (hw[1] + 2 * pad - k) // stride + 1
-    dsp = ConvEngine(weight, w_bits=wb, a_bits=ab, in_ch=c, out_ch=oc, k=k, groups=groups, simd=simd, pe=pe,
-                     pixels=pixels, out_size=(oh, ow), name="dsp")
-    dsp._MustUse__silence = True     # only its figures are compared
+    dsp = ConvEngineSpec(weight, w_bits=wb, a_bits=ab, in_ch=c, out_ch=oc, k=k, groups=groups, simd=simd, pe=pe,
+                         pixels=pixels, out_size=(oh, ow), name="dsp")
     assert dsp.cycles_per_frame() == dut.cycles_per_frame() and dsp.n_dsps > 0
 
 
@@ -501,8 +499,7 @@ def test_split_kernel_figures_and_lint():
     weight = np.zeros((4, 4, 3, 3), dtype=np.int64)
     args = dict(w_bits=4, a_bits=4, in_ch=4, out_ch=4, k=3, simd=2, pe=2, pixels=4, out_size=(4, 4))
     split = ConvEngine(weight, plan=split_plan(4, 4, 3, "kernel", "act", "floor", 2, 4), name="split", **args)
-    single = ConvEngine(weight, name="single", **args)
-    single._MustUse__silence = True
+    single = ConvEngineSpec(weight, name="single", **args)
     assert isinstance(split.plan, SplitPlan) and not isinstance(single.plan, SplitPlan)
     assert split.n_dsps == 2 * split.n_cores == 2 * 2 and split.cycles_per_frame() == single.cycles_per_frame()
     assert split.macs_per_dsp == pytest.approx(4 * 2 * 2 / 4)
@@ -514,7 +511,6 @@ def test_split_kernel_figures_and_lint():
 def test_taps_choice_takes_no_split_that_is_not_denser():
     """w4a4 kernel splits (4 MACs/DSP) never beat the 6-MAC single layout: the tap format keeps a Plan."""
     for out_ch, pe, pixels in ((8, 2, 4), (8, 4, 4), (8, 8, 2), (6, 6, 6)):
-        dut = ConvEngine(np.zeros((out_ch, 8, 3, 3), dtype=np.int64), w_bits=4, a_bits=4, in_ch=8, out_ch=out_ch,
-                         k=3, simd=2, pe=pe, pixels=pixels, out_size=(4, 12), name="taps")
-        dut._MustUse__silence = True
+        dut = ConvEngineSpec(np.zeros((out_ch, 8, 3, 3), dtype=np.int64), w_bits=4, a_bits=4, in_ch=8,
+                             out_ch=out_ch, k=3, simd=2, pe=pe, pixels=pixels, out_size=(4, 12), name="taps")
         assert not isinstance(dut.plan, SplitPlan) and dut.n_dsps == dut.n_cores

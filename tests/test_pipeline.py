@@ -131,11 +131,11 @@ def test_ragged_case_covers_both_windows():
     its requant/output stages stream whole groups (padded rows) while the raster values keep the real width."""
     graph = bypass_net(np.random.default_rng(0))
     plan = plan_stages(graph, CASES["bypass-ragged"][1])
-    ragged = {plan.stage(n).component.window_kind for n in ("c1", "c2", "c3", "c4")}
+    ragged = {plan.stage(n).spec.window_kind for n in ("c1", "c2", "c3", "c4")}
     assert ragged == {"taps", "rows"}
-    assert plan.stage("c1.window").component.groups == 3          # 8 columns in groups of 3
-    assert plan.stage("r1a").component.width == 9 and plan.stage("r1a.regroup").component.width == 8
-    assert plan.stage("out.regroup").component.last_pixels == 1    # 4 columns in groups of 3
+    assert plan.stage("c1.window").spec.groups == 3          # 8 columns in groups of 3
+    assert plan.stage("r1a").spec.width == 9 and plan.stage("r1a.regroup").spec.width == 8
+    assert plan.stage("out.regroup").spec.last_pixels == 1    # 4 columns in groups of 3
     assert plan.out_shape == (5, 4, 4)
 
 
@@ -145,7 +145,7 @@ def test_bypass_fifo_is_sized_from_the_schedule():
     # bypass: concat row y needs c1 row 2y+1; main path: c3 row y needs c2 row y+1, which needs pool
     # row y+2, which needs c1 row 2y+5: a lead of 4 c1 rows = 2 concat rows, plus 2 rows of margin,
     # at 4 pixels x 16 channels per concat row, one lane (the main path's c3 has pe 1).
-    assert plan.stage("cat").component.lanes == 1
+    assert plan.stage("cat").spec.lanes == 1
     assert plan.fifo_depths["cat.fifo0"] == (2 + 2) * 4 * 16
     # plus one row of buffer behind each bursty stream that is narrowed: the pool (4 pixels x 4 channels,
     # 2 lanes -> 1) and the reorg (4 pixels x 16 channels, 8 lanes -> 1)

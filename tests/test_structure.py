@@ -26,10 +26,7 @@ PLAN_MODULES = {"mixq_hw/packing/protocol.py", "mixq_hw/packing/layout.py", "mix
 
 #: Cross-module private imports that predate this test, outside the packing planner; each names the
 #: issue that removes it.  The test fails on any other, and on an entry that no longer occurs.
-KNOWN_PRIVATE_IMPORTS = {
-    ("mixq_hw/pipeline.py", "mixq_hw/folding/costs.py", "_Builder"),   # issue 14: layer specs
-    ("mixq_hw/pipeline.py", "mixq_hw/folding/costs.py", "_Value"),     # issue 14: layer specs
-}
+KNOWN_PRIVATE_IMPORTS: set[tuple[str, str, str]] = set()
 
 
 def _modules(packages) -> dict[str, Path]:

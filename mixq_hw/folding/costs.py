@@ -12,17 +12,16 @@ summing the nodes of a folding gives exactly what ``plan_stages`` gives
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Mapping
-
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import Out
 
 from ..estimate import Resources
 from ..graph import Graph, Node
 from ..layers.conv_weights import (check_conv_config, choose_plan, cores_for, dsps_per_core, frame_cycles,
                                    geometry_for_plan, lut_layer_figures)
-from ..pipeline import LayerFold, Stage, _Builder, _Value
+from ..ops import op_def
+from ..pipeline import LayerFold, Lowering, Stage
+from ..streams import Stream, StreamFormat
 from .spec import check_folding, layer_candidates
 
 __all__ = ["StreamFormat", "StageCost", "NodeCost", "NodeCosts", "FoldingCost", "engine_figures", "WINDOW_OPTIONS"]
@@ -31,44 +30,14 @@ __all__ = ["StreamFormat", "StageCost", "NodeCost", "NodeCosts", "FoldingCost", 
 WINDOW_OPTIONS = (("taps", "rows"), ("taps",))
 
 
-#: The fields of the pipeline's stream descriptor that describe a format (not where it comes from).
-_FORMAT_FIELDS = tuple(f.name for f in fields(_Value) if f.name not in ("stage", "port"))
-
-
-@dataclass(frozen=True)
-class StreamFormat:
-    """The format of a value's stream (every field of the pipeline's descriptor but its source, and the
-    payload layout): what a consumer's stages depend on.  ``fmt.lanes``, ``fmt.pe`` ... read the fields."""
-
-    items: tuple[tuple[str, object], ...]
-    payload: object
-
-    @classmethod
-    def of(cls, value: _Value, payload) -> "StreamFormat":
-        return cls(tuple((name, _frozen(getattr(value, name))) for name in _FORMAT_FIELDS), payload)
-
-    def __getattr__(self, name: str):
-        if name in ("items", "payload"):
-            raise AttributeError(name)
-        for key, value in self.items:
-            if key == name:
-                return value
-        raise AttributeError(name)
-
-    def value(self, stage: str, port: str) -> _Value:
-        """A pipeline stream descriptor of this format coming from ``stage``/``port``."""
-        return _Value(stage, port, **dict(self.items))
-
-
 class _StubSource:
-    """Stands for the stage that produces a node's input: only its output port's signature is real."""
+    """Stands for the stage that produces a node's input: only its output port's payload is known."""
 
     def __init__(self, payload) -> None:
-        self.signature = wiring.Signature({"o": Out(stream.Signature(payload))})
+        self.payload = payload
 
-
-def _frozen(value: object) -> object:
-    return tuple(value) if isinstance(value, list) else value
+    def payload_shape(self, port: str):
+        return self.payload
 
 
 @dataclass(frozen=True)
@@ -142,21 +111,19 @@ class NodeCosts:
     def _build(self, node: Node, fold: LayerFold | None, inputs: tuple[StreamFormat, ...]) -> NodeCost:
         self.evaluations += 1
         folding = {node.name: fold} if fold is not None else {}
-        builder = _Builder(self.graph, folding, self.out_lanes)
+        builder = Lowering(self.graph, folding, self.out_lanes)
         if len(inputs) != len(node.inputs):
             raise ValueError(f"node {node.name!r} has {len(node.inputs)} inputs, {len(inputs)} formats given")
         stubs = set()
         for src, fmt in zip(node.inputs, inputs):
             stub = f"<{src}>"
             builder.stages.append(Stage(stub, src, "stub", _StubSource(fmt.payload), [], []))
-            builder.values[src] = fmt.value(stub, "o")
+            builder.values[src] = Stream(stub, "o", fmt)
             builder.remaining[src] = 1
             stubs.add(stub)
-        getattr(builder, f"op_{node.op}")(node)
+        builder.lower(node)
         value = builder.values.get(node.name)
-        output = None
-        if value is not None:
-            output = StreamFormat.of(value, builder.stage_port_layout(value.stage, value.port))
+        output = value.format if value is not None else None
         for _ in self.graph.consumers(node.name):
             builder.take(node.name)      # the forks that share this output among its consumers
         stages = tuple(StageCost(s.name, s.node, s.kind, s.cycles, s.resources) for s in builder.stages
@@ -173,7 +140,7 @@ class NodeCosts:
         if self._windows is None:
             self._windows = WINDOW_OPTIONS[0]
             for node in self.graph:
-                if node.op not in ("conv", "linear"):
+                if not op_def(node.op).folded:
                     continue
                 for fold in sorted(layer_candidates(self.graph, node), key=lambda f: f.simd * f.pe * f.pixels):
                     figures = {}
@@ -191,7 +158,7 @@ class NodeCosts:
         for other in self.graph:          # the unit folding's formats up to this node
             if other.name == node.name:
                 break
-            cost = self.node(other, LayerFold() if other.op in ("conv", "linear") else None,
+            cost = self.node(other, LayerFold() if op_def(other.op).folded else None,
                              tuple(formats[s] for s in other.inputs))
             if cost.output is not None:
                 formats[other.name] = cost.output
@@ -213,7 +180,7 @@ class NodeCosts:
         formats: dict[str, StreamFormat] = {}
         nodes: dict[str, NodeCost] = {}
         for node in self.graph:
-            fold = folding.get(node.name, LayerFold()) if node.op in ("conv", "linear") else None
+            fold = folding.get(node.name, LayerFold()) if op_def(node.op).folded else None
             cost = self.node(node, fold, tuple(formats[s] for s in node.inputs))
             nodes[node.name] = cost
             if cost.output is not None:
@@ -238,17 +205,11 @@ def engine_figures(graph: Graph, node: Node, fold: LayerFold, windows: tuple[str
     (naming the layer) if the engine rejects the fold.
     """
     a = node.attrs
-    if node.op == "linear":
-        weight = node.tensors["weight"].reshape(a["out_features"], a["in_features"], 1, 1)
-        dims = dict(in_ch=a["in_features"], out_ch=a["out_features"], k=1, groups=1)
-        stride = 1
-    else:
-        weight = node.tensors["weight"]
-        dims = dict(in_ch=a["in_ch"], out_ch=a["out_ch"], k=a["k"], groups=a["groups"])
-        stride = a["stride"]
-    geo = check_conv_config(weight, w_bits=a["w_bits"], a_bits=a["a_bits"], simd=fold.simd, pe=fold.pe,
+    view = op_def(node.op).engine_args(node, graph)
+    dims = {key: view[key] for key in ("in_ch", "out_ch", "k", "groups")}
+    geo = check_conv_config(view["weight"], w_bits=a["w_bits"], a_bits=a["a_bits"], simd=fold.simd, pe=fold.pe,
                             pixels=fold.pixels, name=node.name, **dims)
-    out_size = (1, 1) if node.op == "linear" else graph.value_info(node.name).shape[1:]
+    out_size, stride = view["out_hw"], view["stride"]
     if fold.multiplier == "lut":
         geo, cores, core_luts = lut_layer_figures(geo, a["w_bits"], a["a_bits"], node.name, windows=windows,
                                                   multiplier=fold.multiplier)

@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..graph import Graph, Node
+from ..ops import op_def
+from ..ops.conv import engine_spec
+from ..packing.protocol import plan_from_dict
 from ..pipeline import LayerFold
 
 __all__ = ["FoldingError", "check_folding", "load_folding", "save_folding", "layer_candidates",
@@ -37,7 +40,7 @@ class FoldingError(ValueError):
 
 def fold_layers(graph: Graph) -> list[Node]:
     """The conv/linear nodes of ``graph`` in order: the layers a folding assigns."""
-    return [n for n in graph if n.op in ("conv", "linear")]
+    return [n for n in graph if op_def(n.op).folded]
 
 
 def _divisors(n: int) -> list[int]:
@@ -59,14 +62,8 @@ def _pixel_options(width: int) -> list[int]:
 
 def _limits(graph: Graph, node: Node) -> dict[str, Any]:
     """What each lane count of ``node`` must divide, and whether it is depthwise."""
-    a = node.attrs
-    if node.op == "linear":
-        return {"simd": ("in_features", a["in_features"]), "pe": ("out_features", a["out_features"]),
-                "pixels": ("output width of a linear layer", 1), "depthwise": False}
-    out_w = graph.value_info(node.name).shape[2]
-    depthwise = a["groups"] == a["in_ch"] and a["in_ch"] > 1
-    return {"simd": ("in_ch", a["in_ch"]), "pe": ("out_ch", a["out_ch"]),
-            "pixels": ("output width", out_w), "depthwise": depthwise}
+    view = op_def(node.op).engine_args(node, graph)
+    return {**view["widths"], "depthwise": view["depthwise"]}
 
 
 def layer_candidates(graph: Graph, node: Node | str, multipliers: tuple[str, ...] = ("dsp",)) -> list[LayerFold]:
@@ -121,14 +118,22 @@ def check_folding(graph: Graph, folding: Mapping[str, LayerFold], *, where: str 
         if lim["depthwise"] and fold.pe != fold.simd:
             raise FoldingError(f"{prefix}layer {name!r} is depthwise: pe {fold.pe} must equal simd {fold.simd} "
                                f"(a lane is one channel)")
+        if fold.plan is not None:
+            node = layers[name]
+            try:
+                engine_spec(node, op_def(node.op).engine_args(node, graph), fold)
+            except (ValueError, AttributeError) as err:
+                raise FoldingError(f"{prefix}layer {name!r}: its packing plan does not fit the layer: {err}") \
+                    from None
     return {name: folding.get(name, LayerFold()) for name in layers}
 
 
 def load_folding(path: str | PathLike, graph: Graph) -> dict[str, LayerFold]:
     """Read a folding file (JSON ``{"layer": {"simd": 8, "pe": 16, "pixels": 2}}``) and check it against ``graph``.
 
-    Missing keys of an entry default to 1 (``"multiplier"``, ``"dsp"`` or ``"lut"``, to ``"dsp"``); layers
-    not in the file get the unit fold.
+    Missing keys of an entry default to 1 (``"multiplier"``, ``"dsp"`` or ``"lut"``, to ``"dsp"``; ``"plan"``, a
+    packing plan's ``to_dict()`` that pins the layer's plan, to the planner's choice); layers not in the file
+    get the unit fold.  A pinned plan that does not fit its layer is refused naming the layer.
     """
     path = Path(path)
     try:
@@ -145,11 +150,19 @@ def load_folding(path: str | PathLike, graph: Graph) -> dict[str, LayerFold]:
         if not isinstance(entry, dict):
             raise FoldingError(f"{path}: layer {name!r}: entry must be an object like "
                                f'{{"simd": 8, "pe": 16, "pixels": 2}}, got {entry!r}')
-        unknown = sorted(set(entry) - set(FOLD_KEYS) - {"multiplier"})
+        unknown = sorted(set(entry) - set(FOLD_KEYS) - {"multiplier", "plan"})
         if unknown:
             raise FoldingError(f"{path}: layer {name!r}: unknown key(s) {unknown}; allowed: {', '.join(FOLD_KEYS)}, "
-                               f"multiplier")
+                               f"multiplier, plan")
+        entry = dict(entry)
+        if "plan" in entry:
+            try:
+                entry["plan"] = plan_from_dict(entry["plan"])
+            except (ValueError, TypeError, KeyError) as err:
+                raise FoldingError(f"{path}: layer {name!r}: plan is not a packing plan record: {err}") from None
         for key, value in entry.items():
+            if key == "plan":
+                continue
             if key == "multiplier":
                 if value not in MULTIPLIERS:
                     raise FoldingError(f"{path}: layer {name!r}: multiplier {value!r} must be one of "

@@ -8,10 +8,10 @@ so that hardware tests can check one layer at a time.
 """
 
 from . import ops
-from .checks import (DSP_A_BITS, DSP_B_BITS, DSP_P_BITS, OPS, GraphError, Node, ValueInfo,
-                     inc_port_bits, requant_fits_dsp48)
+from .checks import (DSP_A_BITS, DSP_B_BITS, DSP_P_BITS, GraphError, Node, ValueInfo, inc_port_bits,
+                     requant_fits_dsp48)
 from .core import Graph, fan_in
 from .fileio import FORMAT, VERSION
 
-__all__ = ["Graph", "Node", "ValueInfo", "GraphError", "ops", "OPS", "FORMAT", "VERSION",
+__all__ = ["Graph", "Node", "ValueInfo", "GraphError", "ops", "FORMAT", "VERSION",
            "fan_in", "requant_fits_dsp48", "inc_port_bits", "DSP_A_BITS", "DSP_B_BITS", "DSP_P_BITS"]

@@ -9,6 +9,7 @@ that every hardware simulation is compared against bit for bit.
 
 from __future__ import annotations
 
+import json
 from os import PathLike
 from typing import Iterator, Sequence
 
@@ -16,7 +17,8 @@ import numpy as np
 
 from ..validate import LIMITS, is_identifier
 from . import ops
-from .checks import ACC_OPS, GraphError, Node, ValueInfo, infer, requant_fits_dsp48
+from ..ops.registry import op_def, registered
+from .checks import GraphError, Node, ValueInfo, fail, requant_fits_dsp48
 from .fileio import load_graph, save_graph
 
 __all__ = ["Graph"]
@@ -99,7 +101,7 @@ class Graph:
         self.nodes.append(node)
         try:
             self._infer(upto=name)
-            if op in ("requant", "output"):
+            if op_def(op).reads_accumulator:
                 self._check_acc_source(node)
         except GraphError:
             self.nodes.pop()
@@ -175,7 +177,7 @@ class Graph:
 
     def _check_acc_source(self, node: Node) -> None:
         src = self.node(node.inputs[0])
-        if src.op not in ACC_OPS:
+        if not op_def(src.op).accumulates:
             raise GraphError(f"node {node.name!r} ({node.op}): input {src.name!r} is an {src.op!r} node, "
                              f"not a conv/linear accumulator")
 
@@ -202,7 +204,7 @@ class Graph:
             raise GraphError(f"graph {self.name!r}: the output node {out.name!r} must come last")
         used = {src for n in self.nodes for src in n.inputs}
         for node in self.nodes:
-            if node.op in ("requant", "output"):
+            if op_def(node.op).reads_accumulator:
                 self._check_acc_source(node)
             if node is not out and node.name not in used:
                 raise GraphError(f"node {node.name!r} ({node.op}): its value is never used")
@@ -227,7 +229,7 @@ class Graph:
         vals: dict[str, np.ndarray] = {}
         for i, node in enumerate(self.nodes):
             args = [vals[src] for src in node.inputs]
-            vals[node.name] = _run(node, args, x)
+            vals[node.name] = op_def(node.op).reference(node, args, x)
             if not keep:
                 for src in set(node.inputs):
                     if last_use[src] == i:
@@ -242,15 +244,13 @@ class Graph:
         node = self.node(name)
         if len(inputs) != len(node.inputs):
             raise GraphError(f"node {name!r} ({node.op}) takes {len(node.inputs)} inputs, got {len(inputs)}")
-        if node.op == "input" and images is None:
-            raise GraphError(f"node {name!r} (input) needs the images")
-        return _run(node, list(inputs), images)
+        return op_def(node.op).reference(node, list(inputs), images)
 
     # ---- reporting ----------------------------------------------------------------------
     def node_macs(self, name: str) -> int:
         """Multiply-accumulates per frame of one node (0 for ops without multipliers)."""
         node = self.node(name)
-        if node.op not in ACC_OPS:
+        if not op_def(node.op).folded:
             return 0
         c, h, w = self.value_info(name).shape
         return c * h * w * fan_in(node)
@@ -268,8 +268,8 @@ class Graph:
             c, h, w = info.shape
             rows.append((node.name, node.op, ",".join(node.inputs) or "-", f"{c}x{h}x{w}",
                          f"{'s' if info.signed else 'u'}{info.bits}",
-                         f"{self.node_macs(node.name):,}" if node.op in ACC_OPS else "",
-                         _details(node)))
+                         f"{self.node_macs(node.name):,}" if op_def(node.op).folded else "",
+                         op_def(node.op).details(node)))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = [f"graph {self.name!r}: input {'x'.join(map(str, self.input_shape))}, "
                  f"{len(self.nodes)} nodes, {self.macs():,} MACs/frame"]
@@ -300,49 +300,26 @@ def _check_name(graph: str, name: object) -> None:
                          f"{LIMITS['name_chars']} characters")
 
 
-def _details(node: Node) -> str:
-    a = node.attrs
-    if node.op == "input":
-        return f"pixel >> {8 - a['bits']}"
-    if node.op == "conv":
-        kind = "dw" if a["groups"] == a["in_ch"] and a["groups"] > 1 else (
-            f"g{a['groups']}" if a["groups"] > 1 else "")
-        return f"k{a['k']} s{a['stride']} p{a['pad']} {kind} w{a['w_bits']}a{a['a_bits']}".replace("  ", " ")
-    if node.op == "linear":
-        return f"w{a['w_bits']}a{a['a_bits']}"
-    if node.op == "requant":
-        return (f"T={a['shift']} acc{a['acc_bits']} inc{a['inc_bits']}"
-                f"{'' if a['fits_dsp48'] else ' (exceeds one DSP48E2)'}")
-    return ""
-
-
-def _run(node: Node, args: list[np.ndarray], images: np.ndarray) -> np.ndarray:
-    a, t = node.attrs, node.tensors
-    if node.op == "input":
-        return ops.input_codes(images, a["bits"])
-    if node.op == "conv":
-        return ops.conv2d_int(args[0], t["weight"], a["stride"], a["pad"], a["groups"])
-    if node.op == "linear":
-        return ops.linear_int(args[0], t["weight"])
-    if node.op == "requant":
-        return ops.requant(args[0], t["inc"], t["bias"], a["shift"], a["out_bits"])
-    if node.op == "maxpool":
-        return ops.maxpool2x2(args[0])
-    if node.op == "reorg":
-        return ops.reorg(args[0])
-    if node.op == "concat":
-        return ops.concat(args)
-    if node.op == "output":
-        return ops.output_int(args[0], t["bias"])
-    raise GraphError(f"node {node.name!r}: unknown op {node.op!r}")  # unreachable after validate
+def infer(node: Node, infos: dict[str, ValueInfo], input_shape: tuple[int, int, int]) -> ValueInfo:
+    """Check ``node`` (its inputs must already be in ``infos``) and return its ValueInfo (its op's record
+    checks the attributes and tensors)."""
+    if not isinstance(node.op, str) or node.op not in registered():
+        raise fail(node, f"unknown op; known ops: {', '.join(registered())}")
+    if not isinstance(node.attrs, dict):
+        raise fail(node, f"attrs must be a dict, got {type(node.attrs).__name__}")
+    try:
+        json.dumps(node.attrs, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise fail(node, f"attrs are not JSON-able: {e}") from None
+    if not isinstance(node.tensors, dict) or not all(isinstance(k, str) for k in node.tensors):
+        raise fail(node, "tensors must be a dict with string keys")
+    for src in node.inputs:
+        if src not in infos:
+            raise fail(node, f"input {src!r} is not an earlier node (graph must be in topological order)")
+    ins = [infos[src] for src in node.inputs]
+    return op_def(node.op).infer(node, ins, input_shape)
 
 
 def fan_in(node: Node) -> int:
     """Products summed into one accumulator of a conv/linear node."""
-    a = node.attrs
-    if node.op == "conv":
-        return a["in_ch"] // a["groups"] * a["k"] ** 2
-    if node.op == "linear":
-        return a["in_features"]
-    raise GraphError(f"node {node.name!r} ({node.op}) has no fan-in")
-
+    return op_def(node.op).fan_in(node)

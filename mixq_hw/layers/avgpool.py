@@ -18,8 +18,9 @@ from amaranth.lib.wiring import In, Out
 from ..estimate import Resources, memory_cost
 from ._checks import check_positive, layer_label
 from .pool import elaborate_window_pool
+from .spec import LayerSpec
 
-__all__ = ["SumPool", "sum_bits", "sum_pool_cycles", "sum_pool_cost"]
+__all__ = ["SumPool", "SumPoolSpec", "sum_bits", "sum_pool_cycles", "sum_pool_cost"]
 
 
 def sum_bits(bits: int, count: int, signed: bool = False) -> int:
@@ -51,7 +52,7 @@ def sum_pool_cost(channels: int, height: int, width: int, lanes: int, bits: int,
     return logic + buffer
 
 
-class SumPool(wiring.Component):
+class SumPoolSpec(LayerSpec):
     """Sums ``kernel`` = (kh, kw) windows of a (C, H, W) stream (stride = kernel; H, W multiples of it).
 
     Ports: ``i``, ``ArrayLayout(unsigned(bits), lanes)`` (``signed(bits)`` with ``signed=True``), and ``o``,
@@ -60,9 +61,11 @@ class SumPool(wiring.Component):
     sum leaves the cycle after its last beat enters.
     """
 
+    kind = "SumPool"
+
     def __init__(self, channels: int, height: int, width: int, lanes: int, bits: int, *,
                  kernel: tuple[int, int] | None = None, signed: bool = False, name: str = ""):
-        where = layer_label(name, "SumPool")
+        where = layer_label(name, self.kind)
         check_positive(where, channels=channels, height=height, width=width, lanes=lanes, bits=bits)
         kernel = (height, width) if kernel is None else kernel
         if not isinstance(kernel, tuple) or len(kernel) != 2:
@@ -77,7 +80,7 @@ class SumPool(wiring.Component):
         self.out_bits = sum_bits(bits, kernel[0] * kernel[1], self.signed)
         self.in_layout = data.ArrayLayout(Shape(bits, signed=self.signed), lanes)
         self.out_layout = data.ArrayLayout(Shape(self.out_bits, signed=self.signed), lanes)
-        super().__init__({"i": In(stream.Signature(self.in_layout)), "o": Out(stream.Signature(self.out_layout))})
+        self.declare_ports({"i": In(stream.Signature(self.in_layout)), "o": Out(stream.Signature(self.out_layout))})
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
@@ -93,6 +96,14 @@ class SumPool(wiring.Component):
         return sum_pool_cost(self.channels, self.height, self.width, self.lanes, self.bits, self.kernel,
                              self.signed)
 
+
+class SumPool(SumPoolSpec, wiring.Component):
+    """The hardware of :class:`SumPoolSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        SumPoolSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
+
     def elaborate(self, platform) -> Module:
         m = Module()
         elaborate_window_pool(m, self.i, self.o, chunks=self.channels // self.lanes, height=self.height,
@@ -100,3 +111,6 @@ class SumPool(wiring.Component):
                               lanes=self.lanes, combine=lambda first, new, old: Mux(first, new, new + old),
                               result="total")
         return m
+
+
+SumPoolSpec.component_class = SumPool

@@ -27,8 +27,9 @@ from amaranth.lib.wiring import In, Out
 from ..estimate import Resources, mux_luts
 from ._checks import check_positive, layer_label
 from .fifo import StreamFIFO, fifo_cost
+from .spec import LayerSpec
 
-__all__ = ["ConcatN", "ChannelSplit", "ChannelShuffle", "channel_parts_cost", "split_cost", "shuffle_cost",
+__all__ = ["ConcatN", "ConcatNSpec", "ChannelSplit", "ChannelSplitSpec", "ChannelShuffle", "ChannelShuffleSpec", "channel_parts_cost", "split_cost", "shuffle_cost",
            "shuffle_fifo_depth"]
 
 
@@ -60,7 +61,7 @@ def split_cost(parts: int, max_beats: int, lanes: int, bits: int) -> Resources:
     return Resources(lut=cost.lut - lanes * bits * mux_luts(parts) + parts, ff=cost.ff)
 
 
-class ConcatN(wiring.Component):
+class ConcatNSpec(LayerSpec):
     """Concatenates (C_k, H, W) streams ``i0``, ``i1``, ... along channels into (sum C_k, H, W), same lanes.
 
     Ports: ``i<k>`` and ``o``, all ``stream.Signature(ArrayLayout(unsigned(bits), lanes))`` (``signed(bits)``
@@ -68,20 +69,17 @@ class ConcatN(wiring.Component):
     ready follows ``o.ready`` (no ready -> valid path); latency 0.
     """
 
+    kind = "ConcatN"
+
     def __init__(self, channels: Sequence[int], height: int, width: int, lanes: int, bits: int, *,
                  signed: bool = False, name: str = ""):
-        where = layer_label(name, type(self).__name__)
+        where = layer_label(name, self.kind)
         channels = _check_parts(where, channels, height, width, lanes, bits, "input i")
         self.channels, self.height, self.width = channels, height, width
         self.lanes, self.bits, self.name = lanes, bits, name
         self.layout = data.ArrayLayout(Shape(bits, signed=bool(signed)), lanes)
         ports = {f"i{k}": In(stream.Signature(self.layout)) for k in range(len(channels))}
-        super().__init__(ports | {"o": Out(stream.Signature(self.layout))})
-
-    @property
-    def inputs(self) -> list:
-        """The input ports, in channel order."""
-        return [getattr(self, f"i{k}") for k in range(len(self.channels))]
+        self.declare_ports(ports | {"o": Out(stream.Signature(self.layout))})
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
@@ -95,6 +93,19 @@ class ConcatN(wiring.Component):
     def estimate(self) -> Resources:
         """See :func:`channel_parts_cost`."""
         return channel_parts_cost(len(self.channels), max(self.channels) // self.lanes, self.lanes, self.bits)
+
+
+class ConcatN(ConcatNSpec, wiring.Component):
+    """The hardware of :class:`ConcatNSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        ConcatNSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
+
+    @property
+    def inputs(self) -> list:
+        """The input ports, in channel order."""
+        return [getattr(self, f"i{k}") for k in range(len(self.channels))]
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -119,7 +130,7 @@ class ConcatN(wiring.Component):
         return m
 
 
-class ChannelSplit(wiring.Component):
+class ChannelSplitSpec(LayerSpec):
     """Splits a (sum C_k, H, W) stream into (C_k, H, W) streams ``o0``, ``o1``, ... (consecutive channel
     ranges), same lanes.
 
@@ -128,20 +139,17 @@ class ChannelSplit(wiring.Component):
     ready is ``i.ready``; latency 0.
     """
 
+    kind = "ChannelSplit"
+
     def __init__(self, channels: Sequence[int], height: int, width: int, lanes: int, bits: int, *,
                  signed: bool = False, name: str = ""):
-        where = layer_label(name, "ChannelSplit")
+        where = layer_label(name, self.kind)
         channels = _check_parts(where, channels, height, width, lanes, bits, "output o")
         self.channels, self.height, self.width = channels, height, width
         self.lanes, self.bits, self.name = lanes, bits, name
         self.layout = data.ArrayLayout(Shape(bits, signed=bool(signed)), lanes)
         ports = {f"o{k}": Out(stream.Signature(self.layout)) for k in range(len(channels))}
-        super().__init__({"i": In(stream.Signature(self.layout))} | ports)
-
-    @property
-    def outputs(self) -> list:
-        """The output ports, in channel order."""
-        return [getattr(self, f"o{k}") for k in range(len(self.channels))]
+        self.declare_ports({"i": In(stream.Signature(self.layout))} | ports)
 
     def cycles_per_frame(self) -> int:
         """One input beat per cycle: H * W * sum(C_k) / lanes."""
@@ -150,6 +158,19 @@ class ChannelSplit(wiring.Component):
     def estimate(self) -> Resources:
         """See :func:`split_cost`."""
         return split_cost(len(self.channels), max(self.channels) // self.lanes, self.lanes, self.bits)
+
+
+class ChannelSplit(ChannelSplitSpec, wiring.Component):
+    """The hardware of :class:`ChannelSplitSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        ChannelSplitSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
+
+    @property
+    def outputs(self) -> list:
+        """The output ports, in channel order."""
+        return [getattr(self, f"o{k}") for k in range(len(self.channels))]
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -188,7 +209,7 @@ def shuffle_cost(channels: int, lanes: int, bits: int) -> Resources:
             + channel_parts_cost(2, beats, lanes, bits))
 
 
-class ChannelShuffle(wiring.Component):
+class ChannelShuffleSpec(LayerSpec):
     """DiracDeltaNet's shuffle of a (C, H, W) stream: output channels ``[C - C/4, C)`` then ``[0, C - C/4)``.
 
     C must be divisible by 4, and either ``lanes == C`` (a lane permutation) or ``lanes`` divides C/4.
@@ -197,9 +218,11 @@ class ChannelShuffle(wiring.Component):
     the pixel's last-quarter beat passing through), the FIFO's for the rest.
     """
 
+    kind = "ChannelShuffle"
+
     def __init__(self, channels: int, height: int, width: int, lanes: int, bits: int, *, signed: bool = False,
                  name: str = ""):
-        where = layer_label(name, "ChannelShuffle")
+        where = layer_label(name, self.kind)
         check_positive(where, channels=channels, height=height, width=width, lanes=lanes, bits=bits)
         if channels % 4:
             raise ValueError(f"the shuffle moves a quarter of the channels: {channels} is not divisible by 4 {where}")
@@ -209,15 +232,7 @@ class ChannelShuffle(wiring.Component):
         self.channels, self.height, self.width = channels, height, width
         self.lanes, self.bits, self.signed, self.name = lanes, bits, bool(signed), name
         self.layout = data.ArrayLayout(Shape(bits, signed=self.signed), lanes)
-        super().__init__({"i": In(stream.Signature(self.layout)), "o": Out(stream.Signature(self.layout))})
-
-    def _parts(self) -> tuple[ChannelSplit, StreamFIFO, ConcatN]:
-        c, quarter = self.channels, self.channels // 4
-        args = (self.height, self.width, self.lanes, self.bits)
-        split = ChannelSplit((c - quarter, quarter), *args, signed=self.signed)
-        fifo = StreamFIFO(self.layout, shuffle_fifo_depth(c, self.lanes))
-        concat = ConcatN((quarter, c - quarter), *args, signed=self.signed)
-        return split, fifo, concat
+        self.declare_ports({"i": In(stream.Signature(self.layout)), "o": Out(stream.Signature(self.layout))})
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
@@ -231,6 +246,22 @@ class ChannelShuffle(wiring.Component):
     def estimate(self) -> Resources:
         """See :func:`shuffle_cost`."""
         return shuffle_cost(self.channels, self.lanes, self.bits)
+
+
+class ChannelShuffle(ChannelShuffleSpec, wiring.Component):
+    """The hardware of :class:`ChannelShuffleSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        ChannelShuffleSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
+
+    def _parts(self) -> tuple[ChannelSplit, StreamFIFO, ConcatN]:
+        c, quarter = self.channels, self.channels // 4
+        args = (self.height, self.width, self.lanes, self.bits)
+        split = ChannelSplit((c - quarter, quarter), *args, signed=self.signed)
+        fifo = StreamFIFO(self.layout, shuffle_fifo_depth(c, self.lanes))
+        concat = ConcatN((quarter, c - quarter), *args, signed=self.signed)
+        return split, fifo, concat
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -247,3 +278,8 @@ class ChannelShuffle(wiring.Component):
         wiring.connect(m, fifo.o, concat.i1)
         wiring.connect(m, concat.o, wiring.flipped(self.o))
         return m
+
+
+ConcatNSpec.component_class = ConcatN
+ChannelSplitSpec.component_class = ChannelSplit
+ChannelShuffleSpec.component_class = ChannelShuffle

@@ -11,17 +11,32 @@ case of :class:`~mixq_hw.layers.channels.ConcatN`.
 
 from __future__ import annotations
 
-from .channels import ConcatN
+from amaranth.lib import wiring
 
-__all__ = ["Concat"]
+from .channels import ConcatN, ConcatNSpec
+
+__all__ = ["Concat", "ConcatSpec"]
 
 
-class Concat(ConcatN):
+class ConcatSpec(ConcatNSpec):
     """Concatenates a (C0, H, W) and a (C1, H, W) stream along channels into (C0 + C1, H, W), same lanes.
 
     Ports: ``i0``, ``i1`` and ``o``, all ``stream.Signature(ArrayLayout(unsigned(bits), lanes))``.
     """
 
+    kind = "Concat"
+
     def __init__(self, channels0: int, channels1: int, height: int, width: int, lanes: int, bits: int, *,
                  name: str = ""):
-        super().__init__((channels0, channels1), height, width, lanes, bits, name=name)
+        ConcatNSpec.__init__(self, (channels0, channels1), height, width, lanes, bits, name=name)
+
+
+class Concat(ConcatSpec, ConcatN):
+    """The hardware of :class:`ConcatSpec` (the same arguments; ConcatN's elaborate)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        ConcatSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
+
+
+ConcatSpec.component_class = Concat

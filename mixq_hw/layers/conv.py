@@ -76,13 +76,14 @@ from mixq_hw.layers.conv_weights import (WINDOW_KINDS, ConvGeometry, CoreWiring,
                                          geometry_for_plan, groups_per_frame, macs_per_cycle, plan_window_kind,
                                          signed_bits, weight_rom_words, dsps_per_core)
 from mixq_hw.layers.conv_weights import dot_wiring
-from mixq_hw.layers.row_window import RowWindow
-from mixq_hw.layers.window import SlidingWindow
+from mixq_hw.layers.row_window import RowWindowSpec
+from mixq_hw.layers.spec import LayerSpec
+from mixq_hw.layers.window import SlidingWindowSpec
 from mixq_hw.packing.cores import PackedMAC
 from mixq_hw.packing.layout import act_range, weight_range
 from mixq_hw.packing.protocol import PackingPlan
 
-__all__ = ["ConvEngine", "ENGINE_PLAN_TYPES"]
+__all__ = ["ConvEngine", "ENGINE_PLAN_TYPES", "ConvEngineSpec"]
 
 #: Plan kinds (:attr:`~mixq_hw.packing.protocol.PackingPlan.plan_type`) the engine builds; the planner's
 #: mixed-rate splits are not among them (see :meth:`~mixq_hw.packing.planner.Planner.cost_table`).
@@ -103,7 +104,7 @@ class _StallGate(wiring.Component):
         return m
 
 
-class ConvEngine(wiring.Component):
+class ConvEngineSpec(LayerSpec):
     """Convolution (dense k x k, 1x1, depthwise, linear) on packed DSPs, window beats in, accumulators out.
 
     ``weight``: int array ``(out_ch, in_ch/groups, k, k)`` of narrow-range
@@ -172,7 +173,7 @@ class ConvEngine(wiring.Component):
         self._cores: list[CoreWiring] = core_wiring(geo, plan, w_bits, a_bits, self.core_depth)
         assert len(self._cores) == cores_for(plan, geo)
 
-        super().__init__({
+        self.declare_ports({
             "i": In(stream.Signature(data.ArrayLayout(data.ArrayLayout(unsigned(a_bits), simd), geo.span))),
             "o": Out(stream.Signature(data.ArrayLayout(data.ArrayLayout(signed(self.acc_bits), pe), pixels))),
         })
@@ -273,26 +274,35 @@ class ConvEngine(wiring.Component):
         adder-tree levels, accumulator/output register)."""
         return 1 + PackedMAC.LATENCY + self._tree_levels() + 1
 
-    def make_window(self, height: int, width: int, pad: int | str = "same", *, name: str = "") -> wiring.Component:
-        """The window component that feeds this engine from a raster stream of ``(in_ch, height, width)`` codes.
+    def window_spec(self, height: int, width: int, pad: int | str = "same", *, name: str = "") -> LayerSpec:
+        """The spec of the window that feeds this engine from a raster stream of ``(in_ch, height, width)`` codes.
 
-        A :class:`~mixq_hw.layers.window.SlidingWindow` for ``window_kind ==
-        "taps"``, a :class:`~mixq_hw.layers.row_window.RowWindow` for ``"rows"``,
+        A :class:`~mixq_hw.layers.window.SlidingWindowSpec` for ``window_kind ==
+        "taps"``, a :class:`~mixq_hw.layers.row_window.RowWindowSpec` for ``"rows"``,
         with this engine's lanes, pixels, kernel, stride and code width.
         ValueError if its output map is not ``out_size``.
         """
         name = name or f"{self.name}.window"
+        window: LayerSpec
         if self.window_kind == "rows":
-            window = RowWindow(self.in_ch, height, width, self.k, pad, lanes=self.simd, pixels=self.pixels,
-                               bits=self.a_bits, name=name)
+            window = RowWindowSpec(self.in_ch, height, width, self.k, pad, lanes=self.simd, pixels=self.pixels,
+                                   bits=self.a_bits, name=name)
         else:
-            window = SlidingWindow(self.in_ch, height, width, self.k, self.stride, pad, lanes=self.simd,
-                                   pixels=self.pixels, bits=self.a_bits, name=name)
+            window = SlidingWindowSpec(self.in_ch, height, width, self.k, self.stride, pad, lanes=self.simd,
+                                       pixels=self.pixels, bits=self.a_bits, name=name)
         if window.out_shape[1:] != self.out_size:
-            window._MustUse__silence = True
             raise ValueError(f"window {name!r} makes a {window.out_shape[1]}x{window.out_shape[2]} map, layer "
                              f"'{self.name}' has out_size {self.out_size}")
         return window
+
+    def build(self) -> wiring.Component:
+        """The ConvEngine of this spec, with the packing plan the spec chose (not chosen again)."""
+        args, kwargs = self._spec_arguments
+        return self.component_class(*args, **{**kwargs, "plan": self.plan})
+
+    def make_window(self, height: int, width: int, pad: int | str = "same", *, name: str = "") -> wiring.Component:
+        """The window Component of :meth:`window_spec` (to be elaborated)."""
+        return self.window_spec(height, width, pad, name=name).build()
 
     def _tree_inputs(self) -> dict[tuple[int, int], list[int]]:
         """Field bounds summed into each accumulator (x, p): the adder tree's leaves."""
@@ -345,6 +355,14 @@ class ConvEngine(wiring.Component):
         return Resources(dsp=self.n_dsps, lut=lut, ff=ff) + mems
 
     # ---- hardware ------------------------------------------------------------------------------
+
+
+class ConvEngine(ConvEngineSpec, wiring.Component):
+    """The hardware of :class:`ConvEngineSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        ConvEngineSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -532,3 +550,6 @@ class ConvEngine(wiring.Component):
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         return m
+
+
+ConvEngineSpec.component_class = ConvEngine

@@ -24,8 +24,9 @@ from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost
 from ._checks import layer_label
+from .spec import LayerSpec
 
-__all__ = ["StreamFIFO", "fifo_cost"]
+__all__ = ["StreamFIFO", "StreamFIFOSpec", "fifo_cost"]
 
 
 def fifo_cost(depth: int, width: int) -> Resources:
@@ -39,7 +40,7 @@ def fifo_cost(depth: int, width: int) -> Resources:
     return memory_cost(depth - 1, width) + Resources(lut=4 * counter + 6, ff=width + 3 * counter + 2)
 
 
-class StreamFIFO(wiring.Component):
+class StreamFIFOSpec(LayerSpec):
     """FIFO of ``depth`` beats of ``shape`` between stream ports ``i`` and ``o``.
 
     ``beats_per_frame`` (beats per frame) only feeds :meth:`cycles_per_frame`; :meth:`pixels`
@@ -61,8 +62,7 @@ class StreamFIFO(wiring.Component):
             raise ValueError(f"shape {shape!r} has no bits {where}")
         self.shape, self.depth, self.beats_per_frame, self.name = shape, depth, beats_per_frame, name
         self.payload_width = width
-        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))},
-                         src_loc_at=src_loc_at)
+        self.declare_ports({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
 
     @classmethod
     def pixels(cls, channels: int, height: int, width: int, lanes: int, bits: int, depth: int, *,
@@ -85,6 +85,14 @@ class StreamFIFO(wiring.Component):
     def estimate(self) -> Resources:
         """See :func:`fifo_cost`."""
         return fifo_cost(self.depth, self.payload_width)
+
+
+class StreamFIFO(StreamFIFOSpec, wiring.Component):
+    """The hardware of :class:`StreamFIFOSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        StreamFIFOSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports(), src_loc_at=kwargs.get("src_loc_at", 0))
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -125,3 +133,6 @@ class StreamFIFO(wiring.Component):
                 m.d.sync += [o.payload.eq(i.payload), o.valid.eq(i.valid)]
         with m.Elif(i.valid & ~spare_full):
             m.d.sync += [spare.eq(i.payload), spare_full.eq(1)]
+
+
+StreamFIFOSpec.component_class = StreamFIFO

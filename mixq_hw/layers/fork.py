@@ -16,12 +16,13 @@ from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources
 from ._checks import layer_label
+from .spec import LayerSpec
 
-__all__ = ["Fork"]
+__all__ = ["Fork", "ForkSpec"]
 
 
 
-class Fork(wiring.Component):
+class ForkSpec(LayerSpec):
     """Copies a stream of ``shape`` payloads to ``outputs`` consumers ``o0``, ``o1``, ...; a beat leaves when all took it.
 
     Payload-agnostic, so it also splits grouped accumulator streams (one conv feeding two requant
@@ -46,7 +47,7 @@ class Fork(wiring.Component):
         self.shape, self.n_outputs, self.beats_per_frame, self.name = shape, outputs, beats_per_frame, name
         ports = {"i": In(stream.Signature(shape))}
         ports.update({f"o{k}": Out(stream.Signature(shape)) for k in range(outputs)})
-        super().__init__(ports, src_loc_at=src_loc_at)
+        self.declare_ports(ports)
 
     @classmethod
     def pixels(cls, channels: int, height: int, width: int, lanes: int, bits: int, *, outputs: int = 2,
@@ -62,11 +63,6 @@ class Fork(wiring.Component):
         return cls(data.ArrayLayout(unsigned(bits), lanes), outputs=outputs,
                    beats_per_frame=height * width * channels // lanes, name=name, src_loc_at=1)
 
-    @property
-    def outputs(self) -> list:
-        """The output ports."""
-        return [getattr(self, f"o{k}") for k in range(self.n_outputs)]
-
     def cycles_per_frame(self) -> int:
         """One beat per cycle: the frame's beat count (0 if not given)."""
         return self.beats_per_frame
@@ -74,6 +70,19 @@ class Fork(wiring.Component):
     def estimate(self) -> Resources:
         """One flag and a little valid/ready logic per output (estimate)."""
         return Resources(lut=2 * self.n_outputs + 1, ff=self.n_outputs)
+
+
+class Fork(ForkSpec, wiring.Component):
+    """The hardware of :class:`ForkSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        ForkSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports(), src_loc_at=kwargs.get("src_loc_at", 0))
+
+    @property
+    def outputs(self) -> list:
+        """The output ports."""
+        return [getattr(self, f"o{k}") for k in range(self.n_outputs)]
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -88,3 +97,6 @@ class Fork(wiring.Component):
         with m.Elif(self.i.valid):
             m.d.sync += taken.eq(taken | Cat(*(port.ready for port in self.outputs)))
         return m
+
+
+ForkSpec.component_class = Fork

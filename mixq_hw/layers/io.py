@@ -8,11 +8,12 @@ from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources
 from ..packing.bits import INPUT_BITS
+from .spec import LayerSpec
 
-__all__ = ["InputCodes"]
+__all__ = ["InputCodes", "InputCodesSpec"]
 
 
-class InputCodes(wiring.Component):
+class InputCodesSpec(LayerSpec):
     """Keeps the top ``bits`` bits of every 8-bit pixel: ``code = pixel >> (8 - bits)``.
 
     Ports: ``i`` carries one pixel per beat (``ArrayLayout(unsigned(8), channels)``), ``o`` the
@@ -25,7 +26,7 @@ class InputCodes(wiring.Component):
             raise ValueError(f"input quantizer bits {bits} outside {INPUT_BITS.start}..{INPUT_BITS.stop - 1} in "
                              f"layer {name!r}")
         self.channels, self.height, self.width, self.bits, self.name = channels, height, width, bits, name
-        super().__init__({
+        self.declare_ports({
             "i": In(stream.Signature(data.ArrayLayout(unsigned(8), channels))),
             "o": Out(stream.Signature(data.ArrayLayout(unsigned(bits), channels))),
         })
@@ -38,9 +39,20 @@ class InputCodes(wiring.Component):
         """Wires only."""
         return Resources()
 
+
+class InputCodes(InputCodesSpec, wiring.Component):
+    """The hardware of :class:`InputCodesSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        InputCodesSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
+
     def elaborate(self, platform) -> Module:
         m = Module()
         m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready)]
         for c in range(self.channels):
             m.d.comb += self.o.payload[c].eq(self.i.payload[c][8 - self.bits:])
         return m
+
+
+InputCodesSpec.component_class = InputCodes

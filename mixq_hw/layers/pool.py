@@ -24,8 +24,9 @@ from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost, styled_memory
 from ._checks import layer_label, check_positive
+from .spec import LayerSpec
 
-__all__ = ["MaxPool2x2", "maxpool_out_size", "maxpool_cost", "elaborate_window_pool"]
+__all__ = ["MaxPool2x2", "MaxPool2x2Spec", "maxpool_out_size", "maxpool_cost", "elaborate_window_pool"]
 
 
 def maxpool_out_size(size: int, pad: int) -> int:
@@ -146,7 +147,7 @@ def _edges(pos: Value, offset: Value | None, size: int, kernel: int, pad: int) -
     return offset == 0, offset == kernel - 1
 
 
-class MaxPool2x2(wiring.Component):
+class MaxPool2x2Spec(LayerSpec):
     """Lane-wise 2x2/2 max pooling of a (C, H, W) stream into (C, H_out, W_out), same lanes and bits.
 
     ``pad=0``: H and W even, H_out = H/2.  ``pad=1``: any H, W; H_out = H//2 + 1 (zero padding, exact for
@@ -167,7 +168,7 @@ class MaxPool2x2(wiring.Component):
         self.channels, self.height, self.width = channels, height, width
         self.lanes, self.bits, self.pad, self.name = lanes, bits, pad, name
         self.layout = data.ArrayLayout(unsigned(bits), lanes)
-        super().__init__({"i": In(stream.Signature(self.layout)), "o": Out(stream.Signature(self.layout))})
+        self.declare_ports({"i": In(stream.Signature(self.layout)), "o": Out(stream.Signature(self.layout))})
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
@@ -187,9 +188,20 @@ class MaxPool2x2(wiring.Component):
         """See :func:`maxpool_cost`."""
         return maxpool_cost(self.channels, self.height, self.width, self.lanes, self.bits, self.pad)
 
+
+class MaxPool2x2(MaxPool2x2Spec, wiring.Component):
+    """The hardware of :class:`MaxPool2x2Spec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        MaxPool2x2Spec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
+
     def elaborate(self, platform) -> Module:
         m = Module()
         elaborate_window_pool(m, self.i, self.o, chunks=self.chunks, height=self.height, width=self.width,
                               kernel=(2, 2), pad=self.pad, partial_layout=self.layout, lanes=self.lanes,
                               combine=lambda first, new, old: Mux(first | (new > old), new, old), result="maximum")
         return m
+
+
+MaxPool2x2Spec.component_class = MaxPool2x2

@@ -30,12 +30,13 @@ from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost, styled_memory
 from ._checks import layer_label
+from .spec import LayerSpec
 
-__all__ = ["GroupToRaster"]
+__all__ = ["GroupToRaster", "GroupToRasterSpec"]
 
 
 
-class GroupToRaster(wiring.Component):
+class GroupToRasterSpec(LayerSpec):
     """Reorders grouped beats ``[pixels][pe]`` into raster pixels of ``lanes_out`` channels per beat.
 
     Ports: ``i``: ``ArrayLayout(ArrayLayout(shape, pe), pixels)``;
@@ -74,7 +75,7 @@ class GroupToRaster(wiring.Component):
         value = Shape(bits, self.signed)
         self.in_layout = data.ArrayLayout(data.ArrayLayout(value, pe), pixels)
         self.out_layout = data.ArrayLayout(value, lanes_out)
-        super().__init__({"i": In(stream.Signature(self.in_layout)),
+        self.declare_ports({"i": In(stream.Signature(self.in_layout)),
                           "o": Out(stream.Signature(self.out_layout))})
 
     def cycles_per_frame(self) -> int:
@@ -97,6 +98,14 @@ class GroupToRaster(wiring.Component):
         read_regs = 0 if bank.bram36 else nbanks * self.unit * self.bits
         return bank * nbanks + Resources(lut=mux + 2 * counters,
                                          ff=counters + max(1, (nbanks - 1).bit_length()) + 1 + read_regs)
+
+
+class GroupToRaster(GroupToRasterSpec, wiring.Component):
+    """The hardware of :class:`GroupToRasterSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        GroupToRasterSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -202,3 +211,6 @@ class GroupToRaster(wiring.Component):
             for _, rp in row:
                 m.d.comb += [rp.addr.eq(r_addr), rp.en.eq(advance)]
         return m
+
+
+GroupToRasterSpec.component_class = GroupToRaster

@@ -30,13 +30,14 @@ from amaranth.lib.wiring import In, Out
 from ..estimate import Resources, memory_cost, styled_memory
 from .width import LaneConverter, lane_converter_cost
 from ._checks import layer_label, check_positive
+from .spec import LayerSpec
 
-__all__ = ["Reorg"]
+__all__ = ["Reorg", "ReorgSpec"]
 
 
 
 
-class Reorg(wiring.Component):
+class ReorgSpec(LayerSpec):
     """Space-to-depth by 2 of a (C, H, W) stream at ``lanes`` into (4C, H/2, W/2) at ``lanes_out``.
 
     ``lanes_out`` defaults to ``4 * lanes`` (full throughput); it must divide ``4 * channels`` and
@@ -62,7 +63,7 @@ class Reorg(wiring.Component):
         self.lanes, self.lanes_out, self.bits, self.name = lanes, lanes_out, bits, name
         self.in_layout = data.ArrayLayout(unsigned(bits), lanes)
         self.out_layout = data.ArrayLayout(unsigned(bits), lanes_out)
-        super().__init__({"i": In(stream.Signature(self.in_layout)), "o": Out(stream.Signature(self.out_layout))})
+        self.declare_ports({"i": In(stream.Signature(self.in_layout)), "o": Out(stream.Signature(self.out_layout))})
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
@@ -105,6 +106,14 @@ class Reorg(wiring.Component):
         total = memory_cost(half_row, word) * 2 + memory_cost(chunks, word)
         total += Resources(lut=2 * counters + 6, ff=word + 1 + 2 * counters)
         return total + lane_converter_cost(4 * self.lanes, self.lanes_out, self.bits)
+
+
+class Reorg(ReorgSpec, wiring.Component):
+    """The hardware of :class:`ReorgSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        ReorgSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -178,3 +187,6 @@ class Reorg(wiring.Component):
             wiring.connect(m, core, converter.i)
             wiring.connect(m, converter.o, wiring.flipped(self.o))
         return m
+
+
+ReorgSpec.component_class = Reorg

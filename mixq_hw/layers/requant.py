@@ -45,8 +45,9 @@ from ..packing.dsp48e2 import DSP48E2, opmode
 from ..packing.geometry import DSP48E2_GEOMETRY
 from ._checks import layer_label
 from ._mux import mux_tree
+from .spec import LayerSpec
 
-__all__ = ["Requant", "AccBias", "OUTPUT_BITS"]
+__all__ = ["Requant", "AccBias", "OUTPUT_BITS", "RequantSpec", "AccBiasSpec"]
 
 _DSP_A, _DSP_B, _DSP_P = DSP48E2_GEOMETRY.ad_bits, DSP48E2_GEOMETRY.b_bits, DSP48E2_GEOMETRY.p_bits
 #: Requant's fabric logic over its LUT model (multiplexers, ROM bits, clip; see Requant.estimate)
@@ -60,7 +61,7 @@ def _per_channel(values, what: str, where: str) -> list[int]:
     return [int(v) for v in arr]
 
 
-class _GroupedChannels(wiring.Component):
+class _GroupedChannels(LayerSpec):
     """Shared shape bookkeeping: channels in folds of ``pe``, ``pixels`` per group, frames of HxW."""
 
     kind = "layer"
@@ -94,7 +95,7 @@ class _GroupedChannels(wiring.Component):
         return fold
 
 
-class Requant(_GroupedChannels):
+class RequantSpec(_GroupedChannels):
     """Per-channel ``clip((acc*inc + bias + 2**(T-1)) >> T, 0, 2**out_bits - 1)`` on grouped accumulators, or
     with ``signed_out`` (and ``neg_shift``, a LeakyReLU) exactly ``mixq_hw.graph.ops.requant``'s signed codes.
 
@@ -151,7 +152,7 @@ class Requant(_GroupedChannels):
         self.sum_bits = signed_width(-worst, worst)
         self.rom_layout = data.ArrayLayout(
             data.StructLayout({"inc": signed(self.inc_bits), "bias": signed(self.bias_bits)}), pe)
-        super().__init__({"i": In(stream.Signature(self.in_layout)),
+        self.declare_ports({"i": In(stream.Signature(self.in_layout)),
                           "o": Out(stream.Signature(self.out_layout))})
 
     @classmethod
@@ -244,6 +245,14 @@ class Requant(_GroupedChannels):
             tables.append(table.reshape(self.folds * len(lanes_at), -1))
         return np.concatenate(tables, axis=1)
 
+
+class Requant(RequantSpec, wiring.Component):
+    """The hardware of :class:`RequantSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        RequantSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
+
     def elaborate(self, platform) -> Module:
         m = Module()
         rom = memory.Memory(shape=self.rom_layout, depth=self.folds, init=[
@@ -331,7 +340,10 @@ class Requant(_GroupedChannels):
         return dsp.p
 
 
-class AccBias(_GroupedChannels):
+RequantSpec.component_class = Requant
+
+
+class AccBiasSpec(_GroupedChannels):
     """The network's raw output: per-channel ``acc + bias`` as signed 32-bit, on grouped accumulators.
 
     Ports: ``i``: ``ArrayLayout(ArrayLayout(signed(acc_bits), pe), pixels)`` stream;
@@ -356,7 +368,7 @@ class AccBias(_GroupedChannels):
         worst = 2 ** (acc_bits - 1) + max(abs(b) for b in bias)
         #: signed width of ``acc + bias`` (sign-extended to 32 bits on the port)
         self.sum_bits = signed_width(-worst, worst)
-        super().__init__({"i": In(stream.Signature(self.in_layout)),
+        self.declare_ports({"i": In(stream.Signature(self.in_layout)),
                           "o": Out(stream.Signature(self.out_layout))})
 
     @classmethod
@@ -375,6 +387,14 @@ class AccBias(_GroupedChannels):
         return rom + Resources(lut=lanes * self.sum_bits + 2 * counter + 2,
                                ff=lanes * (self.acc_bits + self.sum_bits) + self.pe * self.bias_bits
                                + counter + self.latency)
+
+
+class AccBias(AccBiasSpec, wiring.Component):
+    """The hardware of :class:`AccBiasSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        AccBiasSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -402,3 +422,6 @@ class AccBias(_GroupedChannels):
                     m.d.sync += [acc_reg.eq(self.i.payload[j][p]), total.eq(acc_reg + bias_reg)]
                 m.d.comb += self.o.payload[j][p].eq(total)
         return m
+
+
+AccBiasSpec.component_class = AccBias

@@ -23,8 +23,9 @@ from amaranth.lib.wiring import In, Out
 from ..estimate import Resources
 from ._checks import check_int, check_positive, layer_label
 from .reference import residual_bounds
+from .spec import LayerSpec
 
-__all__ = ["Residual", "code_range", "csd_digits", "residual_sum_bits", "residual_cycles", "residual_cost"]
+__all__ = ["Residual", "ResidualSpec", "code_range", "csd_digits", "residual_sum_bits", "residual_cycles", "residual_cost"]
 
 
 def csd_digits(value: int) -> list[tuple[int, int]]:
@@ -79,7 +80,7 @@ def residual_cost(lanes: int, sum_bits: int, m0: int, m1: int, out_bits: int) ->
     return Resources(lut=lanes * per_lane + 4, ff=lanes * out_bits + 1)
 
 
-class Residual(wiring.Component):
+class ResidualSpec(LayerSpec):
     """Adds two (C, H, W) streams ``i0`` (codes ``a``) and ``i1`` (codes ``b``) beat by beat into ``o``.
 
     Ports: ``i0``: ``ArrayLayout(bits_a, lanes)``, ``i1``: ``ArrayLayout(bits_b, lanes)``, ``o``:
@@ -88,10 +89,12 @@ class Residual(wiring.Component):
     Throughput one beat per cycle; latency 1 cycle (the output register).
     """
 
+    kind = "Residual"
+
     def __init__(self, channels: int, height: int, width: int, lanes: int, *, bits_a: int, bits_b: int,
                  out_bits: int, m0: int, m1: int, shift: int, signed_a: bool = False, signed_b: bool = False,
                  out_signed: bool = False, name: str = ""):
-        where = layer_label(name, "Residual")
+        where = layer_label(name, self.kind)
         check_positive(where, channels=channels, height=height, width=width, lanes=lanes, bits_a=bits_a,
                        bits_b=bits_b, out_bits=out_bits)
         check_int(where, 0, shift=shift)
@@ -108,7 +111,7 @@ class Residual(wiring.Component):
         self.bits = (bits_a, bits_b, out_bits)
         self.layouts = [data.ArrayLayout(Shape(b, signed=s), lanes)
                         for b, s in ((bits_a, signed_a), (bits_b, signed_b), (out_bits, out_signed))]
-        super().__init__({"i0": In(stream.Signature(self.layouts[0])), "i1": In(stream.Signature(self.layouts[1])),
+        self.declare_ports({"i0": In(stream.Signature(self.layouts[0])), "i1": In(stream.Signature(self.layouts[1])),
                           "o": Out(stream.Signature(self.layouts[2]))})
 
     @property
@@ -123,6 +126,14 @@ class Residual(wiring.Component):
     def estimate(self) -> Resources:
         """See :func:`residual_cost`."""
         return residual_cost(self.lanes, self.sum_bits, self.m0, self.m1, self.bits[2])
+
+
+class Residual(ResidualSpec, wiring.Component):
+    """The hardware of :class:`ResidualSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        ResidualSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -145,3 +156,6 @@ class Residual(wiring.Component):
         with m.Elif(o.ready):
             m.d.sync += o.valid.eq(0)
         return m
+
+
+ResidualSpec.component_class = Residual

@@ -41,11 +41,12 @@ from amaranth.lib.wiring import In, Out
 from ..estimate import Resources, memory_cost, styled_memory
 from ._checks import check_int, layer_label
 from .window import LOGIC_MARGIN
+from .spec import LayerSpec
 
-__all__ = ["RowWindow"]
+__all__ = ["RowWindow", "RowWindowSpec"]
 
 
-class RowWindow(wiring.Component):
+class RowWindowSpec(LayerSpec):
     """Kernel-row beats of a (C, H, W) code stream for ``pixels`` output pixels per group, stride 1, zero padded.
 
     Ports: ``i``: ``stream.Signature(ArrayLayout(unsigned(bits), lanes))`` (raster pixels);
@@ -88,7 +89,7 @@ class RowWindow(wiring.Component):
         self.bank_depth = self.rows * self.words_per_row
         self.lane_layout = data.ArrayLayout(unsigned(bits), lanes)
         self.out_layout = data.ArrayLayout(self.lane_layout, self.span)
-        super().__init__({"i": In(stream.Signature(self.lane_layout)),
+        self.declare_ports({"i": In(stream.Signature(self.lane_layout)),
                           "o": Out(stream.Signature(self.out_layout))})
 
     # -- schedule facts shared by the hardware and the cycle model -------------------------------
@@ -192,6 +193,14 @@ class RowWindow(wiring.Component):
         return mem + Resources(lut=lut, ff=ff)
 
     # -- hardware --------------------------------------------------------------------------------
+
+
+class RowWindow(RowWindowSpec, wiring.Component):
+    """The hardware of :class:`RowWindowSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        RowWindowSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -324,3 +333,6 @@ class RowWindow(wiring.Component):
                 with m.Else():
                     m.d.sync += [y.eq(y + 1), top.eq(top + 1)]
         return m
+
+
+RowWindowSpec.component_class = RowWindow

@@ -25,8 +25,9 @@ from amaranth.lib.wiring import In, Out
 from ..estimate import Resources, memory_cost, mux_luts, styled_memory
 from ._checks import check_positive, layer_label
 from .reference import SHIFT_OFFSETS
+from .spec import LayerSpec
 
-__all__ = ["Shift", "shift_ring_depth", "shift_cycles", "shift_cost"]
+__all__ = ["Shift", "ShiftSpec", "shift_ring_depth", "shift_cycles", "shift_cost"]
 
 
 def shift_ring_depth(channels: int, width: int, lanes: int) -> int:
@@ -51,7 +52,7 @@ def shift_cost(channels: int, height: int, width: int, lanes: int, bits: int) ->
     return logic + memory_cost(depth, bits) * lanes
 
 
-class Shift(wiring.Component):
+class ShiftSpec(LayerSpec):
     """Shift of a (C, H, W) stream (see the module docstring), same shape, lanes and bits.
 
     Ports: ``i`` and ``o``, ``stream.Signature(ArrayLayout(unsigned(bits), lanes))`` (``signed(bits)`` with
@@ -59,9 +60,11 @@ class Shift(wiring.Component):
     frame leaves 2 cycles after input beat ``W * C/lanes`` (the first pixel of the second row) enters.
     """
 
+    kind = "Shift"
+
     def __init__(self, channels: int, height: int, width: int, lanes: int, bits: int, *, signed: bool = False,
                  name: str = ""):
-        where = layer_label(name, "Shift")
+        where = layer_label(name, self.kind)
         check_positive(where, channels=channels, height=height, width=width, lanes=lanes, bits=bits)
         if channels % lanes:
             raise ValueError(f"channels {channels} not divisible by lanes {lanes} {where}")
@@ -69,7 +72,7 @@ class Shift(wiring.Component):
         self.lanes, self.bits, self.signed, self.name = lanes, bits, bool(signed), name
         self.element = Shape(bits, signed=bool(signed))
         self.layout = data.ArrayLayout(self.element, lanes)
-        super().__init__({"i": In(stream.Signature(self.layout)), "o": Out(stream.Signature(self.layout))})
+        self.declare_ports({"i": In(stream.Signature(self.layout)), "o": Out(stream.Signature(self.layout))})
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
@@ -88,6 +91,14 @@ class Shift(wiring.Component):
     def estimate(self) -> Resources:
         """See :func:`shift_cost`."""
         return shift_cost(self.channels, self.height, self.width, self.lanes, self.bits)
+
+
+class Shift(ShiftSpec, wiring.Component):
+    """The hardware of :class:`ShiftSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        ShiftSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -167,3 +178,6 @@ class Shift(wiring.Component):
         with m.Elif(self.o.ready):
             m.d.sync += s1_valid.eq(0)
         return m
+
+
+ShiftSpec.component_class = Shift

@@ -19,8 +19,9 @@ from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost, styled_memory
 from ._checks import check_positive, layer_label
+from .spec import LayerSpec
 
-__all__ = ["Upsample2x", "upsample_cycles", "upsample_cost"]
+__all__ = ["Upsample2x", "Upsample2xSpec", "upsample_cycles", "upsample_cost"]
 
 
 def upsample_cycles(channels: int, height: int, width: int, lanes: int) -> int:
@@ -37,7 +38,7 @@ def upsample_cost(channels: int, height: int, width: int, lanes: int, bits: int)
     return memory_cost(row, lanes * bits) + Resources(lut=9 * cbits + 6, ff=4 * cbits + 4)
 
 
-class Upsample2x(wiring.Component):
+class Upsample2xSpec(LayerSpec):
     """Nearest upsampling by 2 of a (C, H, W) stream into (C, 2H, 2W), same lanes and bits.
 
     Ports: ``i`` and ``o``, ``stream.Signature(ArrayLayout(unsigned(bits), lanes))`` (``signed(bits)`` with
@@ -45,16 +46,18 @@ class Upsample2x(wiring.Component):
     input beat 0 enters.
     """
 
+    kind = "Upsample2x"
+
     def __init__(self, channels: int, height: int, width: int, lanes: int, bits: int, *, signed: bool = False,
                  name: str = ""):
-        where = layer_label(name, "Upsample2x")
+        where = layer_label(name, self.kind)
         check_positive(where, channels=channels, height=height, width=width, lanes=lanes, bits=bits)
         if channels % lanes:
             raise ValueError(f"channels {channels} not divisible by lanes {lanes} {where}")
         self.channels, self.height, self.width = channels, height, width
         self.lanes, self.bits, self.signed, self.name = lanes, bits, bool(signed), name
         self.layout = data.ArrayLayout(Shape(bits, signed=self.signed), lanes)
-        super().__init__({"i": In(stream.Signature(self.layout)), "o": Out(stream.Signature(self.layout))})
+        self.declare_ports({"i": In(stream.Signature(self.layout)), "o": Out(stream.Signature(self.layout))})
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
@@ -68,6 +71,14 @@ class Upsample2x(wiring.Component):
     def estimate(self) -> Resources:
         """See :func:`upsample_cost`."""
         return upsample_cost(self.channels, self.height, self.width, self.lanes, self.bits)
+
+
+class Upsample2x(Upsample2xSpec, wiring.Component):
+    """The hardware of :class:`Upsample2xSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        Upsample2xSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -134,3 +145,6 @@ class Upsample2x(wiring.Component):
         with m.Elif(self.o.ready):
             m.d.sync += s1_valid.eq(0)
         return m
+
+
+Upsample2xSpec.component_class = Upsample2x

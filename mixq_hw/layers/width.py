@@ -21,8 +21,9 @@ from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources
 from ._checks import layer_label, check_positive
+from .spec import LayerSpec
 
-__all__ = ["LaneConverter", "lane_converter_cost", "LanesToFlat", "FlatToLanes"]
+__all__ = ["LaneConverter", "lane_converter_cost", "LanesToFlat", "FlatToLanes", "LaneConverterSpec"]
 
 
 
@@ -48,7 +49,7 @@ def lane_converter_cost(lanes_in: int, lanes_out: int, bits: int) -> Resources:
     return Resources(lut=muxes + 2 * counter + 2, ff=wide + counter + 1)
 
 
-class LaneConverter(wiring.Component):
+class LaneConverterSpec(LayerSpec):
     """Regroups a (C, H, W) stream from ``lanes_in`` to ``lanes_out`` codes per beat (one must divide the other).
 
     Ports: ``i`` (``ArrayLayout(element, lanes_in)``) and ``o`` (``ArrayLayout(element, lanes_out)``),
@@ -70,7 +71,7 @@ class LaneConverter(wiring.Component):
         element = _element(bits, signed)
         self.in_layout = data.ArrayLayout(element, lanes_in)
         self.out_layout = data.ArrayLayout(element, lanes_out)
-        super().__init__({"i": In(stream.Signature(self.in_layout)), "o": Out(stream.Signature(self.out_layout))})
+        self.declare_ports({"i": In(stream.Signature(self.in_layout)), "o": Out(stream.Signature(self.out_layout))})
 
     def cycles_per_frame(self) -> int:
         """One beat per cycle on the side with fewer lanes: H * W * C / min(lanes_in, lanes_out)."""
@@ -79,6 +80,14 @@ class LaneConverter(wiring.Component):
     def estimate(self) -> Resources:
         """See :func:`lane_converter_cost`."""
         return lane_converter_cost(self.lanes_in, self.lanes_out, self.bits)
+
+
+class LaneConverter(LaneConverterSpec, wiring.Component):
+    """The hardware of :class:`LaneConverterSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        LaneConverterSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -137,6 +146,9 @@ class LaneConverter(wiring.Component):
                 m.d.sync += index.eq(index + 1)
                 for lane in range(li - lo):
                     m.d.sync += hold[lane].eq(hold[lane + lo])
+
+
+LaneConverterSpec.component_class = LaneConverter
 
 
 def _lane_bytes(bits: int) -> int:

@@ -42,8 +42,9 @@ from amaranth.lib.wiring import In, Out
 from ..estimate import Resources, memory_cost, mux_luts, styled_memory
 from ._checks import layer_label, check_int
 from ._mux import mux_tree
+from .spec import LayerSpec
 
-__all__ = ["SlidingWindow"]
+__all__ = ["SlidingWindow", "SlidingWindowSpec"]
 
 
 
@@ -53,7 +54,7 @@ __all__ = ["SlidingWindow"]
 LOGIC_MARGIN = 1.1
 
 
-class SlidingWindow(wiring.Component):
+class SlidingWindowSpec(LayerSpec):
     """k x k windows of a (C, H, W) code stream, ``pixels`` output pixels per beat, zero padded.
 
     Ports: ``i``: ``stream.Signature(ArrayLayout(unsigned(bits), lanes))`` (raster pixels);
@@ -100,7 +101,7 @@ class SlidingWindow(wiring.Component):
         self.bank_depth = self.rows * self.words_per_row
         self.lane_layout = data.ArrayLayout(unsigned(bits), lanes)
         self.out_layout = data.ArrayLayout(self.lane_layout, pixels)
-        super().__init__({"i": In(stream.Signature(self.lane_layout)),
+        self.declare_ports({"i": In(stream.Signature(self.lane_layout)),
                           "o": Out(stream.Signature(self.out_layout))})
 
     # -- schedule facts shared by the hardware and the cycle model -------------------------------
@@ -211,6 +212,14 @@ class SlidingWindow(wiring.Component):
         return mem + Resources(lut=lut, ff=ff)
 
     # -- hardware --------------------------------------------------------------------------------
+
+
+class SlidingWindow(SlidingWindowSpec, wiring.Component):
+    """The hardware of :class:`SlidingWindowSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        SlidingWindowSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -365,3 +374,6 @@ class SlidingWindow(wiring.Component):
                 with m.Else():
                     m.d.sync += [y.eq(y + 1), top.eq(top + s)]
         return m
+
+
+SlidingWindowSpec.component_class = SlidingWindow

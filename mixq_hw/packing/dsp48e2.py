@@ -101,6 +101,31 @@ def uses_primitive(platform) -> bool:
     return getattr(platform, "family", None) in _FAMILIES
 
 
+def _checked_config(*, areg: int, breg: int, creg: int = 1, dreg: int = 0, adreg: int = 0, amultsel: str = "A",
+                    inmode: int = INMODE_A, opmodes: tuple[int, ...] = (opmode(),)) -> dict:
+    """A DSP48E2's configuration (see :class:`DSP48E2`) with its defaults; ValueError naming what the
+    model does not cover."""
+    for name, value, top in (("areg", areg, 2), ("breg", breg, 2), ("creg", creg, 1),
+                             ("dreg", dreg, 1), ("adreg", adreg, 1)):
+        if not isinstance(value, int) or not 0 <= value <= top:
+            raise ValueError(f"DSP48E2 {name}={value!r}: the slice has 0..{top} such registers")
+    if amultsel not in ("A", "AD"):
+        raise ValueError(f"DSP48E2 amultsel={amultsel!r}: 'A' or 'AD'")
+    if not isinstance(inmode, int) or not 0 <= inmode < 32:
+        raise ValueError(f"DSP48E2 INMODE {inmode!r} is not a 5-bit value")
+    if inmode & 0b10001:
+        raise ValueError(f"DSP48E2 INMODE {inmode:#07b}: only the A2 and B2 multiplier taps "
+                         f"(INMODE[0] = INMODE[4] = 0) are modelled")
+    if amultsel == "A" and inmode & 0b01110:
+        raise ValueError(f"DSP48E2 INMODE {inmode:#07b} sets pre-adder bits but amultsel='A' bypasses it")
+    if not opmodes:
+        raise ValueError("DSP48E2 needs at least one OPMODE value")
+    for value in opmodes:
+        _decode(value)                  # refuses what the model does not cover
+    return dict(areg=areg, breg=breg, creg=creg, dreg=dreg, adreg=adreg, amultsel=amultsel, inmode=inmode,
+            opmodes=opmodes)
+
+
 class DSP48E2(wiring.Component):
     """One DSP48E2 slice: ``P <- Z + W + X + Y`` over a registered pre-adder and 27 x 18 multiplier.
 
@@ -116,27 +141,15 @@ class DSP48E2(wiring.Component):
     + 2`` (or ``breg + 2``) enabled cycles after its operands, C ``creg + 1``.
     """
 
-    def __init__(self, *, areg: int, breg: int, creg: int = 1, dreg: int = 0, adreg: int = 0,
-                 amultsel: str = "A", inmode: int = INMODE_A, opmodes: tuple[int, ...] = (opmode(),)):
-        self._MustUse__silence = True       # a refused configuration is not an unused design
-        for name, value, top in (("areg", areg, 2), ("breg", breg, 2), ("creg", creg, 1),
-                                 ("dreg", dreg, 1), ("adreg", adreg, 1)):
-            if not isinstance(value, int) or not 0 <= value <= top:
-                raise ValueError(f"DSP48E2 {name}={value!r}: the slice has 0..{top} such registers")
-        if amultsel not in ("A", "AD"):
-            raise ValueError(f"DSP48E2 amultsel={amultsel!r}: 'A' or 'AD'")
-        if not isinstance(inmode, int) or not 0 <= inmode < 32:
-            raise ValueError(f"DSP48E2 INMODE {inmode!r} is not a 5-bit value")
-        if inmode & 0b10001:
-            raise ValueError(f"DSP48E2 INMODE {inmode:#07b}: only the A2 and B2 multiplier taps "
-                             f"(INMODE[0] = INMODE[4] = 0) are modelled")
-        if amultsel == "A" and inmode & 0b01110:
-            raise ValueError(f"DSP48E2 INMODE {inmode:#07b} sets pre-adder bits but amultsel='A' bypasses it")
-        if not opmodes:
-            raise ValueError("DSP48E2 needs at least one OPMODE value")
-        for value in opmodes:
-            _decode(value)                  # refuses what the model does not cover
-        self._MustUse__silence = False
+    def __new__(cls, **config: object) -> "DSP48E2":
+        # the configuration is checked before the design exists: a refused one leaves no unused design
+        _checked_config(**config)
+        return super().__new__(cls, src_loc_at=1)
+
+    def __init__(self, **config: object):
+        c = _checked_config(**config)
+        areg, breg, creg, dreg, adreg = c["areg"], c["breg"], c["creg"], c["dreg"], c["adreg"]
+        amultsel, inmode, opmodes = c["amultsel"], c["inmode"], c["opmodes"]
         self.areg, self.breg, self.creg, self.dreg, self.adreg = areg, breg, creg, dreg, adreg
         self.amultsel, self.inmode, self.opmodes = amultsel, inmode, tuple(opmodes)
         super().__init__({

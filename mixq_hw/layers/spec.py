@@ -1,0 +1,76 @@
+"""Layer specs: a pipeline stage as data, separate from the Component that implements it.
+
+Every streaming layer ``X`` is two classes: ``XSpec`` (a :class:`LayerSpec`: the constructor's checks, the
+derived sizes, ``cycles_per_frame()``, ``resources()`` and the port signature) and the Component
+``X(XSpec, wiring.Component)``, which adds only ``elaborate``.  The Component inherits its figures, so a
+spec and the hardware it builds never disagree (there is no second formula), and the folding and the report
+reason about a design from specs without creating a Component; :meth:`LayerSpec.build` creates the
+Component only to be elaborated.  A spec is not changed after construction.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, ClassVar
+
+from amaranth.lib import wiring
+
+from ..estimate import Resources
+
+__all__ = ["LayerSpec"]
+
+
+class LayerSpec:
+    """A stage's figures and ports without its hardware; :meth:`build` makes the Component.
+
+    A subclass's ``__init__`` checks and stores its parameters and declares its ports with
+    :meth:`declare_ports` (the Component passes them to ``wiring.Component.__init__``); it defines
+    ``cycles_per_frame()`` and ``estimate()``; its Component class is set as ``component_class``.
+    """
+
+    #: the Component class :meth:`build` creates (the subclass of this spec that adds ``elaborate``)
+    component_class: ClassVar[type]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None or getattr(init, "records_arguments", False):
+            return
+
+        @functools.wraps(init)
+        def recording(self, *args: Any, **kw: Any) -> None:
+            if "_spec_arguments" not in self.__dict__:     # the outermost spec constructor's arguments
+                self._spec_arguments = (args, kw)
+            init(self, *args, **kw)
+
+        recording.records_arguments = True        # type: ignore[attr-defined]
+        cls.__init__ = recording                  # type: ignore[method-assign]
+
+    def declare_ports(self, members: dict) -> None:
+        """The stage's ports: ``{name: In(...) | Out(...)}``, as for ``wiring.Component.__init__``."""
+        self._port_members = dict(members)
+
+    def ports(self) -> wiring.Signature:
+        """The Component's signature (a fresh Signature object; a spec creates no Component for it)."""
+        return wiring.Signature(self._port_members)
+
+    def payload_shape(self, port: str) -> Any:
+        """The payload layout of stream port ``port``."""
+        return self._port_members[port].signature.members["payload"].shape
+
+    def cycles_per_frame(self) -> int:
+        """Cycles the stage needs per frame at full throughput."""
+        raise NotImplementedError
+
+    def estimate(self) -> Resources:
+        """Estimated DSP48E2s, LUTs, FFs and BRAM36 of the stage."""
+        raise NotImplementedError
+
+    def resources(self) -> Resources:
+        """The stage's resource estimate (:meth:`estimate`)."""
+        return self.estimate()
+
+    def build(self) -> wiring.Component:
+        """The Component of this spec, to be elaborated."""
+        args, kw = self._spec_arguments
+        return self.component_class(*args, **kw)

@@ -1,0 +1,83 @@
+"""The ``concat`` op: channel concatenation of activation codes of equal bit width."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from amaranth import unsigned
+from amaranth.lib import data
+
+from ..graph import ops as ref
+from ..graph.checks import GraphError, Node, ValueInfo, codes_input, fail
+from ..layers.concat import ConcatSpec
+from ..layers.fifo import StreamFIFOSpec
+from .. import schedule
+from .registry import ExportMatch, OpDef, register
+
+__all__ = ["ConcatOp"]
+
+
+class ConcatOp(OpDef):
+    """``concat``: no attributes; two or more inputs of unsigned codes, equal bits, equal height and width
+    (the hardware joins exactly two)."""
+
+    name = "concat"
+    moves_codes = True
+    exports = True
+
+    def infer(self, node: Node, ins: list[ValueInfo], input_shape: tuple[int, int, int]) -> ValueInfo:
+        if len(ins) < 2:
+            raise fail(node, f"expects at least 2 inputs, got {len(ins)}")
+        for i, x in enumerate(ins):
+            codes_input(node, x, i)
+            if x.bits != ins[0].bits:
+                raise fail(node, f"input {node.inputs[i]!r} has {x.bits}-bit codes but "
+                                 f"{node.inputs[0]!r} has {ins[0].bits}; concat inputs need equal bits")
+            if x.shape[1:] != ins[0].shape[1:]:
+                raise fail(node, f"input {node.inputs[i]!r} is {x.shape[1]}x{x.shape[2]} but "
+                                 f"{node.inputs[0]!r} is {ins[0].shape[1]}x{ins[0].shape[2]}")
+        c = sum(x.shape[0] for x in ins)
+        return ValueInfo((c,) + ins[0].shape[1:], ins[0].bits, False)
+
+    def reference(self, node: Node, args: list[np.ndarray], images: np.ndarray | None) -> np.ndarray:
+        return ref.concat(args)
+
+    def row_map(self, node: Node) -> tuple[int, int]:
+        return (1, 0)
+
+    def lower(self, node: Node, lowering) -> None:
+        if len(node.inputs) != 2:
+            raise GraphError(f"concat {node.name!r}: the hardware joins exactly two streams, "
+                             f"got {len(node.inputs)}")
+        srcs = [lowering.take(s) for s in node.inputs]
+        lanes = math.gcd(*(s.lanes for s in srcs))
+        srcs = [lowering.lanes(s, lanes, node.name) for s in srcs]
+        depths = schedule.bypass_fifo_depth(lowering.graph, node, [s.beats_per_row() for s in srcs])
+        fed: list[tuple[str, str]] = []
+        for index, (s, depth) in enumerate(zip(srcs, depths)):
+            if depth:
+                fifo = StreamFIFOSpec(data.ArrayLayout(unsigned(s.bits), lanes), depth,
+                                  name=f"{node.name}.fifo{index}", beats_per_frame=s.beats_per_frame())
+                lowering.add(fifo.name, node.name, "fifo", fifo, [(s.stage, s.port)])
+                lowering.fifo_depths[fifo.name] = depth
+                fed.append((fifo.name, "o"))
+            else:
+                fed.append((s.stage, s.port))
+        (c0, h, w), (c1, _, _) = srcs[0].shape, srcs[1].shape
+        cat = ConcatSpec(c0, c1, h, w, lanes, srcs[0].bits, name=node.name)
+        lowering.add(node.name, node.name, "concat", cat, fed, ["i0", "i1"])
+        lowering.produce(node.name, node.name, "o", (c0 + c1, h, w), lanes, srcs[0].bits)
+
+    def export_function(self, ctx, fn, args: tuple, kwargs: dict, where: str) -> ExportMatch | None:
+        torch = ctx.torch
+        if fn not in (torch.cat, torch.concat, getattr(torch, "concatenate", None)):
+            return None
+        xs = args[0] if args else kwargs.get("tensors")
+        dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+        if dim not in (1, -3) or not isinstance(xs, (list, tuple)):
+            raise ValueError(f"{where}: only channel concatenation torch.cat([...], dim=1) is supported")
+        return ExportMatch(xs)
+
+
+register(ConcatOp())

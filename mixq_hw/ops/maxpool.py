@@ -1,0 +1,81 @@
+"""The ``maxpool`` op: 2x2 max pooling with stride 2 on activation codes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import ops as ref
+from ..graph.checks import Node, ValueInfo, arity, codes_input, fail
+from ..layers.pool import MaxPool2x2Spec
+from .registry import ExportMatch, OpDef, register
+
+__all__ = ["MaxPoolOp", "spatial_halved"]
+
+
+def spatial_halved(node: Node, ins: list[ValueInfo], channels: int) -> ValueInfo:
+    """The shared check of the 2x2 ops: one unsigned-code input of even height and width; the output has
+    ``channels`` times the input's channels at half its height and width."""
+    arity(node, 1)
+    x = ins[0]
+    codes_input(node, x)
+    c, h, w = x.shape
+    if h % 2 or w % 2:
+        raise fail(node, f"input {node.inputs[0]!r} is {h}x{w}; {node.op} needs even height and width")
+    return ValueInfo((c * channels, h // 2, w // 2), x.bits, False)
+
+
+def _pair(v: object) -> tuple:
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def _check_pool(where: str, kernel: object, stride: object, padding: object, dilation: object,
+                ceil_mode: object) -> None:
+    if (_pair(kernel) != (2, 2) or _pair(stride) != (2, 2) or _pair(padding) != (0, 0)
+            or _pair(dilation) != (1, 1) or ceil_mode):
+        raise ValueError(f"{where}: only 2x2 max pooling with stride 2 (no padding, dilation, ceil_mode) "
+                         f"is supported; got kernel {kernel}, stride {stride}, padding {padding}")
+
+
+class MaxPoolOp(OpDef):
+    """``maxpool``: no attributes; one input of unsigned codes with even height and width."""
+
+    name = "maxpool"
+    moves_codes = True      # requant is monotonic: pooling codes equals pooling before requantising
+    exports = True
+
+    def infer(self, node: Node, ins: list[ValueInfo], input_shape: tuple[int, int, int]) -> ValueInfo:
+        return spatial_halved(node, ins, 1)
+
+    def reference(self, node: Node, args: list[np.ndarray], images: np.ndarray | None) -> np.ndarray:
+        return ref.maxpool2x2(args[0])
+
+    def row_map(self, node: Node) -> tuple[int, int]:
+        return (2, 1)
+
+    def lower(self, node: Node, lowering) -> None:
+        src = lowering.take(node.inputs[0])
+        c, h, w = src.shape
+        pool = MaxPool2x2Spec(c, h, w, src.lanes, src.bits, name=node.name)
+        lowering.add(node.name, node.name, "maxpool", pool, [(src.stage, src.port)])
+        lowering.produce(node.name, node.name, "o", (c, h // 2, w // 2), src.lanes, src.bits, bursty=True)
+
+    def export_module(self, ctx, module, where: str) -> ExportMatch | None:
+        if not isinstance(module, ctx.torch.nn.MaxPool2d):
+            return None
+        _check_pool(where, module.kernel_size, module.stride, module.padding, module.dilation, module.ceil_mode)
+        return ExportMatch([])
+
+    def export_function(self, ctx, fn, args: tuple, kwargs: dict, where: str) -> ExportMatch | None:
+        if fn is not ctx.torch.nn.functional.max_pool2d:
+            return None
+        rest = list(args[1:])
+        ks = rest[0] if rest else kwargs.get("kernel_size")
+        stride = rest[1] if len(rest) > 1 else kwargs.get("stride")
+        pad = rest[2] if len(rest) > 2 else kwargs.get("padding", 0)
+        dil = rest[3] if len(rest) > 3 else kwargs.get("dilation", 1)
+        ceil = rest[4] if len(rest) > 4 else kwargs.get("ceil_mode", False)
+        _check_pool(where, ks, stride if stride is not None else ks, pad, dil, ceil)
+        return ExportMatch(args[:1])
+
+
+register(MaxPoolOp())

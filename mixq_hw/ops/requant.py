@@ -1,0 +1,102 @@
+"""The ``requant`` op: per-channel requantisation of a conv/linear accumulator to activation codes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import ops as ref
+from ..graph.checks import (Node, ValueInfo, acc_input, arity, bool_attr, fail, int_attr, requant_fits_dsp48,
+                            tensor_attr)
+from ..layers.regroup import GroupToRasterSpec
+from ..layers.requant import RequantSpec
+from .registry import OpDef, register
+
+__all__ = ["RequantOp", "lower_regroup", "padded"]
+
+
+def padded(width: int, pixels: int) -> int:
+    """A grouped stream's row width: ``ceil(width / pixels)`` whole groups (a ragged last group carries
+    slots past the real columns, which the GroupToRaster after the requant drops)."""
+    return -(-width // pixels) * pixels
+
+
+def lower_regroup(node: Node, lowering, src_stage: str, value, bits: int, lanes: int, *,
+                  is_signed: bool = False) -> None:
+    """The GroupToRaster after a per-channel stage on accumulator groups (requant, output): the node's
+    value becomes a raster stream of ``lanes`` values of ``bits`` bits."""
+    c, h, w = value.shape
+    regroup = GroupToRasterSpec(c, value.pe, value.pixels, lanes, bits, signed=is_signed, width=w,
+                            height=h, name=f"{node.name}.regroup")
+    lowering.add(regroup.name, node.name, "regroup", regroup, [(src_stage, "o")])
+    lowering.produce(node.name, regroup.name, "o", value.shape, lanes, bits)
+
+
+class RequantOp(OpDef):
+    """``requant``: attributes out_bits, shift, acc_bits, inc_bits, fits_dsp48; tensors ``inc``, ``bias``
+    (one per channel); ``clip((acc*inc + bias + 2**(shift-1)) >> shift, 0, 2**out_bits - 1)``."""
+
+    name = "requant"
+    export_note = ("made by the exporter between a conv/linear (BatchNorm folded) and each consumer's "
+                   "activation quantiser")
+    reads_accumulator = True
+
+    def infer(self, node: Node, ins: list[ValueInfo], input_shape: tuple[int, int, int]) -> ValueInfo:
+        arity(node, 1)
+        x = ins[0]
+        acc_input(node, x)
+        out_bits = int_attr(node, "out_bits", 1, 16)
+        shift = int_attr(node, "shift", 1, 61)
+        acc_bits = int_attr(node, "acc_bits", 1)
+        inc_bits = int_attr(node, "inc_bits", 1)
+        fits = bool_attr(node, "fits_dsp48")
+        if acc_bits != x.bits:
+            raise fail(node, f"acc_bits={acc_bits} but input {node.inputs[0]!r} needs {x.bits} bits")
+        c = x.shape[0]
+        inc = tensor_attr(node, "inc", (c,))
+        bias = tensor_attr(node, "bias", (c,))
+        need = ref.signed_width(int(inc.min()), int(inc.max()))
+        if inc_bits != need:
+            raise fail(node, f"inc_bits={inc_bits} but tensor 'inc' (range [{int(inc.min())}, "
+                             f"{int(inc.max())}]) needs {need} bits")
+        max_inc, max_bias = int(np.abs(inc).max()), int(np.abs(bias).max())
+        bound = 2 ** (acc_bits - 1) * max_inc + max_bias + 2 ** (shift - 1)
+        if bound >= 2 ** 62:
+            raise fail(node, f"acc*inc + bias can reach {bound}, beyond int64")
+        if fits != requant_fits_dsp48(acc_bits, inc, bias, shift):
+            raise fail(node, f"fits_dsp48={fits} is wrong for acc_bits={acc_bits}, "
+                             f"inc_bits={inc_bits}, max |bias|={max_bias}, shift={shift}")
+        return ValueInfo(x.shape, out_bits, False)
+
+    def reference(self, node: Node, args: list[np.ndarray], images: np.ndarray | None) -> np.ndarray:
+        a, t = node.attrs, node.tensors
+        return ref.requant(args[0], t["inc"], t["bias"], a["shift"], a["out_bits"])
+
+    def details(self, node: Node) -> str:
+        a = node.attrs
+        return (f"T={a['shift']} acc{a['acc_bits']} inc{a['inc_bits']}"
+                f"{'' if a['fits_dsp48'] else ' (exceeds one DSP48E2)'}")
+
+    def row_map(self, node: Node) -> tuple[int, int]:
+        return (1, 0)
+
+    def report_fields(self, node: Node) -> dict:
+        return {"out_bits": node.attrs["out_bits"], "shift": node.attrs["shift"]}
+
+    def lower(self, node: Node, lowering) -> None:
+        src = lowering.take(node.inputs[0])
+        a = node.attrs
+        c, h, w = src.shape
+        # Time-share the requant multipliers: the engine emits a beat of pe*pixels accumulators only
+        # every cycles_per_beat cycles, so that many values per multiplier keep up with it.  The
+        # requant reads the engine's output register for those cycles; the engine freezes only if
+        # its next beat is ready before the requant is done (see ConvEngine), so no FIFO is needed.
+        values = src.pe * src.pixels
+        lanes = min(d for d in range(1, values + 1) if values % d == 0 and values // d <= src.cycles_per_beat)
+        req = RequantSpec(node.tensors["inc"], node.tensors["bias"], shift=a["shift"], out_bits=a["out_bits"],
+                      acc_bits=src.bits, pe=src.pe, pixels=src.pixels, lanes=lanes, height=h,
+                      width=padded(w, src.pixels), name=node.name)
+        lowering.add(node.name, node.name, "requant", req, [(src.stage, src.port)])
+        lower_regroup(node, lowering, node.name, src, a["out_bits"], src.pe)
+
+
+register(RequantOp())
