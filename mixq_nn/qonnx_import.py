@@ -307,7 +307,7 @@ class _Importer:
             raise QonnxImportError(f"{where}: codes 0..{hi} (narrow={narrow}, signed={signed}, bits {bits}) "
                                    f"are not a full unsigned range 0..2**a-1")
         out_bits = hi.bit_length()
-        return self._requant(chain, s, out_bits, mode, where)
+        return self._requant(chain, s, out_bits, mode, where, node.output[0])
 
     def _unwind(self, x: object, where: str) -> tuple[bool, list]:
         """(a Relu was seen, [the Affine, then the MaxPool/Flatten ops after it, in order])."""
@@ -347,7 +347,7 @@ class _Importer:
                                    f"{self.input_bits}; the graph has one input quantizer")
         return self.input_node
 
-    def _requant(self, chain: list, s: float, out_bits: int, mode: str, where: str) -> _Codes:
+    def _requant(self, chain: list, s: float, out_bits: int, mode: str, where: str, tensor: str) -> _Codes:
         aff: _Affine = chain[0]
         acc = self.graph.node(aff.acc)
         bound = gops.acc_bound(fan_in(acc), acc.attrs["w_bits"], acc.attrs["a_bits"])
@@ -364,17 +364,16 @@ class _Importer:
         ideal = mult * 2.0 ** shift
         exact = bool(np.all(inc == ideal) and np.all(np.floor(off * 2.0 ** shift) == off * 2.0 ** shift))
         rel = float(np.max(np.abs(inc - ideal) / np.maximum(np.abs(ideal), 1e-300)))
+        pools = [op for op in chain[1:] if op.op == "maxpool"]
         name = self._unique(f"{aff.acc}.requant")
         node = self._add(where, self.graph.add_requant, name, aff.acc, inc, bias, shift=shift,
                          out_bits=out_bits, out_step=s, source=aff.layer, rounding=mode,
-                         exact=exact and mode not in ("ROUND", "HALF_EVEN"), inc_rel_error=rel)
-        flat = False
-        for op in chain[1:]:
-            if op.op == "maxpool":
-                node = self._add(op.where, self.graph.add_maxpool, self._unique(f"{node}.pool"), node)
-            else:
-                flat = True
-        return _Codes(node, s, flat)
+                         exact=exact and mode not in ("ROUND", "HALF_EVEN"), inc_rel_error=rel,
+                         **({} if pools else {"qonnx_output": tensor}))
+        for i, op in enumerate(pools, 1):   # the Quant's tensor is the last pool's codes
+            node = self._add(op.where, self.graph.add_maxpool, self._unique(f"{node}.pool"), node,
+                             **({"qonnx_output": tensor} if i == len(pools) else {}))
+        return _Codes(node, s, len(pools) < len(chain) - 1)
 
     def _codes_in(self, x: object, where: str, flat: bool) -> _Codes:
         if isinstance(x, _Image):
@@ -416,7 +415,8 @@ class _Importer:
         offset = self._bias(node, 2, w.codes.shape[0])
         name = self._unique(_safe_name(node.name, "conv"))
         self._add(where, self.graph.add_conv, name, src.node, w.codes.astype(np.int64), w_bits=w.bits,
-                  stride=st[0], pad=pads[0], groups=int(at.get("group", 1)), source=node.name)
+                  stride=st[0], pad=pads[0], groups=int(at.get("group", 1)), source=node.name,
+                  qonnx_input=node.input[0], in_step=src.step)
         return _Affine(name, s_w * src.step, offset, False, node.name)
 
     def _dense(self, node: Any, at: dict[str, Any], x: object) -> _Affine:
@@ -444,7 +444,7 @@ class _Importer:
         offset = self._bias(node, 2, codes.shape[0]) if node.op_type == "Gemm" else np.zeros(codes.shape[0])
         name = self._unique(_safe_name(node.name, "linear"))
         self._add(where, self.graph.add_linear, name, src.node, w_hwc.astype(np.int64), w_bits=w.bits,
-                  source=node.name)
+                  source=node.name, qonnx_input=node.input[0], in_step=src.step)
         return _Affine(name, s_w * src.step, offset, True, node.name)
 
     def _bias(self, node: Any, i: int, out: int) -> np.ndarray:
