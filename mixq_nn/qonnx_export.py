@@ -6,7 +6,8 @@ The model computes the Graph's integers exactly under ``qonnx.core.onnx_exec.exe
   the top ``bits`` bits;
 - every activation tensor holds the Graph's codes (a ``Quant`` of scale 1: integers in float32), every
   weight is a ``Quant`` of its integer codes (signed, narrow range), Conv/MatMul accumulate them in
-  float32 (exact while an accumulator stays below 2**24, checked here);
+  float32, exact while an accumulator stays below 2**24 (checked here; a wider MatMul runs in double,
+  a wider Conv is refused: onnxruntime has no double Conv);
 - a requant is ``Cast`` to double, ``Mul`` by ``inc / 2**T``, ``Add`` ``(bias + 2**(T-1)) / 2**T``, a
   ``Quant`` of scale 1 with FLOOR rounding and ``out_bits`` unsigned bits (float32 codes out): every
   step is exact in double (the products fit 48 bits);
@@ -119,11 +120,15 @@ class _Writer:
         src = self.const(w, f"{node.name}.weight_codes")
         return self.quant(src, f"{node.name}.weight", w.shape, bits, signed=True, narrow=True, rounding="ROUND")
 
+    def _float32_exact(self, node) -> bool:
+        return acc_bound(fan_in(node), node.attrs["w_bits"], node.attrs["a_bits"]) < FLOAT32_EXACT
+
     def _check_acc(self, node) -> None:
-        bound = acc_bound(fan_in(node), node.attrs["w_bits"], node.attrs["a_bits"])
-        if bound >= FLOAT32_EXACT:
+        if not self._float32_exact(node):
+            bound = acc_bound(fan_in(node), node.attrs["w_bits"], node.attrs["a_bits"])
             raise QonnxExportError(f"node {node.name!r} ({node.op}): accumulator bound {bound:,} is above 2**24, "
-                                   f"so float32 Conv/MatMul in QONNX would not be exact")
+                                   f"so a float32 Conv in QONNX would not be exact (onnxruntime has no double "
+                                   f"Conv)")
 
     def _conv(self, node) -> None:
         self._check_acc(node)
@@ -135,7 +140,6 @@ class _Writer:
         self.rank[node.name] = 4
 
     def _linear(self, node) -> None:
-        self._check_acc(node)
         src = node.inputs[0]
         c, h, w = self.infos[src].shape
         wt = node.tensors["weight"]
@@ -145,7 +149,11 @@ class _Writer:
         if self.rank[src] == 4:
             x = self.op("Flatten", [src], f"{node.name}.flat", (1, c * h * w), axis=1)
         wq = self._weight(node, w_chw.T)
-        self.op("MatMul", [x, wq], node.name, self.shape_of(node.name, 2))
+        double = not self._float32_exact(node)
+        if double:          # a wide accumulator: MatMul in double (exact up to 2**53)
+            x = self.op("Cast", [x], f"{node.name}.in_double", (1, c * h * w), double=True, to=self.tp.DOUBLE)
+            wq = self.op("Cast", [wq], f"{node.name}.weight_double", w_chw.T.shape, double=True, to=self.tp.DOUBLE)
+        self.op("MatMul", [x, wq], node.name, self.shape_of(node.name, 2), double=double)
         self.rank[node.name] = 2
 
     def _requant(self, node) -> None:

@@ -178,3 +178,35 @@ def test_export_refuses_an_accumulator_float32_cannot_hold():
     g.add_output("out", c, np.zeros(2, dtype=np.int64), np.ones(2))
     with pytest.raises(QonnxExportError, match=r"node 'c' \(conv\): accumulator bound"):
         to_qonnx(g)
+
+
+def test_export_cli_writes_qonnx_from_a_graph_file(tmp_path, capsys):
+    from mixq_nn.export import main
+
+    graph = plain_net(np.random.default_rng(1))
+    graph.save(tmp_path / "g.npz")
+    assert main([str(tmp_path / "g.npz"), "--qonnx", str(tmp_path / "g.onnx"), "-q"]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'g.onnx'}"
+    assert np.array_equal(import_qonnx(tmp_path / "g.onnx", input_scale=1.0).reference(
+        np.full((1,) + graph.input_shape, 200, np.uint8)), graph.reference(np.full((1,) + graph.input_shape, 200,
+                                                                                    np.uint8)))
+    assert main([str(tmp_path / "g.npz"), "--qonnx", str(tmp_path / "g.txt")]) == 2
+    assert "--qonnx" in capsys.readouterr().err and not (tmp_path / "g.txt").exists()
+    assert main([str(tmp_path / "g.npz")]) == 2        # a graph file is only an input for --qonnx
+    assert "expected a .pt or .pth file" in capsys.readouterr().err
+
+
+def test_build_and_api_take_a_qonnx_model(exact, tmp_path):
+    from mixq_hw.api import as_graph
+    from mixq_hw.build import BuildError, check_options, load_graph
+
+    graph, meta = load_graph(exact[0])
+    assert meta["source_kind"] == "qonnx" and graph.name == "exact"
+    assert check_options(exact[0], board="ultra96", clock_mhz=None, out=tmp_path / "b", fold=None, verify=0,
+                         backend="auto", multipliers=("dsp",)) == tmp_path / "b"
+    in_memory = as_graph(onnx.load(str(exact[0])), name="mine")
+    assert in_memory.name == "mine" and [n.op for n in in_memory] == [n.op for n in graph]
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"junk")
+    with pytest.raises(BuildError, match="bad.onnx: not a readable ONNX model"):
+        load_graph(bad)
