@@ -72,7 +72,7 @@ class LiveBar:
             self.set(self.poll())
         with self.lock:
             if kind is None and self.bar.total is not None:   # finished: the count reached is the whole
-                self.bar.total = self.bar.n
+                self.bar.total = self.bar.n = self.bar.n or 0.1
             if self.postfix is not None and not self.quiet:
                 self.bar.set_postfix_str(self.postfix(), refresh=False)
         self.bar.close()                                       # draws the final state
@@ -96,7 +96,7 @@ class LiveBar:
     def set_total(self, total: float) -> None:
         """A new total (an estimate, once known); the ETA follows from it."""
         with self.lock:
-            self.bar.total = max(int(round(total)), self.bar.n)
+            self.bar.total = max(total, self.bar.n)
             self.bar.bar_format = self.bar_format
 
     def write(self, text: str) -> None:
@@ -124,6 +124,6 @@ class LiveBar:
 def compile_bar(backend: str, *, quiet: bool = False) -> LiveBar:
     """A bar of a ``backend`` compile counting seconds; call ``estimate(size_bytes)`` once the size is known."""
     live = LiveBar(f"[sim {backend}] compile", unit="s", quiet=quiet,
-                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt} of ~{total_fmt} s [ETA {remaining}]")
-    live.poll = lambda: int(live.elapsed)
+                   bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f} of ~{total:.0f} s [ETA {remaining}]")
+    live.poll = lambda: round(live.elapsed, 1)
     return live
