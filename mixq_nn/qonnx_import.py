@@ -29,9 +29,16 @@ import numpy as np
 
 from mixq_hw.graph import Graph, GraphError, fan_in
 from mixq_hw.graph import ops as gops
-from mixq_hw.packing.bits import WEIGHT_BITS
 
 from .export import ExportError, choose_requant
+from .qonnx_quant import (
+    ROUNDING,
+    QonnxImportError,
+    QWeight,
+    load_onnx,
+    per_channel_scale,
+    weight_codes,
+)
 
 __all__ = ["QonnxImportError", "import_qonnx", "SUPPORTED_OPS"]
 
@@ -39,15 +46,6 @@ __all__ = ["QonnxImportError", "import_qonnx", "SUPPORTED_OPS"]
 SUPPORTED_OPS = ("Quant", "IntQuant", "Conv", "Gemm", "MatMul", "BatchNormalization", "Relu", "MaxPool",
                  "Flatten", "Reshape", "Mul", "Add", "Transpose", "Cast", "Identity", "Dropout", "Constant")
 _QUANT_OPS = ("Quant", "IntQuant")
-#: rounding modes and the shift of the half-up requant that reproduces them on the 2**-T grid:
-#: floor(x + 1/2 + a + b * 2**-T) with (a, b) below.
-_ROUNDING = {"HALF_UP": (0.0, 0), "ROUND": (0.0, 0), "HALF_EVEN": (0.0, 0), "FLOOR": (-0.5, 0),
-             "DOWN": (-0.5, 0), "ROUND_TO_ZERO": (-0.5, 0), "CEIL": (0.5, -1), "UP": (0.5, -1), "HALF_DOWN": (0.0, -1)}
-_MAX_BYTES = 1 << 30
-
-
-class QonnxImportError(ExportError):
-    """The QONNX model cannot be imported; the message names the node, the op and the value."""
 
 
 # ---- symbolic values ------------------------------------------------------------------------------
@@ -62,20 +60,6 @@ class _Image:
 @dataclass(eq=False)
 class _Const:
     value: np.ndarray
-
-
-@dataclass(eq=False)
-class _QWeight:
-    """A quantized constant: ``codes * scale`` (scale broadcast along axis 0)."""
-
-    codes: np.ndarray
-    scale: np.ndarray
-    bits: int
-
-    @property
-    def value(self) -> np.ndarray:
-        return self.codes * self.scale.reshape((-1,) + (1,) * (self.codes.ndim - 1)) \
-            if self.scale.size > 1 else self.codes * float(self.scale.reshape(-1)[0])
 
 
 @dataclass(eq=False)
@@ -117,24 +101,6 @@ def _safe_name(raw: str, fallback: str) -> str:
     if not re.match(r"[A-Za-z_]", name):
         name = "n" + name
     return name[-100:].lstrip(".") if len(name) > 100 else name
-
-
-def _load_model(source: Any):
-    import onnx
-
-    if hasattr(source, "model") and isinstance(getattr(source, "model"), onnx.ModelProto):  # qonnx ModelWrapper
-        return source.model, "model"
-    if isinstance(source, onnx.ModelProto):
-        return source, "model"
-    path = Path(source)
-    if not path.is_file():
-        raise QonnxImportError(f"{path}: no such file")
-    if path.stat().st_size > _MAX_BYTES:
-        raise QonnxImportError(f"{path}: {path.stat().st_size:,} bytes is above the 1 GiB limit for a model")
-    try:
-        return onnx.load(str(path), load_external_data=False), str(path)
-    except Exception as exc:  # protobuf reports a corrupt file in several ways
-        raise QonnxImportError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {exc})") from None
 
 
 class _Importer:
@@ -213,7 +179,7 @@ class _Importer:
 
     def _const(self, node: Any, i: int, what: str) -> np.ndarray:
         v = self._arg(node, i)
-        if isinstance(v, _QWeight):
+        if isinstance(v, QWeight):
             return v.value
         if not isinstance(v, _Const):
             raise QonnxImportError(f"{_where(node)}: {what} (input {node.input[i]!r}) must be a constant")
@@ -272,9 +238,9 @@ class _Importer:
         signed, narrow = int(at.get("signed", 1)), int(at.get("narrow", 0))
         mode = at.get("rounding_mode", b"ROUND")
         mode = (mode.decode() if isinstance(mode, bytes) else str(mode)).upper()
-        if mode not in _ROUNDING:
+        if mode not in ROUNDING:
             raise QonnxImportError(f"{where}: rounding_mode {mode!r} is not supported "
-                                   f"(one of {', '.join(_ROUNDING)})")
+                                   f"(one of {', '.join(ROUNDING)})")
         if bits_arr.size != 1 or bits_arr.reshape(-1)[0] != int(bits_arr.reshape(-1)[0]):
             raise QonnxImportError(f"{where}: bit width must be one integer, got {bits_arr.reshape(-1)[:4]}")
         bits = int(bits_arr.reshape(-1)[0])
@@ -286,7 +252,7 @@ class _Importer:
         lo = (-(2 ** (bits - 1)) + narrow) if signed else 0
         hi = 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1 - narrow
         if isinstance(x, _Const):
-            return _weight(where, x.value, scale_full, lo, hi, mode)
+            return weight_codes(where, x.value, scale_full, lo, hi, mode)
         if scale.size != 1:
             raise QonnxImportError(f"{where}: per-channel activation scale ({scale.size} values) is not "
                                    f"supported; use a per-tensor activation quantizer")
@@ -325,7 +291,7 @@ class _Importer:
 
     def _input_quant(self, where: str, x: _Image, s: float, hi: int, mode: str, signed: int) -> _Codes:
         ratio = s / x.scale
-        k = int(round(np.log2(ratio))) if ratio > 0 else -1
+        k = round(np.log2(ratio)) if ratio > 0 else -1
         if ratio == 1 and hi >= 255:
             bits = 8
         elif 1 <= k <= 7 and ratio == 2.0 ** k and mode in ("FLOOR", "DOWN") and hi >= 2 ** (8 - k) - 1:
@@ -352,7 +318,7 @@ class _Importer:
         acc = self.graph.node(aff.acc)
         bound = gops.acc_bound(fan_in(acc), acc.attrs["w_bits"], acc.attrs["a_bits"])
         acc_bits = self.graph.value_info(aff.acc).bits
-        a, b = _ROUNDING[mode]
+        a, b = ROUNDING[mode]
         mult, off = aff.scale / s, aff.offset / s + a
         try:
             inc, bias, shift = choose_requant(mult, off, bound, acc_bits, out_bits, where)
@@ -386,9 +352,9 @@ class _Importer:
                                    f"input")
         return x
 
-    def _weight_of(self, node: Any, i: int) -> _QWeight:
+    def _weight_of(self, node: Any, i: int) -> QWeight:
         w = self._arg(node, i)
-        if not isinstance(w, _QWeight):
+        if not isinstance(w, QWeight):
             raise QonnxImportError(f"{_where(node)}: weight {node.input[i]!r} must come from a Quant node "
                                    f"(a quantized layer), got a {type(w).__name__.strip('_').lower()}")
         return w
@@ -411,7 +377,7 @@ class _Importer:
             raise QonnxImportError(f"{where}: pads {pads} must be equal on every side, dilations {dil} 1 and "
                                    f"auto_pad {auto!r} NOTSET")
         src = self._codes_in(x, where, flat=False)
-        s_w = _per_row(w.scale, where)
+        s_w = per_channel_scale(w.scale, where)
         offset = self._bias(node, 2, w.codes.shape[0])
         name = self._unique(_safe_name(node.name, "conv"))
         self._add(where, self.graph.add_conv, name, src.node, w.codes.astype(np.int64), w_bits=w.bits,
@@ -440,7 +406,7 @@ class _Importer:
                                    f"{c}x{h}x{wd} = {c * h * wd} values")
         # ONNX flattens (C, H, W); the hardware streams (H, W, C): permute the weight columns.
         w_hwc = codes.reshape(-1, c, h, wd).transpose(0, 2, 3, 1).reshape(codes.shape[0], -1)
-        s_w = _per_row(scale, where)
+        s_w = per_channel_scale(scale, where)
         offset = self._bias(node, 2, codes.shape[0]) if node.op_type == "Gemm" else np.zeros(codes.shape[0])
         name = self._unique(_safe_name(node.name, "linear"))
         self._add(where, self.graph.add_linear, name, src.node, w_hwc.astype(np.int64), w_bits=w.bits,
@@ -497,8 +463,8 @@ class _Importer:
 
     def _transpose(self, node: Any, at: dict[str, Any], x: object) -> object:
         perm = at.get("perm")
-        if isinstance(x, _QWeight):
-            return _QWeight(np.transpose(x.codes, perm), np.transpose(x.scale, perm), x.bits)
+        if isinstance(x, QWeight):
+            return QWeight(np.transpose(x.codes, perm), np.transpose(x.scale, perm), x.bits)
         if isinstance(x, _Const):
             return _Const(np.transpose(x.value, perm))
         raise QonnxImportError(f"{_where(node)}: perm {perm}: only a constant (a weight) may be transposed")
@@ -506,9 +472,9 @@ class _Importer:
     def _scalar(self, node: Any, x: object) -> object:
         where = _where(node)
         a, b = self._arg(node, 0), self._arg(node, 1)
-        if isinstance(a, (_Const, _QWeight)) and not isinstance(b, (_Const, _QWeight)):
+        if isinstance(a, (_Const, QWeight)) and not isinstance(b, (_Const, QWeight)):
             a, b = b, a
-        if not isinstance(b, (_Const, _QWeight)) or isinstance(a, (_Const, _QWeight)):
+        if not isinstance(b, (_Const, QWeight)) or isinstance(a, (_Const, QWeight)):
             raise QonnxImportError(f"{where}: only a tensor {node.op_type} a constant is supported")
         c = b.value
         if isinstance(a, _Affine):
@@ -551,47 +517,6 @@ class _Importer:
                   source=v.layer, exact=bool(np.all(bias == ratio)))
 
 
-def _round(mode: str, x: np.ndarray) -> np.ndarray:
-    """QONNX's rounding ``mode`` applied to ``x`` (its ``resolve_rounding_mode``)."""
-    if mode in ("ROUND", "HALF_EVEN"):
-        return np.round(x)
-    if mode in ("FLOOR", "CEIL"):
-        return np.floor(x) if mode == "FLOOR" else np.ceil(x)
-    if mode in ("DOWN", "ROUND_TO_ZERO"):
-        return np.fix(x)
-    if mode == "UP":
-        return np.sign(x) * np.ceil(np.abs(x))
-    if mode == "HALF_UP":
-        return np.sign(x) * np.floor(np.abs(x) + 0.5)
-    return np.sign(x) * np.ceil(np.abs(x) - 0.5)  # HALF_DOWN
-
-
-def _weight(where: str, w: np.ndarray, scale: np.ndarray, lo: int, hi: int, mode: str) -> _QWeight:
-    """The integer codes of a quantized constant (as QONNX's Quant computes them) and their width."""
-    try:
-        full = np.broadcast_to(scale, w.shape) if w.ndim else scale
-    except ValueError:
-        raise QonnxImportError(f"{where}: scale of shape {scale.shape} does not broadcast to the weight "
-                               f"{w.shape}") from None
-    codes = _round(mode, np.clip(w / full, lo, hi)).astype(np.int64)
-    top = int(np.abs(codes).max()) if codes.size else 0
-    bits = next((b for b in WEIGHT_BITS if 2 ** (b - 1) - 1 >= top), None)
-    declared = (hi + 1).bit_length() if lo < 0 else hi.bit_length() + 1
-    if bits is None:
-        raise QonnxImportError(f"{where}: weight codes up to {top} need more than {WEIGHT_BITS.stop - 1} "
-                               f"bits (signed, narrow range)")
-    return _QWeight(codes, np.array(full, dtype=np.float64), max(bits, min(declared, WEIGHT_BITS.stop - 1)))
-
-
-def _per_row(scale: np.ndarray, where: str) -> np.ndarray:
-    """One weight scale per output channel (row); refuses scales that vary along a row."""
-    rows = scale.reshape(scale.shape[0], -1) if scale.ndim else scale.reshape(1, 1)
-    if np.any(rows != rows[:, :1]):
-        raise QonnxImportError(f"{where}: the weight scale varies within an output channel; only per-tensor or "
-                               f"per-output-channel weight scales")
-    return rows[:, 0].astype(np.float64)
-
-
 def _is_flat(x: object) -> bool:
     while isinstance(x, _Struct):
         if x.op == "flatten":
@@ -608,5 +533,5 @@ def import_qonnx(source: str | PathLike | Any, *, name: str = "", input_scale: f
     """
     if not (isinstance(input_scale, (int, float)) and np.isfinite(input_scale) and input_scale > 0):
         raise QonnxImportError(f"input_scale must be a positive number, got {input_scale!r}")
-    model, where = _load_model(source)
+    model, where = load_onnx(source)
     return _Importer(model, where, name, float(input_scale)).run()

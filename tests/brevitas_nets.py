@@ -15,12 +15,12 @@ import torch
 from torch import nn
 
 warnings.filterwarnings("ignore", module="brevitas")
-import brevitas.nn as qnn  # noqa: E402
-from brevitas.export import export_qonnx  # noqa: E402
-from brevitas.inject.enum import FloatToIntImplType, ScalingImplType  # noqa: E402
-from brevitas.quant import Int8WeightPerTensorFixedPoint, Uint8ActPerTensorFixedPoint  # noqa: E402
+import brevitas.nn as qnn
+from brevitas.export import export_qonnx
+from brevitas.inject.enum import FloatToIntImplType, ScalingImplType
+from brevitas.quant import Int8WeightPerTensorFixedPoint, Uint8ActPerTensorFixedPoint
 
-from mixq_nn.data import get_dataset  # noqa: E402
+from mixq_nn.data import get_dataset
 
 SHAPE = (1, 8, 8)
 

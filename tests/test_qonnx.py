@@ -8,18 +8,18 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from brevitas_nets import SHAPE, DefaultNet, ExactNet, train_and_export
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.transformation.infer_shapes import InferShapes
+from test_pipeline import bypass_net, plain_net
 
-from brevitas_nets import SHAPE, DefaultNet, ExactNet, train_and_export
 from mixq_hw.graph import Graph
 from mixq_hw.pipeline import LayerFold
 from mixq_nn.data import get_dataset, get_images_uint8
 from mixq_nn.qonnx_export import QonnxExportError, save_qonnx, to_qonnx
 from mixq_nn.qonnx_import import QonnxImportError, import_qonnx
 from sim.network import simulate
-from test_pipeline import bypass_net, plain_net
 
 IMAGES = 24
 
@@ -59,7 +59,7 @@ def _step(graph: Graph, name: str) -> float:
 
 
 def test_brevitas_exact_net_equals_qonnx_execution_code_for_code(exact, pixels):
-    path, model, accuracy = exact
+    path, model, _ = exact
     graph = import_qonnx(path)
     requants = [n for n in graph if n.op == "requant"]
     assert len(requants) == 3 and all(n.attrs["exact"] and n.attrs["rounding"] == "FLOOR" for n in requants)
