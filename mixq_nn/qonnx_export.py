@@ -91,9 +91,13 @@ class _Writer:
         c, h, w = g.input_shape
         inp = helper.make_tensor_value_info("pixels", self.tp.FLOAT, [1, c, h, w])
         for node in g.nodes:
-            getattr(self, f"_{node.op}")(node)
+            write = getattr(self, f"_{node.op}", None)
+            if write is None:
+                raise QonnxExportError(f"node {node.name!r} ({node.op}): no QONNX form for this op yet")
+            write(node)
         out = g.output_node
-        outputs = [helper.make_tensor_value_info(out.name, self.tp.DOUBLE, list(self.shape_of(out.name, self.rank[out.name])))]
+        out_shape = list(self.shape_of(out.name, self.rank[out.name]))
+        outputs = [helper.make_tensor_value_info(out.name, self.tp.DOUBLE, out_shape)]
         self.vinfo = [v for v in self.vinfo if v.name != out.name]
         model_graph = helper.make_graph(self.nodes, g.name or "mixq", [inp], outputs, self.inits,
                                         value_info=self.vinfo)

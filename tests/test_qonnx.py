@@ -210,3 +210,14 @@ def test_build_and_api_take_a_qonnx_model(exact, tmp_path):
     bad.write_bytes(b"junk")
     with pytest.raises(BuildError, match="bad.onnx: not a readable ONNX model"):
         load_graph(bad)
+
+
+def test_sim_cli_takes_a_qonnx_model(exact, tmp_path):
+    import json
+
+    from sim.__main__ import main
+
+    fold = tmp_path / "fold.json"
+    lanes = {"c1.Conv": (1, 4), "c2.Conv": (4, 4), "c3.Conv": (8, 2), "fc.MatMul": (4, 2)}
+    fold.write_text(json.dumps({k: {"simd": s, "pe": p, "pixels": 1} for k, (s, p) in lanes.items()}))
+    assert main([str(exact[0]), "--images", "1", "--backend", "pysim", "--fold", str(fold), "-q"]) == 0

@@ -151,7 +151,7 @@ def test_cli_text_report(graph_file, capsys):
 @pytest.mark.parametrize("args,message", [
     (["{missing}"], "no such file"),
     (["{corrupt}"], "corrupt"),
-    (["{wrongsuffix}"], "expected a .pt or .pth or .npz file"),
+    (["{wrongsuffix}"], "expected a .pt or .pth or .npz or .onnx file"),
     (["{graph}", "--fold", "{badfold}"], "badfold.json"),
     (["{graph}", "--fold", "{missing}"], "--fold"),
     (["{graph}", "--vcd", "x.vcd", "--backend", "cxxrtl"], "--vcd needs --backend pysim"),
