@@ -99,14 +99,21 @@ class BuildResult:
 def as_graph(source: Any, input_shape: Sequence[int] | None = None, *, name: str = "") -> Graph | Path:
     """A Graph for an in-memory model or checkpoint, the Graph itself, or the path of a file to read.
 
-    ``source``: a Graph; a ``str``/``PathLike`` (checkpoint ``.pt`` or exported ``.npz``, read by
-    the build); a :class:`mixq_nn.checkpoint.Checkpoint` (its model and input shape); or a
+    ``source``: a Graph; a ``str``/``PathLike`` (checkpoint ``.pt``, exported ``.npz`` or QONNX ``.onnx``,
+    read by the build); a QONNX model in memory (``onnx.ModelProto`` or qonnx ``ModelWrapper``); a :class:`mixq_nn.checkpoint.Checkpoint` (its model and input shape); or a
     fixed-precision mixq ``torch.nn.Module`` in eval mode, which needs ``input_shape`` (C, H, W).
     """
     if isinstance(source, Graph):
         return source
     if isinstance(source, (str, PathLike)):
         return Path(source)
+    if type(source).__name__ in ("ModelProto", "ModelWrapper"):                # a QONNX model in memory
+        from mixq_nn.qonnx_import import QonnxImportError, import_qonnx
+
+        try:
+            return import_qonnx(source, name=name)
+        except QonnxImportError as exc:
+            raise BuildError(str(exc)) from None
     if hasattr(source, "model") and hasattr(source, "input_shape"):       # a mixq_nn Checkpoint
         input_shape = input_shape or tuple(source.input_shape)
         name = name or getattr(source, "name", "")
@@ -118,7 +125,8 @@ def as_graph(source: Any, input_shape: Sequence[int] | None = None, *, name: str
                          f"or a torch model (torch is not installed)") from None
     if not isinstance(source, nn.Module):
         raise BuildError(f"cannot build from a {type(source).__name__}: pass a mixq model (torch.nn.Module), "
-                         f"a mixq_nn Checkpoint, a Graph, or a path to a .pt checkpoint or .npz graph")
+                         f"a mixq_nn Checkpoint, a Graph, a QONNX ModelProto, or a path to a .pt checkpoint, "
+                         f".npz graph or .onnx QONNX model")
     if input_shape is None:
         raise BuildError(f"building from a {type(source).__name__} needs input_shape=(C, H, W)")
     from mixq_nn.export import ExportError, export

@@ -84,7 +84,8 @@ class _Progress:
 
 
 def load_graph(path: Path, progress=None) -> tuple[Graph, dict]:
-    """The integer graph of a mixq checkpoint (exported now) or of an exported ``.npz`` graph, plus metadata."""
+    """The integer graph of a mixq checkpoint (exported now), an exported ``.npz`` graph or a QONNX ``.onnx``
+    model (:func:`mixq_nn.qonnx_import.import_qonnx`), plus metadata."""
     path = Path(path)
     if not path.exists():
         raise BuildError(f"{path}: no such file")
@@ -92,6 +93,13 @@ def load_graph(path: Path, progress=None) -> tuple[Graph, dict]:
         try:
             return Graph.load(path), {"source_kind": "graph", "dataset": None, "data": None}
         except GraphError as exc:
+            raise BuildError(str(exc)) from None
+    if path.suffix == ".onnx":
+        from mixq_nn.qonnx_import import QonnxImportError, import_qonnx
+
+        try:
+            return import_qonnx(path), {"source_kind": "qonnx", "dataset": None, "data": None}
+        except (QonnxImportError, GraphError) as exc:
             raise BuildError(str(exc)) from None
     from mixq_nn.checkpoint import CheckpointError, load
     from mixq_nn.export import ExportError, export
@@ -180,7 +188,7 @@ def check_options(source: Path | Graph, *, board: str, clock_mhz: float | None, 
     if isinstance(source, Graph):
         name = source.name
     else:
-        name = validate.input_file(source, "source", suffixes=(".pt", ".pth", ".npz")).stem
+        name = validate.input_file(source, "source", suffixes=(".pt", ".pth", ".npz", ".onnx")).stem
     try:
         get_board(board)
     except ValueError as exc:
@@ -380,10 +388,11 @@ def next_steps(out: Path, *, verified: bool) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mixq_hw.build",
-        description="Build a packed-DSP accelerator from a mixq checkpoint (or an exported .npz graph): "
+        description="Build a packed-DSP accelerator from a mixq checkpoint (or an exported .npz graph, or a QONNX "
+                    ".onnx model as Brevitas exports it): "
                     "folding under the board's budget, Verilog, Vivado project, host driver and report.")
     parser.add_argument("source", nargs="?", default=str(DEFAULT_CHECKPOINT),
-                        help="checkpoint (.pt) or exported graph (.npz); default: the shipped VGG-tiny "
+                        help="checkpoint (.pt), exported graph (.npz) or QONNX model (.onnx); default: the shipped VGG-tiny "
                              f"trained on digits (package data, mixq_hw/default/{DEFAULT_CHECKPOINT_NAME})")
     parser.add_argument("--board", default="ultra96", help=f"target board: {', '.join(board_names())}")
     parser.add_argument("--clock", type=float, default=None, help="PL clock in MHz (default: the board's, 300)")

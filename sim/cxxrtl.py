@@ -145,14 +145,15 @@ def runtime_include_dir() -> Path:
 
 
 def compile_design(dut, *, opt: str = "-O1", verbose: bool = False, flatten: bool | None = None,
-                   jobs: int | None = None) -> Path:
+                   jobs: int | None = None, on_size: Callable[[int], None] | None = None) -> Path:
     """Convert ``dut`` to C++ and build it with the stream driver; returns the shared library's path.
 
     ``opt``: g++'s optimisation flag for the simulation code.  ``flatten``: one flattened ``eval()``
     (``None``: when the RTLIL is smaller than :data:`FLATTEN_LIMIT`).  ``jobs``: parallel g++ processes
     (default: ``$MIXQ_CXX_JOBS`` or the number of CPUs).  Libraries are cached by a hash of the RTLIL, the
     driver and these options, so a cache hit costs one RTLIL conversion (none for the same ``dut`` object
-    again, which must not have changed); :func:`build_info` tells what a build cost.
+    again, which must not have changed); :func:`build_info` tells what a build cost.  ``on_size``: called
+    with the generated C++'s size in bytes before g++ runs (not on a cache hit), for a progress estimate.
     """
     options = (opt, flatten)
     try:
@@ -173,14 +174,15 @@ def compile_design(dut, *, opt: str = "-O1", verbose: bool = False, flatten: boo
                           str(headers), str(_BUILD_VERSION))
     entry = cache.fetch("cxxrtl", key, ".so",
                         lambda tmp: _build(text, tmp, what=type(dut).__name__, opt=opt, flat=flat, yosys=yosys,
-                                           headers=headers, jobs=jobs, verbose=verbose, rtlil_seconds=rtlil_seconds))
+                                           headers=headers, jobs=jobs, verbose=verbose, rtlil_seconds=rtlil_seconds,
+                                           on_size=on_size))
     del text
     _remember(dut, options, key)
     return entry.path
 
 
 def _build(text: str, tmpdir: Path, *, what: str, opt: str, flat: bool, yosys, headers: Path, jobs: int | None,
-           verbose: bool, rtlil_seconds: float) -> tuple[Path, dict]:
+           verbose: bool, rtlil_seconds: float, on_size: Callable[[int], None] | None = None) -> tuple[Path, dict]:
     """write_cxxrtl + g++ in ``tmpdir``: the shared library's path and what building it cost."""
     gxx = shutil.which(os.environ.get("CXX", "g++"))
     if gxx is None:
@@ -197,6 +199,8 @@ def _build(text: str, tmpdir: Path, *, what: str, opt: str, flat: bool, yosys, h
     one_eval = flat and "converged = false" not in source and (
         "prev_p_clk = p_clk;" in source or re.search(r"\bwire<1> p_clk;", source) is not None)
     cxx_bytes = len(source)
+    if on_size is not None:
+        on_size(cxx_bytes)
     units = _split(source)
     jobs = max(1, jobs or int(os.environ.get("MIXQ_CXX_JOBS", "0")) or os.cpu_count() or 1)
     if verbose:

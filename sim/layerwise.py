@@ -18,7 +18,6 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import multiprocessing
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
@@ -33,6 +32,7 @@ from mixq_hw.pipeline import PipelinePlan
 
 from .backends import resolve_backend, run_streams
 from .formats import locate
+from .progress import LiveBar
 from .stage_streams import IMAGE, StageStreams, stage_streams, stream_tensor
 
 __all__ = ["StageCheck", "LayerwiseRun", "StageHarness", "verify_layers"]
@@ -290,25 +290,34 @@ def verify_layers(graph: Graph, images: Any, plan: PipelinePlan, *, backend: str
         if backend == "pysim":   # nothing to compile: every stage on its own
             keys = [f"stage {i}" for i in range(count)]
         else:
-            keys = list(pool.map(_design_key, range(count))) if pool else [_design_key(i) for i in range(count)]
+            with LiveBar("[layers] stage designs", total=count, unit="stage", quiet=not progress) as live:
+                keys = []
+                for key in (pool.map(_design_key, range(count)) if pool else map(_design_key, range(count))):
+                    keys.append(key)
+                    live.set(len(keys))
         groups: dict[str, list[int]] = {}
         for index, key in enumerate(keys):
             groups.setdefault(key, []).append(index)
         # Longest first, so that the last worker to finish is not the one that started the biggest stage.
         order = sorted(groups.items(), key=lambda item: -sum(plan.stages[i].cycles for i in item[1]))
-        if pool is not None:
-            futures = [pool.submit(_check_group, idx, key) for key, idx in order]
-            results: list[dict] = []
-            for future in concurrent.futures.as_completed(futures):
-                done = future.result()
-                results += done
-                if progress:
+        results: list[dict] = []
+        last = {"text": ""}
+        with LiveBar(f"[layers] {backend}", total=count, unit="stage", quiet=not progress,
+                     postfix=lambda: last["text"]) as live:
+            if pool is not None:
+                futures = [pool.submit(_check_group, idx, key) for key, idx in order]
+                for future in concurrent.futures.as_completed(futures):
+                    done = future.result()
+                    results += done
                     for r in done:
-                        print(f"[layers] {r['stage']}: {'exact' if r['bit_exact'] else 'MISMATCH'}, "
-                              f"{r['cycles_per_frame']:,} cycles/frame ({r['seconds']:.1f} s)",
-                              file=sys.stderr, flush=True)
-        else:
-            results = [r for key, idx in order for r in _check_group(idx, key)]
+                        live.write(f"[layers] {r['stage']}: {'exact' if r['bit_exact'] else 'MISMATCH'}, "
+                                   f"{r['cycles_per_frame']:,} cycles/frame ({r['seconds']:.1f} s)")
+                        last["text"] = f"last {r['stage']}"
+                    live.set(len(results))
+            else:
+                for key, idx in order:
+                    results += _check_group(idx, key)
+                    live.set(len(results))
     finally:
         if pool is not None:
             pool.shutdown()

