@@ -1,11 +1,12 @@
 """Hardware-aware cost of a (super)network: expected DSP48E2s, BitOps and weight memory.
 
-The DSP cost of a layer is ``MACs per frame / macs_per_dsp(w, a, k)``: the DSP-cycles one frame needs
-when every DSP48E2 is packed as densely as ``mixq_hw.packing`` can at that (weight bits, activation
-bits, kernel size).  For a supernet layer the cost is its expectation over the product of the two
+The DSP cost of a layer is ``MACs per frame / engine_macs_per_dsp(w, a, k)``: the DSP-cycles one frame
+needs when every DSP48E2 is packed as densely as the conv engine builds at that (weight bits,
+activation bits, kernel size) -- the planner's ``engine_plan``, a single layout or a digit split, never
+a table-only mixed-rate split.  For a supernet layer the cost is its expectation over the product of the two
 softmaxes, which is differentiable in ``alpha_w`` / ``alpha_a``:
 
-    E[DSP] = MACs * sum_ij softmax(alpha_w)_i * softmax(alpha_a)_j / macs_per_dsp(w_i, a_j, k)
+    E[DSP] = MACs * sum_ij softmax(alpha_w)_i * softmax(alpha_a)_j / engine_macs_per_dsp(w_i, a_j, k)
 
 The packing table is imported from ``mixq_hw.packing`` (one source of truth), never copied.  Per-layer
 MACs (one traced forward per model and input shape) and the 7x7 table per k are cached, so the cost
@@ -132,9 +133,9 @@ def quantized_layer_shapes(model: nn.Module, input_shape: Sequence[int]) -> list
 
 
 def _macs_per_dsp(w: int, a: int, k: int) -> float:
-    from mixq_hw.packing import macs_per_dsp
+    from mixq_hw.packing import engine_macs_per_dsp
 
-    return float(macs_per_dsp(w, a, k))
+    return float(engine_macs_per_dsp(w, a, k))
 
 
 def _table_bits(bits: int) -> int:
@@ -143,7 +144,7 @@ def _table_bits(bits: int) -> int:
 
 
 def packing_density(k: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
-    """7x7 tensor of ``1 / macs_per_dsp(w, a, k)``, rows w = 2..8, columns a = 2..8 (cached)."""
+    """7x7 tensor of ``1 / engine_macs_per_dsp(w, a, k)``, rows w = 2..8, columns a = 2..8 (cached)."""
     if k not in _KERNELS:
         raise ValueError(f"kernel size {k} has no packing table (supported: {_KERNELS})")
     key = (k, str(device), dtype)

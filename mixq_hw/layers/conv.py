@@ -80,13 +80,11 @@ from mixq_hw.layers.row_window import RowWindow
 from mixq_hw.layers.window import SlidingWindow
 from mixq_hw.packing.cores import PackedMAC
 from mixq_hw.packing.layout import act_range, weight_range
+from mixq_hw.packing.planner import ENGINE_PLAN_TYPES
 from mixq_hw.packing.protocol import PackingPlan
 
 __all__ = ["ConvEngine", "ENGINE_PLAN_TYPES"]
 
-#: Plan kinds (:attr:`~mixq_hw.packing.protocol.PackingPlan.plan_type`) the engine builds; the planner's
-#: mixed-rate splits are not among them (see :meth:`~mixq_hw.packing.planner.Planner.cost_table`).
-ENGINE_PLAN_TYPES = ("layout", "lut", "split")
 
 
 class _StallGate(wiring.Component):

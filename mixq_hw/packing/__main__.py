@@ -14,7 +14,7 @@ _EPILOG = """\
 examples:
   python -m mixq_hw.packing --table                 MACs per DSP48E2 per cycle, one grid per kernel size
   python -m mixq_hw.packing --table --json --k 3    the same as JSON objects (w, a, k, macs_per_dsp, ...)
-  python -m mixq_hw.packing --table --cost          the cost model's figure next to what the conv engine builds
+  python -m mixq_hw.packing --table --cost          the cost model's figure (= what the conv engine builds) per entry
   python -m mixq_hw.packing --plan 4 4 3            bit maps of both ports and of P for w4a4, 3x3 kernels
   python -m mixq_hw.packing --plan 4 4 3 --single   the same for the best one-multiply layout (plan())
   python -m mixq_hw.packing --synth 4 4 3 --json    DSP48E2/LUT/FF of the packed core (yosys, slow)
@@ -25,8 +25,9 @@ Entries marked m: are mixed-rate weight splits: the signed high digit w >> shift
 unsigned low digit on one, denser layout (the one shown); see mixq_hw/packing/mixed.py.
 
 The table is the densest plan of any kind (best_plan).  The conv engine builds single layouts and digit
-splits, not mixed-rate splits; the search's cost model (mixq_nn.cost) prices every layer with the best
-single layout (--single).  --cost prints both figures per entry.
+splits (engine_plan); a mixed-rate split is table only (marked t): the engine does not build it, and the
+search's cost model (mixq_nn.cost) prices every entry with the engine's figure, never a table-only one.
+--cost prints the cost model's figure next to the best single layout's (--single).
 """
 
 
@@ -45,11 +46,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="synthesise the plan's packed core (mixq_hw.packing.synth) and print DSP48E2/LUT/FF")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--single", action="store_true",
-                        help="only one-multiply layouts (plan(), what the search's cost model prices), no "
-                             "digit splits")
+                        help="only one-multiply layouts (plan()), no digit splits")
     parser.add_argument("--cost", action="store_true",
-                        help="with --table: the figure the search's cost model uses next to the densest plan "
-                             "the conv engine builds")
+                        help="with --table: the figure the search's cost model uses (the densest plan the conv "
+                             "engine builds) next to the densest plan of any kind")
     parser.add_argument("--k", nargs="+", type=int, default=None, metavar="K",
                         help=f"kernel sizes for --table (default: {' '.join(map(str, KERNEL_SIZES))})")
     return parser
@@ -76,7 +76,9 @@ def _table(ks: Sequence[int], as_json: bool, single: bool = False) -> str:
         return json.dumps(rows, indent=1)
     out: list[str] = []
     for k in ks:
-        out += _grid(rows, k, "exact MACs per DSP48E2 per cycle", lambda r: f"{r['macs_per_dsp']:.3g}", 7)
+        out += _grid(rows, k, "exact MACs per DSP48E2 per cycle (t: table only, a mixed-rate split the conv "
+                              "engine does not build; the search prices that entry at the engine's figure, --cost)",
+                     lambda r: f"{r['macs_per_dsp']:.3g}" + ("" if r["engine_builds"] else "t"), 7)
         out += _grid(rows, k, "layout: K(ernel)/F(ilter) weights x activations / accumulation depth "
                               "(s: activation word in the port's sign bit, corrected through C; w:/a: weight/"
                               "activation digit split on 2 DSPs; m: mixed-rate weight split, low-digit layout)", _layout, 12)
@@ -90,12 +92,13 @@ def _cost_table(ks: Sequence[int], as_json: bool) -> str:
         return json.dumps(rows, indent=1)
     out: list[str] = []
     for k in ks:
-        out += _grid(rows, k, "MACs per DSP48E2 the search's cost model uses (mixq_nn.cost: best single layout)",
-                     lambda r: f"{r['cost_macs_per_dsp']:.3g}", 7)
-        out += _grid(rows, k, "MACs per DSP48E2 of the densest plan the conv engine builds (s: a digit split; "
-                              "*: denser than the cost model's figure)",
-                     lambda r: ("s" if r["engine_plan"] == "split" else "") + f"{r['engine_macs_per_dsp']:.3g}"
-                     + ("*" if r["engine_macs_per_dsp"] != r["cost_macs_per_dsp"] else ""), 8)
+        out += _grid(rows, k, "MACs per DSP48E2 the search's cost model uses (mixq_nn.cost), the densest plan "
+                              "the conv engine builds (s: a digit split; *: denser than the best single layout)",
+                     lambda r: ("s" if r["engine_plan"] == "split" else "") + f"{r['cost_macs_per_dsp']:.3g}"
+                     + ("*" if r["cost_macs_per_dsp"] != r["single_macs_per_dsp"] else ""), 8)
+        out += _grid(rows, k, "MACs per DSP48E2 of the densest plan of any kind (t: a table-only mixed-rate split, "
+                              "denser than what the engine builds)",
+                     lambda r: f"{r['best_macs_per_dsp']:.3g}" + ("t" if r["best_plan"] == "mixed" else ""), 8)
         out.append("")
     return "\n".join(out)
 

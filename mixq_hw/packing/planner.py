@@ -36,7 +36,8 @@ accumulation depth (compared up to :data:`DEPTH_ENOUGH`), then fewer fields,
 then less fabric (no overlap before overlap, offset before borrow correction,
 weights on the pre-adder before B), then fewer activation slots.
 
-:func:`plan` returns one layout per multiply (what the conv engine builds).
+:func:`plan` returns one layout per multiply; :func:`engine_plan` the densest plan the conv engine
+builds (that layout or a digit split), which the search's cost model prices.
 :func:`best_plan` also weighs digit-split plans (:mod:`~mixq_hw.packing.split`:
 one operand in two digits, each on its own DSP48E2, recombined by a shift-add)
 and mixed-rate weight splits (:mod:`~mixq_hw.packing.mixed`: a signed high
@@ -63,12 +64,17 @@ from .search import DEFAULT_SEARCH, DEPTH_ENOUGH, KERNEL_SIZES, KINDS, LayoutSea
 from .split import split_plans
 from .split import split_rank
 
-__all__ = ["KINDS", "KERNEL_SIZES", "BIT_WIDTHS", "DEPTH_ENOUGH", "DEPTH_LIMIT", "MIXQ_PUBLISHED", "Planner",
-           "PLANNER", "plan", "plans", "best_plan", "all_splits", "macs_per_dsp", "density_table", "cost_table",
-           "explain"]
+__all__ = ["KINDS", "KERNEL_SIZES", "BIT_WIDTHS", "DEPTH_ENOUGH", "DEPTH_LIMIT", "MIXQ_PUBLISHED", "ENGINE_PLAN_TYPES",
+           "Planner", "PLANNER", "plan", "plans", "best_plan", "engine_plan", "all_splits", "macs_per_dsp",
+           "engine_macs_per_dsp", "density_table", "cost_table", "explain"]
 
 #: Weight and activation bit widths the planner plans for (:data:`~mixq_hw.packing.bits.PACKED_BITS`).
 BIT_WIDTHS = PACKED_BITS
+
+#: Plan kinds (:attr:`~mixq_hw.packing.protocol.PackingPlan.plan_type`) the conv engine builds; a mixed-rate
+#: split (``"mixed"``) is a table-only entry: :meth:`Planner.engine_plan` never returns one, so neither the
+#: engine nor the search's cost model uses it.
+ENGINE_PLAN_TYPES = ("layout", "lut", "split")
 
 #: DeepBurning-MixQ generator lookup, via shared/REFERENCE.md: MACs per DSP48E2 per cycle as published
 #: (some entries are not exact on a DSP48E2; see benchmarks/results/packing.md);
@@ -98,11 +104,13 @@ class Planner:
         self._best_layout = functools.lru_cache(maxsize=4096)(self._best_layout_uncached)
         self._best = functools.lru_cache(maxsize=4096)(self._best_uncached)
         self._macs = functools.lru_cache(maxsize=None)(self._macs_uncached)
+        self._engine = functools.lru_cache(maxsize=None)(self._engine_uncached)
+        self._engine_macs = functools.lru_cache(maxsize=None)(self._engine_macs_uncached)
 
     def cache_clear(self) -> None:
         """Empty every cache (benchmarks time the planner from cold)."""
         self.search.cache_clear()
-        for cached in (self._best_layout, self._best, self._macs):
+        for cached in (self._best_layout, self._best, self._macs, self._engine, self._engine_macs):
             cached.cache_clear()
 
     def plans(self, w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
@@ -144,9 +152,14 @@ class Planner:
         return self.plan(w_bits, a_bits, k).macs_per_dsp
 
     def macs_per_dsp(self, w_bits: int, a_bits: int, k: int) -> float:
-        """Useful MACs per DSP per cycle of the best single layout (what ``mixq_nn.cost`` prices a layer
-        with; see :meth:`cost_table` for how it relates to what the conv engine builds)."""
+        """Useful MACs per DSP per cycle of the best single layout (:meth:`plan`); the search's cost model
+        prices a layer with :meth:`engine_macs_per_dsp` instead."""
         return self._macs(w_bits, a_bits, k)
+
+    def engine_macs_per_dsp(self, w_bits: int, a_bits: int, k: int) -> float:
+        """Useful MACs per DSP per cycle of :meth:`engine_plan`: what the conv engine builds at best, and
+        what ``mixq_nn.cost`` prices a layer with (cached)."""
+        return self._engine_macs(w_bits, a_bits, k)
 
     def splits(self, w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
                max_acts: int | None = None, min_depth: int = 1, mixed: bool = False) -> list[PackingPlan]:
@@ -183,13 +196,20 @@ class Planner:
         kinds_t = tuple(kinds) if not isinstance(kinds, str) else (kinds,)
         return self._best(w_bits, a_bits, k, kinds_t, max_acts, min_depth)
 
-    def engine_plan(self, w_bits: int, a_bits: int, k: int) -> PackingPlan:
-        """The densest plan of a kind the conv engine builds: :meth:`plan`'s layout, or a digit split
-        (never a mixed-rate split) with strictly more MACs per DSP.  What a layer gets when its folding
-        leaves the engine free to choose (its pixels and windows may restrict it further)."""
+    def _engine_uncached(self, w_bits: int, a_bits: int, k: int) -> PackingPlan:
         single = self.plan(w_bits, a_bits, k)
         splits = self.splits(w_bits, a_bits, k)
         return splits[0] if splits and splits[0].macs_per_dsp > single.macs_per_dsp else single
+
+    def _engine_macs_uncached(self, w_bits: int, a_bits: int, k: int) -> float:
+        return self.engine_plan(w_bits, a_bits, k).macs_per_dsp
+
+    def engine_plan(self, w_bits: int, a_bits: int, k: int) -> PackingPlan:
+        """The densest plan of a kind the conv engine builds (:data:`ENGINE_PLAN_TYPES`): :meth:`plan`'s
+        layout, or a digit split (never a mixed-rate split) with strictly more MACs per DSP (cached).  What
+        a layer gets when its folding leaves the engine free to choose (its pixels and windows may
+        restrict it further: ``mixq_hw.layers.conv_weights.choose_plan`` ranks the same candidates)."""
+        return self._engine(w_bits, a_bits, k)
 
     def density_table(self, ks: Sequence[int] = KERNEL_SIZES, *, split: bool = True) -> list[dict]:
         """One row per (w, a, k): MACs per DSP per cycle and how the best plan gets there.
@@ -197,7 +217,10 @@ class Planner:
         With ``split`` (default) the row is :meth:`best_plan`'s (``split`` names the
         split operand, ``dsps`` its DSP48E2s per core, the layout keys describe the
         digit layout -- a mixed split's (``mixed``) low-digit layout, its high digit on
-        ``copies`` DSPs); ``single_macs_per_dsp`` is :meth:`plan`'s density either way.
+        ``copies`` DSPs); ``single_macs_per_dsp`` is :meth:`plan`'s density either way;
+        ``engine_macs_per_dsp`` is :meth:`engine_plan`'s (what the search's cost model prices) and
+        ``engine_builds`` says whether the row's plan is of a kind the conv engine builds (False: a
+        table-only mixed-rate split).
         """
         rows = []
         for k in ks:
@@ -213,20 +236,24 @@ class Planner:
                     row.update({key: figures[key] for key in ("split", "dsps", "mixed", "copies", "shift",
                                                               "rounding", "digit_bits")})
                     row["single_macs_per_dsp"] = single.macs_per_dsp
+                    row["engine_macs_per_dsp"] = self.engine_macs_per_dsp(w, a, k)
+                    row["engine_builds"] = p.plan_type in ENGINE_PLAN_TYPES
                     rows.append(row)
         return rows
 
     def cost_table(self, ks: Sequence[int] = KERNEL_SIZES) -> list[dict]:
-        """One row per (w, a, k): what each part of mixq uses.  ``cost_macs_per_dsp``: the figure
-        ``mixq_nn.cost`` prices a layer with (:meth:`macs_per_dsp`, a single layout); ``engine_macs_per_dsp``
-        and ``engine_plan``: :meth:`engine_plan`'s (what the conv engine builds at best); ``best_macs_per_dsp``
-        and ``best_plan``: :meth:`best_plan`'s (the density table's, a mixed-rate split included)."""
+        """One row per (w, a, k): what each part of mixq uses.  ``single_macs_per_dsp``: :meth:`macs_per_dsp`
+        (the best single layout); ``cost_macs_per_dsp``, ``engine_macs_per_dsp`` and ``engine_plan``:
+        :meth:`engine_plan`'s (what the conv engine builds at best, and what ``mixq_nn.cost`` prices a layer
+        with: the two are one figure); ``best_macs_per_dsp`` and ``best_plan``: :meth:`best_plan`'s (the
+        density table's, a table-only mixed-rate split included)."""
         rows = []
         for k in ks:
             for w in BIT_WIDTHS:
                 for a in BIT_WIDTHS:
                     engine, best = self.engine_plan(w, a, k), self.best_plan(w, a, k)
-                    rows.append({"w": w, "a": a, "k": k, "cost_macs_per_dsp": self.macs_per_dsp(w, a, k),
+                    rows.append({"w": w, "a": a, "k": k, "single_macs_per_dsp": self.macs_per_dsp(w, a, k),
+                                 "cost_macs_per_dsp": self.engine_macs_per_dsp(w, a, k),
                                  "engine_macs_per_dsp": engine.macs_per_dsp, "engine_plan": engine.plan_type,
                                  "best_macs_per_dsp": best.macs_per_dsp, "best_plan": best.plan_type})
         return rows
@@ -249,8 +276,18 @@ def plan(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", 
 
 
 def macs_per_dsp(w_bits: int, a_bits: int, k: int) -> float:
-    """:meth:`Planner.macs_per_dsp` of :data:`PLANNER` (the search's cost model uses this)."""
+    """:meth:`Planner.macs_per_dsp` of :data:`PLANNER` (the best single layout)."""
     return PLANNER.macs_per_dsp(w_bits, a_bits, k)
+
+
+def engine_plan(w_bits: int, a_bits: int, k: int) -> PackingPlan:
+    """:meth:`Planner.engine_plan` of :data:`PLANNER`: the densest plan the conv engine builds."""
+    return PLANNER.engine_plan(w_bits, a_bits, k)
+
+
+def engine_macs_per_dsp(w_bits: int, a_bits: int, k: int) -> float:
+    """:meth:`Planner.engine_macs_per_dsp` of :data:`PLANNER` (the search's cost model uses this)."""
+    return PLANNER.engine_macs_per_dsp(w_bits, a_bits, k)
 
 
 def best_plan(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
