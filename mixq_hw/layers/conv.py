@@ -28,7 +28,7 @@ Schedule (FINN-MVU-like):
 - every product is made by a :class:`~mixq_hw.packing.cores.PackedMAC` (or, with
   ``multiplier="lut"``, by a shift-and-add :class:`~mixq_hw.packing.lut_core.LutMAC`
   with the same ports: one per input lane, ``pe x pixels`` products, no DSP48E2; with a digit-split
-  :class:`~mixq_hw.packing.split.SplitPlan`, by a :class:`~mixq_hw.packing.split.SplitMAC`: two
+  :class:`~mixq_hw.packing.split.SplitPlan`, by a :class:`~mixq_hw.packing.split_core.SplitMAC`: two
   PackedMACs, same ports, full-width codes in, the digits cut inside); which
   slot reads what and which field feeds which accumulator is plain data
   (:func:`~mixq_hw.layers.conv_weights.core_wiring`).  Kernel plans: weight

@@ -58,7 +58,8 @@ from .explain import explain_mixed
 from .geometry import DEPTH_LIMIT
 from .protocol import PackingPlan, fields_from_list, fields_to_list
 from .search import DEFAULT_SEARCH, DEPTH_ENOUGH, LayoutSearch
-from .split import MultiCoreMAC, checked_codes
+from .split import checked_codes
+from .split_core import MultiCoreMAC
 
 __all__ = ["MixedSplitPlan", "mixed_digits", "combination", "make_mixed", "check_mixed", "digits",
            "expected_fields", "emulate", "emulate_batch", "mixed_split_plans", "MixedSplitMAC", "MixedRecombine"]

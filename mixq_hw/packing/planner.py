@@ -294,7 +294,7 @@ def best_plan(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kern
               max_acts: int | None = None, min_depth: int = 1) -> PackingPlan:
     """:meth:`Planner.best_plan` of :data:`PLANNER`.
 
-    A :class:`~mixq_hw.packing.split.SplitPlan` runs on :class:`~mixq_hw.packing.split.SplitMAC`, a
+    A :class:`~mixq_hw.packing.split.SplitPlan` runs on :class:`~mixq_hw.packing.split_core.SplitMAC`, a
     :class:`~mixq_hw.packing.mixed.MixedSplitPlan` on :class:`~mixq_hw.packing.mixed.MixedSplitMAC`, a
     Plan on PackedMAC (each plan's :meth:`~mixq_hw.packing.protocol.PackingPlan.make_core`).
     """

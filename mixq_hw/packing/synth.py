@@ -3,7 +3,7 @@
 :func:`synth_core` emits a :class:`~mixq_hw.packing.cores.PackedMAC` as Verilog
 and counts the UltraScale+ cells yosys maps it to; the figure that matters is
 ``dsp48e2``: one packed multiplier must take exactly one DSP48E2 (a digit-split
-plan's :class:`~mixq_hw.packing.split.SplitMAC` exactly two, a mixed-rate split's
+plan's :class:`~mixq_hw.packing.split_core.SplitMAC` exactly two, a mixed-rate split's
 :class:`~mixq_hw.packing.mixed.MixedSplitMAC` ``copies + 1``).  The Verilog is
 elaborated for an UltraScale+ part, so every core's slice is a DSP48E2
 primitive instance (:mod:`mixq_hw.packing.dsp48e2`) holding its own A/B/C/D/AD/
@@ -151,7 +151,7 @@ def synth_core(w_bits: int, a_bits: int, k: int, *, plan=None) -> dict:
     """Synthesise the packed core of (w, a, k) (the planner's plan unless ``plan`` is given) for xcup.
 
     ``plan`` may be a :class:`~mixq_hw.packing.split.SplitPlan`: its
-    :class:`~mixq_hw.packing.split.SplitMAC` (two PackedMACs) is synthesised; or a
+    :class:`~mixq_hw.packing.split_core.SplitMAC` (two PackedMACs) is synthesised; or a
     :class:`~mixq_hw.packing.mixed.MixedSplitPlan`: its :class:`~mixq_hw.packing.mixed.MixedSplitMAC`
     (``copies + 1`` PackedMACs).
     Returns ``dsp48e2``, ``lut`` (LUT1..6 and INV), ``ff``, ``carry`` and ``muxf``
