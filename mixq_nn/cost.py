@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -42,7 +42,7 @@ class LayerShape:
     """One conv/linear layer as the cost model sees it."""
 
     name: str
-    module: nn.Module
+    module: Any        # a Conv2d / Linear: quantised (QConv2d, QLinear), supernet (MixQ*) or float
     macs: int          # multiply-accumulates per frame
     k: int             # kernel size (1 for linear layers)
     weight_numel: int
@@ -60,7 +60,7 @@ def _input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     return shape
 
 
-def _kernel(name: str, module: nn.Module) -> int:
+def _kernel(name: str, module: Any) -> int:
     if isinstance(module, nn.Linear):
         return 1
     kh, kw = module.kernel_size
@@ -83,7 +83,7 @@ def layer_shapes(model: nn.Module, input_shape: Sequence[int]) -> list[LayerShap
     names = {m: n for n, m in model.named_modules()}
     found: list[LayerShape] = []
 
-    def hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
+    def hook(module: Any, inputs: tuple, output: Tensor) -> None:
         name = names.get(module, type(module).__name__)
         if isinstance(module, nn.Conv2d):
             macs = output[0].numel() * (module.in_channels // module.groups) * module.kernel_size[0] * \
@@ -158,13 +158,13 @@ def packing_density(k: int, device: torch.device | str = "cpu", dtype: torch.dty
     return _table_cache[key]
 
 
-def _layer_bits(module: nn.Module) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _layer_bits(module: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
     if is_mixq(module):
         return module.wbits, module.abits
     return (module.bitw,), (module.bita,)
 
 
-def _layer_probs(module: nn.Module, like: Tensor) -> tuple[Tensor, Tensor]:
+def _layer_probs(module: Any, like: Tensor) -> tuple[Tensor, Tensor]:
     if is_mixq(module):
         return module.probabilities()
     one = torch.ones(1, device=like.device, dtype=like.dtype)
@@ -195,7 +195,7 @@ def expected_dsps(model: nn.Module, input_shape: Sequence[int]) -> Tensor:
     return total
 
 
-def _expected_bits(module: nn.Module, like: Tensor) -> tuple[Tensor, Tensor]:
+def _expected_bits(module: Any, like: Tensor) -> tuple[Tensor, Tensor]:
     wbits, abits = _layer_bits(module)
     pw, pa = _layer_probs(module, like)
     return (pw * torch.tensor(wbits, dtype=pw.dtype, device=pw.device)).sum(), \
@@ -224,7 +224,7 @@ def weight_bits(model: nn.Module, input_shape: Sequence[int]) -> Tensor:
     return total
 
 
-def _fixed_bits(module: nn.Module) -> tuple[int, int]:
+def _fixed_bits(module: Any) -> tuple[int, int]:
     return module.chosen() if is_mixq(module) else (module.bitw, module.bita)
 
 

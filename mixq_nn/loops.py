@@ -211,7 +211,7 @@ def make_loader(dataset: ImageDataset, batch_size: int, ctx: Distributed, *, tra
     """Shuffled (seeded, sharded over ranks) batches for training; this rank's slice in order for tests."""
     if train:
         if ctx.enabled:
-            sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank,
+            sampler: DistributedSampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank,
                                          shuffle=True, seed=seed, drop_last=False)
             return DataLoader(dataset, batch_size=batch_size, sampler=sampler)
         generator = torch.Generator().manual_seed(seed)
@@ -263,8 +263,8 @@ def evaluate_metric(model: nn.Module, loader: DataLoader, task: str, ctx: Distri
         total += batch_metric_sum(output, target, task)
         count += len(images)
     model.train(was_training)
-    total, count = ctx.sum([total, count])
-    return (total / count if count else float("nan")), int(count)
+    total, summed = ctx.sum([total, count])
+    return (total / summed if summed else float("nan")), int(summed)
 
 
 # --------------------------------------------------------------------------- loops
@@ -314,8 +314,8 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizers: Iterable[torch
         if progress is not None:
             progress.update(1)
             progress.set_postfix_str(f"loss {loss_sum / count:.4f}", refresh=False)
-    loss_sum, metric_sum, count = ctx.sum([loss_sum, metric_sum, count])
-    return EpochStats(loss_sum / max(count, 1), metric_sum / max(count, 1), int(count),
+    loss_sum, metric_sum, summed = ctx.sum([loss_sum, metric_sum, count])
+    return EpochStats(loss_sum / max(summed, 1), metric_sum / max(summed, 1), int(summed),
                       time.perf_counter() - start)
 
 

@@ -28,7 +28,7 @@ from torch import nn
 from . import checkpoint, loops
 from .loops import CommandError
 
-__all__ = ["main", "cli", "build_parser", "COST_UNIT", "plot_architecture"]
+__all__ = ["main", "build_parser", "COST_UNIT", "plot_architecture"]
 
 #: The DSP term is counted in thousands of DSP48E2-cycles per frame, so that cd ~ 1e-5 .. 1e-4
 #: weighs it against a cross-entropy of order 1 for networks of ~10^8 MACs.
@@ -167,6 +167,7 @@ def _run(argv: list[str] | None = None) -> int:
         ddp_model = loops.wrap(model, ctx)
         lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 2e-3)
         weights = weight_parameters(model)
+        w_opt: torch.optim.Optimizer
         if args.optimizer == "sgd":
             w_opt = torch.optim.SGD(weights, lr=lr, momentum=0.9, weight_decay=args.weight_decay, nesterov=True)
         else:

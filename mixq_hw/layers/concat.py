@@ -11,7 +11,7 @@ absorbed by a FIFO upstream, sized from the schedules.
 from __future__ import annotations
 
 import math
-from amaranth import *
+from amaranth import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth import *
+from amaranth import Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import bisect
 import math
 
-from amaranth import *
+from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -72,6 +72,7 @@ class SlidingWindow(wiring.Component):
         if pad == "same":
             pad = k // 2
         check_int(where, 0, pad=pad)
+        assert isinstance(pad, int)         # check_int refused anything else
         if pad >= k:
             raise ValueError(f"pad {pad} must be smaller than the kernel {k} {where}")
         if channels % lanes:

@@ -131,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             p = plan(*args.plan) if args.single else best_plan(*args.plan)
             print(json.dumps(p.to_dict(), indent=1) if args.json else explain(p))
         else:
-            print(_synth(*args.synth, args.json, args.single))
+            w, a, k = args.synth
+            print(_synth(w, a, k, args.json, args.single))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ from .geometry import DSP48E2_GEOMETRY
 
 if TYPE_CHECKING:
     from .layout import Plan
+    from .protocol import PackingPlan
 
 __all__ = ["expected_fields", "emulate", "emulate_batch"]
 
@@ -24,7 +25,7 @@ P_BITS = DSP48E2_GEOMETRY.p_bits
 PRODUCT_BITS = DSP48E2_GEOMETRY.product_bits
 
 
-def expected_fields(plan: Plan, weights: np.ndarray, acts: np.ndarray) -> np.ndarray:
+def expected_fields(plan: PackingPlan, weights: np.ndarray, acts: np.ndarray) -> np.ndarray:
     """The arithmetic a plan promises, vectorised over a batch.
 
     ``weights``: int array ``(..., depth, n_weights)``; ``acts``: ``(..., depth,

@@ -404,13 +404,13 @@ def check(plan: Plan) -> None:
     for i, ow in enumerate(plan.weight_offsets):
         for j, oa in enumerate(plan.act_offsets):
             pos = ow + oa
-            f = where.get((i, j))
-            if f is None:
+            hit = where.get((i, j))
+            if hit is None:
                 if pos < top_end:
                     raise ValueError(f"{name}: product (w{i}, a{j}) at bit {pos} lands in no listed field")
-            elif plan.fields[f].offset != pos:
+            elif plan.fields[hit].offset != pos:
                 raise ValueError(f"{name}: product (w{i}, a{j}) lands at bit {pos}, "
-                                 f"not at field {f}'s offset {plan.fields[f].offset}")
+                                 f"not at field {hit}'s offset {plan.fields[hit].offset}")
 
 
 # -- LUT plans (lut_layout.lut_plan builds them) -------------------------------------------------
@@ -447,7 +447,7 @@ def lut_layout(n_w: int, n_a: int, lanes: int, width: int) -> tuple:
     number the slots (``slot * width``), no single multiplier word holds this layout.
     """
     fields = tuple(Field(offset=(i * n_a + j) * width, width=width,
-                         terms=tuple((i * lanes + l, j * lanes + l) for l in range(lanes)))
+                         terms=tuple((i * lanes + lane, j * lanes + lane) for lane in range(lanes)))
                    for i in range(n_w) for j in range(n_a))
     if lanes == 1:
         return tuple(i * n_a * width for i in range(n_w)), tuple(j * width for j in range(n_a)), fields

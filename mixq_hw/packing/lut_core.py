@@ -39,7 +39,7 @@ from __future__ import annotations
 import collections
 import functools
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.hdl import Value
@@ -98,7 +98,7 @@ class _Term:
         return _Term(value, self.lo + other.lo, self.hi + other.hi)
 
 
-def _rows(wb: int, ab: int, w: Value | None, a: Value | None) -> list[_Term]:
+def _rows(wb: int, ab: int, w: Any, a: Any) -> list[_Term]:
     """Partial-product rows of ``w * a`` (signed ``wb``-bit ``w``, unsigned ``ab``-bit ``a``) over the narrower
     operand's bits.
 

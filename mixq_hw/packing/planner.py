@@ -51,7 +51,7 @@ and the command line report it.  The bit-map account :func:`explain` lives in
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from typing import Any, Sequence
 
 from .bits import PACKED_BITS
 from .explain import explain
@@ -167,7 +167,7 @@ class Planner:
         also the mixed-rate weight splits (:func:`~mixq_hw.packing.mixed.mixed_split_plans`), ranked among
         them (after same-layout splits of equal density).  The conv engine builds only the digit splits."""
         kinds_t, _ = self.search.arguments(w_bits, a_bits, k, kinds, max_acts, min_depth)
-        found = {s: split_rank(s) for s in split_plans(w_bits, a_bits, k, kinds=kinds_t, max_acts=max_acts,
+        found: dict[PackingPlan, tuple] = {s: split_rank(s) for s in split_plans(w_bits, a_bits, k, kinds=kinds_t, max_acts=max_acts,
                                                          min_depth=min_depth, search=self.search)}
         if mixed:
             found.update({m: mixed_rank(m) for m in mixed_split_plans(w_bits, a_bits, k, kinds=kinds_t,
@@ -185,7 +185,7 @@ class Planner:
         if splits and (single is None or splits[0].macs_per_dsp > single.macs_per_dsp):
             return splits[0]
         if single is None:
-            self.plan(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth)   # raises its error
+            return self.plan(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth)   # raises
         return single
 
     def best_plan(self, w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
@@ -228,10 +228,11 @@ class Planner:
                 for a in BIT_WIDTHS:
                     single = self.plan(w, a, k)
                     p = self.best_plan(w, a, k) if split else single
+                    layout: Any = p     # every plan kind answers the layout figures (a split: its digits')
                     row = {"w": w, "a": a, "k": k, "macs_per_dsp": p.macs_per_dsp, "kind": p.kind,
-                           "depth": p.depth, "weight_port": p.weight_port, "overlap": p.overlap,
-                           "correction": p.correction, "n_weights": p.n_weights, "n_acts": p.n_acts,
-                           "n_fields": len(p.fields), "act_sign_bit": p.act_sign_bit}
+                           "depth": p.depth, "weight_port": layout.weight_port, "overlap": layout.overlap,
+                           "correction": layout.correction, "n_weights": p.n_weights, "n_acts": p.n_acts,
+                           "n_fields": len(p.fields), "act_sign_bit": layout.act_sign_bit}
                     figures = p.split_figures()
                     row.update({key: figures[key] for key in ("split", "dsps", "mixed", "copies", "shift",
                                                               "rounding", "digit_bits")})

@@ -129,14 +129,14 @@ class SplitPlan(PackingPlan):
     #: DSP48E2s one split multiply takes (one per digit).
     dsps: ClassVar[int] = 2
     #: The digit multiplies run on packed DSP48E2s (:attr:`Plan.multiplier`'s meaning; engines dispatch on it).
-    multiplier: ClassVar[str] = "dsp"
+    multiplier: ClassVar[str] = "dsp"  # type: ignore[misc]  # a fixed figure of this plan kind
 
     @property
     def name(self) -> str:
         return f"split plan w{self.w_bits}a{self.a_bits}k{self.k} ({self.operand} digits)"
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> str:  # type: ignore[override]  # read-only here: the digit layouts' kind
         return self.hi.kind
 
     @property
@@ -278,7 +278,8 @@ def make_split(w_bits: int, a_bits: int, k: int, operand: str, shift: int, round
         hi, lo = (dataclasses.replace(p, depth=max_depth(p, DEPTH_LIMIT)) for p in (hi, lo))
     if depth is None:
         depth = min(hi.depth, lo.depth, _recombined_depth(layout, w_bits, a_bits))
-    split = SplitPlan(w_bits, a_bits, k, operand, shift, rounding, hi, lo, depth,
+    split = SplitPlan(w_bits, a_bits, k, operand, shift, rounding,  # type: ignore[arg-type]  # check_split
+                      hi, lo, depth,
                       _recombined(layout, w_bits, a_bits, depth) if depth >= 1 else (), layout.macs_per_dsp / 2,
                       _note(w_bits, a_bits, operand, shift, rounding, layout))
     check_split(split)

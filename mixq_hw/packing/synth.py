@@ -66,7 +66,7 @@ class SynthesisError(RuntimeError):
     """yosys failed, hung or produced no statistics; the message carries the end of its log."""
 
 
-def count_cells(cells: dict[str, int]) -> dict[str, int]:
+def count_cells(cells: dict[str, int]) -> dict[str, float]:
     """Sum yosys' Xilinx cell counts into ``dsp48e2``, ``lut`` (LUT1..6 and INV), ``ff``, ``carry``, ``muxf``."""
     def total(names) -> int:
         return sum(n for cell, n in cells.items() if cell in names)
@@ -203,7 +203,7 @@ def _dsp_core_cells(report: dict, module: str) -> tuple[dict[str, int], int]:
     return total, count
 
 
-def submodule_counts(report: dict, module: str) -> dict[str, dict[str, int]]:
+def submodule_counts(report: dict, module: str) -> dict[str, dict[str, float]]:
     """:func:`count_cells` of every submodule instantiated in ``module`` (its own submodules included), by
     module name."""
     modules = _modules(report)
