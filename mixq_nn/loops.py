@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from mixq_hw import validate
+from mixq_hw.packing.bits import ACT_BITS
 from mixq_hw.progress import bar
 from mixq_hw.validate import InputError
 
@@ -139,9 +140,9 @@ def parse_bits(text: str | Sequence[int], *, model: str, count: int, what: str) 
     if len(bits) != count:
         raise CommandError(f"{what} {text!r} gives {len(bits)} bit widths, but {model} has {count} "
                            f"quantised layers: give exactly {count}")
-    for b in bits:
-        if not 1 <= b <= 8:
-            raise CommandError(f"{what} {text!r}: bit width {b} is outside 1..8")
+    for b in bits:     # the loosest rule (ACT_BITS); building the model checks each layer's own
+        if b not in ACT_BITS:
+            raise CommandError(f"{what} {text!r}: bit width {b} is outside {ACT_BITS.start}..{ACT_BITS.stop - 1}")
     return bits
 
 

@@ -25,6 +25,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from mixq_hw.packing.bits import INPUT_BITS, PACKED_BITS, WEIGHT_BITS
+
 from . import checkpoint, loops
 from .loops import CommandError
 
@@ -35,13 +37,13 @@ __all__ = ["main", "build_parser", "COST_UNIT", "plot_architecture"]
 COST_UNIT = 1000.0
 
 
-def _candidates(text: str, what: str, lo: int) -> tuple[int, ...]:
+def _candidates(text: str, what: str, allowed: range) -> tuple[int, ...]:
     try:
         bits = tuple(sorted({int(t) for t in text.replace(" ", "").split(",") if t}))
     except ValueError:
         raise CommandError(f"{what} {text!r}: expected comma-separated bit widths, e.g. 2,3,4,8") from None
-    if not bits or bits[0] < lo or bits[-1] > 8:
-        raise CommandError(f"{what} {text!r}: candidates must be bit widths in {lo}..8")
+    if not bits or bits[0] not in allowed or bits[-1] not in allowed:
+        raise CommandError(f"{what} {text!r}: candidates must be bit widths in {allowed.start}..{allowed.stop - 1}")
     return bits
 
 
@@ -144,10 +146,10 @@ def _run(argv: list[str] | None = None) -> int:
     validate.integer(args.eval_every, "--eval-every", lo=0)
     loops.check_data_args(args)
     loops.check_rates(args, "lr", "arch_lr", "weight_decay")
-    if not 1 <= args.input_bits <= 8:
-        raise CommandError(f"--input-bits must be 1..8, got {args.input_bits}")
-    wbits = _candidates(args.wbits, "--wbits", 2)
-    abits = _candidates(args.abits, "--abits", 2)
+    if args.input_bits not in INPUT_BITS:
+        raise CommandError(f"--input-bits must be {INPUT_BITS.start}..{INPUT_BITS.stop - 1}, got {args.input_bits}")
+    wbits = _candidates(args.wbits, "--wbits", WEIGHT_BITS)
+    abits = _candidates(args.abits, "--abits", PACKED_BITS)      # the widths the cost model prices
     model_args: dict[str, Any] = {"wbits": list(wbits), "abits": list(abits), "input_bits": args.input_bits,
                                   "weight_mode": args.weight_mode, "act_mode": args.act_mode}
     out = validate.output_file(args.out or f"search_{args.model}.pt", "--out")

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 #: Candidate bit widths searched by default, for weights and for activations.
-DEFAULT_CANDIDATES: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
+DEFAULT_CANDIDATES: tuple[int, ...] = tuple(PACKED_BITS)
 
 
 def _candidates(kind: str, bits: Iterable[int], allowed: range) -> tuple[int, ...]:

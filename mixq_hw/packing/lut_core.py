@@ -46,7 +46,7 @@ from amaranth.hdl import Value
 from amaranth.lib import data, wiring
 
 from .cores import PackedMAC, field_width, mac_signature
-from .bits import act_range, signed_width, weight_range
+from .bits import act_range, signed_range, signed_width, weight_range
 
 if TYPE_CHECKING:
     from .layout import Plan
@@ -105,7 +105,7 @@ def _rows(wb: int, ab: int, w: Any, a: Any) -> list[_Term]:
     Ranges cover every value the ports carry (the full signed weight range).
     With ``w``/``a`` None only the ranges are built (for :func:`lut_core_estimate`).
     """
-    w_lo, w_hi = -(1 << (wb - 1)), (1 << (wb - 1)) - 1
+    w_lo, w_hi = signed_range(wb)
     a_hi = act_range(ab)[1]
     build = w is not None
     rows = []

@@ -80,7 +80,7 @@ ENGINE_PLAN_TYPES = ("layout", "lut", "split")
 #: (some entries are not exact on a DSP48E2; see benchmarks/results/packing.md);
 #: ``MIXQ_PUBLISHED[k][w][a]`` for k in (1, 3), w and a in 2..8.
 MIXQ_PUBLISHED: dict[int, dict[int, dict[int, float]]] = {
-    k: {w: dict(zip(range(2, 9), row)) for w, row in zip(range(2, 9), rows)}
+    k: {w: dict(zip(BIT_WIDTHS, row)) for w, row in zip(BIT_WIDTHS, rows)}
     for k, rows in {
         1: ((12, 9, 8, 6, 4.5, 4, 4), (9, 6, 6, 6, 4, 4, 3), (8, 6, 4, 4, 4, 4, 3), (6, 6, 4, 4, 4, 2, 2),
             (4.5, 4, 4, 4, 2, 2, 2), (4, 4, 4, 2, 2, 2, 2), (4, 3, 3, 2, 2, 2, 2)),
