@@ -108,3 +108,18 @@ def test_graph_accepts_exactly_what_the_engine_builds(w):
             else:
                 with pytest.raises(ValueError):
                     choose_plan(geo, w, a, "c")
+
+
+def test_calibration_constants_cover_their_data_points():
+    """Every measured point of a calibration constant lies within what the constant lets the estimate reach
+    (a LUT core's adder factor with its LUT_PER_CORE on top), and the modules use the table's values."""
+    from mixq_hw.estimate import LUTRAM_MAX_BITS
+    from mixq_hw.packing import calibration as cal
+    from mixq_hw.packing import lut_core
+
+    assert lut_core.LUT_PER_ADDER_BIT is cal.LUT_PER_ADDER_BIT and LUTRAM_MAX_BITS == cal.LUTRAM_MAX_BITS
+    assert len({c.name for c in cal.TABLE}) == len(cal.TABLE) and all(c.source for c in cal.TABLE)
+    for c in cal.TABLE:
+        extra = cal.LUT_PER_CORE if c.name.startswith("LUT_PER_ADDER_BIT") else 0
+        for p in c.points:
+            assert p.measured <= c.value * p.model + extra, (c.name, p)

@@ -40,6 +40,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost, mux_luts, styled_memory
+from ..packing.calibration import WINDOW_LOGIC_MARGIN
 from ._checks import layer_label, check_int
 from ._mux import mux_tree
 
@@ -48,9 +49,6 @@ __all__ = ["SlidingWindow"]
 
 
 
-#: the windows' (SlidingWindow, RowWindow) fabric logic over their LUT models: yosys' mapping of the counters,
-#: compares and multiplexers came out up to 7 % above the models (full-size UltraNet windows, 2026-11-21)
-LOGIC_MARGIN = 1.1
 
 
 class SlidingWindow(wiring.Component):
@@ -207,7 +205,7 @@ class SlidingWindow(wiring.Component):
         # per output pixel a k:1 multiplexer over the banks its taps read, the padding mask in the same LUT
         crossbar = self.pixels * self.lanes * self.bits * max(1, mux_luts(self.k + 1))
         control = 30    # row handshake: need/release arithmetic, filled counter and compares
-        lut = math.ceil(LOGIC_MARGIN * (2 * counters + self.banks * addr * 3 + crossbar + control))
+        lut = math.ceil(WINDOW_LOGIC_MARGIN * (2 * counters + self.banks * addr * 3 + crossbar + control))
         ff = counters + self.pixels + max(1, (self.k - 1).bit_length()) + 1 + control // 2
         return mem + Resources(lut=lut, ff=ff)
 
