@@ -123,3 +123,22 @@ def test_calibration_constants_cover_their_data_points():
         extra = cal.LUT_PER_CORE if c.name.startswith("LUT_PER_ADDER_BIT") else 0
         for p in c.points:
             assert p.measured <= c.value * p.model + extra, (c.name, p)
+
+
+def test_grouped_beats_invert_to_the_tensor():
+    """sim.formats' inverse of the grouped (engine output) format, which the conv tests read results with:
+    exact on ragged groups, and a non-zero slot past the last column is named."""
+    from sim.formats import grouped, raster
+
+    rng = np.random.default_rng(3)
+    for shape, pe, pixels in [((4, 3, 5), 2, 2), ((6, 2, 4), 3, 4), ((2, 1, 1), 1, 3)]:
+        x = rng.integers(-50, 50, (2, *shape))
+        fmt = grouped(pe, pixels)
+        np.testing.assert_array_equal(fmt.to_tensor(fmt.beats(x), shape, dont_care_zero=True), x)
+        np.testing.assert_array_equal(raster(1).to_tensor(raster(1).beats(x), shape), x)
+    beats = grouped(2, 2).to_array(np.ones((1, 2, 1, 3)))
+    beats[-1, 1, 0] = 7                                  # the ragged group's second pixel slot (column 3 of 3)
+    with pytest.raises(ValueError, match="holds 7, not 0"):
+        grouped(2, 2).to_tensor(beats, (2, 1, 3), dont_care_zero=True)
+    with pytest.raises(ValueError, match="not whole frames"):
+        grouped(2, 2).to_tensor(beats[:-1], (2, 1, 3))

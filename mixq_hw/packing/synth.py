@@ -39,7 +39,7 @@ from amaranth.lib import wiring
 
 from .dsp48e2 import UltraScalePlus
 
-__all__ = ["synth_core", "synth_verilog", "submodule_counts", "SynthesisError", "count_cells", "run_yosys_script"]
+__all__ = ["synth_core", "synth_component", "synth_verilog", "submodule_counts", "SynthesisError", "count_cells", "run_yosys_script"]
 
 #: Seconds one yosys run may take before it is treated as hung (wasm yosys on a loaded machine).
 TIMEOUT = 900
@@ -98,6 +98,12 @@ def _run_yosys(component: wiring.Component, top: str) -> dict:
     """Emit ``component`` as Verilog for an UltraScale+ part (DSP48E2 primitives), synthesise it for xcup and
     return yosys' ``stat -json`` report."""
     return _synth_text(verilog.convert(component, name=top, platform=UltraScalePlus()), top)
+
+
+def synth_component(component: wiring.Component, top: str) -> dict[str, float]:
+    """:func:`count_cells` of ``component`` (its submodules included) synthesised for xcup as module ``top``:
+    ``dsp48e2``, ``lut``, ``ff``, ``carry``, ``muxf``, ``bram36``.  Takes seconds to minutes."""
+    return count_cells(_total_cells(_run_yosys(component, top), top))
 
 
 def _synth_text(text: str, top: str, timeout: float | None = None) -> dict:
