@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amaranth.build import Attrs, Resource
+from amaranth.build import Attrs
 from amaranth.vendor import XilinxPlatform
 from amaranth_boards.resources import LEDResources
 
@@ -40,7 +40,7 @@ class Ultra96V2Part(XilinxPlatform):
     resources = [
         *LEDResources(pins="A9 B9", attrs=Attrs(IOSTANDARD="LVCMOS18")),
     ]
-    connectors = []
+    connectors: list = []
 
     def build(self, *args, **kwargs):
         raise ValueError("Ultra96V2Part describes the part for elaboration only: the Ultra96-V2 PL has no "

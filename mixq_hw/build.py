@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from boards import board_names, get_board
 from boards.deploy import write_deploy
@@ -111,6 +110,7 @@ def load_graph(path: Path, progress=None) -> tuple[Graph, dict]:
     if progress:
         progress(f"exporting {ckpt.name} (bitw {''.join(map(str, ckpt.bitw))}, "
                  f"bita {''.join(map(str, ckpt.bita))}, input {tuple(ckpt.input_shape)})")
+    assert ckpt.model is not None           # load() builds the model unless told not to
     try:
         graph = export(ckpt.model, ckpt.input_shape, name=ckpt.name)
     except (ExportError, GraphError) as exc:

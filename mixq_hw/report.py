@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .atomic import atomic_write_bytes, atomic_write_text
 from .estimate import Resources
@@ -80,7 +80,7 @@ def stream_figures(plan: PipelinePlan, *, clock_mhz: float, memory_port_bits: in
     out_bytes = oh * ow * (c // plan.out_lanes) * out_width // 8
     fps = clock_mhz * 1e6 / plan.cycles_per_frame()
     port = memory_port_bits / 8 * clock_mhz  # MB/s
-    figures = {
+    figures: dict[str, Any] = {
         "in_width": in_width, "out_width": out_width, "out_lanes": plan.out_lanes,
         "in_bytes_per_frame": in_bytes, "out_bytes_per_frame": out_bytes,
         "dma_in_mb_s": round(in_bytes * fps / 1e6, 2), "dma_out_mb_s": round(out_bytes * fps / 1e6, 2),

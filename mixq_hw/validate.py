@@ -71,7 +71,8 @@ def integer(value: int | None, option: str, *, lo: int | None = None, hi: int | 
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise InputError(f"{option} {value!r}: expected an integer")
-    return int(number(value, option, lo=lo, hi=hi))
+    number(value, option, lo=lo, hi=hi)
+    return value
 
 
 def _writable_parent(path: Path, option: str) -> None:
@@ -186,9 +187,10 @@ def unused_options(given: dict[str, bool], why: str) -> None:
 
 def run_cli(body: Callable[[], int], errors: tuple[type[BaseException], ...] = ()) -> int:
     """Run a command's ``body``; InputError and ``errors`` become ``error: ...`` on stderr and status 2."""
+    caught: tuple[type[BaseException], ...] = (InputError, *errors)
     try:
         return body()
-    except (InputError, *errors) as exc:
+    except caught as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

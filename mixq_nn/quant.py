@@ -160,6 +160,8 @@ class WeightQuantizer(nn.Module):
     step); ``mode="lsq"``: a learned step, initialised on first use to LSQ's ``2 * mean|W| / sqrt(Qp)``.
     """
 
+    initialized: Tensor          # buffer (lsq mode)
+
     def __init__(self, bits: int, mode: str = "std") -> None:
         super().__init__()
         self.bits = _check_bits("weight", bits, GAUSS_WEIGHT_STEP)
@@ -215,6 +217,8 @@ class ActQuantizer(nn.Module):
     ``"lsq"``: learned step (initialised to the fixed one); ``"pact"`` (unsigned only): learned clip
     ``alpha`` (initialised to the HWGQ clip), step = ``alpha / (2**a - 1)``.
     """
+
+    fixed_step: Tensor           # buffer (hwgq mode)
 
     def __init__(self, bits: int, mode: str = "hwgq", signed: bool = False) -> None:
         super().__init__()
@@ -272,6 +276,8 @@ class ActQuantizer(nn.Module):
 class InputQuantizer(nn.Module):
     """Keeps the top ``bits`` bits of 8-bit pixels: for ``x = pixel / 256``, code = ``floor(x * 2**bits)``
     (== ``pixel >> (8 - bits)``), value ``code / 2**bits``; straight-through gradient."""
+
+    fixed_step: Tensor           # buffer
 
     def __init__(self, bits: int = 8) -> None:
         super().__init__()

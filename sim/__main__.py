@@ -80,6 +80,7 @@ def load_source(path: str | Path) -> tuple[Graph, dict[str, Any]]:
     if ckpt.variant != "fixed":
         raise CliError(f"{path}: a {ckpt.variant!r} checkpoint; simulation needs a trained fixed-precision "
                        f"model (python -m mixq_nn.train)")
+    assert ckpt.model is not None           # load() builds the model unless told not to
     try:
         graph = export(ckpt.model, ckpt.input_shape, name=ckpt.name)
     except (ExportError, GraphError) as exc:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import concurrent.futures
 import ctypes
 import faulthandler
+import functools
 import json
 import mmap
 import os
@@ -106,7 +107,7 @@ def run_isolated(work: Callable[[], dict], what: str, usage: dict | None = None)
                 os.dup2(stderr.fileno(), 2)
                 faulthandler.disable()  # a crash here is reported by the parent, not dumped
                 try:
-                    payload = {"ok": work()}
+                    payload: dict[str, Any] = {"ok": work()}
                 except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
                     payload = {"error": str(exc), "kind": type(exc).__name__}
                 with os.fdopen(write_end, "wb") as pipe:
@@ -173,9 +174,9 @@ def compile_design(dut, *, opt: str = "-O1", verbose: bool = False, flatten: boo
     key = cache.cache_key(cache.design_text_key(text), _DRIVER.read_text(), _LOOP.read_text(), opt, str(flat), str(yosys.version()),
                           str(headers), str(_BUILD_VERSION))
     entry = cache.fetch("cxxrtl", key, ".so",
-                        lambda tmp: _build(text, tmp, what=type(dut).__name__, opt=opt, flat=flat, yosys=yosys,
-                                           headers=headers, jobs=jobs, verbose=verbose, rtlil_seconds=rtlil_seconds,
-                                           on_size=on_size))
+                        functools.partial(_build, text, what=type(dut).__name__, opt=opt, flat=flat, yosys=yosys,
+                                          headers=headers, jobs=jobs, verbose=verbose, rtlil_seconds=rtlil_seconds,
+                                          on_size=on_size))
     del text
     _remember(dut, options, key)
     return entry.path
@@ -431,12 +432,12 @@ def _run_compiled(dut, library: Path, inputs: Mapping[str, Iterable[Any]], outpu
     received: dict[str, list[Any]] = {}
     beat_cycles: dict[str, list[int]] = {}
     for k, port in enumerate(outputs):
-        nw, shape, buf = out_words[k], out_shapes[k], out_bufs[k]
+        nw, shape, words = out_words[k], out_shapes[k], out_bufs[k]
         beats = []
         for b in range(out_counts[k]):
             raw = 0
             for w in range(nw):
-                raw |= buf[b * nw + w] << (32 * w)
+                raw |= words[b * nw + w] << (32 * w)
             beats.append(unpack_beat(shape, raw))
         received[port] = beats
         beat_cycles[port] = [out_cycle_bufs[k][b] for b in range(out_counts[k])]

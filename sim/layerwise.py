@@ -156,7 +156,8 @@ _JOB: dict[str, Any] = {}
 def _compare(streams: StageStreams, expected: dict, got: Mapping[str, list],
              shapes: dict, frames: int) -> tuple[str, int, set[int]]:
     """(first mismatch sentence, differing values, images with a difference) over all output ports."""
-    first, count, images = "", 0, set()
+    first, count = "", 0
+    images: set[int] = set()
     for port, (values, index) in expected.items():
         actual = np.array(got[port], dtype=np.int64).reshape(values.shape)
         diff = (actual != values) & (index != -1)

@@ -188,7 +188,7 @@ class _Progress:
 # ---- backends -----------------------------------------------------------------------------------
 
 def _run_pysim(acc: Accelerator, beats: list[list[int]], n_out: int, per_frame: int, *, stall: float,
-               seed: int, max_cycles: int, vcd: str | None, progress: _Progress) -> tuple[list, list[int], float, float]:
+               seed: int, max_cycles: int, vcd: str | Path | None, progress: _Progress) -> tuple[list, list[int], float, float]:
     """Amaranth's simulator with the stream drivers of :mod:`sim.streams` (the same per-stream seeds as
     :func:`~sim.streams.run_streams`), plus progress reports.  Returns (beats, beat cycles, compile s, sim s)."""
     started = time.perf_counter()
@@ -259,7 +259,7 @@ def _run_verilator(acc: Accelerator, beats: list[list[int]], n_out: int, frames:
                    threads: int | None) -> tuple[list, list[int], float, float, dict]:
     """Verilator (program cached by a hash of the Verilog); returns (beats, beat cycles, compile s, sim s,
     stats of the run)."""
-    options = {} if threads is None else {"threads": threads}
+    options: dict[str, Any] = {} if threads is None else {"threads": threads}
     started = time.perf_counter()
     with progress.compile() as live:
         program = verilator_backend.compile_verilator(acc, verbose=progress.enabled, on_size=progress.sized(live),

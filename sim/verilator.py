@@ -100,7 +100,8 @@ def verilator_version() -> str:
 
 def _ports(dut) -> tuple[list[str], list[str]]:
     """The stream interfaces of ``dut``: (sinks, whose valid/payload are inputs; sources)."""
-    sinks, sources = [], []
+    sinks: list[str] = []
+    sources: list[str] = []
     for name, member in dut.signature.members.items():
         if not member.is_signature or not {"valid", "ready", "payload"} <= set(member.signature.members.keys()):
             continue

@@ -6,7 +6,6 @@ The Vivado fixtures below are small excerpts written in the layout of Vivado 202
 
 import json
 
-import numpy as np
 import pytest
 
 from mixq_hw.pipeline import LayerFold, plan_stages

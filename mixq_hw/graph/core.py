@@ -10,7 +10,7 @@ that every hardware simulation is compared against bit for bit.
 from __future__ import annotations
 
 from os import PathLike
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Literal, Sequence, overload
 
 import numpy as np
 
@@ -208,6 +208,12 @@ class Graph:
                 raise GraphError(f"node {node.name!r} ({node.op}): its value is never used")
 
     # ---- execution ----------------------------------------------------------------------
+    @overload
+    def reference(self, images: object, *, keep: Literal[False] = False) -> np.ndarray: ...
+
+    @overload
+    def reference(self, images: object, *, keep: Literal[True]) -> dict[str, np.ndarray]: ...
+
     def reference(self, images: object, *, keep: bool = False) -> np.ndarray | dict[str, np.ndarray]:
         """Run the graph in int64 on uint8 pixels (N, C, H, W): the golden integer model.
 
@@ -316,7 +322,7 @@ def _details(node: Node) -> str:
     return ""
 
 
-def _run(node: Node, args: list[np.ndarray], images: np.ndarray) -> np.ndarray:
+def _run(node: Node, args: list[np.ndarray], images: Any) -> np.ndarray:
     a, t = node.attrs, node.tensors
     if node.op == "input":
         return ops.input_codes(images, a["bits"])
