@@ -19,6 +19,7 @@ from typing import Sequence
 from .atomic import atomic_write_bytes, atomic_write_text
 from .estimate import Resources
 from .pipeline import OUTPUT_BITS, PipelinePlan
+from .report_board import timing_lines, utilization_lines
 from .report_plot import plot_layers, plot_png
 from .vivado_reports import VivadoReportError, read_vivado_dir
 
@@ -168,7 +169,9 @@ def markdown(report: dict) -> str:
             got = used_v.get(key)
             row += (f" {got:,g} | {100 * got / cap:.1f} |" if got is not None and cap else " - | - |")
         lines.append(row)
+    lines += utilization_lines(report)
     lines += _vivado_lines(vivado, report)
+    lines += timing_lines(report)
     if "verify" in report:
         v = report["verify"]
         origin = v.get("images_from", {}).get("text")
