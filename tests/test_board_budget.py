@@ -84,3 +84,4 @@ def test_build_folds_under_the_target_less_the_shell(tmp_path, capsys):
     md = (tmp_path / "out" / "report.md").read_text()
     assert "with the shell" in md and "AXI DMA" in md
     assert "warning" not in capsys.readouterr().err
+    assert "--timing" in report["timing"]["skipped"]
