@@ -31,7 +31,9 @@ def dataflow_figure(report: dict):
     for st in stages:
         columns.setdefault(depth[st["name"]], []).append(st["name"])
     width, height = max(columns) + 2, max(len(v) for v in columns.values())
-    fig = Figure(figsize=(max(8, 1.9 * width), max(3, 1.1 * height + 1.2)))
+    inches = min(40.0, max(8.0, 1.9 * width))
+    font = max(3.5, 6.5 * min(1.0, inches / (1.9 * width)))
+    fig = Figure(figsize=(inches, max(3, 1.1 * height + 1.2)))
     ax = fig.subplots()
     where = {"s_axis": (0, (height - 1) / 2)}
     for col, names in columns.items():
@@ -56,7 +58,7 @@ def dataflow_figure(report: dict):
         label = f"{st['name']}\n{st['kind']}\n{st['cycles_per_frame']:,} cyc ({100 * rate:.0f} %)"
         if "fifo_depth" in st:
             label += f"\nFIFO {st['fifo_depth']:,} beats"
-        ax.text(x, y, label, ha="center", va="center", fontsize=6.5)
+        ax.text(x, y, label, ha="center", va="center", fontsize=font)
     for port in ("s_axis", "m_axis"):
         ax.text(*where[port], port, ha="center", va="center", fontsize=8, weight="bold")
     ax.set_xlim(-0.6, max(columns) + 1.6)
