@@ -69,11 +69,11 @@ def fold(graph, board, utilization: float, reserve: Resources | None, clock_mhz:
             "shell_resources_assumed": shell.to_dict(), "_result": result}
 
 
-def run(name: str, board, utilization: float, clock_mhz: float) -> dict:
+def run(name: str, board, utilization: float, clock_mhz: float, whole: bool = True) -> dict:
     graph, target, source = design(name)
     print(f"== {name}: {graph.name}, {graph.macs():,} MACs", flush=True)
-    old = fold(graph, board, 1.0, None, clock_mhz)
-    print(f"   whole device: {old.get('cycles_per_frame')} cycles", flush=True)
+    old = fold(graph, board, 1.0, None, clock_mhz) if whole else None
+    print(f"   whole device: {old.get('cycles_per_frame') if old else 'not run'} cycles", flush=True)
     new = fold(graph, board, utilization, Resources(**board.shell.to_dict()), clock_mhz)
     print(f"   {utilization:g} less the shell: {new.get('cycles_per_frame')} cycles", flush=True)
     entry = {"design": name, "network": graph.name, "macs_per_frame": graph.macs(), "target_cycles": target,
@@ -85,7 +85,8 @@ def run(name: str, board, utilization: float, clock_mhz: float) -> dict:
     if new["fits"] and target is not None and not new["meets_target"]:
         new["layers"] = layer_rows(graph, new["_result"])
     for run_ in (old, new):
-        run_.pop("_result", None)
+        if run_:
+            run_.pop("_result", None)
     return entry
 
 
@@ -97,12 +98,17 @@ def markdown(report: dict) -> str:
              f"Realistic budget: {100 * report['utilization']:g} % of every PL resource of the device "
              f"{report['device']}, less the shell's reserve {report['shell']} (AXI DMA, SmartConnect, AXI "
              "Interconnect, resets: estimates from the product guides, `boards/shell.py`).  Every figure is the "
-             "folding's analytic estimate (no simulation, no Vivado).", "",
+             "folding's analytic estimate (no simulation, no Vivado)."
+             + (f"  Designs not re-run in the last session keep their figures from {report['earlier_machine']['date']}."
+                if "earlier_machine" in report else ""), "",
              "| design | budget | cycles/frame | fps | target | met | DSP | LUT | FF | BRAM36 | interval set by |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for entry in report["designs"]:
         for label, run_ in (("whole device", entry["whole_device"]),
                             (f"{100 * report['utilization']:g} % - shell", entry["realistic"])):
+            if run_ is None:
+                lines.append(f"| {entry['design']} | {label} | not run here (see ultranet.md) | | | | | | | | |")
+                continue
             if not run_["fits"]:
                 lines.append(f"| {entry['design']} | {label} | does not fit | | | | | | | | {run_['error'][:120]} |")
                 continue
@@ -149,13 +155,21 @@ def main(argv=None) -> int:
     parser.add_argument("--utilization", type=float, default=DEFAULT_UTILIZATION)
     parser.add_argument("--designs", default="mainjob,bjut,mixq")
     parser.add_argument("--clock", type=float, default=300.0)
+    parser.add_argument("--no-whole", action="store_true", help="skip the whole-device search (the old budget)")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the designs of the existing budget.json that are not run now")
     args = parser.parse_args(argv)
     board = get_board("ultra96")
     report = {"machine": machine(), "clock_mhz": args.clock, "utilization": args.utilization,
               "device": board.budget.to_dict(), "shell": board.shell.to_dict(),
               "shell_parts": [p.to_dict() for p in board.shell_parts], "designs": []}
-    for name in args.designs.split(","):
-        report["designs"].append(run(name.strip(), board, args.utilization, args.clock))
+    names = [n.strip() for n in args.designs.split(",")]
+    if args.merge and (RESULTS / "budget.json").exists():
+        kept = json.loads((RESULTS / "budget.json").read_text())
+        report["designs"] = [e for e in kept["designs"] if e["design"] not in names]
+        report["earlier_machine"] = kept["machine"]
+    for name in names:
+        report["designs"].append(run(name, board, args.utilization, args.clock, whole=not args.no_whole))
         RESULTS.mkdir(exist_ok=True)
         atomic_write_text(RESULTS / "budget.json", json.dumps(report, indent=2) + "\n")
         atomic_write_text(RESULTS / "budget.md", markdown(report))

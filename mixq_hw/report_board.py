@@ -26,7 +26,7 @@ def utilization_lines(report: dict) -> list[str]:
         flag = " **(above the warning line)**" if row["share"] is not None and row["share"] > fill["warn_above"] else ""
         lines.append(f"| {_NAMES[key]} | {row['accelerator']:,g} | {row['shell']:,g} | {row['total']:,g} | "
                      f"{row['device']:,g} | {share}{flag} |")
-    lines += [f"", *(f"- warning: {w}" for w in fill["warnings"])] if fill["warnings"] else []
+    lines += ["", *(f"- warning: {w}" for w in fill["warnings"])] if fill["warnings"] else []
     return lines
 
 

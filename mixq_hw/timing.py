@@ -125,7 +125,7 @@ def netlist_depth(netlist: dict, top: str, model: DelayModel) -> dict:
     start: dict[int, tuple[float, str]] = {}
     comb: dict[int, tuple[str, list[int], str, float]] = {}
     ends: list[tuple[list[int], float, str]] = []
-    cap, cap_by = 1e9, "logic"
+    cap = 1e9
     counts: dict[str, int] = {}
     for port in module["ports"].values():
         bits = [b for b in port["bits"] if isinstance(b, int)]
@@ -160,8 +160,7 @@ def netlist_depth(netlist: dict, top: str, model: DelayModel) -> dict:
             elif kind == "DSP48E2":
                 clk_to_out, setup = model.dsp_clk_to_out, model.dsp_setup
                 fmax = _dsp_fmax(cell.get("parameters", {}), model)
-                if fmax < cap:
-                    cap, cap_by = fmax, "DSP48E2"
+                cap = min(cap, fmax)
             elif kind in _BRAM:
                 clk_to_out, setup = model.bram_clk_to_out, model.bram_setup
             else:       # any other primitive: a register boundary at flip-flop figures
