@@ -18,6 +18,7 @@ from amaranth.vendor import XilinxPlatform
 from amaranth_boards.resources import LEDResources
 
 from . import Board, Budget, tcl_word, template_dir
+from .shell import ZYNQMP_AXIS_DMA_SHELL, shell_total
 
 __all__ = ["Ultra96V2Part", "Ultra96V2Platform", "BOARD", "write_project", "dma_memory_widths"]
 
@@ -150,6 +151,8 @@ BOARD = Board(
     vivado_version=VIVADO_VERSION,
     pynq_image=PYNQ_VERSION,
     memory_port_bits=HP_PORT_BITS,
+    shell=shell_total(ZYNQMP_AXIS_DMA_SHELL),
+    shell_parts=ZYNQMP_AXIS_DMA_SHELL,
     notes=("PL clocks come from the PS (pl_clk0); PYNQ sets the frequency from the .hwh.",
            "Ultra96 v1 boards use the -1-e grade of the same die."),
 )

@@ -141,19 +141,22 @@ def build_accelerator(source: Any, *, input_shape: Sequence[int] | None = None, 
                       board: str = "ultra96", out: str | PathLike | None = None,
                       clock_mhz: float | None = None, fold: str | PathLike | None = None, verify: int = 0,
                       backend: str = "cxxrtl", synth: bool = False,
-                      multipliers: Sequence[str] = ("dsp", "lut"), quiet: bool = False) -> BuildResult:
+                      multipliers: Sequence[str] = ("dsp", "lut"), quiet: bool = False,
+                      utilization: float | None = None, timing: bool = False) -> BuildResult:
     """Build the accelerator of ``source`` for ``board`` into ``out``; the same flow as ``python -m mixq_hw.build``.
 
     ``source``: see :func:`as_graph` (an in-memory model needs ``input_shape``; ``name`` names its
     Graph and the default output folder ``build/<name>``).  ``fold``: a folding JSON instead of the
     search; ``verify``: images to check bit-exact in simulation with ``backend`` during the build;
-    ``synth``: also count resources with yosys.  Raises :class:`~mixq_hw.build.BuildError` on bad input
+    ``synth``: also count resources with yosys; ``utilization``: the share of the PL the design and the
+    board's shell may use (default 0.85); ``timing``: estimate every stage's logic depth and Fmax.  Raises :class:`~mixq_hw.build.BuildError` on bad input
     or a failed verification.
     """
     graph_or_path = as_graph(source, input_shape, name=name)
     report = build(graph_or_path, board=board, clock_mhz=clock_mhz, out=Path(out) if out is not None else None,
                    fold=Path(fold) if fold is not None else None, verify=verify, synth=synth, backend=backend,
-                   quiet=quiet, multipliers=tuple(multipliers))
+                   quiet=quiet, multipliers=tuple(multipliers), utilization=utilization,
+                   timing=timing)
     out_dir = Path(out) if out is not None else Path("build") / (
         graph_or_path.name if isinstance(graph_or_path, Graph) else graph_or_path.stem)
     if isinstance(graph_or_path, Graph):

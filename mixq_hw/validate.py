@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["InputError", "LIMITS", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "number", "integer", "output_file",
+__all__ = ["InputError", "LIMITS", "UTILIZATION_RANGE", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "number", "integer", "output_file",
            "output_dir", "input_file", "npz_size", "shape", "identifier", "is_identifier", "run_cli", "unused_options"]
 
 #: Exit status of every command for bad input, and after an interrupt (128 + SIGINT).
@@ -38,6 +38,9 @@ LIMITS = {
     "image_bytes": 2**30,
     "name_chars": 128,
 }
+
+#: ``--utilization``: the share of each PL resource a design (shell included) may use, lowest and highest.
+UTILIZATION_RANGE = (0.1, 1.0)
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*\Z")
 

@@ -39,7 +39,8 @@ from amaranth.lib import wiring
 
 from .dsp48e2 import UltraScalePlus
 
-__all__ = ["synth_core", "synth_component", "synth_verilog", "submodule_counts", "SynthesisError", "count_cells", "run_yosys_script"]
+__all__ = ["synth_core", "synth_component", "synth_verilog", "submodule_counts", "SynthesisError", "count_cells",
+           "run_yosys_script", "xcup_script"]
 
 #: Seconds one yosys run may take before it is treated as hung (wasm yosys on a loaded machine).
 TIMEOUT = 900
@@ -60,6 +61,13 @@ opt_lut_ins -tech xilinx
 synth_xilinx {options} -top {top} -run finalize:check
 tee -q -o {stat} stat -json -tech xilinx
 """
+
+
+def xcup_script(verilog: str, top: str, tail: str) -> str:
+    """The yosys script that maps ``verilog`` (module ``top``) for xcup as every mixq synthesis does (the split
+    ``synth_xilinx`` run with classic ``abc``), followed by the commands ``tail``."""
+    body = _SCRIPT.format(verilog=verilog, options=_OPTIONS, top=top, stat="stat.json")
+    return body.replace("tee -q -o stat.json stat -json -tech xilinx\n", "") + tail
 
 
 class SynthesisError(RuntimeError):
