@@ -4,7 +4,9 @@
 
 Runs ``python -m mixq_hw.build --board ultra96 --verify N --json`` in a subprocess with an empty
 ``MIXQ_CACHE``, records the wall and CPU time, the time of every progress line the build prints, and the
-report; writes ``benchmarks/results/mainjob.json`` (the README's results block reads it).
+report; writes ``benchmarks/results/mainjob.json`` (the README's results block reads it) and
+``benchmarks/results/mainjob.md``, a table of where the time went, generated from the JSON
+(``--table`` regenerates it from the JSON alone).
 """
 
 from __future__ import annotations
@@ -38,11 +40,49 @@ def stage_seconds(lines: list[str], total: float) -> dict[str, float]:
     return out
 
 
+def table(result: dict) -> str:
+    """Where the main job's time went, as markdown: wall seconds per phase, CPU seconds where measured."""
+    t = result["seconds"]
+    ver = result["report"].get("verify", {})
+    layers, whole = ver.get("layers", {}), ver.get("whole", {})
+    build = whole.get("build", {})
+    folding = t.get("trying target", 0) + sum(v for k, v in t.items() if k.startswith(("layer ", "T=", "chose")))
+    rows = [("total", f"{t['total']:.0f}", f"{result['cpu_seconds']:.0f} (process tree)"),
+            ("folding search", f"{folding:.0f}", ""),
+            ("elaborating and emitting the build's Verilog", f"{t.get('elaborating the', 0):.0f}", ""),
+            ("verification", f"{t.get('verifying ' + str(ver.get('images', '')), 0):.0f}", ""),
+            (f"- layer by layer: {len(layers.get('stages', []))} stages, {layers.get('designs', 0)} designs, "
+             f"{ver.get('backend', '?')}", f"{layers.get('seconds', 0):.0f}",
+             f"{sum(s.get('seconds', 0) for s in layers.get('stages', [])):.0f} (sum of the stages' wall times)"),
+            ("- whole design: elaborating and writing the simulation Verilog",
+             f"{build.get('verilog_seconds', 0):.0f}", ""),
+            (f"- whole design: verilate ({build.get('verilog_bytes', 0) / 1e6:.1f} MB of Verilog) and g++ "
+             f"{build.get('cflags', '')}", f"{build.get('verilate_seconds', 0) + build.get('cxx_seconds', 0):.0f}",
+             f"{build.get('build_cpu_seconds', 0):.0f}"),
+            (f"- whole design: {whole.get('cycles_total', 0):,} cycles at {whole.get('cycles_per_second', 0):,.0f}"
+             " cycles/s", f"{whole.get('sim_seconds', 0):.1f}", f"{whole.get('sim_cpu_seconds', 0):.1f}")]
+    load = result["machine"].get("load_average_at_start", [0])[0]
+    lines = [f"Main job `{result['command']}`, cold compile cache, {result['machine'].get('cpus', '?')} cores, "
+             f"load {load:.1f} at start, {result['machine'].get('date', '')[:10]}.", "",
+             "| phase | wall s | CPU s |", "|---|---|---|"]
+    return "\n".join(lines + [f"| {a} | {b} | {c} |" for a, b, c in rows]) + "\n"
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--verify", type=int, default=4, help="images to verify (default 4, as in the README)")
     parser.add_argument("--work", type=Path, default=None, help="build folder (default: a temporary one)")
+    parser.add_argument("--table", action="store_true", help="only regenerate mainjob.md from mainjob.json")
     args = parser.parse_args(argv)
+    if args.table:
+        _write(RESULTS / "mainjob.md", table(json.loads((RESULTS / "mainjob.json").read_text())))
+        return 0
     context = machine()
     with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as scratch:
         out = args.work or Path(scratch) / "vggtiny_digits"
@@ -65,9 +105,8 @@ def main(argv: list[str] | None = None) -> int:
               "report": json.loads(proc.stdout)}
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "mainjob.json"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)
+    _write(path, json.dumps(result, indent=2) + "\n")
+    _write(RESULTS / "mainjob.md", table(result))
     print(f"main job: {wall:.0f} s wall, {result['cpu_seconds']:.0f} CPU-s; wrote {path}")
     return 0
 

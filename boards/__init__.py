@@ -52,6 +52,10 @@ class Board:
     pynq_image: str = ""
     #: data width in bits of the PS port the DMA reaches memory through (its bandwidth bound)
     memory_port_bits: int = 0
+    #: the PL resources the block design's shell (DMA, interconnect, resets) takes: reserved by the folding
+    shell: Budget = Budget(dsp=0, lut=0, ff=0, bram36=0)
+    #: the shell's parts (``boards.shell.ShellPart``), for the report
+    shell_parts: tuple = ()
 
 
 # board name -> module under boards/ that defines ``BOARD``

@@ -118,10 +118,10 @@ class MixqAccelerator:
     def __init__(self, bitfile: str = "mixq.bit", meta: str | None = None, *, dma: str = "dma"):
         from pynq import Overlay  # only on the board
 
-        bitfile = Path(bitfile)
-        self.folder = bitfile.resolve().parent
-        self.meta = json.loads(Path(meta or bitfile.with_name("mixq_meta.json")).read_text())
-        self.overlay = Overlay(str(bitfile))
+        bitpath = Path(bitfile)
+        self.folder = bitpath.resolve().parent
+        self.meta = json.loads(Path(meta or bitpath.with_name("mixq_meta.json")).read_text())
+        self.overlay = Overlay(str(bitpath))
         self.dma = getattr(self.overlay, dma)
         self.scale = np.asarray(self.meta["scale"], dtype=np.float64)
         self.in_frame, self.out_frame = frame_bytes(self.meta)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from amaranth.build import Attrs, Resource
+from amaranth.build import Attrs
 from amaranth.vendor import XilinxPlatform
 from amaranth_boards.resources import LEDResources
 
 from . import Board, Budget, tcl_word, template_dir
+from .shell import ZYNQMP_AXIS_DMA_SHELL, shell_total
 
 __all__ = ["Ultra96V2Part", "Ultra96V2Platform", "BOARD", "write_project", "dma_memory_widths"]
 
@@ -40,7 +41,7 @@ class Ultra96V2Part(XilinxPlatform):
     resources = [
         *LEDResources(pins="A9 B9", attrs=Attrs(IOSTANDARD="LVCMOS18")),
     ]
-    connectors = []
+    connectors: list = []
 
     def build(self, *args, **kwargs):
         raise ValueError("Ultra96V2Part describes the part for elaboration only: the Ultra96-V2 PL has no "
@@ -150,6 +151,8 @@ BOARD = Board(
     vivado_version=VIVADO_VERSION,
     pynq_image=PYNQ_VERSION,
     memory_port_bits=HP_PORT_BITS,
+    shell=shell_total(ZYNQMP_AXIS_DMA_SHELL),
+    shell_parts=ZYNQMP_AXIS_DMA_SHELL,
     notes=("PL clocks come from the PS (pl_clk0); PYNQ sets the frequency from the .hwh.",
            "Ultra96 v1 boards use the -1-e grade of the same die."),
 )

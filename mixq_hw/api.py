@@ -99,14 +99,21 @@ class BuildResult:
 def as_graph(source: Any, input_shape: Sequence[int] | None = None, *, name: str = "") -> Graph | Path:
     """A Graph for an in-memory model or checkpoint, the Graph itself, or the path of a file to read.
 
-    ``source``: a Graph; a ``str``/``PathLike`` (checkpoint ``.pt`` or exported ``.npz``, read by
-    the build); a :class:`mixq_nn.checkpoint.Checkpoint` (its model and input shape); or a
+    ``source``: a Graph; a ``str``/``PathLike`` (checkpoint ``.pt``, exported ``.npz`` or QONNX ``.onnx``,
+    read by the build); a QONNX model in memory (``onnx.ModelProto`` or qonnx ``ModelWrapper``); a :class:`mixq_nn.checkpoint.Checkpoint` (its model and input shape); or a
     fixed-precision mixq ``torch.nn.Module`` in eval mode, which needs ``input_shape`` (C, H, W).
     """
     if isinstance(source, Graph):
         return source
     if isinstance(source, (str, PathLike)):
         return Path(source)
+    if type(source).__name__ in ("ModelProto", "ModelWrapper"):                # a QONNX model in memory
+        from mixq_nn.qonnx_import import QonnxImportError, import_qonnx
+
+        try:
+            return import_qonnx(source, name=name)
+        except QonnxImportError as exc:
+            raise BuildError(str(exc)) from None
     if hasattr(source, "model") and hasattr(source, "input_shape"):       # a mixq_nn Checkpoint
         input_shape = input_shape or tuple(source.input_shape)
         name = name or getattr(source, "name", "")
@@ -118,7 +125,8 @@ def as_graph(source: Any, input_shape: Sequence[int] | None = None, *, name: str
                          f"or a torch model (torch is not installed)") from None
     if not isinstance(source, nn.Module):
         raise BuildError(f"cannot build from a {type(source).__name__}: pass a mixq model (torch.nn.Module), "
-                         f"a mixq_nn Checkpoint, a Graph, or a path to a .pt checkpoint or .npz graph")
+                         f"a mixq_nn Checkpoint, a Graph, a QONNX ModelProto, or a path to a .pt checkpoint, "
+                         f".npz graph or .onnx QONNX model")
     if input_shape is None:
         raise BuildError(f"building from a {type(source).__name__} needs input_shape=(C, H, W)")
     from mixq_nn.export import ExportError, export
@@ -133,19 +141,22 @@ def build_accelerator(source: Any, *, input_shape: Sequence[int] | None = None, 
                       board: str = "ultra96", out: str | PathLike | None = None,
                       clock_mhz: float | None = None, fold: str | PathLike | None = None, verify: int = 0,
                       backend: str = "cxxrtl", synth: bool = False,
-                      multipliers: Sequence[str] = ("dsp", "lut"), quiet: bool = False) -> BuildResult:
+                      multipliers: Sequence[str] = ("dsp", "lut"), quiet: bool = False,
+                      utilization: float | None = None, timing: bool = False) -> BuildResult:
     """Build the accelerator of ``source`` for ``board`` into ``out``; the same flow as ``python -m mixq_hw.build``.
 
     ``source``: see :func:`as_graph` (an in-memory model needs ``input_shape``; ``name`` names its
     Graph and the default output folder ``build/<name>``).  ``fold``: a folding JSON instead of the
     search; ``verify``: images to check bit-exact in simulation with ``backend`` during the build;
-    ``synth``: also count resources with yosys.  Raises :class:`~mixq_hw.build.BuildError` on bad input
+    ``synth``: also count resources with yosys; ``utilization``: the share of the PL the design and the
+    board's shell may use (default 0.85); ``timing``: estimate every stage's logic depth and Fmax.  Raises :class:`~mixq_hw.build.BuildError` on bad input
     or a failed verification.
     """
     graph_or_path = as_graph(source, input_shape, name=name)
     report = build(graph_or_path, board=board, clock_mhz=clock_mhz, out=Path(out) if out is not None else None,
                    fold=Path(fold) if fold is not None else None, verify=verify, synth=synth, backend=backend,
-                   quiet=quiet, multipliers=tuple(multipliers))
+                   quiet=quiet, multipliers=tuple(multipliers), utilization=utilization,
+                   timing=timing)
     out_dir = Path(out) if out is not None else Path("build") / (
         graph_or_path.name if isinstance(graph_or_path, Graph) else graph_or_path.stem)
     if isinstance(graph_or_path, Graph):

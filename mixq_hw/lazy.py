@@ -4,12 +4,12 @@ stays light (``import mixq_hw`` never imports torch or elaborates anything)."""
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 __all__ = ["lazy_exports"]
 
 
-def lazy_exports(package: str, exports: dict[str, str | tuple[str, str]]
+def lazy_exports(package: str, exports: Mapping[str, str | tuple[str, str]]
                  ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """``(__getattr__, __dir__)`` for ``package`` whose public names ``exports`` maps to the module (relative
     to ``package``) that defines each, or to ``(module, name there)`` for a name exported under another;

@@ -53,7 +53,7 @@ class _State:
     last_line = time.perf_counter()
     ticker_drawn = False
     #: ticker processes running; each hears about every line (one byte on its stdin)
-    children: list[subprocess.Popen] = []
+    children: list[subprocess.Popen[bytes]] = []
 
 
 def line(text: str, *, quiet: bool = False) -> None:
@@ -70,6 +70,7 @@ def line(text: str, *, quiet: bool = False) -> None:
         _State.last_line = time.perf_counter()
         for child in _State.children:
             try:
+                assert child.stdin is not None      # every child starts with stdin=PIPE
                 child.stdin.write(b"\n")
                 child.stdin.flush()
             except (BrokenPipeError, OSError, ValueError):
@@ -187,6 +188,7 @@ def ticker(message: str, *, quiet: bool = False, every: float | None = None) -> 
         if child is not None:
             with _State.lock:
                 _State.children.remove(child)
+            assert child.stdin is not None
             child.stdin.close()          # EOF: the child stops
             try:
                 child.wait(timeout=5)

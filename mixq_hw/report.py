@@ -14,12 +14,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from .atomic import atomic_write_bytes, atomic_write_text
 from .estimate import Resources
 from .ops import op_def
+from .latency import fill_latency
 from .pipeline import OUTPUT_BITS, PipelinePlan
+from .dataflow_plot import dataflow_png
+from .report_board import timing_lines, utilization_lines
 from .report_plot import plot_layers, plot_png
 from .vivado_reports import VivadoReportError, read_vivado_dir
 
@@ -76,7 +79,7 @@ def stream_figures(plan: PipelinePlan, *, clock_mhz: float, memory_port_bits: in
     out_bytes = oh * ow * (c // plan.out_lanes) * out_width // 8
     fps = clock_mhz * 1e6 / plan.cycles_per_frame()
     port = memory_port_bits / 8 * clock_mhz  # MB/s
-    figures = {
+    figures: dict[str, Any] = {
         "in_width": in_width, "out_width": out_width, "out_lanes": plan.out_lanes,
         "in_bytes_per_frame": in_bytes, "out_bytes_per_frame": out_bytes,
         "dma_in_mb_s": round(in_bytes * fps / 1e6, 2), "dma_out_mb_s": round(out_bytes * fps / 1e6, 2),
@@ -88,15 +91,18 @@ def stream_figures(plan: PipelinePlan, *, clock_mhz: float, memory_port_bits: in
     return figures
 
 
-def _latency(report: dict) -> dict:
-    """First-frame latency: measured in simulation when the build verified, else unknown (the plan gives only
-    the initiation interval)."""
+def _latency(report: dict, estimate: dict) -> dict:
+    """First-frame latency: measured in simulation when the build verified, else the row schedules' estimate
+    (:func:`~mixq_hw.latency.fill_latency`), which is kept under ``estimate`` either way."""
+    clock = report["clock_mhz"]
+    estimated = {**estimate, "us": round(estimate["cycles"] / clock, 2)}
     measured = report.get("verify", {}).get("latency")
     if not measured:
-        return {"cycles": None, "us": None, "source": "not measured (build with --verify N)"}
-    return {"cycles": int(measured), "us": round(measured / report["clock_mhz"], 2),
+        return {"cycles": estimated["cycles"], "us": estimated["us"], "source": estimated["source"],
+                "estimate": estimated}
+    return {"cycles": int(measured), "us": round(measured / clock, 2),
             "source": f"measured in simulation ({report['verify'].get('backend', '')}): cycle of the first "
-                      "frame's last output beat"}
+                      "frame's last output beat", "estimate": estimated}
 
 
 def build_report(plan: PipelinePlan, *, clock_mhz: float, budget: Resources, board: str = "",
@@ -125,7 +131,7 @@ def build_report(plan: PipelinePlan, *, clock_mhz: float, budget: Resources, boa
                    for st in plan.stages],
     }
     report.update(extra or {})
-    report["latency"] = _latency(report)
+    report["latency"] = _latency(report, fill_latency(plan.graph, cycles))
     return report
 
 
@@ -164,7 +170,9 @@ def markdown(report: dict) -> str:
             got = used_v.get(key)
             row += (f" {got:,g} | {100 * got / cap:.1f} |" if got is not None and cap else " - | - |")
         lines.append(row)
+    lines += utilization_lines(report)
     lines += _vivado_lines(vivado, report)
+    lines += timing_lines(report)
     if "verify" in report:
         v = report["verify"]
         origin = v.get("images_from", {}).get("text")
@@ -223,7 +231,11 @@ def _stream_lines(report: dict) -> list[str]:
                      f"memory port ({100 * (st['dma_share'] or 0):.1f} % of it)")
     lat = report.get("latency")
     if lat:
-        lines.append(f"- first-frame latency: {lat['cycles']:,} cycles = {lat['us']:,.1f} us ({lat['source']})"
+        est = lat.get("estimate")
+        extra = (f"; the row schedules estimate {est['cycles']:,} cycles, {est['fill_cycles']:,} of them the "
+                 f"pipeline's fill" if est and est["cycles"] != lat.get("cycles") else
+                 f"; {est['fill_cycles']:,} cycles of it the pipeline's fill" if est else "")
+        lines.append(f"- first-frame latency: {lat['cycles']:,} cycles = {lat['us']:,.1f} us ({lat['source']}{extra})"
                      if lat.get("cycles") else f"- first-frame latency: {lat['source']}")
     return lines
 
@@ -237,7 +249,7 @@ def _dataflow_lines(report: dict) -> list[str]:
     ids = {st["name"]: f"s{i}" for i, st in enumerate(stages)}
     slowest = max(st["cycles_per_frame"] for st in stages)
     lines = ["", "## Dataflow", "", "Stages with their cycles per frame (FIFOs with their depth in beats); "
-             "the bottleneck in red.", "", "```mermaid", "flowchart LR", '    top_in(["s_axis"])']
+             "the bottleneck in red (also drawn in `report_dataflow.png`).", "", "```mermaid", "flowchart LR", '    top_in(["s_axis"])']
     for st in stages:
         label = f"{st['name']}<br/>{st['kind']}, {st['cycles_per_frame']:,} cyc"
         if "fifo_depth" in st:
@@ -269,13 +281,15 @@ def _vivado_lines(vivado: dict, report: dict) -> list[str]:
 
 
 def write_report(report: dict, out_dir: Path) -> list[Path]:
-    """``report.json``, ``report.md`` and ``report_layers.png`` in ``out_dir``."""
+    """``report.json``, ``report.md``, ``report_layers.png`` and ``report_dataflow.png`` in ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "report.json", out_dir / "report.md", out_dir / "report_layers.png"]
+    paths = [out_dir / "report.json", out_dir / "report.md", out_dir / "report_layers.png",
+             out_dir / "report_dataflow.png"]
     atomic_write_text(paths[0], json.dumps(report, indent=2) + "\n")
     atomic_write_text(paths[1], markdown(report))
     atomic_write_bytes(paths[2], plot_png(report))
+    atomic_write_bytes(paths[3], dataflow_png(report))
     return paths
 
 

@@ -80,6 +80,9 @@ def _totals_panel(ax, report: dict) -> None:
     series = [("estimate (accelerator)", report["resources"], "tab:blue")]
     if "synth" in report:
         series.append(("yosys (accelerator)", report["synth"], "tab:purple"))
+    fill = report.get("utilization_with_shell")
+    if fill:
+        series.append(("estimate + shell", {k: row["total"] for k, row in fill["resources"].items()}, "tab:cyan"))
     used_v = report.get("vivado", {}).get("utilization", {}).get("used")
     if used_v:
         series.append(("Vivado (with the shell)", used_v, "tab:red"))
@@ -92,6 +95,9 @@ def _totals_panel(ax, report: dict) -> None:
     target = report.get("utilization_target")
     if target:
         ax.axhline(100 * target, color="black", linestyle=":", linewidth=1, label=f"target ({100 * target:g} %)")
+    if fill:
+        ax.axhline(100 * fill["warn_above"], color="orange", linestyle="--", linewidth=1,
+                   label=f"warning line ({100 * fill['warn_above']:g} %)")
     ax.set_xticks(range(len(keys)), [k.upper() for k in keys])
     ax.set_ylabel("% of the board")
     ax.legend(fontsize=8, loc="upper left")

@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["InputError", "LIMITS", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "number", "integer", "output_file",
+__all__ = ["InputError", "LIMITS", "UTILIZATION_RANGE", "EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "number", "integer", "output_file",
            "output_dir", "input_file", "npz_size", "shape", "identifier", "is_identifier", "run_cli", "unused_options"]
 
 #: Exit status of every command for bad input, and after an interrupt (128 + SIGINT).
@@ -38,6 +38,9 @@ LIMITS = {
     "image_bytes": 2**30,
     "name_chars": 128,
 }
+
+#: ``--utilization``: the share of each PL resource a design (shell included) may use, lowest and highest.
+UTILIZATION_RANGE = (0.1, 1.0)
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*\Z")
 
@@ -71,7 +74,8 @@ def integer(value: int | None, option: str, *, lo: int | None = None, hi: int | 
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise InputError(f"{option} {value!r}: expected an integer")
-    return int(number(value, option, lo=lo, hi=hi))
+    number(value, option, lo=lo, hi=hi)
+    return value
 
 
 def _writable_parent(path: Path, option: str) -> None:
@@ -186,9 +190,10 @@ def unused_options(given: dict[str, bool], why: str) -> None:
 
 def run_cli(body: Callable[[], int], errors: tuple[type[BaseException], ...] = ()) -> int:
     """Run a command's ``body``; InputError and ``errors`` become ``error: ...`` on stderr and status 2."""
+    caught: tuple[type[BaseException], ...] = (InputError, *errors)
     try:
         return body()
-    except (InputError, *errors) as exc:
+    except caught as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

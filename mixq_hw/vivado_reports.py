@@ -10,6 +10,7 @@ naming the file and what is missing.
 from __future__ import annotations
 
 import re
+from typing import Any
 from pathlib import Path
 
 __all__ = ["VivadoReportError", "parse_utilization", "parse_timing_summary", "parse_power", "read_vivado_dir",
@@ -89,7 +90,7 @@ def parse_timing_summary(text: str, name: str = "report_timing_summary") -> dict
     if not values or len(values) < 8:
         raise VivadoReportError(f"{name}: no 'Design Timing Summary' row under the WNS(ns) TNS(ns) ... header")
     wns, tns, whs, ths = (_number(values[k]) for k in (0, 1, 4, 5))
-    result = {"wns_ns": wns, "tns_ns": tns, "tns_failing_endpoints": int(_number(values[2]) or 0),
+    result: dict[str, Any] = {"wns_ns": wns, "tns_ns": tns, "tns_failing_endpoints": int(_number(values[2]) or 0),
               "whs_ns": whs, "ths_ns": ths, "ths_failing_endpoints": int(_number(values[6]) or 0)}
     clocks = {}
     for i, line in enumerate(lines):

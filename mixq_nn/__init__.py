@@ -10,7 +10,9 @@ What a notebook needs, importable from here (loaded on first use):
 - :func:`get_dataset`, :func:`get_images_uint8` -- the data sets, as tensors or as uint8 pixels;
 - :func:`evaluate_checkpoint` -- the fake-quant model and its integer Graph side by side;
 - :func:`dsp_cost` -- DSP48E2-cycles per frame of a model's bit widths;
-- :func:`calibrate_random` -- realistic BN ranges for a random-weight model (hardware work without data).
+- :func:`calibrate_random` -- realistic BN ranges for a random-weight model (hardware work without data);
+- :func:`import_qonnx` -- a QONNX model (as Brevitas exports it) to the integer Graph;
+  :func:`save_qonnx` / :func:`to_qonnx` -- the Graph as QONNX (:mod:`mixq_nn.qonnx_import`, ``qonnx_export``).
 
 The commands (``python -m mixq_nn.search``, ``.train``, ``.evaluate``, ``.export``, ``.models``,
 ``.prune``) are the same functions behind argparse.
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
     from .layers import QConv2d, QLinear
     from .models import MODELS
     from .models import build as build_model
+    from .qonnx_export import save_qonnx, to_qonnx
+    from .qonnx_import import QonnxImportError, import_qonnx
 
 #: public name -> (module relative to this package, name there)
 _EXPORTS = {
@@ -48,6 +52,8 @@ _EXPORTS = {
     "evaluate_checkpoint": (".evaluate", "evaluate_checkpoint"),
     "dsp_cost": (".cost", "dsp_cost"),
     "calibrate_random": (".calibrate", "calibrate_random"),
+    "import_qonnx": ".qonnx_import", "QonnxImportError": ".qonnx_import",
+    "save_qonnx": ".qonnx_export", "to_qonnx": ".qonnx_export",
 }
 
 __all__ = ["__version__", *_EXPORTS]

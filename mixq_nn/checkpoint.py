@@ -11,7 +11,6 @@ that names the file and the problem.  No pickled Python objects, ever.
 from __future__ import annotations
 
 import datetime
-import os
 import pickle
 import re
 import warnings

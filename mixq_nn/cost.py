@@ -1,11 +1,12 @@
 """Hardware-aware cost of a (super)network: expected DSP48E2s, BitOps and weight memory.
 
-The DSP cost of a layer is ``MACs per frame / macs_per_dsp(w, a, k)``: the DSP-cycles one frame needs
-when every DSP48E2 is packed as densely as ``mixq_hw.packing`` can at that (weight bits, activation
-bits, kernel size).  For a supernet layer the cost is its expectation over the product of the two
+The DSP cost of a layer is ``MACs per frame / engine_macs_per_dsp(w, a, k)``: the DSP-cycles one frame
+needs when every DSP48E2 is packed as densely as the conv engine builds at that (weight bits,
+activation bits, kernel size) -- the planner's ``engine_plan``, a single layout or a digit split, never
+a table-only mixed-rate split.  For a supernet layer the cost is its expectation over the product of the two
 softmaxes, which is differentiable in ``alpha_w`` / ``alpha_a``:
 
-    E[DSP] = MACs * sum_ij softmax(alpha_w)_i * softmax(alpha_a)_j / macs_per_dsp(w_i, a_j, k)
+    E[DSP] = MACs * sum_ij softmax(alpha_w)_i * softmax(alpha_a)_j / engine_macs_per_dsp(w_i, a_j, k)
 
 The packing table is imported from ``mixq_hw.packing`` (one source of truth), never copied.  Per-layer
 MACs (one traced forward per model and input shape) and the 7x7 table per k are cached, so the cost
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -41,7 +42,7 @@ class LayerShape:
     """One conv/linear layer as the cost model sees it."""
 
     name: str
-    module: nn.Module
+    module: Any        # a Conv2d / Linear: quantised (QConv2d, QLinear), supernet (MixQ*) or float
     macs: int          # multiply-accumulates per frame
     k: int             # kernel size (1 for linear layers)
     weight_numel: int
@@ -59,7 +60,7 @@ def _input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     return shape
 
 
-def _kernel(name: str, module: nn.Module) -> int:
+def _kernel(name: str, module: Any) -> int:
     if isinstance(module, nn.Linear):
         return 1
     kh, kw = module.kernel_size
@@ -82,7 +83,7 @@ def layer_shapes(model: nn.Module, input_shape: Sequence[int]) -> list[LayerShap
     names = {m: n for n, m in model.named_modules()}
     found: list[LayerShape] = []
 
-    def hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
+    def hook(module: Any, inputs: tuple, output: Tensor) -> None:
         name = names.get(module, type(module).__name__)
         if isinstance(module, nn.Conv2d):
             macs = output[0].numel() * (module.in_channels // module.groups) * module.kernel_size[0] * \
@@ -132,9 +133,9 @@ def quantized_layer_shapes(model: nn.Module, input_shape: Sequence[int]) -> list
 
 
 def _macs_per_dsp(w: int, a: int, k: int) -> float:
-    from mixq_hw.packing import macs_per_dsp
+    from mixq_hw.packing import engine_macs_per_dsp
 
-    return float(macs_per_dsp(w, a, k))
+    return float(engine_macs_per_dsp(w, a, k))
 
 
 def _table_bits(bits: int) -> int:
@@ -143,7 +144,7 @@ def _table_bits(bits: int) -> int:
 
 
 def packing_density(k: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
-    """7x7 tensor of ``1 / macs_per_dsp(w, a, k)``, rows w = 2..8, columns a = 2..8 (cached)."""
+    """7x7 tensor of ``1 / engine_macs_per_dsp(w, a, k)``, rows w = 2..8, columns a = 2..8 (cached)."""
     if k not in _KERNELS:
         raise ValueError(f"kernel size {k} has no packing table (supported: {_KERNELS})")
     key = (k, str(device), dtype)
@@ -157,13 +158,13 @@ def packing_density(k: int, device: torch.device | str = "cpu", dtype: torch.dty
     return _table_cache[key]
 
 
-def _layer_bits(module: nn.Module) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _layer_bits(module: Any) -> tuple[tuple[int, ...], tuple[int, ...]]:
     if is_mixq(module):
         return module.wbits, module.abits
     return (module.bitw,), (module.bita,)
 
 
-def _layer_probs(module: nn.Module, like: Tensor) -> tuple[Tensor, Tensor]:
+def _layer_probs(module: Any, like: Tensor) -> tuple[Tensor, Tensor]:
     if is_mixq(module):
         return module.probabilities()
     one = torch.ones(1, device=like.device, dtype=like.dtype)
@@ -194,7 +195,7 @@ def expected_dsps(model: nn.Module, input_shape: Sequence[int]) -> Tensor:
     return total
 
 
-def _expected_bits(module: nn.Module, like: Tensor) -> tuple[Tensor, Tensor]:
+def _expected_bits(module: Any, like: Tensor) -> tuple[Tensor, Tensor]:
     wbits, abits = _layer_bits(module)
     pw, pa = _layer_probs(module, like)
     return (pw * torch.tensor(wbits, dtype=pw.dtype, device=pw.device)).sum(), \
@@ -223,7 +224,7 @@ def weight_bits(model: nn.Module, input_shape: Sequence[int]) -> Tensor:
     return total
 
 
-def _fixed_bits(module: nn.Module) -> tuple[int, int]:
+def _fixed_bits(module: Any) -> tuple[int, int]:
     return module.chosen() if is_mixq(module) else (module.bitw, module.bita)
 
 

@@ -59,14 +59,17 @@ class ImageDataset(Dataset):
         self.num_classes = num_classes
 
     def __len__(self) -> int:
+        assert self.images is not None      # a subclass without images in memory overrides this
         return int(self.images.shape[0])
 
     def image_uint8(self, index: int) -> torch.Tensor:
         """The ``index``-th image as a uint8 tensor ``(C, H, W)``."""
+        assert self.images is not None
         return self.images[index]
 
     def target(self, index: int) -> torch.Tensor:
         """The ``index``-th target (class index or normalised box)."""
+        assert self.targets is not None
         return self.targets[index]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,8 +97,8 @@ class _FolderDetectionDataset(ImageDataset):
         path, _ = self.samples[index]
         channels, height, width = self.input_shape
         try:
-            with Image.open(path) as img:
-                img = img.convert("RGB" if channels == 3 else "L").resize(
+            with Image.open(path) as src:
+                img = src.convert("RGB" if channels == 3 else "L").resize(
                     (width, height), Image.Resampling.BILINEAR)
                 pixels = np.asarray(img, dtype=np.uint8)
         except OSError as exc:
@@ -189,6 +192,7 @@ def _need_root(name: str, root: str | Path | None) -> Path:
 def _subset(dataset: ImageDataset, size: int) -> ImageDataset:
     if isinstance(dataset, _FolderDetectionDataset):
         return _FolderDetectionDataset(dataset.samples[:size], dataset.input_shape, split=dataset.split)
+    assert dataset.images is not None and dataset.targets is not None
     return ImageDataset(dataset.images[:size], dataset.targets[:size], name=dataset.name,
                         split=dataset.split, task=dataset.task, num_classes=dataset.num_classes)
 
@@ -343,7 +347,7 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
             try:
                 from numpy._core.multiarray import _reconstruct
             except ImportError:  # numpy < 2
-                from numpy.core.multiarray import _reconstruct
+                from numpy.core.multiarray import _reconstruct  # type: ignore[no-redef]
             return _reconstruct
         return getattr(np, name)
 
@@ -403,12 +407,12 @@ def _cifar10(root: Path, split: str, shape: tuple[int, int, int]) -> ImageDatase
 
 def _read_voc_box(xml_path: Path) -> tuple[float, float, float, float]:
     """The first object's box from a VOC xml, normalised by the annotated image size."""
-    try:
+    try:    # a missing element is a None: float(None) / None.findtext raise, and the except below says so
         root = ElementTree.parse(xml_path).getroot()
-        width = float(root.findtext("size/width"))
-        height = float(root.findtext("size/height"))
+        width = float(root.findtext("size/width"))  # type: ignore[arg-type]
+        height = float(root.findtext("size/height"))  # type: ignore[arg-type]
         box = root.find("object/bndbox")
-        x1, y1, x2, y2 = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+        x1, y1, x2, y2 = (float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))  # type: ignore
     except ElementTree.ParseError as exc:
         raise DataError(f"dacsdc: {xml_path} is not valid XML: {exc}") from exc
     except (TypeError, AttributeError, ValueError):

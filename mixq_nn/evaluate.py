@@ -22,7 +22,7 @@ from . import checkpoint, loops
 from .data import DATASETS, get_dataset
 from .loops import CommandError
 
-__all__ = ["main", "cli", "build_parser", "evaluate_checkpoint", "integer_outputs"]
+__all__ = ["main", "build_parser", "evaluate_checkpoint", "integer_outputs"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +75,7 @@ def evaluate_checkpoint(path: str, *, dataset: str | None = None, data_root: str
     info = loops.model_info(ckpt.name)
     data = get_dataset(dataset, split, ckpt.input_shape, data_root, task=ckpt.task, seed=seed, size=limit,
                        num_classes=info.num_outputs)
+    assert ckpt.model is not None           # load() builds the model unless told not to
     model = ckpt.model.eval()
     graph = export(model, ckpt.input_shape, name=ckpt.name)
     if save_graph:

@@ -8,6 +8,7 @@ by the next quantiser's clip at 0; max pool / reorg / concat / flatten commute w
 consumer quantiser, followed by the structural ops on codes, and the last layer becomes ``output``.
 
     python -m mixq_nn.export weights.pt -o model.npz
+    python -m mixq_nn.export weights.pt --qonnx model.onnx     # QONNX for Netron / FINN (mixq_nn.qonnx_export)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mixq_hw import validate
+from mixq_hw.atomic import atomic_write_bytes
 from mixq_hw.graph import DSP_B_BITS, DSP_P_BITS, Graph, GraphError, fan_in, inc_port_bits
 from mixq_hw.graph import ops as gops
 from mixq_hw.ops import op_def, registered
@@ -397,30 +399,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .checkpoint import CheckpointError, load
 
     p = argparse.ArgumentParser(prog="python -m mixq_nn.export", description=__doc__.split("\n")[0])
-    p.add_argument("checkpoint", help="fixed-precision mixq checkpoint (.pt)")
-    p.add_argument("-o", "--output", help="graph file to write (default: checkpoint name with .npz)")
+    p.add_argument("checkpoint", help="fixed-precision mixq checkpoint (.pt), or an exported graph (.npz) "
+                                      "with --qonnx")
+    p.add_argument("-o", "--output", help="graph file to write (default: checkpoint name with .npz, unless "
+                                          "--qonnx is given)")
+    p.add_argument("--qonnx", metavar="OUT.onnx", help="also write the graph as a QONNX model (the only output "
+                                                       "without -o) that qonnx executes with the same integers")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the graph summary")
     args = p.parse_args(argv)
-    out = args.output
+    out = qonnx = None
+    written = []
     try:
-        validate.input_file(args.checkpoint, "checkpoint", suffixes=(".pt", ".pth"))
-        out = validate.output_file(args.output if args.output else Path(args.checkpoint).with_suffix(".npz"),
-                                   "-o/--output")
-        ckpt = load(args.checkpoint)
-        if ckpt.variant != "fixed":
-            raise ExportError(f"{args.checkpoint}: a {ckpt.variant!r} checkpoint; export needs a trained "
-                              f"fixed-precision model")
-        graph = export(ckpt.model, ckpt.input_shape, name=ckpt.name)
-        graph.save(out)
+        src = validate.input_file(args.checkpoint, "checkpoint",
+                                  suffixes=(".pt", ".pth", ".npz") if args.qonnx else (".pt", ".pth"))
+        if args.output or not args.qonnx:
+            out = validate.output_file(args.output if args.output else src.with_suffix(".npz"), "-o/--output")
+        if args.qonnx:
+            qonnx = validate.output_file(args.qonnx, "--qonnx")
+            if qonnx.suffix != ".onnx":
+                raise validate.InputError(f"--qonnx {args.qonnx}: the file name must end in .onnx")
+        if src.suffix == ".npz":
+            graph = Graph.load(src)
+        else:
+            ckpt = load(src)
+            if ckpt.variant != "fixed":
+                raise ExportError(f"{args.checkpoint}: a {ckpt.variant!r} checkpoint; export needs a trained "
+                                  f"fixed-precision model")
+            graph = export(ckpt.model, ckpt.input_shape, name=ckpt.name)
+        if qonnx is not None:
+            from .qonnx_export import QonnxExportError, to_qonnx
+
+            try:
+                model = to_qonnx(graph)
+            except QonnxExportError as e:
+                raise ExportError(f"--qonnx: {e}") from None
+        if out is not None:
+            graph.save(out)
+            written.append(out)
+        if qonnx is not None:
+            atomic_write_bytes(qonnx, model.SerializeToString())
+            written.append(qonnx)
     except (validate.InputError, CheckpointError, ExportError, GraphError) as e:
         print(f"error: {e}", file=sys.stderr)
         return validate.EXIT_BAD_INPUT
     except OSError as e:
-        print(f"error: writing {out}: {e}", file=sys.stderr)
+        print(f"error: writing {qonnx if out in written or out is None else out}: {e}", file=sys.stderr)
         return 1
     if not args.quiet:
         print(graph.summary())
-    print(f"wrote {out}")
+    for path in written:
+        print(f"wrote {path}")
     return 0
 
 

@@ -14,15 +14,7 @@ from torch import Tensor, nn
 
 from .quant import ActQuantizer, InputQuantizer, WeightQuantizer
 
-__all__ = ["QConv2d", "QLinear", "Reorg", "is_leaf", "MixqTracer", "trace", "check_bits"]
-
-
-def check_bits(kind: str, bits: object, lo: int, hi: int, where: str = "") -> int:
-    """Validate one bit width; the error names the layer and the value."""
-    if isinstance(bits, bool) or not isinstance(bits, int) or not lo <= bits <= hi:
-        at = f" for {where}" if where else ""
-        raise ValueError(f"{kind} bit width{at} must be an int in {lo}..{hi}, got {bits!r}")
-    return bits
+__all__ = ["QConv2d", "QLinear", "Reorg", "is_leaf", "MixqTracer", "trace"]
 
 
 def _make_act_quant(bita: int, first: bool, act_mode: str, signed: bool) -> nn.Module:

@@ -25,6 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from mixq_hw import validate
+from mixq_hw.packing.bits import ACT_BITS
 from mixq_hw.progress import bar
 from mixq_hw.validate import InputError
 
@@ -139,9 +140,9 @@ def parse_bits(text: str | Sequence[int], *, model: str, count: int, what: str) 
     if len(bits) != count:
         raise CommandError(f"{what} {text!r} gives {len(bits)} bit widths, but {model} has {count} "
                            f"quantised layers: give exactly {count}")
-    for b in bits:
-        if not 1 <= b <= 8:
-            raise CommandError(f"{what} {text!r}: bit width {b} is outside 1..8")
+    for b in bits:     # the loosest rule (ACT_BITS); building the model checks each layer's own
+        if b not in ACT_BITS:
+            raise CommandError(f"{what} {text!r}: bit width {b} is outside {ACT_BITS.start}..{ACT_BITS.stop - 1}")
     return bits
 
 
@@ -211,7 +212,7 @@ def make_loader(dataset: ImageDataset, batch_size: int, ctx: Distributed, *, tra
     """Shuffled (seeded, sharded over ranks) batches for training; this rank's slice in order for tests."""
     if train:
         if ctx.enabled:
-            sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank,
+            sampler: DistributedSampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank,
                                          shuffle=True, seed=seed, drop_last=False)
             return DataLoader(dataset, batch_size=batch_size, sampler=sampler)
         generator = torch.Generator().manual_seed(seed)
@@ -263,8 +264,8 @@ def evaluate_metric(model: nn.Module, loader: DataLoader, task: str, ctx: Distri
         total += batch_metric_sum(output, target, task)
         count += len(images)
     model.train(was_training)
-    total, count = ctx.sum([total, count])
-    return (total / count if count else float("nan")), int(count)
+    total, summed = ctx.sum([total, count])
+    return (total / summed if summed else float("nan")), int(summed)
 
 
 # --------------------------------------------------------------------------- loops
@@ -314,8 +315,8 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizers: Iterable[torch
         if progress is not None:
             progress.update(1)
             progress.set_postfix_str(f"loss {loss_sum / count:.4f}", refresh=False)
-    loss_sum, metric_sum, count = ctx.sum([loss_sum, metric_sum, count])
-    return EpochStats(loss_sum / max(count, 1), metric_sum / max(count, 1), int(count),
+    loss_sum, metric_sum, summed = ctx.sum([loss_sum, metric_sum, count])
+    return EpochStats(loss_sum / max(summed, 1), metric_sum / max(summed, 1), int(summed),
                       time.perf_counter() - start)
 
 

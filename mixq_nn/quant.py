@@ -20,7 +20,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
-from mixq_hw.packing.bits import INPUT_BITS, act_range, signed_act_range, weight_range
+from mixq_hw.packing.bits import ACT_BITS, INPUT_BITS, act_range, check_bits, signed_act_range, weight_range
 
 __all__ = [
     "GAUSS_WEIGHT_STEP", "HALF_GAUSS_ACT_STEP", "WEIGHT_MODES", "ACT_MODES",
@@ -62,8 +62,7 @@ def signed_act_step(bits: int) -> float:
     """Initial (HWGQ-style fixed) step of a signed ``bits``-bit activation: the positive half of a signed
     code holds ``2**(bits-1) - 1`` levels, as many as an unsigned ``bits - 1``-bit code, so it takes the
     half-Gaussian step of ``bits - 1`` bits (LeakyReLU's negative side is small)."""
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 2 <= bits <= 8:
-        raise ValueError(f"signed activation bit width must be an int in 2..8, got {bits!r}")
+    bits = check_bits("signed activation", bits, range(2, ACT_BITS.stop))   # a sign bit and one magnitude bit
     return HALF_GAUSS_ACT_STEP[bits - 1]
 
 
@@ -160,6 +159,8 @@ class WeightQuantizer(nn.Module):
     step); ``mode="lsq"``: a learned step, initialised on first use to LSQ's ``2 * mean|W| / sqrt(Qp)``.
     """
 
+    initialized: Tensor          # buffer (lsq mode)
+
     def __init__(self, bits: int, mode: str = "std") -> None:
         super().__init__()
         self.bits = _check_bits("weight", bits, GAUSS_WEIGHT_STEP)
@@ -215,6 +216,8 @@ class ActQuantizer(nn.Module):
     ``"lsq"``: learned step (initialised to the fixed one); ``"pact"`` (unsigned only): learned clip
     ``alpha`` (initialised to the HWGQ clip), step = ``alpha / (2**a - 1)``.
     """
+
+    fixed_step: Tensor           # buffer (hwgq mode)
 
     def __init__(self, bits: int, mode: str = "hwgq", signed: bool = False) -> None:
         super().__init__()
@@ -272,6 +275,8 @@ class ActQuantizer(nn.Module):
 class InputQuantizer(nn.Module):
     """Keeps the top ``bits`` bits of 8-bit pixels: for ``x = pixel / 256``, code = ``floor(x * 2**bits)``
     (== ``pixel >> (8 - bits)``), value ``code / 2**bits``; straight-through gradient."""
+
+    fixed_step: Tensor           # buffer
 
     def __init__(self, bits: int = 8) -> None:
         super().__init__()

@@ -25,23 +25,25 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from mixq_hw.packing.bits import INPUT_BITS, PACKED_BITS, WEIGHT_BITS
+
 from . import checkpoint, loops
 from .loops import CommandError
 
-__all__ = ["main", "cli", "build_parser", "COST_UNIT", "plot_architecture"]
+__all__ = ["main", "build_parser", "COST_UNIT", "plot_architecture"]
 
 #: The DSP term is counted in thousands of DSP48E2-cycles per frame, so that cd ~ 1e-5 .. 1e-4
 #: weighs it against a cross-entropy of order 1 for networks of ~10^8 MACs.
 COST_UNIT = 1000.0
 
 
-def _candidates(text: str, what: str, lo: int) -> tuple[int, ...]:
+def _candidates(text: str, what: str, allowed: range) -> tuple[int, ...]:
     try:
         bits = tuple(sorted({int(t) for t in text.replace(" ", "").split(",") if t}))
     except ValueError:
         raise CommandError(f"{what} {text!r}: expected comma-separated bit widths, e.g. 2,3,4,8") from None
-    if not bits or bits[0] < lo or bits[-1] > 8:
-        raise CommandError(f"{what} {text!r}: candidates must be bit widths in {lo}..8")
+    if not bits or bits[0] not in allowed or bits[-1] not in allowed:
+        raise CommandError(f"{what} {text!r}: candidates must be bit widths in {allowed.start}..{allowed.stop - 1}")
     return bits
 
 
@@ -144,10 +146,10 @@ def _run(argv: list[str] | None = None) -> int:
     validate.integer(args.eval_every, "--eval-every", lo=0)
     loops.check_data_args(args)
     loops.check_rates(args, "lr", "arch_lr", "weight_decay")
-    if not 1 <= args.input_bits <= 8:
-        raise CommandError(f"--input-bits must be 1..8, got {args.input_bits}")
-    wbits = _candidates(args.wbits, "--wbits", 2)
-    abits = _candidates(args.abits, "--abits", 2)
+    if args.input_bits not in INPUT_BITS:
+        raise CommandError(f"--input-bits must be {INPUT_BITS.start}..{INPUT_BITS.stop - 1}, got {args.input_bits}")
+    wbits = _candidates(args.wbits, "--wbits", WEIGHT_BITS)
+    abits = _candidates(args.abits, "--abits", PACKED_BITS)      # the widths the cost model prices
     model_args: dict[str, Any] = {"wbits": list(wbits), "abits": list(abits), "input_bits": args.input_bits,
                                   "weight_mode": args.weight_mode, "act_mode": args.act_mode}
     out = validate.output_file(args.out or f"search_{args.model}.pt", "--out")
@@ -167,6 +169,7 @@ def _run(argv: list[str] | None = None) -> int:
         ddp_model = loops.wrap(model, ctx)
         lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 2e-3)
         weights = weight_parameters(model)
+        w_opt: torch.optim.Optimizer
         if args.optimizer == "sgd":
             w_opt = torch.optim.SGD(weights, lr=lr, momentum=0.9, weight_decay=args.weight_decay, nesterov=True)
         else:

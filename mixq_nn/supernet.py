@@ -12,13 +12,13 @@ them in their own optimiser group via :func:`arch_parameters` / :func:`weight_pa
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mixq_hw.packing.bits import signed_act_range
+from mixq_hw.packing.bits import INPUT_BITS, PACKED_BITS, WEIGHT_BITS, signed_act_range
 
 from .quant import (HALF_GAUSS_ACT_STEP, ActQuantizer, InputQuantizer, WeightQuantizer, act_code_range,
                     signed_act_step, std_weight_steps, weight_code_range)
@@ -29,14 +29,15 @@ __all__ = [
 ]
 
 #: Candidate bit widths searched by default, for weights and for activations.
-DEFAULT_CANDIDATES: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
+DEFAULT_CANDIDATES: tuple[int, ...] = tuple(PACKED_BITS)
 
 
-def _candidates(kind: str, bits: Iterable[int], lo: int, hi: int) -> tuple[int, ...]:
+def _candidates(kind: str, bits: Iterable[int], allowed: range) -> tuple[int, ...]:
     out = tuple(bits)
     if not out or len(set(out)) != len(out) or any(
-            isinstance(b, bool) or not isinstance(b, int) or not lo <= b <= hi for b in out):
-        raise ValueError(f"{kind} candidate bit widths must be distinct ints in {lo}..{hi}, got {out!r}")
+            isinstance(b, bool) or not isinstance(b, int) or b not in allowed for b in out):
+        raise ValueError(f"{kind} candidate bit widths must be distinct ints in "
+                         f"{allowed.start}..{allowed.stop - 1}, got {out!r}")
     return tuple(sorted(out))
 
 
@@ -71,20 +72,29 @@ class _MixedFixedSteps(torch.autograd.Function):
         return grad_x, grad_p, None, None
 
 
-class _MixQMixin:
+if TYPE_CHECKING:
+    _MixinBase = nn.Module      # the mixin's methods run on an nn.Conv2d / nn.Linear
+else:
+    _MixinBase = object
+
+
+class _MixQMixin(_MixinBase):
     """Shared candidate handling of the supernet layers (mixed into nn.Conv2d / nn.Linear)."""
 
     _mixq_leaf = True
     wbits: tuple[int, ...]
     abits: tuple[int, ...]
+    weight: Tensor
+    _act_steps: Tensor
 
     def _init_mixq(self, wbits: Iterable[int], abits: Iterable[int], first: bool,
                    weight_mode: str, act_mode: str, act_signed: bool = False) -> None:
         self.first = first
         self.act_signed = act_signed and not first
-        self.wbits = _candidates("weight", wbits, 2, 8)
-        self.abits = (_candidates("input", abits, 1, 8) if first
-                      else _candidates("activation", abits, 2, 8))
+        self.wbits = _candidates("weight", wbits, WEIGHT_BITS)
+        # searched activations: the widths the cost model's packing table prices
+        self.abits = (_candidates("input", abits, INPUT_BITS) if first
+                      else _candidates("activation", abits, PACKED_BITS))
         self.weight_quants = nn.ModuleList(WeightQuantizer(b, weight_mode) for b in self.wbits)
         self.act_quants = nn.ModuleList(
             InputQuantizer(b) if first else ActQuantizer(b, act_mode, signed=self.act_signed)
@@ -189,9 +199,9 @@ def unwrap(model: nn.Module) -> nn.Module:
     return inner if isinstance(inner, nn.Module) and type(model).__name__.endswith("DataParallel") else model
 
 
-def mixq_layers(model: nn.Module) -> list[nn.Module]:
+def mixq_layers(model: nn.Module) -> list[MixQConv2d | MixQLinear]:
     """The supernet layers of ``model`` in registration (= forward, for the zoo) order."""
-    return [m for m in unwrap(model).modules() if is_mixq(m)]
+    return [m for m in unwrap(model).modules() if isinstance(m, (MixQConv2d, MixQLinear))]
 
 
 def arch_parameters(model: nn.Module) -> list[nn.Parameter]:

@@ -20,7 +20,7 @@ import torch
 from . import checkpoint, loops
 from .loops import CommandError
 
-__all__ = ["main", "cli", "build_parser"]
+__all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,6 +162,7 @@ def _run(argv: list[str] | None = None) -> int:
         else:
             ddp_model = loops.wrap(model, ctx)
             lr = args.lr if args.lr is not None else (0.05 if args.optimizer == "sgd" else 2e-3)
+            opt: torch.optim.Optimizer
             if args.optimizer == "sgd":
                 opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9,
                                       weight_decay=args.weight_decay, nesterov=True)

@@ -43,23 +43,33 @@ class CliError(InputError):
 
 
 def load_source(path: str | Path) -> tuple[Graph, dict[str, Any]]:
-    """The integer graph of a checkpoint (``.pt``, exported now) or a graph file (``.npz``), plus what is
+    """The integer graph of a checkpoint (``.pt``, exported now), a graph file (``.npz``) or a QONNX model
+    (``.onnx``, :func:`mixq_nn.qonnx_import.import_qonnx`), plus what is
     known about its data: ``dataset``, ``data_root``, ``seed``, ``task`` (None when unknown)."""
     path = Path(path)
     if not path.exists():
         raise CliError(f"{path}: no such file")
     if path.is_dir():
         raise CliError(f"{path}: is a directory, not a checkpoint (.pt) or graph (.npz)")
-    if path.suffix == ".npz":
+    if path.suffix in (".npz", ".onnx"):
         try:
-            graph = Graph.load(path)
+            if path.suffix == ".npz":
+                graph = Graph.load(path)
+            else:
+                from mixq_nn.qonnx_import import QonnxImportError, import_qonnx
+
+                try:
+                    graph = import_qonnx(path)
+                except QonnxImportError as exc:
+                    raise CliError(str(exc)) from None
         except GraphError as exc:
             raise CliError(str(exc)) from None
         _, h, w = graph.value_info(graph.output_node.name).shape
         return graph, {"dataset": None, "data_root": None, "seed": 0,
                        "task": "classify" if (h, w) == (1, 1) else "detect"}
     if path.suffix not in (".pt", ".pth"):
-        raise CliError(f"{path}: expected a mixq checkpoint (.pt) or an exported graph (.npz)")
+        raise CliError(f"{path}: expected a mixq checkpoint (.pt), an exported graph (.npz) or a QONNX model "
+                       f"(.onnx)")
     from mixq_nn.checkpoint import CheckpointError, load
     from mixq_nn.export import ExportError, export
 
@@ -70,6 +80,7 @@ def load_source(path: str | Path) -> tuple[Graph, dict[str, Any]]:
     if ckpt.variant != "fixed":
         raise CliError(f"{path}: a {ckpt.variant!r} checkpoint; simulation needs a trained fixed-precision "
                        f"model (python -m mixq_nn.train)")
+    assert ckpt.model is not None           # load() builds the model unless told not to
     try:
         graph = export(ckpt.model, ckpt.input_shape, name=ckpt.name)
     except (ExportError, GraphError) as exc:
@@ -204,7 +215,7 @@ def _check_options(args: argparse.Namespace) -> None:
             raise CliError(f"{args.source}: a build folder brings its folding; drop --fold/--dsp, or give the "
                            "checkpoint instead")
     else:
-        validate.input_file(args.source, "source", suffixes=(".pt", ".pth", ".npz"))
+        validate.input_file(args.source, "source", suffixes=(".pt", ".pth", ".npz", ".onnx"))
     if args.fold:
         validate.input_file(args.fold, "--fold", suffixes=(".json",))
     if args.vcd:

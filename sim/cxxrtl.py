@@ -32,6 +32,7 @@ from __future__ import annotations
 import concurrent.futures
 import ctypes
 import faulthandler
+import functools
 import json
 import mmap
 import os
@@ -106,7 +107,7 @@ def run_isolated(work: Callable[[], dict], what: str, usage: dict | None = None)
                 os.dup2(stderr.fileno(), 2)
                 faulthandler.disable()  # a crash here is reported by the parent, not dumped
                 try:
-                    payload = {"ok": work()}
+                    payload: dict[str, Any] = {"ok": work()}
                 except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
                     payload = {"error": str(exc), "kind": type(exc).__name__}
                 with os.fdopen(write_end, "wb") as pipe:
@@ -145,14 +146,15 @@ def runtime_include_dir() -> Path:
 
 
 def compile_design(dut, *, opt: str = "-O1", verbose: bool = False, flatten: bool | None = None,
-                   jobs: int | None = None) -> Path:
+                   jobs: int | None = None, on_size: Callable[[int], None] | None = None) -> Path:
     """Convert ``dut`` to C++ and build it with the stream driver; returns the shared library's path.
 
     ``opt``: g++'s optimisation flag for the simulation code.  ``flatten``: one flattened ``eval()``
     (``None``: when the RTLIL is smaller than :data:`FLATTEN_LIMIT`).  ``jobs``: parallel g++ processes
     (default: ``$MIXQ_CXX_JOBS`` or the number of CPUs).  Libraries are cached by a hash of the RTLIL, the
     driver and these options, so a cache hit costs one RTLIL conversion (none for the same ``dut`` object
-    again, which must not have changed); :func:`build_info` tells what a build cost.
+    again, which must not have changed); :func:`build_info` tells what a build cost.  ``on_size``: called
+    with the generated C++'s size in bytes before g++ runs (not on a cache hit), for a progress estimate.
     """
     options = (opt, flatten)
     try:
@@ -172,15 +174,16 @@ def compile_design(dut, *, opt: str = "-O1", verbose: bool = False, flatten: boo
     key = cache.cache_key(cache.design_text_key(text), _DRIVER.read_text(), _LOOP.read_text(), opt, str(flat), str(yosys.version()),
                           str(headers), str(_BUILD_VERSION))
     entry = cache.fetch("cxxrtl", key, ".so",
-                        lambda tmp: _build(text, tmp, what=type(dut).__name__, opt=opt, flat=flat, yosys=yosys,
-                                           headers=headers, jobs=jobs, verbose=verbose, rtlil_seconds=rtlil_seconds))
+                        functools.partial(_build, text, what=type(dut).__name__, opt=opt, flat=flat, yosys=yosys,
+                                          headers=headers, jobs=jobs, verbose=verbose, rtlil_seconds=rtlil_seconds,
+                                          on_size=on_size))
     del text
     _remember(dut, options, key)
     return entry.path
 
 
 def _build(text: str, tmpdir: Path, *, what: str, opt: str, flat: bool, yosys, headers: Path, jobs: int | None,
-           verbose: bool, rtlil_seconds: float) -> tuple[Path, dict]:
+           verbose: bool, rtlil_seconds: float, on_size: Callable[[int], None] | None = None) -> tuple[Path, dict]:
     """write_cxxrtl + g++ in ``tmpdir``: the shared library's path and what building it cost."""
     gxx = shutil.which(os.environ.get("CXX", "g++"))
     if gxx is None:
@@ -197,6 +200,8 @@ def _build(text: str, tmpdir: Path, *, what: str, opt: str, flat: bool, yosys, h
     one_eval = flat and "converged = false" not in source and (
         "prev_p_clk = p_clk;" in source or re.search(r"\bwire<1> p_clk;", source) is not None)
     cxx_bytes = len(source)
+    if on_size is not None:
+        on_size(cxx_bytes)
     units = _split(source)
     jobs = max(1, jobs or int(os.environ.get("MIXQ_CXX_JOBS", "0")) or os.cpu_count() or 1)
     if verbose:
@@ -427,12 +432,12 @@ def _run_compiled(dut, library: Path, inputs: Mapping[str, Iterable[Any]], outpu
     received: dict[str, list[Any]] = {}
     beat_cycles: dict[str, list[int]] = {}
     for k, port in enumerate(outputs):
-        nw, shape, buf = out_words[k], out_shapes[k], out_bufs[k]
+        nw, shape, words = out_words[k], out_shapes[k], out_bufs[k]
         beats = []
         for b in range(out_counts[k]):
             raw = 0
             for w in range(nw):
-                raw |= buf[b * nw + w] << (32 * w)
+                raw |= words[b * nw + w] << (32 * w)
             beats.append(unpack_beat(shape, raw))
         received[port] = beats
         beat_cycles[port] = [out_cycle_bufs[k][b] for b in range(out_counts[k])]

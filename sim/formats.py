@@ -126,6 +126,27 @@ class StreamFormat:
         ext = np.append(batch.astype(np.int64).ravel(), 0)
         return ext[np.where(idx >= 0, idx, ext.size - 1)]
 
+    def to_tensor(self, beats: Any, shape: Sequence[int], *, dont_care_zero: bool = False) -> np.ndarray:
+        """The (N, C, H, W) batch of frames of ``shape`` that ``beats`` carry (whole frames only): the inverse
+        of :meth:`to_array` for a format that carries every element (raster, grouped).  ``dont_care_zero``:
+        every slot that carries no element must hold 0.  ValueError on a partial frame or a non-zero slot."""
+        arr = np.asarray(beats, dtype=np.int64)
+        one = self.index(shape)
+        per = one.shape[0]
+        if arr.ndim != one.ndim or arr.shape[1:] != one.shape[1:] or not arr.shape[0] or arr.shape[0] % per:
+            raise ValueError(f"{self.describe()}: {arr.shape} beats are not whole frames of {per} beats "
+                             f"{tuple(one.shape[1:])} for shape {tuple(shape)}")
+        frames = arr.shape[0] // per
+        idx = self.batch_index(shape, frames)
+        carried = idx >= 0
+        out = np.zeros(frames * int(np.prod(shape)), dtype=np.int64)
+        out[idx[carried]] = arr[carried]
+        if dont_care_zero and np.any(arr[~carried] != 0):
+            first = np.argwhere((~carried) & (arr != 0))[0]
+            raise ValueError(f"{self.describe()}: beat {first[0]} slot {tuple(first[1:])} carries no element "
+                             f"but holds {arr[tuple(first)]}, not 0")
+        return out.reshape((frames, *(int(s) for s in shape)))
+
     def beats(self, tensor: np.ndarray) -> list[Any]:
         """The beats of a (N, C, H, W) batch (or one frame) as nested lists, the payloads a stream driver sends."""
         return self.to_array(tensor).tolist()

@@ -236,7 +236,8 @@ def run_testbench(simulator: str, sources: list[str | os.PathLike], folder: str 
     out = folder / "out_beats.txt"
     if not out.exists():
         raise HdlSimError(f"{simulator}: no out_beats.txt written\n{log[-2000:]}")
-    beats, done = [], None
+    beats: list = []
+    done = None
     for line in out.read_text().splitlines():
         parts = line.split()
         if parts and parts[0] == "TIMEOUT":

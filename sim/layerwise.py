@@ -6,9 +6,10 @@ the input beats derived from ``Graph.reference(images, keep=True)`` (see
 and its output beats are compared with the expected ones.  A second, stall-free
 run measures the stage's cycles per frame (against its analytic
 ``cycles_per_frame``) and its latency (first output beat).  Stages are
-independent, so they run in parallel worker processes; stages with the same
-elaborated design (same RTLIL) run one after the other in one worker, so a
-compiled backend builds that design once.  A mismatch names the stage, its
+independent, so they run in parallel worker processes, biggest first.  A
+compiled backend elaborates each stage once and builds it once for both runs;
+stages with the same design share one build (the compile cache's lock makes the
+second builder wait for the first).  A mismatch names the stage, its
 graph node, the image, the position (channel, row, column, or beat and lane)
 and both values.
 """
@@ -16,15 +17,12 @@ and both values.
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import multiprocessing
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
-from amaranth.back import rtlil
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 
@@ -33,6 +31,7 @@ from mixq_hw.pipeline import PipelinePlan
 
 from .backends import resolve_backend, run_streams
 from .formats import locate
+from .progress import LiveBar
 from .stage_streams import IMAGE, StageStreams, stage_streams, stream_tensor
 
 __all__ = ["StageCheck", "LayerwiseRun", "StageHarness", "verify_layers"]
@@ -61,7 +60,8 @@ class StageCheck:
     #: differing values (all ports, stalled run), and the images they are in
     differing: int = 0
     images: list[int] = field(default_factory=list)
-    #: a short hash of the elaborated design: stages with the same one are the same hardware
+    #: a short hash of the compiled design (its compile-cache key): stages with the same one are the same
+    #: hardware ('' for pysim)
     design: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -156,7 +156,8 @@ _JOB: dict[str, Any] = {}
 def _compare(streams: StageStreams, expected: dict, got: Mapping[str, list],
              shapes: dict, frames: int) -> tuple[str, int, set[int]]:
     """(first mismatch sentence, differing values, images with a difference) over all output ports."""
-    first, count, images = "", 0, set()
+    first, count = "", 0
+    images: set[int] = set()
     for port, (values, index) in expected.items():
         actual = np.array(got[port], dtype=np.int64).reshape(values.shape)
         diff = (actual != values) & (index != -1)
@@ -196,7 +197,28 @@ def _frame_timing(beat_cycles: list[int], per_frame: int, frames: int) -> tuple[
     return int(interval), int(beat_cycles[0])
 
 
-def _check_stage(index: int, design: str) -> dict:
+#: g++ flags of a stage's Verilated model.  A stage runs a few hundred thousand cycles, so compile time
+#: decides: on VGG-tiny's biggest conv stage -O0 builds in 29 CPU-s instead of 48 and its two runs take
+#: 10 CPU-s instead of 1.4.
+STAGE_CFLAGS = "-O0"
+
+
+def _compiled(dut: wiring.Component, backend: str) -> tuple[dict[str, Any], str]:
+    """Build ``dut`` once for ``backend``: (the options that run it from that build, its design hash)."""
+    if backend == "verilator":
+        from .verilator import compile_verilator
+
+        program = compile_verilator(dut, cflags=STAGE_CFLAGS)
+        return {"program": program}, program.stem[:12]
+    if backend == "cxxrtl":
+        from .cxxrtl import compile_design
+
+        library = compile_design(dut)
+        return {"library": library}, library.stem[:12]
+    return {}, ""
+
+
+def _check_stage(index: int) -> dict:
     """Simulate stage ``index`` of the job's plan alone; returns a :class:`StageCheck` as a dict."""
     job = _JOB
     plan: PipelinePlan = job["plan"]
@@ -216,16 +238,17 @@ def _check_stage(index: int, design: str) -> dict:
     beats = max([*counts.values(), *(len(b) for b in inputs.values())])
     budget = int(4 * (frames + 2) * max(stage.cycles, beats // frames) / (1.0 - stall) ** 2) + 20_000
     result = {"stage": stage.name, "node": stage.node, "kind": stage.kind, "beats": sum(counts.values()),
-              "analytic_cycles_per_frame": int(stage.cycles), "backend": backend, "design": design,
+              "analytic_cycles_per_frame": int(stage.cycles), "backend": backend, "design": "",
               "cycles_per_frame": 0, "latency": 0}
     try:
         dut = StageHarness(stage.build())
+        options, result["design"] = _compiled(dut, backend)
         run = run_streams(dut, inputs, counts, backend=backend, stall=stall,
-                                seed=job["seed"] + index, max_cycles=budget)
+                          seed=job["seed"] + index, max_cycles=budget, **options)
         first, differing, images = _compare(streams, expected, run.outputs, shapes, frames)
         if stall > 0 and job["timing"]:
             run = run_streams(dut, inputs, counts, backend=backend, stall=0.0, seed=0,
-                                    max_cycles=budget)
+                              max_cycles=budget, **options)
             first2, differing2, images2 = _compare(streams, expected, run.outputs, shapes, frames)
             first, differing, images = first or first2, max(differing, differing2), images | images2
         port = next(iter(counts))
@@ -236,16 +259,6 @@ def _check_stage(index: int, design: str) -> dict:
     result.update(bit_exact=not first, mismatch=first, differing=differing, images=sorted(images),
                   seconds=time.perf_counter() - started)
     return result
-
-
-def _design_key(index: int) -> str:
-    """A short hash of stage ``index``'s RTLIL: equal for stages that elaborate to the same design."""
-    dut = StageHarness(_JOB["plan"].stages[index].build())
-    return hashlib.sha256(rtlil.convert(dut, name="stage").encode()).hexdigest()[:12]
-
-
-def _check_group(indices: list[int], design: str) -> list[dict]:
-    return [_check_stage(i, design) for i in indices]
 
 
 # ---- the harness ----------------------------------------------------------------------------------
@@ -287,28 +300,25 @@ def verify_layers(graph: Graph, images: Any, plan: PipelinePlan, *, backend: str
     if workers > 1:
         pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     try:
-        if backend == "pysim":   # nothing to compile: every stage on its own
-            keys = [f"stage {i}" for i in range(count)]
-        else:
-            keys = list(pool.map(_design_key, range(count))) if pool else [_design_key(i) for i in range(count)]
-        groups: dict[str, list[int]] = {}
-        for index, key in enumerate(keys):
-            groups.setdefault(key, []).append(index)
-        # Longest first, so that the last worker to finish is not the one that started the biggest stage.
-        order = sorted(groups.items(), key=lambda item: -sum(plan.stages[i].cycles for i in item[1]))
-        if pool is not None:
-            futures = [pool.submit(_check_group, idx, key) for key, idx in order]
-            results: list[dict] = []
-            for future in concurrent.futures.as_completed(futures):
-                done = future.result()
-                results += done
-                if progress:
-                    for r in done:
-                        print(f"[layers] {r['stage']}: {'exact' if r['bit_exact'] else 'MISMATCH'}, "
-                              f"{r['cycles_per_frame']:,} cycles/frame ({r['seconds']:.1f} s)",
-                              file=sys.stderr, flush=True)
-        else:
-            results = [r for key, idx in order for r in _check_group(idx, key)]
+        # Biggest first, so that the last worker to finish is not the one that started the biggest stage.
+        order = sorted(range(count), key=lambda i: -plan.stages[i].cycles)
+        results: list[dict] = []
+        last = {"text": ""}
+        with LiveBar(f"[layers] {backend}", total=count, unit="stage", quiet=not progress,
+                     postfix=lambda: last["text"]) as live:
+            if pool is not None:
+                futures = [pool.submit(_check_stage, i) for i in order]
+                for future in concurrent.futures.as_completed(futures):
+                    r = future.result()
+                    results.append(r)
+                    live.write(f"[layers] {r['stage']}: {'exact' if r['bit_exact'] else 'MISMATCH'}, "
+                               f"{r['cycles_per_frame']:,} cycles/frame ({r['seconds']:.1f} s)")
+                    last["text"] = f"last {r['stage']}"
+                    live.set(len(results))
+            else:
+                for i in order:
+                    results.append(_check_stage(i))
+                    live.set(len(results))
     finally:
         if pool is not None:
             pool.shutdown()
@@ -316,4 +326,4 @@ def verify_layers(graph: Graph, images: Any, plan: PipelinePlan, *, backend: str
     position = {s.name: i for i, s in enumerate(plan.stages)}
     checks = sorted((StageCheck(**r) for r in results), key=lambda c: position[c.stage])
     return LayerwiseRun(stages=checks, images=len(pixels), backend=backend, stall=float(stall), workers=workers,
-                        designs=len(groups), seconds=time.perf_counter() - started)
+                        designs=len({c.design or c.stage for c in checks}), seconds=time.perf_counter() - started)

@@ -15,23 +15,22 @@ and Verilator (``"verilator"``, the fastest; a program of its own).
 
 from __future__ import annotations
 
-import contextlib
-import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 from amaranth.sim import Simulator
 
 from mixq_hw.graph import Graph
+from mixq_hw.progress import line
 from mixq_hw.pipeline import Accelerator, LayerFold
 
 from . import cxxrtl as cxxrtl_backend
 from . import verilator as verilator_backend
 from .backends import resolve_backend
+from .progress import LiveBar, compile_bar, compile_estimate
 from .cxxrtl import SimulationCrash
 from .stall_rng import StallRng, input_seed, output_seed
 from .streams import SimulationTimeout, receive, send
@@ -41,9 +40,6 @@ __all__ = ["BACKENDS", "NetworkRun", "SimulationCrash", "simulate", "image_beats
            "default_max_cycles"]
 
 BACKENDS = ("pysim", "cxxrtl", "verilator")
-#: Progress lines: the first after this many seconds of a run, then at most one per PROGRESS_EVERY seconds.
-PROGRESS_FIRST = 2.0
-PROGRESS_EVERY = 10.0
 
 
 @dataclass
@@ -141,6 +137,12 @@ def image_beats(images: np.ndarray) -> list[list[int]]:
     return np.ascontiguousarray(images.transpose(0, 2, 3, 1)).reshape(-1, c).astype(np.int64).tolist()
 
 
+def expected_cycles(acc: Accelerator, images: int, stall: float) -> int:
+    """About how many cycles a run of ``images`` frames takes: a frame to fill, one interval per frame,
+    stretched by the stalls (the progress bar's total)."""
+    return max(1, int((images + 1) * acc.plan.cycles_per_frame() / (1.0 - stall)))
+
+
 def default_max_cycles(acc: Accelerator, images: int, stall: float) -> int:
     """A generous cycle budget: pipeline fill (the sum of all stage intervals) plus one interval per frame,
     slowed down by the stalls on both ends, times two."""
@@ -153,50 +155,40 @@ def default_max_cycles(acc: Accelerator, images: int, stall: float) -> int:
 # ---- progress -----------------------------------------------------------------------------------
 
 class _Progress:
-    """Progress lines on stderr (see :data:`PROGRESS_FIRST`, :data:`PROGRESS_EVERY`)."""
+    """The bars of one run on stderr: the compile (seconds against an estimate), then the simulated cycles
+    against the expected total (:mod:`sim.progress`)."""
 
-    def __init__(self, enabled: bool, label: str):
+    def __init__(self, enabled: bool, label: str, expected_cycles: int, frames: int, per_frame: int):
         self.enabled, self.label = enabled, label
-        self.started = time.perf_counter()
-        self.next = self.started + PROGRESS_FIRST
-        self.every = PROGRESS_EVERY
-        self.printed = False
+        self.expected, self.frames, self.per_frame = expected_cycles, frames, per_frame
 
-    def due(self) -> bool:
-        return self.enabled and time.perf_counter() >= self.next
+    def compile(self) -> LiveBar:
+        return compile_bar(self.label, quiet=not self.enabled)
+
+    def sized(self, live: LiveBar) -> Callable[[int], None]:
+        """The ``on_size`` hook of a compile: sets the bar's total to the estimate."""
+        return lambda size: live.set_total(live.elapsed + compile_estimate(self.label, size))
+
+    def cycles(self, poll: Callable[[], tuple[int, int]]) -> LiveBar:
+        """A bar of simulated cycles; ``poll()`` returns (cycles so far, output beats so far)."""
+        state = {"out": 0}
+
+        def count() -> int:
+            cycle, state["out"] = poll()
+            return cycle
+
+        return LiveBar(f"[sim {self.label}] cycles", total=self.expected, unit="cycle", unit_scale=True,
+                       quiet=not self.enabled, poll=count,
+                       postfix=lambda: f"{state['out'] // self.per_frame} of {self.frames} frames out")
 
     def say(self, message: str) -> None:
-        now = time.perf_counter()
-        print(f"[sim {self.label}] {now - self.started:7.1f}s {message}", file=sys.stderr, flush=True)
-        self.next = now + self.every
-        self.printed = True
-
-
-@contextlib.contextmanager
-def _heartbeat(progress: _Progress, message: Callable[[], str]) -> Iterator[None]:
-    """Print ``message()`` periodically from a thread while the body runs (a call that cannot report itself)."""
-    stop = threading.Event()
-
-    def beat() -> None:
-        while not stop.wait(0.2):
-            if progress.due():
-                progress.say(message())
-
-    thread = threading.Thread(target=beat, daemon=True)
-    if progress.enabled:
-        thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        if progress.enabled:
-            thread.join()
+        line(f"[sim {self.label}] {message}", quiet=not self.enabled)
 
 
 # ---- backends -----------------------------------------------------------------------------------
 
 def _run_pysim(acc: Accelerator, beats: list[list[int]], n_out: int, per_frame: int, *, stall: float,
-               seed: int, max_cycles: int, vcd: str | None, progress: _Progress) -> tuple[list, list[int], float, float]:
+               seed: int, max_cycles: int, vcd: str | Path | None, progress: _Progress) -> tuple[list, list[int], float, float]:
     """Amaranth's simulator with the stream drivers of :mod:`sim.streams` (the same per-stream seeds as
     :func:`~sim.streams.run_streams`), plus progress reports.  Returns (beats, beat cycles, compile s, sim s)."""
     started = time.perf_counter()
@@ -224,19 +216,17 @@ def _run_pysim(acc: Accelerator, beats: list[list[int]], n_out: int, per_frame: 
                     f"{acc.plan.graph.name!r}: no completion after {max_cycles:,} cycles (pysim; received "
                     f"{len(beat_cycles):,} of {n_out:,} output beats): a deadlock, a lost beat, or too small "
                     f"a max_cycles")
-            if not state["cycle"] & 0x3F and progress.due():
-                progress.say(f"{state['cycle']:,} cycles, {len(beat_cycles) // per_frame} of "
-                             f"{n_out // per_frame} frames out")
 
     sim.add_testbench(sender, background=True)
     sim.add_testbench(receiver)
     sim.add_testbench(watchdog)
     started = time.perf_counter()
-    if vcd:
-        with sim.write_vcd(str(vcd)):
+    with progress.cycles(lambda: (state["cycle"], len(beat_cycles))):
+        if vcd:
+            with sim.write_vcd(str(vcd)):
+                sim.run()
+        else:
             sim.run()
-    else:
-        sim.run()
     return received, beat_cycles, compile_seconds, time.perf_counter() - started
 
 
@@ -246,20 +236,15 @@ def _run_cxxrtl(acc: Accelerator, beats: list[list[int]], n_out: int, frames: in
     """CXXRTL + g++ (library cached by RTLIL hash), run in a child process; returns (beats, beat cycles,
     compile s, sim s, stats of the run)."""
     started = time.perf_counter()
-    with _heartbeat(progress, lambda: "converting the design to C++ and compiling it"):
-        lib = cxxrtl_backend.compile_design(acc, opt=opt, verbose=progress.enabled, flatten=flatten)
+    with progress.compile() as live:
+        lib = cxxrtl_backend.compile_design(acc, opt=opt, verbose=progress.enabled, flatten=flatten,
+                                            on_size=progress.sized(live))
     compile_seconds = time.perf_counter() - started
     shared = cxxrtl_backend.shared_progress()
     stats: dict = {}
 
-    def report() -> str:
-        cycle, out, _ = cxxrtl_backend.read_progress(shared)
-        rate = cycle / max(1e-9, time.perf_counter() - started)
-        return (f"{cycle:,} cycles ({rate:,.0f}/s), {out // per_frame} of {frames} frames out "
-                f"(~{acc.plan.cycles_per_frame():,} cycles each, compiled)")
-
     started = time.perf_counter()
-    with _heartbeat(progress, report):
+    with progress.cycles(lambda: cxxrtl_backend.read_progress(shared)[:2]):
         run = cxxrtl_backend.run_streams_compiled(acc, {"i": beats}, {"o": n_out}, stall=stall, seed=seed,
                                            max_cycles=max_cycles, library=lib, stats=stats, progress=shared,
                                            isolated=True)
@@ -274,23 +259,18 @@ def _run_verilator(acc: Accelerator, beats: list[list[int]], n_out: int, frames:
                    threads: int | None) -> tuple[list, list[int], float, float, dict]:
     """Verilator (program cached by a hash of the Verilog); returns (beats, beat cycles, compile s, sim s,
     stats of the run)."""
-    options = {} if threads is None else {"threads": threads}
+    options: dict[str, Any] = {} if threads is None else {"threads": threads}
     started = time.perf_counter()
-    with _heartbeat(progress, lambda: "emitting Verilog, verilating and compiling"):
-        program = verilator_backend.compile_verilator(acc, verbose=progress.enabled, **options)
+    with progress.compile() as live:
+        program = verilator_backend.compile_verilator(acc, verbose=progress.enabled, on_size=progress.sized(live),
+                                                      **options)
     compile_seconds = time.perf_counter() - started
     shared = verilator_backend.progress_file()
     stats: dict = {}
 
-    def report() -> str:
-        cycle, out, _ = shared.read()
-        rate = cycle / max(1e-9, time.perf_counter() - started)
-        return (f"{cycle:,} cycles ({rate:,.0f}/s), {out // per_frame} of {frames} frames out "
-                f"(~{acc.plan.cycles_per_frame():,} cycles each, Verilator)")
-
     started = time.perf_counter()
     try:
-        with _heartbeat(progress, report):
+        with progress.cycles(lambda: shared.read()[:2]):
             run = verilator_backend.run_streams_verilator(acc, {"i": beats}, {"o": n_out}, stall=stall, seed=seed,
                                                    max_cycles=max_cycles, program=program, stats=stats,
                                                    progress=shared)
@@ -340,7 +320,7 @@ def simulate(graph: Graph, images: Any, *, folding: Mapping[str, LayerFold] | No
     n_out = per_frame * n
     budget = max_cycles or default_max_cycles(acc, n, stall)
     beats = image_beats(pixels)
-    reporter = _Progress(progress, backend)
+    reporter = _Progress(progress, backend, expected_cycles(acc, n, stall), n, per_frame)
     stats: dict = {}
     if backend == "pysim":
         cpu = time.process_time()
@@ -380,7 +360,6 @@ def simulate(graph: Graph, images: Any, *, folding: Mapping[str, LayerFold] | No
         sim_cpu_seconds=float(stats.get("cpu_seconds", 0.0)),
         evals_per_cycle=stats["evals"] / cycles_total if stats.get("evals") else 0.0,
         build=stats.get("build", {}))
-    if reporter.printed:
-        reporter.say(f"done: {run.bit_exact}/{n} bit-exact, {cycles_total:,} cycles, "
-                     f"{run.cycles_per_second:,.0f} cycles/s")
+    reporter.say(f"done: {run.bit_exact}/{n} bit-exact, {cycles_total:,} cycles, "
+                 f"{run.cycles_per_second:,.0f} cycles/s")
     return run

@@ -166,6 +166,7 @@ def run_streams(dut, inputs: Mapping[str, Iterable[Any]], outputs: Mapping[str, 
     for index, (name, count) in enumerate(outputs.items()):
         sim.add_testbench(_receiver(name, count, index))
     sim.add_testbench(watchdog)
+    timeout: SimulationTimeout | None
     try:
         if vcd:
             with sim.write_vcd(vcd):

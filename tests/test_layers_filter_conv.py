@@ -27,7 +27,7 @@ from mixq_hw.layers.window import SlidingWindow
 from mixq_hw.packing import plans
 from mixq_hw.packing.layout import act_range, weight_range
 from mixq_hw.packing.split import SplitPlan, split_plans
-from sim.formats import rows
+from sim.formats import grouped, rows
 from sim.streams import run_streams
 from sim.tensors import tensor_to_beats
 
@@ -47,18 +47,10 @@ def row_beats(x: np.ndarray, k: int, pad: int, lanes: int, pixels: int) -> list:
 
 
 def group_beats_to_tensor(beats: list, out_ch: int, oh: int, ow: int, pe: int, pixels: int) -> np.ndarray:
-    """Invert the engine's output order: per (row, group, fold) a beat [pixel][pe] (slots past ``ow`` dropped)."""
-    out = np.zeros((out_ch, oh, ow), dtype=np.int64)
-    it = iter(beats)
-    for y in range(oh):
-        for g in range(-(-ow // pixels)):
-            for f in range(out_ch // pe):
-                beat = next(it)
-                for j in range(min(pixels, ow - g * pixels)):
-                    for p in range(pe):
-                        out[f * pe + p, y, g * pixels + j] = beat[j][p]
-    assert next(it, None) is None, "more beats than groups"
-    return out
+    """The engine's output beats of one frame (:func:`sim.formats.grouped`) as (out_ch, oh, ow)."""
+    out = grouped(pe, pixels).to_tensor(beats, (out_ch, oh, ow))
+    assert out.shape[0] == 1, "more beats than one frame's groups"
+    return out[0]
 
 
 class Chain(wiring.Component):

@@ -71,7 +71,7 @@ def test_operator_errors_name_the_operator_and_value():
         Shift()(torch.zeros(2, 3))
     with pytest.raises(ValueError, match="'pact' clips at 0 and cannot be signed"):
         ActQuantizer(4, "pact", signed=True)
-    with pytest.raises(ValueError, match="signed activation bit width must be an int in 2..8, got 1"):
+    with pytest.raises(ValueError, match=r"signed activation: 1 bits, must be an integer in 2..8"):
         ActQuantizer(1, signed=True)
 
 

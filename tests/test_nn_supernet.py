@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mixq_hw.packing import macs_per_dsp
+from mixq_hw.packing import engine_macs_per_dsp
 from mixq_nn import cost, models
 from mixq_nn.layers import QConv2d, QLinear
 from mixq_nn.quant import ActQuantizer, InputQuantizer, WeightQuantizer
@@ -152,10 +152,10 @@ def _hand_expected_dsps(model: nn.Module, shape) -> float:
         m = s.module
         if isinstance(m, (MixQConv2d, MixQLinear)):
             pw, pa = (F.softmax(t.detach().double(), 0).tolist() for t in (m.alpha_w, m.alpha_a))
-            total += sum(pw[i] * pa[j] * s.macs / macs_per_dsp(w, max(a, 2), s.k)
+            total += sum(pw[i] * pa[j] * s.macs / engine_macs_per_dsp(w, max(a, 2), s.k)
                          for i, w in enumerate(m.wbits) for j, a in enumerate(m.abits))
         elif isinstance(m, (QConv2d, QLinear)):
-            total += s.macs / macs_per_dsp(m.bitw, m.bita, s.k)
+            total += s.macs / engine_macs_per_dsp(m.bitw, m.bita, s.k)
     return total
 
 

@@ -32,7 +32,8 @@ from mixq_hw.packing.lut_core import LutMAC, lut_core_estimate
 from mixq_hw.packing.lut_layout import lut_plan
 from mixq_hw.packing.mixed import MixedSplitMAC, mixed_split_plans
 from mixq_hw.packing.protocol import plan_from_dict
-from mixq_hw.packing.split import SplitMAC, SplitPlan, check_split, make_split, split_plans
+from mixq_hw.packing.split import SplitPlan, check_split, make_split, split_plans
+from mixq_hw.packing.split_core import SplitMAC
 
 EXHAUSTIVE_MAX = 400_000
 SMALL = [(w, a, k) for w in range(2, 5) for a in range(2, 5) for k in (1, 3)]

@@ -6,10 +6,10 @@ The Vivado fixtures below are small excerpts written in the layout of Vivado 202
 
 import json
 
-import numpy as np
 import pytest
 
 from mixq_hw.pipeline import LayerFold, plan_stages
+from mixq_hw.latency import fill_latency
 from mixq_hw.report import build_report, fold_vivado, main, markdown, stream_figures, write_report
 from mixq_hw.estimate import Resources
 from mixq_hw.report_plot import layer_kind
@@ -162,7 +162,10 @@ def test_report_latency_and_vivado_fold_in(tmp_path, capsys):
                                             "backend": "pysim"}})
     assert report["latency"]["cycles"] == 1250 and report["latency"]["us"] == 5.0
     assert "first-frame latency: 1,250 cycles = 5.0 us" in markdown(report)
-    assert build_report(plan, clock_mhz=250, budget=BUDGET)["latency"]["cycles"] is None
+    assert report["latency"]["estimate"] == {**fill_latency(plan.graph, plan.cycles_per_frame()),
+                                             "us": round(fill_latency(plan.graph, plan.cycles_per_frame())["cycles"] / 250, 2)}
+    unverified = build_report(plan, clock_mhz=250, budget=BUDGET)["latency"]
+    assert unverified["cycles"] == unverified["estimate"]["cycles"] and "estimated" in unverified["source"]
     write_report(report, tmp_path)
     (tmp_path / "vivado_utilization.txt").write_text(UTILIZATION)
     (tmp_path / "vivado_timing_summary.txt").write_text(TIMING)
@@ -210,3 +213,26 @@ def test_dataflow_stages():
     slow = [i for i, st in enumerate(plan.stages) if st.cycles == plan.cycles_per_frame()]
     assert "```mermaid" in md and f"style s{slow[0]} stroke:#d62728" in md
     assert f'["c1<br/>conv, {plan.stage("c1").cycles:,} cyc"]' in md and 'top_out(["m_axis"])' in md
+
+
+def test_fill_latency_follows_the_row_schedules():
+    """3x8x8 input, 3x3 conv (pad 1: row 1 first), requant, 2x2 pool (row 1), 1x1 conv, output at 4x4: the
+    first pooled row is complete 3 input rows in (3 II / 8), the last of 4 output rows 3 II / 4 later."""
+    plan = small_plan()
+    ii = plan.cycles_per_frame()
+    est = fill_latency(plan.graph, ii)
+    assert est["fill_cycles"] == round(3 * ii / 8) and est["cycles"] == round(3 * ii / 8 + 3 * ii / 4)
+    assert fill_latency(plan.graph, 8_000) == {**est, "cycles": 9_000, "fill_cycles": 3_000}
+
+
+def test_dataflow_picture_places_stages_at_their_depth(tmp_path):
+    from mixq_hw.dataflow_plot import _depths, dataflow_png
+
+    plan = small_plan()
+    report = build_report(plan, clock_mhz=250, budget=BUDGET)
+    depth = _depths(report["stages"])
+    for st in report["stages"]:
+        assert depth[st["name"]] == 1 + max((depth.get(s, 0) for s in st["sources"]), default=0)
+    assert dataflow_png(report)[:4] == b"\x89PNG"
+    paths = write_report(report, tmp_path)
+    assert (tmp_path / "report_dataflow.png") in paths and "report_dataflow.png" in markdown(report)

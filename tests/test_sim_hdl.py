@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import re
 import random
 import subprocess
 import sys
@@ -314,3 +315,36 @@ def test_a_yosys_failure_while_writing_verilog_is_reported(monkeypatch):
     top = AxiStreamTop(Accelerator(linear_net(np.random.default_rng(6)), {"fc": LayerFold(4, 3, 1)}))
     with pytest.raises(hdl_text.VerilogError, match=r"yosys writing mixq_accel failed \(exit status [1-9]\)"):
         convert(top, "mixq_accel")
+
+
+def test_simulation_text_is_the_emitted_logic_without_attributes_or_unread_wires(tmp_path):
+    """The Verilog the Verilator backend compiles (hdl_text.simulation_text) has no attribute, no `always @*`
+    and almost none of the wires Amaranth adds for the fields of structured signals (a field wire stays only
+    where it names bits that logic reads), keeps the ports, and yosys
+    proves it equivalent to the text a build emits."""
+    from amaranth.back import rtlil, verilog
+
+    from mixq_hw.hdl_text import simulation_text
+
+    graph = linear_net(np.random.default_rng(6))
+    fold = {"fc": LayerFold(4, 3, 1)}
+    (tmp_path / "gold.v").write_text(convert(Accelerator(graph, fold), "mixq_accel"))
+    text = simulation_text(rtlil.convert(Accelerator(graph, fold), name="mixq_accel", emit_src=False),
+                           "mixq_accel")
+    amaranths = verilog.convert(Accelerator(graph, fold), name="mixq_accel")
+    field_wires = [len(re.findall(r"wire (signed )?(\[\d+:0\] )?\\\S+\[\d+\] ;", t)) for t in (amaranths, text)]
+    assert "(*" in amaranths and "always @*" in amaranths and field_wires[0] > 100
+    assert "(*" not in text and "always @*" not in text and field_wires[1] * 10 < field_wires[0], field_wires
+    assert len(text) < len(amaranths) / 2
+
+    def header(verilog_text: str) -> set[str]:
+        ports = re.search(r"^module mixq_accel\((.*?)\);", verilog_text, re.MULTILINE | re.DOTALL)
+        assert ports is not None
+        return {p.strip() for p in ports.group(1).split(",")}
+
+    assert header(text) == header(amaranths)
+    (tmp_path / "gate.v").write_text(text)
+    (tmp_path / "equiv.ys").write_text(_EQUIV.format(gold="gold.v", gate="gate.v"))
+    failure = run_yosys_script(tmp_path, "equiv.ys", 900)
+    log = (tmp_path / "yosys.log").read_text()
+    assert failure is None and "Equivalence successfully proven" in log, log[-3000:]

@@ -15,6 +15,7 @@ from sim.layerwise import verify_layers
 from sim.stage_streams import stage_streams
 from sim.tensors import tensor_to_beats
 from sim.verify import verify_accelerator
+from sim.verilator import verilator_available
 from test_pipeline import bypass_net, linear_net, plain_net
 
 #: (network, folding): a conv + requant + pool chain with a stride-2 conv, a depthwise conv and lane
@@ -127,3 +128,29 @@ def test_bad_arguments_say_what_is_wrong():
         verify_layers(graph, np.zeros((1, 3, 4, 4), np.uint8), plan, backend="pysim")
     with pytest.raises(ValueError, match="verification mode 'all'"):
         verify_accelerator(graph, _images(graph, 1), None, mode="all")   # checked before any work
+
+
+@pytest.mark.skipif(not verilator_available(), reason="the verilator package is not installed")
+def test_on_verilator_each_stage_is_built_once_and_a_flipped_weight_is_named(tmp_path, monkeypatch):
+    """Layer by layer on Verilator, from a cold cache: one build per distinct stage design serves both runs
+    (stalled and stall-free), and a weight flipped in the hardware only fails exactly its stage."""
+    monkeypatch.setenv("MIXQ_CACHE", str(tmp_path))
+    make, folding = NETS["linear"]
+    graph = make(np.random.default_rng(0))
+    images = _images(graph, 2)
+    broken = copy.deepcopy(graph)
+    weight = broken.node("fc").tensors["weight"].reshape(-1)   # a view: edits the graph's weights
+    for k in range(weight.size):   # the first weight whose change shows in the outputs
+        old = int(weight[k])
+        weight[k] = -7 if old >= 0 else 7
+        if not np.array_equal(broken.reference(images), graph.reference(images)):
+            break
+        weight[k] = old
+    assert not np.array_equal(broken.reference(images), graph.reference(images))
+    plan = plan_stages(broken, folding)
+    run = verify_layers(graph, images, plan, backend="verilator", stall=0.3, workers=2)
+    assert [s.stage for s in run.failed] == ["fc"], run.message()
+    assert "layer 'fc', stage 'fc' (conv): image " in run.message() and "expected" in run.message()
+    assert all(len(s.design) == 12 and s.cycles_per_frame > 0 for s in run.stages)
+    programs = list((tmp_path / "verilator").glob("*.bin"))
+    assert run.designs == len({s.design for s in run.stages}) == len(programs) == len(plan.stages)

@@ -99,16 +99,14 @@ def test_bad_arguments_are_clear_errors():
         simulate(other, good, accelerator=acc, progress=False)
 
 
-def test_vcd_and_progress(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(network, "PROGRESS_FIRST", 0.0)
-    monkeypatch.setattr(network, "PROGRESS_EVERY", 0.0)
+def test_vcd_and_progress(tmp_path, capsys):
     graph = linear_net(np.random.default_rng(1))
     vcd = tmp_path / "wave.vcd"
     run = simulate(graph, _images(graph, 2), folding=FC_FOLD, vcd=vcd, progress=True)
     assert run.bit_exact == 2
     assert "$var" in vcd.read_text()[:200_000]
     err = capsys.readouterr().err
-    assert "[sim pysim]" in err and "cycles, " in err and "frames out" in err and "done: 2/2 bit-exact" in err
+    assert "[sim pysim] cycles: 100%" in err and "2 of 2 frames out" in err and "done: 2/2 bit-exact" in err
 
 
 # ---- the command line ---------------------------------------------------------------------------
@@ -153,7 +151,7 @@ def test_cli_text_report(graph_file, capsys):
 @pytest.mark.parametrize("args,message", [
     (["{missing}"], "no such file"),
     (["{corrupt}"], "corrupt"),
-    (["{wrongsuffix}"], "expected a .pt or .pth or .npz file"),
+    (["{wrongsuffix}"], "expected a .pt or .pth or .npz or .onnx file"),
     (["{graph}", "--fold", "{badfold}"], "badfold.json"),
     (["{graph}", "--fold", "{missing}"], "--fold"),
     (["{graph}", "--vcd", "x.vcd", "--backend", "cxxrtl"], "--vcd needs --backend pysim"),

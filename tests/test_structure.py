@@ -167,35 +167,45 @@ def test_plan_isinstance_pattern_catches_dispatch():
     assert not pattern.search("isinstance(stride, (int, np.integer))")
 
 
-def test_table_and_cost_model_say_what_each_prices():
-    """``mixq_nn.cost`` prices a layer with the best single layout (``--table --single``), while the conv engine
-    builds the denser digit split where there is one and ``--table`` shows the densest plan of any kind
-    (mixed-rate splits included, which the engine does not build).  This pins that relationship entry by
-    entry, so a change to either side shows up here; ``python -m mixq_hw.packing --table --cost`` prints it."""
+def test_table_and_search_cost_agree_for_every_entry():
+    """The search's cost model (``mixq_nn.cost``) prices every (w, a, k) with the densest plan the conv engine
+    builds (``engine_plan``: a single layout or a digit split), and ``python -m mixq_hw.packing --table`` shows
+    that same figure for every entry the engine builds; an entry it does not build (a mixed-rate split) is
+    marked table only, is denser than the engine's plan, and the cost model never uses it."""
     torch = pytest.importorskip("torch")
-    from mixq_nn.cost import TABLE_BITS, packing_density
+    from mixq_nn.cost import TABLE_BITS, cost_report, packing_density
 
-    from mixq_hw.packing.planner import KERNEL_SIZES, cost_table, density_table
+    from mixq_hw.packing.__main__ import _table
+    from mixq_hw.packing.planner import ENGINE_PLAN_TYPES, KERNEL_SIZES, PLANNER, cost_table, density_table
 
     rows = {(r["w"], r["a"], r["k"]): r for r in cost_table()}
+    table = {(r["w"], r["a"], r["k"]): r for r in density_table()}
     single = {(r["w"], r["a"], r["k"]): r for r in density_table(split=False)}
-    best = {(r["w"], r["a"], r["k"]): r for r in density_table()}
-    assert set(rows) == set(single) == set(best) == {(w, a, k) for w in TABLE_BITS for a in TABLE_BITS
-                                                      for k in KERNEL_SIZES}
+    assert set(rows) == set(table) == set(single) == {(w, a, k) for w in TABLE_BITS for a in TABLE_BITS
+                                                       for k in KERNEL_SIZES}
+    grids = {k: _table([k], False).splitlines() for k in KERNEL_SIZES}
     for k in KERNEL_SIZES:
         density = packing_density(k, dtype=torch.float64)
         for i, w in enumerate(TABLE_BITS):
+            cells = grids[k][2 + i].split()[1:]          # the printed MACs grid's row for w
             for j, a in enumerate(TABLE_BITS):
-                r = rows[(w, a, k)]
-                assert density[i, j].item() == 1.0 / r["cost_macs_per_dsp"], (w, a, k)
-                assert r["cost_macs_per_dsp"] == single[(w, a, k)]["macs_per_dsp"] \
-                    == best[(w, a, k)]["single_macs_per_dsp"], (w, a, k)
-                assert r["best_macs_per_dsp"] == best[(w, a, k)]["macs_per_dsp"], (w, a, k)
-                assert r["cost_macs_per_dsp"] <= r["engine_macs_per_dsp"] <= r["best_macs_per_dsp"], (w, a, k)
-                assert (r["engine_plan"] == "split") == (r["engine_macs_per_dsp"] > r["cost_macs_per_dsp"])
-                assert (r["best_plan"] == "mixed") == (r["best_macs_per_dsp"] > r["engine_macs_per_dsp"])
-    w3a4 = rows[(3, 4, 3)]          # the issue's example: priced at 6.0, built as a 9.0 activation split
-    assert (w3a4["cost_macs_per_dsp"], w3a4["engine_macs_per_dsp"], w3a4["engine_plan"]) == (6.0, 9.0, "split")
+                r, t = rows[(w, a, k)], table[(w, a, k)]
+                search = 1.0 / density[i, j].item()
+                engine = PLANNER.engine_plan(w, a, k)
+                assert engine.plan_type in ENGINE_PLAN_TYPES, (w, a, k)
+                assert search == engine.macs_per_dsp == r["cost_macs_per_dsp"] == t["engine_macs_per_dsp"], (w, a, k)
+                assert t["engine_builds"] == (t["macs_per_dsp"] == search) == (cells[j][-1] != "t"), (w, a, k)
+                if t["engine_builds"]:
+                    assert cells[j] == f"{search:.3g}", (w, a, k)
+                else:
+                    assert t["mixed"] and t["macs_per_dsp"] > search and r["best_plan"] == "mixed", (w, a, k)
+                assert single[(w, a, k)]["macs_per_dsp"] == t["single_macs_per_dsp"] <= search, (w, a, k)
+    w3a4 = rows[(3, 4, 3)]          # the issue's example: the engine builds a 9.0 activation split, priced so
+    assert (w3a4["single_macs_per_dsp"], w3a4["cost_macs_per_dsp"], w3a4["engine_plan"]) == (6.0, 9.0, "split")
+    from mixq_nn import models
+    model = models.build("VGGtiny", "fixed", input_shape=(3, 32, 32))
+    for row in cost_report(model, (3, 32, 32)):       # a whole model's rows price the same figures
+        assert row["macs_per_dsp"] == rows[(row["w"], max(row["a"], 2), row["k"])]["cost_macs_per_dsp"]
 
 
 def test_bit_width_rules_have_one_answer():

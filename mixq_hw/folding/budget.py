@@ -10,7 +10,7 @@ from ..estimate import Resources
 from ..pipeline import LayerFold, PipelinePlan
 
 __all__ = ["FoldingResult", "OverBudgetError", "RESOURCE_NAMES", "as_resources", "over_budget",
-           "over_budget_message"]
+           "over_budget_message", "accelerator_limit"]
 
 #: How each Resources field is named in messages.
 RESOURCE_NAMES = {"dsp": "DSP", "lut": "LUT", "ff": "FF", "bram36": "BRAM36"}
@@ -74,6 +74,24 @@ def as_resources(budget: object) -> Resources:
         return Resources(**{k: getattr(budget, k) for k in KEYS})
     except AttributeError:
         raise ValueError(f"budget must have dsp, lut, ff and bram36 (a Resources), got {budget!r}") from None
+
+
+def accelerator_limit(budget: Resources, utilization: float = 1.0, reserve: Resources | None = None) -> Resources:
+    """What the accelerator may use: ``utilization`` of the device ``budget`` (rounded down; BRAM36 to halves),
+    less the shell's ``reserve``.  The target applies to the whole PL, shell included.  A ValueError when
+    ``utilization`` is outside (0, 1] or the reserve leaves nothing of some resource the budget has."""
+    if not 0 < utilization <= 1:
+        raise ValueError(f"utilization {utilization!r} must be in (0, 1]")
+    reserve = reserve or Resources()
+    limit = Resources(dsp=math.floor(budget.dsp * utilization) - reserve.dsp,
+                      lut=math.floor(budget.lut * utilization) - reserve.lut,
+                      ff=math.floor(budget.ff * utilization) - reserve.ff,
+                      bram36=math.floor(2 * budget.bram36 * utilization) / 2 - reserve.bram36)
+    short = [RESOURCE_NAMES[k] for k in KEYS if getattr(limit, k) < 0 or (getattr(budget, k) and getattr(limit, k) == 0)]
+    if short:
+        raise ValueError(f"utilization {utilization:g} of the budget leaves no {', '.join(short)} for the "
+                         f"accelerator once the shell's reserve ({reserve}) is taken")
+    return limit
 
 
 def over_budget(used: Resources, limit: Resources) -> dict[str, tuple[float, float]]:

@@ -43,8 +43,8 @@ from typing import Callable, Sequence
 from ..estimate import Resources
 from ..graph import Graph, Node
 from ..pipeline import LayerFold, PipelinePlan, plan_stages
-from .budget import (KEYS, RESOURCE_NAMES, FoldingResult, OverBudgetError, as_resources, over_budget,
-                     over_budget_message)
+from .budget import (KEYS, RESOURCE_NAMES, FoldingResult, OverBudgetError, accelerator_limit, as_resources,
+                     over_budget, over_budget_message)
 from .costs import NodeCost, NodeCosts, StreamFormat, engine_figures
 from .spec import MULTIPLIERS, fold_layers, layer_candidates
 
@@ -376,11 +376,12 @@ class _Search:
 
 def choose_folding(graph: Graph, budget: Resources, *, clock_mhz: float = 300.0, utilization: float = 1.0,
                    progress: Callable[[str], None] | None = None, out_lanes: int | None = None,
-                   multipliers: Sequence[str] = MULTIPLIERS) -> FoldingResult:
-    """The folding with the most frames per second whose estimated DSP/LUT/FF/BRAM fit ``budget * utilization``.
+                   multipliers: Sequence[str] = MULTIPLIERS, reserve: Resources | None = None) -> FoldingResult:
+    """The folding with the most frames per second whose estimated DSP/LUT/FF/BRAM fit
+    ``budget * utilization - reserve`` (:func:`~mixq_hw.folding.budget.accelerator_limit`).
 
     ``budget``: a Resources (or anything with dsp/lut/ff/bram36, e.g. ``boards.Budget``); all four
-    are checked.  ``multipliers``: the kinds a layer may use (``"dsp"`` packed DSP48E2s, ``"lut"``
+    are checked.  ``reserve``: what the board's shell takes (e.g. ``boards.Board.shell``).  ``multipliers``: the kinds a layer may use (``"dsp"`` packed DSP48E2s, ``"lut"``
     shift-and-add LUT cores); with both, layers move to LUTs where DSPs run out and LUTs are left.
     ``progress(message)`` is called once per layer costed, once per target interval tried and at the end.
     OverBudgetError (naming the resources the smallest folding overflows) if no folding found fits.
@@ -390,9 +391,7 @@ def choose_folding(graph: Graph, budget: Resources, *, clock_mhz: float = 300.0,
     if not clock_mhz > 0:
         raise ValueError(f"clock_mhz {clock_mhz!r} must be positive")
     start = time.perf_counter()
-    full = as_resources(budget)
-    limit = Resources(dsp=math.floor(full.dsp * utilization), lut=math.floor(full.lut * utilization),
-                      ff=math.floor(full.ff * utilization), bram36=math.floor(2 * full.bram36 * utilization) / 2)
+    limit = accelerator_limit(as_resources(budget), utilization, as_resources(reserve) if reserve else None)
     multipliers = tuple(multipliers)
     if not multipliers or any(m not in MULTIPLIERS for m in multipliers):
         raise ValueError(f"multipliers {multipliers!r} must be a non-empty subset of {MULTIPLIERS}")

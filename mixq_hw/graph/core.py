@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from os import PathLike
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Literal, Sequence, overload
 
 import numpy as np
 
@@ -210,6 +210,12 @@ class Graph:
                 raise GraphError(f"node {node.name!r} ({node.op}): its value is never used")
 
     # ---- execution ----------------------------------------------------------------------
+    @overload
+    def reference(self, images: object, *, keep: Literal[False] = False) -> np.ndarray: ...
+
+    @overload
+    def reference(self, images: object, *, keep: Literal[True]) -> dict[str, np.ndarray]: ...
+
     def reference(self, images: object, *, keep: bool = False) -> np.ndarray | dict[str, np.ndarray]:
         """Run the graph in int64 on uint8 pixels (N, C, H, W): the golden integer model.
 

@@ -44,7 +44,7 @@ def save_graph(graph, path: str | PathLike) -> None:
             "input_shape": list(graph.input_shape), "nodes": nodes}
     arrays[META_KEY] = np.frombuffer(json.dumps(meta, allow_nan=False).encode("utf-8"), dtype=np.uint8)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+        np.savez(f, **arrays)   # type: ignore[arg-type]  # numpy's stub matches **arrays with allow_pickle
 
 
 def _corrupt(path, what: str) -> GraphError:

@@ -10,7 +10,7 @@ def layer_label(name: str, kind: str) -> str:
     return f"in layer {name!r}" if name else f"in {kind}"
 
 
-def check_int(where: str, lo: int, **values: int) -> None:
+def check_int(where: str, lo: int, **values: object) -> None:
     """Every value must be an integer (not a bool) of at least ``lo``."""
     for key, value in values.items():
         if not isinstance(value, int) or isinstance(value, bool) or value < lo:

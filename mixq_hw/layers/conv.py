@@ -28,7 +28,7 @@ Schedule (FINN-MVU-like):
 - every product is made by a :class:`~mixq_hw.packing.cores.PackedMAC` (or, with
   ``multiplier="lut"``, by a shift-and-add :class:`~mixq_hw.packing.lut_core.LutMAC`
   with the same ports: one per input lane, ``pe x pixels`` products, no DSP48E2; with a digit-split
-  :class:`~mixq_hw.packing.split.SplitPlan`, by a :class:`~mixq_hw.packing.split.SplitMAC`: two
+  :class:`~mixq_hw.packing.split.SplitPlan`, by a :class:`~mixq_hw.packing.split_core.SplitMAC`: two
   PackedMACs, same ports, full-width codes in, the digits cut inside); which
   slot reads what and which field feeds which accumulator is plain data
   (:func:`~mixq_hw.layers.conv_weights.core_wiring`).  Kernel plans: weight
@@ -81,13 +81,11 @@ from mixq_hw.layers.spec import LayerSpec
 from mixq_hw.layers.window import SlidingWindowSpec
 from mixq_hw.packing.cores import PackedMAC
 from mixq_hw.packing.layout import act_range, weight_range
+from mixq_hw.packing.planner import ENGINE_PLAN_TYPES
 from mixq_hw.packing.protocol import PackingPlan
 
 __all__ = ["ConvEngine", "ENGINE_PLAN_TYPES", "ConvEngineSpec"]
 
-#: Plan kinds (:attr:`~mixq_hw.packing.protocol.PackingPlan.plan_type`) the engine builds; the planner's
-#: mixed-rate splits are not among them (see :meth:`~mixq_hw.packing.planner.Planner.cost_table`).
-ENGINE_PLAN_TYPES = ("layout", "lut", "split")
 
 
 class _StallGate(wiring.Component):

@@ -188,7 +188,8 @@ def filter_positions(plan: Plan) -> tuple[int, ...]:
     where = f"plan w{plan.w_bits}a{plan.a_bits}k{plan.k} ({plan.kind})"
     if plan.kind != "filter":
         raise ValueError(f"{where}: the row format needs a filter-packing plan")
-    positions, seen = [], set()
+    positions: list = []
+    seen: set = set()
     for f, fld in enumerate(plan.fields):
         qs = {i + j for i, j in fld.terms}
         if len(qs) != 1:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth import *
+from amaranth import Module, Shape, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out

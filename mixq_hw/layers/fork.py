@@ -10,7 +10,7 @@ when every consumer is ready one beat passes per cycle.
 
 from __future__ import annotations
 
-from amaranth import *
+from amaranth import Cat, Module, Shape, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 

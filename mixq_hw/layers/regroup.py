@@ -24,7 +24,9 @@ of the ``width`` real columns.
 
 from __future__ import annotations
 
-from amaranth import *
+from typing import Any, Callable
+
+from amaranth import Array, Cat, Module, Mux, Shape, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -111,7 +113,7 @@ class GroupToRaster(GroupToRasterSpec, wiring.Component):
         m = Module()
         u, nb, half, P = self.unit, self.banks_per_pixel, self.half, self.pixels
         word = unsigned(u * self.bits)
-        banks = [[None] * nb for _ in range(P)]
+        banks: list[list[Any]] = [[None] * nb for _ in range(P)]
         for j in range(P):
             for b in range(nb):
                 mem = styled_memory(shape=word, depth=2 * half, init=[])
@@ -133,11 +135,12 @@ class GroupToRaster(GroupToRasterSpec, wiring.Component):
             with m.If(fold == self.folds - 1):
                 m.d.sync += w_buf.eq(~w_buf)
                 m.d.comb += set_full.bit_select(w_buf, 1).eq(1)
+        w_unit: list[Callable[[int], Value]]
         if self.pe >= self.lanes_out:
             # beat f holds units f*nb .. f*nb+nb-1: unit i of pixel j -> bank (j, i), word f
             w_addr = w_buf * half + fold
             w_enable = [accept] * nb
-            w_unit = [lambda j, i=i: self.i.payload[j].as_value()[i * u * self.bits:(i + 1) * u * self.bits]
+            w_unit = [lambda j, i=i: self.i.payload[j].as_value()[i * u * self.bits:(i + 1) * u * self.bits]  # type: ignore[misc]
                       for i in range(nb)]
         else:
             # beat f is unit f: bank (j, f % nb), word f // nb

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth import *
+from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 

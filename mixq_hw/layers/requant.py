@@ -35,13 +35,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth import *
+from amaranth import Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, constant_rom_cost, mux_luts, signed_bit_columns
 from ..packing.bits import NEG_SHIFTS, OUTPUT_BITS, act_codes, signed_width
 from ..packing.dsp48e2 import DSP48E2, opmode
+from ..packing.calibration import REQUANT_LOGIC_MARGIN
 from ..packing.geometry import DSP48E2_GEOMETRY
 from ._checks import layer_label
 from ._mux import mux_tree
@@ -50,8 +51,6 @@ from .spec import LayerSpec
 __all__ = ["Requant", "AccBias", "OUTPUT_BITS", "RequantSpec", "AccBiasSpec"]
 
 _DSP_A, _DSP_B, _DSP_P = DSP48E2_GEOMETRY.ad_bits, DSP48E2_GEOMETRY.b_bits, DSP48E2_GEOMETRY.p_bits
-#: Requant's fabric logic over its LUT model (multiplexers, ROM bits, clip; see Requant.estimate)
-LOGIC_MARGIN = 1.35
 
 
 def _per_channel(values, what: str, where: str) -> list[int]:
@@ -218,10 +217,9 @@ class RequantSpec(_GroupedChannels):
         shared = rom.lut + sum(mux_luts(len({p for _, p in self._lane_sources(lane)}))
                                for lane in range(lanes)) * (self.inc_bits + self.bias_bits)
         per_lane = constant_rom_cost(self._lane_rom_columns()).lut if self.steps > 1 else shared
-        # x1.35: yosys' LUT mapping of these multiplexers and ROMs came out up to 8 % above the model on
-        # requants synthesised alone and 25 % above in a whole design (BJUT conv0.0 at 92,160 cycles: about
-        # 1,150 LUTs for a model of 898; full-size UltraNet, 2026-11-21)
-        lut = math.ceil(LOGIC_MARGIN * (clip + 2 * counter + select + min(shared, per_lane))) + 4
+        # x REQUANT_LOGIC_MARGIN: yosys' LUT mapping of these multiplexers and ROMs (its data points in
+        # mixq_hw.packing.calibration)
+        lut = math.ceil(REQUANT_LOGIC_MARGIN * (clip + 2 * counter + select + min(shared, per_lane))) + 4
         # output collector, and the C operand's first register (the DSP's CREG is the second)
         ff = self.pixels * self.pe * self.out_bits + lanes * self.bias_bits + self.latency + counter
         if not self.fits_dsp48:   # the wide sum no longer sits in the DSP's 48-bit adder

@@ -40,7 +40,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost, styled_memory
 from ._checks import check_int, layer_label
-from .window import LOGIC_MARGIN
+from ..packing.calibration import WINDOW_LOGIC_MARGIN
 from .spec import LayerSpec
 
 __all__ = ["RowWindow", "RowWindowSpec"]
@@ -186,8 +186,8 @@ class RowWindowSpec(LayerSpec):
         control = 30    # row handshake: need/release arithmetic, filled counter and compares
         # a bank's read address is the row word or the next one, by which of the B/pixels blocks it sits in
         # against the rotation: one address adder per block, shared by its banks
-        # x LOGIC_MARGIN, as the SlidingWindow's
-        lut = math.ceil(LOGIC_MARGIN * (2 * counters + min(self.banks, choices + 1) * (addr + 1) * 2
+        # x WINDOW_LOGIC_MARGIN, as the SlidingWindow's
+        lut = math.ceil(WINDOW_LOGIC_MARGIN * (2 * counters + min(self.banks, choices + 1) * (addr + 1) * 2
                                         + crossbar + control))
         ff = counters + self.span + 2 * max(1, (choices - 1).bit_length()) + control // 2
         return mem + Resources(lut=lut, ff=ff)

@@ -35,11 +35,12 @@ from __future__ import annotations
 import bisect
 import math
 
-from amaranth import *
+from amaranth import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost, mux_luts, styled_memory
+from ..packing.calibration import WINDOW_LOGIC_MARGIN
 from ._checks import layer_label, check_int
 from ._mux import mux_tree
 from .spec import LayerSpec
@@ -49,9 +50,6 @@ __all__ = ["SlidingWindow", "SlidingWindowSpec"]
 
 
 
-#: the windows' (SlidingWindow, RowWindow) fabric logic over their LUT models: yosys' mapping of the counters,
-#: compares and multiplexers came out up to 7 % above the models (full-size UltraNet windows, 2026-11-21)
-LOGIC_MARGIN = 1.1
 
 
 class SlidingWindowSpec(LayerSpec):
@@ -73,6 +71,7 @@ class SlidingWindowSpec(LayerSpec):
         if pad == "same":
             pad = k // 2
         check_int(where, 0, pad=pad)
+        assert isinstance(pad, int)         # check_int refused anything else
         if pad >= k:
             raise ValueError(f"pad {pad} must be smaller than the kernel {k} {where}")
         if channels % lanes:
@@ -207,7 +206,7 @@ class SlidingWindowSpec(LayerSpec):
         # per output pixel a k:1 multiplexer over the banks its taps read, the padding mask in the same LUT
         crossbar = self.pixels * self.lanes * self.bits * max(1, mux_luts(self.k + 1))
         control = 30    # row handshake: need/release arithmetic, filled counter and compares
-        lut = math.ceil(LOGIC_MARGIN * (2 * counters + self.banks * addr * 3 + crossbar + control))
+        lut = math.ceil(WINDOW_LOGIC_MARGIN * (2 * counters + self.banks * addr * 3 + crossbar + control))
         ff = counters + self.pixels + max(1, (self.k - 1).bit_length()) + 1 + control // 2
         return mem + Resources(lut=lut, ff=ff)
 

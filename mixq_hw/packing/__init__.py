@@ -7,8 +7,10 @@ Public API (every plan kind implements :class:`PackingPlan`; its ``make_core`` b
 - :func:`plan` -- the exact layout with the most useful MACs per DSP48E2 per
   multiply for (weight bits, activation bits, kernel size), cached;
 - :func:`plans` -- every exact candidate layout, best first (for folding);
-- :func:`macs_per_dsp` -- the density the search's cost model uses;
-- :func:`best_plan` -- the densest plan of any kind (a digit or mixed-rate split where denser);
+- :func:`macs_per_dsp` -- the density of :func:`plan`'s single layout;
+- :func:`engine_plan` -- the densest plan the conv engine builds (:data:`ENGINE_PLAN_TYPES`: a single
+  layout or a digit split); :func:`engine_macs_per_dsp` -- its density, the one the search's cost model uses;
+- :func:`best_plan` -- the densest plan of any kind (a digit or a table-only mixed-rate split where denser);
 - :func:`density_table` -- the whole (w, a, k) table as rows of dicts; :func:`cost_table` -- per (w, a, k),
   the figure the search's cost model uses next to what the conv engine builds;
 - :func:`explain` -- a plan's bit maps and fields as text;
@@ -38,10 +40,11 @@ from .protocol import PackingPlan, plan_from_dict
 #: Names the planner provides, loaded on first use: the planner's digit-split searches build on the
 #: Amaranth cores, while the plan data above (and :mod:`.bits`, which ``mixq_nn`` and the graph import)
 #: need only numpy.
-_PLANNER_NAMES = ("plan", "plans", "best_plan", "macs_per_dsp", "density_table", "cost_table", "Planner",
-                  "PLANNER")
+_PLANNER_NAMES = ("plan", "plans", "best_plan", "engine_plan", "macs_per_dsp", "engine_macs_per_dsp",
+                  "density_table", "cost_table", "Planner", "PLANNER", "ENGINE_PLAN_TYPES")
 
-__all__ = ["plan", "plans", "best_plan", "macs_per_dsp", "density_table", "cost_table", "explain",
+__all__ = ["plan", "plans", "best_plan", "engine_plan", "macs_per_dsp", "engine_macs_per_dsp", "ENGINE_PLAN_TYPES",
+           "density_table", "cost_table", "explain",
            "Planner", "PLANNER", "PackingPlan", "plan_from_dict", "DspGeometry", "DSP48E2_GEOMETRY",
            "Plan", "Field", "check", "max_depth", "expected_fields", "emulate", "emulate_batch"]
 

@@ -14,7 +14,7 @@ _EPILOG = """\
 examples:
   python -m mixq_hw.packing --table                 MACs per DSP48E2 per cycle, one grid per kernel size
   python -m mixq_hw.packing --table --json --k 3    the same as JSON objects (w, a, k, macs_per_dsp, ...)
-  python -m mixq_hw.packing --table --cost          the cost model's figure next to what the conv engine builds
+  python -m mixq_hw.packing --table --cost          the cost model's figure (= what the conv engine builds) per entry
   python -m mixq_hw.packing --plan 4 4 3            bit maps of both ports and of P for w4a4, 3x3 kernels
   python -m mixq_hw.packing --plan 4 4 3 --single   the same for the best one-multiply layout (plan())
   python -m mixq_hw.packing --synth 4 4 3 --json    DSP48E2/LUT/FF of the packed core (yosys, slow)
@@ -26,8 +26,9 @@ Entries marked m: are mixed-rate weight splits: the signed high digit w >> shift
 unsigned low digit on one, denser layout (the one shown); see mixq_hw/packing/mixed.py.
 
 The table is the densest plan of any kind (best_plan).  The conv engine builds single layouts and digit
-splits, not mixed-rate splits; the search's cost model (mixq_nn.cost) prices every layer with the best
-single layout (--single).  --cost prints both figures per entry.
+splits (engine_plan); a mixed-rate split is table only (marked t): the engine does not build it, and the
+search's cost model (mixq_nn.cost) prices every entry with the engine's figure, never a table-only one.
+--cost prints the cost model's figure next to the best single layout's (--single).
 """
 
 
@@ -46,11 +47,10 @@ def _parser() -> argparse.ArgumentParser:
                       help="synthesise the plan's packed core (mixq_hw.packing.synth) and print DSP48E2/LUT/FF")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--single", action="store_true",
-                        help="only one-multiply layouts (plan(), what the search's cost model prices), no "
-                             "digit splits")
+                        help="only one-multiply layouts (plan()), no digit splits")
     parser.add_argument("--cost", action="store_true",
-                        help="with --table: the figure the search's cost model uses next to the densest plan "
-                             "the conv engine builds")
+                        help="with --table: the figure the search's cost model uses (the densest plan the conv "
+                             "engine builds) next to the densest plan of any kind")
     parser.add_argument("--signed", action="store_true",
                         help="signed two's-complement activation codes (after a LeakyReLU or a residual add) "
                              "instead of unsigned ones")
@@ -81,7 +81,9 @@ def _table(ks: Sequence[int], as_json: bool, single: bool = False, signed_act: b
     out: list[str] = []
     what = "exact MACs per DSP48E2 per cycle" + (", signed activation codes" if signed_act else "")
     for k in ks:
-        out += _grid(rows, k, what, lambda r: f"{r['macs_per_dsp']:.3g}", 7)
+        out += _grid(rows, k, what + " (t: table only, a mixed-rate split the conv engine does not build; the "
+                              "search prices that entry at the engine's figure, --cost)",
+                     lambda r: f"{r['macs_per_dsp']:.3g}" + ("" if r["engine_builds"] else "t"), 7)
         out += _grid(rows, k, "layout: K(ernel)/F(ilter) weights x activations / accumulation depth "
                               "(s: activation word in the port's sign bit, corrected through C; w:/a: weight/"
                               "activation digit split on 2 DSPs; m: mixed-rate weight split, low-digit layout)", _layout, 12)
@@ -95,13 +97,15 @@ def _cost_table(ks: Sequence[int], as_json: bool, signed_act: bool = False) -> s
         return json.dumps(rows, indent=1)
     out: list[str] = []
     for k in ks:
-        out += _grid(rows, k, "MACs per DSP48E2 the search's cost model uses (mixq_nn.cost: best single layout"
-                              + (", signed activation codes)" if signed_act else ")"),
-                     lambda r: f"{r['cost_macs_per_dsp']:.3g}", 7)
-        out += _grid(rows, k, "MACs per DSP48E2 of the densest plan the conv engine builds (s: a digit split; "
-                              "*: denser than the cost model's figure)",
-                     lambda r: ("s" if r["engine_plan"] == "split" else "") + f"{r['engine_macs_per_dsp']:.3g}"
-                     + ("*" if r["engine_macs_per_dsp"] != r["cost_macs_per_dsp"] else ""), 8)
+        signed = ", signed activation codes" if signed_act else ""
+        out += _grid(rows, k, "MACs per DSP48E2 the search's cost model uses (mixq_nn.cost), the densest plan "
+                              "the conv engine builds (s: a digit split; *: denser than the best single layout"
+                              + signed + ")",
+                     lambda r: ("s" if r["engine_plan"] == "split" else "") + f"{r['cost_macs_per_dsp']:.3g}"
+                     + ("*" if r["cost_macs_per_dsp"] != r["single_macs_per_dsp"] else ""), 8)
+        out += _grid(rows, k, "MACs per DSP48E2 of the densest plan of any kind (t: a table-only mixed-rate split, "
+                              "denser than what the engine builds)",
+                     lambda r: f"{r['best_macs_per_dsp']:.3g}" + ("t" if r["best_plan"] == "mixed" else ""), 8)
         out.append("")
     return "\n".join(out)
 
@@ -137,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                  else best_plan(*args.plan, signed_act=args.signed))
             print(json.dumps(p.to_dict(), indent=1) if args.json else explain(p))
         else:
-            print(_synth(*args.synth, args.json, args.single, args.signed))
+            w, a, k = args.synth
+            print(_synth(w, a, k, args.json, args.single, args.signed))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

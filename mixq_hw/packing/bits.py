@@ -18,8 +18,8 @@ planner, layers), so the widths a network may use and the codes a width holds ha
 from __future__ import annotations
 
 __all__ = ["PACKED_BITS", "WEIGHT_BITS", "ACT_BITS", "INPUT_BITS", "LUT_MAX_BITS", "OUTPUT_BITS",
-           "weight_max", "weight_range", "act_range", "signed_act_range", "act_codes", "act_magnitude",
-           "signed_width", "signed_bits", "check_bits", "NEG_SHIFTS"]
+           "weight_max", "weight_range", "act_range", "signed_range", "signed_act_range", "act_codes",
+           "act_magnitude", "signed_width", "signed_bits", "check_bits", "NEG_SHIFTS"]
 
 #: Weight and activation widths the packing planner plans DSP layouts for (its table's rows and columns).
 PACKED_BITS = range(2, 9)
@@ -53,9 +53,14 @@ def act_range(a_bits: int) -> tuple[int, int]:
     return 0, (1 << a_bits) - 1
 
 
+def signed_range(bits: int) -> tuple[int, int]:
+    """Every value of a ``bits``-bit two's-complement word: ``(-2**(bits-1), 2**(bits-1)-1)``."""
+    return -(1 << (int(bits) - 1)), (1 << (int(bits) - 1)) - 1
+
+
 def signed_act_range(a_bits: int) -> tuple[int, int]:
     """Signed two's-complement activation codes of ``a_bits`` bits: ``(-2**(a-1), 2**(a-1)-1)``."""
-    return -(1 << (a_bits - 1)), (1 << (a_bits - 1)) - 1
+    return signed_range(a_bits)
 
 
 def act_codes(a_bits: int, signed_act: bool = False) -> tuple[int, int]:

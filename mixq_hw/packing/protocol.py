@@ -53,7 +53,7 @@ def fields_to_list(fields: tuple[Field, ...]) -> list[dict]:
 
 def fields_from_list(items: list[dict]) -> tuple[Field, ...]:
     """:func:`fields_to_list` inverted."""
-    return tuple(Field(int(f["offset"]), int(f["width"]), tuple(tuple(int(x) for x in t) for t in f["terms"]))
+    return tuple(Field(int(f["offset"]), int(f["width"]), tuple((int(t[0]), int(t[1])) for t in f["terms"]))
                  for f in items)
 
 

@@ -223,10 +223,12 @@ def _build(dsp: DspGeometry, geo: _Geometry, stride: int, overlap: bool, correct
         Field(pos * stride,
               (stride if f < top else min(stride, dsp.p_bits - pos * stride - int(overlap))) + int(overlap), terms)
         for f, (pos, terms) in enumerate(geo.fields))
-    return Plan(w_bits=w_bits, a_bits=a_bits, k=k, kind=geo.kind, weight_port=geo.weight_port,
+    return Plan(w_bits=w_bits, a_bits=a_bits, k=k, kind=geo.kind,
+                weight_port=geo.weight_port,  # type: ignore[arg-type]  # "AD" or "B" (Plan.check)
                 weight_offsets=tuple(p * stride for p in geo.w_pos),
                 act_offsets=tuple(p * stride for p in geo.a_pos), fields=fields, overlap=overlap,
-                correction=correction, depth=depth, macs_per_dsp=geo.macs,
+                correction=correction,  # type: ignore[arg-type]  # one of Plan's corrections (Plan.check)
+                depth=depth, macs_per_dsp=geo.macs,
                 note=_note(dsp, geo, stride, sign_bit, w_unsigned, signed_act), act_sign_bit=sign_bit, w_max=w_max,
                 w_unsigned=w_unsigned, signed_act=signed_act)
 

@@ -41,8 +41,8 @@ recombined widths.
 References (numpy), as for a Plan: :func:`expected_fields` (the unsplit
 arithmetic), :func:`emulate_batch` / :func:`emulate` (the digits through each
 digit plan's DSP48E2 emulation, then recombined), :func:`digits`.
-:class:`SplitMAC` is the core: :class:`~mixq_hw.packing.cores.PackedMAC`'s
-ports, signature and latency, one PackedMAC per digit.  The planner's search
+:class:`~mixq_hw.packing.split_core.SplitMAC` is the core (:mod:`.split_core`):
+:class:`~mixq_hw.packing.cores.PackedMAC`'s ports, signature and latency, one PackedMAC per digit.  The planner's search
 over splits is :func:`split_plans`; :func:`mixq_hw.packing.planner.best_plan`
 picks a split plan where it beats every single layout.
 """
@@ -51,15 +51,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Sequence
+from typing import Any, ClassVar, Literal, Sequence
 
 import numpy as np
-from amaranth import Module, Mux, signed
-from amaranth.hdl import Value
-from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
-
-from .cores import PackedMAC, mac_signature
 from .explain import explain_split
 from .geometry import DEPTH_LIMIT
 from .bits import act_codes, act_magnitude
@@ -71,8 +65,8 @@ from .protocol import PackingPlan, fields_from_list, fields_to_list
 from .search import DEFAULT_SEARCH, DEPTH_ENOUGH, LayoutSearch
 
 __all__ = ["OPERANDS", "ROUNDINGS", "SplitPlan", "split_weights", "split_acts", "weight_digit_ranges",
-           "make_split", "check_split", "checked_codes", "MultiCoreMAC", "digits", "expected_fields", "emulate",
-           "emulate_batch", "split_plans", "split_rank", "SplitMAC", "Recombine"]
+           "make_split", "check_split", "checked_codes", "digits", "expected_fields", "emulate",
+           "emulate_batch", "split_plans", "split_rank"]
 
 #: Which operand a split plan cuts into two digits.
 OPERANDS = ("weight", "act")
@@ -136,7 +130,7 @@ class SplitPlan(PackingPlan):
     #: DSP48E2s one split multiply takes (one per digit).
     dsps: ClassVar[int] = 2
     #: The digit multiplies run on packed DSP48E2s (:attr:`Plan.multiplier`'s meaning; engines dispatch on it).
-    multiplier: ClassVar[str] = "dsp"
+    multiplier: ClassVar[str] = "dsp"  # type: ignore[misc]  # a fixed figure of this plan kind
 
     @property
     def name(self) -> str:
@@ -144,7 +138,7 @@ class SplitPlan(PackingPlan):
                 f"({self.operand} digits)")
 
     @property
-    def kind(self) -> str:
+    def kind(self) -> str:  # type: ignore[override]  # read-only here: the digit layouts' kind
         return self.hi.kind
 
     @property
@@ -224,7 +218,9 @@ class SplitPlan(PackingPlan):
     def emulate_batch(self, weights, acts, *, repeat: int = 1) -> np.ndarray:
         return emulate_batch(self, weights, acts, repeat=repeat)
 
-    def make_core(self, depth: int) -> "SplitMAC":
+    def make_core(self, depth: int) -> Any:
+        """:class:`~mixq_hw.packing.split_core.SplitMAC` (two PackedMACs)."""
+        from .split_core import SplitMAC    # Amaranth cores load only when a core is built
         return SplitMAC(self, depth=depth)
 
     def fabric_cost(self, depth: int) -> tuple[int, int]:
@@ -303,7 +299,8 @@ def make_split(w_bits: int, a_bits: int, k: int, operand: str, shift: int, round
         hi, lo = (dataclasses.replace(p, depth=max_depth(p, DEPTH_LIMIT)) for p in (hi, lo))
     if depth is None:
         depth = min(hi.depth, lo.depth, _recombined_depth(layout, w_bits, a_bits, signed))
-    split = SplitPlan(w_bits, a_bits, k, operand, shift, rounding, hi, lo, depth,
+    split = SplitPlan(w_bits, a_bits, k, operand, shift, rounding,  # type: ignore[arg-type]  # check_split
+                      hi, lo, depth,
                       _recombined(layout, w_bits, a_bits, depth, signed) if depth >= 1 else (),
                       layout.macs_per_dsp / 2, _note(w_bits, a_bits, operand, shift, rounding, layout, signed))
     check_split(split)
@@ -497,105 +494,3 @@ def split_plans(w_bits: int, a_bits: int, k: int, *, kinds: Sequence[str] = ("ke
         if split.depth >= min_depth:
             found[split] = split_rank(split)
     return sorted(found, key=found.__getitem__, reverse=True)
-
-
-# -- the core --------------------------------------------------------------------------------------
-
-def _weight_digits(w: Value, shift: int, rounding: str) -> tuple[Value, Value]:
-    """Fabric for :func:`split_weights` on one signed code: ``(hi, lo)``."""
-    if rounding == "floor":
-        return w[shift:].as_signed(), w[:shift]                 # lo: the low bits, unsigned
-    if rounding == "trunc":
-        hi = (w + Mux(w[-1], (1 << shift) - 1, 0)) >> shift
-    else:
-        hi = (w + (1 << (shift - 1))) >> shift
-    return hi, w - hi.shift_left(shift)
-
-
-class Recombine(wiring.Component):
-    """The fabric after both digit cores' field registers: ``field = (hi << shift) + lo``, combinational.
-
-    Its own module so that synthesis reports what recombination costs.
-    """
-
-    def __init__(self, split: SplitPlan, digit_width: int, width: int):
-        self.split = split
-        n = len(split.fields)
-        super().__init__({
-            "hi": In(data.ArrayLayout(signed(digit_width), n)),
-            "lo": In(data.ArrayLayout(signed(digit_width), n)),
-            "fields": Out(data.ArrayLayout(signed(width), n)),
-        })
-
-    def elaborate(self, platform) -> Module:
-        m = Module()
-        for f in range(len(self.split.fields)):
-            m.d.comb += self.fields[f].eq(self.hi[f].shift_left(self.split.shift) + self.lo[f])
-        return m
-
-
-class MultiCoreMAC(wiring.Component):
-    """What every core made of several PackedMACs shares: PackedMAC's latency, ``mac_signature`` ports, and an
-    accumulation ``depth`` within the plan's (``plan.fields`` give the output field widths)."""
-
-    #: Enabled cycles from an accumulation's ``i_last`` multiply to its ``o_valid`` (PackedMAC's).
-    LATENCY = PackedMAC.LATENCY
-
-    def __init__(self, plan, depth: int | None = None):
-        if depth is None:
-            depth = plan.depth
-        if not isinstance(depth, int) or not 1 <= depth <= plan.depth:
-            raise ValueError(f"{plan.name}: depth {depth!r} outside 1..{plan.depth} (the split's accumulation "
-                             f"depth)")
-        self.plan = plan
-        self.depth = depth
-        self.latency = self.LATENCY
-        self.field_width = max(f.width for f in plan.fields)
-        super().__init__(mac_signature(plan, self.field_width))
-
-
-class SplitMAC(MultiCoreMAC):
-    """A :class:`SplitPlan` on two DSP48E2s: :class:`~mixq_hw.packing.cores.PackedMAC`'s ports and latency.
-
-    ``weights`` / ``acts`` take full-width codes (``w_bits`` signed,
-    ``a_bits`` unsigned, or signed with ``signed_act``); the digits are cut in front of the two cores' input
-    registers (bit slices, or for ``trunc`` / ``round`` weight digits an adder
-    and a subtractor of ``w_bits + 1`` bits per weight slot); both PackedMACs run in lock step on ``en``,
-    ``i_valid``, ``i_first``, ``i_last``, and every field comes out as
-    ``(hi field << shift) + lo field`` (:class:`Recombine`, combinational after
-    the cores' field registers, so it holds while ``en`` is low).  ``o_valid``,
-    ``fields`` and :attr:`LATENCY` mean exactly what they mean for PackedMAC:
-    ``fields[f]`` is the exact sum of ``split.fields[f].terms`` over the
-    accumulation, at most :attr:`depth` multiplies.
-    """
-
-    def __init__(self, split: SplitPlan, *, depth: int | None = None):
-        check_split(split)
-        super().__init__(split, depth)
-
-    def elaborate(self, platform) -> Module:
-        m = Module()
-        split = self.plan
-        m.submodules.hi = hi = PackedMAC(split.hi, depth=self.depth)
-        m.submodules.lo = lo = PackedMAC(split.lo, depth=self.depth)
-        for core in (hi, lo):
-            m.d.comb += [core.en.eq(self.en), core.i_valid.eq(self.i_valid), core.i_first.eq(self.i_first),
-                         core.i_last.eq(self.i_last)]
-        wb, ab = split.w_bits, split.a_bits
-        if split.operand == "weight":
-            for i in range(split.n_weights):
-                d_hi, d_lo = _weight_digits(self.weights.as_value()[i * wb:(i + 1) * wb].as_signed(), split.shift,
-                                            split.rounding)
-                m.d.comb += [hi.weights[i].eq(d_hi), lo.weights[i].eq(d_lo)]
-            m.d.comb += [hi.acts.as_value().eq(self.acts.as_value()), lo.acts.as_value().eq(self.acts.as_value())]
-        else:
-            for j in range(split.n_acts):
-                code = self.acts.as_value()[j * ab:(j + 1) * ab]
-                hi_digit = code[split.shift:].as_signed() if split.signed_act else code[split.shift:]
-                m.d.comb += [hi.acts[j].eq(hi_digit), lo.acts[j].eq(code[:split.shift])]
-            m.d.comb += [hi.weights.as_value().eq(self.weights.as_value()),
-                         lo.weights.as_value().eq(self.weights.as_value())]
-        m.submodules.recombine = recombine = Recombine(split, hi.field_width, self.field_width)
-        m.d.comb += [recombine.hi.eq(hi.fields), recombine.lo.eq(lo.fields), self.fields.eq(recombine.fields),
-                     self.o_valid.eq(hi.o_valid)]
-        return m

@@ -3,7 +3,7 @@
 :func:`synth_core` emits a :class:`~mixq_hw.packing.cores.PackedMAC` as Verilog
 and counts the UltraScale+ cells yosys maps it to; the figure that matters is
 ``dsp48e2``: one packed multiplier must take exactly one DSP48E2 (a digit-split
-plan's :class:`~mixq_hw.packing.split.SplitMAC` exactly two, a mixed-rate split's
+plan's :class:`~mixq_hw.packing.split_core.SplitMAC` exactly two, a mixed-rate split's
 :class:`~mixq_hw.packing.mixed.MixedSplitMAC` ``copies + 1``).  The Verilog is
 elaborated for an UltraScale+ part, so every core's slice is a DSP48E2
 primitive instance (:mod:`mixq_hw.packing.dsp48e2`) holding its own A/B/C/D/AD/
@@ -39,7 +39,8 @@ from amaranth.lib import wiring
 
 from .dsp48e2 import UltraScalePlus
 
-__all__ = ["synth_core", "synth_verilog", "submodule_counts", "SynthesisError", "count_cells", "run_yosys_script"]
+__all__ = ["synth_core", "synth_component", "synth_verilog", "submodule_counts", "SynthesisError", "count_cells",
+           "run_yosys_script", "xcup_script"]
 
 #: Seconds one yosys run may take before it is treated as hung (wasm yosys on a loaded machine).
 TIMEOUT = 900
@@ -62,11 +63,18 @@ tee -q -o {stat} stat -json -tech xilinx
 """
 
 
+def xcup_script(verilog: str, top: str, tail: str) -> str:
+    """The yosys script that maps ``verilog`` (module ``top``) for xcup as every mixq synthesis does (the split
+    ``synth_xilinx`` run with classic ``abc``), followed by the commands ``tail``."""
+    body = _SCRIPT.format(verilog=verilog, options=_OPTIONS, top=top, stat="stat.json")
+    return body.replace("tee -q -o stat.json stat -json -tech xilinx\n", "") + tail
+
+
 class SynthesisError(RuntimeError):
     """yosys failed, hung or produced no statistics; the message carries the end of its log."""
 
 
-def count_cells(cells: dict[str, int]) -> dict[str, int]:
+def count_cells(cells: dict[str, int]) -> dict[str, float]:
     """Sum yosys' Xilinx cell counts into ``dsp48e2``, ``lut`` (LUT1..6 and INV), ``ff``, ``carry``, ``muxf``."""
     def total(names) -> int:
         return sum(n for cell, n in cells.items() if cell in names)
@@ -98,6 +106,12 @@ def _run_yosys(component: wiring.Component, top: str) -> dict:
     """Emit ``component`` as Verilog for an UltraScale+ part (DSP48E2 primitives), synthesise it for xcup and
     return yosys' ``stat -json`` report."""
     return _synth_text(verilog.convert(component, name=top, platform=UltraScalePlus()), top)
+
+
+def synth_component(component: wiring.Component, top: str) -> dict[str, float]:
+    """:func:`count_cells` of ``component`` (its submodules included) synthesised for xcup as module ``top``:
+    ``dsp48e2``, ``lut``, ``ff``, ``carry``, ``muxf``, ``bram36``.  Takes seconds to minutes."""
+    return count_cells(_total_cells(_run_yosys(component, top), top))
 
 
 def _synth_text(text: str, top: str, timeout: float | None = None) -> dict:
@@ -151,7 +165,7 @@ def synth_core(w_bits: int, a_bits: int, k: int, *, plan=None) -> dict:
     """Synthesise the packed core of (w, a, k) (the planner's plan unless ``plan`` is given) for xcup.
 
     ``plan`` may be a :class:`~mixq_hw.packing.split.SplitPlan`: its
-    :class:`~mixq_hw.packing.split.SplitMAC` (two PackedMACs) is synthesised; or a
+    :class:`~mixq_hw.packing.split_core.SplitMAC` (two PackedMACs) is synthesised; or a
     :class:`~mixq_hw.packing.mixed.MixedSplitPlan`: its :class:`~mixq_hw.packing.mixed.MixedSplitMAC`
     (``copies + 1`` PackedMACs).
     Returns ``dsp48e2``, ``lut`` (LUT1..6 and INV), ``ff``, ``carry`` and ``muxf``
@@ -203,7 +217,7 @@ def _dsp_core_cells(report: dict, module: str) -> tuple[dict[str, int], int]:
     return total, count
 
 
-def submodule_counts(report: dict, module: str) -> dict[str, dict[str, int]]:
+def submodule_counts(report: dict, module: str) -> dict[str, dict[str, float]]:
     """:func:`count_cells` of every submodule instantiated in ``module`` (its own submodules included), by
     module name."""
     modules = _modules(report)

@@ -150,8 +150,8 @@ def build(name: str, variant: str = "fixed", bitw: Sequence[int] | None = None,
     factory = LayerFactory(name, variant, info.num_qlayers, bitw=bitw, bita=bita, **factory_opts)
     family = {k: opts[k] for k in info.family_opts if k in opts}
     model = info.factory(factory, tuple(opts.get("input_shape", info.input_shape)), **family)
-    model.mixq_name = name
-    model.mixq_variant = variant
+    setattr(model, "mixq_name", name)            # plain attributes, not submodules
+    setattr(model, "mixq_variant", variant)
     return model
 
 
@@ -166,7 +166,7 @@ def model_bits(model: nn.Module) -> tuple[list[int], list[int]]:
     """``(bitw, bita)`` of a fixed model (a supernet: its argmax choice), in ``build``'s convention."""
     if any(is_mixq(m) for m in unwrap(model).modules()):
         return chosen_bits(model)
-    layers = quantized_layers(model)
+    layers: list[Any] = quantized_layers(model)
     if not layers:
         raise ValueError(f"{type(unwrap(model)).__name__} has no quantised layers")
     return [m.bitw for m in layers], [m.bita for m in layers]

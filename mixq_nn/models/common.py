@@ -11,6 +11,8 @@ from typing import Sequence
 
 from torch import nn
 
+from mixq_hw.packing.bits import INPUT_BITS, PACKED_BITS, WEIGHT_BITS
+
 from ..layers import QConv2d, QLinear
 from ..quant import ACT_MODES, WEIGHT_MODES
 from ..supernet import DEFAULT_CANDIDATES, MixQConv2d, MixQLinear
@@ -54,9 +56,10 @@ def _check_list(model: str, what: str, bits: object, count: int) -> list[int]:
     return list(bits)
 
 
-def _check_value(model: str, what: str, index: int, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ValueError(f"{model}: {what}[{index}] must be an int in {lo}..{hi}, got {value!r}")
+def _check_value(model: str, what: str, index: int, value: object, allowed: range) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in allowed:
+        raise ValueError(f"{model}: {what}[{index}] must be an int in {allowed.start}..{allowed.stop - 1}, "
+                         f"got {value!r}")
     return value
 
 
@@ -81,15 +84,16 @@ class LayerFactory:
         self.model, self.variant, self.num_qlayers = model, variant, num_qlayers
         self.weight_mode, self.act_mode = weight_mode, act_mode
         self.wbits, self.abits = tuple(wbits), tuple(abits)
-        self.input_bits = _check_value(model, "input_bits", 0, input_bits, 1, 8)
+        self.input_bits = _check_value(model, "input_bits", 0, input_bits, INPUT_BITS)
         self.bitw: list[int] = []
         self.bita: list[int] = []
         if variant == "fixed":
             self.bitw = _check_list(model, "bitw", bitw, num_qlayers)
             self.bita = _check_list(model, "bita", bita, num_qlayers)
             for i, (w, a) in enumerate(zip(self.bitw, self.bita)):
-                _check_value(model, "bitw", i, w, 2, 8)
-                _check_value(model, "bita", i, a, 1 if i == 0 else 2, 8)
+                _check_value(model, "bitw", i, w, WEIGHT_BITS)
+                # the first layer reads the input quantizer's codes; the others the widths the search prices
+                _check_value(model, "bita", i, a, INPUT_BITS if i == 0 else PACKED_BITS)
         elif bitw is not None or bita is not None:
             raise ValueError(f"{model}: bitw/bita set the bits of the fixed variant; the {variant!r} "
                              "variant takes none (supernet candidates: wbits=, abits=, input_bits=)")

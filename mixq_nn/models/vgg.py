@@ -34,7 +34,7 @@ class VGGTiny(nn.Module):
         layers: list[nn.Module] = []
         ch = c
         for spec in CHANNELS:
-            if spec == "M":
+            if isinstance(spec, str):       # "M"
                 layers.append(nn.MaxPool2d(2, 2))
             else:
                 out = widths.pop(0)

