@@ -89,7 +89,7 @@ class _PlainLines:
         sys.stderr.flush()
 
 
-def bar(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str = "",
+def bar(iterable: Iterable[T] | None = None, *, total: float | None = None, desc: str = "",
         unit: str = "it", quiet: bool = False, leave: bool = True, **kwargs: Any) -> tqdm:
     """A tqdm bar on stderr for a counted loop: iterate it, or call ``.update(n)`` with ``total`` given.
 

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from .qonnx_import import QonnxImportError, import_qonnx
 
 #: public name -> (module relative to this package, name there)
-_EXPORTS = {
+_EXPORTS: dict[str, str | tuple[str, str]] = {
     "build_model": (".models", "build"), "MODELS": (".models", "MODELS"),
     "QConv2d": (".layers", "QConv2d"), "QLinear": (".layers", "QLinear"),
     "export_graph": (".export", "export"), "ExportError": (".export", "ExportError"),

@@ -109,7 +109,7 @@ class Split(nn.Module):
         if x.shape[1] != sum(self.sections):
             raise ValueError(f"Split{self.sections}: input has {x.shape[1]} channels, sections sum to "
                              f"{sum(self.sections)}")
-        return tuple(torch.split(x, self.sections, dim=1))
+        return tuple(torch.split(x, list(self.sections), dim=1))
 
 
 class Concat(nn.Module):

@@ -82,7 +82,7 @@ class _UnionFind:
         self.parent[self.find(a)] = self.find(b)
 
 
-def _is_conv_or_linear(m: nn.Module) -> bool:
+def _is_conv_or_linear(m: nn.Module | None) -> bool:
     return isinstance(m, (nn.Conv2d, nn.Linear))
 
 
@@ -110,6 +110,7 @@ def channel_groups(model: nn.Module, input_shape: tuple[int, int, int]) -> Prune
 
     for node in gm.graph.nodes:
         args = list(node.all_input_nodes)
+        # every node before this one has its entry in chan: src is None only for a node without inputs
         src = chan.get(args[0]) if args else None
         if node.op == "placeholder":
             chan[node] = [(-1, i) for i in range(input_shape[0])]        # the image: never pruned
@@ -121,14 +122,17 @@ def channel_groups(model: nn.Module, input_shape: tuple[int, int, int]) -> Prune
                     freeze(src, f"grouped conv {node.target}")
                     chan[node] = new_group(m.out_channels, node.target)
                 else:                                                    # depthwise: keeps its channels
+                    assert src is not None, f"depthwise conv {node.target} has an input"
                     chan[node] = src
                     out_channels[node.target] = src
             elif _is_conv_or_linear(m):
+                assert src is not None, f"{kind} {node.target} has an input"
                 in_channels[node.target] = src
                 chan[node] = new_group(m.out_channels if isinstance(m, nn.Conv2d) else m.out_features,
                                        node.target)
                 out_channels[node.target] = chan[node]
             elif isinstance(m, _PASS) or kind in _PASS_NAMES:
+                assert src is not None, f"{kind} {node.target} has an input"
                 chan[node] = src
                 if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
                     out_channels[node.target] = src
@@ -152,6 +156,7 @@ def channel_groups(model: nn.Module, input_shape: tuple[int, int, int]) -> Prune
         elif node.op == "call_function" and node.target in _FLATTEN:
             shape = args[0].meta["tensor_meta"].shape
             spatial = math.prod(shape[2:]) if len(shape) > 2 else 1
+            assert src is not None, f"{node.target} has an input"
             chan[node] = [e for e in src for _ in range(spatial)]
         elif node.op == "call_function" and node.target is torch.cat and node.kwargs.get(
                 "dim", node.args[1] if len(node.args) > 1 else 0) == 1:
@@ -242,6 +247,8 @@ def apply_plan(model: nn.Module, pruned: nn.Module, plan: PrunePlan) -> nn.Modul
             continue
         out_idx = plan.kept(plan.out_channels[owner]) if owner in plan.out_channels else None
         if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) or leaf == "bias":
+            # the plan records the output channels of every BN and conv/linear, the owners of a resized bias
+            assert out_idx is not None, f"{key}: {owner} has no output channels in the plan"
             new = _select(old, 0, out_idx)
         elif _is_conv_or_linear(m):
             new = old if out_idx is None else _select(old, 0, out_idx)
@@ -333,7 +340,9 @@ def _run(argv: list[str] | None) -> int:
     if ckpt.variant != "fixed":
         raise CommandError(f"{args.checkpoint}: a {ckpt.variant} checkpoint; prune a trained (fixed) one")
     loops.configure_threads(args.threads)
-    model, shape = ckpt.model, tuple(ckpt.input_shape)
+    model, (c, h, w) = ckpt.model, ckpt.input_shape
+    assert model is not None, "checkpoint.load builds the model (build=True)"
+    shape = (c, h, w)
     plan = plan_pruning(model, shape, args.sparsity, args.align)
     widths = pruned_widths(model, plan)
     model_args = {**ckpt.model_args, "channels": widths}

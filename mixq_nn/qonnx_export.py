@@ -52,7 +52,7 @@ class _Writer:
         self.infos = graph.value_infos()
         self.rank: dict[str, int] = {}   # tensor -> 2 (flattened by a linear) or 4
 
-    def const(self, value: np.ndarray, name: str, dtype=np.float32) -> str:
+    def const(self, value: np.ndarray | float, name: str, dtype=np.float32) -> str:
         arr = np.asarray(value, dtype=dtype)
         key = (arr.dtype.str, arr.shape, arr.tobytes())
         if key not in self.consts:

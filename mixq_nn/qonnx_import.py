@@ -130,10 +130,12 @@ class _Importer:
 
     def _input_shape(self, vi: Any) -> tuple[int, int, int]:
         dims = [d.dim_value if d.HasField("dim_value") else None for d in vi.type.tensor_type.shape.dim]
-        if len(dims) != 4 or any(d is None or d < 1 for d in dims[1:]):
+        sizes = [d for d in dims[1:] if d is not None and d >= 1]
+        if len(dims) != 4 or len(sizes) != 3:
             raise QonnxImportError(f"{self.file}: input {vi.name!r} must be (N, C, H, W) with fixed C, H, W; "
                                    f"got {dims}")
-        return int(dims[1]), int(dims[2]), int(dims[3])
+        c, h, w = sizes
+        return int(c), int(h), int(w)
 
     # -- graph building ----------------------------------------------------------------------------
     def _unique(self, base: str) -> str:

@@ -16,6 +16,8 @@ import threading
 import time
 from typing import Callable
 
+from tqdm import tqdm
+
 from mixq_hw.progress import PLAIN_EVERY, TICK_EVERY, bar, is_interactive, line
 
 __all__ = ["LiveBar", "COMPILE_SECONDS", "compile_estimate", "compile_bar"]
@@ -51,7 +53,7 @@ class LiveBar:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
-        self.bar = None
+        self.bar: tqdm | None = None           # made by __enter__
         self.started = time.perf_counter()
 
     def __enter__(self) -> "LiveBar":
@@ -70,6 +72,7 @@ class LiveBar:
             self.thread.join()
         if self.poll is not None and not self.quiet:
             self.set(self.poll())
+        assert self.bar is not None, "__exit__ follows __enter__, which makes the bar"
         with self.lock:
             if kind is None and self.bar.total is not None:   # finished: the count reached is the whole
                 self.bar.total = self.bar.n = self.bar.n or 0.1
@@ -88,6 +91,7 @@ class LiveBar:
 
     def set(self, n: float) -> None:
         """Move the bar to ``n``; past the total (an estimate that was low) the total grows by a quarter."""
+        assert self.bar is not None, "set() is for the with body (and refresh), after __enter__"
         with self.lock:
             if self.bar.total is not None and n > self.bar.total:
                 self.bar.total = int(n * 1.25) + 1
@@ -95,6 +99,7 @@ class LiveBar:
 
     def set_total(self, total: float) -> None:
         """A new total (an estimate, once known); the ETA follows from it."""
+        assert self.bar is not None, "set_total() is for the with body, after __enter__"
         with self.lock:
             self.bar.total = max(total, self.bar.n)
             self.bar.bar_format = self.bar_format
@@ -104,6 +109,7 @@ class LiveBar:
         if self.quiet:
             return
         if is_interactive():
+            assert self.bar is not None, "write() is for the with body, after __enter__"
             with self.lock:
                 self.bar.write(text, file=sys.stderr)
         else:

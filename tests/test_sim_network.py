@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-import sim.network as network
 from mixq_hw.pipeline import Accelerator, LayerFold, plan_stages
 from mixq_nn import checkpoint, models
 from mixq_nn.data import get_images_uint8

@@ -21,7 +21,7 @@ MIN_SIZE = 32
 CONV_CHANNELS = (64, 64, "M", 128, 128, "M", 256, 256)
 FC_FEATURES = (512, 512)
 #: The ``channels`` option's default: output widths of the six convs and the two hidden FC layers.
-WIDTHS = tuple(c for c in CONV_CHANNELS if c != "M") + FC_FEATURES
+WIDTHS = tuple(c for c in CONV_CHANNELS if isinstance(c, int)) + FC_FEATURES
 #: (bitw, bita) presets by name.
 PRESETS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     f"w{b}a{b}": ((b,) * NUM_QLAYERS, (8,) + (b,) * (NUM_QLAYERS - 1)) for b in (2, 4, 8)}

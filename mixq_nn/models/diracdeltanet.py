@@ -22,7 +22,7 @@ A block with ``out`` channels works on two branches of ``out / 2`` channels each
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, TypedDict
 
 from torch import Tensor, nn
 
@@ -34,8 +34,19 @@ BLOCKS = (4, 8, 4)
 EXPANSION = 2
 #: Bits of the global pool's input codes (fixed, not searched).
 POOL_BITS = 8
-PUBLISHED = {"stem": (32, 64), "stages": (116, 232, 464), "head": 1024, "num_classes": 1000}
-SMALL = {"stem": (16, 32), "stages": (32, 64, 128), "head": 256, "num_classes": 10}
+
+
+class Widths(TypedDict):
+    """A width preset: :class:`DiracDeltaNet`'s keyword arguments ``stem``, ``stages``, ``head``, ``num_classes``."""
+
+    stem: tuple[int, int]
+    stages: tuple[int, int, int]
+    head: int
+    num_classes: int
+
+
+PUBLISHED: Widths = {"stem": (32, 64), "stages": (116, 232, 464), "head": 1024, "num_classes": 1000}
+SMALL: Widths = {"stem": (16, 32), "stages": (32, 64, 128), "head": 256, "num_classes": 10}
 
 
 def num_qlayers(blocks: Sequence[int] = BLOCKS) -> int:

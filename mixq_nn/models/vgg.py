@@ -27,7 +27,7 @@ class VGGTiny(nn.Module):
                  channels: Sequence[int] | None = None) -> None:
         super().__init__()
         c, h, w = check_input_shape("VGGtiny", input_shape, POOL_FACTOR)
-        widths = list(check_channels("VGGtiny", channels, [s for s in CHANNELS if s != "M"]))
+        widths = list(check_channels("VGGtiny", channels, [s for s in CHANNELS if isinstance(s, int)]))
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"VGGtiny: num_classes must be a positive int, got {num_classes!r}")
         self.input_shape = (c, h, w)
