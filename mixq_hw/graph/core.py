@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from os import PathLike
-from typing import Any, Iterator, Literal, Sequence, overload
+from typing import Iterator, Literal, Sequence, overload
 
 import numpy as np
 
