@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Mapping
+from typing import Any, Mapping
 
 from amaranth import Module, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -31,6 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from .estimate import Resources
 from .graph import Graph, GraphError, Node
+from .layers.conv import ConvEngineSpec
 from .layers.fifo import StreamFIFOSpec
 from .layers.fork import ForkSpec
 from .layers.spec import LayerSpec
@@ -177,10 +178,10 @@ class Lowering:
         return name
 
     def produce(self, value: str, stage: str, port: str, shape: tuple[int, int, int], lanes: int, bits: int,
-                **fmt: object) -> Stream:
+                **fmt: Any) -> Stream:
         """Record that graph value ``value`` comes from ``stage``/``port`` in this format (``fmt``: the other
         :class:`~mixq_hw.streams.StreamFormat` fields); the payload layout is the port's."""
-        stream = Stream(stage, port, StreamFormat(tuple(shape), lanes, bits, **fmt,
+        stream = Stream(stage, port, StreamFormat(shape, lanes, bits, **fmt,
                                                   payload=self.stage_port_layout(stage, port)))
         self.values[value] = stream
         return stream
@@ -261,7 +262,9 @@ def plan_stages(graph: Graph, folding: Mapping[str, LayerFold] | None = None, *,
 
 
 def _stage_plan(stages: list[Stage], name: str) -> PackingPlan:
-    return next(s.spec.plan for s in stages if s.name == name)
+    engine = next(s.spec for s in stages if s.name == name)
+    assert isinstance(engine, ConvEngineSpec)     # a folded node's own stage is its engine (ops.conv.lower_engine)
+    return engine.plan
 
 
 class Accelerator(wiring.Component):

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from .atomic import atomic_write_bytes, atomic_write_text
 from .estimate import Resources
+from .layers.conv import ConvEngineSpec
 from .ops import op_def
 from .latency import fill_latency
 from .pipeline import OUTPUT_BITS, PipelinePlan
@@ -48,6 +49,7 @@ def _layer_rows(plan: PipelinePlan) -> list[dict]:
         }
         if op_def(node.op).folded:
             engine = plan.stage(node.name).spec
+            assert isinstance(engine, ConvEngineSpec)     # a folded node's own stage is its engine
             fold = plan.folding.get(node.name)
             row.update({
                 "folding": fold.unpinned().to_dict() if fold else None,   # the plan: "packing"

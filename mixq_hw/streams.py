@@ -9,6 +9,7 @@ cost model keys its cache on formats.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 __all__ = ["StreamFormat", "Stream"]
 
@@ -55,7 +56,7 @@ class Stream:
     port: str
     format: StreamFormat
 
-    def moved(self, stage: str, port: str, **changes: object) -> "Stream":
+    def moved(self, stage: str, port: str, **changes: Any) -> "Stream":
         """The same stream coming from another stage's port (``changes``: format fields that differ)."""
         return Stream(stage, port, replace(self.format, **changes))
 

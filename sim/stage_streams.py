@@ -15,6 +15,8 @@ from typing import Mapping
 import numpy as np
 from amaranth.lib import data
 
+from mixq_hw.layers.row_window import RowWindowSpec
+from mixq_hw.layers.window import SlidingWindowSpec
 from mixq_hw.ops import op_def
 from mixq_hw.pipeline import PipelinePlan, Stage
 
@@ -64,8 +66,9 @@ def _grouped(stage: Stage, port: str) -> StreamFormat:
 
 def _window(stage: Stage) -> StreamFormat:
     comp = stage.spec
-    if hasattr(comp, "span"):   # RowWindow: kernel rows of pixels + k - 1 input pixels
+    if isinstance(comp, RowWindowSpec):   # RowWindow: kernel rows of pixels + k - 1 input pixels
         return rows(comp.k, comp.pad, comp.pixels, comp.lanes)
+    assert isinstance(comp, SlidingWindowSpec)     # the window stage's other kind (ConvEngineSpec.window_spec)
     return taps(comp.k, comp.stride, comp.pad, comp.pixels, comp.lanes)
 
 

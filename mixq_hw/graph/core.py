@@ -37,14 +37,15 @@ class Graph:
     def __init__(self, name: str = "", input_shape: Sequence[int] = (3, 32, 32),
                  nodes: Sequence[Node] = ()) -> None:
         self.name = str(name)
-        self.input_shape = tuple(int(v) for v in input_shape)
+        shape = tuple(int(v) for v in input_shape)
         if self.name and not is_identifier(self.name.replace("-", "_")):
             raise GraphError(f"graph name {self.name!r} is not a safe name: use ASCII letters, digits, '_' "
                              f"and '-' in parts joined by '.', starting with a letter or '_'")
-        if len(self.input_shape) != 3 or min(self.input_shape) < 1:
+        if len(shape) != 3 or min(shape) < 1:
             raise GraphError(f"graph {self.name!r}: input_shape must be three positive ints (C, H, W), "
                              f"got {tuple(input_shape)}")
-        c, h, w = self.input_shape
+        c, h, w = shape
+        self.input_shape: tuple[int, int, int] = (c, h, w)
         if c > LIMITS["channels"] or h > LIMITS["side"] or w > LIMITS["side"]:
             raise GraphError(f"graph {self.name!r}: input_shape {c}x{h}x{w} is above the limits (channels up "
                              f"to {LIMITS['channels']:,}, height and width up to {LIMITS['side']:,})")
@@ -242,7 +243,7 @@ class Graph:
                         del vals[src]
         return vals if keep else vals[self.output_node.name]
 
-    def run_node(self, name: str, inputs: Sequence[np.ndarray], images: object = None) -> np.ndarray:
+    def run_node(self, name: str, inputs: Sequence[np.ndarray], images: np.ndarray | None = None) -> np.ndarray:
         """Execute one node on given input tensors (``images``: uint8 pixels, for the input node).
 
         Lets a test feed a node inputs of its own (e.g. a hardware layer's or a float model's codes).

@@ -16,6 +16,7 @@ Every version holds exactly ``depth`` beats when its output is stalled.
 from __future__ import annotations
 
 import math
+from typing import Self
 
 from amaranth import Module, Shape, Signal, Value, unsigned
 from amaranth.lib import data, stream, wiring
@@ -66,7 +67,7 @@ class StreamFIFOSpec(LayerSpec):
 
     @classmethod
     def pixels(cls, channels: int, height: int, width: int, lanes: int, bits: int, depth: int, *,
-               name: str = "") -> "StreamFIFO":
+               name: str = "") -> Self:
         """A FIFO for a (C, H, W) pixel stream at ``lanes`` codes of ``bits`` per beat."""
         where = layer_label(name, "StreamFIFO")
         for key, value in (("channels", channels), ("height", height), ("width", width), ("lanes", lanes),

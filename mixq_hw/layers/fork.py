@@ -10,6 +10,8 @@ when every consumer is ready one beat passes per cycle.
 
 from __future__ import annotations
 
+from typing import Self
+
 from amaranth import Cat, Module, Shape, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -51,7 +53,7 @@ class ForkSpec(LayerSpec):
 
     @classmethod
     def pixels(cls, channels: int, height: int, width: int, lanes: int, bits: int, *, outputs: int = 2,
-               name: str = "") -> "Fork":
+               name: str = "") -> Self:
         """A fork of a (C, H, W) pixel stream at ``lanes`` codes of ``bits`` per beat."""
         where = layer_label(name, "Fork")
         for key, value in (("channels", channels), ("height", height), ("width", width), ("lanes", lanes),

@@ -33,6 +33,7 @@ output is not stalled.
 from __future__ import annotations
 
 import math
+from typing import Self
 
 import numpy as np
 from amaranth import Module, Mux, Signal, Value, signed, unsigned
@@ -156,7 +157,7 @@ class RequantSpec(_GroupedChannels):
 
     @classmethod
     def from_node(cls, node, *, pe: int, pixels: int = 1, lanes: int | None = None, height: int = 1,
-                  width: int | None = None) -> "Requant":
+                  width: int | None = None) -> Self:
         """A Requant for a ``mixq_hw.graph`` ``requant`` node (attrs ``shift``, ``out_bits``, ``acc_bits``; optional
         ``neg_shift`` and ``signed_out``)."""
         neg_shift = node.attrs.get("neg_shift")
@@ -371,7 +372,7 @@ class AccBiasSpec(_GroupedChannels):
 
     @classmethod
     def from_node(cls, node, *, acc_bits: int, pe: int, pixels: int = 1, height: int = 1,
-                  width: int | None = None) -> "AccBias":
+                  width: int | None = None) -> Self:
         """An AccBias for a ``mixq_hw.graph`` ``output`` node (tensor ``bias``)."""
         return cls(node.tensors["bias"], acc_bits=acc_bits, pe=pe, pixels=pixels, height=height,
                    width=width, name=node.name)

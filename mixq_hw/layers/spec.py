@@ -30,6 +30,12 @@ class LayerSpec:
 
     #: the Component class :meth:`build` creates (the subclass of this spec that adds ``elaborate``)
     component_class: ClassVar[type]
+    #: the stage's name (every spec's constructor sets it)
+    name: str
+    #: the outermost spec constructor's ``(args, kwargs)``, recorded for :meth:`build`
+    _spec_arguments: tuple[tuple[Any, ...], dict[str, Any]]
+    #: the ports :meth:`declare_ports` declared
+    _port_members: dict[str, Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

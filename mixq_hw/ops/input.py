@@ -21,7 +21,7 @@ class InputOp(OpDef):
 
     def infer(self, node: Node, ins: list[ValueInfo], input_shape: tuple[int, int, int]) -> ValueInfo:
         arity(node, 0)
-        return ValueInfo(tuple(input_shape), int_attr(node, "bits", INPUT_BITS.start, INPUT_BITS.stop - 1), False)
+        return ValueInfo(input_shape, int_attr(node, "bits", INPUT_BITS.start, INPUT_BITS.stop - 1), False)
 
     def reference(self, node: Node, args: list[np.ndarray], images: np.ndarray | None) -> np.ndarray:
         if images is None:

@@ -35,6 +35,7 @@ against this model (tests/test_sim_hdl.py).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from amaranth import ClockSignal, Const, Instance, Module, Mux, Signal
 from amaranth.hdl import Value
@@ -141,12 +142,12 @@ class DSP48E2(wiring.Component):
     + 2`` (or ``breg + 2``) enabled cycles after its operands, C ``creg + 1``.
     """
 
-    def __new__(cls, **config: object) -> "DSP48E2":
+    def __new__(cls, **config: Any) -> "DSP48E2":
         # the configuration is checked before the design exists: a refused one leaves no unused design
         _checked_config(**config)
         return super().__new__(cls, src_loc_at=1)
 
-    def __init__(self, **config: object):
+    def __init__(self, **config: Any):
         c = _checked_config(**config)
         areg, breg, creg, dreg, adreg = c["areg"], c["breg"], c["creg"], c["dreg"], c["adreg"]
         amultsel, inmode, opmodes = c["amultsel"], c["inmode"], c["opmodes"]
