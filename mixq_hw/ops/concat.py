@@ -69,6 +69,9 @@ class ConcatOp(OpDef):
         lowering.add(node.name, node.name, "concat", cat, fed, ["i0", "i1"])
         lowering.produce(node.name, node.name, "o", (c0 + c1, h, w), lanes, srcs[0].bits)
 
+    def export_module(self, ctx, module, where: str) -> ExportMatch | None:
+        return ExportMatch([]) if isinstance(module, ctx.ops_layers.Concat) else None
+
     def export_function(self, ctx, fn, args: tuple, kwargs: dict, where: str) -> ExportMatch | None:
         torch = ctx.torch
         if fn not in (torch.cat, torch.concat, getattr(torch, "concatenate", None)):
