@@ -61,7 +61,8 @@ def ancestor_maps(graph: "Graph", name: str) -> dict[str, tuple[int, int]]:
 
 
 def bypass_fifo_depth(graph: "Graph", concat: Node, beats_per_row: list[int]) -> list[int]:
-    """FIFO depth (beats) for each input of ``concat``; 0 for the branch that arrives last.
+    """FIFO depth (beats) for each input of ``concat``; 0 for the branch that arrives last (unless several
+    branches tie for last).
 
     ``beats_per_row[i]``: how many stream beats one row of input ``i`` is at the concat.
     """
@@ -76,8 +77,11 @@ def bypass_fifo_depth(graph: "Graph", concat: Node, beats_per_row: list[int]) ->
         raise GraphError(f"concat {concat.name!r}: its inputs are at different scales of {ancestor!r}")
     scale = scales.pop()
     slowest = max(m[ancestor][1] for m in maps)
+    # Branches that need the same ancestor rows (a 1x1 conv beside its own input, as in Tiny-YOLOv3's
+    # concat) differ by pipeline latency only, which rows do not show: each gets ROW_MARGIN rows.
+    tied = sum(m[ancestor][1] == slowest for m in maps) > 1
     depths = []
     for m, row_beats in zip(maps, beats_per_row):
         lead = slowest - m[ancestor][1]
-        depths.append(0 if lead == 0 else (math.ceil(lead / scale) + ROW_MARGIN) * row_beats)
+        depths.append(0 if lead == 0 and not tied else (math.ceil(lead / scale) + ROW_MARGIN) * row_beats)
     return depths

@@ -31,6 +31,7 @@ from mixq_hw.graph import ops as gops
 from mixq_hw.ops import op_def, registered
 
 from . import layers as mixq_layers
+from . import ops_layers as mixq_ops_layers
 from .layers import QConv2d, QLinear, trace
 from .quant import ActQuantizer, InputQuantizer
 
@@ -73,11 +74,13 @@ class _Struct:
 
 
 class _HookContext:
-    """What the ops' export hooks get (:meth:`mixq_hw.ops.OpDef.export_module`): torch and mixq's layers,
+    """What the ops' export hooks get (:meth:`mixq_hw.ops.OpDef.export_module`): torch, mixq's layers and
+    the zoo's operator modules (``ops_layers``),
     so that mixq_hw never imports torch."""
 
     torch = torch
     layers = mixq_layers
+    ops_layers = mixq_ops_layers
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,11 @@ class _Exporter:
                     match = record.export_module(_HookContext, mod, where)
                 except ValueError as e:
                     raise ExportError(str(e)) from None
+                if match is not None and len(node.args) > 1:      # a module of several tensors (Concat)
+                    xs = tuple(self._arg(node, where, i) for i in range(len(node.args)))
+                    if any(_is_flat(s) for s in xs):
+                        raise ExportError(f"{where}: {record.name} of a flattened (N, F) tensor")
+                    return _Struct(record.name, xs, node.target, dict(match.attrs))
                 if match is not None:
                     return self._struct(record.name, x, node.target, where, match.attrs)
         if isinstance(mod, nn.Flatten):

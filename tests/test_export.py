@@ -11,7 +11,7 @@ from torch import nn
 from mixq_hw.graph import Graph, inc_port_bits
 from mixq_nn import models
 from mixq_nn.calibrate import calibrate_random
-from mixq_nn.detection import decode
+from mixq_nn.detection import decode, head_anchors
 from mixq_nn.export import ExportError, choose_requant, export, main
 from mixq_nn.layers import QConv2d, QLinear, Reorg
 
@@ -69,6 +69,8 @@ ZOO = [
     ("UltraNetBypass", (3, 32, 64), {}),
     ("SkyNet", (3, 16, 32), {}),
     ("SkyNetk5", (3, 16, 32), dict(act_mode="lsq", weight_mode="lsq")),
+    ("CNVw2a2", (3, 32, 32), {}),
+    ("TinyYOLOv3", (3, 32, 64), {}),
 ]
 
 
@@ -115,8 +117,9 @@ def check_decisions(out: np.ndarray, y: np.ndarray) -> None:
     all images, and every disagreement is a near tie in the model's own scores."""
     n = out.shape[0]
     classify = out.shape[2:] == (1, 1)
-    score_g = out.reshape(n, -1) if classify else out.reshape(n, -1, 6, *out.shape[2:])[:, :, 4].reshape(n, -1)
-    score_m = y.reshape(n, -1) if classify else y.reshape(n, -1, 6, *y.shape[2:])[:, :, 4].reshape(n, -1)
+    fields = 1 if classify else out.shape[1] // len(head_anchors(out.shape[1]))     # per anchor
+    score_g = out.reshape(n, -1) if classify else out.reshape(n, -1, fields, *out.shape[2:])[:, :, 4].reshape(n, -1)
+    score_m = y.reshape(n, -1) if classify else y.reshape(n, -1, fields, *y.shape[2:])[:, :, 4].reshape(n, -1)
     pick_g, pick_m = score_g.argmax(1), score_m.argmax(1)
     err = np.abs(out - y).max()
     rows = np.arange(n)

@@ -8,10 +8,13 @@ import pytest
 from mixq_hw.graph import Graph, GraphError
 from mixq_hw.ops import NoHardwareError, OpDef, op_def, register, registered
 from mixq_hw.pipeline import plan_stages
+from test_ops_concat_n import shuffle_net
+from test_ops_shift import shift_net
+from test_ops_upsample import yolo_tail
 from test_pipeline import bypass_net, linear_net
 
 #: Small graphs that together use every registered op (a new op adds its graph here).
-EXAMPLES = (bypass_net, linear_net)
+EXAMPLES = (bypass_net, linear_net, yolo_tail, shift_net, shuffle_net)
 
 
 def _examples() -> list[Graph]:
@@ -78,7 +81,7 @@ def test_registry_and_graph_agree():
 def test_unknown_op_is_refused_naming_the_known_ones():
     g = Graph("t", (1, 4, 4))
     with pytest.raises(GraphError, match=r"unknown op; known ops: input, conv"):
-        g.add("upsample", "up", [])
+        g.add("teleport", "up", [])
     with pytest.raises(GraphError, match="unknown op 'nope'"):
         op_def("nope")
 

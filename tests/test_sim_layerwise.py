@@ -16,6 +16,9 @@ from sim.stage_streams import stage_streams
 from sim.tensors import tensor_to_beats
 from sim.verify import verify_accelerator
 from sim.verilator import verilator_available
+from test_ops_concat_n import concat3_net, shuffle_net
+from test_ops_maxpool_pad import padded_pool_net
+from test_ops_upsample import yolo_tail
 from test_pipeline import bypass_net, linear_net, plain_net
 
 #: (network, folding): a conv + requant + pool chain with a stride-2 conv, a depthwise conv and lane
@@ -26,6 +29,12 @@ NETS = {
     "bypass-ragged": (bypass_net, {"c1": LayerFold(2, 2, 3), "c2": LayerFold(2, 2, 3), "c3": LayerFold(1, 4, 3),
                                    "c4": LayerFold(4, 5, 3)}),
     "linear": (linear_net, {"fc": LayerFold(4, 3, 1)}),
+    # the operators of issue 15: upsample after a concat, shift into a concat of three, shuffle (re-laned),
+    # padded pool
+    "upsample": (yolo_tail, {"c1": LayerFold(3, 2, 2), "c3": LayerFold(4, 4, 1), "c4": LayerFold(4, 5, 2)}),
+    "shift-concat3": (concat3_net, {"c1": LayerFold(3, 4, 2), "c2": LayerFold(4, 4, 1)}),
+    "shuffle": (shuffle_net, {"c1": LayerFold(3, 4, 1)}),
+    "padded-pool": (padded_pool_net, {"c1": LayerFold(3, 4, 2)}),
 }
 
 

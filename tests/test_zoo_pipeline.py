@@ -29,7 +29,19 @@ from test_pipeline import bypass_net
 
 F = LayerFold
 
-#: model -> (input shape, folding).  Each folding balances the heavy layers at one interval
+#: CNV's reduced widths (six convs, two hidden FC layers) at its smallest input, 32x32 (unpadded convs)
+CNV_SMALL = {"channels": (4, 4, 8, 8, 8, 8, 16, 16)}
+#: its folding: 16,200 cycles per frame, the first conv the bottleneck
+CNV_FOLD = {"features.0.0": F(3, 2, 1), "features.1.0": F(4, 4, 1), "features.3.0": F(4, 4, 1),
+            "features.4.0": F(8, 4, 1), "features.6.0": F(8, 4, 1), "features.7.0": F(8, 4, 1)}
+
+#: Tiny-YOLOv3's reduced widths (five backbone convs, 3x3, 1x1, 1x1, 3x3) at 32x64 and its folding: 9,216
+#: cycles per frame, the first conv's window the bottleneck
+YOLO_SMALL = {"channels": (4, 8, 8, 8, 8, 8, 8, 8, 8)}
+YOLO_FOLD = {"backbone.0.0": F(3, 4, 2), "backbone.2.0": F(4, 8, 1), "backbone.4.0": F(8, 4, 1),
+             "conv8.0": F(8, 4, 1)}
+
+#: model -> (input shape, folding[, build options]).  Each folding balances the heavy layers at one interval
 #: (VGG-tiny 73,728 cycles, UltraNets 36,864, SkyNets 24,576) with a few DSPs per layer.
 ZOO = {
     "VGGtiny": ((3, 8, 8), {
@@ -48,22 +60,24 @@ ZOO = {
         "bundles.3.0": F(2, 2, 1), "bundles.4.0": F(2, 3, 1), "bundles.7.0": F(2, 3, 1),
         "bundles.10.0": F(2, 3, 1), "bundles.12.0": F(4, 4, 1), "bundles.13.0": F(2, 2, 1),
         "bundles.14.0": F(2, 2, 1)}),
+    **{f"CNV{preset}": ((3, 32, 32), CNV_FOLD, CNV_SMALL) for preset in ("w2a2", "w4a4", "w8a8")},
+    "TinyYOLOv3": ((3, 32, 64), YOLO_FOLD, YOLO_SMALL),
 }
 
 
-def calibrated(name: str, shape: tuple[int, int, int], seed: int = 0) -> nn.Module:
-    """Zoo model ``name`` with random weights, random BN affine parameters and BN statistics from a few
-    train-mode passes on random 8-bit images (so that every requant sees realistic ranges)."""
+def calibrated(name: str, shape: tuple[int, int, int], seed: int = 0, **opts) -> nn.Module:
+    """Zoo model ``name`` (build options ``opts``) with random weights, random BN affine parameters and BN
+    statistics from a few train-mode passes on random 8-bit images (so that every requant sees realistic
+    ranges)."""
     torch.manual_seed(seed)
-    model = models.build(name, input_shape=shape)
+    model = models.build(name, input_shape=shape, **opts)
     return calibrate_random(model, shape, seed=seed, passes=3, batch=8)
 
 
 #: Zoo models whose operators reach the hardware with the op registry of issue 15 (residual add, shift,
 #: channel split / shuffle, nearest upsample, padded max pool, signed activations, unpadded convs and the
 #: FC chain): each moves into ZOO, with its input shape and folding, when its ops land.
-AWAITING_OPS = {"DiracDeltaNet", "DiracDeltaNetSmall", "TinyYOLOv3", "CNVw2a2", "CNVw4a4", "CNVw8a8", "ResNet8",
-                "ResNet8Leaky"}
+AWAITING_OPS = {"DiracDeltaNet", "DiracDeltaNetSmall", "ResNet8", "ResNet8Leaky"}
 
 #: zoo models also simulated on CXXRTL when the default backend is Verilator, to compare the two
 CROSS_CHECKED = ("VGGtiny", "SkyNet")
@@ -76,9 +90,9 @@ def test_every_zoo_model_is_covered():
 
 @pytest.mark.parametrize("name", sorted(ZOO))
 def test_zoo_model_bit_exact_at_the_analytic_interval(name):
-    shape, folding = ZOO[name]
+    shape, folding, *opts = ZOO[name]
     started = time.perf_counter()
-    graph = export(calibrated(name, shape), shape)
+    graph = export(calibrated(name, shape, **(opts[0] if opts else {})), shape)
     exported = time.perf_counter()
     plan = plan_stages(graph, folding)
     assert any(f != LayerFold() for f in plan.folding.values())

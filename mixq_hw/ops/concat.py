@@ -9,7 +9,8 @@ from amaranth import unsigned
 from amaranth.lib import data
 
 from ..graph import ops as ref
-from ..graph.checks import GraphError, Node, ValueInfo, codes_input, fail
+from ..graph.checks import Node, ValueInfo, codes_input, fail
+from ..layers.channels import ConcatNSpec
 from ..layers.concat import ConcatSpec
 from ..layers.fifo import StreamFIFOSpec
 from .. import schedule
@@ -20,7 +21,8 @@ __all__ = ["ConcatOp"]
 
 class ConcatOp(OpDef):
     """``concat``: no attributes; two or more inputs of unsigned codes, equal bits, equal height and width
-    (the hardware joins exactly two)."""
+    (the hardware: :class:`~mixq_hw.layers.concat.Concat` for two, :class:`~mixq_hw.layers.channels.ConcatN`
+    for more)."""
 
     name = "concat"
     moves_codes = True
@@ -47,9 +49,6 @@ class ConcatOp(OpDef):
         return (1, 0)
 
     def lower(self, node: Node, lowering) -> None:
-        if len(node.inputs) != 2:
-            raise GraphError(f"concat {node.name!r}: the hardware joins exactly two streams, "
-                             f"got {len(node.inputs)}")
         srcs = [lowering.take(s) for s in node.inputs]
         lanes = math.gcd(*(s.lanes for s in srcs))
         srcs = [lowering.lanes(s, lanes, node.name) for s in srcs]
@@ -64,10 +63,15 @@ class ConcatOp(OpDef):
                 fed.append((fifo.name, "o"))
             else:
                 fed.append((s.stage, s.port))
-        (c0, h, w), (c1, _, _) = srcs[0].shape, srcs[1].shape
-        cat = ConcatSpec(c0, c1, h, w, lanes, srcs[0].bits, name=node.name)
-        lowering.add(node.name, node.name, "concat", cat, fed, ["i0", "i1"])
-        lowering.produce(node.name, node.name, "o", (c0 + c1, h, w), lanes, srcs[0].bits)
+        channels = [s.shape[0] for s in srcs]
+        _, h, w = srcs[0].shape
+        cat = (ConcatSpec(*channels, h, w, lanes, srcs[0].bits, name=node.name) if len(srcs) == 2
+               else ConcatNSpec(channels, h, w, lanes, srcs[0].bits, name=node.name))
+        lowering.add(node.name, node.name, "concat", cat, fed, [f"i{k}" for k in range(len(srcs))])
+        lowering.produce(node.name, node.name, "o", cat.out_shape, lanes, srcs[0].bits)
+
+    def export_module(self, ctx, module, where: str) -> ExportMatch | None:
+        return ExportMatch([]) if isinstance(module, ctx.ops_layers.Concat) else None
 
     def export_function(self, ctx, fn, args: tuple, kwargs: dict, where: str) -> ExportMatch | None:
         torch = ctx.torch

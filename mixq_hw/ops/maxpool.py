@@ -1,12 +1,13 @@
-"""The ``maxpool`` op: 2x2 max pooling with stride 2 on activation codes."""
+"""The ``maxpool`` op: 2x2 max pooling with stride 2 on activation codes, optionally padded by 1."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..graph import ops as ref
-from ..graph.checks import Node, ValueInfo, arity, codes_input, fail
-from ..layers.pool import MaxPool2x2Spec
+from ..graph.checks import Node, ValueInfo, arity, codes_input, fail, int_attr
+from ..layers import reference
+from ..layers.pool import MaxPool2x2Spec, maxpool_out_size
 from .registry import ExportMatch, OpDef, register
 
 __all__ = ["MaxPoolOp", "spatial_halved"]
@@ -29,41 +30,59 @@ def _pair(v: object) -> tuple:
 
 
 def _check_pool(where: str, kernel: object, stride: object, padding: object, dilation: object,
-                ceil_mode: object) -> None:
-    if (_pair(kernel) != (2, 2) or _pair(stride) != (2, 2) or _pair(padding) != (0, 0)
+                ceil_mode: object) -> dict:
+    """The node attributes of a PyTorch 2x2/2 max pool (``pad`` only when it is 1); ValueError otherwise."""
+    if (_pair(kernel) != (2, 2) or _pair(stride) != (2, 2) or _pair(padding) not in ((0, 0), (1, 1))
             or _pair(dilation) != (1, 1) or ceil_mode):
-        raise ValueError(f"{where}: only 2x2 max pooling with stride 2 (no padding, dilation, ceil_mode) "
-                         f"is supported; got kernel {kernel}, stride {stride}, padding {padding}")
+        raise ValueError(f"{where}: only 2x2 max pooling with stride 2 and padding 0 or 1 on both axes (no "
+                         f"dilation, ceil_mode) is supported; got kernel {kernel}, stride {stride}, "
+                         f"padding {padding}")
+    return {"pad": 1} if _pair(padding) == (1, 1) else {}
+
+
+def _pad(node: Node) -> int:
+    """The node's ``pad`` attribute (0 when absent), checked to be 0 or 1."""
+    return int_attr(node, "pad", 0, 1) if "pad" in node.attrs else 0
 
 
 class MaxPoolOp(OpDef):
-    """``maxpool``: no attributes; one input of unsigned codes with even height and width."""
+    """``maxpool``: optional ``pad`` (0 or 1, default 0); one input of unsigned codes, of even height and
+    width without padding; with ``pad=1`` (zero padding, exact for codes >= 0) the output is H//2+1 x W//2+1."""
 
     name = "maxpool"
     moves_codes = True      # requant is monotonic: pooling codes equals pooling before requantising
     exports = True
 
     def infer(self, node: Node, ins: list[ValueInfo], input_shape: tuple[int, int, int]) -> ValueInfo:
-        return spatial_halved(node, ins, 1)
+        if not _pad(node):
+            return spatial_halved(node, ins, 1)
+        arity(node, 1)
+        x = ins[0]
+        codes_input(node, x)
+        c, h, w = x.shape
+        return ValueInfo((c, maxpool_out_size(h, 1), maxpool_out_size(w, 1)), x.bits, False)
+
+    def details(self, node: Node) -> str:
+        return "pad 1" if _pad(node) else ""
 
     def reference(self, node: Node, args: list[np.ndarray], images: np.ndarray | None) -> np.ndarray:
-        return ref.maxpool2x2(args[0])
+        return reference.maxpool(args[0], pad=1) if _pad(node) else ref.maxpool2x2(args[0])
 
     def row_map(self, node: Node) -> tuple[int, int]:
-        return (2, 1)
+        return (2, 0) if _pad(node) else (2, 1)     # padded: output row y covers input rows 2y-1 and 2y
 
     def lower(self, node: Node, lowering) -> None:
         src = lowering.take(node.inputs[0])
         c, h, w = src.shape
-        pool = MaxPool2x2Spec(c, h, w, src.lanes, src.bits, name=node.name)
+        pool = MaxPool2x2Spec(c, h, w, src.lanes, src.bits, pad=_pad(node), name=node.name)
         lowering.add(node.name, node.name, "maxpool", pool, [(src.stage, src.port)])
-        lowering.produce(node.name, node.name, "o", (c, h // 2, w // 2), src.lanes, src.bits, bursty=True)
+        lowering.produce(node.name, node.name, "o", pool.out_shape, src.lanes, src.bits, bursty=True)
 
     def export_module(self, ctx, module, where: str) -> ExportMatch | None:
         if not isinstance(module, ctx.torch.nn.MaxPool2d):
             return None
-        _check_pool(where, module.kernel_size, module.stride, module.padding, module.dilation, module.ceil_mode)
-        return ExportMatch([])
+        return ExportMatch([], _check_pool(where, module.kernel_size, module.stride, module.padding,
+                                           module.dilation, module.ceil_mode))
 
     def export_function(self, ctx, fn, args: tuple, kwargs: dict, where: str) -> ExportMatch | None:
         if fn is not ctx.torch.nn.functional.max_pool2d:
@@ -74,8 +93,7 @@ class MaxPoolOp(OpDef):
         pad = rest[2] if len(rest) > 2 else kwargs.get("padding", 0)
         dil = rest[3] if len(rest) > 3 else kwargs.get("dilation", 1)
         ceil = rest[4] if len(rest) > 4 else kwargs.get("ceil_mode", False)
-        _check_pool(where, ks, stride if stride is not None else ks, pad, dil, ceil)
-        return ExportMatch(args[:1])
+        return ExportMatch(args[:1], _check_pool(where, ks, stride if stride is not None else ks, pad, dil, ceil))
 
 
 register(MaxPoolOp())

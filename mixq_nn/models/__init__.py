@@ -87,7 +87,7 @@ MODELS: dict[str, ModelInfo] = {m.name: m for m in [
               "reduced Tiny-YOLOv3 (Tiny-YOLO-LSQ, DAC 2020): 3x3 convs 16-32-64-128-128 with pools, "
               "3x3 192, 1x1 256, 1x1 128, concat + upsample, 3x3 192, 1x1 head 51; LSQ W3A3 (head input "
               "8-bit: published 9)", 1_129_406_720, tinyyolo.POOL_FACTOR,
-              lambda f, s, **o: tinyyolo.TinyYOLOv3(f, s, **o), ("leaky",),
+              lambda f, s, **o: tinyyolo.TinyYOLOv3(f, s, **o), ("leaky", "channels"),
               (("weight_mode", "lsq"), ("act_mode", "lsq"))),
 ] + [
     ModelInfo(f"CNV{preset}", (3, 32, 32), "classify", 10, cnv.NUM_QLAYERS, bits[0], bits[1],
@@ -135,8 +135,8 @@ def build(name: str, variant: str = "fixed", bitw: Sequence[int] | None = None,
     Fixed: ``bitw``/``bita`` (default: the registry preset).  Options: ``input_shape=(C, H, W)``,
     ``weight_mode`` ("std" | "lsq"), ``act_mode`` ("hwgq" | "lsq" | "pact") (default: the registry's
     ``default_modes``; TinyYOLOv3 is LSQ); supernet: ``wbits``/``abits``
-    candidate tuples (default 2..8) and ``input_bits`` (default 8); VGGtiny, CNV, ResNet8: ``num_classes``
-    and ``channels`` (the conv/linear output widths but the last layer's, e.g. of a pruned network).
+    candidate tuples (default 2..8) and ``input_bits`` (default 8); VGGtiny, CNV, ResNet8: ``num_classes``;
+    VGGtiny, CNV, ResNet8, TinyYOLOv3: ``channels`` (the conv/linear output widths but the last layer's, e.g. of a pruned network).
     """
     info = _info(name)
     allowed = ("input_shape",) + _FACTORY_OPTS + info.family_opts

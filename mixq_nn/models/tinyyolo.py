@@ -20,12 +20,15 @@ from typing import Sequence
 from torch import Tensor, nn
 
 from ..ops_layers import Concat, LeakyReLU, Upsample
-from .common import LayerFactory, check_input_shape
+from .common import LayerFactory, check_channels, check_input_shape
 
 NUM_QLAYERS = 10
 POOL_FACTOR = 32
 BACKBONE = (16, 32, 64, 128, 128)
 HEAD_CHANNELS = 51
+#: The ``channels`` option's default: output widths of the five backbone convs, then the 3x3 192, 1x1 256,
+#: 1x1 128 and 3x3 192 convs (the head's 51 stay).
+WIDTHS = BACKBONE + (192, 256, 128, 192)
 LEAKY_SHIFT = 3
 #: What the published work uses for the head's input activations, and what mixq uses instead.
 PUBLISHED_HEAD_ACT_BITS = 9
@@ -35,9 +38,12 @@ HEAD_ACT_BITS = 8
 class TinyYOLOv3(nn.Module):
     """Reduced Tiny-YOLOv3 detector.  Output: (N, 51, H/16, W/16)."""
 
-    def __init__(self, f: LayerFactory, input_shape: Sequence[int] = (3, 416, 416), leaky: bool = False) -> None:
+    def __init__(self, f: LayerFactory, input_shape: Sequence[int] = (3, 416, 416), leaky: bool = False,
+                 channels: Sequence[int] | None = None) -> None:
         super().__init__()
         c, h, w = check_input_shape("TinyYOLOv3", input_shape, POOL_FACTOR)
+        widths = check_channels("TinyYOLOv3", channels, WIDTHS)
+        backbone_widths, (c5, c6, c7, c8) = widths[:len(BACKBONE)], widths[len(BACKBONE):]
         self.input_shape = (c, h, w)
         self.leaky = bool(leaky)
 
@@ -47,17 +53,17 @@ class TinyYOLOv3(nn.Module):
 
         backbone: list[nn.Module] = []
         ch = c
-        for i, out in enumerate(BACKBONE):
+        for i, out in enumerate(backbone_widths):
             backbone += [block(ch, out, 3, leaky and i > 0), nn.MaxPool2d(2, 2)]
             ch = out
         self.backbone = nn.Sequential(*backbone)
-        self.conv5 = block(ch, 192, 3, leaky)
-        self.conv6 = block(192, 256, 1, leaky)
-        self.conv7 = block(256, 128, 1, leaky)
+        self.conv5 = block(ch, c5, 3, leaky)
+        self.conv6 = block(c5, c6, 1, leaky)
+        self.conv7 = block(c6, c7, 1, leaky)
         self.concat = Concat()
         self.upsample = Upsample()
-        self.conv8 = block(128 + ch, 192, 3, leaky, relu=True)
-        self.head = f.conv(192, HEAD_CHANNELS, 1, bias=True)
+        self.conv8 = block(c7 + ch, c8, 3, leaky, relu=True)
+        self.head = f.conv(c8, HEAD_CHANNELS, 1, bias=True)
         f.finish()
 
     def forward(self, x: Tensor) -> Tensor:
