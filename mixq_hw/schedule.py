@@ -15,7 +15,7 @@ import math
 from typing import TYPE_CHECKING
 
 from .graph.checks import GraphError, Node
-from .ops.registry import op_def
+from .ops.registry import RowMap, op_def
 
 if TYPE_CHECKING:
     from .graph import Graph
@@ -27,7 +27,7 @@ __all__ = ["row_map", "ancestor_maps", "bypass_fifo_depth", "ROW_MARGIN"]
 ROW_MARGIN = 2
 
 
-def row_map(node: Node) -> tuple[int, int]:
+def row_map(node: Node) -> RowMap:
     """``(a, b)``: output row ``y`` of ``node`` needs its input rows up to ``a*y + b``."""
     found = op_def(node.op).row_map(node)
     if found is None:
@@ -36,9 +36,9 @@ def row_map(node: Node) -> tuple[int, int]:
     return found
 
 
-def ancestor_maps(graph: "Graph", name: str) -> dict[str, tuple[int, int]]:
+def ancestor_maps(graph: "Graph", name: str) -> dict[str, RowMap]:
     """For every ancestor of ``name``: the map from ``name``'s rows to the last ancestor row they need."""
-    maps: dict[str, tuple[int, int]] = {name: (1, 0)}
+    maps: dict[str, RowMap] = {name: (1, 0)}
     order = [n.name for n in graph]
     for node_name in reversed(order[: order.index(name) + 1]):
         if node_name not in maps:

@@ -65,7 +65,7 @@ class ConcatOp(OpDef):
                 fed.append((s.stage, s.port))
         channels = [s.shape[0] for s in srcs]
         _, h, w = srcs[0].shape
-        cat = (ConcatSpec(*channels, h, w, lanes, srcs[0].bits, name=node.name) if len(srcs) == 2
+        cat = (ConcatSpec(channels[0], channels[1], h, w, lanes, srcs[0].bits, name=node.name) if len(srcs) == 2
                else ConcatNSpec(channels, h, w, lanes, srcs[0].bits, name=node.name))
         lowering.add(node.name, node.name, "concat", cat, fed, [f"i{k}" for k in range(len(srcs))])
         lowering.produce(node.name, node.name, "o", cat.out_shape, lanes, srcs[0].bits)

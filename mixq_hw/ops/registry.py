@@ -11,6 +11,8 @@ defines a record and calls :func:`register` (see docs/architecture.md, "How to a
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import numpy as np
@@ -19,6 +21,9 @@ from ..graph.checks import GraphError, Node, ValueInfo
 
 if TYPE_CHECKING:
     from ..pipeline import Lowering
+
+#: ``(a, b)`` of a row map: output row ``y`` needs input rows up to ``a*y + b`` (Fractions for upsampling).
+RowMap = tuple[int | Fraction, int | Fraction]
 
 __all__ = ["OpDef", "ExportMatch", "register", "op_def", "registered", "NoHardwareError"]
 
@@ -82,9 +87,9 @@ class OpDef:
         size each must divide, or bound for pixels).  GraphError for other ops."""
         raise GraphError(f"node {node.name!r} ({node.op}) is not a folded layer")
 
-    def row_map(self, node: Node) -> tuple[int, int] | None:
-        """``(a, b)``: the node's output row ``y`` needs its input rows up to ``a*y + b``
-        (:mod:`mixq_hw.schedule`); None for an op that reads its whole input before producing a row."""
+    def row_map(self, node: Node) -> RowMap | None:
+        """``(a, b)``: the node's output row ``y`` needs its input rows up to ``a*y + b`` (``a`` may be a
+        Fraction, e.g. 1/2 for an upsample; :mod:`mixq_hw.schedule`); None for an op that reads its whole input before producing a row."""
         return None
 
     # ---- hardware ---------------------------------------------------------------------------------
