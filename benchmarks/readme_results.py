@@ -106,6 +106,20 @@ def network_section() -> list[str]:
                   "row's last column is the date it was measured: the full-size rows predate this release's "
                   "Verilog writer (proven equivalent, see CHANGELOG.md) and its Verilator backend, and are "
                   "re-measured with `python benchmarks/fullsize.py`."]
+    budget = _load("budget.json")
+    if budget is not None:
+        parts = []
+        for d in budget["designs"]:
+            real, target = d.get("realistic"), d.get("target_cycles")
+            if not real:
+                continue
+            miss = (f" (target {target:,}: {'met' if real['cycles_per_frame'] <= target else 'missed'})"
+                    if target else "")
+            parts.append(f"{d['network']} `{d['design']}` {real['cycles_per_frame']:,} cycles/frame{miss}")
+        lines += ["", f"The full-size rows were folded against the whole device. With the build's default budget "
+                      f"({budget['utilization']:.0%} of the device less the shell, analytic folding, "
+                      f"{_date(budget.get('machine'))}): " + "; ".join(parts)
+                  + " ([`budget.md`](benchmarks/results/budget.md), `benchmarks/budget.py`)."]
     return lines
 
 
