@@ -49,8 +49,8 @@ def test_sigint_during_build_keeps_previous_folder(files, previous_build, tmp_pa
     out = tmp_path / "build"
     shutil.copytree(previous_build, out)
     before = snapshot(out)
-    # --verify in pysim makes the build last long enough to be caught in the middle
-    proc = _start_build(files["graph"], out, "--fold", str(files["fold"]), "--verify", "3", "--backend", "pysim")
+    # --verify 12 in pysim makes the build last long enough (about 12 s) to be caught in the middle
+    proc = _start_build(files["graph"], out, "--fold", str(files["fold"]), "--verify", "12", "--backend", "pysim")
     try:
         _wait_for_staging(proc, tmp_path)
         status = build_main([str(files["graph"]), "--fold", str(files["fold"]), "--out", str(out), "-q"])
@@ -190,7 +190,7 @@ def test_killed_build_leaves_only_a_temporary_folder_that_the_next_build_removes
     out = tmp_path / "build"
     shutil.copytree(previous_build, out)
     before = snapshot(out)
-    proc = _start_build(files["graph"], out, "--fold", str(files["fold"]), "--verify", "3", "--backend", "pysim")
+    proc = _start_build(files["graph"], out, "--fold", str(files["fold"]), "--verify", "12", "--backend", "pysim")
     try:
         _wait_for_staging(proc, tmp_path)
         proc.kill()

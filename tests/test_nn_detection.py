@@ -14,14 +14,6 @@ from mixq_nn.detection import ANCHORS, NUM_CHANNELS, DetectionLoss, decode, enco
 torch.manual_seed(0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Small tensors: one intra-op thread (2 threads on a loaded 2-core machine stall for seconds)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def test_iou_hand_cases():
     a = torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 0.5, 0.5], [0.1, 0.1, 0.3, 0.3],

@@ -17,14 +17,6 @@ from mixq_nn.supernet import MixQConv2d, MixQLinear
 
 torch.manual_seed(0)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Small tensors: one intra-op thread (2 threads on a loaded 2-core machine stall for seconds)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 SMALL = {"VGGtiny": (3, 16, 16), "UltraNet": (3, 32, 64), "UltraNetBypass": (3, 32, 64),
          "SkyNet": (3, 16, 32), "SkyNetk5": (3, 16, 32), "DiracDeltaNet": (3, 64, 64),
          "DiracDeltaNetSmall": (1, 64, 32), "TinyYOLOv3": (3, 32, 64), "CNVw2a2": (3, 32, 32),

@@ -9,13 +9,6 @@ import torch
 from mixq_nn import checkpoint, models, prune
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _trained_like(name, shape, **opts):
     """A model with LSQ weight steps and BN statistics from a few random batches (eval mode)."""

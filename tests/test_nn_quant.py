@@ -15,14 +15,6 @@ from mixq_nn.quant import (GAUSS_WEIGHT_STEP, HALF_GAUSS_ACT_STEP, ActQuantizer,
 torch.manual_seed(0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Small tensors: one intra-op thread (2 threads on a loaded 2-core machine stall for seconds)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 # ---------------------------------------------------------------- the step constants are MSE-optimal
 

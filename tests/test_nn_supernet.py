@@ -16,14 +16,6 @@ from mixq_nn.supernet import (MixQConv2d, MixQLinear, arch_parameters, chosen_bi
 
 torch.manual_seed(0)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """Small tensors: one intra-op thread (2 threads on a loaded 2-core machine stall for seconds)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 VGG_SHAPE = (3, 16, 16)
 
 

@@ -13,13 +13,6 @@ from mixq_nn.ops_layers import LeakyReLU, QAdd, Shift, Upsample
 from mixq_nn.quant import InputQuantizer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def test_diracdeltanet_layers_as_published():
     model = models.build("DiracDeltaNet", "float")

@@ -11,13 +11,6 @@ from mixq_nn import checkpoint, loops, models
 from mixq_nn.data import get_dataset
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 CASES = {"DiracDeltaNet": (1, 32, 32), "DiracDeltaNetSmall": (1, 32, 32), "CNVw2a2": (1, 32, 32),
          "ResNet8": (1, 16, 16), "ResNet8Leaky": (1, 16, 16), "TinyYOLOv3": (3, 32, 32)}
