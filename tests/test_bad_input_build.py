@@ -28,8 +28,15 @@ def _leftovers(parent: Path) -> list[str]:
 
 def _start_build(source: Path, out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    # Ctrl-C as a user's shell delivers it: a pytest worker may run with SIGINT ignored, and a child inherits
+    # that disposition (Python then never raises KeyboardInterrupt), so the build starts with the default.
     return subprocess.Popen([sys.executable, "-m", "mixq_hw.build", str(source), "--out", str(out), "-q", *extra],
-                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_staging(proc: subprocess.Popen, parent: Path, timeout: float = 60.0) -> Path:
