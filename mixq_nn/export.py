@@ -143,12 +143,6 @@ class _Exporter:
         self.input_bits: int | None = None
 
     # -- naming and graph building ------------------------------------------------------
-    def _unique(self, base: str) -> str:
-        name, i = base, 2
-        while name in self.graph:
-            name, i = f"{base}_{i}", i + 1
-        return name
-
     def _add(self, where: str, fn, *args, **kwargs) -> str:
         try:
             return fn(*args, **kwargs)
@@ -182,7 +176,7 @@ class _Exporter:
         if sym.op in ("relu", "flatten"):
             return self.codes(sym.srcs[0], q, consumer)
         srcs = [self.codes(s, q, consumer) for s in sym.srcs]
-        name = self._unique(sym.where)
+        name = self.graph.unique_name(sym.where)
         where = f"{sym.op} {sym.where!r}"
         return self._add(where, self.graph.add, sym.op, name, srcs, sym.attrs)
 
@@ -193,7 +187,7 @@ class _Exporter:
         where = f"layer {sym.layer!r} -> {consumer!r}"
         inc, bias, shift = choose_requant(sym.scale / q.step, sym.offset / q.step, bound,
                                           acc_info.bits, q.bits, where)
-        name = self._unique(f"{sym.acc}.requant")
+        name = self.graph.unique_name(f"{sym.acc}.requant")
         return self._add(where, self.graph.add_requant, name, sym.acc, inc, bias, shift=shift,
                          out_bits=q.bits, out_step=q.step, source=sym.layer)
 
@@ -290,13 +284,13 @@ class _Exporter:
             if _is_flat(x):
                 raise ExportError(f"{where}: a convolution of a flattened (N, F) tensor")
             src = self.codes(x, q, name)
-            node = self._unique(name)  # a layer called twice (shared weights) becomes two nodes
+            node = self.graph.unique_name(name)  # a layer called twice (shared weights) becomes two nodes
             self._layer("conv", where, node, src, mod, w_codes, name)
             return _Affine(node, scale, offset, False, name)
         if not _is_flat(x):
             raise ExportError(f"{where}: its input must be flattened first (torch.flatten(x, 1))")
         src = self.codes(x, q, name)
-        node = self._unique(name)
+        node = self.graph.unique_name(name)
         self._layer("linear", where, node, src, mod, w_codes, name)
         return _Affine(node, scale, offset, True, name)
 
@@ -385,7 +379,7 @@ class _Exporter:
         bias = np.floor(sym.offset / sym.scale + 0.5)
         if np.abs(bias).max() > 2 ** 31 - 1:
             raise ExportError(f"{where}: output bias {float(np.abs(bias).max()):.3g} LSBs exceeds int32")
-        self._add(where, self.graph.add_output, self._unique("output"), sym.acc, bias.astype(np.int64),
+        self._add(where, self.graph.add_output, self.graph.unique_name("output"), sym.acc, bias.astype(np.int64),
                   sym.scale, source=sym.layer)
 
 

@@ -138,12 +138,6 @@ class _Importer:
         return int(c), int(h), int(w)
 
     # -- graph building ----------------------------------------------------------------------------
-    def _unique(self, base: str) -> str:
-        name, i = base, 2
-        while name in self.graph:
-            name, i = f"{base}_{i}", i + 1
-        return name
-
     def _add(self, where: str, fn, *args, **kwargs) -> str:
         try:
             return fn(*args, **kwargs)
@@ -333,13 +327,13 @@ class _Importer:
         exact = bool(np.all(inc == ideal) and np.all(np.floor(off * 2.0 ** shift) == off * 2.0 ** shift))
         rel = float(np.max(np.abs(inc - ideal) / np.maximum(np.abs(ideal), 1e-300)))
         pools = [op for op in chain[1:] if op.op == "maxpool"]
-        name = self._unique(f"{aff.acc}.requant")
+        name = self.graph.unique_name(f"{aff.acc}.requant")
         node = self._add(where, self.graph.add_requant, name, aff.acc, inc, bias, shift=shift,
                          out_bits=out_bits, out_step=s, source=aff.layer, rounding=mode,
                          exact=exact and mode not in ("ROUND", "HALF_EVEN"), inc_rel_error=rel,
                          **({} if pools else {"qonnx_output": tensor}))
         for i, op in enumerate(pools, 1):   # the Quant's tensor is the last pool's codes
-            node = self._add(op.where, self.graph.add_maxpool, self._unique(f"{node}.pool"), node,
+            node = self._add(op.where, self.graph.add_maxpool, self.graph.unique_name(f"{node}.pool"), node,
                              **({"qonnx_output": tensor} if i == len(pools) else {}))
         return _Codes(node, s, len(pools) < len(chain) - 1)
 
@@ -381,7 +375,7 @@ class _Importer:
         src = self._codes_in(x, where, flat=False)
         s_w = per_channel_scale(w.scale, where)
         offset = self._bias(node, 2, w.codes.shape[0])
-        name = self._unique(_safe_name(node.name, "conv"))
+        name = self.graph.unique_name(_safe_name(node.name, "conv"))
         self._add(where, self.graph.add_conv, name, src.node, w.codes.astype(np.int64), w_bits=w.bits,
                   stride=st[0], pad=pads[0], groups=int(at.get("group", 1)), source=node.name,
                   qonnx_input=node.input[0], in_step=src.step)
@@ -410,7 +404,7 @@ class _Importer:
         w_hwc = codes.reshape(-1, c, h, wd).transpose(0, 2, 3, 1).reshape(codes.shape[0], -1)
         s_w = per_channel_scale(scale, where)
         offset = self._bias(node, 2, codes.shape[0]) if node.op_type == "Gemm" else np.zeros(codes.shape[0])
-        name = self._unique(_safe_name(node.name, "linear"))
+        name = self.graph.unique_name(_safe_name(node.name, "linear"))
         self._add(where, self.graph.add_linear, name, src.node, w_hwc.astype(np.int64), w_bits=w.bits,
                   source=node.name, qonnx_input=node.input[0], in_step=src.step)
         return _Affine(name, s_w * src.step, offset, True, node.name)
@@ -445,7 +439,7 @@ class _Importer:
             raise QonnxImportError(f"{where}: only 2x2 max pooling with stride 2, no padding, dilation, "
                                    f"ceil_mode or indices; got kernel {got[0]}, strides {got[1]}, pads {got[2]}")
         if isinstance(x, _Codes) and not x.flat:
-            return _Codes(self._add(where, self.graph.add_maxpool, self._unique(_safe_name(node.name, "pool")),
+            return _Codes(self._add(where, self.graph.add_maxpool, self.graph.unique_name(_safe_name(node.name, "pool")),
                                     x.node), x.step)
         if _is_flat(x):
             raise QonnxImportError(f"{where}: max pooling of a flattened (N, F) tensor")
@@ -515,7 +509,7 @@ class _Importer:
         bias = np.floor(ratio + 0.5)
         if np.abs(bias).max() > 2 ** 31 - 1:
             raise QonnxImportError(f"{where}: output bias {float(np.abs(bias).max()):.3g} LSBs exceeds int32")
-        self._add(where, self.graph.add_output, self._unique("output"), v.acc, bias.astype(np.int64), v.scale,
+        self._add(where, self.graph.add_output, self.graph.unique_name("output"), v.acc, bias.astype(np.int64), v.scale,
                   source=v.layer, exact=bool(np.all(bias == ratio)))
 
 

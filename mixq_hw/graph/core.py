@@ -71,6 +71,13 @@ class Graph:
     def __contains__(self, name: object) -> bool:
         return any(n.name == name for n in self.nodes)
 
+    def unique_name(self, base: str) -> str:
+        """``base``, or ``base_2``, ``base_3`` ...: the first of them that names no node yet."""
+        name, i = base, 2
+        while name in self:
+            name, i = f"{base}_{i}", i + 1
+        return name
+
     def consumers(self, name: str) -> list[Node]:
         """Nodes that read ``name``, in graph order."""
         return [n for n in self.nodes if name in n.inputs]
