@@ -27,7 +27,8 @@ Flow control is by whole rows, as in the SlidingWindow: a counter ``filled``
 of complete buffered rows; the writer may start a row while ``filled < R``;
 the reader starts an output row when the rows it needs are complete and
 releases the rows the next output row no longer needs when it issues its last
-beat.  :meth:`RowWindow.cycles_per_frame` evaluates that schedule row by row.
+beat: the handshake of :class:`~mixq_hw.layers.line_buffer.LineBufferSchedule`, whose
+model row by row gives :meth:`RowWindowSpec.cycles_per_frame`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from amaranth.lib.wiring import In, Out
 from ..estimate import Resources, memory_cost, styled_memory
 from ._checks import check_int, layer_label
 from ..packing.calibration import WINDOW_LOGIC_MARGIN
+from .line_buffer import LineBufferSchedule
 from .spec import LayerSpec
 
 __all__ = ["RowWindow", "RowWindowSpec"]
@@ -87,6 +89,10 @@ class RowWindowSpec(LayerSpec):
         # every bank's read address stays inside the row, even for the columns past the span no slot uses
         self.words_per_row = math.ceil(((self.groups - 1) * pixels + self.banks) / self.banks) * self.chunks
         self.bank_depth = self.rows * self.words_per_row
+        #: the row handshake the hardware implements and the cycle model evaluates
+        self.schedule = LineBufferSchedule(
+            height=height, out_height=self.out_height, k=k, stride=1, pad=pad, row_in=width * self.chunks,
+            row_out=self.groups * k * self.chunks, rows=self.rows)
         self.lane_layout = data.ArrayLayout(unsigned(bits), lanes)
         self.out_layout = data.ArrayLayout(self.lane_layout, self.span)
         self.declare_ports({"i": In(stream.Signature(self.lane_layout)),
@@ -109,70 +115,10 @@ class RowWindowSpec(LayerSpec):
         """Output beats per frame: ``k*C/lanes`` per group of ``pixels`` output pixels."""
         return self.out_height * self.groups * self.k * self.chunks
 
-    def _rows_of(self, y: int) -> tuple[int, int]:
-        """First and last real input row output row ``y`` reads."""
-        top = y - self.pad
-        return max(top, 0), min(top + self.k - 1, self.height - 1)
-
-    def _need(self, y: int) -> int:
-        """Buffered rows output row ``y`` needs, counted from the oldest unreleased one."""
-        lo, hi = self._rows_of(y)
-        return hi - lo + 1
-
-    def _release(self, y: int) -> int:
-        """Rows released when output row ``y`` ends (all of them after the frame's last row)."""
-        if y == self.out_height - 1:
-            return self._need(y)
-        return self._rows_of(y + 1)[0] - self._rows_of(y)[0]
-
     def cycles_per_frame(self) -> int:
-        """Steady-state cycles per frame with frames back to back and no stalls (row-level model)."""
-        ends = self._frame_ends(6)
-        return ends[-1] - ends[-2]
-
-    def _frame_ends(self, frames: int) -> list[int]:
-        """Cycle after the last output beat of each of ``frames`` back-to-back frames.
-
-        Input row ``n`` (counted over all frames) is written in ``W*chunks``
-        cycles once the previous row is written and ``n - released < R``;
-        output row ``y`` starts once its rows are complete and the previous
-        output row has issued its last beat, and takes ``groups*k*chunks``
-        cycles; its releases take effect the cycle after that last beat.
-        """
-        row_in = self.width * self.chunks
-        row_out = self.groups * self.k * self.chunks
-        written: list[int] = []       # cycle after the last beat of each input row
-        releases: list[tuple[int, int]] = []   # (cumulative rows released, cycle it takes effect)
-        write_end = 0
-
-        def released_at(count: int) -> int:
-            for total, cycle in releases:
-                if total >= count:
-                    return cycle
-            raise AssertionError("row window model: the writer waits for a release that never comes")
-
-        def write_until(n: int) -> None:
-            nonlocal write_end
-            while len(written) <= n:
-                start = write_end
-                index = len(written)
-                if index - self.rows + 1 > 0:
-                    start = max(start, released_at(index - self.rows + 1))
-                write_end = start + row_in
-                written.append(write_end)
-
-        ends: list[int] = []
-        released, last = 0, 0
-        for _ in range(frames):
-            for y in range(self.out_height):
-                need_index = released + self._need(y) - 1
-                write_until(need_index)
-                start = max(last, written[need_index])
-                last = start + row_out
-                released += self._release(y)
-                releases.append((released, last))
-            ends.append(last)
-        return ends
+        """Steady-state cycles per frame with frames back to back and no stalls (row-level model,
+        :class:`~mixq_hw.layers.line_buffer.LineBufferSchedule`)."""
+        return self.schedule.cycles_per_frame()
 
     def estimate(self) -> Resources:
         """Line-buffer banks (``memory_cost``) plus counters, address adders and the output bank muxes."""

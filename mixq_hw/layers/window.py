@@ -26,13 +26,13 @@ of a 1x1 stride-2 window) are accepted and dropped.
 Flow control is by whole rows: a counter ``filled`` of complete buffered rows;
 the writer may start a row while ``filled < R``; the reader starts an output
 row when the rows it needs are all complete, and releases the rows the next
-output row no longer needs when it finishes.  :meth:`SlidingWindow.cycles_per_frame`
-evaluates exactly this schedule row by row.
+output row no longer needs when it finishes: the handshake of
+:class:`~mixq_hw.layers.line_buffer.LineBufferSchedule`, whose row-by-row model
+gives :meth:`SlidingWindowSpec.cycles_per_frame`.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 
 from amaranth import Module, Mux, Signal, unsigned
@@ -43,12 +43,10 @@ from ..estimate import Resources, memory_cost, mux_luts, styled_memory
 from ..packing.calibration import WINDOW_LOGIC_MARGIN
 from ._checks import layer_label, check_int
 from ._mux import mux_tree
+from .line_buffer import LineBufferSchedule
 from .spec import LayerSpec
 
 __all__ = ["SlidingWindow", "SlidingWindowSpec"]
-
-
-
 
 
 
@@ -98,6 +96,10 @@ class SlidingWindowSpec(LayerSpec):
         self.banks = pixels if math.gcd(pixels, stride) == 1 else pixels * stride
         self.words_per_row = -(-width // self.banks) * self.chunks
         self.bank_depth = self.rows * self.words_per_row
+        #: the row handshake the hardware implements and the cycle model evaluates
+        self.schedule = LineBufferSchedule(
+            height=height, out_height=self.out_height, k=k, stride=stride, pad=pad, row_in=width * self.chunks,
+            row_out=self.groups * k * k * self.chunks, rows=self.rows)
         self.lane_layout = data.ArrayLayout(unsigned(bits), lanes)
         self.out_layout = data.ArrayLayout(self.lane_layout, pixels)
         self.declare_ports({"i": In(stream.Signature(self.lane_layout)),
@@ -121,80 +123,14 @@ class SlidingWindowSpec(LayerSpec):
         groups per row)."""
         return self.out_height * self.groups * self.k * self.k * self.chunks
 
-    def _rows_of(self, y: int) -> tuple[int, int]:
-        """First and last real input row output row ``y`` reads."""
-        top = y * self.stride - self.pad
-        return max(top, 0), min(top + self.k - 1, self.height - 1)
-
-    def _need(self, y: int) -> int:
-        """Buffered rows output row ``y`` needs, counted from the oldest unreleased one."""
-        if self.k < self.stride:
-            return 1
-        lo, hi = self._rows_of(y)
-        return hi - lo + 1
-
-    def _release(self, y: int) -> int:
-        """Rows released when output row ``y`` ends."""
-        if y == self.out_height - 1:
-            return self._need(y)
-        if self.k < self.stride:
-            return 1
-        return self._rows_of(y + 1)[0] - self._rows_of(y)[0]
-
-    def _stored(self, r: int) -> bool:
-        """Whether input row ``r`` is kept (some output row reads it)."""
-        last = self._rows_of(self.out_height - 1)[1]
-        return r <= last and (self.k >= self.stride or r % self.stride == 0)
-
     def cycles_per_frame(self) -> int:
         """Steady-state cycles per frame with frames back to back and no stalls.
 
-        The row-level schedule: ``max(in_beats, out_beats)`` plus the waits the
-        row handshake adds (e.g. at frame boundaries with ``pad=0``).
+        The row-level schedule (:class:`~mixq_hw.layers.line_buffer.LineBufferSchedule`):
+        ``max(in_beats, out_beats)`` plus the waits the row handshake adds (e.g. at frame
+        boundaries with ``pad=0``).
         """
-        ends = self._frame_ends(8)
-        return ends[-1] - ends[-2]
-
-    def _frame_ends(self, frames: int) -> list[int]:
-        """Cycle of the last output beat of each of ``frames`` back-to-back frames (row-level model)."""
-        row_in = self.width * self.chunks
-        row_out = self.groups * self.k * self.k * self.chunks
-        stored_flags = [self._stored(r) for r in range(self.height)]
-        ends_stored: list[int] = []     # cycle of the last accepted beat of each stored row
-        release_at: list[tuple[int, int]] = []   # (cumulative released, cycle of release issue)
-        writer = {"row": 0, "end": -1}
-
-        def released_by(count: int) -> int:
-            """Cycle at whose issue the cumulative release first reached ``count``."""
-            index = bisect.bisect_left(release_at, (count, -1))
-            if index == len(release_at):
-                raise AssertionError("window model: the writer waits on a release that never comes")
-            return release_at[index][1]
-
-        def write_until(index: int) -> None:
-            while len(ends_stored) <= index:
-                r = writer["row"] % self.height
-                start = writer["end"] + 1
-                if stored_flags[r]:
-                    n = len(ends_stored)
-                    if n - self.rows + 1 > 0:
-                        start = max(start, released_by(n - self.rows + 1) + 1)
-                    ends_stored.append(start + row_in - 1)
-                writer["end"] = start + row_in - 1
-                writer["row"] += 1
-
-        frame_ends: list[int] = []
-        cumrel, last = 0, -1
-        for _ in range(frames):
-            for y in range(self.out_height):
-                index = cumrel + self._need(y) - 1
-                write_until(index)
-                first = max(last + 1, ends_stored[index] + 1)
-                last = first + row_out - 1
-                cumrel += self._release(y)
-                release_at.append((cumrel, last))
-            frame_ends.append(last + 1)
-        return frame_ends
+        return self.schedule.cycles_per_frame()
 
     def estimate(self) -> Resources:
         """Line-buffer banks (``memory_cost``) plus counters, address adders and the lane crossbar."""
@@ -244,7 +180,7 @@ class SlidingWindow(SlidingWindowSpec, wiring.Component):
         w_word = Signal(range(max(rowdepth, 1)))   # (col // B) * CL
         w_chunk = Signal(range(CL))
         w_slot = Signal(range(depth))              # slot * rowdepth
-        last_row = self._rows_of(self.out_height - 1)[1]
+        last_row = self.schedule.last_stored_row
         stored = Signal()
         keep = w_row <= last_row
         if self.k < s and H > 1:
