@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from amaranth import Mux
+from amaranth import Module, Mux, Signal
 from amaranth.hdl import Value
 
-__all__ = ["mux_tree"]
+__all__ = ["mux_tree", "sync_lookup"]
 
 
 def mux_tree(values: list, select: Value) -> Value:
@@ -20,3 +20,15 @@ def mux_tree(values: list, select: Value) -> Value:
                  for n in range(0, len(level), 2)]
         bit += 1
     return level[0]
+
+
+def sync_lookup(m: Module, index: Value, values: list[int], target: Signal) -> None:
+    """``target.eq(values[index])`` in ``m``'s sync domain (under the caller's conditions): a switch over only
+    the entries that differ from the most common value."""
+    common = max(set(values), key=values.count)
+    m.d.sync += target.eq(common)
+    with m.Switch(index):
+        for at, value in enumerate(values):
+            if value != common:
+                with m.Case(at):
+                    m.d.sync += target.eq(value)

@@ -42,7 +42,7 @@ from amaranth.lib.wiring import In, Out
 from ..estimate import Resources, memory_cost, mux_luts, styled_memory
 from ..packing.calibration import WINDOW_LOGIC_MARGIN
 from ._checks import layer_label, check_int
-from ._mux import mux_tree
+from ._mux import mux_tree, sync_lookup
 from .line_buffer import LineBufferSchedule
 from .spec import LayerSpec
 
@@ -220,15 +220,13 @@ class SlidingWindow(SlidingWindowSpec, wiring.Component):
         base_slot = Signal(range(depth))    # slot of the oldest unreleased row, * rowdepth
         ky_slot = Signal(range(depth))      # slot of row top+ky, * rowdepth
 
-        need = Signal(range(R + 1))
-        step = Signal(range(R + 1))          # rows released at the end of a row (not the frame's last)
-        if self.k < s:
-            m.d.comb += [need.eq(1), step.eq(1)]
-        else:
-            lo = Mux(top < 0, 0, top)
-            hi = Mux(top + k - 1 > H - 1, H - 1, top + k - 1)
-            nxt = top + s
-            m.d.comb += [need.eq(hi - lo + 1), step.eq(Mux(nxt < 0, 0, nxt) - lo)]
+        # the current output row's need and release, registered: loaded from the schedule's tables when a
+        # row ends, so the issue decision compares two registers instead of deriving them from ``top``
+        sched = self.schedule
+        need_of = [sched.need(r) for r in range(self.out_height)]
+        release_of = [sched.release(r) for r in range(self.out_height)]
+        need = Signal(range(R + 1), init=need_of[0])
+        rel = Signal(range(R + 1), init=release_of[0])
 
         o_valid = Signal()
         advance = ~o_valid | self.o.ready
@@ -237,7 +235,11 @@ class SlidingWindow(SlidingWindowSpec, wiring.Component):
         end_group = end_col_step & (ky == k - 1)
         end_row = end_group & (g == self.groups - 1)
         last_y = y == self.out_height - 1
-        m.d.comb += release.eq(Mux(issue & end_row, Mux(last_y, need, step), 0))
+        row_ends = issue & end_row
+        m.d.comb += release.eq(Mux(row_ends, rel, 0))
+        with m.If(row_ends):
+            sync_lookup(m, y, [need_of[(r + 1) % self.out_height] for r in range(self.out_height)], need)
+            sync_lookup(m, y, [release_of[(r + 1) % self.out_height] for r in range(self.out_height)], rel)
         m.d.sync += filled.eq(filled + row_done - release)
 
         # per-tap constants: lane j reads column g*P*s + kx - p + j*s = bank (q_j % B), word g*gstep + q_j // B
@@ -280,13 +282,16 @@ class SlidingWindow(SlidingWindowSpec, wiring.Component):
             total = addr + rows * rowdepth
             return Mux(total >= depth, total - depth, total)
 
-        new_base = Signal.like(base_slot)
-        m.d.comb += new_base.eq(slot_plus(base_slot, 0))
-        with m.Switch(release):
+        # the oldest row's slot after this row's release, from registers only (off the issue path)
+        released_base = Signal.like(base_slot)
+        m.d.comb += released_base.eq(slot_plus(base_slot, 0))
+        with m.Switch(rel):
             for n in range(1, R + 1):
                 with m.Case(n):
-                    m.d.comb += new_base.eq(slot_plus(base_slot, n))
-        m.d.sync += base_slot.eq(new_base)
+                    m.d.comb += released_base.eq(slot_plus(base_slot, n))
+        new_base = Mux(end_row, released_base, base_slot)
+        with m.If(row_ends):
+            m.d.sync += base_slot.eq(released_base)
 
         with m.If(issue):
             m.d.sync += chunk.eq(Mux(chunk == CL - 1, 0, chunk + 1))
