@@ -246,20 +246,23 @@ class SlidingWindow(SlidingWindowSpec, wiring.Component):
         col_ok = [Signal(name=f"col_ok{j}") for j in range(P)]
         offsets = [(q // B) * CL for q in range(-p, k - p + (P - 1) * s)]
         bank_off = [Signal(range(min(offsets), max(offsets) + 1), name=f"bank_off{b}") for b in range(B)]
+        bank_ok = [Signal(name=f"bank_ok{b}") for b in range(B)]    # the column bank b is read for is real
         with m.Switch(kx):
             for tap in range(k):
                 with m.Case(tap):
                     for j in range(P):
                         q = tap - p + j * s
                         m.d.comb += col_ok[j].eq((g_col >= -q) & (g_col < W - q))
-                        m.d.comb += bank_off[q % B].eq((q // B) * CL)
+                        m.d.comb += [bank_off[q % B].eq((q // B) * CL), bank_ok[q % B].eq(col_ok[j])]
         row = top + ky
         row_ok = (row >= 0) & (row < H)
         for b, (_, rp) in enumerate(ports):
-            # taps in the padding reach past the row (even below word 0); their data is masked, but the
-            # address must stay inside the bank (a simulator asserts on an out-of-bounds read)
+            # ky_slot is always a row slot inside the bank, so only a column in the padding (left of column 0
+            # or right of the row) reaches outside it; its data is masked, but the address must stay inside
+            # the bank (a simulator asserts on an out-of-bounds read): word 0 instead, selected by the
+            # column's own check rather than by comparing the sum
             addr = ky_slot + g_word + bank_off[b] + chunk
-            m.d.comb += [rp.en.eq(advance), rp.addr.eq(Mux((addr >= 0) & (addr < depth), addr, 0))]
+            m.d.comb += [rp.en.eq(advance), rp.addr.eq(Mux(bank_ok[b], addr, 0))]
 
         # the read data's tap: lane j's bank is a function of kx alone, so each lane picks among k banks
         # (a k:1 multiplexer on one shared register) rather than among all B
