@@ -29,6 +29,7 @@ from mixq_hw.atomic import atomic_write_bytes
 from mixq_hw.graph import DSP_B_BITS, DSP_P_BITS, Graph, GraphError, fan_in, inc_port_bits
 from mixq_hw.graph import ops as gops
 from mixq_hw.ops import op_def, registered
+from mixq_hw.ops.avgpool import avgpool_bound
 
 from . import layers as mixq_layers
 from . import ops_layers as mixq_ops_layers
@@ -183,7 +184,11 @@ class _Exporter:
     def _requant(self, sym: _Affine, q: _Quant, consumer: str) -> str:
         acc_info = self.graph.value_info(sym.acc)
         node = self.graph.node(sym.acc)
-        bound = gops.acc_bound(fan_in(node), node.attrs["w_bits"], node.attrs["a_bits"])
+        if node.op == "avgpool":
+            src = self.graph.value_info(node.inputs[0])
+            bound = avgpool_bound(node, src.bits, *src.shape[1:])
+        else:
+            bound = gops.acc_bound(fan_in(node), node.attrs["w_bits"], node.attrs["a_bits"])
         where = f"layer {sym.layer!r} -> {consumer!r}"
         inc, bias, shift = choose_requant(sym.scale / q.step, sym.offset / q.step, bound,
                                           acc_info.bits, q.bits, where)
@@ -235,6 +240,8 @@ class _Exporter:
             return self._batchnorm(mod, x, where)
         if type(mod) is nn.ReLU:
             return _Struct("relu", (x,), node.target)
+        if isinstance(mod, (mixq_ops_layers.QGlobalAvgPool, mixq_ops_layers.QAvgPool2d)):
+            return self._avgpool(node.target, mod, x, where)
         for record in registered().values():
             if record.exports:
                 try:
@@ -293,6 +300,29 @@ class _Exporter:
         node = self.graph.unique_name(name)
         self._layer("linear", where, node, src, mod, w_codes, name)
         return _Affine(node, scale, offset, True, name)
+
+    def _avgpool(self, name: str, mod: nn.Module, x: object, where: str) -> _Affine:
+        """An ``avgpool`` node summing ``x`` quantised by the pool's own quantiser; its mean is the sum times
+        ``step / (kh*kw)``, which the consumer's requant applies."""
+        quant = mod.quant
+        if not isinstance(quant, ActQuantizer):
+            raise ExportError(f"{where}: a float average pool (bits=None) has no integer form; export a "
+                              f"fixed-precision model")
+        if quant.signed:
+            raise ExportError(f"{where}: average pooling of signed codes is not supported by export yet")
+        if _is_flat(x):
+            raise ExportError(f"{where}: average pool of a flattened (N, F) tensor")
+        q = _Quant("act", quant.bits, float(_np(quant.step())))
+        if q.step <= 0:
+            raise ExportError(f"{where}: activation step {q.step} is not positive")
+        src = self.codes(x, q, name)
+        is_global = isinstance(mod, mixq_ops_layers.QGlobalAvgPool)
+        attrs = {} if is_global else {"kh": mod.kernel, "kw": mod.kernel}
+        node = self._add(where, self.graph.add, "avgpool", self.graph.unique_name(name), [src], attrs)
+        c, h, w = self.graph.value_info(src).shape
+        ho, wo = self.graph.value_info(node).shape[1:]
+        count = (h // ho) * (w // wo)
+        return _Affine(node, np.full(c, q.step / count), np.zeros(c), is_global, name)
 
     def _layer(self, op: str, where: str, node: str, src: str, mod: nn.Module, w_codes: np.ndarray,
                source: str) -> str:
