@@ -84,11 +84,11 @@ def stage_streams(plan: PipelinePlan) -> dict[str, StageStreams]:
             raise ValueError(f"stage {stage.name!r} reads {exc.args[0]}, which no earlier stage drives") from None
         first = next(iter(ins.values()))
         kind = stage.kind
-        if kind in ("input", "maxpool", "reorg", "concat", "upsample", "shift", "shuffle"):
+        if kind in ("input", "maxpool", "reorg", "concat", "upsample", "shift", "shuffle", "add"):
             outs = {"o": StreamSpec(stage.node, raster(_raster_lanes(stage, "o")))}
         elif kind == "window":
             outs = {"o": StreamSpec(first.tensor, _window(stage), flat=op_def(graph.node(stage.node).op).flattens_input)}
-        elif kind in ("conv", "requant", "output"):
+        elif kind in ("conv", "requant", "output", "avgpool"):
             outs = {"o": StreamSpec(stage.node, _grouped(stage, "o"))}
         elif kind in ("regroup", "lanes"):
             outs = {"o": StreamSpec(first.tensor, raster(_raster_lanes(stage, "o")), first.flat)}

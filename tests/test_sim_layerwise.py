@@ -16,6 +16,8 @@ from sim.stage_streams import stage_streams
 from sim.tensors import tensor_to_beats
 from sim.verify import verify_accelerator
 from sim.verilator import verilator_available
+from test_ops_add import res_block
+from test_ops_avgpool import pool_head
 from test_ops_concat_n import concat3_net, shuffle_net
 from test_ops_maxpool_pad import padded_pool_net
 from test_ops_upsample import yolo_tail
@@ -35,6 +37,9 @@ NETS = {
     "shift-concat3": (concat3_net, {"c1": LayerFold(3, 4, 2), "c2": LayerFold(4, 4, 1)}),
     "shuffle": (shuffle_net, {"c1": LayerFold(3, 4, 1)}),
     "padded-pool": (padded_pool_net, {"c1": LayerFold(3, 4, 2)}),
+    # residual add of signed codes (a LeakyReLU branch and a projection shortcut), global average pool
+    "residual": (lambda rng: res_block(rng, shortcut=True, leaky=True), {"c2": LayerFold(2, 2, 2)}),
+    "avgpool": (pool_head, {"c1": LayerFold(3, 2, 2)}),
 }
 
 
