@@ -36,14 +36,14 @@ import bisect
 import math
 
 from amaranth import Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost, mux_luts, styled_memory
 from ..packing.calibration import WINDOW_LOGIC_MARGIN
 from ._checks import layer_label, check_int
 from ._mux import mux_tree
-from .spec import LayerSpec
+from .spec import LayerSpec, SpecComponent
 
 __all__ = ["SlidingWindow", "SlidingWindowSpec"]
 
@@ -213,12 +213,8 @@ class SlidingWindowSpec(LayerSpec):
     # -- hardware --------------------------------------------------------------------------------
 
 
-class SlidingWindow(SlidingWindowSpec, wiring.Component):
+class SlidingWindow(SlidingWindowSpec, SpecComponent):
     """The hardware of :class:`SlidingWindowSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        SlidingWindowSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()
