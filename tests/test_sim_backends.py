@@ -61,18 +61,24 @@ def test_three_backends_agree_cycle_for_cycle(design, stall):
 
 @needs_verilator
 def test_verilator_errors_are_clear():
-    with pytest.raises(SimulationTimeout, match="Verilator"):
-        run_streams_verilator(SkewAdd(), {"i": []}, {"o": 5}, max_cycles=1000)
-    with pytest.raises(ValueError, match="no stream port 'x'"):
-        run_streams_verilator(SkewAdd(), {"x": [[0, 0, 0]]}, {"o": 1})
-    with pytest.raises(ValueError, match="output stream, not an input"):
-        run_streams_verilator(SkewAdd(), {"o": [[0, 0, 0]]}, {"o": 1})
     dut = SkewAdd()
-    dut._MustUse__silence = True   # never elaborated: the options are refused first
+    with pytest.raises(SimulationTimeout, match="Verilator"):
+        run_streams_verilator(dut, {"i": []}, {"o": 5}, max_cycles=1000)      # elaborates and runs it
+    with pytest.raises(ValueError, match="no stream port 'x'"):
+        run_streams_verilator(dut, {"x": [[0, 0, 0]]}, {"o": 1})
+    with pytest.raises(ValueError, match="output stream, not an input"):
+        run_streams_verilator(dut, {"o": [[0, 0, 0]]}, {"o": 1})
+    made = []
+
+    def design() -> SkewAdd:
+        made.append(SkewAdd())
+        return made[-1]
+
     with pytest.raises(ValueError, match="threads"):
-        compile_verilator(dut, threads=0)
+        compile_verilator(design, threads=0)
     with pytest.raises(ValueError, match="C\\+\\+ flags"):
-        compile_verilator(dut, cflags="-O1; rm -rf /")
+        compile_verilator(design, cflags="-O1; rm -rf /")
+    assert not made                     # the options are refused before the design is created
 
 
 def test_backend_choice():

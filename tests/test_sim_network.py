@@ -90,12 +90,12 @@ def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match="VCD.*pysim"):
         simulate(graph, good, backend="cxxrtl", vcd="x.vcd", progress=False)
     acc = Accelerator(graph, FC_FOLD)
-    acc._MustUse__silence = True
     with pytest.raises(ValueError, match="either a folding or an accelerator"):
         simulate(graph, good, folding=FC_FOLD, accelerator=acc, progress=False)
     other = linear_net(np.random.default_rng(1))
     with pytest.raises(ValueError, match="built for graph"):
         simulate(other, good, accelerator=acc, progress=False)
+    assert simulate(graph, good, accelerator=acc, progress=False).all_exact   # the refused calls left it usable
 
 
 def test_vcd_and_progress(tmp_path, capsys):

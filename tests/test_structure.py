@@ -161,6 +161,15 @@ def test_no_isinstance_on_plan_types_outside_the_plan_classes():
     assert offenders == []
 
 
+def test_no_must_use_silencing():
+    """Every Elaboratable that is created is elaborated (or never created): nothing silences Amaranth's check."""
+    private = "_MustUse" + "__silence"          # spelt in two pieces so this file does not match itself
+    offenders = [f"{path.relative_to(ROOT)}:{n}" for package in (*PACKAGES, "tests", "boards", "benchmarks")
+                 for path in sorted((ROOT / package).rglob("*.py"))
+                 for n, line in enumerate(path.read_text().splitlines(), 1) if private in line]
+    assert offenders == []
+
+
 def test_plan_isinstance_pattern_catches_dispatch():
     pattern = re.compile(r"isinstance\([^)]*\b(" + "|".join(PLAN_TYPES) + r")\b")
     assert pattern.search("x = a if isinstance(plan, SplitPlan) else b")
