@@ -11,8 +11,7 @@ from mixq_hw.estimate import Resources
 from mixq_hw.folding import choose_folding
 from mixq_hw.folding.budget import accelerator_limit
 from mixq_hw.utilization import WARN_ABOVE, utilization_table, utilization_warnings
-from tests.test_build import small_graph
-from tests.test_folding import bypass_net
+from networks import bypass_net, small_graph
 
 DEVICE = Resources(dsp=360, lut=70_560, ff=141_120, bram36=216)
 

@@ -6,7 +6,7 @@ from amaranth.back import rtlil
 
 from mixq_hw.layers.spec import FrozenSpecError, LayerSpec, SpecComponent
 from mixq_hw.pipeline import LayerFold, plan_stages
-from tests.test_pipeline import bypass_net, plain_net
+from networks import bypass_net, plain_net
 
 
 def _specs() -> list[LayerSpec]:

@@ -19,7 +19,7 @@ import mixq_hw
 import mixq_nn
 import sim
 from mixq_hw.build import DEFAULT_CHECKPOINT, BuildError
-from test_build import small_graph
+from networks import small_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("mixq_hw", "mixq_nn", "sim", "boards")

@@ -15,7 +15,7 @@ from mixq_hw.estimate import Resources
 from mixq_hw.report_plot import layer_kind
 from mixq_hw.vivado_reports import (VivadoReportError, parse_power, parse_timing_summary, parse_utilization,
                                     read_vivado_dir)
-from test_build import small_graph
+from networks import small_graph
 
 UTILIZATION = """\
 Copyright 1986-2022 Xilinx, Inc. All Rights Reserved.

@@ -29,8 +29,8 @@ from mixq_hw.pipeline import Accelerator, LayerFold
 from mixq_hw.top import AxiStreamTop, emit_verilog
 from mixq_hw.vectors import VECTORS_FILE, read_test_vectors, write_test_vectors
 from sim.hdl import simulate_verilog
+from networks import linear_net, plain_net
 from test_packing_dsp48e2 import ACC, CONFIGS, FIRST, OTHER
-from test_pipeline import linear_net, plain_net
 from test_top import PLAIN_FOLD
 
 # the configurations the cores and requantizers instantiate, plus the rest of the modelled space
@@ -222,7 +222,7 @@ def _make(tb: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 def test_build_ships_a_cocotb_testbench_that_checks_the_golden_outputs(tmp_path):
     from mixq_hw.build import build
-    from test_build import small_graph
+    from networks import small_graph
 
     pytest.importorskip("cocotb", reason="cocotb comes with the dev extra (pip install -e .[dev])")
     source = tmp_path / "small.npz"

@@ -13,7 +13,7 @@ from mixq_nn import checkpoint, models
 from mixq_nn.data import get_images_uint8
 from sim.__main__ import CliError, load_source, main, pick_images
 from sim.network import image_beats, simulate
-from test_pipeline import linear_net, plain_net
+from networks import linear_net, plain_net
 
 FC_FOLD = {"fc": LayerFold(4, 3, 1)}
 

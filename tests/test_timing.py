@@ -89,7 +89,7 @@ def test_build_reports_the_estimate_and_names_deep_stages(tmp_path, monkeypatch,
     """The build's --timing plumbing, with the per-stage synthesis replaced by fixed depths (one stage too deep)."""
     import mixq_hw.timing as timing
     from mixq_hw.build import main
-    from tests.test_build import small_graph
+    from networks import small_graph
 
     def fake(component, top="stage", *, grade="-1", cache=True):
         deep = type(component).__name__ == "SlidingWindow" or "Window" in type(component).__name__

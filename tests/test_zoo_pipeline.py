@@ -25,7 +25,7 @@ from mixq_nn.calibrate import calibrate_random
 from mixq_nn.export import export
 from sim.backends import default_backend
 from sim.network import simulate
-from test_pipeline import bypass_net
+from networks import bypass_net
 
 F = LayerFold
 
