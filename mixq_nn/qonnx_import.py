@@ -19,8 +19,6 @@ relative error is below ``2**-(inc_bits - 1)``; each requant node records ``exac
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from mixq_hw.graph import Graph, GraphError, fan_in
 from mixq_hw.graph import ops as gops
 
 from .export import ExportError, choose_requant
+from .qonnx_values import Affine, Codes, Const, Image, Struct, is_flat, node_where, safe_name
 from .qonnx_quant import (
     ROUNDING,
     QonnxImportError,
@@ -48,61 +47,6 @@ SUPPORTED_OPS = ("Quant", "IntQuant", "Conv", "Gemm", "MatMul", "BatchNormalizat
 _QUANT_OPS = ("Quant", "IntQuant")
 
 
-# ---- symbolic values ------------------------------------------------------------------------------
-
-@dataclass(eq=False)
-class _Image:
-    """The model input: ``pixel * scale``."""
-
-    scale: float
-
-
-@dataclass(eq=False)
-class _Const:
-    value: np.ndarray
-
-
-@dataclass(eq=False)
-class _Codes:
-    """Unsigned codes held by Graph node ``node``: real = code * step; ``flat`` after a Flatten."""
-
-    node: str
-    step: float
-    flat: bool = False
-
-
-@dataclass(eq=False)
-class _Affine:
-    """``real = acc * scale + offset`` per channel of accumulator node ``acc``."""
-
-    acc: str
-    scale: np.ndarray
-    offset: np.ndarray
-    flat: bool
-    layer: str
-
-
-@dataclass(eq=False)
-class _Struct:
-    """Relu / MaxPool / Flatten pending over an accumulator until the next Quant."""
-
-    op: str
-    src: object
-    where: str
-
-
-def _where(node: Any) -> str:
-    return f"node {node.name or '(unnamed)'!r} ({node.op_type})"
-
-
-def _safe_name(raw: str, fallback: str) -> str:
-    parts = [re.sub(r"[^A-Za-z0-9_]", "_", p) for p in re.split(r"[/.:]+", raw) if p]
-    name = ".".join(p for p in parts if p) or fallback
-    if not re.match(r"[A-Za-z_]", name):
-        name = "n" + name
-    return name[-100:].lstrip(".") if len(name) > 100 else name
-
-
 class _Importer:
     def __init__(self, model: Any, where: str, name: str, input_scale: float) -> None:
         from onnx import numpy_helper
@@ -112,19 +56,19 @@ class _Importer:
         self.numpy_helper = numpy_helper
         self.vals: dict[str, object] = {}
         for init in self.g.initializer:
-            self.vals[init.name] = _Const(numpy_helper.to_array(init).astype(np.float64))
+            self.vals[init.name] = Const(numpy_helper.to_array(init).astype(np.float64))
         inputs = [i for i in self.g.input if i.name not in self.vals]
         if len(inputs) != 1:
             raise QonnxImportError(f"{where}: the model must have exactly one input, has "
                                    f"{[i.name for i in inputs]}")
         self.input = inputs[0]
         self.input_shape = self._input_shape(self.input)
-        gname = _safe_name(name or Path(where).stem if where != "model" else name or "qonnx", "qonnx")
+        gname = safe_name(name or Path(where).stem if where != "model" else name or "qonnx", "qonnx")
         try:
             self.graph = Graph(gname.replace(".", "_"), self.input_shape)
         except GraphError as e:
             raise QonnxImportError(f"{where}: {e}") from None
-        self.vals[self.input.name] = _Image(float(input_scale))
+        self.vals[self.input.name] = Image(float(input_scale))
         self.input_node: str | None = None
         self.cache: dict[tuple[int, float, int], str] = {}
 
@@ -149,7 +93,7 @@ class _Importer:
         unsupported = [n for n in self.g.node if n.op_type not in SUPPORTED_OPS]
         if unsupported:
             n = unsupported[0]
-            raise QonnxImportError(f"{self.file}: {_where(n)}: op {n.op_type!r} (domain {n.domain!r}) is not "
+            raise QonnxImportError(f"{self.file}: {node_where(n)}: op {n.op_type!r} (domain {n.domain!r}) is not "
                                    f"supported; supported ops: {', '.join(SUPPORTED_OPS)}")
         for node in self.g.node:
             outs = self._node(node)
@@ -167,18 +111,18 @@ class _Importer:
     def _arg(self, node: Any, i: int, required: bool = True) -> object:
         if i >= len(node.input) or not node.input[i]:
             if required:
-                raise QonnxImportError(f"{_where(node)}: input {i} is missing")
+                raise QonnxImportError(f"{node_where(node)}: input {i} is missing")
             return None
         if node.input[i] not in self.vals:
-            raise QonnxImportError(f"{_where(node)}: input {node.input[i]!r} is not computed by an earlier node")
+            raise QonnxImportError(f"{node_where(node)}: input {node.input[i]!r} is not computed by an earlier node")
         return self.vals[node.input[i]]
 
     def _const(self, node: Any, i: int, what: str) -> np.ndarray:
         v = self._arg(node, i)
         if isinstance(v, QWeight):
             return v.value
-        if not isinstance(v, _Const):
-            raise QonnxImportError(f"{_where(node)}: {what} (input {node.input[i]!r}) must be a constant")
+        if not isinstance(v, Const):
+            raise QonnxImportError(f"{node_where(node)}: {what} (input {node.input[i]!r}) must be a constant")
         return v.value
 
     def _attrs(self, node: Any) -> dict[str, Any]:
@@ -187,11 +131,11 @@ class _Importer:
         return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
     def _node(self, node: Any) -> object:
-        op, where, at = node.op_type, _where(node), self._attrs(node)
+        op, where, at = node.op_type, node_where(node), self._attrs(node)
         if op == "Constant":
             if "value" not in at:
                 raise QonnxImportError(f"{where}: only a tensor 'value' attribute is supported, got {list(at)}")
-            return _Const(self.numpy_helper.to_array(at["value"]).astype(np.float64))
+            return Const(self.numpy_helper.to_array(at["value"]).astype(np.float64))
         if op in _QUANT_OPS:
             return self._quant(node, at)
         if op in ("Identity", "Dropout"):
@@ -208,7 +152,7 @@ class _Importer:
         if op == "BatchNormalization":
             return self._batchnorm(node, at, x)
         if op == "Relu":
-            return x if isinstance(x, _Codes) else _Struct("relu", self._pending(x, where), where)
+            return x if isinstance(x, Codes) else Struct("relu", self._pending(x, where), where)
         if op == "MaxPool":
             return self._maxpool(node, at, x)
         if op in ("Flatten", "Reshape"):
@@ -218,14 +162,14 @@ class _Importer:
         return self._scalar(node, x)  # Mul, Add
 
     def _pending(self, x: object, where: str) -> object:
-        if isinstance(x, (_Affine, _Struct)):
+        if isinstance(x, (Affine, Struct)):
             return x
-        what = "the model input" if isinstance(x, _Image) else type(x).__name__.strip("_").lower()
+        what = "the model input" if isinstance(x, Image) else type(x).__name__.strip("_").lower()
         raise QonnxImportError(f"{where}: applied to {what}; only to a Conv/Gemm output before its Quant")
 
     # -- Quant --------------------------------------------------------------------------------------
     def _quant(self, node: Any, at: dict[str, Any]) -> object:
-        where = _where(node)
+        where = node_where(node)
         x = self._arg(node, 0)
         scale_full = self._const(node, 1, "scale")
         scale = scale_full.reshape(-1)
@@ -247,15 +191,15 @@ class _Importer:
             raise QonnxImportError(f"{where}: scale must be positive and finite, got {scale[:4]}")
         lo = (-(2 ** (bits - 1)) + narrow) if signed else 0
         hi = 2 ** (bits - 1) - 1 if signed else 2 ** bits - 1 - narrow
-        if isinstance(x, _Const):
+        if isinstance(x, Const):
             return weight_codes(where, x.value, scale_full, lo, hi, mode)
         if scale.size != 1:
             raise QonnxImportError(f"{where}: per-channel activation scale ({scale.size} values) is not "
                                    f"supported; use a per-tensor activation quantizer")
         s = float(scale[0])
-        if isinstance(x, _Image):
+        if isinstance(x, Image):
             return self._input_quant(where, x, s, hi, mode, signed)
-        if isinstance(x, _Codes):
+        if isinstance(x, Codes):
             info = self.graph.value_info(x.node)
             if s == x.step and hi >= info.hi:
                 return x                   # a re-quantization that leaves every code unchanged
@@ -273,19 +217,19 @@ class _Importer:
 
     def _unwind(self, x: object, where: str) -> tuple[bool, list]:
         """(a Relu was seen, [the Affine, then the MaxPool/Flatten ops after it, in order])."""
-        ops: list[_Struct] = []
+        ops: list[Struct] = []
         relu = False
-        while isinstance(x, _Struct):
+        while isinstance(x, Struct):
             relu |= x.op == "relu"
             if x.op != "relu":
                 ops.append(x)
             x = x.src
-        if not isinstance(x, _Affine):
+        if not isinstance(x, Affine):
             raise QonnxImportError(f"{where}: quantizes {type(x).__name__.strip('_').lower()}, not a "
                                    f"Conv/Gemm output")
         return relu, [x] + ops[::-1]
 
-    def _input_quant(self, where: str, x: _Image, s: float, hi: int, mode: str, signed: int) -> _Codes:
+    def _input_quant(self, where: str, x: Image, s: float, hi: int, mode: str, signed: int) -> Codes:
         ratio = s / x.scale
         k = round(np.log2(ratio)) if ratio > 0 else -1
         if ratio == 1 and hi >= 255:
@@ -298,7 +242,7 @@ class _Importer:
                 f"the hardware's input codes from pixels (model input = pixel * {x.scale:g}): it needs "
                 f"scale == {x.scale:g} with 8 unsigned bits, or {x.scale:g} * 2**k with FLOOR rounding "
                 f"(the top 8 - k bits); pass input_scale= if the model's input is scaled differently")
-        return _Codes(self._input(where, bits), s)
+        return Codes(self._input(where, bits), s)
 
     def _input(self, where: str, bits: int) -> str:
         if self.input_node is None:
@@ -309,8 +253,8 @@ class _Importer:
                                    f"{self.input_bits}; the graph has one input quantizer")
         return self.input_node
 
-    def _requant(self, chain: list, s: float, out_bits: int, mode: str, where: str, tensor: str) -> _Codes:
-        aff: _Affine = chain[0]
+    def _requant(self, chain: list, s: float, out_bits: int, mode: str, where: str, tensor: str) -> Codes:
+        aff: Affine = chain[0]
         acc = self.graph.node(aff.acc)
         bound = gops.acc_bound(fan_in(acc), acc.attrs["w_bits"], acc.attrs["a_bits"])
         acc_bits = self.graph.value_info(aff.acc).bits
@@ -335,12 +279,12 @@ class _Importer:
         for i, op in enumerate(pools, 1):   # the Quant's tensor is the last pool's codes
             node = self._add(op.where, self.graph.add_maxpool, self.graph.unique_name(f"{node}.pool"), node,
                              **({"qonnx_output": tensor} if i == len(pools) else {}))
-        return _Codes(node, s, len(pools) < len(chain) - 1)
+        return Codes(node, s, len(pools) < len(chain) - 1)
 
-    def _codes_in(self, x: object, where: str, flat: bool) -> _Codes:
-        if isinstance(x, _Image):
-            x = _Codes(self._input(where, 8), x.scale)
-        if not isinstance(x, _Codes):
+    def _codes_in(self, x: object, where: str, flat: bool) -> Codes:
+        if isinstance(x, Image):
+            x = Codes(self._input(where, 8), x.scale)
+        if not isinstance(x, Codes):
             raise QonnxImportError(f"{where}: its input is not quantized; put an activation Quant "
                                    f"(QuantReLU/QuantIdentity) before it")
         if x.flat != flat:
@@ -351,13 +295,13 @@ class _Importer:
     def _weight_of(self, node: Any, i: int) -> QWeight:
         w = self._arg(node, i)
         if not isinstance(w, QWeight):
-            raise QonnxImportError(f"{_where(node)}: weight {node.input[i]!r} must come from a Quant node "
+            raise QonnxImportError(f"{node_where(node)}: weight {node.input[i]!r} must come from a Quant node "
                                    f"(a quantized layer), got a {type(w).__name__.strip('_').lower()}")
         return w
 
     # -- layers -------------------------------------------------------------------------------------
-    def _conv(self, node: Any, at: dict[str, Any], x: object) -> _Affine:
-        where = _where(node)
+    def _conv(self, node: Any, at: dict[str, Any], x: object) -> Affine:
+        where = node_where(node)
         w = self._weight_of(node, 1)
         if w.codes.ndim != 4:
             raise QonnxImportError(f"{where}: only 2-D convolutions; weight shape {w.codes.shape}")
@@ -375,14 +319,14 @@ class _Importer:
         src = self._codes_in(x, where, flat=False)
         s_w = per_channel_scale(w.scale, where)
         offset = self._bias(node, 2, w.codes.shape[0])
-        name = self.graph.unique_name(_safe_name(node.name, "conv"))
+        name = self.graph.unique_name(safe_name(node.name, "conv"))
         self._add(where, self.graph.add_conv, name, src.node, w.codes.astype(np.int64), w_bits=w.bits,
                   stride=st[0], pad=pads[0], groups=int(at.get("group", 1)), source=node.name,
                   qonnx_input=node.input[0], in_step=src.step)
-        return _Affine(name, s_w * src.step, offset, False, node.name)
+        return Affine(name, s_w * src.step, offset, False, node.name)
 
-    def _dense(self, node: Any, at: dict[str, Any], x: object) -> _Affine:
-        where = _where(node)
+    def _dense(self, node: Any, at: dict[str, Any], x: object) -> Affine:
+        where = node_where(node)
         w = self._weight_of(node, 1)
         if node.op_type == "Gemm":
             if at.get("transA", 0) or at.get("alpha", 1.0) != 1.0 or at.get("beta", 1.0) != 1.0:
@@ -404,22 +348,22 @@ class _Importer:
         w_hwc = codes.reshape(-1, c, h, wd).transpose(0, 2, 3, 1).reshape(codes.shape[0], -1)
         s_w = per_channel_scale(scale, where)
         offset = self._bias(node, 2, codes.shape[0]) if node.op_type == "Gemm" else np.zeros(codes.shape[0])
-        name = self.graph.unique_name(_safe_name(node.name, "linear"))
+        name = self.graph.unique_name(safe_name(node.name, "linear"))
         self._add(where, self.graph.add_linear, name, src.node, w_hwc.astype(np.int64), w_bits=w.bits,
                   source=node.name, qonnx_input=node.input[0], in_step=src.step)
-        return _Affine(name, s_w * src.step, offset, True, node.name)
+        return Affine(name, s_w * src.step, offset, True, node.name)
 
     def _bias(self, node: Any, i: int, out: int) -> np.ndarray:
         if self._arg(node, i, required=False) is None:
             return np.zeros(out)
         b = self._const(node, i, "bias").reshape(-1)
         if b.size not in (1, out):
-            raise QonnxImportError(f"{_where(node)}: bias has {b.size} values for {out} outputs")
+            raise QonnxImportError(f"{node_where(node)}: bias has {b.size} values for {out} outputs")
         return np.broadcast_to(b, (out,)).astype(np.float64)
 
-    def _batchnorm(self, node: Any, at: dict[str, Any], x: object) -> _Affine:
-        where = _where(node)
-        if not isinstance(x, _Affine):
+    def _batchnorm(self, node: Any, at: dict[str, Any], x: object) -> Affine:
+        where = node_where(node)
+        if not isinstance(x, Affine):
             raise QonnxImportError(f"{where}: BatchNormalization must directly follow a Conv/Gemm (before "
                                    f"Relu, MaxPool or a Quant) to be folded")
         if at.get("training_mode", 0):
@@ -429,76 +373,76 @@ class _Importer:
         if gamma.size != x.scale.size:
             raise QonnxImportError(f"{where}: {gamma.size} features after {x.scale.size}-channel {x.layer!r}")
         g = gamma / np.sqrt(var + float(at.get("epsilon", 1e-5)))
-        return _Affine(x.acc, x.scale * g, (x.offset - mean) * g + beta, x.flat, x.layer)
+        return Affine(x.acc, x.scale * g, (x.offset - mean) * g + beta, x.flat, x.layer)
 
     def _maxpool(self, node: Any, at: dict[str, Any], x: object) -> object:
-        where = _where(node)
+        where = node_where(node)
         got = (list(at.get("kernel_shape", [])), list(at.get("strides", [1, 1])), list(at.get("pads", [0] * 4)),
                list(at.get("dilations", [1, 1])), int(at.get("ceil_mode", 0)))
         if got != ([2, 2], [2, 2], [0] * 4, [1, 1], 0) or len(node.output) > 1 and node.output[1]:
             raise QonnxImportError(f"{where}: only 2x2 max pooling with stride 2, no padding, dilation, "
                                    f"ceil_mode or indices; got kernel {got[0]}, strides {got[1]}, pads {got[2]}")
-        if isinstance(x, _Codes) and not x.flat:
-            return _Codes(self._add(where, self.graph.add_maxpool, self.graph.unique_name(_safe_name(node.name, "pool")),
+        if isinstance(x, Codes) and not x.flat:
+            return Codes(self._add(where, self.graph.add_maxpool, self.graph.unique_name(safe_name(node.name, "pool")),
                                     x.node), x.step)
-        if _is_flat(x):
+        if is_flat(x):
             raise QonnxImportError(f"{where}: max pooling of a flattened (N, F) tensor")
-        return _Struct("maxpool", self._pending(x, where), where)
+        return Struct("maxpool", self._pending(x, where), where)
 
     def _flatten(self, node: Any, at: dict[str, Any], x: object) -> object:
-        where = _where(node)
+        where = node_where(node)
         if node.op_type == "Flatten" and int(at.get("axis", 1)) != 1:
             raise QonnxImportError(f"{where}: axis={at.get('axis')}; only Flatten(axis=1)")
         if node.op_type == "Reshape":
             shape = [int(v) for v in self._const(node, 1, "shape").reshape(-1)]
             if len(shape) != 2 or not (shape[1] == -1 or shape[0] in (0, 1, -1)):
                 raise QonnxImportError(f"{where}: shape {shape}; only a reshape to (N, -1) (a flatten)")
-        if isinstance(x, _Codes):
-            return _Codes(x.node, x.step, True)
-        return _Struct("flatten", self._pending(x, where), where)
+        if isinstance(x, Codes):
+            return Codes(x.node, x.step, True)
+        return Struct("flatten", self._pending(x, where), where)
 
     def _transpose(self, node: Any, at: dict[str, Any], x: object) -> object:
         perm = at.get("perm")
         if isinstance(x, QWeight):
             return QWeight(np.transpose(x.codes, perm), np.transpose(x.scale, perm), x.bits)
-        if isinstance(x, _Const):
-            return _Const(np.transpose(x.value, perm))
-        raise QonnxImportError(f"{_where(node)}: perm {perm}: only a constant (a weight) may be transposed")
+        if isinstance(x, Const):
+            return Const(np.transpose(x.value, perm))
+        raise QonnxImportError(f"{node_where(node)}: perm {perm}: only a constant (a weight) may be transposed")
 
     def _scalar(self, node: Any, x: object) -> object:
-        where = _where(node)
+        where = node_where(node)
         a, b = self._arg(node, 0), self._arg(node, 1)
-        if isinstance(a, (_Const, QWeight)) and not isinstance(b, (_Const, QWeight)):
+        if isinstance(a, (Const, QWeight)) and not isinstance(b, (Const, QWeight)):
             a, b = b, a
-        if not isinstance(b, (_Const, QWeight)) or isinstance(a, (_Const, QWeight)):
+        if not isinstance(b, (Const, QWeight)) or isinstance(a, (Const, QWeight)):
             raise QonnxImportError(f"{where}: only a tensor {node.op_type} a constant is supported")
         c = b.value
-        if isinstance(a, _Affine):
+        if isinstance(a, Affine):
             if c.size not in (1, a.scale.size) or (c.size > 1 and c.ndim > 1 and c.shape[-1 if a.flat else 1]
                                                    != a.scale.size):
                 raise QonnxImportError(f"{where}: constant of shape {c.shape} is not a scalar or per-channel")
             v = np.broadcast_to(c.reshape(-1), a.scale.shape)
             if node.op_type == "Mul":
-                return _Affine(a.acc, a.scale * v, a.offset * v, a.flat, a.layer)
-            return _Affine(a.acc, a.scale, a.offset + v, a.flat, a.layer)
+                return Affine(a.acc, a.scale * v, a.offset * v, a.flat, a.layer)
+            return Affine(a.acc, a.scale, a.offset + v, a.flat, a.layer)
         if node.op_type == "Mul" and c.size == 1 and float(c.reshape(-1)[0]) > 0:
             k = float(c.reshape(-1)[0])
-            if isinstance(a, _Image):
-                return _Image(a.scale * k)
-            if isinstance(a, _Codes):
-                return _Codes(a.node, a.step * k, a.flat)
+            if isinstance(a, Image):
+                return Image(a.scale * k)
+            if isinstance(a, Codes):
+                return Codes(a.node, a.step * k, a.flat)
         raise QonnxImportError(f"{where}: {node.op_type} by {c.reshape(-1)[:4]} of "
                                f"{type(a).__name__.strip('_').lower()} is not supported (only after a "
                                f"Conv/Gemm, or a positive scalar Mul of codes or of the input)")
 
     def _output(self, v: object) -> None:
-        while isinstance(v, _Struct) and v.op == "flatten":
+        while isinstance(v, Struct) and v.op == "flatten":
             v = v.src
-            if not (isinstance(v, _Affine) and self.graph.value_info(v.acc).shape[1:] == (1, 1)):
+            if not (isinstance(v, Affine) and self.graph.value_info(v.acc).shape[1:] == (1, 1)):
                 raise QonnxImportError(f"{self.file}: a flatten after the last layer is only supported for "
                                        f"1x1 maps")
-        if not isinstance(v, _Affine):
-            what = "quantized codes" if isinstance(v, _Codes) else type(v).__name__.strip("_").lower()
+        if not isinstance(v, Affine):
+            what = "quantized codes" if isinstance(v, Codes) else type(v).__name__.strip("_").lower()
             raise QonnxImportError(f"{self.file}: the model's output must be the last Conv/Gemm (optionally "
                                    f"BatchNorm, bias, scalar Mul/Add), not {what}: drop the final quantizer "
                                    f"or Relu")
@@ -511,14 +455,6 @@ class _Importer:
             raise QonnxImportError(f"{where}: output bias {float(np.abs(bias).max()):.3g} LSBs exceeds int32")
         self._add(where, self.graph.add_output, self.graph.unique_name("output"), v.acc, bias.astype(np.int64), v.scale,
                   source=v.layer, exact=bool(np.all(bias == ratio)))
-
-
-def _is_flat(x: object) -> bool:
-    while isinstance(x, _Struct):
-        if x.op == "flatten":
-            return True
-        x = x.src
-    return isinstance(x, (_Affine, _Codes)) and x.flat
 
 
 def import_qonnx(source: str | PathLike | Any, *, name: str = "", input_scale: float = 1 / 256) -> Graph:

@@ -147,6 +147,14 @@ class StreamFormat:
                              f"but holds {arr[tuple(first)]}, not 0")
         return out.reshape((frames, *(int(s) for s in shape)))
 
+    def to_frame(self, beats: Any, shape: Sequence[int], *, dont_care_zero: bool = False) -> np.ndarray:
+        """The one (C, H, W) frame ``beats`` carry (:meth:`to_tensor`; ValueError unless exactly one frame)."""
+        out = self.to_tensor(beats, shape, dont_care_zero=dont_care_zero)
+        if out.shape[0] != 1:
+            raise ValueError(f"{self.describe()}: {len(beats)} beats are {out.shape[0]} frames of shape "
+                             f"{tuple(shape)}, not one")
+        return out[0]
+
     def beats(self, tensor: np.ndarray) -> list[Any]:
         """The beats of a (N, C, H, W) batch (or one frame) as nested lists, the payloads a stream driver sends."""
         return self.to_array(tensor).tolist()

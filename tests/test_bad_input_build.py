@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from networks import small_graph
+from test_bad_input import files, previous_build, snapshot  # noqa: F401 (fixtures)
 
 from mixq_hw.build import main as build_main
 from mixq_hw.manifest import check_manifest
-from test_bad_input import files, previous_build, snapshot, tiny_graph  # noqa: F401 (fixtures)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -156,7 +157,7 @@ def test_out_with_dot_dot_lands_where_it_names(files, tmp_path):
 def test_export_replaces_the_old_graph_only_when_complete(tmp_path, monkeypatch):
     """A graph save that fails half-way leaves the old graph file byte-identical and no temporary file."""
     path = tmp_path / "model.npz"
-    tiny_graph().save(path)
+    small_graph("tiny").save(path)
     before = path.read_bytes()
 
     def broken_savez(f, **arrays):
@@ -165,7 +166,7 @@ def test_export_replaces_the_old_graph_only_when_complete(tmp_path, monkeypatch)
 
     monkeypatch.setattr(np, "savez", broken_savez)
     with pytest.raises(OSError, match="disk full"):
-        tiny_graph("other").save(path)
+        small_graph("other").save(path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
 

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from networks import bypass_net, small_graph
 
 from boards import get_board
 from boards.shell import ZYNQMP_AXIS_DMA_SHELL, shell_total
@@ -11,8 +12,6 @@ from mixq_hw.estimate import Resources
 from mixq_hw.folding import choose_folding
 from mixq_hw.folding.budget import accelerator_limit
 from mixq_hw.utilization import WARN_ABOVE, utilization_table, utilization_warnings
-from tests.test_build import small_graph
-from tests.test_folding import bypass_net
 
 DEVICE = Resources(dsp=360, lut=70_560, ff=141_120, bram36=216)
 

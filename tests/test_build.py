@@ -5,22 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from networks import small_graph
 
 from mixq_hw.build import build, main
 from mixq_hw.graph import Graph
-
-
-def small_graph() -> Graph:
-    """conv3x3 -> requant -> maxpool -> 1x1 conv -> output: small enough to build in seconds."""
-    rng = np.random.default_rng(0)
-    g = Graph("small", (3, 8, 8))
-    x = g.add_input(8)
-    c1 = g.add_conv("c1", x, rng.integers(-1, 2, (8, 3, 3, 3)), w_bits=2)
-    r1 = g.add_requant("r1", c1, rng.integers(1, 40, 8), rng.integers(-99, 99, 8), shift=8, out_bits=2)
-    p1 = g.add_maxpool("p1", r1)
-    c2 = g.add_conv("c2", p1, rng.integers(-7, 8, (4, 8, 1, 1)), w_bits=4)
-    g.add_output("out", c2, rng.integers(-9, 9, 4), np.full(4, 0.25))
-    return g
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_export import calibrate, dequantised, forced_run, run_model
 from torch import nn
 
 from mixq_nn.export import ExportError, export
 from mixq_nn.layers import QConv2d, QLinear
 from mixq_nn.ops_layers import QAvgPool2d, QGlobalAvgPool
 from sim.network import simulate
-from test_export import calibrate, dequantised, forced_run, run_model
 
 
 class PoolNet(nn.Module):

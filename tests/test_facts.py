@@ -142,3 +142,7 @@ def test_grouped_beats_invert_to_the_tensor():
         grouped(2, 2).to_tensor(beats, (2, 1, 3), dont_care_zero=True)
     with pytest.raises(ValueError, match="not whole frames"):
         grouped(2, 2).to_tensor(beats[:-1], (2, 1, 3))
+    np.testing.assert_array_equal(grouped(2, 2).to_frame(grouped(2, 2).beats(np.ones((2, 1, 3))), (2, 1, 3)),
+                                  np.ones((2, 1, 3)))
+    with pytest.raises(ValueError, match="are 2 frames of shape"):
+        grouped(2, 2).to_frame(grouped(2, 2).beats(np.ones((2, 2, 1, 3))), (2, 1, 3))

@@ -10,10 +10,20 @@ import random
 import numpy as np
 import pytest
 import torch
+from networks import bypass_net, linear_net, micro_net, plain_net, tiny_net
 
 from mixq_hw.estimate import Resources
-from mixq_hw.folding import (FoldingError, NodeCosts, OverBudgetError, check_budget, check_folding, choose_folding,
-                             layer_candidates, load_folding, save_folding)
+from mixq_hw.folding import (
+    FoldingError,
+    NodeCosts,
+    OverBudgetError,
+    check_budget,
+    check_folding,
+    choose_folding,
+    layer_candidates,
+    load_folding,
+    save_folding,
+)
 from mixq_hw.folding.costs import engine_figures
 from mixq_hw.folding.search import _START_WEIGHTS, _Search
 from mixq_hw.folding.spec import MULTIPLIERS, fold_layers
@@ -24,68 +34,6 @@ ULTRA96 = Resources(dsp=360, lut=70_560, ff=141_120, bram36=216)
 
 
 # ---- graphs ------------------------------------------------------------------------------------
-
-def _requant(g, name, src, channels, rng, out_bits=3):
-    return g.add_requant(name, src, rng.integers(1, 40, channels), rng.integers(-200, 200, channels),
-                         shift=7, out_bits=out_bits)
-
-
-def plain_net(seed=0) -> Graph:
-    """conv3x3 -> requant -> maxpool -> conv3x3/2 -> requant -> depthwise 3x3 -> requant -> 1x1 -> output."""
-    rng = np.random.default_rng(seed)
-    g = Graph("plain", (3, 8, 8))
-    x = g.add_input(5)
-    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (4, 3, 3, 3)), w_bits=3)
-    p1 = g.add_maxpool("p1", _requant(g, "r1", c1, 4, rng))
-    c2 = g.add_conv("c2", p1, rng.integers(-7, 8, (6, 4, 3, 3)), w_bits=4, stride=2)
-    r2 = _requant(g, "r2", c2, 6, rng, out_bits=4)
-    d3 = g.add_conv("d3", r2, rng.integers(-1, 2, (6, 1, 3, 3)), w_bits=2, groups=6)
-    r3 = _requant(g, "r3", d3, 6, rng, out_bits=2)
-    c4 = g.add_conv("c4", r3, rng.integers(-15, 16, (4, 6, 1, 1)), w_bits=5)
-    g.add_output("out", c4, rng.integers(-9, 9, 4), np.full(4, 0.5))
-    return g
-
-
-def bypass_net(seed=0) -> Graph:
-    """One conv feeds a pool path and a reorg bypass (a fork), joined again by a concat."""
-    rng = np.random.default_rng(seed)
-    g = Graph("bypass", (2, 8, 8))
-    x = g.add_input(8)
-    c1 = g.add_conv("c1", x, rng.integers(-1, 2, (4, 2, 3, 3)), w_bits=2)
-    main = g.add_maxpool("p1", _requant(g, "r1a", c1, 4, rng))
-    bypass = g.add_reorg("reorg", _requant(g, "r1b", c1, 4, rng))
-    c2 = g.add_conv("c2", main, rng.integers(-3, 4, (4, 4, 3, 3)), w_bits=3)
-    c3 = g.add_conv("c3", _requant(g, "r2", c2, 4, rng), rng.integers(-3, 4, (4, 4, 3, 3)), w_bits=3)
-    cat = g.add_concat("cat", [bypass, _requant(g, "r3", c3, 4, rng)])
-    c4 = g.add_conv("c4", cat, rng.integers(-3, 4, (5, 20, 3, 3)), w_bits=3)
-    g.add_output("out", c4, rng.integers(-9, 9, 5), np.ones(5))
-    return g
-
-
-def linear_net(seed=0) -> Graph:
-    """conv -> requant -> maxpool -> linear (HWC flattening) -> output."""
-    rng = np.random.default_rng(seed)
-    g = Graph("linear", (1, 4, 4))
-    x = g.add_input(8)
-    c1 = g.add_conv("c1", x, rng.integers(-7, 8, (4, 1, 3, 3)), w_bits=4)
-    p1 = g.add_maxpool("p1", _requant(g, "r1", c1, 4, rng, out_bits=8))
-    fc = g.add_linear("fc", p1, rng.integers(-127, 128, (3, 16)), w_bits=8)
-    g.add_output("out", fc, rng.integers(-99, 99, 3), np.ones(3))
-    return g
-
-
-def tiny_net(seed=0) -> Graph:
-    """Two 3x3 convs and a 1x1 head: small enough to try every folding."""
-    rng = np.random.default_rng(seed)
-    g = Graph("tiny", (2, 4, 8))
-    x = g.add_input(6)
-    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (4, 2, 3, 3)), w_bits=3)
-    p1 = g.add_maxpool("p1", _requant(g, "r1", c1, 4, rng, out_bits=4))
-    c2 = g.add_conv("c2", p1, rng.integers(-7, 8, (4, 4, 3, 3)), w_bits=4)
-    head = g.add_conv("head", _requant(g, "r2", c2, 4, rng), rng.integers(-1, 2, (2, 4, 1, 1)), w_bits=2)
-    g.add_output("out", head, rng.integers(-9, 9, 2), np.ones(2))
-    return g
-
 
 def calibrated_export(name: str, shape, seed: int = 0, **opts) -> Graph:
     """A zoo model with random weights, BN statistics from a few train-mode passes, exported."""
@@ -260,18 +208,6 @@ def tiny_space():
     return graph, [(m.cycles, m.resources) for m in space]
 
 
-def micro_net(seed=0) -> Graph:
-    """A 3x3 conv and a 1x1 head: small enough to try every folding on DSP and LUT multipliers."""
-    rng = np.random.default_rng(seed)
-    g = Graph("micro", (2, 4, 4))
-    x = g.add_input(4)
-    c1 = g.add_conv("c1", x, rng.integers(-7, 8, (4, 2, 3, 3)), w_bits=4)
-    head = g.add_conv("head", _requant(g, "r1", c1, 4, rng, out_bits=4), rng.integers(-7, 8, (2, 4, 1, 1)),
-                      w_bits=4)
-    g.add_output("out", head, rng.integers(-9, 9, 2), np.ones(2))
-    return g
-
-
 @pytest.fixture(scope="module")
 def micro_space():
     """micro_net and the (cycles, resources, uses LUT multipliers) of every folding, layers on DSPs or LUTs."""
@@ -419,11 +355,12 @@ def test_zoo_graph_folds_within_the_ultra96_budget(name, shape, opts):
 def test_lut_layers_run_bit_exact_and_report():
     """A folding with LUT-multiplier layers (dense, depthwise, 1x1) next to DSP ones: the accelerator is
     bit-exact under stalls, its DSPs drop by those layers' cores, and the report names each layer's kind."""
+    from test_pipeline import _run
+
     from mixq_hw.report import build_report, markdown
-    from test_pipeline import _run, plain_net as pipeline_plain_net
 
     rng = np.random.default_rng(11)
-    graph = pipeline_plain_net(rng)
+    graph = plain_net(rng)
     dsp = {"c1": LayerFold(3, 2, 2), "c2": LayerFold(2, 3, 2), "d3": LayerFold(2, 2, 1), "c4": LayerFold(6, 2, 2)}
     lut = {**dsp, "c1": LayerFold(3, 2, 2, "lut"), "d3": LayerFold(2, 2, 1, "lut"), "c4": LayerFold(6, 2, 2, "lut")}
     images = rng.integers(0, 256, (2, *graph.input_shape)).astype(np.uint8)

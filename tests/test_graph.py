@@ -9,6 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from networks import all_ops_graph
 
 from mixq_hw.graph import Graph, GraphError, Node, ops
 
@@ -158,29 +159,6 @@ def test_widths():
 
 # ---- a small graph with every op ---------------------------------------------------------
 
-def small_graph(a0: int = 6) -> Graph:
-    rng = np.random.default_rng(7)
-    g = Graph("small", (3, 8, 8))
-    x = g.add_input(a0)
-    c1 = g.add_conv("c1", x, rng.integers(-7, 8, (8, 3, 3, 3)), w_bits=4)
-    r1 = g.add_requant("r1", c1, rng.integers(-20, 100, 8), rng.integers(-3000, 3000, 8), shift=10, out_bits=4)
-    p1 = g.add_maxpool("p1", r1)
-    b1 = g.add_reorg("b1", r1)
-    dw = g.add_conv("dw", p1, rng.integers(-3, 4, (8, 1, 3, 3)), w_bits=3, groups=8)
-    r2 = g.add_requant("r2", dw, rng.integers(1, 100, 8), rng.integers(-1000, 1000, 8), shift=9, out_bits=4)
-    s2 = g.add_conv("s2", r2, rng.integers(-1, 2, (4, 8, 3, 3)), w_bits=2, stride=2)
-    r3 = g.add_requant("r3", s2, rng.integers(1, 60, 4), rng.integers(-100, 100, 4), shift=6, out_bits=4)
-    r3b = g.add_requant("r3b", s2, rng.integers(1, 60, 4), rng.integers(-100, 100, 4), shift=6, out_bits=4)
-    cat = g.add_concat("cat", [r2, b1])
-    pw = g.add_conv("pw", cat, rng.integers(-7, 8, (4, 40, 1, 1)), w_bits=4)
-    r4 = g.add_requant("r4", pw, rng.integers(1, 60, 4), rng.integers(-100, 100, 4), shift=7, out_bits=4)
-    p4 = g.add_maxpool("p4", r4)
-    cat2 = g.add_concat("cat2", [p4, r3, r3b])
-    fc = g.add_linear("fc", cat2, rng.integers(-31, 32, (5, 12 * 4)), w_bits=6)
-    g.add_output("out", fc, rng.integers(-50, 50, 5), rng.random(5) + 0.1)
-    return g
-
-
 def loop_reference(g: Graph, px: np.ndarray) -> dict:
     """Independent executor: the loop/Python-int versions of every op."""
     vals = {}
@@ -220,7 +198,7 @@ def loop_reference(g: Graph, px: np.ndarray) -> dict:
 
 
 def test_reference_matches_loops_and_value_info():
-    g = small_graph()
+    g = all_ops_graph()
     g.validate()
     px = RNG.integers(0, 256, (2, 3, 8, 8), dtype=np.uint8)
     got = g.reference(px, keep=True)
@@ -237,7 +215,7 @@ def test_reference_matches_loops_and_value_info():
 
 
 def test_value_info_macs_summary():
-    g = small_graph()
+    g = all_ops_graph()
     assert g.value_info("c1").signed and g.value_info("c1").bits == ops.acc_width(27, 4, 6)
     assert g.value_info("b1").shape == (32, 4, 4)
     assert g.value_info("cat2").shape == (12, 2, 2)
@@ -250,7 +228,7 @@ def test_value_info_macs_summary():
 
 
 def test_requant_dsp_fit_flag():
-    g = small_graph()
+    g = all_ops_graph()
     assert g.node("r1").attrs["fits_dsp48"] is True
     g2 = Graph("wide", (256, 4, 4))
     x = g2.add_input(8)
@@ -265,7 +243,7 @@ def test_requant_dsp_fit_flag():
 # ---- validation errors -------------------------------------------------------------------
 
 def mutate(fn):
-    g = small_graph()
+    g = all_ops_graph()
     fn(g)
     return g
 
@@ -339,7 +317,7 @@ def test_odd_pool_and_bad_builder_inputs():
 
 
 def test_reference_rejects_bad_images():
-    g = small_graph()
+    g = all_ops_graph()
     with pytest.raises(GraphError, match=r"uint8.*float64"):
         g.reference(np.zeros((1, 3, 8, 8)))
     with pytest.raises(GraphError, match=r"\(N, 3, 8, 8\).*\(1, 3, 8, 9\)"):
@@ -351,7 +329,7 @@ def test_reference_rejects_bad_images():
 # ---- files -------------------------------------------------------------------------------
 
 def test_save_load_round_trip(tmp_path):
-    g = small_graph()
+    g = all_ops_graph()
     path = tmp_path / "model.bin"  # a name without .npz must be used as given
     g.save(path)
     assert path.exists() and not (tmp_path / "model.bin.npz").exists()
@@ -413,7 +391,7 @@ def _rewrite_meta(src, dst, edit):
 ])
 def test_load_errors_name_the_file(tmp_path, make, match):
     src = tmp_path / "good.npz"
-    small_graph().save(src)
+    all_ops_graph().save(src)
     p = tmp_path / "broken.npz"
     make(p, src)
     with pytest.raises(GraphError, match=match) as info:
@@ -430,7 +408,7 @@ def test_load_object_array_refused(tmp_path):
 
 def test_corrupt_member_crc(tmp_path):
     src = tmp_path / "good.npz"
-    small_graph().save(src)
+    all_ops_graph().save(src)
     data = bytearray(src.read_bytes())
     with zipfile.ZipFile(src) as z:
         info = z.getinfo("n1.weight.npy")

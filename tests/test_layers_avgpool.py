@@ -8,10 +8,10 @@ import itertools
 import numpy as np
 import pytest
 from amaranth.back import rtlil
+from stream_cases import STALLS, codes, frame_intervals, run_tensors
 
 from mixq_hw.layers.avgpool import SumPool, sum_bits
 from mixq_hw.layers.reference import global_sum_pool, sum_pool
-from stream_cases import STALLS, codes, frame_intervals, run_tensors
 
 FRAMES = 3
 

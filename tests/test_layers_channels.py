@@ -8,11 +8,11 @@ import itertools
 import numpy as np
 import pytest
 from amaranth.back import rtlil
+from stream_cases import STALLS, codes, frame_intervals, run_tensors
 
 from mixq_hw.graph.ops import concat
 from mixq_hw.layers.channels import ChannelShuffle, ChannelSplit, ConcatN
 from mixq_hw.layers.reference import channel_shuffle, channel_split
-from stream_cases import STALLS, codes, frame_intervals, run_tensors
 
 FRAMES = 3
 
@@ -120,6 +120,7 @@ def test_rejects_bad_configuration(make, message: str) -> None:
 def test_two_input_concat_netlist_unchanged() -> None:
     """Concat, now ConcatN's two-input case, keeps its netlist (RTLIL without source locations, amaranth 0.5.10)."""
     import hashlib
+
     from mixq_hw.layers.concat import Concat
     text = rtlil.convert(Concat(4, 8, 4, 6, 2, 3), emit_src=False)
     assert hashlib.sha256(text.encode()).hexdigest() == "dfd78c9fda5b8fe1041b4334f9b624df1d4f62da9b2a4cdc9b12e81139a15096"

@@ -8,11 +8,11 @@ Every case runs with random stalls on both streams and two frames back to back.
 from __future__ import annotations
 
 import gc
+
 import numpy as np
 import pytest
 from amaranth import Module
 from amaranth.back import rtlil
-
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
@@ -21,26 +21,17 @@ from mixq_hw.graph.ops import conv2d_int, linear_int
 from mixq_hw.layers.conv import ConvEngine, ConvEngineSpec
 from mixq_hw.layers.conv_weights import check_conv_config, weight_rom_words
 from mixq_hw.layers.window import SlidingWindow
-from mixq_hw.packing.layout import act_range, weight_range
 from mixq_hw.packing import plans
+from mixq_hw.packing.layout import act_range, weight_range
 from mixq_hw.packing.split import SplitPlan, split_plans
 from sim.formats import grouped, taps
 from sim.streams import run_streams, send, to_python
 from sim.tensors import tensor_to_beats
 
 
-
 def conv_reference(x: np.ndarray, w: np.ndarray, stride: int, pad: int, groups: int) -> np.ndarray:
     """The integer graph's convolution of one (C, H, W) image."""
     return conv2d_int(x[None], w, stride, pad, groups)[0]
-
-
-def group_beats_to_tensor(beats: list, out_ch: int, oh: int, ow: int, pe: int, pixels: int) -> np.ndarray:
-    """The engine's output beats of one frame (:func:`sim.formats.grouped`) as (out_ch, oh, ow); the slots of a
-    ragged last group past ``ow`` must be zero (they were fed zeros)."""
-    out = grouped(pe, pixels).to_tensor(beats, (out_ch, oh, ow), dont_care_zero=True)
-    assert out.shape[0] == 1, "more beats than one frame's groups"
-    return out[0]
 
 
 def random_layer(rng, *, in_ch, out_ch, k, groups, w_bits, extreme=False):
@@ -73,7 +64,7 @@ def run_conv(*, in_ch, out_ch, hw, k, stride, pad, groups, w_bits, a_bits, simd,
     per = dut.out_beats_per_frame
     for n, img in enumerate(images):
         expect = conv_reference(img, weight, stride, pad, groups)
-        out = group_beats_to_tensor(got[n * per:(n + 1) * per], out_ch, oh, ow, pe, pixels)
+        out = grouped(pe, pixels).to_frame(got[n * per:(n + 1) * per], (out_ch, oh, ow), dont_care_zero=True)
         np.testing.assert_array_equal(out, expect, err_msg=f"frame {n}")
     return dut, run
 
@@ -213,7 +204,7 @@ def test_consumer_holding_each_beat_for_the_beat_interval_costs_no_cycles():
     assert len(got) == total
     per = dut.out_beats_per_frame
     for n, img in enumerate(images):
-        out = group_beats_to_tensor(got[n * per:(n + 1) * per], oc, *hw, pe, pixels)
+        out = grouped(pe, pixels).to_frame(got[n * per:(n + 1) * per], (oc, *hw), dont_care_zero=True)
         np.testing.assert_array_equal(out, conv_reference(img, weight, stride, pad, groups))
     ends = taken[per - 1::per]
     measured = (ends[2] - ends[0]) / 2
@@ -322,7 +313,7 @@ def test_sliding_window_feeds_engine(stride, stall):
                       stall=stall, seed=stride, max_cycles=20_000)
     per = engine.out_beats_per_frame
     for n in range(2):
-        got = group_beats_to_tensor(run.outputs["o"][n * per:(n + 1) * per], oc, oh, ow, pe, pixels)
+        got = grouped(pe, pixels).to_frame(run.outputs["o"][n * per:(n + 1) * per], (oc, oh, ow), dont_care_zero=True)
         np.testing.assert_array_equal(got, conv_reference(images[n], weight, stride, k // 2, 1))
 
 

@@ -39,20 +39,6 @@ def stable_seed(*key) -> int:
     return zlib.crc32(repr(key).encode()) % 1000
 
 
-def row_beats(x: np.ndarray, k: int, pad: int, lanes: int, pixels: int) -> list:
-    """The row format of one (C, H, W) image (:func:`sim.formats.rows`): per (y, group, ky, chunk) the
-    pixels+k-1 input pixels [pixel][lane] (``ceil(ow / pixels)`` groups per row; positions past the right
-    padding are zero)."""
-    return rows(k, pad, pixels, lanes).beats(x)
-
-
-def group_beats_to_tensor(beats: list, out_ch: int, oh: int, ow: int, pe: int, pixels: int) -> np.ndarray:
-    """The engine's output beats of one frame (:func:`sim.formats.grouped`) as (out_ch, oh, ow)."""
-    out = grouped(pe, pixels).to_tensor(beats, (out_ch, oh, ow))
-    assert out.shape[0] == 1, "more beats than one frame's groups"
-    return out[0]
-
-
 class Chain(wiring.Component):
     """window -> engine, raster pixels in, accumulator groups out."""
 
@@ -100,7 +86,7 @@ def test_row_window_matches_model(case, stall):
     dut = RowWindow(c, h, w, k, pad, lanes=lanes, pixels=pixels, bits=3, name="rw")
     run = run_streams(dut, {"i": tensor_to_beats(images, lanes)}, {"o": 2 * dut.out_beats}, stall=stall,
                       seed=int(stall * 10), max_cycles=40 * 2 * dut.out_beats + 2000)
-    expect = row_beats(images[0], k, pad, lanes, pixels) + row_beats(images[1], k, pad, lanes, pixels)
+    expect = rows(k, pad, pixels, lanes).beats(images[0]) + rows(k, pad, pixels, lanes).beats(images[1])
     assert len(expect) == 2 * dut.out_beats
     assert run.outputs["o"] == expect
 
@@ -197,7 +183,7 @@ def run_chain(*, in_ch, out_ch, hw, k, pad, groups, w_bits, a_bits, simd, pe, pi
     run = run_streams(Chain(window, engine), {"i": tensor_to_beats(images, simd)}, {"o": len(images) * per},
                       stall=stall, seed=seed, max_cycles=60 * len(images) * engine.cycles_per_frame() + 5000)
     for n, img in enumerate(images):
-        got = group_beats_to_tensor(run.outputs["o"][n * per:(n + 1) * per], out_ch, oh, ow, pe, pixels)
+        got = grouped(pe, pixels).to_frame(run.outputs["o"][n * per:(n + 1) * per], (out_ch, oh, ow))
         np.testing.assert_array_equal(got, conv2d_int(img[None], weight, 1, pad, groups)[0], err_msg=f"frame {n}")
     return engine, run
 
@@ -255,12 +241,12 @@ def test_engine_cycles_per_frame(case):
     oh, ow = h + 2 * pad - k + 1, w + 2 * pad - k + 1
     dut = ConvEngine(weight, w_bits=wb, a_bits=ab, in_ch=c, out_ch=oc, k=k, groups=groups, simd=simd, pe=pe,
                      pixels=pixels, out_size=(oh, ow), windows=("rows",), name="cyc")
-    beats = [b for img in images for b in row_beats(img, k, pad, simd, pixels)]
+    beats = [b for img in images for b in rows(k, pad, pixels, simd).beats(img)]
     assert len(beats) == 3 * dut.in_beats_per_frame
     run = run_streams(dut, {"i": beats}, {"o": 3 * dut.out_beats_per_frame})
     per = dut.out_beats_per_frame
     for n, img in enumerate(images):
-        got = group_beats_to_tensor(run.outputs["o"][n * per:(n + 1) * per], oc, oh, ow, pe, pixels)
+        got = grouped(pe, pixels).to_frame(run.outputs["o"][n * per:(n + 1) * per], (oc, oh, ow))
         np.testing.assert_array_equal(got, conv2d_int(img[None], weight, 1, pad, groups)[0])
     measured = steady_interval(run.beat_cycles["o"], per)
     assert abs(measured - dut.cycles_per_frame()) <= 0.05 * dut.cycles_per_frame(), (measured, dut.cycles_per_frame())

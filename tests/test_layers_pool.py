@@ -9,13 +9,13 @@ import itertools
 import numpy as np
 import pytest
 from amaranth.back import rtlil
+from stream_cases import frame_intervals, run_tensors
 
 from mixq_hw.graph.ops import maxpool2x2
 from mixq_hw.layers.pool import MaxPool2x2
 from mixq_hw.layers.reference import maxpool
 from sim.streams import run_streams
 from sim.tensors import beats_to_tensor, tensor_to_beats
-from stream_cases import frame_intervals, run_tensors
 
 FRAMES = 3
 STALLS = (0.0, 0.3, 0.7)

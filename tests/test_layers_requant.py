@@ -11,14 +11,14 @@ from mixq_hw.estimate import constant_rom_cost, mux_luts
 from mixq_hw.graph import Node, ops
 from mixq_hw.layers.requant import AccBias, Requant
 from mixq_hw.packing.synth import _run_yosys, _total_cells, count_cells
+from sim.formats import grouped
 from sim.streams import run_streams
 
 
 def grouped_beats(x: np.ndarray, pe: int, pixels: int) -> list:
-    """Beats of a (C, groups, pixels) array in the grouped format: per group, per fold, [pixel][lane]."""
-    channels, groups, _ = x.shape
-    return [[[int(x[f * pe + p, g, j]) for p in range(pe)] for j in range(pixels)]
-            for g in range(groups) for f in range(channels // pe)]
+    """Beats of a (C, groups, pixels) array in the grouped format (:func:`sim.formats.grouped`, one row of
+    ``groups * pixels`` columns): per group, per fold, [pixel][lane]."""
+    return grouped(pe, pixels).beats(x.reshape(x.shape[0], 1, -1))
 
 
 def every_acc(channels: int, pixels: int, acc_bits: int) -> np.ndarray:

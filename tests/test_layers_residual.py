@@ -8,10 +8,10 @@ import itertools
 import numpy as np
 import pytest
 from amaranth.back import rtlil
+from stream_cases import STALLS, codes, frame_intervals, run_tensors
 
 from mixq_hw.layers.reference import residual_add, residual_bounds
 from mixq_hw.layers.residual import Residual, code_range, csd_digits, residual_sum_bits
-from stream_cases import STALLS, codes, frame_intervals, run_tensors
 
 FRAMES = 2
 

@@ -8,10 +8,10 @@ import itertools
 import numpy as np
 import pytest
 from amaranth.back import rtlil
+from stream_cases import STALLS, codes, frame_intervals, run_tensors
 
 from mixq_hw.layers.reference import upsample2x
 from mixq_hw.layers.upsample import Upsample2x
-from stream_cases import STALLS, codes, frame_intervals, run_tensors
 
 FRAMES = 3
 

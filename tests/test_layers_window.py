@@ -18,24 +18,18 @@ from sim.streams import run_streams
 from sim.tensors import tensor_to_beats
 
 
-def window_beats(x: np.ndarray, k: int, stride: int, pad: int, pixels: int, lanes: int) -> list:
-    """The contract's window beats of one (C, H, W) frame (``ceil(out_w / pixels)`` groups per row; slots
-    past the last output column are zero): :func:`sim.formats.taps`."""
-    return taps(k, stride, pad, pixels, lanes).beats(x)
-
-
 def test_window_beats_reference_matches_graph_conv():
-    """The spec helper, dotted with weights, is the Graph's conv2d_int: the reference itself is checked."""
+    """The library reference (:func:`sim.formats.taps`), dotted with weights, is the Graph's conv2d_int: the reference itself is checked."""
     rng = np.random.default_rng(7)
     for k, stride, pad, pixels, lanes in [(3, 1, 1, 2, 2), (5, 2, 2, 1, 1), (3, 2, 0, 1, 2), (1, 2, 0, 2, 1)]:
         x = rng.integers(0, 8, (4, 7, 8))
         weight = rng.integers(-3, 4, (3, 4, k, k))
-        beats = np.array(window_beats(x, k, stride, pad, pixels, lanes))   # (n, pixels, lanes)
+        beats = np.array(taps(k, stride, pad, pixels, lanes).beats(x))   # (n, pixels, lanes)
         out_h, out_w = (7 + 2 * pad - k) // stride + 1, (8 + 2 * pad - k) // stride + 1
-        taps = beats.reshape(out_h, out_w // pixels, k, k, 4 // lanes, pixels, lanes)
+        window = beats.reshape(out_h, out_w // pixels, k, k, 4 // lanes, pixels, lanes)
         # -> (out_h, out_w, C, k, k), channel = chunk*lanes + lane
-        taps = taps.transpose(0, 1, 5, 4, 6, 2, 3).reshape(out_h, out_w, 4, k, k)
-        conv = np.einsum("yxcij,ocij->oyx", taps, weight)
+        window = window.transpose(0, 1, 5, 4, 6, 2, 3).reshape(out_h, out_w, 4, k, k)
+        conv = np.einsum("yxcij,ocij->oyx", window, weight)
         np.testing.assert_array_equal(conv, ops.conv2d_int(x[None], weight, stride, pad)[0])
 
 
@@ -53,7 +47,7 @@ CONFIGS = [cfg for cfg in itertools.product([1, 3, 5], [1, 2], [0, "same"], [1, 
 
 
 def _run(dut: SlidingWindow, frames: np.ndarray, stall: float, seed: int):
-    expected = [b for x in frames for b in window_beats(x, dut.k, dut.stride, dut.pad, dut.pixels, dut.lanes)]
+    expected = taps(dut.k, dut.stride, dut.pad, dut.pixels, dut.lanes).beats(frames)
     run = run_streams(dut, {"i": tensor_to_beats(frames, dut.lanes)}, {"o": len(expected)},
                       stall=stall, seed=seed, max_cycles=40 * len(expected) + 2000)
     assert run.outputs["o"] == expected, f"{dut.k}x{dut.k}/{dut.stride} pad {dut.pad}: wrong windows"
@@ -184,7 +178,7 @@ def test_window_padded_taps_stay_inside_the_banks(k, stride, pixels, ragged):
     h, w = _shape_for(k, stride, k // 2, pixels, ragged)
     dut = SlidingWindow(2, h, w, k, stride, "same", 1, pixels, bits=3)
     frames = np.random.default_rng(k * 10 + pixels).integers(0, 8, (2, 2, h, w))
-    expected = [b for x in frames for b in window_beats(x, k, stride, k // 2, pixels, 1)]
+    expected = taps(k, stride, k // 2, pixels, 1).beats(frames)
     run = run_streams_compiled(dut, {"i": tensor_to_beats(frames, 1)}, {"o": len(expected)}, stall=0.3, seed=k)
     assert run.outputs["o"] == expected
 

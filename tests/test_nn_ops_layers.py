@@ -12,8 +12,19 @@ from torch import nn
 
 from mixq_hw.packing.bits import signed_act_range
 from mixq_nn.layers import QConv2d, is_leaf, trace
-from mixq_nn.ops_layers import (SHIFT_OFFSETS, ChannelShuffle, Concat, LeakyReLU, QAdd, QAvgPool2d,
-                                QGlobalAvgPool, Shift, Split, Upsample, shift_reference)
+from mixq_nn.ops_layers import (
+    SHIFT_OFFSETS,
+    ChannelShuffle,
+    Concat,
+    LeakyReLU,
+    QAdd,
+    QAvgPool2d,
+    QGlobalAvgPool,
+    Shift,
+    Split,
+    Upsample,
+    shift_reference,
+)
 from mixq_nn.quant import ActQuantizer, signed_act_step
 from mixq_nn.supernet import MixQConv2d
 

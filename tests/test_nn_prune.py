@@ -9,7 +9,6 @@ import torch
 from mixq_nn import checkpoint, models, prune
 
 
-
 def _trained_like(name, shape, **opts):
     """A model with LSQ weight steps and BN statistics from a few random batches (eval mode)."""
     torch.manual_seed(0)

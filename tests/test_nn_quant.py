@@ -9,8 +9,14 @@ import pytest
 import torch
 
 from mixq_nn.layers import MixqTracer, QConv2d, QLinear, Reorg, trace
-from mixq_nn.quant import (GAUSS_WEIGHT_STEP, HALF_GAUSS_ACT_STEP, ActQuantizer, InputQuantizer,
-                           WeightQuantizer, round_half_up)
+from mixq_nn.quant import (
+    GAUSS_WEIGHT_STEP,
+    HALF_GAUSS_ACT_STEP,
+    ActQuantizer,
+    InputQuantizer,
+    WeightQuantizer,
+    round_half_up,
+)
 
 torch.manual_seed(0)
 

@@ -11,8 +11,7 @@ from mixq_hw.packing import engine_macs_per_dsp
 from mixq_nn import cost, models
 from mixq_nn.layers import QConv2d, QLinear
 from mixq_nn.quant import ActQuantizer, InputQuantizer, WeightQuantizer
-from mixq_nn.supernet import (MixQConv2d, MixQLinear, arch_parameters, chosen_bits, mixq_layers,
-                              weight_parameters)
+from mixq_nn.supernet import MixQConv2d, MixQLinear, arch_parameters, chosen_bits, mixq_layers, weight_parameters
 
 torch.manual_seed(0)
 

@@ -13,7 +13,6 @@ from mixq_nn.ops_layers import LeakyReLU, QAdd, Shift, Upsample
 from mixq_nn.quant import InputQuantizer
 
 
-
 def test_diracdeltanet_layers_as_published():
     model = models.build("DiracDeltaNet", "float")
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]

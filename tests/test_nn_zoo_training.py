@@ -10,8 +10,6 @@ from torch.utils.data import DataLoader
 from mixq_nn import checkpoint, loops, models
 from mixq_nn.data import get_dataset
 
-
-
 CASES = {"DiracDeltaNet": (1, 32, 32), "DiracDeltaNetSmall": (1, 32, 32), "CNVw2a2": (1, 32, 32),
          "ResNet8": (1, 16, 16), "ResNet8Leaky": (1, 16, 16), "TinyYOLOv3": (3, 32, 32)}
 

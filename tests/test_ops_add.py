@@ -8,38 +8,12 @@ import itertools
 
 import numpy as np
 import pytest
+from networks import res_block
 
 from mixq_hw.graph import Graph, GraphError
 from mixq_hw.layers.reference import residual_add
 from mixq_hw.pipeline import LayerFold, plan_stages
 from sim.network import simulate
-
-
-def _requant(g, name, src, channels, rng, out_bits=3, shift=7, **attrs):
-    return g.add_requant(name, src, rng.integers(1, 40, channels), rng.integers(-200, 200, channels),
-                         shift=shift, out_bits=out_bits, **attrs)
-
-
-def res_block(rng, shape=(3, 6, 6), shortcut: bool = False, leaky: bool = False) -> Graph:
-    """conv -> requant (r1) -> conv -> signed requant -> add(., r1 or a 1x1 conv shortcut's signed requant)
-    -> conv -> output: ResNet-8's block, the identity or the projection shortcut."""
-    g = Graph("res-block", shape)
-    x = g.add_input(8)
-    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (4, shape[0], 3, 3)), w_bits=3)
-    r1 = _requant(g, "r1", c1, 4, rng)
-    c2 = g.add_conv("c2", r1, rng.integers(-3, 4, (4, 4, 3, 3)), w_bits=3)
-    extra = {"neg_shift": 2} if leaky else {}
-    r2 = g.add_requant("r2", c2, rng.integers(1, 40, 4), rng.integers(-600, 200, 4), shift=8, out_bits=5,
-                       signed_out=True, **extra)
-    skip = r1
-    if shortcut:
-        cs = g.add_conv("cs", r1, rng.integers(-3, 4, (4, 4, 1, 1)), w_bits=3)
-        skip = g.add_requant("rs", cs, rng.integers(1, 40, 4), rng.integers(-200, 200, 4), shift=6, out_bits=4,
-                             signed_out=True)
-    add = g.add("add", "add", [r2, skip], {"m0": 3, "m1": 5, "shift": 2, "out_bits": 3})
-    c3 = g.add_conv("c3", add, rng.integers(-3, 4, (5, 4, 3, 3)), w_bits=3)
-    g.add_output("out", c3, rng.integers(-9, 9, 5), np.ones(5))
-    return g
 
 
 def test_signed_codes_in_value_info() -> None:

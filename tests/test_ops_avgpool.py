@@ -8,39 +8,12 @@ import itertools
 
 import numpy as np
 import pytest
+from networks import pool_head, pool_output
 
 from mixq_hw.graph import Graph, GraphError
 from mixq_hw.layers.reference import sum_pool
 from mixq_hw.pipeline import LayerFold, plan_stages
 from sim.network import simulate
-
-
-def _requant(g, name, src, channels, rng, out_bits=3, shift=7):
-    return g.add_requant(name, src, rng.integers(1, 40, channels), rng.integers(-200, 200, channels),
-                         shift=shift, out_bits=out_bits)
-
-
-def pool_head(rng, shape=(3, 4, 4), window: dict | None = None, classes: int = 5) -> Graph:
-    """conv -> requant -> avgpool (global, or ``window``) -> requant -> linear -> output (a ResNet head)."""
-    g = Graph("pool-head", shape)
-    x = g.add_input(8)
-    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (4, shape[0], 3, 3)), w_bits=3)
-    pool = g.add("avgpool", "gap", [_requant(g, "r1", c1, 4, rng)], window or {})
-    r2 = _requant(g, "r2", pool, 4, rng, out_bits=4, shift=6)
-    c, h, w = g.value_info(r2).shape
-    fc = g.add_linear("fc", r2, rng.integers(-3, 4, (classes, c * h * w)), w_bits=3)
-    g.add_output("out", fc, rng.integers(-9, 9, classes), np.ones(classes))
-    return g
-
-
-def pool_output(rng, shape=(3, 4, 6)) -> Graph:
-    """conv -> requant -> avgpool 2x3 -> output: the output reads the pool's sums directly."""
-    g = Graph("pool-output", shape)
-    x = g.add_input(8)
-    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (2, shape[0], 3, 3)), w_bits=3)
-    pool = g.add("avgpool", "pool", [_requant(g, "r1", c1, 2, rng, shift=10)], {"kh": 2, "kw": 3})
-    g.add_output("out", pool, rng.integers(-9, 9, 2), np.ones(2))
-    return g
 
 
 def test_shape_bits_and_reference() -> None:

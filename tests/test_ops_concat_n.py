@@ -5,31 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from networks import add_requant, bypass_net, concat3_net, shuffle_net
 
 from mixq_hw.graph import Graph
 from mixq_hw.layers.channels import ConcatNSpec
 from mixq_hw.layers.concat import ConcatSpec
 from mixq_hw.pipeline import LayerFold, plan_stages
 from sim.network import simulate
-from test_pipeline import bypass_net
-
-
-def _requant(g, name, src, channels, rng, out_bits=3):
-    return g.add_requant(name, src, rng.integers(1, 40, channels), rng.integers(-200, 200, channels),
-                         shift=7, out_bits=out_bits)
-
-
-def concat3_net(rng, shape=(3, 6, 8)) -> Graph:
-    """1x1 conv -> two requants; concat(shift of the first, a 3x3 conv of the second, the first) -> 1x1 conv."""
-    g = Graph("concat3", shape)
-    x = g.add_input(8)
-    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (4, shape[0], 1, 1)), w_bits=3)
-    a, b = _requant(g, "ra", c1, 4, rng), _requant(g, "rb", c1, 4, rng)
-    c2 = g.add_conv("c2", b, rng.integers(-3, 4, (8, 4, 3, 3)), w_bits=3)
-    cat = g.add_concat("cat", [g.add("shift", "sh", [a]), _requant(g, "r2", c2, 8, rng), a])
-    c3 = g.add_conv("c3", cat, rng.integers(-3, 4, (5, 16, 1, 1)), w_bits=3)
-    g.add_output("out", c3, rng.integers(-9, 9, 5), np.ones(5))
-    return g
 
 
 def test_two_inputs_keep_concat_and_three_make_concat_n():
@@ -54,17 +36,6 @@ def test_pipeline_bit_exact_under_stalls(folding):
     np.testing.assert_array_equal(run.outputs, reference)
 
 
-def shuffle_net(rng, shape=(3, 4, 6)) -> Graph:
-    """1x1 conv (8 channels) -> shuffle -> 3x3 conv: DiracDeltaNet's block end, at any lane count."""
-    g = Graph("shuffle", shape)
-    x = g.add_input(8)
-    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (8, shape[0], 1, 1)), w_bits=3)
-    sh = g.add("shuffle", "sh", [_requant(g, "r1", c1, 8, rng)])
-    c2 = g.add_conv("c2", sh, rng.integers(-3, 4, (5, 8, 3, 3)), w_bits=3)
-    g.add_output("out", c2, rng.integers(-9, 9, 5), np.ones(5))
-    return g
-
-
 def test_shuffle_shape_reference_and_errors():
     from mixq_hw.graph import GraphError
     rng = np.random.default_rng(0)
@@ -75,7 +46,7 @@ def test_shuffle_shape_reference_and_errors():
     bad = Graph("bad", (3, 4, 4))
     c = bad.add_conv("c1", bad.add_input(8), rng.integers(-3, 4, (6, 3, 1, 1)), w_bits=3)
     with pytest.raises(GraphError, match="'sh'.*6 channels.*divisible by 4"):
-        bad.add("shuffle", "sh", [_requant(bad, "r1", c, 6, rng)])
+        bad.add("shuffle", "sh", [add_requant(bad, "r1", c, 6, rng)])
         bad.validate()
 
 

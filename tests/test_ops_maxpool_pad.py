@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from networks import add_requant, padded_pool_net
 from torch import nn
 
 from mixq_hw.graph import Graph, GraphError
@@ -16,22 +17,6 @@ from mixq_hw.ops import op_def
 from mixq_hw.pipeline import LayerFold, plan_stages
 from mixq_nn import ops_layers
 from sim.network import simulate
-
-
-def _requant(g, name, src, channels, rng, out_bits=3):
-    return g.add_requant(name, src, rng.integers(1, 40, channels), rng.integers(-200, 200, channels),
-                         shift=7, out_bits=out_bits)
-
-
-def padded_pool_net(rng, shape=(3, 7, 10)) -> Graph:
-    """conv3x3 -> requant -> padded 2x2/2 pool (odd height) -> conv3x3 -> output."""
-    g = Graph("padded-pool", shape)
-    x = g.add_input(8)
-    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (4, shape[0], 3, 3)), w_bits=3)
-    p1 = g.add_maxpool("p1", _requant(g, "r1", c1, 4, rng), pad=1)
-    c2 = g.add_conv("c2", p1, rng.integers(-3, 4, (5, 4, 3, 3)), w_bits=3)
-    g.add_output("out", c2, rng.integers(-9, 9, 5), np.ones(5))
-    return g
 
 
 def test_shape_and_reference_match_pytorch():
@@ -49,7 +34,7 @@ def test_shape_and_reference_match_pytorch():
 def test_bad_pad_is_refused(pad):
     g = Graph("bad", (1, 4, 4))
     x = g.add_input(8)
-    r = _requant(g, "r", g.add_conv("c1", x, np.ones((2, 1, 3, 3), dtype=np.int64), w_bits=2), 2,
+    r = add_requant(g, "r", g.add_conv("c1", x, np.ones((2, 1, 3, 3), dtype=np.int64), w_bits=2), 2,
                  np.random.default_rng(0))
     with pytest.raises(GraphError, match="'p'.*attribute pad"):
         g.add_maxpool("p", r, pad=pad)

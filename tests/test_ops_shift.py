@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from networks import shift_net
 from torch import nn
 
 from mixq_hw.graph import Graph, GraphError
@@ -17,24 +18,6 @@ from mixq_hw.ops import op_def
 from mixq_hw.pipeline import LayerFold, plan_stages
 from mixq_nn import ops_layers
 from sim.network import simulate
-
-
-def _requant(g, name, src, channels, rng, out_bits=3):
-    return g.add_requant(name, src, rng.integers(1, 40, channels), rng.integers(-200, 200, channels),
-                         shift=7, out_bits=out_bits)
-
-
-def shift_net(rng, shape=(3, 6, 8)) -> Graph:
-    """1x1 conv -> shift -> concat with the unshifted map (a FIFO from the shift's row map) -> 1x1 conv."""
-    g = Graph("shift-net", shape)
-    x = g.add_input(8)
-    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (10, shape[0], 1, 1)), w_bits=3)
-    r1 = _requant(g, "r1", c1, 10, rng)
-    s = g.add("shift", "sh", [r1])
-    cat = g.add_concat("cat", [s, r1])
-    c2 = g.add_conv("c2", cat, rng.integers(-3, 4, (4, 20, 1, 1)), w_bits=3)
-    g.add_output("out", c2, rng.integers(-9, 9, 4), np.ones(4))
-    return g
 
 
 def test_shape_and_reference():

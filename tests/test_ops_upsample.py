@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from networks import fpn, yolo_tail
 from torch import nn
 
 from mixq_hw.graph import Graph, GraphError
@@ -16,42 +17,6 @@ from mixq_hw.ops import op_def
 from mixq_hw.pipeline import LayerFold, plan_stages
 from mixq_nn import ops_layers
 from sim.network import simulate
-
-
-def _requant(g, name, src, channels, rng, out_bits=3):
-    return g.add_requant(name, src, rng.integers(1, 40, channels), rng.integers(-200, 200, channels),
-                         shift=7, out_bits=out_bits)
-
-
-def yolo_tail(rng, shape=(3, 8, 8)) -> Graph:
-    """conv -> pool -> conv (the skip) -> 1x1 conv -> concat(1x1, skip) -> upsample -> conv -> output."""
-    g = Graph("yolo-tail", shape)
-    x = g.add_input(8)
-    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (4, shape[0], 3, 3)), w_bits=3)
-    p1 = g.add_maxpool("p1", _requant(g, "r1", c1, 4, rng))
-    c2 = g.add_conv("c2", p1, rng.integers(-3, 4, (4, 4, 3, 3)), w_bits=3)
-    skip = _requant(g, "r2", c2, 4, rng)
-    c3 = g.add_conv("c3", skip, rng.integers(-3, 4, (4, 4, 1, 1)), w_bits=3)
-    cat = g.add_concat("cat", [_requant(g, "r3", c3, 4, rng), skip])
-    up = g.add("upsample", "up", [cat])
-    c4 = g.add_conv("c4", up, rng.integers(-3, 4, (5, 8, 3, 3)), w_bits=3)
-    g.add_output("out", c4, rng.integers(-9, 9, 5), np.ones(5))
-    return g
-
-
-def fpn(rng, shape=(3, 8, 8)) -> Graph:
-    """A feature-pyramid join: conv (8x8) -> pool -> conv (4x4) -> upsample, concat with the 8x8 map -> conv:
-    the concat's FIFO on the 8x8 branch comes from the upsample's row map (output row y needs y / 2)."""
-    g = Graph("fpn", shape)
-    x = g.add_input(8)
-    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (4, shape[0], 3, 3)), w_bits=3)
-    r1 = _requant(g, "r1", c1, 4, rng)
-    c2 = g.add_conv("c2", g.add_maxpool("p1", r1), rng.integers(-3, 4, (4, 4, 3, 3)), w_bits=3)
-    up = g.add("upsample", "up", [_requant(g, "r2", c2, 4, rng)])
-    cat = g.add_concat("cat", [up, r1])
-    c3 = g.add_conv("c3", cat, rng.integers(-3, 4, (5, 8, 3, 3)), w_bits=3)
-    g.add_output("out", c3, rng.integers(-9, 9, 5), np.ones(5))
-    return g
 
 
 def test_shape_and_reference():

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from networks import small_graph
 
 import boards
 import mixq_hw
 import mixq_nn
 import sim
 from mixq_hw.build import DEFAULT_CHECKPOINT, BuildError
-from test_build import small_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("mixq_hw", "mixq_nn", "sim", "boards")

@@ -30,7 +30,16 @@ from mixq_hw.packing import plan as planner_plan
 from mixq_hw.packing.bits import act_codes
 from mixq_hw.packing.cores import PackedMAC, field_width
 from mixq_hw.packing.layout import (
-    AD_BITS, B_BITS, P_BITS, Field, Plan, check, emulate, expected_fields, max_depth, weight_range,
+    AD_BITS,
+    B_BITS,
+    P_BITS,
+    Field,
+    Plan,
+    check,
+    emulate,
+    expected_fields,
+    max_depth,
+    weight_range,
 )
 
 VARIANTS = list(itertools.product(("AD", "B"), (False, True), ("borrow", "offset")))

@@ -8,8 +8,17 @@ import json
 import numpy as np
 import pytest
 
-from mixq_hw.packing.layout import (Field, Plan, act_range, check, emulate, emulate_batch, expected_fields,
-                                    max_depth, weight_range)
+from mixq_hw.packing.layout import (
+    Field,
+    Plan,
+    act_range,
+    check,
+    emulate,
+    emulate_batch,
+    expected_fields,
+    max_depth,
+    weight_range,
+)
 
 
 def kernel_plan(w_bits: int, a_bits: int, w_offsets, a_offsets, stride: int, *, overlap=False,

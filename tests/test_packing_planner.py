@@ -12,8 +12,18 @@ import numpy as np
 import pytest
 
 from mixq_hw import packing
-from mixq_hw.packing import (Field, Plan, check, density_table, emulate_batch, expected_fields, macs_per_dsp,
-                             max_depth, plan, plans)
+from mixq_hw.packing import (
+    Field,
+    Plan,
+    check,
+    density_table,
+    emulate_batch,
+    expected_fields,
+    macs_per_dsp,
+    max_depth,
+    plan,
+    plans,
+)
 from mixq_hw.packing.__main__ import main
 from mixq_hw.packing.layout import act_range, weight_range
 from mixq_hw.packing.planner import BIT_WIDTHS, KERNEL_SIZES, MIXQ_PUBLISHED, best_plan

@@ -18,8 +18,15 @@ import numpy as np
 import pytest
 from amaranth import signed
 from amaranth.back import rtlil
-from test_packing_cores import (HALVES, VARIANTS, extreme_accumulations, hand_plan, random_accumulation, run_plan,
-                                simulate)
+from test_packing_cores import (
+    HALVES,
+    VARIANTS,
+    extreme_accumulations,
+    hand_plan,
+    random_accumulation,
+    run_plan,
+    simulate,
+)
 from test_packing_layout import kernel_plan
 from test_packing_lut import run_lut
 

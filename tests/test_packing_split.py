@@ -11,16 +11,26 @@ import random
 import numpy as np
 import pytest
 from amaranth.back import rtlil
-
 from test_packing_cores import Accumulation, simulate
 
 from mixq_hw.packing import planner
 from mixq_hw.packing.layout import Plan, act_range, weight_range
 from mixq_hw.packing.mixed import MixedSplitPlan
 from mixq_hw.packing.planner import BIT_WIDTHS, KERNEL_SIZES, MIXQ_PUBLISHED, best_plan, macs_per_dsp, plan
-from mixq_hw.packing.split import (ROUNDINGS, SplitPlan, check_split, digits, emulate, emulate_batch,
-                                   expected_fields, make_split, split_acts, split_plans, split_weights,
-                                   weight_digit_ranges)
+from mixq_hw.packing.split import (
+    ROUNDINGS,
+    SplitPlan,
+    check_split,
+    digits,
+    emulate,
+    emulate_batch,
+    expected_fields,
+    make_split,
+    split_acts,
+    split_plans,
+    split_weights,
+    weight_digit_ranges,
+)
 from mixq_hw.packing.split_core import SplitMAC
 
 EXHAUSTIVE_MAX = 200_000

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from mixq_hw.packing import plan
-from mixq_hw.packing import synth
+from mixq_hw.packing import plan, synth
 from mixq_hw.packing.cores import field_width
 from mixq_hw.packing.synth import SynthesisError, count_cells, synth_core
 

@@ -16,11 +16,19 @@ from amaranth.lib import data
 from test_packing_cores import simulate
 
 from mixq_hw.packing import planner, search
-from mixq_hw.packing.geometry import DSP48E2_GEOMETRY
 from mixq_hw.packing.cores import PackedMAC, field_width
+from mixq_hw.packing.geometry import DSP48E2_GEOMETRY
 from mixq_hw.packing.layout import Plan, check, emulate, emulate_batch, expected_fields, max_depth, weight_range
-from mixq_hw.packing.mixed import (MixedSplitMAC, MixedSplitPlan, check_mixed, combination, digits, make_mixed,
-                                   mixed_digits, mixed_split_plans)
+from mixq_hw.packing.mixed import (
+    MixedSplitMAC,
+    MixedSplitPlan,
+    check_mixed,
+    combination,
+    digits,
+    make_mixed,
+    mixed_digits,
+    mixed_split_plans,
+)
 from mixq_hw.packing.mixed import emulate as mixed_emulate
 from mixq_hw.packing.mixed import emulate_batch as mixed_emulate_batch
 from mixq_hw.packing.mixed import expected_fields as mixed_expected

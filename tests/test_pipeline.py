@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from networks import bypass_net, linear_net, plain_net, pool_narrowing_net
 
 from mixq_hw.graph import Graph
 from mixq_hw.pipeline import Accelerator, LayerFold, plan_stages
@@ -25,64 +26,6 @@ def _run(graph: Graph, folding, images, *, stall: float, seed: int = 0):
     out = np.stack([beats_to_tensor(beats[i * per_frame:(i + 1) * per_frame], (c, h, w), acc.plan.out_lanes)
                     for i in range(len(images))])
     return acc, out, run, per_frame
-
-
-def _requant(g, name, src, channels, rng, out_bits=3):
-    return g.add_requant(name, src, rng.integers(1, 40, channels), rng.integers(-200, 200, channels),
-                         shift=7, out_bits=out_bits)
-
-
-def plain_net(rng) -> Graph:
-    """conv3x3 -> requant -> maxpool -> conv3x3/2 -> requant -> depthwise 3x3 -> requant -> 1x1 -> output."""
-    g = Graph("plain", (3, 8, 8))
-    x = g.add_input(5)
-    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (4, 3, 3, 3)), w_bits=3)
-    p1 = g.add_maxpool("p1", _requant(g, "r1", c1, 4, rng))
-    c2 = g.add_conv("c2", p1, rng.integers(-7, 8, (6, 4, 3, 3)), w_bits=4, stride=2)
-    r2 = _requant(g, "r2", c2, 6, rng, out_bits=4)
-    d3 = g.add_conv("d3", r2, rng.integers(-1, 2, (6, 1, 3, 3)), w_bits=2, groups=6)
-    r3 = _requant(g, "r3", d3, 6, rng, out_bits=2)
-    c4 = g.add_conv("c4", r3, rng.integers(-15, 16, (4, 6, 1, 1)), w_bits=5)
-    g.add_output("out", c4, rng.integers(-9, 9, 4), np.full(4, 0.5))
-    return g
-
-
-def bypass_net(rng) -> Graph:
-    """The UltraNet-Bypass shape in miniature: one conv feeds a pool path and a reorg bypass, joined by concat."""
-    g = Graph("bypass", (2, 8, 8))
-    x = g.add_input(8)
-    c1 = g.add_conv("c1", x, rng.integers(-1, 2, (4, 2, 3, 3)), w_bits=2)
-    main = g.add_maxpool("p1", _requant(g, "r1a", c1, 4, rng))
-    bypass = g.add_reorg("reorg", _requant(g, "r1b", c1, 4, rng))
-    c2 = g.add_conv("c2", main, rng.integers(-3, 4, (4, 4, 3, 3)), w_bits=3)
-    c3 = g.add_conv("c3", _requant(g, "r2", c2, 4, rng), rng.integers(-3, 4, (4, 4, 3, 3)), w_bits=3)
-    cat = g.add_concat("cat", [bypass, _requant(g, "r3", c3, 4, rng)])
-    c4 = g.add_conv("c4", cat, rng.integers(-3, 4, (5, 20, 3, 3)), w_bits=3)
-    g.add_output("out", c4, rng.integers(-9, 9, 5), np.ones(5))
-    return g
-
-
-def linear_net(rng) -> Graph:
-    """conv -> requant -> maxpool -> linear (HWC flattening) -> output, like VGG-tiny's head."""
-    g = Graph("linear", (1, 4, 4))
-    x = g.add_input(8)
-    c1 = g.add_conv("c1", x, rng.integers(-7, 8, (4, 1, 3, 3)), w_bits=4)
-    p1 = g.add_maxpool("p1", _requant(g, "r1", c1, 4, rng, out_bits=8))
-    fc = g.add_linear("fc", p1, rng.integers(-127, 128, (3, 16)), w_bits=8)
-    g.add_output("out", fc, rng.integers(-99, 99, 3), np.ones(3))
-    return g
-
-
-def pool_narrowing_net(rng) -> Graph:
-    """conv3x3 (8 output lanes) -> requant -> maxpool -> conv3x3 at 2 input lanes: the pool's rows arrive in
-    bursts (only while it reads every second input row) at a lane converter that takes 4 cycles a beat."""
-    g = Graph("pool-narrowing", (3, 8, 16))
-    x = g.add_input(8)
-    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (8, 3, 3, 3)), w_bits=3)
-    p1 = g.add_maxpool("p1", _requant(g, "r1", c1, 8, rng))
-    c2 = g.add_conv("c2", p1, rng.integers(-3, 4, (4, 8, 3, 3)), w_bits=3)
-    g.add_output("out", c2, rng.integers(-9, 9, 4), np.ones(4))
-    return g
 
 
 CASES = {

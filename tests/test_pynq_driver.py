@@ -14,11 +14,11 @@ from collections import deque
 
 import numpy as np
 import pytest
+from networks import small_graph
 
 from boards import pynq_driver as drv
 from mixq_hw.graph import Graph
 from sim.tensors import tensor_to_beats
-from test_build import small_graph
 
 CAPACITY = 2            # output frames the accelerator and the stream can hold before input stops
 MM_ALIGN = 16           # a 128-bit memory map: receive and send addresses aligned to 16 bytes

@@ -9,10 +9,10 @@ import onnx
 import pytest
 import torch
 from brevitas_nets import SHAPE, DefaultNet, ExactNet, train_and_export
+from networks import bypass_net, plain_net
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.transformation.infer_shapes import InferShapes
-from test_pipeline import bypass_net, plain_net
 
 from mixq_hw.graph import Graph
 from mixq_hw.pipeline import LayerFold

@@ -7,15 +7,20 @@ The Vivado fixtures below are small excerpts written in the layout of Vivado 202
 import json
 
 import pytest
+from networks import small_graph
 
-from mixq_hw.pipeline import LayerFold, plan_stages
-from mixq_hw.latency import fill_latency
-from mixq_hw.report import build_report, fold_vivado, main, markdown, stream_figures, write_report
 from mixq_hw.estimate import Resources
+from mixq_hw.latency import fill_latency
+from mixq_hw.pipeline import LayerFold, plan_stages
+from mixq_hw.report import build_report, fold_vivado, main, markdown, stream_figures, write_report
 from mixq_hw.report_plot import layer_kind
-from mixq_hw.vivado_reports import (VivadoReportError, parse_power, parse_timing_summary, parse_utilization,
-                                    read_vivado_dir)
-from test_build import small_graph
+from mixq_hw.vivado_reports import (
+    VivadoReportError,
+    parse_power,
+    parse_timing_summary,
+    parse_utilization,
+    read_vivado_dir,
+)
 
 UTILIZATION = """\
 Copyright 1986-2022 Xilinx, Inc. All Rights Reserved.

@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_export import calibrate, check_decisions, dequantised, forced_run, run_model
 
 from mixq_hw.pipeline import plan_stages
 from mixq_nn import models
 from mixq_nn.export import ExportError, export
 from sim.network import simulate
-from test_export import calibrate, check_decisions, dequantised, forced_run, run_model
 
 #: reduced widths: stem, (mid, out) of stage 1, (mid, out, shortcut) of stages 2 and 3
 SMALL = {"channels": (4, 4, 4, 4, 8, 8, 4, 8, 8)}

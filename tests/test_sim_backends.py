@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+from test_sim_cxxrtl import Chain, SkewAdd, _expected
 
 from sim import cache
 from sim.backends import BACKENDS, CHOICES, available_backends, default_backend, resolve_backend, run_streams
@@ -16,7 +17,6 @@ from sim.cxxrtl import compile_design
 from sim.stall_rng import StallRng
 from sim.streams import SimulationTimeout
 from sim.verilator import compile_verilator, run_streams_verilator, verilator_available, verilator_build_info
-from test_sim_cxxrtl import Chain, SkewAdd, _expected
 
 needs_verilator = pytest.mark.skipif(not verilator_available(), reason="the verilator package is not installed")
 
@@ -61,18 +61,24 @@ def test_three_backends_agree_cycle_for_cycle(design, stall):
 
 @needs_verilator
 def test_verilator_errors_are_clear():
-    with pytest.raises(SimulationTimeout, match="Verilator"):
-        run_streams_verilator(SkewAdd(), {"i": []}, {"o": 5}, max_cycles=1000)
-    with pytest.raises(ValueError, match="no stream port 'x'"):
-        run_streams_verilator(SkewAdd(), {"x": [[0, 0, 0]]}, {"o": 1})
-    with pytest.raises(ValueError, match="output stream, not an input"):
-        run_streams_verilator(SkewAdd(), {"o": [[0, 0, 0]]}, {"o": 1})
     dut = SkewAdd()
-    dut._MustUse__silence = True   # never elaborated: the options are refused first
+    with pytest.raises(SimulationTimeout, match="Verilator"):
+        run_streams_verilator(dut, {"i": []}, {"o": 5}, max_cycles=1000)      # elaborates and runs it
+    with pytest.raises(ValueError, match="no stream port 'x'"):
+        run_streams_verilator(dut, {"x": [[0, 0, 0]]}, {"o": 1})
+    with pytest.raises(ValueError, match="output stream, not an input"):
+        run_streams_verilator(dut, {"o": [[0, 0, 0]]}, {"o": 1})
+    made = []
+
+    def design() -> SkewAdd:
+        made.append(SkewAdd())
+        return made[-1]
+
     with pytest.raises(ValueError, match="threads"):
-        compile_verilator(dut, threads=0)
+        compile_verilator(design, threads=0)
     with pytest.raises(ValueError, match="C\\+\\+ flags"):
-        compile_verilator(dut, cflags="-O1; rm -rf /")
+        compile_verilator(design, cflags="-O1; rm -rf /")
+    assert not made                     # the options are refused before the design is created
 
 
 def test_backend_choice():

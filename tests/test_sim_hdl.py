@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 import os
-import re
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
+from networks import linear_net, plain_net
+from test_packing_dsp48e2 import ACC, CONFIGS, FIRST, OTHER
+from test_top import PLAIN_FOLD
 
 from boards.ultra96 import Ultra96V2Platform
 from mixq_hw.hdl_text import convert
@@ -29,9 +32,6 @@ from mixq_hw.pipeline import Accelerator, LayerFold
 from mixq_hw.top import AxiStreamTop, emit_verilog
 from mixq_hw.vectors import VECTORS_FILE, read_test_vectors, write_test_vectors
 from sim.hdl import simulate_verilog
-from test_packing_dsp48e2 import ACC, CONFIGS, FIRST, OTHER
-from test_pipeline import linear_net, plain_net
-from test_top import PLAIN_FOLD
 
 # the configurations the cores and requantizers instantiate, plus the rest of the modelled space
 DSP_CONFIGS = {**CONFIGS, "requant": dict(areg=1, breg=1, creg=1)}
@@ -221,8 +221,9 @@ def _make(tb: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_build_ships_a_cocotb_testbench_that_checks_the_golden_outputs(tmp_path):
+    from networks import small_graph
+
     from mixq_hw.build import build
-    from test_build import small_graph
 
     pytest.importorskip("cocotb", reason="cocotb comes with the dev extra (pip install -e .[dev])")
     source = tmp_path / "small.npz"

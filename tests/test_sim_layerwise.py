@@ -7,6 +7,17 @@ import copy
 
 import numpy as np
 import pytest
+from networks import (
+    bypass_net,
+    concat3_net,
+    linear_net,
+    padded_pool_net,
+    plain_net,
+    pool_head,
+    res_block,
+    shuffle_net,
+    yolo_tail,
+)
 
 from mixq_hw.graph import ops
 from mixq_hw.pipeline import Accelerator, LayerFold, plan_stages
@@ -16,12 +27,6 @@ from sim.stage_streams import stage_streams
 from sim.tensors import tensor_to_beats
 from sim.verify import verify_accelerator
 from sim.verilator import verilator_available
-from test_ops_add import res_block
-from test_ops_avgpool import pool_head
-from test_ops_concat_n import concat3_net, shuffle_net
-from test_ops_maxpool_pad import padded_pool_net
-from test_ops_upsample import yolo_tail
-from test_pipeline import bypass_net, linear_net, plain_net
 
 #: (network, folding): a conv + requant + pool chain with a stride-2 conv, a depthwise conv and lane
 #: converters; the bypass (fork, reorg, FIFOs, concat) with ragged pixel groups; a linear head

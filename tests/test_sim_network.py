@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from networks import linear_net, plain_net
 
 from mixq_hw.pipeline import Accelerator, LayerFold, plan_stages
 from mixq_nn import checkpoint, models
 from mixq_nn.data import get_images_uint8
 from sim.__main__ import CliError, load_source, main, pick_images
 from sim.network import image_beats, simulate
-from test_pipeline import linear_net, plain_net
 
 FC_FOLD = {"fc": LayerFold(4, 3, 1)}
 
@@ -90,12 +90,12 @@ def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match="VCD.*pysim"):
         simulate(graph, good, backend="cxxrtl", vcd="x.vcd", progress=False)
     acc = Accelerator(graph, FC_FOLD)
-    acc._MustUse__silence = True
     with pytest.raises(ValueError, match="either a folding or an accelerator"):
         simulate(graph, good, folding=FC_FOLD, accelerator=acc, progress=False)
     other = linear_net(np.random.default_rng(1))
     with pytest.raises(ValueError, match="built for graph"):
         simulate(other, good, accelerator=acc, progress=False)
+    assert simulate(graph, good, accelerator=acc, progress=False).all_exact   # the refused calls left it usable
 
 
 def test_vcd_and_progress(tmp_path, capsys):

@@ -87,9 +87,10 @@ def test_yosys_depth_of_an_and_tree_is_exact(tmp_path, monkeypatch):
 
 def test_build_reports_the_estimate_and_names_deep_stages(tmp_path, monkeypatch, capsys):
     """The build's --timing plumbing, with the per-stage synthesis replaced by fixed depths (one stage too deep)."""
+    from networks import small_graph
+
     import mixq_hw.timing as timing
     from mixq_hw.build import main
-    from tests.test_build import small_graph
 
     def fake(component, top="stage", *, grade="-1", cache=True):
         deep = type(component).__name__ == "SlidingWindow" or "Window" in type(component).__name__

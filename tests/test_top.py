@@ -9,15 +9,15 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from amaranth.back import rtlil
 from amaranth import Cat
+from amaranth.back import rtlil
 from amaranth.sim import Simulator
+from networks import linear_net, plain_net
 
 from mixq_hw.pipeline import Accelerator, LayerFold
 from mixq_hw.top import PORT_NAMES, AxiStreamTop, emit_verilog, stream_width
 from sim.network import image_beats
 from sim.streams import SimulationTimeout, receive, send
-from test_pipeline import linear_net, plain_net
 
 PLAIN_FOLD = {"c1": LayerFold(3, 2, 2), "c2": LayerFold(2, 3, 2), "d3": LayerFold(2, 2, 1), "c4": LayerFold(6, 2, 2)}
 

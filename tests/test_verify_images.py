@@ -7,13 +7,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+from networks import small_graph
+from test_build import graph_file  # noqa: F401 - the fixture
 
 from mixq_hw.build import DEFAULT_CHECKPOINT, build, load_graph
 from mixq_hw.pipeline import plan_stages
 from mixq_nn.data import get_images_uint8
 from sim.__main__ import main
 from sim.images import verification_images
-from test_build import graph_file, small_graph  # noqa: F401 - the fixture
 
 EXAMPLE = Path(DEFAULT_CHECKPOINT)
 

@@ -16,6 +16,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from networks import bypass_net
 from torch import nn
 
 from mixq_hw.graph import Graph
@@ -25,7 +26,6 @@ from mixq_nn.calibrate import calibrate_random
 from mixq_nn.export import export
 from sim.backends import default_backend
 from sim.network import simulate
-from test_pipeline import bypass_net
 
 F = LayerFold
 

@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 from ..estimate import Resources, memory_cost
 from ._checks import check_positive, layer_label
 from .pool import elaborate_window_pool
-from .spec import LayerSpec
+from .spec import LayerSpec, SpecComponent
 
 __all__ = ["SumPool", "SumPoolSpec", "sum_bits", "sum_pool_cycles", "sum_pool_cost"]
 
@@ -104,12 +104,8 @@ class SumPoolSpec(LayerSpec):
                              self.signed)
 
 
-class SumPool(SumPoolSpec, wiring.Component):
+class SumPool(SumPoolSpec, SpecComponent):
     """The hardware of :class:`SumPoolSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        SumPoolSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()

@@ -27,7 +27,7 @@ from amaranth.lib.wiring import In, Out
 from ..estimate import Resources, mux_luts
 from ._checks import check_positive, layer_label
 from .fifo import StreamFIFO, fifo_cost
-from .spec import LayerSpec
+from .spec import LayerSpec, SpecComponent
 
 __all__ = ["ConcatN", "ConcatNSpec", "ChannelSplit", "ChannelSplitSpec", "ChannelShuffle", "ChannelShuffleSpec", "channel_parts_cost", "split_cost", "shuffle_cost",
            "shuffle_fifo_depth"]
@@ -95,12 +95,8 @@ class ConcatNSpec(LayerSpec):
         return channel_parts_cost(len(self.channels), max(self.channels) // self.lanes, self.lanes, self.bits)
 
 
-class ConcatN(ConcatNSpec, wiring.Component):
+class ConcatN(ConcatNSpec, SpecComponent):
     """The hardware of :class:`ConcatNSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        ConcatNSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
     @property
     def inputs(self) -> list:
@@ -160,12 +156,8 @@ class ChannelSplitSpec(LayerSpec):
         return split_cost(len(self.channels), max(self.channels) // self.lanes, self.lanes, self.bits)
 
 
-class ChannelSplit(ChannelSplitSpec, wiring.Component):
+class ChannelSplit(ChannelSplitSpec, SpecComponent):
     """The hardware of :class:`ChannelSplitSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        ChannelSplitSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
     @property
     def outputs(self) -> list:
@@ -248,12 +240,8 @@ class ChannelShuffleSpec(LayerSpec):
         return shuffle_cost(self.channels, self.lanes, self.bits)
 
 
-class ChannelShuffle(ChannelShuffleSpec, wiring.Component):
+class ChannelShuffle(ChannelShuffleSpec, SpecComponent):
     """The hardware of :class:`ChannelShuffleSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        ChannelShuffleSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
     def _parts(self) -> tuple[ChannelSplit, StreamFIFO, ConcatN]:
         c, quarter = self.channels, self.channels // 4

@@ -11,7 +11,6 @@ case of :class:`~mixq_hw.layers.channels.ConcatN`.
 
 from __future__ import annotations
 
-from amaranth.lib import wiring
 
 from .channels import ConcatN, ConcatNSpec
 
@@ -33,10 +32,6 @@ class ConcatSpec(ConcatNSpec):
 
 class Concat(ConcatSpec, ConcatN):
     """The hardware of :class:`ConcatSpec` (the same arguments; ConcatN's elaborate)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        ConcatSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
 
 ConcatSpec.component_class = Concat

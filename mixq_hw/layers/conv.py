@@ -77,7 +77,7 @@ from mixq_hw.layers.conv_weights import (WINDOW_KINDS, ConvGeometry, CoreWiring,
                                          signed_bits, weight_rom_words, dsps_per_core)
 from mixq_hw.layers.conv_weights import dot_wiring
 from mixq_hw.layers.row_window import RowWindowSpec
-from mixq_hw.layers.spec import LayerSpec
+from mixq_hw.layers.spec import LayerSpec, SpecComponent
 from mixq_hw.layers.window import SlidingWindowSpec
 from mixq_hw.packing.cores import PackedMAC
 from mixq_hw.packing.layout import act_range, weight_range
@@ -355,12 +355,8 @@ class ConvEngineSpec(LayerSpec):
     # ---- hardware ------------------------------------------------------------------------------
 
 
-class ConvEngine(ConvEngineSpec, wiring.Component):
+class ConvEngine(ConvEngineSpec, SpecComponent):
     """The hardware of :class:`ConvEngineSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        ConvEngineSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()

@@ -19,13 +19,13 @@ import math
 from typing import Self
 
 from amaranth import Module, Shape, Signal, Value, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost
 from ._checks import layer_label
-from .spec import LayerSpec
+from .spec import LayerSpec, SpecComponent
 
 __all__ = ["StreamFIFO", "StreamFIFOSpec", "fifo_cost"]
 
@@ -88,12 +88,8 @@ class StreamFIFOSpec(LayerSpec):
         return fifo_cost(self.depth, self.payload_width)
 
 
-class StreamFIFO(StreamFIFOSpec, wiring.Component):
+class StreamFIFO(StreamFIFOSpec, SpecComponent):
     """The hardware of :class:`StreamFIFOSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        StreamFIFOSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports(), src_loc_at=kwargs.get("src_loc_at", 0))
 
     def elaborate(self, platform) -> Module:
         m = Module()

@@ -13,12 +13,12 @@ from __future__ import annotations
 from typing import Self
 
 from amaranth import Cat, Module, Shape, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources
 from ._checks import layer_label
-from .spec import LayerSpec
+from .spec import LayerSpec, SpecComponent
 
 __all__ = ["Fork", "ForkSpec"]
 
@@ -74,12 +74,8 @@ class ForkSpec(LayerSpec):
         return Resources(lut=2 * self.n_outputs + 1, ff=self.n_outputs)
 
 
-class Fork(ForkSpec, wiring.Component):
+class Fork(ForkSpec, SpecComponent):
     """The hardware of :class:`ForkSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        ForkSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports(), src_loc_at=kwargs.get("src_loc_at", 0))
 
     @property
     def outputs(self) -> list:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from amaranth import Module, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources
 from ..packing.bits import INPUT_BITS
-from .spec import LayerSpec
+from .spec import LayerSpec, SpecComponent
 
 __all__ = ["InputCodes", "InputCodesSpec"]
 
@@ -40,12 +40,8 @@ class InputCodesSpec(LayerSpec):
         return Resources()
 
 
-class InputCodes(InputCodesSpec, wiring.Component):
+class InputCodes(InputCodesSpec, SpecComponent):
     """The hardware of :class:`InputCodesSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        InputCodesSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()

@@ -19,13 +19,13 @@ import math
 from typing import Callable
 
 from amaranth.hdl import C, Module, Mux, Signal, Value, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost, styled_memory
 from ..packing.calibration import POOL_LUT_PER_WORD_BIT
 from ._checks import layer_label, check_positive
-from .spec import LayerSpec
+from .spec import LayerSpec, SpecComponent
 
 __all__ = ["MaxPool2x2", "MaxPool2x2Spec", "maxpool_out_size", "maxpool_cost", "elaborate_window_pool"]
 
@@ -189,12 +189,8 @@ class MaxPool2x2Spec(LayerSpec):
         return maxpool_cost(self.channels, self.height, self.width, self.lanes, self.bits, self.pad)
 
 
-class MaxPool2x2(MaxPool2x2Spec, wiring.Component):
+class MaxPool2x2(MaxPool2x2Spec, SpecComponent):
     """The hardware of :class:`MaxPool2x2Spec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        MaxPool2x2Spec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()

@@ -27,12 +27,12 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from amaranth import Array, Cat, Module, Mux, Shape, Signal, Value, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost, styled_memory
 from ._checks import layer_label
-from .spec import LayerSpec
+from .spec import LayerSpec, SpecComponent
 
 __all__ = ["GroupToRaster", "GroupToRasterSpec"]
 
@@ -102,12 +102,8 @@ class GroupToRasterSpec(LayerSpec):
                                          ff=counters + max(1, (nbanks - 1).bit_length()) + 1 + read_regs)
 
 
-class GroupToRaster(GroupToRasterSpec, wiring.Component):
+class GroupToRaster(GroupToRasterSpec, SpecComponent):
     """The hardware of :class:`GroupToRasterSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        GroupToRasterSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()

@@ -30,7 +30,7 @@ from amaranth.lib.wiring import In, Out
 from ..estimate import Resources, memory_cost, styled_memory
 from .width import LaneConverter, lane_converter_cost
 from ._checks import layer_label, check_positive
-from .spec import LayerSpec
+from .spec import LayerSpec, SpecComponent
 
 __all__ = ["Reorg", "ReorgSpec"]
 
@@ -108,12 +108,8 @@ class ReorgSpec(LayerSpec):
         return total + lane_converter_cost(4 * self.lanes, self.lanes_out, self.bits)
 
 
-class Reorg(ReorgSpec, wiring.Component):
+class Reorg(ReorgSpec, SpecComponent):
     """The hardware of :class:`ReorgSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        ReorgSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()

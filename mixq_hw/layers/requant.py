@@ -37,7 +37,7 @@ from typing import Self
 
 import numpy as np
 from amaranth import Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, memory, stream
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, constant_rom_cost, mux_luts, signed_bit_columns
@@ -47,7 +47,7 @@ from ..packing.calibration import REQUANT_LOGIC_MARGIN
 from ..packing.geometry import DSP48E2_GEOMETRY
 from ._checks import layer_label
 from ._mux import mux_tree
-from .spec import LayerSpec
+from .spec import LayerSpec, SpecComponent
 
 __all__ = ["Requant", "AccBias", "OUTPUT_BITS", "RequantSpec", "AccBiasSpec"]
 
@@ -245,12 +245,8 @@ class RequantSpec(_GroupedChannels):
         return np.concatenate(tables, axis=1)
 
 
-class Requant(RequantSpec, wiring.Component):
+class Requant(RequantSpec, SpecComponent):
     """The hardware of :class:`RequantSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        RequantSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -388,12 +384,8 @@ class AccBiasSpec(_GroupedChannels):
                                + counter + self.latency)
 
 
-class AccBias(AccBiasSpec, wiring.Component):
+class AccBias(AccBiasSpec, SpecComponent):
     """The hardware of :class:`AccBiasSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        AccBiasSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()

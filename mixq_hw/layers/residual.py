@@ -17,13 +17,13 @@ from __future__ import annotations
 import math
 
 from amaranth.hdl import Module, Mux, Shape, Signal, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources
 from ._checks import check_int, check_positive, layer_label
 from .reference import residual_bounds
-from .spec import LayerSpec
+from .spec import LayerSpec, SpecComponent
 
 __all__ = ["Residual", "ResidualSpec", "code_range", "csd_digits", "residual_sum_bits", "residual_cycles", "residual_cost"]
 
@@ -128,12 +128,8 @@ class ResidualSpec(LayerSpec):
         return residual_cost(self.lanes, self.sum_bits, self.m0, self.m1, self.bits[2])
 
 
-class Residual(ResidualSpec, wiring.Component):
+class Residual(ResidualSpec, SpecComponent):
     """The hardware of :class:`ResidualSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        ResidualSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()

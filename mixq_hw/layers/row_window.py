@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 
 from amaranth import Array, Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost, styled_memory
@@ -44,7 +44,7 @@ from ._checks import check_int, layer_label
 from ._mux import sync_lookup
 from ..packing.calibration import WINDOW_LOGIC_MARGIN
 from .line_buffer import LineBufferSchedule
-from .spec import LayerSpec
+from .spec import LayerSpec, SpecComponent
 
 __all__ = ["RowWindow", "RowWindowSpec"]
 
@@ -142,12 +142,8 @@ class RowWindowSpec(LayerSpec):
     # -- hardware --------------------------------------------------------------------------------
 
 
-class RowWindow(RowWindowSpec, wiring.Component):
+class RowWindow(RowWindowSpec, SpecComponent):
     """The hardware of :class:`RowWindowSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        RowWindowSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()

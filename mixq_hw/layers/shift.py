@@ -19,13 +19,13 @@ from __future__ import annotations
 import math
 
 from amaranth.hdl import C, Module, Mux, Shape, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost, mux_luts, styled_memory
 from ._checks import check_positive, layer_label
 from .reference import SHIFT_OFFSETS
-from .spec import LayerSpec
+from .spec import LayerSpec, SpecComponent
 
 __all__ = ["Shift", "ShiftSpec", "shift_ring_depth", "shift_cycles", "shift_cost"]
 
@@ -93,12 +93,8 @@ class ShiftSpec(LayerSpec):
         return shift_cost(self.channels, self.height, self.width, self.lanes, self.bits)
 
 
-class Shift(ShiftSpec, wiring.Component):
+class Shift(ShiftSpec, SpecComponent):
     """The hardware of :class:`ShiftSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        ShiftSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()

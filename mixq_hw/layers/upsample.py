@@ -14,12 +14,12 @@ from __future__ import annotations
 import math
 
 from amaranth.hdl import Module, Shape, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost, styled_memory
 from ._checks import check_positive, layer_label
-from .spec import LayerSpec
+from .spec import LayerSpec, SpecComponent
 
 __all__ = ["Upsample2x", "Upsample2xSpec", "upsample_cycles", "upsample_cost"]
 
@@ -73,12 +73,8 @@ class Upsample2xSpec(LayerSpec):
         return upsample_cost(self.channels, self.height, self.width, self.lanes, self.bits)
 
 
-class Upsample2x(Upsample2xSpec, wiring.Component):
+class Upsample2x(Upsample2xSpec, SpecComponent):
     """The hardware of :class:`Upsample2xSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        Upsample2xSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()

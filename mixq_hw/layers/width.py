@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources
 from ._checks import layer_label, check_positive
-from .spec import LayerSpec
+from .spec import LayerSpec, SpecComponent
 
 __all__ = ["LaneConverter", "lane_converter_cost", "LanesToFlat", "FlatToLanes", "LaneConverterSpec"]
 
@@ -82,12 +82,8 @@ class LaneConverterSpec(LayerSpec):
         return lane_converter_cost(self.lanes_in, self.lanes_out, self.bits)
 
 
-class LaneConverter(LaneConverterSpec, wiring.Component):
+class LaneConverter(LaneConverterSpec, SpecComponent):
     """The hardware of :class:`LaneConverterSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        LaneConverterSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()

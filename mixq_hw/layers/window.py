@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 
 from amaranth import Module, Mux, Signal, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost, mux_luts, styled_memory
@@ -44,7 +44,7 @@ from ..packing.calibration import WINDOW_LOGIC_MARGIN
 from ._checks import layer_label, check_int
 from ._mux import mux_tree, sync_lookup
 from .line_buffer import LineBufferSchedule
-from .spec import LayerSpec
+from .spec import LayerSpec, SpecComponent
 
 __all__ = ["SlidingWindow", "SlidingWindowSpec"]
 
@@ -149,12 +149,8 @@ class SlidingWindowSpec(LayerSpec):
     # -- hardware --------------------------------------------------------------------------------
 
 
-class SlidingWindow(SlidingWindowSpec, wiring.Component):
+class SlidingWindow(SlidingWindowSpec, SpecComponent):
     """The hardware of :class:`SlidingWindowSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        SlidingWindowSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()

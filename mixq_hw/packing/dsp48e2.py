@@ -34,6 +34,7 @@ against this model (tests/test_sim_hdl.py).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ from amaranth.lib.wiring import In, Out
 
 from .geometry import DSP48E2_GEOMETRY
 
-__all__ = ["DSP48E2", "opmode", "INMODE_D_MINUS_A", "INMODE_A", "uses_primitive", "UltraScalePlus", "VERILOG_MODEL"]
+__all__ = ["DSP48E2", "DSP48E2Config", "opmode", "INMODE_D_MINUS_A", "INMODE_A", "uses_primitive", "UltraScalePlus", "VERILOG_MODEL"]
 
 #: A behavioural Verilog model of the same subset for third-party simulators of the board Verilog (Icarus,
 #: Verilator, cocotb): ``module DSP48E2``, refusing any attribute or control value outside the subset.
@@ -102,29 +103,40 @@ def uses_primitive(platform) -> bool:
     return getattr(platform, "family", None) in _FAMILIES
 
 
-def _checked_config(*, areg: int, breg: int, creg: int = 1, dreg: int = 0, adreg: int = 0, amultsel: str = "A",
-                    inmode: int = INMODE_A, opmodes: tuple[int, ...] = (opmode(),)) -> dict:
-    """A DSP48E2's configuration (see :class:`DSP48E2`) with its defaults; ValueError naming what the
-    model does not cover."""
-    for name, value, top in (("areg", areg, 2), ("breg", breg, 2), ("creg", creg, 1),
-                             ("dreg", dreg, 1), ("adreg", adreg, 1)):
-        if not isinstance(value, int) or not 0 <= value <= top:
-            raise ValueError(f"DSP48E2 {name}={value!r}: the slice has 0..{top} such registers")
-    if amultsel not in ("A", "AD"):
-        raise ValueError(f"DSP48E2 amultsel={amultsel!r}: 'A' or 'AD'")
-    if not isinstance(inmode, int) or not 0 <= inmode < 32:
-        raise ValueError(f"DSP48E2 INMODE {inmode!r} is not a 5-bit value")
-    if inmode & 0b10001:
-        raise ValueError(f"DSP48E2 INMODE {inmode:#07b}: only the A2 and B2 multiplier taps "
-                         f"(INMODE[0] = INMODE[4] = 0) are modelled")
-    if amultsel == "A" and inmode & 0b01110:
-        raise ValueError(f"DSP48E2 INMODE {inmode:#07b} sets pre-adder bits but amultsel='A' bypasses it")
-    if not opmodes:
-        raise ValueError("DSP48E2 needs at least one OPMODE value")
-    for value in opmodes:
-        _decode(value)                  # refuses what the model does not cover
-    return dict(areg=areg, breg=breg, creg=creg, dreg=dreg, adreg=adreg, amultsel=amultsel, inmode=inmode,
-            opmodes=opmodes)
+@dataclass(frozen=True)
+class DSP48E2Config:
+    """A DSP48E2's static configuration (see :class:`DSP48E2`), checked on construction: ValueError naming
+    what the model does not cover."""
+
+    areg: int
+    breg: int
+    creg: int = 1
+    dreg: int = 0
+    adreg: int = 0
+    amultsel: str = "A"
+    inmode: int = INMODE_A
+    opmodes: tuple[int, ...] = (opmode(),)
+
+    def __post_init__(self) -> None:
+        for name, top in (("areg", 2), ("breg", 2), ("creg", 1), ("dreg", 1), ("adreg", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 0 <= value <= top:
+                raise ValueError(f"DSP48E2 {name}={value!r}: the slice has 0..{top} such registers")
+        amultsel, inmode = self.amultsel, self.inmode
+        if amultsel not in ("A", "AD"):
+            raise ValueError(f"DSP48E2 amultsel={amultsel!r}: 'A' or 'AD'")
+        if not isinstance(inmode, int) or not 0 <= inmode < 32:
+            raise ValueError(f"DSP48E2 INMODE {inmode!r} is not a 5-bit value")
+        if inmode & 0b10001:
+            raise ValueError(f"DSP48E2 INMODE {inmode:#07b}: only the A2 and B2 multiplier taps "
+                             f"(INMODE[0] = INMODE[4] = 0) are modelled")
+        if amultsel == "A" and inmode & 0b01110:
+            raise ValueError(f"DSP48E2 INMODE {inmode:#07b} sets pre-adder bits but amultsel='A' bypasses it")
+        if not self.opmodes:
+            raise ValueError("DSP48E2 needs at least one OPMODE value")
+        object.__setattr__(self, "opmodes", tuple(self.opmodes))
+        for value in self.opmodes:
+            _decode(value)                  # refuses what the model does not cover
 
 
 class DSP48E2(wiring.Component):
@@ -144,15 +156,14 @@ class DSP48E2(wiring.Component):
 
     def __new__(cls, **config: Any) -> "DSP48E2":
         # the configuration is checked before the design exists: a refused one leaves no unused design
-        _checked_config(**config)
+        DSP48E2Config(**config)
         return super().__new__(cls, src_loc_at=1)
 
     def __init__(self, **config: Any):
-        c = _checked_config(**config)
-        areg, breg, creg, dreg, adreg = c["areg"], c["breg"], c["creg"], c["dreg"], c["adreg"]
-        amultsel, inmode, opmodes = c["amultsel"], c["inmode"], c["opmodes"]
-        self.areg, self.breg, self.creg, self.dreg, self.adreg = areg, breg, creg, dreg, adreg
-        self.amultsel, self.inmode, self.opmodes = amultsel, inmode, tuple(opmodes)
+        #: the checked configuration (:class:`DSP48E2Config`; a reference model reads it)
+        self.config = c = DSP48E2Config(**config)
+        self.areg, self.breg, self.creg, self.dreg, self.adreg = c.areg, c.breg, c.creg, c.dreg, c.adreg
+        self.amultsel, self.inmode, self.opmodes = c.amultsel, c.inmode, c.opmodes
         super().__init__({
             "a": In(_A_PORT), "b": In(_B), "c": In(_P), "d": In(_AD),
             "opmode": In(9),

@@ -57,7 +57,7 @@ from .layout import emulate_batch as layout_emulate_batch
 from .layout import expected_fields as layout_expected_fields
 from .explain import explain_mixed
 from .geometry import DEPTH_LIMIT
-from .protocol import PackingPlan, fields_from_list, fields_to_list
+from .protocol import FunctionPlan, PlanFunctions, fields_from_list, fields_to_list
 from .search import DEFAULT_SEARCH, DEPTH_ENOUGH, LayoutSearch
 from .split import checked_codes
 from .split_core import MultiCoreMAC
@@ -76,7 +76,7 @@ def mixed_digits(codes, shift: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class MixedSplitPlan(PackingPlan):
+class MixedSplitPlan(FunctionPlan):
     """A weight split into a signed high digit (``hi`` layout on ``copies`` DSP48E2s) and an unsigned low digit
     (``lo`` layout on one), recombined per field as ``(sum of combine[f]'s hi fields << shift) + lo field f``.
 
@@ -186,18 +186,6 @@ class MixedSplitPlan(PackingPlan):
     # -- the PackingPlan contract ------------------------------------------------------------------
 
     plan_type: ClassVar[str] = "mixed"
-
-    def check(self) -> None:
-        check_mixed(self)
-
-    def expected_fields(self, weights, acts) -> np.ndarray:
-        return expected_fields(self, weights, acts)
-
-    def emulate(self, weights, acts) -> list[int]:
-        return emulate(self, weights, acts)
-
-    def emulate_batch(self, weights, acts, *, repeat: int = 1) -> np.ndarray:
-        return emulate_batch(self, weights, acts, repeat=repeat)
 
     def make_core(self, depth: int) -> "MixedSplitMAC":
         return MixedSplitMAC(self, depth=depth)
@@ -398,6 +386,9 @@ def emulate(plan: MixedSplitPlan, weights: Sequence[Sequence[int]], acts: Sequen
     hi = [layout_emulate(plan.hi, w.tolist(), a.tolist()) for w, a in his]
     lo = layout_emulate(plan.lo, w_lo.tolist(), a_lo.tolist())
     return [int(v) for v in _combined(plan, hi, lo)]
+
+
+MixedSplitPlan.functions = PlanFunctions(check_mixed, expected_fields, emulate, emulate_batch)
 
 
 # -- the search ------------------------------------------------------------------------------------

@@ -21,11 +21,11 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
-__all__ = ["Field", "PackingPlan", "PLAN_TYPES", "plan_from_dict", "fields_to_list", "fields_from_list"]
+__all__ = ["Field", "PackingPlan", "PlanFunctions", "FunctionPlan", "PLAN_TYPES", "plan_from_dict", "fields_to_list", "fields_from_list"]
 
 #: Plan kinds and the module that defines each one's class (imported on demand by :func:`plan_from_dict`).
 PLAN_TYPES = {"layout": ("mixq_hw.packing.layout", "Plan"), "lut": ("mixq_hw.packing.layout", "Plan"),
@@ -166,6 +166,35 @@ class PackingPlan(ABC):
         ``shift``, ``rounding``, ``digit_bits`` (None / :attr:`dsps` / False for a plan that splits nothing)."""
         return {"split": None, "dsps": self.dsps, "mixed": False, "copies": None, "shift": None, "rounding": None,
                 "digit_bits": None}
+
+
+@dataclass(frozen=True)
+class PlanFunctions:
+    """A plan kind's arithmetic as its module's functions, each taking the plan first."""
+
+    check: Callable[[Any], None]
+    expected_fields: Callable[[Any, Any, Any], np.ndarray]
+    emulate: Callable[[Any, Any, Any], list[int]]
+    emulate_batch: Callable[..., np.ndarray]
+
+
+class FunctionPlan(PackingPlan):
+    """A :class:`PackingPlan` whose ``check``, ``expected_fields``, ``emulate`` and ``emulate_batch`` are its
+    module's functions: the module sets ``functions`` on the class once they are defined."""
+
+    functions: ClassVar[PlanFunctions]
+
+    def check(self) -> None:
+        type(self).functions.check(self)
+
+    def expected_fields(self, weights: Any, acts: Any) -> np.ndarray:
+        return type(self).functions.expected_fields(self, weights, acts)
+
+    def emulate(self, weights: Any, acts: Any) -> list[int]:
+        return type(self).functions.emulate(self, weights, acts)
+
+    def emulate_batch(self, weights: Any, acts: Any, *, repeat: int = 1) -> np.ndarray:
+        return type(self).functions.emulate_batch(self, weights, acts, repeat=repeat)
 
 
 def plan_from_dict(d: dict) -> PackingPlan:

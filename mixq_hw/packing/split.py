@@ -61,7 +61,7 @@ from .layout import P_BITS, Field, Plan, check, max_depth, weight_range
 from .layout import emulate as layout_emulate
 from .layout import emulate_batch as layout_emulate_batch
 from .layout import expected_fields as layout_expected_fields
-from .protocol import PackingPlan, fields_from_list, fields_to_list
+from .protocol import FunctionPlan, PlanFunctions, fields_from_list, fields_to_list
 from .search import DEFAULT_SEARCH, DEPTH_ENOUGH, LayoutSearch
 
 __all__ = ["OPERANDS", "ROUNDINGS", "SplitPlan", "split_weights", "split_acts", "weight_digit_ranges",
@@ -104,7 +104,7 @@ def weight_digit_ranges(w_bits: int, shift: int, rounding: str) -> tuple[tuple[i
 
 
 @dataclass(frozen=True)
-class SplitPlan(PackingPlan):
+class SplitPlan(FunctionPlan):
     """Two packed multiplies (one DSP48E2 each) on the two digits of one operand, recombined by a shift-add.
 
     ``hi`` / ``lo``: the digit plans, one layout (their ``w_bits`` / ``a_bits``
@@ -205,18 +205,6 @@ class SplitPlan(PackingPlan):
     # -- the PackingPlan contract ------------------------------------------------------------------
 
     plan_type: ClassVar[str] = "split"
-
-    def check(self) -> None:
-        check_split(self)
-
-    def expected_fields(self, weights, acts) -> np.ndarray:
-        return expected_fields(self, weights, acts)
-
-    def emulate(self, weights, acts) -> list[int]:
-        return emulate(self, weights, acts)
-
-    def emulate_batch(self, weights, acts, *, repeat: int = 1) -> np.ndarray:
-        return emulate_batch(self, weights, acts, repeat=repeat)
 
     def make_core(self, depth: int) -> Any:
         """:class:`~mixq_hw.packing.split_core.SplitMAC` (two PackedMACs)."""
@@ -436,6 +424,9 @@ def emulate(split: SplitPlan, weights: Sequence[Sequence[int]], acts: Sequence[S
     hi = layout_emulate(split.hi, w_hi.tolist(), a_hi.tolist())
     lo = layout_emulate(split.lo, w_lo.tolist(), a_lo.tolist())
     return [(h << split.shift) + low for h, low in zip(hi, lo)]
+
+
+SplitPlan.functions = PlanFunctions(check_split, expected_fields, emulate, emulate_batch)
 
 
 # -- the search ------------------------------------------------------------------------------------
