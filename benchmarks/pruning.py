@@ -193,7 +193,7 @@ def plot_fps(ultra96: dict, rows: list[dict], settings: dict) -> None:
              label="digits accuracy (fine-tuned)")
     ax2.set_ylabel("digits test accuracy (%)")
     handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="upper left")
+    ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="center left")
     ax.set_title(f"{settings['model']} on the Ultra96-V2: fps and accuracy vs sparsity (align {settings['align']})",
                  fontsize=9)
     fig.tight_layout()
