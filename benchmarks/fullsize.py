@@ -243,6 +243,8 @@ def markdown() -> str:
             f"{_cell(e, 'synth', 'seconds', '{:.0f}')} |")
         if "failed" in b:
             lines.append(f"|  | build failed: {b['failed'][:200]} |")
+        if "interrupted" in e.get("verify", {}):
+            lines.append(f"|  | verification interrupted: {e['verify']['interrupted'][:200]} |")
     synthesised = [e for e in entries if "lut" in e.get("synth", {})]
     if synthesised:
         lines += ["", "Where yosys' LUTs go: the modules that hold the DSP48E2s (the packed cores with their "
