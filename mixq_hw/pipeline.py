@@ -215,10 +215,11 @@ class Lowering:
         if value.lanes == lanes:
             return value
         c, h, w = value.shape
-        if value.bursty and lanes < value.lanes:
-            value = self.burst_fifo(value, node)
         steps = [lanes] if (value.lanes % lanes == 0 or lanes % value.lanes == 0) else \
             [math.gcd(value.lanes, lanes), lanes]
+        # a bursty stream needs the row of buffer before any narrowing step, also the first of two (6 -> 2 -> 8)
+        if value.bursty and min(steps) < value.lanes:
+            value = self.burst_fifo(value, node)
         is_signed = codes_signed(value)
         for target in steps:
             conv = LaneConverterSpec(c, h, w, value.lanes, target, value.bits, signed=is_signed,

@@ -66,15 +66,15 @@ def linear_net(rng: np.random.Generator | int = 0) -> Graph:
     return g
 
 
-def pool_narrowing_net(rng: np.random.Generator | int = 0) -> Graph:
+def pool_narrowing_net(rng: np.random.Generator | int = 0, channels: int = 8) -> Graph:
     """conv3x3 (8 output lanes) -> requant -> maxpool -> conv3x3 at 2 input lanes: the pool's rows arrive in
     bursts (only while it reads every second input row) at a lane converter that takes 4 cycles a beat."""
     rng = generator(rng)
     g = Graph("pool-narrowing", (3, 8, 16))
     x = g.add_input(8)
-    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (8, 3, 3, 3)), w_bits=3)
-    p1 = g.add_maxpool("p1", add_requant(g, "r1", c1, 8, rng))
-    c2 = g.add_conv("c2", p1, rng.integers(-3, 4, (4, 8, 3, 3)), w_bits=3)
+    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (channels, 3, 3, 3)), w_bits=3)
+    p1 = g.add_maxpool("p1", add_requant(g, "r1", c1, channels, rng))
+    c2 = g.add_conv("c2", p1, rng.integers(-3, 4, (4, channels, 3, 3)), w_bits=3)
     g.add_output("out", c2, rng.integers(-9, 9, 4), np.ones(4))
     return g
 

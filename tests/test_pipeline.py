@@ -37,6 +37,9 @@ CASES = {
     # c1 makes a row in 18 cycles; the pool's 8 outputs of every second row need 32 at the 8 -> 2 lane
     # converter: without a row of buffer between them c1 stalls every second row (184 cycles, not 144)
     "pool-narrowing": (pool_narrowing_net, {"c1": LayerFold(3, 8, 8), "c2": LayerFold(2, 4, 8)}),
+    # 3 pool lanes to 4 goes through 1 lane (3 -> 1 -> 4): the first step narrows, so the pool needs the
+    # same row of buffer (full-size SkyNet: +48 % cycles per frame without it)
+    "pool-two-step": (lambda rng: pool_narrowing_net(rng, 12), {"c1": LayerFold(3, 3, 8), "c2": LayerFold(4, 4, 8)}),
     # pixels not dividing the output width (8 = 3+3+2, 4 = 3+1): ragged groups through requant, pool,
     # reorg, the bypass FIFO and the raw output
     "bypass-ragged": (bypass_net, {"c1": LayerFold(2, 2, 3), "c2": LayerFold(2, 2, 3), "c3": LayerFold(1, 4, 3),
@@ -109,6 +112,11 @@ def test_bursty_pool_gets_a_row_of_buffer_before_a_narrowing_converter():
     names = [s.name for s in bypass.stages]
     assert names.index("reorg") < names.index("cat.burst") < names.index("cat.lanes1") < names.index("cat")
     assert set(bypass.fifo_depths) == {"cat.fifo0", "cat.burst"}       # c2 reads the pool at its 2 lanes
+    # 3 -> 4 lanes is converted through 1 lane: the first, narrowing, step gets the row of buffer
+    two_step = plan_stages(pool_narrowing_net(np.random.default_rng(0), 12), CASES["pool-two-step"][1])
+    names = [s.name for s in two_step.stages]
+    assert names.index("p1") < names.index("c2.burst") < names.index("c2.lanes1") < names.index("c2.lanes4")
+    assert two_step.fifo_depths == {"c2.burst": 8 * 12 // 3}        # 8 pooled pixels x 12 channels / 3 lanes
     # a linear layer after a pool: one row of the map (2 pixels x 4 channels / 4 lanes), before flattening
     linear = plan_stages(linear_net(np.random.default_rng(0)), {"c1": LayerFold(1, 4, 1), "fc": LayerFold(2, 3, 1)})
     assert linear.fifo_depths == {"fc.burst": 2}
