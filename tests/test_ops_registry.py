@@ -10,11 +10,12 @@ from mixq_hw.ops import NoHardwareError, OpDef, op_def, register, registered
 from mixq_hw.pipeline import plan_stages
 from test_ops_concat_n import shuffle_net
 from test_ops_shift import shift_net
+from test_ops_slice import split_net
 from test_ops_upsample import yolo_tail
 from test_pipeline import bypass_net, linear_net
 
 #: Small graphs that together use every registered op (a new op adds its graph here).
-EXAMPLES = (bypass_net, linear_net, yolo_tail, shift_net, shuffle_net)
+EXAMPLES = (bypass_net, linear_net, yolo_tail, shift_net, shuffle_net, split_net)
 
 
 def _examples() -> list[Graph]:
