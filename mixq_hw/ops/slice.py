@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..graph.checks import Node, ValueInfo, arity, codes_input, fail, int_attr
+from ..graph.checks import Node, ValueInfo, arity, codes_input, int_attr
 from ..layers.channels import ChannelSliceSpec
 from ..layers.reference import channel_slice
 from .registry import ExportMatch, OpDef, register
