@@ -39,7 +39,7 @@ from .layers.width import LaneConverterSpec
 from .ops import op_def
 from .packing.bits import OUTPUT_BITS
 from .packing.protocol import PackingPlan
-from .streams import Stream, StreamFormat
+from .streams import Stream, StreamFormat, codes_signed
 
 __all__ = ["LayerFold", "Stage", "PipelinePlan", "Lowering", "plan_stages", "Accelerator", "unit_folding",
            "OUTPUT_BITS", "Stream", "StreamFormat"]
@@ -219,8 +219,10 @@ class Lowering:
             value = self.burst_fifo(value, node)
         steps = [lanes] if (value.lanes % lanes == 0 or lanes % value.lanes == 0) else \
             [math.gcd(value.lanes, lanes), lanes]
+        is_signed = codes_signed(value)
         for target in steps:
-            conv = LaneConverterSpec(c, h, w, value.lanes, target, value.bits, name=f"{node}.lanes{target}")
+            conv = LaneConverterSpec(c, h, w, value.lanes, target, value.bits, signed=is_signed,
+                                     name=f"{node}.lanes{target}")
             name = self.add(conv.name, node, "lanes", conv, [(value.stage, value.port)])
             value = Stream(name, "o", StreamFormat(value.shape, target, value.bits,
                                                    payload=self.stage_port_layout(name, "o")))
@@ -237,7 +239,8 @@ class Lowering:
         """
         c, h, w = value.shape
         depth = w * c // value.lanes
-        fifo = StreamFIFOSpec(data.ArrayLayout(unsigned(value.bits), value.lanes), depth, name=f"{node}.burst",
+        fifo = StreamFIFOSpec(data.ArrayLayout((signed if codes_signed(value) else unsigned)(value.bits), value.lanes),
+                              depth, name=f"{node}.burst",
                           beats_per_frame=value.beats_per_frame())
         self.add(fifo.name, node, "fifo", fifo, [(value.stage, value.port)])
         self.fifo_depths[fifo.name] = depth

@@ -11,7 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["StreamFormat", "Stream"]
+from amaranth.hdl import Shape
+from amaranth.lib import data
+
+__all__ = ["StreamFormat", "Stream", "codes_signed"]
 
 
 @dataclass(frozen=True)
@@ -81,3 +84,9 @@ class Stream:
     pixels = property(lambda self: self.format.pixels)
     cycles_per_beat = property(lambda self: self.format.cycles_per_beat)
     bursty = property(lambda self: self.format.bursty)
+
+
+def codes_signed(value: Stream) -> bool:
+    """True when the raster stream ``value`` carries signed codes (its payload's elements are signed)."""
+    payload = value.format.payload
+    return isinstance(payload, data.ArrayLayout) and Shape.cast(payload.elem_shape).signed

@@ -30,9 +30,11 @@ from mixq_hw.atomic import atomic_write_bytes
 from mixq_hw.graph import DSP_B_BITS, DSP_P_BITS, Graph, GraphError, fan_in, inc_port_bits
 from mixq_hw.graph import ops as gops
 from mixq_hw.ops import op_def, registered
+from mixq_hw.ops.avgpool import avgpool_bound
 
 from . import layers as mixq_layers
 from . import ops_layers as mixq_ops_layers
+from .export_add import AddValue, export_add
 from .layers import QConv2d, QLinear, trace
 from .quant import ActQuantizer, InputQuantizer
 
@@ -112,6 +114,7 @@ class _Quant:
     kind: str   # "input" | "act"
     bits: int
     step: float
+    signed: bool = False
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -119,7 +122,7 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 def choose_requant(scale: np.ndarray, offset: np.ndarray, acc_bound: int, acc_bits: int,
-                   out_bits: int, where: str = "") -> tuple[np.ndarray, np.ndarray, int]:
+                   out_bits: int, where: str = "", signed: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
     """Integer ``(inc, bias, T)`` with ``(acc*inc + bias + 2**(T-1)) >> T ~= floor(acc*scale + offset + 1/2)``.
 
     T is the largest shift keeping inc within the DSP48E2 port that acc leaves free (18 bits; 27 when
@@ -127,12 +130,13 @@ def choose_requant(scale: np.ndarray, offset: np.ndarray, acc_bound: int, acc_bi
     bits for every acc of ``acc_bits`` bits.  inc's relative precision is what limits how often a code
     differs from the float model's (about ``2**(out_bits - inc_bits)`` of the codes near a rounding tie).
     A bias so large that the code saturates for every ``|acc| <= acc_bound`` is clamped to the saturating
-    value: the output is unchanged, exactly.
+    value: the output is unchanged, exactly (``signed``: the codes are two's complement).
     """
     if not (np.all(np.isfinite(scale)) and np.all(np.isfinite(offset))):
         raise ExportError(f"{where}: non-finite requantization multiplier or offset "
                           f"(BatchNorm running_var <= -eps or a NaN parameter?)")
-    qmax = 2 ** out_bits - 1
+    qmax = 2 ** (out_bits - 1) - 1 if signed else 2 ** out_bits - 1
+    qneg = 2 ** (out_bits - 1) if signed else 0
     inc_limit = 2 ** ((inc_port_bits(acc_bits) or DSP_B_BITS) - 1) - 1
     for shift in range(MAX_SHIFT, 0, -1):
         inc_f = np.floor(scale * 2.0 ** shift + 0.5)
@@ -140,7 +144,8 @@ def choose_requant(scale: np.ndarray, offset: np.ndarray, acc_bound: int, acc_bi
             continue
         inc = inc_f.astype(np.int64)
         reach = acc_bound * np.abs(inc).astype(np.float64)
-        bias_f = np.clip(np.floor(offset * 2.0 ** shift + 0.5), -reach, reach + qmax * 2.0 ** shift)
+        bias_f = np.clip(np.floor(offset * 2.0 ** shift + 0.5), -reach - qneg * 2.0 ** shift,
+                         reach + qmax * 2.0 ** shift)
         bias = bias_f.astype(np.int64)
         worst = 2 ** (acc_bits - 1) * int(np.abs(inc).max()) + int(np.abs(bias).max()) + 2 ** (shift - 1)
         if worst <= 2 ** (DSP_P_BITS - 1) - 1:
@@ -194,6 +199,11 @@ class _Exporter:
             raise ExportError(f"layer {consumer!r}: has an InputQuantizer but its input is not the image")
         if isinstance(sym, _Affine):
             return self._requant(sym, q, consumer)
+        if isinstance(sym, AddValue):
+            try:
+                return sym.codes(self, q, consumer)
+            except (ValueError, GraphError) as e:
+                raise ExportError(str(e) if str(e).startswith(sym.where) else f"{sym.where}: {e}") from None
         assert isinstance(sym, _Struct)
         if sym.op in ("relu", "flatten"):
             return self.codes(sym.srcs[0], q, consumer)
@@ -209,13 +219,18 @@ class _Exporter:
     def _requant(self, sym: _Affine, q: _Quant, consumer: str) -> str:
         acc_info = self.graph.value_info(sym.acc)
         node = self.graph.node(sym.acc)
-        bound = gops.acc_bound(fan_in(node), node.attrs["w_bits"], node.attrs["a_bits"])
+        if node.op == "avgpool":
+            src = self.graph.value_info(node.inputs[0])
+            bound = avgpool_bound(node, src.bits, *src.shape[1:])
+        else:
+            bound = gops.acc_bound(fan_in(node), node.attrs["w_bits"], node.attrs["a_bits"])
         where = f"layer {sym.layer!r} -> {consumer!r}"
         inc, bias, shift = choose_requant(sym.scale / q.step, sym.offset / q.step, bound,
-                                          acc_info.bits, q.bits, where)
+                                          acc_info.bits, q.bits, where, signed=q.signed)
         name = self.graph.unique_name(f"{sym.acc}.requant")
+        extra = {"signed_out": True} if q.signed else {}
         return self._add(where, self.graph.add_requant, name, sym.acc, inc, bias, shift=shift,
-                         out_bits=q.bits, out_step=q.step, source=sym.layer)
+                         out_bits=q.bits, out_step=q.step, source=sym.layer, **extra)
 
     # -- the walk ------------------------------------------------------------------------
     def run(self) -> Graph:
@@ -261,6 +276,13 @@ class _Exporter:
             return self._batchnorm(mod, x, where)
         if type(mod) is nn.ReLU:
             return _Struct("relu", (x,), node.target)
+        if isinstance(mod, (mixq_ops_layers.QGlobalAvgPool, mixq_ops_layers.QAvgPool2d)):
+            return self._avgpool(node.target, mod, x, where)
+        if isinstance(mod, mixq_ops_layers.QAdd):
+            try:
+                return export_add(self, node.target, mod, (x, self._arg(node, where, 1)), where)
+            except (ValueError, GraphError) as e:
+                raise ExportError(str(e) if str(e).startswith(where) else f"{where}: {e}") from None
         for record in registered().values():
             if record.exports:
                 try:
@@ -300,6 +322,9 @@ class _Exporter:
         if isinstance(aq, InputQuantizer):
             q = _Quant("input", aq.bits, 2.0 ** -aq.bits)
         elif isinstance(aq, ActQuantizer):
+            if aq.signed:
+                raise ExportError(f"{where}: signed input codes (after a LeakyReLU) are not supported by the "
+                                  f"conv/linear hardware yet")
             q = _Quant("act", aq.bits, float(_np(aq.step())))
         else:
             raise ExportError(f"{where}: unknown activation quantiser {type(aq).__name__}")
@@ -323,6 +348,38 @@ class _Exporter:
         node = self.graph.unique_name(name)
         self._layer("linear", where, node, src, mod, w_codes, name)
         return _Affine(node, scale, offset, True, name)
+
+    def act_quant(self, aq: nn.Module, where: str) -> _Quant:
+        """The _Quant of a residual add's activation quantiser ``aq`` (ExportError for another module)."""
+        if not isinstance(aq, ActQuantizer):
+            raise ExportError(f"{where}: unknown activation quantiser {type(aq).__name__}")
+        q = _Quant("act", aq.bits, float(_np(aq.step())), bool(aq.signed))
+        if q.step <= 0:
+            raise ExportError(f"{where}: activation step {q.step} is not positive")
+        return q
+
+    def _avgpool(self, name: str, mod: nn.Module, x: object, where: str) -> _Affine:
+        """An ``avgpool`` node summing ``x`` quantised by the pool's own quantiser; its mean is the sum times
+        ``step / (kh*kw)``, which the consumer's requant applies."""
+        quant = mod.quant
+        if not isinstance(quant, ActQuantizer):
+            raise ExportError(f"{where}: a float average pool (bits=None) has no integer form; export a "
+                              f"fixed-precision model")
+        if quant.signed:
+            raise ExportError(f"{where}: average pooling of signed codes is not supported by export yet")
+        if _is_flat(x):
+            raise ExportError(f"{where}: average pool of a flattened (N, F) tensor")
+        q = _Quant("act", quant.bits, float(_np(quant.step())))
+        if q.step <= 0:
+            raise ExportError(f"{where}: activation step {q.step} is not positive")
+        src = self.codes(x, q, name)
+        is_global = isinstance(mod, mixq_ops_layers.QGlobalAvgPool)
+        attrs = {} if is_global else {"kh": mod.kernel, "kw": mod.kernel}
+        node = self._add(where, self.graph.add, "avgpool", self.graph.unique_name(name), [src], attrs)
+        c, h, w = self.graph.value_info(src).shape
+        ho, wo = self.graph.value_info(node).shape[1:]
+        count = (h // ho) * (w // wo)
+        return _Affine(node, np.full(c, q.step / count), np.zeros(c), is_global, name)
 
     def _layer(self, op: str, where: str, node: str, src: str, mod: nn.Module, w_codes: np.ndarray,
                source: str) -> str:

@@ -8,6 +8,8 @@ import pytest
 from mixq_hw.graph import Graph, GraphError
 from mixq_hw.ops import NoHardwareError, OpDef, op_def, register, registered
 from mixq_hw.pipeline import plan_stages
+from test_ops_add import res_block
+from test_ops_avgpool import pool_head
 from test_ops_concat_n import shuffle_net
 from test_ops_shift import shift_net
 from test_ops_slice import split_net
@@ -15,7 +17,7 @@ from test_ops_upsample import yolo_tail
 from test_pipeline import bypass_net, linear_net
 
 #: Small graphs that together use every registered op (a new op adds its graph here).
-EXAMPLES = (bypass_net, linear_net, yolo_tail, shift_net, shuffle_net, split_net)
+EXAMPLES = (bypass_net, linear_net, yolo_tail, shift_net, shuffle_net, split_net, pool_head, res_block)
 
 
 def _examples() -> list[Graph]:

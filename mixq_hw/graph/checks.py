@@ -28,25 +28,29 @@ class GraphError(ValueError):
 
 @dataclass(frozen=True)
 class ValueInfo:
-    """What a node produces: per-frame shape (C, H, W), bit width and signedness."""
+    """What a node produces: per-frame shape (C, H, W) and bit width; ``signed``: a signed accumulator
+    (conv, linear, avgpool), else activation codes, unsigned unless ``signed_codes`` (two's complement:
+    LeakyReLU outputs, residual branches)."""
 
     shape: tuple[int, int, int]
     bits: int
     signed: bool
+    signed_codes: bool = False
 
     @property
     def lo(self) -> int:
         """Smallest representable value."""
-        return (signed_act_range if self.signed else act_range)(self.bits)[0]
+        return (signed_act_range if self.signed or self.signed_codes else act_range)(self.bits)[0]
 
     @property
     def hi(self) -> int:
         """Largest representable value."""
-        return (signed_act_range if self.signed else act_range)(self.bits)[1]
+        return (signed_act_range if self.signed or self.signed_codes else act_range)(self.bits)[1]
 
     def __str__(self) -> str:
         c, h, w = self.shape
-        return f"{c}x{h}x{w} {'s' if self.signed else 'u'}{self.bits}"
+        kind = "s" if self.signed else "i" if self.signed_codes else "u"
+        return f"{c}x{h}x{w} {kind}{self.bits}"
 
 
 @dataclass
@@ -101,11 +105,15 @@ def tensor_attr(node: Node, key: str, shape: tuple[int, ...], integer: bool = Tr
     return t
 
 
-def codes_input(node: Node, info: ValueInfo, index: int = 0) -> None:
-    """GraphError unless input ``index`` of ``node`` carries unsigned activation codes."""
+def codes_input(node: Node, info: ValueInfo, index: int = 0, allow_signed: bool = False) -> None:
+    """GraphError unless input ``index`` of ``node`` carries activation codes: unsigned, or also signed
+    codes when ``allow_signed``."""
     if info.signed:
         raise fail(node, f"input {node.inputs[index]!r} is a signed accumulator ({info}); "
-                          f"{node.op} needs unsigned activation codes (add a requant)")
+                          f"{node.op} needs {'' if allow_signed else 'unsigned '}activation codes (add a requant)")
+    if info.signed_codes and not allow_signed:
+        raise fail(node, f"input {node.inputs[index]!r} carries signed codes ({info}); "
+                          f"{node.op} needs unsigned activation codes")
 
 
 def check_weight(node: Node, w: np.ndarray, w_bits: int) -> None:

@@ -281,7 +281,7 @@ class Graph:
             info = infos[node.name]
             c, h, w = info.shape
             rows.append((node.name, node.op, ",".join(node.inputs) or "-", f"{c}x{h}x{w}",
-                         f"{'s' if info.signed else 'u'}{info.bits}",
+                         f"{'s' if info.signed else 'i' if info.signed_codes else 'u'}{info.bits}",
                          f"{self.node_macs(node.name):,}" if op_def(node.op).folded else "",
                          op_def(node.op).details(node)))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

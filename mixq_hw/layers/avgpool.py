@@ -57,14 +57,17 @@ class SumPoolSpec(LayerSpec):
 
     Ports: ``i``, ``ArrayLayout(unsigned(bits), lanes)`` (``signed(bits)`` with ``signed=True``), and ``o``,
     ``ArrayLayout(unsigned(out_bits), lanes)`` (signed likewise) with ``out_bits = sum_bits(bits, kh*kw)``.
-    ``kernel=None`` is the global pool (H, W).  Throughput one input beat per cycle; latency: a window's
-    sum leaves the cycle after its last beat enters.
+    ``kernel=None`` is the global pool (H, W).  With ``grouped=True`` the output is instead the ConvEngine's
+    accumulator-group format with ``pe = lanes`` and ``pixels = 1``, ``ArrayLayout(ArrayLayout(signed(acc_bits),
+    lanes), 1)``, ``acc_bits`` = ``out_bits`` (+1 for unsigned input), so that a Requant reads it directly.
+    Throughput one input beat per cycle; latency: a window's sum leaves the cycle after its last beat enters.
     """
 
     kind = "SumPool"
 
     def __init__(self, channels: int, height: int, width: int, lanes: int, bits: int, *,
-                 kernel: tuple[int, int] | None = None, signed: bool = False, name: str = ""):
+                 kernel: tuple[int, int] | None = None, signed: bool = False, grouped: bool = False,
+                 name: str = ""):
         where = layer_label(name, self.kind)
         check_positive(where, channels=channels, height=height, width=width, lanes=lanes, bits=bits)
         kernel = (height, width) if kernel is None else kernel
@@ -79,7 +82,11 @@ class SumPoolSpec(LayerSpec):
         self.lanes, self.bits, self.signed, self.name = lanes, bits, bool(signed), name
         self.out_bits = sum_bits(bits, kernel[0] * kernel[1], self.signed)
         self.in_layout = data.ArrayLayout(Shape(bits, signed=self.signed), lanes)
-        self.out_layout = data.ArrayLayout(Shape(self.out_bits, signed=self.signed), lanes)
+        self.sum_layout = data.ArrayLayout(Shape(self.out_bits, signed=self.signed), lanes)
+        self.grouped = bool(grouped)
+        self.acc_bits = self.out_bits + (0 if self.signed else 1)
+        self.out_layout = (data.ArrayLayout(data.ArrayLayout(Shape(self.acc_bits, signed=True), lanes), 1)
+                           if self.grouped else self.sum_layout)
         self.declare_ports({"i": In(stream.Signature(self.in_layout)), "o": Out(stream.Signature(self.out_layout))})
 
     @property
@@ -106,8 +113,15 @@ class SumPool(SumPoolSpec, wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        if self.grouped:
+            m.submodules.sum = inner = SumPool(self.channels, self.height, self.width, self.lanes, self.bits,
+                                               kernel=self.kernel, signed=self.signed, name=self.name)
+            wiring.connect(m, wiring.flipped(self.i), inner.i)
+            m.d.comb += [self.o.valid.eq(inner.o.valid), inner.o.ready.eq(self.o.ready)]
+            m.d.comb += [self.o.payload[0][j].eq(inner.o.payload[j]) for j in range(self.lanes)]
+            return m
         elaborate_window_pool(m, self.i, self.o, chunks=self.channels // self.lanes, height=self.height,
-                              width=self.width, kernel=self.kernel, pad=0, partial_layout=self.out_layout,
+                              width=self.width, kernel=self.kernel, pad=0, partial_layout=self.sum_layout,
                               lanes=self.lanes, combine=lambda first, new, old: Mux(first, new, new + old),
                               result="total")
         return m

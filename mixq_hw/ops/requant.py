@@ -9,9 +9,10 @@ from ..graph.checks import (Node, ValueInfo, acc_input, arity, bool_attr, fail, 
                             tensor_attr)
 from ..layers.regroup import GroupToRasterSpec
 from ..layers.requant import RequantSpec
+from ..packing.bits import NEG_SHIFTS
 from .registry import OpDef, register
 
-__all__ = ["RequantOp", "lower_regroup", "padded"]
+__all__ = ["RequantOp", "lower_regroup", "padded", "signed_attrs"]
 
 
 def padded(width: int, pixels: int) -> int:
@@ -31,9 +32,21 @@ def lower_regroup(node: Node, lowering, src_stage: str, value, bits: int, lanes:
     lowering.produce(node.name, regroup.name, "o", value.shape, lanes, bits)
 
 
+def signed_attrs(node: Node) -> tuple[bool, int | None]:
+    """The node's ``(signed_out, neg_shift)``: absent means unsigned codes (ReLU) and no LeakyReLU."""
+    signed_out = bool_attr(node, "signed_out") if "signed_out" in node.attrs else False
+    neg_shift = int_attr(node, "neg_shift", NEG_SHIFTS.start, NEG_SHIFTS.stop - 1) \
+        if "neg_shift" in node.attrs else None
+    if neg_shift is not None and not signed_out:
+        raise fail(node, f"neg_shift={neg_shift} (LeakyReLU) needs signed_out=True")
+    return signed_out, neg_shift
+
+
 class RequantOp(OpDef):
-    """``requant``: attributes out_bits, shift, acc_bits, inc_bits, fits_dsp48; tensors ``inc``, ``bias``
-    (one per channel); ``clip((acc*inc + bias + 2**(shift-1)) >> shift, 0, 2**out_bits - 1)``."""
+    """``requant``: attributes out_bits, shift, acc_bits, inc_bits, fits_dsp48, optional ``signed_out``
+    (signed codes, no activation) and ``neg_shift`` (with signed_out: LeakyReLU of slope 2**-neg_shift);
+    tensors ``inc``, ``bias`` (one per channel); ``clip((acc*inc + bias + 2**(shift-1)) >> shift, 0,
+    2**out_bits - 1)`` (:func:`mixq_hw.graph.ops.requant`)."""
 
     name = "requant"
     export_note = ("made by the exporter between a conv/linear (BatchNorm folded) and each consumer's "
@@ -65,15 +78,22 @@ class RequantOp(OpDef):
         if fits != requant_fits_dsp48(acc_bits, inc, bias, shift):
             raise fail(node, f"fits_dsp48={fits} is wrong for acc_bits={acc_bits}, "
                              f"inc_bits={inc_bits}, max |bias|={max_bias}, shift={shift}")
-        return ValueInfo(x.shape, out_bits, False)
+        signed_out, neg_shift = signed_attrs(node)
+        if signed_out and out_bits < 2:
+            raise fail(node, f"signed_out needs out_bits >= 2, got {out_bits}")
+        return ValueInfo(x.shape, out_bits, False, signed_out)
 
     def reference(self, node: Node, args: list[np.ndarray], images: np.ndarray | None) -> np.ndarray:
         a, t = node.attrs, node.tensors
-        return ref.requant(args[0], t["inc"], t["bias"], a["shift"], a["out_bits"])
+        signed_out, neg_shift = signed_attrs(node)
+        return ref.requant(args[0], t["inc"], t["bias"], a["shift"], a["out_bits"], signed_out=signed_out,
+                           neg_shift=neg_shift)
 
     def details(self, node: Node) -> str:
         a = node.attrs
-        return (f"T={a['shift']} acc{a['acc_bits']} inc{a['inc_bits']}"
+        signed_out, neg_shift = signed_attrs(node)
+        act = "" if not signed_out else " signed" if neg_shift is None else f" leaky{neg_shift}"
+        return (f"T={a['shift']} acc{a['acc_bits']} inc{a['inc_bits']}{act}"
                 f"{'' if a['fits_dsp48'] else ' (exceeds one DSP48E2)'}")
 
     def row_map(self, node: Node) -> tuple[int, int]:
@@ -90,13 +110,14 @@ class RequantOp(OpDef):
         # every cycles_per_beat cycles, so that many values per multiplier keep up with it.  The
         # requant reads the engine's output register for those cycles; the engine freezes only if
         # its next beat is ready before the requant is done (see ConvEngine), so no FIFO is needed.
+        signed_out, neg_shift = signed_attrs(node)
         values = src.pe * src.pixels
         lanes = min(d for d in range(1, values + 1) if values % d == 0 and values // d <= src.cycles_per_beat)
         req = RequantSpec(node.tensors["inc"], node.tensors["bias"], shift=a["shift"], out_bits=a["out_bits"],
                       acc_bits=src.bits, pe=src.pe, pixels=src.pixels, lanes=lanes, height=h,
-                      width=padded(w, src.pixels), name=node.name)
+                      width=padded(w, src.pixels), name=node.name, neg_shift=neg_shift, signed_out=signed_out)
         lowering.add(node.name, node.name, "requant", req, [(src.stage, src.port)])
-        lower_regroup(node, lowering, node.name, src, a["out_bits"], src.pe)
+        lower_regroup(node, lowering, node.name, src, a["out_bits"], src.pe, is_signed=signed_out)
 
 
 register(RequantOp())

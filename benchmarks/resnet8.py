@@ -1,0 +1,122 @@
+"""ResNet-8 (MLPerf Tiny image classification) at full size, 3x32x32, through ``python -m mixq_hw.build --board
+ultra96 --verify N``, next to the published MLPerf Tiny FPGA submissions of hls4ml and FINN.
+
+Random weights with calibrated BatchNorm (the zoo's ReLU ResNet-8, W4A4 with 8-bit first conv / FC and 8-bit
+residual adds), exported, built and verified on the default compiled backend.  Writes
+``benchmarks/results/resnet8.json`` and ``benchmarks/results/resnet8.md`` (the table is generated from the JSON).
+Run it under the heavy-work lock:
+
+    flock /tmp/mixq-heavy.lock nice -n 5 python benchmarks/resnet8.py [--frames 2] [--work build/resnet8]
+    python benchmarks/resnet8.py --report build/resnet8/build/report.json   # tabulate an existing build
+
+Published figures come from docs/references.md (Borras et al., "Open-source FPGA-ML codesign for the MLPerf
+Tiny Benchmark", 2022, arXiv:2206.11791); a figure not found in the sources consulted is "not found", never
+estimated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import calibrated_graph, machine  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SHAPE = (3, 32, 32)
+NOT_FOUND = "not found"
+#: the published MLPerf Tiny (v0.7) FPGA submissions for image classification (ResNet-8 class networks);
+#: only what the sources consulted state: the paper's abstract gives the best latency / energy over all its
+#: tasks (20 us, 30 uJ), not per task, so the per-network figures stay "not found"
+PUBLISHED = [
+    {"design": "hls4ml, Pynq-Z2 (MLPerf Tiny v0.7)", "source": "Borras et al. 2022, arXiv:2206.11791",
+     "latency_us": NOT_FOUND, "fps": NOT_FOUND, "lut": NOT_FOUND, "ff": NOT_FOUND, "dsp": NOT_FOUND,
+     "bram36": NOT_FOUND},
+    {"design": "FINN, Pynq-Z2 (MLPerf Tiny v0.7)", "source": "Borras et al. 2022, arXiv:2206.11791",
+     "latency_us": NOT_FOUND, "fps": NOT_FOUND, "lut": NOT_FOUND, "ff": NOT_FOUND, "dsp": NOT_FOUND,
+     "bram36": NOT_FOUND},
+]
+
+
+def run_build(work: Path, frames: int) -> tuple[dict, float]:
+    """Export the calibrated ResNet-8 and build it; the build's report and its wall time."""
+    work.mkdir(parents=True, exist_ok=True)
+    graph = calibrated_graph("ResNet8", shape=SHAPE)
+    graph_path = work / "resnet8.npz"
+    graph.save(graph_path)
+    out = work / "build"
+    command = [sys.executable, "-m", "mixq_hw.build", str(graph_path), "--board", "ultra96", "--out", str(out),
+               "--verify", str(frames)]
+    started = time.perf_counter()
+    with (work / "build.log").open("w") as log:
+        code = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=log).returncode
+    seconds = time.perf_counter() - started
+    if code != 0:
+        raise SystemExit(f"error: the build failed (exit {code}); see {work / 'build.log'}")
+    return json.loads((out / "report.json").read_text()), seconds
+
+
+def summary(report: dict, seconds: float | None) -> dict:
+    """The figures of our build that the table shows."""
+    keys = ("cycles_per_frame", "clock_mhz", "fps", "gops", "resources", "bottleneck", "verify")
+    entry = {k: report[k] for k in keys if k in report}
+    if "cycles_per_frame" in report and "clock_mhz" in report:
+        entry["latency_us_bound"] = report["cycles_per_frame"] / report["clock_mhz"]
+    entry["build_seconds"] = seconds
+    return entry
+
+
+def _fmt(value: object, spec: str = "{:,.0f}") -> str:
+    return spec.format(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
+def markdown(result: dict) -> str:
+    """The comparison table, from the JSON."""
+    ours = result["mixq"]
+    res = ours.get("resources", {})
+    lines = ["# ResNet-8 (MLPerf Tiny, 3x32x32) on the Ultra96-V2 next to published FPGA submissions", "",
+             "mixq: random weights with calibrated BatchNorm, folded under the Ultra96-V2 budget, "
+             "`python benchmarks/resnet8.py`; 'latency' for mixq is the frame interval (cycles per frame / "
+             "clock), a lower bound of the latency.  Published rows: only figures stated in the cited source.", "",
+             "| design | board | cycles/frame | fps | latency (us) | DSP | LUT | FF | BRAM36 | source |",
+             "|---|---|---|---|---|---|---|---|---|---|",
+             f"| mixq (this build) | Ultra96-V2 @ {_fmt(ours.get('clock_mhz', '-'))} MHz | "
+             f"{_fmt(ours.get('cycles_per_frame', '-'))} | {_fmt(ours.get('fps', '-'))} | "
+             f"{_fmt(ours.get('latency_us_bound', '-'), '{:,.1f}')} | {_fmt(res.get('dsp', '-'))} | "
+             f"{_fmt(res.get('lut', '-'))} | {_fmt(res.get('ff', '-'))} | {_fmt(res.get('bram36', '-'), '{:g}')} | "
+             f"measured here |"]
+    for row in result["published"]:
+        lines.append(f"| {row['design']} | Pynq-Z2 | - | {row['fps']} | {row['latency_us']} | {row['dsp']} | "
+                     f"{row['lut']} | {row['ff']} | {row['bram36']} | {row['source']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--frames", type=int, default=2, help="frames to verify (default 2)")
+    p.add_argument("--work", type=Path, default=Path("build/resnet8"), help="build folder")
+    p.add_argument("--report", type=Path, help="tabulate this existing build report.json instead of building")
+    args = p.parse_args(argv)
+    if args.report is not None:
+        if not args.report.is_file():
+            print(f"error: --report {args.report}: no such file", file=sys.stderr)
+            return 2
+        report, seconds = json.loads(args.report.read_text()), None
+    else:
+        report, seconds = run_build(args.work, args.frames)
+    result = {"network": "ResNet8", "input": list(SHAPE), "machine": machine(), "mixq": summary(report, seconds),
+              "published": PUBLISHED}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "resnet8.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "resnet8.md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
