@@ -37,6 +37,7 @@ from .progress import line, ticker
 from .report import build_report, markdown, write_report
 from .resources import DEFAULT_CHECKPOINT_NAME, default_checkpoint
 from .utilization import DEFAULT_UTILIZATION, utilization_table
+from .weight_fit import WeightsDoNotFit, check_weights_fit, graph_weight_bits
 
 __all__ = ["main", "build", "load_graph", "check_options", "BuildError", "CLOCK_RANGE_MHZ", "MAX_VERIFY"]
 
@@ -83,9 +84,10 @@ class _Progress:
         self.stage_start = now
 
 
-def load_graph(path: Path, progress=None) -> tuple[Graph, dict]:
+def load_graph(path: Path, progress=None, check_weights=None) -> tuple[Graph, dict]:
     """The integer graph of a mixq checkpoint (exported now), an exported ``.npz`` graph or a QONNX ``.onnx``
-    model (:func:`mixq_nn.qonnx_import.import_qonnx`), plus metadata."""
+    model (:func:`mixq_nn.qonnx_import.import_qonnx`), plus metadata.  ``check_weights(layer_bits, name)``
+    sees a checkpoint's weight bits per layer before the export."""
     path = Path(path)
     if not path.exists():
         raise BuildError(f"{path}: no such file")
@@ -112,6 +114,11 @@ def load_graph(path: Path, progress=None) -> tuple[Graph, dict]:
         progress(f"exporting {ckpt.name} (bitw {''.join(map(str, ckpt.bitw))}, "
                  f"bita {''.join(map(str, ckpt.bita))}, input {tuple(ckpt.input_shape)})")
     assert ckpt.model is not None           # load() builds the model unless told not to
+    if check_weights is not None:
+        from mixq_nn.layers import QConv2d, QLinear
+
+        check_weights({name: m.weight.numel() * m.bitw for name, m in ckpt.model.named_modules()
+                       if isinstance(m, (QConv2d, QLinear))}, ckpt.name)
     try:
         graph = export(ckpt.model, ckpt.input_shape, name=ckpt.name)
     except (ExportError, GraphError) as exc:
@@ -299,12 +306,20 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
     target = DEFAULT_UTILIZATION if utilization is None else float(utilization)
     out = Path(out)  # the staging folder (see _staged)
 
+    def check_weights(layer_bits: dict[str, int], network: str) -> None:
+        try:
+            check_weights_fit(layer_bits, network=network, board=brd.description, device_bram36=budget.bram36,
+                              available_bram36=accelerator_limit(budget, target, shell).bram36)
+        except WeightsDoNotFit as exc:
+            raise BuildError(str(exc)) from None
+
     graph_source = source
     if isinstance(source, Graph):
         graph, meta, source = source, {"source": "graph", "dataset": None}, f"graph {source.name!r}"
     else:
         progress(f"reading {source}")
-        graph, meta = load_graph(Path(source), progress)
+        graph, meta = load_graph(Path(source), progress, check_weights)
+    check_weights(graph_weight_bits(graph), graph.name)
     progress(f"graph {graph.name!r}: {len(graph.nodes)} nodes, {graph.macs():,} MACs per frame")
     if verify * math.prod(graph.input_shape) > validate.LIMITS["image_bytes"]:
         raise BuildError(f"--verify {verify}: {verify} images of {graph.input_shape} are more than the "

@@ -14,6 +14,7 @@ consumer quantiser, followed by the structural ops on codes, and the last layer 
 from __future__ import annotations
 
 import argparse
+import operator
 import sys
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -73,6 +74,27 @@ class _Struct:
     srcs: tuple
     where: str
     attrs: dict = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class _Parts:
+    """The tuple a split returns: element ``k`` is ``op`` of ``src`` with ``attrs | {"index": k}``."""
+
+    op: str
+    src: object
+    where: str
+    attrs: dict
+    made: dict = field(default_factory=dict)
+
+    def part(self, index: object, where: str) -> _Struct:
+        """Element ``index`` (the same symbol each time it is taken)."""
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            raise ExportError(f"{where}: index the parts of {self.op} {self.where!r} with an int >= 0, "
+                              f"got {index!r}")
+        if index not in self.made:
+            self.made[index] = _Struct(self.op, (self.src,), f"{self.where}.{index}",
+                                       {**self.attrs, "index": index})
+        return self.made[index]
 
 
 class _HookContext:
@@ -188,7 +210,11 @@ class _Exporter:
         srcs = [self.codes(s, q, consumer) for s in sym.srcs]
         name = self.graph.unique_name(sym.where)
         where = f"{sym.op} {sym.where!r}"
-        return self._add(where, self.graph.add, sym.op, name, srcs, sym.attrs)
+        try:
+            attrs = op_def(sym.op).export_attrs(sym.attrs, [self.graph.value_info(s) for s in srcs], where)
+        except ValueError as e:
+            raise ExportError(str(e)) from None
+        return self._add(where, self.graph.add, sym.op, name, srcs, attrs)
 
     def _requant(self, sym: _Affine, q: _Quant, consumer: str) -> str:
         acc_info = self.graph.value_info(sym.acc)
@@ -238,7 +264,7 @@ class _Exporter:
         arg = node.args[index] if len(node.args) > index else None
         if not isinstance(arg, torch.fx.Node) or arg not in self.syms:
             raise ExportError(f"{where}: argument {index} is {arg!r}, not a tensor of the network")
-        return self.syms[arg]
+        return _tensor(self.syms[arg], where)
 
     def _module(self, node: torch.fx.Node) -> object:
         mod = self.modules[node.target]
@@ -266,6 +292,10 @@ class _Exporter:
                     match = record.export_module(_HookContext, mod, where)
                 except ValueError as e:
                     raise ExportError(str(e)) from None
+                if match is not None and match.indexed:           # a split: a tuple of parts
+                    if _is_flat(x):
+                        raise ExportError(f"{where}: {record.name} of a flattened (N, F) tensor")
+                    return _Parts(record.name, x, node.target, dict(match.attrs))
                 if match is not None and len(node.args) > 1:      # a module of several tensors (Concat)
                     xs = tuple(self._arg(node, where, i) for i in range(len(node.args)))
                     if any(_is_flat(s) for s in xs):
@@ -386,6 +416,10 @@ class _Exporter:
         fn = node.target
         where = f"{node.op} {node.name!r} ({fn if isinstance(fn, str) else getattr(fn, '__name__', fn)})"
         kw = dict(node.kwargs)
+        if fn is operator.getitem and node.args and isinstance(self.syms.get(node.args[0]), _Parts):
+            parts = self.syms[node.args[0]]
+            assert isinstance(parts, _Parts)
+            return parts.part(node.args[1], where)
         for record in registered().values():
             if not record.exports:
                 continue
@@ -401,7 +435,9 @@ class _Exporter:
                     raise ExportError(f"{where}: {record.name} of {a!r}, not a tensor of the network")
                 if _is_flat(self.syms[a]):
                     raise ExportError(f"{where}: {record.name} of a flattened (N, F) tensor")
-                syms.append(self.syms[a])
+                syms.append(_tensor(self.syms[a], where))
+            if match.indexed:
+                return _Parts(record.name, syms[0], node.name, dict(match.attrs))
             return _Struct(record.name, tuple(syms), node.name, match.attrs)
         x = self._arg(node, where)
         rest, kw = list(node.args[1:]), kw
@@ -422,7 +458,7 @@ class _Exporter:
         arg = node.args[0]
         if not isinstance(arg, torch.fx.Node):
             raise ExportError(f"output: the model must return one tensor, got {type(arg).__name__}")
-        sym = self.syms[arg]
+        sym = _tensor(self.syms[arg], "output")
         while isinstance(sym, _Struct) and sym.op == "flatten":
             sym = sym.srcs[0]
             if not (isinstance(sym, _Affine) and self.graph.value_info(sym.acc).shape[1:] == (1, 1)):
@@ -441,6 +477,14 @@ class _Exporter:
             raise ExportError(f"{where}: output bias {float(np.abs(bias).max()):.3g} LSBs exceeds int32")
         self._add(where, self.graph.add_output, self.graph.unique_name("output"), sym.acc, bias.astype(np.int64),
                   sym.scale, source=sym.layer)
+
+
+def _tensor(sym: object, where: str) -> object:
+    """``sym`` if it is one tensor; ExportError for the tuple of a split used whole."""
+    if isinstance(sym, _Parts):
+        raise ExportError(f"{where}: takes the whole tuple of {sym.op} {sym.where!r}; index its parts "
+                          f"(x1, x2 = torch.split(...)) and use them one by one")
+    return sym
 
 
 def _is_flat(sym: object) -> bool:

@@ -209,14 +209,19 @@ def load_data(args: argparse.Namespace, input_shape: tuple[int, int, int],
 
 def make_loader(dataset: ImageDataset, batch_size: int, ctx: Distributed, *, train: bool,
                 seed: int = 0) -> DataLoader:
-    """Shuffled (seeded, sharded over ranks) batches for training; this rank's slice in order for tests."""
+    """Shuffled (seeded, sharded over ranks) batches for training; this rank's slice in order for tests.
+
+    Training drops the last, partial batch when there is at least one whole batch per rank: a batch of a few
+    images gives BatchNorm statistics of a few values per channel where maps are small (DiracDeltaNetSmall's
+    last stage is 1x1: its 3-image remainder on digits held training at 43 %)."""
     if train:
+        drop_last = len(dataset) >= batch_size * ctx.world_size
         if ctx.enabled:
             sampler: DistributedSampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank,
                                          shuffle=True, seed=seed, drop_last=False)
-            return DataLoader(dataset, batch_size=batch_size, sampler=sampler)
+            return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last)
         generator = torch.Generator().manual_seed(seed)
-        return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator)
+        return DataLoader(dataset, batch_size=batch_size, shuffle=True, generator=generator, drop_last=drop_last)
     shard = Subset(dataset, range(ctx.rank, len(dataset), ctx.world_size))
     return DataLoader(shard, batch_size=batch_size, shuffle=False)
 

@@ -267,3 +267,24 @@ def pool_output(rng: np.random.Generator | int, shape=(3, 4, 6)) -> Graph:
     g.add_output("out", pool, rng.integers(-9, 9, 2), np.ones(2))
     return g
 
+
+def split_net(rng: np.random.Generator | int, shape=(3, 4, 6), channels: int = 8) -> Graph:
+    """DiracDeltaNet's non-downsampling block: a 1x1 conv's codes split in halves; the second half through
+    1x1 conv, shift, 1x1 conv; concat(first half, that); shuffle; a 1x1 conv head."""
+    rng = generator(rng)
+    half = channels // 2
+    g = Graph("split", shape)
+    x = g.add_input(8)
+    c0 = g.add_conv("c0", x, rng.integers(-3, 4, (channels, shape[0], 1, 1)), w_bits=3)
+    r0 = add_requant(g, "r0", c0, channels, rng)
+    a = g.add("slice", "a", [r0], {"start": 0, "stop": half})
+    b = g.add("slice", "b", [r0], {"start": half, "stop": channels})
+    c1 = g.add_conv("c1", b, rng.integers(-3, 4, (channels, half, 1, 1)), w_bits=3)
+    s = g.add("shift", "sh", [add_requant(g, "r1", c1, channels, rng)])
+    c2 = g.add_conv("c2", s, rng.integers(-3, 4, (half, channels, 1, 1)), w_bits=3)
+    cat = g.add_concat("cat", [a, add_requant(g, "r2", c2, half, rng)])
+    shuf = g.add("shuffle", "shuf", [cat])
+    c3 = g.add_conv("c3", shuf, rng.integers(-3, 4, (5, channels, 1, 1)), w_bits=3)
+    g.add_output("out", c3, rng.integers(-9, 9, 5), np.ones(5))
+    return g
+

@@ -338,7 +338,8 @@ def _stem(self, x):
     (lambda s, x: s.conv2(s.plain(x)), {"plain": nn.Conv2d(1, 4, 3, padding=1)}, True,
      r"'plain' \(Conv2d\): not a quantised layer"),
     (lambda s, x: s.conv2(_stem(s, x).view(-1, 4, 5, 5)), {}, True, r"view.*torch.flatten"),
-    (lambda s, x: s.conv2(F.max_pool2d(_stem(s, x), 2)), {}, True, r"max_pool2d.*5x5.*even"),
+    (lambda s, x: s.conv2(F.max_pool2d(F.max_pool2d(F.max_pool2d(_stem(s, x), 2), 2), 2)), {}, True,
+     r"max_pool2d.*1x1; an unpadded 2x2 pool needs at least 2x2"),
 ])
 def test_export_errors_name_layer_and_op(fn, extra, first, match):
     model = Net(fn, first=first, **extra).eval()

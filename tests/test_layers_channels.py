@@ -1,5 +1,5 @@
 # amaranth: UnusedElaboratable=no
-"""ConcatN, ChannelSplit and ChannelShuffle against the references: small shapes, lane counts, random stalls."""
+"""ConcatN, ChannelSplit, ChannelSlice and ChannelShuffle against the references: small shapes, lane counts, random stalls."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from amaranth.back import rtlil
 from stream_cases import STALLS, codes, frame_intervals, run_tensors
 
 from mixq_hw.graph.ops import concat
-from mixq_hw.layers.channels import ChannelShuffle, ChannelSplit, ConcatN
-from mixq_hw.layers.reference import channel_shuffle, channel_split
+from mixq_hw.layers.channels import ChannelShuffle, ChannelSlice, ChannelSplit, ConcatN
+from mixq_hw.layers.reference import channel_shuffle, channel_slice, channel_split
 
 FRAMES = 3
 
@@ -51,6 +51,17 @@ def run_split(channels: tuple[int, ...], height: int, width: int, lanes: int, st
         assert np.all(np.diff(ends) == 1)
 
 
+def run_slice(channels: int, start: int, stop: int, height: int, width: int, lanes: int, stall: float, seed: int,
+              signed: bool = False) -> None:
+    dut = ChannelSlice(channels, start, stop, height, width, lanes, 3, signed=signed)
+    x = codes(np.random.default_rng(seed), (FRAMES, channels, height, width), 3, signed)
+    expected = channel_slice(x, start, stop)
+    np.testing.assert_array_equal(expected, x[:, start:stop])
+    got, run = run_tensors(dut, {"i": (x, lanes)}, {"o": (expected.shape, lanes)}, stall, seed)
+    np.testing.assert_array_equal(got["o"], expected)
+    check_cadence(run, "o", dut.cycles_per_frame(), stall)
+
+
 def run_shuffle(channels: int, height: int, width: int, lanes: int, stall: float, seed: int,
                 signed: bool = False) -> None:
     dut = ChannelShuffle(channels, height, width, lanes, 4, signed=signed)
@@ -81,6 +92,37 @@ def test_split_small_shapes(parts: int) -> None:
             run_split(channels, height, width, lanes, stall, seed=parts * 100 + lanes * 10 + width)
 
 
+def slice_cases(max_channels: int):
+    """Every (C, lanes, start, stop) with C <= max_channels, lanes dividing C, start and stop."""
+    for channels in range(1, max_channels + 1):
+        for lanes in (n for n in range(1, channels + 1) if channels % n == 0):
+            for start, stop in itertools.combinations(range(0, channels + 1, lanes), 2):
+                yield channels, lanes, start, stop
+
+
+@pytest.mark.parametrize("stall", STALLS)
+def test_slice_exhaustive_small(stall: float) -> None:
+    """Every channel range of up to 4 channels at every lane count, 1x1 and 2x3 maps."""
+    cases = list(slice_cases(4))
+    assert len(cases) == 26
+    for k, (channels, lanes, start, stop) in enumerate(cases):
+        for height, width in ((1, 1), (2, 3)):
+            run_slice(channels, start, stop, height, width, lanes, stall, seed=k * 10 + height + int(10 * stall))
+
+
+def test_slice_random_larger() -> None:
+    """Random ranges of larger pixels (DiracDeltaNet's halves among them), signed codes, random stalls."""
+    rng = np.random.default_rng(7)
+    run_slice(16, 0, 8, 3, 3, 4, 0.3, seed=1)
+    run_slice(16, 8, 16, 3, 3, 4, 0.5, seed=2, signed=True)
+    for seed in range(4):
+        lanes = int(rng.choice((1, 2, 4)))
+        channels = lanes * int(rng.integers(3, 9))
+        start, stop = sorted(rng.choice(channels // lanes + 1, 2, replace=False) * lanes)
+        run_slice(channels, int(start), int(stop), int(rng.integers(1, 4)), int(rng.integers(1, 5)), lanes,
+                  float(rng.choice(STALLS)), seed=10 + seed)
+
+
 @pytest.mark.parametrize("channels,lanes", [(4, 1), (8, 1), (8, 2), (12, 3), (16, 4), (4, 4), (8, 8), (24, 2)])
 def test_shuffle_lane_layouts(channels: int, lanes: int) -> None:
     """Buffered (lanes divides C/4: 4 to 12 beats a pixel) and wired (one beat a pixel), under stalls."""
@@ -98,7 +140,9 @@ def test_estimates_and_rtlil() -> None:
     assert ChannelSplit((58, 58), 28, 28, 2, 4).estimate().dsp == 0
     assert ChannelShuffle(8, 2, 2, 8, 4).estimate().lut == 0
     assert ChannelShuffle(232, 14, 14, 2, 4).estimate().lut > 0
+    assert ChannelSlice(116, 0, 58, 28, 28, 2, 4).estimate().lut > 0
     for dut in (ConcatN((2, 2, 4), 2, 2, 2, 3), ChannelSplit((2, 4), 2, 2, 2, 3, signed=True),
+                ChannelSlice(8, 2, 6, 2, 2, 2, 3), ChannelSlice(8, 0, 8, 2, 2, 2, 3),
                 ChannelShuffle(8, 2, 2, 2, 3), ChannelShuffle(8, 2, 2, 8, 3)):
         rtlil.convert(dut)
 
@@ -109,6 +153,9 @@ def test_estimates_and_rtlil() -> None:
     (lambda: ChannelSplit((58, 58), 2, 2, 4, 3, name="sp"),
      "channels 58 of output o0 not divisible by lanes 4 in layer 'sp'"),
     (lambda: ChannelSplit((2, 0), 2, 2, 2, 3, name="sp"), "channels1 must be a positive integer, not 0"),
+    (lambda: ChannelSlice(8, 4, 4, 2, 2, 2, 3, name="sl"), r"channels \[4, 4\) must be a non-empty range inside 0..8 in layer 'sl'"),
+    (lambda: ChannelSlice(8, 4, 9, 2, 2, 1, 3, name="sl"), r"channels \[4, 9\) must be a non-empty range"),
+    (lambda: ChannelSlice(8, 3, 8, 2, 2, 2, 3, name="sl"), "start 3 not divisible by lanes 2 in layer 'sl'"),
     (lambda: ChannelShuffle(6, 2, 2, 1, 3, name="sh"), "6 is not divisible by 4 in layer 'sh'"),
     (lambda: ChannelShuffle(116, 2, 2, 4, 3, name="sh"), "lanes 4 must equal the channels 116 or divide a quarter"),
 ])

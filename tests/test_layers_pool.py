@@ -31,7 +31,8 @@ def run_pool(channels: int, height: int, width: int, lanes: int, bits: int, stal
     dut = MaxPool2x2(channels, height, width, lanes, bits)
     rng = np.random.default_rng(seed)
     x = random_codes(rng, (FRAMES, channels, height, width), bits)
-    expected = maxpool2x2(x)
+    expected = maxpool2x2(x) if height % 2 == width % 2 == 0 else maxpool(x, pad=0)
+    assert expected.shape[1:] == dut.out_shape
     out_beats = expected.size // lanes
     run = run_streams(dut, {"i": tensor_to_beats(x, lanes)}, {"o": out_beats}, stall=stall, seed=seed,
                       max_cycles=200 + 20 * x.size)
@@ -55,7 +56,29 @@ def test_pool_exhaustive_small_shapes(height: int, width: int) -> None:
                     (intervals, dut.cycles_per_frame())
 
 
+@pytest.mark.parametrize("height,width", [(h, w) for h, w in itertools.product((2, 3, 4, 5), repeat=2)
+                                          if h % 2 or w % 2])
+def test_pool_odd_sizes_floor_mode(height: int, width: int) -> None:
+    """Unpadded with an odd height or width: PyTorch's floor mode (the last row / column dropped), one or two
+    beats per pixel, under stalls, one input beat per cycle."""
+    for index, lanes in enumerate((1, 2, 3)):
+        channels = lanes * (1 + (index + height + width) % 2)
+        for stall in STALLS:
+            dut, run, per_frame = run_pool(channels, height, width, lanes, 3, stall,
+                                           seed=height * 1000 + width * 100 + index * 10 + int(10 * stall))
+            if stall == 0.0:
+                assert np.all(frame_intervals(run, "o", FRAMES) == dut.cycles_per_frame())
+
+
+def test_floor_mode_reference_matches_torch() -> None:
+    torch = pytest.importorskip("torch")
+    x = random_codes(np.random.default_rng(6), (2, 3, 9, 7), 4)
+    want = torch.nn.functional.max_pool2d(torch.from_numpy(x).float(), 2, 2).numpy()
+    np.testing.assert_array_equal(maxpool(x, pad=0), want.astype(np.int64))
+
+
 def test_pool_wider_random() -> None:
+    run_pool(12, 9, 9, 4, 4, 0.3, seed=9)      # DiracDeltaNetSmall's 9x9 map
     run_pool(16, 4, 8, 4, 4, 0.3, seed=7)
     run_pool(12, 6, 4, 3, 8, 0.5, seed=8)
 
@@ -84,7 +107,7 @@ def test_pool_estimate_uses_line_buffer() -> None:
 
 @pytest.mark.parametrize("args,message", [
     ((6, 4, 4, 4, 3), "channels 6 not divisible by lanes 4 in layer 'p1'"),
-    ((4, 3, 4, 2, 3), "even height and width, got 3x4 in layer 'p1'"),
+    ((4, 1, 4, 2, 3), "at least 2x2 codes, got 1x4 in layer 'p1'"),
     ((4, 4, 4, 0, 3), "lanes must be a positive integer"),
     ((4, 4, 4, 2, 0), "bits must be a positive integer"),
 ])

@@ -72,3 +72,24 @@ def test_pipeline_bit_exact_under_stalls(folding):
     run = simulate(g, images, folding=folding, backend="pysim", stall=0.3, seed=5, progress=False)
     assert run.bit_exact == 2, run.first_mismatch()
     np.testing.assert_array_equal(run.outputs, reference)
+
+
+def test_floor_mode_odd_map_matches_pytorch_and_the_pipeline():
+    """Unpadded on a 7x9 map: PyTorch's floor mode (3x4 out), exported from nn.MaxPool2d(2, 2), bit-exact
+    through the pipeline under random stalls."""
+    rng = np.random.default_rng(4)
+    g = Graph("floor-pool", (3, 7, 9))
+    x = g.add_input(8)
+    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (4, 3, 3, 3)), w_bits=3)
+    p1 = g.add_maxpool("p1", add_requant(g, "r1", c1, 4, rng))
+    c2 = g.add_conv("c2", p1, rng.integers(-3, 4, (5, 4, 3, 3)), w_bits=3)
+    g.add_output("out", c2, rng.integers(-9, 9, 5), np.ones(5))
+    assert g.value_info("p1").shape == (4, 3, 4) and op_def("maxpool").details(g.node("p1")) == ""
+    images = rng.integers(0, 256, (2, *g.input_shape)).astype(np.uint8)
+    vals = g.reference(images, keep=True)
+    np.testing.assert_array_equal(vals["p1"], F.max_pool2d(torch.from_numpy(vals["r1"]).double(), 2, 2).numpy())
+    assert len(np.unique(vals["out"])) > 10
+    for folding in ({}, {"c1": LayerFold(3, 2, 1), "c2": LayerFold(2, 5, 1)}):
+        run = simulate(g, images, folding=folding, backend="pysim", stall=0.3, seed=6, progress=False)
+        assert run.bit_exact == 2, run.first_mismatch()
+        np.testing.assert_array_equal(run.outputs, vals["out"])

@@ -1,4 +1,5 @@
-"""Channel moves on a raster pixel stream: concat of N inputs, split into channel ranges, DiracDeltaNet's shuffle.
+"""Channel moves on a raster pixel stream: concat of N inputs, split into channel ranges, one channel range
+(slice), DiracDeltaNet's shuffle.
 
 All three keep the codes and the lane layout; they are wiring plus a beat counter where every part is a whole
 number of beats (each part's channel count divisible by ``lanes``), and the constructors say so otherwise.
@@ -8,6 +9,8 @@ number of beats (each part's channel count divisible by ``lanes``), and the cons
   so a branch that arrives early waits in a FIFO upstream, sized from the schedules.
 - :class:`ChannelSplit`: the mirror image, one input to outputs ``o0``, ``o1``, ...  The outputs are
   served in turn within each pixel, so consumers that meet again downstream need the same FIFO reasoning.
+- :class:`ChannelSlice`: channels ``[start, stop)`` of the input; the other beats of each pixel are taken and
+  dropped.  The graph's channel split is two slices of one forked stream (the pipeline's fan-out).
 - :class:`ChannelShuffle`: the last quarter of the channels moves to the front
   (:func:`~mixq_hw.layers.reference.channel_shuffle`).  When a pixel is one beat it is a lane permutation
   (wires).  Otherwise it is a split into (3C/4, C/4), a FIFO of ``3C/4 / lanes + 1`` beats on the first part
@@ -20,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from amaranth.hdl import Module, Shape, Signal
+from amaranth.hdl import Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,7 +32,8 @@ from ._checks import check_positive, layer_label
 from .fifo import StreamFIFO, fifo_cost
 from .spec import LayerSpec, SpecComponent
 
-__all__ = ["ConcatN", "ConcatNSpec", "ChannelSplit", "ChannelSplitSpec", "ChannelShuffle", "ChannelShuffleSpec", "channel_parts_cost", "split_cost", "shuffle_cost",
+__all__ = ["ConcatN", "ConcatNSpec", "ChannelSplit", "ChannelSplitSpec", "ChannelSlice", "ChannelSliceSpec",
+           "ChannelShuffle", "ChannelShuffleSpec", "channel_parts_cost", "split_cost", "slice_cost", "shuffle_cost",
            "shuffle_fifo_depth"]
 
 
@@ -184,6 +188,81 @@ class ChannelSplit(ChannelSplitSpec, SpecComponent):
         return m
 
 
+def slice_cost(beats: int) -> Resources:
+    """A beat counter up to ``beats`` (a pixel), two comparisons and the valid/ready gating (estimate; the
+    payload is wires)."""
+    counter = max(1, math.ceil(math.log2(beats + 1)))
+    return Resources(lut=3 * counter + 2, ff=counter)
+
+
+class ChannelSliceSpec(LayerSpec):
+    """Channels ``[start, stop)`` of a (C, H, W) stream: a (stop - start, H, W) stream, same lanes.
+
+    ``lanes`` must divide C, ``start`` and ``stop``.  Ports: ``i`` and ``o``,
+    ``stream.Signature(ArrayLayout(unsigned(bits), lanes))`` (``signed(bits)`` with ``signed=True``).  Throughput
+    one input beat per cycle; a beat inside the range passes with ``i.ready = o.ready``, a beat outside it is
+    taken at once and dropped; latency 0.
+    """
+
+    kind = "ChannelSlice"
+
+    def __init__(self, channels: int, start: int, stop: int, height: int, width: int, lanes: int, bits: int, *,
+                 signed: bool = False, name: str = ""):
+        where = layer_label(name, self.kind)
+        check_positive(where, channels=channels, height=height, width=width, lanes=lanes, bits=bits)
+        for key, value in (("start", start), ("stop", stop)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{key} must be an integer, not {value!r} {where}")
+        if not 0 <= start < stop <= channels:
+            raise ValueError(f"channels [{start}, {stop}) must be a non-empty range inside 0..{channels} {where}")
+        for key, value in (("channels", channels), ("start", start), ("stop", stop)):
+            if value % lanes:
+                raise ValueError(f"{key} {value} not divisible by lanes {lanes} {where}")
+        self.channels, self.start, self.stop, self.height, self.width = channels, start, stop, height, width
+        self.lanes, self.bits, self.signed, self.name = lanes, bits, bool(signed), name
+        self.layout = data.ArrayLayout(Shape(bits, signed=self.signed), lanes)
+        self.declare_ports({"i": In(stream.Signature(self.layout)), "o": Out(stream.Signature(self.layout))})
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        """(stop - start, H, W) of the output tensor."""
+        return self.stop - self.start, self.height, self.width
+
+    def cycles_per_frame(self) -> int:
+        """One input beat per cycle: H * W * C / lanes."""
+        return self.height * self.width * self.channels // self.lanes
+
+    def estimate(self) -> Resources:
+        """See :func:`slice_cost`."""
+        return slice_cost(self.channels // self.lanes)
+
+
+class ChannelSlice(ChannelSliceSpec, wiring.Component):
+    """The hardware of :class:`ChannelSliceSpec` (the same arguments)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        ChannelSliceSpec.__init__(self, *args, **kwargs)
+        wiring.Component.__init__(self, self.ports())
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.d.comb += self.o.payload.eq(self.i.payload)
+        beats, first, last = (v // self.lanes for v in (self.channels, self.start, self.stop))
+        if first == 0 and last == beats:        # the whole pixel: wires
+            m.d.comb += [self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready)]
+            return m
+        beat = Signal(range(beats))             # beat within the pixel
+        inside = Signal()
+        m.d.comb += [
+            inside.eq((beat >= first) & (beat < last)),
+            self.o.valid.eq(self.i.valid & inside),
+            self.i.ready.eq(self.o.ready | ~inside),
+        ]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += beat.eq(Mux(beat == beats - 1, 0, beat + 1))
+        return m
+
+
 def shuffle_fifo_depth(channels: int, lanes: int) -> int:
     """Beats the shuffle's FIFO holds: a pixel's first three quarters and one more (0 when a pixel is one beat).
 
@@ -270,4 +349,5 @@ class ChannelShuffle(ChannelShuffleSpec, SpecComponent):
 
 ConcatNSpec.component_class = ConcatN
 ChannelSplitSpec.component_class = ChannelSplit
+ChannelSliceSpec.component_class = ChannelSlice
 ChannelShuffleSpec.component_class = ChannelShuffle

@@ -5,8 +5,9 @@ pair: ``W_out`` pooled pixels of ``channels / lanes`` words, ``lanes * bits``
 wide.  Every input beat reads its partial maximum (a synchronous read; write-first
 when a pixel is one beat, so a partial written in the same cycle is seen), takes
 the lane-wise maximum with the beat and writes it back; the beat at the bottom-right of each
-window emits the result instead.  Without padding height and width must be even, as the
-Graph's ``maxpool`` requires; with ``pad=1`` (DiracDeltaNet's stem) any size works and the output is
+window emits the result instead.  Without padding the output is ``H // 2`` by ``W // 2``: an odd
+height or width pools as PyTorch's floor mode, its last row or column read and dropped (DiracDeltaNet's
+57x57 map at 224x224, 9x9 at 32x32).  With ``pad=1`` (DiracDeltaNet's stem) the output is
 ``H // 2 + 1`` by ``W // 2 + 1``: the padding is 0, which for unsigned codes is the same as PyTorch's
 -inf padding (every window holds a real code, and codes are >= 0), so border windows just see fewer
 codes.  :func:`elaborate_window_pool` is the same machine for any non-overlapping window and any
@@ -73,6 +74,13 @@ def elaborate_window_pool(m: Module, i, o, *, chunks: int, height: int, width: i
     yr = Signal(range(kh), name="y_in_window") if 2 < kh < height else None
     first_col, last_col = _edges(x, xr, width, kw, pad)
     first_row, last_row = _edges(y, yr, height, kh, pad)
+    # Floor mode: an odd axis of unpadded 2-wide windows ends in a row / column that no window covers.
+    odd_cols, odd_rows = (kw, pad) == (2, 0) and width % 2, (kh, pad) == (2, 0) and height % 2
+    emits, keeps = last_col & last_row, ~(last_col & last_row)
+    if odd_cols or odd_rows:
+        dropped = Signal()
+        m.d.comb += dropped.eq((x == width - 1 if odd_cols else C(0)) | (y == height - 1 if odd_rows else C(0)))
+        emits, keeps = emits & ~dropped, keeps & ~dropped
 
     # Stage 1: the accepted beat, waiting for its partial from the line buffer.
     s1_valid = Signal()
@@ -106,8 +114,8 @@ def elaborate_window_pool(m: Module, i, o, *, chunks: int, height: int, width: i
             s1_valid.eq(1),
             s1_beat.eq(i.payload),
             s1_first.eq(first_col & first_row),
-            s1_write.eq(~(last_col & last_row)),
-            s1_emit.eq(last_col & last_row),
+            s1_write.eq(keeps),
+            s1_emit.eq(emits),
             s1_addr.eq(col_base + chunk),
         ]
         # Advance the raster position.
@@ -124,7 +132,8 @@ def elaborate_window_pool(m: Module, i, o, *, chunks: int, height: int, width: i
                 m.d.sync += x.eq(x + 1)
                 if xr is not None:
                     m.d.sync += xr.eq(Mux(last_col, 0, xr + 1))
-                with m.If(last_col):
+                # (not past the last window: the dropped column keeps the line buffer's range)
+                with m.If(last_col & (x != width - 2) if odd_cols else last_col):
                     m.d.sync += col_base.eq(col_base + chunks)
         with m.Else():
             m.d.sync += chunk.eq(chunk + 1)
@@ -150,7 +159,7 @@ def _edges(pos: Value, offset: Value | None, size: int, kernel: int, pad: int) -
 class MaxPool2x2Spec(LayerSpec):
     """Lane-wise 2x2/2 max pooling of a (C, H, W) stream into (C, H_out, W_out), same lanes and bits.
 
-    ``pad=0``: H and W even, H_out = H/2.  ``pad=1``: any H, W; H_out = H//2 + 1 (zero padding, exact for
+    ``pad=0``: H, W >= 2, H_out = H // 2 (an odd last row / column is dropped).  ``pad=1``: any H, W; H_out = H//2 + 1 (zero padding, exact for
     unsigned codes).  Ports: ``i`` and ``o``, ``stream.Signature(ArrayLayout(unsigned(bits), lanes))``.
     Throughput: one input beat per cycle; latency: a window's result leaves the cycle after its last beat.
     """
@@ -163,8 +172,8 @@ class MaxPool2x2Spec(LayerSpec):
             raise ValueError(f"channels {channels} not divisible by lanes {lanes} {where}")
         if pad not in (0, 1) or isinstance(pad, bool):
             raise ValueError(f"pad must be 0 or 1, not {pad!r} {where}")
-        if not pad and (height % 2 or width % 2):
-            raise ValueError(f"a 2x2/2 pool needs even height and width, got {height}x{width} {where}")
+        if not pad and (height < 2 or width < 2):
+            raise ValueError(f"an unpadded 2x2/2 pool needs at least 2x2 codes, got {height}x{width} {where}")
         self.channels, self.height, self.width = channels, height, width
         self.lanes, self.bits, self.pad, self.name = lanes, bits, pad, name
         self.layout = data.ArrayLayout(unsigned(bits), lanes)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["SHIFT_OFFSETS", "shift_offset", "shift", "maxpool", "sum_pool", "global_sum_pool", "upsample2x",
-           "residual_bounds", "residual_add", "channel_split", "channel_shuffle"]
+           "residual_bounds", "residual_add", "channel_split", "channel_slice", "channel_shuffle"]
 
 #: (dy, dx) of channel ``c`` is ``SHIFT_OFFSETS[c % 5]``: up, left, centre, right, down.
 SHIFT_OFFSETS: tuple[tuple[int, int], ...] = ((-1, 0), (0, -1), (0, 0), (0, 1), (1, 0))
@@ -114,6 +114,14 @@ def channel_split(x: object, channels0: int) -> tuple[np.ndarray, np.ndarray]:
     if not 0 < channels0 < x.shape[1]:
         raise ValueError(f"channel_split: channels0 {channels0} must lie strictly inside 0..{x.shape[1]}")
     return x[:, :channels0], x[:, channels0:]
+
+
+def channel_slice(x: object, start: int, stop: int) -> np.ndarray:
+    """Channels ``[start, stop)`` (``0 <= start < stop <= C``)."""
+    x = _batch(x, "channel_slice")
+    if not 0 <= start < stop <= x.shape[1]:
+        raise ValueError(f"channel_slice: channels [{start}, {stop}) must lie inside 0..{x.shape[1]} and be non-empty")
+    return x[:, start:stop]
 
 
 def channel_shuffle(x: object) -> np.ndarray:

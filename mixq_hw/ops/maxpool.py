@@ -1,10 +1,10 @@
-"""The ``maxpool`` op: 2x2 max pooling with stride 2 on activation codes, optionally padded by 1."""
+"""The ``maxpool`` op: 2x2 max pooling with stride 2 on activation codes, optionally padded by 1 (floor mode:
+an odd map without padding loses its last row / column, as in PyTorch)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..graph import ops as ref
 from ..graph.checks import Node, ValueInfo, arity, codes_input, fail, int_attr
 from ..layers import reference
 from ..layers.pool import MaxPool2x2Spec, maxpool_out_size
@@ -46,27 +46,29 @@ def _pad(node: Node) -> int:
 
 
 class MaxPoolOp(OpDef):
-    """``maxpool``: optional ``pad`` (0 or 1, default 0); one input of unsigned codes, of even height and
-    width without padding; with ``pad=1`` (zero padding, exact for codes >= 0) the output is H//2+1 x W//2+1."""
+    """``maxpool``: optional ``pad`` (0 or 1, default 0); one input of unsigned codes.  Without padding the
+    output is H//2 x W//2 (PyTorch's floor mode: an odd last row / column is dropped); with ``pad=1`` (zero
+    padding, exact for codes >= 0) it is H//2+1 x W//2+1."""
 
     name = "maxpool"
     moves_codes = True      # requant is monotonic: pooling codes equals pooling before requantising
     exports = True
 
     def infer(self, node: Node, ins: list[ValueInfo], input_shape: tuple[int, int, int]) -> ValueInfo:
-        if not _pad(node):
-            return spatial_halved(node, ins, 1)
         arity(node, 1)
         x = ins[0]
         codes_input(node, x)
         c, h, w = x.shape
-        return ValueInfo((c, maxpool_out_size(h, 1), maxpool_out_size(w, 1)), x.bits, False)
+        pad = _pad(node)
+        if not pad and (h < 2 or w < 2):
+            raise fail(node, f"input {node.inputs[0]!r} is {h}x{w}; an unpadded 2x2 pool needs at least 2x2")
+        return ValueInfo((c, maxpool_out_size(h, pad), maxpool_out_size(w, pad)), x.bits, False)
 
     def details(self, node: Node) -> str:
         return "pad 1" if _pad(node) else ""
 
     def reference(self, node: Node, args: list[np.ndarray], images: np.ndarray | None) -> np.ndarray:
-        return reference.maxpool(args[0], pad=1) if _pad(node) else ref.maxpool2x2(args[0])
+        return reference.maxpool(args[0], pad=_pad(node))
 
     def row_map(self, node: Node) -> tuple[int, int]:
         return (2, 0) if _pad(node) else (2, 1)     # padded: output row y covers input rows 2y-1 and 2y

@@ -33,11 +33,15 @@ class NoHardwareError(GraphError):
 
 
 class ExportMatch:
-    """What an export hook recognised: the traced call's arguments that are the op's inputs, and attributes."""
+    """What an export hook recognised: the traced call's arguments that are the op's inputs, and attributes.
 
-    def __init__(self, inputs: Sequence[Any], attrs: dict | None = None) -> None:
+    ``indexed``: the call returns a tuple (a split); element ``k`` is a node of the op with attributes
+    ``attrs | {"index": k}``, which :meth:`OpDef.export_attrs` turns into the node's own."""
+
+    def __init__(self, inputs: Sequence[Any], attrs: dict | None = None, *, indexed: bool = False) -> None:
         self.inputs = list(inputs)
         self.attrs = dict(attrs or {})
+        self.indexed = indexed
 
 
 class OpDef:
@@ -118,6 +122,11 @@ class OpDef:
         """The match if the traced call ``fn(*args, **kwargs)`` is this op, else None (as
         :meth:`export_module`); the match's inputs are the traced arguments that are the op's inputs."""
         return None
+
+    def export_attrs(self, attrs: dict, ins: Sequence[ValueInfo], where: str) -> dict:
+        """The node's attributes from a match's ``attrs`` once its inputs' values ``ins`` are known (the
+        default: ``attrs`` unchanged); ValueError naming ``where`` for attributes that do not fit them."""
+        return attrs
 
 
 _REGISTRY: dict[str, OpDef] = {}

@@ -74,14 +74,15 @@ MODELS: dict[str, ModelInfo] = {m.name: m for m in [
               "DiracDeltaNet (Synetgy, FPGA 2019): 1x1 convs + shifts, ShuffleNet-V2 stages 4/8/4 at "
               "116/232/464, 1x1 464->1024, global pool, FC 1000; W4A4 (first conv and FC 8-bit)",
               269_229_440, diracdeltanet.POOL_FACTOR,
-              lambda f, s: diracdeltanet.DiracDeltaNet(f, s)),
+              lambda f, s, **o: diracdeltanet.DiracDeltaNet(f, s, **o), diracdeltanet.WIDTH_OPTS),
     ModelInfo("DiracDeltaNetSmall", (1, 32, 32), "classify", 10, diracdeltanet.NUM_QLAYERS,
               (8,) + (4,) * (diracdeltanet.NUM_QLAYERS - 2) + (8,),
               (8,) + (4,) * (diracdeltanet.NUM_QLAYERS - 2) + (8,),
               "DiracDeltaNet width-scaled for digits: same depth, stem 16/32, stages 32/64/128, head 256, "
               "10 classes; W4A4", 556_544, diracdeltanet.POOL_FACTOR,
-              lambda f, s: diracdeltanet.DiracDeltaNet(f, s, name="DiracDeltaNetSmall",
-                                                       **diracdeltanet.SMALL)),
+              lambda f, s, **o: diracdeltanet.DiracDeltaNet(f, s, name="DiracDeltaNetSmall",
+                                                            **{**diracdeltanet.SMALL, **o}),
+              diracdeltanet.WIDTH_OPTS),
     ModelInfo("TinyYOLOv3", (3, 416, 416), "detect", tinyyolo.HEAD_CHANNELS, tinyyolo.NUM_QLAYERS,
               (3,) * tinyyolo.NUM_QLAYERS, (8,) + (3,) * (tinyyolo.NUM_QLAYERS - 2) + (tinyyolo.HEAD_ACT_BITS,),
               "reduced Tiny-YOLOv3 (Tiny-YOLO-LSQ, DAC 2020): 3x3 convs 16-32-64-128-128 with pools, "
@@ -136,7 +137,8 @@ def build(name: str, variant: str = "fixed", bitw: Sequence[int] | None = None,
     ``weight_mode`` ("std" | "lsq"), ``act_mode`` ("hwgq" | "lsq" | "pact") (default: the registry's
     ``default_modes``; TinyYOLOv3 is LSQ); supernet: ``wbits``/``abits``
     candidate tuples (default 2..8) and ``input_bits`` (default 8); VGGtiny, CNV, ResNet8: ``num_classes``;
-    VGGtiny, CNV, ResNet8, TinyYOLOv3: ``channels`` (the conv/linear output widths but the last layer's, e.g. of a pruned network).
+    VGGtiny, CNV, ResNet8, TinyYOLOv3: ``channels`` (the conv/linear output widths but the last layer's, e.g. of a pruned network);
+    DiracDeltaNet(Small): ``stem``, ``stages``, ``head``, ``num_classes`` (its widths).
     """
     info = _info(name)
     allowed = ("input_shape",) + _FACTORY_OPTS + info.family_opts

@@ -47,6 +47,8 @@ class Widths(TypedDict):
 
 PUBLISHED: Widths = {"stem": (32, 64), "stages": (116, 232, 464), "head": 1024, "num_classes": 1000}
 SMALL: Widths = {"stem": (16, 32), "stages": (32, 64, 128), "head": 256, "num_classes": 10}
+#: The build options that set the widths (``mixq_nn.models.build(..., stages=(8, 16, 16))``).
+WIDTH_OPTS = ("stem", "stages", "head", "num_classes")
 
 
 def num_qlayers(blocks: Sequence[int] = BLOCKS) -> int:
