@@ -51,3 +51,25 @@ def test_a_built_component_is_frozen_and_elaborates(kind):
             setattr(component, port, None)
     component.scratch = 1              # a Component may keep attributes of its own for elaboration
     assert "module" in rtlil.convert(component, name="top")
+
+
+def test_every_layer_component_is_a_spec_component_without_its_own_init():
+    """A Component of a layer spec inherits SpecComponent's construction (ports from the spec) and adds
+    only ``elaborate``: a class that calls ``wiring.Component.__init__`` itself would skip the freeze."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from amaranth.lib import wiring
+
+    import mixq_hw.layers as layers
+
+    found = []
+    for info in pkgutil.iter_modules(layers.__path__):
+        module = importlib.import_module(f"mixq_hw.layers.{info.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, LayerSpec) and issubclass(cls, wiring.Component) and cls.__module__ == module.__name__:
+                found.append(cls.__name__)
+                assert issubclass(cls, SpecComponent), cls
+                assert "__init__" not in vars(cls), cls
+    assert len(found) >= 15, found

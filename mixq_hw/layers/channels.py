@@ -237,12 +237,8 @@ class ChannelSliceSpec(LayerSpec):
         return slice_cost(self.channels // self.lanes)
 
 
-class ChannelSlice(ChannelSliceSpec, wiring.Component):
+class ChannelSlice(ChannelSliceSpec, SpecComponent):
     """The hardware of :class:`ChannelSliceSpec` (the same arguments)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        ChannelSliceSpec.__init__(self, *args, **kwargs)
-        wiring.Component.__init__(self, self.ports())
 
     def elaborate(self, platform) -> Module:
         m = Module()
