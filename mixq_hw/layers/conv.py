@@ -18,14 +18,16 @@ last column carry whatever the window sent there (zeros from a SlidingWindow)
 and are dropped downstream.  See
 ``mixq_hw/layers/__init__.py`` and the shared contracts for the exact formats.
 
-Schedule (FINN-MVU-like):
+Schedule (FINN-MVU-like), one part (:mod:`mixq_hw.layers.conv_parts`, each a spec with its own estimate
+and latency and a small Component) per job:
 
-- the group's input beats are written into one half of a double-buffered
-  ``lib.memory`` while the other half (the previous group) is re-read once per
+- :class:`~mixq_hw.layers.conv_parts.GroupBuffer`: the group's input beats are written into one half of a
+  double-buffered ``lib.memory`` while the other half (the previous group) is re-read once per
   output-channel fold, so the next group streams in during the computation;
-- the weights live in a ROM with one word per engine cycle of a fold
-  (see :func:`~mixq_hw.layers.conv_weights.weight_rom_words`);
-- every product is made by a :class:`~mixq_hw.packing.cores.PackedMAC` (or, with
+- :class:`~mixq_hw.layers.conv_parts.WeightRom`: the weights live in a ROM with one word per engine cycle
+  of a fold (see :func:`~mixq_hw.layers.conv_weights.weight_rom_words`), stepped by the
+  :class:`~mixq_hw.layers.conv_parts.FoldSequencer`, which also addresses the buffer;
+- :class:`~mixq_hw.layers.conv_parts.MacArray`: every product is made by a :class:`~mixq_hw.packing.cores.PackedMAC` (or, with
   ``multiplier="lut"``, by a shift-and-add :class:`~mixq_hw.packing.lut_core.LutMAC`
   with the same ports: one per input lane, ``pe x pixels`` products, no DSP48E2; with a digit-split
   :class:`~mixq_hw.packing.split.SplitPlan`, by a :class:`~mixq_hw.packing.split_core.SplitMAC`: two
@@ -38,11 +40,13 @@ Schedule (FINN-MVU-like):
   ``m`` reading the input beat shifted by ``m*Kp`` pixels;
 - a core accumulates in P over up to ``depth`` consecutive cycles of a fold;
   its fields are then summed (over simd lanes, and for filter plans over the
-  cores that share an output pixel) by a registered adder tree and added into
-  the fabric accumulators (one per output channel per pixel), which emit one
-  output beat when the fold ends.
+  cores that share an output pixel) by a registered
+  :class:`~mixq_hw.layers.adder_tree.AdderTree` and added into the fabric
+  accumulators (one per output channel per pixel) of the
+  :class:`~mixq_hw.layers.conv_parts.OutputStage`, which emits one output beat
+  when the fold ends.
 
-Backpressure: one clock enable ``en`` freezes the whole compute pipeline
+Backpressure: one clock enable ``en`` (made by the OutputStage) freezes the whole compute pipeline
 (buffer read, weight ROM, cores via their ``en`` port, adder tree,
 accumulators), but only when it has to: when a finished beat is about to
 enter the output register while that still holds a beat nobody takes
