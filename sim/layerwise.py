@@ -255,7 +255,7 @@ def _judge(result: dict, streams: StageStreams, expected: dict, shapes: dict, co
            runs: list[StreamRun]) -> None:
     """Fill ``result``'s verdict from the stage's runs (the last one stall-free when timing is measured)."""
     frames = _JOB["frames"]
-    first, differing, images = "", 0, set()
+    first, differing, images = "", 0, set[int]()
     for run in runs:
         first2, differing2, images2 = _compare(streams, expected, run.outputs, shapes, frames)
         first, differing, images = first or first2, max(differing, differing2), images | images2

@@ -109,7 +109,7 @@ def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerato
     messages: list[str] = []
     frames = n if mode == "whole" else min(n, whole_frames)
     layer_args = (graph, images, accelerator.plan)
-    layer_options = {"backend": backend, "stall": layer_stall, "workers": workers, "progress": progress}
+    layer_options: dict[str, Any] = {"backend": backend, "stall": layer_stall, "workers": workers, "progress": progress}
     # On Verilator the layers are checked in a process of their own while this one builds and runs the whole
     # design: both are mostly single-threaded (elaboration, yosys, verilate), so together they fill two cores.
     beside = (_layers_beside(layer_args, layer_options)
