@@ -59,7 +59,8 @@ class StageCheck:
     #: cycle of the first output beat (stall-free run)
     latency: int
     backend: str
-    #: wall seconds of this stage's simulations (including its compile)
+    #: wall seconds of this stage's simulations (including its compile); with one build of all stages, the
+    #: seconds of that build and its runs (the same for every stage)
     seconds: float
     #: the first differing value, as a sentence ('' when exact)
     mismatch: str = ""
