@@ -53,6 +53,7 @@ def table(result: dict) -> str:
             ("verification", f"{t.get('verifying ' + str(ver.get('images', '')), 0):.0f}", ""),
             (f"- layer by layer: {len(layers.get('stages', []))} stages, {layers.get('designs', 0)} designs, "
              f"{ver.get('backend', '?')}", f"{layers.get('seconds', 0):.0f}",
+             "(one build of all stages, beside the whole design)" if layers.get("designs") == 1 else
              f"{sum(s.get('seconds', 0) for s in layers.get('stages', [])):.0f} (sum of the stages' wall times)"),
             ("- whole design: elaborating and writing the simulation Verilog",
              f"{build.get('verilog_seconds', 0):.0f}", ""),

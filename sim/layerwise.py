@@ -5,11 +5,14 @@ the input beats derived from ``Graph.reference(images, keep=True)`` (see
 :mod:`sim.stage_streams`), under random valid/ready stalls on all its ports,
 and its output beats are compared with the expected ones.  A second, stall-free
 run measures the stage's cycles per frame (against its analytic
-``cycles_per_frame``) and its latency (first output beat).  Stages are
-independent, so they run in parallel worker processes, biggest first.  A
-compiled backend elaborates each stage once and builds it once for both runs;
-stages with the same design share one build (the compile cache's lock makes the
-second builder wait for the first).  A mismatch names the stage, its
+``cycles_per_frame``) and its latency (first output beat).  On Verilator every
+stage goes into one compiled design (:mod:`sim.stage_bank`: the stages side by
+side, each with its own ports and stall generators, so each is still simulated
+on its own), built once for both runs, which run in parallel.  Otherwise (or if
+that build fails or a stage hangs in it) the stages run in parallel worker
+processes, biggest first; a compiled backend elaborates each stage once and
+builds it once for both runs; stages with the same design share one build (the
+compile cache's lock makes the second builder wait for the first).  A mismatch names the stage, its
 graph node, the image, the position (channel, row, column, or beat and lane)
 and both values.
 """
@@ -28,11 +31,14 @@ from amaranth.lib import wiring
 
 from mixq_hw.graph import Graph
 from mixq_hw.pipeline import PipelinePlan
+from mixq_hw.progress import line
 
 from .backends import resolve_backend, run_streams
 from .formats import locate
-from .progress import LiveBar
+from .progress import LiveBar, compile_bar, compile_estimate
+from .stage_bank import StageBank, run_bank
 from .stage_streams import IMAGE, StageStreams, stage_streams, stream_tensor
+from .streams import StreamRun
 
 __all__ = ["StageCheck", "LayerwiseRun", "StageHarness", "verify_layers"]
 
@@ -53,7 +59,8 @@ class StageCheck:
     #: cycle of the first output beat (stall-free run)
     latency: int
     backend: str
-    #: wall seconds of this stage's simulations (including its compile)
+    #: wall seconds of this stage's simulations (including its compile); with one build of all stages, the
+    #: seconds of that build and its runs (the same for every stage)
     seconds: float
     #: the first differing value, as a sentence ('' when exact)
     mismatch: str = ""
@@ -197,6 +204,10 @@ def _frame_timing(beat_cycles: list[int], per_frame: int, frames: int) -> tuple[
     return int(interval), int(beat_cycles[0])
 
 
+#: g++ flags of the Verilated stage bank (every stage in one design: its runs evaluate all stages every cycle,
+#: so the model is optimised like a whole network's).
+BANK_CFLAGS = "-O1"
+
 #: g++ flags of a stage's Verilated model.  A stage runs a few hundred thousand cycles, so compile time
 #: decides: on VGG-tiny's biggest conv stage -O0 builds in 29 CPU-s instead of 48 and its two runs take
 #: 10 CPU-s instead of 1.4.
@@ -218,14 +229,13 @@ def _compiled(dut: wiring.Component, backend: str) -> tuple[dict[str, Any], str]
     return {}, ""
 
 
-def _check_stage(index: int) -> dict:
-    """Simulate stage ``index`` of the job's plan alone; returns a :class:`StageCheck` as a dict."""
+def _stage_job(index: int) -> tuple[Any, StageStreams, dict, dict, dict, dict, int, dict]:
+    """Stage ``index`` of the job's plan: (stage, streams, input beats by port, expected (values, index) by
+    port, tensor shapes by port, output beat counts by port, cycle budget, the result's fixed fields)."""
     job = _JOB
-    plan: PipelinePlan = job["plan"]
-    stage = plan.stages[index]
+    stage = job["plan"].stages[index]
     streams: StageStreams = job["streams"][stage.name]
     frames = job["frames"]
-    started = time.perf_counter()
     inputs = {port: spec.fmt.beats(stream_tensor(spec, job["values"], job["images"]))
               for port, spec in streams.inputs.items()}
     expected, shapes = {}, {}
@@ -234,45 +244,100 @@ def _check_stage(index: int) -> dict:
         shapes[port] = tensor.shape[1:]
         expected[port] = (spec.fmt.to_array(tensor), spec.fmt.batch_index(tensor.shape[1:], frames))
     counts = {port: int(values.shape[0]) for port, (values, _) in expected.items()}
-    stall, backend = job["stall"], job["backend"]
     beats = max([*counts.values(), *(len(b) for b in inputs.values())])
-    budget = int(4 * (frames + 2) * max(stage.cycles, beats // frames) / (1.0 - stall) ** 2) + 20_000
+    budget = int(4 * (frames + 2) * max(stage.cycles, beats // frames) / (1.0 - job["stall"]) ** 2) + 20_000
     result = {"stage": stage.name, "node": stage.node, "kind": stage.kind, "beats": sum(counts.values()),
-              "analytic_cycles_per_frame": int(stage.cycles), "backend": backend, "design": "",
+              "analytic_cycles_per_frame": int(stage.cycles), "backend": job["backend"], "design": "",
               "cycles_per_frame": 0, "latency": 0}
+    return stage, streams, inputs, expected, shapes, counts, budget, result
+
+
+def _judge(result: dict, streams: StageStreams, expected: dict, shapes: dict, counts: dict,
+           runs: list[StreamRun]) -> None:
+    """Fill ``result``'s verdict from the stage's runs (the last one stall-free when timing is measured)."""
+    frames = _JOB["frames"]
+    first, differing, images = "", 0, set[int]()
+    for run in runs:
+        first2, differing2, images2 = _compare(streams, expected, run.outputs, shapes, frames)
+        first, differing, images = first or first2, max(differing, differing2), images | images2
+    port = next(iter(counts))
+    result["cycles_per_frame"], result["latency"] = _frame_timing(runs[-1].beat_cycles[port],
+                                                                  counts[port] // frames, frames)
+    result.update(bit_exact=not first, mismatch=first, differing=differing, images=sorted(images))
+
+
+def _check_stage(index: int) -> dict:
+    """Simulate stage ``index`` of the job's plan alone; returns a :class:`StageCheck` as a dict."""
+    job = _JOB
+    started = time.perf_counter()
+    stage, streams, inputs, expected, shapes, counts, budget, result = _stage_job(index)
+    stall, backend = job["stall"], job["backend"]
     try:
         dut = StageHarness(stage.build())
         options, result["design"] = _compiled(dut, backend)
-        run = run_streams(dut, inputs, counts, backend=backend, stall=stall,
-                          seed=job["seed"] + index, max_cycles=budget, **options)
-        first, differing, images = _compare(streams, expected, run.outputs, shapes, frames)
+        runs = [run_streams(dut, inputs, counts, backend=backend, stall=stall,
+                            seed=job["seed"] + index, max_cycles=budget, **options)]
         if stall > 0 and job["timing"]:
-            run = run_streams(dut, inputs, counts, backend=backend, stall=0.0, seed=0,
-                              max_cycles=budget, **options)
-            first2, differing2, images2 = _compare(streams, expected, run.outputs, shapes, frames)
-            first, differing, images = first or first2, max(differing, differing2), images | images2
-        port = next(iter(counts))
-        result["cycles_per_frame"], result["latency"] = _frame_timing(run.beat_cycles[port],
-                                                                      counts[port] // frames, frames)
+            runs.append(run_streams(dut, inputs, counts, backend=backend, stall=0.0, seed=0,
+                                    max_cycles=budget, **options))
+        _judge(result, streams, expected, shapes, counts, runs)
     except Exception as exc:   # noqa: BLE001 - a stage that hangs or crashes is a failed stage, not a crash
-        first, differing, images = f"the simulation failed: {type(exc).__name__}: {exc}", 0, set()
-    result.update(bit_exact=not first, mismatch=first, differing=differing, images=sorted(images),
-                  seconds=time.perf_counter() - started)
+        result.update(bit_exact=False, mismatch=f"the simulation failed: {type(exc).__name__}: {exc}",
+                      differing=0, images=[])
+    result["seconds"] = time.perf_counter() - started
     return result
+
+
+def _check_bank(count: int, progress: bool) -> list[dict]:
+    """Every stage of the job's plan in one Verilator build (:class:`~sim.stage_bank.StageBank`), each
+    driven alone with its own beats and stall generators; the stalled and the stall-free run go in
+    parallel.  Raises if the bank cannot be built or any stage hangs or crashes (the caller then checks
+    the stages one by one, which names the failing one)."""
+    from .verilator import MAX_PORTS, compile_verilator
+
+    job = _JOB
+    started = time.perf_counter()
+    jobs = [_stage_job(i) for i in range(count)]
+    if sum(len(j[2]) for j in jobs) > MAX_PORTS or sum(len(j[5]) for j in jobs) > MAX_PORTS:
+        raise ValueError(f"more than {MAX_PORTS} streams for one bank")
+    bank = StageBank([StageHarness(j[0].build()) for j in jobs])
+    live = compile_bar("verilator", quiet=not progress)
+    live.desc = f"[layers] verilator: one build of all {count} stages"
+    with live:
+        program = compile_verilator(bank, cflags=BANK_CFLAGS, on_size=lambda size: live.set_total(
+            live.elapsed + compile_estimate("verilator", size)))
+    inputs, counts = [j[2] for j in jobs], [j[5] for j in jobs]
+    budget = max(j[6] for j in jobs)
+    runs_of = [lambda: run_bank(bank, program, inputs, counts, stall=job["stall"], seed=job["seed"],
+                                max_cycles=budget)]
+    if job["stall"] > 0 and job["timing"]:
+        runs_of.append(lambda: run_bank(bank, program, inputs, counts, stall=0.0, seed=0, max_cycles=budget))
+    with concurrent.futures.ThreadPoolExecutor(len(runs_of)) as pool:
+        banks = list(pool.map(lambda f: f(), runs_of))
+    seconds = time.perf_counter() - started
+    results = []
+    for k, (_stage, streams, _inputs, expected, shapes, stage_counts, _budget, result) in enumerate(jobs):
+        result["design"] = program.stem[:12]
+        _judge(result, streams, expected, shapes, stage_counts, [runs[k] for runs in banks])
+        result["seconds"] = seconds
+        results.append(result)
+    return results
 
 
 # ---- the harness ----------------------------------------------------------------------------------
 
 def verify_layers(graph: Graph, images: Any, plan: PipelinePlan, *, backend: str = "cxxrtl",
                   stall: float = 0.3, seed: int = 0, workers: int = 2, timing: bool = True,
-                  progress: bool = False) -> LayerwiseRun:
+                  progress: bool = False, one_build: bool = True) -> LayerwiseRun:
     """Simulate every stage of ``plan`` alone on ``images`` (uint8 (N, C, H, W)) against ``graph``'s reference.
 
     ``graph`` is the golden model: normally ``plan.graph``, but any graph with the same node names and
     shapes (a test builds the hardware from a copy with one weight changed).  ``stall``: probability per
     cycle that an input withholds valid / an output drops ready, on every port; ``timing``: also run
     stall-free to measure cycles per frame and latency (with ``stall`` 0 the one run measures them).
-    ``workers``: parallel processes (1: in this process).
+    ``workers``: parallel processes (1: in this process).  ``one_build`` (Verilator): every stage in one
+    compiled design (:mod:`sim.stage_bank`), each still driven alone; if that build or run fails, or with
+    ``one_build=False`` or another backend, every distinct stage design is built and run on its own.
     """
     from .network import check_images
 
@@ -296,13 +361,24 @@ def verify_layers(graph: Graph, images: Any, plan: PipelinePlan, *, backend: str
     _JOB.update(plan=plan, streams=stage_streams(plan), values=values, images=pixels, frames=len(pixels),
                 stall=float(stall), seed=int(seed), backend=backend, timing=timing)
     count = len(plan.stages)
+    results: list[dict] = []
+    if backend == "verilator" and one_build:
+        try:
+            results = _check_bank(count, progress)
+        except Exception as exc:   # noqa: BLE001 - a hang or crash in the bank: the stages alone name it
+            results = []
+            if progress:
+                line(f"[layers] the build of all stages failed ({type(exc).__name__}: {str(exc)[:300]}); "
+                     "simulating each stage alone")
+    if results:
+        _JOB.clear()
+        return _layerwise_run(plan, results, len(pixels), backend, stall, workers, started)
     pool = None
     if workers > 1:
         pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
     try:
         # Biggest first, so that the last worker to finish is not the one that started the biggest stage.
         order = sorted(range(count), key=lambda i: -plan.stages[i].cycles)
-        results: list[dict] = []
         last = {"text": ""}
         with LiveBar(f"[layers] {backend}", total=count, unit="stage", quiet=not progress,
                      postfix=lambda: last["text"]) as live:
@@ -323,7 +399,13 @@ def verify_layers(graph: Graph, images: Any, plan: PipelinePlan, *, backend: str
         if pool is not None:
             pool.shutdown()
         _JOB.clear()
+    return _layerwise_run(plan, results, len(pixels), backend, stall, workers, started)
+
+
+def _layerwise_run(plan: PipelinePlan, results: list[dict], images: int, backend: str, stall: float,
+                   workers: int, started: float) -> LayerwiseRun:
+    """The stages' result dicts as a :class:`LayerwiseRun`, in pipeline order."""
     position = {s.name: i for i, s in enumerate(plan.stages)}
     checks = sorted((StageCheck(**r) for r in results), key=lambda c: position[c.stage])
-    return LayerwiseRun(stages=checks, images=len(pixels), backend=backend, stall=float(stall), workers=workers,
+    return LayerwiseRun(stages=checks, images=images, backend=backend, stall=float(stall), workers=workers,
                         designs=len({c.design or c.stage for c in checks}), seconds=time.perf_counter() - started)

@@ -34,7 +34,8 @@ struct Rng {
   bool chance(double p) { return p > 0.0 && (next() >> 11) * (1.0 / 9007199254740992.0) < p; }
 };
 
-const int kMaxPorts = 16;
+// Below 500, every port's stall seed is distinct (inputs seed * 1000 + k, outputs seed * 1000 + 500 + k).
+const int kMaxPorts = 500;
 
 // Beats are packed little-endian into `words` 32-bit chunks each.
 struct StreamJob {

@@ -10,6 +10,7 @@ dict for ``report.json``.
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 from typing import Any
 
@@ -18,7 +19,8 @@ import numpy as np
 from mixq_hw.graph import Graph
 from mixq_hw.pipeline import Accelerator
 
-from .layerwise import verify_layers
+from .backends import resolve_backend
+from .layerwise import LayerwiseRun, verify_layers
 
 __all__ = ["VERIFY_MODES", "verify_accelerator", "whole_network"]
 
@@ -42,6 +44,55 @@ def whole_network(graph: Graph, images: np.ndarray, accelerator: Accelerator, *,
     return result
 
 
+def _layers_child(conn: Any, args: tuple, options: dict) -> None:
+    """In the forked process: layer-by-layer verification, its result (or its exception) sent to ``conn``."""
+    try:
+        conn.send(("ok", verify_layers(*args, **options)))
+    except BaseException as exc:   # noqa: BLE001 - the parent re-raises it
+        try:
+            conn.send(("error", exc))
+        except Exception:   # noqa: BLE001 - an exception that does not pickle
+            conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+    finally:
+        conn.close()
+
+
+def _layers_beside(args: tuple, options: dict) -> Any:
+    """Start :func:`verify_layers` in a forked process; :func:`_layers_result` waits for it."""
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_layers_child, args=(sender, args, options), name="mixq-layers")
+    process.start()
+    sender.close()
+    return process, receiver
+
+
+def _stop(beside: Any) -> None:
+    process, receiver = beside
+    process.kill()
+    process.join()
+    receiver.close()
+
+
+def _layers_result(beside: Any) -> LayerwiseRun:
+    """What the process of :func:`_layers_beside` sent (its exception re-raised); an interrupted wait ends it."""
+    process, receiver = beside
+    try:
+        kind, value = receiver.recv()
+    except EOFError:
+        process.join()
+        raise RuntimeError(f"layer-by-layer verification died (exit code {process.exitcode})") from None
+    except BaseException:
+        _stop(beside)
+        raise
+    finally:
+        receiver.close()
+    process.join()
+    if kind == "error":
+        raise value
+    return value
+
+
 def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerator, *, mode: str = "both",
                        backend: str = "auto", layer_stall: float = 0.3, whole_frames: int = 2,
                        workers: int = 2, progress: bool = True) -> dict[str, Any]:
@@ -56,9 +107,26 @@ def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerato
     result: dict[str, Any] = {"mode": mode, "images": n, "backend": backend}
     bad: set[int] = set()
     messages: list[str] = []
+    frames = n if mode == "whole" else min(n, whole_frames)
+    layer_args = (graph, images, accelerator.plan)
+    layer_options: dict[str, Any] = {"backend": backend, "stall": layer_stall, "workers": workers, "progress": progress}
+    # On Verilator the layers are checked in a process of their own while this one builds and runs the whole
+    # design: both are mostly single-threaded (elaboration, yosys, verilate), so together they fill two cores.
+    beside = (_layers_beside(layer_args, layer_options)
+              if mode == "both" and resolve_backend(backend) == "verilator" else None)
+    whole: dict[str, Any] | None = None
+    if beside is not None:
+        try:
+            whole = whole_network(graph, images[:frames], accelerator, backend=backend, progress=False)
+        except BaseException:
+            _stop(beside)
+            raise
+        if progress:
+            print(f"[verify] whole network (beside the layers): {whole['bit_exact']}/{whole['images']} bit-exact, "
+                  f"{whole['cycles_total']:,} cycles", file=sys.stderr, flush=True)
     if mode in ("layers", "both"):
-        layers = verify_layers(graph, images, accelerator.plan, backend=backend, stall=layer_stall,
-                               workers=workers, progress=progress)
+        layers = (_layers_result(beside) if beside is not None else
+                  verify_layers(*layer_args, **layer_options))
         result["layers"] = {**layers.to_dict(), "table": layers.markdown()}
         result["cycles_per_frame"] = max(s.cycles_per_frame for s in layers.stages)
         for stage in layers.stages:
@@ -70,8 +138,8 @@ def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerato
                   f"stages bit-exact on {n} images ({layers.designs} distinct designs, {layers.seconds:.1f} s)",
                   file=sys.stderr, flush=True)
     if mode in ("whole", "both"):
-        frames = n if mode == "whole" else min(n, whole_frames)
-        whole = whole_network(graph, images[:frames], accelerator, backend=backend, progress=progress)
+        if whole is None:
+            whole = whole_network(graph, images[:frames], accelerator, backend=backend, progress=progress)
         result["whole"] = whole
         result["cycles_per_frame"] = whole["cycles_per_frame"]
         result["latency"] = whole["latency"]

