@@ -10,7 +10,10 @@ dict for ``report.json``.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
+import signal
 import sys
 from typing import Any
 
@@ -44,8 +47,20 @@ def whole_network(graph: Graph, images: np.ndarray, accelerator: Accelerator, *,
     return result
 
 
-def _layers_child(conn: Any, args: tuple, options: dict) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this process when its parent dies (a SIGKILLed build leaves no verifier behind)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):   # not Linux: the parent's interrupt handler still stops the child
+        return
+    if os.getppid() != parent:   # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _layers_child(conn: Any, args: tuple, options: dict, parent: int) -> None:
     """In the forked process: layer-by-layer verification, its result (or its exception) sent to ``conn``."""
+    _die_with_parent(parent)
     try:
         conn.send(("ok", verify_layers(*args, **options)))
     except BaseException as exc:   # noqa: BLE001 - the parent re-raises it
@@ -57,11 +72,12 @@ def _layers_child(conn: Any, args: tuple, options: dict) -> None:
         conn.close()
 
 
-def _layers_beside(args: tuple, options: dict) -> Any:
-    """Start :func:`verify_layers` in a forked process; :func:`_layers_result` waits for it."""
+def start_layers(args: tuple, options: dict) -> Any:
+    """Start :func:`verify_layers` in a forked process; :func:`layers_result` waits for it."""
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_layers_child, args=(sender, args, options), name="mixq-layers")
+    process = context.Process(target=_layers_child, args=(sender, args, options, os.getpid()),
+                              name="mixq-layers")
     process.start()
     sender.close()
     return process, receiver
@@ -74,8 +90,8 @@ def _stop(beside: Any) -> None:
     receiver.close()
 
 
-def _layers_result(beside: Any) -> LayerwiseRun:
-    """What the process of :func:`_layers_beside` sent (its exception re-raised); an interrupted wait ends it."""
+def layers_result(beside: Any) -> LayerwiseRun:
+    """What the process of :func:`start_layers` sent (its exception re-raised); an interrupted wait ends it."""
     process, receiver = beside
     try:
         kind, value = receiver.recv()
@@ -112,7 +128,7 @@ def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerato
     layer_options: dict[str, Any] = {"backend": backend, "stall": layer_stall, "workers": workers, "progress": progress}
     # On Verilator the layers are checked in a process of their own while this one builds and runs the whole
     # design: both are mostly single-threaded (elaboration, yosys, verilate), so together they fill two cores.
-    beside = (_layers_beside(layer_args, layer_options)
+    beside = (start_layers(layer_args, layer_options)
               if mode == "both" and resolve_backend(backend) == "verilator" else None)
     whole: dict[str, Any] | None = None
     if beside is not None:
@@ -125,7 +141,7 @@ def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerato
             print(f"[verify] whole network (beside the layers): {whole['bit_exact']}/{whole['images']} bit-exact, "
                   f"{whole['cycles_total']:,} cycles", file=sys.stderr, flush=True)
     if mode in ("layers", "both"):
-        layers = (_layers_result(beside) if beside is not None else
+        layers = (layers_result(beside) if beside is not None else
                   verify_layers(*layer_args, **layer_options))
         result["layers"] = {**layers.to_dict(), "table": layers.markdown()}
         result["cycles_per_frame"] = max(s.cycles_per_frame for s in layers.stages)
