@@ -25,6 +25,16 @@ FULLSIZE = {"ultranet_bjut": "UltraNet, BJUT W4A4 preset", "ultranet_mixq": "Ult
             "ultranet_bypass": "UltraNet-Bypass W4A4", "skynet": "SkyNet W5A8"}
 
 
+def _layers_sentence(layers: dict) -> str:
+    """How the layer-by-layer check ran: one compiled stage bank beside the whole design, or designs in turn."""
+    n, images, seconds = len(layers.get("stages", [])), layers.get("images", 0), layers.get("seconds", 0)
+    designs = layers.get("designs", 0)
+    if designs == 1:
+        return (f"{n} stages, each alone on {images} images, from one compiled design, checked in "
+                f"{seconds:.0f} s beside ")
+    return f"{n} stages alone on {images} images in {seconds:.0f} s ({designs} designs compiled), then "
+
+
 def _load(name: str) -> dict[str, Any] | None:
     path = RESULTS / name
     return json.loads(path.read_text()) if path.exists() else None
@@ -139,10 +149,9 @@ def verification_section() -> list[str]:
              f"{_date(main['machine'])}): **{t['total']:.0f} s wall**, {main['cpu_seconds']:.0f} CPU-s; "
              + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items()) + ". "
              f"Verification ({ver.get('backend', '?')}, mode {ver.get('mode', '?')}): "
-             f"{len(layers.get('stages', []))} stages alone on {layers.get('images', 0)} images in "
-             f"{layers.get('seconds', 0):.0f} s ({layers.get('designs', 0)} designs compiled), then the whole "
-             f"accelerator on {whole.get('images', 0)} frames ({whole.get('compile_seconds', 0):.0f} s to compile, "
-             f"{whole.get('cycles_per_second', 0):,.0f} cycles/s)."]
+             + _layers_sentence(layers) +
+             f"the whole accelerator on {whole.get('images', 0)} frames ({whole.get('compile_seconds', 0):.0f} s "
+             f"to compile, {whole.get('cycles_per_second', 0):,.0f} cycles/s)."]
     ver_bench = _load("verilator.json")
     if ver_bench is not None:
         lines += ["", "Simulators compared on one design (compile and run, threads, -O levels): "
@@ -157,9 +166,43 @@ def verification_section() -> list[str]:
     return lines
 
 
+def comparison_section() -> list[str]:
+    """FINN's CNV-W2A2 beside ours, pruning's fps, and the timing estimates (all analytic unless stated)."""
+    lines: list[str] = []
+    finn = _load("finn_cnv.json")
+    if finn is not None:
+        ours, theirs = finn["mixq"], finn["finn"]
+        res = ours["resources"]
+        measured = ("not yet simulated at full size" if not ours.get("measured_cycles_per_frame") else
+                    f"{ours['measured_cycles_per_frame']:,} measured")
+        lines += [f"- **CNV-W2A2 (FINN's BNN-PYNQ network, 3x32x32)**: {ours['cycles_per_frame']:,} cycles/frame "
+                  f"({measured}), {ours['clock_mhz'] * 1e6 / ours['cycles_per_frame']:,.0f} fps at "
+                  f"{ours['clock_mhz']:.0f} MHz, {res['dsp']} DSP, {res['lut']:,} LUT (estimates); FINN's published "
+                  f"folding needs {theirs['cycles_per_frame']:,} cycles/frame ({theirs['fps']:,.0f} fps at its "
+                  f"{theirs['clock_mhz']:.0f} MHz). [`finn_cnv.md`](benchmarks/results/finn_cnv.md), "
+                  f"{_date(finn.get('machine'))}."]
+    prune = _load("pruning.json")
+    if prune is not None and "ultra96" in prune:
+        acc = {r["sparsity"]: r["test_accuracy"] for r in prune["rows"]}
+        rows = prune["ultra96"]["rows"]
+        base = rows[0]["fps"]
+        lines += ["- **Channel pruning of CNV-W2A2** (L1, aligned to 8, one fine-tune epoch; digits accuracy, "
+                  "analytic Ultra96 fps): " + "; ".join(
+                      f"{r['sparsity'] * 100:.0f} % sparsity {acc.get(r['sparsity'], float('nan')):.1f} %, "
+                      f"{r['fps']:,.0f} fps ({r['fps'] / base:.2f}x)" for r in rows)
+                  + f". [`pruning.md`](benchmarks/results/pruning.md), {_date(prune['ultra96'].get('machine'))}."]
+    timing = _load("timing.json")
+    if timing is not None:
+        lines += ["- **Fmax estimates** (yosys xcup logic levels and a delay model, not Vivado): " + "; ".join(
+            f"{d['design']} {d['timing']['fmax_mhz']:.0f} MHz (set by `{d['timing']['critical_stage']}`, "
+            f"{_date(d.get('machine'))})" for d in timing["designs"])
+            + ". [`timing.md`](benchmarks/results/timing.md)."]
+    return ["### Other systems, pruning and timing", "", *lines] if lines else []
+
+
 def render() -> str:
     parts: list[str] = []
-    for section in (network_section(), packing_section(), verification_section()):
+    for section in (network_section(), comparison_section(), packing_section(), verification_section()):
         if section:
             parts += section + [""]
     return "\n".join([BEGIN, "", *parts, END])
