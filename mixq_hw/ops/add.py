@@ -23,18 +23,20 @@ from ..layers.residual import ResidualSpec, code_range, residual_sum_bits
 from ..streams import codes_signed
 from .registry import OpDef, register
 
-__all__ = ["AddOp", "MAX_MULTIPLIER", "MAX_SUM_BITS"]
+__all__ = ["AddOp", "MAX_MULTIPLIER", "MAX_SHIFT", "MAX_SUM_BITS"]
 
 #: bound on |m0|, |m1| (constant multipliers built from shifts and adds)
 MAX_MULTIPLIER = 1 << 16
-#: widest exact sum the Residual block computes
-MAX_SUM_BITS = 48
+#: largest right shift of the aligned sum
+MAX_SHIFT = 40
+#: widest exact sum the Residual block computes: the rounding term at MAX_SHIFT with 8 bits of room above it
+MAX_SUM_BITS = MAX_SHIFT + 8
 
 
 def _attrs(node: Node) -> tuple[int, int, int, int, bool]:
     m0 = int_attr(node, "m0", -MAX_MULTIPLIER, MAX_MULTIPLIER)
     m1 = int_attr(node, "m1", -MAX_MULTIPLIER, MAX_MULTIPLIER)
-    shift = int_attr(node, "shift", 0, 40)
+    shift = int_attr(node, "shift", 0, MAX_SHIFT)
     out_bits = int_attr(node, "out_bits", 1, 16)
     out_signed = bool_attr(node, "out_signed") if "out_signed" in node.attrs else False
     return m0, m1, shift, out_bits, out_signed
