@@ -29,6 +29,7 @@ from amaranth import Module, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from . import schedule
 from .estimate import Resources
 from .graph import Graph, GraphError, Node
 from .layers.conv import ConvEngineSpec
@@ -228,6 +229,26 @@ class Lowering:
             value = Stream(name, "o", StreamFormat(value.shape, target, value.bits,
                                                    payload=self.stage_port_layout(name, "o")))
         return value
+
+    def joined(self, node: Node) -> tuple[list[Stream], int, list[tuple[str, str]]]:
+        """The inputs of a joining ``node`` (concat, add) at their common lane count, each behind the skew
+        FIFO its row schedule needs: (streams, lanes, the (stage, port) that feeds each input)."""
+        srcs = [self.take(s) for s in node.inputs]
+        lanes = math.gcd(*(s.lanes for s in srcs))
+        srcs = [self.lanes(s, lanes, node.name) for s in srcs]
+        depths = schedule.bypass_fifo_depth(self.graph, node, [s.beats_per_row() for s in srcs])
+        fed: list[tuple[str, str]] = []
+        for index, (s, depth) in enumerate(zip(srcs, depths)):
+            if not depth:
+                fed.append((s.stage, s.port))
+                continue
+            elem = (signed if codes_signed(s) else unsigned)(s.bits)
+            fifo = StreamFIFOSpec(data.ArrayLayout(elem, lanes), depth, name=f"{node.name}.fifo{index}",
+                                  beats_per_frame=s.beats_per_frame())
+            self.add(fifo.name, node.name, "fifo", fifo, [(s.stage, s.port)])
+            self.fifo_depths[fifo.name] = depth
+            fed.append((fifo.name, "o"))
+        return srcs, lanes, fed
 
     def burst_fifo(self, value: Stream, node: str) -> Stream:
         """A FIFO of one output row in front of a narrowing lane converter on a bursty stream.

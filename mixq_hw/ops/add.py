@@ -9,15 +9,10 @@ FIFO on the branch that arrives first, its depth from the schedules (as for the 
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
-from amaranth.hdl import Shape
-from amaranth.lib import data
 
-from .. import schedule
 from ..graph.checks import Node, ValueInfo, arity, bool_attr, codes_input, fail, int_attr
-from ..layers.fifo import StreamFIFOSpec
 from ..layers.reference import residual_add
 from ..layers.residual import ResidualSpec, code_range, residual_sum_bits
 from ..streams import codes_signed
@@ -77,21 +72,7 @@ class AddOp(OpDef):
         return (1, 0)
 
     def lower(self, node: Node, lowering) -> None:
-        srcs = [lowering.take(s) for s in node.inputs]
-        lanes = math.gcd(*(s.lanes for s in srcs))
-        srcs = [lowering.lanes(s, lanes, node.name) for s in srcs]
-        depths = schedule.bypass_fifo_depth(lowering.graph, node, [s.beats_per_row() for s in srcs])
-        fed: list[tuple[str, str]] = []
-        for index, (s, depth) in enumerate(zip(srcs, depths)):
-            if depth:
-                elem = Shape(s.bits, signed=codes_signed(s))
-                fifo = StreamFIFOSpec(data.ArrayLayout(elem, lanes), depth, name=f"{node.name}.fifo{index}",
-                                      beats_per_frame=s.beats_per_frame())
-                lowering.add(fifo.name, node.name, "fifo", fifo, [(s.stage, s.port)])
-                lowering.fifo_depths[fifo.name] = depth
-                fed.append((fifo.name, "o"))
-            else:
-                fed.append((s.stage, s.port))
+        srcs, lanes, fed = lowering.joined(node)
         m0, m1, shift, out_bits, out_signed = _attrs(node)
         c, h, w = srcs[0].shape
         spec = ResidualSpec(c, h, w, lanes, bits_a=srcs[0].bits, bits_b=srcs[1].bits, out_bits=out_bits, m0=m0,

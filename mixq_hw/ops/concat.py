@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
-from amaranth import unsigned
-from amaranth.lib import data
 
 from ..graph import ops as ref
 from ..graph.checks import Node, ValueInfo, codes_input, fail
 from ..layers.channels import ConcatNSpec
 from ..layers.concat import ConcatSpec
-from ..layers.fifo import StreamFIFOSpec
-from .. import schedule
 from .registry import ExportMatch, OpDef, register
 
 __all__ = ["ConcatOp"]
@@ -49,20 +44,7 @@ class ConcatOp(OpDef):
         return (1, 0)
 
     def lower(self, node: Node, lowering) -> None:
-        srcs = [lowering.take(s) for s in node.inputs]
-        lanes = math.gcd(*(s.lanes for s in srcs))
-        srcs = [lowering.lanes(s, lanes, node.name) for s in srcs]
-        depths = schedule.bypass_fifo_depth(lowering.graph, node, [s.beats_per_row() for s in srcs])
-        fed: list[tuple[str, str]] = []
-        for index, (s, depth) in enumerate(zip(srcs, depths)):
-            if depth:
-                fifo = StreamFIFOSpec(data.ArrayLayout(unsigned(s.bits), lanes), depth,
-                                  name=f"{node.name}.fifo{index}", beats_per_frame=s.beats_per_frame())
-                lowering.add(fifo.name, node.name, "fifo", fifo, [(s.stage, s.port)])
-                lowering.fifo_depths[fifo.name] = depth
-                fed.append((fifo.name, "o"))
-            else:
-                fed.append((s.stage, s.port))
+        srcs, lanes, fed = lowering.joined(node)
         channels = [s.shape[0] for s in srcs]
         _, h, w = srcs[0].shape
         cat = (ConcatSpec(channels[0], channels[1], h, w, lanes, srcs[0].bits, name=node.name) if len(srcs) == 2
