@@ -99,6 +99,15 @@ class ConcatNSpec(LayerSpec):
         return channel_parts_cost(len(self.channels), max(self.channels) // self.lanes, self.lanes, self.bits)
 
 
+def next_part(m: Module, beat: Signal, select: Signal, counts: list[int], k: int) -> None:
+    """One beat of part ``k`` moved: ``beat`` counts within the part, and after its ``counts[k]``-th beat
+    ``select`` goes to the next part (after the last, back to part 0)."""
+    with m.If(beat == counts[k] - 1):
+        m.d.sync += [beat.eq(0), select.eq(0 if k == len(counts) - 1 else k + 1)]
+    with m.Else():
+        m.d.sync += beat.eq(beat + 1)
+
+
 class ConcatN(ConcatNSpec, SpecComponent):
     """The hardware of :class:`ConcatNSpec` (the same arguments)."""
 
@@ -123,10 +132,7 @@ class ConcatN(ConcatNSpec, SpecComponent):
                         port.ready.eq(self.o.ready),
                     ]
                     with m.If(fire):
-                        with m.If(beat == counts[k] - 1):
-                            m.d.sync += [beat.eq(0), select.eq(0 if k == len(counts) - 1 else k + 1)]
-                        with m.Else():
-                            m.d.sync += beat.eq(beat + 1)
+                        next_part(m, beat, select, counts, k)
         return m
 
 
@@ -181,10 +187,7 @@ class ChannelSplit(ChannelSplitSpec, SpecComponent):
                 with m.Case(k):
                     m.d.comb += [port.valid.eq(self.i.valid), self.i.ready.eq(port.ready)]
                     with m.If(fire):
-                        with m.If(beat == counts[k] - 1):
-                            m.d.sync += [beat.eq(0), select.eq(0 if k == len(counts) - 1 else k + 1)]
-                        with m.Else():
-                            m.d.sync += beat.eq(beat + 1)
+                        next_part(m, beat, select, counts, k)
         return m
 
 
