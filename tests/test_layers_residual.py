@@ -30,7 +30,7 @@ def all_pairs(bits_a: int, signed_a: bool, bits_b: int, signed_b: bool, lanes: i
 def run_residual(a: np.ndarray, b: np.ndarray, lanes: int, stall: float, seed: int, **kwargs) -> None:
     frames, channels, height, width = a.shape
     dut = Residual(channels, height, width, lanes, **kwargs)
-    expected = residual_add(a, b, kwargs["m0"], kwargs["m1"], kwargs["shift"], dut.out_range)
+    expected = residual_add(a, b, kwargs["m0"], kwargs["m1"], kwargs["shift"], dut.out_range, kwargs.get("neg_shift"))
     got, run = run_tensors(dut, {"i0": (a, lanes), "i1": (b, lanes)}, {"o": (expected.shape, lanes)}, stall, seed)
     np.testing.assert_array_equal(got["o"], expected)
     if stall == 0.0:
@@ -51,6 +51,28 @@ def test_residual_exhaustive_code_pairs(m0: int, m1: int, shift: int) -> None:
         stall = STALLS[index % len(STALLS)]
         run_residual(a, b, lanes, stall, seed=index, bits_a=3, bits_b=3, out_bits=3, m0=m0, m1=m1, shift=shift,
                      signed_a=signed_a, signed_b=signed_b, out_signed=out_signed)
+
+
+@pytest.mark.parametrize("m0,m1,shift", ALIGNMENTS)
+@pytest.mark.parametrize("k", [1, 3])
+def test_residual_leaky_exhaustive_code_pairs(m0: int, m1: int, shift: int, k: int) -> None:
+    """Every pair of 3-bit codes (signed or unsigned sides) into signed codes through LeakyReLU 2**-k."""
+    for index, (signed_a, signed_b) in enumerate(itertools.product((False, True), repeat=2)):
+        lanes = 1 + index % 2
+        a, b = all_pairs(3, signed_a, 3, signed_b, lanes)
+        run_residual(a, b, lanes, STALLS[(index + k) % len(STALLS)], seed=index + k, bits_a=3, bits_b=3,
+                     out_bits=3, m0=m0, m1=m1, shift=shift, signed_a=signed_a, signed_b=signed_b,
+                     out_signed=True, neg_shift=k)
+
+
+def test_residual_leaky_reference_rounds_after_the_slope() -> None:
+    """Plain Python integers: a negative sum is rounded half up after the slope, a positive one before it."""
+    a = np.arange(-64, 64).reshape(1, 1, 1, -1)
+    got = residual_add(a, a, 3, 0, 2, (-128, 127), neg_shift=2)
+    want = [(3 * v + 2) // 4 if (3 * v + 2) // 4 >= 0 else (3 * v + 8) // 16 for v in range(-64, 64)]
+    assert got.ravel().tolist() == want
+    assert residual_add(np.array([[[[-6]]]]), np.zeros((1, 1, 1, 1), np.int64), 1, 0, 0, (-8, 7), 3).item() == -1
+    assert residual_add(np.array([[[[-4]]]]), np.zeros((1, 1, 1, 1), np.int64), 1, 0, 0, (-8, 7), 3).item() == 0
 
 
 def test_residual_random_wider_under_stalls() -> None:
@@ -81,6 +103,8 @@ def test_residual_estimate_and_rtlil() -> None:
     (dict(m0=1.5), "m0 must be an integer, not 1.5 in layer 'add'"),
     (dict(lanes=3), "channels 4 not divisible by lanes 3 in layer 'add'"),
     (dict(out_bits=0), "out_bits must be a positive integer, not 0 in layer 'add'"),
+    (dict(neg_shift=2), "neg_shift 2 .LeakyReLU. needs out_signed: .* in layer 'add'"),
+    (dict(neg_shift=0, out_signed=True), "neg_shift .* must be an integer 1..31, not 0 in layer 'add'"),
 ])
 def test_residual_rejects_bad_configuration(kwargs, message: str) -> None:
     args = dict(channels=4, height=2, width=2, lanes=2, bits_a=3, bits_b=3, out_bits=3, m0=1, m1=1, shift=0)

@@ -94,18 +94,22 @@ def residual_bounds(range_a: tuple[int, int], range_b: tuple[int, int], m0: int,
     return min(ends_a) + min(ends_b) + rnd, max(ends_a) + max(ends_b) + rnd
 
 
-def residual_add(a: object, b: object, m0: int, m1: int, shift: int, out_range: tuple[int, int]) -> np.ndarray:
+def residual_add(a: object, b: object, m0: int, m1: int, shift: int, out_range: tuple[int, int],
+                 neg_shift: int | None = None) -> np.ndarray:
     """The residual add's integer contract: ``clip((m0*a + m1*b + round) >> shift, lo, hi)``.
 
     ``round`` is ``2**(shift-1)`` (0 when shift is 0), ``>>`` an arithmetic shift (floor), so the result
     is round-half-up of ``(m0*a + m1*b) / 2**shift``; ``out_range`` = (lo, hi) is the output code range
-    (``(0, 2**bits - 1)`` fuses the ReLU that follows the add).
+    (``(0, 2**bits - 1)`` fuses the ReLU that follows the add).  ``neg_shift = k``: LeakyReLU of slope
+    ``2**-k`` before the rounding (:func:`mixq_hw.graph.ops.leaky_round`).
     """
+    # imported here: mixq_hw.graph imports the op registry, whose ops import this module
+    from ..graph.ops import leaky_round
+
     a, b = _batch(a, "residual_add: a"), _batch(b, "residual_add: b")
     if a.shape != b.shape:
         raise ValueError(f"residual_add: shapes {a.shape} and {b.shape} differ")
-    rnd = (1 << (shift - 1)) if shift else 0
-    return np.clip((m0 * a + m1 * b + rnd) >> shift, out_range[0], out_range[1])
+    return np.clip(leaky_round(m0 * a + m1 * b, shift, neg_shift), out_range[0], out_range[1])
 
 
 def channel_split(x: object, channels0: int) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,7 @@ from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources
+from ..packing.bits import NEG_SHIFTS
 from ._checks import check_int, check_positive, layer_label
 from .reference import residual_bounds
 from .spec import LayerSpec, SpecComponent
@@ -86,15 +87,25 @@ class ResidualSpec(LayerSpec):
     Ports: ``i0``: ``ArrayLayout(bits_a, lanes)``, ``i1``: ``ArrayLayout(bits_b, lanes)``, ``o``:
     ``ArrayLayout(out_bits, lanes)`` (each element signed or unsigned as its flag says).  The inputs run in
     lock step (a beat leaves both together); a branch that arrives early waits in a FIFO upstream.
-    Throughput one beat per cycle; latency 1 cycle (the output register).
+    Throughput one beat per cycle; latency 1 cycle (the output register).  ``neg_shift = k`` (with
+    ``out_signed``): LeakyReLU of slope ``2**-k`` before the rounding, a negative sum rounded at
+    ``shift + k`` (:func:`~mixq_hw.layers.reference.residual_add`).
     """
 
     kind = "Residual"
 
     def __init__(self, channels: int, height: int, width: int, lanes: int, *, bits_a: int, bits_b: int,
                  out_bits: int, m0: int, m1: int, shift: int, signed_a: bool = False, signed_b: bool = False,
-                 out_signed: bool = False, name: str = ""):
+                 out_signed: bool = False, neg_shift: int | None = None, name: str = ""):
         where = layer_label(name, self.kind)
+        if neg_shift is not None:
+            if isinstance(neg_shift, bool) or not isinstance(neg_shift, int) or neg_shift not in NEG_SHIFTS:
+                raise ValueError(f"neg_shift (LeakyReLU slope 2**-k) must be an integer {NEG_SHIFTS.start}.."
+                                 f"{NEG_SHIFTS.stop - 1}, not {neg_shift!r} {where}")
+            if not out_signed:
+                raise ValueError(f"neg_shift {neg_shift} (LeakyReLU) needs out_signed: unsigned codes clip every "
+                                 f"negative value to 0 {where}")
+        self.neg_shift = neg_shift
         check_positive(where, channels=channels, height=height, width=width, lanes=lanes, bits_a=bits_a,
                        bits_b=bits_b, out_bits=out_bits)
         check_int(where, 0, shift=shift)
@@ -125,7 +136,11 @@ class ResidualSpec(LayerSpec):
 
     def estimate(self) -> Resources:
         """See :func:`residual_cost`."""
-        return residual_cost(self.lanes, self.sum_bits, self.m0, self.m1, self.bits[2])
+        cost = residual_cost(self.lanes, self.sum_bits, self.m0, self.m1, self.bits[2])
+        if self.neg_shift is None:
+            return cost
+        # the LeakyReLU's rounding adder and its choice between the two slices, per lane
+        return cost + Resources(lut=self.lanes * (self.sum_bits - self.shift + self.bits[2]))
 
 
 class Residual(ResidualSpec, SpecComponent):
@@ -144,7 +159,9 @@ class Residual(ResidualSpec, SpecComponent):
             scaled = Signal(signed(self.sum_bits), name=f"scaled{lane}")
             m.d.comb += [
                 total.eq(_times(a.payload[lane], self.m0) + _times(b.payload[lane], self.m1) + rnd),
-                scaled.eq(total >> self.shift),
+                scaled.eq(total >> self.shift if self.neg_shift is None else
+                          Mux((total >> self.shift) < 0, (total + self._neg_round()) >> (self.shift + self.neg_shift),
+                              total >> self.shift)),
                 result[lane].eq(Mux(scaled < lo, lo, Mux(scaled > hi, hi, scaled))),
             ]
         with m.If(fire):
@@ -152,6 +169,12 @@ class Residual(ResidualSpec, SpecComponent):
         with m.Elif(o.ready):
             m.d.sync += o.valid.eq(0)
         return m
+
+
+    def _neg_round(self) -> int:
+        """What a negative sum (already holding ``2**(shift-1)``) gains to round at ``shift + neg_shift``."""
+        assert self.neg_shift is not None
+        return (1 << (self.shift + self.neg_shift - 1)) - ((1 << self.shift) >> 1)
 
 
 ResidualSpec.component_class = Residual
