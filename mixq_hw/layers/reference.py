@@ -44,19 +44,17 @@ def shift(x: object) -> np.ndarray:
 
 
 def maxpool(x: object, pad: int = 0) -> np.ndarray:
-    """2x2 max pooling, stride 2, with ``pad`` rows/columns of 0 on every side (pad 0 or 1).
+    """2x2 max pooling, stride 2, with ``pad`` rows/columns of -inf on every side (pad 0 or 1), as PyTorch pads.
 
-    Output size ``(H + 2*pad - 2) // 2 + 1`` (PyTorch's floor mode).  Padding with 0 equals PyTorch's
-    -inf padding for unsigned codes: every window holds at least one real code, and codes are >= 0.
+    Output size ``(H + 2*pad - 2) // 2 + 1`` (PyTorch's floor mode); every window holds at least one real
+    code, so the result is the maximum of a window's real codes, unsigned or signed.
     """
     x = _batch(x, "maxpool")
     if pad not in (0, 1):
         raise ValueError(f"maxpool: pad must be 0 or 1, not {pad!r}")
-    if pad and x.size and x.min() < 0:
-        raise ValueError("maxpool: zero padding is exact only for unsigned codes; got a negative code")
     n, c, h, w = x.shape
     ho, wo = (h + 2 * pad - 2) // 2 + 1, (w + 2 * pad - 2) // 2 + 1
-    padded = np.zeros((n, c, 2 * ho, 2 * wo), dtype=np.int64)
+    padded = np.full((n, c, 2 * ho, 2 * wo), np.iinfo(np.int64).min, dtype=np.int64)
     rows, cols = min(h, 2 * ho - pad), min(w, 2 * wo - pad)
     padded[:, :, pad:pad + rows, pad:pad + cols] = x[:, :, :rows, :cols]
     return padded.reshape(n, c, ho, 2, wo, 2).max(axis=(3, 5))

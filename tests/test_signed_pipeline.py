@@ -1,0 +1,31 @@
+"""Signed codes through the whole pipeline: LeakyReLU requants, a signed max pool (padded and not), convs on
+signed codes (kernel and filter packing, LUT cores), a LeakyReLU residual add, the global pool and the FC, bit-exact
+against Graph.reference under random stalls (Amaranth's simulator, layer by layer and end to end)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from networks import leaky_net
+
+from mixq_hw.pipeline import LayerFold, plan_stages
+from sim.network import simulate
+
+
+@pytest.mark.parametrize("pad,folding", [
+    (1, {}),
+    (0, {"c1": LayerFold(3, 2, 2), "c2": LayerFold(2, 2, 2, "lut"), "cs": LayerFold(4, 4, 1)}),
+])
+def test_leaky_net_bit_exact_under_stalls(pad, folding):
+    graph = leaky_net(0, pad=pad, shape=(3, 6, 6) if pad else (3, 8, 8))
+    images = np.random.default_rng(1).integers(0, 256, (2, *graph.input_shape), dtype=np.uint8)
+    trace = graph.reference(images, keep=True)
+    assert trace["p1"].min() < 0 and trace["add"].min() < 0 and trace["r3"].min() < 0   # signed all the way
+    plan = plan_stages(graph, folding)
+    engines = [s.spec for s in plan.stages if s.kind == "conv" or s.kind == "linear"]
+    assert sum(e.signed_act for e in engines) == 3 and all(e.plan.signed_act == e.signed_act for e in engines)
+    # c2 on filter packing (row window) unfolded, on LUT cores (tap window) folded
+    assert [e.window_kind for e in engines if e.name == "c2"] == ["taps" if folding else "rows"]
+    run = simulate(graph, images, folding=folding, backend="pysim", stall=0.3, seed=pad + 2, progress=False)
+    assert run.bit_exact == 2, run.first_mismatch()
+    np.testing.assert_array_equal(run.outputs, trace["out"])
