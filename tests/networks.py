@@ -315,3 +315,21 @@ def leaky_net(rng: np.random.Generator | int, shape=(3, 6, 6), pad: int = 1) -> 
     fc = g.add_linear("fc", r3, rng.integers(-3, 4, (5, 4)), w_bits=3)
     g.add_output("out", fc, rng.integers(-9, 9, 5), np.ones(5))
     return g
+
+
+def signed_moves_net(rng: np.random.Generator | int, shape=(3, 4, 6)) -> Graph:
+    """The code-moving ops on signed codes: conv -> requant LeakyReLU (8 channels) -> two slices, one shifted ->
+    concat -> shuffle -> upsample -> conv -> output."""
+    rng = generator(rng)
+    g = Graph("signed-moves", shape)
+    x = g.add_input(8)
+    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (8, shape[0], 3, 3)), w_bits=3)
+    r1 = g.add_requant("r1", c1, rng.integers(1, 40, 8), rng.integers(-4000, 1000, 8), shift=11, out_bits=4,
+                       signed_out=True, neg_shift=1)
+    lo = g.add("slice", "lo", [r1], {"start": 0, "stop": 4})
+    hi = g.add("shift", "sh", [g.add("slice", "hi", [r1], {"start": 4, "stop": 8})])
+    cat = g.add_concat("cat", [hi, lo])
+    up = g.add("upsample", "up", [g.add("shuffle", "shuf", [cat])])
+    c2 = g.add_conv("c2", up, rng.integers(-3, 4, (4, 8, 3, 3)), w_bits=3)
+    g.add_output("out", c2, rng.integers(-9, 9, 4), np.ones(4))
+    return g

@@ -108,11 +108,16 @@ def test_every_zoo_model_is_covered():
     assert not set(ZOO) & (AWAITING_OPS | DO_NOT_FIT)
 
 
-@pytest.mark.parametrize("name", sorted(ZOO))
-def test_zoo_model_bit_exact_at_the_analytic_interval(name):
+#: build options of a zoo model's variants that run too: (model, options), the model's ZOO entry otherwise
+VARIANTS = [("TinyYOLOv3", {"leaky": True})]    # signed codes through max pools, concat and upsample
+
+
+@pytest.mark.parametrize("name,variant", [(name, {}) for name in sorted(ZOO)] + VARIANTS,
+                         ids=[*sorted(ZOO), *(f"{n}-{'-'.join(v)}" for n, v in VARIANTS)])
+def test_zoo_model_bit_exact_at_the_analytic_interval(name, variant):
     shape, folding, *opts = ZOO[name]
     started = time.perf_counter()
-    graph = export(calibrated(name, shape, **(opts[0] if opts else {})), shape)
+    graph = export(calibrated(name, shape, **(opts[0] if opts else {}), **variant), shape)
     exported = time.perf_counter()
     plan = plan_stages(graph, folding)
     assert any(f != LayerFold() for f in plan.folding.values())
