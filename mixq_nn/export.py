@@ -208,6 +208,10 @@ class _Exporter:
             except (ValueError, GraphError) as e:
                 raise ExportError(str(e) if str(e).startswith(sym.where) else f"{sym.where}: {e}") from None
         assert isinstance(sym, _Struct)
+        if sym.op == "relu" and q.signed:
+            # signed codes of a ReLU's output are the non-negative half of the range: unsigned codes of one
+            # bit less, same step (the same values; a conv or pool reads them as unsigned codes)
+            return self.codes(sym.srcs[0], _Quant(q.kind, q.bits - 1, q.step), consumer)
         if sym.op in ("relu", "flatten") or sym.op == "leaky" and not q.signed:
             # unsigned codes clip at 0: a LeakyReLU before them is a ReLU
             return self.codes(sym.srcs[0], q, consumer)
