@@ -5,8 +5,8 @@ branches are aligned in integers at export: ``m0 / 2**shift`` and ``m1 / 2**shif
 in units of the output step (exact for dyadic ratios, otherwise a rounding differs only at near ties, as
 for a requant).  A consumer whose quantiser is ``Qout`` (or a ReLU then an unsigned quantiser of the same
 step and no wider range) reads the add's codes directly; another consumer reads them re-scaled to its own
-step by a second ``add`` node that reads the first one twice with ``m1 = 0``; a LeakyReLU after the add
-is that rescale's ``neg_shift`` (the slope before its rounding, as the fake-quantised model rounds).
+step by a ``rescale`` node (``m / 2**shift`` the ratio of the steps); a LeakyReLU after the add is that
+rescale's ``neg_shift`` (the slope before its rounding, as the fake-quantised model rounds).
 """
 
 from __future__ import annotations
@@ -63,8 +63,8 @@ class AddValue:
         total = exporter.codes(self, self.out, consumer)
         (m,), rshift = align((self.out.step / q.step,))
         leaky = {} if neg_shift is None else {"neg_shift": neg_shift}
-        return graph.add("add", graph.unique_name(f"{self.name}.rescale"), [total, total],
-                         {"m0": m, "m1": 0, "shift": rshift, "out_bits": q.bits, "out_signed": q.signed, **leaky})
+        return graph.add("rescale", graph.unique_name(f"{self.name}.rescale"), [total],
+                         {"m": m, "shift": rshift, "out_bits": q.bits, "out_signed": q.signed, **leaky})
 
 
 def export_add(exporter: Any, name: str, module: Any, xs: tuple[Any, Any], where: str) -> AddValue:

@@ -292,8 +292,8 @@ def split_net(rng: np.random.Generator | int, shape=(3, 4, 6), channels: int = 8
 
 def leaky_net(rng: np.random.Generator | int, shape=(3, 6, 6), pad: int = 1) -> Graph:
     """Signed codes between every pair of layers: conv -> requant LeakyReLU -> max pool (``pad``) -> conv ->
-    requant LeakyReLU, and a 1x1 conv shortcut's signed requant, -> add (LeakyReLU) -> global average pool ->
-    signed requant -> linear -> output (TinyYOLOv3-leaky's pool and ResNet8Leaky's block and head)."""
+    requant LeakyReLU, and a 1x1 conv shortcut's signed requant, -> add (LeakyReLU) -> rescale (LeakyReLU) ->
+    global average pool -> signed requant -> linear -> output (TinyYOLOv3-leaky's pool and ResNet8Leaky's block and head)."""
     rng = generator(rng)
     g = Graph("leaky", shape)
     x = g.add_input(8)
@@ -309,7 +309,9 @@ def leaky_net(rng: np.random.Generator | int, shape=(3, 6, 6), pad: int = 1) -> 
                        signed_out=True)
     add = g.add("add", "add", [r2, rs], {"m0": 3, "m1": -5, "shift": 2, "out_bits": 4, "out_signed": True,
                                          "neg_shift": 1})
-    pool = g.add("avgpool", "gap", [add], {})
+    rescaled = g.add("rescale", "rescale", [add], {"m": 3, "shift": 1, "out_bits": 5, "out_signed": True,
+                                                   "neg_shift": 2})
+    pool = g.add("avgpool", "gap", [rescaled], {})
     r3 = g.add_requant("r3", pool, rng.integers(1, 40, 4), rng.integers(-1500, 0, 4), shift=8, out_bits=4,
                        signed_out=True)
     fc = g.add_linear("fc", r3, rng.integers(-3, 4, (5, 4)), w_bits=3)

@@ -26,7 +26,7 @@ def test_resnet8_export_matches_fake_quant():
     model = calibrate(models.build("ResNet8", input_shape=shape), shape)
     g = export(model, shape)
     ops = [n.op for n in g.nodes]
-    assert ops.count("add") == 6 and ops.count("avgpool") == 1     # three adds, three re-scales
+    assert ops.count("add") == 3 and ops.count("rescale") == 3 and ops.count("avgpool") == 1
     assert sum(g.value_info(n.name).signed_codes for n in g.nodes if n.op == "requant") == 5
     pixels = np.random.default_rng(2).integers(0, 256, (16, *shape), dtype=np.uint8)
     y, codes = run_model(model, pixels)
@@ -49,7 +49,7 @@ def test_resnet8_leaky_export_matches_fake_quant():
     g = export(model, shape)
     infos = g.value_infos()
     leaky = [n for n in g.nodes if n.attrs.get("neg_shift") == 3]
-    assert {n.op for n in leaky} == {"requant", "add"} and len(leaky) >= 6
+    assert {n.op for n in leaky} == {"requant", "rescale"} and len(leaky) >= 6
     readers = [n for n in g.nodes if n.op in ("conv", "linear", "avgpool")]
     assert sum(infos[n.inputs[0]].signed_codes for n in readers) == len(readers) - 1      # all but the stem
     pixels = np.random.default_rng(2).integers(0, 256, (16, *shape), dtype=np.uint8)
@@ -90,7 +90,8 @@ def test_resnet8_pipeline_bit_exact_under_stalls(name):
     reference = g.reference(images)
     assert len(np.unique(reference)) > 10
     plan = plan_stages(g)
-    assert sum(s.kind == "add" for s in plan.stages) == 6 and any(s.kind == "avgpool" for s in plan.stages)
+    assert sum(s.kind == "add" for s in plan.stages) == 3 and any(s.kind == "avgpool" for s in plan.stages)
+    assert sum(s.kind == "rescale" for s in plan.stages) == 3
     run = simulate(g, images, backend="pysim", stall=0.3, seed=5, progress=False)
     assert run.bit_exact == 2, run.first_mismatch()
     np.testing.assert_array_equal(run.outputs, reference)
