@@ -10,6 +10,7 @@ from networks import leaky_net, signed_moves_net
 
 from mixq_hw.graph import GraphError
 from mixq_hw.pipeline import LayerFold, plan_stages
+from sim.layerwise import verify_layers
 from sim.network import simulate
 
 
@@ -55,3 +56,14 @@ def test_mixed_signedness_and_unsupported_ops_are_refused_naming_the_node():
     with pytest.raises(GraphError, match=r"node 'reorg' \(reorg\): input 'r1' carries signed codes .*; reorg "
                                          r"needs unsigned activation codes"):
         graph.add_reorg("reorg", "r1")
+
+
+@pytest.mark.parametrize("make", [leaky_net, signed_moves_net])
+def test_every_stage_alone_on_signed_codes(make):
+    """Layer by layer (what --verify runs first): every stage of the signed networks, the rescale and the
+    slices included, alone on its reference beats under stalls."""
+    graph = make(0)
+    images = np.random.default_rng(3).integers(0, 256, (2, *graph.input_shape), dtype=np.uint8)
+    run = verify_layers(graph, images, plan_stages(graph), backend="pysim", workers=1)
+    assert run.all_exact, [s.stage for s in run.failed]
+    assert {"rescale", "slice"} & {s.kind for s in plan_stages(graph).stages}
