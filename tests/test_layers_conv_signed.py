@@ -155,3 +155,24 @@ def test_plan_choice_and_refusals_name_the_layer():
         ConvEngineSpec(weight, plan=signed_plan, **args)
     with pytest.raises(ValueError, match="signed_act must be True or False, not 1 in layer 'l7'"):
         ConvEngineSpec(weight, signed_act=1, **args)
+
+
+@pytest.mark.parametrize("wb,ab", [(2, 2), (4, 4), (3, 8)])
+@pytest.mark.parametrize("in_ch,out_ch,k,groups,simd,pe,pixels", [(8, 16, 3, 1, 4, 8, 5), (12, 12, 3, 12, 3, 3, 4)])
+def test_folding_figures_match_the_built_signed_engine(wb, ab, in_ch, out_ch, k, groups, simd, pe, pixels):
+    """The folding search's costing of a layer on signed codes (DSP plan choice, LUT shape-only estimate)
+    equals the engine it builds."""
+    from mixq_hw.layers.conv_weights import cores_for, dsps_per_core, geometry_for_plan, lut_layer_figures
+    from mixq_hw.packing.lut_core import lut_core_estimate
+
+    weight = np.zeros((out_ch, in_ch // groups, k, k), dtype=np.int64)
+    args = dict(w_bits=wb, a_bits=ab, in_ch=in_ch, out_ch=out_ch, k=k, groups=groups, simd=simd, pe=pe,
+                pixels=pixels)
+    geo = check_conv_config(weight, name="c", **args)
+    dsp = ConvEngineSpec(weight, out_size=(4, 8), windows=("taps", "rows"), signed_act=True, **args)
+    plan = choose_plan(geo, wb, ab, "c", windows=("taps", "rows"), signed_act=True)
+    assert dsp.plan == plan and dsp.n_dsps == cores_for(plan, geometry_for_plan(geo, plan)) * dsps_per_core(plan)
+    lut = ConvEngineSpec(weight, out_size=(4, 8), multiplier="lut", signed_act=True, **args)
+    taps, cores, core_luts = lut_layer_figures(geo, wb, ab, "c", signed_act=True)
+    assert lut.plan.signed_act and cores == cores_for(lut.plan, taps)
+    assert core_luts == lut_core_estimate(lut.plan, lut.plan.depth)[0]
