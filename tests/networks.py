@@ -321,7 +321,7 @@ def leaky_net(rng: np.random.Generator | int, shape=(3, 6, 6), pad: int = 1) -> 
 
 def signed_moves_net(rng: np.random.Generator | int, shape=(3, 4, 6)) -> Graph:
     """The code-moving ops on signed codes: conv -> requant LeakyReLU (8 channels) -> two slices, one shifted ->
-    concat -> shuffle -> upsample -> conv -> output."""
+    concat -> shuffle -> upsample -> reorg -> conv -> output."""
     rng = generator(rng)
     g = Graph("signed-moves", shape)
     x = g.add_input(8)
@@ -332,6 +332,6 @@ def signed_moves_net(rng: np.random.Generator | int, shape=(3, 4, 6)) -> Graph:
     hi = g.add("shift", "sh", [g.add("slice", "hi", [r1], {"start": 4, "stop": 8})])
     cat = g.add_concat("cat", [hi, lo])
     up = g.add("upsample", "up", [g.add("shuffle", "shuf", [cat])])
-    c2 = g.add_conv("c2", up, rng.integers(-3, 4, (4, 8, 3, 3)), w_bits=3)
+    c2 = g.add_conv("c2", g.add_reorg("reorg", up), rng.integers(-3, 4, (4, 32, 3, 3)), w_bits=3)
     g.add_output("out", c2, rng.integers(-9, 9, 4), np.ones(4))
     return g

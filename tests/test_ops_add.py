@@ -86,8 +86,6 @@ def test_bad_inputs_are_refused() -> None:
         g.add("add", "add", [r[0], c], attrs)
     with pytest.raises(GraphError, match="'add'.*expects 2 input"):
         g.add("add", "add", [r[0]], attrs)
-    with pytest.raises(GraphError, match="'ro'.*signed codes.*unsigned"):
-        g.add_reorg("ro", r[0])
     with pytest.raises(GraphError, match="'rq'.*neg_shift=2.*needs signed_out"):
         g.add_requant("rq", c, [1, 1], [0, 0], shift=1, out_bits=3, neg_shift=2)
 

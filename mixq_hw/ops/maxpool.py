@@ -15,15 +15,15 @@ __all__ = ["MaxPoolOp", "spatial_halved"]
 
 
 def spatial_halved(node: Node, ins: list[ValueInfo], channels: int) -> ValueInfo:
-    """The shared check of the 2x2 ops: one unsigned-code input of even height and width; the output has
-    ``channels`` times the input's channels at half its height and width."""
+    """The shared check of the 2x2 ops: one code input (unsigned or signed) of even height and width; the
+    output has ``channels`` times the input's channels at half its height and width, the same codes."""
     arity(node, 1)
     x = ins[0]
-    codes_input(node, x)
+    codes_input(node, x, allow_signed=True)
     c, h, w = x.shape
     if h % 2 or w % 2:
         raise fail(node, f"input {node.inputs[0]!r} is {h}x{w}; {node.op} needs even height and width")
-    return ValueInfo((c * channels, h // 2, w // 2), x.bits, False)
+    return ValueInfo((c * channels, h // 2, w // 2), x.bits, False, x.signed_codes)
 
 
 def _pair(v: object) -> tuple:
