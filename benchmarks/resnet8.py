@@ -2,11 +2,12 @@
 ultra96 --verify N``, next to the published MLPerf Tiny FPGA submissions of hls4ml and FINN.
 
 Random weights with calibrated BatchNorm (the zoo's ReLU ResNet-8, W4A4 with 8-bit first conv / FC and 8-bit
-residual adds), exported, built and verified on the default compiled backend.  Writes
-``benchmarks/results/resnet8.json`` and ``benchmarks/results/resnet8.md`` (the table is generated from the JSON).
-Run it under the heavy-work lock:
+residual adds; ``--network ResNet8Leaky``: its LeakyReLU variant, signed codes into every layer after the
+stem), exported, built and verified on the default compiled backend.  Writes
+``benchmarks/results/resnet8.json`` and ``benchmarks/results/resnet8.md`` (``resnet8_leaky.*`` for the
+LeakyReLU variant; the table is generated from the JSON).  Run it under the heavy-work lock:
 
-    flock /tmp/mixq-heavy.lock nice -n 5 python benchmarks/resnet8.py [--frames 2] [--work build/resnet8]
+    flock /tmp/mixq-heavy.lock nice -n 5 python benchmarks/resnet8.py [--network ResNet8Leaky] [--frames 2] [--work DIR]
     python benchmarks/resnet8.py --report build/resnet8/build/report.json   # tabulate an existing build
 
 Published figures come from docs/references.md (Borras et al., "Open-source FPGA-ML codesign for the MLPerf
@@ -29,6 +30,8 @@ from benchmarks.common import calibrated_graph, machine  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHAPE = (3, 32, 32)
+#: the zoo networks this benchmark builds -> the stem of their result files and default build folder
+NETWORKS = {"ResNet8": "resnet8", "ResNet8Leaky": "resnet8_leaky"}
 NOT_FOUND = "not found"
 #: the published MLPerf Tiny FPGA submissions for image classification, from the submitters' own result logs
 #: (mlcommons/tiny_results_v0.7 and _v1.0, open division; docs/references.md).  Throughput is the EEMBC runner's
@@ -52,11 +55,12 @@ PUBLISHED = [
 ]
 
 
-def run_build(work: Path, frames: int) -> tuple[dict, float]:
-    """Export the calibrated ResNet-8 and build it; the build's report and its wall time."""
+def run_build(work: Path, frames: int, network: str = "ResNet8") -> tuple[dict, float]:
+    """Export the calibrated ``network`` (ResNet8 or ResNet8Leaky) and build it; the build's report and its wall
+    time."""
     work.mkdir(parents=True, exist_ok=True)
-    graph = calibrated_graph("ResNet8", shape=SHAPE)
-    graph_path = work / "resnet8.npz"
+    graph = calibrated_graph(network, shape=SHAPE)
+    graph_path = work / f"{NETWORKS[network]}.npz"
     graph.save(graph_path)
     out = work / "build"
     command = [sys.executable, "-m", "mixq_hw.build", str(graph_path), "--board", "ultra96", "--out", str(out),
@@ -88,9 +92,11 @@ def markdown(result: dict) -> str:
     """The comparison table, from the JSON."""
     ours = result["mixq"]
     res = ours.get("resources", {})
-    lines = ["# ResNet-8 (MLPerf Tiny, 3x32x32) on the Ultra96-V2 next to published FPGA submissions", "",
+    variant = " with LeakyReLU (slope 1/8, signed codes)" if result["network"] == "ResNet8Leaky" else ""
+    lines = [f"# ResNet-8{variant} (MLPerf Tiny, 3x32x32) on the Ultra96-V2 next to published FPGA submissions", "",
              "mixq: random weights with calibrated BatchNorm, folded under the Ultra96-V2 budget, "
-             "`python benchmarks/resnet8.py`; 'latency' for mixq is the frame interval (cycles per frame / "
+             f"`python benchmarks/resnet8.py --network {result['network']}`; 'latency' for mixq is the frame interval "
+             "(cycles per frame / "
              "clock), a lower bound of the latency, and its fps is the accelerator's alone (no host transfers).  "
              "Published rows: only figures stated in the cited result logs (MLPerf Tiny's EEMBC runner: median "
              "inferences per second on the board, CIFAR-10 top-1 on the test set); they are smaller boards "
@@ -112,8 +118,10 @@ def markdown(result: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--network", choices=sorted(NETWORKS), default="ResNet8",
+                   help="ResNet8 (ReLU, default) or ResNet8Leaky (LeakyReLU, signed codes)")
     p.add_argument("--frames", type=int, default=2, help="frames to verify (default 2)")
-    p.add_argument("--work", type=Path, default=Path("build/resnet8"), help="build folder")
+    p.add_argument("--work", type=Path, help="build folder (default build/resnet8 or build/resnet8_leaky)")
     p.add_argument("--report", type=Path, help="tabulate this existing build report.json instead of building")
     args = p.parse_args(argv)
     if args.report is not None:
@@ -122,12 +130,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         report, seconds = json.loads(args.report.read_text()), None
     else:
-        report, seconds = run_build(args.work, args.frames)
-    result = {"network": "ResNet8", "input": list(SHAPE), "machine": machine(), "mixq": summary(report, seconds),
-              "published": PUBLISHED}
+        report, seconds = run_build(args.work or Path("build") / NETWORKS[args.network], args.frames, args.network)
+    result = {"network": args.network, "input": list(SHAPE), "machine": machine(),
+              "mixq": summary(report, seconds), "published": PUBLISHED}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "resnet8.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "resnet8.md").write_text(markdown(result))
+    stem = NETWORKS[args.network]
+    (RESULTS / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"{stem}.md").write_text(markdown(result))
     print(markdown(result))
     return 0
 

@@ -88,9 +88,11 @@ def write(rows: list[dict], settings: dict, machine: dict) -> None:
         "(`python -m mixq_nn.evaluate`; \"no export\": the network does not export yet).  Training drops the "
         "last partial batch (a 3-image batch gave DiracDeltaNetSmall's 1x1 stage BatchNorm statistics of three "
         "values: 42.7 % before).", "",
-        *([f"Rows of {', '.join(settings['kept_from_previous_run'])} are kept from the run of "
-           f"{machine['previous_run']['date']} (load {machine['previous_run']['load_average_at_start'][0]:.1f}), "
-           "which trained with the partial batch.", ""] if settings.get("kept_from_previous_run") else []),
+        *([f"Rows of {', '.join(settings['kept_from_previous_run'])} are kept from earlier runs with the same "
+           f"settings (the latest {machine['previous_run']['date']}, load "
+           f"{machine['previous_run']['load_average_at_start'][0]:.1f}; each run's date and load in the JSON's "
+           "machine.previous_run chain; runs before 2026-12-06T02:00 trained with the partial batch).", ""]
+          if settings.get("kept_from_previous_run") else []),
         "| model | bitw / bita | params | MACs/frame | test acc. per epoch | final test acc. | integer Graph | time |",
         "|---|---|---|---|---|---|---|---|",
     ]

@@ -8,7 +8,9 @@ softmaxes, which is differentiable in ``alpha_w`` / ``alpha_a``:
 
     E[DSP] = MACs * sum_ij softmax(alpha_w)_i * softmax(alpha_a)_j / engine_macs_per_dsp(w_i, a_j, k)
 
-The packing table is imported from ``mixq_hw.packing`` (one source of truth), never copied.  Per-layer
+A layer whose input codes are signed (after a LeakyReLU: ``act_signed``) is priced with the planner's
+signed-activation table, the plans its engine builds.  The packing table is imported from
+``mixq_hw.packing`` (one source of truth), never copied.  Per-layer
 MACs (one traced forward per model and input shape) and the 7x7 table per k are cached, so the cost
 is a handful of tiny tensor ops per training step.
 """
@@ -25,6 +27,7 @@ from torch import Tensor, nn
 from mixq_hw.packing.bits import PACKED_BITS
 
 from .layers import QConv2d, QLinear
+from .quant import ActQuantizer
 from .supernet import unwrap, is_mixq
 
 __all__ = [
@@ -50,7 +53,7 @@ class LayerShape:
 
 _shape_cache: "weakref.WeakKeyDictionary[nn.Module, dict[tuple[int, ...], list[LayerShape]]]" = (
     weakref.WeakKeyDictionary())
-_table_cache: dict[tuple[int, str, torch.dtype], Tensor] = {}
+_table_cache: dict[tuple[int, str, torch.dtype, bool], Tensor] = {}
 
 
 def _input_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
@@ -132,10 +135,19 @@ def quantized_layer_shapes(model: nn.Module, input_shape: Sequence[int]) -> list
     return shapes
 
 
-def _macs_per_dsp(w: int, a: int, k: int) -> float:
+def _macs_per_dsp(w: int, a: int, k: int, signed: bool = False) -> float:
     from mixq_hw.packing import engine_macs_per_dsp
 
-    return float(engine_macs_per_dsp(w, a, k))
+    return float(engine_macs_per_dsp(w, a, k, signed_act=signed))
+
+
+def _signed_input(module: Any) -> bool:
+    """True when the layer's input codes are two's complement (a supernet layer's ``act_signed``, a quantised
+    layer's signed activation quantiser)."""
+    if is_mixq(module):
+        return bool(module.act_signed)
+    quant = getattr(module, "act_quant", None)
+    return isinstance(quant, ActQuantizer) and quant.signed
 
 
 def _table_bits(bits: int) -> int:
@@ -143,16 +155,18 @@ def _table_bits(bits: int) -> int:
     return max(bits, TABLE_BITS[0])
 
 
-def packing_density(k: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> Tensor:
-    """7x7 tensor of ``1 / engine_macs_per_dsp(w, a, k)``, rows w = 2..8, columns a = 2..8 (cached)."""
+def packing_density(k: int, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, *,
+                    signed: bool = False) -> Tensor:
+    """7x7 tensor of ``1 / engine_macs_per_dsp(w, a, k)``, rows w = 2..8, columns a = 2..8 (cached);
+    ``signed``: for signed activation codes."""
     if k not in _KERNELS:
         raise ValueError(f"kernel size {k} has no packing table (supported: {_KERNELS})")
-    key = (k, str(device), dtype)
+    key = (k, str(device), dtype, bool(signed))
     if key not in _table_cache:
-        base_key = (k, "cpu", torch.float64)
+        base_key = (k, "cpu", torch.float64, bool(signed))
         if base_key not in _table_cache:
             _table_cache[base_key] = torch.tensor(
-                [[1.0 / _macs_per_dsp(w, a, k) for a in TABLE_BITS] for w in TABLE_BITS],
+                [[1.0 / _macs_per_dsp(w, a, k, bool(signed)) for a in TABLE_BITS] for w in TABLE_BITS],
                 dtype=torch.float64)
         _table_cache[key] = _table_cache[base_key].to(device=device, dtype=dtype)
     return _table_cache[key]
@@ -186,7 +200,7 @@ def expected_dsps(model: nn.Module, input_shape: Sequence[int]) -> Tensor:
     total = torch.zeros((), device=ref.device, dtype=ref.dtype)
     for s in shapes:
         wbits, abits = _layer_bits(s.module)
-        table = packing_density(s.k, ref.device, ref.dtype)
+        table = packing_density(s.k, ref.device, ref.dtype, signed=_signed_input(s.module))
         rows = [b - TABLE_BITS[0] for b in wbits]
         cols = [_table_bits(b) - TABLE_BITS[0] for b in abits]
         sub = table[rows][:, cols]
@@ -233,7 +247,7 @@ def cost_report(model: nn.Module, input_shape: Sequence[int]) -> list[dict]:
     rows = []
     for s in quantized_layer_shapes(model, input_shape):
         w, a = _fixed_bits(s.module)
-        density = _macs_per_dsp(w, _table_bits(a), s.k)
+        density = _macs_per_dsp(w, _table_bits(a), s.k, _signed_input(s.module))
         rows.append({"name": s.name, "k": s.k, "macs": s.macs, "w": w, "a": a,
                      "macs_per_dsp": density, "dsps": s.macs / density})
     return rows

@@ -3,7 +3,8 @@
 The model is traced with ``torch.fx`` (quantised layers, quantisers and ``Reorg`` kept whole) and
 walked symbolically: a quantised layer's output is an exact integer accumulator ``acc`` whose real
 value is ``acc * s_w * s_in + b``; BatchNorm folds into that per-channel affine map; ReLU is absorbed
-by the next quantiser's clip at 0; max pool / reorg / concat / flatten commute with the next layer's
+by the next quantiser's clip at 0; a power-of-two LeakyReLU becomes the ``neg_shift`` of the requant (or
+of a residual add's rescale) that makes the next quantiser's signed codes; max pool / reorg / concat / flatten commute with the next layer's
 (monotone, per-channel) quantiser.  So each accumulator becomes one ``requant`` node per distinct
 consumer quantiser, followed by the structural ops on codes, and the last layer becomes ``output``.
 
@@ -122,7 +123,8 @@ def _np(t: torch.Tensor) -> np.ndarray:
 
 
 def choose_requant(scale: np.ndarray, offset: np.ndarray, acc_bound: int, acc_bits: int,
-                   out_bits: int, where: str = "", signed: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
+                   out_bits: int, where: str = "", signed: bool = False,
+                   neg_shift: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
     """Integer ``(inc, bias, T)`` with ``(acc*inc + bias + 2**(T-1)) >> T ~= floor(acc*scale + offset + 1/2)``.
 
     T is the largest shift keeping inc within the DSP48E2 port that acc leaves free (18 bits; 27 when
@@ -130,13 +132,14 @@ def choose_requant(scale: np.ndarray, offset: np.ndarray, acc_bound: int, acc_bi
     bits for every acc of ``acc_bits`` bits.  inc's relative precision is what limits how often a code
     differs from the float model's (about ``2**(out_bits - inc_bits)`` of the codes near a rounding tie).
     A bias so large that the code saturates for every ``|acc| <= acc_bound`` is clamped to the saturating
-    value: the output is unchanged, exactly (``signed``: the codes are two's complement).
+    value: the output is unchanged, exactly (``signed``: the codes are two's complement; ``neg_shift``: a
+    LeakyReLU of slope ``2**-neg_shift`` divides the negative side, which then saturates that much later).
     """
     if not (np.all(np.isfinite(scale)) and np.all(np.isfinite(offset))):
         raise ExportError(f"{where}: non-finite requantization multiplier or offset "
                           f"(BatchNorm running_var <= -eps or a NaN parameter?)")
     qmax = 2 ** (out_bits - 1) - 1 if signed else 2 ** out_bits - 1
-    qneg = 2 ** (out_bits - 1) if signed else 0
+    qneg = 2 ** (out_bits - 1 + neg_shift) if signed else 0
     inc_limit = 2 ** ((inc_port_bits(acc_bits) or DSP_B_BITS) - 1) - 1
     for shift in range(MAX_SHIFT, 0, -1):
         inc_f = np.floor(scale * 2.0 ** shift + 0.5)
@@ -205,8 +208,15 @@ class _Exporter:
             except (ValueError, GraphError) as e:
                 raise ExportError(str(e) if str(e).startswith(sym.where) else f"{sym.where}: {e}") from None
         assert isinstance(sym, _Struct)
-        if sym.op in ("relu", "flatten"):
+        if sym.op == "relu" and q.signed:
+            # signed codes of a ReLU's output are the non-negative half of the range: unsigned codes of one
+            # bit less, same step (the same values; a conv or pool reads them as unsigned codes)
+            return self.codes(sym.srcs[0], _Quant(q.kind, q.bits - 1, q.step), consumer)
+        if sym.op in ("relu", "flatten") or sym.op == "leaky" and not q.signed:
+            # unsigned codes clip at 0: a LeakyReLU before them is a ReLU
             return self.codes(sym.srcs[0], q, consumer)
+        if sym.op == "leaky":
+            return self._leaky(sym, q, consumer)
         srcs = [self.codes(s, q, consumer) for s in sym.srcs]
         name = self.graph.unique_name(sym.where)
         where = f"{sym.op} {sym.where!r}"
@@ -216,19 +226,38 @@ class _Exporter:
             raise ExportError(str(e)) from None
         return self._add(where, self.graph.add, sym.op, name, srcs, attrs)
 
-    def _requant(self, sym: _Affine, q: _Quant, consumer: str) -> str:
+    def _leaky(self, sym: _Struct, q: _Quant, consumer: str) -> str:
+        """Signed codes ``q`` of LeakyReLU ``sym``: the slope goes into the requant of a conv/linear (after its
+        BatchNorm) or into the rescale of a residual add."""
+        src, neg_shift = sym.srcs[0], sym.attrs["neg_shift"]
+        where = f"layer {sym.where!r} (LeakyReLU)"
+        if isinstance(src, _Affine):
+            return self._requant(src, q, consumer, neg_shift)
+        if isinstance(src, AddValue):
+            try:
+                return src.codes(self, q, consumer, neg_shift=neg_shift)
+            except (ValueError, GraphError) as e:
+                raise ExportError(str(e) if str(e).startswith(src.where) else f"{src.where}: {e}") from None
+        what = src.op if isinstance(src, _Struct) else "the image"
+        raise ExportError(f"{where}: must directly follow a quantised conv/linear (optionally BatchNorm) or a "
+                          f"residual add to become integer arithmetic, not a {what}")
+
+    def _requant(self, sym: _Affine, q: _Quant, consumer: str, neg_shift: int | None = None) -> str:
         acc_info = self.graph.value_info(sym.acc)
         node = self.graph.node(sym.acc)
         if node.op == "avgpool":
             src = self.graph.value_info(node.inputs[0])
-            bound = avgpool_bound(node, src.bits, *src.shape[1:])
+            bound = avgpool_bound(node, src.bits, *src.shape[1:], signed=src.signed_codes)
         else:
-            bound = gops.acc_bound(fan_in(node), node.attrs["w_bits"], node.attrs["a_bits"])
+            signed_in = self.graph.value_info(node.inputs[0]).signed_codes
+            bound = gops.acc_bound(fan_in(node), node.attrs["w_bits"], node.attrs["a_bits"], signed_in)
         where = f"layer {sym.layer!r} -> {consumer!r}"
         inc, bias, shift = choose_requant(sym.scale / q.step, sym.offset / q.step, bound,
-                                          acc_info.bits, q.bits, where, signed=q.signed)
+                                          acc_info.bits, q.bits, where, signed=q.signed, neg_shift=neg_shift or 0)
         name = self.graph.unique_name(f"{sym.acc}.requant")
-        extra = {"signed_out": True} if q.signed else {}
+        extra: dict = {"signed_out": True} if q.signed else {}
+        if neg_shift is not None:
+            extra["neg_shift"] = neg_shift
         return self._add(where, self.graph.add_requant, name, sym.acc, inc, bias, shift=shift,
                          out_bits=q.bits, out_step=q.step, source=sym.layer, **extra)
 
@@ -279,8 +308,7 @@ class _Exporter:
         if isinstance(mod, (mixq_ops_layers.QGlobalAvgPool, mixq_ops_layers.QAvgPool2d)):
             return self._avgpool(node.target, mod, x, where)
         if isinstance(mod, mixq_ops_layers.LeakyReLU):
-            raise ExportError(f"{where}: not supported by export yet (its signed codes would feed a conv, "
-                              f"and the conv hardware takes unsigned codes)")
+            return _Struct("leaky", (x,), node.target, {"neg_shift": mod.shift})
         if isinstance(mod, mixq_ops_layers.QAdd):
             try:
                 return export_add(self, node.target, mod, (x, self._arg(node, where, 1)), where)
@@ -325,10 +353,7 @@ class _Exporter:
         if isinstance(aq, InputQuantizer):
             q = _Quant("input", aq.bits, 2.0 ** -aq.bits)
         elif isinstance(aq, ActQuantizer):
-            if aq.signed:
-                raise ExportError(f"{where}: signed input codes (after a LeakyReLU) are not supported by the "
-                                  f"conv/linear hardware yet")
-            q = _Quant("act", aq.bits, float(_np(aq.step())))
+            q = _Quant("act", aq.bits, float(_np(aq.step())), bool(aq.signed))
         else:
             raise ExportError(f"{where}: unknown activation quantiser {type(aq).__name__}")
         if q.step <= 0:
@@ -368,11 +393,9 @@ class _Exporter:
         if not isinstance(quant, ActQuantizer):
             raise ExportError(f"{where}: a float average pool (bits=None) has no integer form; export a "
                               f"fixed-precision model")
-        if quant.signed:
-            raise ExportError(f"{where}: average pooling of signed codes is not supported by export yet")
         if _is_flat(x):
             raise ExportError(f"{where}: average pool of a flattened (N, F) tensor")
-        q = _Quant("act", quant.bits, float(_np(quant.step())))
+        q = _Quant("act", quant.bits, float(_np(quant.step())), bool(quant.signed))
         if q.step <= 0:
             raise ExportError(f"{where}: activation step {q.step} is not positive")
         src = self.codes(x, q, name)
@@ -488,7 +511,7 @@ def _tensor(sym: object, where: str) -> object:
 
 
 def _is_flat(sym: object) -> bool:
-    while isinstance(sym, _Struct) and sym.op == "relu":
+    while isinstance(sym, _Struct) and sym.op in ("relu", "leaky"):
         sym = sym.srcs[0]
     return (isinstance(sym, _Affine) and sym.flat) or (isinstance(sym, _Struct) and sym.op == "flatten")
 

@@ -5,7 +5,8 @@ branches are aligned in integers at export: ``m0 / 2**shift`` and ``m1 / 2**shif
 in units of the output step (exact for dyadic ratios, otherwise a rounding differs only at near ties, as
 for a requant).  A consumer whose quantiser is ``Qout`` (or a ReLU then an unsigned quantiser of the same
 step and no wider range) reads the add's codes directly; another consumer reads them re-scaled to its own
-step by a second ``add`` node that reads the first one twice with ``m1 = 0``.
+step by a ``rescale`` node (``m / 2**shift`` the ratio of the steps); a LeakyReLU after the add is that
+rescale's ``neg_shift`` (the slope before its rounding, as the fake-quantised model rounds).
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ class AddValue:
     out: Any                        # Qout's _Quant
     where: str
 
-    def codes(self, exporter: Any, q: Any, consumer: str) -> str:
-        """The node holding this sum quantised by consumer quantiser ``q`` (ValueError when it cannot be)."""
+    def codes(self, exporter: Any, q: Any, consumer: str, *, neg_shift: int | None = None) -> str:
+        """The node holding this sum quantised by consumer quantiser ``q`` (ValueError when it cannot be);
+        ``neg_shift``: through a LeakyReLU of slope ``2**-neg_shift`` first (``q`` signed), which the rescale
+        applies to Qout's codes."""
         if q.kind != "act":
             raise ValueError(f"{self.where}: its consumer {consumer!r} quantises it as the input image")
         graph = exporter.graph
@@ -53,14 +56,15 @@ class AddValue:
         lo, hi = _range(self.out)
         attrs = {"m0": m0, "m1": m1, "shift": shift, "out_bits": self.out.bits, "out_signed": self.out.signed}
         qlo, qhi = _range(q)
-        if q.step == self.out.step and lo <= qlo and qhi <= hi:
+        if neg_shift is None and q.step == self.out.step and lo <= qlo and qhi <= hi:
             # the consumer's range lies inside Qout's: its clip is the add's
             attrs.update(out_bits=q.bits, out_signed=q.signed)
             return graph.add("add", graph.unique_name(self.name), list(self.srcs), attrs)
         total = exporter.codes(self, self.out, consumer)
         (m,), rshift = align((self.out.step / q.step,))
-        return graph.add("add", graph.unique_name(f"{self.name}.rescale"), [total, total],
-                         {"m0": m, "m1": 0, "shift": rshift, "out_bits": q.bits, "out_signed": q.signed})
+        leaky = {} if neg_shift is None else {"neg_shift": neg_shift}
+        return graph.add("rescale", graph.unique_name(f"{self.name}.rescale"), [total],
+                         {"m": m, "shift": rshift, "out_bits": q.bits, "out_signed": q.signed, **leaky})
 
 
 def export_add(exporter: Any, name: str, module: Any, xs: tuple[Any, Any], where: str) -> AddValue:

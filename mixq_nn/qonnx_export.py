@@ -162,6 +162,9 @@ class _Writer:
 
     def _requant(self, node) -> None:
         a, t = node.attrs, node.tensors
+        if a.get("signed_out") or "neg_shift" in a:
+            raise QonnxExportError(f"node {node.name!r} ({node.op}): signed codes"
+                                   f"{' with a LeakyReLU' if 'neg_shift' in a else ''} have no QONNX form yet")
         src, shift = node.inputs[0], a["shift"]
         rank = self.rank[src]
         shape = self.shape_of(node.name, rank)

@@ -84,7 +84,7 @@ def stage_streams(plan: PipelinePlan) -> dict[str, StageStreams]:
             raise ValueError(f"stage {stage.name!r} reads {exc.args[0]}, which no earlier stage drives") from None
         first = next(iter(ins.values()))
         kind = stage.kind
-        if kind in ("input", "maxpool", "reorg", "concat", "upsample", "shift", "shuffle", "add"):
+        if kind in ("input", "maxpool", "reorg", "concat", "upsample", "shift", "shuffle", "slice", "add", "rescale"):
             outs = {"o": StreamSpec(stage.node, raster(_raster_lanes(stage, "o")))}
         elif kind == "window":
             outs = {"o": StreamSpec(first.tensor, _window(stage), flat=op_def(graph.node(stage.node).op).flattens_input)}

@@ -288,3 +288,50 @@ def split_net(rng: np.random.Generator | int, shape=(3, 4, 6), channels: int = 8
     g.add_output("out", c3, rng.integers(-9, 9, 5), np.ones(5))
     return g
 
+
+
+def leaky_net(rng: np.random.Generator | int, shape=(3, 6, 6), pad: int = 1) -> Graph:
+    """Signed codes between every pair of layers: conv -> requant LeakyReLU -> max pool (``pad``) -> conv ->
+    requant LeakyReLU, and a 1x1 conv shortcut's signed requant, -> add (LeakyReLU) -> rescale (LeakyReLU) ->
+    global average pool -> signed requant -> linear -> output (TinyYOLOv3-leaky's pool and ResNet8Leaky's block and head)."""
+    rng = generator(rng)
+    g = Graph("leaky", shape)
+    x = g.add_input(8)
+    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (4, shape[0], 3, 3)), w_bits=3)
+    r1 = g.add_requant("r1", c1, rng.integers(1, 40, 4), rng.integers(-4000, 1000, 4), shift=12, out_bits=4,
+                       signed_out=True, neg_shift=1)
+    p1 = g.add_maxpool("p1", r1, **({"pad": 1} if pad else {}))
+    c2 = g.add_conv("c2", p1, rng.integers(-3, 4, (4, 4, 3, 3)), w_bits=3)
+    r2 = g.add_requant("r2", c2, rng.integers(1, 40, 4), rng.integers(-300, 100, 4), shift=7, out_bits=4,
+                       signed_out=True, neg_shift=2)
+    cs = g.add_conv("cs", p1, rng.integers(-3, 4, (4, 4, 1, 1)), w_bits=3)
+    rs = g.add_requant("rs", cs, rng.integers(1, 40, 4), rng.integers(-100, 100, 4), shift=5, out_bits=4,
+                       signed_out=True)
+    add = g.add("add", "add", [r2, rs], {"m0": 3, "m1": -5, "shift": 2, "out_bits": 4, "out_signed": True,
+                                         "neg_shift": 1})
+    rescaled = g.add("rescale", "rescale", [add], {"m": 3, "shift": 1, "out_bits": 5, "out_signed": True,
+                                                   "neg_shift": 2})
+    pool = g.add("avgpool", "gap", [rescaled], {})
+    r3 = g.add_requant("r3", pool, rng.integers(1, 40, 4), rng.integers(-1500, 0, 4), shift=8, out_bits=4,
+                       signed_out=True)
+    fc = g.add_linear("fc", r3, rng.integers(-3, 4, (5, 4)), w_bits=3)
+    g.add_output("out", fc, rng.integers(-9, 9, 5), np.ones(5))
+    return g
+
+
+def signed_moves_net(rng: np.random.Generator | int, shape=(3, 4, 6)) -> Graph:
+    """The code-moving ops on signed codes: conv -> requant LeakyReLU (8 channels) -> two slices, one shifted ->
+    concat -> shuffle -> upsample -> reorg -> conv -> output."""
+    rng = generator(rng)
+    g = Graph("signed-moves", shape)
+    x = g.add_input(8)
+    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (8, shape[0], 3, 3)), w_bits=3)
+    r1 = g.add_requant("r1", c1, rng.integers(1, 40, 8), rng.integers(-4000, 1000, 8), shift=11, out_bits=4,
+                       signed_out=True, neg_shift=1)
+    lo = g.add("slice", "lo", [r1], {"start": 0, "stop": 4})
+    hi = g.add("shift", "sh", [g.add("slice", "hi", [r1], {"start": 4, "stop": 8})])
+    cat = g.add_concat("cat", [hi, lo])
+    up = g.add("upsample", "up", [g.add("shuffle", "shuf", [cat])])
+    c2 = g.add_conv("c2", g.add_reorg("reorg", up), rng.integers(-3, 4, (4, 32, 3, 3)), w_bits=3)
+    g.add_output("out", c2, rng.integers(-9, 9, 4), np.ones(4))
+    return g

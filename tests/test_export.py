@@ -71,6 +71,7 @@ ZOO = [
     ("SkyNetk5", (3, 16, 32), dict(act_mode="lsq", weight_mode="lsq")),
     ("CNVw2a2", (3, 32, 32), {}),
     ("TinyYOLOv3", (3, 32, 64), {}),
+    ("TinyYOLOv3", (3, 32, 64), {"leaky": True}),     # signed codes through max pools, concat and upsample
 ]
 
 

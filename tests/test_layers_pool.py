@@ -128,7 +128,7 @@ def run_padded(channels: int, height: int, width: int, lanes: int, bits: int, st
 
 
 def test_padded_reference_matches_torch() -> None:
-    """Zero padding on unsigned codes is PyTorch's -inf padding: the reference equals max_pool2d(2, 2, 1)."""
+    """The reference pads as PyTorch (-inf): it equals max_pool2d(2, 2, 1)."""
     torch = pytest.importorskip("torch")
     x = random_codes(np.random.default_rng(5), (2, 3, 7, 6), 4)
     want = torch.nn.functional.max_pool2d(torch.from_numpy(x).float(), 2, 2, padding=1).numpy()
@@ -166,3 +166,45 @@ def test_unpadded_pool_netlist_unchanged() -> None:
             (3, 2, 2, 1, 1): "650e2418a2090840c1c341064677ee66e0e13cd50a1411d1604ced886931140d"}
     for args, digest in want.items():
         assert hashlib.sha256(rtlil.convert(MaxPool2x2(*args), emit_src=False).encode()).hexdigest() == digest
+
+
+# -- signed codes (after a LeakyReLU) ---------------------------------------------------------------
+
+def run_signed_pool(channels: int, height: int, width: int, lanes: int, bits: int, pad: int, stall: float,
+                    seed: int, x: np.ndarray | None = None) -> None:
+    dut = MaxPool2x2(channels, height, width, lanes, bits, pad=pad, signed=True)
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if x is None:
+        x = np.random.default_rng(seed).integers(lo, hi + 1, size=(FRAMES, channels, height, width))
+        x.flat[0], x.flat[-1] = lo, hi
+    expected = maxpool(x, pad=pad)
+    got, run = run_tensors(dut, {"i": (x, lanes)}, {"o": (expected.shape, lanes)}, stall, seed)
+    np.testing.assert_array_equal(got["o"], expected)
+
+
+@pytest.mark.parametrize("pad", [0, 1])
+@pytest.mark.parametrize("height,width", [(2, 2), (3, 4), (4, 3), (5, 5)])
+def test_signed_pool_small_shapes(pad: int, height: int, width: int) -> None:
+    """Signed codes compare signed: all-negative windows, padded borders (a border window's maximum is its
+    own real code, never the padding), one or two beats per pixel, under stalls."""
+    for index, (lanes, bits) in enumerate(itertools.product((1, 2), (2, 3))):
+        channels = lanes * (1 + index % 2)
+        for stall in STALLS:
+            run_signed_pool(channels, height, width, lanes, bits, pad, stall,
+                            seed=pad * 1000 + height * 100 + width * 10 + index + int(10 * stall))
+
+
+def test_signed_pool_every_window_of_two_bit_codes() -> None:
+    """2x2 windows holding every combination of 2-bit signed codes (4**4 windows), unpadded."""
+    windows = np.array(list(itertools.product(range(-2, 2), repeat=4))).reshape(-1, 2, 2)    # (256, 2, 2)
+    x = windows.reshape(16, 16, 2, 2).transpose(0, 2, 1, 3).reshape(1, 1, 32, 32)
+    assert np.array_equal(maxpool(x, pad=0).ravel(), windows.reshape(256, 4).max(axis=1))
+    run_signed_pool(1, 32, 32, 1, 2, 0, 0.3, seed=3, x=np.concatenate([x, -1 - x]))
+
+
+def test_signed_padded_reference_matches_torch() -> None:
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(6).integers(-8, 8, size=(2, 3, 7, 6))
+    x[:, :, 0, :] = -8                      # a negative border row: zero padding would be wrong
+    want = torch.nn.functional.max_pool2d(torch.from_numpy(x).float(), 2, 2, padding=1).numpy()
+    np.testing.assert_array_equal(maxpool(x, pad=1), want.astype(np.int64))

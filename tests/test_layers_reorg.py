@@ -19,11 +19,12 @@ STALLS = (0.0, 0.3, 0.7)
 
 
 def run_reorg(channels: int, height: int, width: int, lanes: int, bits: int, stall: float, seed: int,
-              lanes_out: int | None = None, frames: int = FRAMES):
-    dut = Reorg(channels, height, width, lanes, bits, lanes_out=lanes_out)
+              lanes_out: int | None = None, frames: int = FRAMES, signed: bool = False):
+    dut = Reorg(channels, height, width, lanes, bits, lanes_out=lanes_out, signed=signed)
     rng = np.random.default_rng(seed)
-    x = rng.integers(0, 2 ** bits, size=(frames, channels, height, width), dtype=np.int64)
-    x.flat[0], x.flat[-1] = 2 ** bits - 1, 0
+    lo, hi = (-2 ** (bits - 1), 2 ** (bits - 1) - 1) if signed else (0, 2 ** bits - 1)
+    x = rng.integers(lo, hi + 1, size=(frames, channels, height, width), dtype=np.int64)
+    x.flat[0], x.flat[-1] = hi, lo
     expected = reorg(x)
     out_beats = expected.size // dut.lanes_out
     run = run_streams(dut, {"i": tensor_to_beats(x, lanes)}, {"o": out_beats}, stall=stall, seed=seed,
@@ -62,6 +63,13 @@ def test_reorg_lane_conversion_and_schedule(channels: int, lanes: int, lanes_out
                                         lanes_out=lanes_out, frames=3)
         if stall == 0.0:
             assert_frame_interval(dut, run, per_frame, 3)
+
+
+@pytest.mark.parametrize("lanes_out", [None, 2, 16])
+def test_reorg_moves_signed_codes(lanes_out) -> None:
+    """Two's-complement codes (after a LeakyReLU) come out as they went in, lane conversion included."""
+    for stall in (0.0, 0.5):
+        run_reorg(4, 4, 6, 2, 3, stall, seed=int(10 * stall) + (lanes_out or 0), lanes_out=lanes_out, signed=True)
 
 
 def test_reorg_bypass_shape_small() -> None:

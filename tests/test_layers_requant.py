@@ -210,11 +210,11 @@ def test_requant_synthesises_within_its_estimate():
 # -- signed codes and LeakyReLU ----------------------------------------------------------------------
 
 def leaky_reference(acc: int, inc: int, bias: int, shift: int, out_bits: int, k: int | None) -> int:
-    """One value in plain Python integers: the rounded requant, LeakyReLU as floor(x / 2**k) for x < 0
-    (Python's // floors), clipped to the signed range."""
+    """One value in plain Python integers: the rounded requant; for a negative one, LeakyReLU 2**-k before the
+    rounding (half up, Python's // floors), clipped to the signed range."""
     x = (acc * inc + bias + 2 ** (shift - 1)) // 2 ** shift
-    if k is not None and x < 0:
-        x = x // 2 ** k
+    if k is not None and x < 0:     # the slope before the rounding: round half up of total / 2**(T+k)
+        x = (acc * inc + bias + 2 ** (shift + k - 1)) // 2 ** (shift + k)
     return min(max(x, -2 ** (out_bits - 1)), 2 ** (out_bits - 1) - 1)
 
 

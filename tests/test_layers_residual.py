@@ -11,7 +11,7 @@ from amaranth.back import rtlil
 from stream_cases import STALLS, codes, frame_intervals, run_tensors
 
 from mixq_hw.layers.reference import residual_add, residual_bounds
-from mixq_hw.layers.residual import Residual, code_range, csd_digits, residual_sum_bits
+from mixq_hw.layers.residual import Rescale, Residual, code_range, csd_digits, residual_sum_bits
 
 FRAMES = 2
 
@@ -30,7 +30,7 @@ def all_pairs(bits_a: int, signed_a: bool, bits_b: int, signed_b: bool, lanes: i
 def run_residual(a: np.ndarray, b: np.ndarray, lanes: int, stall: float, seed: int, **kwargs) -> None:
     frames, channels, height, width = a.shape
     dut = Residual(channels, height, width, lanes, **kwargs)
-    expected = residual_add(a, b, kwargs["m0"], kwargs["m1"], kwargs["shift"], dut.out_range)
+    expected = residual_add(a, b, kwargs["m0"], kwargs["m1"], kwargs["shift"], dut.out_range, kwargs.get("neg_shift"))
     got, run = run_tensors(dut, {"i0": (a, lanes), "i1": (b, lanes)}, {"o": (expected.shape, lanes)}, stall, seed)
     np.testing.assert_array_equal(got["o"], expected)
     if stall == 0.0:
@@ -51,6 +51,58 @@ def test_residual_exhaustive_code_pairs(m0: int, m1: int, shift: int) -> None:
         stall = STALLS[index % len(STALLS)]
         run_residual(a, b, lanes, stall, seed=index, bits_a=3, bits_b=3, out_bits=3, m0=m0, m1=m1, shift=shift,
                      signed_a=signed_a, signed_b=signed_b, out_signed=out_signed)
+
+
+@pytest.mark.parametrize("m0,m1,shift", ALIGNMENTS)
+@pytest.mark.parametrize("k", [1, 3])
+def test_residual_leaky_exhaustive_code_pairs(m0: int, m1: int, shift: int, k: int) -> None:
+    """Every pair of 3-bit codes (signed or unsigned sides) into signed codes through LeakyReLU 2**-k."""
+    for index, (signed_a, signed_b) in enumerate(itertools.product((False, True), repeat=2)):
+        lanes = 1 + index % 2
+        a, b = all_pairs(3, signed_a, 3, signed_b, lanes)
+        run_residual(a, b, lanes, STALLS[(index + k) % len(STALLS)], seed=index + k, bits_a=3, bits_b=3,
+                     out_bits=3, m0=m0, m1=m1, shift=shift, signed_a=signed_a, signed_b=signed_b,
+                     out_signed=True, neg_shift=k)
+
+
+def test_residual_leaky_reference_rounds_after_the_slope() -> None:
+    """Plain Python integers: a negative sum is rounded half up after the slope, a positive one before it."""
+    a = np.arange(-64, 64).reshape(1, 1, 1, -1)
+    got = residual_add(a, a, 3, 0, 2, (-128, 127), neg_shift=2)
+    want = [(3 * v + 2) // 4 if (3 * v + 2) // 4 >= 0 else (3 * v + 8) // 16 for v in range(-64, 64)]
+    assert got.ravel().tolist() == want
+    assert residual_add(np.array([[[[-6]]]]), np.zeros((1, 1, 1, 1), np.int64), 1, 0, 0, (-8, 7), 3).item() == -1
+    assert residual_add(np.array([[[[-4]]]]), np.zeros((1, 1, 1, 1), np.int64), 1, 0, 0, (-8, 7), 3).item() == 0
+
+
+@pytest.mark.parametrize("m,shift", [(1, 0), (3, 1), (-5, 2), (2862, 12), (7, 3)])
+@pytest.mark.parametrize("k", [None, 1, 3])
+def test_rescale_exhaustive_codes(m: int, shift: int, k: int | None) -> None:
+    """Every 4-bit code (unsigned or signed) re-scaled into unsigned or signed codes (LeakyReLU with k), under
+    stalls: the add with m1 = 0, on one input."""
+    for index, (signed_in, out_signed) in enumerate(itertools.product((False, True), repeat=2)):
+        if k is not None and not out_signed:
+            continue
+        lanes = 1 + index % 2
+        lo, hi = code_range(4, signed_in)
+        x = np.resize(np.arange(lo, hi + 1), FRAMES * 2 * lanes * 8).reshape(FRAMES, 2 * lanes, 1, 8)
+        dut = Rescale(2 * lanes, 1, 8, lanes, bits=4, out_bits=3, m=m, shift=shift, signed_in=signed_in,
+                      out_signed=out_signed, neg_shift=k)
+        expected = residual_add(x, np.zeros_like(x), m, 0, shift, dut.out_range, k)
+        stall = STALLS[(index + shift) % len(STALLS)]
+        got, run = run_tensors(dut, {"i": (x, lanes)}, {"o": (expected.shape, lanes)}, stall, seed=index + shift)
+        np.testing.assert_array_equal(got["o"], expected)
+        if stall == 0.0:
+            assert np.all(frame_intervals(run, "o", FRAMES) == dut.cycles_per_frame())
+
+
+def test_rescale_estimate_and_errors() -> None:
+    dut = Rescale(8, 4, 4, 4, bits=8, out_bits=4, m=2862, shift=15, signed_in=True, out_signed=True, neg_shift=3)
+    assert dut.estimate().dsp == 0 and dut.estimate().lut > 0 and "$mul" not in rtlil.convert(dut)
+    with pytest.raises(ValueError, match="neg_shift 2 .LeakyReLU. needs out_signed: .* in layer 'rs'"):
+        Rescale(4, 2, 2, 2, bits=3, out_bits=3, m=3, shift=1, neg_shift=2, name="rs")
+    with pytest.raises(ValueError, match="m must be an integer, not 1.5 in layer 'rs'"):
+        Rescale(4, 2, 2, 2, bits=3, out_bits=3, m=1.5, shift=1, name="rs")
 
 
 def test_residual_random_wider_under_stalls() -> None:
@@ -81,6 +133,8 @@ def test_residual_estimate_and_rtlil() -> None:
     (dict(m0=1.5), "m0 must be an integer, not 1.5 in layer 'add'"),
     (dict(lanes=3), "channels 4 not divisible by lanes 3 in layer 'add'"),
     (dict(out_bits=0), "out_bits must be a positive integer, not 0 in layer 'add'"),
+    (dict(neg_shift=2), "neg_shift 2 .LeakyReLU. needs out_signed: .* in layer 'add'"),
+    (dict(neg_shift=0, out_signed=True), "neg_shift .* must be an integer 1..31, not 0 in layer 'add'"),
 ])
 def test_residual_rejects_bad_configuration(kwargs, message: str) -> None:
     args = dict(channels=4, height=2, width=2, lanes=2, bits_a=3, bits_b=3, out_bits=3, m0=1, m1=1, shift=0)

@@ -143,11 +143,29 @@ def _hand_expected_dsps(model: nn.Module, shape) -> float:
         m = s.module
         if isinstance(m, (MixQConv2d, MixQLinear)):
             pw, pa = (F.softmax(t.detach().double(), 0).tolist() for t in (m.alpha_w, m.alpha_a))
-            total += sum(pw[i] * pa[j] * s.macs / engine_macs_per_dsp(w, max(a, 2), s.k)
+            total += sum(pw[i] * pa[j] * s.macs / engine_macs_per_dsp(w, max(a, 2), s.k, signed_act=m.act_signed)
                          for i, w in enumerate(m.wbits) for j, a in enumerate(m.abits))
         elif isinstance(m, (QConv2d, QLinear)):
-            total += s.macs / engine_macs_per_dsp(m.bitw, m.bita, s.k)
+            signed = isinstance(m.act_quant, ActQuantizer) and m.act_quant.signed
+            total += s.macs / engine_macs_per_dsp(m.bitw, m.bita, s.k, signed_act=signed)
     return total
+
+
+def test_layers_after_a_leaky_relu_are_priced_with_the_signed_table():
+    """ResNet8Leaky's layers after the stem read signed codes: their DSPs come from the signed-activation
+    plans, fixed and supernet alike; w3a2 3x3 packs 15 MACs per DSP signed against 18 unsigned."""
+    shape = (3, 16, 16)
+    fixed = models.build("ResNet8Leaky", "fixed", input_shape=shape)
+    rows = cost.cost_report(fixed, shape)
+    assert rows[0]["macs_per_dsp"] == engine_macs_per_dsp(rows[0]["w"], rows[0]["a"], 3)      # the stem: pixels
+    for r in rows[1:]:
+        assert r["macs_per_dsp"] == engine_macs_per_dsp(r["w"], r["a"], r["k"], signed_act=True), r["name"]
+    assert cost.dsp_cost(fixed, shape) == pytest.approx(_hand_expected_dsps(fixed, shape), rel=1e-9)
+    sup = models.build("ResNet8Leaky", "supernet", input_shape=shape)
+    assert float(cost.expected_dsps(sup, shape).detach()) == pytest.approx(_hand_expected_dsps(sup, shape), rel=1e-5)
+    signed = cost.packing_density(3, dtype=torch.float64, signed=True)
+    unsigned = cost.packing_density(3, dtype=torch.float64)
+    assert 1 / signed[1, 0].item() == 15 and 1 / unsigned[1, 0].item() == 18
 
 
 def test_layer_macs_by_hand():

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from networks import bypass_net, linear_net, pool_head, res_block, shift_net, shuffle_net, split_net, yolo_tail
+from networks import (bypass_net, leaky_net, linear_net, pool_head, res_block, shift_net, shuffle_net, split_net,
+                      yolo_tail)
 
 from mixq_hw.graph import Graph, GraphError
 from mixq_hw.ops import NoHardwareError, OpDef, op_def, register, registered
 from mixq_hw.pipeline import plan_stages
 
 #: Small graphs that together use every registered op (a new op adds its graph here).
-EXAMPLES = (bypass_net, linear_net, yolo_tail, shift_net, shuffle_net, split_net, pool_head, res_block)
+EXAMPLES = (bypass_net, linear_net, yolo_tail, shift_net, shuffle_net, split_net, pool_head, res_block, leaky_net)
 
 
 def _examples() -> list[Graph]:

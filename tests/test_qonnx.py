@@ -180,6 +180,17 @@ def test_export_refuses_an_accumulator_float32_cannot_hold():
         to_qonnx(g)
 
 
+def test_export_refuses_signed_codes_by_node_name():
+    g = Graph("signed", (3, 4, 4))
+    c = g.add_conv("c", g.add_input(8), np.ones((2, 3, 1, 1), dtype=np.int64), w_bits=2)
+    r = g.add_requant("r", c, np.ones(2, dtype=np.int64), np.full(2, -500), shift=4, out_bits=3, signed_out=True,
+                      neg_shift=2)
+    c2 = g.add_conv("c2", r, np.ones((2, 2, 1, 1), dtype=np.int64), w_bits=2)
+    g.add_output("out", c2, np.zeros(2, dtype=np.int64), np.ones(2))
+    with pytest.raises(QonnxExportError, match=r"node 'r' \(requant\): signed codes with a LeakyReLU have no QONNX"):
+        to_qonnx(g)
+
+
 def test_export_cli_writes_qonnx_from_a_graph_file(tmp_path, capsys):
     from mixq_nn.export import main
 

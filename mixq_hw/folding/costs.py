@@ -212,10 +212,10 @@ def engine_figures(graph: Graph, node: Node, fold: LayerFold, windows: tuple[str
     out_size, stride = view["out_hw"], view["stride"]
     if fold.multiplier == "lut":
         geo, cores, core_luts = lut_layer_figures(geo, a["w_bits"], a["a_bits"], node.name, windows=windows,
-                                                  multiplier=fold.multiplier)
+                                                  multiplier=fold.multiplier, signed_act=view["signed_act"])
         return frame_cycles(geo, out_size), 0, cores * core_luts
     plan = choose_plan(geo, a["w_bits"], a["a_bits"], node.name, stride=stride, windows=windows,
-                       multiplier=fold.multiplier)
+                       multiplier=fold.multiplier, signed_act=view["signed_act"])
     geo = geometry_for_plan(geo, plan)
     cycles, cores = frame_cycles(geo, out_size), cores_for(plan, geo)
     return cycles, cores * dsps_per_core(plan), 0      # a digit-split core (SplitMAC) is 2 DSP48E2s

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..packing.bits import INPUT_BITS, NEG_SHIFTS, act_codes, signed_width, weight_max
+from ..packing.bits import INPUT_BITS, NEG_SHIFTS, act_codes, act_magnitude, signed_width, weight_max
 from numpy.lib.stride_tricks import sliding_window_view
 
 __all__ = [
-    "input_codes", "conv2d_int", "linear_int", "requant", "leaky_shift", "NEG_SHIFTS", "maxpool2x2", "reorg",
+    "input_codes", "conv2d_int", "linear_int", "requant", "leaky_shift", "leaky_round", "NEG_SHIFTS", "maxpool2x2", "reorg",
     "concat", "output_int", "hwc_flatten", "signed_width", "acc_bound", "acc_width",
     "weight_limit",
 ]
@@ -46,14 +46,15 @@ def _max_abs(arr: np.ndarray) -> int:
 weight_limit = weight_max
 
 
-def acc_bound(fan_in: int, w_bits: int, a_bits: int) -> int:
-    """Largest |sum w*a| over ``fan_in`` products of narrow-range weights and unsigned codes."""
-    return int(fan_in) * weight_limit(w_bits) * (2 ** int(a_bits) - 1)
+def acc_bound(fan_in: int, w_bits: int, a_bits: int, signed_act: bool = False) -> int:
+    """Largest |sum w*a| over ``fan_in`` products of narrow-range weights and unsigned codes (two's-complement
+    codes with ``signed_act``)."""
+    return int(fan_in) * weight_limit(w_bits) * act_magnitude(int(a_bits), bool(signed_act))
 
 
-def acc_width(fan_in: int, w_bits: int, a_bits: int) -> int:
+def acc_width(fan_in: int, w_bits: int, a_bits: int, signed_act: bool = False) -> int:
     """Signed width of an accumulator of ``fan_in`` products (the ``acc_bits`` of a requant)."""
-    bound = acc_bound(fan_in, w_bits, a_bits)
+    bound = acc_bound(fan_in, w_bits, a_bits, signed_act)
     return signed_width(-bound, bound)
 
 
@@ -193,6 +194,25 @@ def leaky_shift(x: object, neg_shift: int) -> np.ndarray:
     return np.where(x >= 0, x, x >> int(neg_shift))
 
 
+def leaky_round(total: object, shift: int, neg_shift: int | None = None) -> np.ndarray:
+    """``total / 2**shift`` rounded half up (``(total + 2**(shift-1)) >> shift``, no rounding term at shift 0);
+    with ``neg_shift = k``, LeakyReLU of slope ``2**-k`` before the rounding: a negative result is
+    ``(total + 2**(shift+k-1)) >> (shift+k)``, the rounding of ``total / 2**(shift+k)``.  So the integer codes
+    equal the fake-quantised ``floor(leaky(v) + 1/2)`` of ``v = total / 2**shift``."""
+    total = _int_array(total, "leaky_round: total")
+    shift = int(shift)
+    if shift < 0:
+        raise ValueError(f"leaky_round: shift must be >= 0, got {shift}")
+    y = (total + ((1 << shift) >> 1)) >> shift
+    if neg_shift is None:
+        return y
+    if isinstance(neg_shift, bool) or not isinstance(neg_shift, (int, np.integer)) or int(neg_shift) not in NEG_SHIFTS:
+        raise ValueError(f"leaky_round: neg_shift must be an integer {NEG_SHIFTS.start}..{NEG_SHIFTS.stop - 1}, "
+                         f"got {neg_shift!r}")
+    t = shift + int(neg_shift)
+    return np.where(y >= 0, y, (total + (1 << (t - 1))) >> t)
+
+
 def requant(acc: object, inc: object, bias: object, shift: int, out_bits: int, *, neg_shift: int | None = None,
             signed_out: bool = False) -> np.ndarray:
     """Per-channel requantization ``clip(act((acc*inc + bias + 2**(T-1)) >> T), lo, hi)``.
@@ -202,9 +222,9 @@ def requant(acc: object, inc: object, bias: object, shift: int, out_bits: int, *
     is ReLU: ``act`` the identity and the clip to unsigned codes
     ``0 .. 2**out_bits - 1``.  ``signed_out``: the clip is to signed codes
     ``-2**(out_bits-1) .. 2**(out_bits-1) - 1`` (no activation: a residual branch);
-    with ``neg_shift = k`` as well, ``act`` is LeakyReLU with slope ``2**-k``,
-    :func:`leaky_shift` (``x >= 0 ? x : x >> k``, floor), so a negative value is
-    ``(acc*inc + bias + 2**(T-1)) >> (T + k)``: one floor, no second rounding.
+    with ``neg_shift = k`` as well, LeakyReLU with slope ``2**-k`` comes before the
+    rounding (:func:`leaky_round`): a negative value is
+    ``(acc*inc + bias + 2**(T+k-1)) >> (T + k)``, as the fake-quantised model rounds it.
     """
     acc = _int_array(acc, "requant: acc", 4)
     shift, out_bits = int(shift), int(out_bits)
@@ -221,9 +241,7 @@ def requant(acc: object, inc: object, bias: object, shift: int, out_bits: int, *
     bias = _per_channel(bias, "requant: bias", acc.shape[1])
     if _max_abs(acc) * _max_abs(inc) + _max_abs(bias) + 2 ** (shift - 1) >= _INT64_SAFE:
         raise ValueError("requant: acc*inc + bias overflows int64")
-    y = (acc * inc + bias + (1 << (shift - 1))) >> shift
-    if neg_shift is not None:
-        y = leaky_shift(y, neg_shift)
+    y = leaky_round(acc * inc + bias, shift, neg_shift)
     lo, hi = act_codes(out_bits, bool(signed_out))
     return np.clip(y, lo, hi)
 

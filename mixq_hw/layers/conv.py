@@ -4,7 +4,8 @@ Input, one of two formats (:attr:`ConvEngine.window_kind`):
 
 - ``"taps"`` -- the SlidingWindow format: per output group of ``pixels``
   adjacent output columns, ``k*k*in_ch/simd`` beats ``[pixel][lane]`` of
-  unsigned codes in (tap, chunk) order; used with kernel-packing plans;
+  codes (unsigned, or two's complement with ``signed_act``) in (tap, chunk) order; used with
+  kernel-packing plans;
 - ``"rows"`` -- the RowWindow format (stride 1): per group, ``k*in_ch/simd``
   beats ``[pixel][lane]`` in (kernel row, chunk) order, each holding the
   ``pixels + k - 1`` input pixels of one kernel row; used with filter-packing
@@ -70,7 +71,7 @@ import math
 from typing import Any, Sequence
 
 import numpy as np
-from amaranth import Module, signed, unsigned
+from amaranth import Module, Shape, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -85,7 +86,8 @@ from mixq_hw.layers.conv_parts import (FoldSequencerSpec, GroupBufferSpec, MacAr
                                        WeightRomSpec)
 from mixq_hw.layers.spec import LayerSpec, SpecComponent
 from mixq_hw.layers.window import SlidingWindowSpec
-from mixq_hw.packing.layout import act_range, weight_range
+from mixq_hw.packing.bits import act_magnitude
+from mixq_hw.packing.layout import weight_range
 from mixq_hw.packing.planner import ENGINE_PLAN_TYPES
 from mixq_hw.packing.protocol import PackingPlan
 
@@ -109,13 +111,15 @@ class ConvEngineSpec(LayerSpec):
     instead of the planner's choice; ``multiplier``: ``"dsp"`` (packed DSP48E2 cores) or
     ``"lut"`` (LUT cores, :func:`~mixq_hw.layers.conv_weights.lut_layer_plan`,
     tap format).  :attr:`window_kind` says which format the engine reads and
-    :meth:`make_window` builds the matching window.
+    :meth:`make_window` builds the matching window.  ``signed_act``: the input codes are two's complement
+    ``-2**(a-1) .. 2**(a-1)-1`` (after a LeakyReLU or a residual add): the plan is a signed-activation plan
+    and the ports and windows carry signed elements.
     """
 
     def __init__(self, weight: np.ndarray, *, w_bits: int, a_bits: int, in_ch: int, out_ch: int, k: int,
                  groups: int = 1, simd: int, pe: int, pixels: int, out_size: tuple[int, int],
                  plan: PackingPlan | None = None, stride: int = 1, windows: Sequence[str] = ("taps",),
-                 multiplier: str = "dsp", name: str = "") -> None:
+                 multiplier: str = "dsp", signed_act: bool = False, name: str = "") -> None:
         self.name = name or "conv"
         where = f"in layer '{self.name}'"
         geo = check_conv_config(weight, w_bits=w_bits, a_bits=a_bits, in_ch=in_ch, out_ch=out_ch, k=k,
@@ -129,30 +133,37 @@ class ConvEngineSpec(LayerSpec):
                              f"(the last group of a row may be ragged) {where}")
         if not isinstance(stride, (int, np.integer)) or stride < 1:
             raise ValueError(f"stride {stride!r} must be a positive integer {where}")
+        if not isinstance(signed_act, bool):
+            raise ValueError(f"signed_act must be True or False, not {signed_act!r} {where}")
         windows = (windows,) if isinstance(windows, str) else tuple(windows)
         if not windows or any(w not in WINDOW_KINDS for w in windows):
             raise ValueError(f"windows {windows!r} must be a non-empty subset of {WINDOW_KINDS} {where}")
         if plan is None:
             plan = choose_plan(geo, w_bits, a_bits, self.name, stride=stride, windows=windows,
-                               multiplier=multiplier)
+                               multiplier=multiplier, signed_act=signed_act)
         else:
             self._check_plan(plan, geo, w_bits, a_bits, stride, windows, where)
             if plan.multiplier != multiplier:
                 raise ValueError(f"plan runs on {plan.multiplier!r} multipliers, layer '{self.name}' asks for "
                                  f"{multiplier!r}")
+            if plan.signed_act != signed_act:
+                raise ValueError(f"plan is for {'signed' if plan.signed_act else 'unsigned'} activation codes, "
+                                 f"layer '{self.name}' reads {'signed' if signed_act else 'unsigned'} ones")
         geo = geometry_for_plan(geo, plan)
         self.geometry: ConvGeometry = geo
         self.plan: PackingPlan = plan
         #: input format: "taps" (SlidingWindow beats) or "rows" (RowWindow beats)
         self.window_kind: str = geo.window_kind
         self.w_bits, self.a_bits = w_bits, a_bits
+        #: the input codes are two's complement (the plan's ``signed_act``)
+        self.signed_act: bool = signed_act
         self.in_ch, self.out_ch, self.k, self.groups = in_ch, out_ch, k, groups
         self.simd, self.pe, self.pixels, self.stride = simd, pe, pixels, int(stride)
         self.out_size = (int(out_h), int(out_w))
         self.weight = np.array(weight, dtype=np.int64)
 
         w_max = max(-weight_range(w_bits)[0], weight_range(w_bits)[1])
-        a_max = act_range(a_bits)[1]
+        a_max = act_magnitude(a_bits, signed_act)
         #: multiplies a core accumulates in P before its fields are extracted
         self.core_depth = min(plan.depth, geo.beats_per_fold)
         #: core accumulations per fold (added together in the fabric accumulators)
@@ -161,7 +172,8 @@ class ConvEngineSpec(LayerSpec):
         self.acc_bits = signed_bits(geo.fan_in * w_max * a_max)
         self._cores: list[CoreWiring] = core_wiring(geo, plan, w_bits, a_bits, self.core_depth)
         assert len(self._cores) == cores_for(plan, geo)
-        act_layout = data.ArrayLayout(data.ArrayLayout(unsigned(a_bits), simd), geo.span)
+        act_elem = Shape(a_bits, signed=signed_act)
+        act_layout = data.ArrayLayout(data.ArrayLayout(act_elem, simd), geo.span)
         w_elem: Any = signed(w_bits)
         if geo.window_kind == "rows":
             w_elem = data.ArrayLayout(w_elem, geo.row_taps)
@@ -178,7 +190,7 @@ class ConvEngineSpec(LayerSpec):
                                             self.adder_tree.sum_layout)
 
         self.declare_ports({
-            "i": In(stream.Signature(data.ArrayLayout(data.ArrayLayout(unsigned(a_bits), simd), geo.span))),
+            "i": In(stream.Signature(act_layout)),
             "o": Out(stream.Signature(data.ArrayLayout(data.ArrayLayout(signed(self.acc_bits), pe), pixels))),
         })
 
@@ -291,10 +303,10 @@ class ConvEngineSpec(LayerSpec):
         window: LayerSpec
         if self.window_kind == "rows":
             window = RowWindowSpec(self.in_ch, height, width, self.k, pad, lanes=self.simd, pixels=self.pixels,
-                                   bits=self.a_bits, name=name)
+                                   bits=self.a_bits, signed=self.signed_act, name=name)
         else:
             window = SlidingWindowSpec(self.in_ch, height, width, self.k, self.stride, pad, lanes=self.simd,
-                                       pixels=self.pixels, bits=self.a_bits, name=name)
+                                       pixels=self.pixels, bits=self.a_bits, signed=self.signed_act, name=name)
         if window.out_shape[1:] != self.out_size:
             raise ValueError(f"window {name!r} makes a {window.out_shape[1]}x{window.out_shape[2]} map, layer "
                              f"'{self.name}' has out_size {self.out_size}")

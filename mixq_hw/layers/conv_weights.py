@@ -47,8 +47,8 @@ from typing import Sequence
 import numpy as np
 
 from mixq_hw.packing import plans
-from mixq_hw.packing.bits import ACT_BITS, WEIGHT_BITS, signed_bits
-from mixq_hw.packing.layout import MULTIPLIERS, Plan, act_range, weight_range
+from mixq_hw.packing.bits import ACT_BITS, WEIGHT_BITS, act_magnitude, signed_bits
+from mixq_hw.packing.layout import MULTIPLIERS, Plan, weight_range
 from mixq_hw.packing.lut_core import lut_shape_estimate
 from mixq_hw.packing.lut_layout import lut_plan
 from mixq_hw.packing.protocol import PackingPlan
@@ -264,8 +264,11 @@ def _usable(plan: Plan, geo: ConvGeometry) -> bool:
 
 
 def choose_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *, stride: int = 1,
-                windows: Sequence[str] = ("taps",), multiplier: str = "dsp") -> PackingPlan:
+                windows: Sequence[str] = ("taps",), multiplier: str = "dsp", signed_act: bool = False) -> PackingPlan:
     """The plan that gives this layer the most achieved MACs per DSP per cycle (then the deepest, fewest fields).
+
+    ``signed_act``: the layer's input codes are two's complement (after a LeakyReLU or a residual add), so
+    every candidate is a signed-activation plan of the planner.
 
     ``multiplier="lut"``: instead, :func:`lut_layer_plan` (shift-and-add LUT cores, tap format only).
 
@@ -287,7 +290,8 @@ def choose_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *, strid
     """
     where = f"in layer '{name}'"
     if multiplier != "dsp":
-        return lut_layer_plan(geo, w_bits, a_bits, name, windows=windows, multiplier=multiplier)
+        return lut_layer_plan(geo, w_bits, a_bits, name, windows=windows, multiplier=multiplier,
+                              signed_act=signed_act)
     candidates: list[PackingPlan] = []
     errors: list[str] = []
     searches = []
@@ -299,16 +303,18 @@ def choose_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *, strid
         raise ValueError(f"no input format for k{geo.k} stride {stride} with windows {tuple(windows)} {where} "
                          f"(the row window needs stride 1 and k > 1)")
     for kind, max_acts in searches:
-        candidates += [p for p in _split_candidates(w_bits, a_bits, geo.k, kind, max_acts) if _usable(p, geo)]
+        candidates += [p for p in _split_candidates(w_bits, a_bits, geo.k, kind, max_acts, bool(signed_act))
+                       if _usable(p, geo)]
         try:
-            found = plans(w_bits, a_bits, geo.k, kinds=(kind,), max_acts=max_acts)
+            found = plans(w_bits, a_bits, geo.k, kinds=(kind,), max_acts=max_acts, signed_act=bool(signed_act))
         except ValueError as err:
             errors.append(str(err))
             continue
         candidates += [p for p in found if _usable(p, geo)]
     if not candidates:
         detail = f" ({'; '.join(errors)})" if errors else ""
-        raise ValueError(f"no packing plan for w{w_bits}a{a_bits} k{geo.k} {where}: the planner has no "
+        raise ValueError(f"no packing plan for w{w_bits}a{a_bits}{' signed-act' if signed_act else ''} k{geo.k} "
+                         f"{where}: the planner has no "
                          f"{' or '.join(k for k, _ in searches)}-packing plan that fits {geo.pixels} "
                          f"pixels{detail}")
 
@@ -322,10 +328,11 @@ def choose_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *, strid
 
 
 @functools.lru_cache(maxsize=4096)
-def _split_candidates(w_bits: int, a_bits: int, k: int, kind: str, max_acts: int) -> tuple[SplitPlan, ...]:
+def _split_candidates(w_bits: int, a_bits: int, k: int, kind: str, max_acts: int,
+                      signed_act: bool = False) -> tuple[SplitPlan, ...]:
     """The planner's digit splits of one kind with at most ``max_acts`` act slots (cached: folding asks often)."""
     try:
-        return tuple(split_plans(w_bits, a_bits, k, kinds=(kind,), max_acts=max_acts))
+        return tuple(split_plans(w_bits, a_bits, k, kinds=(kind,), max_acts=max_acts, signed_act=signed_act))
     except ValueError:
         return ()
 
@@ -347,17 +354,18 @@ def lut_layer_shape(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *,
 
 
 def lut_layer_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *,
-                   windows: Sequence[str] = ("taps",), multiplier: str = "lut") -> Plan:
+                   windows: Sequence[str] = ("taps",), multiplier: str = "lut", signed_act: bool = False) -> Plan:
     """The LUT plan of a layer, accumulating a whole fold (``beats_per_fold`` multiplies) in its cores so no
     fabric accumulator follows them: dense, one ``"dot"`` core of ``pe x pixels`` fields over the ``simd``
     lanes (a kernel core when ``simd == 1``); depthwise, one kernel core of ``pixels`` products per lane."""
     _, shape = lut_layer_shape(geo, w_bits, a_bits, name, windows=windows, multiplier=multiplier)
     return lut_plan(w_bits, a_bits, shape["n_weights"], shape["n_acts"], shape["depth"], lanes=shape["lanes"],
-                    k=geo.k)
+                    k=geo.k, signed_act=bool(signed_act))
 
 
 def lut_layer_figures(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *,
-                      windows: Sequence[str] = ("taps",), multiplier: str = "lut") -> tuple[ConvGeometry, int, int]:
+                      windows: Sequence[str] = ("taps",), multiplier: str = "lut",
+                      signed_act: bool = False) -> tuple[ConvGeometry, int, int]:
     """``(geometry, cores, LUTs per core)`` of the layer on LUT cores, from the plan's shape alone: what
     :func:`cores_for` and :func:`~mixq_hw.packing.lut_core.lut_core_estimate` give for
     :func:`lut_layer_plan`, at a cost independent of the layer's size (the folding search asks thousands
@@ -365,7 +373,7 @@ def lut_layer_figures(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *,
     taps, shape = lut_layer_shape(geo, w_bits, a_bits, name, windows=windows, multiplier=multiplier)
     cores = taps.pe if taps.depthwise else 1      # one dot (or kernel) core per layer; depthwise one per lane
     luts, _ = lut_shape_estimate(w_bits, a_bits, shape["n_weights"], shape["n_acts"], shape["depth"],
-                                 lanes=shape["lanes"])
+                                 lanes=shape["lanes"], signed_act=bool(signed_act))
     return taps, cores, luts
 
 
@@ -401,9 +409,10 @@ def dot_wiring(geo: ConvGeometry, plan: Plan, bound: int) -> CoreWiring:
 
 
 def core_wiring(geo: ConvGeometry, plan: Plan, w_bits: int, a_bits: int, depth: int) -> list[CoreWiring]:
-    """Every packed core of the engine, as plain data (``depth``: multiplies per core accumulation)."""
+    """Every packed core of the engine, as plain data (``depth``: multiplies per core accumulation; a field's
+    bound from the plan's activation codes, unsigned or signed)."""
     w_max = max(-weight_range(w_bits)[0], weight_range(w_bits)[1])
-    product = w_max * act_range(a_bits)[1]
+    product = w_max * act_magnitude(a_bits, plan.signed_act)
     X, P = geo.pixels, geo.pe
     cores: list[CoreWiring] = []
     if plan.kind == "dot":

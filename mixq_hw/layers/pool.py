@@ -8,9 +8,8 @@ the lane-wise maximum with the beat and writes it back; the beat at the bottom-r
 window emits the result instead.  Without padding the output is ``H // 2`` by ``W // 2``: an odd
 height or width pools as PyTorch's floor mode, its last row or column read and dropped (DiracDeltaNet's
 57x57 map at 224x224, 9x9 at 32x32).  With ``pad=1`` (DiracDeltaNet's stem) the output is
-``H // 2 + 1`` by ``W // 2 + 1``: the padding is 0, which for unsigned codes is the same as PyTorch's
--inf padding (every window holds a real code, and codes are >= 0), so border windows just see fewer
-codes.  :func:`elaborate_window_pool` is the same machine for any non-overlapping window and any
+``H // 2 + 1`` by ``W // 2 + 1``: border windows just see fewer codes, as with PyTorch's -inf padding
+(every window holds a real code), so the pool is exact for unsigned and signed (``signed=True``) codes.  :func:`elaborate_window_pool` is the same machine for any non-overlapping window and any
 lane-wise reduction (:mod:`~mixq_hw.layers.avgpool` sums with it).
 """
 
@@ -19,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from amaranth.hdl import C, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import C, Module, Mux, Shape, Signal, Value
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
@@ -159,13 +158,15 @@ def _edges(pos: Value, offset: Value | None, size: int, kernel: int, pad: int) -
 class MaxPool2x2Spec(LayerSpec):
     """Lane-wise 2x2/2 max pooling of a (C, H, W) stream into (C, H_out, W_out), same lanes and bits.
 
-    ``pad=0``: H, W >= 2, H_out = H // 2 (an odd last row / column is dropped).  ``pad=1``: any H, W; H_out = H//2 + 1 (zero padding, exact for
-    unsigned codes).  Ports: ``i`` and ``o``, ``stream.Signature(ArrayLayout(unsigned(bits), lanes))``.
+    ``pad=0``: H, W >= 2, H_out = H // 2 (an odd last row / column is dropped).  ``pad=1``: any H, W; H_out =
+    H//2 + 1 (a border window takes the maximum of its real codes).  Ports: ``i`` and ``o``,
+    ``stream.Signature(ArrayLayout(unsigned(bits), lanes))`` (``signed(bits)`` with ``signed``: two's-complement
+    codes, compared signed).
     Throughput: one input beat per cycle; latency: a window's result leaves the cycle after its last beat.
     """
 
     def __init__(self, channels: int, height: int, width: int, lanes: int, bits: int, *, pad: int = 0,
-                 name: str = ""):
+                 signed: bool = False, name: str = ""):
         where = layer_label(name, "MaxPool2x2")
         check_positive(where, channels=channels, height=height, width=width, lanes=lanes, bits=bits)
         if channels % lanes:
@@ -175,8 +176,10 @@ class MaxPool2x2Spec(LayerSpec):
         if not pad and (height < 2 or width < 2):
             raise ValueError(f"an unpadded 2x2/2 pool needs at least 2x2 codes, got {height}x{width} {where}")
         self.channels, self.height, self.width = channels, height, width
-        self.lanes, self.bits, self.pad, self.name = lanes, bits, pad, name
-        self.layout = data.ArrayLayout(unsigned(bits), lanes)
+        if not isinstance(signed, bool):
+            raise ValueError(f"signed must be True or False, not {signed!r} {where}")
+        self.lanes, self.bits, self.pad, self.signed, self.name = lanes, bits, pad, signed, name
+        self.layout = data.ArrayLayout(Shape(bits, signed=signed), lanes)
         self.declare_ports({"i": In(stream.Signature(self.layout)), "o": Out(stream.Signature(self.layout))})
 
     @property

@@ -44,19 +44,17 @@ def shift(x: object) -> np.ndarray:
 
 
 def maxpool(x: object, pad: int = 0) -> np.ndarray:
-    """2x2 max pooling, stride 2, with ``pad`` rows/columns of 0 on every side (pad 0 or 1).
+    """2x2 max pooling, stride 2, with ``pad`` rows/columns of -inf on every side (pad 0 or 1), as PyTorch pads.
 
-    Output size ``(H + 2*pad - 2) // 2 + 1`` (PyTorch's floor mode).  Padding with 0 equals PyTorch's
-    -inf padding for unsigned codes: every window holds at least one real code, and codes are >= 0.
+    Output size ``(H + 2*pad - 2) // 2 + 1`` (PyTorch's floor mode); every window holds at least one real
+    code, so the result is the maximum of a window's real codes, unsigned or signed.
     """
     x = _batch(x, "maxpool")
     if pad not in (0, 1):
         raise ValueError(f"maxpool: pad must be 0 or 1, not {pad!r}")
-    if pad and x.size and x.min() < 0:
-        raise ValueError("maxpool: zero padding is exact only for unsigned codes; got a negative code")
     n, c, h, w = x.shape
     ho, wo = (h + 2 * pad - 2) // 2 + 1, (w + 2 * pad - 2) // 2 + 1
-    padded = np.zeros((n, c, 2 * ho, 2 * wo), dtype=np.int64)
+    padded = np.full((n, c, 2 * ho, 2 * wo), np.iinfo(np.int64).min, dtype=np.int64)
     rows, cols = min(h, 2 * ho - pad), min(w, 2 * wo - pad)
     padded[:, :, pad:pad + rows, pad:pad + cols] = x[:, :, :rows, :cols]
     return padded.reshape(n, c, ho, 2, wo, 2).max(axis=(3, 5))
@@ -94,18 +92,22 @@ def residual_bounds(range_a: tuple[int, int], range_b: tuple[int, int], m0: int,
     return min(ends_a) + min(ends_b) + rnd, max(ends_a) + max(ends_b) + rnd
 
 
-def residual_add(a: object, b: object, m0: int, m1: int, shift: int, out_range: tuple[int, int]) -> np.ndarray:
+def residual_add(a: object, b: object, m0: int, m1: int, shift: int, out_range: tuple[int, int],
+                 neg_shift: int | None = None) -> np.ndarray:
     """The residual add's integer contract: ``clip((m0*a + m1*b + round) >> shift, lo, hi)``.
 
     ``round`` is ``2**(shift-1)`` (0 when shift is 0), ``>>`` an arithmetic shift (floor), so the result
     is round-half-up of ``(m0*a + m1*b) / 2**shift``; ``out_range`` = (lo, hi) is the output code range
-    (``(0, 2**bits - 1)`` fuses the ReLU that follows the add).
+    (``(0, 2**bits - 1)`` fuses the ReLU that follows the add).  ``neg_shift = k``: LeakyReLU of slope
+    ``2**-k`` before the rounding (:func:`mixq_hw.graph.ops.leaky_round`).
     """
+    # imported here: mixq_hw.graph imports the op registry, whose ops import this module
+    from ..graph.ops import leaky_round
+
     a, b = _batch(a, "residual_add: a"), _batch(b, "residual_add: b")
     if a.shape != b.shape:
         raise ValueError(f"residual_add: shapes {a.shape} and {b.shape} differ")
-    rnd = (1 << (shift - 1)) if shift else 0
-    return np.clip((m0 * a + m1 * b + rnd) >> shift, out_range[0], out_range[1])
+    return np.clip(leaky_round(m0 * a + m1 * b, shift, neg_shift), out_range[0], out_range[1])
 
 
 def channel_split(x: object, channels0: int) -> tuple[np.ndarray, np.ndarray]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth import Module, Mux, Signal, unsigned
+from amaranth import Module, Mux, Shape, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -41,11 +41,11 @@ class ReorgSpec(LayerSpec):
     """Space-to-depth by 2 of a (C, H, W) stream at ``lanes`` into (4C, H/2, W/2) at ``lanes_out``.
 
     ``lanes_out`` defaults to ``4 * lanes`` (full throughput); it must divide ``4 * channels`` and
-    divide or be a multiple of ``4 * lanes``.
+    divide or be a multiple of ``4 * lanes``.  ``signed``: the codes are ``signed(bits)`` (it only moves them).
     """
 
     def __init__(self, channels: int, height: int, width: int, lanes: int, bits: int, *,
-                 lanes_out: int | None = None, name: str = ""):
+                 lanes_out: int | None = None, signed: bool = False, name: str = ""):
         where = layer_label(name, "Reorg")
         lanes_out = 4 * lanes if lanes_out is None else lanes_out
         check_positive(where, channels=channels, height=height, width=width, lanes=lanes, bits=bits,
@@ -61,8 +61,9 @@ class ReorgSpec(LayerSpec):
                              f"{where}")
         self.channels, self.height, self.width = channels, height, width
         self.lanes, self.lanes_out, self.bits, self.name = lanes, lanes_out, bits, name
-        self.in_layout = data.ArrayLayout(unsigned(bits), lanes)
-        self.out_layout = data.ArrayLayout(unsigned(bits), lanes_out)
+        self.signed = bool(signed)
+        self.in_layout = data.ArrayLayout(Shape(bits, signed=self.signed), lanes)
+        self.out_layout = data.ArrayLayout(Shape(bits, signed=self.signed), lanes_out)
         self.declare_ports({"i": In(stream.Signature(self.in_layout)), "o": Out(stream.Signature(self.out_layout))})
 
     @property
@@ -79,7 +80,7 @@ class ReorgSpec(LayerSpec):
         if self.lanes_out == 4 * self.lanes:
             return None
         c, h, w = self.out_shape
-        return LaneConverter(c, h, w, 4 * self.lanes, self.lanes_out, self.bits,
+        return LaneConverter(c, h, w, 4 * self.lanes, self.lanes_out, self.bits, signed=self.signed,
                              name=f"{self.name}.lanes" if self.name else "")
 
     def cycles_per_frame(self) -> int:
@@ -133,7 +134,7 @@ class Reorg(ReorgSpec, SpecComponent):
         # Stage 1: an odd-row right-hand beat waiting for the window's three stored codes.
         s1_valid = Signal()
         s1_beat = Signal(self.in_layout)
-        core = stream.Signature(data.ArrayLayout(unsigned(self.bits), 4 * self.lanes)).create()
+        core = stream.Signature(data.ArrayLayout(Shape(self.bits, signed=self.signed), 4 * self.lanes)).create()
 
         accept = self.i.valid & self.i.ready
         m.d.comb += self.i.ready.eq(~s1_valid | core.ready)

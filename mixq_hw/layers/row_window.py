@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth import Array, Module, Mux, Signal, unsigned
+from amaranth import Array, Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
@@ -54,11 +54,12 @@ class RowWindowSpec(LayerSpec):
 
     Ports: ``i``: ``stream.Signature(ArrayLayout(unsigned(bits), lanes))`` (raster pixels);
     ``o``: ``stream.Signature(ArrayLayout(ArrayLayout(unsigned(bits), lanes), pixels + k - 1))``.
-    ``pad`` is an int (0 <= pad < k) or ``"same"`` (= k // 2).
+    ``pad`` is an int (0 <= pad < k) or ``"same"`` (= k // 2).  ``signed``: the elements are ``signed(bits)``
+    (two's-complement codes; the zero padding is the code 0 either way).
     """
 
     def __init__(self, channels: int, height: int, width: int, k: int, pad: int | str = "same",
-                 lanes: int = 1, pixels: int = 1, bits: int = 8, *, name: str = ""):
+                 lanes: int = 1, pixels: int = 1, bits: int = 8, *, signed: bool = False, name: str = ""):
         where = layer_label(name, "RowWindow")
         check_int(where, 1, channels=channels, height=height, width=width, k=k, lanes=lanes, pixels=pixels,
                   bits=bits)
@@ -94,7 +95,10 @@ class RowWindowSpec(LayerSpec):
         self.schedule = LineBufferSchedule(
             height=height, out_height=self.out_height, k=k, stride=1, pad=pad, row_in=width * self.chunks,
             row_out=self.groups * k * self.chunks, rows=self.rows)
-        self.lane_layout = data.ArrayLayout(unsigned(bits), lanes)
+        if not isinstance(signed, bool):
+            raise ValueError(f"signed must be True or False, not {signed!r} {where}")
+        self.signed = signed
+        self.lane_layout = data.ArrayLayout(Shape(bits, signed=signed), lanes)
         self.out_layout = data.ArrayLayout(self.lane_layout, self.span)
         self.declare_ports({"i": In(stream.Signature(self.lane_layout)),
                           "o": Out(stream.Signature(self.out_layout))})

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth import Module, Mux, Signal, unsigned
+from amaranth import Module, Mux, Shape, Signal, unsigned
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
@@ -55,12 +55,13 @@ class SlidingWindowSpec(LayerSpec):
 
     Ports: ``i``: ``stream.Signature(ArrayLayout(unsigned(bits), lanes))`` (raster pixels);
     ``o``: ``stream.Signature(ArrayLayout(ArrayLayout(unsigned(bits), lanes), pixels))``.
-    ``pad`` is an int (0 <= pad < k) or ``"same"`` (= k // 2).
+    ``pad`` is an int (0 <= pad < k) or ``"same"`` (= k // 2).  ``signed``: the elements are ``signed(bits)``
+    (two's-complement codes; the zero padding is the code 0 either way).
     """
 
     def __init__(self, channels: int, height: int, width: int, k: int, stride: int = 1,
                  pad: int | str = "same", lanes: int = 1, pixels: int = 1, bits: int = 8, *,
-                 name: str = ""):
+                 signed: bool = False, name: str = ""):
         where = layer_label(name, "SlidingWindow")
         check_int(where, 1, channels=channels, height=height, width=width, k=k, stride=stride,
                    lanes=lanes, pixels=pixels, bits=bits)
@@ -100,7 +101,10 @@ class SlidingWindowSpec(LayerSpec):
         self.schedule = LineBufferSchedule(
             height=height, out_height=self.out_height, k=k, stride=stride, pad=pad, row_in=width * self.chunks,
             row_out=self.groups * k * k * self.chunks, rows=self.rows)
-        self.lane_layout = data.ArrayLayout(unsigned(bits), lanes)
+        if not isinstance(signed, bool):
+            raise ValueError(f"signed must be True or False, not {signed!r} {where}")
+        self.signed = signed
+        self.lane_layout = data.ArrayLayout(Shape(bits, signed=signed), lanes)
         self.out_layout = data.ArrayLayout(self.lane_layout, pixels)
         self.declare_ports({"i": In(stream.Signature(self.lane_layout)),
                           "o": Out(stream.Signature(self.out_layout))})

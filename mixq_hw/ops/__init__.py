@@ -1,7 +1,7 @@
 """The op registry and one module per Graph op (see :mod:`mixq_hw.ops.registry`).
 
 Importing this package registers every op, in this order: input, conv, linear, requant, output, maxpool,
-reorg, concat, upsample, shift, shuffle, slice, avgpool, add.
+reorg, concat, upsample, shift, shuffle, slice, avgpool, add, rescale.
 """
 
 from . import input  # noqa: F401  (each import registers its op)
@@ -18,6 +18,7 @@ from . import shuffle  # noqa: F401
 from . import slice  # noqa: F401
 from . import avgpool  # noqa: F401
 from . import add  # noqa: F401
+from . import rescale  # noqa: F401
 from .registry import ExportMatch, NoHardwareError, OpDef, op_def, register, registered
 
 __all__ = ["OpDef", "ExportMatch", "NoHardwareError", "register", "op_def", "registered"]

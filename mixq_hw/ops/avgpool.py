@@ -13,6 +13,8 @@ import numpy as np
 from ..graph.checks import Node, ValueInfo, arity, codes_input, fail, int_attr
 from ..layers.avgpool import SumPoolSpec, sum_bits
 from ..layers.reference import sum_pool
+from ..packing.bits import act_magnitude
+from ..streams import codes_signed
 from .registry import OpDef, register
 
 __all__ = ["AvgPoolOp", "avgpool_window", "avgpool_bound"]
@@ -25,15 +27,16 @@ def avgpool_window(node: Node, height: int, width: int) -> tuple[int, int]:
     return kh, kw
 
 
-def avgpool_bound(node: Node, a_bits: int, height: int, width: int) -> int:
-    """Largest sum the node produces from ``a_bits``-bit unsigned codes of an (H, W) map."""
+def avgpool_bound(node: Node, a_bits: int, height: int, width: int, signed: bool = False) -> int:
+    """Largest sum magnitude the node produces from ``a_bits``-bit codes (unsigned, or two's complement with
+    ``signed``) of an (H, W) map."""
     kh, kw = avgpool_window(node, height, width)
-    return kh * kw * ((1 << a_bits) - 1)
+    return kh * kw * act_magnitude(a_bits, signed)
 
 
 class AvgPoolOp(OpDef):
-    """``avgpool``: optional ``kh``, ``kw`` (window = stride; default the whole map); one input of unsigned
-    codes (C, H, W), H and W multiples of the window -> (C, H/kh, W/kw) signed sums (an accumulator that a
+    """``avgpool``: optional ``kh``, ``kw`` (window = stride; default the whole map); one input of unsigned or
+    signed codes (C, H, W), H and W multiples of the window -> (C, H/kh, W/kw) signed sums (an accumulator that a
     ``requant`` or the ``output`` reads)."""
 
     name = "avgpool"
@@ -44,11 +47,13 @@ class AvgPoolOp(OpDef):
     def infer(self, node: Node, ins: list[ValueInfo], input_shape: tuple[int, int, int]) -> ValueInfo:
         arity(node, 1)
         x = ins[0]
-        codes_input(node, x)
+        codes_input(node, x, allow_signed=True)
         c, h, w = x.shape
         kh, kw = avgpool_window(node, h, w)
         if h % kh or w % kw:
             raise fail(node, f"input {node.inputs[0]!r} is {h}x{w}, not a multiple of the {kh}x{kw} window")
+        if x.signed_codes:
+            return ValueInfo((c, h // kh, w // kw), sum_bits(x.bits, kh * kw, True), True)
         return ValueInfo((c, h // kh, w // kw), sum_bits(x.bits, kh * kw) + 1, True)
 
     def reference(self, node: Node, args: list[np.ndarray], images: np.ndarray | None) -> np.ndarray:
@@ -64,8 +69,8 @@ class AvgPoolOp(OpDef):
     def lower(self, node: Node, lowering) -> None:
         src = lowering.take(node.inputs[0])
         c, h, w = src.shape
-        spec = SumPoolSpec(c, h, w, src.lanes, src.bits, kernel=avgpool_window(node, h, w), grouped=True,
-                           name=node.name)
+        spec = SumPoolSpec(c, h, w, src.lanes, src.bits, kernel=avgpool_window(node, h, w),
+                           signed=codes_signed(src), grouped=True, name=node.name)
         lowering.add(node.name, node.name, "avgpool", spec, [(src.stage, src.port)])
         # pixels = 1, pe = lanes: the raster order of the sums is the accumulator-group order
         lowering.produce(node.name, node.name, "o", spec.out_shape, src.lanes, spec.acc_bits, grouped=True,

@@ -9,6 +9,7 @@ from ..graph import ops as ref
 from ..graph.checks import Node, ValueInfo, codes_input, fail
 from ..layers.channels import ConcatNSpec
 from ..layers.concat import ConcatSpec
+from ..streams import codes_signed
 from .registry import ExportMatch, OpDef, register
 
 __all__ = ["ConcatOp"]
@@ -27,7 +28,11 @@ class ConcatOp(OpDef):
         if len(ins) < 2:
             raise fail(node, f"expects at least 2 inputs, got {len(ins)}")
         for i, x in enumerate(ins):
-            codes_input(node, x, i)
+            codes_input(node, x, i, allow_signed=True)
+            if x.signed_codes != ins[0].signed_codes:
+                kinds = ("signed", "unsigned") if x.signed_codes else ("unsigned", "signed")
+                raise fail(node, f"input {node.inputs[i]!r} carries {kinds[0]} codes but {node.inputs[0]!r} "
+                                 f"{kinds[1]} ones; concat inputs need the same kind")
             if x.bits != ins[0].bits:
                 raise fail(node, f"input {node.inputs[i]!r} has {x.bits}-bit codes but "
                                  f"{node.inputs[0]!r} has {ins[0].bits}; concat inputs need equal bits")
@@ -35,7 +40,7 @@ class ConcatOp(OpDef):
                 raise fail(node, f"input {node.inputs[i]!r} is {x.shape[1]}x{x.shape[2]} but "
                                  f"{node.inputs[0]!r} is {ins[0].shape[1]}x{ins[0].shape[2]}")
         c = sum(x.shape[0] for x in ins)
-        return ValueInfo((c,) + ins[0].shape[1:], ins[0].bits, False)
+        return ValueInfo((c,) + ins[0].shape[1:], ins[0].bits, False, ins[0].signed_codes)
 
     def reference(self, node: Node, args: list[np.ndarray], images: np.ndarray | None) -> np.ndarray:
         return ref.concat(args)
@@ -47,8 +52,10 @@ class ConcatOp(OpDef):
         srcs, lanes, fed = lowering.joined(node)
         channels = [s.shape[0] for s in srcs]
         _, h, w = srcs[0].shape
-        cat = (ConcatSpec(channels[0], channels[1], h, w, lanes, srcs[0].bits, name=node.name) if len(srcs) == 2
-               else ConcatNSpec(channels, h, w, lanes, srcs[0].bits, name=node.name))
+        is_signed = codes_signed(srcs[0])
+        cat = (ConcatSpec(channels[0], channels[1], h, w, lanes, srcs[0].bits, name=node.name)
+               if len(srcs) == 2 and not is_signed
+               else ConcatNSpec(channels, h, w, lanes, srcs[0].bits, signed=is_signed, name=node.name))
         lowering.add(node.name, node.name, "concat", cat, fed, [f"i{k}" for k in range(len(srcs))])
         lowering.produce(node.name, node.name, "o", cat.out_shape, lanes, srcs[0].bits)
 

@@ -21,7 +21,8 @@ def engine_spec(node: Node, view: dict, fold) -> ConvEngineSpec:
     return ConvEngineSpec(view["weight"], w_bits=a["w_bits"], a_bits=a["a_bits"], in_ch=view["in_ch"],
                           out_ch=view["out_ch"], k=view["k"], groups=view["groups"], simd=fold.simd, pe=fold.pe,
                           pixels=fold.pixels, out_size=view["out_hw"], stride=view["stride"],
-                          windows=("taps", "rows"), multiplier=fold.multiplier, plan=fold.plan, name=node.name)
+                          windows=("taps", "rows"), multiplier=fold.multiplier, plan=fold.plan,
+                          signed_act=view["signed_act"], name=node.name)
 
 
 def lower_engine(node: Node, lowering, src, view: dict) -> None:
@@ -66,7 +67,8 @@ def conv_geometry(module, where: str) -> tuple[int, int, int]:
 
 class ConvOp(OpDef):
     """``conv``: attributes in_ch, out_ch, k, stride (1, 2), pad, groups, w_bits, a_bits; tensor
-    ``weight`` (out_ch, in_ch/groups, k, k) of narrow-range codes; output: signed accumulators."""
+    ``weight`` (out_ch, in_ch/groups, k, k) of narrow-range codes; input: unsigned or signed codes (the
+    engine then runs a signed-activation packing plan); output: signed accumulators."""
 
     name = "conv"
     export_note = "made from a quantised QConv2d by the exporter, through export_layer"
@@ -76,7 +78,7 @@ class ConvOp(OpDef):
     def infer(self, node: Node, ins: list[ValueInfo], input_shape: tuple[int, int, int]) -> ValueInfo:
         arity(node, 1)
         x = ins[0]
-        codes_input(node, x)
+        codes_input(node, x, allow_signed=True)
         c, h, w = x.shape
         in_ch = int_attr(node, "in_ch", 1, LIMITS["channels"])
         out_ch = int_attr(node, "out_ch", 1, LIMITS["channels"])
@@ -97,7 +99,8 @@ class ConvOp(OpDef):
         weight = tensor_attr(node, "weight", (out_ch, in_ch // groups, k, k))
         check_weight(node, weight, w_bits)
         ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
-        return ValueInfo((out_ch, ho, wo), ref.acc_width(in_ch // groups * k * k, w_bits, a_bits), True)
+        return ValueInfo((out_ch, ho, wo), ref.acc_width(in_ch // groups * k * k, w_bits, a_bits, x.signed_codes),
+                         True)
 
     def reference(self, node: Node, args: list[np.ndarray], images: np.ndarray | None) -> np.ndarray:
         a = node.attrs
@@ -115,13 +118,14 @@ class ConvOp(OpDef):
 
     def engine_args(self, node: Node, graph) -> dict:
         """The ConvEngine's view of the node: weight (out, in/groups, k, k), in_ch, out_ch, k, groups,
-        stride, pad and the output map's (height, width) ``out_hw``; ``depthwise``; ``widths`` names the
-        sizes the fold's simd, pe and pixels divide (or bound)."""
+        stride, pad and the output map's (height, width) ``out_hw``; ``depthwise``; ``signed_act``: the input
+        codes are signed; ``widths`` names the sizes the fold's simd, pe and pixels divide (or bound)."""
         a = node.attrs
         out_hw = graph.value_info(node.name).shape[1:]
         return dict(weight=node.tensors["weight"], in_ch=a["in_ch"], out_ch=a["out_ch"], k=a["k"],
                     groups=a["groups"], stride=a["stride"], pad=a["pad"], out_hw=out_hw,
                     depthwise=a["groups"] == a["in_ch"] and a["in_ch"] > 1,
+                    signed_act=graph.value_info(node.inputs[0]).signed_codes,
                     widths={"simd": ("in_ch", a["in_ch"]), "pe": ("out_ch", a["out_ch"]),
                             "pixels": ("output width", out_hw[1])})
 

@@ -29,7 +29,7 @@ class LinearOp(OpDef):
     def infer(self, node: Node, ins: list[ValueInfo], input_shape: tuple[int, int, int]) -> ValueInfo:
         arity(node, 1)
         x = ins[0]
-        codes_input(node, x)
+        codes_input(node, x, allow_signed=True)
         in_f = int_attr(node, "in_features", 1)
         out_f = int_attr(node, "out_features", 1, LIMITS["channels"])
         w_bits = int_attr(node, "w_bits", WEIGHT_BITS.start, WEIGHT_BITS.stop - 1)
@@ -41,7 +41,7 @@ class LinearOp(OpDef):
             raise fail(node, f"a_bits={a_bits} but input {node.inputs[0]!r} carries {x.bits}-bit codes")
         weight = tensor_attr(node, "weight", (out_f, in_f))
         check_weight(node, weight, w_bits)
-        return ValueInfo((out_f, 1, 1), ref.acc_width(in_f, w_bits, a_bits), True)
+        return ValueInfo((out_f, 1, 1), ref.acc_width(in_f, w_bits, a_bits, x.signed_codes), True)
 
     def reference(self, node: Node, args: list[np.ndarray], images: np.ndarray | None) -> np.ndarray:
         return ref.linear_int(args[0], node.tensors["weight"])
@@ -58,7 +58,7 @@ class LinearOp(OpDef):
         a = node.attrs
         return dict(weight=node.tensors["weight"].reshape(a["out_features"], a["in_features"], 1, 1),
                     in_ch=a["in_features"], out_ch=a["out_features"], k=1, groups=1, stride=1, pad=0,
-                    out_hw=(1, 1), depthwise=False,
+                    out_hw=(1, 1), depthwise=False, signed_act=graph.value_info(node.inputs[0]).signed_codes,
                     widths={"simd": ("in_features", a["in_features"]), "pe": ("out_features", a["out_features"]),
                             "pixels": ("output width of a linear layer", 1)})
 

@@ -8,21 +8,22 @@ import numpy as np
 from ..graph.checks import Node, ValueInfo, arity, codes_input, fail, int_attr
 from ..layers import reference
 from ..layers.pool import MaxPool2x2Spec, maxpool_out_size
+from ..streams import codes_signed
 from .registry import ExportMatch, OpDef, register
 
 __all__ = ["MaxPoolOp", "spatial_halved"]
 
 
 def spatial_halved(node: Node, ins: list[ValueInfo], channels: int) -> ValueInfo:
-    """The shared check of the 2x2 ops: one unsigned-code input of even height and width; the output has
-    ``channels`` times the input's channels at half its height and width."""
+    """The shared check of the 2x2 ops: one code input (unsigned or signed) of even height and width; the
+    output has ``channels`` times the input's channels at half its height and width, the same codes."""
     arity(node, 1)
     x = ins[0]
-    codes_input(node, x)
+    codes_input(node, x, allow_signed=True)
     c, h, w = x.shape
     if h % 2 or w % 2:
         raise fail(node, f"input {node.inputs[0]!r} is {h}x{w}; {node.op} needs even height and width")
-    return ValueInfo((c * channels, h // 2, w // 2), x.bits, False)
+    return ValueInfo((c * channels, h // 2, w // 2), x.bits, False, x.signed_codes)
 
 
 def _pair(v: object) -> tuple:
@@ -46,9 +47,9 @@ def _pad(node: Node) -> int:
 
 
 class MaxPoolOp(OpDef):
-    """``maxpool``: optional ``pad`` (0 or 1, default 0); one input of unsigned codes.  Without padding the
-    output is H//2 x W//2 (PyTorch's floor mode: an odd last row / column is dropped); with ``pad=1`` (zero
-    padding, exact for codes >= 0) it is H//2+1 x W//2+1."""
+    """``maxpool``: optional ``pad`` (0 or 1, default 0); one input of unsigned or signed codes.  Without
+    padding the output is H//2 x W//2 (PyTorch's floor mode: an odd last row / column is dropped); with
+    ``pad=1`` (-inf padding: a border window's maximum of its real codes) it is H//2+1 x W//2+1."""
 
     name = "maxpool"
     moves_codes = True      # requant is monotonic: pooling codes equals pooling before requantising
@@ -57,12 +58,12 @@ class MaxPoolOp(OpDef):
     def infer(self, node: Node, ins: list[ValueInfo], input_shape: tuple[int, int, int]) -> ValueInfo:
         arity(node, 1)
         x = ins[0]
-        codes_input(node, x)
+        codes_input(node, x, allow_signed=True)
         c, h, w = x.shape
         pad = _pad(node)
         if not pad and (h < 2 or w < 2):
             raise fail(node, f"input {node.inputs[0]!r} is {h}x{w}; an unpadded 2x2 pool needs at least 2x2")
-        return ValueInfo((c, maxpool_out_size(h, pad), maxpool_out_size(w, pad)), x.bits, False)
+        return ValueInfo((c, maxpool_out_size(h, pad), maxpool_out_size(w, pad)), x.bits, False, x.signed_codes)
 
     def details(self, node: Node) -> str:
         return "pad 1" if _pad(node) else ""
@@ -76,7 +77,7 @@ class MaxPoolOp(OpDef):
     def lower(self, node: Node, lowering) -> None:
         src = lowering.take(node.inputs[0])
         c, h, w = src.shape
-        pool = MaxPool2x2Spec(c, h, w, src.lanes, src.bits, pad=_pad(node), name=node.name)
+        pool = MaxPool2x2Spec(c, h, w, src.lanes, src.bits, pad=_pad(node), signed=codes_signed(src), name=node.name)
         lowering.add(node.name, node.name, "maxpool", pool, [(src.stage, src.port)])
         lowering.produce(node.name, node.name, "o", pool.out_shape, src.lanes, src.bits, bursty=True)
 

@@ -7,6 +7,7 @@ import numpy as np
 from ..graph import ops as ref
 from ..graph.checks import Node, ValueInfo
 from ..layers.reorg import ReorgSpec
+from ..streams import codes_signed
 from .maxpool import spatial_halved
 from .registry import ExportMatch, OpDef, register
 
@@ -14,7 +15,7 @@ __all__ = ["ReorgOp"]
 
 
 class ReorgOp(OpDef):
-    """``reorg``: no attributes; one input of unsigned codes with even height and width."""
+    """``reorg``: no attributes; one input of codes (unsigned or signed) with even height and width."""
 
     name = "reorg"
     moves_codes = True
@@ -32,7 +33,7 @@ class ReorgOp(OpDef):
     def lower(self, node: Node, lowering) -> None:
         src = lowering.take(node.inputs[0])
         c, h, w = src.shape
-        reorg = ReorgSpec(c, h, w, src.lanes, src.bits, name=node.name)
+        reorg = ReorgSpec(c, h, w, src.lanes, src.bits, signed=codes_signed(src), name=node.name)
         lowering.add(node.name, node.name, "reorg", reorg, [(src.stage, src.port)])
         lowering.produce(node.name, node.name, "o", (4 * c, h // 2, w // 2), reorg.lanes_out, src.bits,
                          bursty=True)

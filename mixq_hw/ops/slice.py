@@ -16,6 +16,7 @@ import numpy as np
 from ..graph.checks import Node, ValueInfo, arity, codes_input, int_attr
 from ..layers.channels import ChannelSliceSpec
 from ..layers.reference import channel_slice
+from ..streams import codes_signed
 from .registry import ExportMatch, OpDef, register
 
 __all__ = ["SliceOp", "split_bounds"]
@@ -52,11 +53,11 @@ class SliceOp(OpDef):
     def infer(self, node: Node, ins: list[ValueInfo], input_shape: tuple[int, int, int]) -> ValueInfo:
         arity(node, 1)
         x = ins[0]
-        codes_input(node, x)
+        codes_input(node, x, allow_signed=True)
         c = x.shape[0]
         start = int_attr(node, "start", 0, c - 1)
         stop = int_attr(node, "stop", start + 1, c)
-        return ValueInfo((stop - start,) + x.shape[1:], x.bits, False)
+        return ValueInfo((stop - start,) + x.shape[1:], x.bits, False, x.signed_codes)
 
     def reference(self, node: Node, args: list[np.ndarray], images: np.ndarray | None) -> np.ndarray:
         return channel_slice(args[0], node.attrs["start"], node.attrs["stop"])
@@ -76,7 +77,7 @@ class SliceOp(OpDef):
         start, stop = node.attrs["start"], node.attrs["stop"]
         # whole beats on both sides of each bound
         src = lowering.lanes(src, math.gcd(src.lanes, c, start, stop), node.name)
-        spec = ChannelSliceSpec(c, start, stop, h, w, src.lanes, src.bits, name=node.name)
+        spec = ChannelSliceSpec(c, start, stop, h, w, src.lanes, src.bits, signed=codes_signed(src), name=node.name)
         lowering.add(node.name, node.name, "slice", spec, [(src.stage, src.port)])
         lowering.produce(node.name, node.name, "o", spec.out_shape, src.lanes, src.bits)
 

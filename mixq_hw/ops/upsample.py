@@ -9,6 +9,7 @@ import numpy as np
 from ..graph.checks import Node, ValueInfo, arity, codes_input
 from ..layers.reference import upsample2x
 from ..layers.upsample import Upsample2xSpec
+from ..streams import codes_signed
 from .registry import ExportMatch, OpDef, register
 
 __all__ = ["UpsampleOp"]
@@ -25,9 +26,9 @@ class UpsampleOp(OpDef):
     def infer(self, node: Node, ins: list[ValueInfo], input_shape: tuple[int, int, int]) -> ValueInfo:
         arity(node, 1)
         x = ins[0]
-        codes_input(node, x)
+        codes_input(node, x, allow_signed=True)
         c, h, w = x.shape
-        return ValueInfo((c, 2 * h, 2 * w), x.bits, False)
+        return ValueInfo((c, 2 * h, 2 * w), x.bits, False, x.signed_codes)
 
     def reference(self, node: Node, args: list[np.ndarray], images: np.ndarray | None) -> np.ndarray:
         return upsample2x(args[0])
@@ -39,7 +40,7 @@ class UpsampleOp(OpDef):
     def lower(self, node: Node, lowering) -> None:
         src = lowering.take(node.inputs[0])
         c, h, w = src.shape
-        up = Upsample2xSpec(c, h, w, src.lanes, src.bits, name=node.name)
+        up = Upsample2xSpec(c, h, w, src.lanes, src.bits, signed=codes_signed(src), name=node.name)
         lowering.add(node.name, node.name, "upsample", up, [(src.stage, src.port)])
         lowering.produce(node.name, node.name, "o", up.out_shape, src.lanes, src.bits, bursty=True)
 
