@@ -288,7 +288,7 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
     tens of seconds each, cached by its Verilog) into the report; the stages too slow for the clock are named."""
     from .folding import check_budget, choose_folding, load_folding
     from .folding.budget import accelerator_limit
-    from .top import AxiStreamTop, emit_verilog, stream_width
+    from .top import AxiStreamTop, emit_verilog, emit_verilog_with_simulation, stream_width
 
     progress = _Progress(quiet)
     if isinstance(test_images, bool) or not isinstance(test_images, int) or test_images < 1:
@@ -351,17 +351,38 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
     progress(f"{plan.cycles_per_frame():,} cycles per frame, bottleneck {plan.bottleneck().name}, "
              f"{clock * 1e6 / plan.cycles_per_frame():,.1f} fps at {clock:g} MHz")
 
-    progress("elaborating the accelerator and emitting Verilog")
-    verilog = out / "mixq_accel.v"
-    with ticker("  elaborating and emitting Verilog", quiet=quiet):
-        top = AxiStreamTop(acc)
-        emit_verilog(top, verilog, name="mixq_accel", platform=brd.platform())
-    in_width, out_width = top.in_width, top.out_width
+    checks, whole_verilog = None, None
+    if verify:   # the layer-by-layer checks need only the plan: they start beside the elaboration
+        from sim.backends import resolve_backend
+        from sim.images import verification_images
+        from sim.verify import start_layer_checks, stop_layer_checks
 
-    progress(f"writing the {brd.name} Vivado project and host driver")
-    files = brd.write_project(out, verilog, "mixq_accel", clock, in_width, out_width)
-    files += _host_files(out, graph, plan, meta, in_width, out_width)
-    files += _test_files(out, graph, meta, acc, top, max(verify, test_images))
+        backend = resolve_backend(backend)
+        images, origin = verification_images(graph, meta.get("data"), verify)
+        checks = start_layer_checks(graph, images, plan, mode=verify_mode, backend=backend, progress=not quiet)
+    try:
+        progress("elaborating the accelerator and emitting Verilog")
+        verilog = out / "mixq_accel.v"
+        with ticker("  elaborating and emitting Verilog", quiet=quiet):
+            top = AxiStreamTop(acc)
+            if verify and backend == "verilator" and verify_mode != "layers":
+                from sim.board_text import board_simulation_text
+
+                _, simulation = emit_verilog_with_simulation(top, verilog, name="mixq_accel",
+                                                             platform=brd.platform())
+                whole_verilog = board_simulation_text(top, simulation, "mixq_accel")
+            else:
+                emit_verilog(top, verilog, name="mixq_accel", platform=brd.platform())
+        in_width, out_width = top.in_width, top.out_width
+
+        progress(f"writing the {brd.name} Vivado project and host driver")
+        files = brd.write_project(out, verilog, "mixq_accel", clock, in_width, out_width)
+        files += _host_files(out, graph, plan, meta, in_width, out_width)
+        files += _test_files(out, graph, meta, acc, top, max(verify, test_images))
+    except BaseException:
+        if checks is not None:
+            stop_layer_checks(checks)
+        raise
     (out / "folding.json").write_text(json.dumps({k: v.to_dict() for k, v in plan.folding.items()}, indent=2) + "\n")
 
     from .testbench import testbench_summary
@@ -382,15 +403,11 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
     else:
         extra["timing"] = {"skipped": "not estimated (build with --timing: yosys maps every stage, cached)"}
     if verify:
-        from sim.backends import resolve_backend
-        from sim.images import verification_images
         from sim.verify import verify_accelerator
 
-        backend = resolve_backend(backend)
-        images, origin = verification_images(graph, meta.get("data"), verify)
         progress(f"verifying {verify} images ({origin['text']}) in simulation ({backend}, {verify_mode})")
         extra["verify"] = v = verify_accelerator(graph, images, acc, mode=verify_mode, backend=backend,
-                                                 progress=not quiet)
+                                                 progress=not quiet, layers=checks, whole_verilog=whole_verilog)
         v["images_from"] = origin
         progress(f"verified: {v['bit_exact']}/{v['images']} bit-exact, {v['cycles_per_frame']:,} cycles per frame"
                  + (f" ({v['message']})" if v["message"] else ""))

@@ -31,7 +31,8 @@ from amaranth.back import rtlil
 
 from .packing.synth import run_yosys_script
 
-__all__ = ["convert", "simulation_text", "VerilogError", "SCRIPT", "SIM_SCRIPT"]
+__all__ = ["convert", "convert_with_simulation", "simulation_text", "VerilogError", "SCRIPT", "SIM_SCRIPT",
+           "BOTH_SCRIPT"]
 
 #: The yosys script: every process becomes multiplexers and flip-flops (the lowering ``synth_xilinx``
 #: starts with; a switch over constants stays a multiplexer, as Amaranth writes it); ``$pmux`` cells, which
@@ -58,6 +59,13 @@ memory_collect
 write_verilog -norename -noattr design.v
 """
 
+#: :data:`SCRIPT` (its ``design.v`` byte for byte), then the simulation text of the same lowering in
+#: ``sim.v``: every wire nothing reads removed, no attributes (as :data:`SIM_SCRIPT` writes it).
+BOTH_SCRIPT = SCRIPT + """\
+opt_clean -purge
+write_verilog -norename -noattr sim.v
+"""
+
 #: Seconds one yosys run may take (wasm yosys on a loaded machine, a network-sized design).
 TIMEOUT = 900
 
@@ -75,6 +83,17 @@ def convert(elaboratable, name: str, platform=None, *, timeout: float = TIMEOUT)
     return _write(text, name, SCRIPT, timeout)
 
 
+def convert_with_simulation(elaboratable, name: str, platform=None, *,
+                            timeout: float = TIMEOUT) -> tuple[str, str]:
+    """(:func:`convert`'s text, the simulation text of the same elaboration) from one elaboration and one
+    yosys run; the simulation text has :func:`simulation_text`'s form (no attributes, no unread wire)."""
+    if not name.isidentifier():
+        raise ValueError(f"Verilog module name {name!r} is not an identifier")
+    text = rtlil.convert(elaboratable, name=name, platform=platform, emit_src=False)
+    texts = _run(text, name, BOTH_SCRIPT, timeout, ("design.v", "sim.v"))
+    return texts["design.v"], texts["sim.v"]
+
+
 def simulation_text(rtlil_text: str, name: str, *, timeout: float = TIMEOUT) -> str:
     """Verilog for a simulator from ``rtlil_text`` (``amaranth.back.rtlil.convert``'s output, top module
     ``name``): :data:`SIM_SCRIPT`'s lowering, the same logic as :func:`convert`'s with no attribute and no
@@ -86,6 +105,12 @@ def simulation_text(rtlil_text: str, name: str, *, timeout: float = TIMEOUT) -> 
 
 def _write(rtlil_text: str, name: str, script: str, timeout: float) -> str:
     """Run yosys ``script`` on ``rtlil_text``; the Verilog it writes, or a :class:`VerilogError`."""
+    return _run(rtlil_text, name, script, timeout, ("design.v",))["design.v"]
+
+
+def _run(rtlil_text: str, name: str, script: str, timeout: float, outputs: tuple[str, ...]) -> dict[str, str]:
+    """Run yosys ``script`` on ``rtlil_text`` (as ``design.il``); the files ``outputs`` it writes, by name,
+    or a :class:`VerilogError`."""
     with tempfile.TemporaryDirectory(prefix="mixq-verilog-") as tmp:
         work = Path(tmp)
         (work / "design.il").write_text(rtlil_text)
@@ -94,7 +119,7 @@ def _write(rtlil_text: str, name: str, script: str, timeout: float) -> str:
             failure = run_yosys_script(work, "convert.ys", timeout)
         except subprocess.TimeoutExpired as err:
             raise VerilogError(f"yosys writing {name} did not finish within {timeout} s") from err
-        out = work / "design.v"
-        if failure is not None or not out.exists():
-            raise VerilogError(f"yosys writing {name} failed {failure or '(no design.v written)'}")
-        return out.read_text()
+        missing = [out for out in outputs if not (work / out).exists()]
+        if failure is not None or missing:
+            raise VerilogError(f"yosys writing {name} failed {failure or f'(no {missing[0]} written)'}")
+        return {out: (work / out).read_text() for out in outputs}

@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 from . import hdl_text
 from .pipeline import OUTPUT_BITS, Accelerator
 
-__all__ = ["AxiStreamTop", "emit_verilog", "PORT_NAMES", "stream_width"]
+__all__ = ["AxiStreamTop", "emit_verilog", "emit_verilog_with_simulation", "PORT_NAMES", "stream_width"]
 
 #: Every port of the top level, in declaration order.
 PORT_NAMES = ("aclk", "aresetn", "s_axis_tdata", "s_axis_tvalid", "s_axis_tready", "s_axis_tlast",
@@ -125,11 +125,28 @@ def emit_verilog(top: AxiStreamTop, path: str | PathLike, name: str = "mixq_acce
     ``platform``: the target the design is elaborated for; an UltraScale(+) platform (the board's) makes
     every packed core a DSP48E2 primitive instance (:mod:`mixq_hw.packing.dsp48e2`), ``None`` the
     behavioural model that the simulators run."""
+    _check_top(top, name)
+    return _write_text(path, hdl_text.convert(top, name, platform))
+
+
+def emit_verilog_with_simulation(top: AxiStreamTop, path: str | PathLike, name: str = "mixq_accel",
+                                 platform=None) -> tuple[Path, str]:
+    """:func:`emit_verilog` (the same file, byte for byte), plus the simulation text of the same elaboration
+    (:func:`mixq_hw.hdl_text.convert_with_simulation`: module ``name`` and its submodules, DSP48E2 primitive
+    instances left for a model of the primitive), at the cost of one elaboration."""
+    _check_top(top, name)
+    text, simulation = hdl_text.convert_with_simulation(top, name, platform)
+    return _write_text(path, text), simulation
+
+
+def _check_top(top: AxiStreamTop, name: str) -> None:
     if not isinstance(top, AxiStreamTop):
         raise ValueError(f"emit_verilog writes an AxiStreamTop, got {type(top).__name__}")
     if not name.isidentifier():
         raise ValueError(f"Verilog module name {name!r} is not an identifier")
-    text = hdl_text.convert(top, name, platform)
+
+
+def _write_text(path: str | PathLike, text: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

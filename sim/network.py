@@ -256,10 +256,12 @@ def _run_cxxrtl(acc: Accelerator, beats: list[list[int]], n_out: int, frames: in
 
 def _run_verilator(acc: Accelerator, beats: list[list[int]], n_out: int, frames: int, per_frame: int, *,
                    stall: float, seed: int, max_cycles: int, progress: _Progress,
-                   threads: int | None) -> tuple[list, list[int], float, float, dict]:
+                   threads: int | None, verilog_text: str | None) -> tuple[list, list[int], float, float, dict]:
     """Verilator (program cached by a hash of the Verilog); returns (beats, beat cycles, compile s, sim s,
     stats of the run)."""
     options: dict[str, Any] = {} if threads is None else {"threads": threads}
+    if verilog_text is not None:
+        options["verilog_text"] = verilog_text
     started = time.perf_counter()
     with progress.compile() as live:
         program = verilator_backend.compile_verilator(acc, verbose=progress.enabled, on_size=progress.sized(live),
@@ -286,7 +288,8 @@ def _run_verilator(acc: Accelerator, beats: list[list[int]], n_out: int, frames:
 def simulate(graph: Graph, images: Any, *, folding: Mapping[str, LayerFold] | None = None,
              backend: str = "pysim", stall: float = 0.0, seed: int = 0, vcd: str | Path | None = None,
              progress: bool = True, accelerator: Accelerator | None = None, max_cycles: int | None = None,
-             opt: str = "-O1", flatten: bool | None = None, threads: int | None = None) -> NetworkRun:
+             opt: str = "-O1", flatten: bool | None = None, threads: int | None = None,
+             verilog_text: str | None = None) -> NetworkRun:
     """Run ``images`` (uint8 (N, C, H, W)) through the accelerator of ``graph`` under ``folding``.
 
     ``backend``: ``"pysim"`` (Amaranth's simulator; ``vcd`` writes a waveform),
@@ -296,13 +299,18 @@ def simulate(graph: Graph, images: Any, *, folding: Mapping[str, LayerFold] | No
     (:func:`sim.backends.default_backend`; the run's ``backend`` names the one used).  ``stall``:
     probability per cycle that the input withholds valid / the output drops
     ready.  ``accelerator``: an already elaborated-for design of this graph
-    (then ``folding`` must be None).  Long runs report progress on stderr.
+    (then ``folding`` must be None).  ``verilog_text`` (Verilator): the design's Verilog with the
+    accelerator's ports, from the build's own elaboration (:func:`sim.board_text.board_simulation_text`),
+    instead of elaborating ``accelerator`` again.  Long runs report progress on stderr.
     """
     backend = resolve_backend(backend)
     if not 0.0 <= stall < 1.0:
         raise ValueError(f"stall must be a probability in [0, 1), got {stall!r}")
     if vcd and backend != "pysim":
         raise ValueError(f"a VCD waveform needs the pysim backend, not {backend!r}")
+    if verilog_text is not None and (backend != "verilator" or accelerator is None):
+        raise ValueError(f"a design's Verilog text needs the verilator backend (not {backend!r}) and the "
+                         "accelerator it was emitted from")
     pixels = check_images(graph, images)
     if accelerator is not None:
         if folding is not None:
@@ -330,7 +338,7 @@ def simulate(graph: Graph, images: Any, *, folding: Mapping[str, LayerFold] | No
     elif backend == "verilator":
         out_beats, beat_cycles, compile_s, sim_s, stats = _run_verilator(
             acc, beats, n_out, n, per_frame, stall=stall, seed=seed, max_cycles=budget, progress=reporter,
-            threads=threads)
+            threads=threads, verilog_text=verilog_text)
     else:
         out_beats, beat_cycles, compile_s, sim_s, stats = _run_cxxrtl(
             acc, beats, n_out, n, per_frame, stall=stall, seed=seed, max_cycles=budget, opt=opt, flatten=flatten,

@@ -20,24 +20,26 @@ from typing import Any
 import numpy as np
 
 from mixq_hw.graph import Graph
-from mixq_hw.pipeline import Accelerator
+from mixq_hw.pipeline import Accelerator, PipelinePlan
 
 from .backends import resolve_backend
 from .layerwise import LayerwiseRun, verify_layers
 
-__all__ = ["VERIFY_MODES", "verify_accelerator", "whole_network"]
+__all__ = ["VERIFY_MODES", "verify_accelerator", "whole_network", "start_layer_checks", "stop_layer_checks"]
 
 VERIFY_MODES = ("layers", "whole", "both")
 
 
 def whole_network(graph: Graph, images: np.ndarray, accelerator: Accelerator, *, backend: str = "auto",
-                  stall: float = 0.0, progress: bool = False) -> dict[str, Any]:
+                  stall: float = 0.0, progress: bool = False, verilog_text: str | None = None) -> dict[str, Any]:
     """The whole accelerator on ``images``, compared with ``graph``'s reference (which may be another graph
-    than the one the hardware was built from, e.g. a test's unbroken original)."""
+    than the one the hardware was built from, e.g. a test's unbroken original).  ``verilog_text``: see
+    :func:`sim.network.simulate`."""
     from .network import simulate
 
     hw_graph = accelerator.plan.graph
-    run = simulate(hw_graph, images, accelerator=accelerator, backend=backend, stall=stall, progress=progress)
+    run = simulate(hw_graph, images, accelerator=accelerator, backend=backend, stall=stall, progress=progress,
+                   verilog_text=verilog_text)
     if hw_graph is not graph:
         run.reference = graph.reference(np.asarray(images))
         same = np.all((run.outputs == run.reference).reshape(run.images, -1), axis=1)
@@ -109,13 +111,38 @@ def layers_result(beside: Any) -> LayerwiseRun:
     return value
 
 
+def start_layer_checks(graph: Graph, images: np.ndarray, plan: PipelinePlan, *, mode: str = "both",
+                       backend: str = "auto", layer_stall: float = 0.3, workers: int = 2,
+                       progress: bool = True) -> Any:
+    """Start the layer-by-layer checks that :func:`verify_accelerator` with the same arguments runs in a
+    process of its own (``mode="both"`` on Verilator), before the accelerator is elaborated: they need only
+    its plan.  Returns the handle for its ``layers`` argument, or None when it would check them in-process."""
+    if mode not in VERIFY_MODES:
+        raise ValueError(f"unknown verification mode {mode!r}; choose one of {', '.join(VERIFY_MODES)}")
+    if mode != "both" or resolve_backend(backend) != "verilator":
+        return None
+    return start_layers((graph, np.asarray(images), plan),
+                        {"backend": backend, "stall": layer_stall, "workers": workers, "progress": progress})
+
+
+def stop_layer_checks(handle: Any) -> None:
+    """End the process of :func:`start_layer_checks` (a build that fails before verifying)."""
+    if handle is not None:
+        _stop(handle)
+
+
 def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerator, *, mode: str = "both",
                        backend: str = "auto", layer_stall: float = 0.3, whole_frames: int = 2,
-                       workers: int = 2, progress: bool = True) -> dict[str, Any]:
+                       workers: int = 2, progress: bool = True, layers: Any = None,
+                       whole_verilog: str | None = None) -> dict[str, Any]:
     """Verify ``accelerator`` on ``images`` (uint8 (N, C, H, W)) against ``graph``; returns the report's
     ``verify`` entry: ``images``, ``bit_exact`` (images that passed every check run on them),
     ``cycles_per_frame`` (the whole network's measured interval, or with ``mode="layers"`` the slowest
-    stage's), ``message`` ('' or the first failure), and ``layers`` / ``whole`` with the details."""
+    stage's), ``message`` ('' or the first failure), and ``layers`` / ``whole`` with the details.
+
+    ``layers``: the handle of :func:`start_layer_checks` called with the same arguments (it is consumed);
+    ``whole_verilog`` (Verilator): the whole design's Verilog from the build's own elaboration
+    (:func:`sim.board_text.board_simulation_text`)."""
     if mode not in VERIFY_MODES:
         raise ValueError(f"unknown verification mode {mode!r}; choose one of {', '.join(VERIFY_MODES)}")
     images = np.asarray(images)
@@ -128,12 +155,14 @@ def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerato
     layer_options: dict[str, Any] = {"backend": backend, "stall": layer_stall, "workers": workers, "progress": progress}
     # On Verilator the layers are checked in a process of their own while this one builds and runs the whole
     # design: both are mostly single-threaded (elaboration, yosys, verilate), so together they fill two cores.
-    beside = (start_layers(layer_args, layer_options)
-              if mode == "both" and resolve_backend(backend) == "verilator" else None)
+    beside = layers if layers is not None else start_layer_checks(
+        graph, images, accelerator.plan, mode=mode, backend=backend, layer_stall=layer_stall, workers=workers,
+        progress=progress)
     whole: dict[str, Any] | None = None
     if beside is not None:
         try:
-            whole = whole_network(graph, images[:frames], accelerator, backend=backend, progress=False)
+            whole = whole_network(graph, images[:frames], accelerator, backend=backend, progress=False,
+                                  verilog_text=whole_verilog)
         except BaseException:
             _stop(beside)
             raise
@@ -155,7 +184,8 @@ def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerato
                   file=sys.stderr, flush=True)
     if mode in ("whole", "both"):
         if whole is None:
-            whole = whole_network(graph, images[:frames], accelerator, backend=backend, progress=progress)
+            whole = whole_network(graph, images[:frames], accelerator, backend=backend, progress=progress,
+                                  verilog_text=whole_verilog)
         result["whole"] = whole
         result["cycles_per_frame"] = whole["cycles_per_frame"]
         result["latency"] = whole["latency"]

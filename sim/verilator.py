@@ -50,11 +50,13 @@ from .cxxrtl import CompileError, SimulationCrash
 from .streams import SimulationTimeout, StreamRun, stream_port
 
 __all__ = ["verilator_root", "verilator_available", "verilator_version", "compile_verilator",
-           "run_streams_verilator", "verilator_build_info", "design_rtlil", "verilator_flags", "progress_file", "ProgressFile", "DEFAULT_THREADS", "DEFAULT_OPT", "DEFAULT_CFLAGS"]
+           "run_streams_verilator", "verilator_build_info", "design_rtlil", "verilator_flags", "progress_file", "ProgressFile", "DESIGN_TOP", "DEFAULT_THREADS", "DEFAULT_OPT", "DEFAULT_CFLAGS"]
 
 _TB = Path(__file__).with_name("verilator_tb.cc")
 _LOOP = Path(__file__).with_name("stream_loop.h")
-_TOP = "mixq_design"
+#: The module name of the design a testbench is built from.
+DESIGN_TOP = "mixq_design"
+_TOP = DESIGN_TOP
 #: Most input (and most output) streams of a design (``kMaxPorts`` of ``stream_loop.h``).
 MAX_PORTS = 500
 #: Bump when the way a testbench is built changes (part of the cache key).
@@ -266,7 +268,7 @@ def _units(tmp: Path, fast: list[Path], slow: list[Path], jobs: int, cflags: lis
 def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT_OPT,
                       cflags: str = DEFAULT_CFLAGS, output_split: int = 0, jobs: int | None = None,
                       verbose: bool = False, on_size: Callable[[int], None] | None = None,
-                      rtlil_text: str | None = None) -> Path:
+                      rtlil_text: str | None = None, verilog_text: str | None = None) -> Path:
     """Emit ``dut`` as Verilog, verilate it and build it with the stream testbench into a program; returns
     its path.  Cached (:mod:`sim.cache`) by a hash of the Verilog, the flags, Verilator's version and the
     testbench; :func:`verilator_build_info` tells what a build cost.  ``threads``/``opt``/``output_split``:
@@ -274,7 +276,9 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
     evaluation code (its one-shot setup code gets ``-O0``); ``jobs``: parallel g++ processes (default
     ``$MIXQ_CXX_JOBS`` or the number of CPUs).  ``on_size``: called with the Verilog's size in bytes when
     a compile starts (not on a cache hit), for a progress estimate; ``rtlil_text``: ``rtlil.convert(dut,
-    name="mixq_design", emit_src=False)`` if the caller has it already (it saves elaborating ``dut`` again).
+    name="mixq_design", emit_src=False)`` if the caller has it already (it saves elaborating ``dut`` again);
+    ``verilog_text``: the whole Verilog to build instead (top module :data:`DESIGN_TOP` with ``dut``'s stream
+    ports, e.g. :func:`sim.board_text.board_simulation_text`), ``dut`` then only gives the ports' shapes.
     ``dut`` may be a function returning the design: it is called once the options are checked."""
     root = verilator_root()
     if root is None:
@@ -284,9 +288,10 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
     if not isinstance(dut, Elaboratable) and callable(dut):
         dut = dut()
     started = time.perf_counter()
-    if rtlil_text is None:
-        rtlil_text = design_rtlil(dut)
-    text = simulation_text(rtlil_text, _TOP)
+    if verilog_text is not None:
+        text = verilog_text
+    else:
+        text = simulation_text(design_rtlil(dut) if rtlil_text is None else rtlil_text, _TOP)
     verilog_seconds = time.perf_counter() - started
     ports = _ports_header(dut, text)
     key = cache.cache_key(cache.design_text_key(text), ports, " ".join(flags), cflags, verilator_version(), _TB.read_text(),

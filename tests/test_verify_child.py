@@ -37,3 +37,33 @@ def test_layers_process_dies_when_its_build_is_killed(monkeypatch) -> None:
             break
         time.sleep(0.05)
     assert state in ("Z", "X", "gone"), f"the layers process {child} outlived its build ({state})"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork")
+def test_a_build_that_fails_after_starting_the_layer_checks_stops_them(tmp_path, monkeypatch) -> None:
+    """The build starts the layer checks before it elaborates; an error there ends them too."""
+    from networks import small_graph
+
+    import mixq_hw.top
+    from mixq_hw.build import BuildError, build
+
+    started = []
+    real = verify.start_layer_checks
+
+    def spy(*args, **kwargs):
+        handle = real(*args, **kwargs)
+        started.append(handle[0])
+        return handle
+
+    def broken(*args, **kwargs):
+        raise BuildError("the elaboration broke")
+
+    monkeypatch.setattr(verify, "verify_layers", lambda *a, **k: time.sleep(60))
+    monkeypatch.setattr(verify, "resolve_backend", lambda backend: "verilator")
+    monkeypatch.setattr(verify, "start_layer_checks", spy)
+    monkeypatch.setattr(mixq_hw.top, "emit_verilog_with_simulation", broken)
+    path = tmp_path / "small.npz"
+    small_graph().save(path)
+    with pytest.raises(BuildError, match="the elaboration broke"):
+        build(path, out=tmp_path / "out", verify=1, backend="verilator", quiet=True)
+    assert len(started) == 1 and not started[0].is_alive() and started[0].exitcode is not None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 from amaranth import Module, Signal, signed
 from amaranth.lib import data, wiring
@@ -37,9 +38,10 @@ class AdderTreeSpec:
         if not names or len(set(names)) != len(names) or not all(bounds for _, bounds in self.outputs):
             raise ValueError(f"adder tree outputs {names} must be distinct names with at least one leaf each")
 
-    @property
+    @cached_property
     def levels(self) -> int:
-        """Registered levels (the latency in enabled cycles): ``ceil(log2(most leaves))``."""
+        """Registered levels (the latency in enabled cycles): ``ceil(log2(most leaves))``; computed once (the
+        folding search estimates thousands of trees, each reading it once per output)."""
         most = max(len(bounds) for _, bounds in self.outputs)
         return math.ceil(math.log2(most)) if most > 1 else 0
 
