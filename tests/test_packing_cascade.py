@@ -1,0 +1,150 @@
+# amaranth: UnusedElaboratable=no
+"""CascadeMAC (DSP48E2s summing over the P cascade) in the Amaranth simulator against the plan's arithmetic.
+
+Every run feeds each (weight code, activation code) pair into every slot of every lane at once, the
+all-extreme multiplies (every field at its largest and smallest sum), and random multiplies, first at full
+throughput and then with ``en`` dropped at random, bubbles between multiplies and junk on the inputs of
+invalid cycles; every output is checked against ``expected_fields`` (the lanes as the accumulation's
+multiplies) and ``emulate`` (the DSP48E2 arithmetic of one P accumulating them).
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.back import rtlil
+from amaranth.sim import Simulator
+
+from mixq_hw.packing import plans
+from mixq_hw.packing.bits import act_codes
+from mixq_hw.packing.cascade import CascadeMAC, cascade_core_cost, cascade_supported
+from mixq_hw.packing.cores import packed_core_cost
+from mixq_hw.packing.dsp48e2 import DSP48E2, opmode
+from mixq_hw.packing.layout import emulate, expected_fields
+
+
+def _cascade_plans() -> dict[str, object]:
+    """Planner plans the cascade takes, covering overlap / no overlap and both slot kinds, small codes."""
+    found: dict[str, object] = {}
+    for w, a, k in ((2, 2, 1), (3, 2, 3), (4, 4, 3), (4, 4, 1), (2, 3, 3), (3, 3, 1)):
+        for plan in plans(w, a, k):
+            key = f"w{w}a{a}k{k}-{plan.kind}-{'overlap' if plan.overlap else 'plain'}-{plan.correction}"
+            if key not in found and not cascade_supported(plan, 2):
+                found[key] = plan
+    return found
+
+
+PLANS = _cascade_plans()
+
+
+def _codes(plan) -> tuple[list[int], list[int]]:
+    w_lo = 0 if plan.w_unsigned else -plan.weight_max
+    lo, hi = act_codes(plan.a_bits, plan.signed_act)
+    return list(range(w_lo, plan.weight_max + 1)), list(range(lo, hi + 1))
+
+
+def _multiplies(plan, lanes: int, rng: random.Random) -> list[tuple[list[list[int]], list[list[int]]]]:
+    """Every code pair in every slot of every lane, the all-extreme multiplies, and random ones."""
+    ws, acts = _codes(plan)
+    out = []
+    for w in ws:
+        for a in acts:
+            out.append(([[w] * plan.n_weights for _ in range(lanes)], [[a] * plan.n_acts for _ in range(lanes)]))
+    for w in (ws[0], ws[-1]):
+        out.append(([[w] * plan.n_weights] * lanes, [[acts[-1]] * plan.n_acts] * lanes))
+    for _ in range(200):
+        out.append(([[rng.choice(ws) for _ in range(plan.n_weights)] for _ in range(lanes)],
+                    [[rng.choice(acts) for _ in range(plan.n_acts)] for _ in range(lanes)]))
+    return out
+
+
+def _run(plan, lanes: int, seed: int) -> None:
+    rng = random.Random(seed)
+    core = CascadeMAC(plan, lanes)
+    items = _multiplies(plan, lanes, rng)
+    expect = [list(expected_fields(plan, np.array(w), np.array(a))) for w, a in items]
+    for (w, a), exp in zip(items[:50], expect):
+        assert emulate(plan, w, a) == exp          # the plan is exact at this many lanes
+    got: list[list[int]] = []
+    ws, acts = _codes(plan)
+
+    async def bench(ctx):
+        for phase in ("full", "stalls"):
+            queue = list(items)
+            idle = 0
+            while queue or idle < core.latency + 4:
+                en = phase == "full" or rng.random() < 0.7
+                send = bool(queue) and (phase == "full" or rng.random() < 0.6)
+                if send:
+                    w, a = queue[0]
+                else:
+                    w = [[rng.choice(ws) for _ in range(plan.n_weights)] for _ in range(lanes)]
+                    a = [[rng.choice(acts) for _ in range(plan.n_acts)] for _ in range(lanes)]
+                ctx.set(core.en, en)
+                ctx.set(core.i_valid, send)
+                for k in range(lanes):
+                    for i, v in enumerate(w[k]):
+                        ctx.set(core.weights[k][i], v)
+                    for j, v in enumerate(a[k]):
+                        ctx.set(core.acts[k][j], v)
+                if en and ctx.get(core.o_valid):
+                    got.append([ctx.get(core.fields[f]) for f in range(len(plan.fields))])
+                await ctx.tick()
+                if en and send:
+                    queue.pop(0)
+                if not queue:
+                    idle += en
+        ctx.set(core.en, 1)
+
+    sim = Simulator(core)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run_until(1e-6 * 40 * len(items) + 1e-3)    # watchdog: far beyond both phases
+    assert got == expect + expect
+
+
+@pytest.mark.parametrize("name", sorted(PLANS))
+def test_cascade_is_exact(name):
+    plan = PLANS[name]
+    lanes = min(plan.depth, 3 if plan.w_bits * plan.a_bits > 9 else 4)
+    _run(plan, lanes, seed=len(name))
+
+
+def test_plans_cover_overlap_and_plain_layouts():
+    kinds = {(p.overlap, p.kind) for p in PLANS.values()}
+    assert {(True, "kernel"), (False, "kernel"), (True, "filter")} <= kinds
+
+
+def test_cascade_of_eight_w4a4_lanes():
+    """The BJUT w4a4 layout (two weights x two pixels on A:D, depth 19) over eight simd lanes."""
+    plan = next(p for p in plans(4, 4, 3) if p.kind == "kernel" and p.weight_port == "AD" and p.depth >= 8
+                and p.n_weights == 2 and p.n_acts == 2)
+    _run(plan, 8, seed=8)
+
+
+def test_refuses_what_it_cannot_cascade():
+    w4a4 = plans(4, 4, 3)
+    deep = next(p for p in w4a4 if p.weight_port == "AD" and p.depth >= 2 and not p.act_sign_bit)
+    with pytest.raises(ValueError, match="accumulation depth"):
+        CascadeMAC(deep, deep.depth + 1)
+    with pytest.raises(ValueError, match="at least 2 lanes"):
+        CascadeMAC(deep, 1)
+    on_b = next(p for p in w4a4 if p.weight_port == "B")
+    with pytest.raises(ValueError, match="weights on B"):
+        CascadeMAC(on_b, 2)
+    with pytest.raises(ValueError, match="pcin=True"):
+        DSP48E2(areg=1, breg=1, opmodes=(opmode(w="C", xy="M", z="PCIN"),))
+
+
+def test_cost_shares_the_extraction():
+    plan = next(p for p in plans(4, 4, 3) if p.kind == "kernel" and p.weight_port == "AD" and p.depth >= 8)
+    lut, _ = cascade_core_cost(plan, 8)
+    assert lut < 8 * packed_core_cost(plan)[0]
+    assert cascade_core_cost(plan, 2)[0] < cascade_core_cost(plan, 8)[0]
+
+
+def test_rtlil_lint():
+    plan = next(iter(PLANS.values()))
+    rtlil.convert(CascadeMAC(plan, 2), ports=None)
