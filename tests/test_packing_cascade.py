@@ -148,3 +148,46 @@ def test_cost_shares_the_extraction():
 def test_rtlil_lint():
     plan = next(iter(PLANS.values()))
     rtlil.convert(CascadeMAC(plan, 2), ports=None)
+
+
+# -- in the conv engine -------------------------------------------------------------------------
+
+
+def _deep_w4a4_kernel():
+    return next(p for p in plans(4, 4, 3) if p.kind == "kernel" and p.weight_port == "AD" and p.depth >= 8
+                and p.n_weights == 2 and p.n_acts == 2)
+
+
+@pytest.mark.parametrize("cascade,stall", [(2, 0.0), (4, 0.3), (4, 0.7)])
+def test_engine_with_cascade_matches_reference(cascade, stall):
+    from test_layers_conv import run_conv     # noqa: PLC0415 -- the engine test's harness
+
+    dut, _ = run_conv(in_ch=8, out_ch=4, hw=(3, 4), k=3, stride=1, pad=1, groups=1, w_bits=4, a_bits=4, simd=4,
+                      pe=4, pixels=2, stall=stall, plan=_deep_w4a4_kernel(), cascade=cascade, seed=cascade)
+    assert dut.mac_array.cascade == cascade and len(dut.mac_array.groups) == len(dut.mac_array.wirings) // cascade
+
+
+def test_engine_with_cascade_extreme_codes():
+    from test_layers_conv import run_conv     # noqa: PLC0415
+
+    run_conv(in_ch=8, out_ch=4, hw=(3, 4), k=3, stride=1, pad=1, groups=1, w_bits=4, a_bits=4, simd=8, pe=2,
+             pixels=2, stall=0.3, plan=_deep_w4a4_kernel(), cascade=8, extreme=True)
+
+
+def test_engine_cascade_estimate_and_refusals():
+    from mixq_hw.layers.conv import ConvEngineSpec
+
+    rng = np.random.default_rng(0)
+    weight = rng.integers(-7, 8, size=(32, 16, 3, 3))
+    args = dict(w_bits=4, a_bits=4, in_ch=16, out_ch=32, k=3, simd=8, pe=32, pixels=2, out_size=(80, 160),
+                plan=_deep_w4a4_kernel(), name="conv1.0")
+    plain, cascaded = ConvEngineSpec(weight, **args), ConvEngineSpec(weight, **args, cascade=8)
+    assert cascaded.n_dsps == plain.n_dsps and cascaded.cycles_per_frame() == plain.cycles_per_frame()
+    assert cascaded.estimate().lut < plain.estimate().lut / 2
+    assert cascaded.pipeline_latency == plain.pipeline_latency - 3 + 7     # 3 tree levels gone, 7 lanes added
+    with pytest.raises(ValueError, match="conv1.0.*simd 8 is not a multiple"):
+        ConvEngineSpec(weight, **args, cascade=3)
+    with pytest.raises(ValueError, match="conv1.0.*accumulation depth"):
+        ConvEngineSpec(weight, **{**args, "plan": next(p for p in plans(4, 4, 3) if p.kind == "kernel"
+                                                     and p.weight_port == "AD" and p.depth == 1
+                                                     and p.n_acts <= 2 and not p.act_sign_bit)}, cascade=2)

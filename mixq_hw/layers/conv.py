@@ -85,12 +85,32 @@ from mixq_hw.layers.conv_parts import (FoldSequencerSpec, GroupBufferSpec, MacAr
                                        WeightRomSpec)
 from mixq_hw.layers.spec import LayerSpec, SpecComponent
 from mixq_hw.layers.window import SlidingWindowSpec
+from mixq_hw.packing.cascade import cascade_supported
 from mixq_hw.packing.layout import act_range, weight_range
 from mixq_hw.packing.planner import ENGINE_PLAN_TYPES
 from mixq_hw.packing.protocol import PackingPlan
 
 __all__ = ["ConvEngine", "ENGINE_PLAN_TYPES", "ConvEngineSpec"]
 
+
+
+def check_cascade(cascade: int, plan: PackingPlan, geo: ConvGeometry, where: str) -> int:
+    """``cascade`` if a conv engine of geometry ``geo`` running ``plan`` can sum ``cascade`` simd lanes over
+    the DSP48E2 P cascade (:class:`~mixq_hw.packing.cascade.CascadeMAC`): a dense kernel-packing layout whose
+    depth covers the lanes, ``simd`` a multiple of them.  ValueError naming the layer otherwise."""
+    if not isinstance(cascade, (int, np.integer)) or cascade < 1:
+        raise ValueError(f"cascade {cascade!r} must be a positive integer {where}")
+    cascade = int(cascade)
+    if cascade == 1:
+        return 1
+    why = cascade_supported(plan, cascade)
+    if not why and (plan.kind != "kernel" or geo.depthwise):
+        why = f"{plan.name}: only dense kernel-packing layers cascade"
+    if not why and geo.simd % cascade:
+        why = f"simd {geo.simd} is not a multiple of the cascade's {cascade} lanes"
+    if why:
+        raise ValueError(f"cascade {cascade} {where}: {why}")
+    return cascade
 
 
 class ConvEngineSpec(LayerSpec):
@@ -115,7 +135,7 @@ class ConvEngineSpec(LayerSpec):
     def __init__(self, weight: np.ndarray, *, w_bits: int, a_bits: int, in_ch: int, out_ch: int, k: int,
                  groups: int = 1, simd: int, pe: int, pixels: int, out_size: tuple[int, int],
                  plan: PackingPlan | None = None, stride: int = 1, windows: Sequence[str] = ("taps",),
-                 multiplier: str = "dsp", name: str = "") -> None:
+                 multiplier: str = "dsp", cascade: int = 1, name: str = "") -> None:
         self.name = name or "conv"
         where = f"in layer '{self.name}'"
         geo = check_conv_config(weight, w_bits=w_bits, a_bits=a_bits, in_ch=in_ch, out_ch=out_ch, k=k,
@@ -153,8 +173,11 @@ class ConvEngineSpec(LayerSpec):
 
         w_max = max(-weight_range(w_bits)[0], weight_range(w_bits)[1])
         a_max = act_range(a_bits)[1]
-        #: multiplies a core accumulates in P before its fields are extracted
-        self.core_depth = min(plan.depth, geo.beats_per_fold)
+        #: simd lanes summed over each DSP48E2 P cascade (1: none; :func:`check_cascade`)
+        self.cascade = check_cascade(cascade, plan, geo, where)
+        #: multiplies a core accumulates in P before its fields are extracted (1 with a cascade: the
+        #: cascade's lanes use the plan's depth)
+        self.core_depth = 1 if self.cascade > 1 else min(plan.depth, geo.beats_per_fold)
         #: core accumulations per fold (added together in the fabric accumulators)
         self.segments = math.ceil(geo.beats_per_fold / self.core_depth)
         #: signed width of the accumulators and of the output payload
@@ -172,7 +195,7 @@ class ConvEngineSpec(LayerSpec):
         self.weight_rom = WeightRomSpec(self.weight, geo, w_bits, rom_layout)
         self.sequencer = FoldSequencerSpec.of(geo, self.core_depth)
         self.mac_array = MacArraySpec(plan, tuple(self._cores), self.core_depth, act_layout, rom_layout, pixels,
-                                      pe, a_bits, geo.sub_rows, geo.row_taps)
+                                      pe, a_bits, geo.sub_rows, geo.row_taps, self.cascade)
         self.adder_tree = self.mac_array.tree
         self.output_stage = OutputStageSpec(pixels, pe, self.acc_bits, self.segments,
                                             self.adder_tree.sum_layout)
