@@ -28,6 +28,7 @@ from amaranth.lib.wiring import In, Out
 from ..estimate import Resources, memory_cost, styled_memory
 from ..packing.cascade import CascadeMAC, cascade_core_cost
 from ..packing.cores import PackedMAC
+from ..packing.layout import Plan
 from ..packing.protocol import PackingPlan
 from .adder_tree import AdderTreeSpec
 from .conv_weights import ConvGeometry, CoreWiring, dsps_per_core, weight_rom_words
@@ -285,7 +286,15 @@ class MacArraySpec:
         if self.cascade > 1 and (self.depth != 1 or self.sub_rows != 1):
             raise ValueError(f"a cascade of {self.cascade} lanes needs core depth 1 and one sub-row, not depth "
                              f"{self.depth} and {self.sub_rows} sub-rows")
+        if self.cascade > 1 and not isinstance(self.plan, Plan):
+            raise ValueError(f"a cascade runs single-layout plans, not {self.plan.name}")
         self.groups     # noqa: B018 -- checks that the wirings split into cascade groups
+
+    @property
+    def cascade_plan(self) -> Plan:
+        """The single-layout plan a cascade runs (only with ``cascade > 1``)."""
+        assert isinstance(self.plan, Plan)
+        return self.plan
 
     @property
     def latency(self) -> int:
@@ -330,7 +339,7 @@ class MacArraySpec:
         ``sub_rows``-input mux per activation bit of a DSP core; with a cascade, per group
         :func:`~mixq_hw.packing.cascade.cascade_core_cost`."""
         if self.cascade > 1:
-            lut, ff = cascade_core_cost(self.plan, self.cascade)
+            lut, ff = cascade_core_cost(self.cascade_plan, self.cascade)
             return Resources(dsp=self.n_dsps, lut=len(self.groups) * lut, ff=len(self.groups) * ff)
         core_lut, core_ff = self.plan.fabric_cost(self.depth)
         if self.sub_rows > 1 and self.plan.multiplier != "lut":
@@ -407,7 +416,7 @@ class MacArray(wiring.Component):
         spec = self.spec
         cores = []
         for group in spec.groups:
-            core = CascadeMAC(spec.plan, spec.cascade)
+            core = CascadeMAC(spec.cascade_plan, spec.cascade)
             m.submodules[group[0].name] = core
             cores.append(core)
             assert core.latency == spec.latency

