@@ -191,3 +191,25 @@ def test_engine_cascade_estimate_and_refusals():
         ConvEngineSpec(weight, **{**args, "plan": next(p for p in plans(4, 4, 3) if p.kind == "kernel"
                                                      and p.weight_port == "AD" and p.depth == 1
                                                      and p.n_acts <= 2 and not p.act_sign_bit)}, cascade=2)
+
+
+def test_engine_multiplier_cascade_matches_reference():
+    from test_layers_conv import run_conv     # noqa: PLC0415
+
+    dut, _ = run_conv(in_ch=8, out_ch=4, hw=(3, 4), k=3, stride=1, pad=1, groups=1, w_bits=4, a_bits=4, simd=4,
+                      pe=4, pixels=2, stall=0.3, multiplier="cascade", seed=5)
+    assert dut.multiplier == "cascade" and dut.cascade == 4 and dut.plan.depth >= 4
+
+
+def test_choose_cascade_for_bjut_conv1_and_refusals():
+    from mixq_hw.layers.conv import ConvEngineSpec
+
+    rng = np.random.default_rng(1)
+    weight = rng.integers(-7, 8, size=(32, 16, 3, 3))
+    args = dict(w_bits=4, a_bits=4, in_ch=16, out_ch=32, k=3, pe=32, pixels=2, out_size=(80, 160), name="conv1.0")
+    spec = ConvEngineSpec(weight, simd=8, multiplier="cascade", **args)
+    assert (spec.cascade, spec.plan.macs_per_dsp, spec.n_dsps) == (8, 4.0, 128)
+    with pytest.raises(ValueError, match="conv1.0.*simd >= 2"):
+        ConvEngineSpec(weight, simd=1, multiplier="cascade", **args)
+    with pytest.raises(ValueError, match="chooses the cascade length.*conv1.0"):
+        ConvEngineSpec(weight, simd=8, multiplier="cascade", cascade=2, **args)

@@ -80,37 +80,18 @@ from mixq_hw.layers.conv_weights import (WINDOW_KINDS, ConvGeometry, CoreWiring,
                                          geometry_for_plan, groups_per_frame, macs_per_cycle, plan_window_kind,
                                          signed_bits, dsps_per_core)
 from mixq_hw.layers.conv_weights import dot_wiring
+from mixq_hw.layers.conv_cascade import check_cascade, choose_cascade
 from mixq_hw.layers.row_window import RowWindowSpec
 from mixq_hw.layers.conv_parts import (FoldSequencerSpec, GroupBufferSpec, MacArraySpec, OutputStageSpec,
                                        WeightRomSpec)
 from mixq_hw.layers.spec import LayerSpec, SpecComponent
 from mixq_hw.layers.window import SlidingWindowSpec
-from mixq_hw.packing.cascade import cascade_supported
 from mixq_hw.packing.layout import act_range, weight_range
 from mixq_hw.packing.planner import ENGINE_PLAN_TYPES
 from mixq_hw.packing.protocol import PackingPlan
 
 __all__ = ["ConvEngine", "ENGINE_PLAN_TYPES", "ConvEngineSpec"]
 
-
-
-def check_cascade(cascade: int, plan: PackingPlan, geo: ConvGeometry, where: str) -> int:
-    """``cascade`` if a conv engine of geometry ``geo`` running ``plan`` can sum ``cascade`` simd lanes over
-    the DSP48E2 P cascade (:class:`~mixq_hw.packing.cascade.CascadeMAC`): a dense kernel-packing layout whose
-    depth covers the lanes, ``simd`` a multiple of them.  ValueError naming the layer otherwise."""
-    if not isinstance(cascade, (int, np.integer)) or cascade < 1:
-        raise ValueError(f"cascade {cascade!r} must be a positive integer {where}")
-    cascade = int(cascade)
-    if cascade == 1:
-        return 1
-    why = cascade_supported(plan, cascade)
-    if not why and (plan.kind != "kernel" or geo.depthwise):
-        why = f"{plan.name}: only dense kernel-packing layers cascade"
-    if not why and geo.simd % cascade:
-        why = f"simd {geo.simd} is not a multiple of the cascade's {cascade} lanes"
-    if why:
-        raise ValueError(f"cascade {cascade} {where}: {why}")
-    return cascade
 
 
 class ConvEngineSpec(LayerSpec):
@@ -128,8 +109,10 @@ class ConvEngineSpec(LayerSpec):
     it is denser; ``plan``: a kernel- or filter-packing plan (or digit split) to use
     instead of the planner's choice; ``multiplier``: ``"dsp"`` (packed DSP48E2 cores) or
     ``"lut"`` (LUT cores, :func:`~mixq_hw.layers.conv_weights.lut_layer_plan`,
-    tap format).  :attr:`window_kind` says which format the engine reads and
-    :meth:`make_window` builds the matching window.
+    tap format) or ``"cascade"`` (a kernel layout on DSP48E2 P cascades over simd lanes,
+    :func:`~mixq_hw.layers.conv_cascade.choose_cascade`; ``cascade`` then stays 1, the engine chooses the
+    length); ``cascade``: with ``"dsp"``, sum this many simd lanes over each cascade (1: none).
+    :attr:`window_kind` says which format the engine reads and :meth:`make_window` builds the matching window.
     """
 
     def __init__(self, weight: np.ndarray, *, w_bits: int, a_bits: int, in_ch: int, out_ch: int, k: int,
@@ -152,7 +135,13 @@ class ConvEngineSpec(LayerSpec):
         windows = (windows,) if isinstance(windows, str) else tuple(windows)
         if not windows or any(w not in WINDOW_KINDS for w in windows):
             raise ValueError(f"windows {windows!r} must be a non-empty subset of {WINDOW_KINDS} {where}")
-        if plan is None:
+        if multiplier == "cascade":
+            if plan is not None:
+                self._check_plan(plan, geo, w_bits, a_bits, stride, windows, where)
+            if cascade != 1:
+                raise ValueError(f"multiplier 'cascade' chooses the cascade length itself, not {cascade!r} {where}")
+            plan, cascade = choose_cascade(geo, w_bits, a_bits, self.name, plan)
+        elif plan is None:
             plan = choose_plan(geo, w_bits, a_bits, self.name, stride=stride, windows=windows,
                                multiplier=multiplier)
         else:
@@ -248,8 +237,9 @@ class ConvEngineSpec(LayerSpec):
 
     @property
     def multiplier(self) -> str:
-        """``"dsp"`` (packed DSP48E2 cores) or ``"lut"`` (shift-and-add LUT cores)."""
-        return self.plan.multiplier
+        """``"dsp"`` (packed DSP48E2 cores), ``"cascade"`` (packed DSP48E2s summed over the P cascade) or
+        ``"lut"`` (shift-and-add LUT cores)."""
+        return "cascade" if self.cascade > 1 else self.plan.multiplier
 
     @property
     def n_dsps(self) -> int:
