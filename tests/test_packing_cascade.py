@@ -213,3 +213,27 @@ def test_choose_cascade_for_bjut_conv1_and_refusals():
         ConvEngineSpec(weight, simd=1, multiplier="cascade", **args)
     with pytest.raises(ValueError, match="chooses the cascade length.*conv1.0"):
         ConvEngineSpec(weight, simd=8, multiplier="cascade", cascade=2, **args)
+
+
+def test_cascaded_network_in_icarus_with_the_verilog_model(tmp_path):
+    """The board Verilog (DSP48E2 primitives, PCOUT -> PCIN) with the Verilog model, against the reference."""
+    from networks import plain_net                      # noqa: PLC0415
+
+    from boards.ultra96 import Ultra96V2Platform        # noqa: PLC0415
+    from mixq_hw.packing.dsp48e2 import VERILOG_MODEL   # noqa: PLC0415
+    from mixq_hw.pipeline import Accelerator, LayerFold  # noqa: PLC0415
+    from mixq_hw.top import AxiStreamTop, emit_verilog  # noqa: PLC0415
+    from sim.hdl import simulate_verilog                # noqa: PLC0415
+
+    graph = plain_net(np.random.default_rng(4))
+    fold = {"c1": LayerFold(3, 2, 2, "cascade"), "c2": LayerFold(4, 3, 2, "cascade"), "d3": LayerFold(2, 2, 1),
+            "c4": LayerFold(6, 2, 2, "cascade")}
+    top = AxiStreamTop(Accelerator(graph, fold))
+    engines = [s.spec for s in top.accelerator.plan.stages if s.kind == "conv" and s.spec.multiplier == "cascade"]
+    assert [e.cascade for e in engines] == [3, 4, 6]
+    path = emit_verilog(top, tmp_path / "board.v", platform=Ultra96V2Platform())
+    assert ".PCIN(" in path.read_text()
+    images = np.random.default_rng(1).integers(0, 256, (2, *graph.input_shape)).astype(np.uint8)
+    outputs, _ = simulate_verilog(path, top, images, "icarus-2012", tmp_path, stall=0.3, seed=3,
+                                  extra_sources=(VERILOG_MODEL,), max_cycles=50_000)
+    np.testing.assert_array_equal(outputs, graph.reference(images))
