@@ -54,8 +54,10 @@ def choose_cascade(geo: ConvGeometry, w_bits: int, a_bits: int, name: str,
         raise ValueError(f"multiplier 'cascade' {where} needs a dense layer with simd >= 2 (simd {geo.simd}"
                          f"{', depthwise' if geo.depthwise else ''})")
     if plan is not None:
-        lanes = [g for g in range(geo.simd, 1, -1) if geo.simd % g == 0 and isinstance(plan, Plan)
-                 and plan.kind == "kernel" and not cascade_supported(plan, g)]
+        if not isinstance(plan, Plan):
+            raise ValueError(f"multiplier 'cascade' {where}: {plan.name} is not a single layout")
+        lanes = [g for g in range(geo.simd, 1, -1) if geo.simd % g == 0 and plan.kind == "kernel"
+                 and not cascade_supported(plan, g)]
         if not lanes:
             raise ValueError(f"multiplier 'cascade' {where}: {plan.name} cascades over no divisor of simd "
                              f"{geo.simd}")
