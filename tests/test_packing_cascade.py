@@ -10,6 +10,7 @@ multiplies) and ``emulate`` (the DSP48E2 arithmetic of one P accumulating them).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import numpy as np
@@ -22,7 +23,7 @@ from mixq_hw.packing.bits import act_codes
 from mixq_hw.packing.cascade import CascadeMAC, cascade_core_cost, cascade_supported
 from mixq_hw.packing.cores import packed_core_cost
 from mixq_hw.packing.dsp48e2 import DSP48E2, opmode
-from mixq_hw.packing.layout import emulate, expected_fields
+from mixq_hw.packing.layout import Field, Plan, emulate, expected_fields, max_depth
 
 
 def _cascade_plans() -> dict[str, object]:
@@ -36,7 +37,19 @@ def _cascade_plans() -> dict[str, object]:
     return found
 
 
-PLANS = _cascade_plans()
+def _borrow_plan(overlap: bool):
+    """A hand-made kernel layout (2 weights x 2 pixels on A:D, 10-bit fields) with borrow correction."""
+    spacing, n_w, n_a = 10, 2, 2
+    width = spacing + 1 if overlap else spacing
+    fields = tuple(Field(offset=(i * n_a + j) * spacing, width=width, terms=((i, j),))
+                   for i in range(n_w) for j in range(n_a))
+    plan = Plan(3, 3, 1, "kernel", "AD", tuple(i * n_a * spacing for i in range(n_w)),
+                tuple(j * spacing for j in range(n_a)), fields, overlap, "borrow", 1, 4.0)
+    return dataclasses.replace(plan, depth=max_depth(plan))
+
+
+PLANS = {**_cascade_plans(), "hand-w3a3-kernel-plain-borrow": _borrow_plan(False),
+         "hand-w3a3-kernel-overlap-borrow": _borrow_plan(True)}
 
 
 def _codes(plan) -> tuple[list[int], list[int]]:
@@ -113,8 +126,10 @@ def test_cascade_is_exact(name):
 
 
 def test_plans_cover_overlap_and_plain_layouts():
-    kinds = {(p.overlap, p.kind) for p in PLANS.values()}
-    assert {(True, "kernel"), (False, "kernel"), (True, "filter")} <= kinds
+    kinds = {(p.overlap, p.kind, p.correction) for p in PLANS.values()}
+    assert {(True, "kernel", "offset"), (False, "kernel", "offset"), (True, "filter", "offset"),
+            (False, "kernel", "borrow"), (True, "kernel", "borrow")} <= kinds
+    assert all(p.depth >= 2 for p in PLANS.values())
 
 
 def test_cascade_of_eight_w4a4_lanes():
