@@ -252,3 +252,25 @@ def test_cascaded_network_in_icarus_with_the_verilog_model(tmp_path):
     outputs, _ = simulate_verilog(path, top, images, "icarus-2012", tmp_path, stall=0.3, seed=3,
                                   extra_sources=(VERILOG_MODEL,), max_cycles=50_000)
     np.testing.assert_array_equal(outputs, graph.reference(images))
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.5])
+def test_filter_engine_with_cascade_matches_reference(stall):
+    """Filter packing (a kernel row per multiply) on cascades, fed by the RowWindow."""
+    from test_layers_filter_conv import run_chain     # noqa: PLC0415
+
+    engine, _ = run_chain(in_ch=8, out_ch=2, hw=(4, 6), k=3, pad=1, groups=1, w_bits=4, a_bits=4, simd=4, pe=2,
+                          pixels=4, stall=stall, multiplier="cascade", seed=7)
+    assert engine.multiplier == "cascade" and engine.cascade == 4 and engine.plan.kind == "filter"
+
+
+def test_cascade_choice_weighs_filter_and_kernel_layouts():
+    from mixq_hw.layers.conv import ConvEngineSpec
+
+    weight = np.random.default_rng(2).integers(-7, 8, size=(32, 16, 3, 3))
+    args = dict(w_bits=4, a_bits=4, in_ch=16, out_ch=32, k=3, simd=8, pe=32, out_size=(80, 160), name="conv1.0",
+                windows=("taps", "rows"), multiplier="cascade")
+    narrow, wide = ConvEngineSpec(weight, pixels=2, **args), ConvEngineSpec(weight, pixels=16, **args)
+    assert narrow.plan.kind == "kernel"         # two pixels: a filter group wastes most of its fields
+    assert wide.plan.kind == "filter" and wide.cascade == 8
+    assert wide.macs_per_cycle / wide.n_dsps > 4.0

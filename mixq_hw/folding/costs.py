@@ -216,7 +216,7 @@ def engine_figures(graph: Graph, node: Node, fold: LayerFold, windows: tuple[str
                                                   multiplier=fold.multiplier)
         return frame_cycles(geo, out_size), 0, cores * core_luts
     if fold.multiplier == "cascade":
-        plan, _ = choose_cascade(geo, a["w_bits"], a["a_bits"], node.name)
+        plan, _ = choose_cascade(geo, a["w_bits"], a["a_bits"], node.name, stride=stride, windows=windows)
     else:
         plan = choose_plan(geo, a["w_bits"], a["a_bits"], node.name, stride=stride, windows=windows,
                            multiplier=fold.multiplier)

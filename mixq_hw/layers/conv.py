@@ -140,7 +140,7 @@ class ConvEngineSpec(LayerSpec):
                 self._check_plan(plan, geo, w_bits, a_bits, stride, windows, where)
             if cascade != 1:
                 raise ValueError(f"multiplier 'cascade' chooses the cascade length itself, not {cascade!r} {where}")
-            plan, cascade = choose_cascade(geo, w_bits, a_bits, self.name, plan)
+            plan, cascade = choose_cascade(geo, w_bits, a_bits, self.name, plan, stride=stride, windows=windows)
         elif plan is None:
             plan = choose_plan(geo, w_bits, a_bits, self.name, stride=stride, windows=windows,
                                multiplier=multiplier)

@@ -1,6 +1,6 @@
 """Which conv engines sum their simd lanes over the DSP48E2 P cascade, and with which packing plan.
 
-A layer folded with ``multiplier="cascade"`` runs a kernel-packing layout on
+A layer folded with ``multiplier="cascade"`` runs a kernel- or filter-packing layout on
 :class:`~mixq_hw.packing.cascade.CascadeMAC` groups: ``cascade`` simd lanes whose products a DSP48E2
 column sums over PCIN, their fields extracted once per group, the adder tree over lanes gone.  The layout
 needs guard bits for that many lanes (its accumulation depth), so it is usually less dense than the
@@ -10,6 +10,7 @@ depth-1 layout the plain engine picks: the cascade trades DSPs for LUTs, and the
 from __future__ import annotations
 
 import functools
+from typing import Sequence
 
 import numpy as np
 
@@ -18,23 +19,28 @@ from mixq_hw.packing.cascade import cascade_supported
 from mixq_hw.packing.layout import Plan
 from mixq_hw.packing.protocol import PackingPlan
 
-from .conv_weights import ConvGeometry, cores_for, macs_per_cycle
+from .conv_weights import ConvGeometry, cores_for, field_slots, filter_positions, geometry_for_plan, macs_per_cycle
 
 __all__ = ["check_cascade", "choose_cascade"]
 
 
 def check_cascade(cascade: int, plan: PackingPlan, geo: ConvGeometry, where: str) -> int:
-    """``cascade`` if a conv engine of geometry ``geo`` running ``plan`` can sum ``cascade`` simd lanes over
-    the DSP48E2 P cascade: a dense kernel-packing layout whose depth covers the lanes, ``simd`` a multiple of
-    them.  ValueError naming the layer (``where``) otherwise."""
+    """``cascade`` if a conv engine of geometry ``geo`` (already :func:`geometry_for_plan`) running ``plan`` can
+    sum ``cascade`` simd lanes over the DSP48E2 P cascade: a dense layer, a kernel-packing layout or a
+    filter-packing one covering the kernel row in one multiply, whose depth covers the lanes, ``simd`` a
+    multiple of them.  ValueError naming the layer (``where``) otherwise."""
     if not isinstance(cascade, (int, np.integer)) or isinstance(cascade, bool) or cascade < 1:
         raise ValueError(f"cascade {cascade!r} must be a positive integer {where}")
     cascade = int(cascade)
     if cascade == 1:
         return 1
     why = cascade_supported(plan, cascade) if isinstance(plan, Plan) else f"{plan.name}: not a single layout"
-    if not why and (plan.kind != "kernel" or geo.depthwise):
-        why = f"{plan.name}: only dense kernel-packing layers cascade"
+    if not why and geo.depthwise:
+        why = "depthwise layers do not cascade (a lane is one channel)"
+    if not why and plan.kind not in ("kernel", "filter"):
+        why = f"{plan.name}: only kernel- and filter-packing layouts cascade"
+    if not why and geo.sub_rows != 1:
+        why = f"{plan.name}: a kernel row takes {geo.sub_rows} multiplies; a cascade needs one"
     if not why and geo.simd % cascade:
         why = f"simd {geo.simd} is not a multiple of the cascade's {cascade} lanes"
     if why:
@@ -42,13 +48,35 @@ def check_cascade(cascade: int, plan: PackingPlan, geo: ConvGeometry, where: str
     return cascade
 
 
-def choose_cascade(geo: ConvGeometry, w_bits: int, a_bits: int, name: str,
-                   plan: PackingPlan | None = None) -> tuple[Plan, int]:
-    """The plan and cascade length of a ``multiplier="cascade"`` layer: over the divisors ``g >= 2`` of
-    ``simd``, the kernel layouts (weights on A:D, at most ``pixels`` act slots) at least ``g`` deep, the one
-    with the most useful MACs per DSP, then the longest cascade.  With a pinned ``plan``, the longest
-    cascade it allows.  ValueError naming the layer when there is none (``simd`` 1, a depthwise layer, or
-    no layout deep enough)."""
+def _fits(plan: Plan, geo: ConvGeometry) -> bool:
+    """Whether the engine can run ``plan`` in one multiply per kernel row at ``geo``'s pixels."""
+    try:
+        if plan.kind == "kernel":
+            field_slots(plan)
+            return plan.n_acts <= geo.pixels
+        filter_positions(plan)
+    except ValueError:
+        return False
+    return plan.n_weights == geo.k and plan.n_acts <= geo.pixels + plan.n_weights - 1
+
+
+def _longest(plan: Plan, geo: ConvGeometry) -> int:
+    """The longest cascade over a divisor of simd that ``plan`` allows at ``geo`` (1: none)."""
+    g = geometry_for_plan(geo, plan)
+    for lanes in range(geo.simd, 1, -1):
+        if geo.simd % lanes == 0 and not cascade_supported(plan, lanes) and g.sub_rows == 1 and _fits(plan, geo):
+            return lanes
+    return 1
+
+
+def choose_cascade(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, plan: PackingPlan | None = None, *,
+                   stride: int = 1, windows: Sequence[str] = ("taps",)) -> tuple[Plan, int]:
+    """The plan and cascade length of a ``multiplier="cascade"`` layer: among the layouts with weights on A:D
+    at least 2 deep (kernel packing with ``"taps"`` in ``windows``; filter packing over the whole kernel row
+    with ``"rows"``, stride 1 and k > 1), the one with the most useful MACs per DSP, then the longest
+    cascade over a divisor of ``simd`` its depth allows.  With a pinned ``plan``, its longest cascade.
+    ValueError naming the layer when there is none (``simd`` 1, a depthwise layer, or no layout deep
+    enough)."""
     where = f"in layer '{name}'"
     if geo.depthwise or geo.simd < 2:
         raise ValueError(f"multiplier 'cascade' {where} needs a dense layer with simd >= 2 (simd {geo.simd}"
@@ -56,31 +84,36 @@ def choose_cascade(geo: ConvGeometry, w_bits: int, a_bits: int, name: str,
     if plan is not None:
         if not isinstance(plan, Plan):
             raise ValueError(f"multiplier 'cascade' {where}: {plan.name} is not a single layout")
-        lanes = [g for g in range(geo.simd, 1, -1) if geo.simd % g == 0 and plan.kind == "kernel"
-                 and not cascade_supported(plan, g)]
-        if not lanes:
+        lanes = _longest(plan, geo)
+        if lanes < 2:
             raise ValueError(f"multiplier 'cascade' {where}: {plan.name} cascades over no divisor of simd "
-                             f"{geo.simd}")
-        return plan, check_cascade(lanes[0], plan, geo, where)
-    found = _best(geo, w_bits, a_bits)
+                             f"{geo.simd} in one multiply per kernel row")
+        return plan, check_cascade(lanes, plan, geometry_for_plan(geo, plan), where)
+    kinds = (("kernel",) if "taps" in windows else ()) + \
+        (("filter",) if "rows" in windows and stride == 1 and geo.k > 1 else ())
+    found = _best(geo, w_bits, a_bits, kinds)
     if found is None:
-        raise ValueError(f"multiplier 'cascade' {where}: no w{w_bits}a{a_bits} kernel layout with weights on "
-                         f"A:D is deep enough for a cascade over a divisor of simd {geo.simd}")
+        raise ValueError(f"multiplier 'cascade' {where}: no w{w_bits}a{a_bits} {' or '.join(kinds)}-packing "
+                         f"layout with weights on A:D is deep enough for a cascade over a divisor of simd "
+                         f"{geo.simd}")
     return found
 
 
 @functools.lru_cache(maxsize=1 << 12)
-def _best(geo: ConvGeometry, w_bits: int, a_bits: int) -> tuple[Plan, int] | None:
+def _best(geo: ConvGeometry, w_bits: int, a_bits: int, kinds: tuple[str, ...]) -> tuple[Plan, int] | None:
     best: tuple[float, int, Plan] | None = None
-    for g in (d for d in range(2, geo.simd + 1) if geo.simd % d == 0):
+    for kind in kinds:
+        max_acts = geo.pixels if kind == "kernel" else geo.pixels + geo.k - 1
         try:
-            candidates = plans(w_bits, a_bits, geo.k, kinds=("kernel",), max_acts=geo.pixels, min_depth=g)
+            candidates = plans(w_bits, a_bits, geo.k, kinds=(kind,), max_acts=max_acts, min_depth=2)
         except ValueError:
-            continue                # no kernel layout that deep
+            continue                # no layout of this kind that deep
         for p in candidates:
-            if cascade_supported(p, g):
+            lanes = _longest(p, geo)
+            if lanes < 2:
                 continue
-            score = (macs_per_cycle(geo) / cores_for(p, geo), g)
+            g = geometry_for_plan(geo, p)
+            score = (macs_per_cycle(g) / cores_for(p, g), lanes)
             if best is None or score > best[:2]:
                 best = (*score, p)
     return None if best is None else (best[2], best[1])
