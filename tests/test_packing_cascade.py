@@ -230,7 +230,8 @@ def test_choose_cascade_for_bjut_conv1_and_refusals():
         ConvEngineSpec(weight, simd=8, multiplier="cascade", cascade=2, **args)
 
 
-def test_cascaded_network_in_icarus_with_the_verilog_model(tmp_path):
+@pytest.mark.parametrize("simulator", ["icarus-2012", "verilator"])
+def test_cascaded_network_in_third_party_simulators_with_the_verilog_model(simulator, tmp_path):
     """The board Verilog (DSP48E2 primitives, PCOUT -> PCIN) with the Verilog model, against the reference."""
     from networks import plain_net                      # noqa: PLC0415
 
@@ -249,7 +250,7 @@ def test_cascaded_network_in_icarus_with_the_verilog_model(tmp_path):
     path = emit_verilog(top, tmp_path / "board.v", platform=Ultra96V2Platform())
     assert ".PCIN(" in path.read_text()
     images = np.random.default_rng(1).integers(0, 256, (2, *graph.input_shape)).astype(np.uint8)
-    outputs, _ = simulate_verilog(path, top, images, "icarus-2012", tmp_path, stall=0.3, seed=3,
+    outputs, _ = simulate_verilog(path, top, images, simulator, tmp_path, stall=0.3, seed=3,
                                   extra_sources=(VERILOG_MODEL,), max_cycles=50_000)
     np.testing.assert_array_equal(outputs, graph.reference(images))
 
