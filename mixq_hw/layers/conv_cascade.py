@@ -19,9 +19,9 @@ from mixq_hw.packing.cascade import cascade_supported
 from mixq_hw.packing.layout import Plan
 from mixq_hw.packing.protocol import PackingPlan
 
-from .conv_weights import ConvGeometry, cores_for, field_slots, filter_positions, geometry_for_plan, macs_per_cycle
+from .conv_weights import ConvGeometry, CoreWiring, cores_for, field_slots, filter_positions, geometry_for_plan, macs_per_cycle
 
-__all__ = ["check_cascade", "choose_cascade"]
+__all__ = ["check_cascade", "choose_cascade", "cascade_groups"]
 
 
 def check_cascade(cascade: int, plan: PackingPlan, geo: ConvGeometry, where: str) -> int:
@@ -117,3 +117,20 @@ def _best(geo: ConvGeometry, w_bits: int, a_bits: int, kinds: tuple[str, ...]) -
             if best is None or score > best[:2]:
                 best = (*score, p)
     return None if best is None else (best[2], best[1])
+
+
+def cascade_groups(wirings: Sequence[CoreWiring], cascade: int) -> tuple[tuple[CoreWiring, ...], ...]:
+    """``wirings`` in cascade groups: ``cascade`` wirings with the same outputs (fields, pixels, pe lanes), in
+    wiring order (so in simd-lane order); ValueError if some outputs' wirings do not split evenly."""
+    if cascade == 1:
+        return tuple((w,) for w in wirings)
+    by_outputs: dict[tuple, list[CoreWiring]] = {}
+    for w in wirings:
+        by_outputs.setdefault(tuple(o[:3] for o in w.outputs), []).append(w)
+    groups: list[tuple[CoreWiring, ...]] = []
+    for members in by_outputs.values():
+        if len(members) % cascade:
+            raise ValueError(f"{len(members)} cores feed the same fields, not a multiple of the cascade of "
+                             f"{cascade} lanes")
+        groups += [tuple(members[n:n + cascade]) for n in range(0, len(members), cascade)]
+    return tuple(groups)

@@ -31,6 +31,7 @@ from ..packing.cores import PackedMAC
 from ..packing.layout import Plan
 from ..packing.protocol import PackingPlan
 from .adder_tree import AdderTreeSpec
+from .conv_cascade import cascade_groups
 from .conv_weights import ConvGeometry, CoreWiring, dsps_per_core, weight_rom_words
 
 __all__ = ["GroupBuffer", "GroupBufferSpec", "WeightRom", "WeightRomSpec", "FoldSequencer", "FoldSequencerSpec",
@@ -306,18 +307,7 @@ class MacArraySpec:
     def groups(self) -> tuple[tuple[CoreWiring, ...], ...]:
         """The wirings in cascade groups: ``cascade`` wirings with the same outputs (fields, pixels, pe
         lanes), in wiring order; ValueError if some outputs' wirings do not split evenly."""
-        if self.cascade == 1:
-            return tuple((w,) for w in self.wirings)
-        by_outputs: dict[tuple, list[CoreWiring]] = {}
-        for w in self.wirings:
-            by_outputs.setdefault(tuple(o[:3] for o in w.outputs), []).append(w)
-        groups = []
-        for members in by_outputs.values():
-            if len(members) % self.cascade:
-                raise ValueError(f"{len(members)} cores feed the same fields, not a multiple of the cascade "
-                                 f"of {self.cascade} lanes")
-            groups += [tuple(members[n:n + self.cascade]) for n in range(0, len(members), self.cascade)]
-        return tuple(groups)
+        return cascade_groups(self.wirings, self.cascade)
 
     @property
     def n_dsps(self) -> int:
