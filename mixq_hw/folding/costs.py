@@ -17,6 +17,7 @@ from typing import Mapping
 
 from ..estimate import Resources
 from ..graph import Graph, Node
+from ..layers.conv_cascade import choose_cascade
 from ..layers.conv_weights import (check_conv_config, choose_plan, cores_for, dsps_per_core, frame_cycles,
                                    geometry_for_plan, lut_layer_figures)
 from ..ops import op_def
@@ -214,8 +215,12 @@ def engine_figures(graph: Graph, node: Node, fold: LayerFold, windows: tuple[str
         geo, cores, core_luts = lut_layer_figures(geo, a["w_bits"], a["a_bits"], node.name, windows=windows,
                                                   multiplier=fold.multiplier, signed_act=view["signed_act"])
         return frame_cycles(geo, out_size), 0, cores * core_luts
-    plan = choose_plan(geo, a["w_bits"], a["a_bits"], node.name, stride=stride, windows=windows,
-                       multiplier=fold.multiplier, signed_act=view["signed_act"])
+    if fold.multiplier == "cascade":
+        plan, _ = choose_cascade(geo, a["w_bits"], a["a_bits"], node.name, stride=stride, windows=windows,
+                                 signed_act=view["signed_act"])
+    else:
+        plan = choose_plan(geo, a["w_bits"], a["a_bits"], node.name, stride=stride, windows=windows,
+                           multiplier=fold.multiplier, signed_act=view["signed_act"])
     geo = geometry_for_plan(geo, plan)
     cycles, cores = frame_cycles(geo, out_size), cores_for(plan, geo)
     return cycles, cores * dsps_per_core(plan), 0      # a digit-split core (SplitMAC) is 2 DSP48E2s

@@ -30,8 +30,9 @@ __all__ = ["FoldingError", "check_folding", "load_folding", "save_folding", "lay
 
 #: The integer keys of one layer's entry in a folding file.
 FOLD_KEYS = ("simd", "pe", "pixels")
-#: A layer's multiplier kinds (the optional ``"multiplier"`` key of an entry, default ``"dsp"``).
-MULTIPLIERS = ("dsp", "lut")
+#: A layer's multiplier kinds (the optional ``"multiplier"`` key of an entry, default ``"dsp"``); ``"cascade"``
+#: is packed DSP48E2s summing simd lanes over the P cascade (:mod:`mixq_hw.layers.conv_cascade`).
+MULTIPLIERS = ("dsp", "lut", "cascade")
 
 
 class FoldingError(ValueError):
@@ -77,8 +78,10 @@ def layer_candidates(graph: Graph, node: Node | str, multipliers: tuple[str, ...
     simds, pes = _divisors(lim["simd"][1]), _divisors(lim["pe"][1])
     pixels = _pixel_options(lim["pixels"][1])
     if lim["depthwise"]:
-        return [LayerFold(s, s, x, m) for m in multipliers for s in simds for x in pixels]
-    return [LayerFold(s, p, x, m) for m in multipliers for s in simds for p in pes for x in pixels]
+        return [LayerFold(s, s, x, m) for m in multipliers if m != "cascade" for s in simds for x in pixels]
+    # a cascade sums simd lanes: dense layers with at least two
+    return [LayerFold(s, p, x, m) for m in multipliers for s in simds if s > 1 or m != "cascade"
+            for p in pes for x in pixels]
 
 
 def check_folding(graph: Graph, folding: Mapping[str, LayerFold], *, where: str = "") -> dict[str, LayerFold]:
@@ -115,6 +118,10 @@ def check_folding(graph: Graph, folding: Mapping[str, LayerFold], *, where: str 
         if fold.multiplier not in MULTIPLIERS:
             raise FoldingError(f"{prefix}layer {name!r}: multiplier {fold.multiplier!r} must be one of "
                                f"{', '.join(MULTIPLIERS)}")
+        if fold.multiplier == "cascade" and (lim["depthwise"] or fold.simd < 2):
+            raise FoldingError(f"{prefix}layer {name!r}: multiplier 'cascade' sums simd lanes over the DSP48E2 "
+                               f"cascade: it needs a dense layer and simd >= 2, not simd {fold.simd}"
+                               f"{' (depthwise)' if lim['depthwise'] else ''}")
         if lim["depthwise"] and fold.pe != fold.simd:
             raise FoldingError(f"{prefix}layer {name!r} is depthwise: pe {fold.pe} must equal simd {fold.simd} "
                                f"(a lane is one channel)")

@@ -81,6 +81,7 @@ from mixq_hw.layers.conv_weights import (WINDOW_KINDS, ConvGeometry, CoreWiring,
                                          geometry_for_plan, groups_per_frame, macs_per_cycle, plan_window_kind,
                                          signed_bits, dsps_per_core)
 from mixq_hw.layers.conv_weights import dot_wiring
+from mixq_hw.layers.conv_cascade import check_cascade, choose_cascade
 from mixq_hw.layers.row_window import RowWindowSpec
 from mixq_hw.layers.conv_parts import (FoldSequencerSpec, GroupBufferSpec, MacArraySpec, OutputStageSpec,
                                        WeightRomSpec)
@@ -110,16 +111,18 @@ class ConvEngineSpec(LayerSpec):
     it is denser; ``plan``: a kernel- or filter-packing plan (or digit split) to use
     instead of the planner's choice; ``multiplier``: ``"dsp"`` (packed DSP48E2 cores) or
     ``"lut"`` (LUT cores, :func:`~mixq_hw.layers.conv_weights.lut_layer_plan`,
-    tap format).  :attr:`window_kind` says which format the engine reads and
-    :meth:`make_window` builds the matching window.  ``signed_act``: the input codes are two's complement
-    ``-2**(a-1) .. 2**(a-1)-1`` (after a LeakyReLU or a residual add): the plan is a signed-activation plan
-    and the ports and windows carry signed elements.
+    tap format) or ``"cascade"`` (a kernel layout on DSP48E2 P cascades over simd lanes,
+    :func:`~mixq_hw.layers.conv_cascade.choose_cascade`; ``cascade`` then stays 1, the engine chooses the
+    length); ``cascade``: with ``"dsp"``, sum this many simd lanes over each cascade (1: none).
+    :attr:`window_kind` says which format the engine reads and :meth:`make_window` builds the matching window.
+    ``signed_act``: the input codes are two's complement ``-2**(a-1) .. 2**(a-1)-1`` (after a LeakyReLU or a
+    residual add): the plan is a signed-activation plan and the ports and windows carry signed elements.
     """
 
     def __init__(self, weight: np.ndarray, *, w_bits: int, a_bits: int, in_ch: int, out_ch: int, k: int,
                  groups: int = 1, simd: int, pe: int, pixels: int, out_size: tuple[int, int],
                  plan: PackingPlan | None = None, stride: int = 1, windows: Sequence[str] = ("taps",),
-                 multiplier: str = "dsp", signed_act: bool = False, name: str = "") -> None:
+                 multiplier: str = "dsp", cascade: int = 1, signed_act: bool = False, name: str = "") -> None:
         self.name = name or "conv"
         where = f"in layer '{self.name}'"
         geo = check_conv_config(weight, w_bits=w_bits, a_bits=a_bits, in_ch=in_ch, out_ch=out_ch, k=k,
@@ -138,7 +141,14 @@ class ConvEngineSpec(LayerSpec):
         windows = (windows,) if isinstance(windows, str) else tuple(windows)
         if not windows or any(w not in WINDOW_KINDS for w in windows):
             raise ValueError(f"windows {windows!r} must be a non-empty subset of {WINDOW_KINDS} {where}")
-        if plan is None:
+        if multiplier == "cascade":
+            if plan is not None:
+                self._check_plan(plan, geo, w_bits, a_bits, stride, windows, where)
+            if cascade != 1:
+                raise ValueError(f"multiplier 'cascade' chooses the cascade length itself, not {cascade!r} {where}")
+            plan, cascade = choose_cascade(geo, w_bits, a_bits, self.name, plan, stride=stride, windows=windows,
+                                           signed_act=signed_act)
+        elif plan is None:
             plan = choose_plan(geo, w_bits, a_bits, self.name, stride=stride, windows=windows,
                                multiplier=multiplier, signed_act=signed_act)
         else:
@@ -164,8 +174,11 @@ class ConvEngineSpec(LayerSpec):
 
         w_max = max(-weight_range(w_bits)[0], weight_range(w_bits)[1])
         a_max = act_magnitude(a_bits, signed_act)
-        #: multiplies a core accumulates in P before its fields are extracted
-        self.core_depth = min(plan.depth, geo.beats_per_fold)
+        #: simd lanes summed over each DSP48E2 P cascade (1: none; :func:`check_cascade`)
+        self.cascade = check_cascade(cascade, plan, geo, where)
+        #: multiplies a core accumulates in P before its fields are extracted (1 with a cascade: the
+        #: cascade's lanes use the plan's depth)
+        self.core_depth = 1 if self.cascade > 1 else min(plan.depth, geo.beats_per_fold)
         #: core accumulations per fold (added together in the fabric accumulators)
         self.segments = math.ceil(geo.beats_per_fold / self.core_depth)
         #: signed width of the accumulators and of the output payload
@@ -184,7 +197,7 @@ class ConvEngineSpec(LayerSpec):
         self.weight_rom = WeightRomSpec(self.weight, geo, w_bits, rom_layout)
         self.sequencer = FoldSequencerSpec.of(geo, self.core_depth)
         self.mac_array = MacArraySpec(plan, tuple(self._cores), self.core_depth, act_layout, rom_layout, pixels,
-                                      pe, a_bits, geo.sub_rows, geo.row_taps)
+                                      pe, a_bits, geo.sub_rows, geo.row_taps, self.cascade)
         self.adder_tree = self.mac_array.tree
         self.output_stage = OutputStageSpec(pixels, pe, self.acc_bits, self.segments,
                                             self.adder_tree.sum_layout)
@@ -237,8 +250,9 @@ class ConvEngineSpec(LayerSpec):
 
     @property
     def multiplier(self) -> str:
-        """``"dsp"`` (packed DSP48E2 cores) or ``"lut"`` (shift-and-add LUT cores)."""
-        return self.plan.multiplier
+        """``"dsp"`` (packed DSP48E2 cores), ``"cascade"`` (packed DSP48E2s summed over the P cascade) or
+        ``"lut"`` (shift-and-add LUT cores)."""
+        return "cascade" if self.cascade > 1 else self.plan.multiplier
 
     @property
     def n_dsps(self) -> int:

@@ -26,9 +26,12 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost, styled_memory
+from ..packing.cascade import CascadeMAC, cascade_core_cost
 from ..packing.cores import PackedMAC
+from ..packing.layout import Plan
 from ..packing.protocol import PackingPlan
 from .adder_tree import AdderTreeSpec
+from .conv_cascade import cascade_groups
 from .conv_weights import ConvGeometry, CoreWiring, dsps_per_core, weight_rom_words
 
 __all__ = ["GroupBuffer", "GroupBufferSpec", "WeightRom", "WeightRomSpec", "FoldSequencer", "FoldSequencerSpec",
@@ -276,8 +279,35 @@ class MacArraySpec:
     a_bits: int
     sub_rows: int = 1
     row_taps: int = 1
+    #: lanes per :class:`~mixq_hw.packing.cascade.CascadeMAC` (1: one core per wiring): wirings feeding the
+    #: same fields from different simd lanes are summed over the DSP48E2 P cascade, ``cascade`` at a time
+    cascade: int = 1
 
-    latency = PackedMAC.LATENCY     # last to o_valid (every core kind has PackedMAC's latency)
+    def __post_init__(self) -> None:
+        if self.cascade > 1 and (self.depth != 1 or self.sub_rows != 1):
+            raise ValueError(f"a cascade of {self.cascade} lanes needs core depth 1 and one sub-row, not depth "
+                             f"{self.depth} and {self.sub_rows} sub-rows")
+        if self.cascade > 1 and not isinstance(self.plan, Plan):
+            raise ValueError(f"a cascade runs single-layout plans, not {self.plan.name}")
+        self.groups     # noqa: B018 -- checks that the wirings split into cascade groups
+
+    @property
+    def cascade_plan(self) -> Plan:
+        """The single-layout plan a cascade runs (only with ``cascade > 1``)."""
+        assert isinstance(self.plan, Plan)
+        return self.plan
+
+    @property
+    def latency(self) -> int:
+        """``last`` to ``o_valid``: PackedMAC's latency (every single core kind has it), plus one enabled
+        cycle per further cascade lane."""
+        return PackedMAC.LATENCY + self.cascade - 1
+
+    @functools.cached_property
+    def groups(self) -> tuple[tuple[CoreWiring, ...], ...]:
+        """The wirings in cascade groups: ``cascade`` wirings with the same outputs (fields, pixels, pe
+        lanes), in wiring order; ValueError if some outputs' wirings do not split evenly."""
+        return cascade_groups(self.wirings, self.cascade)
 
     @property
     def n_dsps(self) -> int:
@@ -289,14 +319,18 @@ class MacArraySpec:
         """The adder tree summing the cores' fields into each output ``x{pixel}_p{pe lane}``, leaves in core
         order."""
         leaves: dict[str, list[int]] = {f"x{x}_p{p}": [] for x in range(self.pixels) for p in range(self.pe)}
-        for core in self.wirings:
-            for _, x, p, bound in core.outputs:
-                leaves[f"x{x}_p{p}"].append(bound)
+        for group in self.groups:
+            for _, x, p, bound in group[0].outputs:
+                leaves[f"x{x}_p{p}"].append(bound * len(group))
         return AdderTreeSpec(tuple((name, tuple(bounds)) for name, bounds in leaves.items()))
 
     def estimate(self) -> Resources:
         """Per core its plan's fabric (:meth:`PackingPlan.fabric_cost`) and DSPs, plus the sub-row shift: a
-        ``sub_rows``-input mux per activation bit of a DSP core."""
+        ``sub_rows``-input mux per activation bit of a DSP core; with a cascade, per group
+        :func:`~mixq_hw.packing.cascade.cascade_core_cost`."""
+        if self.cascade > 1:
+            lut, ff = cascade_core_cost(self.cascade_plan, self.cascade)
+            return Resources(dsp=self.n_dsps, lut=len(self.groups) * lut, ff=len(self.groups) * ff)
         core_lut, core_ff = self.plan.fabric_cost(self.depth)
         if self.sub_rows > 1 and self.plan.multiplier != "lut":
             core_lut += self.plan.n_acts * self.a_bits * math.ceil(self.sub_rows / 4)
@@ -322,6 +356,8 @@ class MacArray(wiring.Component):
         spec = self.spec
         span = spec.act_layout.length
         count = {name: 0 for name, _ in spec.tree.outputs}
+        if spec.cascade > 1:
+            return self._elaborate_cascades(m, count)
         cores = []
         for wiring_ in spec.wirings:
             core = spec.plan.make_core(spec.depth)
@@ -350,6 +386,37 @@ class MacArray(wiring.Component):
                             with m.Case(shift):
                                 m.d.comb += core.acts[j].eq(self.acts[u][src[1]] if u < span else 0)
             for f, x, p, _ in wiring_.outputs:
+                name = f"x{x}_p{p}"
+                m.d.comb += self.leaves[f"{name}_{count[name]}"].eq(core.fields[f])
+                count[name] += 1
+        m.d.comb += self.o_valid.eq(cores[0].o_valid)
+        return m
+
+    def _weight(self, path: tuple[int, ...] | None):
+        """The ROM word element at ``path`` (0 for a padding slot, whose fields are never read)."""
+        if path is None:
+            return 0
+        value = self.weights
+        for index in path:
+            value = value[index]
+        return value
+
+    def _elaborate_cascades(self, m: Module, count: dict[str, int]) -> Module:
+        """One CascadeMAC per group, lane ``k`` wired as the group's ``k``-th wiring."""
+        spec = self.spec
+        cores = []
+        for group in spec.groups:
+            core = CascadeMAC(spec.cascade_plan, spec.cascade)
+            m.submodules[group[0].name] = core
+            cores.append(core)
+            assert core.latency == spec.latency
+            m.d.comb += [core.en.eq(self.en), core.i_valid.eq(self.valid)]
+            for k, wiring_ in enumerate(group):
+                for i, path in enumerate(wiring_.weights):
+                    m.d.comb += core.weights[k][i].eq(self._weight(path))
+                for j, src in enumerate(wiring_.acts):
+                    m.d.comb += core.acts[k][j].eq(0 if src is None else self.acts[src[0]][src[1]])
+            for f, x, p, _ in group[0].outputs:
                 name = f"x{x}_p{p}"
                 m.d.comb += self.leaves[f"{name}_{count[name]}"].eq(core.fields[f])
                 count[name] += 1

@@ -88,7 +88,7 @@ from .geometry import DSP48E2_GEOMETRY
 if TYPE_CHECKING:
     from .layout import Plan
 
-__all__ = ["PackedMAC", "FieldExtractor", "field_width", "extract_fields", "mac_signature", "packed_core_cost"]
+__all__ = ["PackedMAC", "FieldExtractor", "field_width", "extract_fields", "mac_signature", "packed_core_cost", "scatter"]
 
 AD_BITS, B_BITS, P_BITS = DSP48E2_GEOMETRY.ad_bits, DSP48E2_GEOMETRY.b_bits, DSP48E2_GEOMETRY.p_bits
 
@@ -105,7 +105,7 @@ def _plan_name(plan: Plan) -> str:
     return f"plan w{plan.w_bits}a{plan.a_bits}k{plan.k} ({plan.kind}, weights on {plan.weight_port})"
 
 
-def _scatter(pieces: list[tuple[int, Value]], width: int) -> Value:
+def scatter(pieces: list[tuple[int, Value]], width: int) -> Value:
     """Concatenate ``(offset, bits)`` pieces at their offsets into a ``width``-bit word, zero elsewhere.
 
     Pieces must not overlap; bits at or above ``width`` are dropped (the caller
@@ -308,19 +308,19 @@ class PackedMAC(wiring.Component):
         sign_corr2 = Signal(signed(w_port))     # stage 2, next to the AD register
         sign1, sign2 = Signal(), Signal()       # weights on B: the activation word's top bit, delayed
 
-        d_word = _scatter([(o, self._weight_bits(i)) for i, o in enumerate(plan.weight_offsets)], w_port)
+        d_word = scatter([(o, self._weight_bits(i)) for i, o in enumerate(plan.weight_offsets)], w_port)
         # Unsigned weights (w_unsigned) have no sign bits: A stays 0 and D alone is the packed word.
         a_word = (Const(0, w_port) if plan.w_unsigned else
-                  _scatter([(o + wb, self._weight_bits(i)[wb - 1]) for i, o in enumerate(plan.weight_offsets)],
+                  scatter([(o + wb, self._weight_bits(i)[wb - 1]) for i, o in enumerate(plan.weight_offsets)],
                            w_port))
-        act_word = _scatter([(o, self._act_bits(j)) for j, o in enumerate(plan.act_offsets)], a_port)
+        act_word = scatter([(o, self._act_bits(j)) for j, o in enumerate(plan.act_offsets)], a_port)
         if plan.signed_act:
             # The signed activation word D - A (as the weights'), through stage-1 fabric registers.
             ab = plan.a_bits
             act_d1, act_a1 = Signal(a_port), Signal(a_port)
             with m.If(self.en):
                 m.d.sync += [act_d1.eq(act_word), act_a1.eq(
-                    _scatter([(o + ab, self._act_bits(j)[ab - 1]) for j, o in enumerate(plan.act_offsets)], a_port))]
+                    scatter([(o + ab, self._act_bits(j)[ab - 1]) for j, o in enumerate(plan.act_offsets)], a_port))]
             act_word = (act_d1 - act_a1)[:a_port]
 
         # (d - a) modulo 2**port: exact, since check() keeps the true word inside the signed port.
@@ -367,8 +367,8 @@ class PackedMAC(wiring.Component):
             # off.  No parity is on before a first multiply, so "turns off" never meets the offset
             # constant: one subtractor, (first ? offset : turned-off bits) - turned-on bits.
             offsets = [fld.offset for fld in plan.fields]
-            turns_off = _scatter([(o, par_term2[f] & par_before2[f]) for f, o in enumerate(offsets)], P_BITS)
-            turns_on = _scatter([(o, par_term2[f] & ~par_before2[f]) for f, o in enumerate(offsets)], P_BITS)
+            turns_off = scatter([(o, par_term2[f] & par_before2[f]) for f, o in enumerate(offsets)], P_BITS)
+            turns_on = scatter([(o, par_term2[f] & ~par_before2[f]) for f, o in enumerate(offsets)], P_BITS)
             c_value = Mux(first2, offset, turns_off) - turns_on
         if plan.act_sign_bit:
             # The DSP read the activation word's top bit as -2**a_port: add W << a_port back (45 bits).

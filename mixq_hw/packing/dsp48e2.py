@@ -21,8 +21,11 @@ constructor and elaborates to
 Both come from the same attributes, so what is simulated is what is
 instantiated, up to the model's fidelity to the silicon.  The model covers
 only the subset the cores use and the constructor rejects anything else
-(cascades, SIMD, pattern detection, A1/B1 multiplier taps, OPMODE values
-outside ``W in {0, C}``, ``X = Y in {0, M}``, ``Z in {0, P, C}``).  Its
+(A/B cascades, SIMD, pattern detection, A1/B1 multiplier taps, OPMODE values
+outside ``W in {0, C}``, ``X = Y in {0, M}``, ``Z in {0, P, C, PCIN}``).  The P
+cascade is modelled: ``pcin=True`` adds the ``pcin`` port (OPMODE ``Z = PCIN``
+adds the previous slice's P), and every slice drives ``pcout`` (its P), which
+only the next slice's ``pcin`` may read (the dedicated cascade route).  Its
 registers ignore the fabric reset, like the primitive's with its RST pins tied
 low; they start at 0 (the primitive's power-on state).  No vendor simulation
 model of the DSP48E2 is available to this project (yosys ships only the
@@ -61,7 +64,7 @@ INMODE_A = 0b00000
 
 _W = {"0": 0b00, "C": 0b11}
 _XY = {"0": 0b0000, "M": 0b0101}
-_Z = {"0": 0b000, "P": 0b010, "C": 0b011}
+_Z = {"0": 0b000, "PCIN": 0b001, "P": 0b010, "C": 0b011}
 
 #: Families whose DSP slice is the DSP48E2 (Amaranth's ``XilinxPlatform.family`` names).
 _FAMILIES = {"ultrascale", "ultrascaleplus"}
@@ -69,7 +72,8 @@ _FAMILIES = {"ultrascale", "ultrascaleplus"}
 
 def opmode(*, w: str = "0", xy: str = "M", z: str = "0") -> int:
     """The 9-bit OPMODE ``{W[8:7], Z[6:4], Y[3:2], X[1:0]}`` for the named multiplexer inputs (``w``:
-    ``"0"``/``"C"``; ``xy``: ``"0"``/``"M"``, the product needs both X and Y; ``z``: ``"0"``/``"P"``/``"C"``)."""
+    ``"0"``/``"C"``; ``xy``: ``"0"``/``"M"``, the product needs both X and Y; ``z``: ``"0"``/``"P"``/``"C"``/
+    ``"PCIN"``)."""
     try:
         return (_W[w] << 7) | (_Z[z] << 4) | _XY[xy]
     except KeyError as err:
@@ -86,7 +90,7 @@ def _decode(value: int) -> tuple[str, str, str]:
         found = [name for name, code in table.items() if code == bits]
         if not found:
             raise ValueError(f"OPMODE {value:#011b} is outside the modelled subset "
-                             f"(W in {{0, C}}, X = Y in {{0, M}}, Z in {{0, P, C}})")
+                             f"(W in {{0, C}}, X = Y in {{0, M}}, Z in {{0, P, C, PCIN}})")
         names.append(found[0])
     return names[0], names[1], names[2]
 
@@ -116,6 +120,8 @@ class DSP48E2Config:
     amultsel: str = "A"
     inmode: int = INMODE_A
     opmodes: tuple[int, ...] = (opmode(),)
+    #: the slice reads the previous slice's P cascade (``pcin`` port; OPMODE ``Z = PCIN`` allowed)
+    pcin: bool = False
 
     def __post_init__(self) -> None:
         for name, top in (("areg", 2), ("breg", 2), ("creg", 1), ("dreg", 1), ("adreg", 1)):
@@ -137,6 +143,10 @@ class DSP48E2Config:
         object.__setattr__(self, "opmodes", tuple(self.opmodes))
         for value in self.opmodes:
             _decode(value)                  # refuses what the model does not cover
+        if not isinstance(self.pcin, bool):
+            raise ValueError(f"DSP48E2 pcin={self.pcin!r}: True or False")
+        if not self.pcin and any(_decode(value)[2] == "PCIN" for value in self.opmodes):
+            raise ValueError("DSP48E2 OPMODE Z = PCIN needs pcin=True (a slice whose PCIN is tied off)")
 
 
 class DSP48E2(wiring.Component):
@@ -145,7 +155,9 @@ class DSP48E2(wiring.Component):
     Ports: ``a`` (30 bits, the multiplier and pre-adder read ``a[:27]``), ``b``
     (18), ``c`` (48), ``d`` (27), ``opmode`` (9, registered: OPMODEREG = 1),
     ``ce`` (clock enable of every register but P), ``ce_p`` (clock enable of
-    P) and ``p`` (48).  ``areg``/``breg`` 0-2, ``creg``/``dreg``/``adreg`` 0-1
+    P), ``p`` (48) and ``pcout`` (48, the same value on the dedicated cascade
+    route: connect it only to the next slice's ``pcin``, which exists with
+    ``pcin=True``).  ``areg``/``breg`` 0-2, ``creg``/``dreg``/``adreg`` 0-1
     register stages; ``mreg`` and ``preg`` are 1 (the accumulator reads P).
     ``amultsel``: ``"A"`` (the A register chain) or ``"AD"`` (the pre-adder
     ``D +- A``, INMODE[3] subtracts) into the multiplier's 27-bit input.
@@ -164,11 +176,14 @@ class DSP48E2(wiring.Component):
         self.config = c = DSP48E2Config(**config)
         self.areg, self.breg, self.creg, self.dreg, self.adreg = c.areg, c.breg, c.creg, c.dreg, c.adreg
         self.amultsel, self.inmode, self.opmodes = c.amultsel, c.inmode, c.opmodes
+        self.has_pcin = c.pcin
         super().__init__({
             "a": In(_A_PORT), "b": In(_B), "c": In(_P), "d": In(_AD),
             "opmode": In(9),
             "ce": In(1, init=1), "ce_p": In(1, init=1),
             "p": Out(_P),
+            "pcout": Out(_P),
+            **({"pcin": In(_P)} if c.pcin else {}),
         })
 
     def attributes(self) -> dict[str, int | str]:
@@ -193,7 +208,7 @@ class DSP48E2(wiring.Component):
                 i_A=self.a, i_B=self.b, i_C=self.c, i_D=self.d,
                 i_INMODE=Const(self.inmode, 5), i_OPMODE=self.opmode, i_ALUMODE=Const(0, 4),
                 i_CARRYIN=Const(0, 1), i_CARRYINSEL=Const(0, 3),
-                i_ACIN=Const(0, _A_PORT), i_BCIN=Const(0, _B), i_PCIN=Const(0, _P),
+                i_ACIN=Const(0, _A_PORT), i_BCIN=Const(0, _B), i_PCIN=self.pcin if self.has_pcin else Const(0, _P),
                 i_CARRYCASCIN=Const(0, 1), i_MULTSIGNIN=Const(0, 1),
                 i_CEA1=ce if self.areg == 2 else Const(0, 1), i_CEA2=ce if self.areg else Const(0, 1),
                 i_CEB1=ce if self.breg == 2 else Const(0, 1), i_CEB2=ce if self.breg else Const(0, 1),
@@ -202,7 +217,7 @@ class DSP48E2(wiring.Component):
                 i_RSTA=Const(0, 1), i_RSTB=Const(0, 1), i_RSTC=Const(0, 1), i_RSTD=Const(0, 1),
                 i_RSTM=Const(0, 1), i_RSTP=Const(0, 1), i_RSTCTRL=Const(0, 1), i_RSTALLCARRYIN=Const(0, 1),
                 i_RSTALUMODE=Const(0, 1), i_RSTINMODE=Const(0, 1),
-                o_P=self.p,
+                o_P=self.p, o_PCOUT=self.pcout,
             )
             return m
 
@@ -237,7 +252,10 @@ class DSP48E2(wiring.Component):
                 m.d.comb += z.eq(p)
             with m.Case(_Z["C"]):
                 m.d.comb += z.eq(c_reg)
+            if self.has_pcin:
+                with m.Case(_Z["PCIN"]):
+                    m.d.comb += z.eq(self.pcin)
         with m.If(self.ce_p):
             m.d.sync += p.eq((z + w + xy)[:_P])
-        m.d.comb += self.p.eq(p)
+        m.d.comb += [self.p.eq(p), self.pcout.eq(p)]
         return m

@@ -7,7 +7,7 @@
 // Modelled: A/B register chains (AREG, BREG 0..2, taps A2/B2: INMODE[0] = INMODE[4] = 0), C, D, AD
 // registers (0..1), the 27-bit pre-adder D +- A (AMULTSEL "AD"; INMODE[1] gates A, INMODE[2] enables
 // D, INMODE[3] subtracts) or A alone (AMULTSEL "A"), the signed 27 x 18 multiplier with its M register,
-// the registered OPMODE (W in {0, C}, X = Y in {0, M}, Z in {0, P, C}) and the 48-bit adder with
+// the registered OPMODE (W in {0, C}, X = Y in {0, M}, Z in {0, P, C, PCIN}; PCOUT = P) and the 48-bit adder with
 // ALUMODE 0000 (P = Z + W + X + Y, modulo 2**48), every register on its own clock enable, powered up 0.
 // Anything else fails loudly: an attribute value outside the subset instantiates a module whose name
 // states the problem (an elaboration error in every simulator), and a port driven outside the subset
@@ -47,7 +47,7 @@ module DSP48E2 #(
   input CECTRL, input CEINMODE, input CEALUMODE, input CECARRYIN,
   input RSTA, input RSTB, input RSTC, input RSTD, input RSTM, input RSTP, input RSTCTRL,
   input RSTALLCARRYIN, input RSTALUMODE, input RSTINMODE,
-  output [47:0] P
+  output [47:0] P, output [47:0] PCOUT
 );
   // ---- attributes outside the modelled subset: elaboration errors that name the attribute ----
   generate
@@ -93,7 +93,8 @@ module DSP48E2 #(
 
   wire [47:0] w_mux = (opmode_r[8:7] == 2'b11) ? c_tap : 48'd0;
   wire [47:0] xy_mux = (opmode_r[3:0] == 4'b0101) ? {{3{m_r[44]}}, m_r} : 48'd0;
-  wire [47:0] z_mux = (opmode_r[6:4] == 3'b010) ? p_r : (opmode_r[6:4] == 3'b011) ? c_tap : 48'd0;
+  wire [47:0] z_mux = (opmode_r[6:4] == 3'b010) ? p_r : (opmode_r[6:4] == 3'b011) ? c_tap
+                     : (opmode_r[6:4] == 3'b001) ? PCIN : 48'd0;
 
   always @(posedge CLK) begin
     if (CEA1) a1 <= A;
@@ -108,12 +109,13 @@ module DSP48E2 #(
     if (CEP) p_r <= z_mux + w_mux + xy_mux;
   end
   assign P = p_r;
+  assign PCOUT = p_r;
 
   // ---- ports driven outside the modelled subset stop the simulation (unknown values pass, as X) ----
   wire [8:0] op = opmode_r;
   wire op_known = (^op === 1'b0) || (^op === 1'b1);
   wire op_ok = (op[8:7] == 2'b00 || op[8:7] == 2'b11) && (op[3:0] == 4'b0000 || op[3:0] == 4'b0101)
-               && (op[6:4] == 3'b000 || op[6:4] == 3'b010 || op[6:4] == 3'b011);
+               && (op[6:4] == 3'b000 || op[6:4] == 3'b001 || op[6:4] == 3'b010 || op[6:4] == 3'b011);
   // a control bit counts when it is a known 1 (an unconnected pin floats Z, as Vivado ties it to 0)
   wire ctrl_bad = ((|ALUMODE) === 1'b1) || (CARRYIN === 1'b1) || ((|CARRYINSEL) === 1'b1)
                   || (INMODE[0] === 1'b1) || (INMODE[4] === 1'b1) || (AMULTSEL == "A" && (|INMODE[3:1]) === 1'b1)
@@ -124,7 +126,7 @@ module DSP48E2 #(
              ALUMODE, CARRYIN, CARRYINSEL, INMODE);
     end
     if (op_known && !op_ok) begin
-      $fatal(1, "DSP48E2 model (%m): OPMODE %b is outside the modelled subset (W 0/C, X = Y 0/M, Z 0/P/C)", op);
+      $fatal(1, "DSP48E2 model (%m): OPMODE %b is outside the modelled subset (W 0/C, X = Y 0/M, Z 0/P/C/PCIN)", op);
     end
   end
 endmodule
