@@ -10,7 +10,7 @@ depth-1 layout the plain engine picks: the cascade trades DSPs for LUTs, and the
 from __future__ import annotations
 
 import functools
-from typing import Sequence
+from typing import Sequence, cast
 
 import numpy as np
 
@@ -34,7 +34,7 @@ def check_cascade(cascade: int, plan: PackingPlan, geo: ConvGeometry, where: str
     cascade = int(cascade)
     if cascade == 1:
         return 1
-    why = cascade_supported(plan, cascade) if isinstance(plan, Plan) else f"{plan.name}: not a single layout"
+    why = cascade_supported(plan, cascade)
     if not why and geo.depthwise:
         why = "depthwise layers do not cascade (a lane is one channel)"
     if not why and plan.kind not in ("kernel", "filter"):
@@ -85,8 +85,9 @@ def choose_cascade(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, plan:
         raise ValueError(f"multiplier 'cascade' {where} needs a dense layer with simd >= 2 (simd {geo.simd}"
                          f"{', depthwise' if geo.depthwise else ''})")
     if plan is not None:
-        if not isinstance(plan, Plan):
-            raise ValueError(f"multiplier 'cascade' {where}: {plan.name} is not a single layout")
+        if plan.plan_type != "layout" or plan.multiplier != "dsp":
+            raise ValueError(f"multiplier 'cascade' {where}: {plan.name} is not a single DSP layout")
+        plan = cast(Plan, plan)             # the "layout" plan type is Plan
         lanes = _longest(plan, geo)
         if lanes < 2:
             raise ValueError(f"multiplier 'cascade' {where}: {plan.name} cascades over no divisor of simd "

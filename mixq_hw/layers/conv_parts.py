@@ -15,6 +15,8 @@ beat nobody has taken.  Latencies are in enabled cycles.
 
 from __future__ import annotations
 
+from typing import cast
+
 import functools
 import math
 from dataclasses import dataclass
@@ -287,15 +289,16 @@ class MacArraySpec:
         if self.cascade > 1 and (self.depth != 1 or self.sub_rows != 1):
             raise ValueError(f"a cascade of {self.cascade} lanes needs core depth 1 and one sub-row, not depth "
                              f"{self.depth} and {self.sub_rows} sub-rows")
-        if self.cascade > 1 and not isinstance(self.plan, Plan):
+        if self.cascade > 1 and self.plan.plan_type != "layout":
             raise ValueError(f"a cascade runs single-layout plans, not {self.plan.name}")
         self.groups     # noqa: B018 -- checks that the wirings split into cascade groups
 
     @property
     def cascade_plan(self) -> Plan:
         """The single-layout plan a cascade runs (only with ``cascade > 1``)."""
-        assert isinstance(self.plan, Plan)
-        return self.plan
+        if self.plan.plan_type != "layout":
+            raise ValueError(f"{self.plan.name} is not a single layout: it has no cascade plan")
+        return cast(Plan, self.plan)
 
     @property
     def latency(self) -> int:

@@ -28,7 +28,7 @@ plans whose depth allows a cascade); the constructor names anything else.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from amaranth import Cat, Const, Module, Signal, signed, unsigned
 from amaranth.hdl import Value
@@ -40,20 +40,23 @@ from .dsp48e2 import DSP48E2, INMODE_D_MINUS_A, opmode
 from .geometry import DSP48E2_GEOMETRY
 
 if TYPE_CHECKING:
-    from .layout import Plan
+    from .protocol import PackingPlan
+from .layout import Plan
 
 __all__ = ["CascadeMAC", "cascade_supported", "cascade_core_cost"]
 
 AD_BITS, B_BITS, P_BITS = DSP48E2_GEOMETRY.ad_bits, DSP48E2_GEOMETRY.b_bits, DSP48E2_GEOMETRY.p_bits
 
 
-def cascade_supported(plan: Plan, lanes: int) -> str:
-    """Why ``plan`` cannot run on a cascade of ``lanes`` DSP48E2s ("" when it can)."""
+def cascade_supported(plan: PackingPlan, lanes: int) -> str:
+    """Why ``plan`` cannot run on a cascade of ``lanes`` DSP48E2s ("" when it can): only a single DSP layout
+    (``plan_type == "layout"``) with weights on A:D, unsigned activations and depth >= ``lanes`` can."""
     name = f"plan w{plan.w_bits}a{plan.a_bits}k{plan.k} ({plan.kind})"
     if not isinstance(lanes, int) or lanes < 2:
         return f"a cascade needs at least 2 lanes, not {lanes!r}"
-    if getattr(plan, "multiplier", None) != "dsp" or not hasattr(plan, "weight_port"):
-        return f"{name}: only single-layout DSP plans cascade"
+    if plan.plan_type != "layout" or plan.multiplier != "dsp":
+        return f"{plan.name}: only single-layout DSP plans cascade"
+    plan = cast(Plan, plan)                 # the "layout" plan type is Plan
     if plan.weight_port != "AD":
         return f"{name}: weights on {plan.weight_port}; the cascade core takes weights on A:D"
     if plan.act_sign_bit or plan.signed_act:
