@@ -242,6 +242,17 @@ def _whole_cell(verify: dict) -> str:
     return "failed" if "failed" in verify else "-"
 
 
+def _speed_cell(verify: dict) -> str:
+    """Whole-network simulated cycles per wall second, and per CPU second of the simulator where recorded."""
+    wall = verify.get("cycles_per_second")
+    if wall is None:
+        return "-"
+    whole = verify.get("whole", {})
+    cpu = whole.get("sim_cpu_seconds")
+    return f"{wall:,.0f}" + (f" ({whole['cycles_total'] / cpu:,.0f} per CPU-s)" if cpu and "cycles_total" in whole
+                             else "")
+
+
 def _resource_cell(entry: dict, key: str) -> str:
     est = entry.get("build", {}).get("resources", {}).get(key)
     syn = entry.get("synth", {}).get(key)
@@ -264,7 +275,8 @@ def markdown() -> str:
              "ram_style).  'layer by layer': stages bit-exact alone on the N frames (random stalls); 'end to end': "
              "the whole accelerator's frames bit-exact against the graph reference, on the backend named; "
              "'measured cycles/frame': the interval between the last two frames' outputs (one frame: its latency); "
-             "'sim cycles/s': the whole-network simulation's speed (compile excluded); 'verify s': the whole "
+             "'sim cycles/s': the whole-network simulation's speed, wall clock and per CPU second of the "
+             "simulator (compile excluded); 'verify s': the whole "
              "verification build (elaboration, Verilog, simulator compiles, both checks); 'load': the 1-minute load "
              "average when the verification started (rows without it: when the build started).", "",
              "| network | bits (w / a) | input | analytic cycles/frame | fps | DSP | LUT | FF | BRAM36 | "
@@ -279,7 +291,7 @@ def markdown() -> str:
             f"{_cell(e, 'build', 'cycles_per_frame')} | "
             f"{_cell(e, 'build', 'fps', '{:,.0f}')} | {_resource_cell(e, 'dsp')} | {_resource_cell(e, 'lut')} | "
             f"{_resource_cell(e, 'ff')} | {_resource_cell(e, 'bram36')} | {_layers_cell(v)} | {_whole_cell(v)} | "
-            f"{_measured(e)} | {_cell(e, 'verify', 'cycles_per_second', '{:,.0f}')} | "
+            f"{_measured(e)} | {_speed_cell(v)} | "
             f"{_cell(e, 'build', 'seconds', '{:.0f}')} | {_cell(e, 'verify', 'seconds', '{:.0f}')} | "
             f"{_cell(e, 'synth', 'seconds', '{:.0f}')} | {'-' if load is None else f'{load:.1f}'} | "
             f"{str(e.get('machine', {}).get('date', '?'))[:16]} |")

@@ -45,3 +45,10 @@ def test_failed_verification_keeps_its_report(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(2)"])
     report, _ = fullsize._finish(proc, time.perf_counter(), out, log_path)
     assert report == {"failed": "line\nerror: verification failed", "exit": 2}
+
+
+def test_speed_cell() -> None:
+    verify = {"cycles_per_second": 20_000.0, "whole": {"cycles_total": 500_000, "sim_cpu_seconds": 10.0}}
+    assert fullsize._speed_cell(verify) == "20,000 (50,000 per CPU-s)"
+    assert fullsize._speed_cell({"cycles_per_second": 600.0}) == "600"
+    assert fullsize._speed_cell({}) == "-"
