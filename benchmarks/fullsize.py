@@ -303,6 +303,7 @@ def markdown() -> str:
             lines.append(f"|  | verification failed: {_one_line(v['failed'])} |")
         if "interrupted" in v:
             lines.append(f"|  | verification interrupted: {_one_line(v['interrupted'])} |")
+        lines += [f"|  | {_one_line(note, 600)} |" for note in e.get("notes", [])]
     synthesised = [e for e in entries if "lut" in e.get("synth", {})]
     if synthesised:
         lines += ["", "Where yosys' LUTs go: the modules that hold the DSP48E2s (the packed cores with their "
