@@ -220,10 +220,13 @@ def _measured(entry: dict) -> str:
     return f"{measured:,} ({100 * (measured / analytic - 1):+.1f} %)"
 
 
-def _one_line(text: str, limit: int = 300) -> str:
-    """``text`` on one table row: newlines and pipes replaced, cut to ``limit`` characters."""
+def _one_line(text: str, limit: int = 300, *, tail: bool = False) -> str:
+    """``text`` on one table row: newlines and pipes replaced, cut to ``limit`` characters (``tail``: its
+    last ones, where a log's error is)."""
     flat = " ".join(text.split()).replace("|", "/")
-    return flat if len(flat) <= limit else flat[:limit - 3] + "..."
+    if len(flat) <= limit:
+        return flat
+    return "..." + flat[3 - limit:] if tail else flat[:limit - 3] + "..."
 
 
 def _layers_cell(verify: dict) -> str:
@@ -299,11 +302,11 @@ def markdown() -> str:
             f"{_cell(e, 'synth', 'seconds', '{:.0f}')} | {'-' if load is None else f'{load:.1f}'} | "
             f"{str(e.get('machine', {}).get('date', '?'))[:16]} |")
         if "failed" in b:
-            lines.append(f"|  | build failed: {_one_line(b['failed'])} |")
+            lines.append(f"|  | build failed: {_one_line(b['failed'], tail=True)} |")
         if v.get("message"):
             lines.append(f"|  | verification: {_one_line(v['message'])} |")
         elif "failed" in v:
-            lines.append(f"|  | verification failed: {_one_line(v['failed'])} |")
+            lines.append(f"|  | verification failed: {_one_line(v['failed'], tail=True)} |")
         if "interrupted" in v:
             lines.append(f"|  | verification interrupted: {_one_line(v['interrupted'])} |")
         lines += [f"|  | {_one_line(note, 600)} |" for note in e.get("notes", [])]

@@ -28,6 +28,8 @@ def test_one_line() -> None:
     assert fullsize._one_line("a |b\n  c") == "a /b c"
     cut = fullsize._one_line("x" * 500, limit=20)
     assert len(cut) == 20 and cut.endswith("...")
+    end = fullsize._one_line("a" * 400 + " error: b", limit=20, tail=True)
+    assert len(end) == 20 and end.startswith("...") and end.endswith("error: b")
 
 
 def test_failed_verification_keeps_its_report(tmp_path: Path) -> None:
