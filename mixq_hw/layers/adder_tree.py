@@ -8,7 +8,9 @@ which both :class:`AdderTree` (the hardware) and :meth:`AdderTreeSpec.estimate`
 
 from __future__ import annotations
 
+import functools
 import math
+from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -20,6 +22,20 @@ from ..estimate import Resources
 from ..packing.bits import signed_bits
 
 __all__ = ["AdderTree", "AdderTreeSpec"]
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def tree_cost(bounds: tuple[int, ...], levels: int) -> tuple[int, int]:
+    """(LUT, FF) of one output's tree over leaves of magnitude ``bounds`` through ``levels`` registered levels
+    (pairwise adders, an odd last node passed through; its valid bits not counted)."""
+    lut = ff = 0
+    items = list(bounds)
+    for _ in range(levels):
+        merged = [sum(items[n:n + 2]) for n in range(0, len(items), 2)]
+        ff += sum(signed_bits(b) for b in merged)
+        lut += sum(signed_bits(b) for b in merged[:len(items) // 2])
+        items = merged
+    return lut, ff
 
 
 @dataclass(frozen=True)
@@ -76,14 +92,13 @@ class AdderTreeSpec:
 
     def estimate(self) -> Resources:
         """A registered node per level; a two-input node is one carry-chain adder (~1 LUT per bit), a
-        pass-through is wiring; one valid bit per level."""
+        pass-through is wiring; one valid bit per level.  Outputs with the same leaf bounds cost the same,
+        so each distinct bound set is costed once (an engine's outputs mostly share one)."""
         lut = ff = 0
-        for _, bounds in self.outputs:
-            items = list(bounds)
-            for merged in self.level_bounds(bounds):
-                ff += sum(signed_bits(b) for b in merged)
-                lut += sum(signed_bits(sum(items[n:n + 2])) for n in range(0, len(items) - 1, 2))
-                items = merged
+        for bounds, count in Counter(bounds for _, bounds in self.outputs).items():
+            tree_lut, tree_ff = tree_cost(bounds, self.levels)
+            lut += count * tree_lut
+            ff += count * tree_ff
         return Resources(lut=lut, ff=ff + self.levels)
 
     def build(self) -> "AdderTree":
