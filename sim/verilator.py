@@ -38,6 +38,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+import numpy as np
 from amaranth import Elaboratable
 from amaranth.back import rtlil
 from amaranth.lib import wiring
@@ -45,7 +46,7 @@ from amaranth.lib import wiring
 from mixq_hw.hdl_text import simulation_text
 
 from . import cache
-from .beats import beat_words, payload_shape, payload_width, words_of, words_to_beats
+from .beats import beat_word_array, payload_shape, payload_width, words_of, words_to_beats
 from .cxxrtl import CompileError, SimulationCrash
 from .streams import SimulationTimeout, StreamRun, stream_port
 
@@ -390,11 +391,12 @@ def run_streams_verilator(dut, inputs: Mapping[str, Iterable[Any]], outputs: Map
     job += struct.pack("<iidqq", len(inputs), len(outputs), float(stall), int(seed) & (2**64 - 1),
                        int(max_cycles))
     for port, beats in inputs.items():
-        beats = list(beats)
+        if not isinstance(beats, np.ndarray):
+            beats = list(beats)
         shape = payload_shape(dut, port)
         nw = words_of(payload_width(shape))
         job += struct.pack("<iiq", sinks.index(port), nw, len(beats))
-        job += array("I", beat_words(shape, beats)).tobytes()
+        job += beat_word_array(shape, beats).astype("<u4").tobytes()
     out_shapes = []
     for port, count in outputs.items():
         shape = payload_shape(dut, port)
@@ -430,8 +432,7 @@ def run_streams_verilator(dut, inputs: Mapping[str, Iterable[Any]], outputs: Map
     received: dict[str, list[Any]] = {}
     beat_cycles: dict[str, list[int]] = {}
     for port, shape, nw, count in out_shapes:
-        words = array("I")
-        words.frombytes(result[offset:offset + 4 * nw * count])
+        words = np.frombuffer(result, dtype="<u4", count=nw * count, offset=offset)
         offset += 4 * nw * count
         received[port] = words_to_beats(shape, words, count)
         stamps = array("q")
