@@ -102,7 +102,7 @@ def beat_word_array(shape, beats: Any) -> np.ndarray:
             arr = np.asarray(beats)
         except (ValueError, OverflowError):   # ragged or beyond int64: the generic path decides
             arr = None
-    if lanes is None or arr is None or arr.dtype.kind not in "iub" or arr.ndim != 1 + len(lanes[0]) \
+    if lanes is None or arr is None or (arr.dtype.kind not in "iub" and arr.size) or arr.ndim != 1 + len(lanes[0]) \
             or tuple(arr.shape[1:]) != lanes[0] or (arr.dtype.kind == "u" and arr.dtype.itemsize > 4):
         return np.array(_beat_words_generic(shape, beats), dtype=np.uint32)
     dims, width, _signed = lanes

@@ -10,7 +10,8 @@ import pytest
 from amaranth import Shape, signed, unsigned
 from amaranth.lib import data
 
-from sim.beats import beat_word_array, beat_words, pack_beat, payload_width, unpack_beat, words_of, words_to_beats
+from sim.beats import (beat_word_array, beat_words, pack_beat, payload_width, unpack_beat, words_of, words_to_array,
+                       words_to_beats)
 
 
 def reference_words(shape, beats) -> list[int]:
@@ -113,3 +114,31 @@ def test_odd_beats_fall_back_to_the_reference() -> None:
 def test_too_few_words_is_an_error() -> None:
     with pytest.raises(ValueError, match="need 8 words"):
         words_to_beats(data.ArrayLayout(unsigned(8), 8), [0] * 7, 4)
+
+
+def test_integer_arrays_take_the_numpy_path(monkeypatch) -> None:
+    """Integer beats never go through the beat-by-beat functions (which the reference above uses)."""
+    import sim.beats
+
+    rng = random.Random(5)
+    cases = [(shape, [_random_beat(rng, shape, 0) for _ in range(9)]) for shape in _layouts()
+             if not isinstance(shape, data.StructLayout) and max(_elem_width(shape), 1) <= 32]
+    expected = [(reference_words(shape, beats), beats) for shape, beats in cases]
+
+    def refuse(*args):
+        raise AssertionError("the beat-by-beat path")
+
+    monkeypatch.setattr(sim.beats, "pack_beat", refuse)
+    monkeypatch.setattr(sim.beats, "unpack_beat", refuse)
+    for (shape, beats), (words, _) in zip(cases, expected):
+        if _elem_width(shape) == 0:
+            continue
+        assert beat_words(shape, beats) == words
+        assert words_to_beats(shape, words, len(beats)) == beats
+        assert words_to_array(shape, words, len(beats)).tolist() == beats
+
+
+def _elem_width(shape) -> int:
+    while isinstance(shape, data.ArrayLayout):
+        shape = shape.elem_shape
+    return Shape.cast(shape).width
