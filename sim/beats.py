@@ -11,7 +11,7 @@ from amaranth.lib import data
 from .streams import to_python
 
 __all__ = ["payload_shape", "payload_width", "words_of", "pack_beat", "unpack_beat", "beat_words",
-           "beat_word_array", "words_to_beats", "words_to_array"]
+           "beat_word_array", "words_to_beats", "words_to_array", "array_beats"]
 
 #: values per numpy chunk of the vectorised packing (its scratch arrays stay in cache)
 _CHUNK_VALUES = 1 << 15
@@ -76,6 +76,11 @@ def _lanes(shape) -> tuple[tuple[int, ...], int, bool] | None:
     if not 1 <= elem.width <= 32:
         return None
     return tuple(dims), int(elem.width), bool(elem.signed)
+
+
+def array_beats(shape) -> bool:
+    """Whether :func:`words_to_array` takes ``shape`` (an integer of at most 32 bits or nested arrays of one)."""
+    return _lanes(shape) is not None
 
 
 class _Fields:

@@ -15,6 +15,7 @@ from typing import Any, Iterable, Mapping
 
 import gc
 
+import numpy as np
 from amaranth.hdl import ClockDomain, Elaboratable, Module
 from amaranth.lib import data
 from amaranth.sim import Simulator
@@ -107,7 +108,8 @@ class _Clocked(Elaboratable):
 class StreamRun:
     """What :func:`run_streams` measured: the received beats per output port and the cycle counts."""
 
-    outputs: dict[str, list[Any]]
+    #: per port, the beats (an int64 array, beats first, from a compiled backend asked for arrays)
+    outputs: dict[str, list[Any] | np.ndarray]
     cycles: int
     #: cycle (counted from the start) at which each output beat was accepted
     beat_cycles: dict[str, list[int]] = field(default_factory=dict)

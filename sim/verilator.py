@@ -46,7 +46,7 @@ from amaranth.lib import wiring
 from mixq_hw.hdl_text import simulation_text
 
 from . import cache
-from .beats import beat_word_array, payload_shape, payload_width, words_of, words_to_beats
+from .beats import array_beats, beat_word_array, payload_shape, payload_width, words_of, words_to_array, words_to_beats
 from .cxxrtl import CompileError, SimulationCrash
 from .streams import SimulationTimeout, StreamRun, stream_port
 
@@ -366,13 +366,14 @@ def run_streams_verilator(dut, inputs: Mapping[str, Iterable[Any]], outputs: Map
                           stall: float = 0.0, seed: int = 0, max_cycles: int = 100_000_000,
                           threads: int = DEFAULT_THREADS, opt: str = DEFAULT_OPT, cflags: str = DEFAULT_CFLAGS,
                           output_split: int = 0, verbose: bool = False, program: Path | None = None,
-                          stats: dict | None = None, progress: Any = None) -> StreamRun:
+                          stats: dict | None = None, progress: Any = None, arrays: bool = False) -> StreamRun:
     """Like :func:`sim.cxxrtl.run_streams_compiled`, on the Verilator-compiled design: the same arguments,
     the same outputs and cycle counts (the same stall pattern, ``stream_loop.h``).
 
     ``threads``/``opt``/``cflags``/``output_split``: see :func:`verilator_flags`; ``program``: one that
     :func:`compile_verilator` built for ``dut`` already.  ``stats`` (a dict) receives ``evals`` and
-    ``cpu_seconds`` of the run.  ``progress``: a buffer from :func:`progress_file`.
+    ``cpu_seconds`` of the run.  ``progress``: a buffer from :func:`progress_file`.  ``arrays``: a port whose
+    payload is integers (:func:`sim.beats.array_beats`) delivers its beats as one int64 array, beats first.
     """
     for port in [*inputs, *outputs]:
         stream_port(dut, port)
@@ -429,12 +430,13 @@ def run_streams_verilator(dut, inputs: Mapping[str, Iterable[Any]], outputs: Map
     if cycles < 0:
         raise RuntimeError(f"{type(dut).__name__}: the Verilator testbench returned {cycles}")
     offset = 24
-    received: dict[str, list[Any]] = {}
+    received: dict[str, list[Any] | np.ndarray] = {}
     beat_cycles: dict[str, list[int]] = {}
     for port, shape, nw, count in out_shapes:
         words = np.frombuffer(result, dtype="<u4", count=nw * count, offset=offset)
         offset += 4 * nw * count
-        received[port] = words_to_beats(shape, words, count)
+        received[port] = (words_to_array(shape, words, count) if arrays and array_beats(shape)
+                          else words_to_beats(shape, words, count))
         stamps = array("q")
         stamps.frombytes(result[offset:offset + 8 * count])
         offset += 8 * count
