@@ -160,7 +160,7 @@ class StageHarness(wiring.Component):
 _JOB: dict[str, Any] = {}
 
 
-def _compare(streams: StageStreams, expected: dict, got: Mapping[str, list],
+def _compare(streams: StageStreams, expected: dict, got: Mapping[str, Any],
              shapes: dict, frames: int) -> tuple[str, int, set[int]]:
     """(first mismatch sentence, differing values, images with a difference) over all output ports."""
     first, count = "", 0

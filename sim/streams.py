@@ -15,7 +15,6 @@ from typing import Any, Iterable, Mapping
 
 import gc
 
-import numpy as np
 from amaranth.hdl import ClockDomain, Elaboratable, Module
 from amaranth.lib import data
 from amaranth.sim import Simulator
@@ -108,8 +107,8 @@ class _Clocked(Elaboratable):
 class StreamRun:
     """What :func:`run_streams` measured: the received beats per output port and the cycle counts."""
 
-    #: per port, the beats (an int64 array, beats first, from a compiled backend asked for arrays)
-    outputs: dict[str, list[Any] | np.ndarray]
+    #: per port, the list of beats (an int64 array, beats first, from a compiled backend asked for arrays)
+    outputs: dict[str, Any]
     cycles: int
     #: cycle (counted from the start) at which each output beat was accepted
     beat_cycles: dict[str, list[int]] = field(default_factory=dict)

@@ -430,7 +430,7 @@ def run_streams_verilator(dut, inputs: Mapping[str, Iterable[Any]], outputs: Map
     if cycles < 0:
         raise RuntimeError(f"{type(dut).__name__}: the Verilator testbench returned {cycles}")
     offset = 24
-    received: dict[str, list[Any] | np.ndarray] = {}
+    received: dict[str, Any] = {}
     beat_cycles: dict[str, list[int]] = {}
     for port, shape, nw, count in out_shapes:
         words = np.frombuffer(result, dtype="<u4", count=nw * count, offset=offset)
