@@ -48,11 +48,12 @@ import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+import numpy as np
 from amaranth._toolchain.yosys import find_yosys
 from amaranth.back import rtlil
 
 from . import cache
-from .beats import payload_shape, payload_width, unpack_beat, words_of, pack_beat
+from .beats import beat_word_array, payload_shape, payload_width, words_of, words_to_beats
 from .streams import SimulationTimeout, StreamRun, stream_port
 
 __all__ = ["CompileError", "SimulationCrash", "runtime_include_dir", "compile_design", "build_info",
@@ -383,12 +384,11 @@ def _run_compiled(dut, library: Path, inputs: Mapping[str, Iterable[Any]], outpu
     for port, beats in inputs.items():
         shape = payload_shape(dut, port)
         nw = words_of(payload_width(shape))
-        beats = list(beats)
+        if not isinstance(beats, np.ndarray):
+            beats = list(beats)
+        packed = beat_word_array(shape, beats)
         buf = (ctypes.c_uint32 * max(1, len(beats) * nw))()
-        for b, beat in enumerate(beats):
-            raw = pack_beat(shape, beat)
-            for w in range(nw):
-                buf[b * nw + w] = (raw >> (32 * w)) & 0xFFFFFFFF
+        ctypes.memmove(buf, packed.ctypes.data, packed.nbytes)
         keep.append(buf)
         in_bufs.append(ctypes.cast(buf, ctypes.POINTER(ctypes.c_uint32)))
         in_counts.append(len(beats))
@@ -433,12 +433,8 @@ def _run_compiled(dut, library: Path, inputs: Mapping[str, Iterable[Any]], outpu
     beat_cycles: dict[str, list[int]] = {}
     for k, port in enumerate(outputs):
         nw, shape, words = out_words[k], out_shapes[k], out_bufs[k]
-        beats = []
-        for b in range(out_counts[k]):
-            raw = 0
-            for w in range(nw):
-                raw |= words[b * nw + w] << (32 * w)
-            beats.append(unpack_beat(shape, raw))
-        received[port] = beats
-        beat_cycles[port] = [out_cycle_bufs[k][b] for b in range(out_counts[k])]
+        flat = np.ctypeslib.as_array(words, shape=(max(1, out_counts[k] * nw),))
+        received[port] = words_to_beats(shape, flat, out_counts[k])
+        stamps = np.ctypeslib.as_array(out_cycle_bufs[k], shape=(max(1, out_counts[k]),))
+        beat_cycles[port] = stamps[:out_counts[k]].tolist()
     return StreamRun(outputs=received, cycles=int(cycles), beat_cycles=beat_cycles)

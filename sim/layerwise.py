@@ -160,7 +160,7 @@ class StageHarness(wiring.Component):
 _JOB: dict[str, Any] = {}
 
 
-def _compare(streams: StageStreams, expected: dict, got: Mapping[str, list],
+def _compare(streams: StageStreams, expected: dict, got: Mapping[str, Any],
              shapes: dict, frames: int) -> tuple[str, int, set[int]]:
     """(first mismatch sentence, differing values, images with a difference) over all output ports."""
     first, count = "", 0
@@ -230,13 +230,13 @@ def _compiled(dut: wiring.Component, backend: str) -> tuple[dict[str, Any], str]
 
 
 def _stage_job(index: int) -> tuple[Any, StageStreams, dict, dict, dict, dict, int, dict]:
-    """Stage ``index`` of the job's plan: (stage, streams, input beats by port, expected (values, index) by
+    """Stage ``index`` of the job's plan: (stage, streams, input beats by port (int64 arrays), expected (values, index) by
     port, tensor shapes by port, output beat counts by port, cycle budget, the result's fixed fields)."""
     job = _JOB
     stage = job["plan"].stages[index]
     streams: StageStreams = job["streams"][stage.name]
     frames = job["frames"]
-    inputs = {port: spec.fmt.beats(stream_tensor(spec, job["values"], job["images"]))
+    inputs = {port: spec.fmt.to_array(stream_tensor(spec, job["values"], job["images"]))
               for port, spec in streams.inputs.items()}
     expected, shapes = {}, {}
     for port, spec in streams.outputs.items():
@@ -272,6 +272,8 @@ def _check_stage(index: int) -> dict:
     started = time.perf_counter()
     stage, streams, inputs, expected, shapes, counts, budget, result = _stage_job(index)
     stall, backend = job["stall"], job["backend"]
+    if backend == "pysim":   # the compiled backends take the beat arrays as they are
+        inputs = {port: beats.tolist() for port, beats in inputs.items()}
     try:
         dut = StageHarness(stage.build())
         options, result["design"] = _compiled(dut, backend)

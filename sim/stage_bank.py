@@ -61,8 +61,8 @@ def run_bank(bank: StageBank, program: Path, inputs: Sequence[Mapping[str, Seque
              outputs: Sequence[Mapping[str, int]], *, stall: float, seed: int, max_cycles: int) -> list[StreamRun]:
     """Run ``bank`` (built into ``program`` by :func:`sim.verilator.compile_verilator`) once: member ``k`` gets
     ``inputs[k]`` (port -> beats) and must deliver ``outputs[k]`` (port -> beat count).  Returns one
-    :class:`~sim.streams.StreamRun` per member (its beats and their cycles; ``cycles``: one past its last
-    output beat).  A timeout or crash of any member raises for the whole bank."""
+    :class:`~sim.streams.StreamRun` per member (its beats, int64 arrays for integer payloads, and their cycles;
+    ``cycles``: one past its last output beat).  A timeout or crash of any member raises for the whole bank."""
     from .verilator import run_streams_verilator
 
     if len(inputs) != len(bank.members) or len(outputs) != len(bank.members):
@@ -70,7 +70,7 @@ def run_bank(bank: StageBank, program: Path, inputs: Sequence[Mapping[str, Seque
     flat_in = {bank_port(k, p): beats for k, ports in enumerate(inputs) for p, beats in ports.items()}
     flat_out = {bank_port(k, p): n for k, ports in enumerate(outputs) for p, n in ports.items()}
     run = run_streams_verilator(bank, flat_in, flat_out, stall=stall, seed=seed, max_cycles=max_cycles,
-                                program=program)
+                                program=program, arrays=True)
     runs = []
     for k, ports in enumerate(outputs):
         got = {p: run.outputs[bank_port(k, p)] for p in ports}

@@ -107,7 +107,8 @@ class _Clocked(Elaboratable):
 class StreamRun:
     """What :func:`run_streams` measured: the received beats per output port and the cycle counts."""
 
-    outputs: dict[str, list[Any]]
+    #: per port, the list of beats (an int64 array, beats first, from a compiled backend asked for arrays)
+    outputs: dict[str, Any]
     cycles: int
     #: cycle (counted from the start) at which each output beat was accepted
     beat_cycles: dict[str, list[int]] = field(default_factory=dict)

@@ -38,6 +38,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+import numpy as np
 from amaranth import Elaboratable
 from amaranth.back import rtlil
 from amaranth.lib import wiring
@@ -45,7 +46,7 @@ from amaranth.lib import wiring
 from mixq_hw.hdl_text import simulation_text
 
 from . import cache
-from .beats import beat_words, payload_shape, payload_width, words_of, words_to_beats
+from .beats import array_beats, beat_word_array, payload_shape, payload_width, words_of, words_to_array, words_to_beats
 from .cxxrtl import CompileError, SimulationCrash
 from .streams import SimulationTimeout, StreamRun, stream_port
 
@@ -365,13 +366,14 @@ def run_streams_verilator(dut, inputs: Mapping[str, Iterable[Any]], outputs: Map
                           stall: float = 0.0, seed: int = 0, max_cycles: int = 100_000_000,
                           threads: int = DEFAULT_THREADS, opt: str = DEFAULT_OPT, cflags: str = DEFAULT_CFLAGS,
                           output_split: int = 0, verbose: bool = False, program: Path | None = None,
-                          stats: dict | None = None, progress: Any = None) -> StreamRun:
+                          stats: dict | None = None, progress: Any = None, arrays: bool = False) -> StreamRun:
     """Like :func:`sim.cxxrtl.run_streams_compiled`, on the Verilator-compiled design: the same arguments,
     the same outputs and cycle counts (the same stall pattern, ``stream_loop.h``).
 
     ``threads``/``opt``/``cflags``/``output_split``: see :func:`verilator_flags`; ``program``: one that
     :func:`compile_verilator` built for ``dut`` already.  ``stats`` (a dict) receives ``evals`` and
-    ``cpu_seconds`` of the run.  ``progress``: a buffer from :func:`progress_file`.
+    ``cpu_seconds`` of the run.  ``progress``: a buffer from :func:`progress_file`.  ``arrays``: a port whose
+    payload is integers (:func:`sim.beats.array_beats`) delivers its beats as one int64 array, beats first.
     """
     for port in [*inputs, *outputs]:
         stream_port(dut, port)
@@ -390,11 +392,12 @@ def run_streams_verilator(dut, inputs: Mapping[str, Iterable[Any]], outputs: Map
     job += struct.pack("<iidqq", len(inputs), len(outputs), float(stall), int(seed) & (2**64 - 1),
                        int(max_cycles))
     for port, beats in inputs.items():
-        beats = list(beats)
+        if not isinstance(beats, np.ndarray):
+            beats = list(beats)
         shape = payload_shape(dut, port)
         nw = words_of(payload_width(shape))
         job += struct.pack("<iiq", sinks.index(port), nw, len(beats))
-        job += array("I", beat_words(shape, beats)).tobytes()
+        job += beat_word_array(shape, beats).astype("<u4").tobytes()
     out_shapes = []
     for port, count in outputs.items():
         shape = payload_shape(dut, port)
@@ -427,13 +430,13 @@ def run_streams_verilator(dut, inputs: Mapping[str, Iterable[Any]], outputs: Map
     if cycles < 0:
         raise RuntimeError(f"{type(dut).__name__}: the Verilator testbench returned {cycles}")
     offset = 24
-    received: dict[str, list[Any]] = {}
+    received: dict[str, Any] = {}
     beat_cycles: dict[str, list[int]] = {}
     for port, shape, nw, count in out_shapes:
-        words = array("I")
-        words.frombytes(result[offset:offset + 4 * nw * count])
+        words = np.frombuffer(result, dtype="<u4", count=nw * count, offset=offset)
         offset += 4 * nw * count
-        received[port] = words_to_beats(shape, words, count)
+        received[port] = (words_to_array(shape, words, count) if arrays and array_beats(shape)
+                          else words_to_beats(shape, words, count))
         stamps = array("q")
         stamps.frombytes(result[offset:offset + 8 * count])
         offset += 8 * count
