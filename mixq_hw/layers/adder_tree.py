@@ -25,16 +25,27 @@ __all__ = ["AdderTree", "AdderTreeSpec"]
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def tree_cost(bounds: tuple[int, ...], levels: int) -> tuple[int, int]:
-    """(LUT, FF) of one output's tree over leaves of magnitude ``bounds`` through ``levels`` registered levels
-    (pairwise adders, an odd last node passed through; its valid bits not counted)."""
-    lut = ff = 0
-    items = list(bounds)
+def tree_levels(bounds: tuple[int, ...], levels: int) -> tuple[tuple[int, ...], ...]:
+    """The node bounds of each of ``levels`` registered levels of one output's tree over leaves of magnitude
+    ``bounds`` (level 0 first): a node adds leaves ``2n`` and ``2n+1`` (or passes an odd last one), its bound
+    the sum of theirs.  The one model of the tree that its hardware and its estimate read."""
+    out, items = [], tuple(bounds)
     for _ in range(levels):
-        merged = [sum(items[n:n + 2]) for n in range(0, len(items), 2)]
+        items = tuple(sum(items[n:n + 2]) for n in range(0, len(items), 2))
+        out.append(items)
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def tree_cost(bounds: tuple[int, ...], levels: int) -> tuple[int, int]:
+    """(LUT, FF) of one output's tree (:func:`tree_levels`): a two-input node is one carry-chain adder
+    (~1 LUT per bit), a passed-through node wiring; every node registered (its valid bits not counted)."""
+    lut = ff = 0
+    width = len(bounds)
+    for merged in tree_levels(bounds, levels):
         ff += sum(signed_bits(b) for b in merged)
-        lut += sum(signed_bits(b) for b in merged[:len(items) // 2])
-        items = merged
+        lut += sum(signed_bits(b) for b in merged[:width // 2])
+        width = len(merged)
     return lut, ff
 
 
@@ -67,13 +78,8 @@ class AdderTreeSpec:
         return self.levels
 
     def level_bounds(self, bounds: tuple[int, ...]) -> list[list[int]]:
-        """The node bounds of each level of one output's tree (level 0 first); a node's bound is the sum
-        of the two (or one) bounds it adds."""
-        levels, items = [], list(bounds)
-        for _ in range(self.levels):
-            items = [sum(items[n:n + 2]) for n in range(0, len(items), 2)]
-            levels.append(items)
-        return levels
+        """The node bounds of each level of one output's tree (level 0 first; :func:`tree_levels`)."""
+        return [list(level) for level in tree_levels(tuple(bounds), self.levels)]
 
     def sum_bound(self, name: str) -> int:
         """Largest magnitude of output ``name``."""
