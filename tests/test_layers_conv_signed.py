@@ -8,46 +8,19 @@ back; every code pair of a small layer exhaustively, and the extreme codes that 
 from __future__ import annotations
 
 import itertools
-import zlib
 
 import numpy as np
 import pytest
-from amaranth import Module
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
 
 from mixq_hw.graph.ops import acc_width, conv2d_int
 from mixq_hw.layers.conv import ConvEngine, ConvEngineSpec
 from mixq_hw.layers.conv_weights import check_conv_config, choose_plan
 from mixq_hw.packing.bits import signed_act_range
 from mixq_hw.packing.layout import weight_range
+from conv_cases import STALLS, Chain, stable_seed
 from sim.formats import grouped
 from sim.streams import run_streams
 from sim.tensors import tensor_to_beats
-
-STALLS = [0.0, 0.3, 0.7]
-
-
-def stable_seed(*key) -> int:
-    return zlib.crc32(repr(key).encode()) % 1000
-
-
-class Chain(wiring.Component):
-    """window -> engine: raster codes in, accumulator groups out."""
-
-    def __init__(self, window, engine: ConvEngine):
-        self.window, self.engine = window, engine
-        super().__init__({"i": In(stream.Signature(window.i.payload.shape())),
-                          "o": Out(stream.Signature(engine.o.payload.shape()))})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.window, m.submodules.engine = self.window, self.engine
-        wiring.connect(m, wiring.flipped(self.i), self.window.i)
-        wiring.connect(m, self.window.o, self.engine.i)
-        wiring.connect(m, self.engine.o, wiring.flipped(self.o))
-        return m
-
 
 def run_signed(weight: np.ndarray, images: np.ndarray, *, k: int, stride: int, pad: int, groups: int, w_bits: int,
                a_bits: int, simd: int, pe: int, pixels: int, stall: float, seed: int, windows=("taps", "rows"),

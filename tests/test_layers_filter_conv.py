@@ -10,14 +10,10 @@ frames back to back.
 from __future__ import annotations
 
 import gc
-import zlib
 
 import numpy as np
 import pytest
-from amaranth import Module
 from amaranth.back import rtlil
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
 
 from mixq_hw.graph.ops import conv2d_int
 from mixq_hw.layers.conv import ConvEngine, ConvEngineSpec
@@ -27,34 +23,10 @@ from mixq_hw.layers.window import SlidingWindow
 from mixq_hw.packing import plans
 from mixq_hw.packing.layout import act_range, weight_range
 from mixq_hw.packing.split import SplitPlan, split_plans
+from conv_cases import STALLS, Chain, stable_seed
 from sim.formats import grouped, rows
 from sim.streams import run_streams
 from sim.tensors import tensor_to_beats
-
-STALLS = [0.0, 0.3, 0.7]
-
-
-def stable_seed(*key) -> int:
-    """A seed from a test's parameters that does not change between runs (``hash`` of a str does)."""
-    return zlib.crc32(repr(key).encode()) % 1000
-
-
-class Chain(wiring.Component):
-    """window -> engine, raster pixels in, accumulator groups out."""
-
-    def __init__(self, window, engine: ConvEngine):
-        self.window, self.engine = window, engine
-        super().__init__({"i": In(stream.Signature(window.i.payload.shape())),
-                          "o": Out(stream.Signature(engine.o.payload.shape()))})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.window, m.submodules.engine = self.window, self.engine
-        wiring.connect(m, wiring.flipped(self.i), self.window.i)
-        wiring.connect(m, self.window.o, self.engine.i)
-        wiring.connect(m, self.engine.o, wiring.flipped(self.o))
-        return m
-
 
 def steady_interval(beat_cycles: list[int], per_frame: int) -> float:
     """Cycles between the ends of frames 1 and 3 of a back-to-back run, per frame."""

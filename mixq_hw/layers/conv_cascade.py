@@ -19,7 +19,7 @@ from mixq_hw.packing.cascade import cascade_supported
 from mixq_hw.packing.layout import Plan
 from mixq_hw.packing.protocol import PackingPlan
 
-from .conv_weights import ConvGeometry, CoreWiring, cores_for, field_slots, filter_positions, geometry_for_plan, macs_per_cycle
+from .conv_weights import ConvGeometry, CoreWiring, cores_for, geometry_for_plan, macs_per_cycle, plan_fits
 
 __all__ = ["check_cascade", "choose_cascade", "cascade_groups"]
 
@@ -49,15 +49,9 @@ def check_cascade(cascade: int, plan: PackingPlan, geo: ConvGeometry, where: str
 
 
 def _fits(plan: Plan, geo: ConvGeometry) -> bool:
-    """Whether the engine can run ``plan`` in one multiply per kernel row at ``geo``'s pixels."""
-    try:
-        if plan.kind == "kernel":
-            field_slots(plan)
-            return plan.n_acts <= geo.pixels
-        filter_positions(plan)
-    except ValueError:
-        return False
-    return plan.n_weights == geo.k and plan.n_acts <= geo.pixels + plan.n_weights - 1
+    """Whether the engine can run ``plan`` in one multiply per kernel row at ``geo``'s pixels (a filter
+    layout must cover the whole row)."""
+    return plan_fits(plan, geo) and (plan.kind == "kernel" or plan.n_weights == geo.k)
 
 
 def _longest(plan: Plan, geo: ConvGeometry) -> int:

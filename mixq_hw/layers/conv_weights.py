@@ -54,7 +54,7 @@ from mixq_hw.packing.lut_layout import lut_plan
 from mixq_hw.packing.protocol import PackingPlan
 from mixq_hw.packing.split import SplitPlan, split_plans
 
-__all__ = ["ConvGeometry", "CoreWiring", "WINDOW_KINDS", "check_conv_config", "signed_bits", "choose_plan",
+__all__ = ["plan_fits", "ConvGeometry", "CoreWiring", "WINDOW_KINDS", "check_conv_config", "signed_bits", "choose_plan",
            "field_slots", "filter_positions", "geometry_for_plan", "plan_window_kind", "cores_for",
            "macs_per_cycle", "core_wiring", "weight_rom_words", "lut_layer_plan", "lut_layer_shape", "lut_layer_figures", "dot_wiring", "groups_per_frame",
            "frame_cycles", "dsps_per_core"]
@@ -252,7 +252,9 @@ def macs_per_cycle(geo: ConvGeometry) -> float:
     return float(base)
 
 
-def _usable(plan: Plan, geo: ConvGeometry) -> bool:
+def plan_fits(plan: Plan, geo: ConvGeometry) -> bool:
+    """Whether the engine can run ``plan`` in one multiply per kernel row at ``geo``'s pixels (a kernel layout
+    holds at most ``pixels`` activations; a filter layout has valid positions)."""
     try:
         if plan.kind == "kernel":
             field_slots(plan)
@@ -304,13 +306,13 @@ def choose_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *, strid
                          f"(the row window needs stride 1 and k > 1)")
     for kind, max_acts in searches:
         candidates += [p for p in _split_candidates(w_bits, a_bits, geo.k, kind, max_acts, bool(signed_act))
-                       if _usable(p, geo)]
+                       if plan_fits(p, geo)]
         try:
             found = plans(w_bits, a_bits, geo.k, kinds=(kind,), max_acts=max_acts, signed_act=bool(signed_act))
         except ValueError as err:
             errors.append(str(err))
             continue
-        candidates += [p for p in found if _usable(p, geo)]
+        candidates += [p for p in found if plan_fits(p, geo)]
     if not candidates:
         detail = f" ({'; '.join(errors)})" if errors else ""
         raise ValueError(f"no packing plan for w{w_bits}a{a_bits}{' signed-act' if signed_act else ''} k{geo.k} "
