@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from networks import bypass_net, linear_net, plain_net, pool_narrowing_net
+from networks import bypass_net, linear_net, plain_net, pool_narrowing_net, unpadded_net
 
 from mixq_hw.graph import Graph
 from mixq_hw.pipeline import Accelerator, LayerFold, plan_stages
@@ -40,6 +40,11 @@ CASES = {
     # 3 pool lanes to 4 goes through 1 lane (3 -> 1 -> 4): the first step narrows, so the pool needs the
     # same row of buffer (full-size SkyNet: +48 % cycles per frame without it)
     "pool-two-step": (lambda rng: pool_narrowing_net(rng, 12), {"c1": LayerFold(3, 3, 8), "c2": LayerFold(4, 4, 8)}),
+    # two convs at one interval, the second unpadded: its line buffer must take the next frame's first
+    # rows while its last output row reads, or that conv idles while they arrive (RowWindow: 503 cycles, not
+    # 432; SlidingWindow: 1,089, not 864; full-size CNV W2A2: +12.6 %)
+    "unpadded-row": (unpadded_net, {"c1": LayerFold(4, 4, 1), "c2": LayerFold(2, 1, 1)}),
+    "unpadded-sliding": (unpadded_net, {"c1": LayerFold(4, 2, 1), "c2": LayerFold(1, 3, 1)}),
     # pixels not dividing the output width (8 = 3+3+2, 4 = 3+1): ragged groups through requant, pool,
     # reorg, the bypass FIFO and the raw output
     "bypass-ragged": (bypass_net, {"c1": LayerFold(2, 2, 3), "c2": LayerFold(2, 2, 3), "c3": LayerFold(1, 4, 3),
@@ -70,6 +75,23 @@ def test_frame_interval_matches_analytic_model(case):
     measured = ends[2] - ends[1]
     analytic = acc.plan.cycles_per_frame()
     assert abs(measured - analytic) <= 0.05 * analytic, (measured, analytic, acc.plan.bottleneck().name)
+
+
+@pytest.mark.parametrize("case, window", [("unpadded-row", "RowWindowSpec"),
+                                          ("unpadded-sliding", "SlidingWindowSpec")])
+def test_unpadded_conv_at_the_bottleneck_meets_the_interval(case, window):
+    """Both convs at the analytic interval, the second unpadded: frames leave exactly that interval apart."""
+    make, folding = CASES[case]
+    rng = np.random.default_rng(1)
+    graph = make(rng)
+    plan = plan_stages(graph, folding)
+    assert type(plan.stage("c2.window").spec).__name__ == window
+    assert plan.stage("c1").cycles == plan.stage("c2").cycles == plan.cycles_per_frame()
+    images = rng.integers(0, 256, (3, *graph.input_shape)).astype(np.uint8)
+    acc, out, run, per_frame = _run(graph, folding, images, stall=0.0)
+    np.testing.assert_array_equal(out, graph.reference(images))
+    ends = [run.beat_cycles["o"][(i + 1) * per_frame - 1] for i in range(3)]
+    assert ends[2] - ends[1] == ends[1] - ends[0] == plan.cycles_per_frame()
 
 
 def test_ragged_case_covers_both_windows():
