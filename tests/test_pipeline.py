@@ -111,10 +111,11 @@ def test_bypass_fifo_is_sized_from_the_schedule():
     graph = bypass_net(np.random.default_rng(0))
     plan = plan_stages(graph, {"c1": LayerFold(2, 2, 2)})
     # bypass: concat row y needs c1 row 2y+1; main path: c3 row y needs c2 row y+1, which needs pool
-    # row y+2, which needs c1 row 2y+5: a lead of 4 c1 rows = 2 concat rows, plus 2 rows of margin,
+    # row y+2, which needs c1 row 2y+5: a lead of 4 c1 rows = 2 concat rows, plus 2 rows of margin and one
+    # row for each windowed layer of the main path (p1, c2, c3: each emits a row over a whole row time),
     # at 4 pixels x 16 channels per concat row, one lane (the main path's c3 has pe 1).
     assert plan.stage("cat").spec.lanes == 1
-    assert plan.fifo_depths["cat.fifo0"] == (2 + 2) * 4 * 16
+    assert plan.fifo_depths["cat.fifo0"] == (2 + 2 + 3) * 4 * 16
     # plus one row of buffer behind each bursty stream that is narrowed: the pool (4 pixels x 4 channels,
     # 2 lanes -> 1) and the reorg (4 pixels x 16 channels, 8 lanes -> 1)
     assert plan.fifo_depths["c2.burst"] == 4 * 4 // 2 and plan.fifo_depths["cat.burst"] == 4 * 16 // 8
