@@ -39,8 +39,8 @@ def plain_net(rng: np.random.Generator | int = 0) -> Graph:
 
 
 def unpadded_net(rng: np.random.Generator | int = 0, shape=(4, 6, 8), channels: int = 4) -> Graph:
-    """conv3x3 'same' -> requant -> unpadded conv3x3 -> output: the second conv's window reads the first
-    frame rows of the next frame only after the last output row of this one."""
+    """conv3x3 'same' -> requant -> unpadded conv3x3 -> output: the second conv's window loads the
+    next frame's first rows while its last output row reads this frame's, if its line buffer has room."""
     rng = generator(rng)
     g = Graph("unpadded", shape)
     x = g.add_input(8)
