@@ -80,8 +80,17 @@ def bypass_fifo_depth(graph: "Graph", concat: Node, beats_per_row: list[int]) ->
     # Branches that need the same ancestor rows (a 1x1 conv beside its own input, as in Tiny-YOLOv3's
     # concat) differ by pipeline latency only, which rows do not show: each gets ROW_MARGIN rows.
     tied = sum(m[ancestor][1] == slowest for m in maps) > 1
+    # A windowed layer (conv k > 1, pool) at the bottleneck rate emits each row over a whole row time after
+    # the rows it needs arrive: one more row of lag per such layer on the slowest branch.
+    lagging = max(_windowed_layers(graph, set(m) - common) for m in maps if m[ancestor][1] == slowest)
     depths = []
     for m, row_beats in zip(maps, beats_per_row):
         lead = slowest - m[ancestor][1]
-        depths.append(0 if lead == 0 and not tied else (math.ceil(lead / scale) + ROW_MARGIN) * row_beats)
+        depths.append(0 if lead == 0 and not tied else
+                      (math.ceil(lead / scale) + ROW_MARGIN + lagging) * row_beats)
     return depths
+
+
+def _windowed_layers(graph: "Graph", names: set[str]) -> int:
+    """How many of ``names`` emit a row only after reading later input rows (a row map other than (1, 0))."""
+    return sum(row_map(graph.node(name)) != (1, 0) for name in names)

@@ -38,6 +38,19 @@ def plain_net(rng: np.random.Generator | int = 0) -> Graph:
     return g
 
 
+def unpadded_net(rng: np.random.Generator | int = 0, shape=(4, 6, 8), channels: int = 4) -> Graph:
+    """conv3x3 'same' -> requant -> unpadded conv3x3 -> output: the second conv's window loads the
+    next frame's first rows while its last output row reads this frame's, if its line buffer has room."""
+    rng = generator(rng)
+    g = Graph("unpadded", shape)
+    x = g.add_input(8)
+    c1 = g.add_conv("c1", x, rng.integers(-3, 4, (channels, shape[0], 3, 3)), w_bits=3, pad=1)
+    c2 = g.add_conv("c2", add_requant(g, "r1", c1, channels, rng), rng.integers(-3, 4, (3, channels, 3, 3)),
+                    w_bits=3, pad=0)
+    g.add_output("out", c2, rng.integers(-9, 9, 3), np.ones(3))
+    return g
+
+
 def bypass_net(rng: np.random.Generator | int = 0) -> Graph:
     """The UltraNet-Bypass shape in miniature: one conv feeds a pool path and a reorg bypass, joined by concat."""
     rng = generator(rng)

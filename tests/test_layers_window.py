@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -131,9 +132,12 @@ def test_window_cycles_same_pad_is_max_of_streams():
         assert dut.cycles_per_frame() == max(dut.in_beats, dut.out_beats)
     dut = SlidingWindow(64, 40, 80, 3, 1, 1, lanes=8, pixels=2, bits=4)
     assert dut.cycles_per_frame() == 40 * 40 * 9 * 8
-    # pad 0 waits for k-1 rows at each frame start: more than the stream maximum
+    # pad 0: with k + 1 rows the reader would wait for k-1 rows at each frame start; the two extra rows
+    # load the next frame's first rows while the last output row reads, so no wait remains
     dut = SlidingWindow(2, 6, 6, 3, 1, 0, lanes=1, pixels=1, bits=4)
-    assert dut.cycles_per_frame() > max(dut.in_beats, dut.out_beats)
+    assert dut.rows == 6
+    assert dut.cycles_per_frame() == max(dut.in_beats, dut.out_beats)
+    assert replace(dut.schedule, rows=4).cycles_per_frame() > max(dut.in_beats, dut.out_beats)
 
 
 def test_window_estimate():

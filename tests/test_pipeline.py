@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from networks import bypass_net, linear_net, plain_net, pool_narrowing_net
+from networks import bypass_net, linear_net, plain_net, pool_narrowing_net, unpadded_net
 
 from mixq_hw.graph import Graph
 from mixq_hw.pipeline import Accelerator, LayerFold, plan_stages
@@ -40,6 +40,11 @@ CASES = {
     # 3 pool lanes to 4 goes through 1 lane (3 -> 1 -> 4): the first step narrows, so the pool needs the
     # same row of buffer (full-size SkyNet: +48 % cycles per frame without it)
     "pool-two-step": (lambda rng: pool_narrowing_net(rng, 12), {"c1": LayerFold(3, 3, 8), "c2": LayerFold(4, 4, 8)}),
+    # two convs at one interval, the second unpadded: its line buffer must take the next frame's first
+    # rows while its last output row reads, or that conv idles while they arrive (RowWindow: 503 cycles, not
+    # 432; SlidingWindow: 1,089, not 864; full-size CNV W2A2: +12.6 %)
+    "unpadded-row": (unpadded_net, {"c1": LayerFold(4, 4, 1), "c2": LayerFold(2, 1, 1)}),
+    "unpadded-sliding": (unpadded_net, {"c1": LayerFold(4, 2, 1), "c2": LayerFold(1, 3, 1)}),
     # pixels not dividing the output width (8 = 3+3+2, 4 = 3+1): ragged groups through requant, pool,
     # reorg, the bypass FIFO and the raw output
     "bypass-ragged": (bypass_net, {"c1": LayerFold(2, 2, 3), "c2": LayerFold(2, 2, 3), "c3": LayerFold(1, 4, 3),
@@ -72,6 +77,23 @@ def test_frame_interval_matches_analytic_model(case):
     assert abs(measured - analytic) <= 0.05 * analytic, (measured, analytic, acc.plan.bottleneck().name)
 
 
+@pytest.mark.parametrize("case, window", [("unpadded-row", "RowWindowSpec"),
+                                          ("unpadded-sliding", "SlidingWindowSpec")])
+def test_unpadded_conv_at_the_bottleneck_meets_the_interval(case, window):
+    """Both convs at the analytic interval, the second unpadded: frames leave exactly that interval apart."""
+    make, folding = CASES[case]
+    rng = np.random.default_rng(1)
+    graph = make(rng)
+    plan = plan_stages(graph, folding)
+    assert type(plan.stage("c2.window").spec).__name__ == window
+    assert plan.stage("c1").cycles == plan.stage("c2").cycles == plan.cycles_per_frame()
+    images = rng.integers(0, 256, (3, *graph.input_shape)).astype(np.uint8)
+    acc, out, run, per_frame = _run(graph, folding, images, stall=0.0)
+    np.testing.assert_array_equal(out, graph.reference(images))
+    ends = [run.beat_cycles["o"][(i + 1) * per_frame - 1] for i in range(3)]
+    assert ends[2] - ends[1] == ends[1] - ends[0] == plan.cycles_per_frame()
+
+
 def test_ragged_case_covers_both_windows():
     """The ragged case has ragged groups in front of a SlidingWindow engine and of RowWindow engines, and
     its requant/output stages stream whole groups (padded rows) while the raster values keep the real width."""
@@ -89,10 +111,11 @@ def test_bypass_fifo_is_sized_from_the_schedule():
     graph = bypass_net(np.random.default_rng(0))
     plan = plan_stages(graph, {"c1": LayerFold(2, 2, 2)})
     # bypass: concat row y needs c1 row 2y+1; main path: c3 row y needs c2 row y+1, which needs pool
-    # row y+2, which needs c1 row 2y+5: a lead of 4 c1 rows = 2 concat rows, plus 2 rows of margin,
+    # row y+2, which needs c1 row 2y+5: a lead of 4 c1 rows = 2 concat rows, plus 2 rows of margin and one
+    # row for each windowed layer of the main path (p1, c2, c3: each emits a row over a whole row time),
     # at 4 pixels x 16 channels per concat row, one lane (the main path's c3 has pe 1).
     assert plan.stage("cat").spec.lanes == 1
-    assert plan.fifo_depths["cat.fifo0"] == (2 + 2) * 4 * 16
+    assert plan.fifo_depths["cat.fifo0"] == (2 + 2 + 3) * 4 * 16
     # plus one row of buffer behind each bursty stream that is narrowed: the pool (4 pixels x 4 channels,
     # 2 lanes -> 1) and the reorg (4 pixels x 16 channels, 8 lanes -> 1)
     assert plan.fifo_depths["c2.burst"] == 4 * 4 // 2 and plan.fifo_depths["cat.burst"] == 4 * 16 // 8

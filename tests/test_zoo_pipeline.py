@@ -163,3 +163,23 @@ def test_every_backend_agrees_cycle_for_cycle(stall):
         assert run.frame_end_cycles == py.frame_end_cycles, name
         assert run.cycles_total == py.cycles_total, name
 
+
+
+#: ResNet-8 at 16x16 with the first block's two convs at the interval (4,608 cycles): the identity shortcut's
+#: FIFO must hold the rows that those two convs lag by at the bottleneck rate (4,720 cycles without them)
+RESNET_EQUAL = {"channels": (8, 8, 8, 16, 16, 16, 32, 32, 32)}
+RESNET_EQUAL_FOLD = {"stem.0": F(3, 8, 1), "blocks.0.conv1": F(4, 8, 1), "blocks.0.conv2": F(4, 8, 1),
+                     "blocks.1.conv1": F(2, 16, 1), "blocks.1.conv2": F(4, 16, 1), "blocks.1.shortcut": F(2, 8, 1),
+                     "blocks.2.conv1": F(1, 32, 1), "blocks.2.conv2": F(2, 32, 1), "blocks.2.shortcut": F(2, 8, 1)}
+
+
+def test_residual_block_at_the_bottleneck_meets_the_interval():
+    shape = (3, 16, 16)
+    graph = export(calibrated("ResNet8", shape, **RESNET_EQUAL), shape)
+    plan = plan_stages(graph, RESNET_EQUAL_FOLD)
+    assert plan.stage("blocks.0.conv1").cycles == plan.stage("blocks.0.conv2").cycles == plan.cycles_per_frame()
+    images = np.random.default_rng(7).integers(0, 256, (3, *shape)).astype(np.uint8)
+    run = simulate(graph, images, folding=RESNET_EQUAL_FOLD, backend=default_backend(), progress=False)
+    assert run.bit_exact == 3, run.first_mismatch()
+    ends = run.frame_end_cycles
+    assert ends[2] - ends[1] == ends[1] - ends[0] == plan.cycles_per_frame() == 4608, ends

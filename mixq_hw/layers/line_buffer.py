@@ -14,9 +14,9 @@ answers its figures without building hardware.
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-__all__ = ["LineBufferSchedule"]
+__all__ = ["LineBufferSchedule", "frame_overlap_rows"]
 
 #: back-to-back frames the schedule runs to reach its steady state (the last two frames' distance)
 STEADY_FRAMES = 8
@@ -119,3 +119,25 @@ class LineBufferSchedule:
                 releases.append((released, last))
             ends.append(last)
         return ends
+
+
+def frame_overlap_rows(height: int, out_height: int, k: int, stride: int, pad: int) -> int:
+    """Rows a line buffer holds so that it never waits at a frame boundary when its writer and its reader
+    both run at one frame interval (the pipeline's bottleneck rate).
+
+    ``k + s'`` rows overlap input and output inside a frame; an unpadded window (or a strided one whose
+    last rows are dropped) also needs room for the next frame's first rows while the last output row
+    reads its own, or its reader idles while they arrive (a bottleneck conv behind it loses those cycles
+    every frame).  The smallest such count, from the schedule itself: writer and reader both at
+    ``height * out_height`` cycles per frame.
+    """
+    step = stride if k >= stride else 1
+    rows = k + step
+    schedule = LineBufferSchedule(height=height, out_height=out_height, k=k, stride=stride, pad=pad,
+                                  row_in=out_height, row_out=height, rows=rows)
+    interval = height * out_height
+    rows = max(rows, schedule.need(0) + schedule.need(out_height - 1))
+    # the count is bounded: 2k + 2 stride rows hold two whole output rows' inputs and the rows between
+    while rows < 2 * (k + step) and replace(schedule, rows=rows).cycles_per_frame() > interval:
+        rows += 1
+    return rows

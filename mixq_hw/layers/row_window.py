@@ -12,8 +12,9 @@ the beat positions of the last group that no real output reads lie past the
 right padding and are zero (the engine's outputs for the columns past
 ``out_w`` are computed but dropped downstream, see GroupToRaster).
 
-Storage: ``R = k + 1`` input rows (``k`` read for the current output row while
-the next one is written) in ``B = pixels * ceil(span / pixels)``
+Storage: ``R >= k + 1`` input rows (``k`` read for the current output row while
+the next one is written; more for an unpadded window, see
+:func:`~mixq_hw.layers.line_buffer.frame_overlap_rows`) in ``B = pixels * ceil(span / pixels)``
 column-interleaved banks of ``lib.memory``, ``lanes*bits`` wide.  Columns are
 stored at padded positions ``c' = c + pad``, column ``c'`` in bank ``c' % B``
 at word ``(c' // B) * chunks + chunk`` of its row slot.  A beat reads the
@@ -43,7 +44,7 @@ from ..estimate import Resources, memory_cost, styled_memory
 from ._checks import check_int, layer_label
 from ._mux import sync_lookup
 from ..packing.calibration import WINDOW_LOGIC_MARGIN
-from .line_buffer import LineBufferSchedule
+from .line_buffer import LineBufferSchedule, frame_overlap_rows
 from .spec import LayerSpec, SpecComponent
 
 __all__ = ["RowWindow", "RowWindowSpec"]
@@ -84,8 +85,8 @@ class RowWindowSpec(LayerSpec):
         self.groups = -(-self.out_width // pixels)
         #: input pixels per output beat
         self.span = pixels + k - 1
-        #: input rows the line buffer holds
-        self.rows = k + 1
+        #: input rows the line buffer holds: ``k + 1``, more when an unpadded window would wait at frame boundaries
+        self.rows = frame_overlap_rows(height, self.out_height, k, 1, pad)
         #: column-interleaved banks (padded column c' in bank c' % banks)
         self.banks = pixels * math.ceil(self.span / pixels)
         # every bank's read address stays inside the row, even for the columns past the span no slot uses

@@ -9,8 +9,10 @@ divide the output width: a row has ``ceil(out_w / pixels)`` groups, and the
 slots of the last group past the last output column (``g*pixels + j >= out_w``)
 are zero, masked like the padding (their read addresses stay inside the banks).
 
-Storage: ``R = k + s'`` input rows (``s' = stride``, or 1 when ``k < stride``
-and whole rows are skipped) in ``B`` column-interleaved banks of
+Storage: ``R >= k + s'`` input rows (``s' = stride``, or 1 when ``k < stride``
+and whole rows are skipped; more when ``pad`` leaves the last output row
+reading rows the next frame's first rows must not wait for, see
+:func:`~mixq_hw.layers.line_buffer.frame_overlap_rows`) in ``B`` column-interleaved banks of
 ``lib.memory`` (column ``c`` lives in bank ``c % B``), ``lanes*bits`` wide.
 ``B = pixels`` when ``gcd(pixels, stride) == 1``, else ``pixels*stride``, so
 that the ``pixels`` columns ``c0 + j*stride`` of one beat always sit in
@@ -43,7 +45,7 @@ from ..estimate import Resources, memory_cost, mux_luts, styled_memory
 from ..packing.calibration import WINDOW_LOGIC_MARGIN
 from ._checks import layer_label, check_int
 from ._mux import mux_tree, sync_lookup
-from .line_buffer import LineBufferSchedule
+from .line_buffer import LineBufferSchedule, frame_overlap_rows
 from .spec import LayerSpec, SpecComponent
 
 __all__ = ["SlidingWindow", "SlidingWindowSpec"]
@@ -91,8 +93,8 @@ class SlidingWindowSpec(LayerSpec):
         self.last_pixels = self.out_width - (self.groups - 1) * pixels
         #: row step between output rows in the space of stored rows (k < stride skips whole rows)
         self.row_step = stride if k >= stride else 1
-        #: input rows the line buffer holds
-        self.rows = k + self.row_step
+        #: input rows the line buffer holds: ``k + s'``, more when an unpadded window would wait at frame boundaries
+        self.rows = frame_overlap_rows(height, self.out_height, k, stride, pad)
         #: column-interleaved banks (column c in bank c % banks)
         self.banks = pixels if math.gcd(pixels, stride) == 1 else pixels * stride
         self.words_per_row = -(-width // self.banks) * self.chunks
