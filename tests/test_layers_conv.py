@@ -11,10 +11,7 @@ import gc
 
 import numpy as np
 import pytest
-from amaranth import Module
 from amaranth.back import rtlil
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from mixq_hw.graph.ops import conv2d_int, linear_int
@@ -24,6 +21,7 @@ from mixq_hw.layers.window import SlidingWindow
 from mixq_hw.packing import plans
 from mixq_hw.packing.layout import act_range, weight_range
 from mixq_hw.packing.split import SplitPlan, split_plans
+from conv_cases import Chain
 from sim.formats import grouped, taps
 from sim.streams import run_streams, send, to_python
 from sim.tensors import tensor_to_beats
@@ -280,23 +278,6 @@ def test_bad_configuration_names_layer_and_value(kwargs, message):
     gc.collect()  # the half-built component warns "never used" when collected: here, under the filter
 
 
-class WindowConv(wiring.Component):
-    """SlidingWindow -> ConvEngine, raster pixels in, accumulator groups out."""
-
-    def __init__(self, window: SlidingWindow, engine: ConvEngine):
-        self.window, self.engine = window, engine
-        super().__init__({"i": In(stream.Signature(window.i.payload.shape())),
-                          "o": Out(stream.Signature(engine.o.payload.shape()))})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.window, m.submodules.engine = self.window, self.engine
-        wiring.connect(m, wiring.flipped(self.i), self.window.i)
-        wiring.connect(m, self.window.o, self.engine.i)
-        wiring.connect(m, self.engine.o, wiring.flipped(self.o))
-        return m
-
-
 @pytest.mark.parametrize("stride,stall", [(1, 0.3), (2, 0.0)])
 def test_sliding_window_feeds_engine(stride, stall):
     """The real line buffer in front of the engine: raster pixels in, exact accumulators out."""
@@ -308,7 +289,7 @@ def test_sliding_window_feeds_engine(stride, stall):
     _, oh, ow = window.out_shape
     engine = ConvEngine(weight, w_bits=4, a_bits=4, in_ch=c, out_ch=oc, k=k, simd=simd, pe=pe, pixels=pixels,
                         out_size=(oh, ow), name="conv")
-    dut = WindowConv(window, engine)
+    dut = Chain(window, engine)
     run = run_streams(dut, {"i": tensor_to_beats(images, simd)}, {"o": 2 * engine.out_beats_per_frame},
                       stall=stall, seed=stride, max_cycles=20_000)
     per = engine.out_beats_per_frame
