@@ -82,13 +82,17 @@ def residual_cycles(channels: int, height: int, width: int, lanes: int) -> int:
     return height * width * (channels // lanes)
 
 
-def residual_cost(lanes: int, sum_bits: int, m0: int, m1: int, out_bits: int) -> Resources:
+def residual_cost(lanes: int, sum_bits: int, m0: int, m1: int, out_bits: int, *, shift: int = 0,
+                  neg_shift: int | None = None) -> Resources:
     """Per lane: one adder of about ``sum_bits`` per signed digit of ``m0`` and ``m1`` beyond the first, at 1.5
     LUTs a bit, and the clamp's select (out_bits + 2); the output register (estimate; calibrated on yosys
     ``synth_xilinx -family xcup``, 4 lanes of 8-bit codes: 690 LUTs at m = (45, 83), 66 at (1, 1), where
-    this gives 716 and 104)."""
+    this gives 716 and 104).  With a LeakyReLU (``neg_shift``), per lane its rounding adder and its choice
+    between the two slices (``sum_bits - shift + out_bits`` LUTs)."""
     adders = max(0, len(csd_digits(m0)) + len(csd_digits(m1)) - 1)
     per_lane = math.ceil(1.5 * adders * sum_bits) + out_bits + 2
+    if neg_shift is not None:
+        per_lane += sum_bits - shift + out_bits
     return Resources(lut=lanes * per_lane + 4, ff=lanes * out_bits + 1)
 
 
@@ -141,11 +145,8 @@ class ResidualSpec(LayerSpec):
 
     def estimate(self) -> Resources:
         """See :func:`residual_cost`."""
-        cost = residual_cost(self.lanes, self.sum_bits, self.m0, self.m1, self.bits[2])
-        if self.neg_shift is None:
-            return cost
-        # the LeakyReLU's rounding adder and its choice between the two slices, per lane
-        return cost + Resources(lut=self.lanes * (self.sum_bits - self.shift + self.bits[2]))
+        return residual_cost(self.lanes, self.sum_bits, self.m0, self.m1, self.bits[2], shift=self.shift,
+                             neg_shift=self.neg_shift)
 
 
 class Residual(ResidualSpec, SpecComponent):
@@ -231,10 +232,8 @@ class RescaleSpec(LayerSpec):
 
     def estimate(self) -> Resources:
         """:func:`residual_cost` with one multiplier (plus the LeakyReLU's rounding adder and select)."""
-        cost = residual_cost(self.lanes, self.sum_bits, self.m, 0, self.bits[1])
-        if self.neg_shift is None:
-            return cost
-        return cost + Resources(lut=self.lanes * (self.sum_bits - self.shift + self.bits[1]))
+        return residual_cost(self.lanes, self.sum_bits, self.m, 0, self.bits[1], shift=self.shift,
+                             neg_shift=self.neg_shift)
 
 
 class Rescale(RescaleSpec, SpecComponent):
