@@ -19,7 +19,7 @@ from ..packing.bits import NEG_SHIFTS
 from ..streams import codes_signed
 from .registry import OpDef, register
 
-__all__ = ["AddOp", "MAX_MULTIPLIER", "MAX_SHIFT", "MAX_SUM_BITS"]
+__all__ = ["AddOp", "output_attrs", "MAX_MULTIPLIER", "MAX_SHIFT", "MAX_SUM_BITS"]
 
 #: bound on |m0|, |m1| (constant multipliers built from shifts and adds)
 MAX_MULTIPLIER = 1 << 16
@@ -29,17 +29,25 @@ MAX_SHIFT = 40
 MAX_SUM_BITS = MAX_SHIFT + 8
 
 
-def _attrs(node: Node) -> tuple[int, int, int, int, bool, int | None]:
-    m0 = int_attr(node, "m0", -MAX_MULTIPLIER, MAX_MULTIPLIER)
-    m1 = int_attr(node, "m1", -MAX_MULTIPLIER, MAX_MULTIPLIER)
-    shift = int_attr(node, "shift", 0, MAX_SHIFT)
+def output_attrs(node: Node) -> tuple[int, bool, int | None]:
+    """``(out_bits, out_signed, neg_shift)`` of an add or rescale node, checked: a LeakyReLU slope
+    (``neg_shift``) needs signed output codes, and signed codes need at least 2 bits."""
     out_bits = int_attr(node, "out_bits", 1, 16)
     out_signed = bool_attr(node, "out_signed") if "out_signed" in node.attrs else False
     neg_shift = int_attr(node, "neg_shift", NEG_SHIFTS.start, NEG_SHIFTS.stop - 1) \
         if "neg_shift" in node.attrs else None
     if neg_shift is not None and not out_signed:
         raise fail(node, f"neg_shift={neg_shift} (LeakyReLU) needs out_signed=True")
-    return m0, m1, shift, out_bits, out_signed, neg_shift
+    if out_signed and out_bits < 2:
+        raise fail(node, f"out_signed needs out_bits >= 2, got {out_bits}")
+    return out_bits, out_signed, neg_shift
+
+
+def _attrs(node: Node) -> tuple[int, int, int, int, bool, int | None]:
+    m0 = int_attr(node, "m0", -MAX_MULTIPLIER, MAX_MULTIPLIER)
+    m1 = int_attr(node, "m1", -MAX_MULTIPLIER, MAX_MULTIPLIER)
+    shift = int_attr(node, "shift", 0, MAX_SHIFT)
+    return (m0, m1, shift, *output_attrs(node))
 
 
 class AddOp(OpDef):

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..graph.checks import Node, ValueInfo, arity, bool_attr, codes_input, fail, int_attr
+from ..graph.checks import Node, ValueInfo, arity, codes_input, fail, int_attr
 from ..layers.reference import residual_add
 from ..layers.residual import RescaleSpec, code_range, residual_sum_bits
-from ..packing.bits import NEG_SHIFTS
 from ..streams import codes_signed
-from .add import MAX_MULTIPLIER, MAX_SHIFT, MAX_SUM_BITS
+from .add import MAX_MULTIPLIER, MAX_SHIFT, MAX_SUM_BITS, output_attrs
 from .registry import OpDef, register
 
 __all__ = ["RescaleOp"]
@@ -23,15 +22,7 @@ __all__ = ["RescaleOp"]
 def _attrs(node: Node) -> tuple[int, int, int, bool, int | None]:
     m = int_attr(node, "m", -MAX_MULTIPLIER, MAX_MULTIPLIER)
     shift = int_attr(node, "shift", 0, MAX_SHIFT)
-    out_bits = int_attr(node, "out_bits", 1, 16)
-    out_signed = bool_attr(node, "out_signed") if "out_signed" in node.attrs else False
-    neg_shift = int_attr(node, "neg_shift", NEG_SHIFTS.start, NEG_SHIFTS.stop - 1) \
-        if "neg_shift" in node.attrs else None
-    if neg_shift is not None and not out_signed:
-        raise fail(node, f"neg_shift={neg_shift} (LeakyReLU) needs out_signed=True")
-    if out_signed and out_bits < 2:
-        raise fail(node, f"out_signed needs out_bits >= 2, got {out_bits}")
-    return m, shift, out_bits, out_signed, neg_shift
+    return (m, shift, *output_attrs(node))
 
 
 class RescaleOp(OpDef):
