@@ -49,22 +49,27 @@ __all__ = ["LayerFold", "Stage", "PipelinePlan", "Lowering", "plan_stages", "Acc
 @dataclass(frozen=True)
 class LayerFold:
     """Parallelism of one conv/linear layer: input lanes, output lanes, output pixels per group, whether its
-    multipliers are packed DSP48E2s (``"dsp"``) or shift-and-add LUT cores (``"lut"``), and its packing
+    multipliers are packed DSP48E2s (``"dsp"``) or shift-and-add LUT cores (``"lut"``), its packing
     ``plan`` (None: the planner chooses; a folding from ``plan_stages`` or the search records the choice,
-    and a given plan is used as it is, or refused naming the layer when it does not fit)."""
+    and a given plan is used as it is, or refused naming the layer when it does not fit), and the
+    ``requant`` that reads its accumulators: DSP48E2 lanes (``"dsp"``) or thresholds (``"threshold"``,
+    :mod:`mixq_hw.layers.threshold`, no DSP)."""
 
     simd: int = 1
     pe: int = 1
     pixels: int = 1
     multiplier: str = "dsp"
     plan: PackingPlan | None = None
+    requant: str = "dsp"
 
     def to_dict(self) -> dict:
-        """JSON-ready form; ``multiplier`` only when it is not the default ``"dsp"``, ``plan`` (its
-        ``to_dict()``) only when there is one."""
+        """JSON-ready form; ``multiplier`` and ``requant`` only when they are not the default ``"dsp"``,
+        ``plan`` (its ``to_dict()``) only when there is one."""
         d: dict = {"simd": self.simd, "pe": self.pe, "pixels": self.pixels}
         if self.multiplier != "dsp":
             d["multiplier"] = self.multiplier
+        if self.requant != "dsp":
+            d["requant"] = self.requant
         if self.plan is not None:
             d["plan"] = self.plan.to_dict()
         return d

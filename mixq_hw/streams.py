@@ -25,7 +25,8 @@ class StreamFormat:
     a ConvEngine's accumulator groups (``pe`` channels x ``pixels`` pixels per beat, one beat every
     ``cycles_per_beat`` cycles), False for a raster pixel stream; ``bursty``: a raster stream that arrives
     in row bursts (a 2x2 pool or reorg emits only while it reads the second row of each pair, at up to one
-    beat per cycle, then nothing for a row); ``payload``: the beat's Amaranth layout.
+    beat per cycle, then nothing for a row); ``requant``: on accumulator groups, the requantizer kind the
+    producing layer's fold asks for (``LayerFold.requant``); ``payload``: the beat's Amaranth layout.
     """
 
     shape: tuple[int, int, int]
@@ -36,6 +37,7 @@ class StreamFormat:
     pixels: int = 1
     cycles_per_beat: int = 1
     bursty: bool = False
+    requant: str = "dsp"
     payload: object = None
 
     def beats_per_frame(self) -> int:

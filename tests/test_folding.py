@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ from mixq_hw.folding import (
 )
 from mixq_hw.folding.costs import engine_figures
 from mixq_hw.folding.search import _START_WEIGHTS, _Search
-from mixq_hw.folding.spec import MULTIPLIERS, fold_layers
+from mixq_hw.folding.spec import MULTIPLIERS, REQUANTIZERS, fold_layers
 from mixq_hw.graph import Graph
 from mixq_hw.pipeline import LayerFold, plan_stages, unit_folding
 
@@ -201,12 +202,14 @@ def test_node_costs_equal_plan_stages(make):
 
 @pytest.fixture(scope="module")
 def tiny_space():
-    """tiny_net and the (cycles, resources) of every one of its foldings (all combinations)."""
+    """tiny_net and the (cycles, resources) of every one of its foldings (all combinations, with either
+    requantizer)."""
     graph = tiny_net()
     costs = NodeCosts(graph)
     layers = [n.name for n in graph if n.op in ("conv", "linear")]
-    space = [costs.folding(dict(zip(layers, combo)))
-             for combo in itertools.product(*(layer_candidates(graph, name) for name in layers))]
+    options = [[replace(f, requant=r) for f in layer_candidates(graph, name) for r in REQUANTIZERS]
+               for name in layers]
+    space = [costs.folding(dict(zip(layers, combo))) for combo in itertools.product(*options)]
     return graph, [(m.cycles, m.resources) for m in space]
 
 
@@ -256,13 +259,14 @@ def test_search_finds_the_brute_force_optimum(tiny_space, budget):
 ], ids=["dsp1", "dsp2", "dsp4_lut1000", "dsp8_lut1000"])
 def test_search_with_lut_layers_finds_the_brute_force_optimum(micro_space, budget):
     """Layers on DSP or LUT multipliers (every combination tried): the search reaches the brute-force optimum,
-    which needs LUT-multiplier layers when DSPs run out; restricted to DSPs it finds the DSP-only optimum."""
+    which needs LUT-multiplier layers when DSPs run out; restricted to DSPs it finds the DSP-only optimum
+    (requants on DSPs, as the brute force builds them)."""
     graph, space = micro_space
     fits = [(c, lut) for c, used, lut in space if used.fits(budget)]
     optimum = min(c for c, _ in fits)
     dsp_only = min((c for c, lut in fits if not lut), default=None)
     assert optimum < max(c for c, _, _ in space)
-    result = choose_folding(graph, budget)
+    result = choose_folding(graph, budget, requantizers=("dsp",))
     assert result.resources.fits(budget) and result.cycles_per_frame == optimum
     plan = plan_stages(graph, result.folding)
     assert (result.cycles_per_frame, result.resources) == (plan.cycles_per_frame(), plan.resources())
@@ -272,9 +276,9 @@ def test_search_with_lut_layers_finds_the_brute_force_optimum(micro_space, budge
         assert {f.multiplier for f in result.folding.values()} == {"lut"}
     if dsp_only is None:
         with pytest.raises(OverBudgetError):
-            choose_folding(graph, budget, multipliers=("dsp",))
+            choose_folding(graph, budget, multipliers=("dsp",), requantizers=("dsp",))
     else:
-        assert choose_folding(graph, budget, multipliers=("dsp",)).cycles_per_frame == dsp_only
+        assert choose_folding(graph, budget, multipliers=("dsp",), requantizers=("dsp",)).cycles_per_frame == dsp_only
 
 
 def test_lut_layers_reach_below_the_dsp_only_optimum(micro_space):
@@ -323,7 +327,7 @@ def test_over_budget_errors_name_resource_layers_and_what_fits():
 
     unit = plan_stages(graph, {}).resources()
     with pytest.raises(OverBudgetError, match=rf"smallest folding.*: DSP {unit.dsp} > 2 .*no folding found that fits") as info:
-        choose_folding(graph, Resources(dsp=2, lut=6_000, ff=20_000, bram36=20))
+        choose_folding(graph, Resources(dsp=2, lut=6_000, ff=20_000, bram36=20), requantizers=("dsp",))
     assert list(info.value.over) == ["dsp"] and info.value.best is None
 
 

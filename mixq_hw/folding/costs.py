@@ -12,7 +12,7 @@ summing the nodes of a folding gives exactly what ``plan_stages`` gives
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 from ..estimate import Resources
@@ -101,7 +101,15 @@ class NodeCosts:
         cached = self._cache.get(key)
         if cached is None:
             try:
-                cached = self._build(node, fold, inputs)
+                if fold is not None and fold.requant != "dsp":
+                    # the requantizer is built downstream: the node's own stages are the DSP fold's, its
+                    # output stream asks for the other requantizer
+                    base = self.node(node, replace(fold, requant="dsp"), inputs)
+                    output = base.output if base.output is None or not base.output.grouped else \
+                        replace(base.output, requant=fold.requant)
+                    cached = replace(base, output=output)
+                else:
+                    cached = self._build(node, fold, inputs)
             except ValueError as err:       # e.g. no packing plan for this fold: remembered, not retried
                 cached = err
             self._cache[key] = cached

@@ -23,7 +23,9 @@ meets ``T`` (and is at most ``SPAN`` times faster) are visited by the score of
 their multipliers alone (engine DSPs, or the LUT cores' LUTs of a fold on LUT
 multipliers, ``LayerFold.multiplier == "lut"``; of those only the few that
 :data:`LUT_FRONT` keeps), and the visit stops once that bound scores more than
-the best fold found (a branch and bound); every fold kept is built for real through
+the best fold found (a branch and bound); a layer read by a requant tries each fold with the DSP48E2
+requantizer and with the threshold one (``LayerFold.requant``, no DSP: :mod:`mixq_hw.layers.threshold`),
+which trades the requant's DSPs for LUTs; every fold kept is built for real through
 :class:`~mixq_hw.folding.costs.NodeCosts` (cached), and the result is planned
 with ``plan_stages`` and checked against the model.
 
@@ -37,7 +39,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 from ..estimate import Resources
@@ -46,7 +48,7 @@ from ..pipeline import LayerFold, PipelinePlan, plan_stages
 from .budget import (KEYS, RESOURCE_NAMES, FoldingResult, OverBudgetError, accelerator_limit, as_resources,
                      over_budget, over_budget_message)
 from .costs import NodeCost, NodeCosts, StreamFormat, engine_figures
-from .spec import MULTIPLIERS, fold_layers, layer_candidates
+from .spec import MULTIPLIERS, REQUANTIZERS, fold_layers, layer_candidates
 
 __all__ = ["choose_folding", "check_budget", "SPAN"]
 
@@ -101,7 +103,7 @@ class _Search:
     """State of one search: candidates, regions, caches."""
 
     def __init__(self, graph: Graph, limit: Resources, out_lanes: int | None, progress,
-                 multipliers: tuple[str, ...] = ("dsp",)):
+                 multipliers: tuple[str, ...] = ("dsp",), requantizers: tuple[str, ...] = ("dsp",)):
         self.graph, self.limit, self.progress = graph, limit, progress
         self.costs = NodeCosts(graph, out_lanes=out_lanes)
         self.layers = fold_layers(graph)
@@ -117,6 +119,9 @@ class _Search:
             if len(owners) == 1 and None not in owners:
                 self.owner[node.name] = owners.pop()
         self.region = {n.name: [m for m in graph if self.owner.get(m.name) == n.name] for n in self.layers}
+        #: per layer, the requantizer kinds its folds try: thresholds too where a requant reads it
+        self.requantizers = {n.name: requantizers if any(c.op == "requant" for c in graph.consumers(n.name))
+                             else ("dsp",) for n in self.layers}
         #: per layer: (engine DSPs, LUT-core LUTs, -engine cycles, fold), fewest DSPs first; folds the engine
         #: rejects are left out
         self.candidates: dict[str, list[tuple[int, int, int, LayerFold]]] = {}
@@ -223,21 +228,26 @@ class _Search:
         for bound, _, fold in bounded:
             if bound >= best_score:
                 break
-            try:
-                own = self.costs.node(node, fold, inputs)
-            except ValueError:
-                continue
-            if own.cycles > target or self.score(own.resources, weights) >= best_score:
-                continue
-            region = self.region_cost(node.name, own.output)
-            if region is None or region[2] > target:
-                continue
-            total = own.resources + region[1]
-            s = self.score(total, weights)
-            if s < best_score:
-                best_score = s
-                best = _Choice(fold, {node.name: own, **region[0]}, total, max(own.cycles, region[2]))
+            for variant in self.variants(node.name, fold):
+                try:
+                    own = self.costs.node(node, variant, inputs)
+                except ValueError:
+                    continue
+                if own.cycles > target or self.score(own.resources, weights) >= best_score:
+                    continue
+                region = self.region_cost(node.name, own.output)
+                if region is None or region[2] > target:
+                    continue
+                total = own.resources + region[1]
+                s = self.score(total, weights)
+                if s < best_score:
+                    best_score = s
+                    best = _Choice(variant, {node.name: own, **region[0]}, total, max(own.cycles, region[2]))
         return best
+
+    def variants(self, layer: str, fold: LayerFold) -> list[LayerFold]:
+        """``fold`` with each requantizer kind the layer may use (the DSP one first: it wins ties)."""
+        return [fold if kind == fold.requant else replace(fold, requant=kind) for kind in self.requantizers[layer]]
 
     def assign(self, target: int, weights: dict[str, float]) -> _Assignment:
         """The cheapest fold of every layer within ``target``, walking the graph in order."""
@@ -288,13 +298,14 @@ class _Search:
                 for _, _, minus_cycles, fold in self.candidates[node.name]:
                     if not floor <= -minus_cycles <= target:
                         continue
-                    try:
-                        own = self.costs.node(node, fold, inputs)
-                    except ValueError:
-                        continue
-                    region = self.region_cost(node.name, own.output) if own.cycles <= target else None
-                    if region is not None and region[2] <= target:
-                        rows[node.name].append((own.resources + region[1], fold))
+                    for variant in self.variants(node.name, fold):
+                        try:
+                            own = self.costs.node(node, variant, inputs)
+                        except ValueError:
+                            continue
+                        region = self.region_cost(node.name, own.output) if own.cycles <= target else None
+                        if region is not None and region[2] <= target:
+                            rows[node.name].append((own.resources + region[1], variant))
                 if not rows[node.name]:
                     return _Assignment({}, Resources(), target, f"no fold of layer {node.name!r} runs within "
                                                                 f"{target:,} cycles")
@@ -376,13 +387,15 @@ class _Search:
 
 def choose_folding(graph: Graph, budget: Resources, *, clock_mhz: float = 300.0, utilization: float = 1.0,
                    progress: Callable[[str], None] | None = None, out_lanes: int | None = None,
-                   multipliers: Sequence[str] = MULTIPLIERS, reserve: Resources | None = None) -> FoldingResult:
+                   multipliers: Sequence[str] = MULTIPLIERS, reserve: Resources | None = None,
+                   requantizers: Sequence[str] = REQUANTIZERS) -> FoldingResult:
     """The folding with the most frames per second whose estimated DSP/LUT/FF/BRAM fit
     ``budget * utilization - reserve`` (:func:`~mixq_hw.folding.budget.accelerator_limit`).
 
     ``budget``: a Resources (or anything with dsp/lut/ff/bram36, e.g. ``boards.Budget``); all four
     are checked.  ``reserve``: what the board's shell takes (e.g. ``boards.Board.shell``).  ``multipliers``: the kinds a layer may use (``"dsp"`` packed DSP48E2s, ``"lut"``
     shift-and-add LUT cores); with both, layers move to LUTs where DSPs run out and LUTs are left.
+    ``requantizers``: the requant kinds a layer's fold may pick (``"dsp"``, ``"threshold"``: no DSP).
     ``progress(message)`` is called once per layer costed, once per target interval tried and at the end.
     OverBudgetError (naming the resources the smallest folding overflows) if no folding found fits.
     """
@@ -395,7 +408,10 @@ def choose_folding(graph: Graph, budget: Resources, *, clock_mhz: float = 300.0,
     multipliers = tuple(multipliers)
     if not multipliers or any(m not in MULTIPLIERS for m in multipliers):
         raise ValueError(f"multipliers {multipliers!r} must be a non-empty subset of {MULTIPLIERS}")
-    search = _Search(graph, limit, out_lanes, progress, multipliers)
+    requantizers = tuple(requantizers)
+    if not requantizers or any(r not in REQUANTIZERS for r in requantizers):
+        raise ValueError(f"requantizers {requantizers!r} must be a non-empty subset of {REQUANTIZERS}")
+    search = _Search(graph, limit, out_lanes, progress, multipliers, requantizers)
     tried: dict[int, _Assignment] = {}
 
     def attempt(target: int) -> bool:

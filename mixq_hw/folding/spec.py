@@ -26,13 +26,17 @@ from ..packing.protocol import plan_from_dict
 from ..pipeline import LayerFold
 
 __all__ = ["FoldingError", "check_folding", "load_folding", "save_folding", "layer_candidates",
-           "fold_layers", "FOLD_KEYS", "MULTIPLIERS"]
+           "fold_layers", "FOLD_KEYS", "MULTIPLIERS", "REQUANTIZERS"]
 
 #: The integer keys of one layer's entry in a folding file.
 FOLD_KEYS = ("simd", "pe", "pixels")
 #: A layer's multiplier kinds (the optional ``"multiplier"`` key of an entry, default ``"dsp"``); ``"cascade"``
 #: is packed DSP48E2s summing simd lanes over the P cascade (:mod:`mixq_hw.layers.conv_cascade`).
 MULTIPLIERS = ("dsp", "lut", "cascade")
+#: The requantizer kinds a layer's accumulators may go through (the optional ``"requant"`` key of an entry,
+#: default ``"dsp"``): DSP48E2 lanes (:mod:`mixq_hw.layers.requant`) or thresholds in LUTs
+#: (:mod:`mixq_hw.layers.threshold`).
+REQUANTIZERS = ("dsp", "threshold")
 
 
 class FoldingError(ValueError):
@@ -118,6 +122,9 @@ def check_folding(graph: Graph, folding: Mapping[str, LayerFold], *, where: str 
         if fold.multiplier not in MULTIPLIERS:
             raise FoldingError(f"{prefix}layer {name!r}: multiplier {fold.multiplier!r} must be one of "
                                f"{', '.join(MULTIPLIERS)}")
+        if fold.requant not in REQUANTIZERS:
+            raise FoldingError(f"{prefix}layer {name!r}: requant {fold.requant!r} must be one of "
+                               f"{', '.join(REQUANTIZERS)}")
         if fold.multiplier == "cascade" and (lim["depthwise"] or fold.simd < 2):
             raise FoldingError(f"{prefix}layer {name!r}: multiplier 'cascade' sums simd lanes over the DSP48E2 "
                                f"cascade: it needs a dense layer and simd >= 2, not simd {fold.simd}"
@@ -138,7 +145,7 @@ def check_folding(graph: Graph, folding: Mapping[str, LayerFold], *, where: str 
 def load_folding(path: str | PathLike, graph: Graph) -> dict[str, LayerFold]:
     """Read a folding file (JSON ``{"layer": {"simd": 8, "pe": 16, "pixels": 2}}``) and check it against ``graph``.
 
-    Missing keys of an entry default to 1 (``"multiplier"``, ``"dsp"`` or ``"lut"``, to ``"dsp"``; ``"plan"``, a
+    Missing keys of an entry default to 1 (``"multiplier"`` and ``"requant"`` to ``"dsp"``; ``"plan"``, a
     packing plan's ``to_dict()`` that pins the layer's plan, to the planner's choice); layers not in the file
     get the unit fold.  A pinned plan that does not fit its layer is refused naming the layer.
     """
@@ -157,10 +164,10 @@ def load_folding(path: str | PathLike, graph: Graph) -> dict[str, LayerFold]:
         if not isinstance(entry, dict):
             raise FoldingError(f"{path}: layer {name!r}: entry must be an object like "
                                f'{{"simd": 8, "pe": 16, "pixels": 2}}, got {entry!r}')
-        unknown = sorted(set(entry) - set(FOLD_KEYS) - {"multiplier", "plan"})
+        unknown = sorted(set(entry) - set(FOLD_KEYS) - {"multiplier", "plan", "requant"})
         if unknown:
             raise FoldingError(f"{path}: layer {name!r}: unknown key(s) {unknown}; allowed: {', '.join(FOLD_KEYS)}, "
-                               f"multiplier, plan")
+                               f"multiplier, plan, requant")
         entry = dict(entry)
         if "plan" in entry:
             try:
@@ -174,6 +181,10 @@ def load_folding(path: str | PathLike, graph: Graph) -> dict[str, LayerFold]:
                 if value not in MULTIPLIERS:
                     raise FoldingError(f"{path}: layer {name!r}: multiplier {value!r} must be one of "
                                        f"{', '.join(repr(m) for m in MULTIPLIERS)}")
+            elif key == "requant":
+                if value not in REQUANTIZERS:
+                    raise FoldingError(f"{path}: layer {name!r}: requant {value!r} must be one of "
+                                       f"{', '.join(repr(m) for m in REQUANTIZERS)}")
             elif not isinstance(value, int) or isinstance(value, bool):
                 raise FoldingError(f"{path}: layer {name!r}: {key} {value!r} must be a positive integer")
         folding[name] = LayerFold(**entry)

@@ -126,9 +126,9 @@ class ThresholdRequantSpec(RequantSpec):
                                np.array([[d] for _, d in rows], np.uint8)], axis=1)
 
     def estimate(self) -> Resources:
-        """Per lane and output bit a comparator (a carry chain over the wider of accumulator and threshold)
-        and its ROM (logic, only distinct lanes' tables: synthesis shares equal ones); the operand
-        multiplexer; counters; FFs for the pipeline of accumulators and code bits."""
+        """Per lane and output bit a comparator (a carry chain, two bits per LUT, over the wider of accumulator
+        and threshold) and its ROM (logic, only distinct lanes' tables: synthesis shares equal ones); the
+        operand multiplexer; counters; FFs for the pipeline of accumulators and code bits."""
         width = max(self.acc_bits, self.t_bits) + 1
         tables: dict[bytes, int] = {}
         for lane in range(self.lanes):
@@ -136,7 +136,7 @@ class ThresholdRequantSpec(RequantSpec):
                 columns = self._stage_columns(lane, q)
                 tables.setdefault(columns.tobytes() + bytes([q]), constant_rom_cost(columns).lut)
         rom = sum(tables.values())
-        compare = self.lanes * self.out_bits * (width + 1)
+        compare = self.lanes * self.out_bits * math.ceil(width / 2)
         select = mux_luts(self.steps) * self.acc_bits * self.lanes
         counter = 2 * max(1, (self.slots - 1).bit_length()) + max(1, (self.steps - 1).bit_length())
         lut = math.ceil(THRESHOLD_LOGIC_MARGIN * (rom + compare + select + 2 * counter)) + 4

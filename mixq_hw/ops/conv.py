@@ -38,7 +38,7 @@ def lower_engine(node: Node, lowering, src, view: dict) -> None:
     lowering.add(window.name, node.name, "window", window, [(src.stage, src.port)])
     lowering.add(node.name, node.name, "conv", engine, [(window.name, "o")])
     lowering.produce(node.name, node.name, "o", (view["out_ch"], *view["out_hw"]), f.pe, engine.acc_bits,
-                     grouped=True, pe=f.pe, pixels=f.pixels,
+                     grouped=True, pe=f.pe, pixels=f.pixels, requant=f.requant,
                      cycles_per_beat=engine.cycles_per_frame() // engine.out_beats_per_frame)
 
 

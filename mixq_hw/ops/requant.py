@@ -9,6 +9,7 @@ from ..graph.checks import (Node, ValueInfo, acc_input, arity, bool_attr, fail, 
                             tensor_attr)
 from ..layers.regroup import GroupToRasterSpec
 from ..layers.requant import RequantSpec
+from ..layers.threshold import ThresholdRequantSpec
 from ..packing.bits import NEG_SHIFTS
 from .registry import OpDef, register
 
@@ -113,9 +114,11 @@ class RequantOp(OpDef):
         signed_out, neg_shift = signed_attrs(node)
         values = src.pe * src.pixels
         lanes = min(d for d in range(1, values + 1) if values % d == 0 and values // d <= src.cycles_per_beat)
-        req = RequantSpec(node.tensors["inc"], node.tensors["bias"], shift=a["shift"], out_bits=a["out_bits"],
-                      acc_bits=src.bits, pe=src.pe, pixels=src.pixels, lanes=lanes, height=h,
-                      width=padded(w, src.pixels), name=node.name, neg_shift=neg_shift, signed_out=signed_out)
+        # the layer's fold picks the requantizer: DSP48E2 lanes or thresholds (no DSP)
+        kind = ThresholdRequantSpec if src.format.requant == "threshold" else RequantSpec
+        req = kind(node.tensors["inc"], node.tensors["bias"], shift=a["shift"], out_bits=a["out_bits"],
+                   acc_bits=src.bits, pe=src.pe, pixels=src.pixels, lanes=lanes, height=h,
+                   width=padded(w, src.pixels), name=node.name, neg_shift=neg_shift, signed_out=signed_out)
         lowering.add(node.name, node.name, "requant", req, [(src.stage, src.port)])
         lower_regroup(node, lowering, node.name, src, a["out_bits"], src.pe, is_signed=signed_out)
 
