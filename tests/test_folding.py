@@ -155,6 +155,12 @@ def test_folding_file_round_trip_and_errors(tmp_path):
     assert loaded["c1"] == LayerFold(3, 2, 4, "lut") and loaded["c2"].multiplier == "dsp"
     with pytest.raises(FoldingError, match="layer 'c1': multiplier 'fpga' must be one of dsp, lut"):
         check_folding(graph, {"c1": LayerFold(1, 1, 1, "fpga")})
+    # the requantizer kind: the same rule
+    save_folding(path, {"c1": LayerFold(3, 2, 4, requant="threshold"), "c2": LayerFold(1, 2, 1)})
+    assert json.loads(path.read_text())["c1"] == {"simd": 3, "pe": 2, "pixels": 4, "requant": "threshold"}
+    assert load_folding(path, graph)["c1"] == LayerFold(3, 2, 4, requant="threshold")
+    with pytest.raises(FoldingError, match="layer 'c1': requant 'lut' must be one of dsp, threshold"):
+        check_folding(graph, {"c1": LayerFold(1, 1, 1, requant="lut")})
 
     bad = {
         "{not json": r"not a JSON folding file",
@@ -162,6 +168,7 @@ def test_folding_file_round_trip_and_errors(tmp_path):
         '{"c1": 3}': r"layer 'c1': entry must be an object",
         '{"c1": {"simd": 3, "lanes": 2}}': r"layer 'c1': unknown key\(s\) \['lanes'\]",
         '{"c1": {"multiplier": "fpga"}}': r"layer 'c1': multiplier 'fpga' must be one of 'dsp', 'lut'",
+        '{"c1": {"requant": 4}}': r"layer 'c1': requant 4 must be one of 'dsp', 'threshold'",
         '{"c1": {"simd": "3"}}': r"layer 'c1': simd '3' must be a positive integer",
         '{"c1": {"simd": 2}}': r"layer 'c1': simd 2 does not divide the in_ch 3",
         '{"zz": {"simd": 1}}': r"unknown layer 'zz'",
@@ -279,6 +286,23 @@ def test_search_with_lut_layers_finds_the_brute_force_optimum(micro_space, budge
             choose_folding(graph, budget, multipliers=("dsp",), requantizers=("dsp",))
     else:
         assert choose_folding(graph, budget, multipliers=("dsp",), requantizers=("dsp",)).cycles_per_frame == dsp_only
+
+
+def test_threshold_requants_free_dsps_for_the_engines():
+    """Under a DSP-bound budget (engines on DSPs) the search moves requants to thresholds and reaches a shorter
+    interval than with DSP48E2 requants only; the plan built from its folding has those ThresholdRequant stages."""
+    graph = tiny_net()
+    budget = Resources(dsp=6, lut=5_000, ff=10_000, bram36=20)
+    both = choose_folding(graph, budget, multipliers=("dsp",))
+    dsp_only = choose_folding(graph, budget, multipliers=("dsp",), requantizers=("dsp",))
+    assert both.cycles_per_frame < dsp_only.cycles_per_frame
+    chosen = {name for name, f in both.folding.items() if f.requant == "threshold"}
+    assert chosen and not any(f.requant == "threshold" for f in dsp_only.folding.values())
+    plan = plan_stages(graph, both.folding)
+    kinds = {s.spec.kind for s in plan.stages if s.kind == "requant"}
+    assert "ThresholdRequant" in kinds
+    with pytest.raises(ValueError, match="requantizers"):
+        choose_folding(graph, budget, requantizers=("lut",))
 
 
 def test_lut_layers_reach_below_the_dsp_only_optimum(micro_space):

@@ -49,6 +49,13 @@ CASES = {
     # reorg, the bypass FIFO and the raw output
     "bypass-ragged": (bypass_net, {"c1": LayerFold(2, 2, 3), "c2": LayerFold(2, 2, 3), "c3": LayerFold(1, 4, 3),
                                    "c4": LayerFold(4, 5, 3)}),
+    # requants on thresholds (no DSP) instead of DSP48E2 lanes, also on ragged groups
+    "plain-threshold": (plain_net, {"c1": LayerFold(3, 2, 2, requant="threshold"),
+                                    "c2": LayerFold(2, 3, 2, requant="threshold"), "d3": LayerFold(2, 2, 1),
+                                    "c4": LayerFold(6, 2, 2)}),
+    "bypass-ragged-threshold": (bypass_net, {"c1": LayerFold(2, 2, 3, requant="threshold"),
+                                             "c2": LayerFold(2, 2, 3), "c3": LayerFold(1, 4, 3, requant="threshold"),
+                                             "c4": LayerFold(4, 5, 3)}),
 }
 
 
@@ -92,6 +99,17 @@ def test_unpadded_conv_at_the_bottleneck_meets_the_interval(case, window):
     np.testing.assert_array_equal(out, graph.reference(images))
     ends = [run.beat_cycles["o"][(i + 1) * per_frame - 1] for i in range(3)]
     assert ends[2] - ends[1] == ends[1] - ends[0] == plan.cycles_per_frame()
+
+
+def test_threshold_cases_use_no_requant_dsp():
+    """The threshold cases build ThresholdRequant stages (no DSP) where the fold asks for them."""
+    for case in ("plain-threshold", "bypass-ragged-threshold"):
+        make, folding = CASES[case]
+        plan = plan_stages(make(np.random.default_rng(0)), folding)
+        kinds = {s.node: type(s.spec).__name__ for s in plan.stages if s.kind == "requant"}
+        owners = {s.node: s.sources for s in plan.stages if s.kind == "requant"}
+        assert "ThresholdRequantSpec" in kinds.values() and "RequantSpec" in kinds.values(), (kinds, owners)
+        assert all(s.resources.dsp == 0 for s in plan.stages if type(s.spec).__name__ == "ThresholdRequantSpec")
 
 
 def test_ragged_case_covers_both_windows():
