@@ -11,9 +11,9 @@ function itself, so the hardware computes the reference bit for bit whatever the
 :class:`ThresholdRequant` counts the levels passed by a binary search, one comparator per output bit
 (FINN's multi-threshold unit compares against all ``2**b - 1`` at once): stage ``q`` (from the top bit
 down) compares the accumulator with the threshold of level ``prefix*2**(q+1) + 2**q``, ``prefix`` the code
-bits found so far, and sets bit ``q`` when it passes.  The thresholds of a stage come from a small ROM
-per multiplier lane (read combinationally: LUTs) addressed by the lane's slot (fold and step of the beat)
-and the prefix.  It takes :class:`~mixq_hw.layers.requant.RequantSpec`'s arguments, ports and beat
+bits found so far, and sets bit ``q`` when it passes.  The thresholds of a stage come from a ROM per
+multiplier lane addressed by the fold, the lane's channel and the prefix, read synchronously one stage
+ahead (the address from the previous stage's comparison): block RAM once it is large, logic while small.  It takes :class:`~mixq_hw.layers.requant.RequantSpec`'s arguments, ports and beat
 schedule (``lanes`` values per cycle), and uses no DSP.
 """
 
@@ -22,10 +22,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from amaranth import Module, Mux, Signal, signed
-from amaranth.lib import data, memory
+from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data
 
-from ..estimate import Resources, constant_rom_cost, mux_luts, signed_bit_columns
+from ..estimate import Resources, constant_rom_cost, memory_cost, mux_luts, signed_bit_columns, styled_memory
 from ..graph import ops as ref
 from ..packing.bits import act_codes, signed_width
 from ..packing.calibration import THRESHOLD_LOGIC_MARGIN
@@ -101,49 +101,61 @@ class ThresholdRequantSpec(RequantSpec):
         self.t_bits = signed_width(int(t.min()), int(t.max()))
         #: input register, one stage per output bit, output collector
         self.latency = out_bits + 2
-        self.slots = self.folds * self.steps
 
     @property
     def n_dsps(self) -> int:
         """None: the comparisons are fabric logic."""
         return 0
 
-    def stage_table(self, lane: int, q: int) -> list[tuple[list[int], bool]]:
-        """Lane ``lane``'s ROM for output bit ``q``: per slot ``fold*steps + step``, the thresholds of levels
-        ``prefix*2**(q+1) + 2**q`` for every prefix, and the channel's direction."""
+    def lane_channels(self, lane: int) -> list[int]:
+        """The channel lanes ``p`` (of a fold's ``pe``) that multiplier lane ``lane`` serves, in order."""
+        return list(dict.fromkeys(p for _, p in self._lane_sources(lane)))
+
+    def _index_bits(self, lane: int) -> int:
+        return max(0, (len(self.lane_channels(lane)) - 1).bit_length())
+
+    def stage_table(self, lane: int, n: int) -> list[tuple[int, bool]]:
+        """Lane ``lane``'s ROM for stage ``n`` (1..out_bits, deciding output bit ``q = out_bits - n``): at
+        address ``{fold, channel index, prefix}`` (prefix: the ``n - 1`` code bits found, least significant
+        field) the threshold of level ``prefix*2**(q+1) + 2**q`` and the channel's direction; unused channel
+        indices (padding to a power of two) read as the lane's last channel."""
+        q = self.out_bits - n
+        served = self.lane_channels(lane)
+        served += [served[-1]] * (2 ** self._index_bits(lane) - len(served))
         rows = []
         for fold in range(self.folds):
-            for _, p in self._lane_sources(lane):
+            for p in served:
                 c = fold * self.pe + p
-                levels = [(prefix << (q + 1)) + (1 << q) for prefix in range(2 ** (self.out_bits - 1 - q))]
-                rows.append(([self.thresholds[c][j - 1] for j in levels], self.descending[c]))
+                for prefix in range(2 ** (n - 1)):
+                    rows.append((self.thresholds[c][(prefix << (q + 1)) + (1 << q) - 1], self.descending[c]))
         return rows
 
-    def _stage_columns(self, lane: int, q: int) -> np.ndarray:
-        """The ROM of :meth:`stage_table` as bits ``[slot*prefixes + prefix, bit]`` (threshold, direction)."""
-        rows = [(t, d) for ts, d in self.stage_table(lane, q) for t in ts]
+    def _table_columns(self, lane: int, n: int) -> np.ndarray:
+        """:meth:`stage_table` as bits ``[address, bit]`` (threshold, then direction)."""
+        rows = self.stage_table(lane, n)
         return np.concatenate([signed_bit_columns(np.array([[t] for t, _ in rows]), self.t_bits),
                                np.array([[d] for _, d in rows], np.uint8)], axis=1)
 
     def estimate(self) -> Resources:
         """Per lane and output bit a comparator (a carry chain, two bits per LUT, over the wider of accumulator
-        and threshold) and its ROM (logic, only distinct lanes' tables: synthesis shares equal ones); the
-        operand multiplexer; counters; FFs for the pipeline of accumulators and code bits."""
+        and threshold) and its ROM, read synchronously: block RAM where :func:`~mixq_hw.estimate.memory_cost`
+        puts it there, else logic (only its non-trivial distinct bits); the operand multiplexer; counters;
+        FFs for the pipeline of accumulators and code bits and the ROMs' output registers."""
         width = max(self.acc_bits, self.t_bits) + 1
-        tables: dict[bytes, int] = {}
+        rom = Resources()
         for lane in range(self.lanes):
-            for q in range(self.out_bits):
-                columns = self._stage_columns(lane, q)
-                tables.setdefault(columns.tobytes() + bytes([q]), constant_rom_cost(columns).lut)
-        rom = sum(tables.values())
+            for n in range(1, self.out_bits + 1):
+                columns = self._table_columns(lane, n)
+                in_bram = memory_cost(*columns.shape)
+                rom = rom + (in_bram if in_bram.bram36 else
+                             constant_rom_cost(columns) + Resources(ff=columns.shape[1]))
         compare = self.lanes * self.out_bits * math.ceil(width / 2)
         select = mux_luts(self.steps) * self.acc_bits * self.lanes
-        counter = 2 * max(1, (self.slots - 1).bit_length()) + max(1, (self.steps - 1).bit_length())
-        lut = math.ceil(THRESHOLD_LOGIC_MARGIN * (rom + compare + select + 2 * counter)) + 4
-        slot_bits = max(1, (self.slots - 1).bit_length())
-        ff = (self.lanes * (self.out_bits + 1) * (self.acc_bits + self.out_bits)
-              + (self.out_bits + 1) * (slot_bits + 2) + self.pixels * self.pe * self.out_bits + counter)
-        return Resources(lut=lut, ff=ff)
+        counter = max(1, (self.folds - 1).bit_length()) + 2 * max(1, (self.steps - 1).bit_length())
+        lut = math.ceil(THRESHOLD_LOGIC_MARGIN * (rom.lut + compare + select + 2 * counter)) + 4
+        ff = (self.lanes * (self.out_bits + 1) * (self.acc_bits + self.out_bits + 1)
+              + (self.out_bits + 1) * (counter + 2) + self.pixels * self.pe * self.out_bits + counter)
+        return Resources(lut=lut, ff=ff + rom.ff, bram36=rom.bram36)
 
 
 class ThresholdRequant(ThresholdRequantSpec, SpecComponent):
@@ -156,46 +168,53 @@ class ThresholdRequant(ThresholdRequantSpec, SpecComponent):
 
         valid = [Signal(name=f"valid{n}") for n in range(stages)]
         step_at = [Signal(range(steps), name=f"step{n}") for n in range(stages)]
-        slot_at = [Signal(range(self.slots), name=f"slot{n}") for n in range(stages)]
+        fold_at = [Signal(range(self.folds), name=f"fold{n}") for n in range(stages)]
         o_valid = Signal()
         enable = ~o_valid | self.o.ready
         step = Signal(range(steps))
-        slot = Signal(range(self.slots))
         last_step = step == steps - 1
         take = self.i.valid & enable
         m.d.comb += [self.i.ready.eq(enable & last_step), self.o.valid.eq(o_valid)]
+        fold = self._fold_counter(m, take & last_step)
         with m.If(take):
-            m.d.sync += [step.eq(Mux(last_step, 0, step + 1)),
-                         slot.eq(Mux(slot == self.slots - 1, 0, slot + 1))]
+            m.d.sync += step.eq(Mux(last_step, 0, step + 1))
         with m.If(enable):
-            m.d.sync += [valid[0].eq(self.i.valid), step_at[0].eq(step), slot_at[0].eq(slot)]
+            m.d.sync += [valid[0].eq(self.i.valid), step_at[0].eq(step), fold_at[0].eq(fold)]
             for n in range(1, stages):
                 m.d.sync += [valid[n].eq(valid[n - 1]), step_at[n].eq(step_at[n - 1]),
-                             slot_at[n].eq(slot_at[n - 1])]
+                             fold_at[n].eq(fold_at[n - 1])]
             m.d.sync += o_valid.eq(valid[-1] & (step_at[-1] == steps - 1))
 
         lo, _ = act_codes(bits, self.signed_out)
+        word = data.StructLayout({"t": signed(self.t_bits), "desc": 1})
         codes = []
         for lane in range(lanes):
-            acc = [Signal(signed(self.acc_bits), name=f"acc{lane}_{n}") for n in range(stages)]
-            code = [Signal(bits, name=f"code{lane}_{n}") for n in range(stages)]
             sources = self._lane_sources(lane)
+            served = self.lane_channels(lane)
+            index_bits = self._index_bits(lane)
+            # the channel index of each step, and the one the item in each stage carries
+            index_at = [Signal(max(1, index_bits), name=f"index{lane}_{n}") for n in range(stages)]
+            index = Signal(max(1, index_bits), name=f"index{lane}")
+            m.d.comb += index.eq(mux_tree([served.index(p) for _, p in sources], step))
+            acc = [Signal(signed(self.acc_bits), name=f"acc{lane}_{n}") for n in range(stages)]
+            code = [Signal(max(1, n), name=f"code{lane}_{n}") for n in range(stages)]
             with m.If(enable):
-                m.d.sync += acc[0].eq(mux_tree([self.i.payload[pixel][p] for pixel, p in sources], step))
+                m.d.sync += [acc[0].eq(mux_tree([self.i.payload[pixel][p] for pixel, p in sources], step)),
+                             index_at[0].eq(index)]
+            # the ROM of stage n is addressed one cycle ahead, by the item in stage n - 1 (its prefix the
+            # code bits found there): its registered output meets the item when it enters stage n
+            address = ([index[:index_bits]] if index_bits else []) + [fold]
             for n in range(1, stages):
-                q = bits - n                # the output bit this stage decides
-                prefixes = 2 ** (bits - 1 - q)
-                word = data.StructLayout({"t": data.ArrayLayout(signed(self.t_bits), prefixes), "desc": 1})
-                rom = memory.Memory(shape=word, depth=self.slots, init=[
-                    {"t": ts, "desc": int(d)} for ts, d in self.stage_table(lane, q)])
-                m.submodules[f"rom{lane}_{q}"] = rom
-                read = rom.read_port(domain="comb")
-                prefix = code[n - 1][q + 1:] if q + 1 < bits else None
-                m.d.comb += read.addr.eq(slot_at[n - 1])
-                threshold = read.data.t[prefix] if prefix is not None else read.data.t[0]
-                passes = (acc[n - 1] >= threshold) ^ read.data.desc
+                rom = styled_memory(shape=word, depth=len(self.stage_table(lane, n)),
+                                    init=[{"t": t, "desc": int(d)} for t, d in self.stage_table(lane, n)])
+                m.submodules[f"rom{lane}_{n}"] = rom
+                read = rom.read_port(domain="sync")
+                m.d.comb += [read.en.eq(enable), read.addr.eq(Cat(*address))]
+                passes = (acc[n - 1] >= read.data.t) ^ read.data.desc
+                found = Cat(passes, code[n - 1][:n - 1]) if n > 1 else passes
                 with m.If(enable):
-                    m.d.sync += [acc[n].eq(acc[n - 1]), code[n].eq(code[n - 1] | (passes << q))]
+                    m.d.sync += [acc[n].eq(acc[n - 1]), code[n].eq(found), index_at[n].eq(index_at[n - 1])]
+                address = [found] + ([index_at[n - 1][:index_bits]] if index_bits else []) + [fold_at[n - 1]]
             codes.append(code[-1] + lo if lo else code[-1])
         collector = Signal(self.out_layout)
         with m.If(enable & valid[-1]):
