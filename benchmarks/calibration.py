@@ -24,6 +24,7 @@ from common import machine  # noqa: E402
 from mixq_hw.atomic import atomic_write_text  # noqa: E402
 from mixq_hw.layers.pool import MaxPool2x2  # noqa: E402
 from mixq_hw.layers.requant import Requant  # noqa: E402
+from mixq_hw.layers.threshold import ThresholdRequant  # noqa: E402
 from mixq_hw.layers.window import SlidingWindow  # noqa: E402
 from mixq_hw.packing import calibration  # noqa: E402
 from mixq_hw.packing.lut_core import lut_core_estimate, make_core  # noqa: E402
@@ -51,6 +52,10 @@ def _designs():
                       pe=4, pixels=2)
     yield "REQUANT_LOGIC_MARGIN", "Requant 8 ch acc 16 bits, out 4 bits, pe 4, pixels 2", requant, \
         requant.estimate().lut
+    threshold = ThresholdRequant(rng.integers(1, 2 ** 10, 64), rng.integers(-2 ** 12, 2 ** 12, 64), 12,
+                                 acc_bits=16, out_bits=3, pe=4, pixels=5, lanes=1)
+    yield "THRESHOLD_LOGIC_MARGIN", "ThresholdRequant 64 ch acc 16 bits, out 3 bits, pe 4, pixels 5, lanes 1", \
+        threshold, threshold.estimate().lut
 
 
 def measure() -> list[dict]:

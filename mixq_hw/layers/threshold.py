@@ -26,7 +26,6 @@ from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data
 
 from ..estimate import Resources, constant_rom_cost, memory_cost, mux_luts, signed_bit_columns, styled_memory
-from ..graph import ops as ref
 from ..packing.bits import act_codes, signed_width
 from ..packing.calibration import THRESHOLD_LOGIC_MARGIN
 from ._checks import layer_label
@@ -45,6 +44,9 @@ def requant_thresholds(inc, bias, shift: int, out_bits: int, acc_bits: int, *, n
     """``(t, desc)``: ``t[c, j-1]`` the threshold of level ``lo + j`` of channel ``c`` (``j = 1..2**out_bits-1``)
     and ``desc[c]`` its direction, such that for every ``acc_bits`` accumulator ``requant(acc)[c] = lo +
     #{j : (acc >= t[c, j-1]) != desc[c]}``; found by bisection on :func:`mixq_hw.graph.ops.requant`."""
+    # imported here: mixq_hw.graph imports the op registry, whose requant op imports this module
+    from ..graph.ops import requant
+
     inc = np.asarray(inc, dtype=np.int64)
     bias = np.asarray(bias, dtype=np.int64)
     lo, _ = act_codes(out_bits, signed_out)
@@ -54,7 +56,7 @@ def requant_thresholds(inc, bias, shift: int, out_bits: int, acc_bits: int, *, n
 
     def beyond(acc: np.ndarray) -> np.ndarray:
         """Whether ``acc[c, j]`` is at or past level j's threshold (the predicate is false..true in acc)."""
-        codes = ref.requant(acc[None, :, :, None], inc, bias, shift, out_bits, neg_shift=neg_shift,
+        codes = requant(acc[None, :, :, None], inc, bias, shift, out_bits, neg_shift=neg_shift,
                             signed_out=signed_out)[0, :, :, 0]
         return np.where(desc[:, None], codes < levels, codes >= levels)
 

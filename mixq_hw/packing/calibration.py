@@ -114,7 +114,7 @@ LUT_PER_CORE = 2
 #: Requant's fabric logic (clip, counters, operand multiplexers, ROM bits) over its LUT model.
 REQUANT_LOGIC_MARGIN = 1.35
 #: ThresholdRequant's fabric logic (comparators, threshold ROMs, operand multiplexers) over its LUT model.
-THRESHOLD_LOGIC_MARGIN = 1.15
+THRESHOLD_LOGIC_MARGIN = 1.35
 #: The windows' (SlidingWindow, RowWindow) fabric logic (counters, compares, multiplexers) over their models.
 WINDOW_LOGIC_MARGIN = 1.1
 #: LUTs per word bit of a 2x2 max pool (the two max stages' compare and select).
@@ -138,16 +138,17 @@ TABLE: tuple[Calibration, ...] = (
         (DataPoint("BJUT UltraNet conv0.0's requant at 92,160 cycles/frame, full-size UltraNet", 1150, 898),)),
     Calibration(
         "THRESHOLD_LOGIC_MARGIN", THRESHOLD_LOGIC_MARGIN,
-        "ThresholdRequant's fabric LUTs over its model (comparators at two bits per LUT + threshold ROMs + "
-        "operand multiplexers + counters)",
+        "ThresholdRequant's fabric LUTs over its model (comparators at two bits per LUT + threshold ROMs in "
+        "logic + operand multiplexers + counters)",
         "mixq_hw.layers.threshold.ThresholdRequant.estimate",
-        "the largest measured/model ratio with a little room; the model overestimates deep ROMs (6-bit codes "
-        "over many slots: yosys minimises the monotone tables and uses MUXF7/F8), which keeps such layers on "
-        "DSPs",
-        (DataPoint("ThresholdRequant 8 ch acc 16, out 4, pe 4, pixels 2, random inc/bias", 435, 398, "2026-12-06"),
-         DataPoint("ThresholdRequant 16 ch acc 18, out 4, pe 8, pixels 9, lanes 8", 1058, 1397, "2026-12-06"),
-         DataPoint("ThresholdRequant 64 ch acc 16, out 3, pe 4, pixels 5, lanes 1", 718, 628, "2026-12-06"),
-         DataPoint("ThresholdRequant 64 ch acc 17, out 6, pe 2, pixels 14, lanes 1", 6347, 16262, "2026-12-06"))),
+        "the largest measured/model ratio with a little room (ThresholdRequant synthesised alone, random inc "
+        "and bias; the block RAMs yosys mapped matched the estimate's)",
+        (DataPoint("ThresholdRequant 8 ch acc 16, out 4, pe 4, pixels 2", 610, 494, "2026-12-06"),
+         DataPoint("ThresholdRequant 16 ch acc 18, out 4, pe 8, pixels 9, lanes 8", 1185, 1112, "2026-12-06"),
+         DataPoint("ThresholdRequant 64 ch acc 16, out 3, pe 4, pixels 5, lanes 1 (0.5 BRAM36)", 233, 209,
+                   "2026-12-06"),
+         DataPoint("ThresholdRequant 64 ch acc 17, out 6, pe 2, pixels 14, lanes 1 (2.5 BRAM36)", 383, 295,
+                   "2026-12-06"))),
     Calibration(
         "WINDOW_LOGIC_MARGIN", WINDOW_LOGIC_MARGIN,
         "SlidingWindow / RowWindow fabric LUTs over their models (counters, compares, bank multiplexers)",
