@@ -10,9 +10,10 @@ from mixq_hw.pipeline import LayerFold, plan_stages
 
 
 def _specs() -> list[LayerSpec]:
-    """Every stage spec of two small plans (conv engines, windows, requant, pool, reorg, concat, FIFOs, ...)."""
+    """Every stage spec of three small plans (conv engines, windows, requants, pool, reorg, concat, FIFOs, ...)."""
     rng = np.random.default_rng(0)
-    plans = [plan_stages(plain_net(rng), {}), plan_stages(bypass_net(rng), {"c1": LayerFold(2, 2, 2)})]
+    plans = [plan_stages(plain_net(rng), {}), plan_stages(bypass_net(rng), {"c1": LayerFold(2, 2, 2)}),
+             plan_stages(plain_net(rng), {"c1": LayerFold(requant="threshold")})]
     return [stage.spec for plan in plans for stage in plan.stages if isinstance(stage.spec, LayerSpec)]
 
 
