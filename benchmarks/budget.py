@@ -140,12 +140,12 @@ def markdown(report: dict) -> str:
         if run_.get("layers"):
             lines += ["", f"## {entry['design']}: misses {entry['target_cycles']:,} by "
                           f"{run_['over_target_cycles']:,} cycles ({run_['over_target_percent']:g} %)", "",
-                      "| layer | w/a | fold simd/pe/pixels | multiplier | layer cycles | DSP MAC + requant | LUT |",
+                      "| layer | w/a | fold simd/pe/pixels | multiplier / requant | layer cycles | DSP MAC + requant | LUT |",
                       "|---|---|---|---|---|---|---|"]
             for row in run_["layers"]:
                 f = row["fold"]
                 lines.append(f"| {row['layer']} | w{row['w_bits']}a{row['a_bits']} | {f['simd']}/{f['pe']}/{f['pixels']} | "
-                             f"{row['multiplier']} | {row['layer_cycles']:,} | {row['engine_dsp']} + {row['requant_dsp']} | "
+                             f"{row['multiplier']} / {f.get('requant', 'dsp')} | {row['layer_cycles']:,} | {row['engine_dsp']} + {row['requant_dsp']} | "
                              f"{row['resources']['lut']:,} |")
     return "\n".join(lines) + "\n"
 
