@@ -49,6 +49,10 @@ CASES = {
     # reorg, the bypass FIFO and the raw output
     "bypass-ragged": (bypass_net, {"c1": LayerFold(2, 2, 3), "c2": LayerFold(2, 2, 3), "c3": LayerFold(1, 4, 3),
                                    "c4": LayerFold(4, 5, 3)}),
+    # more pixels per group than cycles per beat: the raster stream after the requant takes a multiple of pe
+    # lanes (4 of 2, 4 of 1) so that it keeps up with the engine
+    "pool-wide-raster": (pool_narrowing_net, {"c1": LayerFold(3, 2, 16), "c2": LayerFold(4, 4, 8)}),
+    "plain-wide-raster": (plain_net, {"c1": LayerFold(3, 1, 8, requant="threshold"), "c2": LayerFold(2, 3, 2)}),
     # requants on thresholds (no DSP) instead of DSP48E2 lanes, also on ragged groups
     "plain-threshold": (plain_net, {"c1": LayerFold(3, 2, 2, requant="threshold"),
                                     "c2": LayerFold(2, 3, 2, requant="threshold"), "d3": LayerFold(2, 2, 1),
@@ -110,6 +114,15 @@ def test_threshold_cases_use_no_requant_dsp():
         owners = {s.node: s.sources for s in plan.stages if s.kind == "requant"}
         assert "ThresholdRequantSpec" in kinds.values() and "RequantSpec" in kinds.values(), (kinds, owners)
         assert all(s.resources.dsp == 0 for s in plan.stages if type(s.spec).__name__ == "ThresholdRequantSpec")
+
+
+def test_wide_raster_cases_take_more_lanes_than_pe():
+    """The wide-raster cases' regroups emit a multiple of pe lanes (raster_lanes), the others pe."""
+    for case, want in (("pool-wide-raster", (2, 4)), ("plain-wide-raster", (1, 4)), ("plain-folded", (2, 2))):
+        make, folding = CASES[case]
+        plan = plan_stages(make(np.random.default_rng(0)), folding)
+        regroup = next(s.spec for s in plan.stages if s.name == "r1.regroup")
+        assert (regroup.pe, regroup.lanes_out) == want, case
 
 
 def test_ragged_case_covers_both_windows():

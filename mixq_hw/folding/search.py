@@ -23,9 +23,9 @@ meets ``T`` (and is at most ``SPAN`` times faster) are visited by the score of
 their multipliers alone (engine DSPs, or the LUT cores' LUTs of a fold on LUT
 multipliers, ``LayerFold.multiplier == "lut"``; of those only the few that
 :data:`LUT_FRONT` keeps), and the visit stops once that bound scores more than
-the best fold found (a branch and bound); a layer read by a requant tries each fold with the DSP48E2
-requantizer and with the threshold one (``LayerFold.requant``, no DSP: :mod:`mixq_hw.layers.threshold`),
-which trades the requant's DSPs for LUTs; every fold kept is built for real through
+the best fold found (a branch and bound); once DSPs have overflowed at a target, a layer read by a
+requant tries each fold with the DSP48E2 requantizer and with the threshold one (``LayerFold.requant``, no
+DSP: :mod:`mixq_hw.layers.threshold`), which trades the requant's DSPs for LUTs and block RAM; every fold kept is built for real through
 :class:`~mixq_hw.folding.costs.NodeCosts` (cached), and the result is planned
 with ``plan_stages`` and checked against the model.
 
@@ -228,7 +228,9 @@ class _Search:
         for bound, _, fold in bounded:
             if bound >= best_score:
                 break
-            for variant in self.variants(node.name, fold):
+            # thresholds only once DSPs have overflowed at this target: where DSPs are left the DSP48E2
+            # requant keeps the design as it was
+            for variant in self.variants(node.name, fold) if weights["dsp"] > _START_WEIGHTS["dsp"] else [fold]:
                 try:
                     own = self.costs.node(node, variant, inputs)
                 except ValueError:

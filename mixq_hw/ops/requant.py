@@ -13,7 +13,7 @@ from ..layers.threshold import ThresholdRequantSpec
 from ..packing.bits import NEG_SHIFTS
 from .registry import OpDef, register
 
-__all__ = ["RequantOp", "lower_regroup", "padded", "signed_attrs"]
+__all__ = ["RequantOp", "lower_regroup", "padded", "raster_lanes", "signed_attrs"]
 
 
 def padded(width: int, pixels: int) -> int:
@@ -31,6 +31,17 @@ def lower_regroup(node: Node, lowering, src_stage: str, value, bits: int, lanes:
                             height=h, name=f"{node.name}.regroup")
     lowering.add(regroup.name, node.name, "regroup", regroup, [(src_stage, "o")])
     lowering.produce(node.name, regroup.name, "o", value.shape, lanes, bits)
+
+
+def raster_lanes(value) -> int:
+    """Lanes of the raster stream made from grouped stream ``value``: its ``pe``, or the smallest multiple of
+    ``pe`` dividing the channels that lets a group leave as fast as the engine makes it (``pixels*C/lanes``
+    beats within ``C/pe * cycles_per_beat`` cycles): at ``pe`` lanes a fold with more pixels than cycles per
+    beat would be held to one pixel per ``C/pe`` cycles by the raster stream and the stages after it."""
+    c = value.shape[0]
+    engine = c // value.pe * value.cycles_per_beat
+    options = [lanes for lanes in range(value.pe, c + 1, value.pe) if c % lanes == 0]
+    return next((lanes for lanes in options if value.pixels * c // lanes <= engine), options[-1])
 
 
 def signed_attrs(node: Node) -> tuple[bool, int | None]:
@@ -120,7 +131,7 @@ class RequantOp(OpDef):
                    acc_bits=src.bits, pe=src.pe, pixels=src.pixels, lanes=lanes, height=h,
                    width=padded(w, src.pixels), name=node.name, neg_shift=neg_shift, signed_out=signed_out)
         lowering.add(node.name, node.name, "requant", req, [(src.stage, src.port)])
-        lower_regroup(node, lowering, node.name, src, a["out_bits"], src.pe, is_signed=signed_out)
+        lower_regroup(node, lowering, node.name, src, a["out_bits"], raster_lanes(src), is_signed=signed_out)
 
 
 register(RequantOp())
