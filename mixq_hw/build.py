@@ -336,7 +336,7 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
         limit = accelerator_limit(budget, target, shell)
         progress(f"folding under {100 * target:g} % of the {brd.name} less its shell ({limit.dsp} DSP, "
                  f"{limit.lut:,} LUT, {limit.ff:,} FF, {limit.bram36:g} BRAM36)")
-        with ticker("  folding search", quiet=quiet):
+        with ticker("  folding search", quiet=quiet), graph.frozen():
             result = choose_folding(graph, budget, clock_mhz=clock, progress=progress, multipliers=multipliers,
                                     utilization=target, reserve=shell)
         folding, plan = result.folding, result.plan
