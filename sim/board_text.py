@@ -155,12 +155,25 @@ def board_bank_text(top: AxiStreamTop, simulation: str, stages: Sequence[StageMo
                       else f"{wires[b[1]]}[{b[2]}]" for b in bits]
             body.append(f"  assign {wires[p]} = {_concat(source)};")
     ports = BoardBankPorts(members)
+    text = _no_inline(text, {stage.module for stage in stages if stage.module is not None})
     header, _, rest = text.partition(");\n")
     extra = ", ".join(bank_port(k, p) for k, s in enumerate(stages) for p in [*s.inputs, *s.outputs])
     wrapper_end = rest.index("endmodule")
     text = (f"{header}{', ' + extra if extra else ''});\n" + rest[:wrapper_end] + "\n".join(decls + body) + "\n"
             + rest[wrapper_end:])
     return ports, text
+
+
+def _no_inline(text: str, modules: set[str]) -> str:
+    """``text`` with Verilator's ``no_inline_module`` in each of ``modules``: a stage module instantiated in
+    the accelerator and in the bank is then compiled once (inlined, it would be compiled twice)."""
+    for module in sorted(modules):
+        start = text.find(f"\nmodule {_escaped(module)}(")
+        if start < 0:
+            raise ValueError(f"the simulation text has no module {module!r}")
+        end = text.index(");\n", start) + 3
+        text = text[:end] + "  /*verilator no_inline_module*/\n" + text[end:]
+    return text
 
 
 def _range(width: int) -> str:
