@@ -153,6 +153,7 @@ def _verify_one_build(result: dict[str, Any], graph: Graph, images: np.ndarray, 
                                    backend=layer_options["backend"], progress=False, program=program)
         layers = verify_layers(graph, images, accelerator.plan, prebuilt=(ports, program), **layer_options)
         whole = whole_future.result()
+    result["one_build"] = True
     return _verdict(result, len(images), layers, whole, progress)
 
 

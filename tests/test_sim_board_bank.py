@@ -9,6 +9,7 @@ import copy
 import numpy as np
 import pytest
 from amaranth.back import rtlil
+import networks
 from networks import plain_net
 from test_top import PLAIN_FOLD
 
@@ -98,3 +99,30 @@ def test_layers_with_a_prebuilt_program_need_verilator(design):
     graph, top, _, bank, images = design
     with pytest.raises(ValueError, match="prebuilt program"):
         verify_layers(graph, images[:1], top.accelerator.plan, backend="pysim", prebuilt=(bank[0], None))
+
+
+NETS = {"all_ops": lambda: networks.all_ops_graph(), "res_block": lambda: networks.res_block(2, shortcut=True),
+        "split": lambda: networks.split_net(3), "yolo_tail": lambda: networks.yolo_tail(np.random.default_rng(4)),
+        "shuffle": lambda: networks.shuffle_net(np.random.default_rng(5)), "concat3": lambda: networks.concat3_net(np.random.default_rng(6))}
+
+
+@pytest.mark.parametrize("net", sorted(NETS))
+def test_every_stage_of_the_zoo_nets_is_mapped(net, tmp_path):
+    top = AxiStreamTop(Accelerator(NETS[net](), {}))
+    _, bank, why = emit_for_verification(top, tmp_path / "accel.v", "mixq_accel", Ultra96V2Platform())
+    assert bank is not None, why
+    assert len([p for p in bank[0].signature.members if p.startswith("s")]) >= len(top.accelerator.plan.stages)
+
+
+@needs_verilator
+def test_forks_and_concats_verify_from_one_build(tmp_path):
+    graph = networks.all_ops_graph()
+    top = AxiStreamTop(Accelerator(graph, {}))
+    _, bank, why = emit_for_verification(top, tmp_path / "accel.v", "mixq_accel", Ultra96V2Platform())
+    assert bank is not None, why
+    images = np.random.default_rng(2).integers(0, 256, (2, *graph.input_shape)).astype(np.uint8)
+    result = verify_accelerator(graph, images, top.accelerator, backend="verilator", progress=False,
+                                board_bank=bank, workers=1)
+    assert result["one_build"] and result["bit_exact"] == 2 and not result["message"]
+    assert all(s["bit_exact"] for s in result["layers"]["stages"])
+    assert result["whole"]["cycles_per_frame"] > 0
