@@ -173,9 +173,9 @@ def _map_stage(sub: str, component: Any, netlist: Any, index: int, is_empty: boo
         uncovered = [bit for bit in range(width) if (pname, bit) not in covered]
         if not uncovered:
             continue
-        kinds = {clock_nets.get(module.ports[pname][0][bit]) for bit in range(width)}
-        if width == 1 and kinds in ({"clk"}, {"rst"}):
-            stage.clock[pname] = kinds.pop()
+        kind = clock_nets.get(module.ports[pname][0][0])
+        if width == 1 and kind is not None:
+            stage.clock[pname] = kind
         else:
             raise StagePortsError(f"{where}: input port {pname!r} (bits {uncovered[:4]}) is neither a signature "
                                   "port nor the clock or reset")

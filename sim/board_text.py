@@ -128,13 +128,13 @@ def board_bank_text(top: AxiStreamTop, simulation: str, stages: Sequence[StageMo
                 raise ValueError(f"stage {stage.name!r}: port {port!r} is not a stream")
             members[bank_port(k, port)] = member
         wires = {p: bank_port(k, p) for p in [*stage.inputs, *stage.outputs]}
-        for p, bits in stage.inputs.items():
-            decls.append(f"  input {_range(len(bits))}{wires[p]};")
-        for p, bits in stage.outputs.items():
-            decls.append(f"  output {_range(len(bits))}{wires[p]};")
+        for p, in_bits in stage.inputs.items():
+            decls.append(f"  input {_range(len(in_bits))}{wires[p]};")
+        for p, out_bits in stage.outputs.items():
+            decls.append(f"  output {_range(len(out_bits))}{wires[p]};")
         driven: dict[str, list[str]] = {}
-        for p, bits in stage.inputs.items():
-            for bit, where in enumerate(bits):
+        for p, in_bits in stage.inputs.items():
+            for bit, where in enumerate(in_bits):
                 if where is not None:
                     driven.setdefault(where[0], ["1'b0"] * stage.ports[where[0]][1])[where[1]] = f"{wires[p]}[{bit}]"
         connections = [f".{_escaped(port)}({'clk' if kind == 'clk' else 'rst'})" for port, kind in stage.clock.items()]
@@ -150,9 +150,9 @@ def board_bank_text(top: AxiStreamTop, simulation: str, stages: Sequence[StageMo
                 connections.append(f".{_escaped(port)}({wire})")
         if stage.module is not None:
             body.append(f"  {_escaped(stage.module)}s{k} (\n    " + ",\n    ".join(connections) + ");")
-        for p, bits in stage.outputs.items():
+        for p, out_bits in stage.outputs.items():
             source = [f"1'b{b[1]}" if b[0] == "const" else driven[b[1]][b[2]] if b[0] == "port"
-                      else f"{wires[b[1]]}[{b[2]}]" for b in bits]
+                      else f"{wires[b[1]]}[{b[2]}]" for b in out_bits]
             body.append(f"  assign {wires[p]} = {_concat(source)};")
     ports = BoardBankPorts(members)
     text = _no_inline(text, {stage.module for stage in stages if stage.module is not None})
