@@ -5,7 +5,9 @@ every stage alone on all N images (:func:`sim.layerwise.verify_layers`: bit-exac
 cycles per frame and latency per stage, the first failing layer named), then the
 whole stitched accelerator on ``min(N, 2)`` frames (:func:`sim.network.simulate`:
 end-to-end bit-exactness, measured interval and latency).  The result is a plain
-dict for ``report.json``.
+dict for ``report.json``.  On Verilator a build passes ``board_bank``
+(:func:`sim.board_text.emit_for_verification`): its own elaboration with a second
+instance of every stage module, so one compiled program runs both checks.
 """
 
 from __future__ import annotations
