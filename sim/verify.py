@@ -135,11 +135,12 @@ def stop_layer_checks(handle: Any) -> None:
 
 
 def _verify_one_build(result: dict[str, Any], graph: Graph, images: np.ndarray, accelerator: Accelerator,
-                      frames: int, board_bank: tuple[Any, str], layer_options: dict[str, Any]) -> dict[str, Any]:
+                      frames: int, board_bank: tuple[Any, str], layer_options: dict[str, Any]) -> dict[str, Any] | None:
     """:func:`verify_accelerator` from one Verilator build of ``board_bank``: the whole design (in a thread)
-    beside the layer-by-layer runs."""
+    beside the layer-by-layer runs; None if that build fails."""
     import concurrent.futures
 
+    from .cxxrtl import CompileError
     from .progress import compile_bar, compile_estimate
     from .verilator import compile_verilator
 
@@ -147,9 +148,15 @@ def _verify_one_build(result: dict[str, Any], graph: Graph, images: np.ndarray, 
     progress = layer_options["progress"]
     live = compile_bar("verilator", quiet=not progress)
     live.desc = "[verify] verilator: one build of the whole design and its stages"
-    with live:
-        program = compile_verilator(ports, verilog_text=text, on_size=lambda size: live.set_total(
-            live.elapsed + compile_estimate("verilator", size)))
+    try:
+        with live:
+            program = compile_verilator(ports, verilog_text=text, on_size=lambda size: live.set_total(
+                live.elapsed + compile_estimate("verilator", size)))
+    except CompileError as err:   # the checks then build the whole design and the stages on their own
+        if progress:
+            print(f"[verify] the one build failed ({str(err)[:300]}); building the whole design and the stages "
+                  "on their own", file=sys.stderr, flush=True)
+        return None
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         whole_future = pool.submit(whole_network, graph, images[:frames], accelerator,
                                    backend=layer_options["backend"], progress=False, program=program)
@@ -216,7 +223,9 @@ def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerato
     layer_args = (graph, images, accelerator.plan)
     layer_options: dict[str, Any] = {"backend": backend, "stall": layer_stall, "workers": workers, "progress": progress}
     if board_bank is not None and mode == "both" and layers is None and resolve_backend(backend) == "verilator":
-        return _verify_one_build(result, graph, images, accelerator, frames, board_bank, layer_options)
+        done = _verify_one_build(result, graph, images, accelerator, frames, board_bank, layer_options)
+        if done is not None:
+            return done
     # On Verilator the layers are checked in a process of their own while this one builds and runs the whole
     # design: both are mostly single-threaded (elaboration, yosys, verilate), so together they fill two cores.
     beside = layers if layers is not None else start_layer_checks(

@@ -126,3 +126,13 @@ def test_forks_and_concats_verify_from_one_build(tmp_path):
     assert result["one_build"] and result["bit_exact"] == 2 and not result["message"]
     assert all(s["bit_exact"] for s in result["layers"]["stages"])
     assert result["whole"]["cycles_per_frame"] > 0
+
+
+@needs_verilator
+def test_a_one_build_that_does_not_compile_falls_back_to_two(design):
+    graph, top, whole_text, (ports, text), images = design
+    broken = (ports, text + "\nmodule mixq_broken(; endmodule\n")
+    result = verify_accelerator(graph, images[:2], top.accelerator, backend="verilator", progress=False,
+                                board_bank=broken, whole_verilog=whole_text, workers=1)
+    assert "one_build" not in result and result["bit_exact"] == 2 and not result["message"]
+    assert result["layers"]["all_exact"] and result["whole"]["bit_exact"] == 2
