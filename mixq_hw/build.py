@@ -336,7 +336,7 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
         limit = accelerator_limit(budget, target, shell)
         progress(f"folding under {100 * target:g} % of the {brd.name} less its shell ({limit.dsp} DSP, "
                  f"{limit.lut:,} LUT, {limit.ff:,} FF, {limit.bram36:g} BRAM36)")
-        with ticker("  folding search", quiet=quiet):
+        with ticker("  folding search", quiet=quiet), graph.frozen():
             result = choose_folding(graph, budget, clock_mhz=clock, progress=progress, multipliers=multipliers,
                                     utilization=target, reserve=shell)
         folding, plan = result.folding, result.plan
@@ -353,7 +353,7 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
     progress(f"{plan.cycles_per_frame():,} cycles per frame, bottleneck {plan.bottleneck().name}, "
              f"{clock * 1e6 / plan.cycles_per_frame():,.1f} fps at {clock:g} MHz")
 
-    checks, whole_verilog = None, None
+    checks, whole_verilog, board_bank, one_build = None, None, None, False
     if verify:   # the layer-by-layer checks need only the plan: they start beside the elaboration
         from sim.backends import resolve_backend
         from sim.images import verification_images
@@ -361,13 +361,24 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
 
         backend = resolve_backend(backend)
         images, origin = verification_images(graph, meta.get("data"), verify)
-        checks = start_layer_checks(graph, images, plan, mode=verify_mode, backend=backend, progress=not quiet)
+        # on Verilator with both checks, one build of the elaborated design serves both (sim.board_text)
+        one_build = backend == "verilator" and verify_mode == "both"
+        if not one_build:
+            checks = start_layer_checks(graph, images, plan, mode=verify_mode, backend=backend, progress=not quiet)
     try:
         progress("elaborating the accelerator and emitting Verilog")
         verilog = out / "mixq_accel.v"
         with ticker("  elaborating and emitting Verilog", quiet=quiet):
             top = AxiStreamTop(acc)
-            if verify and backend == "verilator" and verify_mode != "layers":
+            if verify and one_build:
+                from sim.board_text import emit_for_verification
+
+                whole_verilog, board_bank, why = emit_for_verification(top, verilog, "mixq_accel", brd.platform())
+                if board_bank is None:
+                    line(f"[build] the stages are checked from their own elaboration ({why})", quiet=quiet)
+                    checks = start_layer_checks(graph, images, plan, mode=verify_mode, backend=backend,
+                                                progress=not quiet)
+            elif verify and backend == "verilator" and verify_mode != "layers":
                 from sim.board_text import board_simulation_text
 
                 _, simulation = emit_verilog_with_simulation(top, verilog, name="mixq_accel",
@@ -409,7 +420,8 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
 
         progress(f"verifying {verify} images ({origin['text']}) in simulation ({backend}, {verify_mode})")
         extra["verify"] = v = verify_accelerator(graph, images, acc, mode=verify_mode, backend=backend,
-                                                 progress=not quiet, layers=checks, whole_verilog=whole_verilog)
+                                                 progress=not quiet, layers=checks, whole_verilog=whole_verilog,
+                                                 board_bank=board_bank)
         v["images_from"] = origin
         progress(f"verified: {v['bit_exact']}/{v['images']} bit-exact, {v['cycles_per_frame']:,} cycles per frame"
                  + (f" ({v['message']})" if v["message"] else ""))

@@ -31,7 +31,7 @@ from amaranth.back import rtlil
 
 from .packing.synth import run_yosys_script
 
-__all__ = ["convert", "convert_with_simulation", "simulation_text", "VerilogError", "SCRIPT", "SIM_SCRIPT",
+__all__ = ["convert", "convert_with_simulation", "texts_from_rtlil", "simulation_text", "VerilogError", "SCRIPT", "SIM_SCRIPT",
            "BOTH_SCRIPT"]
 
 #: The yosys script: every process becomes multiplexers and flip-flops (the lowering ``synth_xilinx``
@@ -89,8 +89,16 @@ def convert_with_simulation(elaboratable, name: str, platform=None, *,
     yosys run; the simulation text has :func:`simulation_text`'s form (no attributes, no unread wire)."""
     if not name.isidentifier():
         raise ValueError(f"Verilog module name {name!r} is not an identifier")
-    text = rtlil.convert(elaboratable, name=name, platform=platform, emit_src=False)
-    texts = _run(text, name, BOTH_SCRIPT, timeout, ("design.v", "sim.v"))
+    return texts_from_rtlil(rtlil.convert(elaboratable, name=name, platform=platform, emit_src=False), name,
+                            timeout=timeout)
+
+
+def texts_from_rtlil(rtlil_text: str, name: str, *, timeout: float = TIMEOUT) -> tuple[str, str]:
+    """:func:`convert_with_simulation`'s two texts from ``rtlil_text`` (``rtlil.convert``'s output, top
+    module ``name``, no source locations)."""
+    if not name.isidentifier():
+        raise ValueError(f"Verilog module name {name!r} is not an identifier")
+    texts = _run(rtlil_text, name, BOTH_SCRIPT, timeout, ("design.v", "sim.v"))
     return texts["design.v"], texts["sim.v"]
 
 

@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 from . import hdl_text
 from .pipeline import OUTPUT_BITS, Accelerator
 
-__all__ = ["AxiStreamTop", "emit_verilog", "emit_verilog_with_simulation", "PORT_NAMES", "stream_width"]
+__all__ = ["AxiStreamTop", "emit_verilog", "emit_verilog_with_simulation", "emit_verilog_with_stages", "PORT_NAMES", "stream_width"]
 
 #: Every port of the top level, in declaration order.
 PORT_NAMES = ("aclk", "aresetn", "s_axis_tdata", "s_axis_tvalid", "s_axis_tready", "s_axis_tlast",
@@ -137,6 +137,19 @@ def emit_verilog_with_simulation(top: AxiStreamTop, path: str | PathLike, name: 
     _check_top(top, name)
     text, simulation = hdl_text.convert_with_simulation(top, name, platform)
     return _write_text(path, text), simulation
+
+
+def emit_verilog_with_stages(top: AxiStreamTop, path: str | PathLike, name: str = "mixq_accel",
+                             platform=None) -> tuple[Path, str, dict]:
+    """:func:`emit_verilog_with_simulation` (the same two texts), plus where each pipeline stage's ports went
+    in them (:func:`mixq_hw.stage_ports.convert_with_stages`: stage submodule name -> StageModule, or the
+    StagePortsError saying why its ports cannot be mapped), at the cost of one elaboration."""
+    from .stage_ports import convert_with_stages
+
+    _check_top(top, name)
+    rtlil_text, stages = convert_with_stages(top, name, platform, ("accel",))
+    text, simulation = hdl_text.texts_from_rtlil(rtlil_text, name)
+    return _write_text(path, text), simulation, stages
 
 
 def _check_top(top: AxiStreamTop, name: str) -> None:

@@ -17,13 +17,19 @@ without elaborating the design a second time.
 
 from __future__ import annotations
 
+from typing import Any, Sequence
+
+from amaranth.lib import wiring
+
 from mixq_hw.packing.dsp48e2 import VERILOG_MODEL
+from mixq_hw.stage_ports import StageModule
 from mixq_hw.top import AxiStreamTop
 
 from .beats import payload_shape, payload_width
+from .stage_bank import bank_port
 from .verilator import DESIGN_TOP
 
-__all__ = ["board_simulation_text"]
+__all__ = ["board_simulation_text", "board_bank_text", "BoardBankPorts", "emit_for_verification"]
 
 
 def board_simulation_text(top: AxiStreamTop, simulation: str, name: str = "mixq_accel") -> str:
@@ -65,3 +71,133 @@ endmodule
 """
     model = VERILOG_MODEL.read_text() if "DSP48E2 #(" in simulation else ""
     return wrapper + simulation + "\n" + model
+
+
+class BoardBankPorts:
+    """The ports of :func:`board_bank_text`'s design, for the Verilator testbench (a signature and its
+    interface objects, nothing to elaborate): the accelerator's ``i`` and ``o`` first, then every stage's
+    stream ports as ``s<k>_<port>`` (:func:`sim.stage_bank.bank_port`)."""
+
+    def __init__(self, members: dict[str, wiring.Member]):
+        self._interface = wiring.Signature(members).create()
+        self.signature = self._interface.signature
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._interface, name)
+
+
+def _escaped(name: str) -> str:
+    if not name or any(c.isspace() for c in name) or not name.isprintable():
+        raise ValueError(f"Verilog name {name!r} cannot be escaped")
+    return f"\\{name} "
+
+
+def _concat(bits: list[str]) -> str:
+    """A Verilog concatenation of ``bits`` (least significant first), runs of one vector's bits as slices."""
+    runs: list[list] = []
+    for bit in bits:
+        vector, _, index = bit.partition("[")
+        if index and runs and runs[-1][0] == vector and runs[-1][2] + 1 == int(index[:-1]):
+            runs[-1][2] += 1
+        elif index:
+            runs.append([vector, int(index[:-1]), int(index[:-1])])
+        else:
+            runs.append([bit, None, None])
+    parts = [v if lo is None else (f"{v}[{lo}]" if lo == hi else f"{v}[{hi}:{lo}]") for v, lo, hi in reversed(runs)]
+    return parts[0] if len(parts) == 1 else "{" + ", ".join(parts) + "}"
+
+
+def board_bank_text(top: AxiStreamTop, simulation: str, stages: Sequence[StageModule],
+                    name: str = "mixq_accel") -> tuple[BoardBankPorts, str]:
+    """:func:`board_simulation_text`'s design with, beside the accelerator, a second instance of each of
+    ``stages``' modules from the same ``simulation`` text, its stream ports on the top as ``s<k>_<port>``;
+    returns (its ports for :func:`sim.verilator.compile_verilator`, the Verilog).  Every stage is then
+    simulated on its own (layer by layer) and the whole design end to end from one compiled program;
+    a stage module instantiated twice is compiled once."""
+    text = board_simulation_text(top, simulation, name)
+    acc = top.accelerator
+    members: dict[str, wiring.Member] = {"i": acc.signature.members["i"], "o": acc.signature.members["o"]}
+    decls: list[str] = []
+    body: list[str] = []
+    for k, stage in enumerate(stages):
+        sig = stage.component.signature
+        for port, member in sig.members.items():
+            if not member.is_signature or set(member.signature.members) != {"valid", "ready", "payload"}:
+                raise ValueError(f"stage {stage.name!r}: port {port!r} is not a stream")
+            members[bank_port(k, port)] = member
+        wires = {p: bank_port(k, p) for p in [*stage.inputs, *stage.outputs]}
+        for p, in_bits in stage.inputs.items():
+            decls.append(f"  input {_range(len(in_bits))}{wires[p]};")
+        for p, out_bits in stage.outputs.items():
+            decls.append(f"  output {_range(len(out_bits))}{wires[p]};")
+        driven: dict[str, list[str]] = {}
+        for p, in_bits in stage.inputs.items():
+            for bit, where in enumerate(in_bits):
+                if where is not None:
+                    driven.setdefault(where[0], ["1'b0"] * stage.ports[where[0]][1])[where[1]] = f"{wires[p]}[{bit}]"
+        connections = [f".{_escaped(port)}({'clk' if kind == 'clk' else 'rst'})" for port, kind in stage.clock.items()]
+        for port, (direction, width) in stage.ports.items():
+            if port in stage.clock:
+                continue
+            if direction == "input":
+                connections.append(f".{_escaped(port)}({_concat(driven[port])})")
+            else:
+                wire = f"s{k}__m{len(decls)}"
+                decls.append(f"  wire {_range(width)}{wire};")
+                driven[port] = [f"{wire}[{b}]" for b in range(width)]
+                connections.append(f".{_escaped(port)}({wire})")
+        if stage.module is not None:
+            body.append(f"  {_escaped(stage.module)}s{k} (\n    " + ",\n    ".join(connections) + ");")
+        for p, out_bits in stage.outputs.items():
+            source = [f"1'b{b[1]}" if b[0] == "const" else driven[b[1]][b[2]] if b[0] == "port"
+                      else f"{wires[b[1]]}[{b[2]}]" for b in out_bits]
+            body.append(f"  assign {wires[p]} = {_concat(source)};")
+    ports = BoardBankPorts(members)
+    text = _no_inline(text, {stage.module for stage in stages if stage.module is not None})
+    header, _, rest = text.partition(");\n")
+    extra = ", ".join(bank_port(k, p) for k, s in enumerate(stages) for p in [*s.inputs, *s.outputs])
+    wrapper_end = rest.index("endmodule")
+    text = (f"{header}{', ' + extra if extra else ''});\n" + rest[:wrapper_end] + "\n".join(decls + body) + "\n"
+            + rest[wrapper_end:])
+    return ports, text
+
+
+def _no_inline(text: str, modules: set[str]) -> str:
+    """``text`` with Verilator's ``no_inline_module`` in each of ``modules``: a stage module instantiated in
+    the accelerator and in the bank is then compiled once (inlined, it would be compiled twice)."""
+    for module in sorted(modules):
+        start = text.find(f"\nmodule {_escaped(module)}(")
+        if start < 0:
+            raise ValueError(f"the simulation text has no module {module!r}")
+        end = text.index(");\n", start) + 3
+        text = text[:end] + "  /*verilator no_inline_module*/\n" + text[end:]
+    return text
+
+
+def _range(width: int) -> str:
+    return f"[{width - 1}:0] "
+
+
+def emit_for_verification(top: AxiStreamTop, path: Any, name: str, platform: Any
+                          ) -> tuple[str, tuple[BoardBankPorts, str] | None, str]:
+    """Emit the build's Verilog to ``path`` (:func:`mixq_hw.top.emit_verilog_with_stages`) and, from the same
+    elaboration, what Verilator verifies: (the whole design's text for
+    :func:`sim.verify.verify_accelerator`'s ``whole_verilog``, its ``board_bank`` (the whole design and
+    every stage of it in one text) or None when some stage's ports could not be mapped, a sentence saying
+    why ('' otherwise))."""
+    from mixq_hw.top import emit_verilog_with_stages
+
+    _, simulation, stages = emit_verilog_with_stages(top, path, name=name, platform=platform)
+    whole = board_simulation_text(top, simulation, name)
+    found: list[StageModule] = []
+    for stage in top.accelerator.plan.stages:
+        mapped = stages.get(stage.name.replace(".", "_"))
+        if not isinstance(mapped, StageModule):
+            return whole, None, str(mapped or f"stage {stage.name!r} has no module of its own")
+        found.append(mapped)
+    try:
+        return whole, board_bank_text(top, simulation, found, name), ""
+    except ValueError as err:
+        return whole, None, str(err)

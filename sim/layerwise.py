@@ -290,11 +290,12 @@ def _check_stage(index: int) -> dict:
     return result
 
 
-def _check_bank(count: int, progress: bool) -> list[dict]:
+def _check_bank(count: int, progress: bool, prebuilt: tuple[Any, Any] | None = None) -> list[dict]:
     """Every stage of the job's plan in one Verilator build (:class:`~sim.stage_bank.StageBank`), each
     driven alone with its own beats and stall generators; the stalled and the stall-free run go in
-    parallel.  Raises if the bank cannot be built or any stage hangs or crashes (the caller then checks
-    the stages one by one, which names the failing one)."""
+    parallel.  ``prebuilt``: (ports, program) of a build that has every stage's ports as ``s<k>_<port>``
+    already (:func:`sim.board_text.board_bank_text`), used instead.  Raises if the bank cannot be built or
+    any stage hangs or crashes (the caller then checks the stages one by one, which names the failing one)."""
     from .verilator import MAX_PORTS, compile_verilator
 
     job = _JOB
@@ -302,12 +303,15 @@ def _check_bank(count: int, progress: bool) -> list[dict]:
     jobs = [_stage_job(i) for i in range(count)]
     if sum(len(j[2]) for j in jobs) > MAX_PORTS or sum(len(j[5]) for j in jobs) > MAX_PORTS:
         raise ValueError(f"more than {MAX_PORTS} streams for one bank")
-    bank = StageBank([StageHarness(j[0].build()) for j in jobs])
-    live = compile_bar("verilator", quiet=not progress)
-    live.desc = f"[layers] verilator: one build of all {count} stages"
-    with live:
-        program = compile_verilator(bank, cflags=BANK_CFLAGS, on_size=lambda size: live.set_total(
-            live.elapsed + compile_estimate("verilator", size)))
+    if prebuilt is not None:
+        bank, program = prebuilt
+    else:
+        bank = StageBank([StageHarness(j[0].build()) for j in jobs])
+        live = compile_bar("verilator", quiet=not progress)
+        live.desc = f"[layers] verilator: one build of all {count} stages"
+        with live:
+            program = compile_verilator(bank, cflags=BANK_CFLAGS, on_size=lambda size: live.set_total(
+                live.elapsed + compile_estimate("verilator", size)))
     inputs, counts = [j[2] for j in jobs], [j[5] for j in jobs]
     budget = max(j[6] for j in jobs)
     runs_of = [lambda: run_bank(bank, program, inputs, counts, stall=job["stall"], seed=job["seed"],
@@ -330,7 +334,8 @@ def _check_bank(count: int, progress: bool) -> list[dict]:
 
 def verify_layers(graph: Graph, images: Any, plan: PipelinePlan, *, backend: str = "cxxrtl",
                   stall: float = 0.3, seed: int = 0, workers: int = 2, timing: bool = True,
-                  progress: bool = False, one_build: bool = True) -> LayerwiseRun:
+                  progress: bool = False, one_build: bool = True, prebuilt: tuple[Any, Any] | None = None
+                  ) -> LayerwiseRun:
     """Simulate every stage of ``plan`` alone on ``images`` (uint8 (N, C, H, W)) against ``graph``'s reference.
 
     ``graph`` is the golden model: normally ``plan.graph``, but any graph with the same node names and
@@ -340,6 +345,9 @@ def verify_layers(graph: Graph, images: Any, plan: PipelinePlan, *, backend: str
     ``workers``: parallel processes (1: in this process).  ``one_build`` (Verilator): every stage in one
     compiled design (:mod:`sim.stage_bank`), each still driven alone; if that build or run fails, or with
     ``one_build=False`` or another backend, every distinct stage design is built and run on its own.
+    ``prebuilt`` (Verilator): (ports, program) of a build holding every stage of ``plan`` in order, each
+    with its own ports ``s<k>_<port>`` (:func:`sim.board_text.board_bank_text`: the stages of the build's
+    own elaboration), run instead of building a bank.
     """
     from .network import check_images
 
@@ -348,6 +356,8 @@ def verify_layers(graph: Graph, images: Any, plan: PipelinePlan, *, backend: str
         raise ValueError(f"stall must be a probability in [0, 1), got {stall!r}")
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers!r}")
+    if prebuilt is not None and (backend != "verilator" or not one_build):
+        raise ValueError(f"a prebuilt program of every stage runs on verilator with one_build, not {backend!r}")
     pixels = check_images(graph, images)
     missing = sorted({s.node for s in plan.stages} - {n.name for n in graph})
     if missing:
@@ -366,7 +376,7 @@ def verify_layers(graph: Graph, images: Any, plan: PipelinePlan, *, backend: str
     results: list[dict] = []
     if backend == "verilator" and one_build:
         try:
-            results = _check_bank(count, progress)
+            results = _check_bank(count, progress, prebuilt)
         except Exception as exc:   # noqa: BLE001 - a hang or crash in the bank: the stages alone name it
             results = []
             if progress:

@@ -256,16 +256,18 @@ def _run_cxxrtl(acc: Accelerator, beats: list[list[int]], n_out: int, frames: in
 
 def _run_verilator(acc: Accelerator, beats: list[list[int]], n_out: int, frames: int, per_frame: int, *,
                    stall: float, seed: int, max_cycles: int, progress: _Progress,
-                   threads: int | None, verilog_text: str | None) -> tuple[list, list[int], float, float, dict]:
-    """Verilator (program cached by a hash of the Verilog); returns (beats, beat cycles, compile s, sim s,
-    stats of the run)."""
+                   threads: int | None, verilog_text: str | None,
+                   program: Path | None = None) -> tuple[list, list[int], float, float, dict]:
+    """Verilator (program cached by a hash of the Verilog, or ``program``); returns (beats, beat cycles,
+    compile s, sim s, stats of the run)."""
     options: dict[str, Any] = {} if threads is None else {"threads": threads}
     if verilog_text is not None:
         options["verilog_text"] = verilog_text
     started = time.perf_counter()
-    with progress.compile() as live:
-        program = verilator_backend.compile_verilator(acc, verbose=progress.enabled, on_size=progress.sized(live),
-                                                      **options)
+    if program is None:
+        with progress.compile() as live:
+            program = verilator_backend.compile_verilator(acc, verbose=progress.enabled,
+                                                          on_size=progress.sized(live), **options)
     compile_seconds = time.perf_counter() - started
     shared = verilator_backend.progress_file()
     stats: dict = {}
@@ -289,7 +291,7 @@ def simulate(graph: Graph, images: Any, *, folding: Mapping[str, LayerFold] | No
              backend: str = "pysim", stall: float = 0.0, seed: int = 0, vcd: str | Path | None = None,
              progress: bool = True, accelerator: Accelerator | None = None, max_cycles: int | None = None,
              opt: str = "-O1", flatten: bool | None = None, threads: int | None = None,
-             verilog_text: str | None = None) -> NetworkRun:
+             verilog_text: str | None = None, program: Path | None = None) -> NetworkRun:
     """Run ``images`` (uint8 (N, C, H, W)) through the accelerator of ``graph`` under ``folding``.
 
     ``backend``: ``"pysim"`` (Amaranth's simulator; ``vcd`` writes a waveform),
@@ -301,14 +303,16 @@ def simulate(graph: Graph, images: Any, *, folding: Mapping[str, LayerFold] | No
     ready.  ``accelerator``: an already elaborated-for design of this graph
     (then ``folding`` must be None).  ``verilog_text`` (Verilator): the design's Verilog with the
     accelerator's ports, from the build's own elaboration (:func:`sim.board_text.board_simulation_text`),
-    instead of elaborating ``accelerator`` again.  Long runs report progress on stderr.
+    instead of elaborating ``accelerator`` again; ``program`` (Verilator): a program already built from
+    such a text whose first ports are the accelerator's (:func:`sim.board_text.board_bank_text`).  Long
+    runs report progress on stderr.
     """
     backend = resolve_backend(backend)
     if not 0.0 <= stall < 1.0:
         raise ValueError(f"stall must be a probability in [0, 1), got {stall!r}")
     if vcd and backend != "pysim":
         raise ValueError(f"a VCD waveform needs the pysim backend, not {backend!r}")
-    if verilog_text is not None and (backend != "verilator" or accelerator is None):
+    if (verilog_text is not None or program is not None) and (backend != "verilator" or accelerator is None):
         raise ValueError(f"a design's Verilog text needs the verilator backend (not {backend!r}) and the "
                          "accelerator it was emitted from")
     pixels = check_images(graph, images)
@@ -338,7 +342,7 @@ def simulate(graph: Graph, images: Any, *, folding: Mapping[str, LayerFold] | No
     elif backend == "verilator":
         out_beats, beat_cycles, compile_s, sim_s, stats = _run_verilator(
             acc, beats, n_out, n, per_frame, stall=stall, seed=seed, max_cycles=budget, progress=reporter,
-            threads=threads, verilog_text=verilog_text)
+            threads=threads, verilog_text=verilog_text, program=program)
     else:
         out_beats, beat_cycles, compile_s, sim_s, stats = _run_cxxrtl(
             acc, beats, n_out, n, per_frame, stall=stall, seed=seed, max_cycles=budget, opt=opt, flatten=flatten,

@@ -57,16 +57,19 @@ class StageBank(wiring.Component):
         return m
 
 
-def run_bank(bank: StageBank, program: Path, inputs: Sequence[Mapping[str, Sequence[Any]]],
+def run_bank(bank: wiring.Component, program: Path, inputs: Sequence[Mapping[str, Sequence[Any]]],
              outputs: Sequence[Mapping[str, int]], *, stall: float, seed: int, max_cycles: int) -> list[StreamRun]:
     """Run ``bank`` (built into ``program`` by :func:`sim.verilator.compile_verilator`) once: member ``k`` gets
     ``inputs[k]`` (port -> beats) and must deliver ``outputs[k]`` (port -> beat count).  Returns one
     :class:`~sim.streams.StreamRun` per member (its beats, int64 arrays for integer payloads, and their cycles;
-    ``cycles``: one past its last output beat).  A timeout or crash of any member raises for the whole bank."""
+    ``cycles``: one past its last output beat).  A timeout or crash of any member raises for the whole bank.
+    ``bank`` may be any design with its members' ports named by :func:`bank_port` (e.g.
+    :class:`sim.board_text.BoardBankPorts`)."""
     from .verilator import run_streams_verilator
 
-    if len(inputs) != len(bank.members) or len(outputs) != len(bank.members):
-        raise ValueError(f"a bank of {len(bank.members)} members needs as many input and output maps")
+    members = len(bank.members) if isinstance(bank, StageBank) else len(inputs)
+    if len(inputs) != members or len(outputs) != members:
+        raise ValueError(f"a bank of {members} members needs as many input and output maps")
     flat_in = {bank_port(k, p): beats for k, ports in enumerate(inputs) for p, beats in ports.items()}
     flat_out = {bank_port(k, p): n for k, ports in enumerate(outputs) for p, n in ports.items()}
     run = run_streams_verilator(bank, flat_in, flat_out, stall=stall, seed=seed, max_cycles=max_cycles,

@@ -5,7 +5,9 @@ every stage alone on all N images (:func:`sim.layerwise.verify_layers`: bit-exac
 cycles per frame and latency per stage, the first failing layer named), then the
 whole stitched accelerator on ``min(N, 2)`` frames (:func:`sim.network.simulate`:
 end-to-end bit-exactness, measured interval and latency).  The result is a plain
-dict for ``report.json``.
+dict for ``report.json``.  On Verilator a build passes ``board_bank``
+(:func:`sim.board_text.emit_for_verification`): its own elaboration with a second
+instance of every stage module, so one compiled program runs both checks.
 """
 
 from __future__ import annotations
@@ -31,15 +33,16 @@ VERIFY_MODES = ("layers", "whole", "both")
 
 
 def whole_network(graph: Graph, images: np.ndarray, accelerator: Accelerator, *, backend: str = "auto",
-                  stall: float = 0.0, progress: bool = False, verilog_text: str | None = None) -> dict[str, Any]:
+                  stall: float = 0.0, progress: bool = False, verilog_text: str | None = None,
+                  program: Any = None) -> dict[str, Any]:
     """The whole accelerator on ``images``, compared with ``graph``'s reference (which may be another graph
-    than the one the hardware was built from, e.g. a test's unbroken original).  ``verilog_text``: see
-    :func:`sim.network.simulate`."""
+    than the one the hardware was built from, e.g. a test's unbroken original).  ``verilog_text``,
+    ``program``: see :func:`sim.network.simulate`."""
     from .network import simulate
 
     hw_graph = accelerator.plan.graph
     run = simulate(hw_graph, images, accelerator=accelerator, backend=backend, stall=stall, progress=progress,
-                   verilog_text=verilog_text)
+                   verilog_text=verilog_text, program=program)
     if hw_graph is not graph:
         run.reference = graph.reference(np.asarray(images))
         same = np.all((run.outputs == run.reference).reshape(run.images, -1), axis=1)
@@ -131,10 +134,76 @@ def stop_layer_checks(handle: Any) -> None:
         _stop(handle)
 
 
+def _verify_one_build(result: dict[str, Any], graph: Graph, images: np.ndarray, accelerator: Accelerator,
+                      frames: int, board_bank: tuple[Any, str], layer_options: dict[str, Any]) -> dict[str, Any] | None:
+    """:func:`verify_accelerator` from one Verilator build of ``board_bank``: the whole design (in a thread)
+    beside the layer-by-layer runs; None if that build fails."""
+    import concurrent.futures
+
+    from .cxxrtl import CompileError
+    from .progress import compile_bar, compile_estimate
+    from .verilator import compile_verilator
+
+    ports, text = board_bank
+    progress = layer_options["progress"]
+    live = compile_bar("verilator", quiet=not progress)
+    live.desc = "[verify] verilator: one build of the whole design and its stages"
+    try:
+        with live:
+            program = compile_verilator(ports, verilog_text=text, on_size=lambda size: live.set_total(
+                live.elapsed + compile_estimate("verilator", size)))
+    except CompileError as err:   # the checks then build the whole design and the stages on their own
+        if progress:
+            print(f"[verify] the one build failed ({str(err)[:300]}); building the whole design and the stages "
+                  "on their own", file=sys.stderr, flush=True)
+        return None
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        whole_future = pool.submit(whole_network, graph, images[:frames], accelerator,
+                                   backend=layer_options["backend"], progress=False, program=program)
+        layers = verify_layers(graph, images, accelerator.plan, prebuilt=(ports, program), **layer_options)
+        whole = whole_future.result()
+    result["one_build"] = True
+    return _verdict(result, len(images), layers, whole, progress)
+
+
+def _verdict(result: dict[str, Any], n: int, layers: LayerwiseRun | None, whole: dict[str, Any] | None,
+             progress: bool, whole_said: bool = False) -> dict[str, Any]:
+    """Fill ``result`` from the layer-by-layer run and the whole-network run (either may be None);
+    ``whole_said``: the whole network's line was printed already."""
+    bad: set[int] = set()
+    messages: list[str] = []
+    if layers is not None:
+        result["layers"] = {**layers.to_dict(), "table": layers.markdown()}
+        result["cycles_per_frame"] = max(s.cycles_per_frame for s in layers.stages)
+        for stage in layers.stages:
+            bad.update(stage.images if stage.images or stage.bit_exact else range(n))
+        if not layers.all_exact:
+            messages.append(f"layer by layer: {layers.message()}")
+        if progress:
+            print(f"[verify] layer by layer: {len(layers.stages) - len(layers.failed)}/{len(layers.stages)} "
+                  f"stages bit-exact on {n} images ({layers.designs} distinct designs, {layers.seconds:.1f} s)",
+                  file=sys.stderr, flush=True)
+    if whole is not None:
+        if progress and not whole_said:
+            print(f"[verify] whole network: {whole['bit_exact']}/{whole['images']} bit-exact, "
+                  f"{whole['cycles_total']:,} cycles", file=sys.stderr, flush=True)
+        result["whole"] = whole
+        result["cycles_per_frame"] = whole["cycles_per_frame"]
+        result["latency"] = whole["latency"]
+        result["cycles_per_second"] = whole["cycles_per_second"]
+        bad.update(whole["mismatched"])
+        if whole["mismatch"]:
+            messages.append(f"whole network: {whole['mismatch']}")
+    result["bit_exact"] = n - len(bad)
+    result["message"] = "; ".join(messages)
+    return result
+
+
 def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerator, *, mode: str = "both",
                        backend: str = "auto", layer_stall: float = 0.3, whole_frames: int = 2,
                        workers: int = 2, progress: bool = True, layers: Any = None,
-                       whole_verilog: str | None = None) -> dict[str, Any]:
+                       whole_verilog: str | None = None, board_bank: tuple[Any, str] | None = None
+                       ) -> dict[str, Any]:
     """Verify ``accelerator`` on ``images`` (uint8 (N, C, H, W)) against ``graph``; returns the report's
     ``verify`` entry: ``images``, ``bit_exact`` (images that passed every check run on them),
     ``cycles_per_frame`` (the whole network's measured interval, or with ``mode="layers"`` the slowest
@@ -142,17 +211,21 @@ def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerato
 
     ``layers``: the handle of :func:`start_layer_checks` called with the same arguments (it is consumed);
     ``whole_verilog`` (Verilator): the whole design's Verilog from the build's own elaboration
-    (:func:`sim.board_text.board_simulation_text`)."""
+    (:func:`sim.board_text.board_simulation_text`); ``board_bank`` (Verilator, ``mode="both"``): (ports,
+    Verilog) of :func:`sim.board_text.board_bank_text`, the whole design and every stage of it in one text:
+    one compile serves both checks (``layers`` is then None)."""
     if mode not in VERIFY_MODES:
         raise ValueError(f"unknown verification mode {mode!r}; choose one of {', '.join(VERIFY_MODES)}")
     images = np.asarray(images)
     n = int(len(images))
     result: dict[str, Any] = {"mode": mode, "images": n, "backend": backend}
-    bad: set[int] = set()
-    messages: list[str] = []
     frames = n if mode == "whole" else min(n, whole_frames)
     layer_args = (graph, images, accelerator.plan)
     layer_options: dict[str, Any] = {"backend": backend, "stall": layer_stall, "workers": workers, "progress": progress}
+    if board_bank is not None and mode == "both" and layers is None and resolve_backend(backend) == "verilator":
+        done = _verify_one_build(result, graph, images, accelerator, frames, board_bank, layer_options)
+        if done is not None:
+            return done
     # On Verilator the layers are checked in a process of their own while this one builds and runs the whole
     # design: both are mostly single-threaded (elaboration, yosys, verilate), so together they fill two cores.
     beside = layers if layers is not None else start_layer_checks(
@@ -169,30 +242,10 @@ def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerato
         if progress:
             print(f"[verify] whole network (beside the layers): {whole['bit_exact']}/{whole['images']} bit-exact, "
                   f"{whole['cycles_total']:,} cycles", file=sys.stderr, flush=True)
+    checked = None
     if mode in ("layers", "both"):
-        layers = (layers_result(beside) if beside is not None else
-                  verify_layers(*layer_args, **layer_options))
-        result["layers"] = {**layers.to_dict(), "table": layers.markdown()}
-        result["cycles_per_frame"] = max(s.cycles_per_frame for s in layers.stages)
-        for stage in layers.stages:
-            bad.update(stage.images if stage.images or stage.bit_exact else range(n))
-        if not layers.all_exact:
-            messages.append(f"layer by layer: {layers.message()}")
-        if progress:
-            print(f"[verify] layer by layer: {len(layers.stages) - len(layers.failed)}/{len(layers.stages)} "
-                  f"stages bit-exact on {n} images ({layers.designs} distinct designs, {layers.seconds:.1f} s)",
-                  file=sys.stderr, flush=True)
-    if mode in ("whole", "both"):
-        if whole is None:
-            whole = whole_network(graph, images[:frames], accelerator, backend=backend, progress=progress,
-                                  verilog_text=whole_verilog)
-        result["whole"] = whole
-        result["cycles_per_frame"] = whole["cycles_per_frame"]
-        result["latency"] = whole["latency"]
-        result["cycles_per_second"] = whole["cycles_per_second"]
-        bad.update(whole["mismatched"])
-        if whole["mismatch"]:
-            messages.append(f"whole network: {whole['mismatch']}")
-    result["bit_exact"] = n - len(bad)
-    result["message"] = "; ".join(messages)
-    return result
+        checked = layers_result(beside) if beside is not None else verify_layers(*layer_args, **layer_options)
+    if mode in ("whole", "both") and whole is None:
+        whole = whole_network(graph, images[:frames], accelerator, backend=backend, progress=progress,
+                              verilog_text=whole_verilog)
+    return _verdict(result, n, checked, whole, progress, whole_said=beside is not None)

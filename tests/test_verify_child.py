@@ -41,10 +41,12 @@ def test_layers_process_dies_when_its_build_is_killed(monkeypatch) -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork")
 def test_a_build_that_fails_after_starting_the_layer_checks_stops_them(tmp_path, monkeypatch) -> None:
-    """The build starts the layer checks before it elaborates; an error there ends them too."""
+    """When the stages cannot come from the build's own elaboration, the build starts the layer checks
+    beside the rest of the build; an error there ends them too."""
     from networks import small_graph
 
-    import mixq_hw.top
+    import mixq_hw.build
+    import sim.board_text
     from mixq_hw.build import BuildError, build
 
     started = []
@@ -56,14 +58,15 @@ def test_a_build_that_fails_after_starting_the_layer_checks_stops_them(tmp_path,
         return handle
 
     def broken(*args, **kwargs):
-        raise BuildError("the elaboration broke")
+        raise BuildError("the host files broke")
 
     monkeypatch.setattr(verify, "verify_layers", lambda *a, **k: time.sleep(60))
     monkeypatch.setattr(verify, "resolve_backend", lambda backend: "verilator")
     monkeypatch.setattr(verify, "start_layer_checks", spy)
-    monkeypatch.setattr(mixq_hw.top, "emit_verilog_with_simulation", broken)
+    monkeypatch.setattr(sim.board_text, "emit_for_verification", lambda *a, **k: ("", None, "no stage ports"))
+    monkeypatch.setattr(mixq_hw.build, "_host_files", broken)
     path = tmp_path / "small.npz"
     small_graph().save(path)
-    with pytest.raises(BuildError, match="the elaboration broke"):
+    with pytest.raises(BuildError, match="the host files broke"):
         build(path, out=tmp_path / "out", verify=1, backend="verilator", quiet=True)
     assert len(started) == 1 and not started[0].is_alive() and started[0].exitcode is not None

@@ -9,6 +9,7 @@ that every hardware simulation is compared against bit for bit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from os import PathLike
 from typing import Iterator, Literal, Sequence, overload
@@ -34,6 +35,9 @@ def _int_tensor(value: object, what: str) -> np.ndarray:
 class Graph:
     """An integer network: ``nodes`` in topological order, ``name`` and ``input_shape`` (C, H, W)."""
 
+    #: the value infos while :meth:`frozen` is active (None otherwise)
+    _frozen_infos: dict[str, ValueInfo] | None = None
+
     def __init__(self, name: str = "", input_shape: Sequence[int] = (3, 32, 32),
                  nodes: Sequence[Node] = ()) -> None:
         self.name = str(name)
@@ -50,6 +54,19 @@ class Graph:
             raise GraphError(f"graph {self.name!r}: input_shape {c}x{h}x{w} is above the limits (channels up "
                              f"to {LIMITS['channels']:,}, height and width up to {LIMITS['side']:,})")
         self.nodes: list[Node] = list(nodes)
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Inside, the graph is checked once and every :meth:`value_info` reads that result (a folding search
+        asks thousands of times); the caller must not change the nodes meanwhile (:meth:`add` refuses)."""
+        if self._frozen_infos is not None:     # already frozen by an outer block
+            yield
+            return
+        self._frozen_infos = self._infer()
+        try:
+            yield
+        finally:
+            self._frozen_infos = None
 
     # ---- access -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -103,6 +120,8 @@ class Graph:
             tensors: dict | None = None) -> str:
         """Append a node after checking it against the nodes before it; returns its name."""
         _check_name(self.name, name)
+        if self._frozen_infos is not None:
+            raise GraphError(f"graph {self.name!r} is frozen (Graph.frozen): node {name!r} cannot be added")
         if name in self:
             raise GraphError(f"graph {self.name!r}: duplicate node name {name!r}")
         node = Node(name, op, list(inputs), dict(attrs or {}), dict(tensors or {}))
@@ -191,14 +210,14 @@ class Graph:
 
     def value_info(self, name: str) -> ValueInfo:
         """Shape (C, H, W), bits and signedness of what node ``name`` produces."""
-        infos = self._infer(upto=name)
+        infos = self._frozen_infos if self._frozen_infos is not None else self._infer(upto=name)
         if name not in infos:
             raise GraphError(f"graph {self.name!r} has no node {name!r}")
         return infos[name]
 
     def value_infos(self) -> dict[str, ValueInfo]:
         """ValueInfo of every node, in graph order."""
-        return self._infer()
+        return dict(self._frozen_infos) if self._frozen_infos is not None else self._infer()
 
     def validate(self) -> None:
         """Check the whole graph; raises GraphError naming the node and the value."""

