@@ -172,7 +172,6 @@ module DSP48E2 #(
   assign PCOUT = p_r;
 
   // ---- ports driven outside the modelled subset stop the simulation (unknown values pass, as X) ----
-  wire op_known = (^OPMODE === 1'b0) || (^OPMODE === 1'b1);
   wire op_ok = (OPMODE[8:7] == 2'b00 || OPMODE[8:7] == 2'b11) && (OPMODE[3:0] == 4'b0000 || OPMODE[3:0] == 4'b0101)
                && OPMODE[6] == 1'b0;
   // a control bit counts when it is a known 1 (an unconnected pin floats Z, as Vivado ties it to 0)
@@ -184,7 +183,7 @@ module DSP48E2 #(
       $fatal(1, "DSP48E2 model (%m): ALUMODE=%b CARRYIN=%b CARRYINSEL=%b INMODE=%b or a reset pin is outside the modelled subset (ALUMODE 0, no carry, INMODE taps A2/B2, resets low)",
              ALUMODE, CARRYIN, CARRYINSEL, INMODE);
     end
-    if (CECTRL && op_known && !op_ok) begin
+    if (CECTRL && op_ok === 1'b0) begin   // an OPMODE known to be outside the subset is latched
       $fatal(1, "DSP48E2 model (%m): OPMODE %b is outside the modelled subset (W 0/C, X = Y 0/M, Z 0/P/C/PCIN)", OPMODE);
     end
   end
