@@ -1,7 +1,8 @@
 // Behavioural model of the DSP48E2 subset that mixq's instances use, for third-party simulators
 // (Icarus Verilog, Verilator, cocotb flows).  Written by the mixq project from the DSP48E2 description
 // in UG579 (UltraScale Architecture DSP Slice User Guide), like mixq_hw/packing/dsp48e2.py's Amaranth
-// model, and checked cycle by cycle against that model (tests/test_sim_hdl.py).  It is not Xilinx's
+// model, and checked cycle by cycle against that model (tests/test_sim_hdl.py) and against the UG579
+// reference in every configuration it accepts (tests/test_dsp48e2_model.py).  It is not Xilinx's
 // simulation model: Vivado's own simulator and Vivado synthesis use the UNISIM primitive instead.
 //
 // Modelled: A/B register chains (AREG, BREG 0..2, taps A2/B2: INMODE[0] = INMODE[4] = 0), C, D, AD
