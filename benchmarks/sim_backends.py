@@ -9,7 +9,11 @@ the same cycles as the first.
 
     python benchmarks/sim_backends.py [--configs 1:-O3:-O1,2:-O3:-O1] [--frames 3] [--no-cxxrtl]
 
-Writes ``benchmarks/results/verilator.json`` and ``verilator.md``.
+Writes ``benchmarks/results/verilator.json`` and ``verilator.md``.  With ``--graph G.npz --fold folding.json``
+(a full-size build's graph and folding, e.g. from benchmarks/fullsize.py's work folder) the design is instead
+that build's whole accelerator as ``--verify`` simulates it (its board Verilog with the DSP48E2 model,
+:func:`sim.board_text.board_simulation_text`), Verilator only, 2 frames by default; written to
+``verilator_fullsize.json`` and ``verilator_fullsize.md``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
+from mixq_hw.folding import load_folding  # noqa: E402
+from mixq_hw.graph import Graph  # noqa: E402
 from mixq_hw.pipeline import Accelerator, LayerFold  # noqa: E402
 from sim.cxxrtl import build_info, compile_design, run_streams_compiled  # noqa: E402
 from sim.network import image_beats  # noqa: E402
@@ -43,9 +49,10 @@ FOLDING = {"features.0.0": LayerFold(3, 1, 1), "features.1.0": LayerFold(8, 4, 1
 DEFAULT_CONFIGS = "1:-O3:-O1,2:-O3:-O1,1:-O3:-O2,1:-O3:-O0"
 
 
-def _measure(graph, images, backend: str, **options) -> dict:
-    """Compile (cold cache) and run ``images`` once; the figures of one row."""
-    acc = Accelerator(graph, FOLDING)
+def _measure(graph, images, backend: str, acc: Accelerator | None = None, **options) -> dict:
+    """Compile (cold cache) and run ``images`` once on ``acc`` (default: the zoo folding's); the figures of
+    one row (``options`` go to the compile, ``verilog_text`` among them)."""
+    acc = acc or Accelerator(graph, FOLDING)
     c, h, w = acc.plan.out_shape
     per_frame = c * h * w // acc.plan.out_lanes
     n = len(images)
@@ -72,6 +79,7 @@ def _measure(graph, images, backend: str, **options) -> dict:
     exact = int(np.all((outputs == graph.reference(images)).reshape(n, -1), axis=1).sum())
     ends = [run.beat_cycles["o"][(k + 1) * per_frame - 1] for k in range(n)]
     cpu = build.get("build_cpu_seconds", build.get("gxx_cpu_seconds", 0.0) + build.get("convert_cpu_seconds", 0.0))
+    options.pop("verilog_text", None)
     return {"backend": backend, **options, "compile_seconds": round(compile_seconds, 1),
             "compile_cpu_seconds": round(cpu, 1), "cpp_bytes": build.get("cpp_bytes", build.get("cxx_bytes")),
             "cycles": run.cycles, "sim_seconds": round(sim_seconds, 3),
@@ -110,6 +118,83 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _board_text(acc: Accelerator) -> str:
+    """The whole design's Verilog as ``mixq_hw.build --verify`` hands it to Verilator."""
+    from boards.ultra96 import Ultra96V2Platform
+    from mixq_hw.top import AxiStreamTop, emit_verilog_with_simulation
+    from sim.board_text import board_simulation_text
+
+    top = AxiStreamTop(acc)
+    with tempfile.TemporaryDirectory(prefix="mixq-bench-v-") as tmp:
+        _, simulation = emit_verilog_with_simulation(top, Path(tmp) / "mixq_accel.v", name="mixq_accel",
+                                                     platform=Ultra96V2Platform())
+    return board_simulation_text(top, simulation, "mixq_accel")
+
+
+def _with_model(text: str, model: str) -> str:
+    """``text`` (from :func:`_board_text`) with its DSP48E2 model replaced by the file ``model``."""
+    from mixq_hw.packing.dsp48e2 import VERILOG_MODEL
+
+    own = VERILOG_MODEL.read_text()
+    if not text.endswith(own):
+        raise SystemExit("the design's Verilog does not end with the DSP48E2 model")
+    return text[:len(text) - len(own)] + Path(model).read_text()
+
+
+def markdown_fullsize(result: dict) -> str:
+    m = result["machine"]
+    rows = result["rows"]
+    best = max(rows, key=lambda r: r["cycles_per_cpu_second"] or 0)
+    lines = [f"# Verilator build options on a full-size design ({result['design']})", "",
+             f"Measured {m['date']} on {m['cpu']} ({m['cpus']} CPUs), load average at start "
+             f"{', '.join(f'{x:.1f}' for x in m['load_average_at_start'])} (the machine is shared: CPU seconds are "
+             f"the steadier figure).  The whole accelerator as `mixq_hw.build --verify` simulates it (board "
+             f"Verilog with the DSP48E2 model, {result['verilog_bytes'] / 1e6:.1f} MB), cold cache per row, "
+             f"{result['frames']} frames per run, no stalls.  `benchmarks/sim_backends.py --graph ... --fold ...`.", "",
+             f"Defaults of `sim.verilator`: `{result['defaults']}`.  Most cycles per CPU-second here: "
+             f"`--threads {best['threads']} {best['opt']}, g++ {best['cflags']}` with the "
+             f"{best['model']} model ({best['cycles_per_cpu_second']:,}).", "",
+             "| DSP48E2 model | threads | Verilator -O | g++ flags | compile s (wall) | compile CPU s | C++ MB "
+             "| cycles/s (wall) | cycles per CPU-s | bit-exact | load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(
+            f"| {row['model']} | {row['threads']} | {row['opt']} | {row['cflags']} | {row['compile_seconds']:.1f} "
+            f"| {row['compile_cpu_seconds']:.1f} | {(row['cpp_bytes'] or 0) / 1e6:.1f} | {row['cycles_per_second']:,} "
+            f"| {row['cycles_per_cpu_second'] or 0:,} | {row['bit_exact']}/{row['images']} "
+            f"| {row['load_average'][0]:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def fullsize(args) -> int:
+    """The ``--graph``/``--fold`` mode: every model x configuration on one full-size build's design."""
+    started = machine()
+    graph = Graph.load(args.graph)
+    acc = Accelerator(graph, load_folding(args.fold, graph))
+    text = _board_text(acc)
+    images = np.random.default_rng(7).integers(0, 256, (args.frames, *graph.input_shape)).astype(np.uint8)
+    rows = []
+    for model in args.models.split(","):
+        design = text if model == "default" else _with_model(text, model)
+        for config in args.configs.split(","):
+            threads, opt, cflags = config.split(":")
+            row = _measure(graph, images, "verilator", acc, threads=int(threads), opt=opt, cflags=cflags,
+                           verilog_text=design)
+            row["model"] = "mixq's" if model == "default" else Path(model).name
+            print(json.dumps({k: v for k, v in row.items() if k != "build"}), flush=True)
+            rows.append(row)
+    for row in rows:
+        if row["frame_end_cycles"] != rows[0]["frame_end_cycles"] or row["bit_exact"] != row["images"]:
+            raise SystemExit(f"disagreement: {row}")
+    result = {"design": f"{Path(args.graph).stem}, {Path(args.fold).name}", "machine": started,
+              "frames": args.frames, "verilog_bytes": len(text), "rows": rows, "defaults": _defaults()}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "verilator_fullsize.json").write_text(json.dumps(result, indent=1) + "\n")
+    (RESULTS / "verilator_fullsize.md").write_text(markdown_fullsize(result))
+    print(markdown_fullsize(result))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", default=DEFAULT_CONFIGS,
@@ -117,7 +202,20 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=3)
     parser.add_argument("--no-cxxrtl", action="store_true", help="skip the CXXRTL reference row")
     parser.add_argument("--markdown-only", action="store_true", help="rewrite verilator.md from verilator.json")
+    parser.add_argument("--graph", type=Path, help="a full-size build's graph (.npz); with --fold")
+    parser.add_argument("--fold", type=Path, help="that build's folding.json")
+    parser.add_argument("--models", default="default",
+                        help="with --graph: DSP48E2 model files to compare, 'default' for mixq's (default %(default)s)")
     args = parser.parse_args(argv)
+    if (args.graph is None) != (args.fold is None):
+        parser.error("--graph and --fold go together")
+    for path in [args.graph, args.fold] + [Path(m) for m in args.models.split(",") if m != "default"]:
+        if path is not None and not path.is_file():
+            parser.error(f"no such file: {path}")
+    if args.graph is not None:
+        if args.frames == parser.get_default("frames"):
+            args.frames = 2
+        return fullsize(args)
     if args.markdown_only:
         result = json.loads((RESULTS / "verilator.json").read_text())
         result.setdefault("defaults", _defaults())

@@ -26,7 +26,8 @@ from mixq_hw.packing.dsp48e2 import VERILOG_MODEL
 from .verilator import verilator_root
 
 __all__ = ["DSP48E2_MODEL", "HdlRun", "HdlSimError", "SIMULATORS", "axis_words", "decode_words",
-           "write_testbench", "run_testbench", "simulate_verilog", "verilator_command"]
+           "write_testbench", "run_testbench", "simulate_verilog", "verilator_command",
+           "verilator_make_flags"]
 
 #: The behavioural Verilog model of mixq's DSP48E2 subset (for board Verilog outside Vivado).
 DSP48E2_MODEL = VERILOG_MODEL
@@ -186,7 +187,7 @@ def verilator_command() -> list[str]:
     return ["env", f"VERILATOR_ROOT={root}", str(root / "bin" / "verilator")]
 
 
-def _verilator_make_flags() -> list[str]:
+def verilator_make_flags() -> list[str]:
     """C++ flags for Verilator's generated build: C++20 (``--timing`` coroutines) at ``-O0`` (the testbench
     runs milliseconds; compile time dominates), and gcc's precompiled-header flag where the install's
     ``verilated.mk`` leaves it empty (the PyPI wheel's does)."""
@@ -229,7 +230,7 @@ def run_testbench(simulator: str, sources: list[str | os.PathLike], folder: str 
         log += _run(["vvp", "-n", "mixq_tb.vvp"], folder, "vvp", timeout)
     else:
         log = _run([*verilator_command(), "--binary", "-Wno-fatal", "-Wno-lint", "-Wno-style",
-                    "--top-module", "mixq_tb", "-Mdir", "obj_dir", *_verilator_make_flags(), "-o", "mixq_tb",
+                    "--top-module", "mixq_tb", "-Mdir", "obj_dir", *verilator_make_flags(), "-o", "mixq_tb",
                     *files], folder, "verilator", timeout)
         log += _run([str(folder / "obj_dir" / "mixq_tb")], folder, "the Verilator model", timeout)
     seconds = time.perf_counter() - started

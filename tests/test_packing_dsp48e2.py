@@ -53,7 +53,7 @@ class Reference:
         self.op = 0         # OPMODEREG = 1
         self.p = 0          # PREG = 1
 
-    def step(self, a: int, b: int, c: int, d: int, op: int, ce: bool, ce_p: bool) -> None:
+    def step(self, a: int, b: int, c: int, d: int, op: int, ce: bool, ce_p: bool, pcin: int = 0) -> None:
         cfg = self.cfg
         a_out = self.a[-1] if self.a else a % 2**27
         b_out = self.b[-1] if self.b else b
@@ -69,7 +69,7 @@ class Reference:
         product = _signed(mult_a, 27) * _signed(b_out, 18)
         w = {0b00: 0, 0b11: c_out}[self.op >> 7]
         xy = {0b0000: 0, 0b0101: self.m}[self.op & 0b1111]
-        z = {0b000: 0, 0b010: self.p, 0b011: c_out}[(self.op >> 4) & 0b111]
+        z = {0b000: 0, 0b001: pcin, 0b010: self.p, 0b011: c_out}[(self.op >> 4) & 0b111]
         if ce_p:
             self.p = (z + w + xy) % 2**48
         if ce:

@@ -32,7 +32,8 @@ model of the DSP48E2 is available to this project (yosys ships only the
 primitive's ports, ``cells_xtra.v``), so the model is checked against the
 documented behaviour (tests/test_packing_dsp48e2.py), not against Xilinx's.
 :data:`VERILOG_MODEL` is the same subset in Verilog, checked cycle by cycle
-against this model (tests/test_sim_hdl.py).
+against this model (tests/test_sim_hdl.py) and against the reference in every
+configuration it accepts (tests/test_dsp48e2_model.py).
 """
 
 from __future__ import annotations
