@@ -256,6 +256,13 @@ def _one_line(text: str, limit: int = 300, *, tail: bool = False) -> str:
     return "..." + flat[3 - limit:] if tail else flat[:limit - 3] + "..."
 
 
+def _failure(log_tail: str) -> str:
+    """A failed stage's log tail on one row: from its last ``error:`` on (where the build says why), else its
+    end."""
+    at = log_tail.rfind("error:")
+    return _one_line(log_tail[at:], 700) if at >= 0 else _one_line(log_tail, tail=True)
+
+
 def _layers_cell(verify: dict) -> str:
     """Stages bit-exact alone over all stages, and on how many frames; ``-`` if not run."""
     layers = verify.get("layers")
@@ -341,7 +348,7 @@ def markdown() -> str:
             f"{_cell(e, 'synth', 'seconds', '{:.0f}')} | {'-' if load is None else f'{load:.1f}'} | "
             f"{str(e.get('machine', {}).get('date', '?'))[:16]} |")
         if "failed" in b:
-            lines.append(f"|  | build failed: {_one_line(b['failed'], tail=True)} |")
+            lines.append(f"|  | build failed: {_failure(b['failed'])} |")
         if v.get("message"):
             lines.append(f"|  | verification: {_one_line(v['message'])} |")
         elif "failed" in v:

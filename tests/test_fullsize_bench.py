@@ -72,3 +72,10 @@ def test_evaluate_failure_keeps_the_log_tail(tmp_path: Path) -> None:
     missing = tmp_path / "none.pt"
     result = fullsize.evaluate(missing, tmp_path / "accuracy.log")
     assert result["exit"] != 0 and str(missing) in result["failed"] and result["seconds"] >= 0
+
+
+def test_failure_shows_the_error() -> None:
+    tail = "[build 1s] trying\n[build 2s] T=9: over budget\nerror: CNV does not fit: " + "x" * 800
+    cell = fullsize._failure(tail)
+    assert cell.startswith("error: CNV does not fit: x") and len(cell) == 700 and cell.endswith("...")
+    assert fullsize._failure("a\nb") == "a b"
