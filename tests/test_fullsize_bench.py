@@ -54,3 +54,28 @@ def test_speed_cell() -> None:
     assert fullsize._speed_cell(verify) == "20,000 (50,000 per CPU-s)"
     assert fullsize._speed_cell({"cycles_per_second": 600.0}) == "600"
     assert fullsize._speed_cell({}) == "-"
+
+
+def test_accuracy_line() -> None:
+    classify = {"dataset": "digits", "split": "test", "metric": "accuracy", "samples": 450, "float_metric": 97.5,
+                "integer_metric": 97.25, "prediction_agreement": 99.75, "date": "2026-12-06T06:40:00"}
+    line = fullsize._accuracy_line(classify)
+    assert "fake-quant 97.50, integer Graph 97.25 (-0.25 points)" in line and "agree on 99.8 %" in line
+    assert "450 digits test images" in line and "2026-12-06T06:40" in line
+    detect = {**classify, "metric": "mAP", "box_agreement_iou": 0.875}
+    del detect["prediction_agreement"]
+    assert "mean IoU of the two models' boxes 0.875" in fullsize._accuracy_line(detect)
+    assert "failed: error: x" in fullsize._accuracy_line({"failed": "error: x"})
+
+
+def test_evaluate_failure_keeps_the_log_tail(tmp_path: Path) -> None:
+    missing = tmp_path / "none.pt"
+    result = fullsize.evaluate(missing, tmp_path / "accuracy.log")
+    assert result["exit"] != 0 and str(missing) in result["failed"] and result["seconds"] >= 0
+
+
+def test_failure_shows_the_error() -> None:
+    tail = "[build 1s] trying\n[build 2s] T=9: over budget\nerror: CNV does not fit: " + "x" * 800
+    cell = fullsize._failure(tail)
+    assert cell.startswith("error: CNV does not fit: x") and len(cell) == 700 and cell.endswith("...")
+    assert fullsize._failure("a\nb") == "a b"
