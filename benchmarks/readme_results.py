@@ -155,8 +155,8 @@ def network_section() -> list[str]:
             miss = (f" (target {target:,}: {'met' if real['cycles_per_frame'] <= target else 'missed'})"
                     if target else "")
             parts.append(f"{d['network']} `{d['design']}` {real['cycles_per_frame']:,} cycles/frame{miss}")
-        lines += ["", f"The full-size rows verified before the Verilator backend were folded against the whole "
-                      f"device. With the build's default budget "
+        lines += ["", f"Every full-size row above is folded by the build's default budget. That budget's "
+                      f"analytic foldings against the targets "
                       f"({budget['utilization']:.0%} of the device less the shell, analytic folding, "
                       f"{_date(budget.get('machine'))}): " + "; ".join(parts)
                   + " ([`budget.md`](benchmarks/results/budget.md), `benchmarks/budget.py`)."]
