@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.budget import design  # noqa: E402
 from benchmarks.common import machine  # noqa: E402
 from mixq_hw.atomic import atomic_write_text  # noqa: E402
-from mixq_hw.folding import check_folding  # noqa: E402
-from mixq_hw.pipeline import LayerFold, plan_stages  # noqa: E402
+from mixq_hw.folding import load_folding  # noqa: E402
+from mixq_hw.pipeline import plan_stages  # noqa: E402
 from mixq_hw.report_board import timing_lines  # noqa: E402
 from mixq_hw.timing import stage_timing  # noqa: E402
 
@@ -58,7 +59,10 @@ def main(argv=None) -> int:
     budget = json.loads((RESULTS / "budget.json").read_text())
     folded = next(e for e in budget["designs"] if e["design"] == args.design)
     graph, _, _ = design(args.design)
-    folding = check_folding(graph, {k: LayerFold(**v) for k, v in folded["realistic"]["folding"].items()})
+    with tempfile.TemporaryDirectory() as tmp:     # the folding file reader parses pinned plans and checks
+        path = Path(tmp) / "folding.json"
+        path.write_text(json.dumps(folded["realistic"]["folding"]))
+        folding = load_folding(path, graph)
     plan = plan_stages(graph, folding)
     started, at_start = time.perf_counter(), machine()
     timing = stage_timing(plan, args.clock, grade=args.grade, progress=lambda m: print(m, flush=True))
