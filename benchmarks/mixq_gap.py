@@ -127,13 +127,16 @@ def layer_gap(graph: Graph, node: Node, target: int, windows: tuple[str, ...]) -
     return row
 
 
-def search_at(graph: Graph, target: int, utilization: float) -> dict:
-    """The folding search's closest assignment at ``target`` under the realistic budget, and its overflow."""
+def search_at(graph: Graph, target: int, utilization: float, dsp_limit: int | None = None) -> dict:
+    """The folding search's closest assignment at ``target`` under the realistic budget (its DSP limit replaced
+    by ``dsp_limit`` when given: a what-if), and its overflow."""
     from mixq_hw.folding.search import _Search  # the search's internals: a measurement, not an API
     from mixq_hw.folding.spec import MULTIPLIERS, REQUANTIZERS
 
     board = get_board("ultra96")
     limit = accelerator_limit(Resources(**board.budget.to_dict()), utilization, Resources(**board.shell.to_dict()))
+    if dsp_limit is not None:
+        limit = dataclasses.replace(limit, dsp=dsp_limit)
     started = time.perf_counter()
     search = _Search(graph, limit, None, None, MULTIPLIERS, REQUANTIZERS)
     result = search.feasible(target)
@@ -194,6 +197,14 @@ def markdown(report: dict) -> str:
             lines.append(f"| {name} | {f['simd']}/{f.get('pe', 1)}/{f.get('pixels', 1)} | "
                          f"{f.get('multiplier', 'dsp')} | {f.get('requant', 'dsp')} | {u.get('cycles', 0):,} | "
                          f"{u.get('dsp', 0)} | {u.get('lut', 0):,} | {u.get('bram36', 0):g} |")
+    if report.get("dsp_sweep"):
+        lines += ["", "What-if: the same search at T with only the DSP limit changed (LUT, FF, BRAM as above).", "",
+                  "| DSP limit | fits | DSP | LUT | BRAM36 | layers on LUT multipliers |", "|---|---|---|---|---|---|"]
+        for row in report["dsp_sweep"]:
+            r = row["resources"]
+            luts = [n for n, f in row["folding"].items() if f.get("multiplier") == "lut"]
+            lines.append(f"| {row['dsp_limit']} | {'yes' if row['fits'] else 'no: ' + row['failure']} | {r['dsp']} | "
+                         f"{r['lut']:,} | {r['bram36']:g} | {', '.join(luts) or '-'} |")
     return "\n".join(lines) + "\n"
 
 
@@ -201,6 +212,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", type=int, default=PRESETS["mixq"][2])
     parser.add_argument("--search", action="store_true", help="also run the folding search at the target (~1 min)")
+    parser.add_argument("--sweep-dsp", default="",
+                        help="comma-separated DSP limits: the search at the target with each (a what-if, ~1 min each)")
     parser.add_argument("--utilization", type=float, default=DEFAULT_UTILIZATION)
     args = parser.parse_args(argv)
     if args.target < 1:
@@ -221,8 +234,19 @@ def main(argv=None) -> int:
                           "padded_pe_dsp": sum(r["padded_pe"]["dsp"] for r in layers if r["padded_pe"]),
                           "padded_simd_dsp": sum(r["padded_simd"]["dsp"] for r in layers if r["padded_simd"]),
                           "dsp_limit": limit.dsp}}
+    try:
+        sweep = [int(v) for v in args.sweep_dsp.split(",") if v.strip()]
+    except ValueError:
+        parser.error(f"--sweep-dsp {args.sweep_dsp!r} must be comma-separated integers")
     if args.search:
         report["search"] = search_at(graph, args.target, args.utilization)
+    if sweep:
+        report["dsp_sweep"] = []
+        for dsp in sweep:
+            found = search_at(graph, args.target, args.utilization, dsp)
+            report["dsp_sweep"].append({"dsp_limit": dsp, "fits": not found["failure"], "failure": found["failure"],
+                                        "resources": found["resources"], "cycles": found["cycles"],
+                                        "folding": found["folding"]})
     report["seconds"] = round(time.perf_counter() - started, 1)
     RESULTS.mkdir(exist_ok=True)
     atomic_write_text(RESULTS / "mixq_gap.json", json.dumps(report, indent=2) + "\n")
