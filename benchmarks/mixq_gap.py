@@ -11,11 +11,12 @@ For each conv layer at the target interval ``T`` (analytic, the engine's own fig
 * a what-if the engine does not build: the same plans with simd and pe any count up to the channels
   (zero-padded channels, ``ceil(channels / lanes)`` beats), which removes most of the time slack;
 * with ``--search``, the folding search's closest assignment at ``T`` (``_Search.feasible``: the layers'
-  cheapest folds under the Lagrangian weights, then the exact DSP knapsack) and by how much it overflows.
+  cheapest folds under the Lagrangian weights, then the exact DSP knapsack) and by how much it overflows;
+  with ``--sweep-dsp``, the same search with only the DSP limit changed (how many DSPs the target needs).
 
 Writes ``benchmarks/results/mixq_gap.json`` and ``mixq_gap.md`` (the table generated from the JSON).
 
-    python benchmarks/mixq_gap.py [--target 84480] [--search]
+    python benchmarks/mixq_gap.py [--target 84480] [--search] [--sweep-dsp 330,360,390]
 """
 
 from __future__ import annotations
