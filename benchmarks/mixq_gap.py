@@ -10,7 +10,7 @@ For each conv layer at the target interval ``T`` (analytic, the engine's own fig
   *lane loss* ``best density / achieved density`` (a filter group's end fields, padded slots);
 * a what-if the engine does not build: the same plans with simd and pe any count up to the channels
   (zero-padded channels, ``ceil(channels / lanes)`` beats), which removes most of the time slack;
-* with ``--search``, the folding search's closest assignment at ``T`` (``_Search.feasible``: the layers'
+* with ``--search``, the folding search's closest assignment at ``T`` (``mixq_hw.folding.search.fit_at``: the layers'
   cheapest folds under the Lagrangian weights, then the exact DSP knapsack) and by how much it overflows;
   with ``--sweep-dsp``, the same search with only the DSP limit changed (how many DSPs the target needs).
 
@@ -38,6 +38,7 @@ from mixq_hw.estimate import Resources  # noqa: E402
 from mixq_hw.folding import NodeCosts, layer_candidates  # noqa: E402
 from mixq_hw.folding.budget import accelerator_limit  # noqa: E402
 from mixq_hw.folding.costs import engine_figures  # noqa: E402
+from mixq_hw.folding.search import fit_at  # noqa: E402
 from mixq_hw.graph import Graph, Node  # noqa: E402
 from mixq_hw.layers.conv_weights import (check_conv_config, choose_plan, cores_for, dsps_per_core,  # noqa: E402
                                          frame_cycles, geometry_for_plan)
@@ -131,16 +132,12 @@ def layer_gap(graph: Graph, node: Node, target: int, windows: tuple[str, ...]) -
 def search_at(graph: Graph, target: int, utilization: float, dsp_limit: int | None = None) -> dict:
     """The folding search's closest assignment at ``target`` under the realistic budget (its DSP limit replaced
     by ``dsp_limit`` when given: a what-if), and its overflow."""
-    from mixq_hw.folding.search import _Search  # the search's internals: a measurement, not an API
-    from mixq_hw.folding.spec import MULTIPLIERS, REQUANTIZERS
-
     board = get_board("ultra96")
     limit = accelerator_limit(Resources(**board.budget.to_dict()), utilization, Resources(**board.shell.to_dict()))
     if dsp_limit is not None:
         limit = dataclasses.replace(limit, dsp=dsp_limit)
     started = time.perf_counter()
-    search = _Search(graph, limit, None, None, MULTIPLIERS, REQUANTIZERS)
-    result = search.feasible(target)
+    result = fit_at(graph, limit, target)
     per_layer: dict[str, dict] = {}
     if result.folding:
         owner = owners(graph)
@@ -188,7 +185,7 @@ def markdown(report: dict) -> str:
     s = report.get("search")
     if s:
         r, lim = s["resources"], s["limit"]
-        lines += [f"Folding search at T (`_Search.feasible`, {s['seconds']:g} s): "
+        lines += [f"Folding search at T (`fit_at`, {s['seconds']:g} s): "
                   f"{s['failure'] or 'fits'}; closest assignment {r['dsp']} DSP / {lim['dsp']}, "
                   f"{r['lut']:,} LUT / {lim['lut']:,}, {r['ff']:,} FF, {r['bram36']:g} BRAM36 / {lim['bram36']:g}.", "",
                   "| layer | simd/pe/pixels | multiplier | requant | layer cycles | DSP | LUT | BRAM36 |",

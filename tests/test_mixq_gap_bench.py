@@ -1,4 +1,5 @@
-"""benchmarks/mixq_gap.py: its lane-padding what-if agrees with the conv engine where no channel is padded."""
+"""benchmarks/mixq_gap.py: its lane-padding what-if agrees with the conv engine where no channel is padded;
+the search's one-target try (``fit_at``) it reports."""
 
 from __future__ import annotations
 
@@ -6,9 +7,12 @@ import pytest
 
 from benchmarks import mixq_gap
 from benchmarks.common import calibrated_graph
+from mixq_hw.estimate import Resources
 from mixq_hw.folding import NodeCosts, layer_candidates
 from mixq_hw.folding.costs import engine_figures
+from mixq_hw.folding.search import fit_at
 from mixq_hw.ops import op_def
+from mixq_hw.pipeline import plan_stages
 
 
 def test_lane_options() -> None:
@@ -40,3 +44,15 @@ def _figures(graph, node, fold, windows) -> tuple[int, int, int]:
         return engine_figures(graph, node, fold, windows)
     except ValueError:
         return (10**12, 0, 0)
+
+
+def test_fit_at_reports_fit_and_overflow() -> None:
+    graph = calibrated_graph("UltraNet", bitw="532555558", bita="733677665", shape=(3, 16, 32))
+    target = plan_stages(graph, {}).cycles_per_frame() // 8
+    limit = Resources(dsp=360, lut=70_560, ff=141_120, bram36=216)
+    fit = fit_at(graph, limit, target)
+    assert fit.failure == "" and fit.cycles <= target and fit.resources.fits(limit)
+    plan = plan_stages(graph, fit.folding)            # the folding it returns is the one it costed
+    assert (plan.cycles_per_frame(), plan.resources()) == (fit.cycles, fit.resources)
+    tight = fit_at(graph, Resources(dsp=8, lut=3_000, ff=141_120, bram36=216), target)
+    assert tight.failure.startswith(("over budget", "needs", "the multipliers")), tight.failure
