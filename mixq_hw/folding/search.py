@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from ..estimate import Resources
 from ..graph import Graph, Node
@@ -50,7 +50,7 @@ from .budget import (KEYS, RESOURCE_NAMES, FoldingResult, OverBudgetError, accel
 from .costs import NodeCost, NodeCosts, StreamFormat, engine_figures
 from .spec import MULTIPLIERS, REQUANTIZERS, fold_layers, layer_candidates
 
-__all__ = ["choose_folding", "check_budget", "SPAN"]
+__all__ = ["choose_folding", "check_budget", "fit_at", "FitAttempt", "SPAN"]
 
 #: Weight growth of an overflowing resource, and how often the layers are chosen again per target.
 _WEIGHT_STEP, _WEIGHT_ROUNDS = 8.0, 8
@@ -478,6 +478,24 @@ def choose_folding(graph: Graph, budget: Resources, *, clock_mhz: float = 300.0,
                          clock_mhz=clock_mhz, search_seconds=time.perf_counter() - start,
                          evaluations=search.costs.evaluations,
                          targets=sorted((t, not a.failure) for t, a in tried.items()))
+
+
+class FitAttempt(NamedTuple):
+    """One target's search: ``failure`` is "" when ``folding`` fits, else why its closest assignment does not."""
+
+    failure: str
+    folding: dict[str, LayerFold]
+    resources: Resources
+    cycles: int
+
+
+def fit_at(graph: Graph, limit: Resources, target: int, *, multipliers: Sequence[str] = MULTIPLIERS,
+           requantizers: Sequence[str] = REQUANTIZERS) -> FitAttempt:
+    """The search's try at one ``target`` interval within ``limit`` (the accelerator's share, as
+    :func:`~mixq_hw.folding.budget.accelerator_limit` gives it): the fitting folding, or the closest
+    assignment and what it overflows (a measurement aid: :func:`choose_folding` searches the targets)."""
+    result = _Search(graph, as_resources(limit), None, None, tuple(multipliers), tuple(requantizers)).feasible(target)
+    return FitAttempt(result.failure, dict(result.folding), result.resources, result.cycles)
 
 
 def check_budget(plan: PipelinePlan, budget: Resources, *, clock_mhz: float = 300.0,
