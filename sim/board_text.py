@@ -76,11 +76,15 @@ endmodule
 class BoardBankPorts:
     """The ports of :func:`board_bank_text`'s design, for the Verilator testbench (a signature and its
     interface objects, nothing to elaborate): the accelerator's ``i`` and ``o`` first, then every stage's
-    stream ports as ``s<k>_<port>`` (:func:`sim.stage_bank.bank_port`)."""
+    stream ports as ``s<k>_<port>`` (:func:`sim.stage_bank.bank_port`); ``clocks``: each clock input and the
+    output streams of what it clocks."""
 
-    def __init__(self, members: dict[str, wiring.Member]):
+    def __init__(self, members: dict[str, wiring.Member], clocks: dict[str, list[str]] | None = None):
         self._interface = wiring.Signature(members).create()
         self.signature = self._interface.signature
+        #: clock input -> the output streams of what it clocks (:func:`sim.verilator.compile_verilator`: the
+        #: testbench toggles a clock only while one of them has beats left to deliver)
+        self.clocks: dict[str, list[str]] = dict(clocks or {})
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -115,18 +119,27 @@ def board_bank_text(top: AxiStreamTop, simulation: str, stages: Sequence[StageMo
     ``stages``' modules from the same ``simulation`` text, its stream ports on the top as ``s<k>_<port>``;
     returns (its ports for :func:`sim.verilator.compile_verilator`, the Verilog).  Every stage is then
     simulated on its own (layer by layer) and the whole design end to end from one compiled program;
-    a stage module instantiated twice is compiled once."""
+    a stage module instantiated twice is compiled once.  Each stage instance has its own clock input
+    ``s<k>_clk`` (the accelerator keeps ``clk``; all share ``rst``), so a run clocks only what it drives."""
     text = board_simulation_text(top, simulation, name)
     acc = top.accelerator
     members: dict[str, wiring.Member] = {"i": acc.signature.members["i"], "o": acc.signature.members["o"]}
+    clocks: dict[str, list[str]] = {"clk": ["o"]}
     decls: list[str] = []
     body: list[str] = []
     for k, stage in enumerate(stages):
         sig = stage.component.signature
+        if "clk" in sig.members:
+            raise ValueError(f"stage {stage.name!r}: a stream port named 'clk' would clash with its clock input")
+        clock = bank_port(k, "clk")
+        clocks[clock] = []
+        decls.append(f"  input {clock};")
         for port, member in sig.members.items():
             if not member.is_signature or set(member.signature.members) != {"valid", "ready", "payload"}:
                 raise ValueError(f"stage {stage.name!r}: port {port!r} is not a stream")
             members[bank_port(k, port)] = member
+            if member.flow == wiring.Out:
+                clocks[clock].append(bank_port(k, port))
         wires = {p: bank_port(k, p) for p in [*stage.inputs, *stage.outputs]}
         for p, in_bits in stage.inputs.items():
             decls.append(f"  input {_range(len(in_bits))}{wires[p]};")
@@ -137,7 +150,7 @@ def board_bank_text(top: AxiStreamTop, simulation: str, stages: Sequence[StageMo
             for bit, where in enumerate(in_bits):
                 if where is not None:
                     driven.setdefault(where[0], ["1'b0"] * stage.ports[where[0]][1])[where[1]] = f"{wires[p]}[{bit}]"
-        connections = [f".{_escaped(port)}({'clk' if kind == 'clk' else 'rst'})" for port, kind in stage.clock.items()]
+        connections = [f".{_escaped(port)}({clock if kind == 'clk' else 'rst'})" for port, kind in stage.clock.items()]
         for port, (direction, width) in stage.ports.items():
             if port in stage.clock:
                 continue
@@ -154,10 +167,10 @@ def board_bank_text(top: AxiStreamTop, simulation: str, stages: Sequence[StageMo
             source = [f"1'b{b[1]}" if b[0] == "const" else driven[b[1]][b[2]] if b[0] == "port"
                       else f"{wires[b[1]]}[{b[2]}]" for b in out_bits]
             body.append(f"  assign {wires[p]} = {_concat(source)};")
-    ports = BoardBankPorts(members)
+    ports = BoardBankPorts(members, clocks)
     text = _no_inline(text, {stage.module for stage in stages if stage.module is not None})
     header, _, rest = text.partition(");\n")
-    extra = ", ".join(bank_port(k, p) for k, s in enumerate(stages) for p in [*s.inputs, *s.outputs])
+    extra = ", ".join(bank_port(k, p) for k, s in enumerate(stages) for p in ["clk", *s.inputs, *s.outputs])
     wrapper_end = rest.index("endmodule")
     text = (f"{header}{', ' + extra if extra else ''});\n" + rest[:wrapper_end] + "\n".join(decls + body) + "\n"
             + rest[wrapper_end:])

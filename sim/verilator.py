@@ -134,7 +134,7 @@ def _ports_header(dut, text: str) -> str:
     sinks, sources = _ports(dut)
     cls = f"V{_TOP}"
     lines = [f'#include "{cls}.h"', f"#define MIXQ_TOP_CLASS {cls}",
-             f"#define MIXQ_HAS_CLK {int('clk' in top_ports)}", f"#define MIXQ_HAS_RST {int('rst' in top_ports)}",
+             f"#define MIXQ_HAS_RST {int('rst' in top_ports)}",
              f"#define MIXQ_N_IN {len(sinks)}", f"#define MIXQ_N_OUT {len(sources)}"]
     words = {p: words_of(payload_width(payload_shape(dut, p))) for p in sinks + sources}
     lines.append(f"static const int kInWords[] = {{{', '.join(str(words[p]) for p in sinks) or '0'}}};")
@@ -144,6 +144,7 @@ def _ports_header(dut, text: str) -> str:
         for signal in ("valid", "ready", "payload"):
             if f"{port}__{signal}" not in top_ports:
                 raise CompileError(f"{type(dut).__name__}: no top-level port {port}__{signal} in the emitted Verilog")
+    lines += _clocks_header(dut, cls, top_ports, sources)
     for name, ports, body, default in [
         (f"void mixq_set_in_payload({cls} *t, int p, const uint32_t *w)", sinks, "put(t->{payload}, w); return;", ""),
         (f"void mixq_set_in_valid({cls} *t, int p, bool v)", sinks, "t->{valid} = v; return;", ""),
@@ -161,6 +162,29 @@ def _ports_header(dut, text: str) -> str:
         lines.append(f"  }}{default}")
         lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _clocks_header(dut, cls: str, top_ports: set[str], sources: list[str]) -> list[str]:
+    """The clocks part of mixq_ports.h: ``MIXQ_N_CLK``, ``mixq_set_clock`` and, per output stream, the clock
+    of what drives it (``kClockOfOut``, -1: none).  ``dut.clocks`` (clock input -> output streams, e.g.
+    :class:`sim.board_text.BoardBankPorts`) gives one clock per group; the testbench toggles a clock only
+    while one of its streams has beats left.  Without it, ``clk`` (if any) clocks everything, always."""
+    groups: dict[str, list[str]] = getattr(dut, "clocks", None) or ({"clk": []} if "clk" in top_ports else {})
+    clock_of = [-1] * len(sources)
+    for c, (clock, streams) in enumerate(groups.items()):
+        if clock not in top_ports or not _PORT_NAME.match(clock):
+            raise CompileError(f"{type(dut).__name__}: no top-level clock input {clock!r} in the emitted Verilog")
+        for stream in streams:
+            if stream not in sources or clock_of[sources.index(stream)] != -1:
+                raise CompileError(f"{type(dut).__name__}: clock {clock!r} drives {stream!r}, which is not an "
+                                   "output stream of one clock")
+            clock_of[sources.index(stream)] = c
+    lines = [f"#define MIXQ_N_CLK {len(groups)}",
+             f"static const int kClockOfOut[] = {{{', '.join(map(str, clock_of)) or '-1'}}};",
+             f"static const bool kClockAlways[] = {{{', '.join('false' if s else 'true' for s in groups.values()) or 'false'}}};",
+             f"static inline void mixq_set_clock({cls} *t, int c, bool v) {{", "  switch (c) {"]
+    lines += [f"    case {c}: t->{clock} = v; return;" for c, clock in enumerate(groups)]
+    return lines + ["    default: break;", "  }", "}"]
 
 
 def _children_cpu() -> float:
@@ -410,13 +434,18 @@ def run_streams_verilator(dut, inputs: Mapping[str, Iterable[Any]], outputs: Map
         cmd = [str(exe), str(job_path), str(result_path)]
         if progress is not None:
             cmd.append(str(progress.path))
-        cpu = _children_cpu()
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        with open(Path(tmp) / "stderr.txt", "w+") as err:
+            child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+            # this child's own CPU time (RUSAGE_CHILDREN would count any other run finished meanwhile)
+            _, status, usage = os.wait4(child.pid, 0)
+            child.returncode = returncode = os.waitstatus_to_exitcode(status)
+            err.seek(0)
+            stderr = err.read()
         if stats is not None:
-            stats["cpu_seconds"] = _children_cpu() - cpu
-        if proc.returncode != 0:
-            tail = proc.stderr.strip().splitlines()[-5:]
-            how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit status {proc.returncode}"
+            stats["cpu_seconds"] = usage.ru_utime + usage.ru_stime
+        if returncode != 0:
+            tail = stderr.strip().splitlines()[-5:]
+            how = f"signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
             raise SimulationCrash(f"{type(dut).__name__}: the Verilator simulation died ({how})"
                                   + (": " + " | ".join(tail) if tail else ""))
         result = result_path.read_bytes()

@@ -15,7 +15,10 @@
 // Runs the stream loop of stream_loop.h (shared with the CXXRTL driver, so both
 // give the same outputs at the same cycles).  Per cycle: the new inputs are
 // evaluated with clk low (combinational logic settles, the handshakes are
-// sampled), then clk rises and the design is evaluated again (the edge).
+// sampled), then clk rises and the design is evaluated again (the edge).  A design with several clocks
+// (mixq_ports.h: MIXQ_N_CLK, kClockOfOut) has each rise only while an output stream of what it clocks
+// has beats left to deliver: Verilator evaluates only the logic whose clock edge fired, so parts of the
+// design a run does not drive, or that have delivered everything, cost nothing.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -49,8 +52,9 @@ inline void get(const VlWide<N> &port, uint32_t *w) { for (std::size_t i = 0; i 
 
 }  // namespace
 
-// MIXQ_TOP_CLASS (the Verilated model), MIXQ_HAS_CLK/RST, MIXQ_N_IN/OUT, kInWords/kOutWords and the port
-// accessors mixq_set_in_payload/valid, mixq_get_in_ready, mixq_set_out_ready, mixq_get_out_valid/payload
+// MIXQ_TOP_CLASS (the Verilated model), MIXQ_HAS_RST, MIXQ_N_IN/OUT, kInWords/kOutWords, the port
+// accessors mixq_set_in_payload/valid, mixq_get_in_ready, mixq_set_out_ready, mixq_get_out_valid/payload,
+// and the clocks: MIXQ_N_CLK, mixq_set_clock, kClockOfOut, kClockAlways
 #include "mixq_ports.h"
 
 namespace {
@@ -59,26 +63,31 @@ struct VerilatorSim {
   MIXQ_TOP_CLASS *top;
   int in_port[mixq::kMaxPorts], out_port[mixq::kMaxPorts];  // job port k -> table index
   long n_evals = 0;
+  int out_clock[mixq::kMaxPorts];   // job output port k -> the clock of what drives it, -1: none
+  long pending[MIXQ_N_CLK + 1] = {0};  // per clock: beats its output streams have left to deliver
 
   void eval() { top->eval(); n_evals++; }
+  void set_clocks(bool v) { for (int c = 0; c < MIXQ_N_CLK; c++) mixq_set_clock(top, c, v); }
   void set_payload(int k, const uint32_t *words) { mixq_set_in_payload(top, in_port[k], words); }
   void set_valid(int k, bool v) { mixq_set_in_valid(top, in_port[k], v); }
   void set_ready(int k, bool v) { mixq_set_out_ready(top, out_port[k], v); }
   bool settle() {
-#if MIXQ_HAS_CLK
-    top->clk = 0;
-#endif
+    set_clocks(false);
     eval();
     return true;
   }
   bool in_ready(int k) { return mixq_get_in_ready(top, in_port[k]); }
   bool out_valid(int k) { return mixq_get_out_valid(top, out_port[k]); }
-  void get_payload(int k, uint32_t *words) { mixq_get_out_payload(top, out_port[k], words); }
+  void get_payload(int k, uint32_t *words) {
+    mixq_get_out_payload(top, out_port[k], words);
+    if (out_clock[k] >= 0) pending[out_clock[k]]--;
+  }
   void edge() {
-#if MIXQ_HAS_CLK
-    top->clk = 1;
-    eval();
-#endif
+    bool any = false;
+    for (int c = 0; c < MIXQ_N_CLK; c++) {
+      if (kClockAlways[c] || pending[c] > 0) { mixq_set_clock(top, c, true); any = true; }
+    }
+    if (any) eval();
   }
   long evals() { return n_evals; }
 };
@@ -133,6 +142,8 @@ int main(int argc, char **argv) {
     out_beats[k].assign((size_t)count * words + 1, 0);
     out_cycles[k].assign((size_t)count + 1, 0);
     sim.out_port[k] = port; out_ptr[k] = out_beats[k].data(); cycle_ptr[k] = out_cycles[k].data();
+    sim.out_clock[k] = kClockOfOut[port];
+    if (sim.out_clock[k] >= 0) sim.pending[sim.out_clock[k]] += (long)count;
     out_count[k] = (long)count; out_words[k] = words;
   }
   std::fclose(job_file);
@@ -156,11 +167,9 @@ int main(int argc, char **argv) {
 #if MIXQ_HAS_RST
   sim.top->rst = 1;
 #endif
-#if MIXQ_HAS_CLK
-  sim.top->clk = 0; sim.eval(); sim.top->clk = 1; sim.eval();
-#else
-  sim.eval();
-#endif
+  // Every clock rises once in reset.
+  sim.set_clocks(false); sim.eval();
+  if (MIXQ_N_CLK > 0) { sim.set_clocks(true); sim.eval(); }
 #if MIXQ_HAS_RST
   sim.top->rst = 0;
 #endif

@@ -91,6 +91,10 @@ def test_the_wrapper_names_each_stage_port(design):
         for port in stage.spec.ports().members:
             assert f"s{k}_{port}" in ports.signature.members
     assert list(ports.signature.members)[:2] == ["i", "o"]
+    assert ports.clocks == {"clk": ["o"], **{f"s{k}_clk": [f"s{k}_{p}" for p, m in stage.spec.ports().members.items()
+                                                               if m.flow.name == "Out"] for k, stage in enumerate(plan.stages)}}
+    wrapper = text[:text.index("endmodule")]
+    assert wrapper.count("(clk)") == 1 and sum(f"(s{k}_clk)" in wrapper for k in range(len(plan.stages))) > 1
     assert text.count("module mixq_design(") == 1
     assert text.replace(text[:text.index("endmodule")], "").startswith("endmodule") and "\\mixq_accel.accel." in text
 

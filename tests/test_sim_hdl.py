@@ -349,3 +349,25 @@ def test_simulation_text_is_the_emitted_logic_without_attributes_or_unread_wires
     failure = run_yosys_script(tmp_path, "equiv.ys", 900)
     log = (tmp_path / "yosys.log").read_text()
     assert failure is None and "Equivalence successfully proven" in log, log[-3000:]
+
+
+def test_the_equivalence_check_fails_on_a_changed_simulation_text(tmp_path):
+    """The proof above can fail: one comparison changed in the simulation text (a FIFO's ``filled < 4``
+    made ``filled <= 4``) leaves $equiv cells unproven and the check fails."""
+    from amaranth.back import rtlil
+
+    from mixq_hw.hdl_text import simulation_text
+
+    graph = linear_net(np.random.default_rng(6))
+    fold = {"fc": LayerFold(4, 3, 1)}
+    (tmp_path / "gold.v").write_text(convert(Accelerator(graph, fold), "mixq_accel"))
+    text = simulation_text(rtlil.convert(Accelerator(graph, fold), name="mixq_accel", emit_src=False),
+                           "mixq_accel")
+    changed = re.sub(r"(assign i__ready = filled) < (\d+'h\d+);", r"\1 <= \2;", text, count=1)
+    assert changed != text
+    (tmp_path / "gate.v").write_text(changed)
+    (tmp_path / "equiv.ys").write_text(_EQUIV.format(gold="gold.v", gate="gate.v"))
+    failure = run_yosys_script(tmp_path, "equiv.ys", 900)
+    log = (tmp_path / "yosys.log").read_text()
+    assert failure is not None and "Equivalence successfully proven" not in log
+    assert re.search(r"Found [1-9]\d* unproven \$equiv cells", log), log[-3000:]
