@@ -90,6 +90,13 @@ def test_conv_matches_reference(case, stall):
              simd=simd, pe=pe, pixels=pixels, stall=stall, seed=hash(case) % 1000)
 
 
+def test_packed_weight_rom_engine_matches_reference():
+    """An engine whose weight ROM holds three 12-bit words per 36-bit memory word, under stalls."""
+    dut, _ = run_conv(in_ch=8, out_ch=64, hw=(2, 2), k=3, stride=1, pad=1, groups=1, w_bits=3, a_bits=4, simd=2,
+                      pe=2, pixels=2, stall=0.3, seed=11)
+    assert (dut.weight_rom.depth, dut.weight_rom.pack) == (1152, 3)
+
+
 @pytest.mark.parametrize("stall", [0.0, 0.5])
 def test_linear_as_1x1_over_flattened_input(stall):
     """A linear layer: the (C, H, W) raster stream (HWC order) is the engine's k=1 input, pixels=1."""

@@ -27,7 +27,7 @@ from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..estimate import Resources, memory_cost, styled_memory
+from ..estimate import Resources, memory_cost, mux_luts, sequential_rom_packing, styled_memory
 from ..packing.cascade import CascadeMAC, cascade_core_cost
 from ..packing.cores import PackedMAC
 from ..packing.layout import Plan
@@ -124,12 +124,17 @@ class GroupBuffer(wiring.Component):
 @dataclass(frozen=True, eq=False)
 class WeightRomSpec:
     """The weights of an engine of geometry ``geometry``, one ``layout`` word per engine cycle of a fold, folds
-    one after the other (:func:`~mixq_hw.layers.conv_weights.weight_rom_words`), read in order and wrapping."""
+    one after the other (:func:`~mixq_hw.layers.conv_weights.weight_rom_words`), read in order and wrapping.
+
+    The memory holds ``pack`` consecutive words per physical word (word ``j*pack + s`` at bits
+    ``s*width ..``, :func:`~mixq_hw.estimate.sequential_rom_packing`), so its width fills whole block RAM
+    columns; a multiplexer after the read picks the word."""
 
     weight: np.ndarray
     geometry: ConvGeometry
     w_bits: int
     layout: data.ArrayLayout
+    packing: int | None = None      # words per physical word; None: sequential_rom_packing's choice
 
     latency = 1     # en to data
 
@@ -138,13 +143,37 @@ class WeightRomSpec:
         """Words: one per engine cycle of every fold."""
         return self.geometry.folds * self.geometry.beats_per_fold
 
+    @functools.cached_property
+    def pack(self) -> int:
+        """Words per physical memory word."""
+        if self.packing is not None:
+            if self.packing < 1:
+                raise ValueError(f"weight ROM packing {self.packing!r} must be a positive integer")
+            return self.packing
+        return sequential_rom_packing(self.depth, self.layout.size)
+
+    @property
+    def physical_depth(self) -> int:
+        """Physical memory words (the last one padded with zero words)."""
+        return -(-self.depth // self.pack)
+
     def words(self) -> list[int]:
         """The ROM's contents (computed when the hardware is built, not for the figures)."""
         return weight_rom_words(self.weight, self.geometry, self.w_bits)
 
+    def physical_words(self) -> list[int]:
+        """The memory's contents: ``pack`` words per physical word, the first in the low bits."""
+        words, width, pack = self.words(), self.layout.size, self.pack
+        return [sum(w << (s * width) for s, w in enumerate(words[j * pack:(j + 1) * pack]))
+                for j in range(self.physical_depth)]
+
     def estimate(self) -> Resources:
-        """The ROM and its word counter."""
-        return memory_cost(self.depth, self.layout.size) + counter_cost(self.depth)
+        """The memory, its word counter and (packed) the word multiplexer with its select register."""
+        width, pack = self.layout.size, self.pack
+        if pack == 1:
+            return memory_cost(self.depth, width) + counter_cost(self.depth)
+        return (memory_cost(self.physical_depth, pack * width) + counter_cost(self.physical_depth, pack)
+                + Resources(lut=width * mux_luts(pack), ff=counter_bits(pack)))
 
     def build(self) -> "WeightRom":
         return WeightRom(self)
@@ -160,14 +189,30 @@ class WeightRom(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        depth = self.spec.depth
-        m.submodules.weight_rom = rom = styled_memory(shape=unsigned(self.spec.layout.size), depth=depth,
-                                                      init=self.spec.words())
+        spec = self.spec
+        depth, pack, width = spec.physical_depth, spec.pack, spec.layout.size
+        m.submodules.weight_rom = rom = styled_memory(shape=unsigned(pack * width), depth=depth,
+                                                      init=spec.physical_words())
         read = rom.read_port(domain="sync")
         index = Signal(range(depth))
-        m.d.comb += [read.addr.eq(index), read.en.eq(self.en), self.data.eq(read.data)]
+        m.d.comb += [read.addr.eq(index), read.en.eq(self.en)]
+        if pack == 1:
+            m.d.comb += self.data.eq(read.data)
+            with m.If(self.advance):
+                m.d.sync += index.eq(Mux(index == depth - 1, 0, index + 1))
+            return m
+        slot = Signal(range(pack))          # word within the physical word at ``index``
+        chosen = Signal(range(pack))        # ``slot`` of the word on ``read.data``
+        m.d.comb += self.data.eq(read.data.word_select(chosen, width))
+        with m.If(self.en):
+            m.d.sync += chosen.eq(slot)
         with m.If(self.advance):
-            m.d.sync += index.eq(Mux(index == depth - 1, 0, index + 1))
+            with m.If((index == depth - 1) & (slot == (spec.depth - 1) % pack)):
+                m.d.sync += [index.eq(0), slot.eq(0)]
+            with m.Elif(slot == pack - 1):
+                m.d.sync += [index.eq(index + 1), slot.eq(0)]
+            with m.Else():
+                m.d.sync += slot.eq(slot + 1)
         return m
 
 
