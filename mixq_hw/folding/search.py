@@ -48,7 +48,8 @@ from ..pipeline import LayerFold, PipelinePlan, plan_stages
 from .budget import (KEYS, RESOURCE_NAMES, FoldingResult, OverBudgetError, accelerator_limit, as_resources,
                      over_budget, over_budget_message)
 from .costs import NodeCost, NodeCosts, StreamFormat, engine_figures
-from .spec import MULTIPLIERS, REQUANTIZERS, fold_layers, layer_candidates
+from ..weight_fit import graph_weight_bits
+from .spec import MULTIPLIERS, REQUANTIZERS, WEIGHT_STORES, fold_layers, layer_candidates
 
 __all__ = ["choose_folding", "check_budget", "SPAN"]
 
@@ -69,6 +70,9 @@ _MAX_TARGETS = 40
 #: its simd/pe/pixels, so its cores decide; without the cut every LUT fold within a target would be
 #: built (their multipliers' bound prunes far less than DSP counts do).
 LUT_FRONT = 3
+#: A layer with at most this many weight bits may keep its weight ROM in LUT logic (``LayerFold.weights``,
+#: about a LUT per 51 bits: 256 Kbit is some 5,000 LUTs); the search tries it once block RAM has overflowed.
+LUT_WEIGHTS_MAX_BITS = 256 * 1024
 
 
 def _front(rows: list[tuple[int, int, int, LayerFold]], keep: int) -> list[tuple[int, int, int, LayerFold]]:
@@ -122,6 +126,10 @@ class _Search:
         #: per layer, the requantizer kinds its folds try: thresholds too where a requant reads it
         self.requantizers = {n.name: requantizers if any(c.op == "requant" for c in graph.consumers(n.name))
                              else ("dsp",) for n in self.layers}
+        #: per layer, where its folds may keep the weights: LUT logic too for a layer of few weight bits
+        bits = graph_weight_bits(graph)
+        self.weight_stores = {n.name: WEIGHT_STORES if bits[n.name] <= LUT_WEIGHTS_MAX_BITS else ("bram",)
+                              for n in self.layers}
         #: per layer: (engine DSPs, LUT-core LUTs, -engine cycles, fold), fewest DSPs first; folds the engine
         #: rejects are left out
         self.candidates: dict[str, list[tuple[int, int, int, LayerFold]]] = {}
@@ -228,9 +236,10 @@ class _Search:
         for bound, _, fold in bounded:
             if bound >= best_score:
                 break
-            # thresholds only once DSPs have overflowed at this target: where DSPs are left the DSP48E2
-            # requant keeps the design as it was
-            for variant in self.variants(node.name, fold) if weights["dsp"] > _START_WEIGHTS["dsp"] else [fold]:
+            # thresholds only once DSPs have overflowed at this target, weights in LUTs once block RAM has:
+            # where they are left the design stays as it was
+            for variant in self.variants(node.name, fold, requant=weights["dsp"] > _START_WEIGHTS["dsp"],
+                                         stores=weights["bram36"] > _START_WEIGHTS["bram36"]):
                 try:
                     own = self.costs.node(node, variant, inputs)
                 except ValueError:
@@ -247,9 +256,14 @@ class _Search:
                     best = _Choice(variant, {node.name: own, **region[0]}, total, max(own.cycles, region[2]))
         return best
 
-    def variants(self, layer: str, fold: LayerFold) -> list[LayerFold]:
-        """``fold`` with each requantizer kind the layer may use (the DSP one first: it wins ties)."""
-        return [fold if kind == fold.requant else replace(fold, requant=kind) for kind in self.requantizers[layer]]
+    def variants(self, layer: str, fold: LayerFold, *, requant: bool = True, stores: bool = True
+                 ) -> list[LayerFold]:
+        """``fold`` with each requantizer kind the layer may use (``requant``) and each place for its weights
+        (``stores``), the defaults first: they win ties."""
+        folds = [fold if kind == fold.requant else replace(fold, requant=kind)
+                 for kind in (self.requantizers[layer] if requant else (fold.requant,))]
+        return [f if store == f.weights else replace(f, weights=store) for store in
+                (self.weight_stores[layer] if stores else (fold.weights,)) for f in folds]
 
     def assign(self, target: int, weights: dict[str, float]) -> _Assignment:
         """The cheapest fold of every layer within ``target``, walking the graph in order."""

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from amaranth import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..estimate import Resources, memory_cost, mux_luts, sequential_rom_packing, styled_memory
+from ..estimate import Resources, memory_cost, mux_luts, rom_logic_cost, sequential_rom_packing, styled_memory
 from ..packing.cascade import CascadeMAC, cascade_core_cost
 from ..packing.cores import PackedMAC
 from ..packing.layout import Plan
@@ -37,7 +37,10 @@ from .conv_cascade import cascade_groups
 from .conv_weights import ConvGeometry, CoreWiring, dsps_per_core, weight_rom_words
 
 __all__ = ["GroupBuffer", "GroupBufferSpec", "WeightRom", "WeightRomSpec", "FoldSequencer", "FoldSequencerSpec",
-           "MacArray", "MacArraySpec", "OutputStage", "OutputStageSpec", "StallGate", "counter_bits"]
+           "MacArray", "MacArraySpec", "OutputStage", "OutputStageSpec", "StallGate", "counter_bits", "WEIGHT_STORES"]
+
+#: Where a weight ROM lives: block RAM or LUT logic (:class:`WeightRomSpec`).
+WEIGHT_STORES = ("bram", "lut")
 
 
 def counter_bits(n: int) -> int:
@@ -126,15 +129,17 @@ class WeightRomSpec:
     """The weights of an engine of geometry ``geometry``, one ``layout`` word per engine cycle of a fold, folds
     one after the other (:func:`~mixq_hw.layers.conv_weights.weight_rom_words`), read in order and wrapping.
 
-    The memory holds ``pack`` consecutive words per physical word (word ``j*pack + s`` at bits
-    ``s*width ..``, :func:`~mixq_hw.estimate.sequential_rom_packing`), so its width fills whole block RAM
-    columns; a multiplexer after the read picks the word."""
+    ``store == "bram"``: the memory holds ``pack`` consecutive words per physical word (word ``j*pack + s``
+    at bits ``s*width ..``, :func:`~mixq_hw.estimate.sequential_rom_packing`), so its width fills whole
+    block RAM columns; a multiplexer after the read picks the word.  ``store == "lut"``: one word per
+    address, built from LUT logic (``rom_style = "logic"``) and a register, costing LUTs instead of BRAM."""
 
     weight: np.ndarray
     geometry: ConvGeometry
     w_bits: int
     layout: data.ArrayLayout
     packing: int | None = None      # words per physical word; None: sequential_rom_packing's choice
+    store: str = "bram"
 
     latency = 1     # en to data
 
@@ -146,6 +151,8 @@ class WeightRomSpec:
     @functools.cached_property
     def pack(self) -> int:
         """Words per physical memory word."""
+        if self.store == "lut":
+            return 1
         if self.packing is not None:
             if self.packing < 1:
                 raise ValueError(f"weight ROM packing {self.packing!r} must be a positive integer")
@@ -170,6 +177,8 @@ class WeightRomSpec:
     def estimate(self) -> Resources:
         """The memory, its word counter and (packed) the word multiplexer with its select register."""
         width, pack = self.layout.size, self.pack
+        if self.store == "lut":
+            return rom_logic_cost(self.depth, width) + Resources(ff=width) + counter_cost(self.depth)
         if pack == 1:
             return memory_cost(self.depth, width) + counter_cost(self.depth)
         return (memory_cost(self.physical_depth, pack * width) + counter_cost(self.physical_depth, pack)
@@ -191,8 +200,12 @@ class WeightRom(wiring.Component):
         m = Module()
         spec = self.spec
         depth, pack, width = spec.physical_depth, spec.pack, spec.layout.size
-        m.submodules.weight_rom = rom = styled_memory(shape=unsigned(pack * width), depth=depth,
-                                                      init=spec.physical_words())
+        if spec.store == "lut":
+            m.submodules.weight_rom = rom = memory.Memory(shape=unsigned(width), depth=depth, init=spec.words(),
+                                                          attrs={"rom_style": "logic", "ram_style": "logic"})
+        else:
+            m.submodules.weight_rom = rom = styled_memory(shape=unsigned(pack * width), depth=depth,
+                                                          init=spec.physical_words())
         read = rom.read_port(domain="sync")
         index = Signal(range(depth))
         m.d.comb += [read.addr.eq(index), read.en.eq(self.en)]
