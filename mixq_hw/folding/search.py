@@ -48,6 +48,7 @@ from ..pipeline import LayerFold, PipelinePlan, plan_stages
 from .budget import (KEYS, RESOURCE_NAMES, FoldingResult, OverBudgetError, accelerator_limit, as_resources,
                      over_budget, over_budget_message)
 from .costs import NodeCost, NodeCosts, StreamFormat, engine_figures
+from .refusal import overflow_share, refusal
 from ..weight_fit import graph_weight_bits
 from .spec import MULTIPLIERS, REQUANTIZERS, WEIGHT_STORES, fold_layers, layer_candidates
 
@@ -474,11 +475,11 @@ def choose_folding(graph: Graph, budget: Resources, *, clock_mhz: float = 300.0,
             failed = max(failed, target)
             guess = target * tried[target].overflow
     if best is None:
-        message, over, users = over_budget_message(f"graph {graph.name!r} with the smallest folding (one lane, "
-                                             f"one PE, one pixel per layer)", unit.resources, limit,
-                                             {n: c.resources for n, c in unit.nodes.items()})
-        raise OverBudgetError(message + f"; no folding found that fits ({len(tried)} target intervals tried)",
-                              over=over, users=users)
+        # name the folding that overflowed least (the smallest one when the search costed none)
+        costed = [({}, unit.resources)] + [(a.folding, a.resources) for a in tried.values() if a.folding]
+        closest = min(costed, key=lambda c: overflow_share(c[1], limit))[0]
+        message, over, users = refusal(graph, closest, limit, search.costs, len(tried))
+        raise OverBudgetError(message, over=over, users=users)
     plan = plan_stages(graph, best.folding, out_lanes=out_lanes)
     cycles, resources = plan.cycles_per_frame(), plan.resources()
     if (cycles, resources) != (best.cycles, best.resources) or not resources.fits(limit):
