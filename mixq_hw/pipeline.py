@@ -54,7 +54,7 @@ class LayerFold:
     and a given plan is used as it is, or refused naming the layer when it does not fit), and the
     ``requant`` that reads its accumulators: DSP48E2 lanes (``"dsp"``) or thresholds (``"threshold"``,
     :mod:`mixq_hw.layers.threshold`, no DSP), and where its weight ROM lives: block RAM (``"bram"``) or
-    LUT logic (``"lut"``, :class:`~mixq_hw.layers.conv_parts.WeightRomSpec`)."""
+    LUT logic (``"lut"``, :class:`~mixq_hw.layers.weight_rom.WeightRomSpec`)."""
 
     simd: int = 1
     pe: int = 1

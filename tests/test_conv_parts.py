@@ -17,7 +17,8 @@ from amaranth.sim import Simulator
 from mixq_hw.layers.adder_tree import AdderTree, AdderTreeSpec
 from mixq_hw.layers.conv import ConvEngineSpec
 from mixq_hw.layers.conv_parts import (FoldSequencer, FoldSequencerSpec, GroupBuffer, GroupBufferSpec, MacArray,
-                                       OutputStage, OutputStageSpec, WeightRom)
+                                       OutputStage, OutputStageSpec)
+from mixq_hw.layers.weight_rom import WeightRom
 from mixq_hw.packing.layout import act_range, weight_range
 from sim.streams import receive, send, to_python
 

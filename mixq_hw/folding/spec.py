@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 from ..graph import Graph, Node
 from ..ops import op_def
-from ..layers.conv_parts import WEIGHT_STORES
+from ..layers.weight_rom import WEIGHT_STORES
 from ..ops.conv import engine_spec
 from ..packing.protocol import plan_from_dict
 from ..pipeline import LayerFold

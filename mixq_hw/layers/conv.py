@@ -25,7 +25,7 @@ and latency and a small Component) per job:
 - :class:`~mixq_hw.layers.conv_parts.GroupBuffer`: the group's input beats are written into one half of a
   double-buffered ``lib.memory`` while the other half (the previous group) is re-read once per
   output-channel fold, so the next group streams in during the computation;
-- :class:`~mixq_hw.layers.conv_parts.WeightRom`: the weights live in a ROM with one word per engine cycle
+- :class:`~mixq_hw.layers.weight_rom.WeightRom`: the weights live in a ROM with one word per engine cycle
   of a fold (see :func:`~mixq_hw.layers.conv_weights.weight_rom_words`), stepped by the
   :class:`~mixq_hw.layers.conv_parts.FoldSequencer`, which also addresses the buffer;
 - :class:`~mixq_hw.layers.conv_parts.MacArray`: every product is made by a :class:`~mixq_hw.packing.cores.PackedMAC` (or, with
@@ -83,8 +83,8 @@ from mixq_hw.layers.conv_weights import (WINDOW_KINDS, ConvGeometry, CoreWiring,
 from mixq_hw.layers.conv_weights import dot_wiring
 from mixq_hw.layers.conv_cascade import check_cascade, choose_cascade
 from mixq_hw.layers.row_window import RowWindowSpec
-from mixq_hw.layers.conv_parts import (WEIGHT_STORES, FoldSequencerSpec, GroupBufferSpec, MacArraySpec, OutputStageSpec,
-                                       WeightRomSpec)
+from mixq_hw.layers.conv_parts import FoldSequencerSpec, GroupBufferSpec, MacArraySpec, OutputStageSpec
+from mixq_hw.layers.weight_rom import WEIGHT_STORES, WeightRomSpec
 from mixq_hw.layers.spec import LayerSpec, SpecComponent
 from mixq_hw.layers.window import SlidingWindowSpec
 from mixq_hw.packing.bits import act_magnitude
