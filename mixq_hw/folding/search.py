@@ -25,7 +25,9 @@ multipliers, ``LayerFold.multiplier == "lut"``; of those only the few that
 :data:`LUT_FRONT` keeps), and the visit stops once that bound scores more than
 the best fold found (a branch and bound); once DSPs have overflowed at a target, a layer read by a
 requant tries each fold with the DSP48E2 requantizer and with the threshold one (``LayerFold.requant``, no
-DSP: :mod:`mixq_hw.layers.threshold`), which trades the requant's DSPs for LUTs and block RAM; every fold kept is built for real through
+DSP: :mod:`mixq_hw.layers.threshold`), which trades the requant's DSPs for LUTs and block RAM; once block RAM
+has overflowed, a layer of at most :data:`LUT_WEIGHTS_MAX_BITS` weight bits tries each fold with its weight ROM
+in LUT logic too (``LayerFold.weights``); every fold kept is built for real through
 :class:`~mixq_hw.folding.costs.NodeCosts` (cached), and the result is planned
 with ``plan_stages`` and checked against the model.
 
