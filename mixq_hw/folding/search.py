@@ -25,7 +25,9 @@ multipliers, ``LayerFold.multiplier == "lut"``; of those only the few that
 :data:`LUT_FRONT` keeps), and the visit stops once that bound scores more than
 the best fold found (a branch and bound); once DSPs have overflowed at a target, a layer read by a
 requant tries each fold with the DSP48E2 requantizer and with the threshold one (``LayerFold.requant``, no
-DSP: :mod:`mixq_hw.layers.threshold`), which trades the requant's DSPs for LUTs and block RAM; every fold kept is built for real through
+DSP: :mod:`mixq_hw.layers.threshold`), which trades the requant's DSPs for LUTs and block RAM; once block RAM
+has overflowed, a layer of at most :data:`LUT_WEIGHTS_MAX_BITS` weight bits tries each fold with its weight ROM
+in LUT logic too (``LayerFold.weights``); every fold kept is built for real through
 :class:`~mixq_hw.folding.costs.NodeCosts` (cached), and the result is planned
 with ``plan_stages`` and checked against the model.
 
@@ -48,7 +50,9 @@ from ..pipeline import LayerFold, PipelinePlan, plan_stages
 from .budget import (KEYS, RESOURCE_NAMES, FoldingResult, OverBudgetError, accelerator_limit, as_resources,
                      over_budget, over_budget_message)
 from .costs import NodeCost, NodeCosts, StreamFormat, engine_figures
-from .spec import MULTIPLIERS, REQUANTIZERS, fold_layers, layer_candidates
+from .refusal import overflow_share, refusal
+from ..weight_fit import graph_weight_bits
+from .spec import MULTIPLIERS, REQUANTIZERS, WEIGHT_STORES, fold_layers, layer_candidates
 
 __all__ = ["choose_folding", "check_budget", "fit_at", "FitAttempt", "SPAN"]
 
@@ -69,6 +73,9 @@ _MAX_TARGETS = 40
 #: its simd/pe/pixels, so its cores decide; without the cut every LUT fold within a target would be
 #: built (their multipliers' bound prunes far less than DSP counts do).
 LUT_FRONT = 3
+#: A layer with at most this many weight bits may keep its weight ROM in LUT logic (``LayerFold.weights``,
+#: about a LUT per 51 bits: 256 Kbit is some 5,000 LUTs); the search tries it once block RAM has overflowed.
+LUT_WEIGHTS_MAX_BITS = 256 * 1024
 
 
 def _front(rows: list[tuple[int, int, int, LayerFold]], keep: int) -> list[tuple[int, int, int, LayerFold]]:
@@ -122,6 +129,10 @@ class _Search:
         #: per layer, the requantizer kinds its folds try: thresholds too where a requant reads it
         self.requantizers = {n.name: requantizers if any(c.op == "requant" for c in graph.consumers(n.name))
                              else ("dsp",) for n in self.layers}
+        #: per layer, where its folds may keep the weights: LUT logic too for a layer of few weight bits
+        bits = graph_weight_bits(graph)
+        self.weight_stores = {n.name: WEIGHT_STORES if bits[n.name] <= LUT_WEIGHTS_MAX_BITS else ("bram",)
+                              for n in self.layers}
         #: per layer: (engine DSPs, LUT-core LUTs, -engine cycles, fold), fewest DSPs first; folds the engine
         #: rejects are left out
         self.candidates: dict[str, list[tuple[int, int, int, LayerFold]]] = {}
@@ -228,9 +239,10 @@ class _Search:
         for bound, _, fold in bounded:
             if bound >= best_score:
                 break
-            # thresholds only once DSPs have overflowed at this target: where DSPs are left the DSP48E2
-            # requant keeps the design as it was
-            for variant in self.variants(node.name, fold) if weights["dsp"] > _START_WEIGHTS["dsp"] else [fold]:
+            # thresholds only once DSPs have overflowed at this target, weights in LUTs once block RAM has:
+            # where they are left the design stays as it was
+            for variant in self.variants(node.name, fold, requant=weights["dsp"] > _START_WEIGHTS["dsp"],
+                                         stores=weights["bram36"] > _START_WEIGHTS["bram36"]):
                 try:
                     own = self.costs.node(node, variant, inputs)
                 except ValueError:
@@ -247,9 +259,14 @@ class _Search:
                     best = _Choice(variant, {node.name: own, **region[0]}, total, max(own.cycles, region[2]))
         return best
 
-    def variants(self, layer: str, fold: LayerFold) -> list[LayerFold]:
-        """``fold`` with each requantizer kind the layer may use (the DSP one first: it wins ties)."""
-        return [fold if kind == fold.requant else replace(fold, requant=kind) for kind in self.requantizers[layer]]
+    def variants(self, layer: str, fold: LayerFold, *, requant: bool = True, stores: bool = True
+                 ) -> list[LayerFold]:
+        """``fold`` with each requantizer kind the layer may use (``requant``) and each place for its weights
+        (``stores``), the defaults first: they win ties."""
+        folds = [fold if kind == fold.requant else replace(fold, requant=kind)
+                 for kind in (self.requantizers[layer] if requant else (fold.requant,))]
+        return [f if store == f.weights else replace(f, weights=store) for store in
+                (self.weight_stores[layer] if stores else (fold.weights,)) for f in folds]
 
     def assign(self, target: int, weights: dict[str, float]) -> _Assignment:
         """The cheapest fold of every layer within ``target``, walking the graph in order."""
@@ -460,11 +477,11 @@ def choose_folding(graph: Graph, budget: Resources, *, clock_mhz: float = 300.0,
             failed = max(failed, target)
             guess = target * tried[target].overflow
     if best is None:
-        message, over, users = over_budget_message(f"graph {graph.name!r} with the smallest folding (one lane, "
-                                             f"one PE, one pixel per layer)", unit.resources, limit,
-                                             {n: c.resources for n, c in unit.nodes.items()})
-        raise OverBudgetError(message + f"; no folding found that fits ({len(tried)} target intervals tried)",
-                              over=over, users=users)
+        # name the folding that overflowed least (the smallest one when the search costed none)
+        costed = [({}, unit.resources)] + [(a.folding, a.resources) for a in tried.values() if a.folding]
+        closest = min(costed, key=lambda c: overflow_share(c[1], limit))[0]
+        message, over, users = refusal(graph, closest, limit, search.costs, len(tried))
+        raise OverBudgetError(message, over=over, users=users)
     plan = plan_stages(graph, best.folding, out_lanes=out_lanes)
     cycles, resources = plan.cycles_per_frame(), plan.resources()
     if (cycles, resources) != (best.cycles, best.resources) or not resources.fits(limit):

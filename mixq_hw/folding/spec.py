@@ -21,12 +21,13 @@ from typing import Any, Mapping
 
 from ..graph import Graph, Node
 from ..ops import op_def
+from ..layers.weight_rom import WEIGHT_STORES
 from ..ops.conv import engine_spec
 from ..packing.protocol import plan_from_dict
 from ..pipeline import LayerFold
 
 __all__ = ["FoldingError", "check_folding", "load_folding", "save_folding", "layer_candidates",
-           "fold_layers", "FOLD_KEYS", "MULTIPLIERS", "REQUANTIZERS"]
+           "fold_layers", "FOLD_KEYS", "MULTIPLIERS", "REQUANTIZERS", "WEIGHT_STORES"]
 
 #: The integer keys of one layer's entry in a folding file.
 FOLD_KEYS = ("simd", "pe", "pixels")
@@ -125,6 +126,9 @@ def check_folding(graph: Graph, folding: Mapping[str, LayerFold], *, where: str 
         if fold.requant not in REQUANTIZERS:
             raise FoldingError(f"{prefix}layer {name!r}: requant {fold.requant!r} must be one of "
                                f"{', '.join(REQUANTIZERS)}")
+        if fold.weights not in WEIGHT_STORES:
+            raise FoldingError(f"{prefix}layer {name!r}: weights {fold.weights!r} must be one of "
+                               f"{', '.join(WEIGHT_STORES)}")
         if fold.multiplier == "cascade" and (lim["depthwise"] or fold.simd < 2):
             raise FoldingError(f"{prefix}layer {name!r}: multiplier 'cascade' sums simd lanes over the DSP48E2 "
                                f"cascade: it needs a dense layer and simd >= 2, not simd {fold.simd}"
@@ -145,7 +149,8 @@ def check_folding(graph: Graph, folding: Mapping[str, LayerFold], *, where: str 
 def load_folding(path: str | PathLike, graph: Graph) -> dict[str, LayerFold]:
     """Read a folding file (JSON ``{"layer": {"simd": 8, "pe": 16, "pixels": 2}}``) and check it against ``graph``.
 
-    Missing keys of an entry default to 1 (``"multiplier"`` and ``"requant"`` to ``"dsp"``; ``"plan"``, a
+    Missing keys of an entry default to 1 (``"multiplier"`` and ``"requant"`` to ``"dsp"``, ``"weights"`` to
+    ``"bram"``; ``"plan"``, a
     packing plan's ``to_dict()`` that pins the layer's plan, to the planner's choice); layers not in the file
     get the unit fold.  A pinned plan that does not fit its layer is refused naming the layer.
     """
@@ -164,10 +169,10 @@ def load_folding(path: str | PathLike, graph: Graph) -> dict[str, LayerFold]:
         if not isinstance(entry, dict):
             raise FoldingError(f"{path}: layer {name!r}: entry must be an object like "
                                f'{{"simd": 8, "pe": 16, "pixels": 2}}, got {entry!r}')
-        unknown = sorted(set(entry) - set(FOLD_KEYS) - {"multiplier", "plan", "requant"})
+        unknown = sorted(set(entry) - set(FOLD_KEYS) - {"multiplier", "plan", "requant", "weights"})
         if unknown:
             raise FoldingError(f"{path}: layer {name!r}: unknown key(s) {unknown}; allowed: {', '.join(FOLD_KEYS)}, "
-                               f"multiplier, plan, requant")
+                               f"multiplier, plan, requant, weights")
         entry = dict(entry)
         if "plan" in entry:
             try:
@@ -185,6 +190,10 @@ def load_folding(path: str | PathLike, graph: Graph) -> dict[str, LayerFold]:
                 if value not in REQUANTIZERS:
                     raise FoldingError(f"{path}: layer {name!r}: requant {value!r} must be one of "
                                        f"{', '.join(repr(m) for m in REQUANTIZERS)}")
+            elif key == "weights":
+                if value not in WEIGHT_STORES:
+                    raise FoldingError(f"{path}: layer {name!r}: weights {value!r} must be one of "
+                                       f"{', '.join(repr(m) for m in WEIGHT_STORES)}")
             elif not isinstance(value, int) or isinstance(value, bool):
                 raise FoldingError(f"{path}: layer {name!r}: {key} {value!r} must be a positive integer")
         folding[name] = LayerFold(**entry)

@@ -25,7 +25,7 @@ and latency and a small Component) per job:
 - :class:`~mixq_hw.layers.conv_parts.GroupBuffer`: the group's input beats are written into one half of a
   double-buffered ``lib.memory`` while the other half (the previous group) is re-read once per
   output-channel fold, so the next group streams in during the computation;
-- :class:`~mixq_hw.layers.conv_parts.WeightRom`: the weights live in a ROM with one word per engine cycle
+- :class:`~mixq_hw.layers.weight_rom.WeightRom`: the weights live in a ROM with one word per engine cycle
   of a fold (see :func:`~mixq_hw.layers.conv_weights.weight_rom_words`), stepped by the
   :class:`~mixq_hw.layers.conv_parts.FoldSequencer`, which also addresses the buffer;
 - :class:`~mixq_hw.layers.conv_parts.MacArray`: every product is made by a :class:`~mixq_hw.packing.cores.PackedMAC` (or, with
@@ -83,8 +83,8 @@ from mixq_hw.layers.conv_weights import (WINDOW_KINDS, ConvGeometry, CoreWiring,
 from mixq_hw.layers.conv_weights import dot_wiring
 from mixq_hw.layers.conv_cascade import check_cascade, choose_cascade
 from mixq_hw.layers.row_window import RowWindowSpec
-from mixq_hw.layers.conv_parts import (FoldSequencerSpec, GroupBufferSpec, MacArraySpec, OutputStageSpec,
-                                       WeightRomSpec)
+from mixq_hw.layers.conv_parts import FoldSequencerSpec, GroupBufferSpec, MacArraySpec, OutputStageSpec
+from mixq_hw.layers.weight_rom import WEIGHT_STORES, WeightRomSpec
 from mixq_hw.layers.spec import LayerSpec, SpecComponent
 from mixq_hw.layers.window import SlidingWindowSpec
 from mixq_hw.packing.bits import act_magnitude
@@ -117,12 +117,14 @@ class ConvEngineSpec(LayerSpec):
     :attr:`window_kind` says which format the engine reads and :meth:`make_window` builds the matching window.
     ``signed_act``: the input codes are two's complement ``-2**(a-1) .. 2**(a-1)-1`` (after a LeakyReLU or a
     residual add): the plan is a signed-activation plan and the ports and windows carry signed elements.
+    ``weight_store``: the weight ROM in block RAM (``"bram"``) or LUT logic (``"lut"``).
     """
 
     def __init__(self, weight: np.ndarray, *, w_bits: int, a_bits: int, in_ch: int, out_ch: int, k: int,
                  groups: int = 1, simd: int, pe: int, pixels: int, out_size: tuple[int, int],
                  plan: PackingPlan | None = None, stride: int = 1, windows: Sequence[str] = ("taps",),
-                 multiplier: str = "dsp", cascade: int = 1, signed_act: bool = False, name: str = "") -> None:
+                 multiplier: str = "dsp", cascade: int = 1, signed_act: bool = False, weight_store: str = "bram",
+                 name: str = "") -> None:
         self.name = name or "conv"
         where = f"in layer '{self.name}'"
         geo = check_conv_config(weight, w_bits=w_bits, a_bits=a_bits, in_ch=in_ch, out_ch=out_ch, k=k,
@@ -138,6 +140,8 @@ class ConvEngineSpec(LayerSpec):
             raise ValueError(f"stride {stride!r} must be a positive integer {where}")
         if not isinstance(signed_act, bool):
             raise ValueError(f"signed_act must be True or False, not {signed_act!r} {where}")
+        if weight_store not in WEIGHT_STORES:
+            raise ValueError(f"weight_store {weight_store!r} must be one of {WEIGHT_STORES} {where}")
         windows = (windows,) if isinstance(windows, str) else tuple(windows)
         if not windows or any(w not in WINDOW_KINDS for w in windows):
             raise ValueError(f"windows {windows!r} must be a non-empty subset of {WINDOW_KINDS} {where}")
@@ -194,7 +198,7 @@ class ConvEngineSpec(LayerSpec):
                       else data.ArrayLayout(data.ArrayLayout(w_elem, simd), pe))
         #: the engine's parts (their estimates sum to the engine's, their Components make its hardware)
         self.buffer = GroupBufferSpec(geo.beats_per_group, act_layout)
-        self.weight_rom = WeightRomSpec(self.weight, geo, w_bits, rom_layout)
+        self.weight_rom = WeightRomSpec(self.weight, geo, w_bits, rom_layout, store=weight_store)
         self.sequencer = FoldSequencerSpec.of(geo, self.core_depth)
         self.mac_array = MacArraySpec(plan, tuple(self._cores), self.core_depth, act_layout, rom_layout, pixels,
                                       pe, a_bits, geo.sub_rows, geo.row_taps, self.cascade)

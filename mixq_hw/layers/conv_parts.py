@@ -2,7 +2,8 @@
 
 Every part is a frozen ``...Spec`` (its parameters; ``estimate()`` and ``latency`` without hardware;
 ``build()``) and a ``wiring.Component`` built from it, whose signature is its contract.  The engine's figures
-are the sum of its parts' estimates; the engine's hardware is its parts wired together:
+are the sum of its parts' estimates; the engine's hardware is its parts wired together (the WeightRom is in
+:mod:`mixq_hw.layers.weight_rom`):
 
     GroupBuffer ──read_data──┐
     FoldSequencer ──index──► │  ──► MacArray ──leaves──► AdderTree ──sums──► OutputStage ──► o
@@ -21,7 +22,6 @@ import functools
 import math
 from dataclasses import dataclass
 
-import numpy as np
 
 from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -34,10 +34,10 @@ from ..packing.layout import Plan
 from ..packing.protocol import PackingPlan
 from .adder_tree import AdderTreeSpec
 from .conv_cascade import cascade_groups
-from .conv_weights import ConvGeometry, CoreWiring, dsps_per_core, weight_rom_words
+from .conv_weights import ConvGeometry, CoreWiring, dsps_per_core
 
-__all__ = ["GroupBuffer", "GroupBufferSpec", "WeightRom", "WeightRomSpec", "FoldSequencer", "FoldSequencerSpec",
-           "MacArray", "MacArraySpec", "OutputStage", "OutputStageSpec", "StallGate", "counter_bits"]
+__all__ = ["GroupBuffer", "GroupBufferSpec", "FoldSequencer", "FoldSequencerSpec", "MacArray", "MacArraySpec",
+           "OutputStage", "OutputStageSpec", "StallGate", "counter_bits", "counter_cost"]
 
 
 def counter_bits(n: int) -> int:
@@ -115,59 +115,6 @@ class GroupBuffer(wiring.Component):
         with m.If(self.done):
             m.d.sync += read_half.eq(~read_half)
             m.d.comb += clear_full.eq(Mux(read_half, 0b10, 0b01))
-        return m
-
-
-# ---- weight ROM ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class WeightRomSpec:
-    """The weights of an engine of geometry ``geometry``, one ``layout`` word per engine cycle of a fold, folds
-    one after the other (:func:`~mixq_hw.layers.conv_weights.weight_rom_words`), read in order and wrapping."""
-
-    weight: np.ndarray
-    geometry: ConvGeometry
-    w_bits: int
-    layout: data.ArrayLayout
-
-    latency = 1     # en to data
-
-    @property
-    def depth(self) -> int:
-        """Words: one per engine cycle of every fold."""
-        return self.geometry.folds * self.geometry.beats_per_fold
-
-    def words(self) -> list[int]:
-        """The ROM's contents (computed when the hardware is built, not for the figures)."""
-        return weight_rom_words(self.weight, self.geometry, self.w_bits)
-
-    def estimate(self) -> Resources:
-        """The ROM and its word counter."""
-        return memory_cost(self.depth, self.layout.size) + counter_cost(self.depth)
-
-    def build(self) -> "WeightRom":
-        return WeightRom(self)
-
-
-class WeightRom(wiring.Component):
-    """Weight fetch: ``en`` reads the current word into ``data`` (one cycle later); ``advance`` (in the same
-    cycle) moves to the next word, after the last back to the first."""
-
-    def __init__(self, spec: WeightRomSpec) -> None:
-        self.spec = spec
-        super().__init__({"en": In(1), "advance": In(1), "data": Out(spec.layout)})
-
-    def elaborate(self, platform) -> Module:
-        m = Module()
-        depth = self.spec.depth
-        m.submodules.weight_rom = rom = styled_memory(shape=unsigned(self.spec.layout.size), depth=depth,
-                                                      init=self.spec.words())
-        read = rom.read_port(domain="sync")
-        index = Signal(range(depth))
-        m.d.comb += [read.addr.eq(index), read.en.eq(self.en), self.data.eq(read.data)]
-        with m.If(self.advance):
-            m.d.sync += index.eq(Mux(index == depth - 1, 0, index + 1))
         return m
 
 

@@ -22,7 +22,7 @@ def engine_spec(node: Node, view: dict, fold) -> ConvEngineSpec:
                           out_ch=view["out_ch"], k=view["k"], groups=view["groups"], simd=fold.simd, pe=fold.pe,
                           pixels=fold.pixels, out_size=view["out_hw"], stride=view["stride"],
                           windows=("taps", "rows"), multiplier=fold.multiplier, plan=fold.plan,
-                          signed_act=view["signed_act"], name=node.name)
+                          signed_act=view["signed_act"], weight_store=fold.weights, name=node.name)
 
 
 def lower_engine(node: Node, lowering, src, view: dict) -> None:
