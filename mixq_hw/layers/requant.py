@@ -49,7 +49,7 @@ from ._checks import layer_label
 from ._mux import mux_tree
 from .spec import LayerSpec, SpecComponent
 
-__all__ = ["Requant", "AccBias", "OUTPUT_BITS", "RequantSpec", "AccBiasSpec"]
+__all__ = ["Requant", "AccBias", "OUTPUT_BITS", "RequantSpec", "AccBiasSpec", "collect_codes"]
 
 _DSP_A, _DSP_B, _DSP_P = DSP48E2_GEOMETRY.ad_bits, DSP48E2_GEOMETRY.b_bits, DSP48E2_GEOMETRY.p_bits
 
@@ -305,15 +305,7 @@ class Requant(RequantSpec, SpecComponent):
                 codes.append(self._signed_code(total, shifted))
             else:
                 codes.append(Mux(shifted < 0, 0, Mux(shifted > top, top, shifted)))
-        collector = Signal(self.out_layout)
-        with m.If(enable & valid[-1]):
-            with m.Switch(step_at[-1]):
-                for s in range(steps):
-                    with m.Case(s):
-                        for lane in range(lanes):
-                            pixel, p = divmod(s * lanes + lane, self.pe)
-                            m.d.sync += collector[pixel][p].eq(codes[lane])
-        m.d.comb += self.o.payload.eq(collector)
+        m.d.comb += self.o.payload.eq(collect_codes(m, self, codes, enable & valid[-1], step_at[-1]))
         return m
 
     def _signed_code(self, total: Value, shifted: Value) -> Value:
@@ -335,6 +327,20 @@ class Requant(RequantSpec, SpecComponent):
         m.d.comb += [dsp.a.eq(wide), dsp.b.eq(narrow), dsp.c.eq(c_reg),
                      dsp.opmode.eq(opmode(w="C", xy="M", z="0")), dsp.ce.eq(enable), dsp.ce_p.eq(enable)]
         return dsp.p
+
+
+def collect_codes(m: Module, spec: RequantSpec, codes: list[Value], fire: Value, step: Value) -> Signal:
+    """The output beat of a requantizer with ``spec``'s layout: at each ``fire``, lane ``l``'s code at step
+    ``step`` of a beat goes to value ``step*lanes + l`` (pixel-major over ``pe``); the register it fills."""
+    collector = Signal(spec.out_layout)
+    with m.If(fire):
+        with m.Switch(step):
+            for s in range(spec.steps):
+                with m.Case(s):
+                    for lane in range(spec.lanes):
+                        pixel, p = divmod(s * spec.lanes + lane, spec.pe)
+                        m.d.sync += collector[pixel][p].eq(codes[lane])
+    return collector
 
 
 RequantSpec.component_class = Requant

@@ -30,7 +30,7 @@ from ..packing.bits import act_codes, signed_width
 from ..packing.calibration import THRESHOLD_LOGIC_MARGIN
 from ._checks import layer_label
 from ._mux import mux_tree
-from .requant import RequantSpec
+from .requant import RequantSpec, collect_codes
 from .spec import SpecComponent
 
 __all__ = ["ThresholdRequant", "ThresholdRequantSpec", "requant_thresholds", "MAX_THRESHOLD_BITS"]
@@ -218,15 +218,7 @@ class ThresholdRequant(ThresholdRequantSpec, SpecComponent):
                     m.d.sync += [acc[n].eq(acc[n - 1]), code[n].eq(found), index_at[n].eq(index_at[n - 1])]
                 address = [found] + ([index_at[n - 1][:index_bits]] if index_bits else []) + [fold_at[n - 1]]
             codes.append(code[-1] + lo if lo else code[-1])
-        collector = Signal(self.out_layout)
-        with m.If(enable & valid[-1]):
-            with m.Switch(step_at[-1]):
-                for s in range(steps):
-                    with m.Case(s):
-                        for lane in range(lanes):
-                            pixel, p = divmod(s * lanes + lane, self.pe)
-                            m.d.sync += collector[pixel][p].eq(codes[lane])
-        m.d.comb += self.o.payload.eq(collector)
+        m.d.comb += self.o.payload.eq(collect_codes(m, self, codes, enable & valid[-1], step_at[-1]))
         return m
 
 
