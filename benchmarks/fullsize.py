@@ -67,6 +67,8 @@ NETWORKS = {
     "cnv_w8a8": Network("CNVw8a8", None, None, "CNV W8A8, digits", (3, 32, 32), "cnv_w8a8.pt"),
     "cnv_w2a2_p50": Network("CNVw2a2", None, None, "CNV W2A2 pruned 50 % (align 8), digits", (3, 32, 32),
                             "cnv_w2a2_p50.pt"),
+    "cnv_mixq": Network("CNVw2a2", None, None, "CNV, bit widths searched by mixq (2..4 bits, cd 3e-5), digits",
+                        (3, 32, 32), "cnv_mixq.pt"),
     "tinyyolo": Network("TinyYOLOv3", None, None, "Tiny-YOLOv3 LSQ W3A3 (8-bit input, 8-bit head input), "
                         "BN calibrated on synthetic boxes", (3, 416, 416), "tinyyolo.pt"),
     "resnet8": Network("ResNet8", None, None, "ResNet-8 W4A4 (8-bit first conv / FC, 8-bit adds)", (3, 32, 32)),
@@ -81,6 +83,10 @@ TRAIN_COMMANDS = {
                            f"--epochs 2 --out <checkpoints>/cnv_w{b}a{b}.pt" for b in (2, 4, 8)},
     "cnv_w2a2_p50.pt": "python -m mixq_nn.prune <checkpoints>/cnv_w2a2.pt --sparsity 0.5 --align 8 "
                        "--finetune-epochs 1 --out <checkpoints>/cnv_w2a2_p50.pt",
+    "cnv_mixq.pt": "python -m mixq_nn.search --model CNVw2a2 --dataset digits --input-shape 3,32,32 --limit 1000 "
+                   "--epochs 1 --wbits 2,3,4 --abits 2,3,4 --cd 3e-5 --out <checkpoints>/cnv_search.pt && "
+                   "python -m mixq_nn.train --from-search <checkpoints>/cnv_search.pt --dataset digits "
+                   "--input-shape 3,32,32 --epochs 2 --out <checkpoints>/cnv_mixq.pt",
     "tinyyolo.pt": "python -m mixq_nn.train --model TinyYOLOv3 --dataset synthetic --epochs 0 "
                    "--out <checkpoints>/tinyyolo.pt",
     "DiracDeltaNetSmall.pt": "python -m mixq_nn.train --model DiracDeltaNetSmall --dataset digits --epochs 4 "

@@ -24,7 +24,8 @@ BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 FULLSIZE = {"ultranet_bjut": "UltraNet, BJUT W4A4 preset", "ultranet_mixq": "UltraNet, MixQ searched preset",
             "ultranet_bypass": "UltraNet-Bypass W4A4", "skynet": "SkyNet W5A8", "cnv_w2a2": "CNV W2A2 (digits)",
             "cnv_w4a4": "CNV W4A4 (digits)", "cnv_w8a8": "CNV W8A8 (digits)",
-            "cnv_w2a2_p50": "CNV W2A2 pruned 50 % (digits)", "tinyyolo": "Tiny-YOLOv3 W3A3 (reduced)",
+            "cnv_w2a2_p50": "CNV W2A2 pruned 50 % (digits)", "cnv_mixq": "CNV, searched bit widths (digits)",
+            "tinyyolo": "Tiny-YOLOv3 W3A3 (reduced)",
             "resnet8": "ResNet-8 W4A4", "diracdeltanetsmall": "DiracDeltaNetSmall W4A4 (digits)"}
 
 
