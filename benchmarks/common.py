@@ -66,3 +66,17 @@ def ultra96_folding(graph: Graph, clock_mhz: float = 300.0):
     board = get_board("ultra96")
     return choose_folding(graph, Resources(**board.budget.to_dict()), clock_mhz=clock_mhz,
                           utilization=DEFAULT_UTILIZATION, reserve=Resources(**board.shell.to_dict()))
+
+
+def run_training(argv: list[str], name: str) -> float:
+    """``python -m mixq_nn.train`` with ``argv``, in this process; its wall seconds (SystemExit naming ``name``
+    when the training fails)."""
+    import time
+
+    from mixq_nn import train
+
+    print(f"== python -m mixq_nn.train {' '.join(argv)}", flush=True)
+    start = time.perf_counter()
+    if train.main(argv):
+        raise SystemExit(f"training {name} failed")
+    return time.perf_counter() - start

@@ -14,12 +14,11 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import machine  # noqa: E402
+from benchmarks.common import machine, run_training  # noqa: E402
 from mixq_hw.atomic import atomic_write_text  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -28,7 +27,7 @@ MODEL = "TinyYOLOv3"
 
 def run(epochs: int, input_shape: str, limit: int, threads: int) -> dict:
     """One training run and one evaluation of its checkpoint; the report's row."""
-    from mixq_nn import checkpoint, models, train
+    from mixq_nn import checkpoint, models
     from mixq_nn.evaluate import evaluate_checkpoint
     from mixq_nn.loops import parse_shape
 
@@ -36,11 +35,7 @@ def run(epochs: int, input_shape: str, limit: int, threads: int) -> dict:
         out = Path(tmp) / f"{MODEL}.pt"
         argv = ["--model", MODEL, "--dataset", "synthetic", "--input-shape", input_shape, "--epochs", str(epochs),
                 "--limit", str(limit), "--threads", str(threads), "--out", str(out), "-q"]
-        print(f"== python -m mixq_nn.train {' '.join(argv)}", flush=True)
-        start = time.perf_counter()
-        if train.main(argv):
-            raise SystemExit(f"training {MODEL} failed")
-        seconds = time.perf_counter() - start
+        seconds = run_training(argv, MODEL)
         found = checkpoint.load(out)
         result = evaluate_checkpoint(str(out), dataset="synthetic", limit=limit)
         shape = parse_shape(input_shape)

@@ -17,12 +17,11 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import machine  # noqa: E402
+from benchmarks.common import machine, run_training  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_MODELS = "DiracDeltaNetSmall,CNVw2a2,ResNet8"
@@ -43,7 +42,7 @@ def integer_accuracy(path: Path) -> dict:
 
 def run(names: list[str], epochs: int, input_shape: str, threads: int, keep: Path | None = None) -> list[dict]:
     """One training run per model; the rows of the report."""
-    from mixq_nn import checkpoint, models, train
+    from mixq_nn import checkpoint, models
     from mixq_nn.loops import parse_shape
 
     shape = parse_shape(input_shape)
@@ -53,11 +52,7 @@ def run(names: list[str], epochs: int, input_shape: str, threads: int, keep: Pat
             out = (keep or Path(tmp)) / f"{name}.pt"
             argv = ["--model", name, "--dataset", "digits", "--input-shape", input_shape, "--epochs", str(epochs),
                     "--threads", str(threads), "--out", str(out), "-q"]
-            print(f"== python -m mixq_nn.train {' '.join(argv)}", flush=True)
-            start = time.perf_counter()
-            if train.main(argv):
-                raise SystemExit(f"training {name} failed")
-            seconds = time.perf_counter() - start
+            seconds = run_training(argv, name)
             found = checkpoint.load(out)
             info = models.MODELS[name]
             rows.append({
