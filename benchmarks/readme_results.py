@@ -217,7 +217,8 @@ def comparison_section() -> list[str]:
         acc = {r["sparsity"]: r["test_accuracy"] for r in prune["rows"]}
         rows = prune["ultra96"]["rows"]
         base = rows[0]["fps"]
-        lines += ["- **Channel pruning of CNV-W2A2** (L1, aligned to 8, one fine-tune epoch; digits accuracy, "
+        epochs = prune.get("settings", {}).get("finetune_epochs", "?")
+        lines += [f"- **Channel pruning of CNV-W2A2** (L1, aligned to 8, {epochs} fine-tune epoch(s); digits accuracy, "
                   "analytic Ultra96 fps): " + "; ".join(
                       f"{r['sparsity'] * 100:.0f} % sparsity {acc.get(r['sparsity'], float('nan')):.1f} %, "
                       f"{r['fps']:,.0f} fps ({r['fps'] / base:.2f}x)" for r in rows)
