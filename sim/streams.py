@@ -113,6 +113,12 @@ class StreamRun:
     #: cycle (counted from the start) at which each output beat was accepted
     beat_cycles: dict[str, list[int]] = field(default_factory=dict)
 
+    def frame_interval(self, port: str, per_frame: int, frame: int = 1) -> int:
+        """Cycles between the last beat of frame ``frame - 1`` and the last beat of frame ``frame`` on ``port``
+        (frames of ``per_frame`` beats, counted from 0): the measured steady-state interval."""
+        cycles = self.beat_cycles[port]
+        return cycles[(frame + 1) * per_frame - 1] - cycles[frame * per_frame - 1]
+
 
 def run_streams(dut, inputs: Mapping[str, Iterable[Any]], outputs: Mapping[str, int], *,
                 stall: float = 0.0, seed: int = 0, max_cycles: int = 100_000,

@@ -39,7 +39,7 @@ def test_regroup_two_frames(channels, pe, pixels, lanes_out, stall):
     assert run.outputs["o"] == expected
     if stall == 0.0:
         per_frame = len(expected) // 2
-        interval = run.beat_cycles["o"][2 * per_frame - 1] - run.beat_cycles["o"][per_frame - 1]
+        interval = run.frame_interval("o", per_frame)
         assert abs(interval - dut.cycles_per_frame()) <= 0.05 * dut.cycles_per_frame()
 
 
@@ -62,7 +62,7 @@ def test_regroup_drops_the_ragged_slots(channels, pe, pixels, lanes_out, width, 
     assert run.outputs["o"] == expected
     if stall == 0.0:
         per_frame = len(expected) // 2
-        interval = run.beat_cycles["o"][2 * per_frame - 1] - run.beat_cycles["o"][per_frame - 1]
+        interval = run.frame_interval("o", per_frame)
         assert abs(interval - dut.cycles_per_frame()) <= 0.05 * dut.cycles_per_frame()
 
 

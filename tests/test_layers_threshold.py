@@ -9,7 +9,7 @@ from amaranth.back import rtlil
 
 from mixq_hw.graph import ops
 from mixq_hw.layers.threshold import ThresholdRequant, requant_thresholds
-from tests.test_layers_requant import CONSTANTS, check, every_acc
+from tests.test_layers_requant import CONSTANTS, TWO_FRAMES, check, check_two_frames, every_acc
 
 # signed codes, LeakyReLU, and a channel whose inc is 0 (constant code) among rising and falling ones
 SIGNED = [
@@ -63,15 +63,9 @@ def test_threshold_requant_signed_and_leaky(case):
 
 def test_threshold_requant_cycles_and_no_loop():
     """Two frames back to back run at cycles_per_frame(); the design has no combinational loop."""
-    inc, bias = np.array([3, -2, 5, 1]), np.array([4, 0, -9, 2])
-    dut = ThresholdRequant(inc, bias, 2, acc_bits=6, out_bits=4, pe=2, pixels=2, lanes=2, height=3, width=4)
-    groups = 3 * 4 // 2
-    acc = np.random.default_rng(1).integers(-32, 32, (4, 2 * groups, 2))
-    run = check(dut, acc, ops.requant(acc[None], inc, bias, 2, 4)[0], 0.0)
-    per_frame = groups * 2
-    interval = run.beat_cycles["o"][2 * per_frame - 1] - run.beat_cycles["o"][per_frame - 1]
-    assert abs(interval - dut.cycles_per_frame()) <= 0.05 * dut.cycles_per_frame()
-    rtlil.convert(ThresholdRequant(inc, bias, 2, acc_bits=6, out_bits=4, pe=2, pixels=2, lanes=2))
+    check_two_frames(ThresholdRequant(*TWO_FRAMES, 2, acc_bits=6, out_bits=4, pe=2, pixels=2, lanes=2, height=3,
+                                      width=4))
+    rtlil.convert(ThresholdRequant(*TWO_FRAMES, 2, acc_bits=6, out_bits=4, pe=2, pixels=2, lanes=2))
 
 
 def test_threshold_requant_refuses_wide_codes():

@@ -67,7 +67,7 @@ def test_window_exhaustive_configs(k, stride, pad, pixels, lanes):
     frames[0, :, 0, 0] = 7          # corner pixels next to the padding must not leak
     run = _run(dut, frames, 0.0, index)
     per_frame = dut.out_beats
-    interval = run.beat_cycles["o"][2 * per_frame - 1] - run.beat_cycles["o"][per_frame - 1]
+    interval = run.frame_interval("o", per_frame)
     assert abs(interval - dut.cycles_per_frame()) <= 0.05 * dut.cycles_per_frame(), \
         f"measured {interval} cycles/frame, model {dut.cycles_per_frame()}"
     stall = (0.3, 0.7)[index % 2]
@@ -90,7 +90,7 @@ def test_window_ragged_groups(k, stride, pad, pixels):
     frames = rng.integers(1, 8, (2, 2, h, w))   # no zero codes: a leaked column would show
     run = _run(dut, frames, 0.0, index)
     per_frame = dut.out_beats
-    interval = run.beat_cycles["o"][2 * per_frame - 1] - run.beat_cycles["o"][per_frame - 1]
+    interval = run.frame_interval("o", per_frame)
     assert abs(interval - dut.cycles_per_frame()) <= 0.05 * dut.cycles_per_frame(), \
         f"measured {interval} cycles/frame, model {dut.cycles_per_frame()}"
     _run(dut, rng.integers(1, 8, (2, 2, h, w)), (0.3, 0.7)[index % 2], 300 + index)
@@ -120,8 +120,7 @@ def test_window_degenerate_shapes(channels, height, width, k, stride, pad, lanes
     frames = np.random.default_rng(height * 10 + width).integers(0, 4, (3, channels, height, width))
     run = _run(dut, frames, 0.0, 1)
     per_frame = dut.out_beats
-    assert run.beat_cycles["o"][3 * per_frame - 1] - run.beat_cycles["o"][2 * per_frame - 1] == \
-        dut.cycles_per_frame()
+    assert run.frame_interval("o", per_frame, 2) == dut.cycles_per_frame()
     _run(dut, frames, 0.5, 2)
 
 
