@@ -33,6 +33,11 @@ SPLITS = ("train", "test")
 TEST_FRACTION = 0.25
 #: Size of the generated ``synthetic`` splits unless ``size`` says otherwise.
 SYNTHETIC_SIZES = {"train": 256, "test": 64}
+#: Synthetic detection objects: side range as a fraction of the image side, least colour difference from the
+#: background (8-bit levels, the largest over channels), and the +- amplitude of the pixel noise.
+SYNTHETIC_BOX_SIDES = (0.1, 0.5)
+SYNTHETIC_CONTRAST = 96
+SYNTHETIC_NOISE = 24
 
 
 class DataError(ValueError):
@@ -301,21 +306,44 @@ def _digit_canvases(digits: np.ndarray, shape: tuple[int, int, int],
 
 def _synthetic(split: str, shape: tuple[int, int, int], task: str, seed: int,
                size: int | None, num_classes: int) -> ImageDataset:
-    """Seeded random pixels with random labels or boxes: for tests and hardware-only runs."""
+    """Seeded generated data: random pixels with random labels (classification: for tests and
+    hardware-only runs), or one object per image with its box (detection: :func:`_synthetic_boxes`)."""
     n = size if size is not None else SYNTHETIC_SIZES[split]
     rng = np.random.RandomState(seed * 2 + (split == "test") + 12345)
+    if task == "detect":
+        images, boxes = _synthetic_boxes(n, shape, rng)
+        return ImageDataset(torch.from_numpy(images), torch.from_numpy(boxes), name="synthetic", split=split,
+                            task=task, num_classes=1)
+    if num_classes < 1:
+        raise DataError(f"synthetic: num_classes must be at least 1, got {num_classes}")
     images = rng.randint(0, 256, size=(n, *shape)).astype(np.uint8)
-    if task == "classify":
-        if num_classes < 1:
-            raise DataError(f"synthetic: num_classes must be at least 1, got {num_classes}")
-        targets = torch.from_numpy(rng.randint(0, num_classes, size=n).astype(np.int64))
-    else:
-        corners = rng.uniform(0.0, 1.0, size=(n, 2, 2))
-        low, high = corners.min(axis=1), corners.max(axis=1)
-        high = np.maximum(high, np.minimum(low + 0.05, 1.0))
-        targets = torch.from_numpy(np.concatenate([low, high], axis=1).astype(np.float32))
+    targets = torch.from_numpy(rng.randint(0, num_classes, size=n).astype(np.int64))
     return ImageDataset(torch.from_numpy(images), targets, name="synthetic", split=split,
-                        task=task, num_classes=num_classes if task == "classify" else 1)
+                        task=task, num_classes=num_classes)
+
+
+def _synthetic_boxes(n: int, shape: tuple[int, int, int], rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` images of one solid rectangle on a flat background, both in random colours at least
+    :data:`SYNTHETIC_CONTRAST` levels apart in some channel, plus uniform noise of +-:data:`SYNTHETIC_NOISE`
+    on every pixel; the box is the rectangle's extent (whole pixels, sides :data:`SYNTHETIC_BOX_SIDES`)."""
+    channels, height, width = shape
+    lo, hi = SYNTHETIC_BOX_SIDES
+    images = np.empty((n, channels, height, width), dtype=np.uint8)
+    boxes = np.empty((n, 4), dtype=np.float32)
+    for i in range(n):
+        box_h = rng.randint(max(1, round(lo * height)), max(1, round(hi * height)) + 1)
+        box_w = rng.randint(max(1, round(lo * width)), max(1, round(hi * width)) + 1)
+        top, left = rng.randint(0, height - box_h + 1), rng.randint(0, width - box_w + 1)
+        background = rng.randint(0, 256, size=channels)
+        colour = rng.randint(0, 256, size=channels)
+        while np.abs(colour - background).max() < SYNTHETIC_CONTRAST:
+            colour = rng.randint(0, 256, size=channels)
+        canvas = np.broadcast_to(background[:, None, None], (channels, height, width)).copy()
+        canvas[:, top:top + box_h, left:left + box_w] = colour[:, None, None]
+        canvas += rng.randint(-SYNTHETIC_NOISE, SYNTHETIC_NOISE + 1, size=canvas.shape)
+        images[i] = np.clip(canvas, 0, 255)
+        boxes[i] = [left / width, top / height, (left + box_w) / width, (top + box_h) / height]
+    return images, boxes
 
 
 # --------------------------------------------------------------------------- CIFAR-10

@@ -113,19 +113,23 @@ def _targets(boxes: Tensor, grid: tuple[int, int], a: Tensor) -> dict[str, Tenso
 
 
 def encode(boxes: Tensor, grid: tuple[int, int], anchors: Sequence[Sequence[float]] = ANCHORS,
-           confidence: float = 10.0) -> Tensor:
-    """The (N, 36, H, W) head output that decodes to ``boxes``: the inverse of :func:`decode`
-    (objectness ``confidence`` at the responsible anchor and cell, ``-confidence`` elsewhere)."""
+           confidence: float = 10.0, fields: int = len(FIELDS)) -> Tensor:
+    """The (N, len(anchors) * fields, H, W) head output that decodes to ``boxes``: the inverse of
+    :func:`decode` (objectness ``confidence`` at the responsible anchor and cell, ``-confidence`` elsewhere,
+    class scores 0).  ``fields``: 6 for the DAC-SDC head, 17 for the reduced Tiny-YOLOv3's."""
     a = _anchors(anchors, torch.zeros((), dtype=torch.float64))
+    if isinstance(fields, bool) or not isinstance(fields, int) or fields < 5:
+        raise ValueError(f"fields must be an int >= 5 (tx, ty, tw, th, obj, classes...), got {fields!r}")
     t = _targets(boxes, grid, a)
     n = t["row"].shape[0]
-    out = torch.zeros(n, a.shape[0], len(FIELDS), *grid, dtype=torch.float64)
+    out = torch.zeros(n, a.shape[0], fields, *grid, dtype=torch.float64)
     out[:, :, 4] = -confidence
     idx = (torch.arange(n), t["anchor"], slice(None), t["row"], t["col"])
     eps = 1e-9
-    out[idx] = torch.stack([torch.logit(t["dx"].clamp(eps, 1 - eps)), torch.logit(t["dy"].clamp(eps, 1 - eps)),
-                            t["tw"], t["th"], torch.full((n,), confidence, dtype=torch.float64),
-                            torch.zeros(n, dtype=torch.float64)], dim=1)
+    picked = torch.zeros(n, fields, dtype=torch.float64)
+    picked[:, :5] = torch.stack([torch.logit(t["dx"].clamp(eps, 1 - eps)), torch.logit(t["dy"].clamp(eps, 1 - eps)),
+                                 t["tw"], t["th"], torch.full((n,), confidence, dtype=torch.float64)], dim=1)
+    out[idx] = picked
     return out.reshape(n, -1, *grid).float()
 
 

@@ -107,6 +107,31 @@ def test_synthetic_is_seeded_and_sized():
     assert (d.targets[:, 2] > d.targets[:, 0]).all() and (d.targets[:, 3] > d.targets[:, 1]).all()
 
 
+@pytest.mark.parametrize("shape", [(3, 32, 48), (1, 8, 8)])
+def test_synthetic_detection_images_show_their_box(shape):
+    """Each synthetic detection image holds one object exactly at its box: in some channel a threshold
+    separates the pixels inside the box from all pixels outside it (a box the pixels do not show cannot
+    be learnt)."""
+    from mixq_nn.data import SYNTHETIC_BOX_SIDES
+
+    data = get_dataset("synthetic", "train", shape, task="detect", size=40)
+    again = get_dataset("synthetic", "train", shape, task="detect", size=40)
+    assert torch.equal(data.images, again.images) and torch.equal(data.targets, again.targets)
+    _, height, width = shape
+    lo, hi = SYNTHETIC_BOX_SIDES
+    for image, box in zip(data.images.numpy().astype(int), data.targets.numpy()):
+        x1, y1, x2, y2 = np.rint(box * [width, height, width, height]).astype(int)
+        assert np.allclose(box, [x1 / width, y1 / height, x2 / width, y2 / height])    # whole pixels
+        assert max(1, round(lo * width)) <= x2 - x1 <= max(1, round(hi * width))
+        assert max(1, round(lo * height)) <= y2 - y1 <= max(1, round(hi * height))
+        inside = np.zeros((height, width), dtype=bool)
+        inside[y1:y2, x1:x2] = True
+        gaps = [max(ch[inside].min() - ch[~inside].max(), ch[~inside].min() - ch[inside].max()) for ch in image]
+        assert max(gaps) > 0, (box, gaps)
+    boxes = data.targets.numpy()       # positions and sizes vary
+    assert boxes[:, 0].std() > 0.05 and (boxes[:, 2] - boxes[:, 0]).std() > 0.03
+
+
 # ----------------------------------------------------------------------------- CIFAR-10
 
 

@@ -116,3 +116,28 @@ def test_tiny_yolo_head_layout_decodes_and_trains():
     value = DetectionLoss()(logits, target)
     value.backward()
     assert math.isfinite(float(value.detach())) and logits.grad.abs().sum() > 0
+
+
+def test_tiny_yolo_target_assignment_round_trip_and_minimal_loss():
+    """A known box goes to the cell holding its centre and the anchor of the best shape IoU; the 51-channel
+    encoding decodes back to it, and the loss is lowest there (any moved or resized box costs more)."""
+    from mixq_nn.detection import TINY_YOLO_ANCHORS
+
+    grid = (4, 4)
+    # centre (0.35, 0.625) -> row 2, col 1; a 0.1 x 0.15 box matches anchor 2 (0.089 x 0.139) best,
+    # a 0.03 x 0.04 box anchor 0 (0.024 x 0.034), a 0.06 x 0.06 box anchor 1 (0.055 x 0.065)
+    boxes = torch.tensor([[0.30, 0.55, 0.40, 0.70], [0.86, 0.05, 0.89, 0.09], [0.02, 0.90, 0.08, 0.96]])
+    where = [(2, 2, 1), (0, 0, 3), (1, 3, 0)]                     # (anchor, row, col)
+    out = encode(boxes, grid, TINY_YOLO_ANCHORS, fields=17)
+    assert out.shape == (3, 51, *grid)
+    for i, (anchor, row, col) in enumerate(where):
+        obj = out[i].reshape(3, 17, *grid)[:, 4]
+        assert float(obj[anchor, row, col]) == 10.0 and int((obj > 0).sum()) == 1
+    assert torch.allclose(decode(out), boxes, atol=1e-5)
+    loss = DetectionLoss()
+    best = float(loss(out, boxes))
+    assert best < 0.01
+    for moved in (boxes + torch.tensor([0.02, 0.0, 0.02, 0.0]), boxes + torch.tensor([0.0, 0.0, 0.01, 0.01])):
+        assert float(loss(encode(moved, grid, TINY_YOLO_ANCHORS, fields=17), boxes)) > best
+    with pytest.raises(ValueError, match="fields must be an int >= 5"):
+        encode(boxes, grid, TINY_YOLO_ANCHORS, fields=4)
