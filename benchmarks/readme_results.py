@@ -223,6 +223,21 @@ def comparison_section() -> list[str]:
                       f"{r['sparsity'] * 100:.0f} % sparsity {acc.get(r['sparsity'], float('nan')):.1f} %, "
                       f"{r['fps']:,.0f} fps ({r['fps'] / base:.2f}x)" for r in rows)
                   + f". [`pruning.md`](benchmarks/results/pruning.md), {_date(prune['ultra96'].get('machine'))}."]
+    zoo = _load("zoo_training.json")
+    if zoo is not None:
+        lines += ["- **Seed classifiers trained on digits** (fake-quant / integer Graph test accuracy): " + "; ".join(
+            f"{r['model']} {r['test_accuracy']:.2f} / "
+            + (f"{r['integer_accuracy']:.2f} %" if r.get("integer_accuracy") is not None else "not measured")
+            for r in zoo["rows"]) + f". [`zoo_training.md`](benchmarks/results/zoo_training.md), "
+            f"{_date(zoo.get('machine'))}."]
+    detector = _load("detector_training.json")
+    if detector is not None:
+        row, ev = detector["row"], detector["row"]["evaluation"]
+        lines += [f"- **{row['model']} (reduced, LSQ W3A3) on synthetic boxes** ({detector['settings']}): "
+                  f"test mean IoU {ev['float_metric']:.3f} fake-quant, "
+                  f"{ev['integer_metric']:.3f} integer Graph (box agreement {ev['box_agreement_iou']:.3f}). "
+                  f"[`detector_training.md`](benchmarks/results/detector_training.md), "
+                  f"{_date(detector.get('machine'))}."]
     timing = _load("timing.json")
     if timing is not None:
         lines += ["- **Fmax estimates** (yosys xcup logic levels and a delay model, not Vivado): " + "; ".join(
