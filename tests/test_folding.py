@@ -63,7 +63,7 @@ def random_folding(graph: Graph, rng: random.Random, max_par: int = 64) -> dict[
     ({"nope": LayerFold()}, r"unknown layer 'nope'.*c1, c2, d3, c4"),
     ({"r1": LayerFold()}, r"layer 'r1' is a requant node, not a conv/linear"),
     ({"c1": LayerFold(2, 1, 1)}, r"'c1': simd 2 does not divide the in_ch 3"),
-    ({"c2": LayerFold(1, 4, 1)}, r"'c2': pe 4 does not divide the out_ch 6"),
+    ({"c2": LayerFold(1, 7, 1)}, r"'c2': pe 7 exceeds the out_ch 6 .pe may be 1..6; one not dividing it pads"),
     ({"c1": LayerFold(1, 1, 9)}, r"'c1': pixels 9 exceeds the output width 8 \(pixels may be 1..8; it need not"),
     ({"c2": LayerFold(1, 1, 8)}, r"'c2': pixels 8 exceeds the output width 2"),
     ({"d3": LayerFold(2, 1, 1)}, r"'d3' is depthwise: pe 1 must equal simd 2"),
