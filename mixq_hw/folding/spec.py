@@ -80,16 +80,18 @@ def _limits(graph: Graph, node: Node) -> dict[str, Any]:
     return {**view["widths"], "depthwise": view["depthwise"]}
 
 
-def layer_candidates(graph: Graph, node: Node | str, multipliers: tuple[str, ...] = ("dsp",)) -> list[LayerFold]:
+def layer_candidates(graph: Graph, node: Node | str, multipliers: tuple[str, ...] = ("dsp",), *,
+                     padded_pe: bool = True) -> list[LayerFold]:
     """Every folding the ConvEngine accepts for one conv/linear layer (before packing-plan checks), for each
-    of the ``multipliers`` kinds (``"dsp"``, ``"lut"``)."""
+    of the ``multipliers`` kinds (``"dsp"``, ``"lut"``); ``padded_pe=False`` leaves out the ``pe`` values that
+    do not divide the output channels."""
     node = graph.node(node) if isinstance(node, str) else node
     bad = [m for m in multipliers if m not in MULTIPLIERS]
     if bad:
         raise ValueError(f"multipliers {bad} are not among {MULTIPLIERS}")
     lim = _limits(graph, node)
     simds = _divisors(lim["simd"][1])
-    pes = _divisors(lim["pe"][1]) if lim["depthwise"] else _pe_options(lim["pe"][1])
+    pes = _divisors(lim["pe"][1]) if lim["depthwise"] or not padded_pe else _pe_options(lim["pe"][1])
     pixels = _pixel_options(lim["pixels"][1])
     if lim["depthwise"]:
         return [LayerFold(s, s, x, m) for m in multipliers if m != "cascade" for s in simds for x in pixels]
