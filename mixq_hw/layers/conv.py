@@ -300,7 +300,7 @@ class ConvEngineSpec(LayerSpec):
         Each group is computed in ``folds * beats_per_fold`` cycles (one buffer
         read per cycle) while the next group (``beats_per_group`` beats, never
         more) streams into the other buffer half.  Tap beats:
-        ``out_h * out_w/pixels * (out_ch/pe) * k*k*in_ch/simd`` (dense) and
+        ``out_h * out_w/pixels * ceil(out_ch/pe) * k*k*in_ch/simd`` (dense) and
         ``out_h * out_w/pixels * k*k*in_ch/simd`` (depthwise), ``out_w/pixels``
         rounded up; row beats replace ``k*k`` by ``k * sub_rows``.
         """
