@@ -6,10 +6,12 @@ For each conv layer at the target interval ``T`` (analytic, the engine's own fig
   table (``MIXQ_PUBLISHED``), and the DSPs a perfectly balanced layer would need at that density;
 * the engine floor: the fewest DSPs of any fold (``dsp`` and ``cascade`` multipliers) whose engine meets
   ``T``, split into two factors whose product is floor / ideal: the *time slack* ``T / cycles`` (the fold
-  runs faster than needed because simd and pe divide the channels and the pixel groups are whole) and the
-  *lane loss* ``best density / achieved density`` (a filter group's end fields, padded slots);
-* a what-if the engine does not build: the same plans with simd and pe any count up to the channels
-  (zero-padded channels, ``ceil(channels / lanes)`` beats), which removes most of the time slack;
+  runs faster than needed because simd divides the input channels, the output channels come in whole folds
+  of pe lanes and the pixel groups are whole) and the *lane loss* ``best density / achieved density`` (a
+  filter group's end fields, padded slots and output channels);
+* what-ifs on the same plans: simd and pe any count up to the channels (zero-padded channels,
+  ``ceil(channels / lanes)`` beats), pe only (what the engine builds: its floor), simd only, and neither
+  (the engine before output-channel padding);
 * with ``--search``, the folding search's closest assignment at ``T`` (``mixq_hw.folding.search.fit_at``: the layers'
   cheapest folds under the Lagrangian weights, then the exact DSP knapsack) and by how much it overflows;
   with ``--sweep-dsp``, the same search with only the DSP limit changed (how many DSPs the target needs).
@@ -75,7 +77,7 @@ def padded_floor(graph: Graph, node: Node, target: int, windows: tuple[str, ...]
                  padded: tuple[str, ...] = ("simd", "pe")) -> dict | None:
     """What-if: the fewest DSPs when the lane counts named in ``padded`` (``"simd"``, ``"pe"``) may be any
     count up to the channels (channels padded with zeros to a whole number of lanes) and the others divide
-    them, the ``dsp`` multiplier's plans.  Not built by the engine: what lane padding could save."""
+    them, the ``dsp`` multiplier's plans.  The engine builds padded ``pe`` (not ``simd``)."""
     view = op_def(node.op).engine_args(node, graph)
     a = node.attrs
     if view["depthwise"]:
@@ -120,7 +122,8 @@ def layer_gap(graph: Graph, node: Node, target: int, windows: tuple[str, ...]) -
            "published_macs_per_dsp": published, "ideal_dsp": round(ideal, 2), "floor": floor,
            "padded": padded_floor(graph, node, target, windows),
            "padded_pe": padded_floor(graph, node, target, windows, ("pe",)),
-           "padded_simd": padded_floor(graph, node, target, windows, ("simd",))}
+           "padded_simd": padded_floor(graph, node, target, windows, ("simd",)),
+           "unpadded": padded_floor(graph, node, target, windows, ())}
     if floor:
         achieved = macs / (floor["cycles"] * floor["dsp"])
         row["achieved_macs_per_dsp"] = round(achieved, 3)
@@ -162,13 +165,16 @@ def markdown(report: dict) -> str:
              "engine's own figures (`engine_figures`, `frame_cycles`, `cores_for`), no simulation.", "",
              "Packing density: mixq's best exact plan (MACs per DSP48E2 per cycle) and DeepBurning-MixQ's published "
              "table.  Floor: the fewest engine DSPs of any fold (dsp or cascade multipliers) that meets T.  "
-             "floor / ideal = time slack (T / the fold's cycles: simd and pe divide the channels, pixel groups "
-             "are whole) x lane loss (best density / the fold's achieved density: a filter group's end fields, "
-             "padded slots).  Padded: a what-if the engine does not build, simd and pe any lane count with "
-             "zero-padded channels.", "",
+             "floor / ideal = time slack (T / the fold's cycles: simd divides the input channels, output "
+             "channels come in whole folds of pe, pixel groups are whole) x lane loss (best density / the "
+             "fold's achieved density: a filter group's end fields, padded slots and channels).  The engine "
+             "pads output channels (pe any count; pe padded = its floor); padded: a what-if with simd any "
+             "count too (input channels zero-padded, not built); unpadded: pe dividing the output channels "
+             "(the engine before output-channel padding).", "",
              "| layer | w/a | MACs | MACs/DSP mixq / published | ideal DSP | floor DSP | fold simd/pe/pixels (mult.) "
-             "| fold cycles | time slack | lane loss | padded DSP | padded fold | pe padded DSP | simd padded DSP |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| fold cycles | time slack | lane loss | padded DSP | padded fold | pe padded DSP | simd padded DSP "
+             "| unpadded DSP |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["layers"]:
         f, p = r["floor"] or {}, r["padded"] or {}
         pub = "-" if r["published_macs_per_dsp"] is None else f"{r['published_macs_per_dsp']:g}"
@@ -178,10 +184,13 @@ def markdown(report: dict) -> str:
             f"({f.get('multiplier')}) | {f.get('cycles', 0):,} | {r.get('time_slack', 0):.3f} | "
             f"{r.get('lane_loss', 0):.3f} | {p.get('dsp', '-')} | "
             f"{p.get('simd')}/{p.get('pe')}/{p.get('pixels')} {p.get('plan', '')} | "
-            f"{(r['padded_pe'] or {}).get('dsp', '-')} | {(r['padded_simd'] or {}).get('dsp', '-')} |")
+            f"{(r['padded_pe'] or {}).get('dsp', '-')} | {(r['padded_simd'] or {}).get('dsp', '-')} | "
+            f"{(r.get('unpadded') or {}).get('dsp', '-')} |")
     tot = report["totals"]
     lines += ["", f"Totals: ideal {tot['ideal_dsp']:.1f} DSPs, engine floor {tot['floor_dsp']}, padded what-if "
-                  f"{tot['padded_dsp']} (pe padded only {tot['padded_pe_dsp']}, simd padded only {tot['padded_simd_dsp']}); the realistic budget's DSP limit is {tot['dsp_limit']}.", ""]
+                  f"{tot['padded_dsp']} (pe padded only {tot['padded_pe_dsp']}, simd padded only "
+                  f"{tot['padded_simd_dsp']}, unpadded {tot.get('unpadded_dsp', '-')}); the realistic budget's DSP "
+                  f"limit is {tot['dsp_limit']}.", ""]
     s = report.get("search")
     if s:
         r, lim = s["resources"], s["limit"]
@@ -231,6 +240,7 @@ def main(argv=None) -> int:
                           "padded_dsp": sum(r["padded"]["dsp"] for r in layers if r["padded"]),
                           "padded_pe_dsp": sum(r["padded_pe"]["dsp"] for r in layers if r["padded_pe"]),
                           "padded_simd_dsp": sum(r["padded_simd"]["dsp"] for r in layers if r["padded_simd"]),
+                          "unpadded_dsp": sum(r["unpadded"]["dsp"] for r in layers if r["unpadded"]),
                           "dsp_limit": limit.dsp}}
     try:
         sweep = [int(v) for v in args.sweep_dsp.split(",") if v.strip()]

@@ -44,7 +44,7 @@ class StreamFormat:
         """Beats of one frame (grouped streams: whole groups, ``ceil(W / pixels)`` per row)."""
         c, h, w = self.shape
         if self.grouped:
-            return h * (-(-w // self.pixels)) * (c // self.pe)
+            return h * (-(-w // self.pixels)) * (-(-c // self.pe))
         return h * w * c // self.lanes
 
     def beats_per_row(self) -> int:

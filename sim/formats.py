@@ -7,8 +7,9 @@ every value of every beat, which tensor element it is:
 
 * ``raster``: per pixel in raster order, ``C / lanes`` beats ``[lanes]``;
 * ``grouped`` (ConvEngine, Requant, AccBias): per row, per group of ``pixels``
-  adjacent columns, per channel fold, a beat ``[pixels][pe]``; the slots of a
-  ragged last group past the width carry values nobody reads (don't-care);
+  adjacent columns, per channel fold (``ceil(C/pe)``), a beat ``[pixels][pe]``; the slots of a
+  ragged last group past the width and the lanes of a padded last fold past channel ``C-1`` carry
+  values nobody reads (don't-care);
 * ``taps`` (SlidingWindow): per output row, group, ``ky``, ``kx``, channel chunk,
   a beat ``[pixels][lanes]``, zero outside the image and past the last column;
 * ``rows`` (RowWindow, stride 1): per output row, group, ``ky``, chunk, a beat
@@ -67,15 +68,15 @@ class StreamFormat:
                 raise ValueError(f"{c} channels not divisible by {self.lanes} lanes")
             return np.ascontiguousarray(flat.transpose(1, 2, 0)).reshape(-1, self.lanes)
         if self.kind == "grouped":
-            if c % self.pe:
-                raise ValueError(f"{c} channels not divisible by pe {self.pe}")
+            # a pe not dividing c: the last fold's lanes past channel c-1 are padding (don't-care)
             groups = -(-w // self.pixels)
             y = np.arange(h)[:, None, None, None, None]
             col = (np.arange(groups)[None, :, None, None, None] * self.pixels
                    + np.arange(self.pixels)[None, None, None, :, None])
-            ch = (np.arange(c // self.pe)[None, None, :, None, None] * self.pe
+            ch = (np.arange(-(-c // self.pe))[None, None, :, None, None] * self.pe
                   + np.arange(self.pe)[None, None, None, None, :])
-            idx = np.where(col < w, ch * h * w + y * w + np.minimum(col, w - 1), ANY)
+            idx = np.where((col < w) & (ch < c), np.minimum(ch, c - 1) * h * w + y * w + np.minimum(col, w - 1),
+                           ANY)
             return idx.reshape(-1, self.pixels, self.pe)
         if c % self.lanes:
             raise ValueError(f"{c} channels not divisible by {self.lanes} lanes")

@@ -63,7 +63,7 @@ def random_folding(graph: Graph, rng: random.Random, max_par: int = 64) -> dict[
     ({"nope": LayerFold()}, r"unknown layer 'nope'.*c1, c2, d3, c4"),
     ({"r1": LayerFold()}, r"layer 'r1' is a requant node, not a conv/linear"),
     ({"c1": LayerFold(2, 1, 1)}, r"'c1': simd 2 does not divide the in_ch 3"),
-    ({"c2": LayerFold(1, 4, 1)}, r"'c2': pe 4 does not divide the out_ch 6"),
+    ({"c2": LayerFold(1, 7, 1)}, r"'c2': pe 7 exceeds the out_ch 6 .pe may be 1..6; one not dividing it pads"),
     ({"c1": LayerFold(1, 1, 9)}, r"'c1': pixels 9 exceeds the output width 8 \(pixels may be 1..8; it need not"),
     ({"c2": LayerFold(1, 1, 8)}, r"'c2': pixels 8 exceeds the output width 2"),
     ({"d3": LayerFold(2, 1, 1)}, r"'d3' is depthwise: pe 1 must equal simd 2"),
@@ -98,6 +98,11 @@ def test_every_candidate_passes_the_check():
     graph = plain_net()
     assert {f.pe for f in layer_candidates(graph, "d3")} == {1, 2, 3, 6}
     assert all(f.pe == f.simd for f in layer_candidates(graph, "d3"))
+    # a dense layer's pe: the divisors of its output channels and the smallest pe of every fold count
+    # (5 channels: pe 2 and 3 make 3 and 2 folds, the last one padded; 4 makes 2 folds as 3 does: left out)
+    bypass = bypass_net()
+    assert {f.pe for f in layer_candidates(bypass, "c4")} == {1, 2, 3, 5}
+    assert check_folding(bypass, {"c4": LayerFold(1, 4, 1)})["c4"] == LayerFold(1, 4, 1)
     # simd | 3, pe | 4, pixels 1, 2, 3, 4, 8 (3: ragged groups 3+3+2; 5..7 give 2 groups, as 4 does)
     assert len(layer_candidates(graph, "c1")) == 2 * 3 * 5
     assert check_folding(graph, {"c1": LayerFold(1, 1, 3)})["c1"] == LayerFold(1, 1, 3)

@@ -262,7 +262,7 @@ def test_padded_slots(depthwise):
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(in_ch=3, simd=2), "in_ch 3 not divisible by simd 2"),
-    (dict(out_ch=5, pe=2), "out_ch 5 not divisible by pe 2"),
+    (dict(out_ch=5, pe=6), "pe 6 exceeds out_ch 5"),
     (dict(groups=2), "groups 2 must be 1"),
     (dict(w_bits=9), "w_bits 9 outside"),
     (dict(out_size=(2, 1)), "the width must be at least pixels 2"),

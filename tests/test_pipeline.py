@@ -60,6 +60,14 @@ CASES = {
     "bypass-ragged-threshold": (bypass_net, {"c1": LayerFold(2, 2, 3, requant="threshold"),
                                              "c2": LayerFold(2, 2, 3), "c3": LayerFold(1, 4, 3, requant="threshold"),
                                              "c4": LayerFold(4, 5, 3)}),
+    # pe not dividing the output channels: the engines pad their last fold with zero filters, the requants
+    # (DSP and threshold) and the raw output pad their per-channel constants, the regroups drop the padding
+    "plain-padded-pe": (plain_net, {"c1": LayerFold(3, 3, 2), "c2": LayerFold(2, 4, 2, requant="threshold"),
+                                    "d3": LayerFold(2, 2, 1), "c4": LayerFold(6, 3, 2)}),
+    "bypass-padded-pe-ragged": (bypass_net, {"c1": LayerFold(2, 3, 3), "c2": LayerFold(2, 3, 3),
+                                             "c3": LayerFold(1, 3, 3, requant="threshold"),
+                                             "c4": LayerFold(4, 2, 3)}),
+    "linear-padded-pe": (linear_net, {"c1": LayerFold(1, 3, 4), "fc": LayerFold(4, 2, 1)}),
 }
 
 

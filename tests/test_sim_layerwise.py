@@ -45,6 +45,9 @@ NETS = {
     # residual add of signed codes (a LeakyReLU branch and a projection shortcut), global average pool
     "residual": (lambda rng: res_block(rng, shortcut=True, leaky=True), {"c2": LayerFold(2, 2, 2)}),
     "avgpool": (pool_head, {"c1": LayerFold(3, 2, 2)}),
+    # pe not dividing the output channels: padded last folds through requant, threshold, regroup and output
+    "bypass-padded-pe": (bypass_net, {"c1": LayerFold(2, 3, 3), "c2": LayerFold(2, 3, 3),
+                                      "c3": LayerFold(1, 3, 3, requant="threshold"), "c4": LayerFold(4, 2, 3)}),
 }
 
 

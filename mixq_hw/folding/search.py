@@ -31,6 +31,10 @@ in LUT logic too (``LayerFold.weights``); every fold kept is built for real thro
 :class:`~mixq_hw.folding.costs.NodeCosts` (cached), and the result is planned
 with ``plan_stages`` and checked against the model.
 
+A target the weights' path misses over every candidate (``pe`` not dividing the output channels included)
+is tried again over the folds whose ``pe`` divides them, on the same node costs: the larger candidate set
+changes the path, and a fit the smaller set reaches is not lost.
+
 The result is a heuristic optimum: for each target the per-layer choice under
 one weighting is exact, and tests/test_folding.py checks the chosen interval
 against brute force on small graphs with DSP-, LUT- and FF-bound budgets; when
@@ -110,9 +114,10 @@ class _Search:
     """State of one search: candidates, regions, caches."""
 
     def __init__(self, graph: Graph, limit: Resources, out_lanes: int | None, progress,
-                 multipliers: tuple[str, ...] = ("dsp",), requantizers: tuple[str, ...] = ("dsp",)):
+                 multipliers: tuple[str, ...] = ("dsp",), requantizers: tuple[str, ...] = ("dsp",), *,
+                 padded_pe: bool = True, costs: NodeCosts | None = None):
         self.graph, self.limit, self.progress = graph, limit, progress
-        self.costs = NodeCosts(graph, out_lanes=out_lanes)
+        self.costs = costs or NodeCosts(graph, out_lanes=out_lanes)
         self.layers = fold_layers(graph)
         if not self.layers:
             raise ValueError(f"graph {graph.name!r} has no conv/linear layer to fold")
@@ -142,7 +147,7 @@ class _Search:
         for index, node in enumerate(self.layers):
             started = time.perf_counter()
             rows, reason = [], ""
-            for fold in layer_candidates(graph, node, multipliers):
+            for fold in layer_candidates(graph, node, multipliers, padded_pe=padded_pe):
                 try:
                     cycles, dsps, luts = engine_figures(graph, node, fold, windows)
                 except ValueError as err:
@@ -432,10 +437,20 @@ def choose_folding(graph: Graph, budget: Resources, *, clock_mhz: float = 300.0,
         raise ValueError(f"requantizers {requantizers!r} must be a non-empty subset of {REQUANTIZERS}")
     search = _Search(graph, limit, out_lanes, progress, multipliers, requantizers)
     tried: dict[int, _Assignment] = {}
+    divisors: list[_Search] = []
 
     def attempt(target: int) -> bool:
         if target not in tried:
             tried[target] = result = search.feasible(target)
+            if result.failure:
+                # The weights' path over the larger candidate set (padded pe) can miss a fit that the folds
+                # with pe dividing the channels reach: try those too, on the same node costs.
+                if not divisors:
+                    divisors.append(_Search(graph, limit, out_lanes, None, multipliers, requantizers,
+                                            padded_pe=False, costs=search.costs))
+                plain = divisors[0].feasible(target)
+                if not plain.failure:
+                    tried[target] = result = plain
             if progress:
                 window = f"{failed:,}..{best.cycles:,}" if best else f"above {failed:,}"
                 progress(f"T={target:,} (window {window}): " + (result.failure or f"fits, {result.cycles:,} "

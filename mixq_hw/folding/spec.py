@@ -3,8 +3,9 @@
 A folding maps every conv/linear layer of a Graph to a :class:`~mixq_hw.pipeline.LayerFold`
 (``simd`` input lanes, ``pe`` output lanes, ``pixels`` output pixels per group).  The
 constraints are the ConvEngine's (``mixq_hw.layers.conv_weights.check_conv_config``):
-``simd`` divides the input channels (``in_features`` for linear), ``pe`` the output
-channels, ``pixels`` is at most the output width (1 for linear; it need not divide
+``simd`` divides the input channels (``in_features`` for linear), ``pe`` is at most the
+output channels (a ``pe`` not dividing them pads the last fold with zero filters, which the
+GroupToRaster after the requant drops; a depthwise layer's ``pe`` divides them), ``pixels`` is at most the output width (1 for linear; it need not divide
 the width: the last pixel group of a row may be ragged), and a depthwise layer has
 ``pe == simd``.  A fold's ``multiplier`` is ``"dsp"`` (packed DSP48E2 cores, the
 default) or ``"lut"`` (shift-and-add LUT cores); a folding file writes it only when
@@ -66,21 +67,31 @@ def _pixel_options(width: int) -> list[int]:
     return sorted(ragged | set(_divisors(width)))
 
 
+def _pe_options(channels: int) -> list[int]:
+    """Candidate ``pe`` for ``channels`` output channels: its divisors, and the smallest ``pe`` of every fold
+    count ``ceil(channels / pe)`` (a padded last fold; a larger ``pe`` has the same cycles, more lanes)."""
+    padded = {p for p in range(1, channels + 1) if p == 1 or -(-channels // p) < -(-channels // (p - 1))}
+    return sorted(padded | set(_divisors(channels)))
+
+
 def _limits(graph: Graph, node: Node) -> dict[str, Any]:
     """What each lane count of ``node`` must divide, and whether it is depthwise."""
     view = op_def(node.op).engine_args(node, graph)
     return {**view["widths"], "depthwise": view["depthwise"]}
 
 
-def layer_candidates(graph: Graph, node: Node | str, multipliers: tuple[str, ...] = ("dsp",)) -> list[LayerFold]:
+def layer_candidates(graph: Graph, node: Node | str, multipliers: tuple[str, ...] = ("dsp",), *,
+                     padded_pe: bool = True) -> list[LayerFold]:
     """Every folding the ConvEngine accepts for one conv/linear layer (before packing-plan checks), for each
-    of the ``multipliers`` kinds (``"dsp"``, ``"lut"``)."""
+    of the ``multipliers`` kinds (``"dsp"``, ``"lut"``); ``padded_pe=False`` leaves out the ``pe`` values that
+    do not divide the output channels."""
     node = graph.node(node) if isinstance(node, str) else node
     bad = [m for m in multipliers if m not in MULTIPLIERS]
     if bad:
         raise ValueError(f"multipliers {bad} are not among {MULTIPLIERS}")
     lim = _limits(graph, node)
-    simds, pes = _divisors(lim["simd"][1]), _divisors(lim["pe"][1])
+    simds = _divisors(lim["simd"][1])
+    pes = _divisors(lim["pe"][1]) if lim["depthwise"] or not padded_pe else _pe_options(lim["pe"][1])
     pixels = _pixel_options(lim["pixels"][1])
     if lim["depthwise"]:
         return [LayerFold(s, s, x, m) for m in multipliers if m != "cascade" for s in simds for x in pixels]
@@ -113,7 +124,10 @@ def check_folding(graph: Graph, folding: Mapping[str, LayerFold], *, where: str 
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise FoldingError(f"{prefix}layer {name!r}: {key} {value!r} must be a positive integer")
             what, total = lim[key]
-            if key == "pixels":
+            if key == "pixels" or (key == "pe" and not lim["depthwise"]):
+                if key == "pe" and value > total:
+                    raise FoldingError(f"{prefix}layer {name!r}: pe {value} exceeds the {what} {total} "
+                                       f"(pe may be 1..{total}; one not dividing it pads the last fold)")
                 if value > total:
                     raise FoldingError(f"{prefix}layer {name!r}: pixels {value} exceeds the {what} {total} "
                                        f"(pixels may be 1..{total}; it need not divide it)")

@@ -12,8 +12,12 @@ Input, one of two formats (:attr:`ConvEngine.window_kind`):
   plans (see :mod:`mixq_hw.layers.conv_weights` for the layout and why partial
   fields are combined inside a group, not carried between groups).
 
-Output (both): per group, ``out_ch/pe`` beats ``[pixel][pe]`` of signed
-accumulators (``acc_bits`` wide), one per output-channel fold.  A row has
+Output (both): per group, ``ceil(out_ch/pe)`` beats ``[pixel][pe]`` of signed
+accumulators (``acc_bits`` wide), one per output-channel fold; when ``pe`` does
+not divide ``out_ch`` the last fold's lanes past ``out_ch - 1`` compute zero
+filters (accumulators 0, same cycles as skipping them: a fold takes
+``beats_per_fold`` cycles however many of its lanes are real) and the
+GroupToRaster after the requant drops them.  A row has
 ``ceil(out_w / pixels)`` groups; the slots of a ragged last group past the
 last column carry whatever the window sent there (zeros from a SlidingWindow)
 and are dropped downstream.  See
@@ -296,7 +300,7 @@ class ConvEngineSpec(LayerSpec):
         Each group is computed in ``folds * beats_per_fold`` cycles (one buffer
         read per cycle) while the next group (``beats_per_group`` beats, never
         more) streams into the other buffer half.  Tap beats:
-        ``out_h * out_w/pixels * (out_ch/pe) * k*k*in_ch/simd`` (dense) and
+        ``out_h * out_w/pixels * ceil(out_ch/pe) * k*k*in_ch/simd`` (dense) and
         ``out_h * out_w/pixels * k*k*in_ch/simd`` (depthwise), ``out_w/pixels``
         rounded up; row beats replace ``k*k`` by ``k * sub_rows``.
         """

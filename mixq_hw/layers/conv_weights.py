@@ -71,7 +71,8 @@ class ConvGeometry:
 
     ``chunks`` = input beats per pixel (``in_ch / simd``); ``beats_per_group`` =
     window beats per output group (``k*k*chunks``); ``folds`` = output beats per
-    group; ``beats_per_fold`` = engine cycles per output beat (the accumulation
+    group (``ceil(out_ch/pe)``: a ``pe`` not dividing ``out_ch`` pads the last fold with zero filters,
+    whose accumulators are 0); ``beats_per_fold`` = engine cycles per output beat (the accumulation
     length: ``k*k*chunks`` dense, ``k*k`` depthwise).  With a filter plan
     (``window_kind == "rows"``, see :func:`geometry_for_plan`): ``row_taps``
     taps per multiply, ``sub_rows`` multiplies per kernel row,
@@ -122,13 +123,13 @@ def check_conv_config(weight: np.ndarray, *, w_bits: int, a_bits: int, in_ch: in
     depthwise = groups == in_ch and in_ch > 1
     if in_ch % simd:
         raise ValueError(f"in_ch {in_ch} not divisible by simd {simd} {where}")
-    if out_ch % pe:
-        raise ValueError(f"out_ch {out_ch} not divisible by pe {pe} {where}")
     if depthwise:
         if out_ch != in_ch:
             raise ValueError(f"depthwise out_ch {out_ch} must equal in_ch {in_ch} {where}")
         if pe != simd:
             raise ValueError(f"depthwise pe {pe} must equal simd {simd} {where}")
+    elif pe > out_ch:
+        raise ValueError(f"pe {pe} exceeds out_ch {out_ch} {where}")
     shape = (out_ch, in_ch // groups, k, k)
     weight = np.asarray(weight)
     if weight.shape != shape:
@@ -141,7 +142,7 @@ def check_conv_config(weight: np.ndarray, *, w_bits: int, a_bits: int, in_ch: in
         raise ValueError(f"weight code {bad} outside the {w_bits}-bit narrow range {lo}..{hi} {where}")
     chunks = in_ch // simd
     beats_per_group = k * k * chunks
-    folds = out_ch // pe
+    folds = -(-out_ch // pe)     # a pe not dividing out_ch pads the last fold with zero filters
     return ConvGeometry(in_ch=in_ch, out_ch=out_ch, k=k, simd=simd, pe=pe, pixels=pixels,
                         depthwise=depthwise, chunks=chunks, beats_per_group=beats_per_group, folds=folds,
                         beats_per_fold=k * k if depthwise else beats_per_group)
@@ -246,7 +247,8 @@ def cores_for(plan: PackingPlan, geo: ConvGeometry) -> int:
 
 def macs_per_cycle(geo: ConvGeometry) -> float:
     """Useful multiply-accumulates per engine cycle: a filter multiply covers ``k / sub_rows`` taps on average."""
-    base = geo.simd * geo.pixels * (1 if geo.depthwise else geo.pe)
+    # padded lanes (pe not dividing out_ch) do no useful work: out_ch / folds useful channels per fold
+    base = geo.simd * geo.pixels * (1 if geo.depthwise else geo.out_ch / geo.folds)
     if geo.window_kind == "rows":
         return base * geo.k / geo.sub_rows
     return float(base)
@@ -466,6 +468,9 @@ def weight_rom_words(weight: np.ndarray, geo: ConvGeometry, w_bits: int) -> list
     """
     w = np.asarray(weight, dtype=np.int64)
     k, s_, p_ = geo.k, geo.simd, geo.pe
+    if geo.folds * p_ > w.shape[0]:
+        # the last fold's lanes past out_ch are zero filters (their accumulators are 0)
+        w = np.concatenate([w, np.zeros((geo.folds * p_ - w.shape[0], *w.shape[1:]), dtype=np.int64)])
     if geo.window_kind == "rows":
         kp, sub = geo.row_taps, geo.sub_rows
         taps = np.zeros((*w.shape[:3], sub, kp), dtype=np.int64)   # (out, in/groups, ky, m, i)

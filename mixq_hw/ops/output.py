@@ -9,7 +9,7 @@ from ..graph.checks import Node, ValueInfo, acc_input, arity, fail, tensor_attr
 from ..layers.requant import AccBiasSpec
 from ..packing.bits import OUTPUT_BITS
 from .registry import OpDef, register
-from .requant import lower_regroup, padded
+from .requant import lower_regroup, pad_channels, padded, raster_lanes
 
 __all__ = ["OutputOp"]
 
@@ -45,10 +45,10 @@ class OutputOp(OpDef):
     def lower(self, node: Node, lowering) -> None:
         src = lowering.take(node.inputs[0])
         c, h, w = src.shape
-        raw = AccBiasSpec(node.tensors["bias"], acc_bits=src.bits, pe=src.pe, pixels=src.pixels, height=h,
+        raw = AccBiasSpec(pad_channels(node.tensors["bias"], src), acc_bits=src.bits, pe=src.pe, pixels=src.pixels, height=h,
                       width=padded(w, src.pixels), name=node.name)
         lowering.add(node.name, node.name, "output", raw, [(src.stage, src.port)])
-        lanes = lowering.out_lanes or src.pe
+        lanes = lowering.out_lanes or (src.pe if c % src.pe == 0 else raster_lanes(src))
         if c % lanes:
             raise ValueError(f"output lanes {lanes} do not divide the {c} output channels of {node.name!r}")
         lower_regroup(node, lowering, node.name, src, OUTPUT_BITS, lanes, is_signed=True)

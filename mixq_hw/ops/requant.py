@@ -13,13 +13,23 @@ from ..layers.threshold import ThresholdRequantSpec
 from ..packing.bits import NEG_SHIFTS
 from .registry import OpDef, register
 
-__all__ = ["RequantOp", "lower_regroup", "padded", "raster_lanes", "signed_attrs"]
+__all__ = ["RequantOp", "lower_regroup", "padded", "pad_channels", "raster_lanes", "signed_attrs"]
 
 
 def padded(width: int, pixels: int) -> int:
     """A grouped stream's row width: ``ceil(width / pixels)`` whole groups (a ragged last group carries
     slots past the real columns, which the GroupToRaster after the requant drops)."""
     return -(-width // pixels) * pixels
+
+
+def pad_channels(values: np.ndarray, value) -> np.ndarray:
+    """Per-channel ``values`` of grouped stream ``value`` extended to its ``ceil(C/pe)*pe`` lanes: a padded last
+    fold's lanes (a ConvEngine's zero filters, dropped by the GroupToRaster) repeat the last channel's value,
+    so the per-channel stage's widths stay those of the real channels."""
+    c = value.shape[0]
+    lanes = -(-c // value.pe) * value.pe
+    values = np.asarray(values)
+    return values if lanes == c else np.concatenate([values, np.repeat(values[-1:], lanes - c)])
 
 
 def lower_regroup(node: Node, lowering, src_stage: str, value, bits: int, lanes: int, *,
@@ -37,10 +47,12 @@ def raster_lanes(value) -> int:
     """Lanes of the raster stream made from grouped stream ``value``: its ``pe``, or the smallest multiple of
     ``pe`` dividing the channels that lets a group leave as fast as the engine makes it (``pixels*C/lanes``
     beats within ``C/pe * cycles_per_beat`` cycles): at ``pe`` lanes a fold with more pixels than cycles per
-    beat would be held to one pixel per ``C/pe`` cycles by the raster stream and the stages after it."""
+    beat would be held to one pixel per ``C/pe`` cycles by the raster stream and the stages after it.  A
+    ``pe`` not dividing C (a padded last fold) takes the smallest divisor of C that keeps up the same way."""
     c = value.shape[0]
-    engine = c // value.pe * value.cycles_per_beat
-    options = [lanes for lanes in range(value.pe, c + 1, value.pe) if c % lanes == 0]
+    engine = -(-c // value.pe) * value.cycles_per_beat
+    step = value.pe if c % value.pe == 0 else 1
+    options = [lanes for lanes in range(step, c + 1, step) if c % lanes == 0]
     return next((lanes for lanes in options if value.pixels * c // lanes <= engine), options[-1])
 
 
@@ -127,7 +139,7 @@ class RequantOp(OpDef):
         lanes = min(d for d in range(1, values + 1) if values % d == 0 and values // d <= src.cycles_per_beat)
         # the layer's fold picks the requantizer: DSP48E2 lanes or thresholds (no DSP)
         kind = ThresholdRequantSpec if src.format.requant == "threshold" else RequantSpec
-        req = kind(node.tensors["inc"], node.tensors["bias"], shift=a["shift"], out_bits=a["out_bits"],
+        req = kind(pad_channels(node.tensors["inc"], src), pad_channels(node.tensors["bias"], src), shift=a["shift"], out_bits=a["out_bits"],
                    acc_bits=src.bits, pe=src.pe, pixels=src.pixels, lanes=lanes, height=h,
                    width=padded(w, src.pixels), name=node.name, neg_shift=neg_shift, signed_out=signed_out)
         lowering.add(node.name, node.name, "requant", req, [(src.stage, src.port)])
