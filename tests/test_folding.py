@@ -514,3 +514,26 @@ def test_the_chosen_plan_is_recorded_and_can_be_pinned(tmp_path):
     path.write_text(json.dumps({"c1": {"plan": {"plan_type": "nope"}}}))
     with pytest.raises(FoldingError, match="layer 'c1': plan is not a packing plan record"):
         load_folding(path, graph)
+
+
+def test_padded_pe_is_opt_in(monkeypatch):
+    """By default the search asks only for pe values dividing the output channels; with ``padded_pe`` it asks
+    for every pe and never finds a slower folding (its candidates include the default's)."""
+    from mixq_hw.folding import search as search_module
+    asked: list[bool] = []
+
+    def recording(*args, padded_pe=True, **kwargs):
+        asked.append(padded_pe)
+        return layer_candidates(*args, padded_pe=padded_pe, **kwargs)
+
+    monkeypatch.setattr(search_module, "layer_candidates", recording)
+    graph = bypass_net()
+    budget = Resources(dsp=6, lut=6000, ff=200_000, bram36=100)
+    plain = choose_folding(graph, budget)
+    assert asked and not any(asked)
+    for name, fold in plain.folding.items():
+        assert graph.value_info(name).shape[0] % fold.pe == 0, (name, fold)
+    asked.clear()
+    padded = choose_folding(graph, budget, padded_pe=True)
+    assert asked and all(asked[:len(fold_layers(graph))])
+    assert padded.cycles_per_frame <= plain.cycles_per_frame

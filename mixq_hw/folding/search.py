@@ -43,10 +43,11 @@ two resources bind at once a fit that no weighting reaches can be missed.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Concatenate, NamedTuple, ParamSpec, Sequence, TypeVar
 
 from ..estimate import Resources
 from ..graph import Graph, Node
@@ -409,10 +410,24 @@ class _Search:
         return result
 
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _on_frozen_graph(search: Callable[Concatenate[Graph, _P], _R]) -> Callable[Concatenate[Graph, _P], _R]:
+    """``search`` run inside :meth:`Graph.frozen`: the graph is checked once, not at every value look-up."""
+    @functools.wraps(search)
+    def frozen(graph: Graph, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with graph.frozen():
+            return search(graph, *args, **kwargs)
+    return frozen
+
+
+@_on_frozen_graph
 def choose_folding(graph: Graph, budget: Resources, *, clock_mhz: float = 300.0, utilization: float = 1.0,
                    progress: Callable[[str], None] | None = None, out_lanes: int | None = None,
                    multipliers: Sequence[str] = MULTIPLIERS, reserve: Resources | None = None,
-                   requantizers: Sequence[str] = REQUANTIZERS) -> FoldingResult:
+                   requantizers: Sequence[str] = REQUANTIZERS, padded_pe: bool = False) -> FoldingResult:
     """The folding with the most frames per second whose estimated DSP/LUT/FF/BRAM fit
     ``budget * utilization - reserve`` (:func:`~mixq_hw.folding.budget.accelerator_limit`).
 
@@ -420,6 +435,9 @@ def choose_folding(graph: Graph, budget: Resources, *, clock_mhz: float = 300.0,
     are checked.  ``reserve``: what the board's shell takes (e.g. ``boards.Board.shell``).  ``multipliers``: the kinds a layer may use (``"dsp"`` packed DSP48E2s, ``"lut"``
     shift-and-add LUT cores); with both, layers move to LUTs where DSPs run out and LUTs are left.
     ``requantizers``: the requant kinds a layer's fold may pick (``"dsp"``, ``"threshold"``: no DSP).
+    ``padded_pe``: also offer each layer the ``pe`` values that do not divide its output channels (the last fold
+    computes zero filters); off by default: it doubles the search's time and, on the networks measured
+    (``benchmarks/results/budget.md``), raises the main job's fps but not UltraNet MixQ's.
     ``progress(message)`` is called once per layer costed, once per target interval tried and at the end.
     OverBudgetError (naming the resources the smallest folding overflows) if no folding found fits.
     """
@@ -435,14 +453,14 @@ def choose_folding(graph: Graph, budget: Resources, *, clock_mhz: float = 300.0,
     requantizers = tuple(requantizers)
     if not requantizers or any(r not in REQUANTIZERS for r in requantizers):
         raise ValueError(f"requantizers {requantizers!r} must be a non-empty subset of {REQUANTIZERS}")
-    search = _Search(graph, limit, out_lanes, progress, multipliers, requantizers)
+    search = _Search(graph, limit, out_lanes, progress, multipliers, requantizers, padded_pe=padded_pe)
     tried: dict[int, _Assignment] = {}
     divisors: list[_Search] = []
 
     def attempt(target: int) -> bool:
         if target not in tried:
             tried[target] = result = search.feasible(target)
-            if result.failure:
+            if result.failure and padded_pe:
                 # The weights' path over the larger candidate set (padded pe) can miss a fit that the folds
                 # with pe dividing the channels reach: try those too, on the same node costs.
                 if not divisors:

@@ -121,22 +121,24 @@ class ThresholdRequantSpec(RequantSpec):
         address ``{fold, channel index, prefix}`` (prefix: the ``n - 1`` code bits found, least significant
         field) the threshold of level ``prefix*2**(q+1) + 2**q`` and the channel's direction; unused channel
         indices (padding to a power of two) read as the lane's last channel."""
+        thresholds, descending = self._stage_arrays(lane, n)
+        return [(int(t), bool(d)) for t, d in zip(thresholds, descending)]
+
+    def _stage_arrays(self, lane: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`stage_table` as two arrays (thresholds, directions), address order."""
         q = self.out_bits - n
         served = self.lane_channels(lane)
         served += [served[-1]] * (2 ** self._index_bits(lane) - len(served))
-        rows = []
-        for fold in range(self.folds):
-            for p in served:
-                c = fold * self.pe + p
-                for prefix in range(2 ** (n - 1)):
-                    rows.append((self.thresholds[c][(prefix << (q + 1)) + (1 << q) - 1], self.descending[c]))
-        return rows
+        channels = (np.arange(self.folds)[:, None] * self.pe + np.array(served)[None, :]).reshape(-1)
+        levels = (np.arange(2 ** (n - 1)) << (q + 1)) + (1 << q) - 1
+        table = np.asarray(self.thresholds, dtype=np.int64)
+        return (table[channels[:, None], levels[None, :]].reshape(-1),
+                np.repeat(np.asarray(self.descending, dtype=np.uint8)[channels], len(levels)))
 
     def _table_columns(self, lane: int, n: int) -> np.ndarray:
         """:meth:`stage_table` as bits ``[address, bit]`` (threshold, then direction)."""
-        rows = self.stage_table(lane, n)
-        return np.concatenate([signed_bit_columns(np.array([[t] for t, _ in rows]), self.t_bits),
-                               np.array([[d] for _, d in rows], np.uint8)], axis=1)
+        thresholds, descending = self._stage_arrays(lane, n)
+        return np.concatenate([signed_bit_columns(thresholds[:, None], self.t_bits), descending[:, None]], axis=1)
 
     def estimate(self) -> Resources:
         """Per lane and output bit a comparator (a carry chain, two bits per LUT, over the wider of accumulator
