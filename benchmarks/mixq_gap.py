@@ -55,7 +55,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def engine_floor(graph: Graph, node: Node, target: int, windows: tuple[str, ...]) -> dict | None:
     """The fold with the fewest engine DSPs (DSP48E2 multipliers) whose engine meets ``target``."""
     best = None
-    for fold in layer_candidates(graph, node, ("dsp", "cascade")):
+    for fold in layer_candidates(graph, node, ("dsp", "cascade"), padded_pe=True):
         try:
             cycles, dsps, _ = engine_figures(graph, node, fold, windows)
         except ValueError:

@@ -101,7 +101,8 @@ def test_every_candidate_passes_the_check():
     # a dense layer's pe: the divisors of its output channels and the smallest pe of every fold count
     # (5 channels: pe 2 and 3 make 3 and 2 folds, the last one padded; 4 makes 2 folds as 3 does: left out)
     bypass = bypass_net()
-    assert {f.pe for f in layer_candidates(bypass, "c4")} == {1, 2, 3, 5}
+    assert {f.pe for f in layer_candidates(bypass, "c4", padded_pe=True)} == {1, 2, 3, 5}
+    assert {f.pe for f in layer_candidates(bypass, "c4")} == {1, 5}
     assert check_folding(bypass, {"c4": LayerFold(1, 4, 1)})["c4"] == LayerFold(1, 4, 1)
     # simd | 3, pe | 4, pixels 1, 2, 3, 4, 8 (3: ragged groups 3+3+2; 5..7 give 2 groups, as 4 does)
     assert len(layer_candidates(graph, "c1")) == 2 * 3 * 5
@@ -522,7 +523,7 @@ def test_padded_pe_is_opt_in(monkeypatch):
     from mixq_hw.folding import search as search_module
     asked: list[bool] = []
 
-    def recording(*args, padded_pe=True, **kwargs):
+    def recording(*args, padded_pe=False, **kwargs):
         asked.append(padded_pe)
         return layer_candidates(*args, padded_pe=padded_pe, **kwargs)
 

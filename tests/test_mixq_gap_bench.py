@@ -29,7 +29,7 @@ def test_pe_padded_floor_is_the_engines(target: int) -> None:
     windows = NodeCosts(graph).engine_windows()
     saved = 0
     for node in (n for n in graph if op_def(n.op).folded):
-        engine = min((d for f in layer_candidates(graph, node) for c, d, _ in [_figures(graph, node, f, windows)]
+        engine = min((d for f in layer_candidates(graph, node, padded_pe=True) for c, d, _ in [_figures(graph, node, f, windows)]
                       if c <= target), default=None)
         pe_padded = mixq_gap.padded_floor(graph, node, target, windows, padded=("pe",))
         assert (pe_padded and pe_padded["dsp"]) == engine, node.name

@@ -116,7 +116,7 @@ class _Search:
 
     def __init__(self, graph: Graph, limit: Resources, out_lanes: int | None, progress,
                  multipliers: tuple[str, ...] = ("dsp",), requantizers: tuple[str, ...] = ("dsp",), *,
-                 padded_pe: bool = True, costs: NodeCosts | None = None):
+                 padded_pe: bool = False, costs: NodeCosts | None = None):
         self.graph, self.limit, self.progress = graph, limit, progress
         self.costs = costs or NodeCosts(graph, out_lanes=out_lanes)
         self.layers = fold_layers(graph)

@@ -81,10 +81,10 @@ def _limits(graph: Graph, node: Node) -> dict[str, Any]:
 
 
 def layer_candidates(graph: Graph, node: Node | str, multipliers: tuple[str, ...] = ("dsp",), *,
-                     padded_pe: bool = True) -> list[LayerFold]:
+                     padded_pe: bool = False) -> list[LayerFold]:
     """Every folding the ConvEngine accepts for one conv/linear layer (before packing-plan checks), for each
-    of the ``multipliers`` kinds (``"dsp"``, ``"lut"``); ``padded_pe=False`` leaves out the ``pe`` values that
-    do not divide the output channels."""
+    of the ``multipliers`` kinds (``"dsp"``, ``"lut"``); ``padded_pe=True`` adds the ``pe`` values that do not
+    divide the output channels (one per fold count)."""
     node = graph.node(node) if isinstance(node, str) else node
     bad = [m for m in multipliers if m not in MULTIPLIERS]
     if bad:

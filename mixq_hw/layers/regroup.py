@@ -104,8 +104,10 @@ class GroupToRasterSpec(LayerSpec):
         mux = self.lanes_out * self.bits * max(1, -(-nbanks // 4))
         per_write, per_read = self.pe // self.unit, self.lanes_out // self.unit
         if per_write < self.banks_per_pixel:
-            # rotated writes: each bank picks one of the beat's units, and its word may wrap
-            mux += nbanks * self.unit * self.bits * -(-per_write // 4) + self.banks_per_pixel * 4
+            # rotated writes: each bank picks one of the beat's units (no choice with one unit per beat), and
+            # its word may wrap
+            pick = nbanks * self.unit * self.bits * -(-per_write // 4) if per_write > 1 else 0
+            mux += pick + self.banks_per_pixel * 4
         if per_read < self.banks_per_pixel:
             mux += self.banks_per_pixel * 4     # rotated reads: per-bank word addresses
         read_regs = 0 if bank.bram36 else nbanks * self.unit * self.bits
