@@ -41,6 +41,7 @@ from mixq_hw.folding import NodeCosts, layer_candidates  # noqa: E402
 from mixq_hw.folding.budget import accelerator_limit  # noqa: E402
 from mixq_hw.folding.costs import engine_figures  # noqa: E402
 from mixq_hw.folding.search import fit_at  # noqa: E402
+from mixq_hw.folding.spec import lane_counts  # noqa: E402
 from mixq_hw.graph import Graph, Node  # noqa: E402
 from mixq_hw.layers.conv_weights import (check_conv_config, choose_plan, cores_for, dsps_per_core,  # noqa: E402
                                          frame_cycles, geometry_for_plan)
@@ -66,13 +67,6 @@ def engine_floor(graph: Graph, node: Node, target: int, windows: tuple[str, ...]
     return best
 
 
-def lane_options(channels: int, padded: bool) -> list[int]:
-    """Lane counts for ``channels``: its divisors, or with ``padded`` the fewest lanes of every beat count."""
-    if not padded:
-        return [d for d in range(1, channels + 1) if channels % d == 0]
-    return [n for n in range(1, channels + 1) if n == 1 or -(-channels // n) < -(-channels // (n - 1))]
-
-
 def padded_floor(graph: Graph, node: Node, target: int, windows: tuple[str, ...],
                  padded: tuple[str, ...] = ("simd", "pe")) -> dict | None:
     """What-if: the fewest DSPs when the lane counts named in ``padded`` (``"simd"``, ``"pe"``) may be any
@@ -88,9 +82,9 @@ def padded_floor(graph: Graph, node: Node, target: int, windows: tuple[str, ...]
     for pixels in pixel_options:
         base = check_conv_config(view["weight"], w_bits=a["w_bits"], a_bits=a["a_bits"], in_ch=in_ch, out_ch=out_ch,
                                  k=k, groups=view["groups"], simd=1, pe=1, pixels=pixels, name=node.name)
-        for simd in lane_options(in_ch, "simd" in padded):
+        for simd in lane_counts(in_ch, "simd" in padded):
             chunks = -(-in_ch // simd)
-            for pe in lane_options(out_ch, "pe" in padded):
+            for pe in lane_counts(out_ch, "pe" in padded):
                 folds = -(-out_ch // pe)
                 geo = dataclasses.replace(base, simd=simd, pe=pe, chunks=chunks, folds=folds,
                                           beats_per_group=k * k * chunks, beats_per_fold=k * k * chunks)

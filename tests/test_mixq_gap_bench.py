@@ -11,14 +11,15 @@ from mixq_hw.estimate import Resources
 from mixq_hw.folding import NodeCosts, layer_candidates
 from mixq_hw.folding.costs import engine_figures
 from mixq_hw.folding.search import fit_at
+from mixq_hw.folding.spec import lane_counts
 from mixq_hw.ops import op_def
 from mixq_hw.pipeline import plan_stages
 
 
 def test_lane_options() -> None:
-    assert mixq_gap.lane_options(12, False) == [1, 2, 3, 4, 6, 12]
+    assert lane_counts(12, False) == [1, 2, 3, 4, 6, 12]
     # padded: the fewest lanes of every beat count ceil(64 / lanes)
-    options = mixq_gap.lane_options(64, True)
+    options = lane_counts(64, True)
     assert options[:8] == [1, 2, 3, 4, 5, 6, 7, 8] and 22 in options and 64 in options
     assert len({-(-64 // n) for n in options}) == len(options)
 

@@ -67,11 +67,13 @@ def _pixel_options(width: int) -> list[int]:
     return sorted(ragged | set(_divisors(width)))
 
 
-def _pe_options(channels: int) -> list[int]:
-    """Candidate ``pe`` for ``channels`` output channels: its divisors, and the smallest ``pe`` of every fold
-    count ``ceil(channels / pe)`` (a padded last fold; a larger ``pe`` has the same cycles, more lanes)."""
-    padded = {p for p in range(1, channels + 1) if p == 1 or -(-channels // p) < -(-channels // (p - 1))}
-    return sorted(padded | set(_divisors(channels)))
+def lane_counts(channels: int, padded: bool = False) -> list[int]:
+    """Lane counts for ``channels``: its divisors, or with ``padded`` the fewest lanes of every beat count
+    ``ceil(channels / lanes)`` (a padded last beat; a larger count has the same beats, more lanes).  The
+    divisors are among the padded counts."""
+    if not padded:
+        return _divisors(channels)
+    return [n for n in range(1, channels + 1) if n == 1 or -(-channels // n) < -(-channels // (n - 1))]
 
 
 def _limits(graph: Graph, node: Node) -> dict[str, Any]:
@@ -91,7 +93,7 @@ def layer_candidates(graph: Graph, node: Node | str, multipliers: tuple[str, ...
         raise ValueError(f"multipliers {bad} are not among {MULTIPLIERS}")
     lim = _limits(graph, node)
     simds = _divisors(lim["simd"][1])
-    pes = _divisors(lim["pe"][1]) if lim["depthwise"] or not padded_pe else _pe_options(lim["pe"][1])
+    pes = lane_counts(lim["pe"][1], padded_pe and not lim["depthwise"])
     pixels = _pixel_options(lim["pixels"][1])
     if lim["depthwise"]:
         return [LayerFold(s, s, x, m) for m in multipliers if m != "cascade" for s in simds for x in pixels]
