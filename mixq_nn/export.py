@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import operator
 import sys
-from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -28,7 +27,7 @@ from torch import nn
 
 from mixq_hw import validate
 from mixq_hw.atomic import atomic_write_bytes
-from mixq_hw.graph import DSP_B_BITS, DSP_P_BITS, Graph, GraphError, fan_in, inc_port_bits
+from mixq_hw.graph import Graph, GraphError, fan_in
 from mixq_hw.graph import ops as gops
 from mixq_hw.ops import op_def, registered
 from mixq_hw.ops.avgpool import avgpool_bound
@@ -36,67 +35,12 @@ from mixq_hw.ops.avgpool import avgpool_bound
 from . import layers as mixq_layers
 from . import ops_layers as mixq_ops_layers
 from .export_add import AddValue, export_add
+from .export_values import Affine, ExportError, Image, Parts, Quant, Struct
 from .layers import QConv2d, QLinear, trace
 from .quant import ActQuantizer, InputQuantizer
+from .requantize import choose_requant
 
 __all__ = ["ExportError", "export", "choose_requant", "main"]
-
-#: Largest requant shift tried; 2**(T-1) must itself fit the 48-bit accumulator.
-MAX_SHIFT = DSP_P_BITS - 1
-
-
-class ExportError(ValueError):
-    """The model cannot be exported; the message names the layer and the op."""
-
-
-# ---- symbolic values of the traced graph -------------------------------------------------
-
-@dataclass(eq=False)
-class _Image:
-    """The float input image ``pixel / 256``."""
-
-
-@dataclass(eq=False)
-class _Affine:
-    """``real = acc * scale + offset`` per channel, ``acc`` an accumulator node of the Graph."""
-
-    acc: str
-    scale: np.ndarray
-    offset: np.ndarray
-    flat: bool          # a linear's (N, F) output rather than a conv's (N, C, H, W)
-    layer: str
-
-
-@dataclass(eq=False)
-class _Struct:
-    """A code-moving op (a registered op with ``moves_codes``, or flatten / relu) over symbolic values."""
-
-    op: str
-    srcs: tuple
-    where: str
-    attrs: dict = field(default_factory=dict)
-
-
-@dataclass(eq=False)
-class _Parts:
-    """The tuple a split returns: element ``k`` is ``op`` of ``src`` with ``attrs | {"index": k}``."""
-
-    op: str
-    src: object
-    where: str
-    attrs: dict
-    made: dict = field(default_factory=dict)
-
-    def part(self, index: object, where: str) -> _Struct:
-        """Element ``index`` (the same symbol each time it is taken)."""
-        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-            raise ExportError(f"{where}: index the parts of {self.op} {self.where!r} with an int >= 0, "
-                              f"got {index!r}")
-        if index not in self.made:
-            self.made[index] = _Struct(self.op, (self.src,), f"{self.where}.{index}",
-                                       {**self.attrs, "index": index})
-        return self.made[index]
-
 
 class _HookContext:
     """What the ops' export hooks get (:meth:`mixq_hw.ops.OpDef.export_module`): torch, mixq's layers and
@@ -108,53 +52,8 @@ class _HookContext:
     ops_layers = mixq_ops_layers
 
 
-@dataclass(frozen=True)
-class _Quant:
-    """What a consumer does to its input: the image's top bits or an activation step and bits."""
-
-    kind: str   # "input" | "act"
-    bits: int
-    step: float
-    signed: bool = False
-
-
 def _np(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().to(torch.float64).numpy()
-
-
-def choose_requant(scale: np.ndarray, offset: np.ndarray, acc_bound: int, acc_bits: int,
-                   out_bits: int, where: str = "", signed: bool = False,
-                   neg_shift: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
-    """Integer ``(inc, bias, T)`` with ``(acc*inc + bias + 2**(T-1)) >> T ~= floor(acc*scale + offset + 1/2)``.
-
-    T is the largest shift keeping inc within the DSP48E2 port that acc leaves free (18 bits; 27 when
-    acc_bits <= 18, so acc goes on the 18-bit port) and ``acc*inc + bias + 2**(T-1)`` within 48 signed
-    bits for every acc of ``acc_bits`` bits.  inc's relative precision is what limits how often a code
-    differs from the float model's (about ``2**(out_bits - inc_bits)`` of the codes near a rounding tie).
-    A bias so large that the code saturates for every ``|acc| <= acc_bound`` is clamped to the saturating
-    value: the output is unchanged, exactly (``signed``: the codes are two's complement; ``neg_shift``: a
-    LeakyReLU of slope ``2**-neg_shift`` divides the negative side, which then saturates that much later).
-    """
-    if not (np.all(np.isfinite(scale)) and np.all(np.isfinite(offset))):
-        raise ExportError(f"{where}: non-finite requantization multiplier or offset "
-                          f"(BatchNorm running_var <= -eps or a NaN parameter?)")
-    qmax = 2 ** (out_bits - 1) - 1 if signed else 2 ** out_bits - 1
-    qneg = 2 ** (out_bits - 1 + neg_shift) if signed else 0
-    inc_limit = 2 ** ((inc_port_bits(acc_bits) or DSP_B_BITS) - 1) - 1
-    for shift in range(MAX_SHIFT, 0, -1):
-        inc_f = np.floor(scale * 2.0 ** shift + 0.5)
-        if np.abs(inc_f).max() > inc_limit:
-            continue
-        inc = inc_f.astype(np.int64)
-        reach = acc_bound * np.abs(inc).astype(np.float64)
-        bias_f = np.clip(np.floor(offset * 2.0 ** shift + 0.5), -reach - qneg * 2.0 ** shift,
-                         reach + qmax * 2.0 ** shift)
-        bias = bias_f.astype(np.int64)
-        worst = 2 ** (acc_bits - 1) * int(np.abs(inc).max()) + int(np.abs(bias).max()) + 2 ** (shift - 1)
-        if worst <= 2 ** (DSP_P_BITS - 1) - 1:
-            return inc, bias, shift
-    raise ExportError(f"{where}: no requantization shift fits 48 bits (max multiplier "
-                      f"{float(np.abs(scale).max()):.3g}, max offset {float(np.abs(offset).max()):.3g})")
 
 
 class _Exporter:
@@ -168,7 +67,7 @@ class _Exporter:
             raise ExportError(str(e)) from None
         self.modules = dict(model.named_modules())
         self.syms: dict[torch.fx.Node, object] = {}
-        self.cache: dict[tuple[int, _Quant], str] = {}
+        self.cache: dict[tuple[int, Quant], str] = {}
         self.keep: list[object] = []      # keeps cached symbols alive so their ids stay unique
         self.input_bits: int | None = None
 
@@ -180,7 +79,7 @@ class _Exporter:
             raise ExportError(f"{where}: {e}") from None
 
     # -- materialising codes for a consumer ---------------------------------------------
-    def codes(self, sym: object, q: _Quant, consumer: str) -> str:
+    def codes(self, sym: object, q: Quant, consumer: str) -> str:
         """Graph node holding ``sym`` quantised by ``q`` (built once per (value, quantiser))."""
         key = (id(sym), q)
         if key not in self.cache:
@@ -188,8 +87,8 @@ class _Exporter:
             self.keep.append(sym)
         return self.cache[key]
 
-    def _build_codes(self, sym: object, q: _Quant, consumer: str) -> str:
-        if isinstance(sym, _Image):
+    def _build_codes(self, sym: object, q: Quant, consumer: str) -> str:
+        if isinstance(sym, Image):
             if q.kind != "input":
                 raise ExportError(f"layer {consumer!r}: quantises the input image with an activation "
                                   f"quantiser; the first layer needs an InputQuantizer (first=True)")
@@ -200,18 +99,18 @@ class _Exporter:
             return self._add(f"layer {consumer!r}", self.graph.add_input, q.bits)
         if q.kind == "input":
             raise ExportError(f"layer {consumer!r}: has an InputQuantizer but its input is not the image")
-        if isinstance(sym, _Affine):
+        if isinstance(sym, Affine):
             return self._requant(sym, q, consumer)
         if isinstance(sym, AddValue):
             try:
                 return sym.codes(self, q, consumer)
             except (ValueError, GraphError) as e:
                 raise ExportError(str(e) if str(e).startswith(sym.where) else f"{sym.where}: {e}") from None
-        assert isinstance(sym, _Struct)
+        assert isinstance(sym, Struct)
         if sym.op == "relu" and q.signed:
             # signed codes of a ReLU's output are the non-negative half of the range: unsigned codes of one
             # bit less, same step (the same values; a conv or pool reads them as unsigned codes)
-            return self.codes(sym.srcs[0], _Quant(q.kind, q.bits - 1, q.step), consumer)
+            return self.codes(sym.srcs[0], Quant(q.kind, q.bits - 1, q.step), consumer)
         if sym.op in ("relu", "flatten") or sym.op == "leaky" and not q.signed:
             # unsigned codes clip at 0: a LeakyReLU before them is a ReLU
             return self.codes(sym.srcs[0], q, consumer)
@@ -226,23 +125,23 @@ class _Exporter:
             raise ExportError(str(e)) from None
         return self._add(where, self.graph.add, sym.op, name, srcs, attrs)
 
-    def _leaky(self, sym: _Struct, q: _Quant, consumer: str) -> str:
+    def _leaky(self, sym: Struct, q: Quant, consumer: str) -> str:
         """Signed codes ``q`` of LeakyReLU ``sym``: the slope goes into the requant of a conv/linear (after its
         BatchNorm) or into the rescale of a residual add."""
         src, neg_shift = sym.srcs[0], sym.attrs["neg_shift"]
         where = f"layer {sym.where!r} (LeakyReLU)"
-        if isinstance(src, _Affine):
+        if isinstance(src, Affine):
             return self._requant(src, q, consumer, neg_shift)
         if isinstance(src, AddValue):
             try:
                 return src.codes(self, q, consumer, neg_shift=neg_shift)
             except (ValueError, GraphError) as e:
                 raise ExportError(str(e) if str(e).startswith(src.where) else f"{src.where}: {e}") from None
-        what = src.op if isinstance(src, _Struct) else "the image"
+        what = src.op if isinstance(src, Struct) else "the image"
         raise ExportError(f"{where}: must directly follow a quantised conv/linear (optionally BatchNorm) or a "
                           f"residual add to become integer arithmetic, not a {what}")
 
-    def _requant(self, sym: _Affine, q: _Quant, consumer: str, neg_shift: int | None = None) -> str:
+    def _requant(self, sym: Affine, q: Quant, consumer: str, neg_shift: int | None = None) -> str:
         acc_info = self.graph.value_info(sym.acc)
         node = self.graph.node(sym.acc)
         if node.op == "avgpool":
@@ -272,9 +171,9 @@ class _Exporter:
             raise ExportError(f"cannot trace {type(self.model).__name__} with torch.fx: {e}") from None
         for node in gm.graph.nodes:
             if node.op == "placeholder":
-                if any(isinstance(s, _Image) for s in self.syms.values()):
+                if any(isinstance(s, Image) for s in self.syms.values()):
                     raise ExportError(f"input {node.name!r}: the model must take exactly one input")
-                self.syms[node] = _Image()
+                self.syms[node] = Image()
             elif node.op == "call_module":
                 self.syms[node] = self._module(node)
             elif node.op in ("call_function", "call_method"):
@@ -304,11 +203,11 @@ class _Exporter:
         if isinstance(mod, (nn.BatchNorm2d, nn.BatchNorm1d)):
             return self._batchnorm(mod, x, where)
         if type(mod) is nn.ReLU:
-            return _Struct("relu", (x,), node.target)
+            return Struct("relu", (x,), node.target)
         if isinstance(mod, (mixq_ops_layers.QGlobalAvgPool, mixq_ops_layers.QAvgPool2d)):
             return self._avgpool(node.target, mod, x, where)
         if isinstance(mod, mixq_ops_layers.LeakyReLU):
-            return _Struct("leaky", (x,), node.target, {"neg_shift": mod.shift})
+            return Struct("leaky", (x,), node.target, {"neg_shift": mod.shift})
         if isinstance(mod, mixq_ops_layers.QAdd):
             try:
                 return export_add(self, node.target, mod, (x, self._arg(node, where, 1)), where)
@@ -323,12 +222,12 @@ class _Exporter:
                 if match is not None and match.indexed:           # a split: a tuple of parts
                     if _is_flat(x):
                         raise ExportError(f"{where}: {record.name} of a flattened (N, F) tensor")
-                    return _Parts(record.name, x, node.target, dict(match.attrs))
+                    return Parts(record.name, x, node.target, dict(match.attrs))
                 if match is not None and len(node.args) > 1:      # a module of several tensors (Concat)
                     xs = tuple(self._arg(node, where, i) for i in range(len(node.args)))
                     if any(_is_flat(s) for s in xs):
                         raise ExportError(f"{where}: {record.name} of a flattened (N, F) tensor")
-                    return _Struct(record.name, xs, node.target, dict(match.attrs))
+                    return Struct(record.name, xs, node.target, dict(match.attrs))
                 if match is not None:
                     return self._struct(record.name, x, node.target, where, match.attrs)
         if isinstance(mod, nn.Flatten):
@@ -341,19 +240,19 @@ class _Exporter:
             else "not a quantised layer" if isinstance(mod, (nn.Conv2d, nn.Linear)) else "not supported"
         raise ExportError(f"{where}: {kind}")
 
-    def _struct(self, op: str, x: object, name: str, where: str, attrs: dict | None = None) -> _Struct:
-        if isinstance(x, _Affine) and x.flat or isinstance(x, _Struct) and x.op == "flatten":
+    def _struct(self, op: str, x: object, name: str, where: str, attrs: dict | None = None) -> Struct:
+        if isinstance(x, Affine) and x.flat or isinstance(x, Struct) and x.op == "flatten":
             if op != "flatten":
                 raise ExportError(f"{where}: {op} of a flattened (N, F) tensor")
-        return _Struct(op, (x,), name, dict(attrs or {}))
+        return Struct(op, (x,), name, dict(attrs or {}))
 
-    def _qlayer(self, name: str, mod: nn.Module, x: object) -> _Affine:
+    def _qlayer(self, name: str, mod: nn.Module, x: object) -> Affine:
         where = f"layer {name!r} ({type(mod).__name__})"
         aq = mod.act_quant
         if isinstance(aq, InputQuantizer):
-            q = _Quant("input", aq.bits, 2.0 ** -aq.bits)
+            q = Quant("input", aq.bits, 2.0 ** -aq.bits)
         elif isinstance(aq, ActQuantizer):
-            q = _Quant("act", aq.bits, float(_np(aq.step())), bool(aq.signed))
+            q = Quant("act", aq.bits, float(_np(aq.step())), bool(aq.signed))
         else:
             raise ExportError(f"{where}: unknown activation quantiser {type(aq).__name__}")
         if q.step <= 0:
@@ -369,24 +268,24 @@ class _Exporter:
             src = self.codes(x, q, name)
             node = self.graph.unique_name(name)  # a layer called twice (shared weights) becomes two nodes
             self._layer("conv", where, node, src, mod, w_codes, name)
-            return _Affine(node, scale, offset, False, name)
+            return Affine(node, scale, offset, False, name)
         if not _is_flat(x):
             raise ExportError(f"{where}: its input must be flattened first (torch.flatten(x, 1))")
         src = self.codes(x, q, name)
         node = self.graph.unique_name(name)
         self._layer("linear", where, node, src, mod, w_codes, name)
-        return _Affine(node, scale, offset, True, name)
+        return Affine(node, scale, offset, True, name)
 
-    def act_quant(self, aq: nn.Module, where: str) -> _Quant:
-        """The _Quant of a residual add's activation quantiser ``aq`` (ExportError for another module)."""
+    def act_quant(self, aq: nn.Module, where: str) -> Quant:
+        """The Quant of a residual add's activation quantiser ``aq`` (ExportError for another module)."""
         if not isinstance(aq, ActQuantizer):
             raise ExportError(f"{where}: unknown activation quantiser {type(aq).__name__}")
-        q = _Quant("act", aq.bits, float(_np(aq.step())), bool(aq.signed))
+        q = Quant("act", aq.bits, float(_np(aq.step())), bool(aq.signed))
         if q.step <= 0:
             raise ExportError(f"{where}: activation step {q.step} is not positive")
         return q
 
-    def _avgpool(self, name: str, mod: nn.Module, x: object, where: str) -> _Affine:
+    def _avgpool(self, name: str, mod: nn.Module, x: object, where: str) -> Affine:
         """An ``avgpool`` node summing ``x`` quantised by the pool's own quantiser; its mean is the sum times
         ``step / (kh*kw)``, which the consumer's requant applies."""
         quant = mod.quant
@@ -395,7 +294,7 @@ class _Exporter:
                               f"fixed-precision model")
         if _is_flat(x):
             raise ExportError(f"{where}: average pool of a flattened (N, F) tensor")
-        q = _Quant("act", quant.bits, float(_np(quant.step())), bool(quant.signed))
+        q = Quant("act", quant.bits, float(_np(quant.step())), bool(quant.signed))
         if q.step <= 0:
             raise ExportError(f"{where}: activation step {q.step} is not positive")
         src = self.codes(x, q, name)
@@ -405,7 +304,7 @@ class _Exporter:
         c, h, w = self.graph.value_info(src).shape
         ho, wo = self.graph.value_info(node).shape[1:]
         count = (h // ho) * (w // wo)
-        return _Affine(node, np.full(c, q.step / count), np.zeros(c), is_global, name)
+        return Affine(node, np.full(c, q.step / count), np.zeros(c), is_global, name)
 
     def _layer(self, op: str, where: str, node: str, src: str, mod: nn.Module, w_codes: np.ndarray,
                source: str) -> str:
@@ -418,8 +317,8 @@ class _Exporter:
         except ValueError as e:
             raise ExportError(str(e)) from None
 
-    def _batchnorm(self, mod: nn.Module, x: object, where: str) -> _Affine:
-        if not isinstance(x, _Affine):
+    def _batchnorm(self, mod: nn.Module, x: object, where: str) -> Affine:
+        if not isinstance(x, Affine):
             raise ExportError(f"{where}: BatchNorm must directly follow a quantised conv/linear "
                               f"(before ReLU, pooling or concatenation) to be folded")
         if x.flat != isinstance(mod, nn.BatchNorm1d):
@@ -433,15 +332,15 @@ class _Exporter:
         if mod.affine:
             g, beta = g * _np(mod.weight), _np(mod.bias)
         # BN(acc*s + b) = acc*s*g + (b - mu)*g + beta
-        return _Affine(x.acc, x.scale * g, (x.offset - _np(mod.running_mean)) * g + beta, x.flat, x.layer)
+        return Affine(x.acc, x.scale * g, (x.offset - _np(mod.running_mean)) * g + beta, x.flat, x.layer)
 
     def _function(self, node: torch.fx.Node) -> object:
         fn = node.target
         where = f"{node.op} {node.name!r} ({fn if isinstance(fn, str) else getattr(fn, '__name__', fn)})"
         kw = dict(node.kwargs)
-        if fn is operator.getitem and node.args and isinstance(self.syms.get(node.args[0]), _Parts):
+        if fn is operator.getitem and node.args and isinstance(self.syms.get(node.args[0]), Parts):
             parts = self.syms[node.args[0]]
-            assert isinstance(parts, _Parts)
+            assert isinstance(parts, Parts)
             return parts.part(node.args[1], where)
         for record in registered().values():
             if not record.exports:
@@ -460,12 +359,12 @@ class _Exporter:
                     raise ExportError(f"{where}: {record.name} of a flattened (N, F) tensor")
                 syms.append(_tensor(self.syms[a], where))
             if match.indexed:
-                return _Parts(record.name, syms[0], node.name, dict(match.attrs))
-            return _Struct(record.name, tuple(syms), node.name, match.attrs)
+                return Parts(record.name, syms[0], node.name, dict(match.attrs))
+            return Struct(record.name, tuple(syms), node.name, match.attrs)
         x = self._arg(node, where)
         rest, kw = list(node.args[1:]), kw
         if fn in (F.relu, torch.relu, torch.relu_, "relu", "relu_"):
-            return _Struct("relu", (x,), node.name)
+            return Struct("relu", (x,), node.name)
         if fn in (torch.flatten, "flatten"):
             start = rest[0] if rest else kw.get("start_dim", 0)
             end = rest[1] if len(rest) > 1 else kw.get("end_dim", -1)
@@ -482,12 +381,12 @@ class _Exporter:
         if not isinstance(arg, torch.fx.Node):
             raise ExportError(f"output: the model must return one tensor, got {type(arg).__name__}")
         sym = _tensor(self.syms[arg], "output")
-        while isinstance(sym, _Struct) and sym.op == "flatten":
+        while isinstance(sym, Struct) and sym.op == "flatten":
             sym = sym.srcs[0]
-            if not (isinstance(sym, _Affine) and self.graph.value_info(sym.acc).shape[1:] == (1, 1)):
+            if not (isinstance(sym, Affine) and self.graph.value_info(sym.acc).shape[1:] == (1, 1)):
                 raise ExportError("output: flatten after the last layer is only supported for 1x1 maps")
-        if not isinstance(sym, _Affine):
-            what = sym.op if isinstance(sym, _Struct) else "the image"
+        if not isinstance(sym, Affine):
+            what = sym.op if isinstance(sym, Struct) else "the image"
             raise ExportError(f"output: the network output must be the last quantised layer's output "
                               f"(optionally BatchNorm), not a {what}")
         where = f"layer {sym.layer!r} (output)"
@@ -504,16 +403,16 @@ class _Exporter:
 
 def _tensor(sym: object, where: str) -> object:
     """``sym`` if it is one tensor; ExportError for the tuple of a split used whole."""
-    if isinstance(sym, _Parts):
+    if isinstance(sym, Parts):
         raise ExportError(f"{where}: takes the whole tuple of {sym.op} {sym.where!r}; index its parts "
                           f"(x1, x2 = torch.split(...)) and use them one by one")
     return sym
 
 
 def _is_flat(sym: object) -> bool:
-    while isinstance(sym, _Struct) and sym.op in ("relu", "leaky"):
+    while isinstance(sym, Struct) and sym.op in ("relu", "leaky"):
         sym = sym.srcs[0]
-    return (isinstance(sym, _Affine) and sym.flat) or (isinstance(sym, _Struct) and sym.op == "flatten")
+    return (isinstance(sym, Affine) and sym.flat) or (isinstance(sym, Struct) and sym.op == "flatten")
 
 
 def export(model: nn.Module, input_shape: Sequence[int], *, name: str = "") -> Graph:

@@ -15,6 +15,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .export_values import Quant
+
 __all__ = ["AddValue", "align", "export_add"]
 
 #: the larger multiplier of an alignment lies in [2**(ALIGN_BITS-1), 2**ALIGN_BITS) unless shift is 0
@@ -41,8 +43,8 @@ class AddValue:
 
     name: str
     srcs: tuple[str, str]
-    quants: tuple[Any, Any]         # the branches' _Quant
-    out: Any                        # Qout's _Quant
+    quants: tuple[Quant, Quant]     # the branches' quantisers
+    out: Quant                      # Qout's quantiser
     where: str
 
     def codes(self, exporter: Any, q: Any, consumer: str, *, neg_shift: int | None = None) -> str:
@@ -69,7 +71,7 @@ class AddValue:
 
 def export_add(exporter: Any, name: str, module: Any, xs: tuple[Any, Any], where: str) -> AddValue:
     """The AddValue of QAdd ``module`` of symbolic branches ``xs``: their codes are made here, each by its
-    branch quantiser (``exporter.act_quant`` makes a _Quant; ``exporter.codes`` the code nodes)."""
+    branch quantiser (``exporter.act_quant`` makes a Quant; ``exporter.codes`` the code nodes)."""
     if module.bits is None:
         raise ValueError(f"{where}: a float residual add (bits=None) has no integer form; export a "
                          f"fixed-precision model")

@@ -28,7 +28,8 @@ import numpy as np
 from mixq_hw.graph import Graph, GraphError, fan_in
 from mixq_hw.graph import ops as gops
 
-from .export import ExportError, choose_requant
+from .export_values import ExportError
+from .requantize import choose_requant
 from .qonnx_values import Affine, Codes, Const, Image, Struct, is_flat, node_where, safe_name
 from .qonnx_quant import (
     ROUNDING,
