@@ -461,7 +461,9 @@ def packed_core_cost(plan: Plan, *, shared_word: bool = False) -> tuple[int, int
         core_lut += plan.act_port_bits
         core_ff += plan.n_acts * (plan.a_bits + 1)
     if plan.act_sign_bit and shared_word:
-        core_lut += P_BITS - plan.act_port_bits     # the C adder (the sign bit gates the shared word into it)
+        # the C adder, the sign bit gating the shared word into it; on the A:D side that gating costs about what
+        # the core's own D - A did (yosys: MixQ conv0.0's w5a7 cores 82 LUT shared, 89 not)
+        core_lut += (P_BITS - plan.act_port_bits) + (0 if on_b else plan.weight_port_bits)
         core_ff += 2
     elif plan.act_sign_bit:
         core_lut += (P_BITS - plan.act_port_bits) + plan.weight_port_bits   # the C adder; a D - A of its own
