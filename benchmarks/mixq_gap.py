@@ -14,11 +14,12 @@ For each conv layer at the target interval ``T`` (analytic, the engine's own fig
   (the engine before output-channel padding);
 * with ``--search``, the folding search's closest assignment at ``T`` (``mixq_hw.folding.search.fit_at``: the layers'
   cheapest folds under the Lagrangian weights, then the exact DSP knapsack) and by how much it overflows;
-  with ``--sweep-dsp``, the same search with only the DSP limit changed (how many DSPs the target needs).
+  with ``--sweep-dsp``, the same search with only the DSP limit changed (how many DSPs the target needs); with
+  ``--sweep-lut``, with only the LUT limit changed (how many LUTs it needs at the realistic DSP limit).
 
 Writes ``benchmarks/results/mixq_gap.json`` and ``mixq_gap.md`` (the table generated from the JSON).
 
-    python benchmarks/mixq_gap.py [--target 84480] [--search] [--sweep-dsp 330,360,390]
+    python benchmarks/mixq_gap.py [--target 84480] [--search] [--sweep-dsp 330,360,390] [--sweep-lut 60000,65000]
 """
 
 from __future__ import annotations
@@ -126,13 +127,16 @@ def layer_gap(graph: Graph, node: Node, target: int, windows: tuple[str, ...]) -
     return row
 
 
-def search_at(graph: Graph, target: int, utilization: float, dsp_limit: int | None = None) -> dict:
-    """The folding search's closest assignment at ``target`` under the realistic budget (its DSP limit replaced
-    by ``dsp_limit`` when given: a what-if), and its overflow."""
+def search_at(graph: Graph, target: int, utilization: float, dsp_limit: int | None = None,
+              lut_limit: int | None = None) -> dict:
+    """The folding search's closest assignment at ``target`` under the realistic budget (its DSP or LUT limit
+    replaced by ``dsp_limit`` / ``lut_limit`` when given: a what-if), and its overflow."""
     board = get_board("ultra96")
     limit = accelerator_limit(Resources(**board.budget.to_dict()), utilization, Resources(**board.shell.to_dict()))
     if dsp_limit is not None:
         limit = dataclasses.replace(limit, dsp=dsp_limit)
+    if lut_limit is not None:
+        limit = dataclasses.replace(limit, lut=lut_limit)
     started = time.perf_counter()
     result = fit_at(graph, limit, target)
     per_layer: dict[str, dict] = {}
@@ -198,6 +202,15 @@ def markdown(report: dict) -> str:
             lines.append(f"| {name} | {f['simd']}/{f.get('pe', 1)}/{f.get('pixels', 1)} | "
                          f"{f.get('multiplier', 'dsp')} | {f.get('requant', 'dsp')} | {u.get('cycles', 0):,} | "
                          f"{u.get('dsp', 0)} | {u.get('lut', 0):,} | {u.get('bram36', 0):g} |")
+    if report.get("lut_sweep"):
+        lines += ["", "What-if: the same search at T with only the LUT limit changed (DSP, FF, BRAM as above): how many "
+                      "LUTs the target needs at the realistic DSP limit.", "",
+                  "| LUT limit | fits | DSP | LUT | BRAM36 | layers on LUT multipliers |", "|---|---|---|---|---|---|"]
+        for row in report["lut_sweep"]:
+            r = row["resources"]
+            luts = [n for n, f in row["folding"].items() if f.get("multiplier") == "lut"]
+            lines.append(f"| {row['lut_limit']:,} | {'yes' if row['fits'] else 'no: ' + row['failure']} | {r['dsp']} | "
+                         f"{r['lut']:,} | {r['bram36']:g} | {', '.join(luts) or '-'} |")
     if report.get("dsp_sweep"):
         lines += ["", "What-if: the same search at T with only the DSP limit changed (LUT, FF, BRAM as above).", "",
                   "| DSP limit | fits | DSP | LUT | BRAM36 | layers on LUT multipliers |", "|---|---|---|---|---|---|"]
@@ -215,6 +228,8 @@ def main(argv=None) -> int:
     parser.add_argument("--search", action="store_true", help="also run the folding search at the target (~1 min)")
     parser.add_argument("--sweep-dsp", default="",
                         help="comma-separated DSP limits: the search at the target with each (a what-if, ~1 min each)")
+    parser.add_argument("--sweep-lut", default="",
+                        help="comma-separated LUT limits: the search at the target with each (a what-if, ~1 min each)")
     parser.add_argument("--utilization", type=float, default=DEFAULT_UTILIZATION)
     args = parser.parse_args(argv)
     if args.target < 1:
@@ -240,6 +255,12 @@ def main(argv=None) -> int:
         sweep = [int(v) for v in args.sweep_dsp.split(",") if v.strip()]
     except ValueError:
         parser.error(f"--sweep-dsp {args.sweep_dsp!r} must be comma-separated integers")
+    try:
+        lut_sweep = [int(v) for v in args.sweep_lut.split(",") if v.strip()]
+    except ValueError:
+        parser.error(f"--sweep-lut {args.sweep_lut!r} must be comma-separated integers")
+    if any(v < 1 for v in sweep + lut_sweep):
+        parser.error("--sweep-dsp and --sweep-lut limits must be positive")
     if args.search:
         report["search"] = search_at(graph, args.target, args.utilization)
     if sweep:
@@ -247,6 +268,13 @@ def main(argv=None) -> int:
         for dsp in sweep:
             found = search_at(graph, args.target, args.utilization, dsp)
             report["dsp_sweep"].append({"dsp_limit": dsp, "fits": not found["failure"], "failure": found["failure"],
+                                        "resources": found["resources"], "cycles": found["cycles"],
+                                        "folding": found["folding"]})
+    if lut_sweep:
+        report["lut_sweep"] = []
+        for lut in lut_sweep:
+            found = search_at(graph, args.target, args.utilization, lut_limit=lut)
+            report["lut_sweep"].append({"lut_limit": lut, "fits": not found["failure"], "failure": found["failure"],
                                         "resources": found["resources"], "cycles": found["cycles"],
                                         "folding": found["folding"]})
     report["seconds"] = round(time.perf_counter() - started, 1)

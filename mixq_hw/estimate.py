@@ -14,9 +14,9 @@ import numpy as np
 from amaranth.hdl import Shape
 from amaranth.lib import memory
 
-from .packing.calibration import LUTRAM_MAX_BITS
+from .packing.calibration import LUTRAM_MAX_BITS, LUTRAM_SITES_PER_PRIMITIVE
 
-__all__ = ["Resources", "memory_cost", "sequential_rom_packing", "rom_logic_cost", "constant_rom_cost", "signed_bit_columns", "mux_luts",
+__all__ = ["Resources", "memory_cost", "lutram_luts", "sequential_rom_packing", "rom_logic_cost", "constant_rom_cost", "signed_bit_columns", "mux_luts",
            "styled_memory"]
 
 
@@ -50,17 +50,25 @@ _BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512,
 
 
 
-def memory_cost(depth: int, width: int) -> Resources:
-    """Cost of a ``depth`` x ``width``-bit memory: LUTRAM when small, else the cheapest BRAM18 tiling.
+def lutram_luts(depth: int, width: int) -> int:
+    """LUT sites of a ``depth`` x ``width``-bit memory with one write and one read port in distributed RAM, as
+    yosys and Vivado map it on UltraScale+: RAM32M16 (32 words x 14 bits) up to 32 words, else RAM64M8 (64 x 7)
+    per 64 words, each :data:`~mixq_hw.packing.calibration.LUTRAM_SITES_PER_PRIMITIVE` LUT sites, plus a read
+    multiplexer over the 64-word blocks of a deeper memory."""
+    if depth <= 32:
+        return LUTRAM_SITES_PER_PRIMITIVE * math.ceil(width / 14)
+    blocks = math.ceil(depth / 64)
+    return LUTRAM_SITES_PER_PRIMITIVE * math.ceil(width / 7) * blocks + width * mux_luts(blocks)
 
-    A LUT6 used as RAM64X1D-style storage holds 64 bits, so small memories cost
-    about ``depth * width / 64`` LUTs (a rough figure; Vivado decides).
-    """
+
+def memory_cost(depth: int, width: int) -> Resources:
+    """Cost of a ``depth`` x ``width``-bit memory: LUTRAM up to ``LUTRAM_MAX_BITS`` bits (:func:`lutram_luts`),
+    else the cheapest BRAM18 tiling."""
     if depth <= 0 or width <= 0:
         return Resources()
     bits = depth * width
     if bits <= LUTRAM_MAX_BITS:
-        return Resources(lut=math.ceil(bits / 64))
+        return Resources(lut=lutram_luts(depth, width))
     best = min(math.ceil(depth / d) * math.ceil(width / w) for d, w in _BRAM18_SHAPES)
     return Resources(bram36=best / 2)
 

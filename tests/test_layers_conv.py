@@ -485,3 +485,13 @@ def test_taps_choice_takes_no_split_that_is_not_denser():
         dut = ConvEngineSpec(np.zeros((out_ch, 8, 3, 3), dtype=np.int64), w_bits=4, a_bits=4, in_ch=8,
                              out_ch=out_ch, k=3, simd=2, pe=pe, pixels=pixels, out_size=(4, 12), name="taps")
         assert not isinstance(dut.plan, SplitPlan) and dut.n_dsps == dut.n_cores
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.5])
+def test_cores_share_weight_words(stall):
+    """A kernel plan with the activation sign bit (UltraNet MixQ's conv0.0 mix, w5a7): the cores of the other
+    pixel groups take their packed weight word from one WeightWord per weight set, and the engine stays exact."""
+    dut, _ = run_conv(in_ch=2, out_ch=4, hw=(3, 6), k=3, stride=1, pad=1, groups=1, w_bits=5, a_bits=7, simd=2, pe=4,
+                      pixels=6, stall=stall, seed=17)
+    assert dut.plan.act_sign_bit and dut.mac_array.shared_words
+    assert len(dut.mac_array.weight_sets) < dut.n_cores

@@ -413,3 +413,13 @@ def test_split_filter_choice_at_ultranet_width():
     assert split.macs_per_dsp > max(rows_single.macs_per_dsp, taps.macs_per_dsp)
     assert split.cycles_per_frame() == rows_single.cycles_per_frame()
 
+
+
+@pytest.mark.parametrize("stall", STALLS)
+def test_filter_cores_share_weight_words(stall):
+    """Weights on B with the activation sign bit (UltraNet MixQ's conv1.0 mix, w3a3): the window columns' cores
+    of one (lane, output channel) take their packed weight word from one WeightWord, and the engine stays exact."""
+    engine, _ = run_chain(in_ch=2, out_ch=2, hw=(3, 12), k=3, pad=1, groups=1, w_bits=3, a_bits=3, simd=2, pe=2,
+                          pixels=12, stall=stall, seed=stable_seed("shared", stall))
+    assert engine.plan.weight_port == "B" and engine.mac_array.shared_words
+    assert len(engine.mac_array.weight_sets) == engine.simd * engine.pe < engine.n_cores

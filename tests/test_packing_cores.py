@@ -294,17 +294,17 @@ def simulate(core, phases: list[tuple[list[Accumulation], float, float]], seed: 
     return results, lags
 
 
-def run_plan(plan: Plan, seed: int, *, exhaustive: bool) -> None:
+def run_plan(plan: Plan, seed: int, *, exhaustive: bool, make=PackedMAC) -> None:
     """Simulate ``plan`` through both phases and compare every accumulation with the reference.
 
     Phase 1 (full throughput): every code pair in every slot at depth 1 (or 48 random depth-1
     multiplies), one random and the two all-extreme accumulations at the core's full depth.
     Phase 2 (random ``en`` and bubbles): accumulations of random length up to 24 multiplies, and
-    one at full depth when that is short enough to keep the run quick.
+    one at full depth when that is short enough to keep the run quick.  ``make(plan)`` builds the core.
     """
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
-    core = PackedMAC(plan)
+    core = make(plan)
     depth = core.depth
     if exhaustive:
         first = exhaustive_pairs(plan, rng)

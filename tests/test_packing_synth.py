@@ -42,7 +42,10 @@ def test_plan_must_match_arguments():
 def test_count_cells_sums_families():
     counts = count_cells({"DSP48E2": 2, "LUT1": 1, "LUT6": 5, "INV": 2, "FDRE": 7, "FDSE": 1, "CARRY8": 3,
                           "CARRY4": 1, "MUXF7": 4, "IBUF": 9, "RAMB36E2": 2, "RAMB18E2": 3})
-    assert counts == {"dsp48e2": 2, "lut": 8, "ff": 8, "carry": 4, "muxf": 4, "bram36": 3.5}
+    assert counts == {"dsp48e2": 2, "lut": 8, "lutram": 0, "ff": 8, "carry": 4, "muxf": 4, "bram36": 3.5}
+    # distributed RAM and shift registers take LUT sites of their own (RAM64M8: 8, RAM32M16: 8, SRLC32E: 1)
+    memory = count_cells({"LUT6": 1, "RAM64M8": 2, "RAM32M16": 1, "RAM64X1D": 3, "SRLC32E": 5})
+    assert (memory["lut"], memory["lutram"]) == (1, 16 + 8 + 6 + 5)
 
 
 def test_yosys_failure_is_reported(monkeypatch):
@@ -68,4 +71,29 @@ def test_dsp_core_cells_counts_the_modules_holding_dsps():
     }}
     cells, count = synth._dsp_core_cells(report, "top")
     assert count == 6
-    assert count_cells(cells) == {"dsp48e2": 6, "lut": 36, "ff": 24, "carry": 0, "muxf": 0, "bram36": 0}
+    assert count_cells(cells) == {"dsp48e2": 6, "lut": 36, "lutram": 0, "ff": 24, "carry": 0, "muxf": 0,
+                                  "bram36": 0}
+
+
+def test_part_breakdown_sums_instances_of_a_part():
+    """Own cells per module, digits in module paths read as ``*`` so that every core's fabric is one part,
+    times the instances; a submodule's cells are its own part, not its parent's."""
+    report = {"modules": {
+        "\\stage": {"num_cells_by_type": {"stage.macs": 1, "stage.tree$3": 1, "FDRE": 2}},
+        "\\stage.macs": {"num_cells_by_type": {"stage.macs.mac_s0_c0": 1, "stage.macs.mac_s0_c1": 1,
+                                               "stage.macs.word0": 1}},
+        "\\stage.macs.mac_s0_c0": {"num_cells_by_type": {"DSP48E2": 1, "LUT6": 5, "stage.macs.mac_s0_c0.extract": 1}},
+        "\\stage.macs.mac_s0_c1": {"num_cells_by_type": {"DSP48E2": 1, "LUT6": 4, "stage.macs.mac_s0_c1.extract": 1}},
+        "\\stage.macs.mac_s0_c0.extract": {"num_cells_by_type": {"FDRE": 4, "LUT2": 1}},
+        "\\stage.macs.mac_s0_c1.extract": {"num_cells_by_type": {"FDRE": 4, "LUT2": 1}},
+        "\\stage.macs.word0": {"num_cells_by_type": {"FDRE": 20, "LUT3": 9}},
+        "\\stage.tree$3": {"num_cells_by_type": {"LUT4": 7, "RAM64M8": 1}},
+    }}
+    parts = synth.part_breakdown(report, "stage")
+    assert parts["macs.mac_s*_c*"]["instances"] == 2 and parts["macs.mac_s*_c*"]["lut"] == 9
+    assert parts["macs.mac_s*_c*"]["dsp48e2"] == 2
+    assert parts["macs.mac_s*_c*.extract"]["ff"] == 8 and parts["macs.mac_s*_c*.extract"]["lut"] == 2
+    assert parts["macs.word*"]["lut"] == 9 and parts[""]["ff"] == 2
+    assert parts["tree"]["lut"] == 7 and parts["tree"]["lutram"] == 8
+    with pytest.raises(SynthesisError, match="no module 'nope'"):
+        synth.part_breakdown(report, "nope")

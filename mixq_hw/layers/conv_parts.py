@@ -29,7 +29,8 @@ from amaranth.lib.wiring import In, Out
 
 from ..estimate import Resources, memory_cost, styled_memory
 from ..packing.cascade import CascadeMAC, cascade_core_cost
-from ..packing.cores import PackedMAC
+from ..packing.cores import PackedMAC, packed_core_cost, shares_weight_word
+from ..packing.weight_word import WeightWord, weight_word_cost
 from ..packing.layout import Plan
 from ..packing.protocol import PackingPlan
 from .adder_tree import AdderTreeSpec
@@ -231,6 +232,9 @@ class MacArraySpec:
     #: lanes per :class:`~mixq_hw.packing.cascade.CascadeMAC` (1: one core per wiring): wirings feeding the
     #: same fields from different simd lanes are summed over the DSP48E2 P cascade, ``cascade`` at a time
     cascade: int = 1
+    #: cores that read the same weights share one packed weight word where the plan makes it in fabric
+    #: (:attr:`shared_words`); False builds every core its own (a what-if for measurements)
+    share_words: bool = True
 
     def __post_init__(self) -> None:
         if self.cascade > 1 and (self.depth != 1 or self.sub_rows != 1):
@@ -260,6 +264,20 @@ class MacArraySpec:
         return cascade_groups(self.wirings, self.cascade)
 
     @property
+    def shared_words(self) -> bool:
+        """Whether the cores take their packed weight word from one
+        :class:`~mixq_hw.packing.weight_word.WeightWord` per weight set (single-layout DSP cores that make the
+        word in fabric, no cascade)."""
+        return (self.share_words and self.cascade == 1 and self.plan.plan_type == "layout"
+                and shares_weight_word(cast(Plan, self.plan)))
+
+    @functools.cached_property
+    def weight_sets(self) -> tuple[tuple, ...]:
+        """The distinct weight slot paths of the wirings (cores with the same set read the same codes), in
+        wiring order."""
+        return tuple(dict.fromkeys(tuple(w.weights) for w in self.wirings))
+
+    @property
     def n_dsps(self) -> int:
         """DSP48E2s of all cores (none with LUT cores)."""
         return len(self.wirings) * dsps_per_core(self.plan)
@@ -281,10 +299,17 @@ class MacArraySpec:
         if self.cascade > 1:
             lut, ff = cascade_core_cost(self.cascade_plan, self.cascade)
             return Resources(dsp=self.n_dsps, lut=len(self.groups) * lut, ff=len(self.groups) * ff)
-        core_lut, core_ff = self.plan.fabric_cost(self.depth)
+        words = Resources()
+        if self.shared_words:
+            core_lut, core_ff = packed_core_cost(cast(Plan, self.plan), shared_word=True)
+            word_lut, word_ff = weight_word_cost(cast(Plan, self.plan))
+            words = Resources(lut=word_lut, ff=word_ff) * len(self.weight_sets)
+        else:
+            core_lut, core_ff = self.plan.fabric_cost(self.depth)
         if self.sub_rows > 1 and self.plan.multiplier != "lut":
             core_lut += self.plan.n_acts * self.a_bits * math.ceil(self.sub_rows / 4)
-        return Resources(dsp=self.n_dsps, lut=len(self.wirings) * core_lut, ff=len(self.wirings) * core_ff)
+        return words + Resources(dsp=self.n_dsps, lut=len(self.wirings) * core_lut,
+                                 ff=len(self.wirings) * core_ff)
 
     def build(self) -> "MacArray":
         return MacArray(self)
@@ -309,20 +334,28 @@ class MacArray(wiring.Component):
         if spec.cascade > 1:
             return self._elaborate_cascades(m, count)
         cores = []
+        words: dict[tuple, WeightWord] = {}
+        if spec.shared_words:
+            for n, paths in enumerate(spec.weight_sets):
+                words[paths] = word = WeightWord(cast(Plan, spec.plan))
+                m.submodules[f"word{n}"] = word
+                m.d.comb += word.en.eq(self.en)
+                for i, path in enumerate(paths):
+                    m.d.comb += word.weights[i].eq(self._weight(path))
         for wiring_ in spec.wirings:
-            core = spec.plan.make_core(spec.depth)
+            if spec.shared_words:
+                core = PackedMAC(cast(Plan, spec.plan), depth=spec.depth, shared_word=True)
+                word = words[tuple(wiring_.weights)]
+                m.d.comb += [core.word1.eq(word.word1), core.word2.eq(word.word2)]
+            else:
+                core = spec.plan.make_core(spec.depth)
             m.submodules[wiring_.name] = core
             cores.append(core)
             assert core.latency == spec.latency
             m.d.comb += [core.en.eq(self.en), core.i_valid.eq(self.valid), core.i_first.eq(self.first),
                          core.i_last.eq(self.last)]
             for i, path in enumerate(wiring_.weights):
-                value = 0       # padding slot: its fields are never read
-                if path is not None:
-                    value = self.weights
-                    for index in path:
-                        value = value[index]
-                m.d.comb += core.weights[i].eq(value)
+                m.d.comb += core.weights[i].eq(self._weight(path))
             for j, src in enumerate(wiring_.acts):
                 if src is None:
                     m.d.comb += core.acts[j].eq(0)

