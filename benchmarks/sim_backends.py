@@ -141,55 +141,73 @@ def _with_model(text: str, model: str) -> str:
     return text[:len(text) - len(own)] + Path(model).read_text()
 
 
+def _fullsize_rows(result: dict) -> list[dict]:
+    """The rows of ``verilator_fullsize.json``, each with its design, Verilog size, frames, date and machine
+    (a file written before rows carried them gives them once for all its rows)."""
+    shared = {"design": result.get("design", "?"), "verilog_bytes": result.get("verilog_bytes", 0),
+              "frames": result.get("frames", 0), "machine": result.get("machine", {})}
+    return [{**shared, **row} for row in result.get("rows", [])]
+
+
 def markdown_fullsize(result: dict) -> str:
-    m = result["machine"]
-    rows = result["rows"]
+    rows = _fullsize_rows(result)
     best = max(rows, key=lambda r: r["cycles_per_cpu_second"] or 0)
-    lines = [f"# Verilator build options on a full-size design ({result['design']})", "",
-             f"Measured {m['date']} on {m['cpu']} ({m['cpus']} CPUs), load average at start "
-             f"{', '.join(f'{x:.1f}' for x in m['load_average_at_start'])} (the machine is shared: CPU seconds are "
-             f"the steadier figure).  The whole accelerator as `mixq_hw.build --verify` simulates it (board "
-             f"Verilog with the DSP48E2 model, {result['verilog_bytes'] / 1e6:.1f} MB), cold cache per row, "
-             f"{result['frames']} frames per run, no stalls.  `benchmarks/sim_backends.py --graph ... --fold ...`.", "",
+    m = rows[-1]["machine"]
+    lines = ["# Verilator build options on full-size designs", "",
+             f"Measured on {m.get('cpu', '?')} ({m.get('cpus', '?')} CPUs), a shared machine: 'load' is the "
+             "1-minute load average when the row's run started, and cycles per CPU-second are the steadier "
+             "figure.  Each design is the whole accelerator as `mixq_hw.build --verify` simulates it alone "
+             "(board Verilog with the DSP48E2 model), cold cache per row, 2 frames per run, no stalls.  "
+             "`benchmarks/sim_backends.py --graph ... --fold ... --configs threads:verilator-opt:g++-flags,...` "
+             "adds rows.", "",
              f"Defaults of `sim.verilator`: `{result['defaults']}`.  Most cycles per CPU-second here: "
-             f"`--threads {best['threads']} {best['opt']}, g++ {best['cflags']}` with the "
+             f"`--threads {best['threads']} {best['opt']}, g++ {best['cflags']}` on {best['design']} with the "
              f"{best['model']} model ({best['cycles_per_cpu_second']:,}).", "",
-             "| DSP48E2 model | threads | Verilator -O | g++ flags | compile s (wall) | compile CPU s | C++ MB "
-             "| cycles/s (wall) | cycles per CPU-s | bit-exact | load |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| design | DSP48E2 model | threads | Verilator -O | g++ flags | compile s (wall) | compile CPU s | C++ MB "
+             "| cycles/s (wall) | cycles per CPU-s | bit-exact | load | measured |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(
-            f"| {row['model']} | {row['threads']} | {row['opt']} | {row['cflags']} | {row['compile_seconds']:.1f} "
+            f"| {row['design']} ({row['verilog_bytes'] / 1e6:.1f} MB) | {row['model']} | {row['threads']} "
+            f"| {row['opt']} | {row['cflags']} | {row['compile_seconds']:.1f} "
             f"| {row['compile_cpu_seconds']:.1f} | {(row['cpp_bytes'] or 0) / 1e6:.1f} | {row['cycles_per_second']:,} "
             f"| {row['cycles_per_cpu_second'] or 0:,} | {row['bit_exact']}/{row['images']} "
-            f"| {row['load_average'][0]:.1f} |")
+            f"| {row['load_average'][0]:.1f} | {row['machine'].get('date', '?')[:16]} |")
+    notes = result.get("notes", [])
+    if notes:
+        lines += ["", *[f"- {note}" for note in notes]]
     return "\n".join(lines) + "\n"
 
 
 def fullsize(args) -> int:
-    """The ``--graph``/``--fold`` mode: every model x configuration on one full-size build's design."""
-    started = machine()
+    """The ``--graph``/``--fold`` mode: every model x configuration on one full-size build's design, added to
+    the rows of ``verilator_fullsize.json`` (rows of other designs and earlier dates stay)."""
     graph = Graph.load(args.graph)
     acc = Accelerator(graph, load_folding(args.fold, graph))
     text = _board_text(acc)
     images = np.random.default_rng(7).integers(0, 256, (args.frames, *graph.input_shape)).astype(np.uint8)
+    name = f"{Path(args.graph).stem}, {Path(args.fold).name}"
     rows = []
     for model in args.models.split(","):
         design = text if model == "default" else _with_model(text, model)
         for config in args.configs.split(","):
             threads, opt, cflags = config.split(":")
+            started = machine()
             row = _measure(graph, images, "verilator", acc, threads=int(threads), opt=opt, cflags=cflags,
                            verilog_text=design)
-            row["model"] = "mixq's" if model == "default" else Path(model).name
-            print(json.dumps({k: v for k, v in row.items() if k != "build"}), flush=True)
+            row.update({"model": "mixq's" if model == "default" else Path(model).name, "design": name,
+                        "verilog_bytes": len(design), "frames": args.frames, "machine": started})
+            print(json.dumps({k: v for k, v in row.items() if k not in ("build", "machine")}), flush=True)
             rows.append(row)
     for row in rows:
         if row["frame_end_cycles"] != rows[0]["frame_end_cycles"] or row["bit_exact"] != row["images"]:
             raise SystemExit(f"disagreement: {row}")
-    result = {"design": f"{Path(args.graph).stem}, {Path(args.fold).name}", "machine": started,
-              "frames": args.frames, "verilog_bytes": len(text), "rows": rows, "defaults": _defaults()}
+    path = RESULTS / "verilator_fullsize.json"
+    earlier = _fullsize_rows(json.loads(path.read_text())) if path.exists() else []
+    result = {"rows": earlier + rows, "defaults": _defaults(), "notes": (json.loads(path.read_text()).get("notes", [])
+                                                                         if path.exists() else [])}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "verilator_fullsize.json").write_text(json.dumps(result, indent=1) + "\n")
+    path.write_text(json.dumps(result, indent=1) + "\n")
     (RESULTS / "verilator_fullsize.md").write_text(markdown_fullsize(result))
     print(markdown_fullsize(result))
     return 0

@@ -7,7 +7,8 @@ whole stitched accelerator on ``min(N, 2)`` frames (:func:`sim.network.simulate`
 end-to-end bit-exactness, measured interval and latency).  The result is a plain
 dict for ``report.json``.  On Verilator a build passes ``board_bank``
 (:func:`sim.board_text.emit_for_verification`): its own elaboration with a second
-instance of every stage module, so one compiled program runs both checks.
+instance of every stage module, so one compiled program runs both checks: the whole design first, alone on
+the machine (its simulation speed is that of the run alone), then the stages in parallel.
 """
 
 from __future__ import annotations
@@ -136,10 +137,9 @@ def stop_layer_checks(handle: Any) -> None:
 
 def _verify_one_build(result: dict[str, Any], graph: Graph, images: np.ndarray, accelerator: Accelerator,
                       frames: int, board_bank: tuple[Any, str], layer_options: dict[str, Any]) -> dict[str, Any] | None:
-    """:func:`verify_accelerator` from one Verilator build of ``board_bank``: the whole design (in a thread)
-    beside the layer-by-layer runs; None if that build fails."""
-    import concurrent.futures
-
+    """:func:`verify_accelerator` from one Verilator build of ``board_bank``: the whole design first, with the
+    machine to itself (its cycles per second are a wall-clock figure of that run alone), then the
+    layer-by-layer runs in parallel; None if that build fails."""
     from .cxxrtl import CompileError
     from .progress import compile_bar, compile_estimate
     from .verilator import compile_verilator
@@ -157,13 +157,15 @@ def _verify_one_build(result: dict[str, Any], graph: Graph, images: np.ndarray, 
             print(f"[verify] the one build failed ({str(err)[:300]}); building the whole design and the stages "
                   "on their own", file=sys.stderr, flush=True)
         return None
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        whole_future = pool.submit(whole_network, graph, images[:frames], accelerator,
-                                   backend=layer_options["backend"], progress=False, program=program)
-        layers = verify_layers(graph, images, accelerator.plan, prebuilt=(ports, program), **layer_options)
-        whole = whole_future.result()
+    whole = whole_network(graph, images[:frames], accelerator, backend=layer_options["backend"], progress=False,
+                          program=program)
+    if progress:
+        print(f"[verify] whole network (alone): {whole['bit_exact']}/{whole['images']} bit-exact, "
+              f"{whole['cycles_total']:,} cycles at {whole['cycles_per_second']:,.0f} cycles/s",
+              file=sys.stderr, flush=True)
+    layers = verify_layers(graph, images, accelerator.plan, prebuilt=(ports, program), **layer_options)
     result["one_build"] = True
-    return _verdict(result, len(images), layers, whole, progress)
+    return _verdict(result, len(images), layers, whole, progress, whole_said=True)
 
 
 def _verdict(result: dict[str, Any], n: int, layers: LayerwiseRun | None, whole: dict[str, Any] | None,
