@@ -30,12 +30,12 @@ FULLSIZE = {"ultranet_bjut": "UltraNet, BJUT W4A4 preset", "ultranet_mixq": "Ult
 
 
 def _layers_sentence(layers: dict) -> str:
-    """How the layer-by-layer check ran: one compiled stage bank beside the whole design, or designs in turn."""
+    """How the layer-by-layer check ran: one compiled stage bank after the whole design, or designs in turn."""
     n, images, seconds = len(layers.get("stages", [])), layers.get("images", 0), layers.get("seconds", 0)
     designs = layers.get("designs", 0)
     if designs == 1:
         return (f"{n} stages, each alone on {images} images, from one compiled design, checked in "
-                f"{seconds:.0f} s beside ")
+                f"{seconds:.0f} s after ")
     return f"{n} stages alone on {images} images in {seconds:.0f} s ({designs} designs compiled), then "
 
 
@@ -183,6 +183,18 @@ def verification_section() -> list[str]:
              + _layers_sentence(layers) +
              f"the whole accelerator on {whole.get('images', 0)} frames ({whole.get('compile_seconds', 0):.0f} s "
              f"to compile, {whole.get('cycles_per_second', 0):,.0f} cycles/s)."]
+    speeds = []
+    for stem, label in FULLSIZE.items():
+        data = _load(f"fullsize/{stem}.json")
+        fver = (data or {}).get("verify", {})
+        if "cycles_per_second" in fver and "seconds" in fver:
+            speeds.append(f"{label} {fver['cycles_per_second']:,.0f} cycles/s ({fver['bit_exact']}/"
+                          f"{fver['images']} frames verified in {fver['seconds']:.0f} s, {_date(data.get('machine'))})")
+    if speeds:
+        lines += ["", "Full-size whole-network simulation (the whole design alone on the machine, then every stage "
+                      "layer by layer; issue #13's target is 100,000 cycles/s): " + "; ".join(speeds)
+                  + ". Verilator and g++ options on full-size UltraNet: [`verilator_fullsize.md`]"
+                    "(benchmarks/results/verilator_fullsize.md)."]
     ver_bench = _load("verilator.json")
     if ver_bench is not None:
         lines += ["", "Simulators compared on one design (compile and run, threads, -O levels): "
