@@ -154,6 +154,20 @@ def search_at(graph: Graph, target: int, utilization: float, dsp_limit: int | No
             "folding": {name: fold.to_dict() for name, fold in result.folding.items()}}
 
 
+def _sweep_table(rows: list[dict] | None, key: str, label: str, intro: str) -> list[str]:
+    """The markdown lines of one what-if sweep (none when it was not run)."""
+    if not rows:
+        return []
+    lines = ["", intro, "", f"| {label} | fits | DSP | LUT | BRAM36 | layers on LUT multipliers |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        r = row["resources"]
+        luts = [n for n, f in row["folding"].items() if f.get("multiplier") == "lut"]
+        lines.append(f"| {row[key]:,} | {'yes' if row['fits'] else 'no: ' + row['failure']} | {r['dsp']} | "
+                     f"{r['lut']:,} | {r['bram36']:g} | {', '.join(luts) or '-'} |")
+    return lines
+
+
 def markdown(report: dict) -> str:
     m, t = report["machine"], report["target"]
     lines = ["# UltraNet MixQ at 84,480 cycles/frame: where the DSPs go", "",
@@ -202,23 +216,11 @@ def markdown(report: dict) -> str:
             lines.append(f"| {name} | {f['simd']}/{f.get('pe', 1)}/{f.get('pixels', 1)} | "
                          f"{f.get('multiplier', 'dsp')} | {f.get('requant', 'dsp')} | {u.get('cycles', 0):,} | "
                          f"{u.get('dsp', 0)} | {u.get('lut', 0):,} | {u.get('bram36', 0):g} |")
-    if report.get("lut_sweep"):
-        lines += ["", "What-if: the same search at T with only the LUT limit changed (DSP, FF, BRAM as above): how many "
-                      "LUTs the target needs at the realistic DSP limit.", "",
-                  "| LUT limit | fits | DSP | LUT | BRAM36 | layers on LUT multipliers |", "|---|---|---|---|---|---|"]
-        for row in report["lut_sweep"]:
-            r = row["resources"]
-            luts = [n for n, f in row["folding"].items() if f.get("multiplier") == "lut"]
-            lines.append(f"| {row['lut_limit']:,} | {'yes' if row['fits'] else 'no: ' + row['failure']} | {r['dsp']} | "
-                         f"{r['lut']:,} | {r['bram36']:g} | {', '.join(luts) or '-'} |")
-    if report.get("dsp_sweep"):
-        lines += ["", "What-if: the same search at T with only the DSP limit changed (LUT, FF, BRAM as above).", "",
-                  "| DSP limit | fits | DSP | LUT | BRAM36 | layers on LUT multipliers |", "|---|---|---|---|---|---|"]
-        for row in report["dsp_sweep"]:
-            r = row["resources"]
-            luts = [n for n, f in row["folding"].items() if f.get("multiplier") == "lut"]
-            lines.append(f"| {row['dsp_limit']} | {'yes' if row['fits'] else 'no: ' + row['failure']} | {r['dsp']} | "
-                         f"{r['lut']:,} | {r['bram36']:g} | {', '.join(luts) or '-'} |")
+    lines += _sweep_table(report.get("lut_sweep"), "lut_limit", "LUT limit",
+                          "What-if: the same search at T with only the LUT limit changed (DSP, FF, BRAM as above): "
+                          "how many LUTs the target needs at the realistic DSP limit.")
+    lines += _sweep_table(report.get("dsp_sweep"), "dsp_limit", "DSP limit",
+                          "What-if: the same search at T with only the DSP limit changed (LUT, FF, BRAM as above).")
     return "\n".join(lines) + "\n"
 
 
