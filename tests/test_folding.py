@@ -236,12 +236,15 @@ def tiny_space():
 
 @pytest.fixture(scope="module")
 def micro_space():
-    """micro_net and the (cycles, resources, uses LUT multipliers) of every folding, layers on DSPs or LUTs."""
+    """micro_net and the (cycles, resources, uses LUT multipliers) of every folding, layers on DSPs or LUTs,
+    weights in block RAM or in LUT logic (the search chooses both)."""
     graph = micro_net()
     costs = NodeCosts(graph)
     layers = [n.name for n in graph if n.op in ("conv", "linear")]
+    options = [[replace(f, weights=w) for f in layer_candidates(graph, name, MULTIPLIERS) for w in ("bram", "lut")]
+               for name in layers]
     space = [(costs.folding(dict(zip(layers, combo))), any(f.multiplier == "lut" for f in combo))
-             for combo in itertools.product(*(layer_candidates(graph, name, MULTIPLIERS) for name in layers))]
+             for combo in itertools.product(*options)]
     return graph, [(m.cycles, m.resources, lut) for m, lut in space]
 
 
@@ -332,14 +335,15 @@ def rom_heavy_net() -> Graph:
 
 
 def test_weights_move_to_luts_when_block_ram_runs_out():
-    """With block RAM to spare every weight ROM stays there; with half a BRAM36 (less than the smallest
-    folding's 2.5) the search keeps the weights in LUT logic and fits, and the plan agrees with it."""
+    """With block RAM to spare every weight ROM stays there; with one BRAM36 (less than the smallest
+    folding's 3, of which the weight ROMs take 2) the search keeps the weights in LUT logic and fits, and the
+    plan agrees with it."""
     graph = rom_heavy_net()
-    assert plan_stages(graph, unit_folding(graph)).resources().bram36 == 2.5
-    roomy = choose_folding(graph, Resources(dsp=100, lut=20_000, ff=40_000, bram36=20))
+    assert plan_stages(graph, unit_folding(graph)).resources().bram36 == 3
+    roomy = choose_folding(graph, Resources(dsp=100, lut=20_000, ff=40_000, bram36=40))
     assert {f.weights for f in roomy.folding.values()} == {"bram"}
-    tight = choose_folding(graph, Resources(dsp=100, lut=20_000, ff=40_000, bram36=0.5))
-    assert tight.resources.bram36 <= 0.5
+    tight = choose_folding(graph, Resources(dsp=100, lut=20_000, ff=40_000, bram36=1))
+    assert tight.resources.bram36 <= 1
     assert {f.weights for f in tight.folding.values()} == {"lut"}
     plan = plan_stages(graph, tight.folding)
     assert plan.resources() == tight.resources
@@ -358,9 +362,9 @@ def test_refusal_names_the_closest_folding_and_where_block_ram_goes():
     with pytest.raises(OverBudgetError) as info:
         choose_folding(graph, Resources(dsp=100, lut=20_000, ff=40_000, bram36=0))
     text = str(info.value)
-    assert "BRAM36 2.5 > 0" in text and list(info.value.over) == ["bram36"]
+    assert "BRAM36 3 > 0" in text and list(info.value.over) == ["bram36"]
     assert ("BRAM36 goes to the weight ROMs 2 (most: c2 1.5, c1 0.5; the weights are 46,080 bits = 1.2 BRAM36 "
-            "perfectly packed) and to buffers, windows and FIFOs 0.5") in text
+            "perfectly packed) and to buffers, windows and FIFOs 1") in text
 
 
 def test_lut_layers_reach_below_the_dsp_only_optimum(micro_space):
