@@ -96,7 +96,7 @@ if TYPE_CHECKING:
     from .layout import Plan
 
 __all__ = ["PackedMAC", "FieldExtractor", "field_width", "extract_fields", "mac_signature", "packed_core_cost", "scatter",
-           "packed_weight_word", "shares_weight_word"]
+           "packed_weight_parts", "packed_weight_word", "shares_weight_word"]
 
 AD_BITS, B_BITS, P_BITS = DSP48E2_GEOMETRY.ad_bits, DSP48E2_GEOMETRY.b_bits, DSP48E2_GEOMETRY.p_bits
 
@@ -136,17 +136,25 @@ def scatter(pieces: list[tuple[int, Value]], width: int) -> Value:
     return Cat(*parts)
 
 
-def packed_weight_word(plan: Plan, weights: Value) -> Value:
-    """The signed packed weight word ``sum w_i << o_i`` of ``plan``'s weight slots (``weights``: the codes
-    concatenated, ``w_bits`` each), as ``D - A`` modulo ``2**port`` (exact: ``check()`` keeps the word inside
-    the signed port): ``D`` the codes' bits at their offsets, ``A`` each code's sign bit above its slot."""
+def packed_weight_parts(plan: Plan, weights: Value) -> tuple[Value, Value]:
+    """``(D, A)`` of ``plan``'s weight slots (``weights``: the codes concatenated, ``w_bits`` each): ``D`` the
+    codes' bits at their offsets, ``A`` each code's sign bit above its slot (0 for unsigned weights), both
+    ``weight_port_bits`` wide; the packed word is ``D - A``."""
     wb, port = plan.w_bits, plan.weight_port_bits
     codes = [weights[i * wb:(i + 1) * wb] for i in range(plan.n_weights)]
     d_word = scatter([(o, codes[i]) for i, o in enumerate(plan.weight_offsets)], port)
+    a_word = (Const(0, port) if plan.w_unsigned else
+              scatter([(o + wb, codes[i][wb - 1]) for i, o in enumerate(plan.weight_offsets)], port))
+    return d_word, a_word
+
+
+def packed_weight_word(plan: Plan, weights: Value) -> Value:
+    """The signed packed weight word ``sum w_i << o_i`` of ``plan``'s weight slots, as ``D - A`` modulo
+    ``2**port`` (:func:`packed_weight_parts`; exact: ``check()`` keeps the word inside the signed port)."""
+    d_word, a_word = packed_weight_parts(plan, weights)
     if plan.w_unsigned:     # no sign bits: D alone is the packed word
         return d_word.as_signed()
-    a_word = scatter([(o + wb, codes[i][wb - 1]) for i, o in enumerate(plan.weight_offsets)], port)
-    return (d_word - a_word)[:port].as_signed()
+    return (d_word - a_word)[:plan.weight_port_bits].as_signed()
 
 
 def shares_weight_word(plan: Plan) -> bool:
@@ -304,7 +312,6 @@ class PackedMAC(wiring.Component):
         m = Module()
         plan = self.plan
         n_fields = len(plan.fields)
-        wb = plan.w_bits
         w_port = plan.weight_port_bits
         a_port = plan.act_port_bits
 
@@ -345,11 +352,8 @@ class PackedMAC(wiring.Component):
         sign_corr2 = Signal(signed(w_port))     # stage 2, next to the AD register
         sign1, sign2 = Signal(), Signal()       # weights on B: the activation word's top bit, delayed
 
-        d_word = scatter([(o, self._weight_bits(i)) for i, o in enumerate(plan.weight_offsets)], w_port)
         # Unsigned weights (w_unsigned) have no sign bits: A stays 0 and D alone is the packed word.
-        a_word = (Const(0, w_port) if plan.w_unsigned else
-                  scatter([(o + wb, self._weight_bits(i)[wb - 1]) for i, o in enumerate(plan.weight_offsets)],
-                           w_port))
+        d_word, a_word = packed_weight_parts(plan, self.weights.as_value())
         act_word = scatter([(o, self._act_bits(j)) for j, o in enumerate(plan.act_offsets)], a_port)
         if plan.signed_act:
             # The signed activation word D - A (as the weights'), through stage-1 fabric registers.
