@@ -13,7 +13,8 @@ Writes ``benchmarks/results/verilator.json`` and ``verilator.md``.  With ``--gra
 (a full-size build's graph and folding, e.g. from benchmarks/fullsize.py's work folder) the design is instead
 that build's whole accelerator as ``--verify`` simulates it (its board Verilog with the DSP48E2 model,
 :func:`sim.board_text.board_simulation_text`), Verilator only, 2 frames by default; written to
-``verilator_fullsize.json`` and ``verilator_fullsize.md``.
+``verilator_fullsize.json`` and ``verilator_fullsize.md``; ``--sim-passes`` then measures other yosys optimisation
+passes of the simulation text than the proven default (:data:`mixq_hw.hdl_text.SIM_PASSES`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np  # noqa: E402
 
 from mixq_hw.folding import load_folding  # noqa: E402
 from mixq_hw.graph import Graph  # noqa: E402
+from mixq_hw.hdl_text import SIM_PASSES, check_passes, simulation_text  # noqa: E402
 from mixq_hw.pipeline import Accelerator, LayerFold  # noqa: E402
 from sim.cxxrtl import build_info, compile_design, run_streams_compiled  # noqa: E402
 from sim.network import image_beats  # noqa: E402
@@ -118,13 +120,19 @@ def markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _board_text(acc: Accelerator) -> str:
-    """The whole design's Verilog as ``mixq_hw.build --verify`` hands it to Verilator."""
+def _board_text(acc: Accelerator, passes: str = SIM_PASSES) -> str:
+    """The whole design's Verilog as ``mixq_hw.build --verify`` hands it to Verilator; ``passes``: the yosys
+    optimisation passes of its simulation text (:func:`mixq_hw.hdl_text.simulation_text`)."""
+    from amaranth.back import rtlil
+
     from boards.ultra96 import Ultra96V2Platform
     from mixq_hw.top import AxiStreamTop, emit_verilog_with_simulation
     from sim.board_text import board_simulation_text
 
     top = AxiStreamTop(acc)
+    if passes != SIM_PASSES:
+        text = rtlil.convert(top, name="mixq_accel", platform=Ultra96V2Platform(), emit_src=False)
+        return board_simulation_text(top, simulation_text(text, "mixq_accel", passes=passes), "mixq_accel")
     with tempfile.TemporaryDirectory(prefix="mixq-bench-v-") as tmp:
         _, simulation = emit_verilog_with_simulation(top, Path(tmp) / "mixq_accel.v", name="mixq_accel",
                                                      platform=Ultra96V2Platform())
@@ -141,12 +149,20 @@ def _with_model(text: str, model: str) -> str:
     return text[:len(text) - len(own)] + Path(model).read_text()
 
 
+#: When the simulation text's passes became ``opt -purge -nodffe`` (before: ``opt_clean -purge``).
+_NODFFE_SINCE = "2026-12-06T08:33"
+
+
 def _fullsize_rows(result: dict) -> list[dict]:
     """The rows of ``verilator_fullsize.json``, each with its design, Verilog size, frames, date and machine
     (a file written before rows carried them gives them once for all its rows)."""
     shared = {"design": result.get("design", "?"), "verilog_bytes": result.get("verilog_bytes", 0),
               "frames": result.get("frames", 0), "machine": result.get("machine", {})}
-    return [{**shared, **row} for row in result.get("rows", [])]
+    rows = [{**shared, **row} for row in result.get("rows", [])]
+    for row in rows:   # rows written before they carried their passes: the default of their day
+        row.setdefault("sim_passes", "opt_clean -purge" if row["machine"].get("date", "") < _NODFFE_SINCE
+                       else "opt -purge -nodffe")
+    return rows
 
 
 def markdown_fullsize(result: dict) -> str:
@@ -161,14 +177,17 @@ def markdown_fullsize(result: dict) -> str:
              "`benchmarks/sim_backends.py --graph ... --fold ... --configs threads:verilator-opt:g++-flags,...` "
              "adds rows.", "",
              f"Defaults of `sim.verilator`: `{result['defaults']}`.  Most cycles per CPU-second here: "
-             f"`--threads {best['threads']} {best['opt']}, g++ {best['cflags']}` on {best['design']} with the "
-             f"{best['model']} model ({best['cycles_per_cpu_second']:,}).", "",
-             "| design | DSP48E2 model | threads | Verilator -O | g++ flags | compile s (wall) | compile CPU s | C++ MB "
-             "| cycles/s (wall) | cycles per CPU-s | bit-exact | load | measured |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"`--threads {best['threads']} {best['opt']}, g++ {best['cflags']}` and yosys `{best['sim_passes']}` "
+             f"on {best['design']} with the {best['model']} model ({best['cycles_per_cpu_second']:,}).  Only "
+             f"`{SIM_PASSES}` is proven equivalent to the emitted text (tests/test_sim_hdl.py); rows with other "
+             "passes are measurements (`--sim-passes`), each bit-exact with the same frame end cycles.", "",
+             "| design | DSP48E2 model | yosys passes | threads | Verilator -O | g++ flags | compile s (wall) "
+             "| compile CPU s | C++ MB | cycles/s (wall) | cycles per CPU-s | bit-exact | load | measured |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(
-            f"| {row['design']} ({row['verilog_bytes'] / 1e6:.1f} MB) | {row['model']} | {row['threads']} "
+            f"| {row['design']} ({row['verilog_bytes'] / 1e6:.1f} MB) | {row['model']} | `{row['sim_passes']}` "
+            f"| {row['threads']} "
             f"| {row['opt']} | {row['cflags']} | {row['compile_seconds']:.1f} "
             f"| {row['compile_cpu_seconds']:.1f} | {(row['cpp_bytes'] or 0) / 1e6:.1f} | {row['cycles_per_second']:,} "
             f"| {row['cycles_per_cpu_second'] or 0:,} | {row['bit_exact']}/{row['images']} "
@@ -184,7 +203,7 @@ def fullsize(args) -> int:
     the rows of ``verilator_fullsize.json`` (rows of other designs and earlier dates stay)."""
     graph = Graph.load(args.graph)
     acc = Accelerator(graph, load_folding(args.fold, graph))
-    text = _board_text(acc)
+    text = _board_text(acc, args.sim_passes)
     images = np.random.default_rng(7).integers(0, 256, (args.frames, *graph.input_shape)).astype(np.uint8)
     name = f"{Path(args.graph).stem}, {Path(args.fold).name}"
     rows = []
@@ -196,7 +215,8 @@ def fullsize(args) -> int:
             row = _measure(graph, images, "verilator", acc, threads=int(threads), opt=opt, cflags=cflags,
                            verilog_text=design)
             row.update({"model": "mixq's" if model == "default" else Path(model).name, "design": name,
-                        "verilog_bytes": len(design), "frames": args.frames, "machine": started})
+                        "verilog_bytes": len(design), "frames": args.frames, "machine": started,
+                        "sim_passes": args.sim_passes})
             print(json.dumps({k: v for k, v in row.items() if k not in ("build", "machine")}), flush=True)
             rows.append(row)
     for row in rows:
@@ -224,7 +244,13 @@ def main(argv=None) -> int:
     parser.add_argument("--fold", type=Path, help="that build's folding.json")
     parser.add_argument("--models", default="default",
                         help="with --graph: DSP48E2 model files to compare, 'default' for mixq's (default %(default)s)")
+    parser.add_argument("--sim-passes", default=SIM_PASSES,
+                        help="with --graph: yosys passes of the simulation text, ';'-separated (default %(default)s)")
     args = parser.parse_args(argv)
+    try:
+        check_passes(args.sim_passes)
+    except ValueError as err:
+        parser.error(f"--sim-passes: {err}")
     if (args.graph is None) != (args.fold is None):
         parser.error("--graph and --fold go together")
     for path in [args.graph, args.fold] + [Path(m) for m in args.models.split(",") if m != "default"]:

@@ -23,6 +23,7 @@ time on it that it takes on ``amaranth.back.verilog``'s text of the same design.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -32,7 +33,7 @@ from amaranth.back import rtlil
 from .packing.synth import run_yosys_script
 
 __all__ = ["convert", "convert_with_simulation", "texts_from_rtlil", "simulation_text", "VerilogError", "SCRIPT", "SIM_SCRIPT",
-           "BOTH_SCRIPT"]
+           "BOTH_SCRIPT", "SIM_PASSES", "OPT_PASSES", "check_passes"]
 
 #: The yosys script: every process becomes multiplexers and flip-flops (the lowering ``synth_xilinx``
 #: starts with; a switch over constants stays a multiplexer, as Amaranth writes it); ``$pmux`` cells, which
@@ -52,7 +53,9 @@ write_verilog -norename design.v
 #: removed: ``-purge``; ports stay) and the text written without attributes (``-noattr``; register initial
 #: values are still written, as declaration initialisers).  ``-nodffe``: no feedback multiplexer becomes a
 #: clock enable, the one rewrite yosys' equivalence check (tests/test_sim_hdl.py) cannot prove around
-#: memories.
+#: memories: with enables, ``opt_dff`` also removes the flip-flops that never leave their initial value, which
+#: only induction proves, and ``equiv_induct`` found no proof in minutes on the test designs (enables would make
+#: full-size UltraNet simulate about a fifth faster per CPU-second: benchmarks/results/verilator_fullsize.md).
 SIM_SCRIPT = """\
 read_rtlil design.il
 proc -norom
@@ -61,6 +64,14 @@ memory_collect
 opt -purge -nodffe
 write_verilog -norename -noattr design.v
 """
+
+#: The optimisation passes of :data:`SIM_SCRIPT` (between the lowering and ``write_verilog``).
+SIM_PASSES = "opt -purge -nodffe"
+#: One yosys pass as :func:`simulation_text` accepts it: a name and plain options (no file, no selection).
+_PASS = re.compile(r"([a-z][a-z0-9_]*)( -[a-z][a-z0-9_-]*)*")
+#: The passes :func:`simulation_text` may run: logic optimisations that read and write nothing else.
+OPT_PASSES = frozenset({"opt", "opt_expr", "opt_merge", "opt_muxtree", "opt_reduce", "opt_dff", "opt_clean",
+                        "opt_share", "opt_mem", "wreduce", "peepopt", "share", "muxpack", "pmuxtree", "clean"})
 
 #: :data:`SCRIPT` (its ``design.v`` byte for byte), then the simulation text of the same lowering in
 #: ``sim.v`` (as :data:`SIM_SCRIPT` writes it).
@@ -105,13 +116,29 @@ def texts_from_rtlil(rtlil_text: str, name: str, *, timeout: float = TIMEOUT) ->
     return texts["design.v"], texts["sim.v"]
 
 
-def simulation_text(rtlil_text: str, name: str, *, timeout: float = TIMEOUT) -> str:
+def check_passes(passes: str) -> list[str]:
+    """The yosys passes of ``passes`` (separated by ``;``), each a pass name with plain options; a ValueError
+    naming the first one that is not."""
+    steps = [step.strip() for step in passes.split(";")]
+    for step in steps:
+        match = _PASS.fullmatch(step)
+        if match is None or match.group(1) not in OPT_PASSES:
+            raise ValueError(f"simulation passes {passes!r}: {step!r} is not one of yosys' optimisation passes "
+                             f"({', '.join(sorted(OPT_PASSES))}) with plain options (like 'opt -purge')")
+    return steps
+
+
+def simulation_text(rtlil_text: str, name: str, *, timeout: float = TIMEOUT, passes: str = SIM_PASSES) -> str:
     """Verilog for a simulator from ``rtlil_text`` (``amaranth.back.rtlil.convert``'s output, top module
     ``name``): :data:`SIM_SCRIPT`'s lowering, the same logic as :func:`convert`'s with no attribute and no
-    unread wire."""
+    unread wire.  ``passes``: the optimisation passes instead of :data:`SIM_PASSES` (``;``-separated, for
+    benchmarks; only the default is proven equivalent, tests/test_sim_hdl.py)."""
     if not name.isidentifier():
         raise ValueError(f"Verilog module name {name!r} is not an identifier")
-    return _write(rtlil_text, name, SIM_SCRIPT, timeout)
+    script = SIM_SCRIPT
+    if passes != SIM_PASSES:
+        script = SIM_SCRIPT.replace(f"\n{SIM_PASSES}\n", "\n" + "\n".join(check_passes(passes)) + "\n")
+    return _write(rtlil_text, name, script, timeout)
 
 
 def _write(rtlil_text: str, name: str, script: str, timeout: float) -> str:

@@ -371,3 +371,33 @@ def test_the_equivalence_check_fails_on_a_changed_simulation_text(tmp_path):
     log = (tmp_path / "yosys.log").read_text()
     assert failure is not None and "Equivalence successfully proven" not in log
     assert re.search(r"Found [1-9]\d* unproven \$equiv cells", log), log[-3000:]
+
+
+def test_simulation_passes_are_checked_before_yosys_runs():
+    """Other optimisation passes (benchmarks/sim_backends.py --sim-passes) are yosys optimisation passes with
+    plain options, or a ValueError naming the offending one; nothing else reaches the yosys script."""
+    from mixq_hw.hdl_text import SIM_PASSES, SIM_SCRIPT, check_passes, simulation_text
+
+    assert f"\n{SIM_PASSES}\n" in SIM_SCRIPT
+    assert check_passes("opt -purge; opt_dff -sat") == ["opt -purge", "opt_dff -sat"]
+    for bad in ["read_verilog other.v", "opt -purge\nshell", "tee -o log.txt opt", "opt;;", "opt_dff -sat x",
+                "write_verilog -noattr"]:
+        with pytest.raises(ValueError, match="not one of yosys' optimisation passes"):
+            check_passes(bad)
+    with pytest.raises(ValueError, match="'shell' is not one of"):
+        simulation_text("this RTLIL is never read", "mixq_accel", passes="opt -purge; shell")
+
+
+def test_other_simulation_passes_change_the_text():
+    """``passes`` reaches yosys: ``opt -purge`` (clock enables allowed) writes enable flip-flops that the
+    default ``opt -purge -nodffe`` leaves as feedback multiplexers, on the same RTLIL."""
+    from amaranth.back import rtlil
+
+    from mixq_hw.hdl_text import simulation_text
+
+    il = rtlil.convert(Accelerator(linear_net(np.random.default_rng(6)), {"fc": LayerFold(4, 3, 1)}),
+                       name="mixq_accel", emit_src=False)
+    default, dffe = simulation_text(il, "mixq_accel"), simulation_text(il, "mixq_accel", passes="opt -purge")
+    enables = [len(re.findall(r"^\s+else if \(", t, re.MULTILINE)) + len(re.findall(r"^\s+if \((?!rst\))", t, re.MULTILINE))
+               for t in (default, dffe)]
+    assert default != dffe and len(dffe) < len(default) and enables[1] > enables[0], enables
