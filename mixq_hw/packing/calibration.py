@@ -114,12 +114,25 @@ _ADDER_KINDS = {
         _lut_points("w", "4 8 16 4 1 27: 3778/3328, 4 8 4 4 1 27: 946/832, 4 8 1 1 1 27: 61/52, "
                          "5 7 4 2 1 144: 594/528, 5 6 2 4 1 9: 498/456, 4 8 4 2 3 9: 1322/1194, "
                          "5 7 2 2 4 36: 1076/994")),
-    "w_narrow": Calibration(
-        "LUT_PER_ADDER_BIT['w_narrow']", 1.5,
-        "as 'w', for w = 2",
+    "w_select": Calibration(
+        "LUT_PER_ADDER_BIT['w_select']", 1.3,
+        "as 'w', for w = 2 in fields of 8 or more products: one select row per product (0, a or ~a) and its "
+        "carry-in (lut_core._select_row), an adder's carry-in counted as one more result bit",
         "mixq_hw.packing.lut_core.lut_core_estimate", _LUT_SOURCE,
-        _lut_points("w_narrow", "2 3 4 4 1 36: 242/224, 2 3 2 2 8 36: 534/394")
-        + (DataPoint("MixQ UltraNet conv2.0 dot cores (w2 a3, 256 x 96, d 9), full-size UltraNet", 13622, 9218),)),
+        _lut_points("w_select", "2 3 2 2 8 36: 282/232, 2 3 3 1 32 9: 764/672, 2 3 4 1 16 9: 534/448, "
+                                "2 3 9 1 8 9: 650/504, 2 3 4 1 64 9: 1982/1792")),
+    "w_select_small": Calibration(
+        "LUT_PER_ADDER_BIT['w_select_small']", 1.8,
+        "as 'w_select', in fields of 2 to 7 products (the select logic weighs more against a short tree)",
+        "mixq_hw.packing.lut_core.lut_core_estimate", _LUT_SOURCE,
+        _lut_points("w_select_small", "2 4 2 2 4 9: 190/132, 2 2 1 1 4 16: 38/25, 2 5 2 2 2 9: 136/76, "
+                                      "2 8 1 1 3 9: 68/37, 2 2 2 2 2 64: 104/60")),
+    "w_narrow": Calibration(
+        "LUT_PER_ADDER_BIT['w_narrow']", 1.25,
+        "as 'w', for w = 2 in one-product fields (two rows per product)",
+        "mixq_hw.packing.lut_core.lut_core_estimate", _LUT_SOURCE,
+        _lut_points("w_narrow", "2 3 4 4 1 36: 242/224, 2 4 3 2 1 9: 104/90, 2 6 2 2 1 27: 98/80, "
+                                "2 3 1 1 1 576: 21/18")),
 }
 
 #: LUTs per result bit of every adder of a LUT core (product trees and accumulators), by how its rows are made.
