@@ -120,7 +120,10 @@ _ADDER_KINDS = {
         "carry-in (lut_core._select_row), an adder's carry-in counted as one more result bit",
         "mixq_hw.packing.lut_core.lut_core_estimate", _LUT_SOURCE,
         _lut_points("w_select", "2 3 2 2 8 36: 282/232, 2 3 3 1 32 9: 764/672, 2 3 4 1 16 9: 534/448, "
-                                "2 3 9 1 8 9: 650/504, 2 3 4 1 64 9: 1982/1792")),
+                                "2 3 9 1 8 9: 650/504, 2 3 4 1 64 9: 1982/1792")
+        + (DataPoint("MixQ UltraNet conv2.0 dot cores (w2 a3, fold 32/8/3, 24 fields of 32 terms, d 9): the whole "
+                     "stage in yosys (benchmarks/results/lut_hunt.md), full-size UltraNet", 5385, 5376,
+                     "2026-12-06"),)),
     "w_select_small": Calibration(
         "LUT_PER_ADDER_BIT['w_select_small']", 1.8,
         "as 'w_select', in fields of 2 to 7 products (the select logic weighs more against a short tree)",
