@@ -117,19 +117,18 @@ _ADDER_KINDS = {
     "w_select": Calibration(
         "LUT_PER_ADDER_BIT['w_select']", 1.3,
         "as 'w', for w = 2 in fields of 8 or more products: one select row per product (0, a or ~a) and its "
-        "carry-in (lut_core._select_row), an adder's carry-in counted as one more result bit",
+        "carry-in (lut_core._select_row), an adder's carry-in counted as one more result bit; the points' largest "
+        "ratio is 1.18 (1.29 on a first form of the rows, which the value still covers)",
         "mixq_hw.packing.lut_core.lut_core_estimate", _LUT_SOURCE,
-        _lut_points("w_select", "2 3 2 2 8 36: 282/232, 2 3 3 1 32 9: 764/672, 2 3 4 1 16 9: 534/448, "
-                                "2 3 9 1 8 9: 650/504, 2 3 4 1 64 9: 1982/1792")
-        + (DataPoint("MixQ UltraNet conv2.0 dot cores (w2 a3, fold 32/8/3, 24 fields of 32 terms, d 9): the whole "
-                     "stage in yosys (benchmarks/results/lut_hunt.md), full-size UltraNet", 5385, 5376,
-                     "2026-12-06"),)),
+        _lut_points("w_select", "2 3 2 2 8 36: 242/232, 2 3 3 1 32 9: 776/672, 2 3 4 1 16 9: 522/448, "
+                                "2 3 9 1 8 9: 596/504, 2 3 4 1 64 9: 2058/1792")),
     "w_select_small": Calibration(
         "LUT_PER_ADDER_BIT['w_select_small']", 1.8,
-        "as 'w_select', in fields of 2 to 7 products (the select logic weighs more against a short tree)",
+        "as 'w_select', in fields of 2 to 7 products (the select logic weighs more against a short tree); the points' "
+        "largest ratio is 1.46 (1.78 on a first form of the rows, which the value still covers)",
         "mixq_hw.packing.lut_core.lut_core_estimate", _LUT_SOURCE,
-        _lut_points("w_select_small", "2 4 2 2 4 9: 190/132, 2 2 1 1 4 16: 38/25, 2 5 2 2 2 9: 136/76, "
-                                      "2 8 1 1 3 9: 68/37, 2 2 2 2 2 64: 104/60")),
+        _lut_points("w_select_small", "2 4 2 2 4 9: 150/132, 2 2 1 1 4 16: 31/25, 2 5 2 2 2 9: 94/76, "
+                                      "2 8 1 1 3 9: 56/37, 2 2 2 2 2 64: 66/60")),
     "w_narrow": Calibration(
         "LUT_PER_ADDER_BIT['w_narrow']", 1.25,
         "as 'w', for w = 2 in one-product fields (two rows per product)",

@@ -43,7 +43,7 @@ import functools
 import math
 from typing import TYPE_CHECKING, Any
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.hdl import Value
 from amaranth.lib import data, wiring
 
@@ -122,9 +122,8 @@ def _select_row(ab: int, w: Any, a: Any) -> _Term:
     a_hi = act_range(ab)[1]
     if w is None:
         return _Term(None, -(a_hi + 1), a_hi, carry=_Term(None, 0, 1))
-    row = Mux(w[0], a.as_unsigned() ^ w[1].replicate(ab), 0)
-    signed_row = Mux(w[0] & w[1], Cat(row, 1).as_signed(), row)     # ~a in ab bits, as a negative value
-    return _Term(signed_row, -(a_hi + 1), a_hi, carry=_Term(w[0] & w[1], 0, 1))
+    row = Mux(w[0], Cat(a.as_unsigned() ^ w[1].replicate(ab), w[1]), 0).as_signed()    # a, or ~a sign-extended
+    return _Term(row, -(a_hi + 1), a_hi, carry=_Term(w[0] & w[1], 0, 1))
 
 
 def _signed_rows(wb: int, ab: int, w: Any, a: Any) -> list[_Term]:
@@ -149,16 +148,10 @@ def _signed_rows(wb: int, ab: int, w: Any, a: Any) -> list[_Term]:
 
 
 def add_carry(x: Value, y: Value, carry: Value) -> Value:
-    """``x + y + carry`` (``carry`` one bit) as one adder: ``(x:carry + y:carry) >> 1``, the carry entering bit 0
-    of a sum one bit wider, so synthesis maps one carry chain.  Signed when ``x`` or ``y`` is."""
-    is_signed = x.shape().signed or y.shape().signed
-    width = max(len(x), len(y)) + 2
-
-    def extended(v: Value) -> Value:
-        fill = v[-1].replicate(width - len(v)) if v.shape().signed else Const(0, width - len(v))
-        return Cat(carry[0], v.as_unsigned(), fill)
-    total = (extended(x) + extended(y))[1:width + 1]
-    return total.as_signed() if is_signed else total
+    """``x + y + carry`` (``carry`` one bit) as one adder: ``((x << 1 | carry) + (y << 1 | carry)) >> 1``, the
+    carry entering bit 0 of a sum one bit wider, so synthesis maps one carry chain.  ``x`` and ``y`` appear
+    once each (an expression used twice is copied whole into the netlist, level after level)."""
+    return ((x.shift_left(1) | carry) + (y.shift_left(1) | carry)).shift_right(1)
 
 
 def _field_tree(items: list[_Term], register, adders: list[int]) -> _Term:
