@@ -121,7 +121,10 @@ _ADDER_KINDS = {
         "ratio is 1.18 (1.29 on a first form of the rows, which the value still covers)",
         "mixq_hw.packing.lut_core.lut_core_estimate", _LUT_SOURCE,
         _lut_points("w_select", "2 3 2 2 8 36: 242/232, 2 3 3 1 32 9: 776/672, 2 3 4 1 16 9: 522/448, "
-                                "2 3 9 1 8 9: 596/504, 2 3 4 1 64 9: 2058/1792")),
+                                "2 3 9 1 8 9: 596/504, 2 3 4 1 64 9: 2058/1792")
+        + (DataPoint("MixQ UltraNet conv2.0 dot cores (w2 a3, fold 32/8/3, 24 fields of 32 terms, d 9): the whole "
+                     "stage in yosys (benchmarks/results/lut_hunt.md), full-size UltraNet", 5225, 5376,
+                     "2026-12-06"),)),
     "w_select_small": Calibration(
         "LUT_PER_ADDER_BIT['w_select_small']", 1.8,
         "as 'w_select', in fields of 2 to 7 products (the select logic weighs more against a short tree); the points' "
