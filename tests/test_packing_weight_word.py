@@ -84,10 +84,10 @@ def test_shared_word_estimate_and_refusals():
     word_lut, word_ff = weight_word_cost(plan)
     assert shared_lut < lut and shared_ff < ff
     assert shared_lut + word_lut >= lut - 6 and shared_ff + word_ff <= ff + plan.weight_port_bits
-    # weights on A:D with the sign bit: only registers are saved in the estimate (yosys saw ~7 LUTs per core)
+    # weights on A:D with the sign bit: the core's own gated D - A and its registers are saved (yosys: 47 -> 41 LUTs)
     ad_sign = planner_plan(5, 7, 3)
     assert ad_sign.weight_port == "AD" and ad_sign.act_sign_bit
-    assert packed_core_cost(ad_sign, shared_word=True)[0] == packed_core_cost(ad_sign)[0]
+    assert packed_core_cost(ad_sign, shared_word=True)[0] < packed_core_cost(ad_sign)[0]
     assert packed_core_cost(ad_sign, shared_word=True)[1] < packed_core_cost(ad_sign)[1]
     plain = planner_plan(4, 4, 3)
     assert not shares_weight_word(plain)

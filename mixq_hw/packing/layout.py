@@ -289,7 +289,7 @@ class Plan(PackingPlan):
             from .lut_core import lut_core_estimate
             return lut_core_estimate(self, depth)
         from .cores import packed_core_cost
-        return packed_core_cost(self)
+        return packed_core_cost(self, depth=depth)
 
     def explain(self) -> str:
         return explain_layout(self)

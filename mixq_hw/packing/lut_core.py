@@ -13,7 +13,9 @@ accumulator instead of one accumulator each plus an adder tree over them.
 A product of a signed ``w``-bit weight and an unsigned ``a``-bit activation
 is a sum of partial-product rows over the narrower operand's bits:
 ``Mux(a[b], w, 0) << b`` over the activation bits, or ``Mux(w[b], a, 0) << b``
-over the weight bits (the weight's sign bit's row subtracted).  Written this
+over the weight bits (the weight's sign bit's row subtracted).  A 2-bit weight is -1, 0 or 1, so in a
+field of several products each product is one select row, ``0``, ``a`` or ``~a = -a - 1``, whose missing
+``+1`` enters one of the tree's adders as its carry-in: half the rows of the two-row form.  Written this
 way (no ``*``), yosys' ``synth_xilinx`` maps it to LUTs and carry chains, never
 to a DSP48E2 (``tests/test_packing_lut.py`` synthesises one and checks).
 
@@ -65,23 +67,38 @@ _bits_for = signed_width
 class _Term:
     """A value of the product tree (None when only sizing it) with its exact integer range."""
 
-    def __init__(self, value: Value | None, lo: int, hi: int):
+    def __init__(self, value: Value | None, lo: int, hi: int, carry: "_Term | None" = None):
         self.value, self.lo, self.hi = value, lo, hi
+        #: a 1-bit term (0 or 1) the tree still has to add to this row (:func:`_select_row`)
+        self.carry = carry
 
     def __add__(self, other: "_Term") -> "_Term":
-        value = None if self.value is None else self.value + other.value
-        return _Term(value, self.lo + other.lo, self.hi + other.hi)
+        """The sum, one pending carry absorbed as the adder's carry-in (the other, if any, stays pending)."""
+        absorbed, pending = (self.carry, other.carry) if self.carry is not None else (other.carry, None)
+        value = None
+        if self.value is not None:
+            value = self.value + other.value if absorbed is None else add_carry(self.value, other.value, absorbed.value)
+        return _Term(value, self.lo + other.lo, self.hi + other.hi + (absorbed is not None), carry=pending)
 
 
-def _rows(wb: int, ab: int, w: Any, a: Any, signed_act: bool = False) -> list[_Term]:
+def _selects(wb: int, n_terms: int, signed_act: bool = False) -> bool:
+    """Whether a field of ``n_terms`` products uses :func:`_select_row`: 2-bit weights, unsigned activations and
+    a tree to absorb the carries (yosys: a one-product field costs more with it than with two rows)."""
+    return wb == 2 and not signed_act and n_terms > 1
+
+
+def _rows(wb: int, ab: int, w: Any, a: Any, signed_act: bool = False, select: bool = False) -> list[_Term]:
     """Partial-product rows of ``w * a`` (signed ``wb``-bit ``w``, unsigned ``ab``-bit ``a``, signed with
-    ``signed_act``) over the narrower operand's bits.
+    ``signed_act``) over the narrower operand's bits; with ``select`` (:func:`_selects`) the one row of
+    :func:`_select_row`.
 
-    Ranges cover every value the ports carry (the full signed weight range).
+    Ranges cover every value the ports carry (the full signed weight range; narrow with ``select``).
     With ``w``/``a`` None only the ranges are built (for :func:`lut_core_estimate`).
     """
     if signed_act:
         return _signed_rows(wb, ab, w, a)
+    if select:
+        return [_select_row(ab, w, a)]
     w_lo, w_hi = signed_range(wb)
     a_hi = act_range(ab)[1]
     build = w is not None
@@ -95,6 +112,18 @@ def _rows(wb: int, ab: int, w: Any, a: Any, signed_act: bool = False) -> list[_T
         top = wb - 1      # the sign bit's row counts -2**top
         rows.append(_Term(-Mux(w[top], a, 0).shift_left(top) if build else None, -(a_hi << top), 0))
     return rows
+
+
+def _select_row(ab: int, w: Any, a: Any) -> _Term:
+    """The one row of ``w * a`` for a 2-bit narrow-range weight (-1, 0 or 1: ``w[0]`` it is non-zero, ``w[1]`` its
+    sign) and an unsigned ``ab``-bit ``a``: ``w[0] ? (a ^ -w[1]) : 0`` (``a`` or ``~a = -a - 1``), with
+    :attr:`_Term.carry` the bit ``w[0] & w[1]`` that makes ``~a`` into ``-a``, which the tree adds as a carry-in
+    (:func:`_field_tree`).  Exact on the narrow range the accumulators are sized for (``-2`` is no code)."""
+    a_hi = act_range(ab)[1]
+    if w is None:
+        return _Term(None, -(a_hi + 1), a_hi, carry=_Term(None, 0, 1))
+    row = Mux(w[0], Cat(a.as_unsigned() ^ w[1].replicate(ab), w[1]), 0).as_signed()    # a, or ~a sign-extended
+    return _Term(row, -(a_hi + 1), a_hi, carry=_Term(w[0] & w[1], 0, 1))
 
 
 def _signed_rows(wb: int, ab: int, w: Any, a: Any) -> list[_Term]:
@@ -118,19 +147,34 @@ def _signed_rows(wb: int, ab: int, w: Any, a: Any) -> list[_Term]:
     return rows
 
 
+def add_carry(x: Value, y: Value, carry: Value) -> Value:
+    """``x + y + carry`` (``carry`` one bit) as one adder: ``((x << 1 | carry) + (y << 1 | carry)) >> 1``, the
+    carry entering bit 0 of a sum one bit wider, so synthesis maps one carry chain.  ``x`` and ``y`` appear
+    once each (an expression used twice is copied whole into the netlist, level after level)."""
+    return ((x.shift_left(1) | carry) + (y.shift_left(1) | carry)).shift_right(1)
+
+
 def _field_tree(items: list[_Term], register, adders: list[int]) -> _Term:
     """Sum ``items`` in the registered tree of stages 2..4.
 
     The pairwise levels are spread over the three stages (the earlier ones
     take the extra level); ``register(term, stage, n)`` makes each stage's
-    registers and ``adders`` collects every adder's result width.
+    registers and ``adders`` collects every adder's result width.  A row's pending carry (:attr:`_Term.carry`)
+    enters an adder as its carry-in; one left at the root is the caller's to add.
     """
+    def keep(t: _Term, stage: int, n: int) -> _Term:
+        out = register(t, stage, n)
+        if t.carry is not None:
+            out.carry = register(t.carry, stage, f"c{n}")
+        return out
+
     def level(items: list[_Term]) -> list[_Term]:
         out = []
         for n in range(0, len(items), 2):
             if n + 1 < len(items):
+                carry_in = items[n].carry is not None or items[n + 1].carry is not None
                 out.append(items[n] + items[n + 1])
-                adders.append(_bits_for(out[-1].lo, out[-1].hi))
+                adders.append(_bits_for(out[-1].lo, out[-1].hi) + carry_in)     # the carry-in's extra bit
             else:
                 out.append(items[n])
         return out
@@ -140,7 +184,7 @@ def _field_tree(items: list[_Term], register, adders: list[int]) -> _Term:
         for _ in range(math.ceil(levels / (_TREE_STAGES - stage))):
             items = level(items)
             levels -= 1
-        items = [register(t, stage + 2, n) for n, t in enumerate(items)]
+        items = [keep(t, stage + 2, n) for n, t in enumerate(items)]
     assert len(items) == 1
     return items[0]
 
@@ -166,7 +210,9 @@ def _tree_cost(w_bits: int, a_bits: int, n_terms: int, signed_act: bool = False)
     def register(t: _Term, stage: int, n: int) -> _Term:
         regs.append(_bits_for(t.lo, t.hi))
         return t
-    _field_tree([r for _ in range(n_terms) for r in _rows(w_bits, a_bits, None, None, signed_act)], register, adders)
+    select = _selects(w_bits, n_terms, signed_act)
+    _field_tree([r for _ in range(n_terms) for r in _rows(w_bits, a_bits, None, None, signed_act, select)], register,
+                adders)
     return sum(regs), sum(adders)
 
 
@@ -205,10 +251,13 @@ def _estimate(w_bits: int, a_bits: int, weight_slots: int, act_slots: int,
     luts = 0.0
     rows_per_product = len(_rows(w_bits, a_bits, None, None, signed_act))
     for n_terms, count in field_terms:
+        select = _selects(w_bits, n_terms, signed_act)
         reg_bits, tree_bits = _tree_cost(w_bits, a_bits, n_terms, signed_act)
         acc = _acc_width(w_bits, a_bits, depth, n_terms, signed_act)
         ff += count * (reg_bits + acc)
-        if a_bits <= w_bits:
+        if select:
+            kind = "w_select" if n_terms >= 8 else "w_select_small"
+        elif a_bits <= w_bits:
             shallow = n_terms * rows_per_product <= 4 ** _TREE_STAGES      # <= 2 adder levels per stage
             kind = "a_wide" if w_bits > 4 else "a_shallow" if shallow else "a"
         else:
@@ -266,22 +315,26 @@ class LutMAC(wiring.Component):
                 m.d.sync += flags[s].eq(flags[s - 1])
 
         # Stages 2..4: per field, the rows of all its terms' products, summed in a registered tree.
-        products: list[Value] = []
+        products: list[_Term] = []
         for f, fld in enumerate(plan.fields):
             def register(t: _Term, stage: int, n: int, f: int = f) -> _Term:
                 reg = Signal(signed(_bits_for(t.lo, t.hi)), name=f"f{f}_s{stage}_{n}")
                 with m.If(self.en):
                     m.d.sync += reg.eq(t.value)
                 return _Term(reg, t.lo, t.hi)
-            rows = [r for i, j in fld.terms for r in _rows(plan.w_bits, plan.a_bits, w1[i], a1[j], plan.signed_act)]
-            products.append(_field_tree(rows, register, []).value)
+            select = _selects(plan.w_bits, len(fld.terms), plan.signed_act)
+            rows = [r for i, j in fld.terms
+                    for r in _rows(plan.w_bits, plan.a_bits, w1[i], a1[j], plan.signed_act, select)]
+            products.append(_field_tree(rows, register, []))
 
         # Stage 5: the accumulators, which are the fields.
         valid4, first4, last4 = flags[3][0], flags[3][1], flags[3][2]
         for f, product in enumerate(products):
             acc = Signal(signed(_acc_bits(plan, self.depth, f)), name=f"acc{f}")
             with m.If(self.en & valid4):
-                m.d.sync += acc.eq(Mux(first4, 0, acc) + product)
+                total = Mux(first4, 0, acc)
+                m.d.sync += acc.eq(total + product.value if product.carry is None else
+                                   add_carry(total, product.value, product.carry.value))
             m.d.comb += self.fields[f].eq(acc)
         with m.If(self.en):
             m.d.sync += self.o_valid.eq(valid4 & last4)
