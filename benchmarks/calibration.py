@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # this checkout's mixq_hw, not an installed one
 from common import machine  # noqa: E402
 
 from mixq_hw.atomic import atomic_write_text  # noqa: E402
