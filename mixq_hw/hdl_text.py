@@ -48,7 +48,8 @@ memory_collect
 write_verilog -norename design.v
 """
 
-#: The simulation script: :data:`SCRIPT`'s lowering, then yosys' ``opt`` (constants folded, identical
+#: The optimisation passes of the simulation text (:data:`SIM_SCRIPT`: :data:`SCRIPT`'s lowering, these passes,
+#: ``write_verilog -noattr``): yosys' ``opt`` (constants folded, identical
 #: cells merged, a synchronous reset multiplexer folded into its flip-flop, every wire nothing reads
 #: removed: ``-purge``; ports stay) and the text written without attributes (``-noattr``; register initial
 #: values are still written, as declaration initialisers).  ``-nodffe``: no feedback multiplexer becomes a
@@ -56,17 +57,10 @@ write_verilog -norename design.v
 #: memories: with enables, ``opt_dff`` also removes the flip-flops that never leave their initial value, which
 #: only induction proves, and ``equiv_induct`` found no proof in minutes on the test designs (enables would make
 #: full-size UltraNet simulate about a fifth faster per CPU-second: benchmarks/results/verilator_fullsize.md).
-SIM_SCRIPT = """\
-read_rtlil design.il
-proc -norom
-rename -enumerate -pattern mixq_pmux_% t:$pmux
-memory_collect
-opt -purge -nodffe
-write_verilog -norename -noattr design.v
-"""
-
-#: The optimisation passes of :data:`SIM_SCRIPT` (between the lowering and ``write_verilog``).
 SIM_PASSES = "opt -purge -nodffe"
+#: The lowering every text starts with (:data:`SCRIPT` without its ``write_verilog``).
+_LOWERING = SCRIPT[:SCRIPT.index("write_verilog")]
+SIM_SCRIPT = _LOWERING + SIM_PASSES + "\nwrite_verilog -norename -noattr design.v\n"
 #: One yosys pass as :func:`simulation_text` accepts it: a name and plain options (no file, no selection).
 _PASS = re.compile(r"([a-z][a-z0-9_]*)( -[a-z][a-z0-9_-]*)*")
 #: The passes :func:`simulation_text` may run: logic optimisations that read and write nothing else.
@@ -75,10 +69,7 @@ OPT_PASSES = frozenset({"opt", "opt_expr", "opt_merge", "opt_muxtree", "opt_redu
 
 #: :data:`SCRIPT` (its ``design.v`` byte for byte), then the simulation text of the same lowering in
 #: ``sim.v`` (as :data:`SIM_SCRIPT` writes it).
-BOTH_SCRIPT = SCRIPT + """\
-opt -purge -nodffe
-write_verilog -norename -noattr sim.v
-"""
+BOTH_SCRIPT = SCRIPT + SIM_PASSES + "\nwrite_verilog -norename -noattr sim.v\n"
 
 #: Seconds one yosys run may take (wasm yosys on a loaded machine, a network-sized design).
 TIMEOUT = 900
@@ -135,9 +126,8 @@ def simulation_text(rtlil_text: str, name: str, *, timeout: float = TIMEOUT, pas
     benchmarks; only the default is proven equivalent, tests/test_sim_hdl.py)."""
     if not name.isidentifier():
         raise ValueError(f"Verilog module name {name!r} is not an identifier")
-    script = SIM_SCRIPT
-    if passes != SIM_PASSES:
-        script = SIM_SCRIPT.replace(f"\n{SIM_PASSES}\n", "\n" + "\n".join(check_passes(passes)) + "\n")
+    script = SIM_SCRIPT if passes == SIM_PASSES else \
+        _LOWERING + "\n".join(check_passes(passes)) + "\nwrite_verilog -norename -noattr design.v\n"
     return _write(rtlil_text, name, script, timeout)
 
 
