@@ -193,7 +193,7 @@ def verification_section() -> list[str]:
     if speeds:
         lines += ["", "Full-size whole-network simulation (the whole design alone on the machine, then every stage "
                       "layer by layer; issue #13's target is 100,000 cycles/s): " + "; ".join(speeds)
-                  + ". Verilator and g++ options on full-size UltraNet: [`verilator_fullsize.md`]"
+                  + ". Verilator and C++ compiler options on full-size UltraNet: [`verilator_fullsize.md`]"
                     "(benchmarks/results/verilator_fullsize.md)."]
     ver_bench = _load("verilator.json")
     if ver_bench is not None:

@@ -55,6 +55,10 @@ def _measure(graph, images, backend: str, acc: Accelerator | None = None, **opti
     """Compile (cold cache) and run ``images`` once on ``acc`` (default: the zoo folding's); the figures of
     one row (``options`` go to the compile, ``verilog_text`` among them)."""
     acc = acc or Accelerator(graph, FOLDING)
+    compiler = options.pop("cxx", None)
+    saved_cxx = os.environ.get("CXX")
+    if compiler:
+        os.environ["CXX"] = compiler
     c, h, w = acc.plan.out_shape
     per_frame = c * h * w // acc.plan.out_lanes
     n = len(images)
@@ -77,6 +81,10 @@ def _measure(graph, images, backend: str, acc: Accelerator | None = None, **opti
             run = run_streams_compiled(acc, {"i": image_beats(images)}, {"o": per_frame * n}, library=library,
                                        stats=stats)
         sim_seconds = time.perf_counter() - started
+    if compiler and saved_cxx is None:
+        del os.environ["CXX"]
+    elif compiler:
+        os.environ["CXX"] = saved_cxx
     outputs = beats_to_tensor(run.outputs["o"], (n, c, h, w), acc.plan.out_lanes)
     exact = int(np.all((outputs == graph.reference(images)).reshape(n, -1), axis=1).sum())
     ends = [run.beat_cycles["o"][(k + 1) * per_frame - 1] for k in range(n)]
@@ -92,9 +100,24 @@ def _measure(graph, images, backend: str, acc: Accelerator | None = None, **opti
 
 
 def _defaults() -> str:
-    from sim.verilator import DEFAULT_CFLAGS, DEFAULT_OPT, DEFAULT_THREADS
+    from sim.verilator import DEFAULT_OPT, DEFAULT_THREADS, cxx_choice
 
-    return f"--threads {DEFAULT_THREADS} {DEFAULT_OPT}, g++ {DEFAULT_CFLAGS}"
+    cxx, flags = cxx_choice()
+    return f"--threads {DEFAULT_THREADS} {DEFAULT_OPT}, {Path(cxx or 'g++').name} {flags}"
+
+
+def _compiler(row: dict) -> str:
+    """The compiler and flags a row was built with (rows from before the build recorded it: g++)."""
+    name = row.get("build", {}).get("cxx", "g++").split(":")[0]
+    return f"{Path(name).name} {row.get('cflags', row.get('opt', '-'))}"
+
+
+def _config(config: str) -> tuple[int, str, str, str | None]:
+    """``threads:verilator-opt:flags[:compiler]`` as (threads, opt, flags, compiler or None: the default)."""
+    parts = config.split(":")
+    if len(parts) not in (3, 4):
+        raise SystemExit(f"--configs: {config!r} is not threads:verilator-opt:flags[:compiler]")
+    return int(parts[0]), parts[1], parts[2], parts[3] if len(parts) == 4 else None
 
 
 def markdown(result: dict) -> str:
@@ -108,13 +131,13 @@ def markdown(result: dict) -> str:
              f"times slower); Verilator's -O level gives the same C++ on this design; g++ -O2 costs half again "
              f"the compile CPU for about 10 % more speed, which the main job (one compile, a short run) never "
              f"earns back.", "",
-             "| backend | threads | Verilator -O | g++ flags | compile s (wall) | compile CPU s | C++ MB | cycles/s "
+             "| backend | threads | Verilator -O | compiler and flags | compile s (wall) | compile CPU s | C++ MB | cycles/s "
              "(wall) | cycles per CPU-s | bit-exact | load |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
         lines.append(
             f"| {row['backend']} | {row.get('threads', '-')} | {row.get('opt', '-') if row['backend'] == 'verilator' else '-'} "
-            f"| {row.get('cflags', row.get('opt', '-'))} | {row['compile_seconds']:.1f} | {row['compile_cpu_seconds']:.1f} "
+            f"| {_compiler(row)} | {row['compile_seconds']:.1f} | {row['compile_cpu_seconds']:.1f} "
             f"| {(row['cpp_bytes'] or 0) / 1e6:.1f} | {row['cycles_per_second']:,} | "
             f"{row['cycles_per_cpu_second'] or 0:,} | {row['bit_exact']}/{row['images']} | {row['load_average'][0]:.1f} |")
     return "\n".join(lines) + "\n"
@@ -174,21 +197,21 @@ def markdown_fullsize(result: dict) -> str:
              "1-minute load average when the row's run started, and cycles per CPU-second are the steadier "
              "figure.  Each design is the whole accelerator as `mixq_hw.build --verify` simulates it alone "
              "(board Verilog with the DSP48E2 model), cold cache per row, 2 frames per run, no stalls.  "
-             "`benchmarks/sim_backends.py --graph ... --fold ... --configs threads:verilator-opt:g++-flags,...` "
+             "`benchmarks/sim_backends.py --graph ... --fold ... --configs threads:verilator-opt:flags[:compiler],...` "
              "adds rows.", "",
              f"Defaults of `sim.verilator`: `{result['defaults']}`.  Most cycles per CPU-second here: "
-             f"`--threads {best['threads']} {best['opt']}, g++ {best['cflags']}` and yosys `{best['sim_passes']}` "
+             f"`--threads {best['threads']} {best['opt']}, {_compiler(best)}` and yosys `{best['sim_passes']}` "
              f"on {best['design']} with the {best['model']} model ({best['cycles_per_cpu_second']:,}).  Only "
              f"`{SIM_PASSES}` is proven equivalent to the emitted text (tests/test_sim_hdl.py); rows with other "
              "passes are measurements (`--sim-passes`), each bit-exact with the same frame end cycles.", "",
-             "| design | DSP48E2 model | yosys passes | threads | Verilator -O | g++ flags | compile s (wall) "
+             "| design | DSP48E2 model | yosys passes | threads | Verilator -O | compiler and flags | compile s (wall) "
              "| compile CPU s | C++ MB | cycles/s (wall) | cycles per CPU-s | bit-exact | load | measured |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(
             f"| {row['design']} ({row['verilog_bytes'] / 1e6:.1f} MB) | {row['model']} | `{row['sim_passes']}` "
             f"| {row['threads']} "
-            f"| {row['opt']} | {row['cflags']} | {row['compile_seconds']:.1f} "
+            f"| {row['opt']} | {_compiler(row)} | {row['compile_seconds']:.1f} "
             f"| {row['compile_cpu_seconds']:.1f} | {(row['cpp_bytes'] or 0) / 1e6:.1f} | {row['cycles_per_second']:,} "
             f"| {row['cycles_per_cpu_second'] or 0:,} | {row['bit_exact']}/{row['images']} "
             f"| {row['load_average'][0]:.1f} | {row['machine'].get('date', '?')[:16]} |")
@@ -210,9 +233,9 @@ def fullsize(args) -> int:
     for model in args.models.split(","):
         design = text if model == "default" else _with_model(text, model)
         for config in args.configs.split(","):
-            threads, opt, cflags = config.split(":")
+            threads, opt, cflags, cxx = _config(config)
             started = machine()
-            row = _measure(graph, images, "verilator", acc, threads=int(threads), opt=opt, cflags=cflags,
+            row = _measure(graph, images, "verilator", acc, threads=threads, opt=opt, cflags=cflags, cxx=cxx,
                            verilog_text=design)
             row.update({"model": "mixq's" if model == "default" else Path(model).name, "design": name,
                         "verilog_bytes": len(design), "frames": args.frames, "machine": started,
@@ -236,7 +259,8 @@ def fullsize(args) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configs", default=DEFAULT_CONFIGS,
-                        help="threads:verilator-opt:g++-flags,... (default %(default)s)")
+                        help="threads:verilator-opt:flags[:compiler],... (compiler: e.g. g++ or clang++; default: "
+                             "sim.verilator's choice) (default %(default)s)")
     parser.add_argument("--frames", type=int, default=3)
     parser.add_argument("--no-cxxrtl", action="store_true", help="skip the CXXRTL reference row")
     parser.add_argument("--markdown-only", action="store_true", help="rewrite verilator.md from verilator.json")
@@ -271,8 +295,8 @@ def main(argv=None) -> int:
     images = np.random.default_rng(7).integers(0, 256, (args.frames, *SHAPE)).astype(np.uint8)
     rows = []
     for config in args.configs.split(","):
-        threads, opt, cflags = config.split(":")
-        row = _measure(graph, images, "verilator", threads=int(threads), opt=opt, cflags=cflags)
+        threads, opt, cflags, cxx = _config(config)
+        row = _measure(graph, images, "verilator", threads=threads, opt=opt, cflags=cflags, cxx=cxx)
         print(json.dumps({k: v for k, v in row.items() if k != "build"}), flush=True)
         rows.append(row)
     if not args.no_cxxrtl:
@@ -287,7 +311,7 @@ def main(argv=None) -> int:
     best = min(verilator_rows, key=lambda r: r["compile_seconds"] + r["sim_seconds"])
     result = {"design": f"VGG-tiny {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]}, zoo folding", "machine": started,
               "frames": args.frames, "rows": rows,
-              "chosen": f"--threads {best['threads']} {best['opt']}, g++ {best['cflags']}", "defaults": _defaults()}
+              "chosen": f"--threads {best['threads']} {best['opt']}, {_compiler(best)}", "defaults": _defaults()}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "verilator.json").write_text(json.dumps(result, indent=1) + "\n")
     (RESULTS / "verilator.md").write_text(markdown(result))

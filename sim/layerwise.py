@@ -204,11 +204,11 @@ def _frame_timing(beat_cycles: list[int], per_frame: int, frames: int) -> tuple[
     return int(interval), int(beat_cycles[0])
 
 
-#: g++ flags of the Verilated stage bank (every stage in one design: its runs evaluate all stages every cycle,
-#: so the model is optimised like a whole network's).
-BANK_CFLAGS = "-O1"
+#: C++ flags of the Verilated stage bank (every stage in one design: its runs evaluate all stages every cycle,
+#: so the model is optimised like a whole network's: None, the compiler's default of sim.verilator.COMPILERS).
+BANK_CFLAGS: str | None = None
 
-#: g++ flags of a stage's Verilated model.  A stage runs a few hundred thousand cycles, so compile time
+#: C++ flags of a stage's Verilated model (g++ measured; clang++ alike).  A stage runs a few hundred thousand cycles, so compile time
 #: decides: on VGG-tiny's biggest conv stage -O0 builds in 29 CPU-s instead of 48 and its two runs take
 #: 10 CPU-s instead of 1.4.
 STAGE_CFLAGS = "-O0"

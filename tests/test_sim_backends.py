@@ -16,7 +16,8 @@ from sim.backends import BACKENDS, CHOICES, available_backends, default_backend,
 from sim.cxxrtl import compile_design
 from sim.stall_rng import StallRng
 from sim.streams import SimulationTimeout
-from sim.verilator import compile_verilator, run_streams_verilator, verilator_available, verilator_build_info
+from sim.verilator import (COMPILERS, compile_verilator, cxx_choice, run_streams_verilator, verilator_available,
+                           verilator_build_info)
 
 needs_verilator = pytest.mark.skipif(not verilator_available(), reason="the verilator package is not installed")
 
@@ -88,6 +89,32 @@ def test_backend_choice():
     assert CHOICES[0] == "auto"
     with pytest.raises(ValueError, match="unknown simulation backend 'nope'.*auto, verilator, cxxrtl, pysim"):
         resolve_backend("nope")
+
+
+@needs_verilator
+def test_the_compiler_is_cxx_else_clang_else_gcc_and_both_build_the_same_behaviour(tmp_path, monkeypatch):
+    """clang++ and g++ (both installed by the README's set-up) each build the Verilated design into their
+    own program (the compiler is part of the cache key) with the same outputs at the same cycles; without
+    ``$CXX`` the backend picks clang++ -Os, with ``$CXX`` that compiler."""
+    import shutil
+
+    monkeypatch.setenv("MIXQ_CACHE", str(tmp_path))
+    monkeypatch.delenv("CXX", raising=False)
+    assert [name for name, _ in COMPILERS] == ["clang++", "g++"]
+    assert cxx_choice() == (shutil.which("clang++"), "-Os")
+    beats = _beats(120)
+    reference = run_streams(Chain(), {"i": beats}, {"o": len(beats)}, backend="pysim", stall=0.3, seed=5)
+    programs = {}
+    for name, flags in COMPILERS:
+        monkeypatch.setenv("CXX", name)
+        assert cxx_choice() == (shutil.which(name), flags)
+        programs[name] = compile_verilator(Chain())
+        assert verilator_build_info(programs[name])["cxx"].startswith(shutil.which(name) + ":")
+        assert verilator_build_info(programs[name])["cflags"] == flags
+        run = run_streams_verilator(Chain(), {"i": beats}, {"o": len(beats)}, stall=0.3, seed=5,
+                                    program=programs[name])
+        assert run.outputs == reference.outputs and run.beat_cycles == reference.beat_cycles, name
+    assert programs["clang++"] != programs["g++"]
 
 
 # ---- the cache ----------------------------------------------------------------------------------
