@@ -323,7 +323,7 @@ def test_a_yosys_failure_while_writing_verilog_is_reported(monkeypatch):
 #: as public names, which equiv_make would pair although they name different logic in the two texts), and every
 #: multiplier named after the wire it drives, so the two texts' multipliers pair as cells (below).
 _PER_MODULE_READ = """\
-read_verilog {text}
+{lib}read_verilog {text}
 hierarchy -top mixq_accel
 proc
 memory -nomap
@@ -333,10 +333,10 @@ rename -wire t:$mul
 design -stash {name}
 """
 
-#: One module's proof.  The other modules are blackboxes: equiv_make pairs a submodule instance, a memory or a
-#: multiplier of the same name, type and parameters in both texts as one cell whose inputs must be proven
-#: equal (each module is proven on its own, so the composition holds) and whose outputs both sides share;
-#: -ignore-unknown-cells leaves those shared outputs free.  equiv_induct proves the flip-flops opt_dff
+#: One module's proof.  The other modules are blackboxes: equiv_make pairs a submodule instance, a DSP48E2
+#: primitive, a memory or a multiplier of the same name, type and parameters in both texts as one cell whose
+#: inputs must be proven equal (each module is proven on its own, so the composition holds) and whose outputs
+#: both sides share; -ignore-unknown-cells leaves those shared outputs free.  equiv_induct proves the flip-flops opt_dff
 #: replaced by their constant initial value (their step; the initial values themselves are the texts').
 _PER_MODULE_PROOF = """\
 design -load boxes
@@ -363,8 +363,10 @@ def _prove_per_module(folder: Path, gold: str, gate: str, only: str | None = Non
         modules = [only]
     (folder / "gold.v").write_text(gold)
     (folder / "gate.v").write_text(gate)
-    script = (_PER_MODULE_READ.format(text="gold.v", name="gold") + _PER_MODULE_READ.format(text="gate.v", name="gate")
-              + "design -copy-from gold *\nblackbox *\ndesign -save boxes\n"
+    lib = "read_verilog -lib +/xilinx/cells_xtra.v\n" if "DSP48E2 #(" in gold else ""   # the primitives' ports
+    script = (_PER_MODULE_READ.format(lib=lib, text="gold.v", name="gold")
+              + _PER_MODULE_READ.format(lib=lib, text="gate.v", name="gate")
+              + lib + "design -copy-from gold *\nblackbox *\ndesign -save boxes\n"
               + "".join(_PER_MODULE_PROOF.format(module=m) for m in modules))
     (folder / "per_module.ys").write_text(script)
     (folder / "status.txt").unlink(missing_ok=True)
@@ -375,13 +377,19 @@ def _prove_per_module(folder: Path, gold: str, gate: str, only: str | None = Non
     return {m: r for m, r in zip(modules, reports) if "Equivalence successfully proven" not in r}
 
 
-def _texts(graph, fold) -> tuple[str, str, str]:
-    """The emitted text of ``graph`` under ``fold`` (module mixq_accel, the behavioural DSP48E2 model), its
+def _texts(graph, fold, board: bool = False) -> tuple[str, str, str]:
+    """The emitted text of ``graph`` under ``fold`` (module mixq_accel, the behavioural DSP48E2 model; with
+    ``board`` the board's top level with DSP48E2 primitives, as a build writes ``design.v`` and ``sim.v``), its
     :data:`SIM_OPT` text and its simulation text, from one RTLIL."""
     from amaranth.back import rtlil
 
-    from mixq_hw.hdl_text import SIM_OPT, simulation_text
+    from mixq_hw.hdl_text import SIM_OPT, simulation_text, texts_from_rtlil
 
+    if board:
+        il = rtlil.convert(AxiStreamTop(Accelerator(graph, fold)), name="mixq_accel", platform=Ultra96V2Platform(),
+                           emit_src=False)
+        gold, text = texts_from_rtlil(il, "mixq_accel")
+        return gold, simulation_text(il, "mixq_accel", passes=SIM_OPT), text
     il = rtlil.convert(Accelerator(graph, fold), name="mixq_accel", emit_src=False)
     gold = convert(Accelerator(graph, fold), "mixq_accel")
     return gold, simulation_text(il, "mixq_accel", passes=SIM_OPT), simulation_text(il, "mixq_accel")
@@ -418,17 +426,31 @@ def test_simulation_text_is_the_emitted_logic_without_attributes_or_unread_wires
         assert _prove_per_module(tmp_path / step, before, after) == {}, step
 
 
-@pytest.mark.parametrize("change", ["fifo", "constant", "multiplier"])
+def test_board_simulation_text_is_the_emitted_logic(tmp_path):
+    """The build's simulation text (``sim.v`` beside ``design.v``, the board elaboration with DSP48E2 primitive
+    instances) is proven equivalent to its emitted text the same way, the primitives as blackboxes whose
+    inputs are compared."""
+    gold, optimised, text = _texts(linear_net(np.random.default_rng(6)), {"fc": LayerFold(4, 3, 1)}, board=True)
+    assert "DSP48E2 #(" in gold and "DSP48E2 #(" in text
+    for step, (before, after) in {"opt": (gold, optimised), "purge": (optimised, text)}.items():
+        (tmp_path / step).mkdir()
+        assert _prove_per_module(tmp_path / step, before, after) == {}, step
+
+
+@pytest.mark.parametrize("change", ["fifo", "constant", "multiplier", "primitive"])
 def test_the_equivalence_check_fails_on_a_changed_simulation_text(change, tmp_path):
     """The proof above can fail, in each of its steps: one comparison changed in the simulation text (a FIFO's
     ``filled < 4`` made ``filled <= 4``), the constant a folded flip-flop became (the fully connected window's
     ``need``) changed in the optimised text, or one multiplier's operand swapped for another register of the
     DSP48E2 model (the multipliers pair as cells, so their operands are compared) leaves $equiv cells unproven
     in the changed module (proven alone here, as the proof above proves each module)."""
-    gold, optimised, text = _texts(linear_net(np.random.default_rng(6)), {"fc": LayerFold(4, 3, 1)})
-    if change == "fifo":
+    gold, optimised, text = _texts(linear_net(np.random.default_rng(6)), {"fc": LayerFold(4, 3, 1)},
+                                   board=change == "primitive")
+    if change in ("fifo", "primitive"):
         before, after = optimised, text
-        changed = re.sub(r"(assign i__ready = filled) < (\d+'h\d+);", r"\1 <= \2;", text, count=1)
+        changed = re.sub(r"(assign i__ready = filled) < (\d+'h\d+);", r"\1 <= \2;", text, count=1) \
+            if change == "fifo" else re.sub(r"(DSP48E2 #\(.*?\.CEP\()[^)]*\)", r"\g<1>1'h1)", text, count=1,
+                                            flags=re.DOTALL)
     elif change == "constant":
         before, after = gold, optimised
         changed = re.sub(r"(assign \S+\s+= filled >= )2'h1;", r"\g<1>2'h2;", optimised, count=1)
