@@ -57,9 +57,10 @@ SIM_OPT = "opt"
 #: The optimisation passes of the simulation text (:data:`SIM_SCRIPT`: :data:`SCRIPT`'s lowering, these passes,
 #: ``write_verilog -noattr``): :data:`SIM_OPT`, then every wire nothing reads removed (``opt_clean -purge``; ports
 #: stay; the test proves this step apart, on :data:`SIM_OPT`'s text) and the text written without attributes
-#: (``-noattr``; register initial values are still written, as declaration initialisers).  Clock enables make
-#: full-size UltraNet simulate about an eighth faster per CPU-second than the feedback multiplexers of
-#: ``opt -purge -nodffe`` (benchmarks/results/verilator_fullsize.md).
+#: (``-noattr``; register initial values are still written, as declaration initialisers).  Full-size UltraNet
+#: BJUT simulates about a fifth faster per CPU-second on it than on ``opt -purge -nodffe``'s text (feedback
+#: multiplexers, no folded flip-flop), and compiles in a fifth less CPU time
+#: (benchmarks/results/verilator_fullsize.md).
 SIM_PASSES = SIM_OPT + "; opt_clean -purge"
 #: The lowering every text starts with (:data:`SCRIPT` without its ``write_verilog``).
 _LOWERING = SCRIPT[:SCRIPT.index("write_verilog")]
