@@ -33,7 +33,7 @@ from amaranth.back import rtlil
 from .packing.synth import run_yosys_script
 
 __all__ = ["convert", "convert_with_simulation", "texts_from_rtlil", "simulation_text", "VerilogError", "SCRIPT", "SIM_SCRIPT",
-           "BOTH_SCRIPT", "SIM_PASSES", "OPT_PASSES", "check_passes"]
+           "BOTH_SCRIPT", "SIM_OPT", "SIM_PASSES", "OPT_PASSES", "check_passes"]
 
 #: The yosys script: every process becomes multiplexers and flip-flops (the lowering ``synth_xilinx``
 #: starts with; a switch over constants stays a multiplexer, as Amaranth writes it); ``$pmux`` cells, which
@@ -48,19 +48,25 @@ memory_collect
 write_verilog -norename design.v
 """
 
+#: The optimisation of the simulation text, names kept: yosys' ``opt`` (constants folded, identical cells merged,
+#: a feedback multiplexer folded into its flip-flop as a clock enable and a synchronous reset multiplexer as a
+#: reset, a flip-flop that never leaves its initial value replaced by that constant; no wire removed, so every
+#: signal the emitted text names is still there to compare: tests/test_sim_hdl.py proves this text equivalent to
+#: the emitted one, module by module, with induction for the constant flip-flops).
+SIM_OPT = "opt"
 #: The optimisation passes of the simulation text (:data:`SIM_SCRIPT`: :data:`SCRIPT`'s lowering, these passes,
-#: ``write_verilog -noattr``): yosys' ``opt`` (constants folded, identical
-#: cells merged, a synchronous reset multiplexer folded into its flip-flop, every wire nothing reads
-#: removed: ``-purge``; ports stay) and the text written without attributes (``-noattr``; register initial
-#: values are still written, as declaration initialisers).  ``-nodffe``: no feedback multiplexer becomes a
-#: clock enable, the one rewrite yosys' equivalence check (tests/test_sim_hdl.py) cannot prove around
-#: memories: with enables, ``opt_dff`` also removes the flip-flops that never leave their initial value, which
-#: only induction proves, and ``equiv_induct`` found no proof in minutes on the test designs (enables would make
-#: full-size UltraNet simulate about a fifth faster per CPU-second: benchmarks/results/verilator_fullsize.md).
-SIM_PASSES = "opt -purge -nodffe"
+#: ``write_verilog -noattr``): :data:`SIM_OPT`, then every wire nothing reads removed (``opt_clean -purge``; ports
+#: stay; the test proves this step apart, on :data:`SIM_OPT`'s text) and the text written without attributes
+#: (``-noattr``; register initial values are still written, as declaration initialisers).  Full-size UltraNet
+#: BJUT simulates about a fifth faster per CPU-second on it than on ``opt -purge -nodffe``'s text (feedback
+#: multiplexers, no folded flip-flop), and compiles in a fifth less CPU time
+#: (benchmarks/results/verilator_fullsize.md).
+SIM_PASSES = SIM_OPT + "; opt_clean -purge"
 #: The lowering every text starts with (:data:`SCRIPT` without its ``write_verilog``).
 _LOWERING = SCRIPT[:SCRIPT.index("write_verilog")]
-SIM_SCRIPT = _LOWERING + SIM_PASSES + "\nwrite_verilog -norename -noattr design.v\n"
+#: :data:`SIM_PASSES` one per line, as yosys reads them in a script.
+_SIM_LINES = "\n".join(step.strip() for step in SIM_PASSES.split(";"))
+SIM_SCRIPT = _LOWERING + _SIM_LINES + "\nwrite_verilog -norename -noattr design.v\n"
 #: One yosys pass as :func:`simulation_text` accepts it: a name and plain options (no file, no selection).
 _PASS = re.compile(r"([a-z][a-z0-9_]*)( -[a-z][a-z0-9_-]*)*")
 #: The passes :func:`simulation_text` may run: logic optimisations that read and write nothing else.
@@ -69,7 +75,7 @@ OPT_PASSES = frozenset({"opt", "opt_expr", "opt_merge", "opt_muxtree", "opt_redu
 
 #: :data:`SCRIPT` (its ``design.v`` byte for byte), then the simulation text of the same lowering in
 #: ``sim.v`` (as :data:`SIM_SCRIPT` writes it).
-BOTH_SCRIPT = SCRIPT + SIM_PASSES + "\nwrite_verilog -norename -noattr sim.v\n"
+BOTH_SCRIPT = SCRIPT + _SIM_LINES + "\nwrite_verilog -norename -noattr sim.v\n"
 
 #: Seconds one yosys run may take (wasm yosys on a loaded machine, a network-sized design).
 TIMEOUT = 900

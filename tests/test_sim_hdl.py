@@ -318,20 +318,94 @@ def test_a_yosys_failure_while_writing_verilog_is_reported(monkeypatch):
         convert(top, "mixq_accel")
 
 
+#: One text read for the per-module proof: processes and memories as yosys' equivalence passes take them, the
+#: names yosys generates while lowering and optimising ($procmux$*, $auto$*) hidden (the -norename texts keep them
+#: as public names, which equiv_make would pair although they name different logic in the two texts), and every
+#: multiplier named after the wire it drives, so the two texts' multipliers pair as cells (below).
+_PER_MODULE_READ = """\
+{lib}read_verilog {text}
+hierarchy -top mixq_accel
+proc
+memory -nomap
+opt_clean
+rename -hide w:$procmux$* w:$auto$* c:$procmux$* c:$auto$*
+rename -wire t:$mul
+design -stash {name}
+"""
+
+#: One module's proof.  The other modules are blackboxes: equiv_make pairs a submodule instance, a DSP48E2
+#: primitive, a memory or a multiplier of the same name, type and parameters in both texts as one cell whose
+#: inputs must be proven equal (each module is proven on its own, so the composition holds) and whose outputs
+#: both sides share; -ignore-unknown-cells leaves those shared outputs free.  equiv_induct proves the flip-flops opt_dff
+#: replaced by their constant initial value (their step; the initial values themselves are the texts').
+_PER_MODULE_PROOF = """\
+design -load boxes
+design -copy-from gold -as gold {module}
+design -copy-from gate -as gate {module}
+equiv_make gold gate equiv
+select -module equiv
+equiv_simple -seq 2 -ignore-unknown-cells
+equiv_induct -seq 2 -ignore-unknown-cells
+tee -q -a status.txt log MODULE {module}
+tee -q -a status.txt equiv_status
+select -clear
+"""
+
+
+def _prove_per_module(folder: Path, gold: str, gate: str, only: str | None = None) -> dict[str, str]:
+    """yosys' equivalence check of two Verilog texts of module ``mixq_accel``, one module at a time (``only``:
+    that module alone); the modules with $equiv cells left unproven, each with its equiv_status report (empty:
+    proven)."""
+    modules = re.findall(r"^module (\\\S+|\w+)\s*\(", gold, re.MULTILINE)
+    assert modules and modules == re.findall(r"^module (\\\S+|\w+)\s*\(", gate, re.MULTILINE)
+    if only is not None:
+        assert only in modules, only
+        modules = [only]
+    (folder / "gold.v").write_text(gold)
+    (folder / "gate.v").write_text(gate)
+    lib = "read_verilog -lib +/xilinx/cells_xtra.v\n" if "DSP48E2 #(" in gold else ""   # the primitives' ports
+    script = (_PER_MODULE_READ.format(lib=lib, text="gold.v", name="gold")
+              + _PER_MODULE_READ.format(lib=lib, text="gate.v", name="gate")
+              + lib + "design -copy-from gold *\nblackbox *\ndesign -save boxes\n"
+              + "".join(_PER_MODULE_PROOF.format(module=m) for m in modules))
+    (folder / "per_module.ys").write_text(script)
+    (folder / "status.txt").unlink(missing_ok=True)
+    failure = run_yosys_script(folder, "per_module.ys", 900)
+    assert failure is None, failure
+    reports = (folder / "status.txt").read_text().split("MODULE ")[1:]
+    assert [r.split("\n", 1)[0].strip() for r in reports] == modules, reports
+    return {m: r for m, r in zip(modules, reports) if "Equivalence successfully proven" not in r}
+
+
+def _texts(graph, fold, board: bool = False) -> tuple[str, str, str]:
+    """The emitted text of ``graph`` under ``fold`` (module mixq_accel, the behavioural DSP48E2 model; with
+    ``board`` the board's top level with DSP48E2 primitives, as a build writes ``design.v`` and ``sim.v``), its
+    :data:`SIM_OPT` text and its simulation text, from one RTLIL."""
+    from amaranth.back import rtlil
+
+    from mixq_hw.hdl_text import SIM_OPT, simulation_text, texts_from_rtlil
+
+    if board:
+        il = rtlil.convert(AxiStreamTop(Accelerator(graph, fold)), name="mixq_accel", platform=Ultra96V2Platform(),
+                           emit_src=False)
+        gold, text = texts_from_rtlil(il, "mixq_accel")
+        return gold, simulation_text(il, "mixq_accel", passes=SIM_OPT), text
+    il = rtlil.convert(Accelerator(graph, fold), name="mixq_accel", emit_src=False)
+    gold = convert(Accelerator(graph, fold), "mixq_accel")
+    return gold, simulation_text(il, "mixq_accel", passes=SIM_OPT), simulation_text(il, "mixq_accel")
+
+
 def test_simulation_text_is_the_emitted_logic_without_attributes_or_unread_wires(tmp_path):
     """The Verilog the Verilator backend compiles (hdl_text.simulation_text) has no attribute, no `always @*`
     and almost none of the wires Amaranth adds for the fields of structured signals (a field wire stays only
-    where it names bits that logic reads), keeps the ports, and yosys
-    proves it equivalent to the text a build emits."""
-    from amaranth.back import rtlil, verilog
-
-    from mixq_hw.hdl_text import simulation_text
+    where it names bits that logic reads), keeps the ports, and yosys proves it equivalent to the text a build
+    emits in two steps, module by module: the emitted text against :data:`SIM_OPT`'s (clock enables, constant
+    flip-flops folded, every name kept), and that against the simulation text (unread wires removed)."""
+    from amaranth.back import verilog
 
     graph = linear_net(np.random.default_rng(6))
     fold = {"fc": LayerFold(4, 3, 1)}
-    (tmp_path / "gold.v").write_text(convert(Accelerator(graph, fold), "mixq_accel"))
-    text = simulation_text(rtlil.convert(Accelerator(graph, fold), name="mixq_accel", emit_src=False),
-                           "mixq_accel")
+    gold, optimised, text = _texts(graph, fold)
     amaranths = verilog.convert(Accelerator(graph, fold), name="mixq_accel")
     field_wires = [len(re.findall(r"wire (signed )?(\[\d+:0\] )?\\\S+\[\d+\] ;", t)) for t in (amaranths, text)]
     assert "(*" in amaranths and "always @*" in amaranths and field_wires[0] > 100
@@ -344,33 +418,52 @@ def test_simulation_text_is_the_emitted_logic_without_attributes_or_unread_wires
         return {p.strip() for p in ports.group(1).split(",")}
 
     assert header(text) == header(amaranths)
-    (tmp_path / "gate.v").write_text(text)
-    (tmp_path / "equiv.ys").write_text(_EQUIV.format(gold="gold.v", gate="gate.v"))
-    failure = run_yosys_script(tmp_path, "equiv.ys", 900)
-    log = (tmp_path / "yosys.log").read_text()
-    assert failure is None and "Equivalence successfully proven" in log, log[-3000:]
+    # the step the proof needs induction for is there: a flip-flop folded into its constant (the fully
+    # connected window's `need`, never leaving its initial 1)
+    assert "assign need = 2'h1;" in optimised and "assign need = " not in gold
+    for step, (before, after) in {"opt": (gold, optimised), "purge": (optimised, text)}.items():
+        (tmp_path / step).mkdir()
+        assert _prove_per_module(tmp_path / step, before, after) == {}, step
 
 
-def test_the_equivalence_check_fails_on_a_changed_simulation_text(tmp_path):
-    """The proof above can fail: one comparison changed in the simulation text (a FIFO's ``filled < 4``
-    made ``filled <= 4``) leaves $equiv cells unproven and the check fails."""
-    from amaranth.back import rtlil
+def test_board_simulation_text_is_the_emitted_logic(tmp_path):
+    """The build's simulation text (``sim.v`` beside ``design.v``, the board elaboration with DSP48E2 primitive
+    instances) is proven equivalent to its emitted text the same way, the primitives as blackboxes whose
+    inputs are compared."""
+    gold, optimised, text = _texts(linear_net(np.random.default_rng(6)), {"fc": LayerFold(4, 3, 1)}, board=True)
+    assert "DSP48E2 #(" in gold and "DSP48E2 #(" in text
+    for step, (before, after) in {"opt": (gold, optimised), "purge": (optimised, text)}.items():
+        (tmp_path / step).mkdir()
+        assert _prove_per_module(tmp_path / step, before, after) == {}, step
 
-    from mixq_hw.hdl_text import simulation_text
 
-    graph = linear_net(np.random.default_rng(6))
-    fold = {"fc": LayerFold(4, 3, 1)}
-    (tmp_path / "gold.v").write_text(convert(Accelerator(graph, fold), "mixq_accel"))
-    text = simulation_text(rtlil.convert(Accelerator(graph, fold), name="mixq_accel", emit_src=False),
-                           "mixq_accel")
-    changed = re.sub(r"(assign i__ready = filled) < (\d+'h\d+);", r"\1 <= \2;", text, count=1)
-    assert changed != text
-    (tmp_path / "gate.v").write_text(changed)
-    (tmp_path / "equiv.ys").write_text(_EQUIV.format(gold="gold.v", gate="gate.v"))
-    failure = run_yosys_script(tmp_path, "equiv.ys", 900)
-    log = (tmp_path / "yosys.log").read_text()
-    assert failure is not None and "Equivalence successfully proven" not in log
-    assert re.search(r"Found [1-9]\d* unproven \$equiv cells", log), log[-3000:]
+@pytest.mark.parametrize("change", ["fifo", "constant", "multiplier", "primitive"])
+def test_the_equivalence_check_fails_on_a_changed_simulation_text(change, tmp_path):
+    """The proof above can fail, in each of its steps: one comparison changed in the simulation text (a FIFO's
+    ``filled < 4`` made ``filled <= 4``), the constant a folded flip-flop became (the fully connected window's
+    ``need``) changed in the optimised text, or one multiplier's operand swapped for another register of the
+    DSP48E2 model (the multipliers pair as cells, so their operands are compared) leaves $equiv cells unproven
+    in the changed module (proven alone here, as the proof above proves each module)."""
+    gold, optimised, text = _texts(linear_net(np.random.default_rng(6)), {"fc": LayerFold(4, 3, 1)},
+                                   board=change == "primitive")
+    if change in ("fifo", "primitive"):
+        before, after = optimised, text
+        changed = re.sub(r"(assign i__ready = filled) < (\d+'h\d+);", r"\1 <= \2;", text, count=1) \
+            if change == "fifo" else re.sub(r"(DSP48E2 #\(.*?\.CEP\()[^)]*\)", r"\g<1>1'h1)", text, count=1,
+                                            flags=re.DOTALL)
+    elif change == "constant":
+        before, after = gold, optimised
+        changed = re.sub(r"(assign \S+\s+= filled >= )2'h1;", r"\g<1>2'h2;", optimised, count=1)
+    else:
+        before, after = gold, optimised
+        changed = re.sub(r"(assign \\\$1  = \$signed\(\{[^}]*)a2\[7:0\]", r"\1a1[7:0]", optimised, count=1)
+    assert changed != after
+    # the module the change is in (the last one that starts before the first changed character)
+    first = next(i for i, (x, y) in enumerate(zip(after, changed)) if x != y)
+    module = re.findall(r"^module (\\\S+|\w+)\s*\(", changed[:first], re.MULTILINE)[-1]
+    unproven = _prove_per_module(tmp_path, before, changed, only=module)
+    assert unproven and all(re.search(r"Of those cells \d+ are proven and [1-9]\d* are unproven", r)
+                            for r in unproven.values()), unproven
 
 
 def test_simulation_passes_are_checked_before_yosys_runs():
@@ -378,7 +471,7 @@ def test_simulation_passes_are_checked_before_yosys_runs():
     plain options, or a ValueError naming the offending one; nothing else reaches the yosys script."""
     from mixq_hw.hdl_text import SIM_PASSES, SIM_SCRIPT, check_passes, simulation_text
 
-    assert f"\n{SIM_PASSES}\n" in SIM_SCRIPT
+    assert "\n" + "\n".join(check_passes(SIM_PASSES)) + "\nwrite_verilog" in SIM_SCRIPT
     assert check_passes("opt -purge; opt_dff -sat") == ["opt -purge", "opt_dff -sat"]
     for bad in ["read_verilog other.v", "opt -purge\nshell", "tee -o log.txt opt", "opt;;", "opt_dff -sat x",
                 "write_verilog -noattr"]:
@@ -389,15 +482,15 @@ def test_simulation_passes_are_checked_before_yosys_runs():
 
 
 def test_other_simulation_passes_change_the_text():
-    """``passes`` reaches yosys: ``opt -purge`` (clock enables allowed) writes enable flip-flops that the
-    default ``opt -purge -nodffe`` leaves as feedback multiplexers, on the same RTLIL."""
+    """``passes`` reaches yosys: ``opt -purge -nodffe`` (no clock enable) writes feedback multiplexers where the
+    default writes enable flip-flops, on the same RTLIL."""
     from amaranth.back import rtlil
 
     from mixq_hw.hdl_text import simulation_text
 
     il = rtlil.convert(Accelerator(linear_net(np.random.default_rng(6)), {"fc": LayerFold(4, 3, 1)}),
                        name="mixq_accel", emit_src=False)
-    default, dffe = simulation_text(il, "mixq_accel"), simulation_text(il, "mixq_accel", passes="opt -purge")
+    default, nodffe = simulation_text(il, "mixq_accel"), simulation_text(il, "mixq_accel", passes="opt -purge -nodffe")
     enables = [len(re.findall(r"^\s+else if \(", t, re.MULTILINE)) + len(re.findall(r"^\s+if \((?!rst\))", t, re.MULTILINE))
-               for t in (default, dffe)]
-    assert default != dffe and len(dffe) < len(default) and enables[1] > enables[0], enables
+               for t in (default, nodffe)]
+    assert default != nodffe and len(default) < len(nodffe) and enables[0] > enables[1], enables
