@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Callable, Hashable, Mapping, TypeVar
 
 from amaranth import Module, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -42,8 +42,10 @@ from .packing.bits import OUTPUT_BITS
 from .packing.protocol import PackingPlan
 from .streams import Stream, StreamFormat, codes_signed
 
-__all__ = ["LayerFold", "Stage", "PipelinePlan", "Lowering", "plan_stages", "Accelerator", "unit_folding",
-           "OUTPUT_BITS", "Stream", "StreamFormat"]
+_T = TypeVar("_T")
+
+__all__ = ["LayerFold", "Stage", "PipelinePlan", "SpecMemo", "Lowering", "plan_stages", "Accelerator",
+           "unit_folding", "OUTPUT_BITS", "Stream", "StreamFormat"]
 
 
 @dataclass(frozen=True)
@@ -159,12 +161,51 @@ class PipelinePlan:
         return out
 
 
+class SpecMemo:
+    """Values that are a pure function of a key (a layer's weight codes, its window under its fold), made once
+    and shared by the lowerings of one graph that are given the same memo (the folding search lowers a layer
+    under many input formats: :class:`~mixq_hw.folding.costs.NodeCosts`); a spec's figures computed once.
+    It keeps what it made: engines, large for wide folds, are made again instead."""
+
+    def __init__(self) -> None:
+        self._values: dict[Hashable, Any] = {}
+        #: cycles and resources of the memo's specs, by ``id`` (they live as long as the memo)
+        self._figures: dict[int, tuple[int, Resources] | None] = {}
+
+    def value(self, key: Hashable, make: Callable[[], _T]) -> _T:
+        """What ``make()`` returned for ``key``, made on the first call (an exception is not remembered)."""
+        if key not in self._values:
+            self._values[key] = make()
+        return self._values[key]
+
+    def spec(self, key: Hashable, make: Callable[[], LayerSpec]) -> LayerSpec:
+        """:meth:`value` for a spec, whose :meth:`figures` are then computed once."""
+        if key not in self._values:
+            spec = self._values[key] = make()
+            self._figures[id(spec)] = None
+        return self._values[key]
+
+    def figures(self, spec: LayerSpec) -> tuple[int, Resources]:
+        """``(cycles_per_frame, resources)`` of ``spec``, computed once for the memo's own specs."""
+        key = id(spec)
+        known = self._figures.get(key)
+        if known is not None:
+            return known
+        figures = (int(spec.cycles_per_frame()), spec.resources())
+        if key in self._figures:        # one of the memo's specs (alive as long as the memo: its id is its own)
+            self._figures[key] = figures
+        return figures
+
+
 class Lowering:
     """Walks the graph in order, appending each node's stages (its op's :meth:`~mixq_hw.ops.OpDef.lower`)
-    and tracking the :class:`~mixq_hw.streams.Stream` of each value."""
+    and tracking the :class:`~mixq_hw.streams.Stream` of each value.  ``memo``: specs shared with other
+    lowerings of the same graph (:class:`SpecMemo`; a new one by default)."""
 
-    def __init__(self, graph: Graph, folding: Mapping[str, LayerFold], out_lanes: int | None):
+    def __init__(self, graph: Graph, folding: Mapping[str, LayerFold], out_lanes: int | None, *,
+                 memo: SpecMemo | None = None):
         self.graph = graph
+        self.memo = SpecMemo() if memo is None else memo
         self.folding = dict(folding)
         self.stages: list[Stage] = []
         self.values: dict[str, Stream] = {}

@@ -8,8 +8,9 @@ test bench that wants to drive one stage module of a whole design on its own
 needs the map from the stage Component's signature (``i__valid``,
 ``o__payload`` ...) to those ports.  :func:`convert_with_stages` elaborates a
 design once, writes the same RTLIL text as ``amaranth.back.rtlil.convert``
-(checked in tests/test_stage_ports.py) and reads that map off the netlist the
-text is written from.
+(checked in tests/test_sim_board_bank.py; memory contents are written as one
+constant, not bit by bit) and reads that map off the netlist the text is
+written from.
 
 The netlist is Amaranth 0.5's own (``amaranth.hdl._ir``, ``amaranth.back.rtlil``'s
 emitter classes); anything unexpected in it raises :class:`StagePortsError`, and a
@@ -66,6 +67,31 @@ def signature_ports(component: Any) -> list[tuple[str, Any, bool]]:
     return ports
 
 
+class _ModuleEmitter(rtlil.ModuleEmitter):
+    """Amaranth's module emitter, writing a memory's initial contents as one constant directly (the same text
+    as its ``sigspec`` of one constant net per bit writes, at a small fraction of the time: the weight ROMs
+    hold most of a network's bits)."""
+
+    def emit_memory(self, cell_idx: int, cell: Any) -> None:
+        width, init = cell.width, list(cell.init)
+        if not width or not init:
+            return super().emit_memory(cell_idx, cell)
+        mask = (1 << width) - 1
+        # sigspec's one constant chunk: every row's bits, the first row's least significant bit last
+        data = "".join(format(row & mask, f"0{width}b") for row in reversed(init))
+        self.builder.cell("$meminit_v2", ports={
+            "ADDR": self.sigspec(),
+            "DATA": f"{len(data)}'{data}",
+            "EN": self.sigspec(_nir.Value.ones(width)),
+        }, parameters={
+            "MEMID": self.memories[cell_idx].memid,
+            "ABITS": 0,
+            "WIDTH": width,
+            "WORDS": cell.depth,
+            "PRIORITY": 0,
+        }, src_loc=cell.src_loc)
+
+
 def convert_with_stages(elaboratable: Any, name: str, platform: Any = None,
                         parent: Sequence[str] = ()) -> tuple[str, dict[str, StageModule | StagePortsError]]:
     """(``rtlil.convert(elaboratable, name, platform, emit_src=False)``'s text, for every Component
@@ -83,7 +109,7 @@ def convert_with_stages(elaboratable: Any, name: str, platform: Any = None,
         module_builder = builder.module(".".join(module.name), src_loc=module.src_loc)
         if index == 0:
             module_builder.attribute("top", 1)
-        rtlil.ModuleEmitter(module_builder, netlist, module, _ast.SignalDict(), empty_checker=empty).emit()
+        _ModuleEmitter(module_builder, netlist, module, _ast.SignalDict(), empty_checker=empty).emit()
     text = str(builder)
 
     where = (name, *parent)

@@ -8,7 +8,10 @@ import copy
 
 import numpy as np
 import pytest
+from amaranth import Cat, Module, signed, unsigned
 from amaranth.back import rtlil
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
 import networks
 from networks import plain_net
 from test_top import PLAIN_FOLD
@@ -49,6 +52,40 @@ def test_the_rtlil_is_rtlil_convert_s_and_every_stage_is_mapped():
         assert isinstance(stage, StageModule), stage
         assert set(stage.inputs) | set(stage.outputs) >= {"i__valid", "i__ready", "i__payload"}
         assert all(len(bits) for bits in stage.outputs.values())
+
+
+class _Roms(wiring.Component):
+    """Memories of every init kind the fast emitter writes: signed rows (negative codes), one bit wide, one
+    word deep, wide and deep, an empty init (zeros), and a writable one."""
+
+    def __init__(self):
+        super().__init__({"addr": In(6), "out": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        rng = np.random.default_rng(3)
+        shapes = [(signed(5), 37, rng.integers(-16, 16, 37).tolist()), (unsigned(1), 64, rng.integers(0, 2, 64).tolist()),
+                  (unsigned(9), 1, [300]), (unsigned(130), 50, [int(v) << 66 | 5 for v in rng.integers(0, 1 << 60, 50)]),
+                  (unsigned(7), 8, [])]
+        bits = []
+        for k, (shape, depth, init) in enumerate(shapes):
+            m.submodules[f"rom{k}"] = mem = memory.Memory(shape=shape, depth=depth, init=init)
+            read = mem.read_port(domain="comb")
+            m.d.comb += read.addr.eq(self.addr)
+            bits.append(read.data[0])
+        m.submodules.ram = ram = memory.Memory(shape=unsigned(4), depth=4, init=[1, 2, 3, 15])
+        write, read = ram.write_port(), ram.read_port()
+        m.d.comb += [write.addr.eq(self.addr), write.data.eq(self.addr), write.en.eq(self.addr[0]),
+                     read.addr.eq(self.addr)]
+        bits.append(read.data[3])
+        m.d.comb += self.out.eq(Cat(*bits).xor())
+        return m
+
+
+def test_memory_contents_are_written_as_rtlil_convert_writes_them():
+    text, _ = convert_with_stages(_Roms(), "roms")
+    assert text == rtlil.convert(_Roms(), name="roms", emit_src=False)
+    assert "$meminit_v2" in text
 
 
 @needs_verilator

@@ -21,7 +21,7 @@ from ..layers.conv_cascade import choose_cascade
 from ..layers.conv_weights import (check_conv_config, choose_plan, cores_for, dsps_per_core, frame_cycles,
                                    geometry_for_plan, lut_layer_figures)
 from ..ops import op_def
-from ..pipeline import LayerFold, Lowering, Stage
+from ..pipeline import LayerFold, Lowering, SpecMemo, Stage
 from ..streams import Stream, StreamFormat
 from .spec import check_folding, layer_candidates
 
@@ -90,6 +90,8 @@ class NodeCosts:
         #: nodes evaluated (cache misses): the search's unit of work
         self.evaluations = 0
         self._windows: tuple[str, ...] | None = None
+        #: what depends on a node and its fold alone (weight codes, windows), shared by every build
+        self._memo = SpecMemo()
 
     def node(self, node: Node | str, fold: LayerFold | None, inputs: tuple[StreamFormat, ...]) -> NodeCost:
         """Stages of ``node`` with ``fold`` (conv/linear only) fed by streams of the ``inputs`` formats.
@@ -120,7 +122,7 @@ class NodeCosts:
     def _build(self, node: Node, fold: LayerFold | None, inputs: tuple[StreamFormat, ...]) -> NodeCost:
         self.evaluations += 1
         folding = {node.name: fold} if fold is not None else {}
-        builder = Lowering(self.graph, folding, self.out_lanes)
+        builder = Lowering(self.graph, folding, self.out_lanes, memo=self._memo)
         if len(inputs) != len(node.inputs):
             raise ValueError(f"node {node.name!r} has {len(node.inputs)} inputs, {len(inputs)} formats given")
         stubs = set()
@@ -135,7 +137,7 @@ class NodeCosts:
         output = value.format if value is not None else None
         for _ in self.graph.consumers(node.name):
             builder.take(node.name)      # the forks that share this output among its consumers
-        stages = tuple(StageCost(s.name, s.node, s.kind, s.cycles, s.resources) for s in builder.stages
+        stages = tuple(StageCost(s.name, s.node, s.kind, *self._memo.figures(s.spec)) for s in builder.stages
                        if s.name not in stubs)
         return NodeCost(stages, output, max((s.cycles for s in stages), default=0),
                         _sum(s.resources for s in stages))

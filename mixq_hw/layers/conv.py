@@ -96,8 +96,19 @@ from mixq_hw.packing.layout import weight_range
 from mixq_hw.packing.planner import ENGINE_PLAN_TYPES
 from mixq_hw.packing.protocol import PackingPlan
 
-__all__ = ["ConvEngine", "ENGINE_PLAN_TYPES", "ConvEngineSpec"]
+__all__ = ["ConvEngine", "ENGINE_PLAN_TYPES", "ConvEngineSpec", "weight_codes"]
 
+
+
+def weight_codes(weight: np.ndarray) -> np.ndarray:
+    """``weight`` as a read-only int64 array that nothing else can change: ``weight`` itself when it already is
+    one (read-only and owning its data), else a read-only copy; engines of one layer then share one copy."""
+    if (isinstance(weight, np.ndarray) and weight.dtype == np.int64 and not weight.flags.writeable
+            and weight.flags.owndata):
+        return weight
+    codes = np.array(weight, dtype=np.int64)
+    codes.flags.writeable = False
+    return codes
 
 
 class ConvEngineSpec(LayerSpec):
@@ -178,7 +189,7 @@ class ConvEngineSpec(LayerSpec):
         self.in_ch, self.out_ch, self.k, self.groups = in_ch, out_ch, k, groups
         self.simd, self.pe, self.pixels, self.stride = simd, pe, pixels, int(stride)
         self.out_size = (int(out_h), int(out_w))
-        self.weight = np.array(weight, dtype=np.int64)
+        self.weight = weight_codes(weight)
 
         w_max = max(-weight_range(w_bits)[0], weight_range(w_bits)[1])
         a_max = act_magnitude(a_bits, signed_act)

@@ -290,8 +290,16 @@ def choose_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *, strid
     :class:`~mixq_hw.packing.split.SplitPlan` on two DSP48E2s per core) of
     either kind compete on the same figure with their DSPs counted
     (:func:`dsps_per_core`); their act/weight slot counts are their digit
-    layout's.  A split wins only where strictly denser (it costs more fabric).
+    layout's.  A split wins only where strictly denser (it costs more fabric).  The choice is remembered per
+    argument set (the folding search asks for the same layer's plans many times).
     """
+    return _chosen_plan(geo, w_bits, a_bits, name, int(stride), tuple(windows), multiplier, bool(signed_act))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _chosen_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, stride: int, windows: tuple[str, ...],
+                 multiplier: str, signed_act: bool) -> PackingPlan:
+    """:func:`choose_plan` on hashable arguments (a ValueError is raised again on every call, not kept)."""
     where = f"in layer '{name}'"
     if multiplier != "dsp":
         return lut_layer_plan(geo, w_bits, a_bits, name, windows=windows, multiplier=multiplier,
@@ -322,8 +330,11 @@ def choose_plan(geo: ConvGeometry, w_bits: int, a_bits: int, name: str, *, strid
                          f"{' or '.join(k for k, _ in searches)}-packing plan that fits {geo.pixels} "
                          f"pixels{detail}")
 
+    geometries: dict[tuple[str, int], ConvGeometry] = {}      # geometry_for_plan reads only these two
+
     def key(p: PackingPlan) -> tuple:
-        g = geometry_for_plan(geo, p)
+        shape = (p.kind, p.n_weights)
+        g = geometries.get(shape) or geometries.setdefault(shape, geometry_for_plan(geo, p))
         # a digit split (2 DSPs per core, more fabric) only where it is strictly denser
         return (macs_per_cycle(g) / (cores_for(p, g) * dsps_per_core(p)), p.dsps <= 1,
                 min(p.depth, g.beats_per_fold), -len(p.fields), p.kind == "kernel")
@@ -438,18 +449,23 @@ def core_wiring(geo: ConvGeometry, plan: Plan, w_bits: int, a_bits: int, depth: 
     slots = field_slots(plan)
     n_w, n_a = plan.n_weights, plan.n_acts
     weight_groups = P if geo.depthwise else math.ceil(P / n_w)
+    bound = depth * product
+    # per pixel group: the act slots inside the row, and each weight slot's (field, output pixel) pairs
+    pixel_groups = []
+    for xg in range(math.ceil(X / n_a)):
+        inside = [j for j in range(n_a) if xg * n_a + j < X]
+        pixel_groups.append((xg, inside, [[(slots[(i, j)], xg * n_a + j) for j in inside] for i in range(n_w)]))
     for lane in range(1 if geo.depthwise else geo.simd):
         for wg in range(weight_groups):
             # PE lane of each weight slot (None: padding); depthwise: core group wg is channel lane wg, slot 0
             lanes = [(wg if i == 0 else None) if geo.depthwise else
                      (wg * n_w + i if wg * n_w + i < P else None) for i in range(n_w)]
-            for xg in range(math.ceil(X / n_a)):
-                weights = tuple(None if p is None else ((p,) if geo.depthwise else (p, lane)) for p in lanes)
-                acts = tuple((xg * n_a + j, wg if geo.depthwise else lane) if xg * n_a + j < X else None
-                             for j in range(n_a))
-                outputs = tuple((slots[(i, j)], xg * n_a + j, p, depth * product)
-                                for i, p in enumerate(lanes) for j in range(n_a)
-                                if p is not None and xg * n_a + j < X)
+            weights = tuple(None if p is None else ((p,) if geo.depthwise else (p, lane)) for p in lanes)
+            act_lane = wg if geo.depthwise else lane
+            for xg, inside, fields in pixel_groups:
+                acts = tuple((xg * n_a + j, act_lane) if j in inside else None for j in range(n_a))
+                outputs = tuple((field, pixel, p, bound) for i, p in enumerate(lanes) if p is not None
+                                for field, pixel in fields[i])
                 cores.append(CoreWiring(f"mac_s{lane}_w{wg}_x{xg}", weights, acts, outputs))
     return cores
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..graph import ops as ref
 from ..graph.checks import Node, ValueInfo, arity, check_weight, codes_input, fail, int_attr, tensor_attr
-from ..layers.conv import ConvEngineSpec
+from ..layers.conv import ConvEngineSpec, weight_codes
 from ..packing.bits import ACT_BITS, WEIGHT_BITS
 from ..validate import LIMITS
 from .registry import OpDef, register
@@ -31,10 +33,15 @@ def lower_engine(node: Node, lowering, src, view: dict) -> None:
     the engine's accumulator groups."""
     f = lowering.fold(node)
     src = lowering.lanes(src, f.simd, node.name)
-    # The engine picks kernel or filter packing; each needs its own window format.
-    engine = engine_spec(node, view, f)
+    # The engine picks kernel or filter packing; each needs its own window format.  The engines of one
+    # layer share one copy of its weight codes, and its window depends on the node and its fold alone (the
+    # requantizer is a later stage's), not on the input stream's format.
+    weight = lowering.memo.value(("weight", node.name), lambda: weight_codes(view["weight"]))
+    engine = engine_spec(node, {**view, "weight": weight}, f)
     in_hw = src.shape[1:]
-    window = engine.window_spec(in_hw[0], in_hw[1], view["pad"], name=f"{node.name}.window")
+    window = lowering.memo.spec(("window", node.name, replace(f, requant="dsp"), in_hw, view["pad"]),
+                                lambda: engine.window_spec(in_hw[0], in_hw[1], view["pad"],
+                                                           name=f"{node.name}.window"))
     lowering.add(window.name, node.name, "window", window, [(src.stage, src.port)])
     lowering.add(node.name, node.name, "conv", engine, [(window.name, "o")])
     lowering.produce(node.name, node.name, "o", (view["out_ch"], *view["out_hw"]), f.pe, engine.acc_bits,
