@@ -24,9 +24,11 @@ __all__ = ["LiveBar", "COMPILE_SECONDS", "compile_estimate", "compile_bar"]
 
 #: Compile seconds ~ fixed + per_kib * KiB, by backend (the KiB of Verilog for Verilator, of generated C++
 #: for CXXRTL), from measured builds on the 2-core machine (benchmarks/results/):
-#: verilator: 4,302 KiB verilated + compiled in 72-82 s (verilator.json, VGG-tiny 3x8x8) and 18,941 KiB in
-#: 234 s (mainjob.json); cxxrtl: 4,035 KiB of C++ through g++ in 79.9 s (verilator.json).
-COMPILE_SECONDS = {"verilator": (31.0, 0.0107), "cxxrtl": (5.0, 0.0198)}
+#: verilator (clang++ -Os, the `opt; opt_clean -purge` text; verilated + compiled, 2026-12-06): 3,845 KiB in
+#: 38.2 s, 4,541 KiB in 35.7 s, 5,177 KiB in 45.1 s (fullsize/ultranet_bjut, _bypass, _mixq.json) and 6,336
+#: KiB in 60.5 s (mainjob.json); with g++ -O1 builds take about a third longer; cxxrtl: 4,035 KiB of C++
+#: through g++ in 79.9 s (verilator.json).
+COMPILE_SECONDS = {"verilator": (8.0, 0.0082), "cxxrtl": (5.0, 0.0198)}
 
 
 def compile_estimate(backend: str, size_bytes: int) -> float:
