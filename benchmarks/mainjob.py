@@ -62,7 +62,8 @@ def table(result: dict) -> str:
              f"{build.get('verilog_seconds', 0):.0f}", ""),
             (f"- whole design{' and a second instance of each stage' if ver.get('one_build') else ''}: verilate "
              f"({build.get('verilog_bytes', 0) / 1e6:.1f} MB of Verilog) and "
-             f"{Path(build.get('cxx', 'g++').split(':')[0]).name} {build.get('cflags', '')}", f"{build.get('verilate_seconds', 0) + build.get('cxx_seconds', 0):.0f}",
+             f"{Path(build.get('cxx', 'g++').split(':')[0]).name} {build.get('cflags', '')}",
+             f"{build.get('verilate_seconds', 0) + build.get('cxx_seconds', 0):.0f}",
              f"{build.get('build_cpu_seconds', 0):.0f}"),
             (f"- whole design: {whole.get('cycles_total', 0):,} cycles at {whole.get('cycles_per_second', 0):,.0f}"
              " cycles/s", f"{whole.get('sim_seconds', 0):.1f}", f"{whole.get('sim_cpu_seconds', 0):.1f}")]

@@ -20,12 +20,14 @@ passes of the simulation text than the proven default (:data:`mixq_hw.hdl_text.S
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -56,14 +58,11 @@ def _measure(graph, images, backend: str, acc: Accelerator | None = None, **opti
     one row (``options`` go to the compile, ``verilog_text`` among them)."""
     acc = acc or Accelerator(graph, FOLDING)
     compiler = options.pop("cxx", None)
-    saved_cxx = os.environ.get("CXX")
-    if compiler:
-        os.environ["CXX"] = compiler
     c, h, w = acc.plan.out_shape
     per_frame = c * h * w // acc.plan.out_lanes
     n = len(images)
     stats: dict = {}
-    with tempfile.TemporaryDirectory(prefix="mixq-bench-cache-") as cache:
+    with tempfile.TemporaryDirectory(prefix="mixq-bench-cache-") as cache, _environment(CXX=compiler):
         os.environ["MIXQ_CACHE"] = cache
         started = time.perf_counter()
         if backend == "verilator":
@@ -81,10 +80,6 @@ def _measure(graph, images, backend: str, acc: Accelerator | None = None, **opti
             run = run_streams_compiled(acc, {"i": image_beats(images)}, {"o": per_frame * n}, library=library,
                                        stats=stats)
         sim_seconds = time.perf_counter() - started
-    if compiler and saved_cxx is None:
-        del os.environ["CXX"]
-    elif compiler:
-        os.environ["CXX"] = saved_cxx
     outputs = beats_to_tensor(run.outputs["o"], (n, c, h, w), acc.plan.out_lanes)
     exact = int(np.all((outputs == graph.reference(images)).reshape(n, -1), axis=1).sum())
     ends = [run.beat_cycles["o"][(k + 1) * per_frame - 1] for k in range(n)]
@@ -97,6 +92,21 @@ def _measure(graph, images, backend: str, acc: Accelerator | None = None, **opti
             "cycles_per_cpu_second": round(run.cycles / stats["cpu_seconds"]) if stats.get("cpu_seconds") else None,
             "bit_exact": exact, "images": n, "frame_end_cycles": ends, "build": build,
             "load_average": list(os.getloadavg())}
+
+
+@contextlib.contextmanager
+def _environment(**values: str | None) -> Iterator[None]:
+    """The environment variables ``values`` set (None: left as they are) while the body runs."""
+    saved = {name: os.environ.get(name) for name, value in values.items() if value is not None}
+    os.environ.update({name: value for name, value in values.items() if value is not None})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _defaults() -> str:

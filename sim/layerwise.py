@@ -208,9 +208,9 @@ def _frame_timing(beat_cycles: list[int], per_frame: int, frames: int) -> tuple[
 #: so the model is optimised like a whole network's: None, the compiler's default of sim.verilator.COMPILERS).
 BANK_CFLAGS: str | None = None
 
-#: C++ flags of a stage's Verilated model (g++ measured; clang++ alike).  A stage runs a few hundred thousand cycles, so compile time
-#: decides: on VGG-tiny's biggest conv stage -O0 builds in 29 CPU-s instead of 48 and its two runs take
-#: 10 CPU-s instead of 1.4.
+#: C++ flags of a stage's Verilated model.  A stage runs a few hundred thousand cycles, so compile time
+#: decides: on VGG-tiny's biggest conv stage (measured with g++) -O0 builds in 29 CPU-s instead of 48 and
+#: its two runs take 10 CPU-s instead of 1.4.
 STAGE_CFLAGS = "-O0"
 
 

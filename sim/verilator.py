@@ -56,7 +56,7 @@ from .cxxrtl import CompileError, SimulationCrash
 from .streams import SimulationTimeout, StreamRun, stream_port
 
 __all__ = ["verilator_root", "verilator_available", "verilator_version", "compile_verilator",
-           "run_streams_verilator", "verilator_build_info", "design_rtlil", "verilator_flags", "progress_file", "ProgressFile", "DESIGN_TOP", "DEFAULT_THREADS", "DEFAULT_OPT", "DEFAULT_CFLAGS", "COMPILERS", "cxx_choice",
+           "run_streams_verilator", "verilator_build_info", "design_rtlil", "verilator_flags", "progress_file", "ProgressFile", "DESIGN_TOP", "DEFAULT_THREADS", "DEFAULT_OPT", "COMPILERS", "cxx_choice",
            "cxx_version"]
 
 _TB = Path(__file__).with_name("verilator_tb.cc")
@@ -78,8 +78,6 @@ DEFAULT_OPT = "-O3"
 #: clang++ -Os about 70,000 cycles per CPU-second after a 67 CPU-s build (-O2 the same, -O1 63,000 after
 #: 60 CPU-s); g++ -O1 about 61,000 after 88 CPU-s (g++ -Os 3-9 % faster than -O1 at 1.4x its build time).
 COMPILERS = (("clang++", "-Os"), ("g++", "-O1"))
-#: g++'s flags (:data:`COMPILERS`), for a ``$CXX`` that is not clang.
-DEFAULT_CFLAGS = "-O1"
 #: Verilog top-level port names this backend can address: Verilator mangles "__" inside names, so the
 #: stream port's own name must not hold one or start or end with "_".
 _PORT_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9]|_(?!_))*(?<!_)$")
@@ -97,14 +95,19 @@ def verilator_root() -> Path | None:
 def cxx_choice() -> tuple[str | None, str]:
     """(path of the C++ compiler this backend uses or None if there is none, its default flags): ``$CXX`` if
     set, else the first of :data:`COMPILERS` installed."""
+    flags = dict(COMPILERS)
     if os.environ.get("CXX"):
         found = shutil.which(os.environ["CXX"])
-        return found, "-Os" if found and "clang" in Path(found).name else DEFAULT_CFLAGS
-    for name, flags in COMPILERS:
+        return found, flags["clang++" if found and _is_clang(found) else "g++"]
+    for name in flags:
         found = shutil.which(name)
         if found:
-            return found, flags
-    return None, DEFAULT_CFLAGS
+            return found, flags[name]
+    return None, flags["g++"]
+
+
+def _is_clang(cxx: str) -> bool:
+    return "clang" in Path(cxx).name
 
 
 @lru_cache(maxsize=4)
@@ -259,7 +262,7 @@ def _cxx() -> str:
 def _link_libraries(cxx: str) -> list[str]:
     """What the program links besides the objects: clang does not pull in libatomic, which Verilator's runtime
     calls (``__atomic_is_lock_free``)."""
-    return ["-pthread", "-latomic"] if "clang" in Path(cxx).name else ["-pthread"]
+    return ["-pthread", "-latomic"] if _is_clang(cxx) else ["-pthread"]
 
 
 def _compile_all(jobs_list: list[list[str]], jobs: int, what: str) -> None:
@@ -275,15 +278,15 @@ def _compile_all(jobs_list: list[list[str]], jobs: int, what: str) -> None:
                 raise CompileError(f"g++ failed on {what}:\n{proc.stderr[-4000:]}")
 
 
-def _runtime(root: Path, cflags: str, jobs: int) -> Path:
+def _runtime(root: Path, cxx: str, cflags: str, jobs: int) -> Path:
     """Verilator's runtime (verilated.cpp, verilated_threads.cpp) as a static library, built once per
-    Verilator version and flags (cached)."""
+    Verilator version, compiler and flags (cached)."""
     flags = _check_cflags(cflags)
-    key = cache.cache_key("runtime", verilator_version(), cxx_version(_cxx()), cflags, " ".join(_DEFINES),
+    key = cache.cache_key("runtime", verilator_version(), cxx_version(cxx), cflags, " ".join(_DEFINES),
                           str(_BUILD_VERSION))
 
     def build(tmp: Path) -> tuple[Path, dict]:
-        cxx, include = _cxx(), root / "include"
+        include = root / "include"
         units = ["verilated.cpp", "verilated_threads.cpp"]
         began = time.perf_counter()
         _compile_all([[cxx, *flags, "-w", *_DEFINES, f"-I{include}", f"-I{include / 'vltstd'}", "-c",
@@ -333,11 +336,11 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
                       verbose: bool = False, on_size: Callable[[int], None] | None = None,
                       rtlil_text: str | None = None, verilog_text: str | None = None) -> Path:
     """Emit ``dut`` as Verilog, verilate it and build it with the stream testbench into a program; returns
-    its path.  Cached (:mod:`sim.cache`) by a hash of the Verilog, the flags, Verilator's version and the
-    testbench; :func:`verilator_build_info` tells what a build cost.  ``threads``/``opt``/``output_split``:
+    its path.  Cached (:mod:`sim.cache`) by a hash of the Verilog, the flags, Verilator's and the compiler's
+    versions and the testbench; :func:`verilator_build_info` tells what a build cost.  ``threads``/``opt``/``output_split``:
     Verilator's ``--threads``, ``-O`` and ``--output-split``; ``cflags``: the compiler's flags of the model's
     evaluation code (its one-shot setup code gets ``-O0``; None: the compiler's of :data:`COMPILERS`,
-    :func:`cxx_choice`); ``jobs``: parallel g++ processes (default
+    :func:`cxx_choice`); ``jobs``: parallel compiler processes (default
     ``$MIXQ_CXX_JOBS`` or the number of CPUs).  ``on_size``: called with the Verilog's size in bytes when
     a compile starts (not on a cache hit), for a progress estimate; ``rtlil_text``: ``rtlil.convert(dut,
     name="mixq_design", emit_src=False)`` if the caller has it already (it saves elaborating ``dut`` again);
@@ -383,7 +386,7 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
         if proc.returncode != 0:
             raise CompileError(f"verilator failed on {what}:\n{(proc.stdout + proc.stderr)[-4000:]}")
         verilate_seconds = time.perf_counter() - began
-        runtime = _runtime(root, cflags, jobs)
+        runtime = _runtime(root, cxx, cflags, jobs)
         began_cxx = time.perf_counter()
         generated = sorted(obj.glob(f"V{_TOP}*.cpp"))
         units = _units(tmp, [f for f in generated if "__Slow" not in f.name],
@@ -400,7 +403,8 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
         if proc.returncode != 0:
             raise CompileError(f"linking the Verilated {what} failed:\n{proc.stderr[-4000:]}")
         cpp_bytes = sum(f.stat().st_size for f in generated)
-        info = {"threads": threads, "opt": opt, "cxx": cxx_version(cxx), "cflags": cflags, "output_split": output_split, "jobs": jobs,
+        info = {"threads": threads, "opt": opt, "cxx": cxx_version(cxx), "cflags": cflags,
+                "output_split": output_split, "jobs": jobs,
                 "verilog_bytes": len(text), "cpp_bytes": cpp_bytes, "cpp_files": len(generated),
                 "verilog_seconds": verilog_seconds, "verilate_seconds": verilate_seconds,
                 "cxx_seconds": time.perf_counter() - began_cxx, "build_seconds": time.perf_counter() - began,
