@@ -230,7 +230,8 @@ def tiny_space():
     layers = [n.name for n in graph if n.op in ("conv", "linear")]
     options = [[replace(f, requant=r) for f in layer_candidates(graph, name) for r in REQUANTIZERS]
                for name in layers]
-    space = [costs.folding(dict(zip(layers, combo))) for combo in itertools.product(*options)]
+    with graph.frozen():     # its value infos once, not once per folding
+        space = [costs.folding(dict(zip(layers, combo))) for combo in itertools.product(*options)]
     return graph, [(m.cycles, m.resources) for m in space]
 
 
@@ -243,8 +244,9 @@ def micro_space():
     layers = [n.name for n in graph if n.op in ("conv", "linear")]
     options = [[replace(f, weights=w) for f in layer_candidates(graph, name, MULTIPLIERS) for w in ("bram", "lut")]
                for name in layers]
-    space = [(costs.folding(dict(zip(layers, combo))), any(f.multiplier == "lut" for f in combo))
-             for combo in itertools.product(*options)]
+    with graph.frozen():
+        space = [(costs.folding(dict(zip(layers, combo))), any(f.multiplier == "lut" for f in combo))
+                 for combo in itertools.product(*options)]
     return graph, [(m.cycles, m.resources, lut) for m, lut in space]
 
 
