@@ -14,15 +14,19 @@ Writes ``benchmarks/results/verilator.json`` and ``verilator.md``.  With ``--gra
 that build's whole accelerator as ``--verify`` simulates it (its board Verilog with the DSP48E2 model,
 :func:`sim.board_text.board_simulation_text`), Verilator only, 2 frames by default; written to
 ``verilator_fullsize.json`` and ``verilator_fullsize.md``; ``--sim-passes`` then measures other yosys optimisation
-passes of the simulation text than the proven default (:data:`mixq_hw.hdl_text.SIM_PASSES`).
+passes of the simulation text than the proven default (:data:`mixq_hw.hdl_text.SIM_PASSES`), and
+``--programs whole,bank,bank-no-inline`` compares the whole design alone with ``--verify``'s program (the
+whole design and a second instance of every stage) and that program's ``no_inline_module`` variant.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -53,9 +57,10 @@ FOLDING = {"features.0.0": LayerFold(3, 1, 1), "features.1.0": LayerFold(8, 4, 1
 DEFAULT_CONFIGS = "1:-O3:-O1,2:-O3:-O1,1:-O3:-O2,1:-O3:-O0"
 
 
-def _measure(graph, images, backend: str, acc: Accelerator | None = None, **options) -> dict:
+def _measure(graph, images, backend: str, acc: Accelerator | None = None, ports=None, **options) -> dict:
     """Compile (cold cache) and run ``images`` once on ``acc`` (default: the zoo folding's); the figures of
-    one row (``options`` go to the compile, ``verilog_text`` among them)."""
+    one row (``options`` go to the compile, ``verilog_text`` among them).  ``ports``: the compiled design's
+    ports when ``verilog_text`` holds more than ``acc`` (:class:`sim.board_text.BoardBankPorts`)."""
     acc = acc or Accelerator(graph, FOLDING)
     compiler = options.pop("cxx", None)
     c, h, w = acc.plan.out_shape
@@ -66,7 +71,7 @@ def _measure(graph, images, backend: str, acc: Accelerator | None = None, **opti
         os.environ["MIXQ_CACHE"] = cache
         started = time.perf_counter()
         if backend == "verilator":
-            program = compile_verilator(acc, **options)
+            program = compile_verilator(ports or acc, **options)
             build = verilator_build_info(program)
             compile_seconds = time.perf_counter() - started
             started = time.perf_counter()
@@ -172,6 +177,32 @@ def _board_text(acc: Accelerator, passes: str = SIM_PASSES) -> str:
     return board_simulation_text(top, simulation, "mixq_accel")
 
 
+#: ``--programs``: the whole design alone; ``--verify``'s program (the whole design and a second instance of
+#: every stage, :func:`sim.board_text.board_bank_text`); that program with every stage module marked
+#: Verilator ``no_inline_module`` (compiled once, not inlined into both instances; a measurement variant)
+PROGRAMS = ("whole", "bank", "bank-no-inline")
+
+
+def _bank_texts(acc: Accelerator) -> dict[str, tuple]:
+    """(ports, Verilog) of ``--verify``'s program for ``acc`` and of its ``no_inline_module`` variant."""
+    from boards.ultra96 import Ultra96V2Platform
+    from mixq_hw.top import AxiStreamTop
+    from sim.board_text import emit_for_verification
+
+    with tempfile.TemporaryDirectory(prefix="mixq-bench-v-") as tmp:
+        _, bank, why = emit_for_verification(AxiStreamTop(acc), Path(tmp) / "mixq_accel.v", "mixq_accel",
+                                             Ultra96V2Platform())
+    if bank is None:
+        raise SystemExit(f"--programs bank: this design has no verification program ({why})")
+    ports, text = bank
+    marked = text
+    for module in sorted(set(re.findall(r"^  (\\\S+ )s\d+ \($", text, re.MULTILINE))):
+        head = marked.index(f"\nmodule {module}(")
+        end = marked.index(");\n", head) + 3
+        marked = marked[:end] + "  /*verilator no_inline_module*/\n" + marked[end:]
+    return {"bank": (ports, text), "bank-no-inline": (ports, marked)}
+
+
 def _with_model(text: str, model: str) -> str:
     """``text`` (from :func:`_board_text`) with its DSP48E2 model replaced by the file ``model``."""
     from mixq_hw.packing.dsp48e2 import VERILOG_MODEL
@@ -195,6 +226,7 @@ def _fullsize_rows(result: dict) -> list[dict]:
     for row in rows:   # rows written before they carried their passes: the default of their day
         row.setdefault("sim_passes", "opt_clean -purge" if row["machine"].get("date", "") < _NODFFE_SINCE
                        else "opt -purge -nodffe")
+        row.setdefault("program", "whole")
     return rows
 
 
@@ -214,12 +246,14 @@ def markdown_fullsize(result: dict) -> str:
              f"on {best['design']} with the {best['model']} model ({best['cycles_per_cpu_second']:,}).  Only "
              f"`{SIM_PASSES}` is proven equivalent to the emitted text (tests/test_sim_hdl.py); rows with other "
              "passes are measurements (`--sim-passes`), each bit-exact with the same frame end cycles.", "",
-             "| design | DSP48E2 model | yosys passes | threads | Verilator -O | compiler and flags | compile s (wall) "
-             "| compile CPU s | C++ MB | cycles/s (wall) | cycles per CPU-s | bit-exact | load | measured |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| design | program | DSP48E2 model | yosys passes | threads | Verilator -O | compiler and flags "
+             "| compile s (wall) | compile CPU s | C++ MB | cycles/s (wall) | cycles per CPU-s | bit-exact | load "
+             "| measured |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(
-            f"| {row['design']} ({row['verilog_bytes'] / 1e6:.1f} MB) | {row['model']} | `{row['sim_passes']}` "
+            f"| {row['design']} ({row['verilog_bytes'] / 1e6:.1f} MB) | {row['program']} | {row['model']} "
+            f"| `{row['sim_passes']}` "
             f"| {row['threads']} "
             f"| {row['opt']} | {_compiler(row)} | {row['compile_seconds']:.1f} "
             f"| {row['compile_cpu_seconds']:.1f} | {(row['cpp_bytes'] or 0) / 1e6:.1f} | {row['cycles_per_second']:,} "
@@ -236,20 +270,24 @@ def fullsize(args) -> int:
     the rows of ``verilator_fullsize.json`` (rows of other designs and earlier dates stay)."""
     graph = Graph.load(args.graph)
     acc = Accelerator(graph, load_folding(args.fold, graph))
-    text = _board_text(acc, args.sim_passes)
+    programs = args.programs.split(",")
+    texts = {"whole": (None, _board_text(acc, args.sim_passes))} if "whole" in programs else {}
+    if set(programs) - {"whole"}:
+        texts.update(_bank_texts(acc))
     images = np.random.default_rng(7).integers(0, 256, (args.frames, *graph.input_shape)).astype(np.uint8)
     name = f"{Path(args.graph).stem}, {Path(args.fold).name}"
     rows = []
-    for model in args.models.split(","):
+    for program, model in itertools.product(programs, args.models.split(",")):
+        ports, text = texts[program]
         design = text if model == "default" else _with_model(text, model)
         for config in args.configs.split(","):
             threads, opt, cflags, cxx = _config(config)
             started = machine()
-            row = _measure(graph, images, "verilator", acc, threads=threads, opt=opt, cflags=cflags, cxx=cxx,
-                           verilog_text=design)
+            row = _measure(graph, images, "verilator", acc, ports, threads=threads, opt=opt, cflags=cflags,
+                           cxx=cxx, verilog_text=design)
             row.update({"model": "mixq's" if model == "default" else Path(model).name, "design": name,
                         "verilog_bytes": len(design), "frames": args.frames, "machine": started,
-                        "sim_passes": args.sim_passes})
+                        "sim_passes": args.sim_passes, "program": program})
             print(json.dumps({k: v for k, v in row.items() if k not in ("build", "machine")}), flush=True)
             rows.append(row)
     for row in rows:
@@ -278,6 +316,8 @@ def main(argv=None) -> int:
     parser.add_argument("--fold", type=Path, help="that build's folding.json")
     parser.add_argument("--models", default="default",
                         help="with --graph: DSP48E2 model files to compare, 'default' for mixq's (default %(default)s)")
+    parser.add_argument("--programs", default="whole",
+                        help=f"with --graph: the programs to build, of {', '.join(PROGRAMS)} (default %(default)s)")
     parser.add_argument("--sim-passes", default=SIM_PASSES,
                         help="with --graph: yosys passes of the simulation text, ';'-separated (default %(default)s)")
     args = parser.parse_args(argv)
@@ -285,6 +325,10 @@ def main(argv=None) -> int:
         check_passes(args.sim_passes)
     except ValueError as err:
         parser.error(f"--sim-passes: {err}")
+    if not set(args.programs.split(",")) <= set(PROGRAMS):
+        parser.error(f"--programs: {args.programs!r} names a program other than {', '.join(PROGRAMS)}")
+    if args.programs != "whole" and args.sim_passes != SIM_PASSES:
+        parser.error("--programs bank: only with the default --sim-passes (the build's own simulation text)")
     if (args.graph is None) != (args.fold is None):
         parser.error("--graph and --fold go together")
     for path in [args.graph, args.fold] + [Path(m) for m in args.models.split(",") if m != "default"]:

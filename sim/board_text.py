@@ -118,8 +118,11 @@ def board_bank_text(top: AxiStreamTop, simulation: str, stages: Sequence[StageMo
     """:func:`board_simulation_text`'s design with, beside the accelerator, a second instance of each of
     ``stages``' modules from the same ``simulation`` text, its stream ports on the top as ``s<k>_<port>``;
     returns (its ports for :func:`sim.verilator.compile_verilator`, the Verilog).  Every stage is then
-    simulated on its own (layer by layer) and the whole design end to end from one compiled program;
-    a stage module instantiated twice is compiled once.  Each stage instance has its own clock input
+    simulated on its own (layer by layer) and the whole design end to end from one compiled program.
+    Verilator inlines every module, the second instances too: marked ``no_inline_module`` so that each stage
+    module compiles once, full-size UltraNet-BJUT built in 53 CPU-s instead of 62 but its whole design ran
+    7-9 % fewer cycles per CPU-second (98,022 and 101,242 against 105,321 and 108,313;
+    benchmarks/results/verilator_fullsize.json, ``--programs``).  Each stage instance has its own clock input
     ``s<k>_clk`` (the accelerator keeps ``clk``; all share ``rst``), so a run clocks only what it drives."""
     text = board_simulation_text(top, simulation, name)
     acc = top.accelerator
@@ -162,31 +165,20 @@ def board_bank_text(top: AxiStreamTop, simulation: str, stages: Sequence[StageMo
                 driven[port] = [f"{wire}[{b}]" for b in range(width)]
                 connections.append(f".{_escaped(port)}({wire})")
         if stage.module is not None:
+            if f"\nmodule {_escaped(stage.module)}(" not in text:
+                raise ValueError(f"the simulation text has no module {stage.module!r}")
             body.append(f"  {_escaped(stage.module)}s{k} (\n    " + ",\n    ".join(connections) + ");")
         for p, out_bits in stage.outputs.items():
             source = [f"1'b{b[1]}" if b[0] == "const" else driven[b[1]][b[2]] if b[0] == "port"
                       else f"{wires[b[1]]}[{b[2]}]" for b in out_bits]
             body.append(f"  assign {wires[p]} = {_concat(source)};")
     ports = BoardBankPorts(members, clocks)
-    text = _no_inline(text, {stage.module for stage in stages if stage.module is not None})
     header, _, rest = text.partition(");\n")
     extra = ", ".join(bank_port(k, p) for k, s in enumerate(stages) for p in ["clk", *s.inputs, *s.outputs])
     wrapper_end = rest.index("endmodule")
     text = (f"{header}{', ' + extra if extra else ''});\n" + rest[:wrapper_end] + "\n".join(decls + body) + "\n"
             + rest[wrapper_end:])
     return ports, text
-
-
-def _no_inline(text: str, modules: set[str]) -> str:
-    """``text`` with Verilator's ``no_inline_module`` in each of ``modules``: a stage module instantiated in
-    the accelerator and in the bank is then compiled once (inlined, it would be compiled twice)."""
-    for module in sorted(modules):
-        start = text.find(f"\nmodule {_escaped(module)}(")
-        if start < 0:
-            raise ValueError(f"the simulation text has no module {module!r}")
-        end = text.index(");\n", start) + 3
-        text = text[:end] + "  /*verilator no_inline_module*/\n" + text[end:]
-    return text
 
 
 def _range(width: int) -> str:
