@@ -28,8 +28,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from amaranth.back import rtlil
 
+from . import stage_ports
 from .packing.synth import run_yosys_script
 
 __all__ = ["convert", "convert_with_simulation", "texts_from_rtlil", "simulation_text", "VerilogError", "SCRIPT", "SIM_SCRIPT",
@@ -90,8 +90,7 @@ def convert(elaboratable, name: str, platform=None, *, timeout: float = TIMEOUT)
     elaborated for ``platform``, with no process left as ``always @*`` (see the module docstring)."""
     if not name.isidentifier():
         raise ValueError(f"Verilog module name {name!r} is not an identifier")
-    text = rtlil.convert(elaboratable, name=name, platform=platform, emit_src=False)
-    return _write(text, name, SCRIPT, timeout)
+    return _write(stage_ports.rtlil_text(elaboratable, name, platform), name, SCRIPT, timeout)
 
 
 def convert_with_simulation(elaboratable, name: str, platform=None, *,
@@ -100,8 +99,7 @@ def convert_with_simulation(elaboratable, name: str, platform=None, *,
     yosys run; the simulation text has :func:`simulation_text`'s form (no attributes, no unread wire)."""
     if not name.isidentifier():
         raise ValueError(f"Verilog module name {name!r} is not an identifier")
-    return texts_from_rtlil(rtlil.convert(elaboratable, name=name, platform=platform, emit_src=False), name,
-                            timeout=timeout)
+    return texts_from_rtlil(stage_ports.rtlil_text(elaboratable, name, platform), name, timeout=timeout)
 
 
 def texts_from_rtlil(rtlil_text: str, name: str, *, timeout: float = TIMEOUT) -> tuple[str, str]:

@@ -10,7 +10,8 @@ needs the map from the stage Component's signature (``i__valid``,
 design once, writes the same RTLIL text as ``amaranth.back.rtlil.convert``
 (checked in tests/test_sim_board_bank.py; memory contents are written as one
 constant, not bit by bit) and reads that map off the netlist the text is
-written from.
+written from; :func:`rtlil_text` is that text alone, for every other conversion (a
+network's weight memories make Amaranth's own writer several seconds slower).
 
 The netlist is Amaranth 0.5's own (``amaranth.hdl._ir``, ``amaranth.back.rtlil``'s
 emitter classes); anything unexpected in it raises :class:`StagePortsError`, and a
@@ -26,7 +27,7 @@ from amaranth.back import rtlil
 from amaranth.hdl import ValueCastable, _ast, _ir, _nir
 from amaranth.lib import wiring
 
-__all__ = ["StagePortsError", "StageModule", "convert_with_stages", "signature_ports"]
+__all__ = ["StagePortsError", "StageModule", "convert_with_stages", "rtlil_text", "signature_ports"]
 
 
 class StagePortsError(ValueError):
@@ -92,15 +93,24 @@ class _ModuleEmitter(rtlil.ModuleEmitter):
         }, src_loc=cell.src_loc)
 
 
-def convert_with_stages(elaboratable: Any, name: str, platform: Any = None,
-                        parent: Sequence[str] = ()) -> tuple[str, dict[str, StageModule | StagePortsError]]:
-    """(``rtlil.convert(elaboratable, name, platform, emit_src=False)``'s text, for every Component
-    submodule of the module at hierarchy path ``parent`` below the top, by submodule name: its
-    :class:`StageModule`, or the :class:`StagePortsError` saying why its ports cannot be mapped)."""
+def rtlil_text(elaboratable: Any, name: str, platform: Any = None) -> str:
+    """``rtlil.convert(elaboratable, name=name, platform=platform, emit_src=False)``'s text, memories' initial
+    contents written as one constant (a Component; any other elaboratable goes through ``rtlil.convert``)."""
+    if not isinstance(elaboratable, wiring.Component):
+        return rtlil.convert(elaboratable, name=name, platform=platform, emit_src=False)
+    return _emit(_netlist(elaboratable, name, platform)[1])[0]
+
+
+def _netlist(elaboratable: Any, name: str, platform: Any) -> tuple[Any, Any]:
+    """(the prepared design, its netlist) of a Component as ``rtlil.convert`` builds them."""
     ports = {pname: (value, _ir.PortDirection.Input if is_in else _ir.PortDirection.Output)
              for pname, value, is_in in signature_ports(elaboratable)}
     design = _ir.Fragment.get(elaboratable, platform).prepare(ports=ports, hierarchy=(name,))
-    netlist = _ir.build_netlist(design, name=name)
+    return design, _ir.build_netlist(design, name=name)
+
+
+def _emit(netlist: Any) -> tuple[str, Any]:
+    """(the RTLIL text of ``netlist``, no source locations, its empty-module checker)."""
     empty = rtlil.EmptyModuleChecker(netlist)
     builder = rtlil.Design(emit_src=False)
     for index, module in enumerate(netlist.modules):
@@ -110,8 +120,16 @@ def convert_with_stages(elaboratable: Any, name: str, platform: Any = None,
         if index == 0:
             module_builder.attribute("top", 1)
         _ModuleEmitter(module_builder, netlist, module, _ast.SignalDict(), empty_checker=empty).emit()
-    text = str(builder)
+    return str(builder), empty
 
+
+def convert_with_stages(elaboratable: Any, name: str, platform: Any = None,
+                        parent: Sequence[str] = ()) -> tuple[str, dict[str, StageModule | StagePortsError]]:
+    """(``rtlil.convert(elaboratable, name, platform, emit_src=False)``'s text, for every Component
+    submodule of the module at hierarchy path ``parent`` below the top, by submodule name: its
+    :class:`StageModule`, or the :class:`StagePortsError` saying why its ports cannot be mapped)."""
+    design, netlist = _netlist(elaboratable, name, platform)
+    text, empty = _emit(netlist)
     where = (name, *parent)
     modules = {module.name: index for index, module in enumerate(netlist.modules)}
     clock_nets = _clock_nets(design, netlist)

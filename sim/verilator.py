@@ -45,9 +45,9 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 from amaranth import Elaboratable
-from amaranth.back import rtlil
 from amaranth.lib import wiring
 
+from mixq_hw import stage_ports
 from mixq_hw.hdl_text import simulation_text
 
 from . import cache
@@ -419,7 +419,7 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
 
 def design_rtlil(dut) -> str:
     """The RTLIL text this backend builds ``dut`` from (top module ``mixq_design``, no source locations)."""
-    return rtlil.convert(dut, name=_TOP, emit_src=False)
+    return stage_ports.rtlil_text(dut, _TOP)
 
 
 def verilator_build_info(program: Path) -> dict:

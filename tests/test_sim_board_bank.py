@@ -18,7 +18,7 @@ from test_top import PLAIN_FOLD
 
 from boards.ultra96 import Ultra96V2Platform
 from mixq_hw.pipeline import Accelerator, plan_stages
-from mixq_hw.stage_ports import StageModule, convert_with_stages
+from mixq_hw.stage_ports import StageModule, convert_with_stages, rtlil_text
 from mixq_hw.top import AxiStreamTop
 from sim.board_text import emit_for_verification
 from sim.layerwise import verify_layers
@@ -46,6 +46,9 @@ def test_the_rtlil_is_rtlil_convert_s_and_every_stage_is_mapped():
                                        ("accel",))
     assert text == rtlil.convert(AxiStreamTop(Accelerator(graph, PLAIN_FOLD)), name="mixq_accel",
                                  platform=platform, emit_src=False)
+    assert rtlil_text(AxiStreamTop(Accelerator(graph, PLAIN_FOLD)), "mixq_accel", platform) == text
+    assert rtlil_text(Accelerator(graph, PLAIN_FOLD), "mixq_design") == rtlil.convert(
+        Accelerator(graph, PLAIN_FOLD), name="mixq_design", emit_src=False)
     plan = plan_stages(graph, PLAIN_FOLD)
     assert sorted(stages) == sorted(s.name.replace(".", "_") for s in plan.stages)
     for stage in stages.values():
@@ -84,7 +87,7 @@ class _Roms(wiring.Component):
 
 def test_memory_contents_are_written_as_rtlil_convert_writes_them():
     text, _ = convert_with_stages(_Roms(), "roms")
-    assert text == rtlil.convert(_Roms(), name="roms", emit_src=False)
+    assert text == rtlil.convert(_Roms(), name="roms", emit_src=False) == rtlil_text(_Roms(), "roms")
     assert "$meminit_v2" in text
 
 
