@@ -28,7 +28,6 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-
 from . import stage_ports
 from .packing.synth import run_yosys_script
 

@@ -1,4 +1,5 @@
-"""Test-suite wide settings: one torch thread per pytest worker (two workers share two cores)."""
+"""Test-suite wide settings: one torch thread per pytest worker (two workers share two cores), and the slowest
+modules collected first."""
 
 import os
 
@@ -10,3 +11,15 @@ except ImportError:  # pragma: no cover - torch is a dependency, but hardware te
     torch = None
 else:
     torch.set_num_threads(1)
+
+
+#: Modules whose tests compile and simulate whole networks (tens of seconds each): collected first, so that
+#: pytest-xdist hands them out early and the run ends on short tests, not on one worker's last network.
+SLOW_FIRST = ("test_zoo_pipeline.py", "test_sim_hdl.py", "test_sim_layerwise.py", "test_signed_pipeline.py",
+              "test_packing_cascade.py", "test_sim_board_bank.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Move the tests of :data:`SLOW_FIRST` to the front, each module's order kept."""
+    rank = {name: k for k, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
