@@ -275,7 +275,7 @@ def _compile_all(jobs_list: list[list[str]], jobs: int, what: str) -> None:
     with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
         for proc in pool.map(run, jobs_list):
             if proc.returncode != 0:
-                raise CompileError(f"g++ failed on {what}:\n{proc.stderr[-4000:]}")
+                raise CompileError(f"{Path(proc.args[0]).name} failed on {what}:\n{proc.stderr[-4000:]}")
 
 
 def _runtime(root: Path, cxx: str, cflags: str, jobs: int) -> Path:

