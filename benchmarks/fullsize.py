@@ -230,9 +230,17 @@ def run_network(tag: str, stages: set[str], frames: int, work: Path, checkpoints
         else:
             entry[stage] = {"seconds": seconds, **report.get(stage, {}), "verilog_sha256": _digest(out)}
         entry[stage]["load_at_start"] = load
+        entry[stage]["date"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         log(f"{tag} {stage}: {entry[stage]}")
         save()
     return entry
+
+
+def _dates(entry: dict) -> str:
+    """When the build was measured, and the verification if that was later (a re-run on the same build)."""
+    built = str(entry.get("machine", {}).get("date", "?"))[:16]
+    verified = str(entry.get("verify", {}).get("date", ""))[:16]
+    return f"{built}, verified {verified}" if verified and verified > built else built
 
 
 def _cell(entry: dict, stage: str, key: str, fmt: str = "{:,}") -> str:
@@ -352,7 +360,7 @@ def markdown() -> str:
             f"{_measured(e)} | {_speed_cell(v)} | "
             f"{_cell(e, 'build', 'seconds', '{:.0f}')} | {_cell(e, 'verify', 'seconds', '{:.0f}')} | "
             f"{_cell(e, 'synth', 'seconds', '{:.0f}')} | {'-' if load is None else f'{load:.1f}'} | "
-            f"{str(e.get('machine', {}).get('date', '?'))[:16]} |")
+            f"{_dates(e)} |")
         if "failed" in b:
             lines.append(f"|  | build failed: {_failure(b['failed'])} |")
         if v.get("message"):

@@ -53,16 +53,17 @@ def table(result: dict) -> str:
             ("verification", f"{t.get('verifying ' + str(ver.get('images', '')), 0):.0f}", ""),
             (f"- layer by layer: {len(layers.get('stages', []))} stages, {layers.get('designs', 0)} designs, "
              f"{ver.get('backend', '?')}", f"{layers.get('seconds', 0):.0f}",
-             "(their runs: the whole design's build holds every stage)" if ver.get("one_build") else
+             "(their runs: the stage bank compiled beside the whole design)" if ver.get("one_build") else
              "(one build of all stages, beside the build's elaboration and the whole design)"
              if layers.get("designs") == 1 else
              f"{sum(s.get('seconds', 0) for s in layers.get('stages', [])):.0f} (sum of the stages' wall times)"),
             ("- whole design: elaborating and writing the simulation Verilog"
              + (" (the build's own elaboration, reused)" if build.get("verilog_seconds", 1) < 0.5 else ""),
              f"{build.get('verilog_seconds', 0):.0f}", ""),
-            (f"- whole design{' and a second instance of each stage' if ver.get('one_build') else ''}: verilate "
-             f"({build.get('verilog_bytes', 0) / 1e6:.1f} MB of Verilog) and "
-             f"{Path(build.get('cxx', 'g++').split(':')[0]).name} {build.get('cflags', '')}",
+            (f"- whole design: verilate ({build.get('verilog_bytes', 0) / 1e6:.1f} MB of Verilog) and "
+             f"{Path(build.get('cxx', 'g++').split(':')[0]).name} {build.get('cflags', '')}"
+             + (f" on {build.get('jobs', 1)} of the cores (the stage bank compiles beside it)"
+                if ver.get("one_build") else ""),
              f"{build.get('verilate_seconds', 0) + build.get('cxx_seconds', 0):.0f}",
              f"{build.get('build_cpu_seconds', 0):.0f}"),
             (f"- whole design: {whole.get('cycles_total', 0):,} cycles at {whole.get('cycles_per_second', 0):,.0f}"

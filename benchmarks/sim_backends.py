@@ -177,21 +177,23 @@ def _board_text(acc: Accelerator, passes: str = SIM_PASSES) -> str:
     return board_simulation_text(top, simulation, "mixq_accel")
 
 
-#: ``--programs``: the whole design alone; ``--verify``'s program (the whole design and a second instance of
-#: every stage, :func:`sim.board_text.board_bank_text`); that program with every stage module marked
-#: Verilator ``no_inline_module`` (compiled once, not inlined into both instances; a measurement variant)
+#: ``--programs``: the whole design alone (what ``--verify`` runs the whole network on); the whole design and a
+#: second instance of every stage in one program (:func:`sim.board_text.board_bank_text` with ``whole``,
+#: ``--verify``'s one program until 2026-12-07); that program with every stage module marked Verilator
+#: ``no_inline_module`` (compiled once, not inlined into both instances; a measurement variant)
 PROGRAMS = ("whole", "bank", "bank-no-inline")
 
 
 def _bank_texts(acc: Accelerator) -> dict[str, tuple]:
-    """(ports, Verilog) of ``--verify``'s program for ``acc`` and of its ``no_inline_module`` variant."""
+    """(ports, Verilog) of the whole design and its stages in one program for ``acc``, and of its
+    ``no_inline_module`` variant."""
     from boards.ultra96 import Ultra96V2Platform
     from mixq_hw.top import AxiStreamTop
     from sim.board_text import emit_for_verification
 
     with tempfile.TemporaryDirectory(prefix="mixq-bench-v-") as tmp:
         _, bank, why = emit_for_verification(AxiStreamTop(acc), Path(tmp) / "mixq_accel.v", "mixq_accel",
-                                             Ultra96V2Platform())
+                                             Ultra96V2Platform(), whole=True)
     if bank is None:
         raise SystemExit(f"--programs bank: this design has no verification program ({why})")
     ports, text = bank

@@ -361,7 +361,7 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
 
         backend = resolve_backend(backend)
         images, origin = verification_images(graph, meta.get("data"), verify)
-        # on Verilator with both checks, one build of the elaborated design serves both (sim.board_text)
+        # on Verilator with both checks, the build's own elaboration serves both (sim.board_text)
         one_build = backend == "verilator" and verify_mode == "both"
         if not one_build:
             checks = start_layer_checks(graph, images, plan, mode=verify_mode, backend=backend, progress=not quiet)

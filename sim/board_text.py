@@ -114,20 +114,33 @@ def _concat(bits: list[str]) -> str:
 
 
 def board_bank_text(top: AxiStreamTop, simulation: str, stages: Sequence[StageModule],
-                    name: str = "mixq_accel") -> tuple[BoardBankPorts, str]:
-    """:func:`board_simulation_text`'s design with, beside the accelerator, a second instance of each of
-    ``stages``' modules from the same ``simulation`` text, its stream ports on the top as ``s<k>_<port>``;
-    returns (its ports for :func:`sim.verilator.compile_verilator`, the Verilog).  Every stage is then
-    simulated on its own (layer by layer) and the whole design end to end from one compiled program.
-    Verilator inlines every module, the second instances too: marked ``no_inline_module`` so that each stage
-    module compiles once, full-size UltraNet-BJUT built in 53 CPU-s instead of 62 but its whole design ran
-    7-9 % fewer cycles per CPU-second (98,022 and 101,242 against 105,321 and 108,313;
-    benchmarks/results/verilator_fullsize.json, ``--programs``).  Each stage instance has its own clock input
-    ``s<k>_clk`` (the accelerator keeps ``clk``; all share ``rst``), so a run clocks only what it drives."""
-    text = board_simulation_text(top, simulation, name)
+                    name: str = "mixq_accel", *, whole: bool = False) -> tuple[BoardBankPorts, str]:
+    """A design of a second instance of each of ``stages``' modules from the build's ``simulation`` text, each
+    with its stream ports on the top as ``s<k>_<port>`` and its own clock input ``s<k>_clk`` (all share
+    ``rst``), so a run clocks only what it drives; returns (its ports for
+    :func:`sim.verilator.compile_verilator`, the Verilog).  Every stage is then simulated on its own (layer
+    by layer) from one compiled program.
+
+    ``whole``: the accelerator too (:func:`board_simulation_text`'s design, clock ``clk``, ports ``i`` and
+    ``o`` first), for one program that runs both checks.  :func:`sim.verify.verify_accelerator` builds the
+    whole design as a program of its own instead: Verilator evaluates the combinational logic fed by top-level
+    inputs on every evaluation, the idle stage instances' too, so inside the combined program full-size
+    MixQ's whole design ran 92,190 cycles per CPU-second against 100,886 alone, at about the same compile
+    cost (68 CPU-s against 42 + the stages'; benchmarks/results/verilator_fullsize.json, ``--programs``)."""
     acc = top.accelerator
-    members: dict[str, wiring.Member] = {"i": acc.signature.members["i"], "o": acc.signature.members["o"]}
-    clocks: dict[str, list[str]] = {"clk": ["o"]}
+    members: dict[str, wiring.Member] = {}
+    clocks: dict[str, list[str]] = {}
+    if whole:
+        text = board_simulation_text(top, simulation, name)
+        members.update(i=acc.signature.members["i"], o=acc.signature.members["o"])
+        clocks["clk"] = ["o"]
+    else:
+        if not name.isidentifier() or name == DESIGN_TOP:
+            raise ValueError(f"Verilog module name {name!r} is not an identifier other than {DESIGN_TOP!r}")
+        if f"\nmodule {name}(" not in f"\n{simulation}":
+            raise ValueError(f"the simulation text has no module {name!r}")
+        model = VERILOG_MODEL.read_text() if "DSP48E2 #(" in simulation else ""
+        text = f"module {DESIGN_TOP}(rst);\n  input rst;\nendmodule\n\n{simulation}\n{model}"
     decls: list[str] = []
     body: list[str] = []
     for k, stage in enumerate(stages):
@@ -185,24 +198,24 @@ def _range(width: int) -> str:
     return f"[{width - 1}:0] "
 
 
-def emit_for_verification(top: AxiStreamTop, path: Any, name: str, platform: Any
+def emit_for_verification(top: AxiStreamTop, path: Any, name: str, platform: Any, *, whole: bool = False
                           ) -> tuple[str, tuple[BoardBankPorts, str] | None, str]:
     """Emit the build's Verilog to ``path`` (:func:`mixq_hw.top.emit_verilog_with_stages`) and, from the same
     elaboration, what Verilator verifies: (the whole design's text for
-    :func:`sim.verify.verify_accelerator`'s ``whole_verilog``, its ``board_bank`` (the whole design and
-    every stage of it in one text) or None when some stage's ports could not be mapped, a sentence saying
-    why ('' otherwise))."""
+    :func:`sim.verify.verify_accelerator`'s ``whole_verilog``, its ``board_bank`` (every stage of it in one
+    text, :func:`board_bank_text`; with ``whole`` the whole design in it too) or None when some stage's ports
+    could not be mapped, a sentence saying why ('' otherwise))."""
     from mixq_hw.top import emit_verilog_with_stages
 
     _, simulation, stages = emit_verilog_with_stages(top, path, name=name, platform=platform)
-    whole = board_simulation_text(top, simulation, name)
+    text = board_simulation_text(top, simulation, name)
     found: list[StageModule] = []
     for stage in top.accelerator.plan.stages:
         mapped = stages.get(stage.name.replace(".", "_"))
         if not isinstance(mapped, StageModule):
-            return whole, None, str(mapped or f"stage {stage.name!r} has no module of its own")
+            return text, None, str(mapped or f"stage {stage.name!r} has no module of its own")
         found.append(mapped)
     try:
-        return whole, board_bank_text(top, simulation, found, name), ""
+        return text, board_bank_text(top, simulation, found, name, whole=whole), ""
     except ValueError as err:
-        return whole, None, str(err)
+        return text, None, str(err)

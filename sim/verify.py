@@ -5,14 +5,16 @@ every stage alone on all N images (:func:`sim.layerwise.verify_layers`: bit-exac
 cycles per frame and latency per stage, the first failing layer named), then the
 whole stitched accelerator on ``min(N, 2)`` frames (:func:`sim.network.simulate`:
 end-to-end bit-exactness, measured interval and latency).  The result is a plain
-dict for ``report.json``.  On Verilator a build passes ``board_bank``
-(:func:`sim.board_text.emit_for_verification`): its own elaboration with a second
-instance of every stage module, so one compiled program runs both checks: the whole design first, alone on
+dict for ``report.json``.  On Verilator a build passes ``whole_verilog`` and ``board_bank``
+(:func:`sim.board_text.emit_for_verification`): its own elaboration, and a second
+instance of every stage module in a design of its own, so both checks run what the build emitted, with no
+second elaboration.  The two programs compile side by side; then the whole design runs first, alone on
 the machine (its simulation speed is that of the run alone), then the stages in parallel.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import ctypes
 import multiprocessing
 import os
@@ -136,10 +138,12 @@ def stop_layer_checks(handle: Any) -> None:
 
 
 def _verify_one_build(result: dict[str, Any], graph: Graph, images: np.ndarray, accelerator: Accelerator,
-                      frames: int, board_bank: tuple[Any, str], layer_options: dict[str, Any]) -> dict[str, Any] | None:
-    """:func:`verify_accelerator` from one Verilator build of ``board_bank``: the whole design first, with the
+                      frames: int, whole_verilog: str, board_bank: tuple[Any, str],
+                      layer_options: dict[str, Any]) -> dict[str, Any] | None:
+    """:func:`verify_accelerator` from the build's own elaboration: the whole design (``whole_verilog``) and
+    its stages (``board_bank``) compiled side by side, each on half the CPUs; then the whole design, with the
     machine to itself (its cycles per second are a wall-clock figure of that run alone), then the
-    layer-by-layer runs in parallel; None if that build fails."""
+    layer-by-layer runs in parallel; None if either build fails."""
     from .cxxrtl import CompileError
     from .progress import compile_bar, compile_estimate
     from .verilator import compile_verilator
@@ -147,23 +151,36 @@ def _verify_one_build(result: dict[str, Any], graph: Graph, images: np.ndarray, 
     ports, text = board_bank
     progress = layer_options["progress"]
     live = compile_bar("verilator", quiet=not progress)
-    live.desc = "[verify] verilator: one build of the whole design and its stages"
+    live.desc = "[verify] verilator: the whole design and its stages, side by side"
+    sizes: dict[str, int] = {}
+
+    def sized(what: str):
+        def on_size(size: int) -> None:
+            with live.lock:
+                sizes[what] = size
+            # side by side, each on half the CPUs, the two take about as long as the bigger one alone on all
+            live.set_total(live.elapsed + compile_estimate("verilator", max(sizes.values())))
+        return on_size
+
+    jobs = max(1, (int(os.environ.get("MIXQ_CXX_JOBS", "0")) or os.cpu_count() or 1) // 2)
     try:
-        with live:
-            program = compile_verilator(ports, verilog_text=text, on_size=lambda size: live.set_total(
-                live.elapsed + compile_estimate("verilator", size)))
+        with live, concurrent.futures.ThreadPoolExecutor(2) as pool:
+            whole_build = pool.submit(compile_verilator, accelerator, verilog_text=whole_verilog, jobs=jobs,
+                                      on_size=sized("whole"))
+            bank_build = pool.submit(compile_verilator, ports, verilog_text=text, jobs=jobs, on_size=sized("stages"))
+            whole_program, bank_program = whole_build.result(), bank_build.result()
     except CompileError as err:   # the checks then build the whole design and the stages on their own
         if progress:
-            print(f"[verify] the one build failed ({str(err)[:300]}); building the whole design and the stages "
-                  "on their own", file=sys.stderr, flush=True)
+            print(f"[verify] a build from the build's elaboration failed ({str(err)[:300]}); building the whole "
+                  "design and the stages from elaborations of their own", file=sys.stderr, flush=True)
         return None
     whole = whole_network(graph, images[:frames], accelerator, backend=layer_options["backend"], progress=False,
-                          program=program)
+                          program=whole_program)
     if progress:
         print(f"[verify] whole network (alone): {whole['bit_exact']}/{whole['images']} bit-exact, "
               f"{whole['cycles_total']:,} cycles at {whole['cycles_per_second']:,.0f} cycles/s",
               file=sys.stderr, flush=True)
-    layers = verify_layers(graph, images, accelerator.plan, prebuilt=(ports, program), **layer_options)
+    layers = verify_layers(graph, images, accelerator.plan, prebuilt=(ports, bank_program), **layer_options)
     result["one_build"] = True
     return _verdict(result, len(images), layers, whole, progress, whole_said=True)
 
@@ -213,9 +230,10 @@ def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerato
 
     ``layers``: the handle of :func:`start_layer_checks` called with the same arguments (it is consumed);
     ``whole_verilog`` (Verilator): the whole design's Verilog from the build's own elaboration
-    (:func:`sim.board_text.board_simulation_text`); ``board_bank`` (Verilator, ``mode="both"``): (ports,
-    Verilog) of :func:`sim.board_text.board_bank_text`, the whole design and every stage of it in one text:
-    one compile serves both checks (``layers`` is then None)."""
+    (:func:`sim.board_text.board_simulation_text`); ``board_bank`` (Verilator, ``mode="both"``, with
+    ``whole_verilog``): (ports, Verilog) of :func:`sim.board_text.board_bank_text`, every stage of the same
+    elaboration in one text: both checks run from the build's own elaboration, the two programs compiled side
+    by side (``layers`` is then None)."""
     if mode not in VERIFY_MODES:
         raise ValueError(f"unknown verification mode {mode!r}; choose one of {', '.join(VERIFY_MODES)}")
     images = np.asarray(images)
@@ -224,8 +242,10 @@ def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerato
     frames = n if mode == "whole" else min(n, whole_frames)
     layer_args = (graph, images, accelerator.plan)
     layer_options: dict[str, Any] = {"backend": backend, "stall": layer_stall, "workers": workers, "progress": progress}
-    if board_bank is not None and mode == "both" and layers is None and resolve_backend(backend) == "verilator":
-        done = _verify_one_build(result, graph, images, accelerator, frames, board_bank, layer_options)
+    if (board_bank is not None and whole_verilog is not None and mode == "both" and layers is None
+            and resolve_backend(backend) == "verilator"):
+        done = _verify_one_build(result, graph, images, accelerator, frames, whole_verilog, board_bank,
+                                 layer_options)
         if done is not None:
             return done
     # On Verilator the layers are checked in a process of their own while this one builds and runs the whole

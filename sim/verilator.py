@@ -221,11 +221,19 @@ def _clocks_header(dut, cls: str, top_ports: set[str], sources: list[str]) -> li
     return lines + ["    default: break;", "  }", "}"]
 
 
-def _children_cpu() -> float:
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def _run(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
+         ) -> tuple[subprocess.CompletedProcess, float]:
+    """Run ``cmd``, its output captured as text; (the finished process, its own CPU seconds, user and system,
+    with the children it waited for: the compiler driver's).  Counted per process, so two builds running
+    side by side (:func:`sim.verify.verify_accelerator`) each count only their own commands."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env, cwd=cwd)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(cmd, child.returncode, out.read(), err.read()), \
+            usage.ru_utime + usage.ru_stime
 
 
 def verilator_flags(*, threads: int = DEFAULT_THREADS, opt: str = DEFAULT_OPT, output_split: int = 0) -> list[str]:
@@ -265,17 +273,18 @@ def _link_libraries(cxx: str) -> list[str]:
     return ["-pthread", "-latomic"] if _is_clang(cxx) else ["-pthread"]
 
 
-def _compile_all(jobs_list: list[list[str]], jobs: int, what: str) -> None:
-    """Run the compiler commands, ``jobs`` at a time; a CompileError with the first failure's output."""
+def _compile_all(jobs_list: list[list[str]], jobs: int, what: str) -> float:
+    """Run the compiler commands, ``jobs`` at a time; their CPU seconds, or a CompileError with the first
+    failure's output."""
     import concurrent.futures
 
-    def run(cmd: list[str]) -> subprocess.CompletedProcess:
-        return subprocess.run(cmd, capture_output=True, text=True, check=False)
-
+    cpu = 0.0
     with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
-        for proc in pool.map(run, jobs_list):
+        for proc, seconds in pool.map(_run, jobs_list):
             if proc.returncode != 0:
                 raise CompileError(f"{Path(proc.args[0]).name} failed on {what}:\n{proc.stderr[-4000:]}")
+            cpu += seconds
+    return cpu
 
 
 def _runtime(root: Path, cxx: str, cflags: str, jobs: int) -> Path:
@@ -378,11 +387,11 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
         if verbose:
             print(f"[sim] {what}: {len(text) // 1024:,} KiB of Verilog in {verilog_seconds:.1f} s; verilator "
                   f"{opt} --threads {threads} ...", file=sys.stderr, flush=True)
-        began, cpu = time.perf_counter(), _children_cpu()
+        began = time.perf_counter()
         obj = tmp / "obj"
         cmd = [str(root / "bin" / "verilator"), *flags, "--top-module", _TOP, "-Mdir", str(obj),
                str(tmp / "design.v")]
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=_env(root), cwd=tmp, check=False)
+        proc, cpu = _run(cmd, env=_env(root), cwd=tmp)
         if proc.returncode != 0:
             raise CompileError(f"verilator failed on {what}:\n{(proc.stdout + proc.stderr)[-4000:]}")
         verilate_seconds = time.perf_counter() - began
@@ -395,11 +404,11 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
         base = [cxx, "-w", *_DEFINES, f"-I{obj}", f"-I{tmp}", f"-I{_TB.parent}", f"-I{include}",
                 f"-I{include / 'vltstd'}"]
         objects = [unit.with_suffix(".o") for _, unit in units]
-        _compile_all([[*base, *unit_flags, "-c", str(unit), "-o", str(o)] for (unit_flags, unit), o
-                      in zip(units, objects)], jobs, f"the Verilated {what}")
+        cpu += _compile_all([[*base, *unit_flags, "-c", str(unit), "-o", str(o)] for (unit_flags, unit), o
+                             in zip(units, objects)], jobs, f"the Verilated {what}")
         program = tmp / "tb"
-        proc = subprocess.run([cxx, "-o", str(program), *map(str, objects), str(runtime), *_link_libraries(cxx)],
-                              capture_output=True, text=True, check=False)
+        proc, link_cpu = _run([cxx, "-o", str(program), *map(str, objects), str(runtime), *_link_libraries(cxx)])
+        cpu += link_cpu
         if proc.returncode != 0:
             raise CompileError(f"linking the Verilated {what} failed:\n{proc.stderr[-4000:]}")
         cpp_bytes = sum(f.stat().st_size for f in generated)
@@ -408,7 +417,7 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
                 "verilog_bytes": len(text), "cpp_bytes": cpp_bytes, "cpp_files": len(generated),
                 "verilog_seconds": verilog_seconds, "verilate_seconds": verilate_seconds,
                 "cxx_seconds": time.perf_counter() - began_cxx, "build_seconds": time.perf_counter() - began,
-                "build_cpu_seconds": _children_cpu() - cpu}
+                "build_cpu_seconds": cpu}
         if verbose:
             print(f"[sim] {what}: verilated in {verilate_seconds:.1f} s, compiled in {info['cxx_seconds']:.1f} s",
                   file=sys.stderr, flush=True)

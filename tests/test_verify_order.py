@@ -1,5 +1,6 @@
-"""The one-build verification runs the whole design alone, then the layer-by-layer checks (sim/verify.py):
-the whole network's cycles per second are then those of a run that had the machine to itself."""
+"""Verification from the build's own elaboration compiles the whole design and the stage bank side by side,
+runs the whole design alone, then the layer-by-layer checks (sim/verify.py): the whole network's cycles per
+second are then those of a run that had the machine to itself, on a program of the whole design only."""
 
 from __future__ import annotations
 
@@ -24,8 +25,11 @@ def test_the_whole_design_runs_alone_before_the_layers(monkeypatch) -> None:
     events: list[tuple[str, float, int]] = []
     running = {"whole": False}
 
-    def fake_compile(ports, **_options):
-        return Path("/nonexistent/tb")
+    compiled: list[tuple[object, str, int]] = []
+
+    def fake_compile(ports, *, verilog_text, jobs, **_options):
+        compiled.append((ports, verilog_text, jobs))
+        return Path("/nonexistent/whole" if ports is acc else "/nonexistent/bank")
 
     def fake_whole(g, frames, accelerator, **options):
         running["whole"] = True
@@ -33,14 +37,14 @@ def test_the_whole_design_runs_alone_before_the_layers(monkeypatch) -> None:
         time.sleep(0.05)
         events.append(("whole ends", time.perf_counter(), threading.active_count()))
         running["whole"] = False
-        assert options["program"] == Path("/nonexistent/tb") and len(frames) == 2
+        assert options["program"] == Path("/nonexistent/whole") and len(frames) == 2
         return {"images": 2, "bit_exact": 2, "mismatched": [], "mismatch": "", "cycles_total": 100,
                 "cycles_per_frame": 40, "latency": 60, "cycles_per_second": 1e5}
 
     def fake_layers(g, imgs, plan, *, prebuilt, **options):
         assert not running["whole"], "the layer checks started while the whole design ran"
         events.append(("layers begin", time.perf_counter(), threading.active_count()))
-        assert prebuilt[1] == Path("/nonexistent/tb") and options["workers"] == 2
+        assert prebuilt == (bank_ports, Path("/nonexistent/bank")) and options["workers"] == 2
         check = StageCheck(stage="conv", node="conv", kind="conv", bit_exact=True, beats=10, cycles_per_frame=40,
                            analytic_cycles_per_frame=40, latency=5, backend="verilator", seconds=0.0)
         return LayerwiseRun(stages=[check], images=len(imgs), backend="verilator", stall=0.3, workers=2, designs=1,
@@ -50,8 +54,13 @@ def test_the_whole_design_runs_alone_before_the_layers(monkeypatch) -> None:
     monkeypatch.setattr(verify, "whole_network", fake_whole)
     monkeypatch.setattr(verify, "verify_layers", fake_layers)
     monkeypatch.setattr(verify, "resolve_backend", lambda backend: "verilator")
+    monkeypatch.setenv("MIXQ_CXX_JOBS", "4")
+    bank_ports = object()
     result = verify.verify_accelerator(graph, images, acc, backend="verilator", progress=False,
-                                       board_bank=(acc, "module mixq_design(); endmodule\n"), workers=2)
+                                       whole_verilog="module whole; endmodule\n",
+                                       board_bank=(bank_ports, "module bank; endmodule\n"), workers=2)
+    assert sorted(compiled, key=lambda c: c[1]) == [(bank_ports, "module bank; endmodule\n", 2),
+                                                    (acc, "module whole; endmodule\n", 2)]
     assert [e[0] for e in events] == ["whole begins", "whole ends", "layers begin"]
     assert events[0][2] == events[1][2] == threading.active_count(), "the whole design ran beside a thread"
     assert result["one_build"] and result["cycles_per_second"] == 1e5 and result["bit_exact"] == 3
