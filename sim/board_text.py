@@ -29,7 +29,7 @@ from .beats import payload_shape, payload_width
 from .stage_bank import bank_port
 from .verilator import DESIGN_TOP
 
-__all__ = ["board_simulation_text", "board_bank_text", "BoardBankPorts", "emit_for_verification"]
+__all__ = ["board_simulation_text", "board_bank_text", "BoardBankPorts", "emit_for_verification", "OWN_PROGRAM_FROM"]
 
 
 def board_simulation_text(top: AxiStreamTop, simulation: str, name: str = "mixq_accel") -> str:
@@ -122,11 +122,11 @@ def board_bank_text(top: AxiStreamTop, simulation: str, stages: Sequence[StageMo
     by layer) from one compiled program.
 
     ``whole``: the accelerator too (:func:`board_simulation_text`'s design, clock ``clk``, ports ``i`` and
-    ``o`` first), for one program that runs both checks.  :func:`sim.verify.verify_accelerator` builds the
-    whole design as a program of its own instead: Verilator evaluates the combinational logic fed by top-level
-    inputs on every evaluation, the idle stage instances' too, so inside the combined program full-size
+    ``o`` first), for one program that runs both checks.  Verilator evaluates the combinational logic fed
+    by top-level inputs on every evaluation, the idle stage instances' too, so inside such a program full-size
     MixQ's whole design ran 92,190 cycles per CPU-second against 100,886 alone, at about the same compile
-    cost (68 CPU-s against 42 + the stages'; benchmarks/results/verilator_fullsize.json, ``--programs``)."""
+    cost (68 CPU-s against 42 + the stages'; benchmarks/results/verilator_fullsize.json, ``--programs``):
+    big designs get a program of their own (:func:`emit_for_verification`)."""
     acc = top.accelerator
     members: dict[str, wiring.Member] = {}
     clocks: dict[str, list[str]] = {}
@@ -198,16 +198,26 @@ def _range(width: int) -> str:
     return f"[{width - 1}:0] "
 
 
-def emit_for_verification(top: AxiStreamTop, path: Any, name: str, platform: Any, *, whole: bool = False
+#: Simulation texts (characters) from which :func:`emit_for_verification` puts the whole design in a program
+#: of its own by default: below it, both checks run from one program (one compile, about 8 CPU-s less for a
+#: test-sized design, whose whole-network run takes a second or less); above it (full-size networks and the
+#: main job: 4-7 MB) the whole design runs 8-9 % faster alone and the two programs compile side by side.
+OWN_PROGRAM_FROM = 2_000_000
+
+
+def emit_for_verification(top: AxiStreamTop, path: Any, name: str, platform: Any, *, whole: bool | None = None
                           ) -> tuple[str, tuple[BoardBankPorts, str] | None, str]:
     """Emit the build's Verilog to ``path`` (:func:`mixq_hw.top.emit_verilog_with_stages`) and, from the same
     elaboration, what Verilator verifies: (the whole design's text for
     :func:`sim.verify.verify_accelerator`'s ``whole_verilog``, its ``board_bank`` (every stage of it in one
-    text, :func:`board_bank_text`; with ``whole`` the whole design in it too) or None when some stage's ports
-    could not be mapped, a sentence saying why ('' otherwise))."""
+    text, :func:`board_bank_text`; with ``whole`` the whole design in it too, None: when the simulation text
+    is shorter than :data:`OWN_PROGRAM_FROM`) or None when some stage's ports could not be mapped, a sentence
+    saying why ('' otherwise))."""
     from mixq_hw.top import emit_verilog_with_stages
 
     _, simulation, stages = emit_verilog_with_stages(top, path, name=name, platform=platform)
+    if whole is None:
+        whole = len(simulation) < OWN_PROGRAM_FROM
     text = board_simulation_text(top, simulation, name)
     found: list[StageModule] = []
     for stage in top.accelerator.plan.stages:

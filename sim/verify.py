@@ -7,9 +7,10 @@ whole stitched accelerator on ``min(N, 2)`` frames (:func:`sim.network.simulate`
 end-to-end bit-exactness, measured interval and latency).  The result is a plain
 dict for ``report.json``.  On Verilator a build passes ``whole_verilog`` and ``board_bank``
 (:func:`sim.board_text.emit_for_verification`): its own elaboration, and a second
-instance of every stage module in a design of its own, so both checks run what the build emitted, with no
-second elaboration.  The two programs compile side by side; then the whole design runs first, alone on
-the machine (its simulation speed is that of the run alone), then the stages in parallel.
+instance of every stage module in a design of its own (for a small design, one design holding both), so
+both checks run what the build emitted, with no second elaboration.  The two programs compile side by side;
+then the whole design runs first, alone on the machine (its simulation speed is that of the run alone), then
+the stages in parallel.
 """
 
 from __future__ import annotations
@@ -141,17 +142,20 @@ def _verify_one_build(result: dict[str, Any], graph: Graph, images: np.ndarray, 
                       frames: int, whole_verilog: str, board_bank: tuple[Any, str],
                       layer_options: dict[str, Any]) -> dict[str, Any] | None:
     """:func:`verify_accelerator` from the build's own elaboration: the whole design (``whole_verilog``) and
-    its stages (``board_bank``) compiled side by side, each on half the CPUs; then the whole design, with the
-    machine to itself (its cycles per second are a wall-clock figure of that run alone), then the
-    layer-by-layer runs in parallel; None if either build fails."""
+    its stages (``board_bank``) compiled side by side, each on half the CPUs, or one program when the bank
+    holds the whole design too (its ports ``i`` and ``o``); then the whole design, with the machine to itself
+    (its cycles per second are a wall-clock figure of that run alone), then the layer-by-layer runs in
+    parallel; None if a build fails."""
     from .cxxrtl import CompileError
     from .progress import compile_bar, compile_estimate
     from .verilator import compile_verilator
 
     ports, text = board_bank
     progress = layer_options["progress"]
+    together = {"i", "o"} <= set(ports.signature.members)
     live = compile_bar("verilator", quiet=not progress)
-    live.desc = "[verify] verilator: the whole design and its stages, side by side"
+    live.desc = ("[verify] verilator: one build of the whole design and its stages" if together else
+                 "[verify] verilator: the whole design and its stages, side by side")
     sizes: dict[str, int] = {}
 
     def sized(what: str):
@@ -162,13 +166,18 @@ def _verify_one_build(result: dict[str, Any], graph: Graph, images: np.ndarray, 
             live.set_total(live.elapsed + compile_estimate("verilator", max(sizes.values())))
         return on_size
 
-    jobs = max(1, (int(os.environ.get("MIXQ_CXX_JOBS", "0")) or os.cpu_count() or 1) // 2)
     try:
-        with live, concurrent.futures.ThreadPoolExecutor(2) as pool:
-            whole_build = pool.submit(compile_verilator, accelerator, verilog_text=whole_verilog, jobs=jobs,
-                                      on_size=sized("whole"))
-            bank_build = pool.submit(compile_verilator, ports, verilog_text=text, jobs=jobs, on_size=sized("stages"))
-            whole_program, bank_program = whole_build.result(), bank_build.result()
+        with live:
+            if together:
+                whole_program = bank_program = compile_verilator(ports, verilog_text=text, on_size=sized("both"))
+            else:
+                jobs = max(1, (int(os.environ.get("MIXQ_CXX_JOBS", "0")) or os.cpu_count() or 1) // 2)
+                with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                    whole_build = pool.submit(compile_verilator, accelerator, verilog_text=whole_verilog,
+                                              jobs=jobs, on_size=sized("whole"))
+                    bank_build = pool.submit(compile_verilator, ports, verilog_text=text, jobs=jobs,
+                                             on_size=sized("stages"))
+                    whole_program, bank_program = whole_build.result(), bank_build.result()
     except CompileError as err:   # the checks then build the whole design and the stages on their own
         if progress:
             print(f"[verify] a build from the build's elaboration failed ({str(err)[:300]}); building the whole "
@@ -182,6 +191,7 @@ def _verify_one_build(result: dict[str, Any], graph: Graph, images: np.ndarray, 
               file=sys.stderr, flush=True)
     layers = verify_layers(graph, images, accelerator.plan, prebuilt=(ports, bank_program), **layer_options)
     result["one_build"] = True
+    result["programs"] = 1 if together else 2
     return _verdict(result, len(images), layers, whole, progress, whole_said=True)
 
 
@@ -232,8 +242,8 @@ def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerato
     ``whole_verilog`` (Verilator): the whole design's Verilog from the build's own elaboration
     (:func:`sim.board_text.board_simulation_text`); ``board_bank`` (Verilator, ``mode="both"``, with
     ``whole_verilog``): (ports, Verilog) of :func:`sim.board_text.board_bank_text`, every stage of the same
-    elaboration in one text: both checks run from the build's own elaboration, the two programs compiled side
-    by side (``layers`` is then None)."""
+    elaboration in one text (for a small design the whole design too): both checks run from the build's own
+    elaboration, from two programs compiled side by side or from one (``layers`` is then None)."""
     if mode not in VERIFY_MODES:
         raise ValueError(f"unknown verification mode {mode!r}; choose one of {', '.join(VERIFY_MODES)}")
     images = np.asarray(images)

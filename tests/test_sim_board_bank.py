@@ -92,20 +92,26 @@ def test_memory_contents_are_written_as_rtlil_convert_writes_them():
 
 
 @needs_verilator
-def test_one_build_gives_the_same_verdicts_outputs_and_cycles(design):
+def test_one_build_gives_the_same_verdicts_outputs_and_cycles(design, tmp_path):
     graph, top, whole_text, bank, images = design
     acc = top.accelerator
     one = verify_accelerator(graph, images, acc, backend="verilator", progress=False, whole_verilog=whole_text,
                              board_bank=bank, workers=1)
+    _, stages_only, _ = emit_for_verification(top, tmp_path / "apart.v", "mixq_accel", Ultra96V2Platform(),
+                                              whole=False)
+    apart = verify_accelerator(graph, images, acc, backend="verilator", progress=False, whole_verilog=whole_text,
+                               board_bank=stages_only, workers=1)
     two = verify_accelerator(graph, images, acc, backend="verilator", progress=False, whole_verilog=whole_text,
                              workers=1)
-    assert one["one_build"] and "one_build" not in two
-    assert one["bit_exact"] == two["bit_exact"] == 3 and not one["message"]
-    assert one["layers"]["designs"] == 1 and len(one["layers"]["stages"]) == len(acc.plan.stages)
-    for mine, theirs in zip(one["layers"]["stages"], two["layers"]["stages"]):
-        assert mine["bit_exact"] and mine["stage"] == theirs["stage"]
-        assert (mine["cycles_per_frame"], mine["latency"]) == (theirs["cycles_per_frame"], theirs["latency"])
-    assert one["whole"]["bit_exact"] == 2 and one["whole"]["cycles_per_frame"] == two["whole"]["cycles_per_frame"]
+    assert (one["programs"], apart["programs"]) == (1, 2) and "one_build" not in two
+    assert one["bit_exact"] == apart["bit_exact"] == two["bit_exact"] == 3 and not one["message"]
+    for run in (one, apart):
+        assert run["layers"]["designs"] == 1 and len(run["layers"]["stages"]) == len(acc.plan.stages)
+        for mine, theirs in zip(run["layers"]["stages"], two["layers"]["stages"]):
+            assert mine["bit_exact"] and mine["stage"] == theirs["stage"]
+            assert (mine["cycles_per_frame"], mine["latency"]) == (theirs["cycles_per_frame"], theirs["latency"])
+    for key in ("bit_exact", "cycles_per_frame", "latency", "frame_end_cycles", "cycles_total"):
+        assert one["whole"][key] == apart["whole"][key] == two["whole"][key], key
 
 
 @needs_verilator
@@ -128,24 +134,34 @@ def test_a_flipped_weight_is_named_by_both_checks(design, tmp_path):
 def test_the_wrapper_names_each_stage_port(design, tmp_path):
     _, top, _, (ports, text), _ = design
     plan = top.accelerator.plan
-    assert text.startswith("module mixq_design(rst, s0_clk, s0_i__")
+    # a small design: the whole design and its stages in one program, the accelerator's ports and clock first
+    assert text.startswith("module mixq_design(clk, rst, i__valid")
     for k, stage in enumerate(plan.stages):
         for port in stage.spec.ports().members:
             assert f"s{k}_{port}" in ports.signature.members
-    assert not {"i", "o"} & set(ports.signature.members)
     stage_clocks = {f"s{k}_clk": [f"s{k}_{p}" for p, m in stage.spec.ports().members.items() if m.flow.name == "Out"]
                     for k, stage in enumerate(plan.stages)}
-    assert ports.clocks == stage_clocks
+    assert list(ports.signature.members)[:2] == ["i", "o"] and ports.clocks == {"clk": ["o"], **stage_clocks}
     wrapper = text[:text.index("endmodule")]
+    assert wrapper.count("(clk)") == 1 and sum(f"(s{k}_clk)" in wrapper for k in range(len(plan.stages))) > 1
+    assert text.count("module mixq_design(") == 1 and "\\mixq_accel.accel." in text
+    # the stages alone (a big design's bank): no accelerator instance, no 'clk'
+    _, (apart, apart_text), _ = emit_for_verification(top, tmp_path / "apart.v", "mixq_accel",
+                                                      Ultra96V2Platform(), whole=False)
+    assert apart_text.startswith("module mixq_design(rst, s0_clk, s0_i__")
+    assert not {"i", "o"} & set(apart.signature.members) and apart.clocks == stage_clocks
+    wrapper = apart_text[:apart_text.index("endmodule")]
     assert "(clk)" not in wrapper and "board" not in wrapper
     assert sum(f"(s{k}_clk)" in wrapper for k in range(len(plan.stages))) > 1
-    assert text.count("module mixq_design(") == 1 and "\\mixq_accel.accel." in text
-    # with the whole design: the accelerator's ports and clock first
-    _, (both, both_text), _ = emit_for_verification(top, tmp_path / "both.v", "mixq_accel", Ultra96V2Platform(),
-                                                    whole=True)
-    assert both_text.startswith("module mixq_design(clk, rst, i__valid")
-    assert list(both.signature.members)[:2] == ["i", "o"] and both.clocks == {"clk": ["o"], **stage_clocks}
-    assert both_text[:both_text.index("endmodule")].count("(clk)") == 1
+
+
+def test_big_designs_get_a_program_of_their_own(monkeypatch, tmp_path):
+    import sim.board_text as board_text
+
+    top = AxiStreamTop(Accelerator(plain_net(np.random.default_rng(4)), PLAIN_FOLD))
+    monkeypatch.setattr(board_text, "OWN_PROGRAM_FROM", 1)
+    _, (ports, text), _ = emit_for_verification(top, tmp_path / "big.v", "mixq_accel", Ultra96V2Platform())
+    assert not {"i", "o"} & set(ports.signature.members) and text.startswith("module mixq_design(rst,")
 
 
 def test_layers_with_a_prebuilt_program_need_verilator(design):

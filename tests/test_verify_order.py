@@ -7,8 +7,10 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from networks import plain_net
 from test_top import PLAIN_FOLD
 
@@ -18,7 +20,15 @@ from mixq_hw.pipeline import Accelerator
 from sim.layerwise import LayerwiseRun, StageCheck
 
 
-def test_the_whole_design_runs_alone_before_the_layers(monkeypatch) -> None:
+class _Ports:
+    """A stand-in for sim.board_text.BoardBankPorts: only its signature's members are read."""
+
+    def __init__(self, members: list[str]):
+        self.signature = SimpleNamespace(members=dict.fromkeys(members))
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["two programs", "one program"])
+def test_the_whole_design_runs_alone_before_the_layers(monkeypatch, together: bool) -> None:
     graph = plain_net(np.random.default_rng(4))
     acc = Accelerator(graph, PLAIN_FOLD)
     images = np.random.default_rng(1).integers(0, 256, (3, *graph.input_shape)).astype(np.uint8)
@@ -27,9 +37,11 @@ def test_the_whole_design_runs_alone_before_the_layers(monkeypatch) -> None:
 
     compiled: list[tuple[object, str, int]] = []
 
-    def fake_compile(ports, *, verilog_text, jobs, **_options):
+    def fake_compile(ports, *, verilog_text, jobs=None, **_options):
         compiled.append((ports, verilog_text, jobs))
         return Path("/nonexistent/whole" if ports is acc else "/nonexistent/bank")
+
+    whole_program = Path("/nonexistent/bank" if together else "/nonexistent/whole")
 
     def fake_whole(g, frames, accelerator, **options):
         running["whole"] = True
@@ -37,7 +49,7 @@ def test_the_whole_design_runs_alone_before_the_layers(monkeypatch) -> None:
         time.sleep(0.05)
         events.append(("whole ends", time.perf_counter(), threading.active_count()))
         running["whole"] = False
-        assert options["program"] == Path("/nonexistent/whole") and len(frames) == 2
+        assert options["program"] == whole_program and len(frames) == 2
         return {"images": 2, "bit_exact": 2, "mismatched": [], "mismatch": "", "cycles_total": 100,
                 "cycles_per_frame": 40, "latency": 60, "cycles_per_second": 1e5}
 
@@ -55,12 +67,16 @@ def test_the_whole_design_runs_alone_before_the_layers(monkeypatch) -> None:
     monkeypatch.setattr(verify, "verify_layers", fake_layers)
     monkeypatch.setattr(verify, "resolve_backend", lambda backend: "verilator")
     monkeypatch.setenv("MIXQ_CXX_JOBS", "4")
-    bank_ports = object()
+    bank_ports = _Ports(["i", "o", "s0_i", "s0_o"] if together else ["s0_i", "s0_o"])
     result = verify.verify_accelerator(graph, images, acc, backend="verilator", progress=False,
                                        whole_verilog="module whole; endmodule\n",
                                        board_bank=(bank_ports, "module bank; endmodule\n"), workers=2)
-    assert sorted(compiled, key=lambda c: c[1]) == [(bank_ports, "module bank; endmodule\n", 2),
-                                                    (acc, "module whole; endmodule\n", 2)]
+    if together:   # one build on every CPU
+        assert compiled == [(bank_ports, "module bank; endmodule\n", None)] and result["programs"] == 1
+    else:          # two builds side by side, on half the CPUs each
+        assert sorted(compiled, key=lambda c: c[1]) == [(bank_ports, "module bank; endmodule\n", 2),
+                                                        (acc, "module whole; endmodule\n", 2)]
+        assert result["programs"] == 2
     assert [e[0] for e in events] == ["whole begins", "whole ends", "layers begin"]
     assert events[0][2] == events[1][2] == threading.active_count(), "the whole design ran beside a thread"
     assert result["one_build"] and result["cycles_per_second"] == 1e5 and result["bit_exact"] == 3
