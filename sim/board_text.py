@@ -37,10 +37,7 @@ def board_simulation_text(top: AxiStreamTop, simulation: str, name: str = "mixq_
     ``simulation`` (the simulation text of ``top`` as module ``name``, from
     :func:`mixq_hw.top.emit_verilog_with_simulation`) and, when it instantiates DSP48E2 primitives, their
     behavioural model; for :func:`sim.verilator.compile_verilator`'s ``verilog_text``."""
-    if not name.isidentifier() or name == DESIGN_TOP:
-        raise ValueError(f"Verilog module name {name!r} is not an identifier other than {DESIGN_TOP!r}")
-    if f"\nmodule {name}(" not in f"\n{simulation}":
-        raise ValueError(f"the simulation text has no module {name!r}")
+    _check_top(simulation, name)
     acc = top.accelerator
     in_bits = payload_width(payload_shape(acc, "i"))
     out_bits = payload_width(payload_shape(acc, "o"))
@@ -69,8 +66,20 @@ module {DESIGN_TOP}(clk, rst, i__valid, i__ready, i__payload, o__valid, o__ready
 endmodule
 
 """
-    model = VERILOG_MODEL.read_text() if "DSP48E2 #(" in simulation else ""
-    return wrapper + simulation + "\n" + model
+    return wrapper + _with_model(simulation)
+
+
+def _check_top(simulation: str, name: str) -> None:
+    """A ValueError unless ``simulation`` has a module ``name`` that is an identifier other than DESIGN_TOP."""
+    if not name.isidentifier() or name == DESIGN_TOP:
+        raise ValueError(f"Verilog module name {name!r} is not an identifier other than {DESIGN_TOP!r}")
+    if f"\nmodule {name}(" not in f"\n{simulation}":
+        raise ValueError(f"the simulation text has no module {name!r}")
+
+
+def _with_model(simulation: str) -> str:
+    """``simulation`` followed by the behavioural DSP48E2 model when it instantiates DSP48E2 primitives."""
+    return simulation + "\n" + (VERILOG_MODEL.read_text() if "DSP48E2 #(" in simulation else "")
 
 
 class BoardBankPorts:
@@ -135,12 +144,8 @@ def board_bank_text(top: AxiStreamTop, simulation: str, stages: Sequence[StageMo
         members.update(i=acc.signature.members["i"], o=acc.signature.members["o"])
         clocks["clk"] = ["o"]
     else:
-        if not name.isidentifier() or name == DESIGN_TOP:
-            raise ValueError(f"Verilog module name {name!r} is not an identifier other than {DESIGN_TOP!r}")
-        if f"\nmodule {name}(" not in f"\n{simulation}":
-            raise ValueError(f"the simulation text has no module {name!r}")
-        model = VERILOG_MODEL.read_text() if "DSP48E2 #(" in simulation else ""
-        text = f"module {DESIGN_TOP}(rst);\n  input rst;\nendmodule\n\n{simulation}\n{model}"
+        _check_top(simulation, name)
+        text = f"module {DESIGN_TOP}(rst);\n  input rst;\nendmodule\n\n" + _with_model(simulation)
     decls: list[str] = []
     body: list[str] = []
     for k, stage in enumerate(stages):

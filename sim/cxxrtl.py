@@ -56,6 +56,7 @@ from mixq_hw import stage_ports
 from . import cache
 from .beats import beat_word_array, payload_shape, payload_width, words_of, words_to_beats
 from .streams import SimulationTimeout, StreamRun, stream_port
+from .toolrun import compiler_jobs, run_counted
 
 __all__ = ["CompileError", "SimulationCrash", "runtime_include_dir", "compile_design", "build_info",
            "run_streams_compiled", "run_isolated", "shared_progress", "read_progress", "FLATTEN_LIMIT"]
@@ -207,11 +208,11 @@ def _build(text: str, tmpdir: Path, *, what: str, opt: str, flat: bool, yosys, h
     if on_size is not None:
         on_size(cxx_bytes)
     units = _split(source)
-    jobs = max(1, jobs or int(os.environ.get("MIXQ_CXX_JOBS", "0")) or os.cpu_count() or 1)
+    jobs = compiler_jobs(jobs)
     if verbose:
         print(f"[sim] {what}: {len(source) // 1024:,} KiB of C++ in {convert_seconds:.1f} s; g++ {opt} on "
               f"{len(units)} units, {jobs} at a time ...", file=sys.stderr, flush=True)
-    started, cpu = time.perf_counter(), _children_cpu()
+    started = time.perf_counter()
     base = [gxx, "-std=c++14", "-fPIC", "-w", "-fvisibility=hidden", "-fvisibility-inlines-hidden",
             f"-I{headers}", f"-I{tmpdir}"]
     (tmpdir / "design.h").write_text(units.pop("design.h", ""))
@@ -222,23 +223,21 @@ def _build(text: str, tmpdir: Path, *, what: str, opt: str, flat: bool, yosys, h
         jobs_list.append((flags, str(tmpdir / name), tmpdir / (name + ".o")))
     del source, units
 
-    def build(job) -> subprocess.CompletedProcess:
+    def build(job) -> tuple[subprocess.CompletedProcess, float]:
         flags, src, obj = job
-        return subprocess.run([*base, *flags, "-c", src, "-o", str(obj)], capture_output=True, text=True,
-                              check=False)
+        return run_counted([*base, *flags, "-c", src, "-o", str(obj)])
 
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
         results = list(pool.map(build, jobs_list))
-    for proc in results:
+    for proc, _ in results:
         if proc.returncode != 0:
             raise CompileError(f"g++ failed on the CXXRTL output of {what}:\n{proc.stderr[-4000:]}")
     out = tmpdir / "design.so"
     # link order: optimised objects first, so that their copies of shared inline functions are kept
-    proc = subprocess.run([gxx, "-shared", "-o", str(out), *[str(obj) for _, _, obj in jobs_list]],
-                          capture_output=True, text=True, check=False)
+    proc, link_cpu = run_counted([gxx, "-shared", "-o", str(out), *[str(obj) for _, _, obj in jobs_list]])
     if proc.returncode != 0:
         raise CompileError(f"linking the CXXRTL output of {what} failed:\n{proc.stderr[-4000:]}")
-    gxx_seconds, gxx_cpu = time.perf_counter() - started, _children_cpu() - cpu
+    gxx_seconds, gxx_cpu = time.perf_counter() - started, sum(seconds for _, seconds in results) + link_cpu
     info = {"flatten": flat, "one_eval": one_eval, "opt": opt, "cxx_bytes": cxx_bytes,
             "units": len(jobs_list) - 1, "jobs": jobs, "rtlil_seconds": rtlil_seconds,
             "convert_seconds": convert_seconds, "convert_cpu_seconds": convert_cpu, "gxx_seconds": gxx_seconds,

@@ -148,6 +148,7 @@ def _verify_one_build(result: dict[str, Any], graph: Graph, images: np.ndarray, 
     parallel; None if a build fails."""
     from .cxxrtl import CompileError
     from .progress import compile_bar, compile_estimate
+    from .toolrun import compiler_jobs
     from .verilator import compile_verilator
 
     ports, text = board_bank
@@ -171,7 +172,7 @@ def _verify_one_build(result: dict[str, Any], graph: Graph, images: np.ndarray, 
             if together:
                 whole_program = bank_program = compile_verilator(ports, verilog_text=text, on_size=sized("both"))
             else:
-                jobs = max(1, (int(os.environ.get("MIXQ_CXX_JOBS", "0")) or os.cpu_count() or 1) // 2)
+                jobs = max(1, compiler_jobs() // 2)
                 with concurrent.futures.ThreadPoolExecutor(2) as pool:
                     whole_build = pool.submit(compile_verilator, accelerator, verilog_text=whole_verilog,
                                               jobs=jobs, on_size=sized("whole"))

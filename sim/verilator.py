@@ -54,6 +54,7 @@ from . import cache
 from .beats import array_beats, beat_word_array, payload_shape, payload_width, words_of, words_to_array, words_to_beats
 from .cxxrtl import CompileError, SimulationCrash
 from .streams import SimulationTimeout, StreamRun, stream_port
+from .toolrun import compiler_jobs, run_counted
 
 __all__ = ["verilator_root", "verilator_available", "verilator_version", "compile_verilator",
            "run_streams_verilator", "verilator_build_info", "design_rtlil", "verilator_flags", "progress_file", "ProgressFile", "DESIGN_TOP", "DEFAULT_THREADS", "DEFAULT_OPT", "COMPILERS", "cxx_choice",
@@ -221,21 +222,6 @@ def _clocks_header(dut, cls: str, top_ports: set[str], sources: list[str]) -> li
     return lines + ["    default: break;", "  }", "}"]
 
 
-def _run(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None
-         ) -> tuple[subprocess.CompletedProcess, float]:
-    """Run ``cmd``, its output captured as text; (the finished process, its own CPU seconds, user and system,
-    with the children it waited for: the compiler driver's).  Counted per process, so two builds running
-    side by side (:func:`sim.verify.verify_accelerator`) each count only their own commands."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        child = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env, cwd=cwd)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return subprocess.CompletedProcess(cmd, child.returncode, out.read(), err.read()), \
-            usage.ru_utime + usage.ru_stime
-
-
 def verilator_flags(*, threads: int = DEFAULT_THREADS, opt: str = DEFAULT_OPT, output_split: int = 0) -> list[str]:
     """Verilator's command-line options of a build (besides files, top and folders)."""
     if not isinstance(threads, int) or not 1 <= threads <= 64:
@@ -280,7 +266,7 @@ def _compile_all(jobs_list: list[list[str]], jobs: int, what: str) -> float:
 
     cpu = 0.0
     with concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
-        for proc, seconds in pool.map(_run, jobs_list):
+        for proc, seconds in pool.map(run_counted, jobs_list):
             if proc.returncode != 0:
                 raise CompileError(f"{Path(proc.args[0]).name} failed on {what}:\n{proc.stderr[-4000:]}")
             cpu += seconds
@@ -377,7 +363,7 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
                           cxx_version(cxx), _TB.read_text(),
                           _LOOP.read_text(), str(_BUILD_VERSION))
     what = type(dut).__name__
-    jobs = max(1, jobs or int(os.environ.get("MIXQ_CXX_JOBS", "0")) or os.cpu_count() or 1)
+    jobs = compiler_jobs(jobs)
 
     def build(tmp: Path) -> tuple[Path, dict]:
         if on_size is not None:
@@ -391,7 +377,7 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
         obj = tmp / "obj"
         cmd = [str(root / "bin" / "verilator"), *flags, "--top-module", _TOP, "-Mdir", str(obj),
                str(tmp / "design.v")]
-        proc, cpu = _run(cmd, env=_env(root), cwd=tmp)
+        proc, cpu = run_counted(cmd, env=_env(root), cwd=tmp)
         if proc.returncode != 0:
             raise CompileError(f"verilator failed on {what}:\n{(proc.stdout + proc.stderr)[-4000:]}")
         verilate_seconds = time.perf_counter() - began
@@ -407,7 +393,7 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
         cpu += _compile_all([[*base, *unit_flags, "-c", str(unit), "-o", str(o)] for (unit_flags, unit), o
                              in zip(units, objects)], jobs, f"the Verilated {what}")
         program = tmp / "tb"
-        proc, link_cpu = _run([cxx, "-o", str(program), *map(str, objects), str(runtime), *_link_libraries(cxx)])
+        proc, link_cpu = run_counted([cxx, "-o", str(program), *map(str, objects), str(runtime), *_link_libraries(cxx)])
         cpu += link_cpu
         if proc.returncode != 0:
             raise CompileError(f"linking the Verilated {what} failed:\n{proc.stderr[-4000:]}")
