@@ -56,6 +56,23 @@ class _State:
     children: list[subprocess.Popen[bytes]] = []
 
 
+def _forget_tickers() -> None:
+    """In a process forked from this one: close its copies of the tickers' stdin pipes and forget the tickers,
+    so that each ticker sees end-of-file when the process that started it closes its own copy."""
+    children, _State.children = _State.children, []
+    _State.lock = threading.Lock()    # another thread may have held it at the fork
+    for child in children:
+        try:
+            if child.stdin is not None:
+                child.stdin.close()
+        except OSError:
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_tickers)
+
+
 def line(text: str, *, quiet: bool = False) -> None:
     """Print ``text`` as one progress line on stderr (nothing when ``quiet``); a ticker stays quiet
     for :data:`PLAIN_EVERY` seconds after it."""

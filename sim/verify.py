@@ -16,18 +16,15 @@ the stages in parallel.
 from __future__ import annotations
 
 import concurrent.futures
-import ctypes
-import multiprocessing
-import os
-import signal
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from mixq_hw.graph import Graph
 from mixq_hw.pipeline import Accelerator, PipelinePlan
 
+from . import forked
 from .backends import resolve_backend
 from .layerwise import LayerwiseRun, verify_layers
 
@@ -56,66 +53,14 @@ def whole_network(graph: Graph, images: np.ndarray, accelerator: Accelerator, *,
     return result
 
 
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to kill this process when its parent dies (a SIGKILLed build leaves no verifier behind)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):   # not Linux: the parent's interrupt handler still stops the child
-        return
-    if os.getppid() != parent:   # the parent died before prctl took effect
-        os._exit(1)
-
-
-def _layers_child(conn: Any, args: tuple, options: dict, parent: int) -> None:
-    """In the forked process: layer-by-layer verification, its result (or its exception) sent to ``conn``."""
-    _die_with_parent(parent)
-    try:
-        conn.send(("ok", verify_layers(*args, **options)))
-    except BaseException as exc:   # noqa: BLE001 - the parent re-raises it
-        try:
-            conn.send(("error", exc))
-        except Exception:   # noqa: BLE001 - an exception that does not pickle
-            conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
-    finally:
-        conn.close()
-
-
-def start_layers(args: tuple, options: dict) -> Any:
+def start_layers(args: tuple, options: dict) -> forked.Forked:
     """Start :func:`verify_layers` in a forked process; :func:`layers_result` waits for it."""
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_layers_child, args=(sender, args, options, os.getpid()),
-                              name="mixq-layers")
-    process.start()
-    sender.close()
-    return process, receiver
+    return forked.start(verify_layers, *args, what="layer-by-layer verification", name="mixq-layers", **options)
 
 
-def _stop(beside: Any) -> None:
-    process, receiver = beside
-    process.kill()
-    process.join()
-    receiver.close()
-
-
-def layers_result(beside: Any) -> LayerwiseRun:
+def layers_result(beside: forked.Forked) -> LayerwiseRun:
     """What the process of :func:`start_layers` sent (its exception re-raised); an interrupted wait ends it."""
-    process, receiver = beside
-    try:
-        kind, value = receiver.recv()
-    except EOFError:
-        process.join()
-        raise RuntimeError(f"layer-by-layer verification died (exit code {process.exitcode})") from None
-    except BaseException:
-        _stop(beside)
-        raise
-    finally:
-        receiver.close()
-    process.join()
-    if kind == "error":
-        raise value
-    return value
+    return forked.result(beside)
 
 
 def start_layer_checks(graph: Graph, images: np.ndarray, plan: PipelinePlan, *, mode: str = "both",
@@ -135,14 +80,15 @@ def start_layer_checks(graph: Graph, images: np.ndarray, plan: PipelinePlan, *, 
 def stop_layer_checks(handle: Any) -> None:
     """End the process of :func:`start_layer_checks` (a build that fails before verifying)."""
     if handle is not None:
-        _stop(handle)
+        forked.stop(handle)
 
 
 def _verify_one_build(result: dict[str, Any], graph: Graph, images: np.ndarray, accelerator: Accelerator,
-                      frames: int, whole_verilog: str, board_bank: tuple[Any, str],
+                      frames: int, whole_verilog: str | Callable[[], str], board_bank: tuple[Any, str],
                       layer_options: dict[str, Any]) -> dict[str, Any] | None:
-    """:func:`verify_accelerator` from the build's own elaboration: the whole design (``whole_verilog``) and
-    its stages (``board_bank``) compiled side by side, each on half the CPUs, or one program when the bank
+    """:func:`verify_accelerator` from the build's own elaboration: the whole design (``whole_verilog``: its
+    text, or the function that makes it, run in the whole design's build thread) and its stages
+    (``board_bank``) compiled side by side, each on half the CPUs, or one program when the bank
     holds the whole design too (its ports ``i`` and ``o``); then the whole design, with the machine to itself
     (its cycles per second are a wall-clock figure of that run alone), then the layer-by-layer runs in
     parallel; None if a build fails."""
@@ -173,9 +119,12 @@ def _verify_one_build(result: dict[str, Any], graph: Graph, images: np.ndarray, 
                 whole_program = bank_program = compile_verilator(ports, verilog_text=text, on_size=sized("both"))
             else:
                 jobs = max(1, compiler_jobs() // 2)
+
+                def build_whole():
+                    return compile_verilator(accelerator, verilog_text=_text(whole_verilog), jobs=jobs,
+                                             on_size=sized("whole"))
                 with concurrent.futures.ThreadPoolExecutor(2) as pool:
-                    whole_build = pool.submit(compile_verilator, accelerator, verilog_text=whole_verilog,
-                                              jobs=jobs, on_size=sized("whole"))
+                    whole_build = pool.submit(build_whole)
                     bank_build = pool.submit(compile_verilator, ports, verilog_text=text, jobs=jobs,
                                              on_size=sized("stages"))
                     whole_program, bank_program = whole_build.result(), bank_build.result()
@@ -194,6 +143,12 @@ def _verify_one_build(result: dict[str, Any], graph: Graph, images: np.ndarray, 
     result["one_build"] = True
     result["programs"] = 1 if together else 2
     return _verdict(result, len(images), layers, whole, progress, whole_said=True)
+
+
+def _text(verilog: str | Callable[[], str] | None) -> str | None:
+    """A whole design's Verilog, made now when it came as the function that makes it
+    (:func:`sim.board_text.emit_for_verification`)."""
+    return verilog() if callable(verilog) else verilog
 
 
 def _verdict(result: dict[str, Any], n: int, layers: LayerwiseRun | None, whole: dict[str, Any] | None,
@@ -232,8 +187,8 @@ def _verdict(result: dict[str, Any], n: int, layers: LayerwiseRun | None, whole:
 def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerator, *, mode: str = "both",
                        backend: str = "auto", layer_stall: float = 0.3, whole_frames: int = 2,
                        workers: int = 2, progress: bool = True, layers: Any = None,
-                       whole_verilog: str | None = None, board_bank: tuple[Any, str] | None = None
-                       ) -> dict[str, Any]:
+                       whole_verilog: str | Callable[[], str] | None = None,
+                       board_bank: tuple[Any, str] | None = None) -> dict[str, Any]:
     """Verify ``accelerator`` on ``images`` (uint8 (N, C, H, W)) against ``graph``; returns the report's
     ``verify`` entry: ``images``, ``bit_exact`` (images that passed every check run on them),
     ``cycles_per_frame`` (the whole network's measured interval, or with ``mode="layers"`` the slowest
@@ -241,7 +196,8 @@ def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerato
 
     ``layers``: the handle of :func:`start_layer_checks` called with the same arguments (it is consumed);
     ``whole_verilog`` (Verilator): the whole design's Verilog from the build's own elaboration
-    (:func:`sim.board_text.board_simulation_text`); ``board_bank`` (Verilator, ``mode="both"``, with
+    (:func:`sim.board_text.board_simulation_text`), or the function that makes it
+    (:func:`sim.board_text.emit_for_verification`); ``board_bank`` (Verilator, ``mode="both"``, with
     ``whole_verilog``): (ports, Verilog) of :func:`sim.board_text.board_bank_text`, every stage of the same
     elaboration in one text (for a small design the whole design too): both checks run from the build's own
     elaboration, from two programs compiled side by side or from one (``layers`` is then None)."""
@@ -259,6 +215,7 @@ def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerato
                                  layer_options)
         if done is not None:
             return done
+    whole_verilog = _text(whole_verilog)
     # On Verilator the layers are checked in a process of their own while this one builds and runs the whole
     # design: both are mostly single-threaded (elaboration, yosys, verilate), so together they fill two cores.
     beside = layers if layers is not None else start_layer_checks(
@@ -270,7 +227,7 @@ def verify_accelerator(graph: Graph, images: np.ndarray, accelerator: Accelerato
             whole = whole_network(graph, images[:frames], accelerator, backend=backend, progress=False,
                                   verilog_text=whole_verilog)
         except BaseException:
-            _stop(beside)
+            forked.stop(beside)
             raise
         if progress:
             print(f"[verify] whole network (beside the layers): {whole['bit_exact']}/{whole['images']} bit-exact, "

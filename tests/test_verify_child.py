@@ -18,7 +18,7 @@ def test_layers_process_dies_when_its_build_is_killed(monkeypatch) -> None:
     read, write = os.pipe()
     build = os.fork()
     if build == 0:   # the build: starts the layers process, then is SIGKILLed
-        process, _ = verify.start_layers((), {})
+        process = verify.start_layers((), {}).process
         os.write(write, str(process.pid).encode())
         os.kill(os.getpid(), signal.SIGKILL)
     os.close(write)
@@ -54,7 +54,7 @@ def test_a_build_that_fails_after_starting_the_layer_checks_stops_them(tmp_path,
 
     def spy(*args, **kwargs):
         handle = real(*args, **kwargs)
-        started.append(handle[0])
+        started.append(handle.process)
         return handle
 
     def broken(*args, **kwargs):
