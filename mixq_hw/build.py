@@ -395,6 +395,10 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
     except BaseException:
         if checks is not None:
             stop_layer_checks(checks)
+        if callable(whole_verilog):   # the second elaboration of sim.board_text.emit_for_verification
+            from sim import forked
+
+            forked.stop(whole_verilog)
         raise
     (out / "folding.json").write_text(json.dumps({k: v.to_dict() for k, v in plan.folding.items()}, indent=2) + "\n")
 

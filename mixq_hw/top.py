@@ -14,7 +14,6 @@ simulates the same under Verilog-2005 and SystemVerilog semantics.
 from __future__ import annotations
 
 from os import PathLike
-from typing import Callable
 from pathlib import Path
 
 from amaranth import ClockDomain, Module, Mux, Signal
@@ -141,17 +140,14 @@ def emit_verilog_with_simulation(top: AxiStreamTop, path: str | PathLike, name: 
 
 
 def emit_verilog_with_stages(top: AxiStreamTop, path: str | PathLike, name: str = "mixq_accel",
-                             platform=None, on_rtlil: Callable[[str], None] | None = None) -> tuple[Path, str, dict]:
+                             platform=None) -> tuple[Path, str, dict]:
     """:func:`emit_verilog_with_simulation` (the same two texts), plus where each pipeline stage's ports went
     in them (:func:`mixq_hw.stage_ports.convert_with_stages`: stage submodule name -> StageModule, or the
-    StagePortsError saying why its ports cannot be mapped), at the cost of one elaboration.  ``on_rtlil``:
-    called with the elaboration's RTLIL text before yosys writes the Verilog."""
+    StagePortsError saying why its ports cannot be mapped), at the cost of one elaboration."""
     from .stage_ports import convert_with_stages
 
     _check_top(top, name)
     rtlil_text, stages = convert_with_stages(top, name, platform, ("accel",))
-    if on_rtlil is not None:
-        on_rtlil(rtlil_text)
     text, simulation = hdl_text.texts_from_rtlil(rtlil_text, name)
     return _write_text(path, text), simulation, stages
 

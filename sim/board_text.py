@@ -17,7 +17,7 @@ without elaborating the design a second time.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from amaranth.lib import wiring
 
@@ -213,10 +213,11 @@ def _range(width: int) -> str:
 #: main job: 4-7 MB) the whole design runs 8-9 % faster alone and the two programs compile side by side.
 OWN_PROGRAM_FROM = 2_000_000
 
-#: RTLIL texts (characters) from which :func:`emit_for_verification` elaborates a design with LUT cores a second
-#: time for its whole-design program: about three RTLIL characters make one of the simulation text (full-size
-#: UltraNet-MixQ: 16.5 M and 5.25 M), so this is :data:`OWN_PROGRAM_FROM`'s threshold in RTLIL.
-PRODUCT_FORM_FROM = 3 * OWN_PROGRAM_FROM
+#: Estimated LUTs plus flip-flops (the plan's, known before elaborating) from which
+#: :func:`emit_for_verification` elaborates a design with LUT cores a second time for its whole-design program:
+#: the designs whose simulation text passes :data:`OWN_PROGRAM_FROM` (full-size UltraNet-MixQ and the main job:
+#: about 118,000 and 5-6 MB; test designs: a few thousand).
+PRODUCT_FORM_FROM = 40_000
 
 
 def product_form_text(top: AxiStreamTop, name: str, platform: Any) -> str:
@@ -229,7 +230,7 @@ def product_form_text(top: AxiStreamTop, name: str, platform: Any) -> str:
 
 
 def emit_for_verification(top: AxiStreamTop, path: Any, name: str, platform: Any, *, whole: bool | None = None
-                          ) -> tuple[str | Callable[[], str], tuple[BoardBankPorts, str] | None, str]:
+                          ) -> tuple[str | forked.Forked, tuple[BoardBankPorts, str] | None, str]:
     """Emit the build's Verilog to ``path`` (:func:`mixq_hw.top.emit_verilog_with_stages`) and, from the same
     elaboration, what Verilator verifies: (the whole design's text for
     :func:`sim.verify.verify_accelerator`'s ``whole_verilog``, its ``board_bank`` (every stage of it in one
@@ -237,23 +238,21 @@ def emit_for_verification(top: AxiStreamTop, path: Any, name: str, platform: Any
     is shorter than :data:`OWN_PROGRAM_FROM`) or None when some stage's ports could not be mapped, a sentence
     saying why ('' otherwise)).
 
-    A design with LUT cores whose RTLIL reaches :data:`PRODUCT_FORM_FROM` characters is elaborated a second
-    time in a forked process while yosys writes the first (:func:`product_form_text`); when it gets a program
-    of its own (not ``whole``), the whole design's text is the function that waits for that text: full-size
-    UltraNet-MixQ simulates about 6 % faster, at no wall time on a machine with a core to spare.  The stage
-    bank keeps the emitted logic, so every stage is still checked as emitted."""
+    A design with LUT cores that the plan estimates at :data:`PRODUCT_FORM_FROM` LUTs and flip-flops or more is
+    elaborated a second time, in a forked process on the spare core while this one elaborates and yosys writes
+    the first (:func:`product_form_text`); when it gets a program of its own (not ``whole``), the whole
+    design's text is the function that waits for that text: full-size UltraNet-MixQ simulates 3-10 % faster.
+    The stage bank keeps the emitted logic, so every stage is still checked as emitted."""
     from mixq_hw.top import emit_verilog_with_stages
 
     second: forked.Forked | None = None
-    luts = any(fold.multiplier == "lut" for fold in top.accelerator.plan.folding.values())
-
-    def on_rtlil(rtlil: str) -> None:
-        nonlocal second
-        if luts and whole is not True and len(rtlil) >= PRODUCT_FORM_FROM:
+    if whole is not True and any(fold.multiplier == "lut" for fold in top.accelerator.plan.folding.values()):
+        estimate = top.accelerator.estimate()
+        if estimate.lut + estimate.ff >= PRODUCT_FORM_FROM:
             second = forked.start(product_form_text, top, name, platform, name="mixq-product-form",
                                   what="the second elaboration (LUT cores as multiplies)")
     try:
-        _, simulation, stages = emit_verilog_with_stages(top, path, name=name, platform=platform, on_rtlil=on_rtlil)
+        _, simulation, stages = emit_verilog_with_stages(top, path, name=name, platform=platform)
         if whole is None:
             whole = len(simulation) < OWN_PROGRAM_FROM
         text = board_simulation_text(top, simulation, name)
