@@ -1,7 +1,11 @@
 """Test-suite wide settings: one torch thread per pytest worker (two workers share two cores), one compiler
-process per model build under pytest-xdist, and the slowest modules collected first."""
+process per model build under pytest-xdist, the slowest modules collected first, and a fresh compile cache for
+the tests that need one."""
 
 import os
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # The workers already fill the cores: a Verilator build split over two compiler processes parses Verilator's
@@ -27,3 +31,18 @@ def pytest_collection_modifyitems(session, config, items):
     """Move the tests of :data:`SLOW_FIRST` to the front, each module's order kept."""
     rank = {name: k for k, name in enumerate(SLOW_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+@pytest.fixture
+def fresh_compile_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``$MIXQ_CACHE`` set to ``tmp_path`` for one test: its own, empty, folders of programs and libraries
+    (``verilator``, ``cxxrtl``), and the session cache's ``verilator-runtime`` folder linked in.  Verilator's
+    runtime library (about 3 CPU-seconds a compiler) is built once for the run and never the subject of these
+    tests; their designs are built from scratch."""
+    from sim.cache import cache_root
+
+    shared = cache_root() / "verilator-runtime"
+    shared.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "verilator-runtime").symlink_to(shared, target_is_directory=True)
+    monkeypatch.setenv("MIXQ_CACHE", str(tmp_path))
+    return tmp_path
