@@ -27,6 +27,20 @@ SLOW_FIRST = ("test_zoo_pipeline.py", "test_sim_hdl.py", "test_sim_layerwise.py"
               "test_packing_cascade.py", "test_sim_board_bank.py")
 
 
+#: Tests pytest-xdist's load scheduling sends a worker at a time (its --maxschedchunk, unless given).  Unlimited,
+#: its first step gives each worker a quarter of its share as one block (here every SLOW_FIRST module to the first
+#: worker, 600 s of work on two cores) and later steps up to a quarter of what is left, so the run ended on one
+#: worker's backlog while the other idled (33 s of 11:33).  A few at a time, both workers take the networks
+#: side by side and the run ends within a short test of each other.
+SCHEDULE_CHUNK = 4
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, :data:`SCHEDULE_CHUNK` tests per scheduling step unless the command line sets one."""
+    if getattr(config.option, "maxschedchunk", 0) is None:   # xdist installed, --maxschedchunk not given
+        config.option.maxschedchunk = SCHEDULE_CHUNK
+
+
 def pytest_collection_modifyitems(session, config, items):
     """Move the tests of :data:`SLOW_FIRST` to the front, each module's order kept."""
     rank = {name: k for k, name in enumerate(SLOW_FIRST)}
