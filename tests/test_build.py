@@ -32,6 +32,9 @@ def test_small_graph_builds_and_verifies(graph_file, tmp_path):
     # layer by layer on both images, then the whole accelerator on min(2, 2) frames
     assert on_disk["verify"]["layers"]["all_exact"] and on_disk["verify"]["whole"]["images"] == 2
     assert "Layer by layer (2 images" in (tmp_path / "report.md").read_text()
+    # a graph without a data set: the report says the images were seeded random pixels
+    assert report["verify"]["images_from"]["random_pixels"] and report["verify"]["backend"] == "pysim"
+    assert "random pixels, seed 0" in (tmp_path / "report.md").read_text()
     verilog = (tmp_path / "mixq_accel.v").read_text()
     assert "module mixq_accel" in verilog and "s_axis_tdata" in verilog and "m_axis_tlast" in verilog
     meta = json.loads((tmp_path / "mixq_meta.json").read_text())

