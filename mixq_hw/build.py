@@ -395,9 +395,9 @@ def build(source: Path | Graph, *, board: str = "ultra96", clock_mhz: float | No
     except BaseException:
         if checks is not None:
             stop_layer_checks(checks)
-        if callable(whole_verilog):   # the second elaboration of sim.board_text.emit_for_verification
-            from sim import forked
+        from sim import forked
 
+        if isinstance(whole_verilog, forked.Forked):   # sim.board_text.emit_for_verification's second elaboration
             forked.stop(whole_verilog)
         raise
     (out / "folding.json").write_text(json.dumps({k: v.to_dict() for k, v in plan.folding.items()}, indent=2) + "\n")

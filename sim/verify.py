@@ -147,8 +147,17 @@ def _verify_one_build(result: dict[str, Any], graph: Graph, images: np.ndarray, 
 
 def _text(verilog: str | Callable[[], str] | None) -> str | None:
     """A whole design's Verilog, made now when it came as the function that makes it
-    (:func:`sim.board_text.emit_for_verification`)."""
-    return verilog() if callable(verilog) else verilog
+    (:func:`sim.board_text.emit_for_verification`'s second elaboration); None, said on stderr, when that
+    fails: the whole design is then elaborated from the accelerator (a faster text is not worth a failed
+    build)."""
+    if not callable(verilog):
+        return verilog
+    try:
+        return verilog()
+    except Exception as err:   # noqa: BLE001 - any failure of the optional second elaboration
+        print(f"[verify] the second elaboration failed ({type(err).__name__}: {str(err)[:300]}); the whole design "
+              "is elaborated again", file=sys.stderr, flush=True)
+        return None
 
 
 def _verdict(result: dict[str, Any], n: int, layers: LayerwiseRun | None, whole: dict[str, Any] | None,

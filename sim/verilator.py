@@ -481,17 +481,13 @@ def run_streams_verilator(dut, inputs: Mapping[str, Iterable[Any]], outputs: Map
         cmd = [str(exe), str(job_path), str(result_path)]
         if progress is not None:
             cmd.append(str(progress.path))
-        with open(Path(tmp) / "stderr.txt", "w+") as err:
-            child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
-            # this child's own CPU time (RUSAGE_CHILDREN would count any other run finished meanwhile)
-            _, status, usage = os.wait4(child.pid, 0)
-            child.returncode = returncode = os.waitstatus_to_exitcode(status)
-            err.seek(0)
-            stderr = err.read()
+        # this child's own CPU time (RUSAGE_CHILDREN would count any other run finished meanwhile)
+        proc, cpu_seconds = run_counted(cmd)
+        returncode = proc.returncode
         if stats is not None:
-            stats["cpu_seconds"] = usage.ru_utime + usage.ru_stime
+            stats["cpu_seconds"] = cpu_seconds
         if returncode != 0:
-            tail = stderr.strip().splitlines()[-5:]
+            tail = proc.stderr.strip().splitlines()[-5:]
             how = f"signal {-returncode}" if returncode < 0 else f"exit status {returncode}"
             raise SimulationCrash(f"{type(dut).__name__}: the Verilator simulation died ({how})"
                                   + (": " + " | ".join(tail) if tail else ""))

@@ -234,3 +234,27 @@ def test_a_big_design_s_lut_cores_run_as_multiplies(monkeypatch, tmp_path):
     assert all(s["bit_exact"] for s in one["layers"]["stages"])
     for key in ("cycles_per_frame", "latency", "frame_end_cycles", "cycles_total"):
         assert one["whole"][key] == emitted[key], key
+
+
+@needs_verilator
+def test_a_failed_second_elaboration_falls_back_to_the_accelerator(monkeypatch, tmp_path, capsys):
+    """When the second elaboration (LUT cores as multiplies) fails, --verify says so and elaborates the whole
+    design from the accelerator: both checks still run and pass."""
+    import sim.board_text as board_text
+    from mixq_hw.pipeline import LayerFold
+
+    def broken(*args, **kwargs):
+        raise ValueError("no second elaboration today")
+
+    graph = plain_net(np.random.default_rng(4))
+    top = AxiStreamTop(Accelerator(graph, {**PLAIN_FOLD, "c2": LayerFold(2, 3, 2, multiplier="lut")}))
+    monkeypatch.setattr(board_text, "OWN_PROGRAM_FROM", 1)
+    monkeypatch.setattr(board_text, "PRODUCT_FORM_FROM", 1)
+    monkeypatch.setattr(board_text, "product_form_text", broken)
+    made, bank, why = emit_for_verification(top, tmp_path / "big.v", "mixq_accel", Ultra96V2Platform())
+    assert bank is not None and callable(made), why
+    images = np.random.default_rng(3).integers(0, 256, (2, *graph.input_shape)).astype(np.uint8)
+    result = verify_accelerator(graph, images, top.accelerator, backend="verilator", progress=False,
+                                whole_verilog=made, board_bank=bank, workers=1)
+    assert result["programs"] == 2 and result["bit_exact"] == 2 and not result["message"]
+    assert "the second elaboration failed (ValueError: no second elaboration today)" in capsys.readouterr().err
