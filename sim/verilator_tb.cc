@@ -28,6 +28,7 @@
 #include <cstring>
 #include <memory>
 #include <vector>
+#include <type_traits>
 
 #include "verilated.h"
 #include "stream_loop.h"
@@ -161,6 +162,9 @@ int main(int argc, char **argv) {
   auto context = std::make_unique<VerilatedContext>();
   context->fatalOnError(true);
   sim.top = new MIXQ_TOP_CLASS{context.get()};
+  // The root is declared cache-line aligned and the compiled code stores to it with aligned vector moves.
+  if (reinterpret_cast<uintptr_t>(sim.top->rootp) % alignof(std::remove_pointer_t<decltype(sim.top->rootp)>) != 0)
+    return fail("the model's root is not on its declared alignment (the model must be compiled as C++17)");
   for (int p = 0; p < MIXQ_N_IN; p++) mixq_set_in_valid(sim.top, p, false);
   for (int p = 0; p < MIXQ_N_OUT; p++) mixq_set_out_ready(sim.top, p, false);
   // Reset for one cycle, as Amaranth's simulator starts from reset values (the CXXRTL driver does the same).

@@ -16,6 +16,7 @@ from sim.backends import BACKENDS, CHOICES, available_backends, default_backend,
 from sim.cxxrtl import compile_design
 from sim.stall_rng import StallRng
 from sim.streams import SimulationTimeout
+from sim.toolrun import X86_64_V3, host_march
 from sim.verilator import (COMPILERS, compile_verilator, cxx_choice, run_streams_verilator, verilator_available,
                            verilator_build_info)
 
@@ -103,12 +104,15 @@ def test_the_compiler_is_cxx_else_clang_else_gcc_and_both_build_the_same_behavio
     assert [name for name, _ in COMPILERS] == ["clang++-19", "clang++", "g++"]
     installed = [(name, flags) for name, flags in COMPILERS if shutil.which(name)]
     assert "g++" in dict(installed) and any("clang" in name for name, _ in installed), installed
-    assert cxx_choice() == (shutil.which(installed[0][0]), installed[0][1]) and installed[0][1] == "-Os"
+    march = host_march(shutil.which(installed[0][0]))
+    assert cxx_choice() == (shutil.which(installed[0][0]), f"{installed[0][1]} {march}".strip())
+    assert installed[0][1] == "-Os"
     beats = _beats(120)
     reference = run_streams(Chain(), {"i": beats}, {"o": len(beats)}, backend="pysim", stall=0.3, seed=5)
     programs = {}
     for name, flags in installed:
         monkeypatch.setenv("CXX", name)
+        flags = f"{flags} {host_march(shutil.which(name))}".strip()
         assert cxx_choice() == (shutil.which(name), flags)
         programs[name] = compile_verilator(Chain())
         assert verilator_build_info(programs[name])["cxx"].startswith(shutil.which(name) + ":")
@@ -127,6 +131,24 @@ def _truncate(path):
 
 
 @needs_verilator
+def test_the_instruction_set_is_x86_64_v3_only_where_the_cpu_and_the_compiler_have_it():
+    """``host_march`` names x86-64-v3 for a Linux x86-64 CPU with every one of its features and a compiler
+    that takes the option; one missing feature, or a compiler that refuses, gives no flag."""
+    import platform
+    import shutil
+
+    cxx = cxx_choice()[0]
+    assert cxx is not None
+    every = "processor : 0\nflags : fpu " + " ".join(sorted(X86_64_V3)) + " avx512f\n"
+    x86_linux = platform.system() == "Linux" and platform.machine() in ("x86_64", "AMD64")
+    assert host_march(cxx, every) == ("-march=x86-64-v3" if x86_linux else "")
+    for missing in ("avx2", "bmi2", "movbe"):
+        assert host_march(cxx, every.replace(f" {missing} ", " ")) == "", missing
+    assert host_march(shutil.which("false") or "false", every) == ""
+    assert host_march("/nonexistent/c++", every) == ""
+    assert host_march(cxx, "processor : 0\n") == ""
+
+
 def test_a_truncated_or_garbled_verilator_entry_is_rebuilt(fresh_compile_cache):
     beats = _beats(50)
     program = compile_verilator(SkewAdd())
