@@ -20,7 +20,7 @@ import pytest
 from test_packing_dsp48e2 import Reference
 
 from mixq_hw.packing.dsp48e2 import VERILOG_MODEL, DSP48E2Config, opmode
-from sim.hdl import verilator_command, verilator_make_flags
+from sim.hdl import verilator_build_env, verilator_command, verilator_make_flags
 
 #: Every OPMODE the model covers.
 OPMODES = tuple(opmode(w=w, xy=xy, z=z) for w in ("0", "C") for xy in ("0", "M") for z in ("0", "P", "C", "PCIN"))
@@ -121,7 +121,7 @@ def _run(simulator: str, folder: Path) -> list[list[int]]:
     else:
         subprocess.run([*verilator_command(), "--binary", "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module",
                         "wide_tb", "-Mdir", "obj_dir", *verilator_make_flags(), "-o", "wide_tb", *sources],
-                       cwd=folder, check=True, capture_output=True, text=True)
+                       cwd=folder, check=True, capture_output=True, text=True, env=verilator_build_env())
         subprocess.run([str(folder / "obj_dir" / "wide_tb")], cwd=folder, check=True, capture_output=True, text=True)
     return [[int(v, 16) for v in line.split()] for line in (folder / "p.txt").read_text().splitlines()]
 

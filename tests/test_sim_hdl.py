@@ -31,7 +31,7 @@ from mixq_hw.packing.synth import run_yosys_script
 from mixq_hw.pipeline import Accelerator, LayerFold
 from mixq_hw.top import AxiStreamTop, emit_verilog
 from mixq_hw.vectors import VECTORS_FILE, read_test_vectors, write_test_vectors
-from sim.hdl import simulate_verilog
+from sim.hdl import simulate_verilog, verilator_build_env
 
 # the configurations the cores and requantizers instantiate, plus the rest of the modelled space
 DSP_CONFIGS = {**CONFIGS, "requant": dict(areg=1, breg=1, creg=1)}
@@ -195,6 +195,23 @@ def test_plain_network_bit_exact_in_third_party_simulators(plain, kind, simulato
     per = top.out_beats_per_frame
     assert [k for k, (_, _, last) in enumerate(run.beats) if last] == [per - 1, 2 * per - 1, 3 * per - 1]
     print(f"{kind} {simulator}: {run.cycles} cycles, {run.seconds:.1f} s")
+
+
+def test_verilator_builds_share_their_runtime_through_ccache_when_it_is_installed(monkeypatch, tmp_path):
+    """With ccache on PATH a ``verilator --binary`` build runs with ``OBJCACHE=ccache`` and a ccache folder in
+    mixq's cache (or the user's ``$CCACHE_DIR``); without it, no OBJCACHE."""
+    import sim.hdl as hdl
+
+    monkeypatch.setenv("MIXQ_CACHE", str(tmp_path))
+    monkeypatch.delenv("CCACHE_DIR", raising=False)
+    monkeypatch.delenv("OBJCACHE", raising=False)
+    monkeypatch.setattr(hdl.shutil, "which", lambda name: "/usr/bin/ccache" if name == "ccache" else None)
+    env = verilator_build_env()
+    assert env["OBJCACHE"] == "ccache" and env["CCACHE_DIR"] == str(tmp_path / "ccache")
+    monkeypatch.setenv("CCACHE_DIR", "/somewhere/else")
+    assert verilator_build_env()["CCACHE_DIR"] == "/somewhere/else"
+    monkeypatch.setattr(hdl.shutil, "which", lambda name: None)
+    assert "OBJCACHE" not in verilator_build_env()
 
 
 def test_a_wrong_design_is_caught(plain, tmp_path):
