@@ -54,7 +54,22 @@ SHAPE = (3, 8, 8)
 FOLDING = {"features.0.0": LayerFold(3, 1, 1), "features.1.0": LayerFold(8, 4, 1),
            "features.3.0": LayerFold(8, 2, 1), "features.4.0": LayerFold(8, 4, 1),
            "features.6.0": LayerFold(8, 2, 1), "features.7.0": LayerFold(8, 4, 1)}
-DEFAULT_CONFIGS = "1:-O3:-O1,2:-O3:-O1,1:-O3:-O2,1:-O3:-O0"
+
+
+def default_configs() -> str:
+    """The rows a plain run measures: the backend's defaults (threads, Verilator -O, compiler and flags of
+    :func:`sim.verilator.cxx_choice`) against --threads 2, Verilator -O1, the flags without the instruction
+    set, -O2 and g++ -O1."""
+    from sim.verilator import DEFAULT_OPT, cxx_choice
+
+    cxx, flags = cxx_choice()
+    name = Path(cxx or "g++").name
+    base, *rest = flags.split()
+    configs = [f"1:{DEFAULT_OPT}:{flags}:{name}", f"2:{DEFAULT_OPT}:{flags}:{name}", f"1:-O1:{flags}:{name}"]
+    if rest:
+        configs.append(f"1:{DEFAULT_OPT}:{base}:{name}")
+    configs += [f"1:{DEFAULT_OPT}:{' '.join(['-O2', *rest])}:{name}", f"1:{DEFAULT_OPT}:-O1:g++"]
+    return ",".join(dict.fromkeys(configs))
 
 
 def _measure(graph, images, backend: str, acc: Accelerator | None = None, ports=None, **options) -> dict:
@@ -142,10 +157,8 @@ def markdown(result: dict) -> str:
              f"{', '.join(f'{x:.1f}' for x in m['load_average_at_start'])} (the machine is shared: CPU seconds are "
              f"the steadier figure).  Cold cache per row; {result['frames']} frames per run.", "",
              f"Defaults of `sim.verilator`: `{result['defaults']}`.  Fastest compile + run here: "
-             f"`{result['chosen']}`.  Two threads spin against the other load on 2 shared cores (several "
-             f"times slower); Verilator's -O level gives the same C++ on this design; g++ -O2 costs half again "
-             f"the compile CPU for about 10 % more speed, which the main job (one compile, a short run) never "
-             f"earns back.", "",
+             f"`{result['chosen']}` (the least compile plus run wall time: what the main job pays).", "",
+             *[f"- {note}" for note in result.get("notes", [])], *([""] if result.get("notes") else []),
              "| backend | threads | Verilator -O | compiler and flags | compile s (wall) | compile CPU s | C++ MB | cycles/s "
              "(wall) | cycles per CPU-s | bit-exact | load |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -282,7 +295,7 @@ def fullsize(args) -> int:
     for program, model in itertools.product(programs, args.models.split(",")):
         ports, text = texts[program]
         design = text if model == "default" else _with_model(text, model)
-        for config in args.configs.split(","):
+        for config in (args.configs or default_configs()).split(","):
             threads, opt, cflags, cxx = _config(config)
             started = machine()
             row = _measure(graph, images, "verilator", acc, ports, threads=threads, opt=opt, cflags=cflags,
@@ -308,9 +321,10 @@ def fullsize(args) -> int:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--configs", default=DEFAULT_CONFIGS,
+    parser.add_argument("--configs", default=None,
                         help="threads:verilator-opt:flags[:compiler],... (compiler: e.g. g++ or clang++; default: "
-                             "sim.verilator's choice) (default %(default)s)")
+                             "sim.verilator's choice); default: default_configs(), the backend's defaults against "
+                             "--threads 2, Verilator -O1, the flags without -march, -O2 and g++ -O1")
     parser.add_argument("--frames", type=int, default=3)
     parser.add_argument("--no-cxxrtl", action="store_true", help="skip the CXXRTL reference row")
     parser.add_argument("--markdown-only", action="store_true", help="rewrite verilator.md from verilator.json")
@@ -350,7 +364,7 @@ def main(argv=None) -> int:
     graph = calibrated_graph("VGGtiny", shape=SHAPE)
     images = np.random.default_rng(7).integers(0, 256, (args.frames, *SHAPE)).astype(np.uint8)
     rows = []
-    for config in args.configs.split(","):
+    for config in (args.configs or default_configs()).split(","):
         threads, opt, cflags, cxx = _config(config)
         row = _measure(graph, images, "verilator", threads=threads, opt=opt, cflags=cflags, cxx=cxx)
         print(json.dumps({k: v for k, v in row.items() if k != "build"}), flush=True)

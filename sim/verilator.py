@@ -19,7 +19,7 @@ The compiler is ``$CXX`` if set, else clang++-19, else clang++ if installed, els
 three quarters of g++ -O1's CPU time and the model runs about 18 % faster, and
 clang++-19 runs it 2-7 % faster than clang++ 14 in a tenth less compile time
 (benchmarks/results/verilator_fullsize.md).  On a CPU with every x86-64-v3 feature the
-flags add ``-march=x86-64-v3`` (:func:`sim.toolrun.host_march`): full-size MixQ runs about 15 % more cycles
+flags add ``-march=x86-64-v3`` (:func:`sim.toolrun.host_march`): full-size MixQ runs 7-15 % more cycles
 per CPU-second for the same build time.  Every unit is compiled as C++17 (``-std=gnu++17``): the model's
 root is cache-line aligned, and only C++17's aligned ``new`` allocates it so.
 
@@ -87,8 +87,9 @@ DEFAULT_OPT = "-O3"
 #: and 101,133 (+2-7 %), -O2 100,755; its C++ compiles in 36 CPU-s against 39-41 (a test-sized design:
 #: 6.5 s of C++ against 7.7).
 #: On top of these, :func:`cxx_choice` adds :func:`sim.toolrun.host_march`'s ``-march=x86-64-v3`` where the CPU
-#: has it: 116,000-122,000 cycles per CPU-s against 98,000-110,000 without it (same text, clang++-19 -Os,
-#: 5 interleaved runs, 2026-12-07), a build of 37 CPU-s against 36.
+#: has it: full-size MixQ's whole design 121,547 cycles per CPU-s against 105,451 without it, and 108,503
+#: against 101,210 half an hour later (same text, clang++-19 -Os, medians of 5 interleaved runs, 2026-12-07),
+#: for a build of 37 CPU-s against 36.
 COMPILERS = (("clang++-19", "-Os"), ("clang++", "-Os"), ("g++", "-O1"))
 #: The language standard of every unit: C++17's aligned ``new`` is what places the model's cache-line aligned
 #: root on its alignment (clang++ 14 defaults to C++14, whose plain ``new`` does not, and its AVX2 code then
