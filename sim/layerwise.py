@@ -296,7 +296,8 @@ def _check_bank(count: int, progress: bool, prebuilt: tuple[Any, Any] | None = N
     parallel.  ``prebuilt``: (ports, program) of a build that has every stage's ports as ``s<k>_<port>``
     already (:func:`sim.board_text.board_bank_text`), used instead.  Raises if the bank cannot be built or
     any stage hangs or crashes (the caller then checks the stages one by one, which names the failing one)."""
-    from .verilator import MAX_PORTS, compile_verilator
+    from .verilator import compile_verilator
+    from .verilator_ports import MAX_PORTS
 
     job = _JOB
     started = time.perf_counter()
