@@ -19,8 +19,8 @@ from pathlib import Path
 
 __all__ = ["compiler_jobs", "run_counted", "host_march", "X86_64_V3"]
 
-#: The CPU features x86-64-v3 adds to the baseline, as /proc/cpuinfo names them ("abm" is LZCNT); the v2
-#: features below them come with every CPU that has these.
+#: The CPU features of the x86-64-v3 level, its v2 features included, as /proc/cpuinfo names them ("abm" is
+#: LZCNT).
 X86_64_V3 = frozenset({"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave",
                        "cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3"})
 

@@ -114,10 +114,7 @@ def cxx_choice() -> tuple[str | None, str]:
         found = shutil.which(os.environ["CXX"])
         chosen = flags["clang++" if found and _is_clang(found) else "g++"]
     else:
-        for name in flags:
-            if shutil.which(name):
-                found, chosen = shutil.which(name), flags[name]
-                break
+        found, chosen = next(((path, flags[name]) for name in flags if (path := shutil.which(name))), (None, chosen))
     march = host_march(found) if found else ""
     return found, f"{chosen} {march}" if march else chosen
 

@@ -77,8 +77,8 @@ _PRODUCT_FORM: contextvars.ContextVar[bool] = contextvars.ContextVar("lut_produc
 def simulation_form() -> Iterator[None]:
     """Within the block, every :class:`LutMAC` elaborated writes its stage-2 registers' inputs as one multiply
     per product (:func:`product_form`) instead of shift-and-add rows: the same value in every register for
-    every input, and fewer operations for a software simulator (Verilator runs full-size UltraNet-MixQ about
-    6 % faster).  Only for simulation: synthesis would map the multiplies to DSP48E2s."""
+    every input, and fewer operations for a software simulator (Verilator runs full-size UltraNet-MixQ's
+    whole design 3-10 % faster, benchmarks/results/verilator_fullsize.md).  Only for simulation: synthesis would map the multiplies to DSP48E2s."""
     token = _PRODUCT_FORM.set(True)
     try:
         yield
